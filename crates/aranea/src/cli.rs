@@ -1,0 +1,51 @@
+//! Options shared by every subcommand, and the subcommand list.
+//!
+//! One convention everywhere: `--db URL` (env `ARANEA_DB`), `--data DIR` (env `ARANEA_DATA`),
+//! `--config FILE` (env `ARANEA_CONFIG`); machine-readable output with `--format`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "aranea", version, about = "Find known child sexual abuse material on the open web and get it removed.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOptions {
+    /// Database URL: sqlite://PATH or postgres://… (default: a SQLite file in the data directory).
+    #[arg(long, env = "ARANEA_DB", global = true, value_name = "URL")]
+    pub db: Option<String>,
+    /// Data directory (database, snapshots, encrypted review media).
+    #[arg(long, env = "ARANEA_DATA", global = true, value_name = "DIR", default_value = "./aranea-data")]
+    pub data: PathBuf,
+    /// Configuration file (TOML).
+    #[arg(long, env = "ARANEA_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl GlobalOptions {
+    /// The database URL in force: `--db`, else a SQLite file in the data directory.
+    #[allow(dead_code)]
+    pub fn database_url(&self) -> String {
+        match &self.db {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data.join("aranea.db").display()),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Hash image files: type, size, MD5, SHA-1, SHA-256 and PDQ.
+    Hash(crate::cmd_hash::HashArgs),
+    /// Manage hash banks: create, import, export, match.
+    Bank(crate::cmd_bank::BankArgs),
+    /// Run the simulated internet standalone.
+    Simweb(crate::cmd_simweb::SimwebArgs),
+}

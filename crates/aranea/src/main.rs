@@ -1,0 +1,28 @@
+//! The `aranea` command: wires the crates together. Logic lives in the crates; each
+//! subcommand's module only parses its arguments, calls them and prints.
+
+mod cli;
+mod cmd_bank;
+mod cmd_hash;
+mod cmd_simweb;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("aranea: error: {error:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<std::process::ExitCode> {
+    match cli.command {
+        cli::Command::Hash(args) => cmd_hash::run(&cli.global, args),
+        cli::Command::Bank(args) => cmd_bank::run(&cli.global, args),
+        cli::Command::Simweb(args) => cmd_simweb::run(&cli.global, args),
+    }
+}
