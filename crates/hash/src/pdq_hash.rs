@@ -152,12 +152,18 @@ mod tests {
 
     #[test]
     fn bad_hex_is_rejected_with_its_position() {
-        assert_eq!(PdqHash::from_hex("abc"), Err(PdqHashParseError::WrongLength(3)));
+        assert_eq!(
+            PdqHash::from_hex("abc"),
+            Err(PdqHashParseError::WrongLength(3))
+        );
         let mut bad = SAMPLE.to_string();
         bad.replace_range(10..11, "g");
         assert_eq!(
             PdqHash::from_hex(&bad),
-            Err(PdqHashParseError::InvalidDigit { character: 'g', position: 10 })
+            Err(PdqHashParseError::InvalidDigit {
+                character: 'g',
+                position: 10
+            })
         );
         // A multi-byte character must not panic on slicing.
         let accented = format!("é{}", &SAMPLE[2..]);

@@ -1,0 +1,50 @@
+//! Every way a piece of media can fail to hash, in the caller's terms.
+
+use crate::MediaKind;
+
+/// Why `hash_media` (or a PDQ entry point) could not hash its input.
+///
+/// Each variant names a property of the *input*; none of them means a bug in this crate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HashError {
+    /// Zero bytes.
+    #[error("the input is empty")]
+    Empty,
+    /// The magic bytes match no image or video format this crate knows.
+    #[error("unknown format: the leading bytes match no supported image or video type")]
+    UnknownFormat,
+    /// The input is larger than [`crate::Limits::max_bytes`].
+    #[error("the input is {size} bytes, over the limit of {limit}")]
+    TooLarge { size: u64, limit: u64 },
+    /// The header declares more pixels than [`crate::Limits::max_pixels`]; nothing was allocated.
+    #[error("the image declares {width}x{height} pixels, over the limit of {limit}")]
+    TooManyPixels { width: u32, height: u32, limit: u64 },
+    /// The header declares a width or height of zero.
+    #[error("the {kind} image declares a zero dimension ({width}x{height})")]
+    ZeroDimension {
+        kind: MediaKind,
+        width: u32,
+        height: u32,
+    },
+    /// The data ends before the image does.
+    #[error("the {kind} data is truncated")]
+    Truncated { kind: MediaKind },
+    /// The decoder would need more memory than the limits allow (e.g. a decompression bomb
+    /// whose header looked small enough).
+    #[error("decoding the {kind} image would exceed the memory limit")]
+    MemoryLimit { kind: MediaKind },
+    /// The format is recognised but the data is malformed or uses a feature the decoder lacks.
+    #[error("cannot decode the {kind} data: {message}")]
+    Decode { kind: MediaKind, message: String },
+    /// A video was recognised; perceptual hashing of video frames is not implemented yet.
+    #[error("{kind} is a video format; video perceptual hashing is not supported yet")]
+    VideoNotSupportedYet { kind: MediaKind },
+    /// A caller-supplied pixel buffer does not match its declared dimensions.
+    #[error("the pixel buffer holds {actual} bytes, but {width}x{height} RGB needs {expected}")]
+    PixelBufferSize {
+        width: u32,
+        height: u32,
+        expected: u64,
+        actual: u64,
+    },
+}
