@@ -14,9 +14,20 @@ fn shared(relative: &str) -> PathBuf {
 fn read_tsv(path: &Path) -> Vec<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines = text.lines().filter(|line| !line.trim().is_empty());
-    let header: Vec<String> = lines.next().unwrap().split('\t').map(str::to_string).collect();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap()
+        .split('\t')
+        .map(str::to_string)
+        .collect();
     lines
-        .map(|line| header.iter().cloned().zip(line.split('\t').map(str::to_string)).collect())
+        .map(|line| {
+            header
+                .iter()
+                .cloned()
+                .zip(line.split('\t').map(str::to_string))
+                .collect()
+        })
         .collect()
 }
 
@@ -37,9 +48,15 @@ fn published_vectors_reproduce_bit_for_bit() {
         let expected = PdqHash::from_hex(&row["pdq"]).unwrap();
         let distance = pdq.hash.hamming_distance(&expected);
         let quality: u8 = row["quality"].parse().unwrap();
-        println!("{:28} distance {distance:3} quality {} (expected {quality})", row["file"], pdq.quality);
+        println!(
+            "{:28} distance {distance:3} quality {} (expected {quality})",
+            row["file"], pdq.quality
+        );
         if distance != 0 || pdq.quality != quality {
-            failures.push(format!("{}: distance {distance}, quality {} vs {quality}", row["file"], pdq.quality));
+            failures.push(format!(
+                "{}: distance {distance}, quality {} vs {quality}",
+                row["file"], pdq.quality
+            ));
         }
     }
     assert!(failures.is_empty(), "vectors not reproduced: {failures:#?}");
@@ -49,7 +66,16 @@ fn check_dihedral(file: &str, table: &str, column: &str) {
     let dir = shared("vectors/pdq");
     let pdq = hash_file(&dir.join(file)).pdq.unwrap();
     let rows = read_tsv(&dir.join(table));
-    let names = ["ORIGINAL", "ROTATE90", "ROTATE180", "ROTATE270", "FLIPX", "FLIPY", "FLIPPLUS1", "FLIPMINUS1"];
+    let names = [
+        "ORIGINAL",
+        "ROTATE90",
+        "ROTATE180",
+        "ROTATE270",
+        "FLIPX",
+        "FLIPY",
+        "FLIPPLUS1",
+        "FLIPMINUS1",
+    ];
     let ours = pdq.dihedral();
     assert_eq!(ours[0], pdq.hash, "the plain hash comes first");
     for ((name, transform), hash) in names.iter().zip(Dihedral::ALL).zip(ours) {
@@ -66,14 +92,21 @@ fn dihedral_variants_of_la_png_match_the_reference_dct_derivation() {
 
 #[test]
 fn dihedral_variants_of_the_bridge_photo_match_the_reference_dct_derivation() {
-    check_dihedral("bridge-1-original.jpg", "bridge-dihedral.tsv", "from_dct_coefficients_of_bridge-1-original.jpg");
+    check_dihedral(
+        "bridge-1-original.jpg",
+        "bridge-dihedral.tsv",
+        "from_dct_coefficients_of_bridge-1-original.jpg",
+    );
 }
 
 #[test]
 fn dihedral_variants_are_close_to_hashes_of_actually_rotated_photos() {
     let dir = shared("vectors/pdq");
     // The bridge files are the photo actually rotated and flipped, then JPEG-encoded again.
-    let original = hash_file(&dir.join("bridge-1-original.jpg")).pdq.unwrap().dihedral();
+    let original = hash_file(&dir.join("bridge-1-original.jpg"))
+        .pdq
+        .unwrap()
+        .dihedral();
     let files = [
         "bridge-1-original.jpg",
         "bridge-2-rotate-90.jpg",
@@ -88,7 +121,11 @@ fn dihedral_variants_are_close_to_hashes_of_actually_rotated_photos() {
         let actual = hash_file(&dir.join(file)).pdq.unwrap().hash;
         // Derived and re-hashed variants differ a little (the box filters are not symmetric,
         // and each file was JPEG-encoded again), far inside the usual match threshold of 31.
-        assert!(derived.hamming_distance(&actual) <= 31, "{file}: {}", derived.hamming_distance(&actual));
+        assert!(
+            derived.hamming_distance(&actual) <= 31,
+            "{file}: {}",
+            derived.hamming_distance(&actual)
+        );
     }
 }
 
@@ -110,12 +147,19 @@ fn corpus_matches_the_reference_hashes() {
         let expected = PdqHash::from_hex(&row["pdq_hex"]).unwrap();
         let expected_quality: i32 = row["pdq_quality"].parse().unwrap();
         let distance = pdq.hash.hamming_distance(&expected);
-        *histogram.entry(result.kind).or_default().entry(distance).or_default() += 1;
+        *histogram
+            .entry(result.kind)
+            .or_default()
+            .entry(distance)
+            .or_default() += 1;
         let quality_gap = (i32::from(pdq.quality) - expected_quality).abs();
         match result.kind {
             MediaKind::Png | MediaKind::Gif | MediaKind::Bmp => {
                 if distance != 0 || quality_gap != 0 {
-                    failures.push(format!("{}: lossless, distance {distance}, quality {} vs {expected_quality}", row["file"], pdq.quality));
+                    failures.push(format!(
+                        "{}: lossless, distance {distance}, quality {} vs {expected_quality}",
+                        row["file"], pdq.quality
+                    ));
                 }
             }
             _ => {
@@ -124,7 +168,10 @@ fn corpus_matches_the_reference_hashes() {
                 // A different decoder moves pixels by a level or two; quality may shift by a
                 // point where the gradient sum sits at a multiple of 90.
                 if distance > 10 || quality_gap > 2 {
-                    failures.push(format!("{}: distance {distance}, quality {} vs {expected_quality}", row["file"], pdq.quality));
+                    failures.push(format!(
+                        "{}: distance {distance}, quality {} vs {expected_quality}",
+                        row["file"], pdq.quality
+                    ));
                 }
             }
         }
@@ -134,7 +181,18 @@ fn corpus_matches_the_reference_hashes() {
         println!("{kind}: {total} files, Hamming distance to the reference -> count: {counts:?}");
     }
     let share = lossy_exact as f64 / lossy as f64;
-    println!("JPEG/WebP bit-exact: {lossy_exact}/{lossy} ({:.1}%)", share * 100.0);
-    assert!(failures.is_empty(), "{} files off: {failures:#?}", failures.len());
-    assert!(share >= 0.90, "only {:.1}% of JPEG/WebP files are bit-exact", share * 100.0);
+    println!(
+        "JPEG/WebP bit-exact: {lossy_exact}/{lossy} ({:.1}%)",
+        share * 100.0
+    );
+    assert!(
+        failures.is_empty(),
+        "{} files off: {failures:#?}",
+        failures.len()
+    );
+    assert!(
+        share >= 0.90,
+        "only {:.1}% of JPEG/WebP files are bit-exact",
+        share * 100.0
+    );
 }
