@@ -81,9 +81,9 @@ impl Dihedral {
     fn negates(self, i: usize, j: usize) -> bool {
         match self {
             Self::Original | Self::FlipPlus1 => false,
-            Self::Rotate90 | Self::FlipY => j % 2 == 0,
+            Self::Rotate90 | Self::FlipY => j.is_multiple_of(2),
             Self::Rotate180 | Self::FlipMinus1 => (i + j) % 2 == 1,
-            Self::Rotate270 | Self::FlipX => i % 2 == 0,
+            Self::Rotate270 | Self::FlipX => i.is_multiple_of(2),
         }
     }
 }
