@@ -1,1 +1,404 @@
-//! (Work in progress.)
+//! A deterministic simulated internet on loopback, for Aranea's end-to-end tests, benchmarks
+//! and `aranea demo`.
+//!
+//! From a scenario (TOML) and a seed it builds hosting providers with IP blocks inside
+//! 127.0.0.0/8, ASNs and abuse contacts; sites with pages and benign corpus photos (some
+//! declared "known", with transformed copies); and it serves them over real sockets: HTTP/1.1
+//! per simulated host address, authoritative DNS, RDAP, an SMTP abuse mailbox and webhooks.
+//! Notices that reach a provider trigger its behaviour (remove, ignore, re-upload, move,
+//! placeholder) on a scaled simulated clock, and the ground truth answers what was served when.
+//!
+//! ```no_run
+//! let scenario = aranea_simweb::scenario::load("small")?;
+//! let world = aranea_simweb::SimWeb::new(scenario).seed(7).start()?;
+//! println!("resolver {} bank {}", world.dns_addr(), world.bank_path().display());
+//! world.shutdown();
+//! # Ok::<(), aranea_simweb::SimWebError>(())
+//! ```
+//!
+//! It is a test fixture: it must never be needed in production, and it never sends traffic
+//! anywhere but to its own clients (redirects to private addresses are only headers).
+
+mod bank;
+mod behaviour;
+mod clock;
+pub mod corpus;
+mod dns;
+mod error;
+mod http;
+mod media;
+mod names;
+mod pages;
+mod quirks;
+mod rdap;
+mod rng;
+pub mod scenario;
+mod site;
+mod smtp;
+mod state;
+mod truth;
+pub mod world;
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+pub use clock::EPOCH_UNIX;
+pub use error::SimWebError;
+pub use quirks::{GZIP_BOMB_INFLATED, LENGTH_LIE_ACTUAL};
+pub use scenario::Scenario;
+pub use state::{Channel, ItemStatus, ReceivedNotice, RemovalKind, RequestRecord};
+pub use truth::{RemovalRecord, ServedImage, SiteMoveRecord};
+
+use crate::clock::SimClock;
+use crate::media::MediaCache;
+use crate::state::State;
+use crate::world::World;
+
+/// Everything the servers share: the immutable world, what changed, the clock.
+pub(crate) struct Shared {
+    pub(crate) world: World,
+    pub(crate) state: Mutex<State>,
+    pub(crate) clock: SimClock,
+    pub(crate) media: MediaCache,
+    /// The port every simulated web host listens on.
+    pub(crate) port: u16,
+    pub(crate) gzip_bomb: OnceLock<Arc<Vec<u8>>>,
+}
+
+/// Where the infrastructure servers (DNS, RDAP, SMTP, webhooks) listen by default: outside
+/// every provider block the shipped scenarios use.
+pub const DEFAULT_INFRA_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 53, 1);
+
+/// How to start a world: a scenario plus options, each with a default.
+#[derive(Debug, Clone)]
+pub struct SimWeb {
+    scenario: Scenario,
+    seed: u64,
+    http_port: Option<u16>,
+    dns_port: u16,
+    infra_ip: Ipv4Addr,
+    corpus_dir: PathBuf,
+    out_dir: Option<PathBuf>,
+}
+
+impl SimWeb {
+    pub fn new(scenario: Scenario) -> SimWeb {
+        SimWeb {
+            scenario,
+            seed: 0,
+            http_port: None,
+            dns_port: 0,
+            infra_ip: DEFAULT_INFRA_IP,
+            corpus_dir: PathBuf::from(corpus::DEFAULT_DIR),
+            out_dir: None,
+        }
+    }
+
+    /// Shorthand for `SimWeb::new(scenario).seed(seed).start()`.
+    pub fn start_with(scenario: Scenario, seed: u64) -> Result<RunningWorld, SimWebError> {
+        SimWeb::new(scenario).seed(seed).start()
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The port all simulated web hosts share (default: a free one).
+    pub fn http_port(mut self, port: u16) -> Self {
+        self.http_port = Some(port);
+        self
+    }
+
+    /// The DNS server's UDP port (default: a free one).
+    pub fn dns_port(mut self, port: u16) -> Self {
+        self.dns_port = port;
+        self
+    }
+
+    /// The address DNS, RDAP, SMTP and webhooks listen on (default [`DEFAULT_INFRA_IP`]).
+    pub fn infra_ip(mut self, ip: Ipv4Addr) -> Self {
+        self.infra_ip = ip;
+        self
+    }
+
+    pub fn corpus_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.corpus_dir = dir.into();
+        self
+    }
+
+    /// Where the bank file and IP-to-ASN table go (default: a fresh temporary directory,
+    /// removed at shutdown).
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Builds the world, writes its files and starts every server.
+    pub fn start(self) -> Result<RunningWorld, SimWebError> {
+        let corpus = corpus::Corpus::open(&self.corpus_dir)?;
+        let world = World::generate(&self.scenario, self.seed, corpus)?;
+        let (out_dir, owns_out_dir) = match &self.out_dir {
+            Some(dir) => (dir.clone(), false),
+            None => (fresh_temp_dir(), true),
+        };
+        std::fs::create_dir_all(&out_dir)
+            .map_err(|source| io("creating the output directory", source))?;
+        let bank_path = out_dir.join("known-bank.csv");
+        bank::write_bank(&world, &bank_path)?;
+        let asn_path = out_dir.join("ip2asn-v4.tsv");
+        bank::write_ip_to_asn(&world, &asn_path)?;
+
+        let host_ips = world.all_host_ips();
+        let (http_port, host_listeners) = bind_hosts(&host_ips, self.http_port)?;
+        let dns_socket = std::net::UdpSocket::bind(SocketAddrV4::new(self.infra_ip, self.dns_port))
+            .map_err(|source| io("binding the DNS server", source))?;
+        let infra_listener = bind_tcp(
+            SocketAddrV4::new(self.infra_ip, 0),
+            "binding the RDAP server",
+        )?;
+        let smtp_listener = bind_tcp(
+            SocketAddrV4::new(self.infra_ip, 0),
+            "binding the SMTP server",
+        )?;
+        let dns_addr = dns_socket
+            .local_addr()
+            .map_err(|source| io("reading the DNS address", source))?;
+        let infra_addr = infra_listener
+            .local_addr()
+            .map_err(|source| io("reading the RDAP address", source))?;
+        let smtp_addr = smtp_listener
+            .local_addr()
+            .map_err(|source| io("reading the SMTP address", source))?;
+        dns_socket
+            .set_nonblocking(true)
+            .map_err(|source| io("configuring the DNS socket", source))?;
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("simweb")
+            .enable_all()
+            .build()
+            .map_err(|source| io("starting the runtime", source))?;
+        let shared = Arc::new(Shared {
+            clock: SimClock::new(world.time_scale),
+            world,
+            state: Mutex::new(State::default()),
+            media: MediaCache::default(),
+            port: http_port,
+            gzip_bomb: OnceLock::new(),
+        });
+        let host_service = Arc::new(site::HostService {
+            shared: shared.clone(),
+        });
+        for listener in host_listeners {
+            runtime.spawn(http::serve(listener, host_service.clone()));
+        }
+        runtime.spawn(dns::serve(dns_socket, shared.clone()));
+        runtime.spawn(http::serve(
+            infra_listener,
+            Arc::new(rdap::InfraService {
+                shared: shared.clone(),
+            }),
+        ));
+        runtime.spawn(smtp::serve(smtp_listener, shared.clone()));
+
+        Ok(RunningWorld {
+            shared,
+            runtime: Some(runtime),
+            http_port,
+            dns_addr,
+            infra_addr,
+            smtp_addr,
+            bank_path,
+            asn_path,
+            out_dir,
+            owns_out_dir,
+        })
+    }
+}
+
+fn io(what: &str, source: std::io::Error) -> SimWebError {
+    SimWebError::Io {
+        what: what.to_owned(),
+        source,
+    }
+}
+
+fn fresh_temp_dir() -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    std::env::temp_dir().join(format!("aranea-simweb-{}-{n}-{nanos}", std::process::id()))
+}
+
+fn bind_tcp(addr: SocketAddrV4, what: &str) -> Result<std::net::TcpListener, SimWebError> {
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| io(what, source))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| io(what, source))?;
+    Ok(listener)
+}
+
+/// Binds every host address on one port: the given one, or a free one found by trying.
+fn bind_hosts(
+    ips: &[Ipv4Addr],
+    port: Option<u16>,
+) -> Result<(u16, Vec<std::net::TcpListener>), SimWebError> {
+    let attempts = if port.is_some() { 1 } else { 30 };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let mut listeners = Vec::with_capacity(ips.len());
+        let mut chosen = port.unwrap_or(0);
+        let mut failed = false;
+        for &ip in ips {
+            match bind_tcp(SocketAddrV4::new(ip, chosen), "binding a web host") {
+                Ok(listener) => {
+                    if chosen == 0 {
+                        chosen = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+                    }
+                    listeners.push(listener);
+                }
+                Err(e) => {
+                    last_error = Some(e);
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if !failed {
+            return Ok((chosen, listeners));
+        }
+    }
+    match (port, last_error) {
+        (Some(_), Some(e)) => Err(e),
+        _ => Err(SimWebError::NoSharedPort {
+            hosts: ips.len(),
+            attempts,
+        }),
+    }
+}
+
+/// A world that is serving. Dropping it stops every server (as [`RunningWorld::shutdown`]).
+pub struct RunningWorld {
+    pub(crate) shared: Arc<Shared>,
+    runtime: Option<tokio::runtime::Runtime>,
+    http_port: u16,
+    dns_addr: SocketAddr,
+    infra_addr: SocketAddr,
+    smtp_addr: SocketAddr,
+    bank_path: PathBuf,
+    asn_path: PathBuf,
+    out_dir: PathBuf,
+    owns_out_dir: bool,
+}
+
+impl RunningWorld {
+    /// The port every simulated web host listens on (URLs are `http://host:PORT/…`).
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
+    /// The authoritative DNS server for the simulated zones (UDP).
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns_addr
+    }
+
+    /// RDAP base URL, ending in `/` (queries: `ip/{addr}`, `domain/{name}`, `autnum/{asn}`).
+    pub fn rdap_base_url(&self) -> String {
+        format!("http://{}/rdap/", self.infra_addr)
+    }
+
+    /// Where a provider's webhook takes notices, if it has one.
+    pub fn webhook_url(&self, provider: &str) -> Option<String> {
+        let p = self
+            .shared
+            .world
+            .provider_by_name(provider)
+            .filter(|p| p.webhook)?;
+        Some(format!("http://{}/webhook/{}", self.infra_addr, p.slug))
+    }
+
+    /// The SMTP server taking abuse mail for every provider.
+    pub fn smtp_addr(&self) -> SocketAddr {
+        self.smtp_addr
+    }
+
+    /// The bank of known hashes (HMA CSV: `signal_type,signal_value`).
+    pub fn bank_path(&self) -> &Path {
+        &self.bank_path
+    }
+
+    /// The IP-to-ASN table in iptoasn.com's TSV format.
+    pub fn ip_to_asn_path(&self) -> &Path {
+        &self.asn_path
+    }
+
+    pub fn out_dir(&self) -> &Path {
+        &self.out_dir
+    }
+
+    /// The generated world (providers, sites, pages, items).
+    pub fn world(&self) -> &World {
+        &self.shared.world
+    }
+
+    /// The URL of a path on a simulated host.
+    pub fn url(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.http_port)
+    }
+
+    /// Simulated time elapsed since the world started.
+    pub fn sim_now(&self) -> Duration {
+        self.shared.clock.now()
+    }
+
+    /// Simulated seconds per real second.
+    pub fn time_scale(&self) -> f64 {
+        self.shared.clock.scale()
+    }
+
+    /// Real time that passes while `sim` passes in the world.
+    pub fn real_time_for(&self, sim: Duration) -> Duration {
+        self.shared.clock.real_for(sim)
+    }
+
+    /// Stops every server and removes the output directory if the world created it.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Non-blocking, so a world may also be dropped inside an async test.
+            runtime.shutdown_background();
+        }
+        if self.owns_out_dir {
+            let _ = std::fs::remove_dir_all(&self.out_dir);
+            self.owns_out_dir = false;
+        }
+    }
+}
+
+impl Drop for RunningWorld {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl std::fmt::Debug for RunningWorld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningWorld")
+            .field("scenario", &self.shared.world.name)
+            .field("http_port", &self.http_port)
+            .field("dns", &self.dns_addr)
+            .field("infra", &self.infra_addr)
+            .field("smtp", &self.smtp_addr)
+            .finish()
+    }
+}
