@@ -145,10 +145,12 @@ pub fn dns_query(server: SocketAddr, name: &str, qtype: u16) -> (u8, Vec<(u16, V
 }
 
 pub fn dns_exchange(server: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
+    dns_exchange_within(server, packet, Duration::from_millis(500))
+}
+
+pub fn dns_exchange_within(server: SocketAddr, packet: &[u8], wait: Duration) -> Option<Vec<u8>> {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
+    socket.set_read_timeout(Some(wait)).unwrap();
     socket.send_to(packet, server).unwrap();
     let mut buf = [0u8; 4096];
     let (n, _) = socket.recv_from(&mut buf).ok()?;
