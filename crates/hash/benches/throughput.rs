@@ -1,1 +1,181 @@
-fn main() {}
+//! Throughput of media hashing on ~1-megapixel JPEGs, per core, next to the reference path
+//! (Pillow + PyPI `pdqhash`) measured in the same run.
+//!
+//! `cargo bench -p aranea-hash --bench throughput` prints a table; it asserts nothing. Targets
+//! (issue 2): end to end ≥ 150 images/s per core, hashing alone ≥ 1,000 images/s per core.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use aranea_hash::{Limits, decode_rgb8, hash_media, pdq_from_rgb8};
+
+const MIN_TIME: Duration = Duration::from_secs(3);
+
+fn bench_images() -> Vec<PathBuf> {
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/bench/images-1mp"
+    ));
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "jpg"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// CPU time this thread has run, from Linux's per-thread scheduler statistics. The machine is
+/// shared, so images per *CPU* second is the honest "per core" figure; wall time is a fallback.
+fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+/// Images per CPU second of `work` over `items`, repeated until at least `MIN_TIME` of wall
+/// time has passed.
+fn rate<T>(items: &[T], mut work: impl FnMut(&T)) -> f64 {
+    let start = Instant::now();
+    let cpu_start = thread_cpu_time();
+    let mut count = 0usize;
+    loop {
+        for item in items {
+            work(item);
+            count += 1;
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= MIN_TIME {
+            let busy = match (cpu_start, thread_cpu_time()) {
+                (Some(before), Some(after)) if after > before => after - before,
+                _ => elapsed,
+            };
+            return count as f64 / busy.as_secs_f64();
+        }
+    }
+}
+
+/// Run the Python reference path; `None` (with the reason printed) if it cannot run here.
+fn reference_rates(paths: &[PathBuf]) -> Option<(f64, f64)> {
+    let script = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/pdqhash_pillow.py"
+    ));
+    let probe = Command::new("python3")
+        .args(["-c", "import pdqhash, PIL, numpy"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => {}
+        _ => {
+            println!(
+                "reference path unavailable: python3 with pdqhash, Pillow and numpy is not installed"
+            );
+            println!("  (pip install pdqhash pillow numpy) -- no side-by-side figures this run");
+            return None;
+        }
+    }
+    let output = Command::new("python3")
+        .arg(script)
+        .args(paths)
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        println!(
+            "reference path failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return None;
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(key))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Some((value("end_to_end")?, value("hashing_alone")?))
+}
+
+fn main() {
+    let paths = bench_images();
+    let limits = Limits::default();
+    if std::env::var_os("ARANEA_BENCH_PROFILE_HASHING").is_some() {
+        // For `perf record`: only the hashing-alone loop, long enough to sample.
+        let decoded: Vec<_> = paths
+            .iter()
+            .map(|p| decode_rgb8(&std::fs::read(p).unwrap(), &limits).unwrap())
+            .collect();
+        let rate = rate(&decoded, |(rgb, w, h)| {
+            std::hint::black_box(pdq_from_rgb8(rgb, *w, *h).unwrap());
+        });
+        println!("hashing alone: {rate:.1} images/s");
+        return;
+    }
+    let megapixels: f64 = paths
+        .iter()
+        .map(|p| {
+            let h = hash_media(&std::fs::read(p).unwrap(), &limits).unwrap();
+            f64::from(h.width) * f64::from(h.height) / 1e6
+        })
+        .sum::<f64>()
+        / paths.len() as f64;
+    println!(
+        "{} JPEGs, mean {megapixels:.2} MP, one thread, rates per CPU second",
+        paths.len()
+    );
+
+    let end_to_end = rate(&paths, |path| {
+        let bytes = std::fs::read(path).unwrap();
+        std::hint::black_box(hash_media(&bytes, &limits).unwrap());
+    });
+    let encoded: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let decode_only = rate(&encoded, |bytes| {
+        std::hint::black_box(decode_rgb8(bytes, &limits).unwrap());
+    });
+    let decoded: Vec<(Vec<u8>, u32, u32)> = encoded
+        .iter()
+        .map(|b| decode_rgb8(b, &limits).unwrap())
+        .collect();
+    let hashing = rate(&decoded, |(rgb, w, h)| {
+        std::hint::black_box(pdq_from_rgb8(rgb, *w, *h).unwrap());
+    });
+    let crypto = rate(&encoded, |bytes| {
+        std::hint::black_box(aranea_hash::crypto_hashes(bytes));
+    });
+
+    let reference = reference_rates(&paths);
+    println!();
+    println!(
+        "{:<44} {:>12} {:>14} {:>8}",
+        "images/s per core", "aranea", "Pillow+pdqhash", "ratio"
+    );
+    let row = |name: &str, ours: f64, theirs: Option<f64>| match theirs {
+        Some(theirs) => println!(
+            "{name:<44} {ours:>12.1} {theirs:>14.1} {:>7.1}x",
+            ours / theirs
+        ),
+        None => println!("{name:<44} {ours:>12.1} {:>14} {:>8}", "n/a", "n/a"),
+    };
+    row(
+        "end to end (read + decode + PDQ + crypto)",
+        end_to_end,
+        reference.map(|r| r.0),
+    );
+    row(
+        "hashing alone (PDQ from decoded RGB)",
+        hashing,
+        reference.map(|r| r.1),
+    );
+    row("decode alone (JPEG to RGB)", decode_only, None);
+    row("MD5 + SHA-1 + SHA-256 alone", crypto, None);
+    println!();
+    println!(
+        "targets: end to end >= 150/s ({}), hashing alone >= 1000/s ({})",
+        if end_to_end >= 150.0 {
+            "met"
+        } else {
+            "NOT met"
+        },
+        if hashing >= 1000.0 { "met" } else { "NOT met" }
+    );
+}

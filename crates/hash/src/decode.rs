@@ -9,31 +9,8 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
-use crate::pdq::luma_of;
+use crate::pdq::LumaTable;
 use crate::{HashError, Limits, MediaKind};
-
-/// A decoded image reduced to what hashing needs.
-pub(crate) struct LumaImage {
-    pub width: u32,
-    pub height: u32,
-    pub luma: Vec<f32>,
-}
-
-/// Decode `bytes` (already sniffed as `kind`) to a luma plane, within `limits`.
-pub(crate) fn decode_luma(
-    bytes: &[u8],
-    kind: MediaKind,
-    limits: &Limits,
-) -> Result<LumaImage, HashError> {
-    let image = decode_first_frame(bytes, kind, limits)?;
-    let (width, height) = (image.width(), image.height());
-    let luma = luma_plane(&image);
-    Ok(LumaImage {
-        width,
-        height,
-        luma,
-    })
-}
 
 /// Decode the first frame as `image` stores it, checking the declared size before the pixel
 /// buffer exists.
@@ -106,36 +83,42 @@ fn classify(error: ImageError, kind: MediaKind) -> HashError {
     }
 }
 
-/// The luma plane of `image` as the reference computes it from Pillow's RGB conversion.
-fn luma_plane(image: &DynamicImage) -> Vec<f32> {
-    map_pixels(image, luma_of)
+/// Write the luma plane of `image` into `out` (`width * height` values) as the reference
+/// computes it from Pillow's RGB conversion.
+pub(crate) fn fill_luma(image: &DynamicImage, out: &mut [f32]) {
+    let table = LumaTable::get();
+    map_pixels(image, out, |r, g, b| table.luma(r, g, b));
 }
 
 /// Interleaved RGB bytes of `image` as Pillow's `convert("RGB")` gives them.
 pub(crate) fn rgb8_as_reference(image: &DynamicImage) -> Vec<u8> {
-    map_pixels(image, |r, g, b| [r, g, b]).into_flattened()
+    let pixels = image.width() as usize * image.height() as usize;
+    let mut rgb = vec![[0u8; 3]; pixels];
+    map_pixels(image, &mut rgb, |r, g, b| [r, g, b]);
+    rgb.into_flattened()
 }
 
 /// Apply `f` to every pixel's (R, G, B) as Pillow's `convert("RGB")` produces them: alpha
 /// dropped without compositing, grey replicated to all three channels.
-fn map_pixels<O>(image: &DynamicImage, f: impl Fn(u8, u8, u8) -> O) -> Vec<O> {
+fn map_pixels<O>(image: &DynamicImage, out: &mut [O], f: impl Fn(u8, u8, u8) -> O) {
     match image {
         DynamicImage::ImageRgb8(buffer) => {
-            interleaved(buffer.as_raw(), 3, |p| (p[0], p[1], p[2]), &f)
+            interleaved(out, buffer.as_raw(), 3, |p| (p[0], p[1], p[2]), &f)
         }
         DynamicImage::ImageRgba8(buffer) => {
-            interleaved(buffer.as_raw(), 4, |p| (p[0], p[1], p[2]), &f)
+            interleaved(out, buffer.as_raw(), 4, |p| (p[0], p[1], p[2]), &f)
         }
         DynamicImage::ImageLuma8(buffer) => {
-            interleaved(buffer.as_raw(), 1, |p| (p[0], p[0], p[0]), &f)
+            interleaved(out, buffer.as_raw(), 1, |p| (p[0], p[0], p[0]), &f)
         }
         DynamicImage::ImageLumaA8(buffer) => {
-            interleaved(buffer.as_raw(), 2, |p| (p[0], p[0], p[0]), &f)
+            interleaved(out, buffer.as_raw(), 2, |p| (p[0], p[0], p[0]), &f)
         }
         // Pillow opens 16-bit greyscale PNG as mode "I;16" and its RGB conversion clips each
         // value at 255 instead of scaling it down; the reference vectors (I16.png) reflect
         // that, so we clip too.
         DynamicImage::ImageLuma16(buffer) => interleaved(
+            out,
             buffer.as_raw(),
             1,
             |p| {
@@ -147,6 +130,7 @@ fn map_pixels<O>(image: &DynamicImage, f: impl Fn(u8, u8, u8) -> O) -> Vec<O> {
         // 16-bit grey+alpha and colour PNGs are read by Pillow keeping the high byte
         // ("LA;16B", "RGB;16B", "RGBA;16B").
         DynamicImage::ImageLumaA16(buffer) => interleaved(
+            out,
             buffer.as_raw(),
             2,
             |p| {
@@ -156,12 +140,14 @@ fn map_pixels<O>(image: &DynamicImage, f: impl Fn(u8, u8, u8) -> O) -> Vec<O> {
             &f,
         ),
         DynamicImage::ImageRgb16(buffer) => interleaved(
+            out,
             buffer.as_raw(),
             3,
             |p| (high_byte(p[0]), high_byte(p[1]), high_byte(p[2])),
             &f,
         ),
         DynamicImage::ImageRgba16(buffer) => interleaved(
+            out,
             buffer.as_raw(),
             4,
             |p| (high_byte(p[0]), high_byte(p[1]), high_byte(p[2])),
@@ -170,25 +156,23 @@ fn map_pixels<O>(image: &DynamicImage, f: impl Fn(u8, u8, u8) -> O) -> Vec<O> {
         // No enabled decoder produces other layouts today; convert generically if one appears.
         other => {
             let rgb = other.to_rgb8();
-            interleaved(rgb.as_raw(), 3, |p| (p[0], p[1], p[2]), &f)
+            interleaved(out, rgb.as_raw(), 3, |p| (p[0], p[1], p[2]), &f)
         }
     }
 }
 
 #[inline(always)]
 fn interleaved<T: Copy, O>(
+    out: &mut [O],
     samples: &[T],
     channels: usize,
     rgb: impl Fn(&[T]) -> (u8, u8, u8),
     f: &impl Fn(u8, u8, u8) -> O,
-) -> Vec<O> {
-    samples
-        .chunks_exact(channels)
-        .map(|pixel| {
-            let (r, g, b) = rgb(pixel);
-            f(r, g, b)
-        })
-        .collect()
+) {
+    for (value, pixel) in out.iter_mut().zip(samples.chunks_exact(channels)) {
+        let (r, g, b) = rgb(pixel);
+        *value = f(r, g, b);
+    }
 }
 
 fn clip_to_u8(value: u16) -> u8 {

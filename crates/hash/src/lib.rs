@@ -16,6 +16,7 @@
 mod crypto;
 mod decode;
 mod error;
+mod jarosz;
 mod pdq;
 mod pdq_hash;
 mod sniff;
@@ -113,9 +114,12 @@ pub fn hash_media(bytes: &[u8], limits: &Limits) -> Result<MediaHashes, HashErro
     let (width, height, pdq) = if kind.is_video() {
         (0, 0, None)
     } else {
-        let image = decode::decode_luma(bytes, kind, limits)?;
-        let result = pdq::pdq_from_luma(image.luma, image.width as usize, image.height as usize);
-        (image.width, image.height, Some(result))
+        let image = decode::decode_first_frame(bytes, kind, limits)?;
+        let (width, height) = (image.width(), image.height());
+        let result = pdq::pdq_with_luma(width as usize, height as usize, |luma| {
+            decode::fill_luma(&image, luma);
+        });
+        (width, height, Some(result))
     };
     let crypto = crypto_hashes(bytes);
     Ok(MediaHashes {

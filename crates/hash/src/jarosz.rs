@@ -1,0 +1,377 @@
+//! PDQ's downsampling: a Jarosz filter (two rounds of a box filter along rows, then along
+//! columns) followed by taking 64×64 samples, with the reference's exact arithmetic.
+//!
+//! The reference (`downscaling.cpp`) filters the whole image four times. Every value is a
+//! running sum divided by a window size, and a running sum's rounding depends on its whole
+//! history, so sums must run over every pixel in the reference's order. What may change is
+//! which *independent* sums run side by side, and which quotients are computed at all:
+//!
+//! - rows are filtered eight at a time, transposed into a strip of `[f32; 8]` so that each
+//!   step of the eight running sums is one vector operation;
+//! - columns are filtered with all columns of a row as lanes;
+//! - the second round only divides where a sample will be taken (64 columns, then 64 rows).
+//!
+//! This module must never reassociate a sum, fuse a multiply-add, or divide by a reciprocal.
+
+/// Lanes per row strip: one AVX register of `f32`, two SSE registers.
+const STRIP: usize = 8;
+
+/// Box window for one dimension: a 128th of it, rounded up (two rounds cover a 64th).
+pub(crate) fn jarosz_window(dimension: usize) -> usize {
+    dimension.div_ceil(128)
+}
+
+/// The reference's sample positions: the centres of 64 equal cells, in double precision.
+#[inline(always)]
+fn sample_positions(length: usize) -> [usize; 64] {
+    std::array::from_fn(|i| (((i as f64 + 0.5) * length as f64) / 64.0) as usize)
+}
+
+/// Filter `luma` (row-major, `width`×`height`, used as scratch) and return the 64×64 samples.
+/// Requires `width, height >= 1` and `luma.len() == scratch.len() == width * height`.
+pub(crate) fn downsample_64(
+    luma: &mut [f32],
+    scratch: &mut [f32],
+    width: usize,
+    height: usize,
+) -> [f32; 64 * 64] {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above; that is the only requirement.
+        return unsafe { downsample_64_avx2(luma, scratch, width, height) };
+    }
+    downsample_64_portable(luma, scratch, width, height)
+}
+
+/// The same code compiled with 256-bit vectors. AVX2 gives wider lanes, not different
+/// arithmetic: IEEE single-precision add, subtract and divide round identically in every
+/// width, and "fma" is deliberately not enabled (Rust never fuses, but say so anyway).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn downsample_64_avx2(
+    luma: &mut [f32],
+    scratch: &mut [f32],
+    width: usize,
+    height: usize,
+) -> [f32; 64 * 64] {
+    downsample_64_portable(luma, scratch, width, height)
+}
+
+#[inline(always)]
+fn downsample_64_portable(
+    luma: &mut [f32],
+    scratch: &mut [f32],
+    width: usize,
+    height: usize,
+) -> [f32; 64 * 64] {
+    let row_window = jarosz_window(width);
+    let column_window = jarosz_window(height);
+    let columns = sample_positions(width);
+    let rows = sample_positions(height);
+
+    box_along_rows(luma, scratch, width, height, row_window);
+    box_lanes(scratch, luma, width, height, column_window);
+
+    // Second round, rows: full running sums, quotients only at the 64 sampled columns.
+    let mut sampled_columns = vec![0f32; height * 64];
+    box_rows_at(
+        luma,
+        &mut sampled_columns,
+        width,
+        height,
+        row_window,
+        &columns,
+    );
+    // Second round, columns: only the 64 sampled columns exist now.
+    let mut filtered = vec![0f32; height * 64];
+    box_lanes(&sampled_columns, &mut filtered, 64, height, column_window);
+
+    let mut samples = [0f32; 64 * 64];
+    for (sample_row, &y) in samples.chunks_exact_mut(64).zip(&rows) {
+        sample_row.copy_from_slice(&filtered[y * 64..(y + 1) * 64]);
+    }
+    samples
+}
+
+/// The reference's phase lengths for a running box sum of `window` over `length` values:
+/// accumulate without output, write with a growing window, write with the full window
+/// (adding the entering value, then subtracting the leaving one), write with a shrinking one.
+#[derive(Clone, Copy)]
+struct Phases {
+    warm_up: usize,
+    growing: usize,
+    full: usize,
+    shrinking: usize,
+}
+
+impl Phases {
+    fn new(length: usize, window: usize) -> Self {
+        let half = (window + 2) / 2;
+        Self {
+            warm_up: half - 1,
+            growing: window - half + 1,
+            full: length - window,
+            shrinking: half - 1,
+        }
+    }
+}
+
+/// The reference's `box1DFloat` over a sequence of lane vectors: `emit(index, sum, count)` is
+/// called once per output position, in order, with the running sums and the window size the
+/// reference divides by there.
+#[inline(always)]
+fn running_box<const L: usize>(
+    input: &[[f32; L]],
+    window: usize,
+    mut emit: impl FnMut(usize, &[f32; L], f32),
+) {
+    let phases = Phases::new(input.len(), window);
+    let mut sum = [0f32; L];
+    let mut count = 0usize;
+    let (mut left, mut right, mut out) = (0usize, 0usize, 0usize);
+    for _ in 0..phases.warm_up {
+        add(&mut sum, &input[right]);
+        count += 1;
+        right += 1;
+    }
+    for _ in 0..phases.growing {
+        add(&mut sum, &input[right]);
+        count += 1;
+        emit(out, &sum, count as f32);
+        right += 1;
+        out += 1;
+    }
+    let full = count as f32;
+    for _ in 0..phases.full {
+        add(&mut sum, &input[right]);
+        subtract(&mut sum, &input[left]);
+        emit(out, &sum, full);
+        left += 1;
+        right += 1;
+        out += 1;
+    }
+    for _ in 0..phases.shrinking {
+        subtract(&mut sum, &input[left]);
+        count -= 1;
+        emit(out, &sum, count as f32);
+        left += 1;
+        out += 1;
+    }
+}
+
+#[inline(always)]
+fn add<const L: usize>(sum: &mut [f32; L], values: &[f32; L]) {
+    for (s, v) in sum.iter_mut().zip(values) {
+        *s += *v;
+    }
+}
+
+#[inline(always)]
+fn subtract<const L: usize>(sum: &mut [f32; L], values: &[f32; L]) {
+    for (s, v) in sum.iter_mut().zip(values) {
+        *s -= *v;
+    }
+}
+
+/// Copy rows `first..first + STRIP` (zero-padded past `height`) into a strip of lane vectors,
+/// eight columns at a time so the compiler can transpose 8×8 blocks in registers.
+#[inline(always)]
+fn load_strip(
+    image: &[f32],
+    width: usize,
+    height: usize,
+    first: usize,
+    strip: &mut [[f32; STRIP]],
+) {
+    const ZERO_ROW: &[f32] = &[];
+    let rows: [&[f32]; STRIP] = std::array::from_fn(|lane| {
+        let y = first + lane;
+        if y < height {
+            &image[y * width..(y + 1) * width]
+        } else {
+            ZERO_ROW
+        }
+    });
+    if rows.iter().all(|row| row.len() == width) {
+        let blocks = width / STRIP;
+        for block in 0..blocks {
+            let x0 = block * STRIP;
+            let mut tile = [[0f32; STRIP]; STRIP];
+            for (tile_row, row) in tile.iter_mut().zip(&rows) {
+                if let Some(values) = row.get(x0..x0 + STRIP) {
+                    tile_row.copy_from_slice(values);
+                }
+            }
+            if let Some(cells) = strip.get_mut(x0..x0 + STRIP) {
+                for (i, cell) in cells.iter_mut().enumerate() {
+                    *cell = std::array::from_fn(|lane| tile[lane][i % STRIP]);
+                }
+            }
+        }
+        for x in blocks * STRIP..width {
+            if let Some(cell) = strip.get_mut(x) {
+                *cell = std::array::from_fn(|lane| rows[lane].get(x).copied().unwrap_or(0.0));
+            }
+        }
+    } else {
+        for (x, cell) in strip.iter_mut().enumerate().take(width) {
+            *cell = std::array::from_fn(|lane| rows[lane].get(x).copied().unwrap_or(0.0));
+        }
+    }
+}
+
+/// First round along rows: every output value.
+#[inline(always)]
+fn box_along_rows(input: &[f32], output: &mut [f32], width: usize, height: usize, window: usize) {
+    let mut strip_in = vec![[0f32; STRIP]; width];
+    let mut strip_out = vec![[0f32; STRIP]; width];
+    for first in (0..height).step_by(STRIP) {
+        load_strip(input, width, height, first, &mut strip_in);
+        running_box(&strip_in, window, |x, sum, count| {
+            if let Some(cell) = strip_out.get_mut(x) {
+                for (o, s) in cell.iter_mut().zip(sum) {
+                    *o = *s / count;
+                }
+            }
+        });
+        for lane in 0..STRIP.min(height - first) {
+            let y = first + lane;
+            let row = &mut output[y * width..(y + 1) * width];
+            for (value, cell) in row.iter_mut().zip(&strip_out) {
+                *value = cell[lane];
+            }
+        }
+    }
+}
+
+/// Second round along rows: running sums over every pixel, but quotients only at `columns`
+/// (non-decreasing; a position may repeat when the image is narrower than 64), written to
+/// `output` as `height` rows of 64.
+#[inline(always)]
+fn box_rows_at(
+    input: &[f32],
+    output: &mut [f32],
+    width: usize,
+    height: usize,
+    window: usize,
+    columns: &[usize; 64],
+) {
+    let mut strip = vec![[0f32; STRIP]; width];
+    for first in (0..height).step_by(STRIP) {
+        load_strip(input, width, height, first, &mut strip);
+        let mut picked = [[0f32; STRIP]; 64];
+        let mut next = 0usize;
+        running_box(&strip, window, |x, sum, count| {
+            while next < 64 && columns[next] == x {
+                for (o, s) in picked[next].iter_mut().zip(sum) {
+                    *o = *s / count;
+                }
+                next += 1;
+            }
+        });
+        for lane in 0..STRIP.min(height - first) {
+            let y = first + lane;
+            let row = &mut output[y * 64..(y + 1) * 64];
+            for (value, cell) in row.iter_mut().zip(&picked) {
+                *value = cell[lane];
+            }
+        }
+    }
+}
+
+/// Box filter along columns, all `lanes` columns of a row advancing together. Sequence `l` is
+/// `input[t * lanes + l]` for `t` in `0..length`; same arithmetic as [`running_box`].
+#[inline(always)]
+fn box_lanes(input: &[f32], output: &mut [f32], lanes: usize, length: usize, window: usize) {
+    let phases = Phases::new(length, window);
+    let row = |t: usize| &input[t * lanes..(t + 1) * lanes];
+    let mut sum = vec![0f32; lanes];
+    let mut count = 0usize;
+    let (mut left, mut right, mut out) = (0usize, 0usize, 0usize);
+    for _ in 0..phases.warm_up {
+        for (s, &v) in sum.iter_mut().zip(row(right)) {
+            *s += v;
+        }
+        count += 1;
+        right += 1;
+    }
+    for _ in 0..phases.growing {
+        let divisor = (count + 1) as f32;
+        let out_row = &mut output[out * lanes..(out + 1) * lanes];
+        for ((s, &v), o) in sum.iter_mut().zip(row(right)).zip(out_row) {
+            *s += v;
+            *o = *s / divisor;
+        }
+        count += 1;
+        right += 1;
+        out += 1;
+    }
+    let divisor = count as f32;
+    for _ in 0..phases.full {
+        let out_row = &mut output[out * lanes..(out + 1) * lanes];
+        for (((s, &entering), &leaving), o) in
+            sum.iter_mut().zip(row(right)).zip(row(left)).zip(out_row)
+        {
+            *s += entering;
+            *s -= leaving;
+            *o = *s / divisor;
+        }
+        left += 1;
+        right += 1;
+        out += 1;
+    }
+    for _ in 0..phases.shrinking {
+        count -= 1;
+        let divisor = count as f32;
+        let out_row = &mut output[out * lanes..(out + 1) * lanes];
+        for ((s, &leaving), o) in sum.iter_mut().zip(row(left)).zip(out_row) {
+            *s -= leaving;
+            *o = *s / divisor;
+        }
+        left += 1;
+        out += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference's comment works 0..16 with window 7: 6,10,15,21,28,...,84,75,65,54.
+    const SUMS: [u32; 16] = [
+        6, 10, 15, 21, 28, 35, 42, 49, 56, 63, 70, 77, 84, 75, 65, 54,
+    ];
+    const COUNTS: [u32; 16] = [4, 5, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 5, 4];
+
+    #[test]
+    fn both_kernels_match_the_reference_worked_example() {
+        let input: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        let mut by_lanes = vec![0f32; 16];
+        box_lanes(&input, &mut by_lanes, 1, 16, 7);
+        let strip: Vec<[f32; 1]> = input.iter().map(|&v| [v]).collect();
+        let mut by_strip = vec![0f32; 16];
+        running_box(&strip, 7, |x, sum, count| by_strip[x] = sum[0] / count);
+        for (i, (sum, count)) in SUMS.iter().zip(COUNTS).enumerate() {
+            let expected = *sum as f32 / count as f32;
+            assert_eq!(by_lanes[i], expected, "lanes kernel at {i}");
+            assert_eq!(by_strip[i], expected, "strip kernel at {i}");
+        }
+    }
+
+    #[test]
+    fn window_is_ceil_of_a_128th() {
+        assert_eq!(jarosz_window(1), 1);
+        assert_eq!(jarosz_window(128), 1);
+        assert_eq!(jarosz_window(129), 2);
+        assert_eq!(jarosz_window(1024), 8);
+    }
+
+    #[test]
+    fn sample_positions_repeat_for_narrow_images() {
+        let narrow = sample_positions(10);
+        assert_eq!(narrow[0], 0);
+        assert_eq!(narrow[63], 9);
+        assert!(narrow.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(sample_positions(64), std::array::from_fn(|i| i));
+    }
+}
