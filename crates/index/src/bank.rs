@@ -1,0 +1,126 @@
+//! Banks and their entries: the named hash lists an operator manages.
+//!
+//! Labels such as `csam` are data the operator defines; nothing here interprets them. Entries
+//! are never deleted, only disabled, so every past match stays explainable.
+
+use serde::{Deserialize, Serialize};
+
+use crate::signal::Signal;
+
+/// The default PDQ distance threshold (the published PDQ matching threshold).
+pub const DEFAULT_PDQ_THRESHOLD: u32 = 31;
+/// Largest threshold a bank may set: beyond this PDQ matches are noise.
+pub const MAX_PDQ_THRESHOLD: u32 = 128;
+
+/// Dense bank number, stable for the life of the bank directory.
+pub type BankId = u32;
+/// Entry number: the journal sequence number of the record that added it (unique, increasing).
+pub type EntryId = u64;
+
+/// What a hit in the bank means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BankKind {
+    /// Hits are reported.
+    #[default]
+    Ordinary,
+    /// A hit suppresses the ordinary hits on the same query (known false positives, e.g.
+    /// stock images that collide with a shared list).
+    AllowList,
+}
+
+/// A bank's settings, as created or changed by an operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Where the list comes from, e.g. `hotline:ca`, `ncmec`, `iwf`, `local`.
+    pub source: String,
+    /// Classification of entries that carry none of their own.
+    pub classification: String,
+    #[serde(default)]
+    pub kind: BankKind,
+    pub pdq_threshold: u32,
+    pub enabled: bool,
+}
+
+impl BankSpec {
+    /// A new enabled ordinary bank with the default threshold.
+    pub fn new(name: &str, source: &str, classification: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            description: String::new(),
+            source: source.to_string(),
+            classification: classification.to_string(),
+            kind: BankKind::Ordinary,
+            pdq_threshold: DEFAULT_PDQ_THRESHOLD,
+            enabled: true,
+        }
+    }
+}
+
+/// A bank as stored: its settings plus identity and creation time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bank {
+    pub id: BankId,
+    #[serde(flatten)]
+    pub spec: BankSpec,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+/// Who or what added an entry, and from where.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "via", rename_all = "kebab-case")]
+pub enum Origin {
+    /// A file import; the line is on the entry.
+    Import { file: String },
+    /// A review decision made the media known.
+    Review { decision: String },
+    /// Added by hand (CLI, API).
+    Manual,
+}
+
+/// Provenance shared by every entry of one operation (one import, one decision).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Provenance {
+    pub added_by: String,
+    /// Unix seconds.
+    pub added_at: u64,
+    #[serde(flatten)]
+    pub origin: Origin,
+}
+
+/// A bank entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: EntryId,
+    pub bank: BankId,
+    pub signal: Signal,
+    /// Overrides the bank's classification when set.
+    pub classification: Option<String>,
+    /// Index into the store's provenance table.
+    pub provenance: u32,
+    /// Line of the import file (0 when not imported).
+    pub line: u64,
+    /// Extra columns of the import, as a JSON object text; kept for export.
+    pub metadata: Option<Box<str>>,
+    pub disabled: bool,
+}
+
+/// The current time in Unix seconds (0 if the clock is before 1970).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Checks an operator-chosen bank name: short, and safe to print and to use in a file name.
+pub fn valid_bank_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}

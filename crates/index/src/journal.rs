@@ -1,0 +1,312 @@
+//! The entry journal: every change to the banks as an append-only sequence of records.
+//!
+//! Each record gets a sequence number one above the last. Loading a bank directory replays the
+//! records past the snapshot's sequence number. The [`Journal`] trait is the seam where the SQL
+//! store will plug in a table with the same sequence semantics; [`FileJournal`] keeps the
+//! records in segment files under the bank directory.
+//!
+//! File format, per record: `u32 payload length | u32 CRC-32 of (seq ‖ payload) | u64 seq |
+//! payload` (little endian), the payload being the record as JSON. A record cut short by a
+//! crash, or one whose checksum fails, ends the journal: it is reported, cut off before the
+//! next append, and never applied. This module must not interpret records beyond framing.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::bank::{Bank, BankId, EntryId, Provenance};
+use crate::error::StoreError;
+use crate::signal::SignalType;
+
+/// Largest payload a record may claim: anything bigger is corruption, not a record.
+const MAX_PAYLOAD: u32 = 16 << 20;
+const FRAME_HEADER: usize = 16;
+
+/// One change to the banks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Record {
+    BankCreated {
+        bank: Bank,
+    },
+    /// The bank's settings after the change (all of them, so replay needs no history).
+    BankChanged {
+        bank: Bank,
+    },
+    ProvenanceAdded {
+        index: u32,
+        provenance: Provenance,
+    },
+    /// The record's sequence number becomes the entry's id.
+    EntryAdded {
+        bank: BankId,
+        signal_type: SignalType,
+        value: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        classification: Option<String>,
+        provenance: u32,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        line: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<String>,
+    },
+    EntryDisabled {
+        entry: EntryId,
+        provenance: u32,
+    },
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// Where records are kept. Implementations assign sequence numbers on append.
+pub trait Journal {
+    /// Appends `records` durably; returns the sequence number given to the first one.
+    fn append(&mut self, records: &[Record]) -> Result<u64, StoreError>;
+    /// Calls `apply` for every record with a sequence number above `after`, in order.
+    fn replay(
+        &mut self,
+        after: u64,
+        apply: &mut dyn FnMut(u64, Record) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+    /// The highest sequence number appended so far (0 for an empty journal).
+    fn last_seq(&self) -> u64;
+    /// A hint that everything up to `seq` is in a snapshot; a journal may start a new segment.
+    fn covered_up_to(&mut self, seq: u64) -> Result<(), StoreError>;
+}
+
+/// A journal in segment files `journal-<first seq>.log` in one directory.
+#[derive(Debug)]
+pub struct FileJournal {
+    dir: PathBuf,
+    segments: Vec<(u64, PathBuf)>,
+    last_seq: u64,
+    /// Valid length of the last segment; anything after it is a torn record to cut off.
+    valid_len: u64,
+    torn_bytes: u64,
+    writer: Option<File>,
+}
+
+impl FileJournal {
+    /// Opens (creating the directory if needed) and scans the last segment's framing.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        let mut segments = Vec::new();
+        for item in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
+            let path = item.map_err(|e| StoreError::io(dir, e))?.path();
+            let first = path.file_name().and_then(|n| n.to_str()).and_then(|n| {
+                n.strip_prefix("journal-")?
+                    .strip_suffix(".log")?
+                    .parse::<u64>()
+                    .ok()
+            });
+            if let Some(first) = first {
+                segments.push((first, path));
+            }
+        }
+        segments.sort();
+        let mut journal = Self {
+            dir: dir.to_path_buf(),
+            segments,
+            last_seq: 0,
+            valid_len: 0,
+            torn_bytes: 0,
+            writer: None,
+        };
+        if let Some((first, path)) = journal.segments.last().cloned() {
+            let scan = scan_segment(&path, &mut |_, _| Ok(()), false)?;
+            journal.last_seq = scan.last_seq.unwrap_or(first.saturating_sub(1));
+            journal.valid_len = scan.valid_len;
+            journal.torn_bytes = scan.file_len - scan.valid_len;
+        }
+        Ok(journal)
+    }
+
+    /// Bytes at the end of the journal that did not form a whole, valid record (a crash
+    /// mid-append). They are cut off before the next append.
+    pub fn torn_bytes(&self) -> u64 {
+        self.torn_bytes
+    }
+
+    fn writer(&mut self) -> Result<&mut File, StoreError> {
+        if self.writer.is_none() {
+            if self.segments.is_empty() {
+                self.start_segment(self.last_seq + 1)?;
+            }
+            let Some((_, path)) = self.segments.last() else {
+                return Err(StoreError::Corrupt("journal has no segment".into()));
+            };
+            let mut file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| StoreError::io(path, e))?;
+            // Cut off a torn record so that new records follow the last valid one.
+            file.set_len(self.valid_len)
+                .map_err(|e| StoreError::io(path, e))?;
+            file.seek(SeekFrom::End(0))
+                .map_err(|e| StoreError::io(path, e))?;
+            self.torn_bytes = 0;
+            self.writer = Some(file);
+        }
+        self.writer
+            .as_mut()
+            .ok_or_else(|| StoreError::Corrupt("journal writer missing".into()))
+    }
+
+    fn start_segment(&mut self, first: u64) -> Result<(), StoreError> {
+        let path = self.dir.join(format!("journal-{first:020}.log"));
+        File::create(&path).map_err(|e| StoreError::io(&path, e))?;
+        sync_dir(&self.dir)?;
+        self.segments.push((first, path));
+        self.valid_len = 0;
+        self.writer = None;
+        Ok(())
+    }
+}
+
+impl Journal for FileJournal {
+    fn append(&mut self, records: &[Record]) -> Result<u64, StoreError> {
+        let first = self.last_seq + 1;
+        let mut buffer = Vec::with_capacity(records.len() * 128);
+        for (offset, record) in records.iter().enumerate() {
+            let payload =
+                serde_json::to_vec(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let seq = first + offset as u64;
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&seq.to_le_bytes());
+            hasher.update(&payload);
+            buffer.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            buffer.extend_from_slice(&hasher.finalize().to_le_bytes());
+            buffer.extend_from_slice(&seq.to_le_bytes());
+            buffer.extend_from_slice(&payload);
+        }
+        let dir = self.dir.clone();
+        let file = self.writer()?;
+        file.write_all(&buffer)
+            .map_err(|e| StoreError::io(&dir, e))?;
+        file.sync_data().map_err(|e| StoreError::io(&dir, e))?;
+        self.valid_len += buffer.len() as u64;
+        self.last_seq += records.len() as u64;
+        Ok(first)
+    }
+
+    fn replay(
+        &mut self,
+        after: u64,
+        apply: &mut dyn FnMut(u64, Record) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let count = self.segments.len();
+        for index in 0..count {
+            // A segment is wholly covered when the next one starts at or below `after + 1`.
+            if self
+                .segments
+                .get(index + 1)
+                .is_some_and(|(next, _)| *next <= after + 1)
+            {
+                continue;
+            }
+            let path = self.segments[index].1.clone();
+            let mut decode = |seq: u64, payload: &[u8]| -> Result<(), StoreError> {
+                if seq <= after {
+                    return Ok(());
+                }
+                let record: Record = serde_json::from_slice(payload)
+                    .map_err(|e| StoreError::Corrupt(format!("journal record {seq}: {e}")))?;
+                apply(seq, record)
+            };
+            scan_segment(&path, &mut decode, true)?;
+        }
+        Ok(())
+    }
+
+    fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    fn covered_up_to(&mut self, seq: u64) -> Result<(), StoreError> {
+        if seq == self.last_seq && self.valid_len > 0 {
+            self.start_segment(seq + 1)?;
+        }
+        Ok(())
+    }
+}
+
+struct SegmentScan {
+    last_seq: Option<u64>,
+    valid_len: u64,
+    file_len: u64,
+}
+
+/// Walks a segment's frames, stopping at the first torn or corrupt one.
+fn scan_segment(
+    path: &Path,
+    visit: &mut dyn FnMut(u64, &[u8]) -> Result<(), StoreError>,
+    with_payload: bool,
+) -> Result<SegmentScan, StoreError> {
+    let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut scan = SegmentScan {
+        last_seq: None,
+        valid_len: 0,
+        file_len,
+    };
+    let mut header = [0u8; FRAME_HEADER];
+    let mut payload = Vec::new();
+    loop {
+        if read_full(&mut reader, &mut header).map_err(|e| StoreError::io(path, e))? < FRAME_HEADER
+        {
+            break;
+        }
+        let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let mut seq_bytes = [0u8; 8];
+        seq_bytes.copy_from_slice(&header[8..16]);
+        let seq = u64::from_le_bytes(seq_bytes);
+        if length > MAX_PAYLOAD || scan.last_seq.is_some_and(|last| seq != last + 1) {
+            break;
+        }
+        payload.resize(length as usize, 0);
+        if read_full(&mut reader, &mut payload).map_err(|e| StoreError::io(path, e))?
+            < payload.len()
+        {
+            break;
+        }
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&seq_bytes);
+        hasher.update(&payload);
+        if hasher.finalize() != crc {
+            break;
+        }
+        if with_payload {
+            visit(seq, &payload)?;
+        }
+        scan.last_seq = Some(seq);
+        scan.valid_len += (FRAME_HEADER + payload.len()) as u64;
+    }
+    Ok(scan)
+}
+
+/// Like `read_exact` but returns how much was read instead of failing at end of file.
+fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Makes a rename or a new file in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(dir, e))
+}

@@ -1,0 +1,516 @@
+//! Exact Hamming range search over 256-bit PDQ codes: multi-index hashing with a scan fallback.
+//!
+//! The code is cut into `m` disjoint substrings (≈256/log2 N of them: 13 at 1M, 11 at 10M).
+//! If two codes differ in at most `r = q·m + a` bits, then one of the first `a + 1` substrings
+//! differs in at most `q` bits or one of the others in at most `q − 1` (the refined pigeonhole
+//! principle), so probing every substring's table within that radius finds every code within
+//! `r`: the search is exact, never approximate.
+//!
+//! Layout, chosen for memory (≤ 100 bytes per code at 10M) and cache behaviour:
+//! - `codes`: the codes themselves, 32 bytes each, indexed by a dense `u32` id.
+//! - per substring, a flat bucket array sorted by the substring's high `dir_bits` bits
+//!   (`directory` holds the 2^dir_bits + 1 bucket starts) whose `u32` cells pack the id in
+//!   the low 28 bits and the substring's remaining (≤ 4) low bits in the top 4. A probe walks a
+//!   bucket of ~8 cells and filters on those low bits, so the directory is 8–16× smaller than
+//!   one offset per substring value and no hash set or tree is involved.
+//! - a candidate is reported only by the first substring that can find it, so no dedup set.
+//!
+//! When the estimated probe work exceeds a linear scan (large radii, tiny indexes) the query
+//! scans all codes instead; batches then use a blocked scan that keeps a tile of codes in cache
+//! while a block of queries sweeps over it. Both paths return the same, exact answer.
+//!
+//! This module knows nothing about banks, entries or files: ids are positions in `codes`.
+
+use std::thread;
+
+/// Ids are packed into 28 bits of a bucket cell, so an index holds at most 2^28 codes.
+pub const MAX_CODES: usize = 1 << ID_BITS;
+const ID_BITS: u32 = 28;
+const ID_MASK: u32 = (1 << ID_BITS) - 1;
+const MAX_LOW_BITS: u32 = 32 - ID_BITS;
+/// Radii above this are answered by scanning (the Hamming distance of 256-bit codes ≤ 256).
+const MAX_RADIUS: u32 = 256;
+
+/// A 256-bit code as four words (see `PdqHash::to_words`).
+pub type Code = [u64; 4];
+
+/// How to build an index; `Default` picks the substring count from the number of codes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexParams {
+    /// Number of substrings; `None` = ≈256/log2(N). `Some(0)` builds a scan-only index.
+    pub substrings: Option<usize>,
+    /// Never fall back to a scan (tests use this to exercise the multi-index path alone).
+    pub multi_index_only: bool,
+}
+
+/// One substring's table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SubstringTable {
+    pub(crate) bit_offset: u32,
+    pub(crate) bits: u32,
+    pub(crate) dir_bits: u32,
+    pub(crate) directory: Vec<u32>,
+    pub(crate) cells: Vec<u32>,
+}
+
+impl SubstringTable {
+    fn low_bits(&self) -> u32 {
+        self.bits - self.dir_bits
+    }
+}
+
+/// An immutable exact Hamming range index over 256-bit codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PdqIndex {
+    pub(crate) codes: Vec<Code>,
+    pub(crate) tables: Vec<SubstringTable>,
+    pub(crate) multi_index_only: bool,
+}
+
+/// A hit: the id (position of the code at build time) and its distance from the query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CodeHit {
+    pub distance: u32,
+    pub id: u32,
+}
+
+/// Reusable buffers for queries; one per thread avoids allocation on the hot path.
+#[derive(Debug, Default)]
+pub struct SearchScratch {
+    candidates: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PdqIndexError {
+    #[error("an index holds at most {MAX_CODES} codes, got {0}")]
+    TooManyCodes(usize),
+    #[error("index holds {codes} codes but {entries} PDQ entries were given")]
+    Mismatch { codes: usize, entries: usize },
+}
+
+impl PdqIndex {
+    /// Build over `codes`; a code's id is its position.
+    pub fn build(codes: Vec<Code>, params: IndexParams) -> Result<Self, PdqIndexError> {
+        if codes.len() > MAX_CODES {
+            return Err(PdqIndexError::TooManyCodes(codes.len()));
+        }
+        let layout = substring_layout(codes.len(), params.substrings);
+        let build_one =
+            |(bit_offset, bits, dir_bits)| build_table(&codes, bit_offset, bits, dir_bits);
+        let workers = thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(layout.len().max(1));
+        let tables = if workers <= 1 || codes.len() < 100_000 {
+            layout.into_iter().map(build_one).collect()
+        } else {
+            build_parallel(&layout, workers, &build_one)
+        };
+        Ok(Self {
+            codes,
+            tables,
+            multi_index_only: params.multi_index_only,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+
+    pub fn code(&self, id: u32) -> Option<&Code> {
+        self.codes.get(id as usize)
+    }
+
+    pub fn substrings(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// Heap bytes held by the index (codes, directories and bucket cells).
+    pub fn heap_bytes(&self) -> usize {
+        let tables: usize = self
+            .tables
+            .iter()
+            .map(|t| 4 * (t.directory.len() + t.cells.len()))
+            .sum();
+        32 * self.codes.len() + tables
+    }
+
+    /// Every code within `radius` of `query`, appended to `out` in no particular order.
+    pub fn search(
+        &self,
+        query: &Code,
+        radius: u32,
+        scratch: &mut SearchScratch,
+        out: &mut Vec<CodeHit>,
+    ) {
+        let radius = radius.min(MAX_RADIUS);
+        if self.prefers_scan(radius) {
+            self.scan(query, radius, out);
+        } else {
+            self.probe(query, radius, scratch, out);
+        }
+    }
+
+    /// Answers for many queries: `out[i]` receives the hits of `queries[i]`.
+    pub fn search_batch(&self, queries: &[Code], radius: u32, out: &mut Vec<Vec<CodeHit>>) {
+        let radius = radius.min(MAX_RADIUS);
+        out.clear();
+        out.resize_with(queries.len(), Vec::new);
+        if self.prefers_scan(radius) {
+            self.blocked_scan(queries, radius, out);
+            return;
+        }
+        let mut scratch = SearchScratch::default();
+        for (query, hits) in queries.iter().zip(out.iter_mut()) {
+            self.probe(query, radius, &mut scratch, hits);
+        }
+    }
+
+    /// Whether a scan is estimated to be cheaper than probing the substring tables.
+    pub fn prefers_scan(&self, radius: u32) -> bool {
+        if self.tables.is_empty() {
+            return true;
+        }
+        if self.multi_index_only {
+            return false;
+        }
+        let n = self.codes.len() as f64;
+        let radii = substring_radii(self.tables.len(), radius);
+        let mut cost = 0.0;
+        for (table, &search_radius) in self.tables.iter().zip(&radii) {
+            let Some(search_radius) = search_radius else {
+                continue;
+            };
+            let probes = ball_size(table.dir_bits, search_radius);
+            let per_bucket = n / (1u64 << table.dir_bits) as f64;
+            // A probe is a likely cache miss; each cell read is cheap but a candidate's code
+            // is another random read. Calibrated against the benchmark, not exact.
+            let candidate_share =
+                ball_size(table.low_bits(), search_radius) / (1u64 << table.low_bits()) as f64;
+            cost += probes * (6.0 + per_bucket * (0.5 + 4.0 * candidate_share.min(1.0)));
+        }
+        cost > n
+    }
+
+    fn probe(
+        &self,
+        query: &Code,
+        radius: u32,
+        scratch: &mut SearchScratch,
+        out: &mut Vec<CodeHit>,
+    ) {
+        let radii = substring_radii(self.tables.len(), radius);
+        let keys: Vec<u32> = self
+            .tables
+            .iter()
+            .map(|t| substring(query, t.bit_offset, t.bits))
+            .collect();
+        for (slot, table) in self.tables.iter().enumerate() {
+            let Some(search_radius) = radii.get(slot).copied().flatten() else {
+                continue;
+            };
+            scratch.candidates.clear();
+            collect_candidates(table, keys[slot], search_radius, &mut scratch.candidates);
+            self.verify(query, radius, slot, &keys, &radii, &scratch.candidates, out);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn verify(
+        &self,
+        query: &Code,
+        radius: u32,
+        slot: usize,
+        keys: &[u32],
+        radii: &[Option<u32>],
+        candidates: &[u32],
+        out: &mut Vec<CodeHit>,
+    ) {
+        const AHEAD: usize = 8;
+        for (position, &id) in candidates.iter().enumerate() {
+            if let Some(&ahead) = candidates.get(position + AHEAD) {
+                prefetch(&self.codes, ahead);
+            }
+            let Some(code) = self.codes.get(id as usize) else {
+                continue;
+            };
+            let distance = hamming(code, query);
+            if distance > radius {
+                continue;
+            }
+            // Report from the first substring able to find this code, so nothing twice.
+            let found_earlier =
+                self.tables[..slot]
+                    .iter()
+                    .zip(keys)
+                    .zip(radii)
+                    .any(|((t, &key), r)| {
+                        r.is_some_and(|r| {
+                            (substring(code, t.bit_offset, t.bits) ^ key).count_ones() <= r
+                        })
+                    });
+            if !found_earlier {
+                out.push(CodeHit { distance, id });
+            }
+        }
+    }
+
+    fn scan(&self, query: &Code, radius: u32, out: &mut Vec<CodeHit>) {
+        for (id, code) in self.codes.iter().enumerate() {
+            let distance = hamming(code, query);
+            if distance <= radius {
+                out.push(CodeHit {
+                    distance,
+                    id: id as u32,
+                });
+            }
+        }
+    }
+
+    fn blocked_scan(&self, queries: &[Code], radius: u32, out: &mut [Vec<CodeHit>]) {
+        // 4096 codes = 128 KiB: stays in L2 while a block of queries sweeps over it.
+        const TILE: usize = 4096;
+        const QUERY_BLOCK: usize = 256;
+        for (block_index, query_block) in queries.chunks(QUERY_BLOCK).enumerate() {
+            let out_block = &mut out[block_index * QUERY_BLOCK..][..query_block.len()];
+            for (tile_index, tile) in self.codes.chunks(TILE).enumerate() {
+                let base = tile_index * TILE;
+                for (query, hits) in query_block.iter().zip(out_block.iter_mut()) {
+                    for (offset, code) in tile.iter().enumerate() {
+                        let distance = hamming(code, query);
+                        if distance <= radius {
+                            hits.push(CodeHit {
+                                distance,
+                                id: (base + offset) as u32,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Number of differing bits between two codes.
+#[inline]
+pub fn hamming(a: &Code, b: &Code) -> u32 {
+    (a[0] ^ b[0]).count_ones()
+        + (a[1] ^ b[1]).count_ones()
+        + (a[2] ^ b[2]).count_ones()
+        + (a[3] ^ b[3]).count_ones()
+}
+
+/// `bits` bits of `code` starting at bit `bit_offset` (bit 0 = lowest bit of word 0).
+#[inline]
+fn substring(code: &Code, bit_offset: u32, bits: u32) -> u32 {
+    let word = (bit_offset / 64) as usize;
+    let shift = bit_offset % 64;
+    let mut value = code[word & 3] >> shift;
+    if shift + bits > 64 {
+        value |= code[(word + 1) & 3] << (64 - shift);
+    }
+    (value & ((1u64 << bits) - 1)) as u32
+}
+
+/// Per-substring search radius for a total radius (refined pigeonhole); `None` = skip.
+fn substring_radii(substrings: usize, radius: u32) -> Vec<Option<u32>> {
+    let m = substrings as u32;
+    let (q, a) = (radius / m, radius % m);
+    (0..m)
+        .map(|slot| if slot <= a { Some(q) } else { q.checked_sub(1) })
+        .collect()
+}
+
+/// Σ_{t ≤ radius} C(bits, t) as a float (may be astronomically large).
+fn ball_size(bits: u32, radius: u32) -> f64 {
+    let mut term = 1.0;
+    let mut total = 1.0;
+    for t in 1..=radius.min(bits) {
+        term = term * f64::from(bits - t + 1) / f64::from(t);
+        total += term;
+    }
+    total
+}
+
+/// (bit offset, bits, directory bits) for each substring: longer substrings first, since the
+/// first substrings get the larger radius.
+fn substring_layout(n: usize, substrings: Option<usize>) -> Vec<(u32, u32, u32)> {
+    let log2n = (n.max(2) as f64).log2();
+    let m = match substrings {
+        Some(m) => m.min(256),
+        None if n < 2 => 0,
+        None => (256.0 / log2n).round().clamp(8.0, 24.0) as usize,
+    };
+    if m == 0 {
+        return Vec::new();
+    }
+    let (base, extra) = (256 / m as u32, 256 % m as u32);
+    let mut offset = 0;
+    (0..m as u32)
+        .map(|slot| {
+            let bits = base + u32::from(slot < extra);
+            // Aim for ~8 cells per bucket, within what 4 packed low bits and 2^26 buckets allow.
+            let wanted = (log2n.round() as u32).saturating_sub(3).max(1);
+            let dir_bits = wanted
+                .clamp(bits.saturating_sub(MAX_LOW_BITS), bits)
+                .min(26);
+            let layout = (offset, bits, dir_bits);
+            offset += bits;
+            layout
+        })
+        .filter(|&(_, bits, _)| bits <= 32)
+        .collect()
+}
+
+fn build_table(codes: &[Code], bit_offset: u32, bits: u32, dir_bits: u32) -> SubstringTable {
+    let low_bits = bits - dir_bits;
+    let buckets = 1usize << dir_bits;
+    let mut directory = vec![0u32; buckets + 1];
+    for code in codes {
+        let key = substring(code, bit_offset, bits);
+        directory[(key >> low_bits) as usize + 1] += 1;
+    }
+    for bucket in 0..buckets {
+        directory[bucket + 1] += directory[bucket];
+    }
+    let mut next = directory[..buckets].to_vec();
+    let mut cells = vec![0u32; codes.len()];
+    for (id, code) in codes.iter().enumerate() {
+        let key = substring(code, bit_offset, bits);
+        let bucket = (key >> low_bits) as usize;
+        let low = key & ((1 << low_bits) - 1);
+        cells[next[bucket] as usize] = (low << ID_BITS) | id as u32;
+        next[bucket] += 1;
+    }
+    SubstringTable {
+        bit_offset,
+        bits,
+        dir_bits,
+        directory,
+        cells,
+    }
+}
+
+fn build_parallel<F>(
+    layout: &[(u32, u32, u32)],
+    workers: usize,
+    build_one: &F,
+) -> Vec<SubstringTable>
+where
+    F: Fn((u32, u32, u32)) -> SubstringTable + Sync,
+{
+    let mut built: Vec<(usize, SubstringTable)> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                scope.spawn(move || {
+                    layout
+                        .iter()
+                        .enumerate()
+                        .skip(worker)
+                        .step_by(workers)
+                        .map(|(slot, &spec)| (slot, build_one(spec)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    built.sort_by_key(|(slot, _)| *slot);
+    built.into_iter().map(|(_, table)| table).collect()
+}
+
+/// Ids of every cell whose substring lies within `radius` of `key`.
+fn collect_candidates(table: &SubstringTable, key: u32, radius: u32, out: &mut Vec<u32>) {
+    let low_bits = table.low_bits();
+    let low_key = key & ((1 << low_bits) - 1);
+    let dir_key = key >> low_bits;
+    let limit = 1u64 << table.dir_bits;
+    let mut visit = |bucket: u32, budget: u32| {
+        let (Some(&start), Some(&end)) = (
+            table.directory.get(bucket as usize),
+            table.directory.get(bucket as usize + 1),
+        ) else {
+            return;
+        };
+        for &cell in table.cells.get(start as usize..end as usize).unwrap_or(&[]) {
+            if ((cell >> ID_BITS) ^ low_key).count_ones() <= budget {
+                out.push(cell & ID_MASK);
+            }
+        }
+    };
+    for flips in 0..=radius.min(table.dir_bits) {
+        let budget = radius - flips;
+        if flips == 0 {
+            visit(dir_key, budget);
+            continue;
+        }
+        // Gosper's hack: every dir_bits-bit mask with `flips` bits set, in increasing order.
+        let mut mask: u64 = (1 << flips) - 1;
+        while mask < limit {
+            visit(dir_key ^ mask as u32, budget);
+            let lowest = mask & mask.wrapping_neg();
+            let ripple = mask + lowest;
+            mask = (((ripple ^ mask) >> 2) / lowest) | ripple;
+        }
+    }
+}
+
+#[inline]
+fn prefetch(codes: &[Code], id: u32) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(code) = codes.get(id as usize) {
+        // SAFETY: a prefetch is a hint that never faults, and the pointer is to a live element.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                code.as_ptr().cast(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (codes, id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substrings_cover_all_256_bits_once() {
+        for n in [0usize, 1, 10, 1_000, 1_000_000, 10_000_000] {
+            let layout = substring_layout(n, None);
+            let total: u32 = layout.iter().map(|&(_, bits, _)| bits).sum();
+            assert!(layout.is_empty() || total == 256, "n={n}");
+            for &(_, bits, dir) in &layout {
+                assert!(bits - dir <= MAX_LOW_BITS && dir <= bits);
+            }
+        }
+        assert_eq!(substring_layout(10_000_000, None).len(), 11);
+        assert_eq!(substring_layout(1_000_000, None).len(), 13);
+    }
+
+    #[test]
+    fn radii_follow_the_refined_pigeonhole() {
+        assert_eq!(
+            substring_radii(11, 31),
+            [vec![Some(2); 10], vec![Some(1)]].concat()
+        );
+        assert_eq!(substring_radii(4, 2), vec![Some(0), Some(0), Some(0), None]);
+    }
+
+    #[test]
+    fn too_many_codes_is_an_error_not_a_wrong_answer() {
+        let error = PdqIndex::build(vec![[0; 4]; 0], IndexParams::default()).map(|i| i.len());
+        assert_eq!(error, Ok(0));
+        assert_eq!(ball_size(4, 10), 16.0);
+    }
+}

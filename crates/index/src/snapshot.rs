@@ -1,0 +1,440 @@
+//! Snapshots: the bank state and its compiled PDQ index in one versioned, checksummed file.
+//!
+//! Layout (little endian): magic `ARNBANK\0`, format version (u32), kind (u32: 1 = banks,
+//! 2 = bare PDQ index), the journal sequence number covered (u64), the sections, and a CRC-32
+//! of everything before it. Sections: bank settings and provenance as JSON, the entries in a
+//! fixed binary layout, and the PDQ index arrays as they are in memory, so loading is a
+//! sequential read with no rebuilding.
+//!
+//! Writing goes to a temporary file that is fsynced, renamed over the old snapshot, and the
+//! directory fsynced: a crash leaves the old or the new snapshot, never a torn one. Loading
+//! checks every length against the file size before allocating and every index invariant
+//! before searching, so a damaged or hostile file is an error, not a crash.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bank::{Bank, Entry, Provenance};
+use crate::error::StoreError;
+use crate::journal::sync_dir;
+use crate::pdq_index::{MAX_CODES, PdqIndex, SubstringTable};
+use crate::signal::{Signal, SignalType};
+use crate::state::BankState;
+
+const MAGIC: &[u8; 8] = b"ARNBANK\0";
+/// Bump on any layout change; older files are then rebuilt from the journal.
+pub const FORMAT_VERSION: u32 = 1;
+const KIND_BANKS: u32 = 1;
+const KIND_INDEX: u32 = 2;
+const NONE_LEN: u32 = u32::MAX;
+
+#[derive(Serialize, Deserialize)]
+struct Catalog {
+    banks: Vec<Bank>,
+    provenances: Vec<Provenance>,
+}
+
+/// Writes the bank state and its PDQ index (built over the state's enabled PDQ entries in
+/// entry order) to `path`, atomically.
+pub fn write_banks(path: &Path, state: &BankState, index: &PdqIndex) -> Result<(), StoreError> {
+    write_atomically(path, |out| {
+        write_header(out, KIND_BANKS, state.seq())?;
+        let catalog = Catalog {
+            banks: state.banks.clone(),
+            provenances: state.provenances.clone(),
+        };
+        let json = serde_json::to_vec(&catalog).map_err(io::Error::other)?;
+        out.write_all(&(json.len() as u64).to_le_bytes())?;
+        out.write_all(&json)?;
+        out.write_all(&(state.entries.len() as u64).to_le_bytes())?;
+        for entry in &state.entries {
+            write_entry(out, entry)?;
+        }
+        write_index(out, index)
+    })
+}
+
+/// Reads a bank snapshot: the state and the PDQ index stored with it.
+pub fn read_banks(path: &Path) -> Result<(BankState, PdqIndex), StoreError> {
+    read_checked(path, KIND_BANKS, |input, seq| {
+        let json_len = input.len_u64(1)?;
+        let json = input.bytes(json_len)?;
+        let catalog: Catalog = serde_json::from_slice(&json).map_err(|e| bad(e.to_string()))?;
+        let mut state = BankState {
+            banks: catalog.banks,
+            provenances: catalog.provenances,
+            ..BankState::default()
+        };
+        let count = input.len_u64(30)?;
+        for _ in 0..count {
+            let entry = read_entry(input)?;
+            if state.entries.last().is_some_and(|last| last.id >= entry.id) {
+                return Err(bad("entries out of order".into()));
+            }
+            state.push_entry(entry);
+        }
+        state.set_seq(seq);
+        Ok((state, read_index(input)?))
+    })
+}
+
+/// Writes a bare PDQ index (used by the benchmark and tools), atomically.
+pub fn write_pdq_index(path: &Path, index: &PdqIndex) -> Result<(), StoreError> {
+    write_atomically(path, |out| {
+        write_header(out, KIND_INDEX, 0)?;
+        write_index(out, index)
+    })
+}
+
+/// Reads a bare PDQ index written by [`write_pdq_index`].
+pub fn read_pdq_index(path: &Path) -> Result<PdqIndex, StoreError> {
+    read_checked(path, KIND_INDEX, |input, _| read_index(input))
+}
+
+fn bad(reason: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, reason)
+}
+
+fn write_atomically(
+    path: &Path,
+    body: impl FnOnce(&mut CrcWriter) -> io::Result<()>,
+) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temp = path.with_extension("tmp");
+    let result = (|| {
+        let file = File::create(&temp)?;
+        let mut out = CrcWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            hasher: crc32fast::Hasher::new(),
+        };
+        body(&mut out)?;
+        let crc = out.hasher.clone().finalize();
+        out.inner.write_all(&crc.to_le_bytes())?;
+        let file = out.inner.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    })();
+    if let Err(error) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(StoreError::io(path, error));
+    }
+    sync_dir(dir)
+}
+
+fn read_checked<T>(
+    path: &Path,
+    kind: u32,
+    body: impl FnOnce(&mut CrcReader, u64) -> io::Result<T>,
+) -> Result<T, StoreError> {
+    let snapshot_error = |reason: String| StoreError::BadSnapshot {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
+    let size = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
+    let mut input = CrcReader {
+        inner: BufReader::with_capacity(1 << 20, file),
+        hasher: crc32fast::Hasher::new(),
+        remaining: size.saturating_sub(4),
+    };
+    let result = (|| {
+        let mut magic = [0u8; 8];
+        input.read_exact(&mut magic)?;
+        if &magic != MAGIC {
+            return Err(bad("not an Aranea snapshot".into()));
+        }
+        let version = input.u32()?;
+        if version != FORMAT_VERSION {
+            return Err(bad(format!(
+                "format version {version}, this build reads {FORMAT_VERSION}"
+            )));
+        }
+        if input.u32()? != kind {
+            return Err(bad("wrong snapshot kind".into()));
+        }
+        let seq = input.u64()?;
+        let value = body(&mut input, seq)?;
+        let computed = input.hasher.clone().finalize();
+        let mut stored = [0u8; 4];
+        input.inner.read_exact(&mut stored)?;
+        if u32::from_le_bytes(stored) != computed {
+            return Err(bad("checksum mismatch".into()));
+        }
+        if input.inner.read(&mut [0u8; 1])? != 0 {
+            return Err(bad("trailing bytes".into()));
+        }
+        Ok(value)
+    })();
+    result.map_err(|e| snapshot_error(e.to_string()))
+}
+
+fn write_header(out: &mut CrcWriter, kind: u32, seq: u64) -> io::Result<()> {
+    out.write_all(MAGIC)?;
+    out.write_all(&FORMAT_VERSION.to_le_bytes())?;
+    out.write_all(&kind.to_le_bytes())?;
+    out.write_all(&seq.to_le_bytes())
+}
+
+fn write_optional_text(out: &mut CrcWriter, text: Option<&str>) -> io::Result<()> {
+    match text {
+        None => out.write_all(&NONE_LEN.to_le_bytes()),
+        Some(text) => {
+            out.write_all(&(text.len() as u32).to_le_bytes())?;
+            out.write_all(text.as_bytes())
+        }
+    }
+}
+
+fn write_entry(out: &mut CrcWriter, entry: &Entry) -> io::Result<()> {
+    out.write_all(&entry.id.to_le_bytes())?;
+    out.write_all(&entry.bank.to_le_bytes())?;
+    out.write_all(&[u8::from(entry.disabled), entry.signal.signal_type().code()])?;
+    out.write_all(entry.signal.as_bytes())?;
+    out.write_all(&entry.line.to_le_bytes())?;
+    out.write_all(&entry.provenance.to_le_bytes())?;
+    write_optional_text(out, entry.classification.as_deref())?;
+    write_optional_text(out, entry.metadata.as_deref())
+}
+
+fn read_entry(input: &mut CrcReader) -> io::Result<Entry> {
+    let id = input.u64()?;
+    let bank = input.u32()?;
+    let mut flags = [0u8; 2];
+    input.read_exact(&mut flags)?;
+    let signal_type =
+        SignalType::from_code(flags[1]).ok_or_else(|| bad("unknown signal type".into()))?;
+    let value = input.bytes(signal_type.byte_len() as u64)?;
+    let signal = Signal::from_bytes(signal_type, &value).ok_or_else(|| bad("bad value".into()))?;
+    let line = input.u64()?;
+    let provenance = input.u32()?;
+    let classification = input.optional_text()?;
+    let metadata = input.optional_text()?.map(String::into_boxed_str);
+    Ok(Entry {
+        id,
+        bank,
+        signal,
+        classification,
+        provenance,
+        line,
+        metadata,
+        disabled: flags[0] & 1 == 1,
+    })
+}
+
+fn write_u32s(out: &mut CrcWriter, values: &[u32]) -> io::Result<()> {
+    out.write_all(&(values.len() as u64).to_le_bytes())?;
+    let mut buffer = Vec::with_capacity(1 << 16);
+    for chunk in values.chunks(1 << 14) {
+        buffer.clear();
+        chunk
+            .iter()
+            .for_each(|v| buffer.extend_from_slice(&v.to_le_bytes()));
+        out.write_all(&buffer)?;
+    }
+    Ok(())
+}
+
+fn write_index(out: &mut CrcWriter, index: &PdqIndex) -> io::Result<()> {
+    out.write_all(&(index.codes.len() as u64).to_le_bytes())?;
+    let mut buffer = Vec::with_capacity(1 << 16);
+    for chunk in index.codes.chunks(1 << 11) {
+        buffer.clear();
+        chunk
+            .iter()
+            .flatten()
+            .for_each(|w| buffer.extend_from_slice(&w.to_le_bytes()));
+        out.write_all(&buffer)?;
+    }
+    out.write_all(&[u8::from(index.multi_index_only)])?;
+    out.write_all(&(index.tables.len() as u32).to_le_bytes())?;
+    for table in &index.tables {
+        for value in [table.bit_offset, table.bits, table.dir_bits] {
+            out.write_all(&value.to_le_bytes())?;
+        }
+        write_u32s(out, &table.directory)?;
+        write_u32s(out, &table.cells)?;
+    }
+    Ok(())
+}
+
+fn read_index(input: &mut CrcReader) -> io::Result<PdqIndex> {
+    let count = input.len_u64(32)? as usize;
+    if count > MAX_CODES {
+        return Err(bad("too many codes".into()));
+    }
+    let mut codes = Vec::with_capacity(count);
+    input.read_chunks(count, 32, |bytes| {
+        let mut code = [0u64; 4];
+        for (word, eight) in code.iter_mut().zip(bytes.chunks_exact(8)) {
+            *word = u64::from_le_bytes(eight.try_into().unwrap_or_default());
+        }
+        codes.push(code);
+    })?;
+    let mut flag = [0u8; 1];
+    input.read_exact(&mut flag)?;
+    let table_count = input.u32()?;
+    if table_count > 256 {
+        return Err(bad("too many substrings".into()));
+    }
+    let mut tables = Vec::new();
+    let mut next_offset = 0;
+    for _ in 0..table_count {
+        let (bit_offset, bits, dir_bits) = (input.u32()?, input.u32()?, input.u32()?);
+        let plausible = bit_offset == next_offset
+            && (1..=32).contains(&bits)
+            && dir_bits <= bits
+            && bits - dir_bits <= 4
+            && dir_bits <= 26;
+        if !plausible {
+            return Err(bad("bad substring layout".into()));
+        }
+        next_offset += bits;
+        let directory = input.u32s()?;
+        let cells = input.u32s()?;
+        let table = SubstringTable {
+            bit_offset,
+            bits,
+            dir_bits,
+            directory,
+            cells,
+        };
+        check_table(&table, count)?;
+        tables.push(table);
+    }
+    if table_count > 0 && next_offset != 256 {
+        return Err(bad("substrings do not cover 256 bits".into()));
+    }
+    Ok(PdqIndex {
+        codes,
+        tables,
+        multi_index_only: flag[0] == 1,
+    })
+}
+
+fn check_table(table: &SubstringTable, count: usize) -> io::Result<()> {
+    let directory_ok = table.directory.len() == (1usize << table.dir_bits) + 1
+        && table.directory.first() == Some(&0)
+        && table
+            .directory
+            .last()
+            .is_some_and(|&last| last as usize == count)
+        && table.directory.windows(2).all(|pair| pair[0] <= pair[1]);
+    let cells_ok = table.cells.len() == count
+        && table
+            .cells
+            .iter()
+            .all(|&cell| ((cell & 0x0FFF_FFFF) as usize) < count);
+    if directory_ok && cells_ok {
+        Ok(())
+    } else {
+        Err(bad("inconsistent substring table".into()))
+    }
+}
+
+struct CrcWriter {
+    inner: BufWriter<File>,
+    hasher: crc32fast::Hasher,
+}
+
+impl Write for CrcWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.hasher.update(&bytes[..written]);
+        Ok(written)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Reads and checksums, refusing any length that would run past the end of the file.
+struct CrcReader {
+    inner: BufReader<File>,
+    hasher: crc32fast::Hasher,
+    remaining: u64,
+}
+
+impl Read for CrcReader {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let limit = buffer
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let read = self.inner.read(&mut buffer[..limit])?;
+        self.hasher.update(&buffer[..read]);
+        self.remaining -= read as u64;
+        Ok(read)
+    }
+}
+
+impl CrcReader {
+    fn u32(&mut self) -> io::Result<u32> {
+        let mut bytes = [0u8; 4];
+        self.read_exact(&mut bytes)?;
+        Ok(u32::from_le_bytes(bytes))
+    }
+
+    fn u64(&mut self) -> io::Result<u64> {
+        let mut bytes = [0u8; 8];
+        self.read_exact(&mut bytes)?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    /// A count of items at least `item_size` bytes each, checked against what is left.
+    fn len_u64(&mut self, item_size: u64) -> io::Result<u64> {
+        let count = self.u64()?;
+        if count.saturating_mul(item_size) > self.remaining {
+            return Err(bad(format!("length {count} runs past the end of the file")));
+        }
+        Ok(count)
+    }
+
+    fn bytes(&mut self, count: u64) -> io::Result<Vec<u8>> {
+        if count > self.remaining {
+            return Err(bad("length runs past the end of the file".into()));
+        }
+        let mut bytes = vec![0u8; count as usize];
+        self.read_exact(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    fn optional_text(&mut self) -> io::Result<Option<String>> {
+        let length = self.u32()?;
+        if length == NONE_LEN {
+            return Ok(None);
+        }
+        let bytes = self.bytes(u64::from(length))?;
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|e| bad(e.to_string()))
+    }
+
+    fn u32s(&mut self) -> io::Result<Vec<u32>> {
+        let count = self.len_u64(4)? as usize;
+        let mut values = Vec::with_capacity(count);
+        self.read_chunks(count, 4, |bytes| {
+            values.push(u32::from_le_bytes(bytes.try_into().unwrap_or_default()));
+        })?;
+        Ok(values)
+    }
+
+    fn read_chunks(
+        &mut self,
+        count: usize,
+        size: usize,
+        mut each: impl FnMut(&[u8]),
+    ) -> io::Result<()> {
+        let mut buffer = vec![0u8; size * 8192];
+        let mut left = count;
+        while left > 0 {
+            let take = left.min(8192);
+            let bytes = &mut buffer[..take * size];
+            self.read_exact(bytes)?;
+            bytes.chunks_exact(size).for_each(&mut each);
+            left -= take;
+        }
+        Ok(())
+    }
+}

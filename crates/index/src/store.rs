@@ -1,0 +1,385 @@
+//! A bank directory: snapshot + journal on disk, bank state and the live index in memory.
+//!
+//! Opening reads the snapshot (if any and valid), replays the journal records past its
+//! sequence number and publishes the result. Every change is journaled (durably) before it is
+//! applied, then published to the live index, where queries see it immediately. A snapshot
+//! rebuilds the base index from the state and makes the journal start a new segment; old
+//! segments stay, so the full history can always be replayed.
+//!
+//! Single writer: one `BankStore` per directory at a time (the CLI is one process; the server
+//! will hold one store and hand out `LiveIndex` handles to readers).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::bank::{
+    Bank, BankId, BankSpec, Entry, EntryId, MAX_PDQ_THRESHOLD, Provenance, unix_now,
+    valid_bank_name,
+};
+use crate::error::StoreError;
+use crate::journal::{FileJournal, Journal, Record};
+use crate::live::{LiveIndex, MERGE_AT, segment_entry};
+use crate::pdq_index::{IndexParams, PdqIndex};
+use crate::segment::Segment;
+use crate::signal::Signal;
+use crate::snapshot;
+use crate::state::BankState;
+
+/// File name of the snapshot inside the bank directory.
+pub const SNAPSHOT_FILE: &str = "banks.snapshot";
+/// Bank name that means "every bank" on the command line, so no bank may take it.
+pub const ALL_BANKS: &str = "all";
+
+/// An entry to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    pub bank: BankId,
+    pub signal: Signal,
+    pub classification: Option<String>,
+    /// From [`BankStore::add_provenance`].
+    pub provenance: u32,
+    pub line: u64,
+    pub metadata: Option<String>,
+}
+
+/// What became of a batch of new entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddOutcome {
+    pub added: Vec<EntryId>,
+    /// (position in the batch, the entry that already holds the value)
+    pub duplicates: Vec<(usize, EntryId)>,
+}
+
+pub struct BankStore<J: Journal = FileJournal> {
+    dir: PathBuf,
+    journal: J,
+    state: BankState,
+    live: Arc<LiveIndex>,
+    params: IndexParams,
+    snapshot_seq: u64,
+    pending: Vec<Entry>,
+    pending_disabled: Vec<EntryId>,
+    warnings: Vec<String>,
+}
+
+impl BankStore<FileJournal> {
+    /// Opens (or creates) the bank directory `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let journal = FileJournal::open(dir)?;
+        let torn = journal.torn_bytes();
+        let mut store = Self::open_with(dir, journal, IndexParams::default())?;
+        if torn > 0 {
+            store.warnings.push(format!(
+                "ignored {torn} bytes of a torn journal record (crash mid-write)"
+            ));
+        }
+        Ok(store)
+    }
+}
+
+impl<J: Journal> BankStore<J> {
+    /// Opens with any journal; the snapshot lives in `dir`.
+    pub fn open_with(dir: &Path, mut journal: J, params: IndexParams) -> Result<Self, StoreError> {
+        let snapshot_path = dir.join(SNAPSHOT_FILE);
+        let mut warnings = Vec::new();
+        let loaded = if snapshot_path.exists() {
+            match snapshot::read_banks(&snapshot_path) {
+                Ok(loaded) => Some(loaded),
+                Err(error) => {
+                    warnings.push(format!("{error}; rebuilding from the journal"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let (mut state, base) = match loaded {
+            Some((state, index)) => {
+                let base = base_from_snapshot(&state, index, params)?;
+                (state, base)
+            }
+            None => (BankState::default(), Segment::default()),
+        };
+        let snapshot_seq = state.seq();
+        let mut added = Vec::new();
+        let mut disabled = Vec::new();
+        journal.replay(snapshot_seq, &mut |seq, record| {
+            match &record {
+                Record::EntryDisabled { entry, .. } => disabled.push(*entry),
+                Record::EntryAdded { .. } => added.push(seq),
+                _ => {}
+            }
+            state.apply(seq, record)
+        })?;
+        if state.seq() != journal.last_seq() && journal.last_seq() > snapshot_seq {
+            return Err(StoreError::Corrupt(format!(
+                "journal ends at {} but replay reached {}",
+                journal.last_seq(),
+                state.seq()
+            )));
+        }
+        let live = Arc::new(LiveIndex::new(
+            snapshot_seq,
+            state.banks.clone(),
+            base,
+            params,
+        ));
+        let mut store = Self {
+            dir: dir.to_path_buf(),
+            journal,
+            state,
+            live,
+            params,
+            snapshot_seq,
+            pending: Vec::new(),
+            pending_disabled: disabled,
+            warnings,
+        };
+        store.pending = added
+            .iter()
+            .filter_map(|&id| store.state.entry(id).cloned())
+            .collect();
+        store.publish()?;
+        Ok(store)
+    }
+
+    pub fn state(&self) -> &BankState {
+        &self.state
+    }
+
+    /// A handle for readers: `live().load()` gives the current generation to search.
+    pub fn live(&self) -> Arc<LiveIndex> {
+        Arc::clone(&self.live)
+    }
+
+    /// Problems met and worked around while opening (torn journal tail, unusable snapshot).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Sequence number the snapshot on disk covers (0 = none).
+    pub fn snapshot_seq(&self) -> u64 {
+        self.snapshot_seq
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn bank_id(&self, name: &str) -> Result<BankId, StoreError> {
+        self.state
+            .bank_by_name(name)
+            .map(|b| b.id)
+            .ok_or_else(|| StoreError::NoSuchBank(name.to_string()))
+    }
+
+    pub fn create_bank(&mut self, spec: BankSpec) -> Result<BankId, StoreError> {
+        if !valid_bank_name(&spec.name) || spec.name == ALL_BANKS {
+            return Err(StoreError::InvalidBankName(spec.name));
+        }
+        if self.state.bank_by_name(&spec.name).is_some() {
+            return Err(StoreError::BankExists(spec.name));
+        }
+        check_threshold(spec.pdq_threshold)?;
+        let id = self.state.banks().len() as BankId;
+        let bank = Bank {
+            id,
+            spec,
+            created_at: unix_now(),
+        };
+        self.append_and_apply(vec![Record::BankCreated { bank }])?;
+        self.live
+            .publish(self.state.seq(), Some(self.state.banks.clone()), &[], &[])?;
+        Ok(id)
+    }
+
+    /// Changes a bank's settings (enabled flag, threshold, description, ...).
+    pub fn update_bank(
+        &mut self,
+        name: &str,
+        change: impl FnOnce(&mut BankSpec),
+    ) -> Result<(), StoreError> {
+        let mut bank = self
+            .state
+            .bank_by_name(name)
+            .cloned()
+            .ok_or_else(|| StoreError::NoSuchBank(name.to_string()))?;
+        change(&mut bank.spec);
+        check_threshold(bank.spec.pdq_threshold)?;
+        if bank.spec.name != name {
+            return Err(StoreError::InvalidBankName(bank.spec.name));
+        }
+        self.append_and_apply(vec![Record::BankChanged { bank }])?;
+        self.live
+            .publish(self.state.seq(), Some(self.state.banks.clone()), &[], &[])?;
+        Ok(())
+    }
+
+    /// Records who/what is adding entries; returns the number to put on each [`NewEntry`].
+    pub fn add_provenance(&mut self, provenance: Provenance) -> Result<u32, StoreError> {
+        let index = self.state.provenances.len() as u32;
+        self.append_and_apply(vec![Record::ProvenanceAdded { index, provenance }])?;
+        Ok(index)
+    }
+
+    /// Adds entries and publishes them to the live index.
+    pub fn add_entries(&mut self, entries: &[NewEntry]) -> Result<AddOutcome, StoreError> {
+        let outcome = self.append_entries(entries)?;
+        self.publish()?;
+        Ok(outcome)
+    }
+
+    /// Adds entries durably without publishing them yet: for bulk imports, which call
+    /// [`Self::publish`] or [`Self::write_snapshot`] once at the end.
+    pub fn append_entries(&mut self, entries: &[NewEntry]) -> Result<AddOutcome, StoreError> {
+        let mut outcome = AddOutcome::default();
+        let mut in_batch: HashMap<(BankId, Signal), u64> = HashMap::new();
+        let mut batch_duplicates = Vec::new();
+        let mut records = Vec::with_capacity(entries.len());
+        for (position, new) in entries.iter().enumerate() {
+            if self.state.bank(new.bank).is_none() {
+                return Err(StoreError::NoSuchBank(new.bank.to_string()));
+            }
+            if self.state.provenance(new.provenance).is_none() {
+                return Err(StoreError::Corrupt(format!(
+                    "no provenance {}",
+                    new.provenance
+                )));
+            }
+            if let Some(existing) = self.state.find(new.bank, &new.signal) {
+                outcome.duplicates.push((position, existing));
+                continue;
+            }
+            if let Some(&earlier) = in_batch.get(&(new.bank, new.signal)) {
+                batch_duplicates.push((position, earlier));
+                continue;
+            }
+            in_batch.insert((new.bank, new.signal), records.len() as u64);
+            records.push(Record::EntryAdded {
+                bank: new.bank,
+                signal_type: new.signal.signal_type(),
+                value: new.signal.to_hex(),
+                classification: new.classification.clone(),
+                provenance: new.provenance,
+                line: new.line,
+                metadata: new.metadata.clone(),
+            });
+        }
+        let count = records.len() as u64;
+        let first = self.append_and_apply(records)?;
+        outcome.added = (first..first + count).collect();
+        // A value twice in one batch: the id of its first copy is known only now.
+        outcome.duplicates.extend(
+            batch_duplicates
+                .into_iter()
+                .map(|(position, index)| (position, first + index)),
+        );
+        outcome.duplicates.sort_unstable();
+        self.pending.extend(
+            outcome
+                .added
+                .iter()
+                .filter_map(|&id| self.state.entry(id).cloned()),
+        );
+        Ok(outcome)
+    }
+
+    /// Disables an entry (it stays in the bank for the record, but no longer matches).
+    pub fn disable_entry(&mut self, entry: EntryId, provenance: u32) -> Result<(), StoreError> {
+        if self.state.entry(entry).is_none() {
+            return Err(StoreError::NoSuchEntry(entry));
+        }
+        self.append_and_apply(vec![Record::EntryDisabled { entry, provenance }])?;
+        self.pending_disabled.push(entry);
+        self.publish()
+    }
+
+    /// Makes appended changes visible to queries.
+    pub fn publish(&mut self) -> Result<(), StoreError> {
+        if self.pending.len() + self.pending_disabled.len() >= MERGE_AT {
+            // Cheaper to rebuild the base once than to grow a brute-force delta this large.
+            let base = build_base(&self.state, self.params)?;
+            self.live
+                .install_base(self.state.seq(), self.state.banks.clone(), base);
+        } else {
+            self.live.publish(
+                self.state.seq(),
+                Some(self.state.banks.clone()),
+                &self.pending,
+                &self.pending_disabled,
+            )?;
+        }
+        self.pending.clear();
+        self.pending_disabled.clear();
+        Ok(())
+    }
+
+    /// Writes a snapshot of everything so far (rebuilding the base index) and publishes it.
+    pub fn write_snapshot(&mut self) -> Result<(), StoreError> {
+        let base = build_base(&self.state, self.params)?;
+        if let Some(index) = &base.pdq {
+            snapshot::write_banks(&self.dir.join(SNAPSHOT_FILE), &self.state, index)?;
+        }
+        self.snapshot_seq = self.state.seq();
+        self.journal.covered_up_to(self.snapshot_seq)?;
+        self.live
+            .install_base(self.state.seq(), self.state.banks.clone(), base);
+        self.pending.clear();
+        self.pending_disabled.clear();
+        Ok(())
+    }
+
+    /// Journal records not yet in the snapshot.
+    pub fn records_since_snapshot(&self) -> u64 {
+        self.state.seq() - self.snapshot_seq
+    }
+
+    fn append_and_apply(&mut self, records: Vec<Record>) -> Result<u64, StoreError> {
+        if records.is_empty() {
+            return Ok(self.journal.last_seq() + 1);
+        }
+        let first = self.journal.append(&records)?;
+        for (offset, record) in records.into_iter().enumerate() {
+            self.state.apply(first + offset as u64, record)?;
+        }
+        Ok(first)
+    }
+}
+
+fn check_threshold(threshold: u32) -> Result<(), StoreError> {
+    if threshold > MAX_PDQ_THRESHOLD {
+        Err(StoreError::ThresholdTooHigh(threshold))
+    } else {
+        Ok(())
+    }
+}
+
+fn build_base(state: &BankState, params: IndexParams) -> Result<Segment, StoreError> {
+    let entries = state
+        .entries()
+        .iter()
+        .filter(|e| !e.disabled)
+        .map(segment_entry);
+    Ok(Segment::build(entries, params)?)
+}
+
+/// The snapshot's index is trusted only if it was built over exactly the snapshot's enabled
+/// PDQ entries, in order; otherwise it is rebuilt.
+fn base_from_snapshot(
+    state: &BankState,
+    index: PdqIndex,
+    params: IndexParams,
+) -> Result<Segment, StoreError> {
+    let entries = state
+        .entries()
+        .iter()
+        .filter(|e| !e.disabled)
+        .map(segment_entry);
+    let (segment, codes) = Segment::collect(entries);
+    if codes == index.codes {
+        Ok(segment.with_pdq_index(index)?)
+    } else {
+        Ok(segment.with_pdq_index(PdqIndex::build(codes, params)?)?)
+    }
+}
