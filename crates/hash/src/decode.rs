@@ -9,7 +9,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
-use crate::pdq::LumaTable;
+use crate::pdq::{LumaTable, luma_from_rgb8};
 use crate::{HashError, Limits, MediaKind};
 
 /// Decode the first frame as `image` stores it, checking the declared size before the pixel
@@ -86,6 +86,10 @@ fn classify(error: ImageError, kind: MediaKind) -> HashError {
 /// Write the luma plane of `image` into `out` (`width * height` values) as the reference
 /// computes it from Pillow's RGB conversion.
 pub(crate) fn fill_luma(image: &DynamicImage, out: &mut [f32]) {
+    if let DynamicImage::ImageRgb8(buffer) = image {
+        // The common case (every colour JPEG): the vectorised path.
+        return luma_from_rgb8(buffer.as_raw(), out);
+    }
     let table = LumaTable::get();
     map_pixels(image, out, |r, g, b| table.luma(r, g, b));
 }

@@ -349,7 +349,7 @@ mod tests {
         let mut by_lanes = vec![0f32; 16];
         box_lanes(&input, &mut by_lanes, 1, 16, 7);
         let strip: Vec<[f32; 1]> = input.iter().map(|&v| [v]).collect();
-        let mut by_strip = vec![0f32; 16];
+        let mut by_strip = [0f32; 16];
         running_box(&strip, 7, |x, sum, count| by_strip[x] = sum[0] / count);
         for (i, (sum, count)) in SUMS.iter().zip(COUNTS).enumerate() {
             let expected = *sum as f32 / count as f32;
