@@ -20,6 +20,7 @@ mod jarosz;
 mod pdq;
 mod pdq_hash;
 mod sniff;
+mod tile;
 
 pub use crypto::{CryptoHasher, CryptoHashes, crypto_hashes};
 pub use error::HashError;
