@@ -429,3 +429,45 @@ fn mutated_corpus_files_never_panic() {
         }
     }
 }
+
+#[test]
+fn an_animated_gif_is_hashed_by_its_first_frame() {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame, RgbaImage};
+    let dir = hostile_dir("animated");
+    let first = image::load_from_memory(&corpus_file("png"))
+        .unwrap()
+        .thumbnail_exact(96, 64)
+        .to_rgba8();
+    let second = RgbaImage::from_fn(96, 64, |x, y| {
+        image::Rgba([(x * 2) as u8, (y * 3) as u8, 90, 255])
+    });
+    let gif = |frames: Vec<RgbaImage>| {
+        let mut out = Vec::new();
+        {
+            let mut encoder = GifEncoder::new(&mut out);
+            for frame in frames {
+                encoder
+                    .encode_frame(Frame::from_parts(
+                        frame,
+                        0,
+                        0,
+                        Delay::from_numer_denom_ms(100, 1),
+                    ))
+                    .unwrap();
+            }
+        }
+        out
+    };
+    let animated = hash_written(
+        &dir,
+        "animated.gif",
+        &gif(vec![first.clone(), second.clone()]),
+        &Limits::default(),
+    )
+    .unwrap();
+    let only_first = hash_media(&gif(vec![first]), &Limits::default()).unwrap();
+    let only_second = hash_media(&gif(vec![second]), &Limits::default()).unwrap();
+    assert_eq!(animated.pdq, only_first.pdq);
+    assert_ne!(animated.pdq, only_second.pdq);
+}
