@@ -196,3 +196,28 @@ fn corpus_matches_the_reference_hashes() {
         share * 100.0
     );
 }
+
+#[test]
+fn hashing_decoded_rgb_gives_the_same_hashes_as_hashing_the_file() {
+    let corpus = shared("corpus");
+    let rows = read_tsv(&corpus.join("MANIFEST.tsv"));
+    let limits = Limits::default();
+    let mut checked = 0;
+    for row in rows
+        .iter()
+        .filter(|row| row["file"].ends_with(".png") || row["file"].ends_with(".gif"))
+    {
+        let bytes = std::fs::read(corpus.join(&row["file"])).unwrap();
+        let (rgb, width, height) = aranea_hash::decode_rgb8(&bytes, &limits).unwrap();
+        let pdq = aranea_hash::pdq_from_rgb8(&rgb, width, height).unwrap();
+        assert_eq!(pdq.hash.to_hex(), row["pdq_hex"], "{}", row["file"]);
+        assert_eq!(
+            pdq.quality.to_string(),
+            row["pdq_quality"],
+            "{}",
+            row["file"]
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 50);
+}
