@@ -1,10 +1,607 @@
-//! `aranea bank` (work in progress).
+//! `aranea bank`: create, inspect, fill and query hash banks in `DATA/banks/`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use aranea_hash::PdqHash;
+use aranea_index::export::{ExportOptions, write_list};
+use aranea_index::import::{ImportRow, LineError, ListFormat, ReadOptions, read_list};
+use aranea_index::store::ALL_BANKS;
+use aranea_index::{
+    BankFilter, BankKind, BankSpec, BankStore, Hit, MatchResult, NewEntry, Origin, Provenance,
+    Signal, SignalType,
+};
+use serde_json::{Value, json};
 
 use crate::cli::GlobalOptions;
 
-#[derive(Debug, clap::Args)]
-pub struct BankArgs {}
+/// Entries appended per journal write during an import.
+const IMPORT_BATCH: usize = 50_000;
+/// Line errors and duplicates printed before the rest are only counted.
+const SHOWN_PROBLEMS: usize = 50;
 
-pub fn run(_global: &GlobalOptions, _args: BankArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("`aranea bank` is not implemented yet")
+#[derive(Debug, clap::Args)]
+pub struct BankArgs {
+    #[command(subcommand)]
+    command: BankCommand,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FileFormat {
+    HmaCsv,
+    Hex,
+    Jsonl,
+}
+
+impl From<FileFormat> for ListFormat {
+    fn from(format: FileFormat) -> Self {
+        match format {
+            FileFormat::HmaCsv => ListFormat::HmaCsv,
+            FileFormat::Hex => ListFormat::Hex,
+            FileFormat::Jsonl => ListFormat::Jsonl,
+        }
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BankCommand {
+    /// Create a bank.
+    Create {
+        name: String,
+        /// Where the list comes from, e.g. hotline:ca, ncmec, iwf, local.
+        #[arg(long, default_value = "local")]
+        source: String,
+        /// Classification of entries that carry none (a label the operator defines).
+        #[arg(long)]
+        classification: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// An allow-list bank: its hits suppress ordinary hits on the same media.
+        #[arg(long)]
+        allow_list: bool,
+        /// PDQ distance threshold for this bank.
+        #[arg(long, default_value_t = aranea_index::bank::DEFAULT_PDQ_THRESHOLD)]
+        threshold: u32,
+        /// Create it disabled.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List banks.
+    List {
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputFormat,
+    },
+    /// Show one bank's settings and counts.
+    Show {
+        name: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputFormat,
+    },
+    /// Entry counts per bank and signal type, and the index state.
+    Stats {
+        name: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputFormat,
+    },
+    /// Enable a bank (its entries match again).
+    Enable { name: String },
+    /// Disable a bank, or with --entry one entry of it (kept for the record, never matched).
+    Disable {
+        name: String,
+        #[arg(long)]
+        entry: Option<u64>,
+        #[arg(long, env = "USER", default_value = "cli")]
+        by: String,
+    },
+    /// Import a hash list into a bank.
+    Import {
+        name: String,
+        file: PathBuf,
+        #[arg(long, value_enum)]
+        format: FileFormat,
+        /// Type of the values (needed for hex lists).
+        #[arg(long)]
+        signal_type: Option<SignalType>,
+        /// Classification for rows that carry none.
+        #[arg(long)]
+        classification: Option<String>,
+        /// Import the valid rows of a file that has invalid ones.
+        #[arg(long)]
+        skip_invalid: bool,
+        #[arg(long, env = "USER", default_value = "cli")]
+        by: String,
+    },
+    /// Export a bank's enabled entries.
+    Export {
+        name: String,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: FileFormat,
+        #[arg(long)]
+        signal_type: Option<SignalType>,
+        #[arg(long)]
+        include_disabled: bool,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Match media files or hashes against a bank (or `all`); one JSON object per query.
+    Match {
+        bank: String,
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        pdq: Vec<String>,
+        #[arg(long)]
+        md5: Vec<String>,
+        #[arg(long)]
+        sha1: Vec<String>,
+        #[arg(long)]
+        sha256: Vec<String>,
+        /// A file of PDQ hex lines, matched as one batch.
+        #[arg(long)]
+        queries: Option<PathBuf>,
+        /// Also match the 8 rotations and flips of each file's PDQ.
+        #[arg(long)]
+        dihedral: bool,
+    },
+}
+
+pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
+    let dir = global.data.join("banks");
+    let mut store =
+        BankStore::open(&dir).with_context(|| format!("opening banks in {}", dir.display()))?;
+    for warning in store.warnings() {
+        eprintln!("aranea: warning: {warning}");
+    }
+    match args.command {
+        BankCommand::Create {
+            name,
+            source,
+            classification,
+            description,
+            allow_list,
+            threshold,
+            disabled,
+        } => {
+            let mut spec = BankSpec::new(&name, &source, &classification);
+            spec.description = description;
+            spec.kind = if allow_list {
+                BankKind::AllowList
+            } else {
+                BankKind::Ordinary
+            };
+            spec.pdq_threshold = threshold;
+            spec.enabled = !disabled;
+            store.create_bank(spec)?;
+            println!("{}", bank_json(&store, store.bank_id(&name)?));
+        }
+        BankCommand::List { format } => {
+            let banks: Vec<Value> = store
+                .state()
+                .banks()
+                .iter()
+                .map(|b| bank_json(&store, b.id))
+                .collect();
+            print_values(&banks, format, |b| {
+                format!(
+                    "{:<24} {:<10} {:<9} {:<24} threshold {:>3}  {} entries",
+                    b["name"].as_str().unwrap_or(""),
+                    b["kind"].as_str().unwrap_or(""),
+                    if b["enabled"] == true {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    },
+                    b["classification"].as_str().unwrap_or(""),
+                    b["pdq_threshold"],
+                    b["entries"]["enabled"],
+                )
+            });
+        }
+        BankCommand::Show { name, format }
+        | BankCommand::Stats {
+            name: Some(name),
+            format,
+        } => {
+            let value = bank_json(&store, store.bank_id(&name)?);
+            print_values(&[value], format, |v| {
+                serde_json::to_string_pretty(v).unwrap_or_default()
+            });
+        }
+        BankCommand::Stats { name: None, format } => {
+            let generation = store.live().load();
+            let (base, delta) = generation.segment_sizes();
+            let banks: Vec<Value> = store
+                .state()
+                .banks()
+                .iter()
+                .map(|b| bank_json(&store, b.id))
+                .collect();
+            let value = json!({
+                "banks": banks,
+                "journal_seq": store.state().seq(),
+                "snapshot_seq": store.snapshot_seq(),
+                "index": {"base_entries": base, "delta_entries": delta},
+            });
+            print_values(&[value], format, |v| {
+                serde_json::to_string_pretty(v).unwrap_or_default()
+            });
+        }
+        BankCommand::Enable { name } => {
+            store.update_bank(&name, |spec| spec.enabled = true)?;
+            println!("{}", bank_json(&store, store.bank_id(&name)?));
+        }
+        BankCommand::Disable {
+            name, entry: None, ..
+        } => {
+            store.update_bank(&name, |spec| spec.enabled = false)?;
+            println!("{}", bank_json(&store, store.bank_id(&name)?));
+        }
+        BankCommand::Disable {
+            name,
+            entry: Some(entry),
+            by,
+        } => {
+            let bank = store.bank_id(&name)?;
+            if store.state().entry(entry).is_none_or(|e| e.bank != bank) {
+                bail!("bank {name} has no entry {entry}");
+            }
+            let provenance = store.add_provenance(Provenance {
+                added_by: by,
+                added_at: now(),
+                origin: Origin::Manual,
+            })?;
+            store.disable_entry(entry, provenance)?;
+            println!(
+                "{}",
+                json!({"bank": name, "entry": entry, "disabled": true})
+            );
+        }
+        BankCommand::Import {
+            name,
+            file,
+            format,
+            signal_type,
+            classification,
+            skip_invalid,
+            by,
+        } => {
+            let options = ImportOptions {
+                format: format.into(),
+                signal_type,
+                classification,
+                skip_invalid,
+                by,
+            };
+            return import(&mut store, &name, &file, &options);
+        }
+        BankCommand::Export {
+            name,
+            format,
+            signal_type,
+            include_disabled,
+            output,
+        } => {
+            let bank = store.bank_id(&name)?;
+            if format == FileFormat::Hex && signal_type.is_none() {
+                bail!("a hex list holds one signal type: give --signal-type");
+            }
+            let options = ExportOptions {
+                signal_type,
+                include_disabled,
+            };
+            let mut out: Box<dyn Write> = match &output {
+                Some(path) => Box::new(BufWriter::new(
+                    File::create(path).with_context(|| path.display().to_string())?,
+                )),
+                None => Box::new(BufWriter::new(std::io::stdout().lock())),
+            };
+            let written = write_list(store.state(), bank, format.into(), &options, &mut out)?;
+            if output.is_some() {
+                eprintln!("aranea: exported {written} entries");
+            }
+        }
+        BankCommand::Match {
+            bank,
+            files,
+            pdq,
+            md5,
+            sha1,
+            sha256,
+            queries,
+            dihedral,
+        } => {
+            let request = MatchRequest {
+                files,
+                pdq,
+                md5,
+                sha1,
+                sha256,
+                queries,
+                dihedral,
+            };
+            return run_match(&store, &bank, &request);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn now() -> u64 {
+    aranea_index::bank::unix_now()
+}
+
+fn print_values(values: &[Value], format: OutputFormat, text: impl Fn(&Value) -> String) {
+    match format {
+        OutputFormat::Json if values.len() == 1 => println!("{}", values[0]),
+        OutputFormat::Json => println!("{}", Value::Array(values.to_vec())),
+        OutputFormat::Jsonl => values.iter().for_each(|v| println!("{v}")),
+        OutputFormat::Text => values.iter().for_each(|v| println!("{}", text(v))),
+    }
+}
+
+fn bank_json(store: &BankStore, id: u32) -> Value {
+    let state = store.state();
+    let Some(bank) = state.bank(id) else {
+        return Value::Null;
+    };
+    let mut enabled = 0u64;
+    let mut disabled = 0u64;
+    let mut by_type = serde_json::Map::new();
+    for entry in state.entries().iter().filter(|e| e.bank == id) {
+        if entry.disabled {
+            disabled += 1;
+        } else {
+            enabled += 1;
+            let count = by_type
+                .entry(entry.signal.signal_type().name())
+                .or_insert(json!(0));
+            *count = json!(count.as_u64().unwrap_or(0) + 1);
+        }
+    }
+    let mut value = serde_json::to_value(bank).unwrap_or(Value::Null);
+    value["entries"] = json!({"enabled": enabled, "disabled": disabled, "by_signal_type": by_type});
+    value
+}
+
+struct ImportOptions {
+    format: ListFormat,
+    signal_type: Option<SignalType>,
+    classification: Option<String>,
+    skip_invalid: bool,
+    by: String,
+}
+
+/// Two passes over the file: validate everything first (so a file with errors imports
+/// nothing unless --skip-invalid), then add in batches. Memory stays bounded either way.
+fn import(
+    store: &mut BankStore,
+    name: &str,
+    file: &Path,
+    options: &ImportOptions,
+) -> anyhow::Result<ExitCode> {
+    let bank = store.bank_id(name)?;
+    let read_options = ReadOptions {
+        signal_type: options.signal_type,
+    };
+    let open = || File::open(file).with_context(|| format!("opening {}", file.display()));
+    let mut rows = 0u64;
+    let mut invalid = 0u64;
+    read_list(
+        open()?,
+        options.format,
+        &read_options,
+        &mut |row| match row {
+            Ok(_) => rows += 1,
+            Err(error) => {
+                invalid += 1;
+                if invalid <= SHOWN_PROBLEMS as u64 {
+                    eprintln!("{}: {error}", file.display());
+                }
+            }
+        },
+    )
+    .with_context(|| file.display().to_string())?;
+    if invalid > 0 && !options.skip_invalid {
+        eprintln!(
+            "aranea: {invalid} invalid lines in {}: nothing imported (use --skip-invalid to import the {rows} valid ones)",
+            file.display()
+        );
+        println!(
+            "{}",
+            json!({"bank": name, "file": file, "rows": rows, "invalid": invalid, "added": 0, "duplicates": 0})
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let provenance = store.add_provenance(Provenance {
+        added_by: options.by.clone(),
+        added_at: now(),
+        origin: Origin::Import {
+            file: file.display().to_string(),
+        },
+    })?;
+    let mut batch: Vec<NewEntry> = Vec::with_capacity(IMPORT_BATCH);
+    let mut added = 0u64;
+    let mut duplicates = 0u64;
+    let mut failure: Option<anyhow::Error> = None;
+    let mut flush = |store: &mut BankStore, batch: &mut Vec<NewEntry>| -> anyhow::Result<()> {
+        let outcome = store.append_entries(batch)?;
+        added += outcome.added.len() as u64;
+        for (position, existing) in outcome.duplicates {
+            duplicates += 1;
+            if duplicates <= SHOWN_PROBLEMS as u64 {
+                let line = batch.get(position).map_or(0, |e| e.line);
+                eprintln!(
+                    "{}: line {line}: duplicate of entry {existing}, not added again",
+                    file.display()
+                );
+            }
+        }
+        batch.clear();
+        Ok(())
+    };
+    read_list(
+        open()?,
+        options.format,
+        &read_options,
+        &mut |row: Result<ImportRow, LineError>| {
+            let Ok(row) = row else { return };
+            if failure.is_some() {
+                return;
+            }
+            batch.push(NewEntry {
+                bank,
+                signal: row.signal,
+                classification: row
+                    .classification
+                    .or_else(|| options.classification.clone()),
+                provenance,
+                line: row.line,
+                metadata: row.metadata,
+            });
+            if batch.len() >= IMPORT_BATCH
+                && let Err(error) = flush(store, &mut batch)
+            {
+                failure = Some(error);
+            }
+        },
+    )?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    flush(store, &mut batch)?;
+    store.write_snapshot()?;
+    println!(
+        "{}",
+        json!({"bank": name, "file": file, "rows": rows, "invalid": invalid, "added": added, "duplicates": duplicates})
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+struct MatchRequest {
+    files: Vec<PathBuf>,
+    pdq: Vec<String>,
+    md5: Vec<String>,
+    sha1: Vec<String>,
+    sha256: Vec<String>,
+    queries: Option<PathBuf>,
+    dihedral: bool,
+}
+
+fn run_match(store: &BankStore, bank: &str, request: &MatchRequest) -> anyhow::Result<ExitCode> {
+    let filter = if bank == ALL_BANKS {
+        BankFilter::All
+    } else {
+        BankFilter::Only(vec![store.bank_id(bank)?])
+    };
+    let generation = store.live().load();
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let typed = [
+        (SignalType::Pdq, &request.pdq),
+        (SignalType::Md5, &request.md5),
+        (SignalType::Sha1, &request.sha1),
+        (SignalType::Sha256, &request.sha256),
+    ];
+    for (signal_type, values) in typed {
+        for value in values {
+            let signal = Signal::from_hex(signal_type, value.trim())
+                .with_context(|| format!("--{signal_type} {value}"))?;
+            let result = match (signal, request.dihedral) {
+                (Signal::Pdq(hash), true) => {
+                    generation.match_pdq_variants(&pdq_dihedral_of_hash(hash), &filter)
+                }
+                _ => generation.match_signal(&signal, &filter),
+            };
+            let query = json!({"signal_type": signal_type.name(), "value": signal.to_hex()});
+            writeln!(out, "{}", result_json(query, &result))?;
+        }
+    }
+    for file in &request.files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let hashes = aranea_hash::hash_media(&bytes, &aranea_hash::Limits::default())
+            .with_context(|| format!("hashing {}", file.display()))?;
+        let digests = [
+            Signal::Md5(hashes.md5),
+            Signal::Sha1(hashes.sha1),
+            Signal::Sha256(hashes.sha256),
+        ];
+        let variants: Vec<PdqHash> = match &hashes.pdq {
+            Some(pdq) if request.dihedral => pdq.dihedral().to_vec(),
+            Some(pdq) => vec![pdq.hash],
+            None => Vec::new(),
+        };
+        let result = generation.match_media(&digests, &variants, &filter);
+        let query = json!({
+            "file": file,
+            "md5": hashes.md5_hex(),
+            "sha1": hashes.sha1_hex(),
+            "sha256": hashes.sha256_hex(),
+            "pdq": hashes.pdq.as_ref().map(|p| p.hash.to_hex()),
+            "pdq_quality": hashes.pdq.as_ref().map(|p| p.quality),
+        });
+        writeln!(out, "{}", result_json(query, &result))?;
+    }
+    if let Some(path) = &request.queries {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut lines = Vec::new();
+        let mut signals = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim().trim_start_matches('\u{feff}');
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let hash = PdqHash::from_hex(line)
+                .with_context(|| format!("{}: line {}", path.display(), number + 1))?;
+            lines.push(number + 1);
+            signals.push(Signal::Pdq(hash));
+        }
+        for ((line, signal), result) in lines
+            .iter()
+            .zip(&signals)
+            .zip(generation.match_batch(&signals, &filter))
+        {
+            let query = json!({"signal_type": "pdq", "value": signal.to_hex(), "line": line});
+            writeln!(out, "{}", result_json(query, &result))?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Without pixels, the dihedral variants of a bare hash are unknown; only files get them.
+fn pdq_dihedral_of_hash(hash: PdqHash) -> Vec<PdqHash> {
+    eprintln!("aranea: warning: --dihedral needs a file; matching the given PDQ hash as is");
+    vec![hash]
+}
+
+fn hit_json(hit: &Hit) -> Value {
+    json!({
+        "bank": hit.bank_name,
+        "entry": hit.entry,
+        "signal_type": hit.value.signal_type().name(),
+        "value": hit.value.to_hex(),
+        "classification": hit.classification,
+        "distance": hit.distance,
+    })
+}
+
+fn result_json(query: Value, result: &MatchResult) -> Value {
+    let mut value = json!({
+        "query": query,
+        "hits": result.hits.iter().map(hit_json).collect::<Vec<_>>(),
+    });
+    if !result.allowed_by.is_empty() {
+        value["allowed_by"] = result.allowed_by.iter().map(hit_json).collect();
+        value["suppressed"] = result.suppressed.iter().map(hit_json).collect();
+    }
+    value
 }

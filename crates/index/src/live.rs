@@ -124,6 +124,31 @@ impl Generation {
         self.finish(&raw, filter)
     }
 
+    /// Matches one piece of media known by several signals (its digests and PDQ variants):
+    /// one result, each entry once, allow-lists applied across all of them.
+    pub fn match_media(
+        &self,
+        digests: &[Signal],
+        pdq_variants: &[PdqHash],
+        filter: &BankFilter,
+    ) -> MatchResult {
+        let mut raw = Vec::new();
+        for digest in digests.iter().filter(|s| !matches!(s, Signal::Pdq(_))) {
+            for segment in [&self.base, &self.delta] {
+                segment.lookup_digest(digest, &mut raw);
+            }
+        }
+        if let Some(radius) = self.radius(filter) {
+            let mut scratch = SearchScratch::default();
+            for variant in pdq_variants {
+                for segment in [&self.base, &self.delta] {
+                    segment.search_pdq(variant, radius, &mut scratch, &mut raw);
+                }
+            }
+        }
+        self.finish(&raw, filter)
+    }
+
     /// Matches many signals; PDQ queries are searched together (faster than one by one).
     pub fn match_batch(&self, signals: &[Signal], filter: &BankFilter) -> Vec<MatchResult> {
         let pdq_positions: Vec<usize> = (0..signals.len())
