@@ -1,0 +1,350 @@
+//! The two back-ends behind one API: connection set-up, migrations, and the small seams
+//! (dispatch macro, row access) that let each query be written once for both dialects.
+//!
+//! SQL placeholders are `$1`, `$2`, … everywhere: SQLite accepts them too. Where the dialects
+//! differ (locking), [`Dialect::pick`] chooses between two complete static statements.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, SqlSafeStr};
+
+use crate::Counts;
+use crate::error::{StoreError, connect_error};
+
+/// Which database a [`crate::Store`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Sqlite,
+    Postgres,
+}
+
+/// Pool settings.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Connections in the pool (default 8 for PostgreSQL, 4 for SQLite, which serialises
+    /// writers anyway).
+    pub max_connections: Option<u32>,
+    /// How long a SQLite writer waits for the file lock before failing (default 30 s).
+    pub busy_timeout: Duration,
+    /// How long to wait for a free pooled connection (default 30 s).
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: None,
+            busy_timeout: Duration::from_secs(30),
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The SQL dialect of the arm a [`on_backend!`] body runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The statement that opens a write transaction. SQLite must take the write lock up
+    /// front: a deferred transaction that reads, then writes, fails with SQLITE_BUSY when
+    /// another writer got in between, and the busy timeout cannot help it.
+    pub(crate) fn begin_write(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        }
+    }
+
+    pub(crate) fn pick(self, sqlite: &'static str, postgres: &'static str) -> &'static str {
+        match self {
+            Dialect::Sqlite => sqlite,
+            Dialect::Postgres => postgres,
+        }
+    }
+}
+
+/// Runs `$body` once per back-end with `$pool` bound to the concrete pool and `$dialect`
+/// to its [`Dialect`], so one generic-looking body type-checks against both drivers.
+macro_rules! on_backend {
+    ($backend:expr, |$pool:ident, $dialect:ident| $body:expr) => {
+        match $backend {
+            $crate::backend::Backend::Sqlite($pool) => {
+                #[allow(unused_variables)]
+                let $dialect = $crate::backend::Dialect::Sqlite;
+                $body
+            }
+            $crate::backend::Backend::Postgres($pool) => {
+                #[allow(unused_variables)]
+                let $dialect = $crate::backend::Dialect::Postgres;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_backend;
+
+/// Typed column access shared by both row types, so row mappers are written once.
+pub(crate) trait Get {
+    fn i64(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn opt_i64(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, sqlx::Error>;
+    fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error>;
+}
+
+macro_rules! impl_get {
+    ($row:ty) => {
+        impl Get for $row {
+            fn i64(&self, column: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn opt_i64(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn bytes(&self, column: &str) -> Result<Vec<u8>, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+                self.try_get(column)
+            }
+        }
+    };
+}
+impl_get!(SqliteRow);
+impl_get!(PgRow);
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "schema",
+    include_str!("../migrations/sqlite/0001_schema.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "schema",
+    include_str!("../migrations/postgres/0001_schema.sql"),
+)];
+
+fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+impl Backend {
+    pub(crate) async fn connect(url: &str, options: &StoreOptions) -> Result<Backend, StoreError> {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            Self::connect_sqlite(path, options).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::connect_postgres(url, options).await
+        } else {
+            Err(StoreError::UnsupportedUrl { url: redact(url) })
+        }
+    }
+
+    async fn connect_sqlite(path: &str, options: &StoreOptions) -> Result<Backend, StoreError> {
+        if path.is_empty() || path.contains('?') || path.starts_with(':') {
+            // In-memory databases and URL parameters would give each pooled connection
+            // its own database or silently different settings.
+            return Err(StoreError::UnsupportedUrl {
+                url: format!("sqlite://{path}"),
+            });
+        }
+        let path = std::path::Path::new(path);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL with NORMAL loses no committed transaction when the process dies, only
+            // on power loss; FULL would fsync every commit.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.unwrap_or(4))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(connect_error)?;
+        Ok(Backend::Sqlite(pool))
+    }
+
+    async fn connect_postgres(url: &str, options: &StoreOptions) -> Result<Backend, StoreError> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|_| StoreError::UnsupportedUrl { url: redact(url) })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.unwrap_or(8))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(connect_error)?;
+        Ok(Backend::Postgres(pool))
+    }
+
+    pub(crate) fn kind(&self) -> BackendKind {
+        match self {
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    pub(crate) async fn migrate(&self) -> Result<usize, StoreError> {
+        let before = self.applied_migrations().await?;
+        match self {
+            Backend::Sqlite(pool) => migrator(SQLITE_MIGRATIONS).run(pool).await?,
+            Backend::Postgres(pool) => migrator(POSTGRES_MIGRATIONS).run(pool).await?,
+        }
+        let after = self.applied_migrations().await?;
+        Ok(after.saturating_sub(before))
+    }
+
+    async fn applied_migrations(&self) -> Result<usize, StoreError> {
+        if !self.has_migrations_table().await? {
+            return Ok(0);
+        }
+        let count: i64 = on_backend!(self, |pool, d| {
+            sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success")
+                .fetch_one(pool)
+                .await?
+                .i64("n")?
+        });
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+
+    async fn has_migrations_table(&self) -> Result<bool, StoreError> {
+        let found = on_backend!(self, |pool, d| {
+            sqlx::query(d.pick(
+                "SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+                "SELECT 1 AS found FROM pg_catalog.pg_tables WHERE tablename = '_sqlx_migrations' AND schemaname = current_schema()",
+            ))
+            .fetch_optional(pool)
+            .await?
+            .is_some()
+        });
+        Ok(found)
+    }
+
+    pub(crate) async fn schema_version(&self) -> Result<i64, StoreError> {
+        if !self.has_migrations_table().await? {
+            return Ok(0);
+        }
+        let version = on_backend!(self, |pool, d| {
+            sqlx::query("SELECT MAX(version) AS v FROM _sqlx_migrations WHERE success")
+                .fetch_one(pool)
+                .await?
+                .opt_i64("v")?
+        });
+        Ok(version.unwrap_or(0))
+    }
+
+    pub(crate) async fn counts(&self) -> Result<Counts, StoreError> {
+        const SQL: &str = "SELECT \
+            (SELECT COUNT(*) FROM reports) AS reports, \
+            (SELECT COUNT(*) FROM hosts) AS hosts, \
+            (SELECT COUNT(*) FROM urls) AS urls, \
+            (SELECT COUNT(*) FROM urls WHERE state = 'queued') AS urls_queued, \
+            (SELECT COUNT(*) FROM fetches) AS fetches, \
+            (SELECT COUNT(*) FROM media) AS media, \
+            (SELECT COUNT(*) FROM sightings) AS sightings, \
+            (SELECT COUNT(*) FROM matches) AS matches, \
+            (SELECT COUNT(*) FROM review_queue) AS review";
+        on_backend!(self, |pool, d| {
+            let row = sqlx::query(SQL).fetch_one(pool).await?;
+            Ok(Counts {
+                reports: row.i64("reports")?,
+                hosts: row.i64("hosts")?,
+                urls: row.i64("urls")?,
+                urls_queued: row.i64("urls_queued")?,
+                fetches: row.i64("fetches")?,
+                media: row.i64("media")?,
+                sightings: row.i64("sightings")?,
+                matches: row.i64("matches")?,
+                review: row.i64("review")?,
+            })
+        })
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let authority = &url[scheme_end + 3..at];
+            match authority.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &authority[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_the_password_only() {
+        assert_eq!(
+            redact("postgres://me:secret@db:5432/x"),
+            "postgres://me:***@db:5432/x"
+        );
+        assert_eq!(redact("postgres://me@db/x"), "postgres://me@db/x");
+        assert_eq!(redact("mysql://x"), "mysql://x");
+    }
+}

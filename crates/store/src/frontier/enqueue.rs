@@ -1,0 +1,215 @@
+//! Adding URLs to the frontier: one transaction per batch, deduplicated on the SHA-256 of
+//! the canonical URL (`INSERT … ON CONFLICT DO NOTHING`), hosts created on first sight.
+
+use sha2::{Digest, Sha256};
+
+use super::{HostId, MAX_HOST_KEY_BYTES, MAX_URL_BYTES, Priority, UrlId, UrlSource};
+use crate::UnixMillis;
+use crate::backend::{Get, on_backend};
+use crate::error::{StoreError, check_range, check_text};
+use crate::reports::ReportId;
+
+/// Deepest link depth accepted.
+pub const MAX_DEPTH: u32 = 10_000;
+
+/// A URL to enqueue. The crawler canonicalises; the store takes the string as given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewUrl {
+    /// The canonical URL (at most [`super::MAX_URL_BYTES`]).
+    pub url: String,
+    /// The host key (`scheme://host[:port]`) that leasing is done by.
+    pub host_key: String,
+    /// The registrable domain (public suffix + 1), for per-domain budgets.
+    pub registrable_domain: String,
+    pub source: UrlSource,
+    pub priority: Priority,
+    /// Links followed from a seed or report (0 for seeds and reports).
+    pub depth: u32,
+    /// Not to be fetched before this time.
+    pub next_fetch_at: UnixMillis,
+    pub report_id: Option<ReportId>,
+    /// The page this URL was found on.
+    pub parent: Option<UrlId>,
+}
+
+impl NewUrl {
+    /// A depth-0 URL with no report or parent.
+    pub fn new(
+        url: &str,
+        host_key: &str,
+        registrable_domain: &str,
+        source: UrlSource,
+        priority: Priority,
+        next_fetch_at: UnixMillis,
+    ) -> NewUrl {
+        NewUrl {
+            url: url.to_string(),
+            host_key: host_key.to_string(),
+            registrable_domain: registrable_domain.to_string(),
+            source,
+            priority,
+            depth: 0,
+            next_fetch_at,
+            report_id: None,
+            parent: None,
+        }
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        check_text("URL", &self.url, MAX_URL_BYTES, false)?;
+        check_text("host key", &self.host_key, MAX_HOST_KEY_BYTES, false)?;
+        check_text(
+            "registrable domain",
+            &self.registrable_domain,
+            MAX_HOST_KEY_BYTES,
+            true,
+        )?;
+        check_range("depth", i64::from(self.depth), 0, i64::from(MAX_DEPTH))
+    }
+}
+
+/// What happened to one URL of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnqueuedUrl {
+    pub id: UrlId,
+    pub host_id: HostId,
+    /// False when the URL was already known (nothing changed).
+    pub inserted: bool,
+}
+
+pub(crate) fn url_hash(canonical_url: &str) -> [u8; 32] {
+    Sha256::digest(canonical_url.as_bytes()).into()
+}
+
+const INSERT_HOST: &str = "INSERT INTO hosts (key, registrable_domain, created_at) \
+    VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING";
+const SELECT_HOST: &str = "SELECT id FROM hosts WHERE key = $1";
+const INSERT_URL: &str = "INSERT INTO urls (host_id, url, url_hash, source, priority, depth, \
+    next_fetch_at, report_id, parent_id, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+    ON CONFLICT (url_hash) DO NOTHING RETURNING id";
+const SELECT_URL: &str = "SELECT id, host_id FROM urls WHERE url_hash = $1";
+// A leased host keeps due_at = lease expiry: its holder recomputes due_at on release.
+const MAKE_HOST_DUE: &str = "UPDATE hosts SET urls_known = urls_known + $2, \
+    due_at = CASE \
+        WHEN lease_owner IS NOT NULL THEN due_at \
+        WHEN due_at IS NULL OR due_at > (CASE WHEN next_allowed_at > $3 THEN next_allowed_at ELSE $3 END) \
+            THEN (CASE WHEN next_allowed_at > $3 THEN next_allowed_at ELSE $3 END) \
+        ELSE due_at END \
+    WHERE id = $1";
+
+impl super::Frontier<'_> {
+    /// Adds URLs not yet known, in one transaction; known URLs are left as they are. Returns
+    /// one [`EnqueuedUrl`] per input, in input order. Nothing is written if any input is
+    /// refused (too long, empty, NUL byte).
+    pub async fn enqueue_urls(
+        &self,
+        batch: &[NewUrl],
+        now: UnixMillis,
+    ) -> Result<Vec<EnqueuedUrl>, StoreError> {
+        for url in batch {
+            url.check()?;
+        }
+        // One order for every writer (host key, then URL hash) so that concurrent batches
+        // on PostgreSQL take row locks in the same order and cannot deadlock.
+        let mut order: Vec<(usize, [u8; 32])> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (i, url_hash(&u.url)))
+            .collect();
+        order.sort_by(|a, b| {
+            let (ua, ub) = (&batch[a.0], &batch[b.0]);
+            ua.host_key.cmp(&ub.host_key).then(a.1.cmp(&b.1))
+        });
+
+        let mut results: Vec<Option<EnqueuedUrl>> = vec![None; batch.len()];
+        on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let mut current: Option<(&str, i64, u32, i64)> = None; // key, id, new, earliest
+            for (index, hash) in &order {
+                let url = &batch[*index];
+                let host_id = match current {
+                    Some((key, id, _, _)) if key == url.host_key => id,
+                    _ => {
+                        if let Some((_, id, inserted, earliest)) = current.take()
+                            && inserted > 0
+                        {
+                            sqlx::query(MAKE_HOST_DUE)
+                                .bind(id)
+                                .bind(i64::from(inserted))
+                                .bind(earliest)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        sqlx::query(INSERT_HOST)
+                            .bind(&url.host_key)
+                            .bind(&url.registrable_domain)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        let id = sqlx::query(SELECT_HOST)
+                            .bind(&url.host_key)
+                            .fetch_one(&mut *tx)
+                            .await?
+                            .i64("id")?;
+                        current = Some((&url.host_key, id, 0, i64::MAX));
+                        id
+                    }
+                };
+                let inserted = sqlx::query(INSERT_URL)
+                    .bind(host_id)
+                    .bind(&url.url)
+                    .bind(&hash[..])
+                    .bind(url.source.as_str())
+                    .bind(url.priority as i64)
+                    .bind(i64::from(url.depth))
+                    .bind(url.next_fetch_at)
+                    .bind(url.report_id.map(|r| r.0))
+                    .bind(url.parent.map(|p| p.0))
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let outcome = match inserted {
+                    Some(row) => {
+                        if let Some((_, _, count, earliest)) = current.as_mut() {
+                            *count += 1;
+                            *earliest = (*earliest).min(url.next_fetch_at);
+                        }
+                        EnqueuedUrl {
+                            id: UrlId(row.i64("id")?),
+                            host_id: HostId(host_id),
+                            inserted: true,
+                        }
+                    }
+                    None => {
+                        let row = sqlx::query(SELECT_URL)
+                            .bind(&hash[..])
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        EnqueuedUrl {
+                            id: UrlId(row.i64("id")?),
+                            host_id: HostId(row.i64("host_id")?),
+                            inserted: false,
+                        }
+                    }
+                };
+                if let Some(slot) = results.get_mut(*index) {
+                    *slot = Some(outcome);
+                }
+            }
+            if let Some((_, id, inserted, earliest)) = current.take()
+                && inserted > 0
+            {
+                sqlx::query(MAKE_HOST_DUE)
+                    .bind(id)
+                    .bind(i64::from(inserted))
+                    .bind(earliest)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })?;
+        Ok(results.into_iter().flatten().collect())
+    }
+}

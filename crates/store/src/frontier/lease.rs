@@ -1,0 +1,488 @@
+//! Leasing hosts to workers and recording what they did under the lease.
+//!
+//! PostgreSQL: `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`, so concurrent
+//! claimers pass each other by instead of queueing. SQLite: the same statement inside
+//! `BEGIN IMMEDIATE`, which serialises writers on the file lock.
+
+use super::{
+    Host, HostId, MAX_ROBOTS_BYTES, RobotsCache, UrlId, UrlRecord, UrlState, host_columns,
+    host_from_row, url_columns, url_from_row,
+};
+use crate::UnixMillis;
+use crate::backend::{Get, on_backend};
+use crate::error::{StoreError, check_range, check_text};
+
+/// Longest worker name accepted, in bytes.
+pub const MAX_WORKER_BYTES: usize = 200;
+/// Longest lease accepted: a day. Longer would strand a dead worker's hosts.
+pub const MAX_LEASE_MS: i64 = 24 * 3600 * 1000;
+/// Most hosts or URLs handed out by one call.
+pub const MAX_BATCH: u32 = 10_000;
+/// Longest error text kept; longer text is cut at a character boundary.
+const MAX_ERROR_BYTES: usize = 2000;
+/// Longest validator (ETag, Last-Modified) kept; longer ones are dropped as useless.
+const MAX_VALIDATOR_BYTES: usize = 1024;
+
+/// A worker's claim on one host, valid until [`Lease::until`]; see the module contract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    host_id: HostId,
+    owner: String,
+    epoch: i64,
+    until: UnixMillis,
+}
+
+impl Lease {
+    pub fn host_id(&self) -> HostId {
+        self.host_id
+    }
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+    /// The host's claim counter when this lease was granted.
+    pub fn epoch(&self) -> i64 {
+        self.epoch
+    }
+    /// The lease is void from this time on unless renewed before.
+    pub fn until(&self) -> UnixMillis {
+        self.until
+    }
+    fn lost(&self) -> StoreError {
+        StoreError::LeaseLost {
+            host_id: self.host_id.0,
+            owner: self.owner.clone(),
+        }
+    }
+}
+
+/// A host just claimed, with its state as of the claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeasedHost {
+    pub lease: Lease,
+    pub host: Host,
+}
+
+/// What the URL becomes after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UrlNext {
+    Done,
+    Failed,
+    Skipped,
+    /// Queued again, not before this time (a retry after an error, or a re-check).
+    RetryAt(UnixMillis),
+}
+
+/// The outcome of one attempt at a URL, as the crawler saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchOutcome {
+    /// True if a request was made; a fetch row is recorded only then.
+    pub fetched: bool,
+    pub status: Option<u16>,
+    pub server_ip: Option<String>,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    /// Why the fetch failed; cut to 2000 bytes, NUL bytes replaced.
+    pub error: Option<String>,
+    /// Validators for conditional re-fetches; dropped if over 1 KiB or holding NUL.
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub next: UrlNext,
+}
+
+impl FetchOutcome {
+    /// A fetch answered with `status`, after which the URL is `next`.
+    pub fn fetched(status: u16, bytes: u64, next: UrlNext) -> FetchOutcome {
+        FetchOutcome {
+            fetched: true,
+            status: Some(status),
+            server_ip: None,
+            bytes,
+            duration_ms: 0,
+            error: None,
+            etag: None,
+            last_modified: None,
+            next,
+        }
+    }
+
+    /// A fetch that failed without an HTTP answer (DNS, refused, timeout, limit).
+    pub fn failed(error: &str, next: UrlNext) -> FetchOutcome {
+        FetchOutcome {
+            error: Some(error.to_string()),
+            status: None,
+            ..FetchOutcome::fetched(0, 0, next)
+        }
+    }
+
+    /// No request made (robots, budget, scope): the URL just changes state.
+    pub fn not_fetched(next: UrlNext) -> FetchOutcome {
+        FetchOutcome {
+            fetched: false,
+            status: None,
+            ..FetchOutcome::fetched(0, 0, next)
+        }
+    }
+}
+
+/// Whether [`super::Frontier::complete_url`] wrote anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completion {
+    Recorded,
+    /// The URL was not in flight under this lease (already completed): nothing written.
+    AlreadyRecorded,
+}
+
+/// Per-host politeness state the crawler computed; stored as given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct HostPolicy {
+    pub delay_ms: i64,
+    pub crawl_delay_ms: Option<i64>,
+    pub error_streak: i64,
+    pub quiet_pages: i64,
+}
+
+const CLAIM_SQLITE: &str = concat!(
+    "UPDATE hosts SET lease_owner = $1, lease_until = $2, due_at = $2, \
+     lease_epoch = lease_epoch + 1 \
+     WHERE id IN (SELECT id FROM hosts WHERE due_at <= $3 \
+       AND (lease_owner IS NULL OR lease_until <= $3) ORDER BY due_at, id LIMIT $4) \
+     RETURNING ",
+    host_columns!()
+);
+const CLAIM_POSTGRES: &str = concat!(
+    "UPDATE hosts SET lease_owner = $1, lease_until = $2, due_at = $2, \
+     lease_epoch = lease_epoch + 1 \
+     WHERE id IN (SELECT id FROM hosts WHERE due_at <= $3 \
+       AND (lease_owner IS NULL OR lease_until <= $3) ORDER BY due_at, id LIMIT $4 \
+       FOR UPDATE SKIP LOCKED) \
+     RETURNING ",
+    host_columns!()
+);
+const HOLD_SQLITE: &str = "SELECT id FROM hosts WHERE id = $1 AND lease_owner = $2 \
+    AND lease_epoch = $3 AND lease_until > $4";
+// FOR UPDATE: a claimer's SKIP LOCKED then passes this host by until we commit.
+const HOLD_POSTGRES: &str = "SELECT id FROM hosts WHERE id = $1 AND lease_owner = $2 \
+    AND lease_epoch = $3 AND lease_until > $4 FOR UPDATE";
+const NEXT_URLS: &str = concat!(
+    "UPDATE urls SET leased_epoch = $2 WHERE id IN (SELECT id FROM urls WHERE host_id = $1 \
+       AND state = 'queued' AND next_fetch_at <= $3 \
+       AND (leased_epoch IS NULL OR leased_epoch <> $2) \
+       ORDER BY priority, next_fetch_at, id LIMIT $4) \
+     RETURNING ",
+    url_columns!()
+);
+const COMPLETE_URL: &str = "UPDATE urls SET state = $4, next_fetch_at = $5, leased_epoch = NULL, \
+    attempts = attempts + $6, \
+    last_status = CASE WHEN $6 = 1 THEN $7 ELSE last_status END, \
+    last_fetched_at = CASE WHEN $6 = 1 THEN $8 ELSE last_fetched_at END, \
+    etag = COALESCE($9, etag), last_modified = COALESCE($10, last_modified) \
+    WHERE id = $1 AND host_id = $2 AND leased_epoch = $3 RETURNING id";
+const INSERT_FETCH: &str = "INSERT INTO fetches (url_id, fetched_at, lease_epoch, status, \
+    server_ip, bytes, duration_ms, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const COUNT_FETCH: &str = "UPDATE hosts SET pages_fetched = pages_fetched + 1, \
+    bytes_fetched = bytes_fetched + $2 WHERE id = $1";
+const RENEW: &str = "UPDATE hosts SET lease_until = $5, due_at = $5 WHERE id = $1 \
+    AND lease_owner = $2 AND lease_epoch = $3 AND lease_until > $4 RETURNING id";
+const RELEASE: &str = "UPDATE hosts SET lease_owner = NULL, lease_until = NULL, \
+    next_allowed_at = $4, \
+    due_at = (SELECT CASE WHEN MIN(u.next_fetch_at) IS NULL THEN NULL \
+                          WHEN MIN(u.next_fetch_at) < CAST($4 AS BIGINT) THEN CAST($4 AS BIGINT) \
+                          ELSE MIN(u.next_fetch_at) END \
+              FROM urls u WHERE u.host_id = $1 AND u.state = 'queued') \
+    WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3 RETURNING id";
+const UPDATE_POLICY: &str = "UPDATE hosts SET delay_ms = $5, crawl_delay_ms = $6, \
+    error_streak = $7, quiet_pages = $8 WHERE id = $1 AND lease_owner = $2 \
+    AND lease_epoch = $3 AND lease_until > $4 RETURNING id";
+const STORE_ROBOTS: &str = "UPDATE hosts SET robots_status = $5, robots_body = $6, \
+    robots_fetched_at = $7, robots_expires_at = $8 WHERE id = $1 AND lease_owner = $2 \
+    AND lease_epoch = $3 AND lease_until > $4 RETURNING id";
+
+/// Cuts `text` to at most `max` bytes at a character boundary and replaces NUL bytes.
+fn sanitise(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or("").replace('\0', "\u{fffd}")
+}
+
+fn validator(value: &Option<String>) -> Option<&str> {
+    value
+        .as_deref()
+        .filter(|v| v.len() <= MAX_VALIDATOR_BYTES && !v.contains('\0'))
+}
+
+impl super::Frontier<'_> {
+    /// Leases up to `n` due hosts (due time ≤ `now`, lease free or expired) to `worker` for
+    /// `lease_for_ms`, earliest due first. Hosts leased by a live lease are never returned.
+    pub async fn claim_hosts(
+        &self,
+        worker: &str,
+        n: u32,
+        lease_for_ms: i64,
+        now: UnixMillis,
+    ) -> Result<Vec<LeasedHost>, StoreError> {
+        check_text("worker", worker, MAX_WORKER_BYTES, false)?;
+        check_range("lease duration", lease_for_ms, 1, MAX_LEASE_MS)?;
+        check_range("batch size", i64::from(n), 1, i64::from(MAX_BATCH))?;
+        let until = now.saturating_add(lease_for_ms);
+        let mut hosts = on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let rows = sqlx::query(d.pick(CLAIM_SQLITE, CLAIM_POSTGRES))
+                .bind(worker)
+                .bind(until)
+                .bind(now)
+                .bind(i64::from(n))
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            rows.iter()
+                .map(host_from_row)
+                .collect::<Result<Vec<_>, _>>()?
+        });
+        hosts.sort_by_key(|h| h.id);
+        Ok(hosts
+            .into_iter()
+            .map(|host| LeasedHost {
+                lease: Lease {
+                    host_id: host.id,
+                    owner: worker.to_string(),
+                    epoch: host.lease_epoch,
+                    until,
+                },
+                host,
+            })
+            .collect())
+    }
+
+    /// Extends a live lease to `now + lease_for_ms`.
+    pub async fn renew(
+        &self,
+        lease: &Lease,
+        lease_for_ms: i64,
+        now: UnixMillis,
+    ) -> Result<Lease, StoreError> {
+        check_range("lease duration", lease_for_ms, 1, MAX_LEASE_MS)?;
+        let until = now.saturating_add(lease_for_ms);
+        let renewed = on_backend!(self.backend, |pool, d| {
+            sqlx::query(RENEW)
+                .bind(lease.host_id.0)
+                .bind(&lease.owner)
+                .bind(lease.epoch)
+                .bind(now)
+                .bind(until)
+                .fetch_optional(pool)
+                .await?
+                .is_some()
+        });
+        if !renewed {
+            return Err(lease.lost());
+        }
+        Ok(Lease {
+            until,
+            ..lease.clone()
+        })
+    }
+
+    /// Gives the host back: no request before `next_allowed_at`; it is due again then, or
+    /// when its earliest queued URL is, or never if none is queued. Accepted after expiry
+    /// unless another worker has claimed the host since.
+    pub async fn release(
+        &self,
+        lease: &Lease,
+        next_allowed_at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let released = on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let row = sqlx::query(RELEASE)
+                .bind(lease.host_id.0)
+                .bind(&lease.owner)
+                .bind(lease.epoch)
+                .bind(next_allowed_at)
+                .fetch_optional(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            row.is_some()
+        });
+        if released { Ok(()) } else { Err(lease.lost()) }
+    }
+
+    /// Hands out up to `n` queued URLs of the leased host that are due at `now`, highest
+    /// priority first. A URL handed out is not handed out again under the same lease
+    /// until completed; under a later lease (after expiry) it is.
+    pub async fn next_urls(
+        &self,
+        lease: &Lease,
+        n: u32,
+        now: UnixMillis,
+    ) -> Result<Vec<UrlRecord>, StoreError> {
+        check_range("batch size", i64::from(n), 1, i64::from(MAX_BATCH))?;
+        let mut urls = on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let held = sqlx::query(d.pick(HOLD_SQLITE, HOLD_POSTGRES))
+                .bind(lease.host_id.0)
+                .bind(&lease.owner)
+                .bind(lease.epoch)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if held.is_none() {
+                return Err(lease.lost());
+            }
+            let rows = sqlx::query(NEXT_URLS)
+                .bind(lease.host_id.0)
+                .bind(lease.epoch)
+                .bind(now)
+                .bind(i64::from(n))
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            rows.iter()
+                .map(url_from_row)
+                .collect::<Result<Vec<_>, _>>()?
+        });
+        urls.sort_by_key(|u| (u.priority, u.next_fetch_at, u.id));
+        Ok(urls)
+    }
+
+    /// Records the outcome of an attempt at a URL handed out under `lease` and moves the URL
+    /// to its next state, atomically. Repeating the call is harmless
+    /// ([`Completion::AlreadyRecorded`]); a lost lease writes nothing and fails.
+    pub async fn complete_url(
+        &self,
+        lease: &Lease,
+        url: UrlId,
+        outcome: &FetchOutcome,
+        now: UnixMillis,
+    ) -> Result<Completion, StoreError> {
+        let (state, next_fetch_at) = match outcome.next {
+            UrlNext::Done => (UrlState::Done, now),
+            UrlNext::Failed => (UrlState::Failed, now),
+            UrlNext::Skipped => (UrlState::Skipped, now),
+            UrlNext::RetryAt(at) => (UrlState::Queued, at),
+        };
+        let fetched = i64::from(outcome.fetched);
+        let error = outcome
+            .error
+            .as_deref()
+            .map(|e| sanitise(e, MAX_ERROR_BYTES));
+        let server_ip = outcome.server_ip.as_deref().map(|ip| sanitise(ip, 64));
+        let bytes = i64::try_from(outcome.bytes).unwrap_or(i64::MAX);
+        let duration = i64::try_from(outcome.duration_ms).unwrap_or(i64::MAX);
+        let status = outcome.status.map(i64::from);
+        on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let held = sqlx::query(d.pick(HOLD_SQLITE, HOLD_POSTGRES))
+                .bind(lease.host_id.0)
+                .bind(&lease.owner)
+                .bind(lease.epoch)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if held.is_none() {
+                return Err(lease.lost());
+            }
+            let updated = sqlx::query(COMPLETE_URL)
+                .bind(url.0)
+                .bind(lease.host_id.0)
+                .bind(lease.epoch)
+                .bind(state.as_str())
+                .bind(next_fetch_at)
+                .bind(fetched)
+                .bind(status)
+                .bind(now)
+                .bind(validator(&outcome.etag))
+                .bind(validator(&outcome.last_modified))
+                .fetch_optional(&mut *tx)
+                .await?;
+            if updated.is_none() {
+                let owner = sqlx::query("SELECT host_id FROM urls WHERE id = $1")
+                    .bind(url.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                return match owner {
+                    None => Err(StoreError::NotFound {
+                        what: "URL",
+                        id: url.0.to_string(),
+                    }),
+                    Some(row) if row.i64("host_id")? != lease.host_id.0 => {
+                        Err(StoreError::UrlNotInLease {
+                            url_id: url.0,
+                            host_id: lease.host_id.0,
+                        })
+                    }
+                    Some(_) => Ok(Completion::AlreadyRecorded),
+                };
+            }
+            if outcome.fetched {
+                sqlx::query(INSERT_FETCH)
+                    .bind(url.0)
+                    .bind(now)
+                    .bind(lease.epoch)
+                    .bind(status)
+                    .bind(server_ip.as_deref())
+                    .bind(bytes)
+                    .bind(duration)
+                    .bind(error.as_deref())
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(COUNT_FETCH)
+                    .bind(lease.host_id.0)
+                    .bind(bytes)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(Completion::Recorded)
+        })
+    }
+
+    /// Stores the host's politeness state under a live lease.
+    pub async fn update_host(
+        &self,
+        lease: &Lease,
+        policy: &HostPolicy,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let updated = on_backend!(self.backend, |pool, d| {
+            sqlx::query(UPDATE_POLICY)
+                .bind(lease.host_id.0)
+                .bind(&lease.owner)
+                .bind(lease.epoch)
+                .bind(now)
+                .bind(policy.delay_ms)
+                .bind(policy.crawl_delay_ms)
+                .bind(policy.error_streak)
+                .bind(policy.quiet_pages)
+                .fetch_optional(pool)
+                .await?
+                .is_some()
+        });
+        if updated { Ok(()) } else { Err(lease.lost()) }
+    }
+
+    /// Caches the host's robots.txt under a live lease; bodies past 512 KiB are cut.
+    pub async fn store_robots(
+        &self,
+        lease: &Lease,
+        robots: &RobotsCache,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let body = robots.body.get(..MAX_ROBOTS_BYTES).unwrap_or(&robots.body);
+        let updated = on_backend!(self.backend, |pool, d| {
+            sqlx::query(STORE_ROBOTS)
+                .bind(lease.host_id.0)
+                .bind(&lease.owner)
+                .bind(lease.epoch)
+                .bind(now)
+                .bind(robots.status.map(i64::from))
+                .bind(body)
+                .bind(robots.fetched_at)
+                .bind(robots.expires_at)
+                .fetch_optional(pool)
+                .await?
+                .is_some()
+        });
+        if updated { Ok(()) } else { Err(lease.lost()) }
+    }
+}

@@ -1,0 +1,131 @@
+//! Aranea's one schema on SQLite (the embedded default: one file, WAL) and PostgreSQL
+//! (scale-out), with the leasing that lets many crawl workers share one frontier.
+//!
+//! The store keeps facts and hands out work; it holds no business rules. It does not decide
+//! what to crawl, how long to wait between requests or what counts as a match: the crawler
+//! computes those and the store records them, idempotently, so a worker killed at any point
+//! can be restarted without losing or duplicating anything.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), aranea_store::StoreError> {
+//! use aranea_store::{NewUrl, Store, UrlSource, Priority};
+//! let store = Store::open("sqlite://./aranea-data/aranea.db").await?;
+//! let now = 1_700_000_000_000;
+//! store.frontier().enqueue_urls(&[NewUrl::new("https://example.org/", "https://example.org", "example.org",
+//!     UrlSource::Seed, Priority::Reported, now)], now).await?;
+//! for leased in store.frontier().claim_hosts("worker-1", 4, 60_000, now).await? {
+//!     let batch = store.frontier().next_urls(&leased.lease, 10, now).await?;
+//!     // fetch each URL, then complete_url(...) and finally release(...)
+//! #   let _ = batch;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Times are Unix milliseconds (UTC) in `i64` on both back-ends; callers pass `now`
+//! explicitly so tests control time. Text is checked before any SQL (length, NUL bytes)
+//! so both back-ends refuse the same input with the same [`StoreError`].
+
+mod backend;
+mod error;
+mod frontier;
+mod media;
+mod reports;
+mod review;
+
+pub use backend::{BackendKind, StoreOptions};
+pub use error::{DbError, StoreError};
+pub use frontier::{
+    Completion, EnqueuedUrl, FetchOutcome, FetchRecord, Frontier, Host, HostId, HostPolicy, Lease,
+    LeasedHost, NewUrl, Priority, RobotsCache, UrlId, UrlNext, UrlRecord, UrlSource, UrlState,
+};
+pub use media::{BankMatch, Media, MediaRecord, MediaStore, NewSighting, Sighting, SightingId};
+pub use reports::{NewReport, Report, ReportId, ReportStatus, Reports};
+pub use review::{ReviewEntry, ReviewQueue, ReviewReason, ReviewState};
+
+use backend::Backend;
+
+/// Unix time in milliseconds, UTC.
+pub type UnixMillis = i64;
+
+/// A connection pool to one Aranea database. Cheap to clone; clones share the pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+}
+
+/// Row counts for progress displays and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub reports: i64,
+    pub hosts: i64,
+    pub urls: i64,
+    pub urls_queued: i64,
+    pub fetches: i64,
+    pub media: i64,
+    pub sightings: i64,
+    pub matches: i64,
+    pub review: i64,
+}
+
+impl Store {
+    /// Opens `sqlite://PATH` (creating the file and its directory) or `postgres://…`, and
+    /// applies any pending migrations.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Self::open_with(url, &StoreOptions::default()).await
+    }
+
+    /// [`Store::open`] with explicit pool settings.
+    pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        let store = Store {
+            backend: Backend::connect(url, options).await?,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations; returns how many were applied now. Safe to run while
+    /// other processes use the database (PostgreSQL: advisory lock; SQLite: file lock).
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        self.backend.migrate().await
+    }
+
+    /// The highest schema version applied.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.backend.schema_version().await
+    }
+
+    /// Which back-end this store talks to.
+    pub fn kind(&self) -> BackendKind {
+        self.backend.kind()
+    }
+
+    /// Reported URLs.
+    pub fn reports(&self) -> Reports<'_> {
+        Reports::new(&self.backend)
+    }
+
+    /// Hosts and URLs: enqueueing, leasing, fetch outcomes.
+    pub fn frontier(&self) -> Frontier<'_> {
+        Frontier::new(&self.backend)
+    }
+
+    /// Media, sightings and bank matches.
+    pub fn media(&self) -> MediaStore<'_> {
+        MediaStore::new(&self.backend)
+    }
+
+    /// The review queue that unknown media on suspect pages enter.
+    pub fn review(&self) -> ReviewQueue<'_> {
+        ReviewQueue::new(&self.backend)
+    }
+
+    /// Row counts of every table.
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        self.backend.counts().await
+    }
+
+    /// Closes every connection; pending operations finish first.
+    pub async fn close(&self) {
+        self.backend.close().await
+    }
+}

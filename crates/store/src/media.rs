@@ -1,0 +1,302 @@
+//! Media (keyed by SHA-256), where each was seen (sightings) and which bank entries it
+//! matched. Every write is idempotent on its natural key, so a crawl that is killed and
+//! restarted re-records what it had seen without duplicating it.
+//!
+//! This module records facts; it does not decide what a match means or what to review.
+
+use crate::UnixMillis;
+use crate::backend::{Backend, Get, on_backend};
+use crate::error::{StoreError, check_range, check_text};
+use crate::frontier::UrlId;
+
+/// Longest archive member path accepted, in bytes (part of a unique key, so bounded).
+pub const MAX_MEMBER_PATH_BYTES: usize = 1024;
+/// Longest media kind, bank name, signal type or classification accepted, in bytes.
+pub const MAX_LABEL_BYTES: usize = 200;
+
+/// A sighting's row id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SightingId(pub(crate) i64);
+
+impl SightingId {
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// Hashes and properties of one media file, as the hasher reported them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaRecord {
+    pub sha256: [u8; 32],
+    pub md5: [u8; 16],
+    pub sha1: [u8; 20],
+    pub pdq: Option<[u8; 32]>,
+    pub pdq_quality: Option<u8>,
+    pub size: u64,
+    /// The sniffed type, e.g. `jpeg`, `png`, `mp4`.
+    pub kind: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+/// A media row: the record plus when it was first and last seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Media {
+    pub record: MediaRecord,
+    pub first_seen: UnixMillis,
+    pub last_seen: UnixMillis,
+}
+
+/// Media seen at a URL, found on a page (or fetched directly), maybe inside an archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSighting {
+    pub media_sha256: [u8; 32],
+    /// The URL the bytes came from (the media URL, or the archive's URL).
+    pub url: UrlId,
+    /// The page it was found on; `None` when fetched directly (recorded as `url` itself).
+    pub page: Option<UrlId>,
+    /// The member path when the media was inside an archive.
+    pub member_path: Option<String>,
+    pub seen_at: UnixMillis,
+    pub server_ip: Option<String>,
+}
+
+/// A recorded sighting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sighting {
+    pub id: SightingId,
+    pub media_sha256: [u8; 32],
+    pub url: UrlId,
+    /// Equals `url` when the media was fetched directly.
+    pub page: UrlId,
+    pub member_path: Option<String>,
+    pub first_seen_at: UnixMillis,
+    pub last_seen_at: UnixMillis,
+    pub server_ip: Option<String>,
+}
+
+/// A sighting's match against one bank entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BankMatch {
+    pub bank_id: i64,
+    pub bank_name: String,
+    pub entry_id: i64,
+    /// `pdq`, `md5`, `sha1`, `sha256`, …
+    pub signal_type: String,
+    /// Hamming distance for PDQ; 0 for exact digests.
+    pub distance: u32,
+    pub classification: String,
+}
+
+fn fixed<const N: usize>(what: &'static str, bytes: Vec<u8>) -> Result<[u8; N], StoreError> {
+    <[u8; N]>::try_from(bytes).map_err(|b| StoreError::Corrupt {
+        what,
+        value: format!("{} bytes", b.len()),
+    })
+}
+
+fn media_from_row(row: &impl Get) -> Result<Media, StoreError> {
+    let small = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
+    Ok(Media {
+        record: MediaRecord {
+            sha256: fixed("SHA-256", row.bytes("sha256")?)?,
+            md5: fixed("MD5", row.bytes("md5")?)?,
+            sha1: fixed("SHA-1", row.bytes("sha1")?)?,
+            pdq: row.opt_bytes("pdq")?.map(|b| fixed("PDQ", b)).transpose()?,
+            pdq_quality: row
+                .opt_i64("pdq_quality")?
+                .and_then(|q| u8::try_from(q).ok()),
+            size: u64::try_from(row.i64("size")?).unwrap_or(0),
+            kind: row.text("kind")?,
+            width: small(row.opt_i64("width")?),
+            height: small(row.opt_i64("height")?),
+        },
+        first_seen: row.i64("first_seen")?,
+        last_seen: row.i64("last_seen")?,
+    })
+}
+
+fn sighting_from_row(row: &impl Get) -> Result<Sighting, StoreError> {
+    let member = row.text("member_path")?;
+    Ok(Sighting {
+        id: SightingId(row.i64("id")?),
+        media_sha256: fixed("SHA-256", row.bytes("media_sha256")?)?,
+        url: UrlId(row.i64("url_id")?),
+        page: UrlId(row.i64("page_url_id")?),
+        member_path: (!member.is_empty()).then_some(member),
+        first_seen_at: row.i64("first_seen_at")?,
+        last_seen_at: row.i64("last_seen_at")?,
+        server_ip: row.opt_text("server_ip")?,
+    })
+}
+
+const INSERT_MEDIA: &str = "INSERT INTO media (sha256, md5, sha1, pdq, pdq_quality, size, kind, \
+    width, height, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+    ON CONFLICT (sha256) DO NOTHING RETURNING sha256";
+const TOUCH_MEDIA: &str = "UPDATE media SET last_seen = $2 WHERE sha256 = $1 AND last_seen < $2";
+const MEDIA_COLUMNS: &str = "SELECT sha256, md5, sha1, pdq, pdq_quality, size, kind, width, \
+    height, first_seen, last_seen FROM media WHERE sha256 = $1";
+const UPSERT_SIGHTING: &str = "INSERT INTO sightings (media_sha256, url_id, page_url_id, \
+    member_path, first_seen_at, last_seen_at, server_ip) VALUES ($1, $2, $3, $4, $5, $5, $6) \
+    ON CONFLICT (media_sha256, url_id, page_url_id, member_path) DO UPDATE SET \
+    last_seen_at = CASE WHEN sightings.last_seen_at < excluded.last_seen_at \
+        THEN excluded.last_seen_at ELSE sightings.last_seen_at END \
+    RETURNING id";
+const SIGHTINGS_OF: &str = "SELECT id, media_sha256, url_id, page_url_id, member_path, \
+    first_seen_at, last_seen_at, server_ip FROM sightings WHERE media_sha256 = $1 ORDER BY id";
+const INSERT_MATCH: &str = "INSERT INTO matches (sighting_id, bank_id, bank_name, entry_id, \
+    signal_type, distance, classification, matched_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+    ON CONFLICT (sighting_id, bank_id, entry_id) DO NOTHING";
+const MATCHES_OF: &str = "SELECT bank_id, bank_name, entry_id, signal_type, distance, \
+    classification FROM matches WHERE sighting_id = $1 ORDER BY distance, bank_id, entry_id";
+
+/// Media, sightings and matches.
+pub struct MediaStore<'a> {
+    backend: &'a Backend,
+}
+
+impl<'a> MediaStore<'a> {
+    pub(crate) fn new(backend: &'a Backend) -> Self {
+        MediaStore { backend }
+    }
+
+    /// Records media seen at `now`; returns true if it was new. Known media only has its
+    /// last-seen time moved forward (the hashes of one SHA-256 never change).
+    pub async fn record(&self, media: &MediaRecord, now: UnixMillis) -> Result<bool, StoreError> {
+        check_text("media kind", &media.kind, MAX_LABEL_BYTES, false)?;
+        let size = i64::try_from(media.size).unwrap_or(i64::MAX);
+        on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let inserted = sqlx::query(INSERT_MEDIA)
+                .bind(&media.sha256[..])
+                .bind(&media.md5[..])
+                .bind(&media.sha1[..])
+                .bind(media.pdq.as_ref().map(|p| &p[..]))
+                .bind(media.pdq_quality.map(i64::from))
+                .bind(size)
+                .bind(&media.kind)
+                .bind(media.width.map(i64::from))
+                .bind(media.height.map(i64::from))
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if !inserted {
+                sqlx::query(TOUCH_MEDIA)
+                    .bind(&media.sha256[..])
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(inserted)
+        })
+    }
+
+    /// The media with this SHA-256, if recorded.
+    pub async fn get(&self, sha256: &[u8; 32]) -> Result<Option<Media>, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            match sqlx::query(MEDIA_COLUMNS)
+                .bind(&sha256[..])
+                .fetch_optional(pool)
+                .await?
+            {
+                Some(row) => media_from_row(&row).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Records a sighting of recorded media (record the media first); recording the same
+    /// media at the same URL, page and member again returns the same id and only moves its
+    /// last-seen time forward.
+    pub async fn record_sighting(&self, sighting: &NewSighting) -> Result<SightingId, StoreError> {
+        let member = sighting.member_path.as_deref().unwrap_or("");
+        check_text("archive member path", member, MAX_MEMBER_PATH_BYTES, true)?;
+        if let Some(ip) = &sighting.server_ip {
+            check_text("server IP", ip, 64, false)?;
+        }
+        let page = sighting.page.unwrap_or(sighting.url);
+        on_backend!(self.backend, |pool, d| {
+            let row = sqlx::query(UPSERT_SIGHTING)
+                .bind(&sighting.media_sha256[..])
+                .bind(sighting.url.0)
+                .bind(page.0)
+                .bind(member)
+                .bind(sighting.seen_at)
+                .bind(sighting.server_ip.as_deref())
+                .fetch_one(pool)
+                .await?;
+            Ok(SightingId(row.i64("id")?))
+        })
+    }
+
+    /// Every sighting of the media, oldest first.
+    pub async fn sightings_of(&self, sha256: &[u8; 32]) -> Result<Vec<Sighting>, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let rows = sqlx::query(SIGHTINGS_OF)
+                .bind(&sha256[..])
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(sighting_from_row).collect()
+        })
+    }
+
+    /// Records matches of a sighting; returns how many were new. Matches already recorded
+    /// (same sighting, bank and entry) are left as they are.
+    pub async fn record_matches(
+        &self,
+        sighting: SightingId,
+        matches: &[BankMatch],
+        now: UnixMillis,
+    ) -> Result<usize, StoreError> {
+        for m in matches {
+            check_text("bank name", &m.bank_name, MAX_LABEL_BYTES, false)?;
+            check_text("signal type", &m.signal_type, MAX_LABEL_BYTES, false)?;
+            check_text("classification", &m.classification, MAX_LABEL_BYTES, true)?;
+            check_range("distance", i64::from(m.distance), 0, 256)?;
+        }
+        on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let mut inserted = 0;
+            for m in matches {
+                let done = sqlx::query(INSERT_MATCH)
+                    .bind(sighting.0)
+                    .bind(m.bank_id)
+                    .bind(&m.bank_name)
+                    .bind(m.entry_id)
+                    .bind(&m.signal_type)
+                    .bind(i64::from(m.distance))
+                    .bind(&m.classification)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                inserted += usize::try_from(done.rows_affected()).unwrap_or(0);
+            }
+            tx.commit().await?;
+            Ok(inserted)
+        })
+    }
+
+    /// The matches of a sighting, nearest first.
+    pub async fn matches_of(&self, sighting: SightingId) -> Result<Vec<BankMatch>, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let rows = sqlx::query(MATCHES_OF)
+                .bind(sighting.0)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(BankMatch {
+                        bank_id: row.i64("bank_id")?,
+                        bank_name: row.text("bank_name")?,
+                        entry_id: row.i64("entry_id")?,
+                        signal_type: row.text("signal_type")?,
+                        distance: u32::try_from(row.i64("distance")?).unwrap_or(u32::MAX),
+                        classification: row.text("classification")?,
+                    })
+                })
+                .collect()
+        })
+    }
+}

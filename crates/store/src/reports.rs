@@ -1,0 +1,158 @@
+//! Reported URLs as received (intake API, form, `aranea report add`). The crawler seeds
+//! the frontier from them; this module only records them and their status.
+
+use crate::UnixMillis;
+use crate::backend::{Backend, Get, on_backend};
+use crate::error::{StoreError, check_text};
+use crate::frontier::{MAX_URL_BYTES, text_enum};
+
+/// Longest reporter or hotline name accepted, in bytes.
+pub const MAX_NAME_BYTES: usize = 500;
+/// Longest notes accepted, in bytes.
+pub const MAX_NOTES_BYTES: usize = 64 * 1024;
+
+/// A report's row id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReportId(pub(crate) i64);
+
+impl ReportId {
+    pub fn get(self) -> i64 {
+        self.0
+    }
+    /// A report id from its number (as printed by a tool).
+    pub fn from_raw(id: i64) -> ReportId {
+        ReportId(id)
+    }
+}
+
+/// Where a report stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportStatus {
+    /// Recorded, not yet in the frontier.
+    Received,
+    /// Its URL is in the frontier.
+    Queued,
+    /// Its URL was fetched and what it held recorded.
+    Crawled,
+    /// Refused (malformed, out of scope).
+    Rejected,
+}
+
+text_enum!(ReportStatus, "report status", {
+    Received => "received", Queued => "queued", Crawled => "crawled", Rejected => "rejected",
+});
+
+/// A report to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewReport {
+    /// The URL as reported (not canonicalised: evidence keeps what the reporter sent).
+    pub url: String,
+    pub reporter: String,
+    pub hotline: String,
+    pub notes: String,
+}
+
+/// A recorded report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub id: ReportId,
+    pub url: String,
+    pub reporter: String,
+    pub hotline: String,
+    pub notes: String,
+    pub reported_at: UnixMillis,
+    pub status: ReportStatus,
+}
+
+fn report_from_row(row: &impl Get) -> Result<Report, StoreError> {
+    Ok(Report {
+        id: ReportId(row.i64("id")?),
+        url: row.text("url")?,
+        reporter: row.text("reporter")?,
+        hotline: row.text("hotline")?,
+        notes: row.text("notes")?,
+        reported_at: row.i64("reported_at")?,
+        status: ReportStatus::parse(&row.text("status")?)?,
+    })
+}
+
+/// Reports: record, read, move through their statuses.
+pub struct Reports<'a> {
+    backend: &'a Backend,
+}
+
+impl<'a> Reports<'a> {
+    pub(crate) fn new(backend: &'a Backend) -> Self {
+        Reports { backend }
+    }
+
+    /// Records a report as received at `now`.
+    pub async fn add(&self, report: &NewReport, now: UnixMillis) -> Result<ReportId, StoreError> {
+        check_text("report URL", &report.url, MAX_URL_BYTES, false)?;
+        check_text("reporter", &report.reporter, MAX_NAME_BYTES, false)?;
+        check_text("hotline", &report.hotline, MAX_NAME_BYTES, false)?;
+        check_text("notes", &report.notes, MAX_NOTES_BYTES, true)?;
+        on_backend!(self.backend, |pool, d| {
+            let row = sqlx::query(
+                "INSERT INTO reports (url, reporter, hotline, notes, reported_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(&report.url)
+            .bind(&report.reporter)
+            .bind(&report.hotline)
+            .bind(&report.notes)
+            .bind(now)
+            .fetch_one(pool)
+            .await?;
+            Ok(ReportId(row.i64("id")?))
+        })
+    }
+
+    /// The report, if any.
+    pub async fn get(&self, id: ReportId) -> Result<Option<Report>, StoreError> {
+        const SQL: &str = "SELECT id, url, reporter, hotline, notes, reported_at, status FROM reports WHERE id = $1";
+        on_backend!(self.backend, |pool, d| {
+            match sqlx::query(SQL).bind(id.0).fetch_optional(pool).await? {
+                Some(row) => report_from_row(&row).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Up to `limit` reports in `status`, oldest first.
+    pub async fn with_status(
+        &self,
+        status: ReportStatus,
+        limit: u32,
+    ) -> Result<Vec<Report>, StoreError> {
+        const SQL: &str = "SELECT id, url, reporter, hotline, notes, reported_at, status \
+            FROM reports WHERE status = $1 ORDER BY reported_at, id LIMIT $2";
+        on_backend!(self.backend, |pool, d| {
+            let rows = sqlx::query(SQL)
+                .bind(status.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(report_from_row).collect()
+        })
+    }
+
+    /// Moves a report to `status`.
+    pub async fn set_status(&self, id: ReportId, status: ReportStatus) -> Result<(), StoreError> {
+        let found = on_backend!(self.backend, |pool, d| {
+            sqlx::query("UPDATE reports SET status = $2 WHERE id = $1")
+                .bind(id.0)
+                .bind(status.as_str())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if found == 0 {
+            return Err(StoreError::NotFound {
+                what: "report",
+                id: id.0.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
