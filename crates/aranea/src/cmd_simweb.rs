@@ -117,6 +117,8 @@ fn summary_json(
         "rdap": world.rdap_base_url(),
         "smtp": world.smtp_addr().to_string(),
         "http_port": world.http_port(),
+        "https_port": world.https_port(),
+        "ca_cert": world.ca_cert_path().map(|p| p.display().to_string()),
         "bank": world.bank_path().display().to_string(),
         "ip_to_asn": world.ip_to_asn_path().display().to_string(),
         "time_scale": world.time_scale(),
@@ -155,6 +157,13 @@ fn write_text(
         "http port  {} (every simulated host)",
         world.http_port()
     )?;
+    if let (Some(port), Some(ca)) = (world.https_port(), world.ca_cert_path()) {
+        writeln!(
+            out,
+            "https port {port} (HTTPS sites; HTTP/2 or HTTP/1.1), CA {}",
+            ca.display()
+        )?;
+    }
     writeln!(out, "bank       {}", world.bank_path().display())?;
     writeln!(out, "ip2asn     {}", world.ip_to_asn_path().display())?;
     writeln!(

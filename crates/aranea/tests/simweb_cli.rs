@@ -67,7 +67,7 @@ fn simweb_prints_its_addresses_and_serves_the_world_they_name() {
             .parse::<SocketAddr>()
             .is_ok()
     );
-    assert_eq!(summary["counts"]["sites"], 10);
+    assert_eq!(summary["counts"]["sites"], 11);
 
     let ip = dns_a(resolver, "sunny-gallery.sim");
     let mut stream = TcpStream::connect(SocketAddr::from((ip, port))).unwrap();

@@ -15,6 +15,8 @@ pub enum SimWebError {
     EmptyCorpus { dir: String },
     #[error("corpus image {file} could not be used: {reason}")]
     CorpusImage { file: String, reason: String },
+    #[error("setting up TLS: {0}")]
+    Tls(String),
     #[error("no free port shared by all {hosts} host addresses after {attempts} attempts")]
     NoSharedPort { hosts: usize, attempts: u32 },
 }

@@ -27,6 +27,8 @@ pub struct Request {
     pub body: Vec<u8>,
     pub local: SocketAddr,
     pub peer: SocketAddr,
+    /// Whether it arrived over TLS.
+    pub tls: bool,
 }
 
 impl Request {
@@ -347,6 +349,7 @@ fn parse_head(head: &[u8], local: SocketAddr, peer: SocketAddr) -> Result<Parsed
         body: Vec::new(),
         local,
         peer,
+        tls: false,
     };
     Ok((request, keep_alive, content_length))
 }

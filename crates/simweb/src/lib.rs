@@ -36,6 +36,7 @@ pub mod scenario;
 mod site;
 mod smtp;
 mod state;
+mod tls;
 mod truth;
 pub mod world;
 
@@ -65,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) media: MediaCache,
     /// The port every simulated web host listens on.
     pub(crate) port: u16,
+    /// The port HTTPS sites listen on, if the world has any.
+    pub(crate) https_port: Option<u16>,
     pub(crate) gzip_bomb: OnceLock<Arc<Vec<u8>>>,
 }
 
@@ -78,6 +81,7 @@ pub struct SimWeb {
     scenario: Scenario,
     seed: u64,
     http_port: Option<u16>,
+    https_port: Option<u16>,
     dns_port: u16,
     infra_ip: Ipv4Addr,
     corpus_dir: PathBuf,
@@ -90,6 +94,7 @@ impl SimWeb {
             scenario,
             seed: 0,
             http_port: None,
+            https_port: None,
             dns_port: 0,
             infra_ip: DEFAULT_INFRA_IP,
             corpus_dir: PathBuf::from(corpus::DEFAULT_DIR),
@@ -110,6 +115,12 @@ impl SimWeb {
     /// The port all simulated web hosts share (default: a free one).
     pub fn http_port(mut self, port: u16) -> Self {
         self.http_port = Some(port);
+        self
+    }
+
+    /// The port all HTTPS sites share (default: a free one).
+    pub fn https_port(mut self, port: u16) -> Self {
+        self.https_port = Some(port);
         self
     }
 
@@ -154,6 +165,22 @@ impl SimWeb {
 
         let host_ips = world.all_host_ips();
         let (http_port, host_listeners) = bind_hosts(&host_ips, self.http_port)?;
+        let https_names: Vec<String> = world
+            .sites
+            .iter()
+            .filter(|s| s.https)
+            .flat_map(|s| std::iter::once(s.host.clone()).chain(s.aliases.clone()))
+            .collect();
+        let tls = if https_names.is_empty() {
+            None
+        } else {
+            let pki = tls::build(self.seed, &https_names)?;
+            let (port, listeners) = bind_hosts(&host_ips, self.https_port)?;
+            let ca_path = out_dir.join("simweb-ca.pem");
+            std::fs::write(&ca_path, &pki.ca_pem)
+                .map_err(|source| io("writing the CA certificate", source))?;
+            Some((pki, port, listeners, ca_path))
+        };
         let dns_socket = std::net::UdpSocket::bind(SocketAddrV4::new(self.infra_ip, self.dns_port))
             .map_err(|source| io("binding the DNS server", source))?;
         let infra_listener = bind_tcp(
@@ -189,6 +216,7 @@ impl SimWeb {
             state: Mutex::new(State::default()),
             media: MediaCache::default(),
             port: http_port,
+            https_port: tls.as_ref().map(|(_, port, _, _)| *port),
             gzip_bomb: OnceLock::new(),
         });
         let host_service = Arc::new(site::HostService {
@@ -196,6 +224,17 @@ impl SimWeb {
         });
         for listener in host_listeners {
             runtime.spawn(http::serve(listener, host_service.clone()));
+        }
+        let mut ca = None;
+        if let Some((pki, _, listeners, ca_path)) = tls {
+            for listener in listeners {
+                runtime.spawn(tls::serve(
+                    listener,
+                    pki.acceptor.clone(),
+                    host_service.clone(),
+                ));
+            }
+            ca = Some((pki.ca_pem, ca_path));
         }
         runtime.spawn(dns::serve(dns_socket, shared.clone()));
         runtime.spawn(http::serve(
@@ -215,6 +254,7 @@ impl SimWeb {
             smtp_addr,
             bank_path,
             asn_path,
+            ca,
             out_dir,
             owns_out_dir,
         })
@@ -294,11 +334,28 @@ pub struct RunningWorld {
     smtp_addr: SocketAddr,
     bank_path: PathBuf,
     asn_path: PathBuf,
+    /// The CA certificate (PEM) and where it was written, if any site uses HTTPS.
+    ca: Option<(String, PathBuf)>,
     out_dir: PathBuf,
     owns_out_dir: bool,
 }
 
 impl RunningWorld {
+    /// The port HTTPS sites listen on (every simulated host address), if there are any.
+    pub fn https_port(&self) -> Option<u16> {
+        self.shared.https_port
+    }
+
+    /// The self-signed CA that issued the HTTPS sites' certificate, as PEM, for clients to trust.
+    pub fn ca_cert_pem(&self) -> Option<&str> {
+        self.ca.as_ref().map(|(pem, _)| pem.as_str())
+    }
+
+    /// The CA certificate file (`simweb-ca.pem` in the output directory).
+    pub fn ca_cert_path(&self) -> Option<&Path> {
+        self.ca.as_ref().map(|(_, path)| path.as_path())
+    }
+
     /// The port every simulated web host listens on (URLs are `http://host:PORT/…`).
     pub fn http_port(&self) -> u16 {
         self.http_port
@@ -348,9 +405,18 @@ impl RunningWorld {
         &self.shared.world
     }
 
-    /// The URL of a path on a simulated host.
+    /// The URL of a path on a simulated host (`https://…:HTTPS_PORT` for HTTPS sites).
     pub fn url(&self, host: &str, path: &str) -> String {
-        format!("http://{host}:{}{path}", self.http_port)
+        match (
+            self.shared
+                .world
+                .site_by_host(host)
+                .is_some_and(|s| s.https),
+            self.shared.https_port,
+        ) {
+            (true, Some(port)) => format!("https://{host}:{port}{path}"),
+            _ => format!("http://{host}:{}{path}", self.http_port),
+        }
     }
 
     /// Simulated time elapsed since the world started.

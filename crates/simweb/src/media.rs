@@ -15,6 +15,9 @@ use crate::corpus::{Corpus, content_type_for_ext};
 use crate::error::SimWebError;
 use crate::world::Transform;
 
+/// Rendered copies kept in memory at most (a few tens of KiB each).
+const MAX_CACHED: usize = 4096;
+
 /// Bytes and content type of one rendered copy.
 #[derive(Debug, Clone)]
 pub struct Rendered {
@@ -68,6 +71,11 @@ impl MediaCache {
             }
         };
         if let Ok(mut copies) = self.copies.lock() {
+            // Bytes are deterministic, so forgetting them only costs time: bound the memory a
+            // full crawl of the demo world would otherwise pin.
+            if copies.len() >= MAX_CACHED {
+                copies.clear();
+            }
             copies.insert((source, transform), rendered.clone());
         }
         Ok(rendered)

@@ -184,6 +184,9 @@ pub struct SiteSpec {
     pub hostile: bool,
     #[serde(default)]
     pub traps: Vec<Trap>,
+    /// Serve over TLS (HTTP/2 or HTTP/1.1 by ALPN) on the HTTPS port; plain HTTP redirects there.
+    #[serde(default)]
+    pub https: bool,
     /// Names under this host that are CNAMEs of it (e.g. `www`).
     #[serde(default)]
     pub aliases: Vec<String>,
@@ -206,6 +209,9 @@ pub struct GenerateSpec {
     /// Share of generated sites fronted by a CDN (needs a provider with `cdn = true`).
     #[serde(default)]
     pub cdn_share: f64,
+    /// Share of generated sites served over HTTPS.
+    #[serde(default)]
+    pub https_share: f64,
     /// How many generated sites serve the misbehaviour endpoints.
     #[serde(default)]
     pub hostile_sites: u32,

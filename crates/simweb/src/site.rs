@@ -61,6 +61,15 @@ impl HostService {
                 "<h1>Site not found</h1><p>This server does not host that site.</p>".to_owned(),
             );
         }
+        if site.https && !request.tls {
+            let location = format!(
+                "https://{}:{}{}",
+                site.host,
+                shared.https_port.unwrap_or(443),
+                request.target
+            );
+            return Response::redirect(301, &location);
+        }
         if request.method != "GET" && request.method != "HEAD" {
             return Response::text(405, "method not allowed").with_header("Allow", "GET, HEAD");
         }

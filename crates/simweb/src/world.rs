@@ -49,6 +49,7 @@ pub struct Site {
     pub cdn: Option<CdnFront>,
     pub robots: RobotsVariant,
     pub hostile: bool,
+    pub https: bool,
     pub traps: Vec<Trap>,
     /// Full names that are CNAMEs of `host`.
     pub aliases: Vec<String>,
@@ -297,6 +298,7 @@ impl World {
             cdn,
             robots: spec.robots,
             hostile: spec.hostile,
+            https: spec.https,
             traps: spec.traps.clone(),
             aliases,
             pages,
@@ -731,6 +733,7 @@ fn generate_site_specs(
             known_share: if interesting { g.known_share } else { 0.0 },
             robots,
             hostile: i < g.hostile_sites,
+            https: rng.chance(g.https_share),
             traps,
             aliases: if rng.chance(0.3) {
                 vec!["www".to_owned()]

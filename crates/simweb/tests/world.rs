@@ -21,7 +21,7 @@ fn crawl_sample(world: &aranea_simweb::RunningWorld) -> Vec<(String, Vec<u8>)> {
     }
     for image in world.images_at(Duration::ZERO).iter().step_by(3) {
         out.push((
-            image.url.replace(&world.http_port().to_string(), "PORT"),
+            format!("{}{}", image.host, image.path),
             get_url(world, &image.url).body,
         ));
     }

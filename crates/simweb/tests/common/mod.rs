@@ -59,6 +59,11 @@ pub fn get(world: &RunningWorld, host: &str, path: &str) -> HttpResponse {
 }
 
 pub fn get_url(world: &RunningWorld, url: &str) -> HttpResponse {
+    if let Some(rest) = url.strip_prefix("https://") {
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let host = authority.split(':').next().unwrap();
+        return get_tls(world, host, if path.is_empty() { "/" } else { path });
+    }
     let rest = url.strip_prefix("http://").unwrap();
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let host = authority.split(':').next().unwrap();
@@ -262,5 +267,62 @@ pub fn wait_sim(world: &RunningWorld, sim: Duration) {
     let target = world.sim_now() + sim;
     while world.sim_now() < target {
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A TLS client that trusts only the world's CA, offering the given ALPN protocols.
+pub fn tls_config(world: &RunningWorld, alpn: &[&[u8]]) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(world.ca_cert_pem().unwrap().as_bytes()).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    std::sync::Arc::new(config)
+}
+
+/// GET over TLS with HTTP/1.1, the certificate checked against the world's CA.
+pub fn get_tls(world: &RunningWorld, host: &str, path: &str) -> HttpResponse {
+    let ip = resolve(world, host).unwrap();
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
+    let connection =
+        rustls::ClientConnection::new(tls_config(world, &[b"http/1.1"]), name).unwrap();
+    let addr = SocketAddr::from((ip, world.https_port().unwrap()));
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, stream);
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: raw[end + 4..].to_vec(),
     }
 }
