@@ -9,7 +9,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
-use crate::pdq::{LumaTable, luma_from_rgb8};
+use crate::luma::{LumaTable, luma_from_rgb8};
 use crate::{HashError, Limits, MediaKind};
 
 /// Decode the first frame as `image` stores it, checking the declared size before the pixel

@@ -17,6 +17,7 @@ mod crypto;
 mod decode;
 mod error;
 mod jarosz;
+mod luma;
 mod pdq;
 mod pdq_hash;
 mod sniff;

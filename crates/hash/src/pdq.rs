@@ -14,6 +14,7 @@
 
 use std::sync::LazyLock;
 
+use crate::luma::luma_from_rgb8;
 use crate::{HashError, PdqHash, jarosz};
 
 /// Images with a side under this many pixels hash to all zeroes with quality 0, as in the
@@ -136,79 +137,6 @@ pub fn pdq_from_rgb8(pixels: &[u8], width: u32, height: u32) -> Result<PdqResult
     Ok(pdq_with_luma(width as usize, height as usize, |luma| {
         luma_from_rgb8(pixels, luma)
     }))
-}
-
-/// Luma of interleaved RGB bytes into `out`, vectorised where the CPU allows.
-pub(crate) fn luma_from_rgb8(pixels: &[u8], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above; that is the only requirement.
-        return unsafe { luma_from_rgb8_avx2(pixels, out) };
-    }
-    luma_from_rgb8_portable(pixels, out);
-}
-
-/// Same arithmetic with 256-bit vectors: double-precision multiply and add round identically
-/// in every width (no "fma" feature, so no fused multiply-add).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn luma_from_rgb8_avx2(pixels: &[u8], out: &mut [f32]) {
-    luma_from_rgb8_portable(pixels, out);
-}
-
-/// Eight pixels per step with constant indices, so the compiler can de-interleave with
-/// shuffles and convert and multiply whole vectors.
-#[inline(always)]
-fn luma_from_rgb8_portable(pixels: &[u8], out: &mut [f32]) {
-    let mut out_blocks = out.chunks_exact_mut(8);
-    let mut pixel_blocks = pixels.chunks_exact(24);
-    for (o, p) in (&mut out_blocks).zip(&mut pixel_blocks) {
-        // Fixed-size views: the compiler then knows every index is in bounds.
-        let (Ok(o), Ok(p)) = (<&mut [f32; 8]>::try_from(o), <&[u8; 24]>::try_from(p)) else {
-            continue;
-        };
-        for i in 0..8 {
-            o[i] = luma_arithmetic(p[3 * i], p[3 * i + 1], p[3 * i + 2]);
-        }
-    }
-    for (o, p) in out_blocks
-        .into_remainder()
-        .iter_mut()
-        .zip(pixel_blocks.remainder().chunks_exact(3))
-    {
-        *o = luma_arithmetic(p[0], p[1], p[2]);
-    }
-}
-
-/// Luma of one pixel exactly as the reference binding computes it: NumPy multiplies the
-/// `uint8` planes by the (double) coefficients, adds left to right in double, then casts to
-/// `float32`.
-#[inline(always)]
-fn luma_arithmetic(r: u8, g: u8, b: u8) -> f32 {
-    (f64::from(r) * 0.299 + f64::from(g) * 0.587 + f64::from(b) * 0.114) as f32
-}
-
-/// Products of each 8-bit level with the luma coefficients, in double precision.
-pub(crate) struct LumaTable([[f64; 256]; 3]);
-
-static LUMA_TABLE: LazyLock<LumaTable> = LazyLock::new(|| {
-    let column = |coefficient: f64| std::array::from_fn(|level| level as f64 * coefficient);
-    LumaTable([column(0.299), column(0.587), column(0.114)])
-});
-
-impl LumaTable {
-    pub(crate) fn get() -> &'static LumaTable {
-        &LUMA_TABLE
-    }
-
-    /// Luma of one pixel exactly as the reference binding computes it: NumPy multiplies the
-    /// `uint8` planes by the (double) coefficients, adds left to right in double, then casts to
-    /// `float32`. The table holds the same correctly rounded products, so the sums are equal.
-    #[inline(always)]
-    pub(crate) fn luma(&self, r: u8, g: u8, b: u8) -> f32 {
-        let [red, green, blue] = &self.0;
-        (red[usize::from(r)] + green[usize::from(g)] + blue[usize::from(b)]) as f32
-    }
 }
 
 /// Reusable per-thread planes, so hashing image after image does not map and fault in fresh
