@@ -10,6 +10,7 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
 use crate::luma::{LumaTable, luma_from_rgb8};
+use crate::pdq::{PdqResult, pdq_with_rows};
 use crate::{HashError, Limits, MediaKind};
 
 /// Decode the first frame as `image` stores it, checking the declared size before the pixel
@@ -83,15 +84,26 @@ fn classify(error: ImageError, kind: MediaKind) -> HashError {
     }
 }
 
-/// Write the luma plane of `image` into `out` (`width * height` values) as the reference
-/// computes it from Pillow's RGB conversion.
-pub(crate) fn fill_luma(image: &DynamicImage, out: &mut [f32]) {
+/// PDQ of a decoded image, with luma as the reference computes it from Pillow's RGB conversion.
+pub(crate) fn pdq_of_image(image: &DynamicImage) -> PdqResult {
+    let (width, height) = (image.width() as usize, image.height() as usize);
     if let DynamicImage::ImageRgb8(buffer) = image {
-        // The common case (every colour JPEG): the vectorised path.
-        return luma_from_rgb8(buffer.as_raw(), out);
+        // The common case (every colour JPEG): luma rows made on demand, vectorised.
+        let bytes = buffer.as_raw();
+        return pdq_with_rows(width, height, |y, row| {
+            if let Some(pixels) = bytes.get(y * width * 3..(y + 1) * width * 3) {
+                luma_from_rgb8(pixels, row);
+            }
+        });
     }
+    let mut luma = vec![0f32; width * height];
     let table = LumaTable::get();
-    map_pixels(image, out, |r, g, b| table.luma(r, g, b));
+    map_pixels(image, &mut luma, |r, g, b| table.luma(r, g, b));
+    pdq_with_rows(width, height, |y, row| {
+        if let Some(values) = luma.get(y * width..(y + 1) * width) {
+            row.copy_from_slice(values);
+        }
+    })
 }
 
 /// Interleaved RGB bytes of `image` as Pillow's `convert("RGB")` gives them.

@@ -29,9 +29,11 @@ fn sample_positions(length: usize) -> [usize; 64] {
     std::array::from_fn(|i| (((i as f64 + 0.5) * length as f64) / 64.0) as usize)
 }
 
-/// Filter `luma` (row-major, `width`×`height`, used as scratch) and return the 64×64 samples.
-/// Requires `width, height >= 1` and `luma.len() == scratch.len() == width * height`.
+/// Filter the image whose luma rows `source(y, row)` writes (`width` values each) and return
+/// the 64×64 samples. `luma` and `scratch` are work planes of `width * height` values.
+/// Requires `width, height >= 1`.
 pub(crate) fn downsample_64(
+    source: &impl Fn(usize, &mut [f32]),
     luma: &mut [f32],
     scratch: &mut [f32],
     width: usize,
@@ -40,9 +42,9 @@ pub(crate) fn downsample_64(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above; that is the only requirement.
-        return unsafe { downsample_64_avx2(luma, scratch, width, height) };
+        return unsafe { downsample_64_avx2(source, luma, scratch, width, height) };
     }
-    downsample_64_with::<false>(luma, scratch, width, height)
+    downsample_64_with::<false>(source, luma, scratch, width, height)
 }
 
 /// The same code compiled with 256-bit vectors. AVX2 gives wider lanes, not different
@@ -51,16 +53,18 @@ pub(crate) fn downsample_64(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn downsample_64_avx2(
+    source: &impl Fn(usize, &mut [f32]),
     luma: &mut [f32],
     scratch: &mut [f32],
     width: usize,
     height: usize,
 ) -> [f32; 64 * 64] {
-    downsample_64_with::<true>(luma, scratch, width, height)
+    downsample_64_with::<true>(source, luma, scratch, width, height)
 }
 
 #[inline(always)]
 fn downsample_64_with<const AVX: bool>(
+    source: &impl Fn(usize, &mut [f32]),
     luma: &mut [f32],
     scratch: &mut [f32],
     width: usize,
@@ -71,7 +75,7 @@ fn downsample_64_with<const AVX: bool>(
     let columns = sample_positions(width);
     let rows = sample_positions(height);
 
-    box_along_rows::<AVX>(luma, scratch, width, height, row_window);
+    box_along_rows::<AVX>(source, scratch, width, height, row_window);
     box_lanes(scratch, luma, width, height, column_window);
 
     // Second round, rows: full running sums, quotients only at the 64 sampled columns.
@@ -249,7 +253,7 @@ fn store_strip<const AVX: bool>(
 /// First round along rows: every output value.
 #[inline(always)]
 fn box_along_rows<const AVX: bool>(
-    input: &[f32],
+    source: &impl Fn(usize, &mut [f32]),
     output: &mut [f32],
     width: usize,
     height: usize,
@@ -257,8 +261,15 @@ fn box_along_rows<const AVX: bool>(
 ) {
     let mut strip_in = vec![[0f32; STRIP]; width];
     let mut strip_out = vec![[0f32; STRIP]; width];
+    // Eight rows of luma at a time, made on demand: small enough to stay in cache, so the
+    // full-size luma plane is never written or read back.
+    let mut rows = vec![0f32; STRIP * width];
     for first in (0..height).step_by(STRIP) {
-        load_strip::<AVX>(input, width, height, first, &mut strip_in);
+        let lanes = STRIP.min(height - first);
+        for (lane, row) in rows.chunks_exact_mut(width).take(lanes).enumerate() {
+            source(first + lane, row);
+        }
+        load_strip::<AVX>(&rows, width, lanes, 0, &mut strip_in);
         running_box(&strip_in, window, |x, sum, count| {
             if let Some(cell) = strip_out.get_mut(x) {
                 for (o, s) in cell.iter_mut().zip(sum) {
@@ -422,10 +433,13 @@ mod equivalence_tests {
                     (state % 25_600) as f32 / 100.0
                 })
                 .collect();
+            let source =
+                |y: usize, row: &mut [f32]| row.copy_from_slice(&image[y * width..(y + 1) * width]);
+            let mut plane = vec![0f32; image.len()];
             let mut scratch = vec![0f32; image.len()];
             let portable =
-                downsample_64_with::<false>(&mut image.clone(), &mut scratch, width, height);
-            let dispatched = downsample_64(&mut image.clone(), &mut scratch, width, height);
+                downsample_64_with::<false>(&source, &mut plane, &mut scratch, width, height);
+            let dispatched = downsample_64(&source, &mut plane, &mut scratch, width, height);
             assert!(
                 portable
                     .iter()

@@ -118,9 +118,7 @@ pub fn hash_media(bytes: &[u8], limits: &Limits) -> Result<MediaHashes, HashErro
     } else {
         let image = decode::decode_first_frame(bytes, kind, limits)?;
         let (width, height) = (image.width(), image.height());
-        let result = pdq::pdq_with_luma(width as usize, height as usize, |luma| {
-            decode::fill_luma(&image, luma);
-        });
+        let result = decode::pdq_of_image(&image);
         (width, height, Some(result))
     };
     let crypto = crypto_hashes(bytes);

@@ -134,8 +134,11 @@ pub fn pdq_from_rgb8(pixels: &[u8], width: u32, height: u32) -> Result<PdqResult
             actual: pixels.len() as u64,
         });
     }
-    Ok(pdq_with_luma(width as usize, height as usize, |luma| {
-        luma_from_rgb8(pixels, luma)
+    let row_bytes = width as usize * 3;
+    Ok(pdq_with_rows(width as usize, height as usize, |y, row| {
+        if let Some(bytes) = pixels.get(y * row_bytes..(y + 1) * row_bytes) {
+            luma_from_rgb8(bytes, row);
+        }
     }))
 }
 
@@ -154,11 +157,12 @@ thread_local! {
 /// Planes above this many values are released after use rather than kept for the next image.
 const KEEP_PLANES_UP_TO: usize = 16 * 1024 * 1024;
 
-/// PDQ of a `width`×`height` image whose luma plane `fill` writes (row-major).
-pub(crate) fn pdq_with_luma(
+/// PDQ of a `width`×`height` image whose luma rows `source(y, row)` writes, on demand and
+/// possibly more than once per row.
+pub(crate) fn pdq_with_rows(
     width: usize,
     height: usize,
-    fill: impl FnOnce(&mut [f32]),
+    source: impl Fn(usize, &mut [f32]),
 ) -> PdqResult {
     if width < MIN_HASHABLE_DIM || height < MIN_HASHABLE_DIM {
         return PdqResult {
@@ -167,31 +171,39 @@ pub(crate) fn pdq_with_luma(
             dct: Box::new([0.0; 256]),
         };
     }
-    let len = width * height;
-    PLANES.with(|planes| {
-        let mut planes = planes.borrow_mut();
-        let Planes { luma, scratch } = &mut *planes;
-        luma.resize(len, 0.0);
-        scratch.resize(len, 0.0);
-        fill(&mut luma[..len]);
-        let samples = if width == 64 && height == 64 {
-            // The reference skips filtering when the input already is 64×64 (pre-scaled
-            // video frames).
-            let mut samples = [0f32; 64 * 64];
-            samples.copy_from_slice(&luma[..len]);
-            samples
-        } else {
-            jarosz::downsample_64(&mut luma[..len], &mut scratch[..len], width, height)
-        };
-        if len > KEEP_PLANES_UP_TO {
-            *luma = Vec::new();
-            *scratch = Vec::new();
+    let samples = if width == 64 && height == 64 {
+        // The reference skips filtering when the input already is 64×64 (pre-scaled video
+        // frames).
+        let mut samples = [0f32; 64 * 64];
+        for (y, row) in samples.chunks_exact_mut(64).enumerate() {
+            source(y, row);
         }
-        let quality = quality_of(&samples);
-        let dct = Box::new(dct_64_to_16(&samples));
-        let hash = bits_above_median(&dct);
-        PdqResult { hash, quality, dct }
-    })
+        samples
+    } else {
+        let len = width * height;
+        PLANES.with(|planes| {
+            let mut planes = planes.borrow_mut();
+            let Planes { luma, scratch } = &mut *planes;
+            luma.resize(len, 0.0);
+            scratch.resize(len, 0.0);
+            let samples = jarosz::downsample_64(
+                &source,
+                &mut luma[..len],
+                &mut scratch[..len],
+                width,
+                height,
+            );
+            if len > KEEP_PLANES_UP_TO {
+                *luma = Vec::new();
+                *scratch = Vec::new();
+            }
+            samples
+        })
+    };
+    let quality = quality_of(&samples);
+    let dct = Box::new(dct_64_to_16(&samples));
+    let hash = bits_above_median(&dct);
+    PdqResult { hash, quality, dct }
 }
 
 /// The reference's quality heuristic: the sum of quantised vertical and horizontal gradients
