@@ -113,15 +113,7 @@ impl Act<'_> {
                     RemoveScope::Named => self.items.iter().copied().collect(),
                     RemoveScope::Site => site_items(self.world, state, self.site),
                 };
-                for &item in &ids {
-                    state.remove(Removal {
-                        item,
-                        provider: self.provider,
-                        at,
-                        kind: RemovalKind::Gone,
-                        notice: self.notice,
-                    });
-                }
+                self.take_down(state, &ids, at, RemovalKind::Gone);
                 outcome.push(format!(
                     "{host}: {} item(s) removed at {}s",
                     ids.len(),
@@ -130,18 +122,11 @@ impl Act<'_> {
             }
             Action::Placeholder { delay_hours } => {
                 let at = t0 + draw(self.rng, *delay_hours);
-                for &item in self.items {
-                    state.remove(Removal {
-                        item,
-                        provider: self.provider,
-                        at,
-                        kind: RemovalKind::Placeholder,
-                        notice: self.notice,
-                    });
-                }
+                let ids: Vec<ItemId> = self.items.iter().copied().collect();
+                self.take_down(state, &ids, at, RemovalKind::Placeholder);
                 outcome.push(format!(
                     "{host}: {} item(s) replaced by a placeholder at {}s",
-                    self.items.len(),
+                    ids.len(),
                     at.as_secs()
                 ));
             }
@@ -152,13 +137,7 @@ impl Act<'_> {
             } => {
                 let at = t0 + draw(self.rng, *delay_hours);
                 for &item in self.items {
-                    state.remove(Removal {
-                        item,
-                        provider: self.provider,
-                        at,
-                        kind: RemovalKind::Gone,
-                        notice: self.notice,
-                    });
+                    self.take_down(state, &[item], at, RemovalKind::Gone);
                     let appears_at = at + draw(self.rng, *reupload_after_hours);
                     if let Some(url) = self.reupload(state, item, appears_at, *reencode) {
                         outcome.push(format!(
@@ -171,24 +150,7 @@ impl Act<'_> {
             }
             Action::MoveSite { delay_hours, to } => {
                 let at = t0 + draw(self.rng, *delay_hours);
-                let Some(target) = self.world.provider_by_name(to) else {
-                    return;
-                };
-                let ip = self.world.sites.get(self.site).and_then(|s| {
-                    s.move_target
-                        .filter(|(p, _)| *p == target.id)
-                        .map(|(_, ip)| ip)
-                });
-                if let (Some(ip), false) = (ip, state.moves.contains_key(&self.site)) {
-                    state.moves.insert(
-                        self.site,
-                        SiteMove {
-                            site: self.site,
-                            at,
-                            to_provider: target.id,
-                            ip,
-                        },
-                    );
+                if let Some(ip) = self.move_site(state, to, at) {
                     outcome.push(format!("{host}: moves to {to} ({ip}) at {}s", at.as_secs()));
                 }
             }
@@ -199,6 +161,7 @@ impl Act<'_> {
                     .and_then(|o| self.world.providers.get(o))
                     .map(|p| p.on_notice.clone());
                 match (origin, origin_action) {
+                    // One hop only: a CDN in front of a CDN would otherwise forward forever.
                     (Some(origin), Some(action))
                         if depth == 0 && !matches!(action, Action::Forward { .. }) =>
                     {
@@ -216,6 +179,41 @@ impl Act<'_> {
                 }
             }
         }
+    }
+
+    fn take_down(&self, state: &mut State, items: &[ItemId], at: Duration, kind: RemovalKind) {
+        for &item in items {
+            state.remove(Removal {
+                item,
+                provider: self.provider,
+                at,
+                kind,
+                notice: self.notice,
+            });
+        }
+    }
+
+    /// Schedules the site's move to the provider named `to`; the new address, if it moves.
+    fn move_site(&self, state: &mut State, to: &str, at: Duration) -> Option<std::net::Ipv4Addr> {
+        let target = self.world.provider_by_name(to)?;
+        let site = self.world.sites.get(self.site)?;
+        let ip = site
+            .move_target
+            .filter(|(p, _)| *p == target.id)
+            .map(|(_, ip)| ip)?;
+        if state.moves.contains_key(&self.site) {
+            return None;
+        }
+        state.moves.insert(
+            self.site,
+            SiteMove {
+                site: self.site,
+                at,
+                to_provider: target.id,
+                ip,
+            },
+        );
+        Some(ip)
     }
 
     /// Puts a copy of an item on another site of the same provider (or the same site).

@@ -25,7 +25,9 @@ mod clock;
 pub mod corpus;
 mod dns;
 mod error;
+mod generate;
 mod http;
+mod layout;
 mod media;
 mod names;
 mod pages;
@@ -35,6 +37,7 @@ mod rng;
 pub mod scenario;
 mod site;
 mod smtp;
+mod sockets;
 mod state;
 mod tls;
 mod truth;
@@ -42,7 +45,6 @@ pub mod world;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -148,13 +150,17 @@ impl SimWeb {
         self
     }
 
+    fn dns_addr(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.infra_ip, self.dns_port)
+    }
+
     /// Builds the world, writes its files and starts every server.
     pub fn start(self) -> Result<RunningWorld, SimWebError> {
         let corpus = corpus::Corpus::open(&self.corpus_dir)?;
         let world = World::generate(&self.scenario, self.seed, corpus)?;
         let (out_dir, owns_out_dir) = match &self.out_dir {
             Some(dir) => (dir.clone(), false),
-            None => (fresh_temp_dir(), true),
+            None => (sockets::fresh_temp_dir(), true),
         };
         std::fs::create_dir_all(&out_dir)
             .map_err(|source| io("creating the output directory", source))?;
@@ -163,46 +169,27 @@ impl SimWeb {
         let asn_path = out_dir.join("ip2asn-v4.tsv");
         bank::write_ip_to_asn(&world, &asn_path)?;
 
-        let host_ips = world.all_host_ips();
-        let (http_port, host_listeners) = bind_hosts(&host_ips, self.http_port)?;
-        let https_names: Vec<String> = world
-            .sites
-            .iter()
-            .filter(|s| s.https)
-            .flat_map(|s| std::iter::once(s.host.clone()).chain(s.aliases.clone()))
-            .collect();
-        let tls = if https_names.is_empty() {
-            None
-        } else {
-            let pki = tls::build(self.seed, &https_names)?;
-            let (port, listeners) = bind_hosts(&host_ips, self.https_port)?;
-            let ca_path = out_dir.join("simweb-ca.pem");
-            std::fs::write(&ca_path, &pki.ca_pem)
-                .map_err(|source| io("writing the CA certificate", source))?;
-            Some((pki, port, listeners, ca_path))
-        };
-        let dns_socket = std::net::UdpSocket::bind(SocketAddrV4::new(self.infra_ip, self.dns_port))
-            .map_err(|source| io("binding the DNS server", source))?;
-        let infra_listener = bind_tcp(
-            SocketAddrV4::new(self.infra_ip, 0),
-            "binding the RDAP server",
+        let sockets = sockets::bind(
+            &world,
+            self.seed,
+            &out_dir,
+            self.http_port,
+            self.https_port,
+            self.dns_addr(),
         )?;
-        let smtp_listener = bind_tcp(
-            SocketAddrV4::new(self.infra_ip, 0),
-            "binding the SMTP server",
-        )?;
-        let dns_addr = dns_socket
-            .local_addr()
-            .map_err(|source| io("reading the DNS address", source))?;
-        let infra_addr = infra_listener
-            .local_addr()
-            .map_err(|source| io("reading the RDAP address", source))?;
-        let smtp_addr = smtp_listener
-            .local_addr()
-            .map_err(|source| io("reading the SMTP address", source))?;
-        dns_socket
-            .set_nonblocking(true)
-            .map_err(|source| io("configuring the DNS socket", source))?;
+        let sockets::Sockets {
+            http_port,
+            hosts,
+            tls,
+            dns,
+            infra,
+            smtp,
+        } = sockets;
+        let (dns_addr, infra_addr, smtp_addr) = (
+            sockets::udp_addr(&dns)?,
+            sockets::tcp_addr(&infra)?,
+            sockets::tcp_addr(&smtp)?,
+        );
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -216,34 +203,33 @@ impl SimWeb {
             state: Mutex::new(State::default()),
             media: MediaCache::default(),
             port: http_port,
-            https_port: tls.as_ref().map(|(_, port, _, _)| *port),
+            https_port: tls.as_ref().map(|t| t.port),
             gzip_bomb: OnceLock::new(),
         });
         let host_service = Arc::new(site::HostService {
             shared: shared.clone(),
         });
-        for listener in host_listeners {
+        for listener in hosts {
             runtime.spawn(http::serve(listener, host_service.clone()));
         }
-        let mut ca = None;
-        if let Some((pki, _, listeners, ca_path)) = tls {
-            for listener in listeners {
+        let ca = tls.map(|t| {
+            for listener in t.listeners {
                 runtime.spawn(tls::serve(
                     listener,
-                    pki.acceptor.clone(),
+                    t.pki.acceptor.clone(),
                     host_service.clone(),
                 ));
             }
-            ca = Some((pki.ca_pem, ca_path));
-        }
-        runtime.spawn(dns::serve(dns_socket, shared.clone()));
+            (t.pki.ca_pem, t.ca_path)
+        });
+        runtime.spawn(dns::serve(dns, shared.clone()));
         runtime.spawn(http::serve(
-            infra_listener,
+            infra,
             Arc::new(rdap::InfraService {
                 shared: shared.clone(),
             }),
         ));
-        runtime.spawn(smtp::serve(smtp_listener, shared.clone()));
+        runtime.spawn(smtp::serve(smtp, shared.clone()));
 
         Ok(RunningWorld {
             shared,
@@ -265,62 +251,6 @@ fn io(what: &str, source: std::io::Error) -> SimWebError {
     SimWebError::Io {
         what: what.to_owned(),
         source,
-    }
-}
-
-fn fresh_temp_dir() -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    std::env::temp_dir().join(format!("aranea-simweb-{}-{n}-{nanos}", std::process::id()))
-}
-
-fn bind_tcp(addr: SocketAddrV4, what: &str) -> Result<std::net::TcpListener, SimWebError> {
-    let listener = std::net::TcpListener::bind(addr).map_err(|source| io(what, source))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| io(what, source))?;
-    Ok(listener)
-}
-
-/// Binds every host address on one port: the given one, or a free one found by trying.
-fn bind_hosts(
-    ips: &[Ipv4Addr],
-    port: Option<u16>,
-) -> Result<(u16, Vec<std::net::TcpListener>), SimWebError> {
-    let attempts = if port.is_some() { 1 } else { 30 };
-    let mut last_error = None;
-    for _ in 0..attempts {
-        let mut listeners = Vec::with_capacity(ips.len());
-        let mut chosen = port.unwrap_or(0);
-        let mut failed = false;
-        for &ip in ips {
-            match bind_tcp(SocketAddrV4::new(ip, chosen), "binding a web host") {
-                Ok(listener) => {
-                    if chosen == 0 {
-                        chosen = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-                    }
-                    listeners.push(listener);
-                }
-                Err(e) => {
-                    last_error = Some(e);
-                    failed = true;
-                    break;
-                }
-            }
-        }
-        if !failed {
-            return Ok((chosen, listeners));
-        }
-    }
-    match (port, last_error) {
-        (Some(_), Some(e)) => Err(e),
-        _ => Err(SimWebError::NoSharedPort {
-            hosts: ips.len(),
-            attempts,
-        }),
     }
 }
 

@@ -11,10 +11,11 @@ use serde::Serialize;
 
 use crate::corpus::Corpus;
 use crate::error::SimWebError;
+use crate::generate::{generate_providers, generate_site_specs};
+use crate::layout::{Layout, draw_transform};
 use crate::rng::Rng;
 use crate::scenario::{
-    Action, Block, Delay, GenerateSpec, ProviderSpec, RemoveScope, RobotsVariant, Scenario,
-    Serving, SiteKind, SiteSpec, Trap,
+    Action, Block, ProviderSpec, RobotsVariant, Scenario, Serving, SiteKind, SiteSpec, Trap,
 };
 
 pub type ProviderId = usize;
@@ -424,77 +425,6 @@ impl World {
     }
 }
 
-/// URL shapes per site kind, so a forum looks like a forum to a crawler.
-struct Layout {
-    kind: SiteKind,
-    noun: &'static str,
-}
-
-impl Layout {
-    fn for_kind(kind: SiteKind) -> Layout {
-        let noun = match kind {
-            SiteKind::Gallery => "Album",
-            SiteKind::Forum => "Thread",
-            SiteKind::Directory => "Index of",
-            SiteKind::Imageboard => "Thread",
-            SiteKind::Plain => "Post",
-        };
-        Layout { kind, noun }
-    }
-
-    fn page_path(&self, section: u32, slug: &str, k: u32) -> String {
-        let base = match self.kind {
-            SiteKind::Gallery => format!("/album/{slug}/"),
-            SiteKind::Forum => format!("/thread/{section}-{slug}/"),
-            SiteKind::Directory => format!("/files/{slug}/"),
-            SiteKind::Imageboard => format!("/b/res/{}.html", 1000 + section),
-            SiteKind::Plain => format!("/blog/{slug}.html"),
-        };
-        match (k, self.kind) {
-            (0, _) => base,
-            (_, SiteKind::Directory) => {
-                format!("{base}?C=M&O={}", if k % 2 == 1 { "D" } else { "A" })
-            }
-            _ => format!("{base}?page={}", k + 1),
-        }
-    }
-
-    fn item_path(&self, section: u32, slug: &str, name: &str, ext: &str) -> String {
-        match self.kind {
-            SiteKind::Gallery => format!("/images/{name}.{ext}"),
-            SiteKind::Forum => format!("/attachments/{section}/{name}.{ext}"),
-            SiteKind::Directory => format!("/files/{slug}/{name}.{ext}"),
-            SiteKind::Imageboard => format!("/b/src/{name}.{ext}"),
-            SiteKind::Plain => format!("/static/{name}.{ext}"),
-        }
-    }
-
-    fn thumb_path(&self, _section: u32, _slug: &str, name: &str) -> Option<String> {
-        match self.kind {
-            SiteKind::Gallery => Some(format!("/thumbs/{name}.jpg")),
-            SiteKind::Imageboard => Some(format!("/b/thumb/{name}s.jpg")),
-            _ => None,
-        }
-    }
-}
-
-fn draw_transform(rng: &mut Rng) -> Transform {
-    match rng.below(100) {
-        0..=49 => Transform::Original,
-        50..=64 => Transform::Reencode {
-            quality: rng.range(45, 85) as u8,
-        },
-        65..=74 => Transform::Resize {
-            percent: rng.range(50, 90) as u8,
-        },
-        75..=84 => Transform::Crop {
-            percent: rng.range(1, 2) as u8,
-        },
-        85..=94 => Transform::Watermark,
-        _ => Transform::ConvertPng,
-    }
-}
-
 fn choose_known(
     scenario: &Scenario,
     seed: u64,
@@ -522,7 +452,7 @@ fn choose_known(
     Ok(known)
 }
 
-fn slug_of(name: &str) -> String {
+pub(crate) fn slug_of(name: &str) -> String {
     let slug: String = name
         .chars()
         .filter_map(|c| {
@@ -569,177 +499,4 @@ fn provider_from_spec(
         on_notice: spec.on_notice.clone(),
         serving: spec.serving.clone(),
     })
-}
-
-fn generate_providers(providers: &mut Vec<Provider>, g: &GenerateSpec, seed: u64, tld: &str) {
-    let explicit = providers.len();
-    for i in 0..g.providers {
-        let mut rng = Rng::derive(seed, &format!("provider:{i}"));
-        let name = format!("{} {}", crate::names::company(&mut rng), i + 1);
-        let slug = slug_of(&name);
-        let block = Block {
-            base: Ipv4Addr::new(127, 100 + (i / 200) as u8, (i % 200) as u8, 0),
-            prefix: 24,
-        };
-        let country = g
-            .countries
-            .get(i as usize % g.countries.len())
-            .cloned()
-            .unwrap_or_default();
-        let on_notice = draw_action(
-            &mut rng,
-            explicit,
-            providers.len(),
-            g.providers as usize + explicit,
-            providers,
-        );
-        let serving = Serving {
-            slow_ms: if rng.chance(0.1) {
-                rng.range(50, 300)
-            } else {
-                0
-            },
-            rate_limit_per_second: if rng.chance(0.1) {
-                rng.range(5, 20) as u32
-            } else {
-                0
-            },
-        };
-        providers.push(Provider {
-            id: providers.len(),
-            abuse_email: format!("abuse@{slug}.{tld}"),
-            name,
-            slug,
-            country,
-            asn: 64600 + i,
-            blocks: vec![block],
-            webhook: rng.chance(0.3),
-            cdn: false,
-            on_notice,
-            serving,
-        });
-    }
-}
-
-fn draw_action(
-    rng: &mut Rng,
-    first: usize,
-    me: usize,
-    total: usize,
-    providers: &[Provider],
-) -> Action {
-    let hours = |rng: &mut Rng, lo: u64, hi: u64| Delay::Uniform {
-        min: lo as f64,
-        max: rng.range(lo + 1, hi) as f64,
-    };
-    match rng.below(100) {
-        0..=39 => Action::Remove {
-            delay_hours: hours(rng, 1, 72),
-            scope: RemoveScope::Named,
-        },
-        40..=49 => Action::Remove {
-            delay_hours: Delay::Exponential { mean: 24.0 },
-            scope: RemoveScope::Site,
-        },
-        50..=64 => Action::Ignore,
-        65..=74 => Action::Reupload {
-            delay_hours: hours(rng, 1, 24),
-            reupload_after_hours: hours(rng, 24, 96),
-            reencode: rng.chance(0.5),
-        },
-        75..=84 if me > first => {
-            // Move only to a provider generated before this one: names exist and no cycles.
-            let target = first + rng.below((me - first) as u64) as usize;
-            match providers.get(target) {
-                Some(p) if target < total => Action::MoveSite {
-                    delay_hours: hours(rng, 12, 96),
-                    to: p.name.clone(),
-                },
-                _ => Action::Ignore,
-            }
-        }
-        85..=94 => Action::Placeholder {
-            delay_hours: hours(rng, 1, 48),
-        },
-        _ => Action::Remove {
-            delay_hours: hours(rng, 100, 400),
-            scope: RemoveScope::Named,
-        },
-    }
-}
-
-fn generate_site_specs(
-    specs: &mut Vec<SiteSpec>,
-    providers: &[Provider],
-    g: &GenerateSpec,
-    seed: u64,
-    tlds: &[String],
-) {
-    let hosting: Vec<&Provider> = providers.iter().filter(|p| !p.cdn).collect();
-    let cdns: Vec<&Provider> = providers.iter().filter(|p| p.cdn).collect();
-    for i in 0..g.sites {
-        let mut rng = Rng::derive(seed, &format!("generated-site:{i}"));
-        let Some(provider) = rng.pick(&hosting) else {
-            return;
-        };
-        let tld = rng.pick(tlds).cloned().unwrap_or_else(|| "sim".to_owned());
-        let host = format!(
-            "{}-{}{}.{tld}",
-            crate::names::word(&mut rng),
-            crate::names::word(&mut rng),
-            i
-        );
-        let kind = match rng.below(100) {
-            0..=24 => SiteKind::Gallery,
-            25..=44 => SiteKind::Forum,
-            45..=59 => SiteKind::Directory,
-            60..=74 => SiteKind::Imageboard,
-            _ => SiteKind::Plain,
-        };
-        let interesting = kind != SiteKind::Plain && rng.chance(g.interesting_share);
-        let robots = match rng.below(100) {
-            0..=59 => RobotsVariant::Allow,
-            60..=74 => RobotsVariant::DisallowPrivate,
-            75..=88 => RobotsVariant::CrawlDelay,
-            89..=93 => RobotsVariant::Garbage,
-            94..=97 => RobotsVariant::Missing,
-            _ => RobotsVariant::DisallowAll,
-        };
-        let mut traps = Vec::new();
-        if rng.chance(0.04) {
-            traps.push(Trap::Calendar);
-        }
-        if rng.chance(0.04) {
-            traps.push(Trap::SessionId);
-        }
-        let behind_cdn = if rng.chance(g.cdn_share) {
-            rng.pick(&cdns).map(|c| c.name.clone())
-        } else {
-            None
-        };
-        specs.push(SiteSpec {
-            host,
-            provider: provider.name.clone(),
-            kind,
-            behind_cdn,
-            pages: rng.range(
-                u64::from(g.pages_per_site[0]),
-                u64::from(g.pages_per_site[1]),
-            ) as u32,
-            images_per_page: rng.range(
-                u64::from(g.images_per_page[0]),
-                u64::from(g.images_per_page[1]),
-            ) as u32,
-            known_share: if interesting { g.known_share } else { 0.0 },
-            robots,
-            hostile: i < g.hostile_sites,
-            https: rng.chance(g.https_share),
-            traps,
-            aliases: if rng.chance(0.3) {
-                vec!["www".to_owned()]
-            } else {
-                Vec::new()
-            },
-        });
-    }
 }
