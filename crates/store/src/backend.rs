@@ -34,7 +34,7 @@ pub struct StoreOptions {
     pub max_connections: Option<u32>,
     /// How long a SQLite writer waits for the file lock before failing (default 30 s).
     pub busy_timeout: Duration,
-    /// How long to wait for a free pooled connection (default 30 s).
+    /// How long to wait for a pooled connection, including connecting (default 10 s).
     pub acquire_timeout: Duration,
 }
 
@@ -43,7 +43,7 @@ impl Default for StoreOptions {
         StoreOptions {
             max_connections: None,
             busy_timeout: Duration::from_secs(30),
-            acquire_timeout: Duration::from_secs(30),
+            acquire_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -197,13 +197,14 @@ const STORE_ROBOTS: &str = "UPDATE hosts SET robots_status = $5, robots_body = $
     robots_fetched_at = $7, robots_expires_at = $8 WHERE id = $1 AND lease_owner = $2 \
     AND lease_epoch = $3 AND lease_until > $4 RETURNING id";
 
-/// Cuts `text` to at most `max` bytes at a character boundary and replaces NUL bytes.
+/// Replaces NUL bytes, then cuts to at most `max` bytes at a character boundary.
 fn sanitise(text: &str, max: usize) -> String {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
+    let clean = text.replace('\0', "\u{fffd}");
+    let mut end = clean.len().min(max);
+    while !clean.is_char_boundary(end) {
         end -= 1;
     }
-    text.get(..end).unwrap_or("").replace('\0', "\u{fffd}")
+    clean.get(..end).unwrap_or("").to_string()
 }
 
 fn validator(value: &Option<String>) -> Option<&str> {

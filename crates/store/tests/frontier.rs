@@ -1,0 +1,673 @@
+//! The frontier's contract on both back-ends: enqueue dedup, claim → next_urls → complete →
+//! release, lease expiry and takeover, stale workers refused, concurrent claimers.
+
+#[macro_use]
+mod common;
+
+use std::collections::HashSet;
+
+use aranea_store::{
+    Completion, FetchOutcome, HostPolicy, NewUrl, Priority, RobotsCache, Store, StoreError,
+    UrlNext, UrlSource, UrlState,
+};
+use common::{NOW, TestDb};
+
+contract_tests!(
+    migrations_are_idempotent,
+    enqueue_dedups_on_the_canonical_url,
+    claim_next_complete_release_cycle,
+    hosts_are_claimed_only_when_due,
+    expired_lease_is_taken_over_and_the_stale_worker_refused,
+    expired_lease_refuses_writes_even_without_takeover,
+    renewed_lease_keeps_the_host,
+    retry_requeues_the_url_for_later,
+    complete_refuses_urls_of_another_host,
+    robots_and_policy_are_stored_under_the_lease,
+    concurrent_claims_never_hand_a_host_twice,
+    concurrent_workers_fetch_every_url_exactly_once,
+);
+
+fn url(host: &str, path: &str) -> NewUrl {
+    NewUrl::new(
+        &format!("https://{host}{path}"),
+        &format!("https://{host}"),
+        host,
+        UrlSource::Link,
+        Priority::Ordinary,
+        NOW,
+    )
+}
+
+async fn migrations_are_idempotent(db: &TestDb) {
+    let store = db.open().await;
+    assert_eq!(store.schema_version().await.unwrap(), 1);
+    store
+        .frontier()
+        .enqueue_urls(&[url("a.example", "/")], NOW)
+        .await
+        .unwrap();
+    store.close().await;
+    // A second open migrates nothing and keeps the data.
+    let again = db.open().await;
+    assert_eq!(again.migrate().await.unwrap(), 0);
+    assert_eq!(again.schema_version().await.unwrap(), 1);
+    assert_eq!(again.counts().await.unwrap().urls, 1);
+}
+
+async fn enqueue_dedups_on_the_canonical_url(db: &TestDb) {
+    let store = db.open().await;
+    let frontier = store.frontier();
+    let batch = [
+        url("b.example", "/2"),
+        url("a.example", "/1"),
+        url("b.example", "/2"), // a duplicate within the batch
+        url("a.example", "/3"),
+    ];
+    let first = frontier.enqueue_urls(&batch, NOW).await.unwrap();
+    assert_eq!(first.len(), 4);
+    assert_eq!(
+        first.iter().map(|e| e.inserted).collect::<Vec<_>>(),
+        [true, true, false, true]
+    );
+    assert_eq!(first[0].id, first[2].id, "same URL, same id");
+    assert_eq!(first[1].host_id, first[3].host_id);
+    assert_ne!(first[0].host_id, first[1].host_id);
+
+    let again = frontier
+        .enqueue_urls(&[url("a.example", "/1"), url("a.example", "/4")], NOW)
+        .await
+        .unwrap();
+    assert!(!again[0].inserted);
+    assert_eq!(again[0].id, first[1].id);
+    assert!(again[1].inserted);
+
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.hosts, counts.urls, counts.urls_queued), (2, 4, 4));
+    let host = frontier.host(first[1].host_id).await.unwrap().unwrap();
+    assert_eq!(host.key, "https://a.example");
+    assert_eq!(host.urls_known, 3);
+    assert_eq!(host.due_at, Some(NOW));
+    let record = frontier.url(first[3].id).await.unwrap().unwrap();
+    assert_eq!(record.url, "https://a.example/3");
+    assert_eq!(record.state, UrlState::Queued);
+    assert_eq!(
+        frontier.url_id("https://a.example/3").await.unwrap(),
+        Some(first[3].id)
+    );
+    assert_eq!(frontier.url_id("https://a.example/9").await.unwrap(), None);
+    assert_eq!(
+        frontier
+            .urls_under(first[1].host_id, "https://a.example/")
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        frontier
+            .urls_under(first[1].host_id, "https://a.example/4")
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+async fn claim_next_complete_release_cycle(db: &TestDb) {
+    let store = db.open().await;
+    let frontier = store.frontier();
+    let mut reported = url("a.example", "/reported");
+    reported.priority = Priority::Reported;
+    reported.source = UrlSource::Report;
+    let enqueued = frontier
+        .enqueue_urls(
+            &[url("a.example", "/x"), reported, url("a.example", "/y")],
+            NOW,
+        )
+        .await
+        .unwrap();
+
+    let claimed = frontier.claim_hosts("w1", 5, 60_000, NOW).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let lease = claimed[0].lease.clone();
+    assert_eq!(lease.owner(), "w1");
+    assert_eq!(lease.until(), NOW + 60_000);
+    assert_eq!(claimed[0].host.lease_owner.as_deref(), Some("w1"));
+    // Claimed: nobody else gets it.
+    assert!(
+        frontier
+            .claim_hosts("w2", 5, 60_000, NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let batch = frontier.next_urls(&lease, 2, NOW).await.unwrap();
+    assert_eq!(batch.len(), 2);
+    assert_eq!(
+        batch[0].url, "https://a.example/reported",
+        "reported URLs first"
+    );
+    assert_eq!(batch[0].id, enqueued[1].id);
+    // Handed out URLs are not handed out again under the same lease.
+    let rest = frontier.next_urls(&lease, 10, NOW).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(batch.iter().all(|u| u.id != rest[0].id));
+    assert!(
+        frontier
+            .next_urls(&lease, 10, NOW)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let mut outcome = FetchOutcome::fetched(200, 1234, UrlNext::Done);
+    outcome.server_ip = Some("127.0.0.9".into());
+    outcome.etag = Some("\"v1\"".into());
+    let done = frontier
+        .complete_url(&lease, batch[0].id, &outcome, NOW + 10)
+        .await
+        .unwrap();
+    assert_eq!(done, Completion::Recorded);
+    // Repeating the completion (a retry after a lost reply) writes nothing.
+    let again = frontier
+        .complete_url(&lease, batch[0].id, &outcome, NOW + 20)
+        .await
+        .unwrap();
+    assert_eq!(again, Completion::AlreadyRecorded);
+    let fetches = frontier.fetches(batch[0].id).await.unwrap();
+    assert_eq!(fetches.len(), 1);
+    assert_eq!(fetches[0].status, Some(200));
+    assert_eq!(fetches[0].bytes, 1234);
+    assert_eq!(fetches[0].server_ip.as_deref(), Some("127.0.0.9"));
+    assert_eq!(fetches[0].fetched_at, NOW + 10);
+    let record = frontier.url(batch[0].id).await.unwrap().unwrap();
+    assert_eq!(record.state, UrlState::Done);
+    assert_eq!(record.attempts, 1);
+    assert_eq!(record.last_status, Some(200));
+    assert_eq!(record.etag.as_deref(), Some("\"v1\""));
+
+    let failed = FetchOutcome::failed("connect timeout", UrlNext::Failed);
+    frontier
+        .complete_url(&lease, batch[1].id, &failed, NOW + 30)
+        .await
+        .unwrap();
+    let skipped = FetchOutcome::not_fetched(UrlNext::Skipped);
+    frontier
+        .complete_url(&lease, rest[0].id, &skipped, NOW + 40)
+        .await
+        .unwrap();
+    assert_eq!(
+        frontier.fetches(rest[0].id).await.unwrap().len(),
+        0,
+        "no request, no fetch row"
+    );
+    assert_eq!(
+        frontier.fetches(batch[1].id).await.unwrap()[0]
+            .error
+            .as_deref(),
+        Some("connect timeout")
+    );
+
+    frontier.release(&lease, NOW + 5_000).await.unwrap();
+    let host = frontier.host(lease.host_id()).await.unwrap().unwrap();
+    assert_eq!(host.lease_owner, None);
+    assert_eq!(host.next_allowed_at, NOW + 5_000);
+    assert_eq!(host.due_at, None, "nothing left queued");
+    assert_eq!(host.pages_fetched, 2);
+    assert_eq!(host.bytes_fetched, 1234);
+    // Released twice: the second is refused, the lease is gone.
+    assert!(matches!(
+        frontier.release(&lease, NOW).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(
+        frontier
+            .claim_hosts("w2", 5, 60_000, NOW + 10_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn hosts_are_claimed_only_when_due(db: &TestDb) {
+    let store = db.open().await;
+    let frontier = store.frontier();
+    let mut later = url("later.example", "/");
+    later.next_fetch_at = NOW + 1_000;
+    frontier
+        .enqueue_urls(&[later, url("now.example", "/")], NOW)
+        .await
+        .unwrap();
+    let claimed = frontier.claim_hosts("w", 10, 60_000, NOW).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].host.key, "https://now.example");
+    // Politeness: the released host is not due before next_allowed_at even with work left.
+    let lease = &claimed[0].lease;
+    frontier
+        .enqueue_urls(&[url("now.example", "/2")], NOW)
+        .await
+        .unwrap();
+    let one = frontier.next_urls(lease, 1, NOW).await.unwrap();
+    frontier
+        .complete_url(
+            lease,
+            one[0].id,
+            &FetchOutcome::fetched(200, 1, UrlNext::Done),
+            NOW,
+        )
+        .await
+        .unwrap();
+    frontier.release(lease, NOW + 3_000).await.unwrap();
+    let at_2s = frontier
+        .claim_hosts("w", 10, 60_000, NOW + 2_000)
+        .await
+        .unwrap();
+    assert_eq!(at_2s.len(), 1);
+    assert_eq!(at_2s[0].host.key, "https://later.example");
+    let at_3s = frontier
+        .claim_hosts("w", 10, 60_000, NOW + 3_000)
+        .await
+        .unwrap();
+    assert_eq!(at_3s.len(), 1);
+    assert_eq!(at_3s[0].host.key, "https://now.example");
+    assert_eq!(at_3s[0].host.next_allowed_at, NOW + 3_000);
+}
+
+async fn expired_lease_is_taken_over_and_the_stale_worker_refused(db: &TestDb) {
+    let store = db.open().await;
+    let frontier = store.frontier();
+    frontier
+        .enqueue_urls(&[url("a.example", "/1"), url("a.example", "/2")], NOW)
+        .await
+        .unwrap();
+    let stale = frontier.claim_hosts("stale", 1, 1_000, NOW).await.unwrap();
+    let stale_lease = stale[0].lease.clone();
+    let handed = frontier.next_urls(&stale_lease, 10, NOW).await.unwrap();
+    assert_eq!(handed.len(), 2);
+    // Before expiry nobody else can claim it; at expiry they can.
+    assert!(
+        frontier
+            .claim_hosts("fresh", 1, 60_000, NOW + 999)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let fresh = frontier
+        .claim_hosts("fresh", 1, 60_000, NOW + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(fresh.len(), 1);
+    let fresh_lease = fresh[0].lease.clone();
+    assert_eq!(fresh_lease.epoch(), stale_lease.epoch() + 1);
+
+    // The stale worker wakes up: every write with its lease is refused.
+    let outcome = FetchOutcome::fetched(200, 10, UrlNext::Done);
+    for result in [
+        frontier
+            .complete_url(&stale_lease, handed[0].id, &outcome, NOW + 500)
+            .await
+            .map(|_| ()),
+        frontier
+            .complete_url(&stale_lease, handed[0].id, &outcome, NOW + 1_500)
+            .await
+            .map(|_| ()),
+        frontier
+            .renew(&stale_lease, 60_000, NOW + 500)
+            .await
+            .map(|_| ()),
+        frontier
+            .next_urls(&stale_lease, 1, NOW + 500)
+            .await
+            .map(|_| ()),
+        frontier.release(&stale_lease, NOW).await,
+        frontier
+            .update_host(&stale_lease, &HostPolicy::default(), NOW + 500)
+            .await,
+    ] {
+        match result {
+            Err(StoreError::LeaseLost { host_id, owner }) => {
+                assert_eq!(host_id, stale_lease.host_id().get());
+                assert_eq!(owner, "stale");
+            }
+            other => panic!("stale write not refused: {other:?}"),
+        }
+    }
+    assert_eq!(frontier.fetches(handed[0].id).await.unwrap().len(), 0);
+
+    // What the dead worker had been handed is handed to the new holder.
+    let retaken = frontier
+        .next_urls(&fresh_lease, 10, NOW + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(retaken.len(), 2);
+    for u in &retaken {
+        let done = frontier
+            .complete_url(&fresh_lease, u.id, &outcome, NOW + 1_100)
+            .await
+            .unwrap();
+        assert_eq!(done, Completion::Recorded);
+    }
+    frontier.release(&fresh_lease, NOW + 2_000).await.unwrap();
+    assert_eq!(store.counts().await.unwrap().fetches, 2);
+}
+
+async fn expired_lease_refuses_writes_even_without_takeover(db: &TestDb) {
+    let store = db.open().await;
+    let frontier = store.frontier();
+    frontier
+        .enqueue_urls(&[url("a.example", "/")], NOW)
+        .await
+        .unwrap();
+    let lease = frontier.claim_hosts("w", 1, 1_000, NOW).await.unwrap()[0]
+        .lease
+        .clone();
+    let handed = frontier.next_urls(&lease, 1, NOW).await.unwrap();
+    let outcome = FetchOutcome::fetched(200, 10, UrlNext::Done);
+    assert!(matches!(
+        frontier
+            .complete_url(&lease, handed[0].id, &outcome, NOW + 1_000)
+            .await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        frontier.renew(&lease, 1_000, NOW + 1_000).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    // Giving the host back is still accepted: nobody else holds it.
+    frontier.release(&lease, NOW + 1_000).await.unwrap();
+    let host = frontier.host(lease.host_id()).await.unwrap().unwrap();
+    assert_eq!(
+        host.due_at,
+        Some(NOW + 1_000),
+        "the unfetched URL keeps the host due"
+    );
+}
+
+async fn renewed_lease_keeps_the_host(db: &TestDb) {
+    let store = db.open().await;
+    let frontier = store.frontier();
+    frontier
+        .enqueue_urls(&[url("a.example", "/")], NOW)
+        .await
+        .unwrap();
+    let lease = frontier.claim_hosts("w", 1, 1_000, NOW).await.unwrap()[0]
+        .lease
+        .clone();
+    let renewed = frontier.renew(&lease, 5_000, NOW + 900).await.unwrap();
+    assert_eq!(renewed.until(), NOW + 5_900);
+    assert_eq!(renewed.epoch(), lease.epoch());
+    assert!(
+        frontier
+            .claim_hosts("other", 1, 1_000, NOW + 2_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let handed = frontier.next_urls(&renewed, 1, NOW + 2_000).await.unwrap();
+    assert_eq!(handed.len(), 1);
+    assert!(
+        frontier
+            .claim_hosts("other", 1, 1_000, NOW + 5_900)
+            .await
+            .unwrap()
+            .len()
+            == 1
+    );
+}
+
+async fn retry_requeues_the_url_for_later(db: &TestDb) {
+    let store = db.open().await;
+    let frontier = store.frontier();
+    let id = frontier
+        .enqueue_urls(&[url("a.example", "/")], NOW)
+        .await
+        .unwrap()[0]
+        .id;
+    let lease = frontier.claim_hosts("w", 1, 60_000, NOW).await.unwrap()[0]
+        .lease
+        .clone();
+    let handed = frontier.next_urls(&lease, 1, NOW).await.unwrap();
+    let mut outcome = FetchOutcome::fetched(503, 0, UrlNext::RetryAt(NOW + 30_000));
+    outcome.error = Some("Retry-After: 30".into());
+    frontier
+        .complete_url(&lease, handed[0].id, &outcome, NOW)
+        .await
+        .unwrap();
+    let record = frontier.url(id).await.unwrap().unwrap();
+    assert_eq!(record.state, UrlState::Queued);
+    assert_eq!(record.next_fetch_at, NOW + 30_000);
+    assert_eq!(record.attempts, 1);
+    assert_eq!(record.last_status, Some(503));
+    // Not due yet under this lease either.
+    assert!(
+        frontier
+            .next_urls(&lease, 1, NOW + 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    frontier.release(&lease, NOW + 1_000).await.unwrap();
+    let host = frontier.host(lease.host_id()).await.unwrap().unwrap();
+    assert_eq!(host.due_at, Some(NOW + 30_000));
+    assert!(
+        frontier
+            .claim_hosts("w", 1, 60_000, NOW + 29_999)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = frontier
+        .claim_hosts("w", 1, 60_000, NOW + 30_000)
+        .await
+        .unwrap();
+    let urls = frontier
+        .next_urls(&again[0].lease, 5, NOW + 30_000)
+        .await
+        .unwrap();
+    assert_eq!(urls.len(), 1);
+    assert_eq!(urls[0].attempts, 1);
+}
+
+async fn complete_refuses_urls_of_another_host(db: &TestDb) {
+    let store = db.open().await;
+    let frontier = store.frontier();
+    let ids = frontier
+        .enqueue_urls(&[url("a.example", "/"), url("b.example", "/")], NOW)
+        .await
+        .unwrap();
+    let claimed = frontier.claim_hosts("w", 2, 60_000, NOW).await.unwrap();
+    let lease_a = claimed
+        .iter()
+        .find(|c| c.host.key == "https://a.example")
+        .unwrap()
+        .lease
+        .clone();
+    let outcome = FetchOutcome::fetched(200, 1, UrlNext::Done);
+    assert!(matches!(
+        frontier
+            .complete_url(&lease_a, ids[1].id, &outcome, NOW)
+            .await,
+        Err(StoreError::UrlNotInLease { .. })
+    ));
+    assert!(matches!(
+        frontier
+            .complete_url(
+                &lease_a,
+                aranea_store::UrlId::from_raw(987_654),
+                &outcome,
+                NOW
+            )
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+async fn robots_and_policy_are_stored_under_the_lease(db: &TestDb) {
+    let store = db.open().await;
+    let frontier = store.frontier();
+    frontier
+        .enqueue_urls(&[url("a.example", "/")], NOW)
+        .await
+        .unwrap();
+    let lease = frontier.claim_hosts("w", 1, 60_000, NOW).await.unwrap()[0]
+        .lease
+        .clone();
+    let robots = RobotsCache {
+        status: Some(200),
+        body: b"User-agent: *\nCrawl-delay: 2\n\xff\x00binary".to_vec(),
+        fetched_at: NOW,
+        expires_at: NOW + 86_400_000,
+    };
+    frontier.store_robots(&lease, &robots, NOW).await.unwrap();
+    let policy = HostPolicy {
+        delay_ms: 2_000,
+        crawl_delay_ms: Some(2_000),
+        error_streak: 3,
+        quiet_pages: 7,
+    };
+    frontier.update_host(&lease, &policy, NOW).await.unwrap();
+    let huge = RobotsCache {
+        body: vec![b'#'; 2 * 1024 * 1024],
+        ..robots.clone()
+    };
+    frontier.store_robots(&lease, &huge, NOW).await.unwrap();
+    let host = frontier.host(lease.host_id()).await.unwrap().unwrap();
+    assert_eq!(
+        host.robots.as_ref().unwrap().body.len(),
+        512 * 1024,
+        "cut at 512 KiB"
+    );
+    frontier.store_robots(&lease, &robots, NOW).await.unwrap();
+    frontier.release(&lease, NOW + 2_000).await.unwrap();
+    let host = frontier
+        .host_by_key("https://a.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(host.robots, Some(robots));
+    assert_eq!(host.delay_ms, 2_000);
+    assert_eq!(host.crawl_delay_ms, Some(2_000));
+    assert_eq!(host.error_streak, 3);
+    assert_eq!(host.quiet_pages, 7);
+    assert_eq!(frontier.domain_pages_fetched("a.example").await.unwrap(), 0);
+}
+
+/// Several workers, each with its own pool, claim in a loop until nothing is left; the
+/// leases are long, so a host handed out twice would be a bug, not an expiry.
+async fn concurrent_claims_never_hand_a_host_twice(db: &TestDb) {
+    const HOSTS: usize = 60;
+    let store = db.open().await;
+    let batch: Vec<NewUrl> = (0..HOSTS)
+        .map(|i| url(&format!("h{i}.example"), "/"))
+        .collect();
+    store.frontier().enqueue_urls(&batch, NOW).await.unwrap();
+    // Every worker connected before any starts, then all start together.
+    let mut stores = Vec::new();
+    for _ in 0..6 {
+        stores.push(Store::open(&db.url).await.unwrap());
+    }
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(stores.len()));
+    let mut workers = Vec::new();
+    for (w, store) in stores.into_iter().enumerate() {
+        let start = start.clone();
+        workers.push(tokio::spawn(async move {
+            start.wait().await;
+            let mut mine = Vec::new();
+            loop {
+                let claimed = store
+                    .frontier()
+                    .claim_hosts(&format!("w{w}"), 3, 3_600_000, NOW)
+                    .await
+                    .unwrap();
+                if claimed.is_empty() {
+                    break;
+                }
+                mine.extend(claimed.into_iter().map(|c| c.lease.host_id()));
+                // Let the others in between claims, so claims interleave.
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    let mut busy_workers = 0;
+    for worker in workers {
+        let mine = worker.await.unwrap();
+        busy_workers += usize::from(!mine.is_empty());
+        all.extend(mine);
+    }
+    let distinct: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), HOSTS, "every host claimed once: {all:?}");
+    assert_eq!(distinct.len(), HOSTS);
+    assert!(busy_workers >= 2, "claims were not concurrent");
+}
+
+/// Workers run the whole cycle concurrently; every URL must be fetched exactly once.
+async fn concurrent_workers_fetch_every_url_exactly_once(db: &TestDb) {
+    const HOSTS: usize = 12;
+    const PER_HOST: usize = 6;
+    let store = db.open().await;
+    let mut batch = Vec::new();
+    for h in 0..HOSTS {
+        for p in 0..PER_HOST {
+            batch.push(url(&format!("h{h}.example"), &format!("/{p}")));
+        }
+    }
+    store.frontier().enqueue_urls(&batch, NOW).await.unwrap();
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(Store::open(&db.url).await.unwrap());
+    }
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(stores.len()));
+    let mut workers = Vec::new();
+    for (w, store) in stores.into_iter().enumerate() {
+        let start = start.clone();
+        workers.push(tokio::spawn(async move {
+            start.wait().await;
+            let frontier = store.frontier();
+            let worker = format!("w{w}");
+            let mut fetched = 0;
+            loop {
+                let claimed = frontier
+                    .claim_hosts(&worker, 2, 3_600_000, NOW)
+                    .await
+                    .unwrap();
+                if claimed.is_empty() {
+                    break;
+                }
+                for leased in claimed {
+                    // Two URLs per lease, then the host goes back to the pool.
+                    let urls = frontier.next_urls(&leased.lease, 2, NOW).await.unwrap();
+                    for u in urls {
+                        let outcome = FetchOutcome::fetched(200, 100, UrlNext::Done);
+                        let done = frontier
+                            .complete_url(&leased.lease, u.id, &outcome, NOW)
+                            .await
+                            .unwrap();
+                        assert_eq!(done, Completion::Recorded);
+                        fetched += 1;
+                    }
+                    frontier.release(&leased.lease, NOW).await.unwrap();
+                }
+            }
+            fetched
+        }));
+    }
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.unwrap();
+    }
+    assert_eq!(total, HOSTS * PER_HOST);
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts.fetches, (HOSTS * PER_HOST) as i64);
+    assert_eq!(counts.urls_queued, 0);
+    for h in 0..HOSTS {
+        let host = store
+            .frontier()
+            .host_by_key(&format!("https://h{h}.example"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(host.pages_fetched, PER_HOST as i64);
+        assert_eq!(host.due_at, None);
+    }
+}
