@@ -15,8 +15,13 @@
 
 use crate::tile::{Tile, transpose};
 
-/// Lanes per row strip: one AVX register of `f32`, two SSE registers.
-const STRIP: usize = 8;
+/// Rows per strip: two AVX registers of `f32`, so each step of the running sums is two
+/// independent dependency chains and the adder's latency is hidden.
+const STRIP: usize = 16;
+/// Side of the transposed tiles.
+const TILE: usize = 8;
+/// Tiles per strip height.
+const GROUPS: usize = STRIP / TILE;
 
 /// Box window for one dimension: a 128th of it, rounded up (two rounds cover a 64th).
 pub(crate) fn jarosz_window(dimension: usize) -> usize {
@@ -180,7 +185,7 @@ fn subtract<const L: usize>(sum: &mut [f32; L], values: &[f32; L]) {
 }
 
 /// Copy rows `first..first + STRIP` (zero-padded past `height`) into a strip of lane vectors,
-/// transposing 8×8 tiles.
+/// transposing 8×8 tiles: for each run of 8 columns, one tile per group of 8 rows.
 #[inline(always)]
 fn load_strip<const AVX: bool>(
     image: &[f32],
@@ -197,22 +202,27 @@ fn load_strip<const AVX: bool>(
             &[]
         }
     });
-    let full_tiles = width / STRIP;
-    for (tile_index, cells) in strip.chunks_exact_mut(STRIP).take(full_tiles).enumerate() {
-        let x0 = tile_index * STRIP;
-        let tile: Tile = std::array::from_fn(|lane| {
-            rows[lane]
-                .get(x0..x0 + STRIP)
-                .and_then(|values| values.try_into().ok())
-                .unwrap_or([0.0; STRIP])
-        });
-        cells.copy_from_slice(&transpose::<AVX>(&tile));
+    let full_tiles = width / TILE;
+    for (tile_index, cells) in strip.chunks_exact_mut(TILE).take(full_tiles).enumerate() {
+        let x0 = tile_index * TILE;
+        for group in 0..GROUPS {
+            let tile: Tile = std::array::from_fn(|r| {
+                rows[group * TILE + r]
+                    .get(x0..x0 + TILE)
+                    .and_then(|values| values.try_into().ok())
+                    .unwrap_or([0.0; TILE])
+            });
+            let transposed = transpose::<AVX>(&tile);
+            for (cell, column) in cells.iter_mut().zip(&transposed) {
+                cell[group * TILE..(group + 1) * TILE].copy_from_slice(column);
+            }
+        }
     }
     for (x, cell) in strip
         .iter_mut()
         .enumerate()
         .take(width)
-        .skip(full_tiles * STRIP)
+        .skip(full_tiles * TILE)
     {
         *cell = std::array::from_fn(|lane| rows[lane].get(x).copied().unwrap_or(0.0));
     }
@@ -231,20 +241,29 @@ fn store_strip<const AVX: bool>(
     let Some(rows) = image.get_mut(first * width..(first + lanes) * width) else {
         return;
     };
-    let full_tiles = width / STRIP;
-    for (tile_index, cells) in strip.chunks_exact(STRIP).take(full_tiles).enumerate() {
-        let x0 = tile_index * STRIP;
-        let tile: Tile = cells.try_into().unwrap_or([[0.0; STRIP]; STRIP]);
-        let transposed = transpose::<AVX>(&tile);
-        for (lane, values) in transposed.iter().enumerate().take(lanes) {
-            if let Some(target) = rows.get_mut(lane * width + x0..lane * width + x0 + STRIP) {
-                target.copy_from_slice(values);
+    let full_tiles = width / TILE;
+    for (tile_index, cells) in strip.chunks_exact(TILE).take(full_tiles).enumerate() {
+        let x0 = tile_index * TILE;
+        for group in 0..GROUPS {
+            let tile: Tile = std::array::from_fn(|i| {
+                cells[i][group * TILE..(group + 1) * TILE]
+                    .try_into()
+                    .unwrap_or([0.0; TILE])
+            });
+            let transposed = transpose::<AVX>(&tile);
+            for (r, values) in transposed.iter().enumerate() {
+                let lane = group * TILE + r;
+                if lane < lanes
+                    && let Some(target) = rows.get_mut(lane * width + x0..lane * width + x0 + TILE)
+                {
+                    target.copy_from_slice(values);
+                }
             }
         }
     }
     for lane in 0..lanes {
         let row = &mut rows[lane * width..(lane + 1) * width];
-        for (value, cell) in row.iter_mut().zip(strip).skip(full_tiles * STRIP) {
+        for (value, cell) in row.iter_mut().zip(strip).skip(full_tiles * TILE) {
             *value = cell[lane];
         }
     }
