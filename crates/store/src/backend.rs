@@ -4,17 +4,15 @@
 //! SQL placeholders are `$1`, `$2`, … everywhere: SQLite accepts them too. Where the dialects
 //! differ (locking), [`Dialect::pick`] chooses between two complete static statements.
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, SqlSafeStr};
 
 use crate::Counts;
 use crate::error::{StoreError, connect_error};
@@ -137,34 +135,6 @@ macro_rules! impl_get {
 impl_get!(SqliteRow);
 impl_get!(PgRow);
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "schema",
-    include_str!("../migrations/sqlite/0001_schema.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "schema",
-    include_str!("../migrations/postgres/0001_schema.sql"),
-)];
-
-fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
-    Migrator::with_migrations(
-        migrations
-            .iter()
-            .map(|&(version, description, sql)| {
-                Migration::new(
-                    version,
-                    Cow::Borrowed(description),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    false,
-                )
-            })
-            .collect(),
-    )
-}
-
 impl Backend {
     pub(crate) async fn connect(url: &str, options: &StoreOptions) -> Result<Backend, StoreError> {
         if let Some(path) = url
@@ -229,55 +199,6 @@ impl Backend {
             Backend::Sqlite(_) => BackendKind::Sqlite,
             Backend::Postgres(_) => BackendKind::Postgres,
         }
-    }
-
-    pub(crate) async fn migrate(&self) -> Result<usize, StoreError> {
-        let before = self.applied_migrations().await?;
-        match self {
-            Backend::Sqlite(pool) => migrator(SQLITE_MIGRATIONS).run(pool).await?,
-            Backend::Postgres(pool) => migrator(POSTGRES_MIGRATIONS).run(pool).await?,
-        }
-        let after = self.applied_migrations().await?;
-        Ok(after.saturating_sub(before))
-    }
-
-    async fn applied_migrations(&self) -> Result<usize, StoreError> {
-        if !self.has_migrations_table().await? {
-            return Ok(0);
-        }
-        let count: i64 = on_backend!(self, |pool, d| {
-            sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE success")
-                .fetch_one(pool)
-                .await?
-                .i64("n")?
-        });
-        Ok(usize::try_from(count).unwrap_or(0))
-    }
-
-    async fn has_migrations_table(&self) -> Result<bool, StoreError> {
-        let found = on_backend!(self, |pool, d| {
-            sqlx::query(d.pick(
-                "SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-                "SELECT 1 AS found FROM pg_catalog.pg_tables WHERE tablename = '_sqlx_migrations' AND schemaname = current_schema()",
-            ))
-            .fetch_optional(pool)
-            .await?
-            .is_some()
-        });
-        Ok(found)
-    }
-
-    pub(crate) async fn schema_version(&self) -> Result<i64, StoreError> {
-        if !self.has_migrations_table().await? {
-            return Ok(0);
-        }
-        let version = on_backend!(self, |pool, d| {
-            sqlx::query("SELECT MAX(version) AS v FROM _sqlx_migrations WHERE success")
-                .fetch_one(pool)
-                .await?
-                .opt_i64("v")?
-        });
-        Ok(version.unwrap_or(0))
     }
 
     pub(crate) async fn counts(&self) -> Result<Counts, StoreError> {

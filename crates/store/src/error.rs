@@ -18,9 +18,13 @@ pub enum StoreError {
     /// Connecting to the database failed.
     #[error("cannot connect to the database: {0}")]
     Connect(DbError),
-    /// Applying the schema migrations failed.
-    #[error("cannot apply migrations: {0}")]
-    Migrate(DbError),
+    /// An applied migration's SQL differs from the one this build carries: the database
+    /// was migrated by another build, or a migration was edited after release.
+    #[error("migration {version} was changed after it was applied to this database")]
+    MigrationChanged { version: i64 },
+    /// The database has migrations newer than this build knows: upgrade Aranea first.
+    #[error("database schema version {version} is newer than this build of Aranea")]
+    SchemaTooNew { version: i64 },
     /// A statement failed in the database (constraint, I/O, lost connection, …).
     #[error("database error: {0}")]
     Database(DbError),
@@ -84,12 +88,6 @@ impl std::error::Error for DbError {
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         StoreError::Database(DbError(Box::new(error)))
-    }
-}
-
-impl From<sqlx::migrate::MigrateError> for StoreError {
-    fn from(error: sqlx::migrate::MigrateError) -> Self {
-        StoreError::Migrate(DbError(Box::new(error)))
     }
 }
 

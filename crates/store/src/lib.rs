@@ -29,6 +29,7 @@ mod backend;
 mod error;
 mod frontier;
 mod media;
+mod migrate;
 mod reports;
 mod review;
 
@@ -83,8 +84,8 @@ impl Store {
         Ok(store)
     }
 
-    /// Applies pending migrations; returns how many were applied now. Safe to run while
-    /// other processes use the database (PostgreSQL: advisory lock; SQLite: file lock).
+    /// Applies pending migrations; returns how many were applied now. Safe to run from several
+    /// processes at once (PostgreSQL: advisory lock; SQLite: the write lock).
     pub async fn migrate(&self) -> Result<usize, StoreError> {
         self.backend.migrate().await
     }

@@ -14,6 +14,8 @@ use common::{NOW, TestDb};
 
 contract_tests!(
     migrations_are_idempotent,
+    concurrent_opens_migrate_once,
+    an_edited_migration_is_refused,
     enqueue_dedups_on_the_canonical_url,
     claim_next_complete_release_cycle,
     hosts_are_claimed_only_when_due,
@@ -52,6 +54,52 @@ async fn migrations_are_idempotent(db: &TestDb) {
     assert_eq!(again.migrate().await.unwrap(), 0);
     assert_eq!(again.schema_version().await.unwrap(), 1);
     assert_eq!(again.counts().await.unwrap().urls, 1);
+}
+
+async fn concurrent_opens_migrate_once(db: &TestDb) {
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = db.url.clone();
+            tokio::spawn(async move { Store::open(&url).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for open in opens {
+        stores.push(open.await.unwrap().unwrap());
+    }
+    for store in &stores {
+        assert_eq!(store.schema_version().await.unwrap(), 1);
+        assert_eq!(store.migrate().await.unwrap(), 0);
+    }
+}
+
+async fn an_edited_migration_is_refused(db: &TestDb) {
+    db.open().await.close().await;
+    // Simulate a database migrated by a build whose migration 1 differed.
+    let tamper = "UPDATE aranea_migrations SET checksum = $1 WHERE version = 1";
+    if db.url.starts_with("sqlite") {
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url)
+            .await
+            .unwrap();
+        sqlx::query(tamper)
+            .bind(vec![0u8; 32])
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    } else {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+            .await
+            .unwrap();
+        sqlx::query(tamper)
+            .bind(vec![0u8; 32])
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    match Store::open(&db.url).await {
+        Err(StoreError::MigrationChanged { version: 1 }) => {}
+        other => panic!("edited migration not refused: {other:?}"),
+    }
 }
 
 async fn enqueue_dedups_on_the_canonical_url(db: &TestDb) {

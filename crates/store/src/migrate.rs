@@ -1,0 +1,134 @@
+//! Schema migrations, embedded in the binary: one folder per dialect
+//! (`migrations/sqlite`, `migrations/postgres`), the same versions in both.
+//!
+//! A small runner of our own rather than sqlx's `Migrator`: sqlx takes no lock on SQLite,
+//! so two processes opening a new database at once could both apply migration 1 and one of
+//! them fail. This one applies every pending migration in one transaction (PostgreSQL: under
+//! an advisory lock; SQLite: `BEGIN IMMEDIATE`, which holds the write lock), records them in
+//! `aranea_migrations`, and refuses with a typed error to run when an applied migration's
+//! text has changed since or the database is newer than the build, instead of guessing.
+
+use sha2::{Digest, Sha256};
+
+use crate::backend::{Backend, Get, on_backend};
+use crate::error::StoreError;
+
+/// One schema step: version, name, and its SQL for SQLite and PostgreSQL.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "schema",
+    sqlite: include_str!("../migrations/sqlite/0001_schema.sql"),
+    postgres: include_str!("../migrations/postgres/0001_schema.sql"),
+}];
+
+/// Any constant works; it only has to be the same in every Aranea process.
+const ADVISORY_LOCK_KEY: i64 = 0x4172_616e_6561; // "Aranea"
+
+const CREATE_TABLE_SQLITE: &str = "CREATE TABLE IF NOT EXISTS aranea_migrations (\
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum BLOB NOT NULL, \
+    applied_at INTEGER NOT NULL)";
+const CREATE_TABLE_POSTGRES: &str = "CREATE TABLE IF NOT EXISTS aranea_migrations (\
+    version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum BYTEA NOT NULL, \
+    applied_at BIGINT NOT NULL)";
+
+fn checksum(sql: &str) -> Vec<u8> {
+    Sha256::digest(sql.as_bytes()).to_vec()
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Backend {
+    /// Applies pending migrations; returns how many were applied now.
+    pub(crate) async fn migrate(&self) -> Result<usize, StoreError> {
+        on_backend!(self, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            if d == crate::backend::Dialect::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(ADVISORY_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::raw_sql(d.pick(CREATE_TABLE_SQLITE, CREATE_TABLE_POSTGRES))
+                .execute(&mut *tx)
+                .await?;
+            let rows = sqlx::query("SELECT version, checksum FROM aranea_migrations")
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut applied = Vec::new();
+            for row in &rows {
+                applied.push((row.i64("version")?, row.bytes("checksum")?));
+            }
+            let mut count = 0;
+            for migration in MIGRATIONS {
+                let sql = d.pick(migration.sqlite, migration.postgres);
+                match applied.iter().find(|(v, _)| *v == migration.version) {
+                    Some((_, sum)) if *sum == checksum(sql) => continue,
+                    Some(_) => {
+                        return Err(StoreError::MigrationChanged {
+                            version: migration.version,
+                        });
+                    }
+                    None => {}
+                }
+                sqlx::raw_sql(sql).execute(&mut *tx).await?;
+                sqlx::query(
+                    "INSERT INTO aranea_migrations (version, name, checksum, applied_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(migration.version)
+                .bind(migration.name)
+                .bind(checksum(sql))
+                .bind(now_millis())
+                .execute(&mut *tx)
+                .await?;
+                count += 1;
+            }
+            if let Some(newest) = applied.iter().map(|(v, _)| *v).max()
+                && MIGRATIONS.iter().all(|m| m.version < newest)
+            {
+                return Err(StoreError::SchemaTooNew { version: newest });
+            }
+            tx.commit().await?;
+            Ok(count)
+        })
+    }
+
+    /// The highest schema version applied (0 for an empty database).
+    pub(crate) async fn schema_version(&self) -> Result<i64, StoreError> {
+        let exists = on_backend!(self, |pool, d| {
+            sqlx::query(d.pick(
+                "SELECT 1 AS found FROM sqlite_master WHERE type = 'table' \
+                 AND name = 'aranea_migrations'",
+                "SELECT 1 AS found FROM pg_catalog.pg_tables \
+                 WHERE tablename = 'aranea_migrations' AND schemaname = current_schema()",
+            ))
+            .fetch_optional(pool)
+            .await?
+            .is_some()
+        });
+        if !exists {
+            return Ok(0);
+        }
+        on_backend!(self, |pool, d| {
+            Ok(
+                sqlx::query("SELECT MAX(version) AS v FROM aranea_migrations")
+                    .fetch_one(pool)
+                    .await?
+                    .opt_i64("v")?
+                    .unwrap_or(0),
+            )
+        })
+    }
+}
