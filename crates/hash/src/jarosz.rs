@@ -35,11 +35,10 @@ fn sample_positions(length: usize) -> [usize; 64] {
 }
 
 /// Filter the image whose luma rows `source(y, row)` writes (`width` values each) and return
-/// the 64×64 samples. `luma` and `scratch` are work planes of `width * height` values.
+/// the 64×64 samples. `scratch` is a work plane of `width * height` values.
 /// Requires `width, height >= 1`.
 pub(crate) fn downsample_64(
     source: &impl Fn(usize, &mut [f32]),
-    luma: &mut [f32],
     scratch: &mut [f32],
     width: usize,
     height: usize,
@@ -47,9 +46,9 @@ pub(crate) fn downsample_64(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above; that is the only requirement.
-        return unsafe { downsample_64_avx2(source, luma, scratch, width, height) };
+        return unsafe { downsample_64_avx2(source, scratch, width, height) };
     }
-    downsample_64_with::<false>(source, luma, scratch, width, height)
+    downsample_64_with::<false>(source, scratch, width, height)
 }
 
 /// The same code compiled with 256-bit vectors. AVX2 gives wider lanes, not different
@@ -59,18 +58,16 @@ pub(crate) fn downsample_64(
 #[target_feature(enable = "avx2")]
 fn downsample_64_avx2(
     source: &impl Fn(usize, &mut [f32]),
-    luma: &mut [f32],
     scratch: &mut [f32],
     width: usize,
     height: usize,
 ) -> [f32; 64 * 64] {
-    downsample_64_with::<true>(source, luma, scratch, width, height)
+    downsample_64_with::<true>(source, scratch, width, height)
 }
 
 #[inline(always)]
 fn downsample_64_with<const AVX: bool>(
     source: &impl Fn(usize, &mut [f32]),
-    luma: &mut [f32],
     scratch: &mut [f32],
     width: usize,
     height: usize,
@@ -81,18 +78,30 @@ fn downsample_64_with<const AVX: bool>(
     let rows = sample_positions(height);
 
     box_along_rows::<AVX>(source, scratch, width, height, row_window);
-    box_lanes(scratch, luma, width, height, column_window);
 
-    // Second round, rows: full running sums, quotients only at the 64 sampled columns.
+    // First round along columns, fused with the second round along rows: each strip of
+    // filtered rows is passed on while still in cache, so no second full-size plane exists.
+    // The second round along rows keeps full running sums but divides only at the 64 sampled
+    // columns.
     let mut sampled_columns = vec![0f32; height * 64];
-    box_rows_at::<AVX>(
-        luma,
-        &mut sampled_columns,
-        width,
-        height,
-        row_window,
-        &columns,
-    );
+    let mut strip_rows = vec![0f32; STRIP * width];
+    let mut strip = vec![[0f32; STRIP]; width];
+    let mut first_round_columns = ColumnFilter::new(scratch, width, height, column_window);
+    for first in (0..height).step_by(STRIP) {
+        let lanes = STRIP.min(height - first);
+        for row in strip_rows.chunks_exact_mut(width).take(lanes) {
+            first_round_columns.next_row(row);
+        }
+        load_strip::<AVX>(&strip_rows, width, lanes, 0, &mut strip);
+        box_strip_at::<AVX>(
+            &strip,
+            row_window,
+            &columns,
+            &mut sampled_columns,
+            height,
+            first,
+        );
+    }
     // Second round, columns: only the 64 sampled columns exist now.
     let mut filtered = vec![0f32; height * 64];
     box_lanes(&sampled_columns, &mut filtered, 64, height, column_window);
@@ -280,7 +289,7 @@ fn box_along_rows<const AVX: bool>(
 ) {
     let mut strip_in = vec![[0f32; STRIP]; width];
     let mut strip_out = vec![[0f32; STRIP]; width];
-    // Eight rows of luma at a time, made on demand: small enough to stay in cache, so the
+    // Sixteen rows of luma at a time, made on demand: small enough to stay in cache, so the
     // full-size luma plane is never written or read back.
     let mut rows = vec![0f32; STRIP * width];
     for first in (0..height).step_by(STRIP) {
@@ -300,32 +309,116 @@ fn box_along_rows<const AVX: bool>(
     }
 }
 
-/// Second round along rows: running sums over every pixel, but quotients only at `columns`
-/// (non-decreasing; a position may repeat when the image is narrower than 64), written to
-/// `output` as `height` rows of 64.
+/// Second round along one strip of rows: running sums over every pixel, quotients only at
+/// `columns` (non-decreasing; a position repeats when the image is narrower than 64), written
+/// to rows `first..` of `output`, which has 64 values per row.
 #[inline(always)]
-fn box_rows_at<const AVX: bool>(
-    input: &[f32],
-    output: &mut [f32],
-    width: usize,
-    height: usize,
+fn box_strip_at<const AVX: bool>(
+    strip: &[[f32; STRIP]],
     window: usize,
     columns: &[usize; 64],
+    output: &mut [f32],
+    height: usize,
+    first: usize,
 ) {
-    let mut strip = vec![[0f32; STRIP]; width];
-    for first in (0..height).step_by(STRIP) {
-        load_strip::<AVX>(input, width, height, first, &mut strip);
-        let mut picked = [[0f32; STRIP]; 64];
-        let mut next = 0usize;
-        running_box(&strip, window, |x, sum, count| {
-            while next < 64 && columns[next] == x {
-                for (o, s) in picked[next].iter_mut().zip(sum) {
-                    *o = *s / count;
-                }
-                next += 1;
+    let mut picked = [[0f32; STRIP]; 64];
+    let mut next = 0usize;
+    running_box(strip, window, |x, sum, count| {
+        while next < 64 && columns[next] == x {
+            for (o, s) in picked[next].iter_mut().zip(sum) {
+                *o = *s / count;
             }
-        });
-        store_strip::<AVX>(&picked, output, 64, height, first);
+            next += 1;
+        }
+    });
+    store_strip::<AVX>(&picked, output, 64, height, first);
+}
+
+/// The reference's column box filter with every column of a row as a lane, producing one
+/// output row per call, in order: the same phases and arithmetic as [`running_box`], as a
+/// state machine so the caller can consume rows while they are in cache.
+struct ColumnFilter<'a> {
+    input: &'a [f32],
+    lanes: usize,
+    phases: Phases,
+    sum: Vec<f32>,
+    count: usize,
+    left: usize,
+    right: usize,
+    out: usize,
+}
+
+impl<'a> ColumnFilter<'a> {
+    #[inline(always)]
+    fn new(input: &'a [f32], lanes: usize, length: usize, window: usize) -> Self {
+        let phases = Phases::new(length, window);
+        let mut filter = Self {
+            input,
+            lanes,
+            phases,
+            sum: vec![0f32; lanes],
+            count: 0,
+            left: 0,
+            right: 0,
+            out: 0,
+        };
+        for _ in 0..phases.warm_up {
+            filter.add_right();
+        }
+        filter
+    }
+
+    #[inline(always)]
+    fn row(&self, t: usize) -> &'a [f32] {
+        self.input
+            .get(t * self.lanes..(t + 1) * self.lanes)
+            .unwrap_or(&[])
+    }
+
+    #[inline(always)]
+    fn add_right(&mut self) {
+        let entering = self.row(self.right);
+        for (s, &v) in self.sum.iter_mut().zip(entering) {
+            *s += v;
+        }
+        self.count += 1;
+        self.right += 1;
+    }
+
+    /// Write the next output row into `out_row` (`lanes` values); past the end, do nothing.
+    #[inline(always)]
+    fn next_row(&mut self, out_row: &mut [f32]) {
+        let Phases {
+            growing,
+            full,
+            shrinking,
+            ..
+        } = self.phases;
+        if self.out < growing {
+            self.add_right();
+        } else if self.out < growing + full {
+            let (entering, leaving) = (self.row(self.right), self.row(self.left));
+            for ((s, &add), &sub) in self.sum.iter_mut().zip(entering).zip(leaving) {
+                *s += add;
+                *s -= sub;
+            }
+            self.left += 1;
+            self.right += 1;
+        } else if self.out < growing + full + shrinking {
+            let leaving = self.row(self.left);
+            for (s, &sub) in self.sum.iter_mut().zip(leaving) {
+                *s -= sub;
+            }
+            self.count -= 1;
+            self.left += 1;
+        } else {
+            return;
+        }
+        let divisor = self.count as f32;
+        for (value, s) in out_row.iter_mut().zip(&self.sum) {
+            *value = *s / divisor;
+        }
+        self.out += 1;
     }
 }
 
@@ -454,11 +547,9 @@ mod equivalence_tests {
                 .collect();
             let source =
                 |y: usize, row: &mut [f32]| row.copy_from_slice(&image[y * width..(y + 1) * width]);
-            let mut plane = vec![0f32; image.len()];
             let mut scratch = vec![0f32; image.len()];
-            let portable =
-                downsample_64_with::<false>(&source, &mut plane, &mut scratch, width, height);
-            let dispatched = downsample_64(&source, &mut plane, &mut scratch, width, height);
+            let portable = downsample_64_with::<false>(&source, &mut scratch, width, height);
+            let dispatched = downsample_64(&source, &mut scratch, width, height);
             assert!(
                 portable
                     .iter()
