@@ -78,6 +78,8 @@ pub struct CodeHit {
 #[derive(Debug, Default)]
 pub struct SearchScratch {
     candidates: Vec<u32>,
+    probes: Vec<(u32, u32)>,
+    ranges: Vec<(u32, u32, u32)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -213,7 +215,7 @@ impl PdqIndex {
                 continue;
             };
             scratch.candidates.clear();
-            collect_candidates(table, keys[slot], search_radius, &mut scratch.candidates);
+            collect_candidates(table, keys[slot], search_radius, scratch);
             self.verify(query, radius, slot, &keys, &radii, &scratch.candidates, out);
         }
     }
@@ -430,39 +432,67 @@ where
 }
 
 /// Ids of every cell whose substring lies within `radius` of `key`.
-fn collect_candidates(table: &SubstringTable, key: u32, radius: u32, out: &mut Vec<u32>) {
+///
+/// Three passes so that the memory reads of many probes overlap instead of waiting one by one:
+/// enumerate the buckets and prefetch their directory slots, then read the bucket bounds and
+/// prefetch the cells, then filter the cells.
+fn collect_candidates(table: &SubstringTable, key: u32, radius: u32, scratch: &mut SearchScratch) {
     let low_bits = table.low_bits();
     let low_key = key & ((1 << low_bits) - 1);
     let dir_key = key >> low_bits;
     let limit = 1u64 << table.dir_bits;
-    let mut visit = |bucket: u32, budget: u32| {
+    scratch.probes.clear();
+    for flips in 0..=radius.min(table.dir_bits) {
+        let budget = radius - flips;
+        // Gosper's hack: every dir_bits-bit mask with `flips` bits set, in increasing order.
+        let mut mask: u64 = (1 << flips) - 1;
+        while mask < limit {
+            let bucket = dir_key ^ mask as u32;
+            prefetch_u32(&table.directory, bucket);
+            scratch.probes.push((bucket, budget));
+            if mask == 0 {
+                break;
+            }
+            let lowest = mask & mask.wrapping_neg();
+            let ripple = mask + lowest;
+            mask = (((ripple ^ mask) >> 2) >> lowest.trailing_zeros()) | ripple;
+        }
+    }
+    scratch.ranges.clear();
+    for &(bucket, budget) in &scratch.probes {
         let (Some(&start), Some(&end)) = (
             table.directory.get(bucket as usize),
             table.directory.get(bucket as usize + 1),
         ) else {
-            return;
-        };
-        for &cell in table.cells.get(start as usize..end as usize).unwrap_or(&[]) {
-            if ((cell >> ID_BITS) ^ low_key).count_ones() <= budget {
-                out.push(cell & ID_MASK);
-            }
-        }
-    };
-    for flips in 0..=radius.min(table.dir_bits) {
-        let budget = radius - flips;
-        if flips == 0 {
-            visit(dir_key, budget);
             continue;
-        }
-        // Gosper's hack: every dir_bits-bit mask with `flips` bits set, in increasing order.
-        let mut mask: u64 = (1 << flips) - 1;
-        while mask < limit {
-            visit(dir_key ^ mask as u32, budget);
-            let lowest = mask & mask.wrapping_neg();
-            let ripple = mask + lowest;
-            mask = (((ripple ^ mask) >> 2) / lowest) | ripple;
+        };
+        if start < end {
+            prefetch_u32(&table.cells, start);
+            scratch.ranges.push((start, end, budget));
         }
     }
+    for &(start, end, budget) in &scratch.ranges {
+        for &cell in table.cells.get(start as usize..end as usize).unwrap_or(&[]) {
+            if ((cell >> ID_BITS) ^ low_key).count_ones() <= budget {
+                scratch.candidates.push(cell & ID_MASK);
+            }
+        }
+    }
+}
+
+#[inline]
+fn prefetch_u32(values: &[u32], index: u32) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(value) = values.get(index as usize) {
+        // SAFETY: a prefetch is a hint that never faults, and the pointer is to a live element.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (value as *const u32).cast(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (values, index);
 }
 
 #[inline]

@@ -1,0 +1,367 @@
+//! Bank directories end to end: journal, snapshots, crash recovery, live changes, matching
+//! rules (thresholds, allow-lists, disabled banks and entries), on real files in a temp dir.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aranea_hash::PdqHash;
+use aranea_index::{
+    BankFilter, BankKind, BankSpec, BankStore, NewEntry, Origin, Provenance, Signal, SignalType,
+};
+
+fn pdq(seed: u64) -> PdqHash {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut words = [0u64; 4];
+    for word in &mut words {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *word = state;
+    }
+    PdqHash::from_words(words)
+}
+
+fn flip(hash: PdqHash, bits: u32) -> PdqHash {
+    let mut words = hash.to_words();
+    for bit in 0..bits {
+        words[(bit / 64) as usize] ^= 1 << (bit % 64);
+    }
+    PdqHash::from_words(words)
+}
+
+fn provenance(store: &mut BankStore) -> u32 {
+    store
+        .add_provenance(Provenance {
+            added_by: "test".into(),
+            added_at: 1,
+            origin: Origin::Manual,
+        })
+        .unwrap()
+}
+
+fn entry(bank: u32, signal: Signal, provenance: u32) -> NewEntry {
+    NewEntry {
+        bank,
+        signal,
+        classification: None,
+        provenance,
+        line: 0,
+        metadata: None,
+    }
+}
+
+#[test]
+fn changes_survive_reopening_with_and_without_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let md5 = Signal::from_hex(SignalType::Md5, "00112233445566778899aabbccddeeff").unwrap();
+    let first;
+    {
+        let mut store = BankStore::open(dir.path()).unwrap();
+        let bank = store
+            .create_bank(BankSpec::new("local", "local", "csam"))
+            .unwrap();
+        let p = provenance(&mut store);
+        first = store
+            .add_entries(&[entry(bank, Signal::Pdq(pdq(1)), p), entry(bank, md5, p)])
+            .unwrap()
+            .added;
+        store.write_snapshot().unwrap();
+        // After the snapshot: only in the journal.
+        store
+            .add_entries(&[entry(bank, Signal::Pdq(pdq(2)), p)])
+            .unwrap();
+        store.disable_entry(first[1], p).unwrap();
+    }
+    let store = BankStore::open(dir.path()).unwrap();
+    assert!(store.warnings().is_empty(), "{:?}", store.warnings());
+    let generation = store.live().load();
+    assert_eq!(
+        generation
+            .match_signal(&Signal::Pdq(flip(pdq(1), 5)), &BankFilter::All)
+            .hits[0]
+            .entry,
+        first[0]
+    );
+    assert_eq!(
+        generation
+            .match_signal(&Signal::Pdq(pdq(2)), &BankFilter::All)
+            .hits
+            .len(),
+        1
+    );
+    assert!(
+        generation
+            .match_signal(&md5, &BankFilter::All)
+            .hits
+            .is_empty(),
+        "disabled entry matched"
+    );
+    assert!(store.state().entry(first[1]).unwrap().disabled);
+}
+
+#[test]
+fn a_torn_journal_record_is_ignored_and_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = BankStore::open(dir.path()).unwrap();
+        let bank = store
+            .create_bank(BankSpec::new("local", "local", "csam"))
+            .unwrap();
+        let p = provenance(&mut store);
+        store
+            .add_entries(&[entry(bank, Signal::Pdq(pdq(1)), p)])
+            .unwrap();
+    }
+    let journal = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".log"))
+        .unwrap();
+    let intact = std::fs::metadata(&journal).unwrap().len();
+    // A crash mid-append: a frame header promising more than was written.
+    let mut file = OpenOptions::new().append(true).open(&journal).unwrap();
+    file.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 5, 0, 0, 0, 0, 0, 0, 0, b'{', b'"'])
+        .unwrap();
+    drop(file);
+    let mut store = BankStore::open(dir.path()).unwrap();
+    assert_eq!(store.warnings().len(), 1, "{:?}", store.warnings());
+    assert_eq!(
+        store
+            .live()
+            .load()
+            .match_signal(&Signal::Pdq(pdq(1)), &BankFilter::All)
+            .hits
+            .len(),
+        1
+    );
+    // The next append replaces the torn bytes and everything reads back.
+    let p = provenance(&mut store);
+    store
+        .add_entries(&[entry(0, Signal::Pdq(pdq(3)), p)])
+        .unwrap();
+    drop(store);
+    assert!(std::fs::metadata(&journal).unwrap().len() > intact);
+    let store = BankStore::open(dir.path()).unwrap();
+    assert!(store.warnings().is_empty());
+    assert_eq!(
+        store
+            .live()
+            .load()
+            .match_signal(&Signal::Pdq(pdq(3)), &BankFilter::All)
+            .hits
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_corrupt_snapshot_is_rejected_and_rebuilt_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = BankStore::open(dir.path()).unwrap();
+        let bank = store
+            .create_bank(BankSpec::new("local", "local", "csam"))
+            .unwrap();
+        let p = provenance(&mut store);
+        let entries: Vec<NewEntry> = (0..500)
+            .map(|i| entry(bank, Signal::Pdq(pdq(i)), p))
+            .collect();
+        store.add_entries(&entries).unwrap();
+        store.write_snapshot().unwrap();
+    }
+    let path = dir.path().join("banks.snapshot");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let store = BankStore::open(dir.path()).unwrap();
+    assert!(
+        store.warnings()[0].contains("checksum"),
+        "{:?}",
+        store.warnings()
+    );
+    assert_eq!(store.state().entries().len(), 500);
+    assert_eq!(
+        store
+            .live()
+            .load()
+            .match_signal(&Signal::Pdq(pdq(77)), &BankFilter::All)
+            .hits
+            .len(),
+        1
+    );
+    // Truncated and empty snapshots are rejected the same way.
+    for length in [0, 7, 40, bytes.len() - 1] {
+        std::fs::write(&path, &bytes[..length]).unwrap();
+        let store = BankStore::open(dir.path()).unwrap();
+        assert_eq!(store.warnings().len(), 1, "length {length}");
+        assert_eq!(store.state().entries().len(), 500);
+    }
+}
+
+#[test]
+fn thresholds_allow_lists_and_disabled_banks_decide_what_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = BankStore::open(dir.path()).unwrap();
+    let strict = store
+        .create_bank(BankSpec {
+            pdq_threshold: 10,
+            ..BankSpec::new("strict", "iwf", "csam")
+        })
+        .unwrap();
+    let loose = store
+        .create_bank(BankSpec {
+            pdq_threshold: 70,
+            ..BankSpec::new("loose", "ncmec", "harmful")
+        })
+        .unwrap();
+    let allow = store
+        .create_bank(BankSpec {
+            kind: BankKind::AllowList,
+            ..BankSpec::new("stock", "local", "benign")
+        })
+        .unwrap();
+    let p = provenance(&mut store);
+    let base = pdq(42);
+    let mut labelled = entry(strict, Signal::Pdq(base), p);
+    labelled.classification = Some("csam-a1".into());
+    store
+        .add_entries(&[labelled, entry(loose, Signal::Pdq(base), p)])
+        .unwrap();
+    let live = store.live();
+
+    let at = |bits| {
+        live.load()
+            .match_signal(&Signal::Pdq(flip(base, bits)), &BankFilter::All)
+    };
+    let near = at(8);
+    assert_eq!(near.hits.len(), 2);
+    assert_eq!(near.hits[0].distance, 8);
+    assert!(
+        near.hits
+            .iter()
+            .any(|h| h.classification == "csam-a1" && h.bank_name == "strict")
+    );
+    assert!(
+        near.hits
+            .iter()
+            .any(|h| h.classification == "harmful" && h.bank_name == "loose")
+    );
+    let far = at(60);
+    assert_eq!(
+        far.hits
+            .iter()
+            .map(|h| h.bank_name.as_str())
+            .collect::<Vec<_>>(),
+        ["loose"]
+    );
+    assert!(at(71).hits.is_empty());
+
+    store
+        .update_bank("loose", |spec| spec.enabled = false)
+        .unwrap();
+    assert!(at(60).hits.is_empty(), "disabled bank still matched");
+    let only_strict = live
+        .load()
+        .match_signal(&Signal::Pdq(base), &BankFilter::Only(vec![strict]));
+    assert_eq!(only_strict.hits.len(), 1);
+
+    store
+        .add_entries(&[entry(allow, Signal::Pdq(flip(base, 3)), p)])
+        .unwrap();
+    let allowed = at(5);
+    assert!(allowed.hits.is_empty());
+    assert_eq!(allowed.allowed_by.len(), 1);
+    assert_eq!(allowed.allowed_by[0].bank_name, "stock");
+    assert_eq!(allowed.suppressed.len(), 1);
+    assert_eq!(allowed.suppressed[0].bank_name, "strict");
+}
+
+#[test]
+fn duplicates_are_reported_not_added_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = BankStore::open(dir.path()).unwrap();
+    let bank = store
+        .create_bank(BankSpec::new("local", "local", "csam"))
+        .unwrap();
+    let other = store
+        .create_bank(BankSpec::new("other", "local", "csam"))
+        .unwrap();
+    let p = provenance(&mut store);
+    let first = store
+        .add_entries(&[entry(bank, Signal::Pdq(pdq(1)), p)])
+        .unwrap();
+    let outcome = store
+        .add_entries(&[
+            entry(bank, Signal::Pdq(pdq(1)), p),
+            entry(bank, Signal::Pdq(pdq(2)), p),
+            entry(bank, Signal::Pdq(pdq(2)), p),
+            entry(other, Signal::Pdq(pdq(1)), p),
+        ])
+        .unwrap();
+    assert_eq!(outcome.added.len(), 2);
+    assert_eq!(
+        outcome.duplicates,
+        vec![(0, first.added[0]), (2, outcome.added[0])]
+    );
+    assert_eq!(store.state().entries().len(), 3);
+}
+
+#[test]
+fn readers_keep_answering_while_a_writer_adds_and_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = BankStore::open(dir.path()).unwrap();
+    let bank = store
+        .create_bank(BankSpec::new("local", "local", "csam"))
+        .unwrap();
+    let p = provenance(&mut store);
+    store
+        .add_entries(&[entry(bank, Signal::Pdq(pdq(0)), p)])
+        .unwrap();
+    let live = store.live();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (live, stop) = (Arc::clone(&live), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut answered = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // The first entry is never disabled: every generation must find it.
+                let result = live
+                    .load()
+                    .match_signal(&Signal::Pdq(pdq(0)), &BankFilter::All);
+                assert_eq!(result.hits.len(), 1);
+                answered += 1;
+            }
+            answered
+        })
+    };
+    for round in 1..=30u64 {
+        let batch: Vec<NewEntry> = (0..1_000)
+            .map(|i| entry(bank, Signal::Pdq(pdq(round * 10_000 + i)), p))
+            .collect();
+        store.add_entries(&batch).unwrap();
+        // Visible to the very next query.
+        let probe = Signal::Pdq(flip(pdq(round * 10_000 + 7), 4));
+        assert_eq!(
+            live.load()
+                .match_signal(&probe, &BankFilter::All)
+                .hits
+                .len(),
+            1,
+            "round {round}"
+        );
+        if let Some(merge) = live.merge_in_background() {
+            merge.join().unwrap().unwrap();
+            assert_eq!(live.load().segment_sizes().1, 0);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(reader.join().unwrap() > 0);
+    let generation = live.load();
+    assert_eq!(
+        generation.segment_sizes().0 + generation.segment_sizes().1,
+        30_001
+    );
+}
