@@ -31,7 +31,6 @@ pub struct GlobalOptions {
 
 impl GlobalOptions {
     /// The database URL in force: `--db`, else a SQLite file in the data directory.
-    #[allow(dead_code)]
     pub fn database_url(&self) -> String {
         match &self.db {
             Some(url) => url.clone(),
@@ -48,4 +47,6 @@ pub enum Command {
     Bank(crate::cmd_bank::BankArgs),
     /// Run the simulated internet standalone.
     Simweb(crate::cmd_simweb::SimwebArgs),
+    /// Bring the database (--db) to this build's schema.
+    Migrate(crate::cmd_migrate::MigrateArgs),
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod cmd_bank;
 mod cmd_hash;
+mod cmd_migrate;
 mod cmd_simweb;
 
 use clap::Parser;
@@ -24,5 +25,6 @@ fn run(cli: cli::Cli) -> anyhow::Result<std::process::ExitCode> {
         cli::Command::Hash(args) => cmd_hash::run(&cli.global, args),
         cli::Command::Bank(args) => cmd_bank::run(&cli.global, args),
         cli::Command::Simweb(args) => cmd_simweb::run(&cli.global, args),
+        cli::Command::Migrate(args) => cmd_migrate::run(&cli.global, args),
     }
 }

@@ -77,11 +77,18 @@ impl Store {
 
     /// [`Store::open`] with explicit pool settings.
     pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
-        let store = Store {
-            backend: Backend::connect(url, options).await?,
-        };
+        let store = Self::connect(url, options).await?;
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Connects (creating a SQLite file if missing) without applying migrations: for
+    /// `aranea migrate`, which reports what it applied, and tools that must not change the
+    /// schema. Other callers want [`Store::open`].
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        Ok(Store {
+            backend: Backend::connect(url, options).await?,
+        })
     }
 
     /// Applies pending migrations; returns how many were applied now. Safe to run from several

@@ -1,0 +1,78 @@
+//! `aranea migrate` end to end on both back-ends: the first run applies the schema, the
+//! second applies nothing.
+
+use std::process::Command;
+
+use sqlx::Connection;
+
+fn migrate(db: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_aranea"))
+        .args(["--db", db, "migrate"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "aranea migrate failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn migrate_applies_the_schema_once_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("aranea-migrate-{}", std::process::id()));
+    let db = format!("sqlite://{}", dir.join("sub/aranea.db").display());
+    assert_eq!(
+        migrate(&db),
+        "applied 1 migration(s); schema at version 1\n"
+    );
+    assert_eq!(
+        migrate(&db),
+        "applied 0 migration(s); schema at version 1\n"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn migrate_applies_the_schema_once_on_postgres() {
+    let server = std::env::var("ARANEA_TEST_POSTGRES").expect(
+        "ARANEA_TEST_POSTGRES is not set: run scripts/test, which starts a throwaway PostgreSQL",
+    );
+    let name = format!("aranea_migrate_{}", std::process::id());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
+        let drop = format!("DROP DATABASE IF EXISTS {name}");
+        let create = format!("CREATE DATABASE {name}");
+        for sql in [drop, create] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    });
+    let (base, _) = server.rsplit_once('/').expect("postgres://…/DATABASE");
+    let db = format!("{base}/{name}");
+    assert_eq!(
+        migrate(&db),
+        "applied 1 migration(s); schema at version 1\n"
+    );
+    assert_eq!(
+        migrate(&db),
+        "applied 0 migration(s); schema at version 1\n"
+    );
+}
+
+#[test]
+fn migrate_refuses_an_unknown_database_url() {
+    let output = Command::new(env!("CARGO_BIN_EXE_aranea"))
+        .args(["--db", "mysql://db.example/aranea", "migrate"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unsupported database URL"), "{stderr}");
+}
