@@ -58,12 +58,14 @@ fn throughput(world: &aranea_simweb::RunningWorld) {
         ("image", image.path.clone()),
     ] {
         let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", site.host);
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let count = 2000;
         let started = Instant::now();
         let mut bytes = 0;
         for _ in 0..count {
-            write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", site.host).unwrap();
+            stream.write_all(request.as_bytes()).unwrap();
             let mut length = 0;
             loop {
                 let mut line = String::new();

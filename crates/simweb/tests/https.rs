@@ -128,3 +128,27 @@ fn a_client_that_does_not_trust_the_ca_is_refused_and_the_ca_is_deterministic() 
     assert_eq!(small(43).ca_cert_pem().unwrap(), pem);
     assert_ne!(small(44).ca_cert_pem().unwrap(), pem);
 }
+
+#[test]
+fn garbage_on_the_https_port_does_not_stop_it() {
+    use std::io::{Read, Write};
+    let world = small(45);
+    let ip = resolve(&world, SECURE).unwrap();
+    let addr = std::net::SocketAddr::from((ip, world.https_port().unwrap()));
+    for bytes in [
+        &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        &[0x16, 0x03, 0x01, 0xFF, 0xFF, 0x01],
+        &[0u8; 10_000],
+        b"",
+    ] {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+            .unwrap();
+        let _ = stream.write_all(bytes);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let mut sink = Vec::new();
+        let _ = stream.read_to_end(&mut sink);
+    }
+    assert_eq!(get_tls(&world, SECURE, "/").status, 200);
+}

@@ -413,3 +413,77 @@ fn hostile_smtp_input_is_answered_and_the_server_keeps_serving() {
     );
     assert_eq!(world.notices().len(), 1);
 }
+
+#[test]
+fn a_site_wide_remover_takes_down_every_image_of_the_site_named() {
+    let mut scenario = aranea_simweb::scenario::load("small").unwrap();
+    scenario.time_scale = 86_400.0;
+    let quickhost = scenario
+        .providers
+        .iter_mut()
+        .find(|p| p.name == "Quickhost")
+        .unwrap();
+    quickhost.on_notice = aranea_simweb::scenario::Action::Remove {
+        delay_hours: aranea_simweb::scenario::Delay::Fixed(2.0),
+        scope: aranea_simweb::scenario::RemoveScope::Site,
+    };
+    let world = aranea_simweb::SimWeb::new(scenario)
+        .seed(20)
+        .start()
+        .unwrap();
+    let all: Vec<String> = world
+        .images_at(Duration::ZERO)
+        .into_iter()
+        .filter(|i| i.host == "sunny-gallery.sim")
+        .map(|i| i.url)
+        .collect();
+    let mut smtp = Smtp::connect(world.smtp_addr());
+    smtp.send("EHLO x");
+    smtp.mail(
+        "h@aranea.test",
+        "abuse@quickhost.sim",
+        &notice_body(&all[..1]),
+    );
+    assert_eq!(world.removals().len(), all.len());
+    wait_sim(&world, Duration::from_secs(3 * 3600));
+    for url in &all {
+        assert_eq!(get_url(&world, url).status, 404, "{url}");
+    }
+    // Other sites of the same provider are untouched.
+    let other = world
+        .images_at(Duration::ZERO)
+        .into_iter()
+        .find(|i| i.host == "members-only.test")
+        .unwrap();
+    assert_eq!(get_url(&world, &other.url).status, 200);
+}
+
+#[test]
+fn webhooks_refuse_wrong_methods_and_unknown_providers() {
+    let world = small(21);
+    let hook = world.webhook_url("Quickhost").unwrap();
+    let rest = hook.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let addr = authority.parse().unwrap();
+    let get = raw_request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(get.status, 405);
+    let unknown = raw_request(
+        addr,
+        &format!(
+            "POST /webhook/nobody HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        ),
+    );
+    assert_eq!(unknown.status, 404);
+    // Slowpoke has no webhook: its slug is not an endpoint either.
+    let no_hook = raw_request(
+        addr,
+        &format!(
+            "POST /webhook/slowpoke-hosting HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        ),
+    );
+    assert_eq!(no_hook.status, 404);
+    assert!(world.notices().is_empty());
+}
