@@ -41,11 +41,13 @@ fn main() {
 
 /// Keep-alive GETs of one page and one image on one connection.
 fn throughput(world: &aranea_simweb::RunningWorld) {
-    let site = world
-        .world()
+    let w = world.world();
+    let plain_serving =
+        |s: &aranea_simweb::world::Site| w.providers[s.provider].serving == Default::default();
+    let site = w
         .sites
         .iter()
-        .find(|s| !s.https && s.cdn.is_none() && s.pages.len() > 1)
+        .find(|s| !s.https && s.cdn.is_none() && s.pages.len() > 1 && plain_serving(s))
         .unwrap();
     let image = world
         .images_at(Duration::ZERO)
@@ -64,9 +66,15 @@ fn throughput(world: &aranea_simweb::RunningWorld) {
         let count = 2000;
         let started = Instant::now();
         let mut bytes = 0;
+        let mut statuses = std::collections::BTreeMap::new();
         for _ in 0..count {
             stream.write_all(request.as_bytes()).unwrap();
             let mut length = 0;
+            let mut status_line = String::new();
+            reader.read_line(&mut status_line).unwrap();
+            *statuses
+                .entry(status_line.split(' ').nth(1).unwrap_or("?").to_owned())
+                .or_insert(0) += 1;
             loop {
                 let mut line = String::new();
                 reader.read_line(&mut line).unwrap();
@@ -83,7 +91,7 @@ fn throughput(world: &aranea_simweb::RunningWorld) {
         }
         let elapsed = started.elapsed();
         println!(
-            "  {what}: {count} keep-alive GETs in {elapsed:?} = {:.0} req/s, {:.1} MB/s",
+            "  {what} {statuses:?}: {count} keep-alive GETs in {elapsed:?} = {:.0} req/s, {:.1} MB/s",
             count as f64 / elapsed.as_secs_f64(),
             bytes as f64 / elapsed.as_secs_f64() / 1e6
         );
