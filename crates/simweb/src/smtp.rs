@@ -107,10 +107,11 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
         let argument = line.get(verb.len()..).unwrap_or("").trim();
         let answer: String = match verb.as_str() {
             "EHLO" => {
-                "250-mx.simweb.sim\r\n250-SIZE 10485760\r\n250-8BITMIME\r\n250 PIPELINING\r\n"
+                "250-mx.simweb.sim\r\n250-SIZE 10485760\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 PIPELINING\r\n"
                     .to_owned()
             }
             "HELO" => "250 mx.simweb.sim\r\n".to_owned(),
+            "AUTH" => authenticate(&mut reader, argument).await?,
             "MAIL" => match address(argument, "FROM:") {
                 Some(from) if envelope.from.is_none() => {
                     envelope.from = Some(from);
@@ -161,6 +162,38 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
         };
         reply(&mut reader, &answer).await?;
     }
+}
+
+/// Accepts any credentials (this is a sink, not a gate), so senders configured with a login
+/// work unchanged; the exchange follows RFC 4954 for PLAIN and LOGIN.
+async fn authenticate(
+    reader: &mut BufReader<TcpStream>,
+    argument: &str,
+) -> std::io::Result<String> {
+    let mut parts = argument.split_whitespace();
+    let mechanism = parts.next().unwrap_or("").to_ascii_uppercase();
+    let initial = parts.next();
+    let prompts: &[&str] = match (mechanism.as_str(), initial) {
+        ("PLAIN", Some(_)) => &[],
+        ("PLAIN", None) => &["334 \r\n"],
+        ("LOGIN", Some(_)) => &["334 UGFzc3dvcmQ6\r\n"],
+        ("LOGIN", None) => &["334 VXNlcm5hbWU6\r\n", "334 UGFzc3dvcmQ6\r\n"],
+        _ => return Ok("504 5.5.4 Unrecognized authentication type\r\n".to_owned()),
+    };
+    for prompt in prompts {
+        reply(reader, prompt).await?;
+        match read_line(reader).await? {
+            Line::Text(answer) if answer.trim() == "*" => {
+                return Ok("501 5.7.0 Authentication cancelled\r\n".to_owned());
+            }
+            Line::Text(_) => {}
+            Line::TooLong => {
+                return Ok("500 5.5.6 Authentication exchange line too long\r\n".to_owned());
+            }
+            Line::Eof => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+        }
+    }
+    Ok("235 2.7.0 Authentication successful\r\n".to_owned())
 }
 
 async fn reply(reader: &mut BufReader<TcpStream>, text: &str) -> std::io::Result<()> {

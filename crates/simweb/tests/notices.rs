@@ -381,6 +381,17 @@ fn hostile_smtp_input_is_answered_and_the_server_keeps_serving() {
     assert!(smtp.send(&"X".repeat(100_000)).starts_with("500"));
     assert!(smtp.send("\u{0}\u{1}\u{ff}").starts_with("500"));
     assert!(smtp.send("RSET").starts_with("250"));
+    // Any login is accepted (a sink, not a gate); unknown mechanisms are refused.
+    assert!(
+        smtp.send("AUTH PLAIN AGFsaWNlAHNlY3JldA==")
+            .starts_with("235")
+    );
+    assert!(smtp.send("AUTH LOGIN").starts_with("334"));
+    assert!(smtp.send("YWxpY2U=").starts_with("334"));
+    assert!(smtp.send("c2VjcmV0").starts_with("235"));
+    assert!(smtp.send("AUTH PLAIN").starts_with("334"));
+    assert!(smtp.send("*").starts_with("501"));
+    assert!(smtp.send("AUTH CRAM-MD5").starts_with("504"));
     // An oversized message is refused whole.
     assert!(smtp.send("MAIL FROM:<a@b>").starts_with("250"));
     assert!(
