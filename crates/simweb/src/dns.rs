@@ -16,6 +16,7 @@ use crate::Shared;
 const TTL: u32 = 5;
 const TYPE_A: u16 = 1;
 const TYPE_CNAME: u16 = 5;
+const TYPE_SOA: u16 = 6;
 const TYPE_AAAA: u16 = 28;
 const TYPE_ANY: u16 = 255;
 const RCODE_FORMERR: u8 = 1;
@@ -167,18 +168,18 @@ fn lookup(shared: &Shared, name: &str) -> Lookup {
     Lookup::NoSuchName
 }
 
-fn header(id: u16, query_flags: u16, rcode: u8, qd: u16, an: u16) -> Vec<u8> {
+fn header(id: u16, query_flags: u16, rcode: u8, qd: u16, an: u16, ns: u16) -> Vec<u8> {
     // QR=1, AA=1, RD copied from the query, RA=0.
     let flags: u16 = 0x8000 | 0x0400 | (query_flags & 0x0100) | u16::from(rcode & 0xF);
     let mut out = Vec::with_capacity(512);
-    for word in [id, flags, qd, an, 0, 0] {
+    for word in [id, flags, qd, an, ns, 0] {
         out.extend_from_slice(&word.to_be_bytes());
     }
     out
 }
 
 fn error_reply(id: u16, flags: u16, rcode: u8) -> Vec<u8> {
-    header(id, flags, rcode, 0, 0)
+    header(id, flags, rcode, 0, 0, 0)
 }
 
 fn build_reply(q: &Question, lookup: Lookup) -> Vec<u8> {
@@ -207,9 +208,20 @@ fn build_reply(q: &Question, lookup: Lookup) -> Vec<u8> {
             (0, records)
         }
     };
-    let mut out = header(q.id, q.flags, rcode, 1, records.len() as u16);
+    // Negative answers carry the zone's SOA (RFC 2308), so resolvers can cache them.
+    let negative = records.is_empty() && rcode != RCODE_REFUSED;
+    let mut out = header(
+        q.id,
+        q.flags,
+        rcode,
+        1,
+        records.len() as u16,
+        u16::from(negative),
+    );
     out.extend_from_slice(&q.raw);
-    for (owner, rtype, data) in records {
+    let zone = q.name.rsplit('.').next().unwrap_or("").to_owned();
+    let authority = negative.then(|| (zone, TYPE_SOA, soa_rdata()));
+    for (owner, rtype, data) in records.into_iter().chain(authority) {
         if owner == q.name {
             out.extend_from_slice(&[0xC0, 0x0C]); // pointer to the question name
         } else {
@@ -222,6 +234,15 @@ fn build_reply(q: &Question, lookup: Lookup) -> Vec<u8> {
         out.extend_from_slice(&data);
     }
     out
+}
+
+fn soa_rdata() -> Vec<u8> {
+    let mut data = encode_name("ns1.simweb-dns.sim");
+    data.extend_from_slice(&encode_name("hostmaster.simweb-dns.sim"));
+    for value in [1u32, 3600, 600, 86_400, TTL] {
+        data.extend_from_slice(&value.to_be_bytes());
+    }
+    data
 }
 
 fn encode_name(name: &str) -> Vec<u8> {

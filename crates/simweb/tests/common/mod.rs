@@ -135,6 +135,7 @@ pub fn dns_query(server: SocketAddr, name: &str, qtype: u16) -> (u8, Vec<(u16, V
     assert!(reply[2] & 0x80 != 0, "QR bit");
     let rcode = reply[3] & 0x0F;
     let ancount = u16::from_be_bytes([reply[6], reply[7]]);
+    let nscount = u16::from_be_bytes([reply[8], reply[9]]);
     let mut pos = 12;
     pos = skip_name(&reply, pos) + 4;
     let mut answers = Vec::new();
@@ -145,6 +146,16 @@ pub fn dns_query(server: SocketAddr, name: &str, qtype: u16) -> (u8, Vec<(u16, V
         pos += 10;
         answers.push((rtype, reply[pos..pos + rdlen].to_vec()));
         pos += rdlen;
+    }
+    // Negative answers (NXDOMAIN, or no data) must carry the zone's SOA in the authority section.
+    if ancount == 0 && (rcode == 0 || rcode == 3) {
+        assert_eq!(nscount, 1, "negative answer without SOA");
+        pos = skip_name(&reply, pos);
+        assert_eq!(
+            u16::from_be_bytes([reply[pos], reply[pos + 1]]),
+            6,
+            "authority record is not an SOA"
+        );
     }
     (rcode, answers)
 }
