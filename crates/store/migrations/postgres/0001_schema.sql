@@ -37,7 +37,7 @@ CREATE TABLE hosts (
     bytes_fetched      BIGINT  NOT NULL DEFAULT 0,
     created_at         BIGINT  NOT NULL
 );
-CREATE INDEX hosts_by_due ON hosts (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX hosts_by_due ON hosts (due_at, id) WHERE due_at IS NOT NULL;
 CREATE INDEX hosts_by_domain ON hosts (registrable_domain);
 
 CREATE TABLE urls (
