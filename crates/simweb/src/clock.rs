@@ -1,17 +1,21 @@
 //! The simulated clock: provider behaviour runs on it, scaled from real time.
 //!
 //! Simulated time is measured from the world's start; `EPOCH_UNIX` anchors it to a calendar
-//! date for logs and notices. Must not be used for socket timeouts (those are real time).
+//! date for logs and notices. Tests may jump it forward, never back. Must not be used for
+//! socket timeouts (those are real time).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The simulated world starts at 2026-01-01T00:00:00Z.
 pub const EPOCH_UNIX: u64 = 1_767_225_600;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SimClock {
     started: Instant,
     scale: f64,
+    /// Simulated nanoseconds added by `advance`.
+    skipped_nanos: AtomicU64,
 }
 
 impl SimClock {
@@ -19,12 +23,24 @@ impl SimClock {
         SimClock {
             started: Instant::now(),
             scale,
+            skipped_nanos: AtomicU64::new(0),
         }
     }
 
     /// Simulated time elapsed since the world started.
     pub fn now(&self) -> Duration {
-        Duration::from_secs_f64(self.started.elapsed().as_secs_f64() * self.scale)
+        let running = Duration::from_secs_f64(self.started.elapsed().as_secs_f64() * self.scale);
+        running + Duration::from_nanos(self.skipped_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Jumps simulated time forward (saturating at about 584 years of jumps).
+    pub fn advance(&self, by: Duration) {
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        let _ = self
+            .skipped_nanos
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_add(nanos))
+            });
     }
 
     pub fn scale(&self) -> f64 {

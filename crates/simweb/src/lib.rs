@@ -354,6 +354,12 @@ impl RunningWorld {
         self.shared.clock.now()
     }
 
+    /// Jumps the simulated clock forward, so a test can let a week of provider behaviour pass
+    /// at once instead of waiting for it. The clock never goes back.
+    pub fn advance(&self, by: Duration) {
+        self.shared.clock.advance(by);
+    }
+
     /// Simulated seconds per real second.
     pub fn time_scale(&self) -> f64 {
         self.shared.clock.scale()

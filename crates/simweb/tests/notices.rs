@@ -498,3 +498,24 @@ fn webhooks_refuse_wrong_methods_and_unknown_providers() {
     assert_eq!(no_hook.status, 404);
     assert!(world.notices().is_empty());
 }
+
+#[test]
+fn advancing_the_clock_plays_out_a_week_of_takedowns_at_once() {
+    let world = small(22);
+    assert_eq!(world.time_scale(), 3600.0);
+    let urls = known_images(&world, "sunny-gallery.sim");
+    let mut smtp = Smtp::connect(world.smtp_addr());
+    smtp.send("EHLO x");
+    smtp.mail(
+        "h@aranea.test",
+        "abuse@quickhost.sim",
+        &notice_body(&urls[..1]),
+    );
+    assert_eq!(get_url(&world, &urls[0]).status, 200);
+    let before = world.sim_now();
+    world.advance(Duration::from_secs(7 * 24 * 3600));
+    assert!(world.sim_now() >= before + Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(get_url(&world, &urls[0]).status, 404);
+    let log = world.requests_for("sunny-gallery.sim");
+    assert!(log.last().unwrap().sim_at >= Duration::from_secs(7 * 24 * 3600));
+}
