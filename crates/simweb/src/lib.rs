@@ -4,9 +4,11 @@
 //! From a scenario (TOML) and a seed it builds hosting providers with IP blocks inside
 //! 127.0.0.0/8, ASNs and abuse contacts; sites with pages and benign corpus photos (some
 //! declared "known", with transformed copies); and it serves them over real sockets: HTTP/1.1
-//! per simulated host address, authoritative DNS, RDAP, an SMTP abuse mailbox and webhooks.
-//! Notices that reach a provider trigger its behaviour (remove, ignore, re-upload, move,
-//! placeholder) on a scaled simulated clock, and the ground truth answers what was served when.
+//! per simulated host address (and HTTPS with HTTP/2 for some sites, under a CA the world
+//! exports), authoritative DNS, RDAP, an SMTP abuse mailbox and webhooks. Notices that reach a
+//! provider trigger its behaviour (remove, ignore, re-upload, move, placeholder, forward to the
+//! origin) on a scaled simulated clock, and the ground truth answers what was served when.
+//! The scenario format and the served misbehaviours are documented in `docs/simweb.md`.
 //!
 //! ```no_run
 //! let scenario = aranea_simweb::scenario::load("small")?;
