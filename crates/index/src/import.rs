@@ -217,50 +217,68 @@ fn parse_json_row(text: &str, line: u64, options: &ReadOptions) -> Result<Import
     })
 }
 
+/// CSV as hash lists are exchanged: one record per line (quoted fields may hold commas and
+/// doubled quotes, not line breaks), which keeps line numbers exact and memory bounded.
 fn read_csv(
     input: impl Read,
     options: &ReadOptions,
     each: &mut dyn FnMut(Result<ImportRow, LineError>),
 ) -> Result<(), ImportError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .comment(Some(b'#'))
-        .from_reader(input);
-    let mut record = csv::ByteRecord::new();
     let mut columns: Option<CsvColumns> = None;
-    loop {
-        let line = reader.position().line();
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(error) => {
-                if let csv::ErrorKind::Io(_) = error.kind() {
-                    return Err(ImportError::Io(std::io::Error::other(error.to_string())));
-                }
-                each(Err(LineError {
-                    line,
-                    message: error.to_string(),
-                }));
-                continue;
-            }
-        }
-        let line = record.position().map_or(line, |p| p.line());
-        if record
-            .iter()
-            .all(|field| field.iter().all(u8::is_ascii_whitespace))
-        {
-            continue;
-        }
+    let mut header_error = None;
+    read_lines(input, &mut |line, text| {
+        let fields = match text.map_err(str::to_string).and_then(split_csv) {
+            Ok(fields) => fields,
+            Err(message) => return each(Err(LineError { line, message })),
+        };
         match &columns {
-            None => columns = Some(CsvColumns::from_header(&record)?),
-            Some(columns) => each(columns.row(&record, line, options)),
+            None if header_error.is_none() => match CsvColumns::from_header(&fields) {
+                Ok(found) => columns = Some(found),
+                Err(error) => header_error = Some(error),
+            },
+            None => {}
+            Some(columns) => each(columns.row(&fields, line, options)),
+        }
+    })?;
+    match (header_error, columns) {
+        (Some(error), _) => Err(error),
+        (None, None) => Err(ImportError::NoHeader),
+        (None, Some(_)) => Ok(()),
+    }
+}
+
+/// Splits one CSV line into fields.
+fn split_csv(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    let mut was_quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.trim().is_empty() && !was_quoted => {
+                field.clear();
+                quoted = true;
+                was_quoted = true;
+            }
+            (false, ',') => {
+                fields.push(std::mem::take(&mut field));
+                was_quoted = false;
+            }
+            (false, c) => field.push(c),
         }
     }
-    if columns.is_none() {
-        return Err(ImportError::NoHeader);
+    if quoted {
+        return Err("unterminated quoted field".into());
     }
-    Ok(())
+    fields.push(field);
+    Ok(fields)
 }
 
 struct CsvColumns {
@@ -271,19 +289,10 @@ struct CsvColumns {
 }
 
 impl CsvColumns {
-    fn from_header(record: &csv::ByteRecord) -> Result<Self, ImportError> {
-        let names: Vec<String> = record
+    fn from_header(fields: &[String]) -> Result<Self, ImportError> {
+        let names: Vec<String> = fields
             .iter()
-            .enumerate()
-            .map(|(i, field)| {
-                let text = String::from_utf8_lossy(field);
-                let text = if i == 0 {
-                    text.trim_start_matches('\u{feff}')
-                } else {
-                    &text
-                };
-                text.trim().to_ascii_lowercase()
-            })
+            .map(|f| f.trim().to_ascii_lowercase())
             .collect();
         let find =
             |candidates: &[&str]| names.iter().position(|n| candidates.contains(&n.as_str()));
@@ -298,7 +307,7 @@ impl CsvColumns {
 
     fn row(
         &self,
-        record: &csv::ByteRecord,
+        record: &[String],
         line: u64,
         options: &ReadOptions,
     ) -> Result<ImportRow, LineError> {
@@ -311,10 +320,7 @@ impl CsvColumns {
             )));
         }
         let field = |index: usize| -> Result<&str, LineError> {
-            let bytes = record.get(index).unwrap_or_default();
-            std::str::from_utf8(bytes)
-                .map(str::trim)
-                .map_err(|_| fail("not UTF-8 text".into()))
+            Ok(record.get(index).map_or("", |f| f.trim()))
         };
         let signal_type = match self.signal_type {
             Some(column) => field(column)?

@@ -234,6 +234,9 @@ impl Journal for FileJournal {
     }
 }
 
+/// Called with each valid frame's sequence number and payload.
+type FrameVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<(), StoreError> + 'a;
+
 struct SegmentScan {
     last_seq: Option<u64>,
     valid_len: u64,
@@ -243,7 +246,7 @@ struct SegmentScan {
 /// Walks a segment's frames, stopping at the first torn or corrupt one.
 fn scan_segment(
     path: &Path,
-    visit: &mut dyn FnMut(u64, &[u8]) -> Result<(), StoreError>,
+    visit: &mut FrameVisitor<'_>,
     with_payload: bool,
 ) -> Result<SegmentScan, StoreError> {
     let file = File::open(path).map_err(|e| StoreError::io(path, e))?;

@@ -178,7 +178,7 @@ fn a_corrupt_snapshot_is_rejected_and_rebuilt_from_the_journal() {
     std::fs::write(&path, &bytes).unwrap();
     let store = BankStore::open(dir.path()).unwrap();
     assert!(
-        store.warnings()[0].contains("checksum"),
+        store.warnings()[0].contains("not usable"),
         "{:?}",
         store.warnings()
     );

@@ -1,0 +1,444 @@
+//! `aranea bank` end to end: the built binary against a temporary data directory, with
+//! benign corpus photos that the tests declare "known".
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");
+
+fn aranea(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aranea"))
+        .arg("--data")
+        .arg(data)
+        .args(["bank"])
+        .args(args)
+        .output()
+        .expect("run aranea")
+}
+
+fn ok(data: &Path, args: &[&str]) -> String {
+    let output = aranea(data, args);
+    assert!(
+        output.status.success(),
+        "aranea bank {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn photo(name: &str) -> PathBuf {
+    Path::new(CORPUS).join(name)
+}
+
+fn pdq_of(name: &str) -> aranea_hash::PdqResult {
+    let bytes = std::fs::read(photo(name)).unwrap();
+    aranea_hash::hash_media(&bytes, &aranea_hash::Limits::default())
+        .unwrap()
+        .pdq
+        .unwrap()
+}
+
+#[test]
+fn banks_are_created_listed_shown_disabled_and_enabled() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    ok(
+        d,
+        &[
+            "create",
+            "hotline",
+            "--source",
+            "hotline:ca",
+            "--classification",
+            "csam",
+            "--threshold",
+            "40",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "create",
+            "stock",
+            "--classification",
+            "benign",
+            "--allow-list",
+        ],
+    );
+    let duplicate = aranea(d, &["create", "hotline", "--classification", "csam"]);
+    assert_eq!(duplicate.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&duplicate.stderr).contains("already exists"));
+    assert_eq!(
+        aranea(d, &["create", "all", "--classification", "x"])
+            .status
+            .code(),
+        Some(2)
+    );
+
+    let list: Value = serde_json::from_str(&ok(d, &["list", "--format", "json"])).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["hotline", "stock"]);
+    assert_eq!(list[0]["pdq_threshold"], 40);
+    assert_eq!(list[0]["source"], "hotline:ca");
+    assert_eq!(list[1]["kind"], "allow-list");
+
+    ok(d, &["disable", "hotline"]);
+    let shown: Value =
+        serde_json::from_str(&ok(d, &["show", "hotline", "--format", "json"])).unwrap();
+    assert_eq!(shown["enabled"], false);
+    ok(d, &["enable", "hotline"]);
+    let shown: Value =
+        serde_json::from_str(&ok(d, &["show", "hotline", "--format", "json"])).unwrap();
+    assert_eq!(shown["enabled"], true);
+    assert_eq!(aranea(d, &["show", "nosuch"]).status.code(), Some(2));
+}
+
+#[test]
+fn a_file_with_bad_lines_imports_nothing_unless_told_to_skip_them() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    ok(d, &["create", "partner", "--classification", "csam"]);
+    let good_pdq = pdq_of("img-0001.jpg").hash.to_hex();
+    let csv = format!(
+        "\u{feff}source_id,signal_value,signal_type\r\n\
+         # exported by a partner\r\n\
+         a1,{good_pdq},pdq\r\n\
+         \r\n\
+         a2,{short},pdq\r\n\
+         a3,{md5},md5\r\n\
+         a4,zz{bad},sha1\r\n\
+         a5,{md5},sha256\r\n\
+         a6,{md5},md5\r\n",
+        short = &good_pdq[..62],
+        md5 = "0123456789abcdef0123456789abcdef",
+        bad = "0".repeat(38),
+    );
+    let file = d.join("partner.csv");
+    std::fs::write(&file, csv).unwrap();
+    let file = file.to_str().unwrap();
+
+    let refused = aranea(d, &["import", "partner", file, "--format", "hma-csv"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let errors = String::from_utf8_lossy(&refused.stderr);
+    for line in ["line 5:", "line 7:", "line 8:"] {
+        assert!(errors.contains(line), "{line} missing from {errors}");
+    }
+    let shown: Value =
+        serde_json::from_str(&ok(d, &["show", "partner", "--format", "json"])).unwrap();
+    assert_eq!(
+        shown["entries"]["enabled"], 0,
+        "a refused import added entries"
+    );
+
+    let summary: Value = serde_json::from_str(&ok(
+        d,
+        &[
+            "import",
+            "partner",
+            file,
+            "--format",
+            "hma-csv",
+            "--skip-invalid",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(summary["invalid"], 3);
+    assert_eq!(summary["added"], 2);
+    assert_eq!(summary["duplicates"], 1);
+
+    // Extra columns were kept as metadata and come back out in JSON Lines.
+    let exported = json_lines(&ok(d, &["export", "partner", "--format", "jsonl"]));
+    assert_eq!(exported.len(), 2);
+    assert_eq!(exported[0]["signal_value"], good_pdq.as_str());
+    assert_eq!(exported[0]["metadata"]["source_id"], "a1");
+}
+
+#[test]
+fn exported_lists_import_again_in_every_format() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    ok(d, &["create", "origin", "--classification", "csam"]);
+    let hashes: Vec<String> = ["img-0001.jpg", "img-0002.jpg", "img-0003.jpg"]
+        .iter()
+        .map(|n| pdq_of(n).hash.to_hex())
+        .collect();
+    let list = d.join("list.txt");
+    std::fs::write(&list, format!("# three photos\n{}\n", hashes.join("\n"))).unwrap();
+    ok(
+        d,
+        &[
+            "import",
+            "origin",
+            list.to_str().unwrap(),
+            "--format",
+            "hex",
+            "--signal-type",
+            "pdq",
+            "--classification",
+            "csam-b",
+        ],
+    );
+    for (format, extra) in [
+        ("hma-csv", vec![]),
+        ("jsonl", vec![]),
+        ("hex", vec!["--signal-type", "pdq"]),
+    ] {
+        let out = d.join(format!("out.{format}"));
+        let mut args = vec![
+            "export",
+            "origin",
+            "--format",
+            format,
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        args.extend(&extra);
+        ok(d, &args);
+        let bank = format!("copy-{format}");
+        ok(d, &["create", &bank, "--classification", "other"]);
+        let mut args = vec!["import", &bank, out.to_str().unwrap(), "--format", format];
+        args.extend(&extra);
+        let summary: Value = serde_json::from_str(&ok(d, &args)).unwrap();
+        assert_eq!(summary["added"], 3, "{format}");
+        let copied = json_lines(&ok(d, &["export", &bank, "--format", "jsonl"]));
+        let values: Vec<&str> = copied
+            .iter()
+            .map(|e| e["signal_value"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            values,
+            hashes.iter().map(String::as_str).collect::<Vec<_>>(),
+            "{format}"
+        );
+        let label = if format == "hex" { "other" } else { "csam-b" };
+        assert!(
+            copied.iter().all(|e| e["classification"] == label),
+            "{format}: {copied:?}"
+        );
+    }
+}
+
+#[test]
+fn files_match_known_photos_and_allow_lists_suppress_hits() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    ok(d, &["create", "known", "--classification", "csam"]);
+    let known = pdq_of("img-0004.jpg");
+    let rotated = pdq_of("img-0005.jpg").dihedral()[1];
+    let list = d.join("known.txt");
+    std::fs::write(
+        &list,
+        format!("{}\n{}\n", known.hash.to_hex(), rotated.to_hex()),
+    )
+    .unwrap();
+    ok(
+        d,
+        &[
+            "import",
+            "known",
+            list.to_str().unwrap(),
+            "--format",
+            "hex",
+            "--signal-type",
+            "pdq",
+        ],
+    );
+
+    let four = photo("img-0004.jpg");
+    let five = photo("img-0005.jpg");
+    let six = photo("img-0006.jpg");
+    let results = json_lines(&ok(
+        d,
+        &[
+            "match",
+            "known",
+            four.to_str().unwrap(),
+            six.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(results.len(), 2);
+    let hit = &results[0]["hits"][0];
+    assert_eq!(hit["bank"], "known");
+    assert_eq!(hit["distance"], 0);
+    assert_eq!(hit["classification"], "csam");
+    assert_eq!(hit["value"], known.hash.to_hex().as_str());
+    assert!(hit["entry"].as_u64().is_some());
+    assert_eq!(
+        results[1]["hits"].as_array().unwrap().len(),
+        0,
+        "an unknown photo matched"
+    );
+
+    // Only a rotation of photo 5 is known: found only when its 8 variants are searched.
+    let plain = json_lines(&ok(d, &["match", "known", five.to_str().unwrap()]));
+    assert!(plain[0]["hits"].as_array().unwrap().is_empty());
+    let dihedral = json_lines(&ok(
+        d,
+        &["match", "known", five.to_str().unwrap(), "--dihedral"],
+    ));
+    assert_eq!(dihedral[0]["hits"][0]["value"], rotated.to_hex().as_str());
+
+    // A stock-photo allow-list suppresses the hit and says so.
+    ok(
+        d,
+        &[
+            "create",
+            "stock",
+            "--classification",
+            "benign",
+            "--allow-list",
+        ],
+    );
+    let sha256 = &results[0]["query"]["sha256"];
+    let allow = d.join("allow.txt");
+    std::fs::write(&allow, format!("{}\n", sha256.as_str().unwrap())).unwrap();
+    ok(
+        d,
+        &[
+            "import",
+            "stock",
+            allow.to_str().unwrap(),
+            "--format",
+            "hex",
+            "--signal-type",
+            "sha256",
+        ],
+    );
+    let allowed = json_lines(&ok(d, &["match", "all", four.to_str().unwrap()]));
+    assert!(allowed[0]["hits"].as_array().unwrap().is_empty());
+    assert_eq!(allowed[0]["allowed_by"][0]["bank"], "stock");
+    assert_eq!(allowed[0]["suppressed"][0]["bank"], "known");
+}
+
+#[test]
+fn hashes_and_query_batches_match_within_the_threshold_and_disabled_entries_do_not() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    ok(d, &["create", "known", "--classification", "csam"]);
+    let base = pdq_of("img-0007.jpg").hash;
+    let mut near = base;
+    for bit in 0..20 {
+        if !near.bit(bit) {
+            near.set_bit(bit);
+        }
+    }
+    let distance = base.hamming_distance(&near);
+    let list = d.join("one.jsonl");
+    std::fs::write(
+        &list,
+        format!(
+            "{{\"signal_type\":\"pdq\",\"signal_value\":\"{}\"}}\n",
+            base.to_hex()
+        ),
+    )
+    .unwrap();
+    ok(
+        d,
+        &[
+            "import",
+            "known",
+            list.to_str().unwrap(),
+            "--format",
+            "jsonl",
+        ],
+    );
+
+    let queries = d.join("queries.txt");
+    let far = "0".repeat(64);
+    std::fs::write(
+        &queries,
+        format!("{}\n\n{far}\n{}\n", near.to_hex(), base.to_hex()),
+    )
+    .unwrap();
+    let results = json_lines(&ok(
+        d,
+        &["match", "known", "--queries", queries.to_str().unwrap()],
+    ));
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["hits"][0]["distance"], distance);
+    assert_eq!(results[0]["query"]["line"], 1);
+    assert!(results[1]["hits"].as_array().unwrap().is_empty());
+    assert_eq!(results[2]["hits"][0]["distance"], 0);
+
+    let entry = results[2]["hits"][0]["entry"].as_u64().unwrap().to_string();
+    ok(d, &["disable", "known", "--entry", &entry]);
+    let after = json_lines(&ok(d, &["match", "known", "--pdq", &base.to_hex()]));
+    assert!(
+        after[0]["hits"].as_array().unwrap().is_empty(),
+        "disabled entry matched"
+    );
+    let exported = ok(
+        d,
+        &["export", "known", "--format", "jsonl", "--include-disabled"],
+    );
+    assert_eq!(
+        json_lines(&exported).len(),
+        1,
+        "disabled entries stay on record"
+    );
+    assert_eq!(
+        aranea(d, &["match", "known", "--md5", "xyz"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_million_line_list_imports_with_duplicates_reported() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    ok(d, &["create", "big", "--classification", "csam"]);
+    let path = d.join("big.txt");
+    let mut text = String::with_capacity(34 * 1_000_100);
+    text.push_str("# one million MD5 values, the last 100 repeated\r\n");
+    for i in 0..1_000_000u64 {
+        text.push_str(&format!(
+            "{:016x}{:016x}\r\n",
+            i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            i
+        ));
+    }
+    for i in 0..100u64 {
+        text.push_str(&format!(
+            "{:016x}{:016x}\r\n",
+            i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            i
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    let summary: Value = serde_json::from_str(&ok(
+        d,
+        &[
+            "import",
+            "big",
+            path.to_str().unwrap(),
+            "--format",
+            "hex",
+            "--signal-type",
+            "md5",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(summary["rows"], 1_000_100);
+    assert_eq!(summary["added"], 1_000_000);
+    assert_eq!(summary["duplicates"], 100);
+    let probe = format!(
+        "{:016x}{:016x}",
+        777_777u64.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        777_777u64
+    );
+    let results = json_lines(&ok(d, &["match", "big", "--md5", &probe]));
+    assert_eq!(results[0]["hits"].as_array().unwrap().len(), 1);
+}
