@@ -1,0 +1,139 @@
+//! Hash-list readers against hostile files: every bad line is reported with its number, the
+//! good ones still come through, and nothing panics or holds an unbounded line.
+
+use aranea_index::SignalType;
+use aranea_index::import::{
+    ImportError, ImportRow, LineError, ListFormat, MAX_LINE, ReadOptions, read_list,
+};
+
+const MD5: &str = "0123456789abcdef0123456789abcdef";
+const PDQ: &str = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22";
+
+fn read(
+    bytes: &[u8],
+    format: ListFormat,
+    signal_type: Option<SignalType>,
+) -> Result<(Vec<ImportRow>, Vec<LineError>), ImportError> {
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    read_list(
+        bytes,
+        format,
+        &ReadOptions { signal_type },
+        &mut |row| match row {
+            Ok(row) => rows.push(row),
+            Err(error) => errors.push(error),
+        },
+    )?;
+    Ok((rows, errors))
+}
+
+fn error_lines(errors: &[LineError]) -> Vec<u64> {
+    errors.iter().map(|e| e.line).collect()
+}
+
+#[test]
+fn hex_lists_report_bad_lines_by_number() {
+    let text = format!(
+        "\u{feff}{MD5}\r\n\r\n# comment\r\n{bad}\r\n{PDQ}\r\n{MD5}g\n   {MD5}   \n{MD5}",
+        bad = "x".repeat(32)
+    );
+    let (rows, errors) = read(text.as_bytes(), ListFormat::Hex, Some(SignalType::Md5)).unwrap();
+    assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [1, 7, 8]);
+    assert_eq!(error_lines(&errors), [4, 5, 6]);
+    assert!(
+        errors[1].message.contains("32 hex digits, got 64"),
+        "{}",
+        errors[1].message
+    );
+    assert!(matches!(
+        read(b"abc", ListFormat::Hex, None),
+        Err(ImportError::NoSignalType)
+    ));
+}
+
+#[test]
+fn a_pdq_of_the_wrong_size_is_an_error_not_a_truncation() {
+    let text = format!("{}\n{}00\n{PDQ}\n", &PDQ[..63], PDQ);
+    let (rows, errors) = read(text.as_bytes(), ListFormat::Hex, Some(SignalType::Pdq)).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].signal.to_hex(), PDQ);
+    assert_eq!(error_lines(&errors), [1, 2]);
+}
+
+#[test]
+fn huge_lines_and_binary_garbage_are_reported_and_skipped() {
+    let mut bytes = vec![b'a'; MAX_LINE * 3];
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&[0xff, 0xfe]);
+    bytes.extend_from_slice(format!("{MD5}\n{MD5}\n").as_bytes());
+    let (rows, errors) = read(&bytes, ListFormat::Hex, Some(SignalType::Md5)).unwrap();
+    assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [3]);
+    assert_eq!(error_lines(&errors), [1, 2]);
+    assert!(errors[0].message.contains("longer than"));
+    assert!(errors[1].message.contains("UTF-8"));
+}
+
+#[test]
+fn csv_columns_may_come_in_any_order_and_extra_ones_become_metadata() {
+    let text = format!(
+        "\u{feff}Note,Signal_Value,Signal_Type,classification\r\n\
+         \"a, quoted \"\"note\"\"\",{PDQ},pdq,csam\r\n\
+         plain,{MD5},md5,\r\n\
+         short,{MD5}\r\n\
+         bad,{MD5},vpdq,x\r\n\
+         \"open,{MD5},md5,x\r\n"
+    );
+    let (rows, errors) = read(text.as_bytes(), ListFormat::HmaCsv, None).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].classification.as_deref(), Some("csam"));
+    assert_eq!(
+        rows[0].metadata.as_deref(),
+        Some(r#"{"note":"a, quoted \"note\""}"#)
+    );
+    assert_eq!(rows[1].classification, None);
+    assert_eq!(rows[1].signal.signal_type(), SignalType::Md5);
+    assert_eq!(error_lines(&errors), [4, 5, 6]);
+    assert!(errors[1].message.contains("unknown signal type"));
+}
+
+#[test]
+fn csv_without_a_value_column_or_header_is_refused_as_a_whole() {
+    assert!(matches!(
+        read(b"type,other\npdq,x\n", ListFormat::HmaCsv, None),
+        Err(ImportError::MissingColumn(_))
+    ));
+    assert!(matches!(
+        read(b"# only a comment\n\n", ListFormat::HmaCsv, None),
+        Err(ImportError::NoHeader)
+    ));
+    // Without a type column the caller's type applies.
+    let (rows, errors) = read(
+        format!("hash\n{MD5}\n").as_bytes(),
+        ListFormat::HmaCsv,
+        Some(SignalType::Md5),
+    )
+    .unwrap();
+    assert_eq!((rows.len(), errors.len()), (1, 0));
+}
+
+#[test]
+fn json_lines_reject_wrong_types_and_keep_unknown_fields() {
+    let text = format!(
+        "{{\"signal_type\":\"md5\",\"signal_value\":\"{MD5}\",\"source\":\"ncmec\",\"n\":3}}\n\
+         [1,2]\n\
+         {{\"signal_type\":5,\"signal_value\":\"{MD5}\"}}\n\
+         {{\"signal_type\":\"md5\"}}\n\
+         {{\"signal_type\":\"md5\",\"signal_value\":\"{MD5}\",\"classification\":7}}\n\
+         {{\"signal_type\":\"md5\",\"signal_value\":\"{MD5}\"\n\
+         {{\"value\":\"{PDQ}\",\"classification\":\"csam\"}}\n"
+    );
+    let (rows, errors) = read(text.as_bytes(), ListFormat::Jsonl, Some(SignalType::Pdq)).unwrap();
+    assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [1, 7]);
+    assert_eq!(
+        rows[0].metadata.as_deref(),
+        Some(r#"{"n":3,"source":"ncmec"}"#)
+    );
+    assert_eq!(rows[1].classification.as_deref(), Some("csam"));
+    assert_eq!(error_lines(&errors), [2, 3, 4, 5, 6]);
+}
