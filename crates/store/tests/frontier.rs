@@ -25,6 +25,7 @@ contract_tests!(
     retry_requeues_the_url_for_later,
     complete_refuses_urls_of_another_host,
     robots_and_policy_are_stored_under_the_lease,
+    rechecks_and_raised_priorities_reorder_known_urls,
     concurrent_claims_never_hand_a_host_twice,
     concurrent_workers_fetch_every_url_exactly_once,
 );
@@ -597,6 +598,90 @@ async fn robots_and_policy_are_stored_under_the_lease(db: &TestDb) {
     assert_eq!(host.error_streak, 3);
     assert_eq!(host.quiet_pages, 7);
     assert_eq!(frontier.domain_pages_fetched("a.example").await.unwrap(), 0);
+}
+
+async fn rechecks_and_raised_priorities_reorder_known_urls(db: &TestDb) {
+    let store = db.open().await;
+    let frontier = store.frontier();
+    let batch = [
+        url("a.example", "/1"),
+        url("a.example", "/2"),
+        url("a.example", "/3"),
+    ];
+    let ids: Vec<_> = frontier
+        .enqueue_urls(&batch, NOW)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let lease = frontier.claim_hosts("w", 1, 60_000, NOW).await.unwrap()[0]
+        .lease
+        .clone();
+    // Same priority and time: the lowest id goes first. It is the page; the others its links.
+    let page = frontier.next_urls(&lease, 1, NOW).await.unwrap()[0].id;
+    let mut links: Vec<_> = ids.iter().copied().filter(|&id| id != page).collect();
+    links.sort();
+    let (early, late) = (links[0], links[1]);
+    let done = FetchOutcome::fetched(200, 1, UrlNext::Done);
+    frontier
+        .complete_url(&lease, page, &done, NOW)
+        .await
+        .unwrap();
+    // A queued URL cannot be re-checked; a done one can.
+    assert!(
+        !frontier
+            .schedule_recheck(early, NOW, Priority::Recheck)
+            .await
+            .unwrap()
+    );
+    // The page matched: its link `late` jumps the queue; the page is done, so not raised.
+    let raised = frontier
+        .raise_priority(&[late, page], Priority::MatchLink)
+        .await
+        .unwrap();
+    assert_eq!(raised, 1);
+    assert_eq!(
+        frontier
+            .raise_priority(&[late], Priority::MatchLink)
+            .await
+            .unwrap(),
+        0
+    );
+    let next = frontier.next_urls(&lease, 1, NOW).await.unwrap();
+    assert_eq!(next[0].id, late);
+    assert_eq!(next[0].priority, Priority::MatchLink);
+    frontier
+        .complete_url(&lease, late, &done, NOW)
+        .await
+        .unwrap();
+    frontier.release(&lease, NOW + 1_000).await.unwrap();
+
+    // A day later, the page is due for a re-check and goes before the ordinary link.
+    let day = 86_400_000;
+    assert!(
+        frontier
+            .schedule_recheck(page, NOW + day, Priority::Recheck)
+            .await
+            .unwrap()
+    );
+    let record = frontier.url(page).await.unwrap().unwrap();
+    assert_eq!(
+        (record.state, record.next_fetch_at),
+        (UrlState::Queued, NOW + day)
+    );
+    let lease = frontier
+        .claim_hosts("w", 1, 60_000, NOW + day)
+        .await
+        .unwrap()[0]
+        .lease
+        .clone();
+    let batch = frontier.next_urls(&lease, 5, NOW + day).await.unwrap();
+    assert_eq!(
+        batch.iter().map(|u| u.id).collect::<Vec<_>>(),
+        [page, early]
+    );
+    assert_eq!(batch[0].attempts, 1);
 }
 
 /// Several workers, each with its own pool, claim in a loop until nothing is left; the

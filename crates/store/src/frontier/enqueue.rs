@@ -90,6 +90,10 @@ const INSERT_URL: &str = "INSERT INTO urls (host_id, url, url_hash, source, prio
     ON CONFLICT (url_hash) DO NOTHING RETURNING id";
 const SELECT_URL: &str = "SELECT id, host_id FROM urls WHERE url_hash = $1";
 // A leased host keeps due_at = lease expiry: its holder recomputes due_at on release.
+const RESCHEDULE: &str = "UPDATE urls SET state = 'queued', next_fetch_at = $2, priority = $3, \
+    leased_epoch = NULL WHERE id = $1 AND state <> 'queued' RETURNING host_id";
+const RAISE_PRIORITY: &str =
+    "UPDATE urls SET priority = $2 WHERE id = $1 AND state = 'queued' AND priority > $2";
 const MAKE_HOST_DUE: &str = "UPDATE hosts SET urls_known = urls_known + $2, \
     due_at = CASE \
         WHEN lease_owner IS NOT NULL THEN due_at \
@@ -211,5 +215,61 @@ impl super::Frontier<'_> {
             Ok::<(), StoreError>(())
         })?;
         Ok(results.into_iter().flatten().collect())
+    }
+
+    /// Queues a URL that was done, failed or skipped again (a re-check), not before `at`,
+    /// with `priority`. Returns false, changing nothing, if the URL is already queued.
+    pub async fn schedule_recheck(
+        &self,
+        url: UrlId,
+        at: UnixMillis,
+        priority: Priority,
+    ) -> Result<bool, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let row = sqlx::query(RESCHEDULE)
+                .bind(url.0)
+                .bind(at)
+                .bind(priority as i64)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                return Ok(false);
+            };
+            sqlx::query(MAKE_HOST_DUE)
+                .bind(row.i64("host_id")?)
+                .bind(0_i64)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Raises queued URLs to `priority` (e.g. the links of a page that just matched);
+    /// URLs already at that priority or higher, or no longer queued, are left alone.
+    /// Returns how many were raised.
+    pub async fn raise_priority(
+        &self,
+        urls: &[UrlId],
+        priority: Priority,
+    ) -> Result<u64, StoreError> {
+        let mut sorted = urls.to_vec();
+        sorted.sort();
+        on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let mut raised = 0;
+            for url in &sorted {
+                raised += sqlx::query(RAISE_PRIORITY)
+                    .bind(url.0)
+                    .bind(priority as i64)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(raised)
+        })
     }
 }
