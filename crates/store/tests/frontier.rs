@@ -1,5 +1,5 @@
-//! The frontier's contract on both back-ends: enqueue dedup, claim → next_urls → complete →
-//! release, lease expiry and takeover, stale workers refused, concurrent claimers.
+//! The frontier's contract on both back-ends: migrations, enqueue dedup, the claim →
+//! next_urls → complete → release cycle, due times, re-checks and priorities.
 
 #[macro_use]
 mod common;
@@ -19,15 +19,9 @@ contract_tests!(
     enqueue_dedups_on_the_canonical_url,
     claim_next_complete_release_cycle,
     hosts_are_claimed_only_when_due,
-    expired_lease_is_taken_over_and_the_stale_worker_refused,
-    expired_lease_refuses_writes_even_without_takeover,
-    renewed_lease_keeps_the_host,
     retry_requeues_the_url_for_later,
-    complete_refuses_urls_of_another_host,
     robots_and_policy_are_stored_under_the_lease,
     rechecks_and_raised_priorities_reorder_known_urls,
-    concurrent_claims_never_hand_a_host_twice,
-    concurrent_workers_fetch_every_url_exactly_once,
 );
 
 fn url(host: &str, path: &str) -> NewUrl {
@@ -321,148 +315,6 @@ async fn hosts_are_claimed_only_when_due(db: &TestDb) {
     assert_eq!(at_3s[0].host.next_allowed_at, NOW + 3_000);
 }
 
-async fn expired_lease_is_taken_over_and_the_stale_worker_refused(db: &TestDb) {
-    let store = db.open().await;
-    let frontier = store.frontier();
-    frontier
-        .enqueue_urls(&[url("a.example", "/1"), url("a.example", "/2")], NOW)
-        .await
-        .unwrap();
-    let stale = frontier.claim_hosts("stale", 1, 1_000, NOW).await.unwrap();
-    let stale_lease = stale[0].lease.clone();
-    let handed = frontier.next_urls(&stale_lease, 10, NOW).await.unwrap();
-    assert_eq!(handed.len(), 2);
-    // Before expiry nobody else can claim it; at expiry they can.
-    assert!(
-        frontier
-            .claim_hosts("fresh", 1, 60_000, NOW + 999)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let fresh = frontier
-        .claim_hosts("fresh", 1, 60_000, NOW + 1_000)
-        .await
-        .unwrap();
-    assert_eq!(fresh.len(), 1);
-    let fresh_lease = fresh[0].lease.clone();
-    assert_eq!(fresh_lease.epoch(), stale_lease.epoch() + 1);
-
-    // The stale worker wakes up: every write with its lease is refused.
-    let outcome = FetchOutcome::fetched(200, 10, UrlNext::Done);
-    for result in [
-        frontier
-            .complete_url(&stale_lease, handed[0].id, &outcome, NOW + 500)
-            .await
-            .map(|_| ()),
-        frontier
-            .complete_url(&stale_lease, handed[0].id, &outcome, NOW + 1_500)
-            .await
-            .map(|_| ()),
-        frontier
-            .renew(&stale_lease, 60_000, NOW + 500)
-            .await
-            .map(|_| ()),
-        frontier
-            .next_urls(&stale_lease, 1, NOW + 500)
-            .await
-            .map(|_| ()),
-        frontier.release(&stale_lease, NOW).await,
-        frontier
-            .update_host(&stale_lease, &HostPolicy::default(), NOW + 500)
-            .await,
-    ] {
-        match result {
-            Err(StoreError::LeaseLost { host_id, owner }) => {
-                assert_eq!(host_id, stale_lease.host_id().get());
-                assert_eq!(owner, "stale");
-            }
-            other => panic!("stale write not refused: {other:?}"),
-        }
-    }
-    assert_eq!(frontier.fetches(handed[0].id).await.unwrap().len(), 0);
-
-    // What the dead worker had been handed is handed to the new holder.
-    let retaken = frontier
-        .next_urls(&fresh_lease, 10, NOW + 1_000)
-        .await
-        .unwrap();
-    assert_eq!(retaken.len(), 2);
-    for u in &retaken {
-        let done = frontier
-            .complete_url(&fresh_lease, u.id, &outcome, NOW + 1_100)
-            .await
-            .unwrap();
-        assert_eq!(done, Completion::Recorded);
-    }
-    frontier.release(&fresh_lease, NOW + 2_000).await.unwrap();
-    assert_eq!(store.counts().await.unwrap().fetches, 2);
-}
-
-async fn expired_lease_refuses_writes_even_without_takeover(db: &TestDb) {
-    let store = db.open().await;
-    let frontier = store.frontier();
-    frontier
-        .enqueue_urls(&[url("a.example", "/")], NOW)
-        .await
-        .unwrap();
-    let lease = frontier.claim_hosts("w", 1, 1_000, NOW).await.unwrap()[0]
-        .lease
-        .clone();
-    let handed = frontier.next_urls(&lease, 1, NOW).await.unwrap();
-    let outcome = FetchOutcome::fetched(200, 10, UrlNext::Done);
-    assert!(matches!(
-        frontier
-            .complete_url(&lease, handed[0].id, &outcome, NOW + 1_000)
-            .await,
-        Err(StoreError::LeaseLost { .. })
-    ));
-    assert!(matches!(
-        frontier.renew(&lease, 1_000, NOW + 1_000).await,
-        Err(StoreError::LeaseLost { .. })
-    ));
-    // Giving the host back is still accepted: nobody else holds it.
-    frontier.release(&lease, NOW + 1_000).await.unwrap();
-    let host = frontier.host(lease.host_id()).await.unwrap().unwrap();
-    assert_eq!(
-        host.due_at,
-        Some(NOW + 1_000),
-        "the unfetched URL keeps the host due"
-    );
-}
-
-async fn renewed_lease_keeps_the_host(db: &TestDb) {
-    let store = db.open().await;
-    let frontier = store.frontier();
-    frontier
-        .enqueue_urls(&[url("a.example", "/")], NOW)
-        .await
-        .unwrap();
-    let lease = frontier.claim_hosts("w", 1, 1_000, NOW).await.unwrap()[0]
-        .lease
-        .clone();
-    let renewed = frontier.renew(&lease, 5_000, NOW + 900).await.unwrap();
-    assert_eq!(renewed.until(), NOW + 5_900);
-    assert_eq!(renewed.epoch(), lease.epoch());
-    assert!(
-        frontier
-            .claim_hosts("other", 1, 1_000, NOW + 2_000)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let handed = frontier.next_urls(&renewed, 1, NOW + 2_000).await.unwrap();
-    assert_eq!(handed.len(), 1);
-    assert!(
-        frontier
-            .claim_hosts("other", 1, 1_000, NOW + 5_900)
-            .await
-            .unwrap()
-            .len()
-            == 1
-    );
-}
-
 async fn retry_requeues_the_url_for_later(db: &TestDb) {
     let store = db.open().await;
     let frontier = store.frontier();
@@ -514,40 +366,6 @@ async fn retry_requeues_the_url_for_later(db: &TestDb) {
         .unwrap();
     assert_eq!(urls.len(), 1);
     assert_eq!(urls[0].attempts, 1);
-}
-
-async fn complete_refuses_urls_of_another_host(db: &TestDb) {
-    let store = db.open().await;
-    let frontier = store.frontier();
-    let ids = frontier
-        .enqueue_urls(&[url("a.example", "/"), url("b.example", "/")], NOW)
-        .await
-        .unwrap();
-    let claimed = frontier.claim_hosts("w", 2, 60_000, NOW).await.unwrap();
-    let lease_a = claimed
-        .iter()
-        .find(|c| c.host.key == "https://a.example")
-        .unwrap()
-        .lease
-        .clone();
-    let outcome = FetchOutcome::fetched(200, 1, UrlNext::Done);
-    assert!(matches!(
-        frontier
-            .complete_url(&lease_a, ids[1].id, &outcome, NOW)
-            .await,
-        Err(StoreError::UrlNotInLease { .. })
-    ));
-    assert!(matches!(
-        frontier
-            .complete_url(
-                &lease_a,
-                aranea_store::UrlId::from_raw(987_654),
-                &outcome,
-                NOW
-            )
-            .await,
-        Err(StoreError::NotFound { .. })
-    ));
 }
 
 async fn robots_and_policy_are_stored_under_the_lease(db: &TestDb) {
@@ -682,125 +500,4 @@ async fn rechecks_and_raised_priorities_reorder_known_urls(db: &TestDb) {
         [page, early]
     );
     assert_eq!(batch[0].attempts, 1);
-}
-
-/// Several workers, each with its own pool, claim in a loop until nothing is left; the
-/// leases are long, so a host handed out twice would be a bug, not an expiry.
-async fn concurrent_claims_never_hand_a_host_twice(db: &TestDb) {
-    const HOSTS: usize = 60;
-    let store = db.open().await;
-    let batch: Vec<NewUrl> = (0..HOSTS)
-        .map(|i| url(&format!("h{i}.example"), "/"))
-        .collect();
-    store.frontier().enqueue_urls(&batch, NOW).await.unwrap();
-    // Every worker connected before any starts, then all start together.
-    let mut stores = Vec::new();
-    for _ in 0..6 {
-        stores.push(Store::open(&db.url).await.unwrap());
-    }
-    let start = std::sync::Arc::new(tokio::sync::Barrier::new(stores.len()));
-    let mut workers = Vec::new();
-    for (w, store) in stores.into_iter().enumerate() {
-        let start = start.clone();
-        workers.push(tokio::spawn(async move {
-            start.wait().await;
-            let mut mine = Vec::new();
-            loop {
-                let claimed = store
-                    .frontier()
-                    .claim_hosts(&format!("w{w}"), 3, 3_600_000, NOW)
-                    .await
-                    .unwrap();
-                if claimed.is_empty() {
-                    break;
-                }
-                mine.extend(claimed.into_iter().map(|c| c.lease.host_id()));
-                // Let the others in between claims, so claims interleave.
-                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-            }
-            mine
-        }));
-    }
-    let mut all = Vec::new();
-    let mut busy_workers = 0;
-    for worker in workers {
-        let mine = worker.await.unwrap();
-        busy_workers += usize::from(!mine.is_empty());
-        all.extend(mine);
-    }
-    let distinct: HashSet<_> = all.iter().collect();
-    assert_eq!(all.len(), HOSTS, "every host claimed once: {all:?}");
-    assert_eq!(distinct.len(), HOSTS);
-    assert!(busy_workers >= 2, "claims were not concurrent");
-}
-
-/// Workers run the whole cycle concurrently; every URL must be fetched exactly once.
-async fn concurrent_workers_fetch_every_url_exactly_once(db: &TestDb) {
-    const HOSTS: usize = 12;
-    const PER_HOST: usize = 6;
-    let store = db.open().await;
-    let mut batch = Vec::new();
-    for h in 0..HOSTS {
-        for p in 0..PER_HOST {
-            batch.push(url(&format!("h{h}.example"), &format!("/{p}")));
-        }
-    }
-    store.frontier().enqueue_urls(&batch, NOW).await.unwrap();
-    let mut stores = Vec::new();
-    for _ in 0..4 {
-        stores.push(Store::open(&db.url).await.unwrap());
-    }
-    let start = std::sync::Arc::new(tokio::sync::Barrier::new(stores.len()));
-    let mut workers = Vec::new();
-    for (w, store) in stores.into_iter().enumerate() {
-        let start = start.clone();
-        workers.push(tokio::spawn(async move {
-            start.wait().await;
-            let frontier = store.frontier();
-            let worker = format!("w{w}");
-            let mut fetched = 0;
-            loop {
-                let claimed = frontier
-                    .claim_hosts(&worker, 2, 3_600_000, NOW)
-                    .await
-                    .unwrap();
-                if claimed.is_empty() {
-                    break;
-                }
-                for leased in claimed {
-                    // Two URLs per lease, then the host goes back to the pool.
-                    let urls = frontier.next_urls(&leased.lease, 2, NOW).await.unwrap();
-                    for u in urls {
-                        let outcome = FetchOutcome::fetched(200, 100, UrlNext::Done);
-                        let done = frontier
-                            .complete_url(&leased.lease, u.id, &outcome, NOW)
-                            .await
-                            .unwrap();
-                        assert_eq!(done, Completion::Recorded);
-                        fetched += 1;
-                    }
-                    frontier.release(&leased.lease, NOW).await.unwrap();
-                }
-            }
-            fetched
-        }));
-    }
-    let mut total = 0;
-    for worker in workers {
-        total += worker.await.unwrap();
-    }
-    assert_eq!(total, HOSTS * PER_HOST);
-    let counts = store.counts().await.unwrap();
-    assert_eq!(counts.fetches, (HOSTS * PER_HOST) as i64);
-    assert_eq!(counts.urls_queued, 0);
-    for h in 0..HOSTS {
-        let host = store
-            .frontier()
-            .host_by_key(&format!("https://h{h}.example"))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(host.pages_fetched, PER_HOST as i64);
-        assert_eq!(host.due_at, None);
-    }
 }
