@@ -4,8 +4,6 @@
 #[macro_use]
 mod common;
 
-use std::collections::HashSet;
-
 use aranea_store::{
     Completion, FetchOutcome, HostPolicy, NewUrl, Priority, RobotsCache, Store, StoreError,
     UrlNext, UrlSource, UrlState,
