@@ -24,6 +24,9 @@ pub struct SimwebArgs {
     /// UDP port of the DNS server (default: a free one).
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     pub dns_port: u16,
+    /// TCP port of the SMTP server (default: a free one; 25 makes the MX records usable as is).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub smtp_port: u16,
     /// Where the bank file and IP-to-ASN table go (default: DATA/simweb-SCENARIO-SEED).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -59,6 +62,7 @@ pub fn run(global: &GlobalOptions, args: SimwebArgs) -> anyhow::Result<std::proc
     let mut builder = SimWeb::new(scenario)
         .seed(args.seed)
         .dns_port(args.dns_port)
+        .smtp_port(args.smtp_port)
         .out_dir(&out);
     if let Some(port) = args.port {
         builder = builder.http_port(port);

@@ -17,6 +17,7 @@ const TTL: u32 = 5;
 const TYPE_A: u16 = 1;
 const TYPE_CNAME: u16 = 5;
 const TYPE_SOA: u16 = 6;
+const TYPE_MX: u16 = 15;
 const TYPE_AAAA: u16 = 28;
 const TYPE_ANY: u16 = 255;
 const RCODE_FORMERR: u8 = 1;
@@ -56,6 +57,8 @@ enum Lookup {
     Found {
         cnames: Vec<(String, String)>,
         a: Option<(String, Ipv4Addr)>,
+        /// The mail exchanger, for providers' abuse-mail domains.
+        mx: Option<String>,
     },
     NoSuchName,
     NotOurs,
@@ -146,7 +149,11 @@ fn lookup(shared: &Shared, name: &str) -> Lookup {
                 (site.host.clone(), ip)
             }
         };
-        return Lookup::Found { cnames, a: Some(a) };
+        return Lookup::Found {
+            cnames,
+            a: Some(a),
+            mx: None,
+        };
     }
     if let Some(cdn) = world
         .sites
@@ -157,12 +164,34 @@ fn lookup(shared: &Shared, name: &str) -> Lookup {
         return Lookup::Found {
             cnames: Vec::new(),
             a: Some((cdn.edge_name.clone(), cdn.ip)),
+            mx: None,
+        };
+    }
+    let mail_host = mail_exchanger(world);
+    if name == mail_host {
+        return Lookup::Found {
+            cnames: Vec::new(),
+            a: Some((mail_host, shared.infra_ip)),
+            mx: None,
+        };
+    }
+    let is_mail_domain = world.providers.iter().any(|p| {
+        p.abuse_email
+            .rsplit_once('@')
+            .is_some_and(|(_, d)| d.eq_ignore_ascii_case(name))
+    });
+    if is_mail_domain {
+        return Lookup::Found {
+            cnames: Vec::new(),
+            a: None,
+            mx: Some(mail_host),
         };
     }
     if world.tlds.iter().any(|t| t == name) {
         return Lookup::Found {
             cnames: Vec::new(),
             a: None,
+            mx: None,
         };
     }
     Lookup::NoSuchName
@@ -186,7 +215,7 @@ fn build_reply(q: &Question, lookup: Lookup) -> Vec<u8> {
     let (rcode, records) = match lookup {
         Lookup::NotOurs => (RCODE_REFUSED, Vec::new()),
         Lookup::NoSuchName => (RCODE_NXDOMAIN, Vec::new()),
-        Lookup::Found { cnames, a } => {
+        Lookup::Found { cnames, a, mx } => {
             let mut records: Vec<(String, u16, Vec<u8>)> = Vec::new();
             let wants_cname = matches!(q.qtype, TYPE_A | TYPE_AAAA | TYPE_CNAME | TYPE_ANY);
             let mut cname_chain = cnames.into_iter();
@@ -204,6 +233,13 @@ fn build_reply(q: &Question, lookup: Lookup) -> Vec<u8> {
                 {
                     records.push((owner, TYPE_A, ip.octets().to_vec()));
                 }
+            }
+            if matches!(q.qtype, TYPE_MX | TYPE_ANY)
+                && let Some(exchanger) = mx
+            {
+                let mut data = 10u16.to_be_bytes().to_vec();
+                data.extend_from_slice(&encode_name(&exchanger));
+                records.push((q.name.clone(), TYPE_MX, data));
             }
             (0, records)
         }
@@ -234,6 +270,14 @@ fn build_reply(q: &Question, lookup: Lookup) -> Vec<u8> {
         out.extend_from_slice(&data);
     }
     out
+}
+
+/// The host that receives every provider's abuse mail (the world's SMTP server).
+pub fn mail_exchanger(world: &crate::world::World) -> String {
+    format!(
+        "mx.simweb.{}",
+        world.tlds.first().map_or("sim", String::as_str)
+    )
 }
 
 fn soa_rdata() -> Vec<u8> {

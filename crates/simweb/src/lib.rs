@@ -72,6 +72,8 @@ pub(crate) struct Shared {
     pub(crate) port: u16,
     /// The port HTTPS sites listen on, if the world has any.
     pub(crate) https_port: Option<u16>,
+    /// The address DNS, RDAP, SMTP and webhooks listen on (what `mx.simweb.<tld>` resolves to).
+    pub(crate) infra_ip: Ipv4Addr,
     pub(crate) gzip_bomb: OnceLock<Arc<Vec<u8>>>,
 }
 
@@ -87,6 +89,7 @@ pub struct SimWeb {
     http_port: Option<u16>,
     https_port: Option<u16>,
     dns_port: u16,
+    smtp_port: u16,
     infra_ip: Ipv4Addr,
     corpus_dir: PathBuf,
     out_dir: Option<PathBuf>,
@@ -100,6 +103,7 @@ impl SimWeb {
             http_port: None,
             https_port: None,
             dns_port: 0,
+            smtp_port: 0,
             infra_ip: DEFAULT_INFRA_IP,
             corpus_dir: PathBuf::from(corpus::DEFAULT_DIR),
             out_dir: None,
@@ -131,6 +135,12 @@ impl SimWeb {
     /// The DNS server's UDP port (default: a free one).
     pub fn dns_port(mut self, port: u16) -> Self {
         self.dns_port = port;
+        self
+    }
+
+    /// The SMTP server's port (default: a free one; 25 makes the MX records usable as is).
+    pub fn smtp_port(mut self, port: u16) -> Self {
+        self.smtp_port = port;
         self
     }
 
@@ -178,6 +188,7 @@ impl SimWeb {
             self.http_port,
             self.https_port,
             self.dns_addr(),
+            self.smtp_port,
         )?;
         let sockets::Sockets {
             http_port,
@@ -206,6 +217,7 @@ impl SimWeb {
             media: MediaCache::default(),
             port: http_port,
             https_port: tls.as_ref().map(|t| t.port),
+            infra_ip: self.infra_ip,
             gzip_bomb: OnceLock::new(),
         });
         let host_service = Arc::new(site::HostService {

@@ -41,6 +41,7 @@ pub fn bind(
     http_port: Option<u16>,
     https_port: Option<u16>,
     dns_addr: SocketAddrV4,
+    smtp_port: u16,
 ) -> Result<Sockets, SimWebError> {
     let host_ips = world.all_host_ips();
     let (http_port, hosts) = bind_hosts(&host_ips, http_port)?;
@@ -74,7 +75,7 @@ pub fn bind(
         "binding the RDAP server",
     )?;
     let smtp = bind_tcp(
-        SocketAddrV4::new(*dns_addr.ip(), 0),
+        SocketAddrV4::new(*dns_addr.ip(), smtp_port),
         "binding the SMTP server",
     )?;
     Ok(Sockets {

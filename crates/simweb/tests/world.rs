@@ -95,6 +95,17 @@ fn dns_answers_a_cname_nxdomain_and_refuses_other_zones() {
     let (rcode, answers) = dns_query(world.dns_addr(), "sunny-gallery.sim", 28);
     assert_eq!((rcode, answers.len()), (0, 0));
     assert_eq!(dns_query(world.dns_addr(), "nope.sim", 1).0, 3);
+    // Abuse-mail domains have an MX pointing at the world's SMTP server.
+    let (rcode, answers) = dns_query(world.dns_addr(), "quickhost.sim", 15);
+    assert_eq!((rcode, answers.len(), answers[0].0), (0, 1, 15));
+    assert_eq!(rdata_name(&answers[0].1[2..]), "mx.simweb.sim");
+    let (_, answers) = dns_query(world.dns_addr(), "harbor-networks.sim", 15);
+    assert_eq!(rdata_name(&answers[0].1[2..]), "mx.simweb.sim");
+    let smtp_ip = match world.smtp_addr().ip() {
+        std::net::IpAddr::V4(ip) => ip,
+        other => panic!("{other}"),
+    };
+    assert_eq!(resolve(&world, "mx.simweb.sim"), Some(smtp_ip));
     assert_eq!(dns_query(world.dns_addr(), "example.com", 1).0, 5);
 }
 
