@@ -102,6 +102,23 @@ const MAKE_HOST_DUE: &str = "UPDATE hosts SET urls_known = urls_known + $2, \
         ELSE due_at END \
     WHERE id = $1";
 
+/// Inside the enqueue transaction: makes the host in `current` due for the URLs just
+/// inserted for it, if any, and clears `current`.
+macro_rules! flush_host {
+    ($tx:ident, $current:ident) => {
+        if let Some((_, id, inserted, earliest)) = $current.take()
+            && inserted > 0
+        {
+            sqlx::query(MAKE_HOST_DUE)
+                .bind(id)
+                .bind(i64::from(inserted))
+                .bind(earliest)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+
 impl super::Frontier<'_> {
     /// Adds URLs not yet known, in one transaction; known URLs are left as they are. Returns
     /// one [`EnqueuedUrl`] per input, in input order. Nothing is written if any input is
@@ -135,16 +152,7 @@ impl super::Frontier<'_> {
                 let host_id = match current {
                     Some((key, id, _, _)) if key == url.host_key => id,
                     _ => {
-                        if let Some((_, id, inserted, earliest)) = current.take()
-                            && inserted > 0
-                        {
-                            sqlx::query(MAKE_HOST_DUE)
-                                .bind(id)
-                                .bind(i64::from(inserted))
-                                .bind(earliest)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
+                        flush_host!(tx, current);
                         sqlx::query(INSERT_HOST)
                             .bind(&url.host_key)
                             .bind(&url.registrable_domain)
@@ -201,16 +209,7 @@ impl super::Frontier<'_> {
                     *slot = Some(outcome);
                 }
             }
-            if let Some((_, id, inserted, earliest)) = current.take()
-                && inserted > 0
-            {
-                sqlx::query(MAKE_HOST_DUE)
-                    .bind(id)
-                    .bind(i64::from(inserted))
-                    .bind(earliest)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            flush_host!(tx, current);
             tx.commit().await?;
             Ok::<(), StoreError>(())
         })?;

@@ -213,6 +213,23 @@ fn validator(value: &Option<String>) -> Option<&str> {
         .filter(|v| v.len() <= MAX_VALIDATOR_BYTES && !v.contains('\0'))
 }
 
+/// Inside a write transaction: locks the host row if `lease` is still live, else returns
+/// [`StoreError::LeaseLost`] from the enclosing function.
+macro_rules! hold_lease {
+    ($tx:ident, $d:ident, $lease:expr, $now:expr) => {
+        let held = sqlx::query($d.pick(HOLD_SQLITE, HOLD_POSTGRES))
+            .bind($lease.host_id.0)
+            .bind(&$lease.owner)
+            .bind($lease.epoch)
+            .bind($now)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        if held.is_none() {
+            return Err($lease.lost());
+        }
+    };
+}
+
 impl super::Frontier<'_> {
     /// Leases up to `n` due hosts (due time ≤ `now`, lease free or expired) to `worker` for
     /// `lease_for_ms`, earliest due first. Hosts leased by a live lease are never returned.
@@ -320,16 +337,7 @@ impl super::Frontier<'_> {
         check_range("batch size", i64::from(n), 1, i64::from(MAX_BATCH))?;
         let mut urls = on_backend!(self.backend, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
-            let held = sqlx::query(d.pick(HOLD_SQLITE, HOLD_POSTGRES))
-                .bind(lease.host_id.0)
-                .bind(&lease.owner)
-                .bind(lease.epoch)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if held.is_none() {
-                return Err(lease.lost());
-            }
+            hold_lease!(tx, d, lease, now);
             let rows = sqlx::query(NEXT_URLS)
                 .bind(lease.host_id.0)
                 .bind(lease.epoch)
@@ -373,16 +381,7 @@ impl super::Frontier<'_> {
         let status = outcome.status.map(i64::from);
         on_backend!(self.backend, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
-            let held = sqlx::query(d.pick(HOLD_SQLITE, HOLD_POSTGRES))
-                .bind(lease.host_id.0)
-                .bind(&lease.owner)
-                .bind(lease.epoch)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if held.is_none() {
-                return Err(lease.lost());
-            }
+            hold_lease!(tx, d, lease, now);
             let updated = sqlx::query(COMPLETE_URL)
                 .bind(url.0)
                 .bind(lease.host_id.0)
