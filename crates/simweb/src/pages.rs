@@ -30,6 +30,10 @@ pub fn render(site: &Site, page: &Page, items: &[&MediaItem]) -> String {
     }
     body.push_str("</nav>\n");
     match site.kind {
+        // The home page is the section list in the nav, whatever the site's kind.
+        _ if page.path == "/" && items.is_empty() => {
+            body.push_str("<p>Welcome. Pick a section above.</p>\n")
+        }
         SiteKind::Gallery | SiteKind::Imageboard => thumbnails(&mut body, site.kind, items),
         SiteKind::Forum => posts(&mut body, items),
         SiteKind::Directory => listing(&mut body, page, items),
