@@ -310,8 +310,19 @@ fn reference_rows(
                     "blocked brute force, batch (C)",
                     vec!["brute-batch", "-r", &r, "-n", &nq],
                 ),
-                ("MIH reference m=11 (C)", vec!["mih", "-m", "11", "-r", &r]),
+                (
+                    "MIH reference m=11 (C)",
+                    vec!["mih", "-m", "11", "-r", &r, "-n", &nq],
+                ),
             ] {
+                if name.starts_with("MIH") && radius > 40 {
+                    // Without a scan fallback it enumerates millions of buckets per query.
+                    rows.push(unavailable(
+                        name,
+                        "skipped above radius 40 (no scan fallback: minutes per run)",
+                    ));
+                    continue;
+                }
                 rows.push(run_reference(
                     name,
                     Command::new(tool).arg(dir).args(&args),

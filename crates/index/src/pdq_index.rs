@@ -165,10 +165,36 @@ impl PdqIndex {
             self.blocked_scan(queries, radius, out);
             return;
         }
+        // Substring-major: all queries probe one table before the next, so that table stays in
+        // cache across the batch. Reporting by first substring keeps this duplicate-free.
+        let radii = substring_radii(self.tables.len(), radius);
+        let keys: Vec<Vec<u32>> = queries.iter().map(|q| self.keys(q)).collect();
         let mut scratch = SearchScratch::default();
-        for (query, hits) in queries.iter().zip(out.iter_mut()) {
-            self.probe(query, radius, &mut scratch, hits);
+        for (slot, table) in self.tables.iter().enumerate() {
+            let Some(search_radius) = radii.get(slot).copied().flatten() else {
+                continue;
+            };
+            for ((query, query_keys), hits) in queries.iter().zip(&keys).zip(out.iter_mut()) {
+                scratch.candidates.clear();
+                collect_candidates(table, query_keys[slot], search_radius, &mut scratch);
+                self.verify(
+                    query,
+                    radius,
+                    slot,
+                    query_keys,
+                    &radii,
+                    &scratch.candidates,
+                    hits,
+                );
+            }
         }
+    }
+
+    fn keys(&self, query: &Code) -> Vec<u32> {
+        self.tables
+            .iter()
+            .map(|t| substring(query, t.bit_offset, t.bits))
+            .collect()
     }
 
     /// Whether a scan is estimated to be cheaper than probing the substring tables.
