@@ -176,7 +176,13 @@ impl PdqIndex {
             };
             for ((query, query_keys), hits) in queries.iter().zip(&keys).zip(out.iter_mut()) {
                 scratch.candidates.clear();
-                collect_candidates(table, query_keys[slot], search_radius, &mut scratch);
+                collect_candidates(
+                    table,
+                    query_keys[slot],
+                    search_radius,
+                    &mut scratch,
+                    &self.codes,
+                );
                 self.verify(
                     query,
                     radius,
@@ -241,7 +247,7 @@ impl PdqIndex {
                 continue;
             };
             scratch.candidates.clear();
-            collect_candidates(table, keys[slot], search_radius, scratch);
+            collect_candidates(table, keys[slot], search_radius, scratch, &self.codes);
             self.verify(query, radius, slot, &keys, &radii, &scratch.candidates, out);
         }
     }
@@ -464,7 +470,13 @@ where
 /// Three passes so that the memory reads of many probes overlap instead of waiting one by one:
 /// enumerate the buckets and prefetch their directory slots, then read the bucket bounds and
 /// prefetch the cells, then filter the cells.
-fn collect_candidates(table: &SubstringTable, key: u32, radius: u32, scratch: &mut SearchScratch) {
+fn collect_candidates(
+    table: &SubstringTable,
+    key: u32,
+    radius: u32,
+    scratch: &mut SearchScratch,
+    codes: &[Code],
+) {
     let low_bits = table.low_bits();
     let low_key = key & ((1 << low_bits) - 1);
     let dir_key = key >> low_bits;
@@ -502,6 +514,8 @@ fn collect_candidates(table: &SubstringTable, key: u32, radius: u32, scratch: &m
     for &(start, end, budget) in &scratch.ranges {
         for &cell in table.cells.get(start as usize..end as usize).unwrap_or(&[]) {
             if ((cell >> ID_BITS) ^ low_key).count_ones() <= budget {
+                // Start fetching the code now: verification comes after all probes of the slot.
+                prefetch(codes, cell & ID_MASK);
                 scratch.candidates.push(cell & ID_MASK);
             }
         }
