@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use anyhow::Context;
-use aranea_hash::{Limits, PdqHash, hash_media};
+use aranea_hash::{HashError, Limits, PdqHash, hash_media};
 use serde::Serialize;
 
 use crate::cli::GlobalOptions;
@@ -31,6 +31,10 @@ pub struct HashArgs {
     /// Also print the 8 rotation/flip PDQ hashes (the plain one first).
     #[arg(long)]
     pub dihedral: bool,
+    /// Leave out files that are not media at all (empty, or magic bytes of no known image or
+    /// video type), e.g. the README in a folder of photos, instead of reporting them as errors.
+    #[arg(long)]
+    pub skip_unknown: bool,
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -82,16 +86,20 @@ pub fn run(_global: &GlobalOptions, args: HashArgs) -> anyhow::Result<ExitCode> 
         printer.print(&record)?;
     }
     let next = AtomicUsize::new(0);
-    let (sender, receiver) = mpsc::channel::<(usize, Record)>();
+    let (sender, receiver) = mpsc::channel::<(usize, Option<Record>)>();
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for _ in 0..jobs.min(files.len().max(1)) {
             let sender = sender.clone();
-            let (files, next, dihedral) = (&files, &next, args.dihedral);
+            let (files, next, dihedral, skip_unknown) =
+                (&files, &next, args.dihedral, args.skip_unknown);
             scope.spawn(move || {
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = files.get(index) else { break };
-                    if sender.send((index, hash_file(path, dihedral))).is_err() {
+                    if sender
+                        .send((index, hash_file(path, dihedral, skip_unknown)))
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -103,9 +111,11 @@ pub fn run(_global: &GlobalOptions, args: HashArgs) -> anyhow::Result<ExitCode> 
         let mut next_to_print = 0;
         for (index, record) in receiver {
             pending.insert(index, record);
-            while let Some(record) = pending.remove(&next_to_print) {
-                failed |= record.error.is_some();
-                printer.print(&record)?;
+            while let Some(outcome) = pending.remove(&next_to_print) {
+                if let Some(record) = outcome {
+                    failed |= record.error.is_some();
+                    printer.print(&record)?;
+                }
                 progress.inc(1);
                 next_to_print += 1;
             }
@@ -197,13 +207,14 @@ fn error_record(path: &Path, error: &str) -> Record {
     }
 }
 
-fn hash_file(path: &Path, dihedral: bool) -> Record {
+/// The record for one file; `None` when it is not media and `skip_unknown` asks to leave it out.
+fn hash_file(path: &Path, dihedral: bool, skip_unknown: bool) -> Option<Record> {
     let limits = Limits::default();
     let bytes = match read_bounded(path, limits.max_bytes) {
         Ok(bytes) => bytes,
-        Err(error) => return error_record(path, &error),
+        Err(error) => return Some(error_record(path, &error)),
     };
-    match hash_media(&bytes, &limits) {
+    Some(match hash_media(&bytes, &limits) {
         Ok(hashes) => {
             let pdq = hashes.pdq.as_ref();
             Record {
@@ -222,8 +233,9 @@ fn hash_file(path: &Path, dihedral: bool) -> Record {
                 error: None,
             }
         }
+        Err(HashError::UnknownFormat | HashError::Empty) if skip_unknown => return None,
         Err(error) => error_record(path, &error.to_string()),
-    }
+    })
 }
 
 /// Read a file unless it is over the byte limit, checked before reading so a huge file is
@@ -231,7 +243,7 @@ fn hash_file(path: &Path, dihedral: bool) -> Record {
 fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
     if size > limit {
-        return Err(aranea_hash::HashError::TooLarge { size, limit }.to_string());
+        return Err(HashError::TooLarge { size, limit }.to_string());
     }
     std::fs::read(path).map_err(|e| e.to_string())
 }

@@ -221,3 +221,30 @@ fn distance_prints_the_hamming_distance() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("second hash"));
 }
+
+#[test]
+fn skip_unknown_leaves_out_files_that_are_not_media() {
+    let dir = folder("skip-unknown");
+    std::fs::write(dir.join("README.md"), "# not an image\n").unwrap();
+    std::fs::write(dir.join("empty.bin"), b"").unwrap();
+    let strict = aranea(&["hash", dir.to_str().unwrap()]);
+    assert_eq!(strict.status.code(), Some(1));
+    assert_eq!(lines(&strict).len(), 6);
+    let lenient = aranea(&["hash", "--skip-unknown", dir.to_str().unwrap()]);
+    let records: Vec<serde_json::Value> = lines(&lenient)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // README and the empty file are gone; broken.jpg has JPEG magic, so it is still an error.
+    assert_eq!(records.len(), 4);
+    assert!(
+        !records
+            .iter()
+            .any(|r| r["path"].as_str().unwrap().ends_with("README.md"))
+    );
+    assert_eq!(lenient.status.code(), Some(1));
+    std::fs::remove_file(dir.join("broken.jpg")).unwrap();
+    let clean = aranea(&["hash", "--skip-unknown", dir.to_str().unwrap()]);
+    assert!(clean.status.success());
+    assert_eq!(lines(&clean).len(), 3);
+}
