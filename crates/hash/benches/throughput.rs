@@ -167,7 +167,11 @@ fn main() {
         hashing,
         reference.map(|r| r.1),
     );
-    row("decode alone (zune-jpeg via image, to RGB)", decode_only, None);
+    row(
+        "decode alone (zune-jpeg via image, to RGB)",
+        decode_only,
+        None,
+    );
     row("MD5 + SHA-1 + SHA-256 alone", crypto, None);
     println!();
     println!(

@@ -6,9 +6,11 @@
 //! history, so sums must run over every pixel in the reference's order. What may change is
 //! which *independent* sums run side by side, and which quotients are computed at all:
 //!
-//! - rows are filtered eight at a time, transposed into a strip of `[f32; 8]` so that each
-//!   step of the eight running sums is one vector operation;
-//! - columns are filtered with all columns of a row as lanes;
+//! - rows are filtered sixteen at a time, transposed (in 8×8 tiles) into a strip of
+//!   `[f32; 16]` so that each step of the sixteen running sums is two vector operations;
+//! - luma rows are made on demand for the first pass, so no full-size luma plane exists;
+//! - columns are filtered with all columns of a row as lanes, and each strip of filtered rows
+//!   goes straight into the second round's row pass while it is in cache;
 //! - the second round only divides where a sample will be taken (64 columns, then 64 rows).
 //!
 //! This module must never reassociate a sum, fuse a multiply-add, or divide by a reciprocal.
