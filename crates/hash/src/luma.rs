@@ -1,8 +1,8 @@
 //! Luma from RGB exactly as the reference binding computes it: NumPy multiplies the `uint8`
 //! planes by the double-precision coefficients 0.299, 0.587 and 0.114, adds left to right in
 //! double, and casts the sum to `float32`. (Meta's C++ tools compute the same formula in
-//! `float`, which differs in the last bit for about a third of all colours; the golden corpus and the test
-//! vectors come from the binding, the flavour Hasher-Matcher-Actioner runs.)
+//! `float`, which differs in the last bit for about a third of all colours; the golden corpus
+//! and the test vectors come from the binding, the flavour Hasher-Matcher-Actioner runs.)
 //!
 //! Vectorised forms must produce the same bits: they change how bytes are de-interleaved,
 //! never the arithmetic. This module must never compute luma in `f32` or fuse operations.
