@@ -9,7 +9,7 @@
 //! - `ARANEA_BENCH_REFERENCE_QUERIES` (default 2000): queries given to the slow reference
 //!   tools (brute force, FAISS), whose per-query rate does not depend on the count.
 //! - `ARANEA_BENCH_SKIP_REFERENCES=1`: only measure this crate.
-//! - `ARANEA_BENCH_SUBSTRINGS`: override the substring count (default ≈ 256/log2 N).
+//! - `ARANEA_BENCH_SUBSTRINGS`, `ARANEA_BENCH_BUCKET_LOG2`: override the index layout.
 //!
 //! Ground truth comes from `brute_force.c gt` (compiled here with gcc -O3 -march=native).
 //! Figures are per CPU-second of this process (single thread), as the issue asks.
@@ -69,8 +69,12 @@ fn main() {
     let substrings = std::env::var("ARANEA_BENCH_SUBSTRINGS")
         .ok()
         .and_then(|v| v.parse().ok());
+    let bucket_log2 = std::env::var("ARANEA_BENCH_BUCKET_LOG2")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let params = IndexParams {
         substrings,
+        bucket_log2,
         ..IndexParams::default()
     };
     let (index, build_s) = timed(|| PdqIndex::build(codes.clone(), params).expect("build"));
@@ -122,7 +126,7 @@ fn main() {
                 codes.len(),
             ));
         }
-        print_table(n, radius, &rows);
+        print_table(codes.len(), radius, &rows);
     }
 }
 

@@ -385,6 +385,7 @@ fn build_delta(entries: &[Entry]) -> Result<Segment, PdqIndexError> {
     let scan_only = IndexParams {
         substrings: Some(0),
         multi_index_only: false,
+        ..IndexParams::default()
     };
     Segment::build(entries.iter().map(segment_entry), scan_only)
 }

@@ -11,7 +11,7 @@
 //! - per substring, a flat bucket array sorted by the substring's high `dir_bits` bits
 //!   (`directory` holds the 2^dir_bits + 1 bucket starts) whose `u32` cells pack the id in
 //!   the low 28 bits and the substring's remaining (≤ 4) low bits in the top 4. A probe walks a
-//!   bucket of ~8 cells and filters on those low bits, so the directory is 8–16× smaller than
+//!   bucket of ~4 cells and filters on those low bits, so the directory is 4–16× smaller than
 //!   one offset per substring value and no hash set or tree is involved.
 //! - a candidate is reported only by the first substring that can find it, so no dedup set.
 //!
@@ -41,6 +41,9 @@ pub struct IndexParams {
     pub substrings: Option<usize>,
     /// Never fall back to a scan (tests use this to exercise the multi-index path alone).
     pub multi_index_only: bool,
+    /// log2 of the average number of cells per directory bucket; `None` = 2 (4 cells).
+    /// Smaller means a bigger directory (more memory) and fewer cells read per probe.
+    pub bucket_log2: Option<u32>,
 }
 
 /// One substring's table.
@@ -96,7 +99,11 @@ impl PdqIndex {
         if codes.len() > MAX_CODES {
             return Err(PdqIndexError::TooManyCodes(codes.len()));
         }
-        let layout = substring_layout(codes.len(), params.substrings);
+        let layout = substring_layout(
+            codes.len(),
+            params.substrings,
+            params.bucket_log2.unwrap_or(2),
+        );
         let build_one =
             |(bit_offset, bits, dir_bits)| build_table(&codes, bit_offset, bits, dir_bits);
         let workers = thread::available_parallelism()
@@ -176,13 +183,7 @@ impl PdqIndex {
             };
             for ((query, query_keys), hits) in queries.iter().zip(&keys).zip(out.iter_mut()) {
                 scratch.candidates.clear();
-                collect_candidates(
-                    table,
-                    query_keys[slot],
-                    search_radius,
-                    &mut scratch,
-                    &self.codes,
-                );
+                collect_candidates(table, query_keys[slot], search_radius, &mut scratch);
                 self.verify(
                     query,
                     radius,
@@ -247,7 +248,7 @@ impl PdqIndex {
                 continue;
             };
             scratch.candidates.clear();
-            collect_candidates(table, keys[slot], search_radius, scratch, &self.codes);
+            collect_candidates(table, keys[slot], search_radius, scratch);
             self.verify(query, radius, slot, &keys, &radii, &scratch.candidates, out);
         }
     }
@@ -371,7 +372,7 @@ fn ball_size(bits: u32, radius: u32) -> f64 {
 
 /// (bit offset, bits, directory bits) for each substring: longer substrings first, since the
 /// first substrings get the larger radius.
-fn substring_layout(n: usize, substrings: Option<usize>) -> Vec<(u32, u32, u32)> {
+fn substring_layout(n: usize, substrings: Option<usize>, bucket_log2: u32) -> Vec<(u32, u32, u32)> {
     let log2n = (n.max(2) as f64).log2();
     let m = match substrings {
         Some(m) => m.min(256),
@@ -388,8 +389,8 @@ fn substring_layout(n: usize, substrings: Option<usize>) -> Vec<(u32, u32, u32)>
     (0..m as u32)
         .map(|slot| {
             let bits = base + u32::from(slot < extra);
-            // Aim for ~8 cells per bucket, within what 4 packed low bits and 2^26 buckets allow.
-            let wanted = (log2n.round() as u32).saturating_sub(3).max(1);
+            // Aim for ~2^bucket_log2 cells per bucket, within what 4 packed low bits and 2^26 buckets allow.
+            let wanted = (log2n.round() as u32).saturating_sub(bucket_log2).max(1);
             let dir_bits = wanted
                 .clamp(bits.saturating_sub(MAX_LOW_BITS), bits)
                 .min(26);
@@ -470,13 +471,7 @@ where
 /// Three passes so that the memory reads of many probes overlap instead of waiting one by one:
 /// enumerate the buckets and prefetch their directory slots, then read the bucket bounds and
 /// prefetch the cells, then filter the cells.
-fn collect_candidates(
-    table: &SubstringTable,
-    key: u32,
-    radius: u32,
-    scratch: &mut SearchScratch,
-    codes: &[Code],
-) {
+fn collect_candidates(table: &SubstringTable, key: u32, radius: u32, scratch: &mut SearchScratch) {
     let low_bits = table.low_bits();
     let low_key = key & ((1 << low_bits) - 1);
     let dir_key = key >> low_bits;
@@ -514,8 +509,6 @@ fn collect_candidates(
     for &(start, end, budget) in &scratch.ranges {
         for &cell in table.cells.get(start as usize..end as usize).unwrap_or(&[]) {
             if ((cell >> ID_BITS) ^ low_key).count_ones() <= budget {
-                // Start fetching the code now: verification comes after all probes of the slot.
-                prefetch(codes, cell & ID_MASK);
                 scratch.candidates.push(cell & ID_MASK);
             }
         }
@@ -559,15 +552,15 @@ mod tests {
     #[test]
     fn substrings_cover_all_256_bits_once() {
         for n in [0usize, 1, 10, 1_000, 1_000_000, 10_000_000] {
-            let layout = substring_layout(n, None);
+            let layout = substring_layout(n, None, 2);
             let total: u32 = layout.iter().map(|&(_, bits, _)| bits).sum();
             assert!(layout.is_empty() || total == 256, "n={n}");
             for &(_, bits, dir) in &layout {
                 assert!(bits - dir <= MAX_LOW_BITS && dir <= bits);
             }
         }
-        assert_eq!(substring_layout(10_000_000, None).len(), 10);
-        assert_eq!(substring_layout(1_000_000, None).len(), 11);
+        assert_eq!(substring_layout(10_000_000, None, 3).len(), 10);
+        assert_eq!(substring_layout(1_000_000, None, 3).len(), 11);
     }
 
     #[test]

@@ -105,7 +105,7 @@ proptest! {
         // Without the fallback, probing costs C(bits, radius / substrings): keep that sane.
         let radius = radius.min(5 * substrings as u32);
         let queries = queries_near(&codes, &picks, &extra);
-        let params = IndexParams { substrings: Some(substrings), multi_index_only: true };
+        let params = IndexParams { substrings: Some(substrings), multi_index_only: true, ..IndexParams::default() };
         check(codes, &queries, radius, params)?;
     }
 
@@ -127,7 +127,7 @@ proptest! {
         substrings in prop::option::of(8usize..=16),
     ) {
         let radius = substrings.map_or(radius, |m| radius.min(5 * m as u32));
-        let params = IndexParams { substrings, multi_index_only: substrings.is_some() };
+        let params = IndexParams { substrings, multi_index_only: substrings.is_some(), ..IndexParams::default() };
         check(codes, &queries, radius, params)?;
     }
 }
@@ -140,6 +140,7 @@ fn identical_codes_are_all_returned_once() {
         IndexParams {
             substrings: Some(11),
             multi_index_only: true,
+            ..IndexParams::default()
         },
     )
     .unwrap();
@@ -170,6 +171,7 @@ fn a_large_index_is_exact_at_the_default_threshold_and_at_70() {
             IndexParams {
                 substrings: None,
                 multi_index_only: true,
+                ..IndexParams::default()
             },
         )
         .unwrap();
