@@ -471,3 +471,67 @@ fn an_animated_gif_is_hashed_by_its_first_frame() {
     assert_eq!(animated.pdq, only_first.pdq);
     assert_ne!(animated.pdq, only_second.pdq);
 }
+
+/// An animated WebP (VP8X + ANIM + one ANMF per frame) around lossless single-frame encodings.
+fn animated_webp(frames: &[DynamicImage]) -> Vec<u8> {
+    let chunk = |kind: &[u8; 4], data: &[u8]| {
+        let mut out = kind.to_vec();
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            out.push(0);
+        }
+        out
+    };
+    let u24 = |v: u32| v.to_le_bytes()[..3].to_vec();
+    let (width, height) = (frames[0].width(), frames[0].height());
+    let mut vp8x = vec![0x02, 0, 0, 0];
+    vp8x.extend(u24(width - 1));
+    vp8x.extend(u24(height - 1));
+    let mut body = b"WEBP".to_vec();
+    body.extend(chunk(b"VP8X", &vp8x));
+    body.extend(chunk(b"ANIM", &[0, 0, 0, 0, 0, 0]));
+    for frame in frames {
+        let single = encode(frame, ImageFormat::WebP);
+        // A single-frame lossless file is RIFF, size, "WEBP", then the VP8L chunk.
+        assert_eq!(&single[12..16], b"VP8L");
+        let mut anmf = [u24(0), u24(0), u24(width - 1), u24(height - 1), u24(100)].concat();
+        anmf.push(0b10); // do not blend, do not dispose
+        anmf.extend_from_slice(&single[12..]);
+        body.extend(chunk(b"ANMF", &anmf));
+    }
+    let mut file = b"RIFF".to_vec();
+    file.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    file.extend(body);
+    file
+}
+
+#[test]
+fn an_animated_webp_is_hashed_by_its_first_frame() {
+    let dir = hostile_dir("animated-webp");
+    let first = image::load_from_memory(&corpus_file("png"))
+        .unwrap()
+        .thumbnail_exact(96, 64)
+        .to_rgb8();
+    let second = ImageBuffer::from_fn(96, 64, |x, y| Rgb([(x * 2) as u8, (y * 3) as u8, 90]));
+    let (first, second) = (
+        DynamicImage::ImageRgb8(first),
+        DynamicImage::ImageRgb8(second),
+    );
+    let animated = hash_written(
+        &dir,
+        "animated.webp",
+        &animated_webp(&[first.clone(), second.clone()]),
+        &Limits::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (animated.kind, animated.width, animated.height),
+        (MediaKind::Webp, 96, 64)
+    );
+    let only_first = hash_media(&encode(&first, ImageFormat::WebP), &Limits::default()).unwrap();
+    let only_second = hash_media(&encode(&second, ImageFormat::WebP), &Limits::default()).unwrap();
+    let first_hash = only_first.pdq.unwrap().hash;
+    assert_eq!(animated.pdq.unwrap().hash, first_hash);
+    assert_ne!(first_hash, only_second.pdq.unwrap().hash);
+}
