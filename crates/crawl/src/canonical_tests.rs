@@ -23,7 +23,10 @@ fn equivalent_spellings_share_one_canonical_form() {
         assert_eq!(canon(spelling), expected, "{spelling}");
     }
     assert_eq!(canon("https://example.com:443/"), "https://example.com/");
-    assert_eq!(canon("https://example.com:8443/"), "https://example.com:8443/");
+    assert_eq!(
+        canon("https://example.com:8443/"),
+        "https://example.com:8443/"
+    );
 }
 
 #[test]
@@ -107,10 +110,22 @@ fn hostile_input_never_panics() {
 #[test]
 fn registrable_domain_follows_the_public_suffix_list() {
     let domain = |u: &str| registrable_domain(&Url::parse(u).unwrap());
-    assert_eq!(domain("http://a.b.example.co.uk/").as_deref(), Some("example.co.uk"));
-    assert_eq!(domain("http://www.example.com/").as_deref(), Some("example.com"));
-    assert_eq!(domain("http://user.github.io/").as_deref(), Some("user.github.io"));
-    assert_eq!(domain("http://www.sunny-gallery.sim/").as_deref(), Some("sunny-gallery.sim"));
+    assert_eq!(
+        domain("http://a.b.example.co.uk/").as_deref(),
+        Some("example.co.uk")
+    );
+    assert_eq!(
+        domain("http://www.example.com/").as_deref(),
+        Some("example.com")
+    );
+    assert_eq!(
+        domain("http://user.github.io/").as_deref(),
+        Some("user.github.io")
+    );
+    assert_eq!(
+        domain("http://www.sunny-gallery.sim/").as_deref(),
+        Some("sunny-gallery.sim")
+    );
     assert_eq!(domain("http://8.8.8.8/").as_deref(), Some("8.8.8.8"));
     assert_eq!(domain("http://co.uk/"), None);
 }

@@ -284,12 +284,11 @@ impl Fetcher {
                     .await;
             }
             let location = header(response.headers(), LOCATION);
-            let next = location
-                .as_deref()
-                .and_then(|l| url.join(l).ok())
-                .ok_or(FetchError::BadRedirect {
+            let next = location.as_deref().and_then(|l| url.join(l).ok()).ok_or(
+                FetchError::BadRedirect {
                     location: location.clone(),
-                })?;
+                },
+            )?;
             redirects.push(Hop {
                 url,
                 status,
@@ -464,10 +463,8 @@ fn find_source<'a, T: std::error::Error + 'static>(
         if let Some(io) = e.downcast_ref::<std::io::Error>()
             && let Some(inner) = io.get_ref()
         {
-            if let Some(found) = inner.downcast_ref::<T>() {
-                return Some(found);
-            }
-            current = inner.source();
+            // io::Errors nest (hyper wraps rustls' io::Error in another): look at each.
+            current = Some(inner);
             continue;
         }
         current = e.source();
@@ -559,17 +556,26 @@ mod tests {
 
     #[test]
     fn html_is_recognised_by_its_leading_tag_not_its_label() {
+        assert_eq!(body_kind(b"  <!DOCTYPE html><p>x", None), BodyKind::Html);
         assert_eq!(
-            body_kind(b"  <!DOCTYPE html><p>x", None),
+            body_kind(b"<html><body>", Some("image/jpeg")),
             BodyKind::Html
         );
-        assert_eq!(body_kind(b"<html><body>", Some("image/jpeg")), BodyKind::Html);
         assert_eq!(body_kind(b"\xEF\xBB\xBF<html>", None), BodyKind::Html);
-        assert_eq!(body_kind(b"{\"json\": 1}", Some("text/html")), BodyKind::Other);
-        assert_eq!(body_kind(b"\0\0<binary", Some("text/html")), BodyKind::Other);
+        assert_eq!(
+            body_kind(b"{\"json\": 1}", Some("text/html")),
+            BodyKind::Other
+        );
+        assert_eq!(
+            body_kind(b"\0\0<binary", Some("text/html")),
+            BodyKind::Other
+        );
         assert_eq!(body_kind(b"", Some("text/html")), BodyKind::Other);
         assert_eq!(body_kind(b"<abbr>x", None), BodyKind::Other);
-        assert_eq!(body_kind(b"hello <b>x</b>", Some("text/html")), BodyKind::Html);
+        assert_eq!(
+            body_kind(b"hello <b>x</b>", Some("text/html")),
+            BodyKind::Html
+        );
     }
 
     #[test]

@@ -203,8 +203,14 @@ mod tests {
             parse("User-agent: *\nCrawl-delay: 86400\n").crawl_delay(),
             Some(Duration::from_secs(30))
         );
-        assert_eq!(parse("User-agent: *\nCrawl-delay: -5\n").crawl_delay(), None);
-        assert_eq!(parse("User-agent: *\nCrawl-delay: soon\n").crawl_delay(), None);
+        assert_eq!(
+            parse("User-agent: *\nCrawl-delay: -5\n").crawl_delay(),
+            None
+        );
+        assert_eq!(
+            parse("User-agent: *\nCrawl-delay: soon\n").crawl_delay(),
+            None
+        );
     }
 
     #[test]

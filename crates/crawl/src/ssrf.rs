@@ -262,14 +262,14 @@ impl GuardedResolver {
 
     /// Every address of `host`, or why the name is refused.
     pub async fn resolve_checked(&self, host: &str) -> Result<Vec<IpAddr>, GuardError> {
-        let lookup =
-            self.resolver
-                .lookup_ip(host)
-                .await
-                .map_err(|e| GuardError::Resolution {
-                    host: host.to_owned(),
-                    message: e.to_string(),
-                })?;
+        let lookup = self
+            .resolver
+            .lookup_ip(host)
+            .await
+            .map_err(|e| GuardError::Resolution {
+                host: host.to_owned(),
+                message: e.to_string(),
+            })?;
         let addrs: Vec<IpAddr> = lookup.iter().collect();
         if addrs.is_empty() {
             return Err(GuardError::NoAddresses {

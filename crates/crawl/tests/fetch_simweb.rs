@@ -27,10 +27,20 @@ async fn a_site_walked_page_by_page_yields_every_image_it_serves() {
         let fetch = fetcher.fetch(&next).await;
         let page = fetch.outcome.unwrap();
         assert_eq!(page.status, 200, "{next}");
+        if let BodyKind::Media(_) = page.kind {
+            // Galleries link thumbnails to the full image: a page link that sniffs as media.
+            media.insert(next.to_string());
+            continue;
+        }
         assert_eq!(page.kind, BodyKind::Html, "{next}");
         let ip = page.server_ip.unwrap().to_string();
         assert!(ip.starts_with("127.10.1."), "{ip}");
-        let found = extract(&page.body, &page.final_url, page.content_type.as_deref(), &ExtractConfig::default());
+        let found = extract(
+            &page.body,
+            &page.final_url,
+            page.content_type.as_deref(),
+            &ExtractConfig::default(),
+        );
         for link in found.page_links {
             if link.host_str() == Some(host) {
                 queue.push_back(canonicalize(&link, &canon).unwrap());
@@ -52,7 +62,11 @@ async fn a_site_walked_page_by_page_yields_every_image_it_serves() {
     for image in truth.iter().take(4) {
         let fetch = fetcher.fetch(&image.parse().unwrap()).await;
         let response = fetch.outcome.unwrap();
-        assert!(matches!(response.kind, BodyKind::Media(_)), "{image}: {:?}", response.kind);
+        assert!(
+            matches!(response.kind, BodyKind::Media(_)),
+            "{image}: {:?}",
+            response.kind
+        );
         assert!(response.body.len() > 1000);
     }
 }
@@ -60,18 +74,30 @@ async fn a_site_walked_page_by_page_yields_every_image_it_serves() {
 #[tokio::test]
 async fn a_redirect_chain_is_followed_and_recorded() {
     let world = world();
-    let fetch = fetcher(&world).fetch(&url(&world, HOSTILE, "/quirks/redirect/chain/5")).await;
+    let fetch = fetcher(&world)
+        .fetch(&url(&world, HOSTILE, "/quirks/redirect/chain/5"))
+        .await;
     let response = fetch.outcome.unwrap();
     assert_eq!(response.status, 200);
     assert_eq!(response.final_url, url(&world, HOSTILE, "/"));
     let statuses: Vec<u16> = fetch.redirects.iter().map(|h| h.status).collect();
     assert_eq!(statuses, [307, 301, 307, 301, 307, 302]);
-    assert_eq!(fetch.redirects[0].url, url(&world, HOSTILE, "/quirks/redirect/chain/5"));
+    assert_eq!(
+        fetch.redirects[0].url,
+        url(&world, HOSTILE, "/quirks/redirect/chain/5")
+    );
 
-    let relative = fetcher(&world).fetch(&url(&world, HOSTILE, "/quirks/redirect/relative")).await;
-    assert_eq!(relative.outcome.unwrap().final_url, url(&world, HOSTILE, "/quirks/broken.html"));
+    let relative = fetcher(&world)
+        .fetch(&url(&world, HOSTILE, "/quirks/redirect/relative"))
+        .await;
+    assert_eq!(
+        relative.outcome.unwrap().final_url,
+        url(&world, HOSTILE, "/quirks/broken.html")
+    );
 
-    let other = fetcher(&world).fetch(&url(&world, HOSTILE, "/quirks/redirect/other-host")).await;
+    let other = fetcher(&world)
+        .fetch(&url(&world, HOSTILE, "/quirks/redirect/other-host"))
+        .await;
     let response = other.outcome.unwrap();
     assert_ne!(response.final_url.host_str(), Some(HOSTILE));
     assert_eq!(response.status, 200);
@@ -80,8 +106,13 @@ async fn a_redirect_chain_is_followed_and_recorded() {
 #[tokio::test]
 async fn a_redirect_loop_ends_in_too_many_redirects() {
     let world = world();
-    let fetch = fetcher(&world).fetch(&url(&world, HOSTILE, "/quirks/redirect/loop-a")).await;
-    assert_eq!(fetch.outcome.unwrap_err(), FetchError::TooManyRedirects { limit: 8 });
+    let fetch = fetcher(&world)
+        .fetch(&url(&world, HOSTILE, "/quirks/redirect/loop-a"))
+        .await;
+    assert_eq!(
+        fetch.outcome.unwrap_err(),
+        FetchError::TooManyRedirects { limit: 8 }
+    );
     assert_eq!(fetch.redirects.len(), 9);
     let requests = world.requests_for(HOSTILE);
     assert_eq!(requests.len(), 9, "one request per hop, then stop");
@@ -90,16 +121,30 @@ async fn a_redirect_loop_ends_in_too_many_redirects() {
 #[tokio::test]
 async fn a_gzip_bomb_stops_at_the_body_cap_after_decompression() {
     let world = world();
-    let fetch = fetcher(&world).fetch(&url(&world, HOSTILE, "/quirks/gzip-bomb.html")).await;
+    let fetch = fetcher(&world)
+        .fetch(&url(&world, HOSTILE, "/quirks/gzip-bomb.html"))
+        .await;
     // Not the total deadline: the cap on inflated bytes ended it.
-    assert_eq!(fetch.outcome.unwrap_err(), FetchError::BodyTooLarge { limit: 2 * 1024 * 1024 });
+    assert_eq!(
+        fetch.outcome.unwrap_err(),
+        FetchError::BodyTooLarge {
+            limit: 2 * 1024 * 1024
+        }
+    );
 }
 
 #[tokio::test]
 async fn an_endless_body_stops_at_the_body_cap() {
     let world = world();
-    let fetch = fetcher(&world).fetch(&url(&world, HOSTILE, "/quirks/endless.html")).await;
-    assert_eq!(fetch.outcome.unwrap_err(), FetchError::BodyTooLarge { limit: 2 * 1024 * 1024 });
+    let fetch = fetcher(&world)
+        .fetch(&url(&world, HOSTILE, "/quirks/endless.html"))
+        .await;
+    assert_eq!(
+        fetch.outcome.unwrap_err(),
+        FetchError::BodyTooLarge {
+            limit: 2 * 1024 * 1024
+        }
+    );
 }
 
 #[tokio::test]
@@ -110,10 +155,14 @@ async fn a_drip_is_cut_by_the_total_deadline_not_the_read_timeout() {
     config.read_timeout = Duration::from_secs(10);
     let fetcher = Fetcher::new(config).unwrap();
     let started = std::time::Instant::now();
-    let fetch = fetcher.fetch(&url(&world, HOSTILE, "/quirks/drip.html")).await;
+    let fetch = fetcher
+        .fetch(&url(&world, HOSTILE, "/quirks/drip.html"))
+        .await;
     assert_eq!(
         fetch.outcome.unwrap_err(),
-        FetchError::TotalDeadline { limit: Duration::from_millis(1500) }
+        FetchError::TotalDeadline {
+            limit: Duration::from_millis(1500)
+        }
     );
     // The drip would take 64 s; the deadline ended it (generous bound for a loaded machine).
     assert!(started.elapsed() < Duration::from_secs(30));
@@ -124,14 +173,20 @@ async fn lying_content_lengths_end_in_typed_outcomes() {
     let world = world();
     let fetcher = fetcher(&world);
     // Longer than declared: only the declared bytes are read, and they are not an image.
-    let lie = fetcher.fetch(&url(&world, HOSTILE, "/quirks/length-lie.jpg")).await;
+    let lie = fetcher
+        .fetch(&url(&world, HOSTILE, "/quirks/length-lie.jpg"))
+        .await;
     let response = lie.outcome.unwrap();
     assert_eq!(response.body.len(), 1024);
     assert_eq!(response.kind, BodyKind::Other);
     // Shorter than declared: the body is incomplete.
-    let short = fetcher.fetch(&url(&world, HOSTILE, "/quirks/short-body.jpg")).await;
+    let short = fetcher
+        .fetch(&url(&world, HOSTILE, "/quirks/short-body.jpg"))
+        .await;
     match short.outcome.unwrap_err() {
-        FetchError::BodyIncomplete { received, declared, .. } => {
+        FetchError::BodyIncomplete {
+            received, declared, ..
+        } => {
             assert_eq!(declared, Some(100_000));
             assert!(received <= 1000);
         }
@@ -145,21 +200,44 @@ async fn a_declared_length_over_the_cap_fails_before_reading() {
     let mut config = config(&world);
     config.max_body_bytes = 1000;
     let fetcher = Fetcher::new(config).unwrap();
-    let fetch = fetcher.fetch(&url(&world, HOSTILE, "/quirks/short-body.jpg")).await;
-    assert_eq!(fetch.outcome.unwrap_err(), FetchError::BodyTooLarge { limit: 1000 });
+    let fetch = fetcher
+        .fetch(&url(&world, HOSTILE, "/quirks/short-body.jpg"))
+        .await;
+    assert_eq!(
+        fetch.outcome.unwrap_err(),
+        FetchError::BodyTooLarge { limit: 1000 }
+    );
 }
 
 #[tokio::test]
 async fn types_come_from_the_bytes_not_the_label() {
     let world = world();
     let fetcher = fetcher(&world);
-    let wrong = fetcher.fetch(&url(&world, HOSTILE, "/quirks/wrong-type.html")).await.outcome.unwrap();
-    assert!(wrong.content_type.as_deref().unwrap().starts_with("text/html"));
+    let wrong = fetcher
+        .fetch(&url(&world, HOSTILE, "/quirks/wrong-type.html"))
+        .await
+        .outcome
+        .unwrap();
+    assert!(
+        wrong
+            .content_type
+            .as_deref()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert_eq!(wrong.kind, BodyKind::Media(MediaKind::Jpeg));
-    let untyped = fetcher.fetch(&url(&world, HOSTILE, "/quirks/no-type.jpg")).await.outcome.unwrap();
+    let untyped = fetcher
+        .fetch(&url(&world, HOSTILE, "/quirks/no-type.jpg"))
+        .await
+        .outcome
+        .unwrap();
     assert_eq!(untyped.content_type, None);
     assert_eq!(untyped.kind, BodyKind::Media(MediaKind::Jpeg));
-    let fake = fetcher.fetch(&url(&world, HOSTILE, "/quirks/html-as-image.jpg")).await.outcome.unwrap();
+    let fake = fetcher
+        .fetch(&url(&world, HOSTILE, "/quirks/html-as-image.jpg"))
+        .await
+        .outcome
+        .unwrap();
     assert_eq!(fake.content_type.as_deref(), Some("image/jpeg"));
     assert_eq!(fake.kind, BodyKind::Html);
 }
@@ -167,12 +245,28 @@ async fn types_come_from_the_bytes_not_the_label() {
 #[tokio::test]
 async fn broken_html_from_the_wire_still_yields_links() {
     let world = world();
-    let page = fetcher(&world).fetch(&url(&world, HOSTILE, "/quirks/broken.html")).await.outcome.unwrap();
+    let page = fetcher(&world)
+        .fetch(&url(&world, HOSTILE, "/quirks/broken.html"))
+        .await
+        .outcome
+        .unwrap();
     assert_eq!(page.kind, BodyKind::Html);
-    let found = extract(&page.body, &page.final_url, page.content_type.as_deref(), &ExtractConfig::default());
-    let pages: Vec<String> = found.page_links.iter().map(|u| u.path().to_owned()).collect();
+    let found = extract(
+        &page.body,
+        &page.final_url,
+        page.content_type.as_deref(),
+        &ExtractConfig::default(),
+    );
+    let pages: Vec<String> = found
+        .page_links
+        .iter()
+        .map(|u| u.path().to_owned())
+        .collect();
     assert!(pages.contains(&"/quirks/".to_owned()), "{pages:?}");
-    assert!(pages.contains(&"/quirks/redirect/chain/2".to_owned()), "{pages:?}");
+    assert!(
+        pages.contains(&"/quirks/redirect/chain/2".to_owned()),
+        "{pages:?}"
+    );
     assert_eq!(found.media_links.len(), 1);
 }
 
@@ -196,12 +290,28 @@ async fn https_is_verified_against_the_configured_ca() {
     // Without the CA the certificate is refused, with a typed error.
     let mut untrusting = config(&world);
     untrusting.tls.extra_roots_pem.clear();
-    let fetch = Fetcher::new(untrusting.clone()).unwrap().fetch(&secure).await;
-    assert!(matches!(fetch.outcome, Err(FetchError::Certificate { .. })), "{:?}", fetch.outcome);
+    let fetch = Fetcher::new(untrusting.clone())
+        .unwrap()
+        .fetch(&secure)
+        .await;
+    assert!(
+        matches!(fetch.outcome, Err(FetchError::Certificate { .. })),
+        "{:?}",
+        fetch.outcome
+    );
 
     // Unless the host is configured to accept certificate problems: then it is recorded.
     untrusting.tls.accept_invalid_certs_for = vec![host.to_owned()];
-    let response = Fetcher::new(untrusting).unwrap().fetch(&secure).await.outcome.unwrap();
+    let response = Fetcher::new(untrusting)
+        .unwrap()
+        .fetch(&secure)
+        .await
+        .outcome
+        .unwrap();
     assert_eq!(response.status, 200);
-    assert!(matches!(response.tls, TlsStatus::AcceptedInvalid { .. }), "{:?}", response.tls);
+    assert!(
+        matches!(response.tls, TlsStatus::AcceptedInvalid { .. }),
+        "{:?}",
+        response.tls
+    );
 }

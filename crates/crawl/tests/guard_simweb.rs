@@ -28,7 +28,11 @@ async fn redirects_to_private_metadata_and_loopback_addresses_are_refused() {
     ] {
         let fetch = fetcher.fetch(&url(&world, HOSTILE, path)).await;
         assert_eq!(fetch.redirects.len(), 1, "{path}");
-        assert_eq!(refused_ip(fetch.outcome.unwrap_err()).to_string(), target, "{path}");
+        assert_eq!(
+            refused_ip(fetch.outcome.unwrap_err()).to_string(),
+            target,
+            "{path}"
+        );
     }
     // The world saw exactly the three redirecting requests, all on allowlisted addresses.
     let requests = world.requests();
@@ -51,7 +55,10 @@ async fn without_an_allowlist_the_simulated_web_itself_is_unreachable() {
         let ip = refused_ip(fetch.outcome.unwrap_err());
         assert!(ip.is_loopback(), "{ip}");
     }
-    assert!(world.requests().is_empty(), "no request may reach a refused address");
+    assert!(
+        world.requests().is_empty(),
+        "no request may reach a refused address"
+    );
 }
 
 #[tokio::test]
@@ -69,12 +76,16 @@ async fn literals_bad_ports_and_schemes_are_refused_before_any_request() {
         let fetch = fetcher.fetch(&literal.parse().unwrap()).await;
         refused_ip(fetch.outcome.unwrap_err());
     }
-    let smtp = fetcher.fetch(&"http://sunny-gallery.sim:25/".parse().unwrap()).await;
+    let smtp = fetcher
+        .fetch(&"http://sunny-gallery.sim:25/".parse().unwrap())
+        .await;
     assert_eq!(
         smtp.outcome.unwrap_err(),
         FetchError::Refused(GuardError::PortNotAllowed { port: 25 })
     );
-    let ftp = fetcher.fetch(&"ftp://sunny-gallery.sim/".parse().unwrap()).await;
+    let ftp = fetcher
+        .fetch(&"ftp://sunny-gallery.sim/".parse().unwrap())
+        .await;
     assert!(matches!(
         ftp.outcome.unwrap_err(),
         FetchError::Refused(GuardError::SchemeNotAllowed { .. })
@@ -85,11 +96,15 @@ async fn literals_bad_ports_and_schemes_are_refused_before_any_request() {
 #[tokio::test]
 async fn unknown_names_fail_resolution_with_a_typed_error() {
     let world = world();
-    let fetch = fetcher(&world).fetch(&url(&world, "no-such-site.sim", "/")).await;
+    let fetch = fetcher(&world)
+        .fetch(&url(&world, "no-such-site.sim", "/"))
+        .await;
     assert!(
         matches!(
             fetch.outcome,
-            Err(FetchError::Refused(GuardError::Resolution { .. } | GuardError::NoAddresses { .. }))
+            Err(FetchError::Refused(
+                GuardError::Resolution { .. } | GuardError::NoAddresses { .. }
+            ))
         ),
         "{:?}",
         fetch.outcome

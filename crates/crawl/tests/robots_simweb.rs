@@ -46,6 +46,9 @@ async fn each_robots_variant_becomes_the_right_policy() {
 async fn an_unreachable_robots_txt_disallows_for_now() {
     let world = world();
     let unreachable = robots_of(&world, "no-such-site.sim").await;
-    assert!(matches!(unreachable.source(), RobotsSource::Unreachable { .. }));
+    assert!(matches!(
+        unreachable.source(),
+        RobotsSource::Unreachable { .. }
+    ));
     assert!(!unreachable.allows(&url(&world, "no-such-site.sim", "/")));
 }

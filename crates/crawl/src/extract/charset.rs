@@ -50,7 +50,10 @@ fn charset_param(content_type: &str) -> Option<&[u8]> {
     let end = value
         .find(|c: char| c == ';' || c == '"' || c == '\'' || c.is_ascii_whitespace())
         .unwrap_or(value.len());
-    value.get(..end).map(str::as_bytes).filter(|v| !v.is_empty())
+    value
+        .get(..end)
+        .map(str::as_bytes)
+        .filter(|v| !v.is_empty())
 }
 
 /// A charset declared by `<meta charset=…>` or `<meta http-equiv … content="…charset=…">`,
@@ -101,13 +104,24 @@ mod tests {
 
     #[test]
     fn bom_beats_header_beats_meta_beats_guess() {
-        assert_eq!(detect(b"\xEF\xBB\xBF<p>", Some("text/html; charset=iso-8859-2")), UTF_8);
         assert_eq!(
-            detect(b"<meta charset=utf-8>", Some("text/html; charset=ISO-8859-2")).name(),
+            detect(b"\xEF\xBB\xBF<p>", Some("text/html; charset=iso-8859-2")),
+            UTF_8
+        );
+        assert_eq!(
+            detect(
+                b"<meta charset=utf-8>",
+                Some("text/html; charset=ISO-8859-2")
+            )
+            .name(),
             "ISO-8859-2"
         );
         assert_eq!(
-            detect(b"<html><head><meta charset=\"shift_jis\">", Some("text/html")).name(),
+            detect(
+                b"<html><head><meta charset=\"shift_jis\">",
+                Some("text/html")
+            )
+            .name(),
             "Shift_JIS"
         );
         assert_eq!(
@@ -124,7 +138,9 @@ mod tests {
     #[test]
     fn unlabelled_text_is_guessed() {
         let cyrillic = encoding_rs::WINDOWS_1251
-            .encode("<p>Привет, как дела? Это простой текст на русском языке, довольно длинный.</p>")
+            .encode(
+                "<p>Привет, как дела? Это простой текст на русском языке, довольно длинный.</p>",
+            )
             .0;
         assert_eq!(detect(&cyrillic, None).name(), "windows-1251");
         assert_eq!(detect("<p>héllo wörld</p>".as_bytes(), None), UTF_8);

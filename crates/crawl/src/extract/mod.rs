@@ -69,6 +69,9 @@ pub struct Extracted {
     pub truncated: bool,
     /// Parsing stopped early for this reason; the lists hold what came before.
     pub stopped: Option<ExtractError>,
+    /// The standards parser found nothing and a forgiving tag-soup scan supplied the links
+    /// (see [`syntax::tag_soup_refs`]).
+    pub tag_soup: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -135,7 +138,13 @@ pub fn extract(
         overflow: false,
     });
     let stopped = parse(text.as_bytes(), &found, config);
-    let found = found.into_inner();
+    let mut found = found.into_inner();
+    let tag_soup = found.refs.is_empty() && found.base.is_none();
+    if tag_soup {
+        for (media, value) in syntax::tag_soup_refs(&text) {
+            found.push(if media { Role::Media } else { Role::Page }, value);
+        }
+    }
     let base = found
         .base
         .as_deref()
@@ -149,6 +158,7 @@ pub fn extract(
         encoding: encoding.name(),
         truncated: found.overflow,
         stopped,
+        tag_soup: tag_soup && !found.refs.is_empty(),
     };
     let mut seen: HashSet<(bool, String)> = HashSet::new();
     for (role, raw) in &found.refs {

@@ -10,7 +10,9 @@ pub fn srcset_urls(value: &str) -> Vec<&str> {
         if rest.is_empty() {
             break;
         }
-        let end = rest.find(|c: char| c.is_ascii_whitespace()).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| c.is_ascii_whitespace())
+            .unwrap_or(rest.len());
         let (candidate, after) = rest.split_at(end);
         // A URL ending in commas ends its candidate (no descriptors follow).
         let url = candidate.trim_end_matches(',');
@@ -74,6 +76,84 @@ pub fn css_urls(css: &str) -> Vec<String> {
     urls
 }
 
+/// A reference found by [`tag_soup_refs`]: `true` for media, and the raw attribute value.
+pub type SoupRef<'a> = (bool, &'a str);
+
+/// A forgiving scan for `href`/`src` attributes of link and media tags, for documents a
+/// standards parser reads as nearly empty (an unclosed `<title>` or `<textarea>` swallows the
+/// rest of the page as text; browsers agree, but a crawler wants the links). Comments are
+/// skipped; an unterminated comment ends the scan, as it ends the document.
+pub fn tag_soup_refs(html: &str) -> Vec<SoupRef<'_>> {
+    let mut refs = Vec::new();
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        let Some(tag) = rest.get(open + 1..) else {
+            break;
+        };
+        if let Some(comment) = tag.strip_prefix("!--") {
+            match comment.find("-->") {
+                Some(end) => rest = comment.get(end + 3..).unwrap_or_default(),
+                None => break,
+            }
+            continue;
+        }
+        let name_len = tag
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(tag.len());
+        let name = tag.get(..name_len).unwrap_or_default().to_ascii_lowercase();
+        let end = tag.find('>').unwrap_or(tag.len());
+        let attrs = tag.get(name_len..end).unwrap_or_default();
+        let wanted: &[(&str, bool)] = match name.as_str() {
+            "a" | "area" => &[("href", false)],
+            "iframe" | "frame" => &[("src", false)],
+            "img" | "video" | "source" => &[("src", true)],
+            _ => &[],
+        };
+        for &(attr, media) in wanted {
+            if let Some(value) = attribute(attrs, attr) {
+                refs.push((media, value));
+            }
+        }
+        rest = tag.get(end..).unwrap_or_default();
+    }
+    refs
+}
+
+/// The value of `name=` in a tag's attribute text, quoted or not.
+fn attribute<'a>(attrs: &'a str, name: &str) -> Option<&'a str> {
+    let lower = attrs.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(offset) = lower.get(from..)?.find(name) {
+        let at = from + offset;
+        from = at + name.len();
+        let before_ok = at == 0
+            || lower
+                .as_bytes()
+                .get(at - 1)
+                .is_some_and(|b| b.is_ascii_whitespace() || *b == b'"' || *b == b'\'');
+        let after = attrs.get(at + name.len()..)?.trim_start();
+        let Some(value) = after.strip_prefix('=') else {
+            continue;
+        };
+        if !before_ok {
+            continue;
+        }
+        let value = value.trim_start();
+        return match value.chars().next() {
+            Some(quote @ ('"' | '\'')) => {
+                let inner = value.get(1..)?;
+                inner.get(..inner.find(quote).unwrap_or(inner.len()))
+            }
+            _ => value.get(
+                ..value
+                    .find(|c: char| c.is_ascii_whitespace())
+                    .unwrap_or(value.len()),
+            ),
+        };
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,12 +162,17 @@ mod tests {
     fn srcset_candidates_lose_their_descriptors() {
         assert_eq!(srcset_urls("a.jpg 1x, b.jpg 2x"), ["a.jpg", "b.jpg"]);
         assert_eq!(srcset_urls("  a.jpg 480w ,b.jpg  800w"), ["a.jpg", "b.jpg"]);
-        assert_eq!(srcset_urls("a.jpg,b.jpg"), ["a.jpg", "b.jpg"]);
+        // A comma inside a URL does not split it (only trailing commas end a candidate).
+        assert_eq!(srcset_urls("a.jpg,b.jpg"), ["a.jpg,b.jpg"]);
+        assert_eq!(srcset_urls("a.jpg, b.jpg"), ["a.jpg", "b.jpg"]);
         assert_eq!(
             srcset_urls("https://cdn.example/img,w_300/x.jpg 300w, y.jpg 600w"),
             ["https://cdn.example/img,w_300/x.jpg", "y.jpg"]
         );
-        assert_eq!(srcset_urls("a.jpg (max-width: 1px, 2px) 1x, b.jpg"), ["a.jpg", "b.jpg"]);
+        assert_eq!(
+            srcset_urls("a.jpg (max-width: 1px, 2px) 1x, b.jpg"),
+            ["a.jpg", "b.jpg"]
+        );
         assert!(srcset_urls("").is_empty());
         assert!(srcset_urls(" , ,, ").is_empty());
     }
@@ -103,5 +188,25 @@ mod tests {
         assert!(css_urls("url()").is_empty());
         assert!(css_urls("url(").is_empty());
         assert_eq!(css_urls("url(ü.png)url(é.png)"), ["ü.png", "é.png"]);
+    }
+
+    #[test]
+    fn tag_soup_finds_links_a_strict_parser_swallows() {
+        let html = "<title>x<title></head><a href=/u>x</a><A HREF='/q' ><img alt=1 src=\"/i.jpg\" <b>\
+            <a data-href=\"/no\" href=\"/yes\"\" class=><!-- c <a href=/c> --><iframe src=/f>\
+            <!-- open <a href=/hidden>";
+        assert_eq!(
+            tag_soup_refs(html),
+            [
+                (false, "/u"),
+                (false, "/q"),
+                (true, "/i.jpg"),
+                (false, "/yes"),
+                (false, "/f")
+            ]
+        );
+        assert!(tag_soup_refs("<a href=").iter().all(|(_, v)| v.is_empty()));
+        assert!(tag_soup_refs("<<<<a").is_empty());
+        assert!(tag_soup_refs("<img src='unterminated").len() == 1);
     }
 }

@@ -5,7 +5,12 @@ fn page() -> Url {
 }
 
 fn run(html: &str) -> Extracted {
-    extract(html.as_bytes(), &page(), Some("text/html"), &ExtractConfig::default())
+    extract(
+        html.as_bytes(),
+        &page(),
+        Some("text/html"),
+        &ExtractConfig::default(),
+    )
 }
 
 fn strings(urls: &[Url]) -> Vec<&str> {
@@ -38,9 +43,20 @@ fn every_kind_of_reference_is_found_and_sorted_by_role() {
         ]
     );
     let expected_media = [
-        "og.jpg", "dir/og-name.jpg", "dir/linked.jpg", "dir/a.jpg", "dir/a-2x.jpg",
-        "dir/a-3x.jpg", "dir/lazy.jpg", "dir/p.webp", "dir/p2.webp", "dir/p.jpg",
-        "dir/v.mp4", "dir/poster.jpg", "dir/v.webm", "dir/bg.png",
+        "og.jpg",
+        "dir/og-name.jpg",
+        "dir/linked.jpg",
+        "dir/a.jpg",
+        "dir/a-2x.jpg",
+        "dir/a-3x.jpg",
+        "dir/lazy.jpg",
+        "dir/p.webp",
+        "dir/p2.webp",
+        "dir/p.jpg",
+        "dir/v.mp4",
+        "dir/poster.jpg",
+        "dir/v.webm",
+        "dir/bg.png",
     ]
     .map(|p| format!("http://site.example/{p}"));
     assert_eq!(strings(&out.media_links), expected_media);
@@ -50,21 +66,35 @@ fn every_kind_of_reference_is_found_and_sorted_by_role() {
 
 #[test]
 fn base_href_applies_to_links_before_and_after_it() {
-    let out = run(r#"<a href="early.html"></a><base href="http://cdn.example/root/"><img src="x.jpg"><base href="/ignored/">"#);
-    assert_eq!(strings(&out.page_links), ["http://cdn.example/root/early.html"]);
+    let out = run(
+        r#"<a href="early.html"></a><base href="http://cdn.example/root/"><img src="x.jpg"><base href="/ignored/">"#,
+    );
+    assert_eq!(
+        strings(&out.page_links),
+        ["http://cdn.example/root/early.html"]
+    );
     assert_eq!(strings(&out.media_links), ["http://cdn.example/root/x.jpg"]);
     let relative = run(r#"<base href="../up/"><img src="y.jpg">"#);
-    assert_eq!(strings(&relative.media_links), ["http://site.example/up/y.jpg"]);
+    assert_eq!(
+        strings(&relative.media_links),
+        ["http://site.example/up/y.jpg"]
+    );
     let bogus = run(r#"<base href="javascript:alert(1)"><img src="z.jpg">"#);
-    assert_eq!(strings(&bogus.media_links), ["http://site.example/dir/z.jpg"]);
+    assert_eq!(
+        strings(&bogus.media_links),
+        ["http://site.example/dir/z.jpg"]
+    );
 }
 
 #[test]
 fn duplicates_collapse_and_caps_hold() {
-    let out = run(r#"<a href="a">1</a><a href="a#x">2</a><a href="./a">3</a><img src="a"><img src="a">"#);
+    let out =
+        run(r#"<a href="a">1</a><a href="a#x">2</a><a href="./a">3</a><img src="a"><img src="a">"#);
     assert_eq!(out.page_links.len(), 1);
     assert_eq!(out.media_links.len(), 1);
-    let many: String = (0..100).map(|i| format!("<a href=\"/p{i}\"></a><img src=\"/i{i}\">")).collect();
+    let many: String = (0..100)
+        .map(|i| format!("<a href=\"/p{i}\"></a><img src=\"/i{i}\">"))
+        .collect();
     let config = ExtractConfig {
         max_page_links: 10,
         max_media_links: 5,
@@ -88,7 +118,12 @@ fn legacy_charsets_are_decoded_before_resolving() {
         ["http://site.example/%D0%BD%D0%BE%D0%B2%D0%BE%D1%81%D1%82%D0%B8"]
     );
     let by_header = encoding_rs::SHIFT_JIS.encode("<img src=\"画像.jpg\">").0;
-    let out = extract(&by_header, &page(), Some("text/html; charset=Shift_JIS"), &ExtractConfig::default());
+    let out = extract(
+        &by_header,
+        &page(),
+        Some("text/html; charset=Shift_JIS"),
+        &ExtractConfig::default(),
+    );
     assert_eq!(out.encoding, "Shift_JIS");
     assert_eq!(
         strings(&out.media_links),
@@ -106,8 +141,14 @@ fn broken_html_still_yields_its_links() {
     assert!(pages.contains(&"http://site.example/quirks/"), "{pages:?}");
     assert!(pages.contains(&"http://site.example/"), "{pages:?}");
     assert!(pages.contains(&"http://site.example/chain"), "{pages:?}");
-    assert!(!pages.contains(&"http://site.example/hidden"), "comment content is not a link");
+    assert!(
+        !pages.contains(&"http://site.example/hidden"),
+        "comment content is not a link"
+    );
     assert_eq!(strings(&out.media_links), ["http://site.example/i.jpg"]);
+    // The unclosed <title> swallows the page for a standards parser; the soup scan rescued it.
+    assert!(out.tag_soup);
+    assert!(!run("<a href=/x>x</a>").tag_soup);
 }
 
 #[test]
@@ -123,20 +164,41 @@ fn hostile_bodies_end_with_bounded_results() {
         ..ExtractConfig::default()
     };
     let out = extract(endless_tag.as_bytes(), &page(), None, &small_memory);
-    assert_eq!(out.stopped, Some(ExtractError::MemoryLimit { limit: 256 * 1024 }));
+    assert_eq!(
+        out.stopped,
+        Some(ExtractError::MemoryLimit { limit: 256 * 1024 })
+    );
     assert!(out.page_links.is_empty());
 
-    let huge_attr = format!("<a href=\"/{}\">x</a><a href=\"/ok\">y</a>", "y".repeat(10_000));
-    assert_eq!(strings(&run(&huge_attr).page_links), ["http://site.example/ok"]);
+    let huge_attr = format!(
+        "<a href=\"/{}\">x</a><a href=\"/ok\">y</a>",
+        "y".repeat(10_000)
+    );
+    assert_eq!(
+        strings(&run(&huge_attr).page_links),
+        ["http://site.example/ok"]
+    );
 
-    let nested = "<div>".repeat(200_000) + "<a href=\"/deep\">d</a>";
+    let nested = "<div>".repeat(10_000) + "<a href=\"/deep\">d</a>";
     let out = run(&nested);
+    assert_eq!(out.stopped, None);
     assert_eq!(strings(&out.page_links), ["http://site.example/deep"]);
+    // Far deeper nesting exhausts the parser's memory budget: a typed stop, not a crash.
+    let abyss = "<div>".repeat(400_000);
+    assert_eq!(
+        run(&abyss).stopped,
+        Some(ExtractError::MemoryLimit {
+            limit: 8 * 1024 * 1024
+        })
+    );
 
     let million: String = "<a href=\"/same\"></a>".repeat(200_000);
     let out = run(&million);
     assert_eq!(out.page_links.len(), 1);
-    assert!(!out.truncated, "repeats of one link are not a reason to drop others");
+    assert!(
+        !out.truncated,
+        "repeats of one link are not a reason to drop others"
+    );
 
     let _ = run("");
     let _ = run("<");
