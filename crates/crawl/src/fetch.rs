@@ -161,12 +161,21 @@ pub enum TlsStatus {
     AcceptedInvalid { reason: String },
 }
 
+/// The HTTP version a response came over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    Http1,
+    Http2,
+    Other,
+}
+
 /// A complete response (any status) with its body.
 #[derive(Debug, Clone)]
 pub struct Response {
     pub final_url: Url,
     pub status: u16,
     pub server_ip: Option<IpAddr>,
+    pub http_version: HttpVersion,
     /// `Content-Type` as the server claimed it (never trusted for the type).
     pub content_type: Option<String>,
     /// `Retry-After` as sent (seconds or an HTTP date); see [`Response::retry_after_seconds`].
@@ -371,6 +380,11 @@ impl Fetcher {
         deadline: Instant,
     ) -> Result<Response, FetchError> {
         let headers = response.headers().clone();
+        let http_version = match response.version() {
+            reqwest::Version::HTTP_10 | reqwest::Version::HTTP_11 => HttpVersion::Http1,
+            reqwest::Version::HTTP_2 => HttpVersion::Http2,
+            _ => HttpVersion::Other,
+        };
         let limit = self.config.max_body_bytes;
         let encoded = headers.contains_key(reqwest::header::CONTENT_ENCODING);
         let declared = header(&headers, reqwest::header::CONTENT_LENGTH)
@@ -412,6 +426,7 @@ impl Fetcher {
             final_url,
             status: response.status().as_u16(),
             server_ip,
+            http_version,
             retry_after: header(&headers, reqwest::header::RETRY_AFTER),
             etag: header(&headers, reqwest::header::ETAG),
             last_modified: header(&headers, reqwest::header::LAST_MODIFIED),

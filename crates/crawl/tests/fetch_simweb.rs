@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aranea_crawl::canonical::{CanonicalConfig, canonicalize};
 use aranea_crawl::extract::{ExtractConfig, extract};
-use aranea_crawl::fetch::{BodyKind, FetchError, Fetcher, TlsStatus};
+use aranea_crawl::fetch::{BodyKind, FetchError, Fetcher, HttpVersion, TlsStatus};
 use aranea_hash::MediaKind;
 use common::{HOSTILE, config, fetcher, url, world};
 
@@ -280,6 +280,7 @@ async fn https_is_verified_against_the_configured_ca() {
     assert_eq!(response.status, 200);
     assert_eq!(response.tls, TlsStatus::Verified);
     assert_eq!(response.kind, BodyKind::Html);
+    assert_eq!(response.http_version, HttpVersion::Http2, "ALPN offers h2");
 
     // Plain HTTP to the HTTPS site redirects there.
     let plain = url::Url::parse(&format!("http://{host}:{}/", world.http_port())).unwrap();
@@ -314,4 +315,24 @@ async fn https_is_verified_against_the_configured_ca() {
         "{:?}",
         response.tls
     );
+}
+
+#[tokio::test]
+async fn a_rate_limited_host_answers_429_and_its_retry_after_is_recorded() {
+    let world = world();
+    let fetcher = fetcher(&world);
+    let host = "harbor-pics.sim"; // its provider answers 429 above 40 requests a second
+    let page = url(&world, host, "/");
+    let mut limited = None;
+    for _ in 0..120 {
+        let response = fetcher.fetch(&page).await.outcome.unwrap();
+        assert_eq!(response.http_version, HttpVersion::Http1);
+        if response.status == 429 {
+            limited = Some(response);
+            break;
+        }
+    }
+    let limited = limited.expect("the provider's rate limit was never hit");
+    assert_eq!(limited.retry_after_seconds(), Some(2));
+    assert!(!limited.is_success());
 }
