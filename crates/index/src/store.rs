@@ -60,6 +60,8 @@ pub struct BankStore<J: Journal = FileJournal> {
     snapshot_seq: u64,
     pending: Vec<Entry>,
     pending_disabled: Vec<EntryId>,
+    /// More was appended than a delta should hold; the next publish rebuilds the base.
+    pending_overflow: bool,
     warnings: Vec<String>,
 }
 
@@ -134,12 +136,17 @@ impl<J: Journal> BankStore<J> {
             snapshot_seq,
             pending: Vec::new(),
             pending_disabled: disabled,
+            pending_overflow: false,
             warnings,
         };
-        store.pending = added
-            .iter()
-            .filter_map(|&id| store.state.entry(id).cloned())
-            .collect();
+        if added.len() >= MERGE_AT {
+            store.pending_overflow = true;
+        } else {
+            store.pending = added
+                .iter()
+                .filter_map(|&id| store.state.entry(id).cloned())
+                .collect();
+        }
         store.publish()?;
         Ok(store)
     }
@@ -276,12 +283,17 @@ impl<J: Journal> BankStore<J> {
                 .map(|(position, index)| (position, first + index)),
         );
         outcome.duplicates.sort_unstable();
-        self.pending.extend(
-            outcome
+        if self.pending_overflow || self.pending.len() + outcome.added.len() >= MERGE_AT {
+            // Publishing will rebuild the base from the state: no need to keep copies.
+            self.pending_overflow = true;
+            self.pending.clear();
+        } else {
+            let added = outcome
                 .added
                 .iter()
-                .filter_map(|&id| self.state.entry(id).cloned()),
-        );
+                .filter_map(|&id| self.state.entry(id).cloned());
+            self.pending.extend(added);
+        }
         Ok(outcome)
     }
 
@@ -297,7 +309,7 @@ impl<J: Journal> BankStore<J> {
 
     /// Makes appended changes visible to queries.
     pub fn publish(&mut self) -> Result<(), StoreError> {
-        if self.pending.len() + self.pending_disabled.len() >= MERGE_AT {
+        if self.pending_overflow || self.pending.len() + self.pending_disabled.len() >= MERGE_AT {
             // Cheaper to rebuild the base once than to grow a brute-force delta this large.
             let base = build_base(&self.state, self.params)?;
             self.live
@@ -312,6 +324,7 @@ impl<J: Journal> BankStore<J> {
         }
         self.pending.clear();
         self.pending_disabled.clear();
+        self.pending_overflow = false;
         Ok(())
     }
 
@@ -327,6 +340,7 @@ impl<J: Journal> BankStore<J> {
             .install_base(self.state.seq(), self.state.banks.clone(), base);
         self.pending.clear();
         self.pending_disabled.clear();
+        self.pending_overflow = false;
         Ok(())
     }
 
