@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "aranea", version, about = "Find known child sexual abuse material on the open web and get it removed.")]
+#[command(
+    name = "aranea",
+    version,
+    about = "Find known child sexual abuse material on the open web and get it removed."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOptions,
@@ -22,7 +26,13 @@ pub struct GlobalOptions {
     #[arg(long, env = "ARANEA_DB", global = true, value_name = "URL")]
     pub db: Option<String>,
     /// Data directory (database, snapshots, encrypted review media).
-    #[arg(long, env = "ARANEA_DATA", global = true, value_name = "DIR", default_value = "./aranea-data")]
+    #[arg(
+        long,
+        env = "ARANEA_DATA",
+        global = true,
+        value_name = "DIR",
+        default_value = "./aranea-data"
+    )]
     pub data: PathBuf,
     /// Configuration file (TOML).
     #[arg(long, env = "ARANEA_CONFIG", global = true, value_name = "FILE")]
