@@ -255,6 +255,8 @@ pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
             if store.state().entry(entry).is_none_or(|e| e.bank != bank) {
                 bail!("bank {name} has no entry {entry}");
             }
+            // One transaction: a crash mid-import leaves the bank as it was before.
+            store.begin_transaction()?;
             let provenance = store.add_provenance(Provenance {
                 added_by: by,
                 added_at: now(),
@@ -421,6 +423,8 @@ fn import(
         );
         return Ok(ExitCode::from(1));
     }
+    // One transaction: a crash mid-import leaves the bank as it was before.
+    store.begin_transaction()?;
     let provenance = store.add_provenance(Provenance {
         added_by: options.by.clone(),
         added_at: now(),
@@ -478,6 +482,7 @@ fn import(
         return Err(error);
     }
     flush(store, &mut batch)?;
+    store.commit_transaction()?;
     store.write_snapshot()?;
     println!(
         "{}",

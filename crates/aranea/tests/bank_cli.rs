@@ -442,3 +442,87 @@ fn a_million_line_list_imports_with_duplicates_reported() {
     let results = json_lines(&ok(d, &["match", "big", "--md5", &probe]));
     assert_eq!(results[0]["hits"].as_array().unwrap().len(), 1);
 }
+
+/// Enabled entries of `bank`, counted from an MD5 hex export.
+fn md5_count(data: &Path, bank: &str) -> usize {
+    ok(
+        data,
+        &["export", bank, "--format", "hex", "--signal-type", "md5"],
+    )
+    .lines()
+    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    .count()
+}
+
+#[test]
+fn an_import_killed_midway_leaves_all_or_nothing_and_the_next_one_completes() {
+    use std::os::unix::process::ExitStatusExt;
+    const LINES: usize = 400_000;
+    let scratch = tempfile::tempdir().unwrap();
+    let list = scratch.path().join("list.txt");
+    let mut text = String::with_capacity(34 * LINES);
+    for i in 0..LINES as u64 {
+        text.push_str(&format!(
+            "{:016x}{:016x}\n",
+            i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            i
+        ));
+    }
+    std::fs::write(&list, text).unwrap();
+    let list = list.to_str().unwrap();
+    let import = [
+        "import",
+        "big",
+        list,
+        "--format",
+        "hex",
+        "--signal-type",
+        "md5",
+    ];
+    // Seeded from the clock so that runs probe different moments; printed to replay one.
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    println!("delay seed {seed}");
+    let mut killed = 0;
+    for round in 0..5 {
+        let data = tempfile::tempdir().unwrap();
+        let d = data.path();
+        ok(d, &["create", "big", "--classification", "csam"]);
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = 30 + seed % 2500;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_aranea"))
+            .arg("--data")
+            .arg(d)
+            .arg("bank")
+            .args(import)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        if status.signal() == Some(9) {
+            killed += 1;
+        }
+        let count = md5_count(d, "big");
+        println!("round {round}: killed after {delay} ms ({status}), {count} entries visible");
+        assert!(
+            count == 0 || count == LINES,
+            "round {round}, killed after {delay} ms: {count} of {LINES} entries visible"
+        );
+        let summary: Value = serde_json::from_str(&ok(d, &import)).unwrap();
+        assert_eq!(
+            summary["added"].as_u64().unwrap() as usize + count,
+            LINES,
+            "round {round}"
+        );
+        assert_eq!(md5_count(d, "big"), LINES, "round {round}");
+    }
+    assert!(killed > 0, "no import was still running when killed");
+}

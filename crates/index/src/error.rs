@@ -27,6 +27,8 @@ pub enum StoreError {
     ThresholdTooHigh(u32),
     #[error("no entry {0}")]
     NoSuchEntry(EntryId),
+    #[error("transaction misuse: {0}")]
+    Transaction(String),
     #[error(transparent)]
     Index(#[from] PdqIndexError),
 }

@@ -5,10 +5,18 @@
 //! store will plug in a table with the same sequence semantics; [`FileJournal`] keeps the
 //! records in segment files under the bank directory.
 //!
-//! File format, per record: `u32 payload length | u32 CRC-32 of (seq ‖ payload) | u64 seq |
-//! payload` (little endian), the payload being the record as JSON. A record cut short by a
-//! crash, or one whose checksum fails, ends the journal: it is reported, cut off before the
-//! next append, and never applied. This module must not interpret records beyond framing.
+//! File format, per record: `u32 flags ‖ payload length | u32 CRC-32 of (seq ‖ payload) | u64
+//! seq | payload` (little endian), the payload being the record as JSON. A record cut short by
+//! a crash, or one whose checksum fails, ends the journal: it is reported, cut off before the
+//! next append, and never applied.
+//!
+//! Transactions: a change of several records (an import, a batch of entries) is framed by a
+//! [`Record::TransactionBegun`] and a [`Record::TransactionCommitted`] record, whose frames
+//! carry a flag in the length word so that the framing scan sees them without decoding JSON.
+//! A transaction without its commit record at the end of the journal (a crash mid-import) is
+//! treated like a torn record: never replayed, cut off before the next append. So a change is
+//! visible whole or not at all. This module must not interpret records beyond framing and
+//! these two markers.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
@@ -23,6 +31,11 @@ use crate::signal::SignalType;
 /// Largest payload a record may claim: anything bigger is corruption, not a record.
 const MAX_PAYLOAD: u32 = 16 << 20;
 const FRAME_HEADER: usize = 16;
+/// Length-word flag of a [`Record::TransactionBegun`] frame.
+const FLAG_BEGIN: u32 = 1 << 31;
+/// Length-word flag of a [`Record::TransactionCommitted`] frame.
+const FLAG_COMMIT: u32 = 1 << 30;
+const LENGTH_MASK: u32 = (1 << 30) - 1;
 
 /// One change to the banks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +69,24 @@ pub enum Record {
         entry: EntryId,
         provenance: u32,
     },
+    /// Opens a transaction: the records up to the matching commit count only together.
+    /// `transaction` is the record's own sequence number.
+    TransactionBegun {
+        transaction: u64,
+    },
+    TransactionCommitted {
+        transaction: u64,
+    },
+}
+
+impl Record {
+    fn frame_flags(&self) -> u32 {
+        match self {
+            Self::TransactionBegun { .. } => FLAG_BEGIN,
+            Self::TransactionCommitted { .. } => FLAG_COMMIT,
+            _ => 0,
+        }
+    }
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -117,7 +148,7 @@ impl FileJournal {
             writer: None,
         };
         if let Some((first, path)) = journal.segments.last().cloned() {
-            let scan = scan_segment(&path, &mut |_, _| Ok(()), false)?;
+            let scan = scan_segment(&path, &mut |_, _| Ok(()), false, u64::MAX)?;
             journal.last_seq = scan.last_seq.unwrap_or(first.saturating_sub(1));
             journal.valid_len = scan.valid_len;
             journal.torn_bytes = scan.file_len - scan.valid_len;
@@ -157,6 +188,11 @@ impl FileJournal {
     }
 
     fn start_segment(&mut self, first: u64) -> Result<(), StoreError> {
+        if self.torn_bytes > 0 {
+            // The old segment must not keep an uncommitted or torn tail that a later replay
+            // would read as records.
+            self.writer()?;
+        }
         let path = self.dir.join(format!("journal-{first:020}.log"));
         File::create(&path).map_err(|e| StoreError::io(&path, e))?;
         sync_dir(&self.dir)?;
@@ -178,7 +214,8 @@ impl Journal for FileJournal {
             let mut hasher = crc32fast::Hasher::new();
             hasher.update(&seq.to_le_bytes());
             hasher.update(&payload);
-            buffer.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            let length = payload.len() as u32 | record.frame_flags();
+            buffer.extend_from_slice(&length.to_le_bytes());
             buffer.extend_from_slice(&hasher.finalize().to_le_bytes());
             buffer.extend_from_slice(&seq.to_le_bytes());
             buffer.extend_from_slice(&payload);
@@ -209,6 +246,11 @@ impl Journal for FileJournal {
                 continue;
             }
             let path = self.segments[index].1.clone();
+            let limit = if index + 1 == count {
+                self.valid_len
+            } else {
+                u64::MAX
+            };
             let mut decode = |seq: u64, payload: &[u8]| -> Result<(), StoreError> {
                 if seq <= after {
                     return Ok(());
@@ -217,7 +259,7 @@ impl Journal for FileJournal {
                     .map_err(|e| StoreError::Corrupt(format!("journal record {seq}: {e}")))?;
                 apply(seq, record)
             };
-            scan_segment(&path, &mut decode, true)?;
+            scan_segment(&path, &mut decode, true, limit)?;
         }
         Ok(())
     }
@@ -238,16 +280,20 @@ impl Journal for FileJournal {
 type FrameVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<(), StoreError> + 'a;
 
 struct SegmentScan {
+    /// Last record of the committed part.
     last_seq: Option<u64>,
+    /// Length of the committed part: whole valid frames, no open transaction.
     valid_len: u64,
     file_len: u64,
 }
 
-/// Walks a segment's frames, stopping at the first torn or corrupt one.
+/// Walks a segment's frames up to byte `limit`, stopping at the first torn or corrupt one.
+/// The scan's result ends before a transaction that is still open at the end.
 fn scan_segment(
     path: &Path,
     visit: &mut FrameVisitor<'_>,
     with_payload: bool,
+    limit: u64,
 ) -> Result<SegmentScan, StoreError> {
     let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
     let file_len = file.metadata().map_err(|e| StoreError::io(path, e))?.len();
@@ -259,17 +305,25 @@ fn scan_segment(
     };
     let mut header = [0u8; FRAME_HEADER];
     let mut payload = Vec::new();
+    let mut end = 0u64;
+    let mut last_seq = None;
+    // (offset, seq before) of the transaction begun and not yet committed.
+    let mut open: Option<(u64, Option<u64>)> = None;
     loop {
+        if end >= limit {
+            break;
+        }
         if read_full(&mut reader, &mut header).map_err(|e| StoreError::io(path, e))? < FRAME_HEADER
         {
             break;
         }
-        let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+        let word = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+        let length = word & LENGTH_MASK;
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
         let mut seq_bytes = [0u8; 8];
         seq_bytes.copy_from_slice(&header[8..16]);
         let seq = u64::from_le_bytes(seq_bytes);
-        if length > MAX_PAYLOAD || scan.last_seq.is_some_and(|last| seq != last + 1) {
+        if length > MAX_PAYLOAD || last_seq.is_some_and(|last: u64| seq != last + 1) {
             break;
         }
         payload.resize(length as usize, 0);
@@ -284,12 +338,21 @@ fn scan_segment(
         if hasher.finalize() != crc {
             break;
         }
+        if word & FLAG_BEGIN != 0 && open.is_none() {
+            open = Some((end, last_seq));
+        }
         if with_payload {
             visit(seq, &payload)?;
         }
-        scan.last_seq = Some(seq);
-        scan.valid_len += (FRAME_HEADER + payload.len()) as u64;
+        last_seq = Some(seq);
+        end += (FRAME_HEADER + payload.len()) as u64;
+        if word & FLAG_COMMIT != 0 {
+            open = None;
+        }
     }
+    let (valid_len, last_seq) = open.unwrap_or((end, last_seq));
+    scan.valid_len = valid_len;
+    scan.last_seq = last_seq;
     Ok(scan)
 }
 

@@ -167,6 +167,8 @@ impl BankState {
                     found.disabled = true;
                 }
             }
+            // The journal has already decided that the transaction counts.
+            Record::TransactionBegun { .. } | Record::TransactionCommitted { .. } => {}
         }
         self.seq = seq;
         Ok(())

@@ -62,6 +62,8 @@ pub struct BankStore<J: Journal = FileJournal> {
     pending_disabled: Vec<EntryId>,
     /// More was appended than a delta should hold; the next publish rebuilds the base.
     pending_overflow: bool,
+    /// Sequence number of the open transaction's begin record.
+    transaction: Option<u64>,
     warnings: Vec<String>,
 }
 
@@ -73,7 +75,7 @@ impl BankStore<FileJournal> {
         let mut store = Self::open_with(dir, journal, IndexParams::default())?;
         if torn > 0 {
             store.warnings.push(format!(
-                "ignored {torn} bytes of a torn journal record (crash mid-write)"
+                "ignored {torn} bytes of a torn journal record or an uncommitted transaction (crash mid-write)"
             ));
         }
         Ok(store)
@@ -137,6 +139,7 @@ impl<J: Journal> BankStore<J> {
             pending: Vec::new(),
             pending_disabled: disabled,
             pending_overflow: false,
+            transaction: None,
             warnings,
         };
         if added.len() >= MERGE_AT {
@@ -228,6 +231,31 @@ impl<J: Journal> BankStore<J> {
         let index = self.state.provenances.len() as u32;
         self.append_and_apply(vec![Record::ProvenanceAdded { index, provenance }])?;
         Ok(index)
+    }
+
+    /// Opens a transaction: the changes until [`Self::commit_transaction`] become durable
+    /// together. If the process dies before the commit, reopening shows none of them. After a
+    /// failed change inside a transaction, drop the store (reopening discards the transaction).
+    pub fn begin_transaction(&mut self) -> Result<u64, StoreError> {
+        if let Some(open) = self.transaction {
+            return Err(StoreError::Transaction(format!(
+                "transaction {open} is still open"
+            )));
+        }
+        let transaction = self.journal.last_seq() + 1;
+        self.append_and_apply(vec![Record::TransactionBegun { transaction }])?;
+        self.transaction = Some(transaction);
+        Ok(transaction)
+    }
+
+    /// Makes the open transaction's changes count (durably).
+    pub fn commit_transaction(&mut self) -> Result<(), StoreError> {
+        let transaction = self
+            .transaction
+            .ok_or_else(|| StoreError::Transaction("no transaction is open".into()))?;
+        self.append_and_apply(vec![Record::TransactionCommitted { transaction }])?;
+        self.transaction = None;
+        Ok(())
     }
 
     /// Adds entries and publishes them to the live index.
@@ -330,6 +358,12 @@ impl<J: Journal> BankStore<J> {
 
     /// Writes a snapshot of everything so far (rebuilding the base index) and publishes it.
     pub fn write_snapshot(&mut self) -> Result<(), StoreError> {
+        if let Some(open) = self.transaction {
+            // A snapshot would make uncommitted changes permanent.
+            return Err(StoreError::Transaction(format!(
+                "transaction {open} is still open"
+            )));
+        }
         let base = build_base(&self.state, self.params)?;
         if let Some(index) = &base.pdq {
             snapshot::write_banks(&self.dir.join(SNAPSHOT_FILE), &self.state, index)?;
@@ -349,15 +383,24 @@ impl<J: Journal> BankStore<J> {
         self.state.seq() - self.snapshot_seq
     }
 
-    fn append_and_apply(&mut self, records: Vec<Record>) -> Result<u64, StoreError> {
+    fn append_and_apply(&mut self, mut records: Vec<Record>) -> Result<u64, StoreError> {
         if records.is_empty() {
             return Ok(self.journal.last_seq() + 1);
         }
+        let wrapped = records.len() > 1 && self.transaction.is_none();
+        if wrapped {
+            // Several records outside a transaction: frame them as one, so a crash mid-write
+            // leaves all or none of them.
+            let transaction = self.journal.last_seq() + 1;
+            records.insert(0, Record::TransactionBegun { transaction });
+            records.push(Record::TransactionCommitted { transaction });
+        }
         let first = self.journal.append(&records)?;
+        let first_change = first + u64::from(wrapped);
         for (offset, record) in records.into_iter().enumerate() {
             self.state.apply(first + offset as u64, record)?;
         }
-        Ok(first)
+        Ok(first_change)
     }
 }
 
