@@ -24,6 +24,7 @@
 //! [`Journal`] and feed the same state and index.
 
 pub mod bank;
+mod columns;
 pub mod error;
 pub mod export;
 pub mod import;

@@ -2,9 +2,10 @@
 //!
 //! Layout (little endian): magic `ARNBANK\0`, format version (u32), kind (u32: 1 = banks,
 //! 2 = bare PDQ index), the journal sequence number covered (u64), the sections, and a CRC-32
-//! of everything before it. Sections: bank settings and provenance as JSON, the entries in a
-//! fixed binary layout, and the PDQ index arrays as they are in memory, so loading is a
-//! sequential read with no rebuilding.
+//! of everything before it. Sections: bank settings and provenance as JSON, the entries in
+//! columnar row groups, the base segment (PDQ refs, digests sorted by value, labels; see
+//! `columns`) and the PDQ index arrays as they are in memory, so loading is a few bulk reads
+//! with no rebuilding or sorting.
 //!
 //! Writing goes to a temporary file that is fsynced, renamed over the old snapshot, and the
 //! directory fsynced: a crash leaves the old or the new snapshot, never a torn one. Loading
@@ -17,19 +18,20 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bank::{Bank, Entry, Provenance};
+use crate::bank::{Bank, Provenance};
+use crate::columns;
 use crate::error::StoreError;
 use crate::journal::sync_dir;
 use crate::pdq_index::{MAX_CODES, PdqIndex, SubstringTable};
-use crate::signal::{Signal, SignalType};
+use crate::segment::Segment;
+use crate::signal::Signal;
 use crate::state::BankState;
 
 const MAGIC: &[u8; 8] = b"ARNBANK\0";
 /// Bump on any layout change; older files are then rebuilt from the journal.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const KIND_BANKS: u32 = 1;
 const KIND_INDEX: u32 = 2;
-const NONE_LEN: u32 = u32::MAX;
 
 #[derive(Serialize, Deserialize)]
 struct Catalog {
@@ -37,9 +39,17 @@ struct Catalog {
     provenances: Vec<Provenance>,
 }
 
-/// Writes the bank state and its PDQ index (built over the state's enabled PDQ entries in
-/// entry order) to `path`, atomically.
-pub fn write_banks(path: &Path, state: &BankState, index: &PdqIndex) -> Result<(), StoreError> {
+/// Writes the bank state and its base segment (built over the state's enabled entries, with
+/// its PDQ index) to `path`, atomically.
+pub(crate) fn write_banks(
+    path: &Path,
+    state: &BankState,
+    segment: &Segment,
+) -> Result<(), StoreError> {
+    let index = segment
+        .pdq
+        .as_ref()
+        .ok_or_else(|| StoreError::Corrupt("segment without a PDQ index".into()))?;
     write_atomically(path, |out| {
         write_header(out, KIND_BANKS, state.seq())?;
         let catalog = Catalog {
@@ -49,16 +59,14 @@ pub fn write_banks(path: &Path, state: &BankState, index: &PdqIndex) -> Result<(
         let json = serde_json::to_vec(&catalog).map_err(io::Error::other)?;
         out.write_all(&(json.len() as u64).to_le_bytes())?;
         out.write_all(&json)?;
-        out.write_all(&(state.entries.len() as u64).to_le_bytes())?;
-        for entry in &state.entries {
-            write_entry(out, entry)?;
-        }
+        columns::write_entries(out, &state.entries)?;
+        columns::write_segment(out, segment)?;
         write_index(out, index)
     })
 }
 
-/// Reads a bank snapshot: the state and the PDQ index stored with it.
-pub fn read_banks(path: &Path) -> Result<(BankState, PdqIndex), StoreError> {
+/// Reads a bank snapshot: the state and the base segment stored with it.
+pub(crate) fn read_banks(path: &Path) -> Result<(BankState, Segment), StoreError> {
     read_checked(path, KIND_BANKS, |input, seq| {
         let json_len = input.len_u64(1)?;
         let json = input.bytes(json_len)?;
@@ -68,16 +76,26 @@ pub fn read_banks(path: &Path) -> Result<(BankState, PdqIndex), StoreError> {
             provenances: catalog.provenances,
             ..BankState::default()
         };
-        let count = input.len_u64(30)?;
-        for _ in 0..count {
-            let entry = read_entry(input)?;
-            if state.entries.last().is_some_and(|last| last.id >= entry.id) {
-                return Err(bad("entries out of order".into()));
+        let bank_count = state.banks.len();
+        let (mut enabled_pdq, mut enabled_digests) = (0usize, 0usize);
+        columns::read_entries(input, bank_count, &mut |entry| {
+            if !entry.disabled {
+                match entry.signal {
+                    Signal::Pdq(_) => enabled_pdq += 1,
+                    _ => enabled_digests += 1,
+                }
             }
-            state.push_entry(entry);
-        }
+            state.entries.push(entry);
+        })?;
         state.set_seq(seq);
-        Ok((state, read_index(input)?))
+        let segment = columns::read_segment(input)?;
+        if segment.pdq_refs.len() != enabled_pdq || segment.digests.len() != enabled_digests {
+            return Err(bad("segment does not cover the enabled entries".into()));
+        }
+        let segment = segment
+            .with_pdq_index(read_index(input)?)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok((state, segment))
     })
 }
 
@@ -94,7 +112,7 @@ pub fn read_pdq_index(path: &Path) -> Result<PdqIndex, StoreError> {
     read_checked(path, KIND_INDEX, |input, _| read_index(input))
 }
 
-fn bad(reason: String) -> io::Error {
+pub(crate) fn bad(reason: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, reason)
 }
 
@@ -176,52 +194,6 @@ fn write_header(out: &mut CrcWriter, kind: u32, seq: u64) -> io::Result<()> {
     out.write_all(&FORMAT_VERSION.to_le_bytes())?;
     out.write_all(&kind.to_le_bytes())?;
     out.write_all(&seq.to_le_bytes())
-}
-
-fn write_optional_text(out: &mut CrcWriter, text: Option<&str>) -> io::Result<()> {
-    match text {
-        None => out.write_all(&NONE_LEN.to_le_bytes()),
-        Some(text) => {
-            out.write_all(&(text.len() as u32).to_le_bytes())?;
-            out.write_all(text.as_bytes())
-        }
-    }
-}
-
-fn write_entry(out: &mut CrcWriter, entry: &Entry) -> io::Result<()> {
-    out.write_all(&entry.id.to_le_bytes())?;
-    out.write_all(&entry.bank.to_le_bytes())?;
-    out.write_all(&[u8::from(entry.disabled), entry.signal.signal_type().code()])?;
-    out.write_all(entry.signal.as_bytes())?;
-    out.write_all(&entry.line.to_le_bytes())?;
-    out.write_all(&entry.provenance.to_le_bytes())?;
-    write_optional_text(out, entry.classification.as_deref())?;
-    write_optional_text(out, entry.metadata.as_deref())
-}
-
-fn read_entry(input: &mut CrcReader) -> io::Result<Entry> {
-    let id = input.u64()?;
-    let bank = input.u32()?;
-    let mut flags = [0u8; 2];
-    input.read_exact(&mut flags)?;
-    let signal_type =
-        SignalType::from_code(flags[1]).ok_or_else(|| bad("unknown signal type".into()))?;
-    let value = input.bytes(signal_type.byte_len() as u64)?;
-    let signal = Signal::from_bytes(signal_type, &value).ok_or_else(|| bad("bad value".into()))?;
-    let line = input.u64()?;
-    let provenance = input.u32()?;
-    let classification = input.optional_text()?;
-    let metadata = input.optional_text()?.map(String::into_boxed_str);
-    Ok(Entry {
-        id,
-        bank,
-        signal,
-        classification,
-        provenance,
-        line,
-        metadata,
-        disabled: flags[0] & 1 == 1,
-    })
 }
 
 fn write_u32s(out: &mut CrcWriter, values: &[u32]) -> io::Result<()> {
@@ -354,7 +326,7 @@ impl Write for CrcWriter {
 }
 
 /// Reads and checksums, refusing any length that would run past the end of the file.
-struct CrcReader {
+pub(crate) struct CrcReader {
     inner: BufReader<File>,
     hasher: crc32fast::Hasher,
     remaining: u64,
@@ -386,7 +358,7 @@ impl CrcReader {
     }
 
     /// A count of items at least `item_size` bytes each, checked against what is left.
-    fn len_u64(&mut self, item_size: u64) -> io::Result<u64> {
+    pub(crate) fn len_u64(&mut self, item_size: u64) -> io::Result<u64> {
         let count = self.u64()?;
         if count.saturating_mul(item_size) > self.remaining {
             return Err(bad(format!("length {count} runs past the end of the file")));
@@ -394,24 +366,13 @@ impl CrcReader {
         Ok(count)
     }
 
-    fn bytes(&mut self, count: u64) -> io::Result<Vec<u8>> {
+    pub(crate) fn bytes(&mut self, count: u64) -> io::Result<Vec<u8>> {
         if count > self.remaining {
             return Err(bad("length runs past the end of the file".into()));
         }
         let mut bytes = vec![0u8; count as usize];
         self.read_exact(&mut bytes)?;
         Ok(bytes)
-    }
-
-    fn optional_text(&mut self) -> io::Result<Option<String>> {
-        let length = self.u32()?;
-        if length == NONE_LEN {
-            return Ok(None);
-        }
-        let bytes = self.bytes(u64::from(length))?;
-        String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|e| bad(e.to_string()))
     }
 
     fn u32s(&mut self) -> io::Result<Vec<u32>> {

@@ -20,7 +20,7 @@ use crate::bank::{
 use crate::error::StoreError;
 use crate::journal::{FileJournal, Journal, Record};
 use crate::live::{LiveIndex, MERGE_AT, segment_entry};
-use crate::pdq_index::{IndexParams, PdqIndex};
+use crate::pdq_index::IndexParams;
 use crate::segment::Segment;
 use crate::signal::Signal;
 use crate::snapshot;
@@ -98,13 +98,7 @@ impl<J: Journal> BankStore<J> {
         } else {
             None
         };
-        let (mut state, base) = match loaded {
-            Some((state, index)) => {
-                let base = base_from_snapshot(&state, index, params)?;
-                (state, base)
-            }
-            None => (BankState::default(), Segment::default()),
-        };
+        let (mut state, base) = loaded.unwrap_or_default();
         let snapshot_seq = state.seq();
         let mut added = Vec::new();
         let mut disabled = Vec::new();
@@ -365,9 +359,7 @@ impl<J: Journal> BankStore<J> {
             )));
         }
         let base = build_base(&self.state, self.params)?;
-        if let Some(index) = &base.pdq {
-            snapshot::write_banks(&self.dir.join(SNAPSHOT_FILE), &self.state, index)?;
-        }
+        snapshot::write_banks(&self.dir.join(SNAPSHOT_FILE), &self.state, &base)?;
         self.snapshot_seq = self.state.seq();
         self.journal.covered_up_to(self.snapshot_seq)?;
         self.live
@@ -419,24 +411,4 @@ fn build_base(state: &BankState, params: IndexParams) -> Result<Segment, StoreEr
         .filter(|e| !e.disabled)
         .map(segment_entry);
     Ok(Segment::build(entries, params)?)
-}
-
-/// The snapshot's index is trusted only if it was built over exactly the snapshot's enabled
-/// PDQ entries, in order; otherwise it is rebuilt.
-fn base_from_snapshot(
-    state: &BankState,
-    index: PdqIndex,
-    params: IndexParams,
-) -> Result<Segment, StoreError> {
-    let entries = state
-        .entries()
-        .iter()
-        .filter(|e| !e.disabled)
-        .map(segment_entry);
-    let (segment, codes) = Segment::collect(entries);
-    if codes == index.codes {
-        Ok(segment.with_pdq_index(index)?)
-    } else {
-        Ok(segment.with_pdq_index(PdqIndex::build(codes, params)?)?)
-    }
 }

@@ -1,0 +1,289 @@
+//! The snapshot's columnar sections: bank entries and the compiled base segment.
+//!
+//! Entries are stored in row groups of [`GROUP`] entries, each group as columns (ids, banks,
+//! type/flag bytes, lines, provenances, values, labels, metadata), so loading is a handful of
+//! bulk reads per group with bounded scratch memory, not a read per field. The segment (PDQ
+//! entry refs, the exact digests already sorted by value, labels) is stored as built, so
+//! nothing is collected or re-sorted on load. This module must not do file I/O of its own or
+//! trust what it reads: every count is checked against the file size (by the reader), every
+//! index against its table, and the digest order is verified because lookups rely on it.
+
+use std::io::{self, Write};
+
+use crate::bank::{Entry, EntryId};
+use crate::segment::{BANK_LABEL, EntryRef, Segment};
+use crate::signal::{Signal, SignalType};
+use crate::snapshot::{CrcReader, bad};
+
+/// Entries per row group.
+const GROUP: usize = 1 << 16;
+const NONE_LEN: u32 = u32::MAX;
+const DISABLED_BIT: u8 = 0x80;
+
+fn put_u32s(out: &mut impl Write, values: impl Iterator<Item = u32>) -> io::Result<()> {
+    let bytes: Vec<u8> = values.flat_map(u32::to_le_bytes).collect();
+    out.write_all(&bytes)
+}
+
+fn put_u64s(out: &mut impl Write, values: impl Iterator<Item = u64>) -> io::Result<()> {
+    let bytes: Vec<u8> = values.flat_map(u64::to_le_bytes).collect();
+    out.write_all(&bytes)
+}
+
+fn put_blob(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    out.write_all(&(bytes.len() as u64).to_le_bytes())?;
+    out.write_all(bytes)
+}
+
+fn get_u32s(input: &mut CrcReader, count: usize) -> io::Result<Vec<u32>> {
+    let bytes = input.bytes(count as u64 * 4)?;
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+fn get_u64s(input: &mut CrcReader, count: usize) -> io::Result<Vec<u64>> {
+    let bytes = input.bytes(count as u64 * 8)?;
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+        .collect())
+}
+
+fn get_blob(input: &mut CrcReader) -> io::Result<Vec<u8>> {
+    let length = input.len_u64(1)?;
+    input.bytes(length)
+}
+
+/// Labels (classification texts) as a JSON array.
+fn put_labels(out: &mut impl Write, labels: &[String]) -> io::Result<()> {
+    put_blob(out, &serde_json::to_vec(labels).map_err(io::Error::other)?)
+}
+
+fn get_labels(input: &mut CrcReader) -> io::Result<Vec<String>> {
+    serde_json::from_slice(&get_blob(input)?).map_err(|e| bad(e.to_string()))
+}
+
+/// Splits `values` (concatenated, of the given types) into signals.
+fn signals(types: &[u8], values: &[u8]) -> io::Result<Vec<Signal>> {
+    let mut out = Vec::with_capacity(types.len());
+    let mut at = 0usize;
+    for &code in types {
+        let signal_type = SignalType::from_code(code & !DISABLED_BIT)
+            .ok_or_else(|| bad("unknown signal type".into()))?;
+        let end = at + signal_type.byte_len();
+        let bytes = values
+            .get(at..end)
+            .ok_or_else(|| bad("values shorter than their types".into()))?;
+        out.push(Signal::from_bytes(signal_type, bytes).ok_or_else(|| bad("bad value".into()))?);
+        at = end;
+    }
+    if at != values.len() {
+        return Err(bad("values longer than their types".into()));
+    }
+    Ok(out)
+}
+
+pub(crate) fn write_entries(out: &mut impl Write, entries: &[Entry]) -> io::Result<()> {
+    out.write_all(&(entries.len() as u64).to_le_bytes())?;
+    for group in entries.chunks(GROUP) {
+        put_u64s(out, group.iter().map(|e| e.id))?;
+        put_u32s(out, group.iter().map(|e| e.bank))?;
+        let types: Vec<u8> = group
+            .iter()
+            .map(|e| e.signal.signal_type().code() | if e.disabled { DISABLED_BIT } else { 0 })
+            .collect();
+        out.write_all(&types)?;
+        put_u64s(out, group.iter().map(|e| e.line))?;
+        put_u32s(out, group.iter().map(|e| e.provenance))?;
+        let values: Vec<u8> = group
+            .iter()
+            .flat_map(|e| e.signal.as_bytes().iter().copied())
+            .collect();
+        put_blob(out, &values)?;
+        let mut labels: Vec<String> = Vec::new();
+        let mut label_of = Vec::with_capacity(group.len());
+        for entry in group {
+            label_of.push(match &entry.classification {
+                None => NONE_LEN,
+                Some(text) => match labels.iter().position(|l| l == text) {
+                    Some(found) => found as u32,
+                    None => {
+                        labels.push(text.clone());
+                        (labels.len() - 1) as u32
+                    }
+                },
+            });
+        }
+        put_labels(out, &labels)?;
+        put_u32s(out, label_of.into_iter())?;
+        put_u32s(
+            out,
+            group
+                .iter()
+                .map(|e| e.metadata.as_ref().map_or(NONE_LEN, |m| m.len() as u32)),
+        )?;
+        let metadata: Vec<u8> = group
+            .iter()
+            .filter_map(|e| e.metadata.as_deref())
+            .flat_map(|m| m.bytes())
+            .collect();
+        put_blob(out, &metadata)?;
+    }
+    Ok(())
+}
+
+/// Reads entries written by [`write_entries`], calling `push` with each in id order.
+pub(crate) fn read_entries(
+    input: &mut CrcReader,
+    bank_count: usize,
+    push: &mut dyn FnMut(Entry),
+) -> io::Result<()> {
+    // An entry takes at least 30 bytes in the file.
+    let count = input.len_u64(30)? as usize;
+    let mut last_id: Option<EntryId> = None;
+    let mut left = count;
+    while left > 0 {
+        let size = left.min(GROUP);
+        left -= size;
+        let ids = get_u64s(input, size)?;
+        let banks = get_u32s(input, size)?;
+        let types = input.bytes(size as u64)?;
+        let lines = get_u64s(input, size)?;
+        let provenances = get_u32s(input, size)?;
+        let values = signals(&types, &get_blob(input)?)?;
+        let labels = get_labels(input)?;
+        let label_of = get_u32s(input, size)?;
+        let metadata_lengths = get_u32s(input, size)?;
+        let metadata = get_blob(input)?;
+        let mut metadata_at = 0usize;
+        for row in 0..size {
+            let id = ids[row];
+            if last_id.is_some_and(|last| last >= id) {
+                return Err(bad("entries out of order".into()));
+            }
+            last_id = Some(id);
+            if banks[row] as usize >= bank_count {
+                return Err(bad(format!("entry {id} in an unknown bank")));
+            }
+            let classification = match label_of[row] {
+                NONE_LEN => None,
+                label => Some(
+                    labels
+                        .get(label as usize)
+                        .ok_or_else(|| bad("label out of range".into()))?
+                        .clone(),
+                ),
+            };
+            let metadata = match metadata_lengths[row] {
+                NONE_LEN => None,
+                length => {
+                    let end = metadata_at + length as usize;
+                    let bytes = metadata
+                        .get(metadata_at..end)
+                        .ok_or_else(|| bad("metadata shorter than its lengths".into()))?;
+                    metadata_at = end;
+                    let text = std::str::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
+                    Some(Box::from(text))
+                }
+            };
+            push(Entry {
+                id,
+                bank: banks[row],
+                signal: values[row],
+                classification,
+                provenance: provenances[row],
+                line: lines[row],
+                metadata,
+                disabled: types[row] & DISABLED_BIT != 0,
+            });
+        }
+        if metadata_at != metadata.len() {
+            return Err(bad("metadata longer than its lengths".into()));
+        }
+    }
+    Ok(())
+}
+
+fn put_refs(out: &mut impl Write, refs: &[EntryRef]) -> io::Result<()> {
+    for group in refs.chunks(GROUP) {
+        put_u64s(out, group.iter().map(|r| r.id))?;
+        put_u32s(out, group.iter().map(|r| r.bank))?;
+        put_u32s(out, group.iter().map(|r| r.label))?;
+    }
+    Ok(())
+}
+
+fn get_refs(input: &mut CrcReader, count: usize, labels: usize) -> io::Result<Vec<EntryRef>> {
+    let mut refs = Vec::with_capacity(count);
+    let mut left = count;
+    while left > 0 {
+        let size = left.min(GROUP);
+        left -= size;
+        let ids = get_u64s(input, size)?;
+        let banks = get_u32s(input, size)?;
+        let label_of = get_u32s(input, size)?;
+        for ((id, bank), label) in ids.into_iter().zip(banks).zip(label_of) {
+            if label != BANK_LABEL && label as usize >= labels {
+                return Err(bad("segment label out of range".into()));
+            }
+            refs.push(EntryRef { id, bank, label });
+        }
+    }
+    Ok(refs)
+}
+
+/// Writes the segment's refs, labels and digests (its PDQ index is written by the caller).
+pub(crate) fn write_segment(out: &mut impl Write, segment: &Segment) -> io::Result<()> {
+    put_labels(out, &segment.labels)?;
+    out.write_all(&(segment.pdq_refs.len() as u64).to_le_bytes())?;
+    put_refs(out, &segment.pdq_refs)?;
+    out.write_all(&(segment.digests.len() as u64).to_le_bytes())?;
+    for group in segment.digests.chunks(GROUP) {
+        let types: Vec<u8> = group
+            .iter()
+            .map(|(signal, _)| signal.signal_type().code())
+            .collect();
+        out.write_all(&types)?;
+        let values: Vec<u8> = group
+            .iter()
+            .flat_map(|(signal, _)| signal.as_bytes().iter().copied())
+            .collect();
+        put_blob(out, &values)?;
+        let refs: Vec<EntryRef> = group.iter().map(|(_, r)| *r).collect();
+        put_refs(out, &refs)?;
+    }
+    Ok(())
+}
+
+/// Reads what [`write_segment`] wrote; the PDQ index is attached by the caller.
+pub(crate) fn read_segment(input: &mut CrcReader) -> io::Result<Segment> {
+    let labels = get_labels(input)?;
+    let pdq_count = input.len_u64(16)? as usize;
+    let pdq_refs = get_refs(input, pdq_count, labels.len())?;
+    let digest_count = input.len_u64(33)? as usize;
+    let mut digests = Vec::with_capacity(digest_count);
+    let mut left = digest_count;
+    while left > 0 {
+        let size = left.min(GROUP);
+        left -= size;
+        let types = input.bytes(size as u64)?;
+        let values = signals(&types, &get_blob(input)?)?;
+        let refs = get_refs(input, size, labels.len())?;
+        digests.extend(values.into_iter().zip(refs));
+    }
+    // Lookups binary-search this table: an unsorted one would miss entries silently.
+    let sorted = digests
+        .windows(2)
+        .all(|pair| (pair[0].0, pair[0].1.id) <= (pair[1].0, pair[1].1.id));
+    if !sorted {
+        return Err(bad("digest table out of order".into()));
+    }
+    Ok(Segment {
+        pdq: None,
+        pdq_refs,
+        digests,
+        labels,
+    })
+}
