@@ -166,6 +166,7 @@ async fn a_drip_is_cut_by_the_total_deadline_not_the_read_timeout() {
     );
     // The drip would take 64 s; the deadline ended it (generous bound for a loaded machine).
     assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(fetch.elapsed >= Duration::from_millis(1500));
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! Reads `a[href]`, `area[href]`, `iframe[src]`, `frame[src]` as page links and `img[src]`,
 //! `img[srcset]`, lazy-loading `img[data-src]`, `source[srcset]` (picture), `video[src]`,
 //! `video[poster]`, `source[src]`, `link[rel~=image_src]`, `meta` `og:image` (by `property` or
-//! `name`, also `twitter:image` and `og:video`) and inline `style` `url(…)` as media links.
+//! `name`, also `twitter:image` and `og:video`), inline `style` and `<style>` `url(…)` as media
+//! links.
 //! `<base href>` applies to the whole document wherever it appears, as in browsers. The
 //! charset comes from [`charset::detect`]. Output: absolute http(s) URLs without fragments,
 //! deduplicated in document order, each list capped.
@@ -18,8 +19,11 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 
 use lol_html::html_content::Element;
-use lol_html::{HtmlRewriter, MemorySettings, Settings, element};
+use lol_html::{HtmlRewriter, MemorySettings, Settings, element, text};
 use url::Url;
+
+/// CSS read from one `<style>` element for `url(…)` references.
+const MAX_STYLE_BYTES: usize = 256 * 1024;
 
 /// Extraction limits.
 #[derive(Debug, Clone)]
@@ -208,6 +212,8 @@ fn parse(html: &[u8], found: &RefCell<Found>, config: &ExtractConfig) -> Option<
         }
         Ok(())
     };
+    // Text of the current <style> element, bounded: CSS beyond the bound is not read.
+    let style_text = RefCell::new(String::new());
     let settings = Settings::new()
         .with_strict(false)
         .with_memory_settings(
@@ -248,6 +254,20 @@ fn parse(html: &[u8], found: &RefCell<Found>, config: &ExtractConfig) -> Option<
                 .map(|k| k.to_ascii_lowercase());
             if key.as_deref().is_some_and(is_media_meta) {
                 found.borrow_mut().attr(el, "content", Role::Media);
+            }
+            Ok(())
+        }))
+        .append_element_content_handler(text!("style", |chunk| {
+            let mut css = style_text.borrow_mut();
+            if css.len() < MAX_STYLE_BYTES {
+                css.push_str(chunk.as_str());
+            }
+            if chunk.last_in_text_node() {
+                let mut found = found.borrow_mut();
+                for url in syntax::css_urls(&css) {
+                    found.push(Role::Media, &url);
+                }
+                css.clear();
             }
             Ok(())
         }))

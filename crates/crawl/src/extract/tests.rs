@@ -32,6 +32,7 @@ fn every_kind_of_reference_is_found_and_sorted_by_role() {
         <picture><source srcset="p.webp 1x, p2.webp 2x"><img src="p.jpg"></picture>
         <video src="v.mp4" poster="poster.jpg"><source src="v.webm"></video>
         <div style="background-image: url('bg.png')">x</div>
+        <style>.hero { background: url(/css-hero.jpg) } .x { background: url("css-x.png") }</style>
         </body></html>"#;
     let out = run(html);
     assert_eq!(
@@ -57,6 +58,8 @@ fn every_kind_of_reference_is_found_and_sorted_by_role() {
         "dir/poster.jpg",
         "dir/v.webm",
         "dir/bg.png",
+        "css-hero.jpg",
+        "dir/css-x.png",
     ]
     .map(|p| format!("http://site.example/{p}"));
     assert_eq!(strings(&out.media_links), expected_media);

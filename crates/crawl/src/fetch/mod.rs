@@ -139,6 +139,8 @@ pub struct Fetch {
     /// Redirect responses, in order (the final response is not among them).
     pub redirects: Vec<Hop>,
     pub outcome: Result<Response, FetchError>,
+    /// Wall time of the whole fetch (the frontier scales its politeness delay by it).
+    pub elapsed: Duration,
 }
 
 /// How the certificate was judged.
@@ -252,13 +254,15 @@ impl Fetcher {
 
     /// Fetches `url`, following redirects, within the configured limits.
     pub async fn fetch(&self, url: &Url) -> Fetch {
-        let deadline = Instant::now() + self.config.total_timeout;
+        let started = Instant::now();
+        let deadline = started + self.config.total_timeout;
         let mut redirects = Vec::new();
         let outcome = self.follow(url.clone(), deadline, &mut redirects).await;
         Fetch {
             requested: url.clone(),
             redirects,
             outcome,
+            elapsed: started.elapsed(),
         }
     }
 
