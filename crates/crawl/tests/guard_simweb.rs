@@ -118,3 +118,15 @@ fn the_default_guard_admits_nothing_special() {
     let policy = aranea_crawl::ssrf::AddressPolicy::new(&config);
     assert!(policy.check_ip("127.10.1.1".parse().unwrap()).is_err());
 }
+
+#[test]
+fn a_fetcher_can_be_built_outside_a_runtime_and_used_inside_one() {
+    let world = world();
+    let fetcher = Fetcher::new(config(&world)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fetch = runtime.block_on(fetcher.fetch(&url(&world, "sunny-gallery.sim", "/")));
+    assert_eq!(fetch.outcome.unwrap().status, 200);
+}

@@ -135,6 +135,22 @@ fn legacy_charsets_are_decoded_before_resolving() {
 }
 
 #[test]
+fn utf16_pages_with_a_bom_are_decoded() {
+    let mut body = vec![0xFF, 0xFE];
+    for unit in "<a href=\"/utf16\">x</a>".encode_utf16() {
+        body.extend_from_slice(&unit.to_le_bytes());
+    }
+    let out = extract(
+        &body,
+        &page(),
+        Some("text/html; charset=windows-1252"),
+        &ExtractConfig::default(),
+    );
+    assert_eq!(out.encoding, "UTF-16LE");
+    assert_eq!(strings(&out.page_links), ["http://site.example/utf16"]);
+}
+
+#[test]
 fn broken_html_still_yields_its_links() {
     let html = "<html><head><title>broken<title></head><body><div><p>unclosed <b>bold <i>italic</b>\n\
         <a href=/quirks/>unquoted</a><a href='/' >single</a><img src=\"/i.jpg\" alt=\"x\" <table><tr><td>cell\n\
