@@ -1,7 +1,9 @@
 //! A site's robots.txt turned into a policy: may this URL be fetched, how long to wait
 //! between requests, which sitemaps it names.
 //!
-//! Built from the fetch of `/robots.txt` (see [`robots_url`]) following RFC 9309's reading of
+//! Built from the fetch of `/robots.txt` (see [`robots_url`]; fetch it with
+//! [`Fetcher::fetch_prefix`](crate::fetch::Fetcher::fetch_prefix) and
+//! [`RobotsConfig::max_bytes`] so a huge file is cut, not refused) following RFC 9309's reading of
 //! failures: a 4xx means no rules (allow all), a 5xx or an unreachable server means "assume
 //! everything is disallowed for now" (the frontier retries later). Garbage is tolerated (lines
 //! that are not rules are ignored), huge files are cut at a line boundary, and Crawl-delay is
@@ -84,7 +86,15 @@ impl Robots {
     /// The policy from the fetch of a robots.txt URL.
     pub fn from_fetch(fetch: &Fetch, config: &RobotsConfig) -> Robots {
         match &fetch.outcome {
-            Ok(response) => Robots::from_response(response.status, &response.body, config),
+            Ok(response) => {
+                let mut robots = Robots::from_response(response.status, &response.body, config);
+                if response.truncated
+                    && let RobotsSource::Parsed { truncated } = &mut robots.source
+                {
+                    *truncated = true;
+                }
+                robots
+            }
             Err(error) => Robots::blocked(RobotsSource::Unreachable {
                 error: error.clone(),
             }),

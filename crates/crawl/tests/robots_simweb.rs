@@ -10,7 +10,9 @@ use common::{fetcher, url, world};
 async fn robots_of(world: &aranea_simweb::RunningWorld, host: &str) -> Robots {
     let robots = robots_url(&url(world, host, "/some/page")).unwrap();
     assert_eq!(robots.path(), "/robots.txt");
-    let fetch = fetcher(world).fetch(&robots).await;
+    let fetch = fetcher(world)
+        .fetch_prefix(&robots, RobotsConfig::default().max_bytes as u64)
+        .await;
     Robots::from_fetch(&fetch, &RobotsConfig::default())
 }
 
@@ -51,4 +53,21 @@ async fn an_unreachable_robots_txt_disallows_for_now() {
         RobotsSource::Unreachable { .. }
     ));
     assert!(!unreachable.allows(&url(&world, "no-such-site.sim", "/")));
+}
+
+#[tokio::test]
+async fn an_endless_robots_body_is_cut_at_the_size_limit_not_refused() {
+    let world = world();
+    let config = RobotsConfig::default();
+    // The hostile site's endless body stands in for a robots.txt that never ends.
+    let endless = url(&world, "odd-corner.sim", "/quirks/endless.html");
+    let fetch = fetcher(&world)
+        .fetch_prefix(&endless, config.max_bytes as u64)
+        .await;
+    let response = fetch.outcome.as_ref().unwrap();
+    assert!(response.truncated);
+    assert_eq!(response.body.len(), config.max_bytes);
+    let robots = Robots::from_fetch(&fetch, &config);
+    assert_eq!(robots.source(), &RobotsSource::Parsed { truncated: true });
+    assert!(robots.allows(&url(&world, "odd-corner.sim", "/")));
 }

@@ -176,6 +176,8 @@ pub struct Response {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
     pub body: Bytes,
+    /// Only the first bytes were kept ([`Fetcher::fetch_prefix`]).
+    pub truncated: bool,
     pub kind: BodyKind,
     pub tls: TlsStatus,
 }
@@ -189,6 +191,20 @@ impl Response {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
+}
+
+/// What to do with a body over the limit.
+#[derive(Debug, Clone, Copy)]
+enum BodyLimit {
+    Fail(u64),
+    Truncate(u64),
+}
+
+/// The limits one fetch runs under, across all its hops.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    deadline: Instant,
+    body: BodyLimit,
 }
 
 /// A client with the guard, limits and trust of one [`FetchConfig`]. Cheap to share.
@@ -252,12 +268,29 @@ impl Fetcher {
         &self.policy
     }
 
-    /// Fetches `url`, following redirects, within the configured limits.
+    /// Fetches `url`, following redirects, within the configured limits. A body over
+    /// `max_body_bytes` is an error ([`FetchError::BodyTooLarge`]).
     pub async fn fetch(&self, url: &Url) -> Fetch {
+        self.fetch_with(url, BodyLimit::Fail(self.config.max_body_bytes))
+            .await
+    }
+
+    /// Fetches `url` but keeps only its first `max_bytes` (at most `max_body_bytes`) and stops
+    /// reading there, marking the response [`Response::truncated`]: for robots.txt, which is
+    /// read up to a size and not refused for being longer.
+    pub async fn fetch_prefix(&self, url: &Url, max_bytes: u64) -> Fetch {
+        let limit = max_bytes.min(self.config.max_body_bytes);
+        self.fetch_with(url, BodyLimit::Truncate(limit)).await
+    }
+
+    async fn fetch_with(&self, url: &Url, body: BodyLimit) -> Fetch {
         let started = Instant::now();
-        let deadline = started + self.config.total_timeout;
+        let budget = Budget {
+            deadline: started + self.config.total_timeout,
+            body,
+        };
         let mut redirects = Vec::new();
-        let outcome = self.follow(url.clone(), deadline, &mut redirects).await;
+        let outcome = self.follow(url.clone(), budget, &mut redirects).await;
         Fetch {
             requested: url.clone(),
             redirects,
@@ -269,12 +302,12 @@ impl Fetcher {
     async fn follow(
         &self,
         mut url: Url,
-        deadline: Instant,
+        budget: Budget,
         redirects: &mut Vec<Hop>,
     ) -> Result<Response, FetchError> {
         loop {
             self.policy.check_url(&url).map_err(FetchError::Refused)?;
-            let (response, tls) = self.send(&url, deadline).await?;
+            let (response, tls) = self.send(&url, budget.deadline).await?;
             let server_ip = response.remote_addr().map(|a| a.ip());
             if let Some(ip) = server_ip {
                 self.policy
@@ -284,7 +317,7 @@ impl Fetcher {
             let status = response.status().as_u16();
             if !matches!(status, 301 | 302 | 303 | 307 | 308) {
                 return self
-                    .read_response(url, response, server_ip, tls, deadline)
+                    .read_response(url, response, server_ip, tls, budget)
                     .await;
             }
             let location = header(response.headers(), LOCATION);
@@ -372,21 +405,26 @@ impl Fetcher {
         mut response: reqwest::Response,
         server_ip: Option<IpAddr>,
         tls: TlsStatus,
-        deadline: Instant,
+        budget: Budget,
     ) -> Result<Response, FetchError> {
+        let deadline = budget.deadline;
         let headers = response.headers().clone();
         let http_version = match response.version() {
             reqwest::Version::HTTP_10 | reqwest::Version::HTTP_11 => HttpVersion::Http1,
             reqwest::Version::HTTP_2 => HttpVersion::Http2,
             _ => HttpVersion::Other,
         };
-        let limit = self.config.max_body_bytes;
+        let (limit, truncate) = match budget.body {
+            BodyLimit::Fail(limit) => (limit, false),
+            BodyLimit::Truncate(limit) => (limit, true),
+        };
+        let mut truncated = false;
         let encoded = headers.contains_key(reqwest::header::CONTENT_ENCODING);
         let declared = header(&headers, reqwest::header::CONTENT_LENGTH)
             .and_then(|v| v.trim().parse::<u64>().ok());
         // A declared length over the cap fails before a byte is read; with a content-coding
         // the length is of the compressed form, so only the streamed count decides.
-        if !encoded && declared.is_some_and(|d| d > limit) {
+        if !truncate && !encoded && declared.is_some_and(|d| d > limit) {
             return Err(FetchError::BodyTooLarge { limit });
         }
         let mut body = BytesMut::new();
@@ -396,8 +434,16 @@ impl Fetcher {
                 .map_err(|_| self.deadline())?;
             match chunk {
                 Ok(Some(chunk)) => {
-                    if body.len() as u64 + chunk.len() as u64 > limit {
-                        return Err(FetchError::BodyTooLarge { limit });
+                    let room = limit.saturating_sub(body.len() as u64);
+                    if chunk.len() as u64 > room {
+                        if !truncate {
+                            return Err(FetchError::BodyTooLarge { limit });
+                        }
+                        // Dropping the response closes the connection: nothing more is read.
+                        let keep = usize::try_from(room).unwrap_or(usize::MAX);
+                        body.extend_from_slice(chunk.get(..keep).unwrap_or_default());
+                        truncated = true;
+                        break;
                     }
                     body.extend_from_slice(&chunk);
                 }
@@ -427,6 +473,7 @@ impl Fetcher {
             last_modified: header(&headers, reqwest::header::LAST_MODIFIED),
             content_type,
             body,
+            truncated,
             kind,
             tls,
         })
