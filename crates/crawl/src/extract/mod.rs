@@ -236,7 +236,31 @@ fn parse(html: &[u8], found: &RefCell<Found>, config: &ExtractConfig) -> Option<
         .append_element_content_handler(element!("source[srcset]", srcset))
         .append_element_content_handler(element!("source[src]", media("src")))
         .append_element_content_handler(element!("video[src]", media("src")))
-        .append_element_content_handler(element!("video[poster]", media("poster")))
+        .append_element_content_handler(element!("video[poster]", media("poster")));
+    let settings = with_meta_and_css(settings, found, &style_text);
+    let mut rewriter = HtmlRewriter::new(settings, |_: &[u8]| {});
+    // Fed in slices so the parser's buffers, not one huge write, set the memory profile.
+    let result = html
+        .chunks(64 * 1024)
+        .try_for_each(|chunk| rewriter.write(chunk))
+        .and_then(|()| rewriter.end());
+    result.err().map(|error| match error {
+        lol_html::errors::RewritingError::MemoryLimitExceeded(_) => ExtractError::MemoryLimit {
+            limit: config.max_parser_memory,
+        },
+        other => ExtractError::Parser {
+            message: other.to_string(),
+        },
+    })
+}
+
+/// Media references that need a look at more than one attribute, or at CSS.
+fn with_meta_and_css<'h>(
+    settings: Settings<'h, 'static>,
+    found: &'h RefCell<Found>,
+    style_text: &'h RefCell<String>,
+) -> Settings<'h, 'static> {
+    settings
         .append_element_content_handler(element!("link[href]", |el| {
             let is_image = el.get_attribute("rel").is_some_and(|rel| {
                 rel.split_ascii_whitespace()
@@ -279,21 +303,7 @@ fn parse(html: &[u8], found: &RefCell<Found>, config: &ExtractConfig) -> Option<
                 }
             }
             Ok(())
-        }));
-    let mut rewriter = HtmlRewriter::new(settings, |_: &[u8]| {});
-    // Fed in slices so the parser's buffers, not one huge write, set the memory profile.
-    let result = html
-        .chunks(64 * 1024)
-        .try_for_each(|chunk| rewriter.write(chunk))
-        .and_then(|()| rewriter.end());
-    result.err().map(|error| match error {
-        lol_html::errors::RewritingError::MemoryLimitExceeded(_) => ExtractError::MemoryLimit {
-            limit: config.max_parser_memory,
-        },
-        other => ExtractError::Parser {
-            message: other.to_string(),
-        },
-    })
+        }))
 }
 
 fn is_media_meta(key: &str) -> bool {
