@@ -98,8 +98,9 @@ pub struct Entry {
     pub id: EntryId,
     pub bank: BankId,
     pub signal: Signal,
-    /// Overrides the bank's classification when set.
-    pub classification: Option<String>,
+    /// Overrides the bank's classification when set. Shared: a list holds few labels, and a
+    /// pointer per entry costs less than a `String`.
+    pub classification: Option<std::sync::Arc<str>>,
     /// Index into the store's provenance table.
     pub provenance: u32,
     /// Line of the import file (0 when not imported).

@@ -9,8 +9,12 @@
 //! index against its table, and the digest order is verified because lookups rely on it.
 
 use std::io::{self, Write};
+use std::sync::Arc;
+
+use aranea_hash::PdqHash;
 
 use crate::bank::{Entry, EntryId};
+use crate::pdq_index::Code;
 use crate::segment::{BANK_LABEL, EntryRef, Segment};
 use crate::signal::{Signal, SignalType};
 use crate::snapshot::{CrcReader, bad};
@@ -20,14 +24,77 @@ const GROUP: usize = 1 << 16;
 const NONE_LEN: u32 = u32::MAX;
 const DISABLED_BIT: u8 = 0x80;
 
-fn put_u32s(out: &mut impl Write, values: impl Iterator<Item = u32>) -> io::Result<()> {
-    let bytes: Vec<u8> = values.flat_map(u32::to_le_bytes).collect();
-    out.write_all(&bytes)
+/// Column encodings: raw values, or an arithmetic run (start, step: ids, a constant bank or
+/// label), which most columns of an imported list are.
+const RAW: u8 = 0;
+const RUN: u8 = 1;
+
+fn is_run(values: &[u64]) -> Option<(u64, u64)> {
+    let start = *values.first()?;
+    let step = values.get(1).map_or(0, |second| second.wrapping_sub(start));
+    let mut expected = start;
+    for &value in values {
+        if value != expected {
+            return None;
+        }
+        expected = expected.wrapping_add(step);
+    }
+    Some((start, step))
 }
 
 fn put_u64s(out: &mut impl Write, values: impl Iterator<Item = u64>) -> io::Result<()> {
-    let bytes: Vec<u8> = values.flat_map(u64::to_le_bytes).collect();
+    let values: Vec<u64> = values.collect();
+    if let Some((start, step)) = is_run(&values) {
+        out.write_all(&[RUN])?;
+        out.write_all(&start.to_le_bytes())?;
+        return out.write_all(&step.to_le_bytes());
+    }
+    out.write_all(&[RAW])?;
+    let bytes: Vec<u8> = values.into_iter().flat_map(u64::to_le_bytes).collect();
     out.write_all(&bytes)
+}
+
+fn put_u32s(out: &mut impl Write, values: impl Iterator<Item = u32>) -> io::Result<()> {
+    let values: Vec<u64> = values.map(u64::from).collect();
+    if let Some((start, step)) = is_run(&values) {
+        out.write_all(&[RUN])?;
+        out.write_all(&start.to_le_bytes())?;
+        return out.write_all(&step.to_le_bytes());
+    }
+    out.write_all(&[RAW])?;
+    let bytes: Vec<u8> = values
+        .into_iter()
+        .flat_map(|v| (v as u32).to_le_bytes())
+        .collect();
+    out.write_all(&bytes)
+}
+
+/// A run's values, refusing one that leaves the type's range.
+fn run(input: &mut CrcReader, count: usize, max: u64) -> io::Result<Vec<u64>> {
+    let start = u64::from_le_bytes(array(&input.bytes(8)?)?);
+    let step = u64::from_le_bytes(array(&input.bytes(8)?)?);
+    let mut values = Vec::with_capacity(count);
+    let mut value = start;
+    for _ in 0..count {
+        if value > max {
+            return Err(bad("column run out of range".into()));
+        }
+        values.push(value);
+        value = value.wrapping_add(step);
+    }
+    Ok(values)
+}
+
+fn array<const N: usize>(bytes: &[u8]) -> io::Result<[u8; N]> {
+    bytes.try_into().map_err(|_| bad("short field".into()))
+}
+
+fn encoding(input: &mut CrcReader) -> io::Result<u8> {
+    match input.bytes(1)?.first() {
+        Some(&RAW) => Ok(RAW),
+        Some(&RUN) => Ok(RUN),
+        _ => Err(bad("unknown column encoding".into())),
+    }
 }
 
 fn put_blob(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
@@ -36,6 +103,10 @@ fn put_blob(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
 }
 
 fn get_u32s(input: &mut CrcReader, count: usize) -> io::Result<Vec<u32>> {
+    if encoding(input)? == RUN {
+        let values = run(input, count, u64::from(u32::MAX))?;
+        return Ok(values.into_iter().map(|v| v as u32).collect());
+    }
     let bytes = input.bytes(count as u64 * 4)?;
     Ok(bytes
         .chunks_exact(4)
@@ -44,6 +115,9 @@ fn get_u32s(input: &mut CrcReader, count: usize) -> io::Result<Vec<u32>> {
 }
 
 fn get_u64s(input: &mut CrcReader, count: usize) -> io::Result<Vec<u64>> {
+    if encoding(input)? == RUN {
+        return run(input, count, u64::MAX);
+    }
     let bytes = input.bytes(count as u64 * 8)?;
     Ok(bytes
         .chunks_exact(8)
@@ -65,13 +139,34 @@ fn get_labels(input: &mut CrcReader) -> io::Result<Vec<String>> {
     serde_json::from_slice(&get_blob(input)?).map_err(|e| bad(e.to_string()))
 }
 
-/// Splits `values` (concatenated, of the given types) into signals.
-fn signals(types: &[u8], values: &[u8]) -> io::Result<Vec<Signal>> {
+/// Whether an entry's value is left out of the entry columns: an enabled PDQ entry's code is
+/// in the index already, in entry order.
+fn value_in_index(signal: &Signal, disabled: bool) -> bool {
+    matches!(signal, Signal::Pdq(_)) && !disabled
+}
+
+/// Splits `values` (concatenated, of the given types) into signals, taking enabled PDQ
+/// values from `codes` (the index's, in entry order).
+fn signals(
+    types: &[u8],
+    values: &[u8],
+    mut codes: Option<&mut std::slice::Iter<'_, Code>>,
+) -> io::Result<Vec<Signal>> {
     let mut out = Vec::with_capacity(types.len());
     let mut at = 0usize;
     for &code in types {
         let signal_type = SignalType::from_code(code & !DISABLED_BIT)
             .ok_or_else(|| bad("unknown signal type".into()))?;
+        if signal_type == SignalType::Pdq
+            && code & DISABLED_BIT == 0
+            && let Some(codes) = codes.as_mut()
+        {
+            let words = codes
+                .next()
+                .ok_or_else(|| bad("more enabled PDQ entries than indexed codes".into()))?;
+            out.push(Signal::Pdq(PdqHash::from_words(*words)));
+            continue;
+        }
         let end = at + signal_type.byte_len();
         let bytes = values
             .get(at..end)
@@ -99,6 +194,7 @@ pub(crate) fn write_entries(out: &mut impl Write, entries: &[Entry]) -> io::Resu
         put_u32s(out, group.iter().map(|e| e.provenance))?;
         let values: Vec<u8> = group
             .iter()
+            .filter(|e| !value_in_index(&e.signal, e.disabled))
             .flat_map(|e| e.signal.as_bytes().iter().copied())
             .collect();
         put_blob(out, &values)?;
@@ -107,10 +203,10 @@ pub(crate) fn write_entries(out: &mut impl Write, entries: &[Entry]) -> io::Resu
         for entry in group {
             label_of.push(match &entry.classification {
                 None => NONE_LEN,
-                Some(text) => match labels.iter().position(|l| l == text) {
+                Some(text) => match labels.iter().position(|l| **l == **text) {
                     Some(found) => found as u32,
                     None => {
-                        labels.push(text.clone());
+                        labels.push(text.to_string());
                         (labels.len() - 1) as u32
                     }
                 },
@@ -135,13 +231,20 @@ pub(crate) fn write_entries(out: &mut impl Write, entries: &[Entry]) -> io::Resu
 }
 
 /// Reads entries written by [`write_entries`], calling `push` with each in id order.
+/// `codes` are the index's codes, which hold the enabled PDQ entries' values in entry order.
 pub(crate) fn read_entries(
     input: &mut CrcReader,
     bank_count: usize,
+    codes: &[Code],
     push: &mut dyn FnMut(Entry),
-) -> io::Result<()> {
-    // An entry takes at least 30 bytes in the file.
-    let count = input.len_u64(30)? as usize;
+) -> io::Result<usize> {
+    let count = input.u64()?;
+    // Runs make columns small, but each entry takes at least its type byte.
+    if count > input.remaining() {
+        return Err(bad(format!("{count} entries run past the end of the file")));
+    }
+    let count = count as usize;
+    let mut codes = codes.iter();
     let mut last_id: Option<EntryId> = None;
     let mut left = count;
     while left > 0 {
@@ -152,8 +255,8 @@ pub(crate) fn read_entries(
         let types = input.bytes(size as u64)?;
         let lines = get_u64s(input, size)?;
         let provenances = get_u32s(input, size)?;
-        let values = signals(&types, &get_blob(input)?)?;
-        let labels = get_labels(input)?;
+        let values = signals(&types, &get_blob(input)?, Some(&mut codes))?;
+        let labels: Vec<Arc<str>> = get_labels(input)?.into_iter().map(Arc::from).collect();
         let label_of = get_u32s(input, size)?;
         let metadata_lengths = get_u32s(input, size)?;
         let metadata = get_blob(input)?;
@@ -172,8 +275,8 @@ pub(crate) fn read_entries(
                 label => Some(
                     labels
                         .get(label as usize)
-                        .ok_or_else(|| bad("label out of range".into()))?
-                        .clone(),
+                        .ok_or_else(|| bad("label out of range".into()))
+                        .map(Arc::clone)?,
                 ),
             };
             let metadata = match metadata_lengths[row] {
@@ -203,7 +306,10 @@ pub(crate) fn read_entries(
             return Err(bad("metadata longer than its lengths".into()));
         }
     }
-    Ok(())
+    if codes.next().is_some() {
+        return Err(bad("fewer enabled PDQ entries than indexed codes".into()));
+    }
+    Ok(count)
 }
 
 fn put_refs(out: &mut impl Write, refs: &[EntryRef]) -> io::Result<()> {
@@ -260,16 +366,19 @@ pub(crate) fn write_segment(out: &mut impl Write, segment: &Segment) -> io::Resu
 /// Reads what [`write_segment`] wrote; the PDQ index is attached by the caller.
 pub(crate) fn read_segment(input: &mut CrcReader) -> io::Result<Segment> {
     let labels = get_labels(input)?;
-    let pdq_count = input.len_u64(16)? as usize;
+    let pdq_count = input.len_u64(1)? as usize;
     let pdq_refs = get_refs(input, pdq_count, labels.len())?;
-    let digest_count = input.len_u64(33)? as usize;
+    let digest_count = input.len_u64(17)? as usize;
     let mut digests = Vec::with_capacity(digest_count);
     let mut left = digest_count;
     while left > 0 {
         let size = left.min(GROUP);
         left -= size;
         let types = input.bytes(size as u64)?;
-        let values = signals(&types, &get_blob(input)?)?;
+        let values = signals(&types, &get_blob(input)?, None)?;
+        if values.iter().any(|v| matches!(v, Signal::Pdq(_))) {
+            return Err(bad("a PDQ value in the digest table".into()));
+        }
         let refs = get_refs(input, size, labels.len())?;
         digests.extend(values.into_iter().zip(refs));
     }

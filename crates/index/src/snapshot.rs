@@ -29,7 +29,7 @@ use crate::state::BankState;
 
 const MAGIC: &[u8; 8] = b"ARNBANK\0";
 /// Bump on any layout change; older files are then rebuilt from the journal.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const KIND_BANKS: u32 = 1;
 const KIND_INDEX: u32 = 2;
 
@@ -59,9 +59,10 @@ pub(crate) fn write_banks(
         let json = serde_json::to_vec(&catalog).map_err(io::Error::other)?;
         out.write_all(&(json.len() as u64).to_le_bytes())?;
         out.write_all(&json)?;
-        columns::write_entries(out, &state.entries)?;
+        // The index first: the entry columns leave out the values it holds.
         columns::write_segment(out, segment)?;
-        write_index(out, index)
+        write_index(out, index)?;
+        columns::write_entries(out, &state.entries)
     })
 }
 
@@ -77,23 +78,29 @@ pub(crate) fn read_banks(path: &Path) -> Result<(BankState, Segment), StoreError
             ..BankState::default()
         };
         let bank_count = state.banks.len();
+        let segment = columns::read_segment(input)?;
+        let index = read_index(input)?;
         let (mut enabled_pdq, mut enabled_digests) = (0usize, 0usize);
-        columns::read_entries(input, bank_count, &mut |entry| {
+        let mut entries = Vec::new();
+        columns::read_entries(input, bank_count, &index.codes, &mut |entry| {
             if !entry.disabled {
                 match entry.signal {
                     Signal::Pdq(_) => enabled_pdq += 1,
                     _ => enabled_digests += 1,
                 }
             }
-            state.entries.push(entry);
+            if entries.is_empty() {
+                entries.reserve(segment.len());
+            }
+            entries.push(entry);
         })?;
+        state.entries = entries;
         state.set_seq(seq);
-        let segment = columns::read_segment(input)?;
         if segment.pdq_refs.len() != enabled_pdq || segment.digests.len() != enabled_digests {
             return Err(bad("segment does not cover the enabled entries".into()));
         }
         let segment = segment
-            .with_pdq_index(read_index(input)?)
+            .with_pdq_index(index)
             .map_err(|e| bad(e.to_string()))?;
         Ok((state, segment))
     })
@@ -351,13 +358,17 @@ impl CrcReader {
         Ok(u32::from_le_bytes(bytes))
     }
 
-    fn u64(&mut self) -> io::Result<u64> {
+    pub(crate) fn u64(&mut self) -> io::Result<u64> {
         let mut bytes = [0u8; 8];
         self.read_exact(&mut bytes)?;
         Ok(u64::from_le_bytes(bytes))
     }
 
     /// A count of items at least `item_size` bytes each, checked against what is left.
+    pub(crate) fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
     pub(crate) fn len_u64(&mut self, item_size: u64) -> io::Result<u64> {
         let count = self.u64()?;
         if count.saturating_mul(item_size) > self.remaining {

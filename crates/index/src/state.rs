@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use crate::bank::{Bank, BankId, Entry, EntryId, Provenance};
 use crate::error::StoreError;
@@ -148,7 +149,7 @@ impl BankState {
                     id: seq,
                     bank,
                     signal,
-                    classification,
+                    classification: classification.map(|label| self.label(label)),
                     provenance,
                     line,
                     metadata: metadata.map(String::into_boxed_str),
@@ -172,6 +173,15 @@ impl BankState {
         }
         self.seq = seq;
         Ok(())
+    }
+
+    /// The shared copy of `label`: the last entry's, when it is the same (lists come in runs
+    /// of one label), else a new one.
+    fn label(&self, label: String) -> Arc<str> {
+        match self.entries.last().and_then(|e| e.classification.as_ref()) {
+            Some(last) if **last == *label => Arc::clone(last),
+            _ => Arc::from(label),
+        }
     }
 
     pub(crate) fn push_entry(&mut self, entry: Entry) {
