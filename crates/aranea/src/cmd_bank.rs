@@ -255,7 +255,7 @@ pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
             if store.state().entry(entry).is_none_or(|e| e.bank != bank) {
                 bail!("bank {name} has no entry {entry}");
             }
-            // One transaction: a crash mid-import leaves the bank as it was before.
+            // The provenance and the change count together or not at all.
             store.begin_transaction()?;
             let provenance = store.add_provenance(Provenance {
                 added_by: by,
@@ -263,6 +263,7 @@ pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
                 origin: Origin::Manual,
             })?;
             store.disable_entry(entry, provenance)?;
+            store.commit_transaction()?;
             println!(
                 "{}",
                 json!({"bank": name, "entry": entry, "disabled": true})
