@@ -122,3 +122,60 @@ fn the_snapshot_reads_back_what_the_journal_replays_and_damage_falls_back() {
         check(&format!("cut at {cut}"), true);
     }
 }
+
+/// A snapshot that is damaged yet carries a valid checksum (hostile, or a bug elsewhere) must
+/// be refused or read without a crash; a refused one falls back to the journal.
+#[test]
+fn a_hostile_snapshot_with_a_valid_checksum_never_crashes_the_loader() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = BankStore::open(dir.path()).unwrap();
+        store
+            .create_bank(BankSpec::new("one", "local", "csam"))
+            .unwrap();
+        let p = store
+            .add_provenance(Provenance {
+                added_by: "test".into(),
+                added_at: 7,
+                origin: Origin::Manual,
+            })
+            .unwrap();
+        let entries: Vec<NewEntry> = (0..3_000u64)
+            .map(|seed| NewEntry {
+                bank: 0,
+                signal: signal(seed),
+                classification: (seed % 3 == 0).then(|| "label".to_string()),
+                provenance: p,
+                line: seed * 3,
+                metadata: (seed % 5 == 0).then(|| format!("{{\"n\":{seed}}}")),
+            })
+            .collect();
+        store.append_entries(&entries).unwrap();
+        store.disable_entry(5, p).unwrap();
+        store.write_snapshot().unwrap();
+    }
+    let expected = BankStore::open(dir.path())
+        .unwrap()
+        .state()
+        .entries()
+        .to_vec();
+    let snapshot = dir.path().join(SNAPSHOT_FILE);
+    let intact = std::fs::read(&snapshot).unwrap();
+    let body = intact.len() - 4;
+    let mut refused = 0;
+    for at in (0..body).step_by(body / 400).chain(24..200) {
+        for value in [0x00u8, 0xFF, 0x80] {
+            let mut hostile = intact.clone();
+            hostile[at] = value;
+            let crc = crc32fast::hash(&hostile[..body]);
+            hostile[body..].copy_from_slice(&crc.to_le_bytes());
+            std::fs::write(&snapshot, &hostile).unwrap();
+            let store = BankStore::open(dir.path()).unwrap();
+            if !store.warnings().is_empty() {
+                refused += 1;
+                assert_eq!(store.state().entries(), expected.as_slice(), "byte {at}");
+            }
+        }
+    }
+    assert!(refused > 0);
+}
