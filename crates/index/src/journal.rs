@@ -95,8 +95,8 @@ fn is_zero(value: &u64) -> bool {
 
 /// Where records are kept. Implementations assign sequence numbers on append, and must replay
 /// the records between a [`Record::TransactionBegun`] and its [`Record::TransactionCommitted`]
-/// only when the commit is there (a SQL journal: one database transaction per append call
-/// gives this for free; the markers then cost two rows).
+/// only when the commit is there. A transaction spans several `append` calls (an import
+/// appends in batches), so a SQL journal must also skip an uncommitted tail on replay.
 pub trait Journal {
     /// Appends `records` durably; returns the sequence number given to the first one.
     fn append(&mut self, records: &[Record]) -> Result<u64, StoreError>;
