@@ -29,7 +29,7 @@ use crate::state::BankState;
 
 const MAGIC: &[u8; 8] = b"ARNBANK\0";
 /// Bump on any layout change; older files are then rebuilt from the journal.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 const KIND_BANKS: u32 = 1;
 const KIND_INDEX: u32 = 2;
 

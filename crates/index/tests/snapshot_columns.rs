@@ -30,7 +30,7 @@ fn signal(seed: u64) -> Signal {
     }
 }
 
-/// 70,000 entries (two row groups) in two banks, some labelled, some with metadata, every
+/// 70,000 entries (35 row groups) in two banks, some labelled, some with metadata, every
 /// 97th disabled; no snapshot written yet.
 fn build(dir: &std::path::Path) {
     let mut store = BankStore::open(dir).unwrap();
