@@ -4,8 +4,17 @@
 //! `float`, which differs in the last bit for about a third of all colours; the golden corpus
 //! and the test vectors come from the binding, the flavour Hasher-Matcher-Actioner runs.)
 //!
-//! Vectorised forms must produce the same bits: they change how bytes are de-interleaved,
-//! never the arithmetic. This module must never compute luma in `f32` or fuse operations.
+//! The fast paths compute the same bits more cheaply, as `(299r + 587g + 114b) / 1000` in
+//! `f32`. Why that is the same: the exact luma is N/1000 for the integer N = 299r + 587g + 114b.
+//! N/1000 is never halfway between two floats (that would need N/1000 = odd/2^m, impossible
+//! unless 125 divides N, and then N/1000 = j/8 is itself a float), and its distance to the
+//! nearest halfway point is at least 1/(125·2^m) — about 3·10⁻¹¹ for the smallest non-zero
+//! luma — while the double computation is within ~10⁻¹⁴ of N/1000. So the binding's result is
+//! N/1000 correctly rounded to `f32`, which is what one IEEE `f32` division of the exact
+//! integers N (< 2²⁴) and 1000 gives. The multiplies and adds before it are exact (every
+//! intermediate is an integer under 2²⁴), so their order does not matter; the division does:
+//! it must never become a multiplication by 1/1000. A test checks all 2²⁴ colours against
+//! [`luma_arithmetic`], the binding's formula as written.
 
 use std::sync::LazyLock;
 
@@ -19,8 +28,8 @@ pub(crate) fn luma_from_rgb8(pixels: &[u8], out: &mut [f32]) {
     luma_from_rgb8_portable(pixels, out);
 }
 
-/// Same arithmetic with 256-bit vectors: double-precision multiply and add round identically
-/// in every width (no "fma" feature, so no fused multiply-add).
+/// The exact-integer form with 256-bit vectors (see the module docs); no "fma" feature, and
+/// every product and sum before the division is an exact integer anyway.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn luma_from_rgb8_avx2(pixels: &[u8], out: &mut [f32]) {
@@ -37,13 +46,13 @@ fn luma_from_rgb8_avx2(pixels: &[u8], out: &mut [f32]) {
         .iter_mut()
         .zip(pixel_blocks.remainder().chunks_exact(3))
     {
-        *o = luma_arithmetic(p[0], p[1], p[2]);
+        *o = luma_exact(p[0], p[1], p[2]);
     }
 }
 
-/// Luma of eight interleaved RGB pixels: byte shuffles de-interleave the channels, then each
-/// half is widened to double, multiplied and added in the reference's order, and rounded to
-/// `float` (round-to-nearest-even, as `as f32` does).
+/// Luma of eight interleaved RGB pixels: byte shuffles de-interleave the channels, which are
+/// widened to `f32`, weighted by 299, 587 and 114 (exact: integers under 2²⁴) and divided by
+/// 1000 (the one rounding, as in [`luma_exact`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn eight_lumas_avx2(p: &[u8; 24]) -> [f32; 8] {
@@ -76,30 +85,22 @@ fn eight_lumas_avx2(p: &[u8; 24]) -> [f32; 8] {
                 _mm_shuffle_epi8(lo, load(mask_lo)),
                 _mm_shuffle_epi8(hi, load(mask_hi)),
             );
-            let wide = _mm256_cvtepu8_epi32(bytes);
-            (
-                _mm256_cvtepi32_pd(_mm256_castsi256_si128(wide)),
-                _mm256_cvtepi32_pd(_mm256_extracti128_si256::<1>(wide)),
-            )
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes))
         };
-        let (r0, r1) = channel(&R_LO, &R_HI);
-        let (g0, g1) = channel(&G_LO, &G_HI);
-        let (b0, b1) = channel(&B_LO, &B_HI);
-        let (cr, cg, cb) = (
-            _mm256_set1_pd(0.299),
-            _mm256_set1_pd(0.587),
-            _mm256_set1_pd(0.114),
+        let r = channel(&R_LO, &R_HI);
+        let g = channel(&G_LO, &G_HI);
+        let b = channel(&B_LO, &B_HI);
+        let weighted = _mm256_add_ps(
+            _mm256_add_ps(
+                _mm256_mul_ps(r, _mm256_set1_ps(299.0)),
+                _mm256_mul_ps(g, _mm256_set1_ps(587.0)),
+            ),
+            _mm256_mul_ps(b, _mm256_set1_ps(114.0)),
         );
-        let luma = |r, g, b| {
-            _mm256_cvtpd_ps(_mm256_add_pd(
-                _mm256_add_pd(_mm256_mul_pd(r, cr), _mm256_mul_pd(g, cg)),
-                _mm256_mul_pd(b, cb),
-            ))
-        };
         let mut out = [0f32; 8];
         _mm256_storeu_ps(
             out.as_mut_ptr(),
-            _mm256_set_m128(luma(r1, g1, b1), luma(r0, g0, b0)),
+            _mm256_div_ps(weighted, _mm256_set1_ps(1000.0)),
         );
         out
     }
@@ -117,7 +118,7 @@ pub(crate) fn luma_from_rgb8_portable(pixels: &[u8], out: &mut [f32]) {
             continue;
         };
         for i in 0..8 {
-            o[i] = luma_arithmetic(p[3 * i], p[3 * i + 1], p[3 * i + 2]);
+            o[i] = luma_exact(p[3 * i], p[3 * i + 1], p[3 * i + 2]);
         }
     }
     for (o, p) in out_blocks
@@ -125,14 +126,23 @@ pub(crate) fn luma_from_rgb8_portable(pixels: &[u8], out: &mut [f32]) {
         .iter_mut()
         .zip(pixel_blocks.remainder().chunks_exact(3))
     {
-        *o = luma_arithmetic(p[0], p[1], p[2]);
+        *o = luma_exact(p[0], p[1], p[2]);
     }
+}
+
+/// The binding's luma from one integer and one correctly rounded division; equal to
+/// [`luma_arithmetic`] for every colour (module docs; tested exhaustively).
+#[inline(always)]
+pub(crate) fn luma_exact(r: u8, g: u8, b: u8) -> f32 {
+    let weighted = 299 * u32::from(r) + 587 * u32::from(g) + 114 * u32::from(b);
+    // Exact: `weighted` is at most 255,000, under 2^24.
+    weighted as f32 / 1000.0
 }
 
 /// Luma of one pixel exactly as the reference binding computes it: NumPy multiplies the
 /// `uint8` planes by the (double) coefficients, adds left to right in double, then casts to
-/// `float32`.
-#[inline(always)]
+/// `float32`. The definition the fast forms are tested against.
+#[cfg(test)]
 pub(crate) fn luma_arithmetic(r: u8, g: u8, b: u8) -> f32 {
     (f64::from(r) * 0.299 + f64::from(g) * 0.587 + f64::from(b) * 0.114) as f32
 }
@@ -163,6 +173,21 @@ impl LumaTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_integer_form_equals_the_binding_for_all_colours() {
+        for r in 0..=255u8 {
+            for g in 0..=255u8 {
+                for b in 0..=255u8 {
+                    assert_eq!(
+                        luma_exact(r, g, b).to_bits(),
+                        luma_arithmetic(r, g, b).to_bits(),
+                        "{r} {g} {b}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_path_gives_the_same_bits_for_every_colour_sample() {
