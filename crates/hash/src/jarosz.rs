@@ -9,6 +9,9 @@
 //! - rows are filtered sixteen at a time, transposed (in 8×8 tiles) into a strip of
 //!   `[f32; 16]` so that each step of the sixteen running sums is two vector operations;
 //! - luma rows are made on demand for the first pass, so no full-size luma plane exists;
+//! - the first round's row pass runs only as far ahead as the column pass needs, into a ring of
+//!   rows a little taller than the column window, so no full-size filtered plane exists either
+//!   (writing and re-reading one was a third of the hashing time on a 1 MP image);
 //! - columns are filtered with all columns of a row as lanes, and each strip of filtered rows
 //!   goes straight into the second round's row pass while it is in cache;
 //! - the second round only divides where a sample will be taken (64 columns, then 64 rows).
@@ -36,8 +39,20 @@ fn sample_positions(length: usize) -> [usize; 64] {
     std::array::from_fn(|i| (((i as f64 + 0.5) * length as f64) / 64.0) as usize)
 }
 
+/// Rows in the ring between the first round's row and column passes: the column window plus a
+/// strip, since the row pass produces a whole strip ahead of the row the column pass needs,
+/// and a multiple of the strip height so that every strip lands in consecutive rows.
+fn ring_rows(height: usize) -> usize {
+    (jarosz_window(height) + STRIP).next_multiple_of(STRIP)
+}
+
+/// Values of scratch space [`downsample_64`] needs.
+pub(crate) fn scratch_len(width: usize, height: usize) -> usize {
+    ring_rows(height) * width
+}
+
 /// Filter the image whose luma rows `source(y, row)` writes (`width` values each) and return
-/// the 64×64 samples. `scratch` is a work plane of `width * height` values.
+/// the 64×64 samples. `scratch` holds at least [`scratch_len`] values.
 /// Requires `width, height >= 1`.
 pub(crate) fn downsample_64(
     source: &impl Fn(usize, &mut [f32]),
@@ -79,7 +94,13 @@ fn downsample_64_with<const AVX: bool>(
     let columns = sample_positions(width);
     let rows = sample_positions(height);
 
-    box_along_rows::<AVX>(source, scratch, width, height, row_window);
+    let ring_len = scratch_len(width, height);
+    let ring = match scratch.get_mut(..ring_len) {
+        Some(ring) => ring,
+        None => return [0.0; 64 * 64],
+    };
+    let mut first_round_rows =
+        RowRound::<_, AVX>::new(source, ring, width, height, row_window, ring_rows(height));
 
     // First round along columns, fused with the second round along rows: each strip of
     // filtered rows is passed on while still in cache, so no second full-size plane exists.
@@ -88,11 +109,12 @@ fn downsample_64_with<const AVX: bool>(
     let mut sampled_columns = vec![0f32; height * 64];
     let mut strip_rows = vec![0f32; STRIP * width];
     let mut strip = vec![[0f32; STRIP]; width];
-    let mut first_round_columns = ColumnFilter::new(scratch, width, height, column_window);
+    let mut first_round_columns = ColumnFilter::new(width, height, column_window);
+    first_round_columns.warm_up(&mut first_round_rows);
     for first in (0..height).step_by(STRIP) {
         let lanes = STRIP.min(height - first);
         for row in strip_rows.chunks_exact_mut(width).take(lanes) {
-            first_round_columns.next_row(row);
+            first_round_columns.next_row(&mut first_round_rows, row);
         }
         load_strip::<AVX>(&strip_rows, width, lanes, 0, &mut strip);
         box_strip_at::<AVX>(
@@ -280,34 +302,91 @@ fn store_strip<const AVX: bool>(
     }
 }
 
-/// First round along rows: every output value.
-#[inline(always)]
-fn box_along_rows<const AVX: bool>(
-    source: &impl Fn(usize, &mut [f32]),
-    output: &mut [f32],
+/// First round along rows, every output value, sixteen rows at a time and only on demand:
+/// filtered row `t` lives in ring row `t % ring_rows` until the row pass comes round again.
+struct RowRound<'a, F, const AVX: bool> {
+    source: &'a F,
+    ring: &'a mut [f32],
     width: usize,
     height: usize,
     window: usize,
-) {
-    let mut strip_in = vec![[0f32; STRIP]; width];
-    let mut strip_out = vec![[0f32; STRIP]; width];
-    // Sixteen rows of luma at a time, made on demand: small enough to stay in cache, so the
-    // full-size luma plane is never written or read back.
-    let mut rows = vec![0f32; STRIP * width];
-    for first in (0..height).step_by(STRIP) {
-        let lanes = STRIP.min(height - first);
-        for (lane, row) in rows.chunks_exact_mut(width).take(lanes).enumerate() {
-            source(first + lane, row);
+    ring_rows: usize,
+    /// Rows `0..produced` have been filtered (the last `ring_rows` of them are in the ring).
+    produced: usize,
+    /// Sixteen rows of luma, made on demand: the full-size luma plane never exists.
+    luma_rows: Vec<f32>,
+    strip_in: Vec<[f32; STRIP]>,
+    strip_out: Vec<[f32; STRIP]>,
+}
+
+impl<'a, F: Fn(usize, &mut [f32]), const AVX: bool> RowRound<'a, F, AVX> {
+    #[inline(always)]
+    fn new(
+        source: &'a F,
+        ring: &'a mut [f32],
+        width: usize,
+        height: usize,
+        window: usize,
+        ring_rows: usize,
+    ) -> Self {
+        Self {
+            source,
+            ring,
+            width,
+            height,
+            window,
+            ring_rows,
+            produced: 0,
+            luma_rows: vec![0f32; STRIP * width],
+            strip_in: vec![[0f32; STRIP]; width],
+            strip_out: vec![[0f32; STRIP]; width],
         }
-        load_strip::<AVX>(&rows, width, lanes, 0, &mut strip_in);
-        running_box(&strip_in, window, |x, sum, count| {
+    }
+
+    /// Filter strips until row `t` exists (or the image ends). The caller never needs a row
+    /// more than the column window behind `t`, and the ring keeps a strip more than that.
+    #[inline(always)]
+    fn ensure(&mut self, t: usize) {
+        while self.produced <= t && self.produced < self.height {
+            self.produce_strip();
+        }
+    }
+
+    #[inline(always)]
+    fn produce_strip(&mut self) {
+        let (width, first) = (self.width, self.produced);
+        let lanes = STRIP.min(self.height - first);
+        for (lane, row) in self
+            .luma_rows
+            .chunks_exact_mut(width)
+            .take(lanes)
+            .enumerate()
+        {
+            (self.source)(first + lane, row);
+        }
+        load_strip::<AVX>(&self.luma_rows, width, lanes, 0, &mut self.strip_in);
+        let strip_out = &mut self.strip_out;
+        running_box(&self.strip_in, self.window, |x, sum, count| {
             if let Some(cell) = strip_out.get_mut(x) {
                 for (o, s) in cell.iter_mut().zip(sum) {
                     *o = *s / count;
                 }
             }
         });
-        store_strip::<AVX>(&strip_out, output, width, height, first);
+        let slot = first % self.ring_rows;
+        if let Some(target) = self.ring.get_mut(slot * width..(slot + lanes) * width) {
+            store_strip::<AVX>(&self.strip_out, target, width, lanes, 0);
+        }
+        self.produced += lanes;
+    }
+
+    /// Filtered row `t`, which [`Self::ensure`] has produced and the ring still holds.
+    #[inline(always)]
+    fn row(&self, t: usize) -> &[f32] {
+        let slot = t % self.ring_rows;
+        self.ring
+            .get(slot * self.width..(slot + 1) * self.width)
+            .unwrap_or(&[])
     }
 }
 
@@ -338,10 +417,9 @@ fn box_strip_at<const AVX: bool>(
 
 /// The reference's column box filter with every column of a row as a lane, producing one
 /// output row per call, in order: the same phases and arithmetic as [`running_box`], as a
-/// state machine so the caller can consume rows while they are in cache.
-struct ColumnFilter<'a> {
-    input: &'a [f32],
-    lanes: usize,
+/// state machine so that its input rows can be made just in time and its output consumed
+/// while in cache.
+struct ColumnFilter {
     phases: Phases,
     sum: Vec<f32>,
     count: usize,
@@ -350,37 +428,37 @@ struct ColumnFilter<'a> {
     out: usize,
 }
 
-impl<'a> ColumnFilter<'a> {
+impl ColumnFilter {
     #[inline(always)]
-    fn new(input: &'a [f32], lanes: usize, length: usize, window: usize) -> Self {
-        let phases = Phases::new(length, window);
-        let mut filter = Self {
-            input,
-            lanes,
-            phases,
+    fn new(lanes: usize, length: usize, window: usize) -> Self {
+        Self {
+            phases: Phases::new(length, window),
             sum: vec![0f32; lanes],
             count: 0,
             left: 0,
             right: 0,
             out: 0,
-        };
-        for _ in 0..phases.warm_up {
-            filter.add_right();
         }
-        filter
+    }
+
+    /// The reference's accumulation before the first output; call once, first.
+    #[inline(always)]
+    fn warm_up<F: Fn(usize, &mut [f32]), const AVX: bool>(
+        &mut self,
+        rows: &mut RowRound<'_, F, AVX>,
+    ) {
+        for _ in 0..self.phases.warm_up {
+            self.add_right(rows);
+        }
     }
 
     #[inline(always)]
-    fn row(&self, t: usize) -> &'a [f32] {
-        self.input
-            .get(t * self.lanes..(t + 1) * self.lanes)
-            .unwrap_or(&[])
-    }
-
-    #[inline(always)]
-    fn add_right(&mut self) {
-        let entering = self.row(self.right);
-        for (s, &v) in self.sum.iter_mut().zip(entering) {
+    fn add_right<F: Fn(usize, &mut [f32]), const AVX: bool>(
+        &mut self,
+        rows: &mut RowRound<'_, F, AVX>,
+    ) {
+        rows.ensure(self.right);
+        for (s, &v) in self.sum.iter_mut().zip(rows.row(self.right)) {
             *s += v;
         }
         self.count += 1;
@@ -389,7 +467,11 @@ impl<'a> ColumnFilter<'a> {
 
     /// Write the next output row into `out_row` (`lanes` values); past the end, do nothing.
     #[inline(always)]
-    fn next_row(&mut self, out_row: &mut [f32]) {
+    fn next_row<F: Fn(usize, &mut [f32]), const AVX: bool>(
+        &mut self,
+        rows: &mut RowRound<'_, F, AVX>,
+        out_row: &mut [f32],
+    ) {
         let Phases {
             growing,
             full,
@@ -397,9 +479,10 @@ impl<'a> ColumnFilter<'a> {
             ..
         } = self.phases;
         if self.out < growing {
-            self.add_right();
+            self.add_right(rows);
         } else if self.out < growing + full {
-            let (entering, leaving) = (self.row(self.right), self.row(self.left));
+            rows.ensure(self.right);
+            let (entering, leaving) = (rows.row(self.right), rows.row(self.left));
             for ((s, &add), &sub) in self.sum.iter_mut().zip(entering).zip(leaving) {
                 *s += add;
                 *s -= sub;
@@ -407,8 +490,7 @@ impl<'a> ColumnFilter<'a> {
             self.left += 1;
             self.right += 1;
         } else if self.out < growing + full + shrinking {
-            let leaving = self.row(self.left);
-            for (s, &sub) in self.sum.iter_mut().zip(leaving) {
+            for (s, &sub) in self.sum.iter_mut().zip(rows.row(self.left)) {
                 *s -= sub;
             }
             self.count -= 1;
@@ -549,7 +631,7 @@ mod equivalence_tests {
                 .collect();
             let source =
                 |y: usize, row: &mut [f32]| row.copy_from_slice(&image[y * width..(y + 1) * width]);
-            let mut scratch = vec![0f32; image.len()];
+            let mut scratch = vec![0f32; scratch_len(width, height)];
             let portable = downsample_64_with::<false>(&source, &mut scratch, width, height);
             let dispatched = downsample_64(&source, &mut scratch, width, height);
             assert!(

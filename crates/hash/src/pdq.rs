@@ -143,12 +143,12 @@ pub fn pdq_from_rgb8(pixels: &[u8], width: u32, height: u32) -> Result<PdqResult
 }
 
 thread_local! {
-    /// The filter's work plane, reused per thread so that hashing image after image does not
-    /// map and fault in fresh pages each time (for a 1 MP image that was a quarter of the time).
+    /// The filter's ring of rows, reused per thread so that hashing image after image does not
+    /// map and fault in fresh pages each time.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Work planes above this many values are released after use rather than kept.
+/// Rings above this many values (very wide or tall images) are released after use.
 const KEEP_SCRATCH_UP_TO: usize = 16 * 1024 * 1024;
 
 /// PDQ of a `width`×`height` image whose luma rows `source(y, row)` writes, on demand and
@@ -174,7 +174,7 @@ pub(crate) fn pdq_with_rows(
         }
         samples
     } else {
-        let len = width * height;
+        let len = jarosz::scratch_len(width, height);
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             scratch.resize(len, 0.0);
