@@ -28,8 +28,6 @@ pub(crate) fn luma_from_rgb8(pixels: &[u8], out: &mut [f32]) {
     luma_from_rgb8_portable(pixels, out);
 }
 
-/// The exact-integer form with 256-bit vectors (see the module docs); no "fma" feature, and
-/// every product and sum before the division is an exact integer anyway.
 /// How far ahead of the pixels being converted to ask for the next ones. Luma is the first
 /// pass over a decoded image several megabytes large, so it waits on memory; the hardware
 /// prefetcher alone left it a third of the hashing time (this hint gave ~8% overall; 512 to
@@ -37,20 +35,22 @@ pub(crate) fn luma_from_rgb8(pixels: &[u8], out: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 const PREFETCH_AHEAD: usize = 1024;
 
+/// The exact-integer form with 256-bit vectors (see the module docs); no "fma" feature, and
+/// every product and sum before the division is an exact integer anyway.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn luma_from_rgb8_avx2(pixels: &[u8], out: &mut [f32]) {
-    let mut out_blocks = out.chunks_exact_mut(8);
-    let mut pixel_blocks = pixels.chunks_exact(24);
+    let mut out_blocks = out.chunks_exact_mut(16);
+    let mut pixel_blocks = pixels.chunks_exact(48);
     for (o, p) in (&mut out_blocks).zip(&mut pixel_blocks) {
-        let (Ok(o), Ok(p)) = (<&mut [f32; 8]>::try_from(o), <&[u8; 24]>::try_from(p)) else {
+        let (Ok(o), Ok(p)) = (<&mut [f32; 16]>::try_from(o), <&[u8; 48]>::try_from(p)) else {
             continue;
         };
         // A hint only: prefetching never faults, so the address may lie past the buffer.
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
             p.as_ptr().wrapping_add(PREFETCH_AHEAD).cast(),
         );
-        *o = eight_lumas_avx2(p);
+        *o = sixteen_lumas_avx2(p);
     }
     for (o, p) in out_blocks
         .into_remainder()
@@ -61,57 +61,60 @@ fn luma_from_rgb8_avx2(pixels: &[u8], out: &mut [f32]) {
     }
 }
 
-/// Luma of eight interleaved RGB pixels: byte shuffles de-interleave the channels, which are
-/// widened to `f32`, weighted by 299, 587 and 114 (exact: integers under 2²⁴) and divided by
-/// 1000 (the one rounding, as in [`luma_exact`]).
+/// Luma of sixteen interleaved RGB pixels. Each 128-bit half of a register holds four whole
+/// pixels (A: pixels 0–3 and 8–11, B: pixels 4–7 and 12–15), so one in-lane byte shuffle per
+/// channel puts each channel's bytes straight into zero-extended 32-bit lanes; the channels
+/// are converted to `f32`, weighted by 299, 587 and 114 (exact: integers under 2²⁴) and divided
+/// by 1000 (the one rounding, as in [`luma_exact`]); a final swap of halves restores the order.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn eight_lumas_avx2(p: &[u8; 24]) -> [f32; 8] {
+fn sixteen_lumas_avx2(p: &[u8; 48]) -> [f32; 16] {
     use std::arch::x86_64::*;
-    // Shuffle masks: byte k of the result takes byte mask[k] of the source (-1 gives zero).
-    const fn mask(first: i8, count: i8, offset: i8) -> [i8; 16] {
-        let mut m = [-1i8; 16];
+    /// Shuffle mask: 32-bit lane k of each half takes byte `first + 3k` of that half (the
+    /// other three bytes zero).
+    const fn mask(first_lo: i8, first_hi: i8) -> [i8; 32] {
+        let mut m = [-1i8; 32];
         let mut k = 0;
-        while k < count {
-            m[(offset + k) as usize] = first + 3 * k;
+        while k < 4 {
+            m[4 * k as usize] = first_lo + 3 * k;
+            m[16 + 4 * k as usize] = first_hi + 3 * k;
             k += 1;
         }
         m
     }
-    // Pixels 0..=5 lie in bytes 0..16 (with pixel 5's blue at 17), pixels 5..8 in bytes 16..24.
-    const R_LO: [i8; 16] = mask(0, 6, 0); // bytes 0,3,..,15
-    const R_HI: [i8; 16] = mask(2, 2, 6); // bytes 18,21 (hi offsets 2,5)
-    const G_LO: [i8; 16] = mask(1, 5, 0); // bytes 1,4,..,13
-    const G_HI: [i8; 16] = mask(0, 3, 5); // bytes 16,19,22
-    const B_LO: [i8; 16] = mask(2, 5, 0); // bytes 2,5,..,14
-    const B_HI: [i8; 16] = mask(1, 3, 5); // bytes 17,20,23
-    // SAFETY: this function only runs where AVX2 was detected; the loads read 16 and 8 bytes
-    // from a 24-byte array, and the store writes one 8-float array.
+    // A's halves start at bytes 0 and 24 (pixels 0 and 8); B's at bytes 12 and 32, where
+    // pixel 12 begins 4 bytes in (starting at 36 would read past the 48 bytes).
+    const MASKS_A: [[i8; 32]; 3] = [mask(0, 0), mask(1, 1), mask(2, 2)];
+    const MASKS_B: [[i8; 32]; 3] = [mask(0, 4), mask(1, 5), mask(2, 6)];
+    // SAFETY: this function only runs where AVX2 was detected; the four 16-byte loads start at
+    // offsets 0, 24, 12 and 32 of a 48-byte array, and the stores write one 16-float array.
     unsafe {
-        let load = |m: &[i8; 16]| _mm_loadu_si128(m.as_ptr().cast());
-        let lo = _mm_loadu_si128(p.as_ptr().cast());
-        let hi = _mm_loadl_epi64(p.as_ptr().add(16).cast());
-        let channel = |mask_lo: &[i8; 16], mask_hi: &[i8; 16]| {
-            let bytes = _mm_or_si128(
-                _mm_shuffle_epi8(lo, load(mask_lo)),
-                _mm_shuffle_epi8(hi, load(mask_hi)),
-            );
-            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes))
+        let at = |offset: usize| p.as_ptr().add(offset).cast::<__m128i>();
+        let a = _mm256_loadu2_m128i(at(24), at(0));
+        let b = _mm256_loadu2_m128i(at(32), at(12));
+        let channel = |source: __m256i, mask: &[i8; 32]| {
+            let m = _mm256_loadu_si256(mask.as_ptr().cast());
+            _mm256_cvtepi32_ps(_mm256_shuffle_epi8(source, m))
         };
-        let r = channel(&R_LO, &R_HI);
-        let g = channel(&G_LO, &G_HI);
-        let b = channel(&B_LO, &B_HI);
-        let weighted = _mm256_add_ps(
-            _mm256_add_ps(
-                _mm256_mul_ps(r, _mm256_set1_ps(299.0)),
-                _mm256_mul_ps(g, _mm256_set1_ps(587.0)),
-            ),
-            _mm256_mul_ps(b, _mm256_set1_ps(114.0)),
-        );
-        let mut out = [0f32; 8];
+        let luma = |source: __m256i, masks: &[[i8; 32]; 3]| {
+            let weighted = _mm256_add_ps(
+                _mm256_add_ps(
+                    _mm256_mul_ps(channel(source, &masks[0]), _mm256_set1_ps(299.0)),
+                    _mm256_mul_ps(channel(source, &masks[1]), _mm256_set1_ps(587.0)),
+                ),
+                _mm256_mul_ps(channel(source, &masks[2]), _mm256_set1_ps(114.0)),
+            );
+            _mm256_div_ps(weighted, _mm256_set1_ps(1000.0))
+        };
+        let (from_a, from_b) = (luma(a, &MASKS_A), luma(b, &MASKS_B));
+        let mut out = [0f32; 16];
         _mm256_storeu_ps(
             out.as_mut_ptr(),
-            _mm256_div_ps(weighted, _mm256_set1_ps(1000.0)),
+            _mm256_permute2f128_ps::<0x20>(from_a, from_b),
+        );
+        _mm256_storeu_ps(
+            out.as_mut_ptr().add(8),
+            _mm256_permute2f128_ps::<0x31>(from_a, from_b),
         );
         out
     }
