@@ -5,10 +5,10 @@
 mod common;
 
 use aranea_store::{
-    Completion, FetchOutcome, HostPolicy, NewUrl, Priority, RobotsCache, Store, StoreError,
-    UrlNext, UrlSource, UrlState,
+    Completion, FetchOutcome, HostPolicy, Priority, RobotsCache, Store, StoreError, UrlNext,
+    UrlSource, UrlState,
 };
-use common::{NOW, TestDb};
+use common::{NOW, TestDb, url};
 
 contract_tests!(
     migrations_are_idempotent,
@@ -21,17 +21,6 @@ contract_tests!(
     robots_and_policy_are_stored_under_the_lease,
     rechecks_and_raised_priorities_reorder_known_urls,
 );
-
-fn url(host: &str, path: &str) -> NewUrl {
-    NewUrl::new(
-        &format!("https://{host}{path}"),
-        &format!("https://{host}"),
-        host,
-        UrlSource::Link,
-        Priority::Ordinary,
-        NOW,
-    )
-}
 
 async fn migrations_are_idempotent(db: &TestDb) {
     let store = db.open().await;

@@ -6,10 +6,8 @@ mod common;
 
 use std::collections::HashSet;
 
-use aranea_store::{
-    Completion, FetchOutcome, HostPolicy, NewUrl, Priority, Store, StoreError, UrlNext, UrlSource,
-};
-use common::{NOW, TestDb};
+use aranea_store::{Completion, FetchOutcome, HostPolicy, NewUrl, Store, StoreError, UrlNext};
+use common::{NOW, TestDb, url};
 
 contract_tests!(
     expired_lease_is_taken_over_and_the_stale_worker_refused,
@@ -19,17 +17,6 @@ contract_tests!(
     concurrent_claims_never_hand_a_host_twice,
     concurrent_workers_fetch_every_url_exactly_once,
 );
-
-fn url(host: &str, path: &str) -> NewUrl {
-    NewUrl::new(
-        &format!("https://{host}{path}"),
-        &format!("https://{host}"),
-        host,
-        UrlSource::Link,
-        Priority::Ordinary,
-        NOW,
-    )
-}
 
 async fn expired_lease_is_taken_over_and_the_stale_worker_refused(db: &TestDb) {
     let store = db.open().await;

@@ -7,12 +7,24 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use aranea_store::Store;
+use aranea_store::{NewUrl, Priority, Store, UrlSource};
 use sqlx::Connection;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 pub const NOW: i64 = 1_700_000_000_000;
+
+/// A link-priority URL on `host` discovered at `NOW`.
+pub fn url(host: &str, path: &str) -> NewUrl {
+    NewUrl::new(
+        &format!("https://{host}{path}"),
+        &format!("https://{host}"),
+        host,
+        UrlSource::Link,
+        Priority::Ordinary,
+        NOW,
+    )
+}
 
 fn unique_name() -> String {
     let nanos = std::time::SystemTime::now()
