@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+use aranea_store::SCHEMA_VERSION;
 use sqlx::Connection;
 
 fn migrate(db: &str) -> String {
@@ -24,11 +25,11 @@ fn migrate_applies_the_schema_once_on_sqlite() {
     let db = format!("sqlite://{}", dir.join("sub/aranea.db").display());
     assert_eq!(
         migrate(&db),
-        "applied 1 migration(s); schema at version 1\n"
+        format!("applied {SCHEMA_VERSION} migration(s); schema at version {SCHEMA_VERSION}\n")
     );
     assert_eq!(
         migrate(&db),
-        "applied 0 migration(s); schema at version 1\n"
+        format!("applied 0 migration(s); schema at version {SCHEMA_VERSION}\n")
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -58,11 +59,11 @@ fn migrate_applies_the_schema_once_on_postgres() {
     let db = format!("{base}/{name}");
     assert_eq!(
         migrate(&db),
-        "applied 1 migration(s); schema at version 1\n"
+        format!("applied {SCHEMA_VERSION} migration(s); schema at version {SCHEMA_VERSION}\n")
     );
     assert_eq!(
         migrate(&db),
-        "applied 0 migration(s); schema at version 1\n"
+        format!("applied 0 migration(s); schema at version {SCHEMA_VERSION}\n")
     );
 }
 

@@ -40,6 +40,7 @@ pub use frontier::{
     LeasedHost, NewUrl, Priority, RobotsCache, UrlId, UrlNext, UrlRecord, UrlSource, UrlState,
 };
 pub use media::{BankMatch, Media, MediaRecord, MediaStore, NewSighting, Sighting, SightingId};
+pub use migrate::SCHEMA_VERSION;
 pub use reports::{NewReport, Report, ReportId, ReportStatus, Reports};
 pub use review::{ReviewEntry, ReviewQueue, ReviewReason, ReviewState};
 

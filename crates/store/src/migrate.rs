@@ -21,12 +21,43 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "schema",
-    sqlite: include_str!("../migrations/sqlite/0001_schema.sql"),
-    postgres: include_str!("../migrations/postgres/0001_schema.sql"),
-}];
+/// Versions 2-5 are reserved, one per room, so work on several rooms at once never
+/// collides on a version number; each file holds its room's tables.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "schema",
+        sqlite: include_str!("../migrations/sqlite/0001_schema.sql"),
+        postgres: include_str!("../migrations/postgres/0001_schema.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "crawl",
+        sqlite: include_str!("../migrations/sqlite/0002_crawl.sql"),
+        postgres: include_str!("../migrations/postgres/0002_crawl.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "server",
+        sqlite: include_str!("../migrations/sqlite/0003_server.sql"),
+        postgres: include_str!("../migrations/postgres/0003_server.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "review",
+        sqlite: include_str!("../migrations/sqlite/0004_review.sql"),
+        postgres: include_str!("../migrations/postgres/0004_review.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "notice",
+        sqlite: include_str!("../migrations/sqlite/0005_notice.sql"),
+        postgres: include_str!("../migrations/postgres/0005_notice.sql"),
+    },
+];
+
+/// The schema version this build migrates a database to.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
 /// Any constant works; it only has to be the same in every Aranea process.
 const ADVISORY_LOCK_KEY: i64 = 0x4172_616e_6561; // "Aranea"

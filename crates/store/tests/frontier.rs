@@ -5,8 +5,8 @@
 mod common;
 
 use aranea_store::{
-    Completion, FetchOutcome, HostPolicy, Priority, RobotsCache, Store, StoreError, UrlNext,
-    UrlSource, UrlState,
+    Completion, FetchOutcome, HostPolicy, Priority, RobotsCache, SCHEMA_VERSION, Store, StoreError,
+    UrlNext, UrlSource, UrlState,
 };
 use common::{NOW, TestDb, url};
 
@@ -24,7 +24,7 @@ contract_tests!(
 
 async fn migrations_are_idempotent(db: &TestDb) {
     let store = db.open().await;
-    assert_eq!(store.schema_version().await.unwrap(), 1);
+    assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
     store
         .frontier()
         .enqueue_urls(&[url("a.example", "/")], NOW)
@@ -34,7 +34,7 @@ async fn migrations_are_idempotent(db: &TestDb) {
     // A second open migrates nothing and keeps the data.
     let again = db.open().await;
     assert_eq!(again.migrate().await.unwrap(), 0);
-    assert_eq!(again.schema_version().await.unwrap(), 1);
+    assert_eq!(again.schema_version().await.unwrap(), SCHEMA_VERSION);
     assert_eq!(again.counts().await.unwrap().urls, 1);
 }
 
@@ -50,7 +50,7 @@ async fn concurrent_opens_migrate_once(db: &TestDb) {
         stores.push(open.await.unwrap().unwrap());
     }
     for store in &stores {
-        assert_eq!(store.schema_version().await.unwrap(), 1);
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
         assert_eq!(store.migrate().await.unwrap(), 0);
     }
 }

@@ -1,0 +1,2 @@
+-- Reserved for the server (issue 8): API clients and keys.
+-- Empty until then; a fresh database applies it as a no-op.

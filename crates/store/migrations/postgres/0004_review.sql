@@ -1,0 +1,2 @@
+-- Reserved for review (issue 6): hotlines, users, sessions, votes, vault, audit.
+-- Empty until then; a fresh database applies it as a no-op.

@@ -1,0 +1,2 @@
+-- Reserved for the crawler (issue 5): tables the crawl worker needs beyond 0001.
+-- Empty until then; a fresh database applies it as a no-op.

@@ -1,0 +1,2 @@
+-- Reserved for notices (issue 7): attribution, notices, deliveries, re-checks.
+-- Empty until then; a fresh database applies it as a no-op.
