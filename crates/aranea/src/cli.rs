@@ -47,6 +47,11 @@ impl GlobalOptions {
             None => format!("sqlite://{}", self.data.join("aranea.db").display()),
         }
     }
+
+    /// The configuration file in force (`--config`), parsed; empty when none was given.
+    pub fn config_file(&self) -> anyhow::Result<crate::config::ConfigFile> {
+        crate::config::ConfigFile::load(self.config.as_deref())
+    }
 }
 
 #[derive(Debug, Subcommand)]
