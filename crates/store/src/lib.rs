@@ -25,6 +25,7 @@
 //! explicitly so tests control time. Text is checked before any SQL (length, NUL bytes)
 //! so both back-ends refuse the same input with the same [`StoreError`].
 
+mod api_clients;
 mod backend;
 mod error;
 mod frontier;
@@ -33,6 +34,7 @@ mod migrate;
 mod reports;
 mod review;
 
+pub use api_clients::{ApiClient, ApiClients, NewApiClient};
 pub use backend::{BackendKind, StoreOptions};
 pub use error::{DbError, StoreError};
 pub use frontier::{
@@ -126,6 +128,11 @@ impl Store {
     /// The review queue that unknown media on suspect pages enter.
     pub fn review(&self) -> ReviewQueue<'_> {
         ReviewQueue::new(&self.backend)
+    }
+
+    /// The server's API clients (Shield credentials, API keys).
+    pub fn api_clients(&self) -> ApiClients<'_> {
+        ApiClients::new(&self.backend)
     }
 
     /// Row counts of every table.

@@ -1,0 +1,146 @@
+//! API clients of the server: a name, the SHA-256 of its secret, scopes and a rate limit.
+//!
+//! Shield-compatible clients (HTTP Basic) and native API keys are the same records. This
+//! module only records them; generating secrets, checking them and enforcing scopes and rates
+//! is the server's job. Secrets themselves are never stored.
+
+use crate::UnixMillis;
+use crate::backend::{Get, on_backend};
+use crate::error::{StoreError, check_text};
+
+/// Longest client name accepted, in bytes.
+pub const MAX_CLIENT_NAME_BYTES: usize = 100;
+/// Longest scope list accepted, in bytes.
+pub const MAX_SCOPES_BYTES: usize = 1000;
+
+/// A client to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewApiClient {
+    pub name: String,
+    /// SHA-256 of the secret.
+    pub secret_sha256: [u8; 32],
+    /// Scope names (e.g. `shield`, `intake`); meaning is the server's.
+    pub scopes: Vec<String>,
+    /// Requests per second allowed; `None` for no limit.
+    pub rate_per_second: Option<u32>,
+}
+
+/// A recorded client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiClient {
+    pub id: i64,
+    pub name: String,
+    pub secret_sha256: [u8; 32],
+    pub scopes: Vec<String>,
+    pub rate_per_second: Option<u32>,
+    pub created_at: UnixMillis,
+    /// When set, the client may no longer authenticate.
+    pub revoked_at: Option<UnixMillis>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex32(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    for (slot, pair) in out.iter_mut().zip(text.as_bytes().chunks(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *slot = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn client_from_row(row: &impl Get) -> Result<ApiClient, StoreError> {
+    let digest = row.text("secret_sha256")?;
+    let secret_sha256 = unhex32(&digest).ok_or(StoreError::Corrupt {
+        what: "client secret digest",
+        value: digest,
+    })?;
+    let rate = row.opt_i64("rate_per_second")?;
+    Ok(ApiClient {
+        id: row.i64("id")?,
+        name: row.text("name")?,
+        secret_sha256,
+        scopes: row
+            .text("scopes")?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        rate_per_second: rate.map(|r| u32::try_from(r).unwrap_or(u32::MAX)),
+        created_at: row.i64("created_at")?,
+        revoked_at: row.opt_i64("revoked_at")?,
+    })
+}
+
+/// API clients: add, list, revoke.
+pub struct ApiClients<'a> {
+    backend: &'a crate::backend::Backend,
+}
+
+impl<'a> ApiClients<'a> {
+    pub(crate) fn new(backend: &'a crate::backend::Backend) -> Self {
+        ApiClients { backend }
+    }
+
+    /// Records a client; `None` when the name is taken (revoked names stay taken, so old
+    /// logs keep naming one client).
+    pub async fn add(
+        &self,
+        client: &NewApiClient,
+        now: UnixMillis,
+    ) -> Result<Option<ApiClient>, StoreError> {
+        check_text("client name", &client.name, MAX_CLIENT_NAME_BYTES, false)?;
+        let scopes = client.scopes.join(" ");
+        check_text("scopes", &scopes, MAX_SCOPES_BYTES, true)?;
+        if let Some(rate) = client.rate_per_second
+            && rate == 0
+        {
+            return Err(StoreError::OutOfRange {
+                field: "rate_per_second",
+                value: 0,
+                min: 1,
+                max: i64::from(u32::MAX),
+            });
+        }
+        const SQL: &str = "INSERT INTO api_clients \
+            (name, secret_sha256, scopes, rate_per_second, created_at) VALUES ($1, $2, $3, $4, $5) \
+            ON CONFLICT (name) DO NOTHING \
+            RETURNING id, name, secret_sha256, scopes, rate_per_second, created_at, revoked_at";
+        on_backend!(self.backend, |pool, d| {
+            let row = sqlx::query(SQL)
+                .bind(&client.name)
+                .bind(hex(&client.secret_sha256))
+                .bind(&scopes)
+                .bind(client.rate_per_second.map(i64::from))
+                .bind(now)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(client_from_row).transpose()
+        })
+    }
+
+    /// Every client, revoked ones included, by name.
+    pub async fn list(&self) -> Result<Vec<ApiClient>, StoreError> {
+        const SQL: &str = "SELECT id, name, secret_sha256, scopes, rate_per_second, created_at, \
+            revoked_at FROM api_clients ORDER BY name";
+        on_backend!(self.backend, |pool, d| {
+            let rows = sqlx::query(SQL).fetch_all(pool).await?;
+            rows.iter().map(client_from_row).collect()
+        })
+    }
+
+    /// Revokes the client named `name` at `now`; false when no active client has that name.
+    pub async fn revoke(&self, name: &str, now: UnixMillis) -> Result<bool, StoreError> {
+        check_text("client name", name, MAX_CLIENT_NAME_BYTES, false)?;
+        const SQL: &str =
+            "UPDATE api_clients SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL";
+        on_backend!(self.backend, |pool, d| {
+            let done = sqlx::query(SQL).bind(now).bind(name).execute(pool).await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+}

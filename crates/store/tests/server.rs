@@ -1,0 +1,109 @@
+//! The server's API clients on both back-ends: names unique, revocation, hostile input.
+
+#[macro_use]
+mod common;
+
+use aranea_store::{NewApiClient, StoreError};
+use common::{NOW, TestDb};
+
+contract_tests!(
+    clients_round_trip_and_names_stay_unique,
+    revoked_clients_stay_listed_with_their_time,
+    hostile_client_fields_are_refused,
+);
+
+fn client(name: &str, fill: u8) -> NewApiClient {
+    NewApiClient {
+        name: name.to_owned(),
+        secret_sha256: [fill; 32],
+        scopes: vec!["shield".to_owned(), "intake".to_owned()],
+        rate_per_second: Some(50),
+    }
+}
+
+async fn clients_round_trip_and_names_stay_unique(db: &TestDb) {
+    let store = db.open().await;
+    let added = store
+        .api_clients()
+        .add(&client("acme", 7), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(added.name, "acme");
+    assert_eq!(added.secret_sha256, [7; 32]);
+    assert_eq!(added.scopes, ["shield", "intake"]);
+    assert_eq!(added.rate_per_second, Some(50));
+    assert_eq!(added.created_at, NOW);
+    assert_eq!(added.revoked_at, None);
+    let again = store
+        .api_clients()
+        .add(&client("acme", 9), NOW + 1)
+        .await
+        .unwrap();
+    assert!(again.is_none(), "a taken name is refused");
+    let mut unlimited = client("beta", 1);
+    unlimited.rate_per_second = None;
+    unlimited.scopes.clear();
+    store
+        .api_clients()
+        .add(&unlimited, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    let listed = store.api_clients().list().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0], added, "the first secret is kept");
+    assert_eq!(listed[1].rate_per_second, None);
+    assert!(listed[1].scopes.is_empty());
+}
+
+async fn revoked_clients_stay_listed_with_their_time(db: &TestDb) {
+    let store = db.open().await;
+    store
+        .api_clients()
+        .add(&client("acme", 7), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.api_clients().revoke("acme", NOW + 5).await.unwrap());
+    assert!(
+        !store.api_clients().revoke("acme", NOW + 6).await.unwrap(),
+        "already revoked"
+    );
+    assert!(!store.api_clients().revoke("nobody", NOW).await.unwrap());
+    let listed = store.api_clients().list().await.unwrap();
+    assert_eq!(listed[0].revoked_at, Some(NOW + 5));
+    assert!(
+        store
+            .api_clients()
+            .add(&client("acme", 8), NOW)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn hostile_client_fields_are_refused(db: &TestDb) {
+    let store = db.open().await;
+    let clients = store.api_clients();
+    let empty = clients.add(&client("", 1), NOW).await;
+    assert!(matches!(empty, Err(StoreError::Empty { .. })), "{empty:?}");
+    let long = clients.add(&client(&"x".repeat(101), 1), NOW).await;
+    assert!(matches!(long, Err(StoreError::TooLong { .. })), "{long:?}");
+    let nul = clients.add(&client("a\0b", 1), NOW).await;
+    assert!(matches!(nul, Err(StoreError::NulInText { .. })), "{nul:?}");
+    let mut zero = client("zero", 1);
+    zero.rate_per_second = Some(0);
+    let zero = clients.add(&zero, NOW).await;
+    assert!(
+        matches!(zero, Err(StoreError::OutOfRange { .. })),
+        "{zero:?}"
+    );
+    let mut huge = client("huge", 1);
+    huge.scopes = vec!["s".repeat(2000)];
+    assert!(matches!(
+        clients.add(&huge, NOW).await,
+        Err(StoreError::TooLong { .. })
+    ));
+    assert!(clients.list().await.unwrap().is_empty());
+}
