@@ -39,6 +39,37 @@ pub enum HashError {
     /// A video was recognised; perceptual hashing of video frames is not implemented yet.
     #[error("{kind} is a video format; video perceptual hashing is not supported yet")]
     VideoNotSupportedYet { kind: MediaKind },
+    /// The container declares a longer duration than [`crate::VideoLimits::max_duration_seconds`];
+    /// nothing was decoded.
+    #[error("the video declares {declared_seconds} s, over the limit of {limit_seconds} s")]
+    TooLong {
+        declared_seconds: u64,
+        limit_seconds: u64,
+    },
+    /// The video yields more sampled frames than [`crate::VideoLimits::max_frames`].
+    #[error("the video yields more than {limit} sampled frames")]
+    TooManyFrames { limit: u64 },
+    /// The container holds no video stream with dimensions.
+    #[error("the {kind} container holds no decodable video stream")]
+    NoVideoStream { kind: MediaKind },
+    /// The video stream declares no usable frame rate, so frames have no timestamps.
+    #[error("the {kind} video declares no usable frame rate")]
+    NoFrameRate { kind: MediaKind },
+    /// Decoding did not finish within [`crate::VideoLimits::max_wall`]; the decoder was killed.
+    #[error("{program} was killed at the {seconds} s deadline")]
+    DecodeTimeout { program: String, seconds: u64 },
+    /// The external decoder (or `prlimit`, which sandboxes it) cannot be run on this machine.
+    #[error("cannot run {program}: {message}")]
+    DecoderUnavailable { program: String, message: String },
+    /// Talking to the decoder process failed (pipes, the private input copy).
+    #[error("decoder I/O failed: {message}")]
+    DecoderIo { message: String },
+    /// vPDQ was asked of a still-image format.
+    #[error("{kind} is a still-image format, not a video or animation")]
+    NotMoving { kind: MediaKind },
+    /// A vPDQ text line is malformed.
+    #[error("vPDQ line {line}: {message}")]
+    VpdqFormat { line: u64, message: String },
     /// A caller-supplied pixel buffer does not match its declared dimensions.
     #[error("the pixel buffer holds {actual} bytes, but {width}x{height} RGB needs {expected}")]
     PixelBufferSize {

@@ -1,6 +1,7 @@
 //! Media hashing for Aranea: what a piece of media *is* (magic bytes), its cryptographic
 //! digests (MD5, SHA-1, SHA-256 of the exact bytes) and its PDQ perceptual hash, bit-compatible
-//! with Meta's reference.
+//! with Meta's reference; for videos and animations, vPDQ ([`vpdq_hash`]: PDQ of sampled frames,
+//! decoded by a sandboxed `ffmpeg` child process) and its comparison ([`compare_vpdq`]).
 //!
 //! ```no_run
 //! let bytes = std::fs::read("photo.jpg")?;
@@ -9,10 +10,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! This crate is pure computation: it must never touch the network, a database or an async
-//! runtime, and never trust a file name or Content-Type. Every input-size decision is bounded
+//! This crate is computation (plus the sandboxed decoder child for video): it must never touch
+//! the network, a database or an async runtime, and never trust a file name or Content-Type. Every input-size decision is bounded
 //! by [`Limits`] before memory is allocated for pixels.
 
+mod animation;
 mod crypto;
 mod decode;
 mod error;
@@ -22,12 +24,19 @@ mod pdq;
 mod pdq_hash;
 mod sniff;
 mod tile;
+mod video;
+mod vpdq;
 
 pub use crypto::{CryptoHasher, CryptoHashes, crypto_hashes};
 pub use error::HashError;
 pub use pdq::{Dihedral, PdqResult, pdq_from_rgb8};
 pub use pdq_hash::{PdqHash, PdqHashParseError};
 pub use sniff::{MediaKind, sniff};
+pub use video::{Frame, VideoInfo, VideoLimits, VideoOptions, decode_video_frames};
+pub use vpdq::{
+    VideoHashes, VpdqComparison, VpdqFeature, VpdqMatchParams, compare_vpdq, is_moving_picture,
+    parse_vpdq_line, parse_vpdq_text, prune_vpdq, vpdq_hash, write_vpdq_text,
+};
 
 /// Hard bounds on what [`hash_media`] accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
