@@ -33,6 +33,7 @@ mod media;
 mod migrate;
 mod reports;
 mod review;
+mod review_desk;
 
 pub use api_clients::{ApiClient, ApiClients, NewApiClient};
 pub use backend::{BackendKind, StoreOptions};
@@ -45,6 +46,11 @@ pub use media::{BankMatch, Media, MediaRecord, MediaStore, NewSighting, Sighting
 pub use migrate::SCHEMA_VERSION;
 pub use reports::{NewReport, Report, ReportId, ReportStatus, Reports};
 pub use review::{ReviewEntry, ReviewQueue, ReviewReason, ReviewState};
+pub use review_desk::{
+    AuditEntry, AuditRecord, BankEntryRef, Decision, DecisionId, DecisionKind, Facts, Hotline,
+    HotlineId, ItemMedia, ItemState, NewDecision, NewHotline, NewUser, QueuedMedia, ReviewDesk,
+    ReviewItem, ReviewItemId, Session, User, UserId, UserRole, VaultRecord, Vote,
+};
 
 use backend::Backend;
 
@@ -133,6 +139,11 @@ impl Store {
     /// The server's API clients (Shield credentials, API keys).
     pub fn api_clients(&self) -> ApiClients<'_> {
         ApiClients::new(&self.backend)
+    }
+
+    /// Hotlines, users, sessions, review items, votes, decisions, vault and audit trail.
+    pub fn review_desk(&self) -> ReviewDesk<'_> {
+        ReviewDesk::new(&self.backend)
     }
 
     /// Row counts of every table.

@@ -1,0 +1,59 @@
+//! What can go wrong in review, in the caller's terms.
+
+use aranea_store::StoreError;
+
+/// Everything the review crate's API can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The bank store refused a change.
+    #[error("hash bank: {0}")]
+    Bank(#[from] aranea_index::StoreError),
+    /// Username, password or second factor wrong, or the account disabled: one error for
+    /// all, so a caller cannot tell which.
+    #[error("login failed")]
+    LoginFailed,
+    /// Too many failed logins: try again after this time (Unix ms).
+    #[error("account locked after repeated failed logins until {until}")]
+    LockedOut { until: i64 },
+    /// The session is unknown, expired, or its user disabled.
+    #[error("no valid session")]
+    NoSession,
+    /// The user's role or hotline does not allow this.
+    #[error("not allowed: {0}")]
+    Forbidden(&'static str),
+    /// The thing does not exist, or the user may not know that it does.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Input the caller must correct.
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    /// The item changed state meanwhile (e.g. decided while the form was open).
+    #[error("review item {0} is no longer open for this action")]
+    NotOpen(i64),
+    /// A verdict scheme file is malformed.
+    #[error("verdict schemes: {0}")]
+    Schemes(String),
+    /// The vault could not seal or open media.
+    #[error("vault: {0}")]
+    Vault(&'static str),
+    /// No vault key for this operation is configured.
+    #[error("vault {0} key is not configured")]
+    NoVaultKey(&'static str),
+    /// A blocking task (password hashing, bank writes) died.
+    #[error("background task failed: {0}")]
+    Task(String),
+    /// Media could not be turned into a thumbnail.
+    #[error("thumbnail: {0}")]
+    Thumbnail(String),
+}
+
+impl ReviewError {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        ReviewError::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

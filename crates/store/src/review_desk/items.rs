@@ -1,0 +1,429 @@
+//! Review items: one per distinct media, near-duplicates attached, with how widely the
+//! media is exposed (pages, sites, providers) and who has been served it.
+
+use super::accounts::{found, not_found};
+use super::{ReviewDesk, ReviewItemId, UserId, sha_from};
+use crate::UnixMillis;
+use crate::backend::{Get, on_backend};
+use crate::error::StoreError;
+use crate::frontier::text_enum;
+
+/// Where an item stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ItemState {
+    /// Collecting votes.
+    Open,
+    /// Votes disagreed: a senior analyst settles it.
+    Disputed,
+    /// A decision stands (a senior analyst may still reclassify it on appeal).
+    Decided,
+}
+
+text_enum!(ItemState, "review item state", {
+    Open => "open", Disputed => "disputed", Decided => "decided",
+});
+
+/// A review item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReviewItem {
+    pub id: ReviewItemId,
+    /// The media that opened the item.
+    pub lead_sha256: [u8; 32],
+    pub pdq: Option<[u8; 32]>,
+    /// Code of the hotline whose report led to the media; `None` when unknown.
+    pub owner_hotline: Option<String>,
+    pub state: ItemState,
+    pub pages: i64,
+    pub sites: i64,
+    pub providers: i64,
+    pub created_at: UnixMillis,
+    pub decided_at: Option<UnixMillis>,
+}
+
+/// A media of an item: the lead (distance 0) or a near-duplicate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemMedia {
+    pub sha256: [u8; 32],
+    pub pdq_distance: u32,
+}
+
+/// Media waiting in the crawler's review queue that no item holds yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedMedia {
+    pub sha256: [u8; 32],
+    pub pdq: Option<[u8; 32]>,
+    pub owner_hotline: Option<String>,
+}
+
+const ITEM_COLUMNS: &str = "SELECT id, lead_sha256, pdq, owner_hotline, state, pages, sites, \
+    providers, created_at, decided_at FROM review_items";
+
+fn item_from_row(row: &impl Get) -> Result<ReviewItem, StoreError> {
+    Ok(ReviewItem {
+        id: ReviewItemId(row.i64("id")?),
+        lead_sha256: sha_from("SHA-256", row.bytes("lead_sha256")?)?,
+        pdq: row
+            .opt_bytes("pdq")?
+            .map(|b| sha_from("PDQ", b))
+            .transpose()?,
+        owner_hotline: row.opt_text("owner_hotline")?,
+        state: ItemState::parse(&row.text("state")?)?,
+        pages: row.i64("pages")?,
+        sites: row.i64("sites")?,
+        providers: row.i64("providers")?,
+        created_at: row.i64("created_at")?,
+        decided_at: row.opt_i64("decided_at")?,
+    })
+}
+
+const PENDING_MEDIA: &str = "SELECT q.media_sha256, m.pdq, r.hotline FROM review_queue q \
+    JOIN media m ON m.sha256 = q.media_sha256 \
+    LEFT JOIN sightings s ON s.id = q.sighting_id \
+    LEFT JOIN urls u ON u.id = s.page_url_id \
+    LEFT JOIN urls mu ON mu.id = s.url_id \
+    LEFT JOIN reports r ON r.id = COALESCE(u.report_id, mu.report_id) \
+    WHERE q.state = 'pending' \
+    AND NOT EXISTS (SELECT 1 FROM review_item_media im WHERE im.media_sha256 = q.media_sha256) \
+    ORDER BY q.priority, q.created_at LIMIT $1";
+
+const SET_QUEUE_STATE: &str = "UPDATE review_queue SET state = $2 WHERE media_sha256 = $1";
+
+const EXPOSURE: &str = "UPDATE review_items SET \
+    pages = (SELECT COUNT(DISTINCT s.page_url_id) FROM sightings s \
+        JOIN review_item_media im ON im.media_sha256 = s.media_sha256 WHERE im.item_id = $1), \
+    sites = (SELECT COUNT(DISTINCT h.registrable_domain) FROM sightings s \
+        JOIN review_item_media im ON im.media_sha256 = s.media_sha256 \
+        JOIN urls u ON u.id = s.page_url_id JOIN hosts h ON h.id = u.host_id \
+        WHERE im.item_id = $1), \
+    providers = (SELECT COUNT(DISTINCT s.server_ip) FROM sightings s \
+        JOIN review_item_media im ON im.media_sha256 = s.media_sha256 WHERE im.item_id = $1) \
+    WHERE id = $1";
+
+// Visible to a user: their own hotline's items, and, when their hotline shares the pool,
+// items of no known hotline or of hotlines that share it too.
+const NEXT_FOR_USER: &str = "SELECT i.id FROM review_items i WHERE i.state = 'open' \
+    AND NOT EXISTS (SELECT 1 FROM item_views v WHERE v.item_id = i.id AND v.user_id = $1) \
+    AND (i.owner_hotline = $2 OR ($3 = 1 AND (i.owner_hotline IS NULL OR i.owner_hotline IN \
+        (SELECT code FROM hotlines WHERE shares_review_pool = 1)))) \
+    ORDER BY i.providers DESC, i.sites DESC, i.pages DESC, i.id LIMIT 1";
+
+impl ReviewDesk<'_> {
+    /// Queued media (crawler's `review_queue`, still pending) that no item holds yet.
+    pub async fn unassigned_queued_media(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<QueuedMedia>, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let rows = sqlx::query(PENDING_MEDIA)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(QueuedMedia {
+                        sha256: sha_from("SHA-256", row.bytes("media_sha256")?)?,
+                        pdq: row
+                            .opt_bytes("pdq")?
+                            .map(|b| sha_from("PDQ", b))
+                            .transpose()?,
+                        owner_hotline: row.opt_text("hotline")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Opens an item for queued media; returns the item holding it if one already does.
+    pub async fn open_item(
+        &self,
+        media: &QueuedMedia,
+        now: UnixMillis,
+    ) -> Result<ReviewItemId, StoreError> {
+        let id = on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let held = sqlx::query("SELECT item_id FROM review_item_media WHERE media_sha256 = $1")
+                .bind(&media.sha256[..])
+                .fetch_optional(&mut *tx)
+                .await?;
+            let id = match held {
+                Some(row) => row.i64("item_id")?,
+                None => {
+                    let row = sqlx::query(
+                        "INSERT INTO review_items (lead_sha256, pdq, owner_hotline, created_at) \
+                         VALUES ($1, $2, $3, $4) RETURNING id",
+                    )
+                    .bind(&media.sha256[..])
+                    .bind(media.pdq.as_ref().map(|p| &p[..]))
+                    .bind(media.owner_hotline.as_deref())
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let id = row.i64("id")?;
+                    sqlx::query(
+                        "INSERT INTO review_item_media (media_sha256, item_id, pdq_distance, \
+                         added_at) VALUES ($1, $2, 0, $3)",
+                    )
+                    .bind(&media.sha256[..])
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    id
+                }
+            };
+            sqlx::query(SET_QUEUE_STATE)
+                .bind(&media.sha256[..])
+                .bind("in_review")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(EXPOSURE).bind(id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            id
+        });
+        Ok(ReviewItemId(id))
+    }
+
+    /// Attaches a near-duplicate to an existing item; false if some item already holds it.
+    pub async fn attach_media(
+        &self,
+        item: ReviewItemId,
+        sha256: &[u8; 32],
+        pdq_distance: u32,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let done = sqlx::query(
+                "INSERT INTO review_item_media (media_sha256, item_id, pdq_distance, added_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (media_sha256) DO NOTHING",
+            )
+            .bind(&sha256[..])
+            .bind(item.0)
+            .bind(i64::from(pdq_distance))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(SET_QUEUE_STATE)
+                .bind(&sha256[..])
+                .bind("in_review")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(EXPOSURE).bind(item.0).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// Recounts an item's pages, sites and providers from its sightings.
+    pub async fn refresh_exposure(&self, item: ReviewItemId) -> Result<(), StoreError> {
+        let changed = on_backend!(self.backend, |pool, d| {
+            sqlx::query(EXPOSURE)
+                .bind(item.0)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        found(changed, "review item", item.0)
+    }
+
+    /// Marks queued media as decided without an item (known negative, or already banked).
+    pub async fn close_queued_media(&self, sha256: &[u8; 32]) -> Result<(), StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            sqlx::query(SET_QUEUE_STATE)
+                .bind(&sha256[..])
+                .bind("decided")
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Ids and PDQ hashes of the items still collecting votes or disputed, for grouping.
+    pub async fn undecided_item_pdqs(&self) -> Result<Vec<(ReviewItemId, [u8; 32])>, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let rows = sqlx::query(
+                "SELECT id, pdq FROM review_items WHERE state <> 'decided' AND pdq IS NOT NULL \
+                 ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        ReviewItemId(row.i64("id")?),
+                        sha_from("PDQ", row.bytes("pdq")?)?,
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    /// The item with this id.
+    pub async fn item(&self, id: ReviewItemId) -> Result<Option<ReviewItem>, StoreError> {
+        let sql = format!("{ITEM_COLUMNS} WHERE id = $1");
+        on_backend!(self.backend, |pool, d| {
+            match sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id.0)
+                .fetch_optional(pool)
+                .await?
+            {
+                Some(row) => item_from_row(&row).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// The item holding this media, if any.
+    pub async fn item_of_media(
+        &self,
+        sha256: &[u8; 32],
+    ) -> Result<Option<ReviewItemId>, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let row = sqlx::query("SELECT item_id FROM review_item_media WHERE media_sha256 = $1")
+                .bind(&sha256[..])
+                .fetch_optional(pool)
+                .await?;
+            row.map(|r| r.i64("item_id").map(ReviewItemId))
+                .transpose()
+                .map_err(Into::into)
+        })
+    }
+
+    /// Items in `state`, widest exposure first.
+    pub async fn items_with_state(
+        &self,
+        state: ItemState,
+        limit: u32,
+    ) -> Result<Vec<ReviewItem>, StoreError> {
+        let sql = format!(
+            "{ITEM_COLUMNS} WHERE state = $1 ORDER BY providers DESC, sites DESC, pages DESC, id \
+             LIMIT $2"
+        );
+        on_backend!(self.backend, |pool, d| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(state.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(item_from_row).collect()
+        })
+    }
+
+    /// The media of an item, lead first.
+    pub async fn item_media(&self, id: ReviewItemId) -> Result<Vec<ItemMedia>, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let rows = sqlx::query(
+                "SELECT media_sha256, pdq_distance FROM review_item_media WHERE item_id = $1 \
+                 ORDER BY pdq_distance, added_at, media_sha256",
+            )
+            .bind(id.0)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(ItemMedia {
+                        sha256: sha_from("SHA-256", row.bytes("media_sha256")?)?,
+                        pdq_distance: u32::try_from(row.i64("pdq_distance")?).unwrap_or(u32::MAX),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Serves the next open item to a user and records that it was served, so it is never
+    /// served to them again. `hotline_code` and `shares_pool` describe the user's hotline.
+    pub async fn serve_next_item(
+        &self,
+        user: UserId,
+        hotline_code: &str,
+        shares_pool: bool,
+        now: UnixMillis,
+    ) -> Result<Option<ReviewItemId>, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let next = sqlx::query(NEXT_FOR_USER)
+                .bind(user.0)
+                .bind(hotline_code)
+                .bind(i64::from(shares_pool))
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = next else {
+                return Ok(None);
+            };
+            let id = row.i64("id")?;
+            sqlx::query(
+                "INSERT INTO item_views (item_id, user_id, served_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (item_id, user_id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(user.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Some(ReviewItemId(id)))
+        })
+    }
+
+    /// When the item was served to the user, if it was.
+    pub async fn served_at(
+        &self,
+        item: ReviewItemId,
+        user: UserId,
+    ) -> Result<Option<UnixMillis>, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let row =
+                sqlx::query("SELECT served_at FROM item_views WHERE item_id = $1 AND user_id = $2")
+                    .bind(item.0)
+                    .bind(user.0)
+                    .fetch_optional(pool)
+                    .await?;
+            row.map(|r| r.i64("served_at"))
+                .transpose()
+                .map_err(Into::into)
+        })
+    }
+
+    /// When items were served to the user at or after `since`, oldest first.
+    pub async fn served_since(
+        &self,
+        user: UserId,
+        since: UnixMillis,
+    ) -> Result<Vec<UnixMillis>, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let rows = sqlx::query(
+                "SELECT served_at FROM item_views WHERE user_id = $1 AND served_at >= $2 \
+                 ORDER BY served_at",
+            )
+            .bind(user.0)
+            .bind(since)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| r.i64("served_at").map_err(Into::into))
+                .collect()
+        })
+    }
+
+    /// The items served to the user that are still open and carry no vote of theirs.
+    pub async fn served_unvoted(&self, user: UserId) -> Result<Vec<ReviewItemId>, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let rows = sqlx::query(
+                "SELECT v.item_id FROM item_views v JOIN review_items i ON i.id = v.item_id \
+                 WHERE v.user_id = $1 AND i.state = 'open' AND NOT EXISTS \
+                 (SELECT 1 FROM votes x WHERE x.item_id = v.item_id AND x.user_id = $1) \
+                 ORDER BY v.served_at",
+            )
+            .bind(user.0)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| r.i64("item_id").map(ReviewItemId).map_err(Into::into))
+                .collect()
+        })
+    }
+}
+
+pub(crate) fn item_missing(id: ReviewItemId) -> StoreError {
+    not_found("review item", id.0)
+}
