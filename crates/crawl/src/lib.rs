@@ -21,8 +21,10 @@
 //! The frontier (what to fetch next, politeness, budgets) builds on these pieces; this crate's
 //! modules must never decide what is illegal, and never reach an address the guard refuses.
 
+pub mod archive;
 pub mod canonical;
 pub mod extract;
 pub mod fetch;
 pub mod robots;
+pub mod scope;
 pub mod ssrf;
