@@ -49,7 +49,6 @@ impl GlobalOptions {
     }
 
     /// The configuration file in force (`--config`), parsed; empty when none was given.
-    #[allow(dead_code)] // until the first room reads its table (crawl, serve)
     pub fn config_file(&self) -> anyhow::Result<crate::config::ConfigFile> {
         crate::config::ConfigFile::load(self.config.as_deref())
     }
@@ -65,4 +64,8 @@ pub enum Command {
     Simweb(crate::cmd_simweb::SimwebArgs),
     /// Bring the database (--db) to this build's schema.
     Migrate(crate::cmd_migrate::MigrateArgs),
+    /// Run the HTTP server: matching API, native API, web UI, metrics.
+    Serve(crate::cmd_serve::ServeArgs),
+    /// Manage API clients (Shield credentials and API keys).
+    Client(crate::cmd_client::ClientArgs),
 }

@@ -3,10 +3,11 @@
 
 mod cli;
 mod cmd_bank;
+mod cmd_client;
 mod cmd_hash;
 mod cmd_migrate;
+mod cmd_serve;
 mod cmd_simweb;
-#[allow(dead_code)] // until the first room reads its table (crawl, serve)
 mod config;
 
 use clap::Parser;
@@ -28,5 +29,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<std::process::ExitCode> {
         cli::Command::Bank(args) => cmd_bank::run(&cli.global, args),
         cli::Command::Simweb(args) => cmd_simweb::run(&cli.global, args),
         cli::Command::Migrate(args) => cmd_migrate::run(&cli.global, args),
+        cli::Command::Serve(args) => cmd_serve::run(&cli.global, args),
+        cli::Command::Client(args) => cmd_client::run(&cli.global, args),
     }
 }

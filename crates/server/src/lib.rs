@@ -1,14 +1,54 @@
-//! Aranea's HTTP server: the Shield-compatible matching API (`/v1/...`), the native JSON API
-//! (`/api/v1/...`), operations endpoints and the web UI (`ui`).
+//! Aranea's HTTP server: the Shield-compatible matching API (`/v1/...`, [`shield`]), the
+//! native JSON API (`/api/v1/...`), operations endpoints ([`ops`]: metrics, health) and the
+//! web UI ([`ui`]).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use aranea_server::{AppState, ServerConfig};
+//! let store = aranea_store::Store::open("sqlite://./aranea-data/aranea.db").await?;
+//! let config = ServerConfig::default();
+//! let state = AppState::open(config, std::path::Path::new("./aranea-data/banks"), store).await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! aranea_server::serve(listener, state, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
 //!
 //! The server only translates HTTP to calls on the other rooms (`index`, `store`, `crawl`,
-//! `review`, `notice`); it must not bypass their rules.
+//! `review`, `notice`); it must not bypass their rules, and never stores or returns media.
 
+pub mod banks;
+pub mod clients;
+mod config;
+mod error;
+mod limits;
+mod logging;
+pub mod metrics;
+pub mod ops;
+pub mod problem;
+pub mod shield;
 pub mod ui;
 
+use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+
+use aranea_crawl::fetch::{FetchConfig, Fetcher};
+use aranea_hash::{Limits, MediaHashes};
+use aranea_store::Store;
+
+pub use banks::LiveBanks;
+pub use clients::{ClientRegistry, IssueError, IssuedClient, issue_client};
+pub use config::ServerConfig;
+pub use error::ServerError;
+pub use logging::{init_logging, shutdown_signal};
+
+use crate::metrics::Metrics;
+use crate::problem::ApiError;
 
 /// Everything a request handler needs, cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -17,24 +57,152 @@ pub struct AppState {
 }
 
 struct Shared {
-    live: Arc<aranea_index::LiveIndex>,
+    config: ServerConfig,
+    banks: Arc<LiveBanks>,
+    clients: Arc<ClientRegistry>,
+    store: Store,
+    fetcher: Fetcher,
+    hash_slots: Semaphore,
+    metrics: Metrics,
 }
 
 impl AppState {
-    /// State over a live bank index.
-    pub fn new(live: Arc<aranea_index::LiveIndex>) -> Self {
-        AppState {
-            inner: Arc::new(Shared { live }),
-        }
+    /// Opens the banks in `bank_dir` (blocking work on the blocking pool), reads the API
+    /// clients and builds the URL fetcher.
+    pub async fn open(
+        config: ServerConfig,
+        bank_dir: &Path,
+        store: Store,
+    ) -> Result<AppState, ServerError> {
+        let dir = bank_dir.to_path_buf();
+        let banks = tokio::task::spawn_blocking(move || LiveBanks::open(&dir))
+            .await
+            .map_err(|e| ServerError::Config(format!("bank loader: {e}")))?
+            .map_err(|source| ServerError::Banks {
+                dir: bank_dir.to_path_buf(),
+                source,
+            })?;
+        let clients = ClientRegistry::load(store.clone()).await?;
+        let fetcher = Fetcher::new(fetch_config(&config)?)?;
+        Ok(AppState {
+            inner: Arc::new(Shared {
+                hash_slots: Semaphore::new(config.hash_workers.max(1)),
+                config,
+                banks: Arc::new(banks),
+                clients: Arc::new(clients),
+                store,
+                fetcher,
+                metrics: Metrics::default(),
+            }),
+        })
     }
 
-    /// The live bank index (a generation is loaded per request; readers never block).
-    pub fn live(&self) -> &Arc<aranea_index::LiveIndex> {
-        &self.inner.live
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// The live banks (searching them never blocks).
+    pub fn banks(&self) -> &Arc<LiveBanks> {
+        &self.inner.banks
+    }
+
+    pub fn clients(&self) -> &Arc<ClientRegistry> {
+        &self.inner.clients
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The SSRF-guarded fetcher for URLs callers name.
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.inner.fetcher
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Hashes media on the blocking pool, at most `hash_workers` at once.
+    pub async fn hash(&self, bytes: Bytes) -> Result<MediaHashes, ApiError> {
+        let _slot = self
+            .inner
+            .hash_slots
+            .acquire()
+            .await
+            .map_err(ApiError::internal)?;
+        let limits = Limits {
+            max_bytes: self.config().max_media_bytes as u64,
+            max_pixels: self.config().max_pixels,
+        };
+        let hashed = tokio::task::spawn_blocking(move || aranea_hash::hash_media(&bytes, &limits))
+            .await
+            .map_err(ApiError::internal)?;
+        hashed.map_err(hash_refusal)
+    }
+
+    /// Starts the background tasks (bank and client refresh); they end with the runtime.
+    pub fn spawn_background(&self) {
+        let banks = Arc::clone(self.banks());
+        tokio::spawn(banks.follow(Duration::from_millis(self.config().bank_poll_ms.max(50))));
+        let clients = Arc::clone(self.clients());
+        tokio::spawn(clients.follow(Duration::from_millis(
+            self.config().client_refresh_ms.max(50),
+        )));
     }
 }
 
-/// The whole server: API routers plus the web UI.
+fn hash_refusal(error: aranea_hash::HashError) -> ApiError {
+    use aranea_hash::HashError as E;
+    match error {
+        E::TooLarge { limit, .. } => ApiError::too_large(usize::try_from(limit).unwrap_or(0)),
+        E::UnknownFormat => ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "The submitted data is not an image or video format we support.",
+        ),
+        other => {
+            ApiError::bad_request(format!("The submitted media could not be hashed: {other}."))
+        }
+    }
+}
+
+fn fetch_config(config: &ServerConfig) -> Result<FetchConfig, ServerError> {
+    let mut fetch = FetchConfig::default();
+    for cidr in &config.url_allow_cidrs {
+        let net = cidr
+            .parse()
+            .map_err(|e| ServerError::Config(format!("url_allow_cidrs {cidr:?}: {e}")))?;
+        fetch.guard.allow_cidrs.push(net);
+    }
+    for path in &config.url_extra_roots {
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| ServerError::Config(format!("url_extra_roots {}: {e}", path.display())))?;
+        fetch.tls.extra_roots_pem.push(pem);
+    }
+    fetch.max_body_bytes = config.max_media_bytes as u64;
+    fetch.total_timeout = Duration::from_secs(config.url_timeout_secs.max(1));
+    Ok(fetch)
+}
+
+/// The whole server: API routers, operations endpoints and the web UI.
 pub fn router(state: AppState) -> Router {
-    Router::new().merge(ui::router(state))
+    Router::new()
+        .merge(shield::router(state.clone()))
+        .merge(ops::router(state.clone()))
+        .merge(ui::router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(state, ops::observe))
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` completes, then finishes the
+/// requests in flight. Starts the background tasks.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    state.spawn_background();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

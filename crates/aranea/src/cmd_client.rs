@@ -1,0 +1,109 @@
+//! `aranea client`: API clients of the server (Shield-compatible Basic credentials and native
+//! API keys). `add` prints `NAME:SECRET` on its last line: the only time the secret is shown.
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+use serde_json::json;
+
+use crate::cli::GlobalOptions;
+
+#[derive(Debug, clap::Args)]
+pub struct ClientArgs {
+    #[command(subcommand)]
+    command: ClientCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ClientCommand {
+    /// Create a client; prints NAME:SECRET on the last line.
+    Add {
+        name: String,
+        /// What it may call: shield, intake, read, banks (repeat; default: shield).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Every scope.
+        #[arg(long, conflicts_with = "scopes")]
+        all_scopes: bool,
+        /// Requests per second allowed (bursts of as many); default: no limit.
+        #[arg(long, value_name = "N")]
+        rate: Option<u32>,
+    },
+    /// List clients (secrets are never shown).
+    List {
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Revoke a client: its credentials stop working within seconds on every server.
+    Revoke { name: String },
+}
+
+pub fn run(global: &GlobalOptions, args: ClientArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = aranea_store::Store::open(&global.database_url()).await?;
+        let code = match args.command {
+            ClientCommand::Add {
+                name,
+                scopes,
+                all_scopes,
+                rate,
+            } => {
+                let scopes: Vec<String> = if all_scopes {
+                    aranea_server::clients::scope::ALL.map(str::to_owned).to_vec()
+                } else if scopes.is_empty() {
+                    vec![aranea_server::clients::scope::SHIELD.to_owned()]
+                } else {
+                    scopes
+                };
+                if rate == Some(0) {
+                    bail!("--rate must be at least 1");
+                }
+                let issued = aranea_server::issue_client(&store, &name, &scopes, rate).await?;
+                println!(
+                    "client {} created with scopes [{}]; the secret is shown only now:",
+                    issued.client.name,
+                    issued.client.scopes.join(", ")
+                );
+                println!("{}:{}", issued.client.name, issued.secret);
+                ExitCode::SUCCESS
+            }
+            ClientCommand::List { format } => {
+                let clients = store.api_clients().list().await?;
+                if format == "json" {
+                    let rows: Vec<_> = clients
+                        .iter()
+                        .map(|c| {
+                            json!({"name": c.name, "scopes": c.scopes, "rate_per_second": c.rate_per_second,
+                                   "created_at": c.created_at, "revoked_at": c.revoked_at})
+                        })
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                } else {
+                    for c in &clients {
+                        let rate = c.rate_per_second.map_or("unlimited".to_owned(), |r| format!("{r}/s"));
+                        let state = if c.revoked_at.is_some() { "revoked" } else { "active" };
+                        println!("{}\t{}\t[{}]\t{}", c.name, state, c.scopes.join(","), rate);
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            ClientCommand::Revoke { name } => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_millis();
+                if store.api_clients().revoke(&name, i64::try_from(now)?).await? {
+                    println!("client {name} revoked");
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!("aranea: no active client named {name:?}");
+                    ExitCode::from(1)
+                }
+            }
+        };
+        store.close().await;
+        Ok(code)
+    })
+}

@@ -1,0 +1,45 @@
+//! `aranea serve`: the HTTP server (matching API, native API, web UI, metrics) on its own.
+//! Many servers may run against one PostgreSQL; each reads the banks in `DATA/banks`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use aranea_server::{AppState, ServerConfig};
+
+use crate::cli::GlobalOptions;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default: `listen` in [server], else 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+}
+
+pub fn run(global: &GlobalOptions, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    aranea_server::init_logging();
+    let mut config: ServerConfig = global.config_file()?.section("server")?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = aranea_store::Store::open(&global.database_url())
+            .await
+            .context("opening the database")?;
+        let listen = config.listen.clone();
+        let state = AppState::open(config, &global.data.join("banks"), store.clone()).await?;
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let local = listener.local_addr()?;
+        // Scripts wait for this line; it carries the real port when ADDR asked for port 0.
+        println!("listening on http://{local}");
+        tracing::info!(%local, "serving");
+        aranea_server::serve(listener, state, aranea_server::shutdown_signal()).await?;
+        store.close().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

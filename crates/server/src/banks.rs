@@ -1,0 +1,180 @@
+//! The banks as the server sees them: the live index, kept current without a restart.
+//!
+//! Requests load the current [`LiveIndex`] (an atomic pointer load) and search its current
+//! generation; they never wait for a writer. Changes made through this process (the native
+//! API) are published at once. Changes made by another process (`aranea bank import` next to
+//! a running server) are noticed by polling the bank directory's journal and snapshot files;
+//! the directory is then reopened on a blocking thread and swapped in whole, so the old index
+//! answers until the new one is ready (no gap in service, briefly twice the memory).
+//!
+//! Two processes must not *write* the same bank directory at the same moment: the journal has
+//! no cross-process lock. This module must not interpret classifications.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use aranea_index::{BankStore, EntryId, LiveIndex, SignalType, StoreError};
+use arc_swap::ArcSwap;
+
+/// Cryptographic hashes of the media a PDQ entry was computed from, when its import carried
+/// them (metadata columns `sha1_base32`/`sha1` and `sha256_hex`/`sha256`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MediaRef {
+    pub sha1_base32: String,
+    pub sha256_hex: String,
+}
+
+/// What the files of the bank directory looked like: name, length and modification time.
+type DirSignature = Vec<(String, u64, Option<SystemTime>)>;
+
+struct Writer {
+    store: BankStore,
+    signature: DirSignature,
+}
+
+/// The live banks of one bank directory.
+pub struct LiveBanks {
+    dir: PathBuf,
+    live: ArcSwap<LiveIndex>,
+    media_refs: ArcSwap<HashMap<EntryId, MediaRef>>,
+    writer: Mutex<Writer>,
+}
+
+impl LiveBanks {
+    /// Opens (or creates) the bank directory. Blocking: a large bank takes seconds.
+    pub fn open(dir: &Path) -> Result<LiveBanks, StoreError> {
+        let store = BankStore::open(dir)?;
+        let signature = dir_signature(dir);
+        Ok(LiveBanks {
+            dir: dir.to_path_buf(),
+            live: ArcSwap::new(store.live()),
+            media_refs: ArcSwap::from_pointee(media_refs(&store)),
+            writer: Mutex::new(Writer { store, signature }),
+        })
+    }
+
+    /// The index to search now.
+    pub fn live(&self) -> Arc<LiveIndex> {
+        self.live.load_full()
+    }
+
+    /// The media a PDQ entry came from, if known.
+    pub fn media_ref(&self, entry: EntryId) -> Option<MediaRef> {
+        self.media_refs.load().get(&entry).cloned()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reopens the directory if another process changed it; true when it did. Blocking.
+    pub fn refresh_if_changed(&self) -> Result<bool, StoreError> {
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.refresh_locked(&mut writer)
+    }
+
+    fn refresh_locked(&self, writer: &mut Writer) -> Result<bool, StoreError> {
+        let now = dir_signature(&self.dir);
+        if now == writer.signature {
+            return Ok(false);
+        }
+        let store = BankStore::open(&self.dir)?;
+        self.media_refs.store(Arc::new(media_refs(&store)));
+        self.live.store(store.live());
+        writer.store = store;
+        writer.signature = dir_signature(&self.dir);
+        Ok(true)
+    }
+
+    /// Runs a change on the bank store (after catching up with other processes), publishes
+    /// it and returns its result. Blocking.
+    pub fn write<T>(
+        &self,
+        change: impl FnOnce(&mut BankStore) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.refresh_locked(&mut writer)?;
+        let result = change(&mut writer.store);
+        // Publish whatever was applied, even when the change failed half-way.
+        writer.store.publish()?;
+        self.media_refs.store(Arc::new(media_refs(&writer.store)));
+        self.live.store(writer.store.live());
+        writer.signature = dir_signature(&self.dir);
+        result
+    }
+
+    /// Reads the bank store's state under the writer lock. Blocking; not for the hot path.
+    pub fn read<T>(&self, look: impl FnOnce(&BankStore) -> T) -> T {
+        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        look(&writer.store)
+    }
+
+    /// Polls for changes by other processes every `every` until the task is dropped.
+    pub async fn follow(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let banks = Arc::clone(&self);
+            match tokio::task::spawn_blocking(move || banks.refresh_if_changed()).await {
+                Ok(Ok(true)) => tracing::info!(dir = %self.dir.display(), "banks reloaded"),
+                Ok(Ok(false)) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "bank reload failed; the previous banks stay live")
+                }
+                Err(error) => tracing::warn!(%error, "bank reload task failed"),
+            }
+        }
+    }
+}
+
+fn dir_signature(dir: &Path) -> DirSignature {
+    let mut files: DirSignature = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let meta = entry.metadata().ok()?;
+            meta.is_file().then(|| {
+                (
+                    entry.file_name().to_string_lossy().into_owned(),
+                    meta.len(),
+                    meta.modified().ok(),
+                )
+            })
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn media_refs(store: &BankStore) -> HashMap<EntryId, MediaRef> {
+    let mut refs = HashMap::new();
+    for entry in store.state().entries() {
+        if entry.signal.signal_type() != SignalType::Pdq {
+            continue;
+        }
+        let Some(metadata) = entry.metadata.as_deref() else {
+            continue;
+        };
+        let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(metadata) else {
+            continue;
+        };
+        let text = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| fields.get(*k).and_then(|v| v.as_str()))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let found = MediaRef {
+            sha1_base32: text(&["sha1_base32", "sha1"]),
+            sha256_hex: text(&["sha256_hex", "sha256"]),
+        };
+        if found != MediaRef::default() {
+            refs.insert(entry.id, found);
+        }
+    }
+    refs
+}

@@ -1,0 +1,278 @@
+//! API clients: issuing secrets and checking credentials on every request, cheaply.
+//!
+//! A secret is 32 random bytes (43 characters of URL-safe base64); only its SHA-256 is stored.
+//! With that much entropy a fast hash is as safe as a password KDF, and it costs well under a
+//! microsecond, so every request can be checked (a KDF at 30,000 requests/s would need tens of
+//! cores). Clients are cached in memory and re-read from the database every few seconds, so a
+//! revocation or a new client from another process takes effect within that period; an
+//! unknown name triggers an early re-read, at most a few times a second.
+//!
+//! This module must not log or store secrets.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use aranea_store::{ApiClient, NewApiClient, Store, StoreError};
+
+use crate::limits::RateLimiter;
+
+/// Least time between two re-reads caused by unknown names, in ms.
+const MISS_REFRESH_GAP_MS: i64 = 250;
+
+/// What a client may call.
+pub mod scope {
+    /// The Shield-compatible matching API (`/v1/...`).
+    pub const SHIELD: &str = "shield";
+    /// Submitting URLs and reading their reports.
+    pub const INTAKE: &str = "intake";
+    /// Reading banks, matches, sightings and statistics.
+    pub const READ: &str = "read";
+    /// Creating, importing and disabling banks.
+    pub const BANKS: &str = "banks";
+    /// Every scope above.
+    pub const ALL: [&str; 4] = [SHIELD, INTAKE, READ, BANKS];
+}
+
+/// A client that proved its identity.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: Arc<str>,
+    scopes: Arc<[String]>,
+    pub(crate) limiter: Option<Arc<RateLimiter>>,
+}
+
+impl Caller {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+struct Known {
+    digest: [u8; 32],
+    caller: Caller,
+}
+
+/// Why credentials were not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No `Authorization` header, or not a scheme we read.
+    Missing,
+    /// Malformed, unknown name, wrong secret or revoked: deliberately one answer.
+    Invalid,
+}
+
+/// The in-memory view of the `api_clients` table.
+pub struct ClientRegistry {
+    store: Store,
+    known: ArcSwap<HashMap<String, Known>>,
+    last_read_ms: AtomicI64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl ClientRegistry {
+    /// Reads every active client from the store.
+    pub async fn load(store: Store) -> Result<ClientRegistry, StoreError> {
+        let registry = ClientRegistry {
+            store,
+            known: ArcSwap::from_pointee(HashMap::new()),
+            last_read_ms: AtomicI64::new(0),
+        };
+        registry.reload().await?;
+        Ok(registry)
+    }
+
+    /// Re-reads the clients; rate limiters of unchanged clients are kept.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        self.last_read_ms.store(now_ms(), Ordering::Relaxed);
+        let rows = self.store.api_clients().list().await?;
+        let old = self.known.load();
+        let mut known = HashMap::with_capacity(rows.len());
+        for row in rows.into_iter().filter(|c| c.revoked_at.is_none()) {
+            let limiter = match old.get(&row.name) {
+                Some(previous)
+                    if previous.digest == row.secret_sha256
+                        && previous.caller.limiter.as_ref().map(|l| l.per_second())
+                            == row.rate_per_second =>
+                {
+                    previous.caller.limiter.clone()
+                }
+                _ => row.rate_per_second.map(|r| Arc::new(RateLimiter::new(r))),
+            };
+            known.insert(
+                row.name.clone(),
+                Known {
+                    digest: row.secret_sha256,
+                    caller: Caller {
+                        name: row.name.as_str().into(),
+                        scopes: row.scopes.into(),
+                        limiter,
+                    },
+                },
+            );
+        }
+        self.known.store(Arc::new(known));
+        Ok(())
+    }
+
+    /// Re-reads the clients every `every` until the task is dropped.
+    pub async fn follow(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(error) = self.reload().await {
+                tracing::warn!(%error, "reading API clients failed; the previous list stays");
+            }
+        }
+    }
+
+    /// Checks an `Authorization` header value: `Basic base64(name:secret)` or
+    /// `Bearer name:secret`.
+    pub async fn authenticate(&self, header: Option<&[u8]>) -> Result<Caller, Refusal> {
+        let (name, secret) = parse_authorization(header.ok_or(Refusal::Missing)?)?;
+        if let Some(caller) = self.check(&name, &secret) {
+            return caller;
+        }
+        // Unknown name: perhaps added moments ago by `aranea client add`.
+        let last = self.last_read_ms.load(Ordering::Relaxed);
+        if now_ms() - last >= MISS_REFRESH_GAP_MS
+            && self
+                .last_read_ms
+                .compare_exchange(last, now_ms(), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            && self.reload().await.is_ok()
+        {
+            return self.check(&name, &secret).unwrap_or(Err(Refusal::Invalid));
+        }
+        Err(Refusal::Invalid)
+    }
+
+    fn check(&self, name: &str, secret: &str) -> Option<Result<Caller, Refusal>> {
+        let known = self.known.load();
+        let client = known.get(name)?;
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        Some(if bool::from(digest.ct_eq(&client.digest)) {
+            Ok(client.caller.clone())
+        } else {
+            Err(Refusal::Invalid)
+        })
+    }
+}
+
+fn parse_authorization(value: &[u8]) -> Result<(String, String), Refusal> {
+    let text = std::str::from_utf8(value).map_err(|_| Refusal::Invalid)?;
+    let (scheme, rest) = text.trim().split_once(' ').ok_or(Refusal::Missing)?;
+    let pair = if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = STANDARD.decode(rest.trim()).map_err(|_| Refusal::Invalid)?;
+        String::from_utf8(decoded).map_err(|_| Refusal::Invalid)?
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        rest.trim().to_owned()
+    } else {
+        return Err(Refusal::Missing);
+    };
+    let (name, secret) = pair.split_once(':').ok_or(Refusal::Invalid)?;
+    Ok((name.to_owned(), secret.to_owned()))
+}
+
+/// A newly issued client: the only time its secret exists outside the caller's hands.
+#[derive(Debug)]
+pub struct IssuedClient {
+    pub client: ApiClient,
+    pub secret: String,
+}
+
+/// Why a client could not be issued.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("a client named {0:?} exists (revoked names stay taken)")]
+    NameTaken(String),
+    #[error("client name {0:?}: use 1-100 letters, digits, '-', '_' or '.'")]
+    BadName(String),
+    #[error("unknown scope {0:?} (known: shield, intake, read, banks)")]
+    UnknownScope(String),
+    #[error("no secure random numbers: {0}")]
+    Random(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Creates a client with a fresh secret.
+pub async fn issue_client(
+    store: &Store,
+    name: &str,
+    scopes: &[String],
+    rate_per_second: Option<u32>,
+) -> Result<IssuedClient, IssueError> {
+    let name_ok = !name.is_empty()
+        && name.len() <= 100
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !name_ok {
+        return Err(IssueError::BadName(name.to_owned()));
+    }
+    if let Some(unknown) = scopes.iter().find(|s| !scope::ALL.contains(&s.as_str())) {
+        return Err(IssueError::UnknownScope(unknown.clone()));
+    }
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| IssueError::Random(e.to_string()))?;
+    let secret = URL_SAFE_NO_PAD.encode(raw);
+    let new = NewApiClient {
+        name: name.to_owned(),
+        secret_sha256: Sha256::digest(secret.as_bytes()).into(),
+        scopes: scopes.to_vec(),
+        rate_per_second,
+    };
+    match store.api_clients().add(&new, now_ms()).await? {
+        Some(client) => Ok(IssuedClient { client, secret }),
+        None => Err(IssueError::NameTaken(name.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_headers_parse_or_are_refused() {
+        let basic = format!("Basic {}", STANDARD.encode("acme:s3cret:with:colons"));
+        assert_eq!(
+            parse_authorization(basic.as_bytes()),
+            Ok(("acme".into(), "s3cret:with:colons".into()))
+        );
+        assert_eq!(
+            parse_authorization(b"Bearer acme:xyz"),
+            Ok(("acme".into(), "xyz".into()))
+        );
+        assert_eq!(parse_authorization(b"Digest abc"), Err(Refusal::Missing));
+        assert_eq!(parse_authorization(b"Basic"), Err(Refusal::Missing));
+        assert_eq!(parse_authorization(b"Basic !!!"), Err(Refusal::Invalid));
+        let no_colon = format!("Basic {}", STANDARD.encode("acme"));
+        assert_eq!(
+            parse_authorization(no_colon.as_bytes()),
+            Err(Refusal::Invalid)
+        );
+        let not_utf8 = format!("Basic {}", STANDARD.encode([0xff, 0xfe, b':', 0x80]));
+        assert_eq!(
+            parse_authorization(not_utf8.as_bytes()),
+            Err(Refusal::Invalid)
+        );
+        assert_eq!(
+            parse_authorization(&[0xff, 0x20, 0x41]),
+            Err(Refusal::Invalid)
+        );
+    }
+}

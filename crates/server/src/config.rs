@@ -1,0 +1,56 @@
+//! The server's configuration: the `[server]` table of `--config FILE`.
+
+use serde::Deserialize;
+
+/// How the server behaves; every field has a default, so an empty table is valid.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on. Default: `127.0.0.1:8080` (`--listen` overrides it).
+    pub listen: String,
+    /// Largest media body accepted by `POST /v1/media/` and fetched by `POST /v1/url/`, in
+    /// bytes. Default: 32 MiB.
+    pub max_media_bytes: usize,
+    /// Largest JSON body accepted, in bytes. Default: 1 MiB.
+    pub max_json_bytes: usize,
+    /// Most PDQ hashes in one `POST /v1/pdq/`. Default: 1,000.
+    pub max_pdq_hashes: usize,
+    /// Largest image accepted for hashing, in pixels (checked before decoding). Default: 64 M.
+    pub max_pixels: u64,
+    /// Images hashed at once (each on the blocking pool). Default: the number of CPUs.
+    pub hash_workers: usize,
+    /// Least PDQ quality for a near match of submitted media. Default: 50.
+    pub min_pdq_quality: u8,
+    /// How often the bank directory is checked for changes by other processes, in ms.
+    /// Default: 1,000.
+    pub bank_poll_ms: u64,
+    /// How often API clients are re-read from the database (revocations, new clients), in ms.
+    /// Default: 2,000.
+    pub client_refresh_ms: u64,
+    /// CIDR blocks `POST /v1/url/` may fetch from although they are not public (the simulated
+    /// web in tests and the demo). Default: none.
+    pub url_allow_cidrs: Vec<String>,
+    /// Extra root certificate files (PEM) `POST /v1/url/` trusts. Default: none.
+    pub url_extra_roots: Vec<std::path::PathBuf>,
+    /// Time for `POST /v1/url/` to fetch the media, in seconds. Default: 20.
+    pub url_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".to_owned(),
+            max_media_bytes: 32 * 1024 * 1024,
+            max_json_bytes: 1024 * 1024,
+            max_pdq_hashes: 1000,
+            max_pixels: 64_000_000,
+            hash_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            min_pdq_quality: 50,
+            bank_poll_ms: 1000,
+            client_refresh_ms: 2000,
+            url_allow_cidrs: Vec::new(),
+            url_extra_roots: Vec::new(),
+            url_timeout_secs: 20,
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The matching API, compatible with Arachnid Shield v1: `POST /v1/media/`, `POST /v1/url/`
+//! and `POST /v1/pdq/`, HTTP Basic authentication, `ScannedMedia` answers and
+//! `{"detail": ...}` errors, so clients written for Shield (its Python and Rust SDKs among
+//! them) work unchanged.
+//!
+//! Shield knows two classifications; a bank label `csam` is reported as `csam` and every other
+//! label as `harmful-abusive-material` (a hit in an ordinary bank is always something to act
+//! on; allow-list hits suppress and are never reported). This module must not store media.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use aranea_hash::MediaHashes;
+use aranea_index::{BankFilter, Hit, MatchResult, Signal, SignalType};
+
+use crate::AppState;
+use crate::clients::{Refusal, scope};
+use crate::problem::{ApiError, body_rejection, json_body};
+
+/// `classification` of a piece of media or hash with no hit.
+pub const NO_KNOWN_MATCH: &str = "no-known-match";
+
+/// A record of a scanned piece of media (Shield's `ScannedMedia`).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct ScannedMedia {
+    pub sha1_base32: String,
+    pub sha256_hex: String,
+    pub size_bytes: u64,
+    pub classification: String,
+    /// `exact` (a cryptographic hash matched), `near` (PDQ only) or null.
+    pub match_type: Option<String>,
+    /// PDQ hits, nearest first.
+    pub near_match_details: Vec<NearMatchDetail>,
+}
+
+/// One near match (Shield's `NearMatchDetails`, with the PDQ distance as `distance`).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct NearMatchDetail {
+    /// Seconds into a video; 0 for still images.
+    pub timestamp: f64,
+    /// Of the known media, when its bank entry says (empty otherwise).
+    pub sha1_base32: String,
+    pub sha256_hex: String,
+    pub classification: String,
+    /// PDQ Hamming distance.
+    pub distance: u32,
+}
+
+/// The answer for one queried PDQ hash.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct ScannedPdq {
+    pub classification: String,
+    pub match_type: Option<String>,
+    pub near_match_details: Option<NearMatchDetail>,
+}
+
+#[derive(Debug, Deserialize)]
+struct UrlRequest {
+    url: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct PdqRequest {
+    hashes: Vec<String>,
+}
+
+/// The `/v1/...` routes, behind Basic authentication with the `shield` scope.
+pub fn router(state: AppState) -> Router {
+    let media_limit = state.config().max_media_bytes;
+    let json_limit = state.config().max_json_bytes;
+    Router::new()
+        .route("/v1/media/", post(scan_media))
+        .route("/v1/media", post(scan_media))
+        .layer(DefaultBodyLimit::max(media_limit))
+        .merge(
+            Router::new()
+                .route("/v1/url/", post(scan_url))
+                .route("/v1/url", post(scan_url))
+                .route("/v1/pdq/", post(scan_pdq))
+                .route("/v1/pdq", post(scan_pdq))
+                .layer(DefaultBodyLimit::max(json_limit)),
+        )
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), shield_auth))
+        .with_state(state)
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("Method \"{method}\" not allowed."),
+    )
+}
+
+async fn shield_auth(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    match state.clients().authenticate(header).await {
+        Ok(caller) if caller.has_scope(scope::SHIELD) => {
+            if let Some(limiter) = &caller.limiter
+                && let Err(wait) = limiter.try_acquire()
+            {
+                return ApiError::rate_limited(wait).into_response();
+            }
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Ok(_) => ApiError::forbidden("You do not have permission to perform this action.")
+            .into_response(),
+        Err(Refusal::Missing) => {
+            ApiError::unauthorized("Authentication credentials were not provided.").into_response()
+        }
+        Err(Refusal::Invalid) => {
+            ApiError::unauthorized("Invalid username/password.").into_response()
+        }
+    }
+}
+
+async fn scan_media(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ScannedMedia>, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let accepted = essence.starts_with("image/")
+        || essence.starts_with("video/")
+        || essence == "application/octet-stream";
+    if !accepted {
+        return Err(ApiError::unsupported_type(content_type));
+    }
+    let body = body.map_err(|r| body_rejection(r, state.config().max_media_bytes))?;
+    scan_bytes(&state, body).await.map(Json)
+}
+
+async fn scan_url(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ScannedMedia>, ApiError> {
+    let body = body.map_err(|r| body_rejection(r, state.config().max_json_bytes))?;
+    let request: UrlRequest = json_body(&headers, &body)?;
+    let url = url::Url::parse(request.url.trim())
+        .map_err(|e| ApiError::bad_request(format!("Enter a valid URL ({e}).")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ApiError::bad_request("Enter a valid URL (http or https)."));
+    }
+    let fetched = state.fetcher().fetch(&url).await;
+    let response = fetched
+        .outcome
+        .map_err(|e| ApiError::bad_request(format!("Could not download the media: {e}.")))?;
+    if !response.is_success() {
+        return Err(ApiError::bad_request(format!(
+            "Could not download the media: the server answered {}.",
+            response.status
+        )));
+    }
+    if response.truncated {
+        return Err(ApiError::too_large(state.config().max_media_bytes));
+    }
+    scan_bytes(&state, response.body).await.map(Json)
+}
+
+/// Hashes and matches one piece of media on the bounded blocking pool.
+async fn scan_bytes(state: &AppState, body: Bytes) -> Result<ScannedMedia, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("The submitted media is empty."));
+    }
+    let hashes = state.hash(body).await?;
+    let generation = state.banks().live().load();
+    let digests = [
+        Signal::from_bytes(SignalType::Md5, &hashes.md5),
+        Signal::from_bytes(SignalType::Sha1, &hashes.sha1),
+        Signal::from_bytes(SignalType::Sha256, &hashes.sha256),
+    ];
+    let digests: Vec<Signal> = digests.into_iter().flatten().collect();
+    let pdq: Vec<aranea_hash::PdqHash> = hashes
+        .pdq
+        .as_ref()
+        .filter(|p| p.quality >= state.config().min_pdq_quality)
+        .map(|p| p.hash)
+        .into_iter()
+        .collect();
+    let result = generation.match_media(&digests, &pdq, &BankFilter::All);
+    state.metrics().record_match(!result.hits.is_empty());
+    Ok(scanned_media(state, &hashes, &result))
+}
+
+fn shield_label(label: &str) -> &'static str {
+    if label == "csam" {
+        "csam"
+    } else {
+        "harmful-abusive-material"
+    }
+}
+
+fn overall_classification(hits: &[Hit]) -> String {
+    if hits.is_empty() {
+        NO_KNOWN_MATCH
+    } else if hits
+        .iter()
+        .any(|h| shield_label(&h.classification) == "csam")
+    {
+        "csam"
+    } else {
+        "harmful-abusive-material"
+    }
+    .to_owned()
+}
+
+fn near_detail(state: &AppState, hit: &Hit) -> NearMatchDetail {
+    let media = state.banks().media_ref(hit.entry).unwrap_or_default();
+    NearMatchDetail {
+        timestamp: 0.0,
+        sha1_base32: media.sha1_base32,
+        sha256_hex: media.sha256_hex,
+        classification: shield_label(&hit.classification).to_owned(),
+        distance: hit.distance,
+    }
+}
+
+fn scanned_media(state: &AppState, hashes: &MediaHashes, result: &MatchResult) -> ScannedMedia {
+    let exact = result
+        .hits
+        .iter()
+        .any(|h| !matches!(h.value, Signal::Pdq(_)));
+    let near: Vec<NearMatchDetail> = result
+        .hits
+        .iter()
+        .filter(|h| matches!(h.value, Signal::Pdq(_)))
+        .map(|h| near_detail(state, h))
+        .collect();
+    let match_type = if exact {
+        Some("exact")
+    } else if !near.is_empty() {
+        Some("near")
+    } else {
+        None
+    };
+    ScannedMedia {
+        sha1_base32: hashes.sha1_base32(),
+        sha256_hex: hashes.sha256_hex(),
+        size_bytes: hashes.size_bytes,
+        classification: overall_classification(&result.hits),
+        match_type: match_type.map(str::to_owned),
+        near_match_details: near,
+    }
+}
+
+async fn scan_pdq(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|r| body_rejection(r, state.config().max_json_bytes))?;
+    let request: PdqRequest = json_body(&headers, &body)?;
+    let limit = state.config().max_pdq_hashes;
+    if request.hashes.len() > limit {
+        return Err(ApiError::bad_request(format!(
+            "Too many hashes: at most {limit} per request."
+        )));
+    }
+    let mut signals = Vec::with_capacity(request.hashes.len());
+    for text in &request.hashes {
+        let signal = STANDARD
+            .decode(text.trim())
+            .ok()
+            .and_then(|raw| Signal::from_bytes(SignalType::Pdq, &raw))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Invalid PDQ hash {:?}: expected the base64 of 32 bytes.",
+                    text.chars().take(64).collect::<String>()
+                ))
+            })?;
+        signals.push(signal);
+    }
+    let generation = state.banks().live().load();
+    let results = generation.match_batch(&signals, &BankFilter::All);
+    let mut scanned = serde_json::Map::with_capacity(results.len());
+    for (text, result) in request.hashes.iter().zip(&results) {
+        state.metrics().record_match(!result.hits.is_empty());
+        let answer = match result.hits.first() {
+            None => ScannedPdq {
+                classification: NO_KNOWN_MATCH.to_owned(),
+                match_type: None,
+                near_match_details: None,
+            },
+            Some(nearest) => ScannedPdq {
+                classification: overall_classification(&result.hits),
+                match_type: Some("near".to_owned()),
+                near_match_details: Some(near_detail(&state, nearest)),
+            },
+        };
+        let value = serde_json::to_value(answer).map_err(ApiError::internal)?;
+        scanned.insert(text.clone(), value);
+    }
+    Ok(Json(serde_json::json!({ "scanned_hashes": scanned })).into_response())
+}
