@@ -1,0 +1,282 @@
+//! Logins, lockout, second factor, sessions and who may manage whom, on both back-ends.
+
+#[macro_use]
+mod common;
+
+use aranea_review::{AuditActor, NewUserRequest, ReviewConfig, ReviewError, totp};
+use aranea_store::UserRole;
+use common::{Backend, NOW, PASSWORD, World};
+
+both_backends!(
+    login_opens_a_session_and_logout_ends_it,
+    repeated_failures_lock_with_growing_back_off,
+    totp_is_required_once_enabled,
+    operators_manage_only_their_own_hotline,
+);
+
+async fn login_opens_a_session_and_logout_ends_it(backend: Backend) {
+    let w = World::new(backend).await;
+    w.actor(w.gb, "ana", UserRole::Analyst).await;
+    let login = w
+        .review
+        .login("ana", PASSWORD, None, "203.0.113.1", NOW)
+        .await
+        .unwrap();
+    assert_eq!(login.token.len(), 64);
+    let (actor, csrf) = w
+        .review
+        .session(&login.token, "203.0.113.1", NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(actor.user.username, "ana");
+    assert_eq!(actor.hotline.code, "gb");
+    assert_eq!(csrf, login.csrf_token);
+    // Neither the token's hash nor a guess opens a session.
+    for bad in ["", "x", &"0".repeat(64), &login.csrf_token] {
+        assert!(matches!(
+            w.review.session(bad, "", NOW).await,
+            Err(ReviewError::NoSession)
+        ));
+    }
+    let hours = i64::from(w.review.config().session_hours);
+    assert!(
+        w.review
+            .session(&login.token, "", NOW + hours * 3_600_000)
+            .await
+            .is_err(),
+        "expired"
+    );
+    w.review
+        .logout(&login.token, &actor, NOW + 2)
+        .await
+        .unwrap();
+    assert!(w.review.session(&login.token, "", NOW + 3).await.is_err());
+
+    assert!(matches!(
+        w.review
+            .login("ana", "wrong password!!", None, "", NOW)
+            .await,
+        Err(ReviewError::LoginFailed)
+    ));
+    assert!(matches!(
+        w.review.login("nobody", PASSWORD, None, "", NOW).await,
+        Err(ReviewError::LoginFailed)
+    ));
+    assert!(matches!(
+        w.review
+            .login("bad name; --", PASSWORD, None, "", NOW)
+            .await,
+        Err(ReviewError::LoginFailed)
+    ));
+
+    let again = w
+        .review
+        .login("ana", PASSWORD, None, "", NOW)
+        .await
+        .unwrap();
+    let id = again.actor.user.id;
+    w.review
+        .set_user_disabled(AuditActor::Cli, id, true, NOW)
+        .await
+        .unwrap();
+    assert!(
+        w.review.session(&again.token, "", NOW).await.is_err(),
+        "disabled: sessions end"
+    );
+    assert!(matches!(
+        w.review.login("ana", PASSWORD, None, "", NOW).await,
+        Err(ReviewError::LoginFailed)
+    ));
+}
+
+async fn repeated_failures_lock_with_growing_back_off(backend: Backend) {
+    let config = ReviewConfig {
+        lockout_after: 3,
+        lockout_seconds: 10,
+        ..ReviewConfig::default()
+    };
+    let w = World::with_config(backend, config).await;
+    w.actor(w.gb, "ana", UserRole::Analyst).await;
+    for _ in 0..2 {
+        assert!(matches!(
+            w.review
+                .login("ana", "not the password", None, "", NOW)
+                .await,
+            Err(ReviewError::LoginFailed)
+        ));
+    }
+    // Still open after two failures.
+    w.review
+        .login("ana", PASSWORD, None, "", NOW)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let _ = w
+            .review
+            .login("ana", "not the password", None, "", NOW)
+            .await;
+    }
+    // Third consecutive failure locked for 10 s: even the right password is refused.
+    let locked = w.review.login("ana", PASSWORD, None, "", NOW + 1).await;
+    assert!(matches!(locked, Err(ReviewError::LockedOut { until }) if until == NOW + 10_000));
+    // After the lock, one more failure doubles it.
+    let _ = w
+        .review
+        .login("ana", "not the password", None, "", NOW + 10_000)
+        .await;
+    let locked = w
+        .review
+        .login("ana", PASSWORD, None, "", NOW + 10_001)
+        .await;
+    assert!(matches!(locked, Err(ReviewError::LockedOut { until }) if until == NOW + 30_000));
+    w.review
+        .login("ana", PASSWORD, None, "", NOW + 30_000)
+        .await
+        .unwrap();
+    // Success reset the count: two failures do not lock.
+    for _ in 0..2 {
+        let _ = w
+            .review
+            .login("ana", "not the password", None, "", NOW + 30_001)
+            .await;
+    }
+    w.review
+        .login("ana", PASSWORD, None, "", NOW + 30_002)
+        .await
+        .unwrap();
+}
+
+async fn totp_is_required_once_enabled(backend: Backend) {
+    let w = World::new(backend).await;
+    let ana = w.actor(w.gb, "ana", UserRole::Analyst).await;
+    let shown = w.review.enable_totp(&ana, NOW).await.unwrap();
+    assert_eq!(shown.len(), 32, "20 bytes in base32");
+    let secret = w
+        .store
+        .review_desk()
+        .user(ana.user.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .totp_secret
+        .unwrap();
+    assert_eq!(totp::base32(&secret), shown);
+    assert!(
+        w.review
+            .login("ana", PASSWORD, None, "", NOW)
+            .await
+            .is_err()
+    );
+    let right = totp::code_at(&secret, (NOW / 1000) as u64);
+    let wrong = format!("{:06}", (right + 500_000) % 1_000_000);
+    assert!(
+        w.review
+            .login("ana", PASSWORD, Some(&wrong), "", NOW)
+            .await
+            .is_err()
+    );
+    let code = format!("{right:06}");
+    w.review
+        .login("ana", PASSWORD, Some(&code), "", NOW)
+        .await
+        .unwrap();
+}
+
+async fn operators_manage_only_their_own_hotline(backend: Backend) {
+    let w = World::new(backend).await;
+    let op = w.actor(w.gb, "op", UserRole::HotlineOperator).await;
+    let ana = w.actor(w.gb, "ana", UserRole::Analyst).await;
+    let ca_op = w.actor(w.ca, "caop", UserRole::HotlineOperator).await;
+    let admin = w.actor(w.gb, "root", UserRole::PlatformAdmin).await;
+    let request = |hotline, name: &str, role| NewUserRequest {
+        hotline,
+        username: name.into(),
+        display_name: String::new(),
+        role,
+        password: PASSWORD.into(),
+    };
+    w.review
+        .add_user((&op).into(), request(w.gb, "new1", UserRole::Analyst), NOW)
+        .await
+        .unwrap();
+    for (by, req) in [
+        (&op, request(w.ca, "new2", UserRole::Analyst)),
+        (&op, request(w.gb, "new3", UserRole::PlatformAdmin)),
+        (&ana, request(w.gb, "new4", UserRole::Analyst)),
+    ] {
+        assert!(matches!(
+            w.review.add_user(by.into(), req, NOW).await,
+            Err(ReviewError::Forbidden(_))
+        ));
+    }
+    assert!(
+        w.review
+            .add_user((&op).into(), request(w.gb, "new1", UserRole::Analyst), NOW)
+            .await
+            .is_err()
+    );
+    assert!(
+        w.review
+            .add_user((&op).into(), request(w.gb, "short", UserRole::Analyst), NOW)
+            .await
+            .is_ok()
+    );
+    let weak = NewUserRequest {
+        password: "short".into(),
+        ..request(w.gb, "weak", UserRole::Analyst)
+    };
+    assert!(matches!(
+        w.review.add_user((&op).into(), weak, NOW).await,
+        Err(ReviewError::Invalid { .. })
+    ));
+
+    let names: Vec<String> = w
+        .review
+        .users_for(&op)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert!(names.contains(&"ana".to_string()) && !names.contains(&"caop".to_string()));
+    assert_eq!(
+        w.review.users_for(&admin).await.unwrap().len(),
+        names.len() + 1
+    );
+    assert!(w.review.users_for(&ana).await.is_err());
+    assert_eq!(w.review.hotlines_for(&op).await.unwrap().len(), 1);
+    assert_eq!(w.review.hotlines_for(&admin).await.unwrap().len(), 2);
+    // Another hotline's operator cannot touch gb's users or settings: not even learn they exist.
+    assert!(matches!(
+        w.review
+            .set_user_disabled((&ca_op).into(), ana.user.id, true, NOW)
+            .await,
+        Err(ReviewError::NotFound(_))
+    ));
+    assert!(matches!(
+        w.review
+            .set_hotline_sharing(&ca_op, w.gb, false, false, 1, NOW)
+            .await,
+        Err(ReviewError::NotFound(_))
+    ));
+    assert!(
+        w.review
+            .set_hotline_sharing(&ana, w.gb, false, false, 1, NOW)
+            .await
+            .is_err()
+    );
+    w.review
+        .set_hotline_sharing(&op, w.gb, true, false, 9, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.store
+            .review_desk()
+            .hotline(w.gb)
+            .await
+            .unwrap()
+            .unwrap()
+            .daily_cap,
+        9
+    );
+}
