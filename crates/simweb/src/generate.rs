@@ -179,6 +179,21 @@ pub fn generate_site_specs(
             } else {
                 Vec::new()
             },
+            archives: generated_archives(g, seed, i, kind),
         });
+    }
+}
+
+/// Archives for generated site `i`, from a stream of their own so that worlds without archives
+/// stay what they were.
+fn generated_archives(g: &GenerateSpec, seed: u64, i: u32, kind: SiteKind) -> u32 {
+    if g.archive_share <= 0.0 || kind == SiteKind::Plain {
+        return 0;
+    }
+    let mut rng = Rng::derive(seed, &format!("generated-archives:{i}"));
+    if rng.chance(g.archive_share) {
+        rng.range(1, 2) as u32
+    } else {
+        0
     }
 }

@@ -21,6 +21,8 @@
 //! It is a test fixture: it must never be needed in production, and it never sends traffic
 //! anywhere but to its own clients (redirects to private addresses are only headers).
 
+pub mod archive_sites;
+pub mod archives;
 mod bank;
 mod behaviour;
 mod clock;

@@ -190,6 +190,9 @@ pub struct SiteSpec {
     /// Names under this host that are CNAMEs of it (e.g. `www`).
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// Archives of photos (`.zip`, `.tar.gz` alternately) linked from the site's first page.
+    #[serde(default)]
+    pub archives: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -215,6 +218,9 @@ pub struct GenerateSpec {
     /// How many generated sites serve the misbehaviour endpoints.
     #[serde(default)]
     pub hostile_sites: u32,
+    /// Share of generated non-plain sites that serve one or two photo archives (default 0).
+    #[serde(default)]
+    pub archive_share: f64,
 }
 
 fn default_tlds() -> Vec<String> {

@@ -116,6 +116,9 @@ impl HostService {
         if site.traps.contains(&Trap::SessionId) && path.starts_with("/shop/") {
             return quirks::session_shop(&request.target);
         }
+        if let Some(response) = crate::archive_sites::respond(&self.shared, site, path).await {
+            return response;
+        }
         if let Some(response) = self.media(site, path, now).await {
             return response;
         }

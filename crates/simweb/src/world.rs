@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
+use crate::archive_sites::SiteArchive;
 use crate::corpus::Corpus;
 use crate::error::SimWebError;
 use crate::generate::{generate_providers, generate_site_specs};
@@ -55,6 +56,8 @@ pub struct Site {
     /// Full names that are CNAMEs of `host`.
     pub aliases: Vec<String>,
     pub pages: Vec<Page>,
+    /// Photo archives the site serves (see `archive_sites`).
+    pub archives: Vec<SiteArchive>,
     /// Where the site goes if its provider moves it (provider, address).
     pub move_target: Option<(ProviderId, Ipv4Addr)>,
 }
@@ -282,7 +285,8 @@ impl World {
             .map(|a| format!("{}.{host}", a.to_ascii_lowercase()))
             .collect();
         let mut rng = Rng::derive(seed, &format!("site:{host}"));
-        let pages = self.build_pages(id, spec, &mut rng);
+        let mut pages = self.build_pages(id, spec, &mut rng);
+        let archives = crate::archive_sites::build(self, spec, seed, &host, &mut pages);
         for (index, page) in pages.iter().enumerate() {
             self.pages.insert((id, page.path.clone()), index);
         }
@@ -303,6 +307,7 @@ impl World {
             traps: spec.traps.clone(),
             aliases,
             pages,
+            archives,
             move_target,
         });
         Ok(())
@@ -330,7 +335,7 @@ impl World {
     }
 
     /// Draws a corpus photo: known with probability `known_share`, else unknown.
-    fn draw_source(&self, rng: &mut Rng, known_share: f64) -> usize {
+    pub(crate) fn draw_source(&self, rng: &mut Rng, known_share: f64) -> usize {
         if !self.known.is_empty() && rng.chance(known_share) {
             return self
                 .known
