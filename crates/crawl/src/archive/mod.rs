@@ -26,6 +26,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(test)]
+mod hostile_tests;
 mod tar;
 #[cfg(test)]
 mod tests;

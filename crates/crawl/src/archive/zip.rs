@@ -220,7 +220,8 @@ fn walk_local_headers(
             }
             let consumed = deflate_stream_len(bytes.get(data_at..).unwrap_or_default(), walk)?;
             let data = bytes.get(data_at..data_at + consumed).ok_or(TRUNCATED)?;
-            let (descriptor_len, crc) = read_descriptor(bytes, data_at + consumed).ok_or(TRUNCATED)?;
+            let (descriptor_len, crc) =
+                read_descriptor(bytes, data_at + consumed).ok_or(TRUNCATED)?;
             at = data_at + consumed + descriptor_len;
             (data, crc)
         } else {
@@ -350,7 +351,10 @@ fn find_extra(mut extra: &[u8], id: u16) -> Option<&[u8]> {
 
 fn le16(bytes: &[u8], at: usize) -> Option<u16> {
     let b = bytes.get(at..at.checked_add(2)?)?;
-    Some(u16::from_le_bytes([b.first().copied()?, b.get(1).copied()?]))
+    Some(u16::from_le_bytes([
+        b.first().copied()?,
+        b.get(1).copied()?,
+    ]))
 }
 
 fn le32(bytes: &[u8], at: usize) -> Option<u32> {
