@@ -31,6 +31,7 @@ mod error;
 mod frontier;
 mod media;
 mod migrate;
+mod notices;
 mod reports;
 mod review;
 mod review_desk;
@@ -44,6 +45,10 @@ pub use frontier::{
 };
 pub use media::{BankMatch, Media, MediaRecord, MediaStore, NewSighting, Sighting, SightingId};
 pub use migrate::SCHEMA_VERSION;
+pub use notices::{
+    CheckRecord, ItemFact, ItemId, MatchedSighting, NewItem, NewNotice, Notice, NoticeEvent,
+    NoticeFilter, NoticeId, NoticeItem, NoticeState, NoticeStore, ProviderResponse, WatchedItem,
+};
 pub use reports::{NewReport, Report, ReportId, ReportStatus, Reports};
 pub use review::{ReviewEntry, ReviewQueue, ReviewReason, ReviewState};
 pub use review_desk::{
@@ -144,6 +149,11 @@ impl Store {
     /// Hotlines, users, sessions, review items, votes, decisions, vault and audit trail.
     pub fn review_desk(&self) -> ReviewDesk<'_> {
         ReviewDesk::new(&self.backend)
+    }
+
+    /// Removal notices: items, notices, re-checks, timeline, contact health.
+    pub fn notices(&self) -> NoticeStore<'_> {
+        NoticeStore::new(&self.backend)
     }
 
     /// Row counts of every table.
