@@ -250,15 +250,23 @@ impl Rule {
             None => (rest, None),
         };
         let host = host.to_ascii_lowercase();
-        let host = host.strip_prefix("*.").unwrap_or(&host).trim_end_matches('.');
+        let host = host
+            .strip_prefix("*.")
+            .unwrap_or(&host)
+            .trim_end_matches('.');
         let (host, any_suffix) = match host.strip_suffix(".*") {
             Some(stem) => (stem, true),
             None => (host, false),
         };
         let host = if host == "*" { "" } else { host };
-        if host.split('.').any(|label| label.is_empty() || label.contains('*')) && !host.is_empty()
+        if host
+            .split('.')
+            .any(|label| label.is_empty() || label.contains('*'))
+            && !host.is_empty()
         {
-            return Err(bad("a host is dot-separated labels, optionally ending in .*"));
+            return Err(bad(
+                "a host is dot-separated labels, optionally ending in .*",
+            ));
         }
         if host.is_empty() && path.is_none() && query.is_none() {
             return Err(bad("a pattern for any host needs a path or query"));
@@ -282,14 +290,14 @@ impl Rule {
         if self.host.is_empty() {
             return true;
         }
+        if host.is_empty() {
+            return false;
+        }
         let host = if self.any_suffix {
             let Some(suffix) = psl::suffix_str(host) else {
                 return false;
             };
-            match host
-                .strip_suffix(suffix)
-                .and_then(|h| h.strip_suffix('.'))
-            {
+            match host.strip_suffix(suffix).and_then(|h| h.strip_suffix('.')) {
                 Some(stem) => stem,
                 None => return false,
             }
@@ -375,7 +383,11 @@ impl DenyList {
         if !matches!(url.scheme(), "http" | "https") {
             return None;
         }
-        let host = url.domain()?.trim_end_matches('.').to_ascii_lowercase();
+        // IP-literal hosts match no name pattern but may still run a proxy script.
+        let host = url
+            .domain()
+            .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+            .unwrap_or_default();
         if self.except.iter().any(|rule| rule.matches(&host, url)) {
             return None;
         }
@@ -494,6 +506,17 @@ mod tests {
         list.denies(&Url::parse(url).unwrap())
     }
 
+    fn service(list: &DenyList, url: &str) -> Option<ServiceKind> {
+        denied(list, url).map(|r| r.service)
+    }
+
+    fn embedded(list: &DenyList, url: &str) -> Option<String> {
+        denied(list, url)
+            .unwrap_or_else(|| panic!("{url} not denied"))
+            .embedded
+            .map(String::from)
+    }
+
     #[test]
     fn builtin_patterns_all_parse() {
         let count: usize = BUILTIN.iter().map(|(_, p)| p.len()).sum();
@@ -501,11 +524,212 @@ mod tests {
     }
 
     #[test]
-    fn reverse_image_search_is_denied() {
+    fn reverse_image_search_is_denied_by_host_path_and_query() {
         let list = DenyList::builtin();
         let found = denied(&list, "https://images.google.co.uk/?q=x").unwrap();
         assert_eq!(found.service, ServiceKind::ImageSearch);
         assert_eq!(found.pattern, "images.google.*");
-        assert!(denied(&list, "https://example.com/").is_none());
+        for url in [
+            "https://lens.google.com/uploadbyurl?url=x",
+            "https://www.google.de/search?q=cat&tbm=isch",
+            "https://tineye.com/search?url=x",
+            "https://yandex.com.tr/images/search?rpt=imageview",
+            "https://www.bing.com/images/search?q=x",
+            "https://tse1.mm.bing.net/th?id=OIP.abc",
+            "https://encrypted-tbn0.gstatic.com/images?q=tbn:abc",
+            "https://saucenao.com/search.php",
+        ] {
+            assert_eq!(service(&list, url), Some(ServiceKind::ImageSearch), "{url}");
+        }
+        for url in [
+            "https://www.google.com/search?q=cat",
+            "https://yandex.ru/maps/",
+            "https://www.bing.com/",
+            "https://www.bing.com/imagesfoo",
+        ] {
+            assert_eq!(service(&list, url), None, "{url}");
+        }
+    }
+
+    #[test]
+    fn look_alike_hosts_are_not_denied() {
+        let list = DenyList::builtin();
+        for url in [
+            "http://images.google.evil.sim/a.jpg",
+            "http://tineye.com.evil.sim/",
+            "http://mytineye.com/",
+            "http://notgoogle.com/searchbyimage",
+            "http://archive.org/details/some-upload",
+            "http://translate.example.sim/",
+        ] {
+            assert_eq!(denied(&list, url), None, "{url}");
+        }
+        assert!(denied(&list, "http://TinEye.COM./x").is_some());
+        assert!(denied(&list, "ftp://tineye.com/x").is_none());
+    }
+
+    #[test]
+    fn translation_archive_and_fetcher_services_are_denied() {
+        let list = DenyList::builtin();
+        for (url, kind) in [
+            (
+                "https://translate.google.fr/translate?u=x",
+                ServiceKind::Translation,
+            ),
+            (
+                "https://www-example-com.translate.goog/a?_x_tr_sl=auto",
+                ServiceKind::Translation,
+            ),
+            (
+                "https://web.archive.org/web/2020/http://x.sim/",
+                ServiceKind::WebArchive,
+            ),
+            ("https://archive.ph/AbCdE", ServiceKind::WebArchive),
+            (
+                "https://archive.org/wayback/available?url=x",
+                ServiceKind::WebArchive,
+            ),
+            (
+                "https://webcache.googleusercontent.com/search?q=cache:x",
+                ServiceKind::WebArchive,
+            ),
+            ("https://www.croxyproxy.com/", ServiceKind::Proxy),
+            (
+                "https://camo.githubusercontent.com/abc/def",
+                ServiceKind::Proxy,
+            ),
+            ("https://unshorten.it/?url=x", ServiceKind::UrlFetcher),
+            (
+                "https://s.wordpress.com/mshots/v1/http%3A%2F%2Fx.sim",
+                ServiceKind::UrlFetcher,
+            ),
+        ] {
+            assert_eq!(service(&list, url), Some(kind), "{url}");
+        }
+    }
+
+    #[test]
+    fn embedded_urls_are_recovered_from_queries_paths_and_base64() {
+        let list = DenyList::builtin();
+        assert_eq!(
+            embedded(
+                &list,
+                "https://www.google.com/searchbyimage?image_url=http%3A%2F%2Fvictim.sim%2Fa.jpg&x=1"
+            )
+            .as_deref(),
+            Some("http://victim.sim/a.jpg")
+        );
+        assert_eq!(
+            embedded(
+                &list,
+                "https://translate.google.com/translate?sl=auto&u=https://victim.sim/page?id=3"
+            )
+            .as_deref(),
+            Some("https://victim.sim/page?id=3")
+        );
+        assert_eq!(
+            embedded(
+                &list,
+                "https://web.archive.org/web/2020im_/https:/victim.sim/a.jpg?size=2"
+            )
+            .as_deref(),
+            Some("https://victim.sim/a.jpg?size=2")
+        );
+        assert_eq!(
+            embedded(
+                &list,
+                "https://web.archive.org/web/2020/http://victim.sim/g/"
+            )
+            .as_deref(),
+            Some("http://victim.sim/g/")
+        );
+        assert_eq!(embedded(&list, "https://archive.ph/AbCdE"), None);
+    }
+
+    #[test]
+    fn proxy_scripts_are_denied_on_any_host_but_ordinary_redirects_are_not() {
+        let list = DenyList::builtin();
+        let glype = denied(
+            &list,
+            "http://free-proxy.sim/browse.php?u=http%3A%2F%2Fvictim.sim%2F&b=4",
+        )
+        .unwrap();
+        assert_eq!(glype.service, ServiceKind::Proxy);
+        assert_eq!(glype.pattern, PROXY_SCRIPT_PATTERN);
+        assert_eq!(
+            glype.embedded.map(String::from).as_deref(),
+            Some("http://victim.sim/")
+        );
+        let phproxy = "http://10.1.2.3/px/index.php?q=aHR0cDovL3ZpY3RpbS5zaW0vYS5qcGc&hl=1";
+        assert_eq!(
+            embedded(&list, phproxy).as_deref(),
+            Some("http://victim.sim/a.jpg")
+        );
+        let cgi = "http://proxy.sim/cgi-bin/nph-proxy.cgi/010110A/http/victim.sim/a.jpg";
+        assert_eq!(service(&list, cgi), Some(ServiceKind::Proxy));
+        for url in [
+            "http://shop.sim/index.php?url=http://other.sim/",
+            "http://shop.sim/index.php?q=shoes",
+            "http://blog.sim/out?url=http://other.sim/",
+            "http://blog.sim/browse.php",
+        ] {
+            assert_eq!(denied(&list, url), None, "{url}");
+        }
+    }
+
+    #[test]
+    fn configuration_adds_exempts_and_drops_defaults() {
+        let config = DenyConfig {
+            defaults: true,
+            extra: vec!["evil-proxy.sim".into(), "*/fetch?mode=proxy".into()],
+            except: vec!["web.archive.org".into()],
+        };
+        let list = DenyList::new(&config).unwrap();
+        assert_eq!(
+            service(&list, "http://a.evil-proxy.sim/x"),
+            Some(ServiceKind::Configured)
+        );
+        assert_eq!(
+            service(&list, "http://any.sim/fetch?mode=proxy&u=1"),
+            Some(ServiceKind::Configured)
+        );
+        assert_eq!(service(&list, "http://any.sim/fetch?mode=direct"), None);
+        assert_eq!(
+            denied(&list, "https://web.archive.org/web/2020/http://x.sim/"),
+            None
+        );
+        assert!(denied(&list, "https://tineye.com/").is_some());
+
+        let bare = DenyList::new(&DenyConfig {
+            defaults: false,
+            ..DenyConfig::default()
+        })
+        .unwrap();
+        assert_eq!(denied(&bare, "https://tineye.com/"), None);
+        assert_eq!(
+            denied(&bare, "http://p.sim/browse.php?u=http://x.sim/"),
+            None
+        );
+    }
+
+    #[test]
+    fn bad_patterns_are_refused_with_the_pattern_named() {
+        for pattern in [
+            "",
+            "*",
+            "foo..bar",
+            "*.*",
+            "go*gle.com",
+            "host.sim/?novalue",
+        ] {
+            let config = DenyConfig {
+                extra: vec![pattern.into()],
+                ..DenyConfig::default()
+            };
+            match DenyList::new(&config) {
+                Err(DenyListError::BadPattern { pattern: p, .. }) => assert_eq!(p, pattern),
+                Ok(_) => panic!("{pattern:?} accepted"),
+            }
+        }
     }
 }
