@@ -1,0 +1,519 @@
+//! The notice worker: one pass turns new matches into attributed items, composes due
+//! notices (one per provider and batch), delivers them exactly once, re-checks noticed and
+//! removed URLs, schedules re-notices and escalations, and opens re-upload items.
+//!
+//! Time comes from a [`Clock`], so tests drive it with the simulated internet's clock. Many
+//! workers may run against one database: notices are leased, compositions are idempotent.
+//! Must never send media: notices carry URLs, hashes and ids only.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use aranea_crawl::fetch::{FetchConfig, Fetcher};
+use aranea_crawl::ssrf::{AddressPolicy, GuardedResolver};
+use aranea_store::{ItemId, NewItem, Notice, NoticeId, NoticeItem, Store};
+
+use crate::NoticeError;
+use crate::asn::AsnDb;
+use crate::attribution::{Attribution, Attributor, Contact};
+use crate::clock::{Clock, UnixMillis};
+use crate::compose::{Templates, compose};
+use crate::config::NoticeConfig;
+use crate::deliver::WebhookClient;
+use crate::rdap::RdapClient;
+
+mod lifecycle;
+mod sending;
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PassReport {
+    pub ingested: usize,
+    pub unattributed: usize,
+    pub reuploads: usize,
+    pub composed: usize,
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+    pub checked: usize,
+    pub removed: usize,
+    pub recovered: u64,
+}
+
+/// The engine with its clients.
+pub struct NoticeEngine {
+    store: Store,
+    config: Arc<NoticeConfig>,
+    clock: Arc<dyn Clock>,
+    attributor: Attributor,
+    templates: Templates,
+    fetcher: Fetcher,
+    webhooks: WebhookClient,
+    dkim: Option<lettre::message::dkim::DkimConfig>,
+    worker: String,
+    link_secret: Vec<u8>,
+    /// Sightings up to here were looked at in this process (attribution failures are
+    /// retried after a restart or when `retry_unattributed` resets it).
+    cursor: AtomicI64,
+}
+
+fn ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+impl NoticeEngine {
+    /// Builds the engine. `fetch` is the crawler's fetcher configuration (guard allowlist,
+    /// name servers, TLS roots): re-checks, RDAP and webhooks all go through it.
+    pub fn new(
+        store: Store,
+        config: NoticeConfig,
+        fetch: FetchConfig,
+        clock: Arc<dyn Clock>,
+        worker: &str,
+    ) -> Result<NoticeEngine, NoticeError> {
+        let config = Arc::new(config);
+        let setup = |e: &dyn std::fmt::Display| NoticeError::Setup {
+            message: e.to_string(),
+        };
+        let fetcher = Fetcher::new(fetch.clone()).map_err(|e| setup(&e))?;
+        let policy = Arc::new(AddressPolicy::new(&fetch.guard));
+        let resolver = GuardedResolver::new(&fetch.guard, policy.clone()).map_err(|e| setup(&e))?;
+        let asn = match &config.ip_to_asn_path {
+            Some(path) => Some(Arc::new(AsnDb::open(path)?)),
+            None => None,
+        };
+        let rdap = RdapClient::new(
+            fetcher.clone(),
+            config.rdap_base_urls.clone(),
+            config.rdap_cache_secs,
+            config.rdap_max_referrals,
+            config.rdap_max_bytes,
+        );
+        let attributor = Attributor::new(config.clone(), resolver.clone(), asn, rdap);
+        let templates = Templates::load(config.templates_dir.as_deref())?;
+        let webhooks = WebhookClient::new(resolver, policy).map_err(|e| setup(&e))?;
+        let dkim = match &config.smtp.dkim {
+            Some(d) => {
+                let pem = std::fs::read_to_string(&d.private_key_path).map_err(|e| setup(&e))?;
+                let key = lettre::message::dkim::DkimSigningKey::new(
+                    &pem,
+                    lettre::message::dkim::DkimSigningAlgorithm::Rsa,
+                )
+                .map_err(|e| setup(&e))?;
+                Some(lettre::message::dkim::DkimConfig::default_config(
+                    d.selector.clone(),
+                    d.domain.clone(),
+                    key,
+                ))
+            }
+            None => None,
+        };
+        let link_secret = if config.link_secret.is_empty() {
+            format!("aranea-test-link-key:{}", config.hotline.name).into_bytes()
+        } else {
+            config.link_secret.clone().into_bytes()
+        };
+        Ok(NoticeEngine {
+            store,
+            config,
+            clock,
+            attributor,
+            templates,
+            fetcher,
+            webhooks,
+            dkim,
+            worker: worker.to_owned(),
+            link_secret,
+            cursor: AtomicI64::new(0),
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &NoticeConfig {
+        &self.config
+    }
+
+    /// The key that signs respond links (for the server's handler).
+    pub fn link_secret(&self) -> &[u8] {
+        &self.link_secret
+    }
+
+    /// Looks at sightings whose attribution failed again on the next pass.
+    pub fn retry_unattributed(&self) {
+        self.cursor.store(0, Ordering::Relaxed);
+    }
+
+    /// One pass of every stage.
+    pub async fn run_once(&self) -> Result<PassReport, NoticeError> {
+        let mut report = PassReport::default();
+        let now = self.clock.now();
+        let _ = self.attributor.reload_asn();
+        report.recovered = self
+            .store
+            .notices()
+            .recover_expired(now, self.first_check_after())
+            .await?;
+        self.ingest(now, &mut report).await?;
+        self.compose_due(now, &mut report).await?;
+        self.deliver_due(&mut report).await?;
+        self.recheck_due(&mut report).await?;
+        Ok(report)
+    }
+
+    fn first_check_after(&self) -> i64 {
+        ms(self
+            .config
+            .recheck_after_secs
+            .first()
+            .copied()
+            .unwrap_or(3600))
+    }
+
+    /// New matched sightings become items (or re-upload items when their media was removed).
+    async fn ingest(&self, now: UnixMillis, report: &mut PassReport) -> Result<(), NoticeError> {
+        loop {
+            let after = self.cursor.load(Ordering::Relaxed);
+            let batch = self.store.notices().unnoticed_matches(after, 200).await?;
+            let Some(last) = batch.last().map(|m| m.sighting_id) else {
+                return Ok(());
+            };
+            let watched = self.store.notices().watched_items().await?;
+            for matched in &batch {
+                let sha256 = hex(&matched.sha256);
+                let pdq = matched.pdq.as_ref().map(|p| hex(p));
+                let reupload_of = watched
+                    .iter()
+                    .find(|w| {
+                        crate::recheck::same_media(
+                            &w.sha256,
+                            w.pdq.as_deref(),
+                            &sha256,
+                            pdq.as_deref(),
+                            self.config.pdq_threshold,
+                        )
+                    })
+                    .map(|w| ItemId(w.id));
+                let attribution = match self.attributor.attribute(&matched.url, now).await {
+                    Ok(a) => a,
+                    Err(_) => {
+                        report.unattributed += 1;
+                        continue;
+                    }
+                };
+                let item = NewItem {
+                    sighting_id: Some(matched.sighting_id),
+                    url: matched.url.clone(),
+                    sha256,
+                    md5: hex(&matched.md5),
+                    sha1: hex(&matched.sha1),
+                    pdq,
+                    media_kind: matched.media_kind.clone(),
+                    classification: matched.classification.clone(),
+                    first_seen_at: matched.first_seen_at,
+                    reupload_of,
+                    ..self.item_attribution(&attribution, now)
+                };
+                if self.store.notices().open_item(&item, now).await?.is_some() {
+                    report.ingested += 1;
+                    report.reuploads += usize::from(reupload_of.is_some());
+                }
+            }
+            self.cursor.store(last, Ordering::Relaxed);
+        }
+    }
+
+    /// The attribution part of an item (the media part is filled by the caller).
+    fn item_attribution(&self, a: &Attribution, now: UnixMillis) -> NewItem {
+        NewItem {
+            sighting_id: None,
+            url: String::new(),
+            host: a.host.clone(),
+            sha256: String::new(),
+            md5: String::new(),
+            sha1: String::new(),
+            pdq: None,
+            media_kind: String::new(),
+            classification: String::new(),
+            first_seen_at: now,
+            provider_key: a.provider_key.clone(),
+            provider_name: a.provider_name.clone(),
+            asn: a.asn,
+            prefix: a.prefix.clone(),
+            country: a.country.clone(),
+            hotline: a.hotline.clone(),
+            via_cdn: a.via_cdn.clone(),
+            method: a.method.clone(),
+            confidence_pct: a.confidence_pct,
+            contacts: serde_json::to_string(&a.contacts).unwrap_or_else(|_| "[]".to_owned()),
+            upstream_contact: a.upstream_contact.clone(),
+            notice_due_at: now.saturating_add(ms(self.config.batch_window_secs)),
+            reupload_of: None,
+        }
+    }
+
+    /// Composes every due notice: items grouped by provider, kind and escalation step.
+    async fn compose_due(
+        &self,
+        now: UnixMillis,
+        report: &mut PassReport,
+    ) -> Result<(), NoticeError> {
+        let due = self.store.notices().items_due_notice(now, 10_000).await?;
+        let mut providers: Vec<String> = due.iter().map(|i| i.provider_key.clone()).collect();
+        providers.dedup();
+        for provider in providers {
+            // The whole batch of the provider, including items whose own window is still
+            // open: one notice per provider per window.
+            let mut items = self
+                .store
+                .notices()
+                .unsent_items_of_provider(&provider)
+                .await?;
+            items.retain(|i| i.notice_due_at.is_some());
+            let moved = self.follow_moves(&mut items, now).await?;
+            if moved {
+                continue; // re-attributed items are composed on the next pass
+            }
+            let mut groups: BTreeMap<(String, i64), Vec<NoticeItem>> = BTreeMap::new();
+            for item in items {
+                let kind = self.kind_of(&item);
+                groups
+                    .entry((kind, item.escalation_level))
+                    .or_default()
+                    .push(item);
+            }
+            for ((kind, level), group) in groups {
+                report.composed += self.compose_group(&kind, level, &group, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn kind_of(&self, item: &NoticeItem) -> String {
+        if item.notices_sent == 0 {
+            if item.reupload_of.is_some() {
+                "reupload"
+            } else {
+                "initial"
+            }
+        } else if item.escalation_level > 0 {
+            "escalation"
+        } else {
+            "renotice"
+        }
+        .to_owned()
+    }
+
+    /// Re-attributes items already noticed before notifying again: a site that moved is
+    /// noticed to its new host. Returns whether any moved.
+    async fn follow_moves(
+        &self,
+        items: &mut [NoticeItem],
+        now: UnixMillis,
+    ) -> Result<bool, NoticeError> {
+        let mut moved = false;
+        for item in items.iter().filter(|i| i.notices_sent > 0) {
+            let Ok(current) = self.attributor.attribute(&item.url, now).await else {
+                continue;
+            };
+            if current.provider_key != item.provider_key {
+                let update = self.item_attribution(&current, now);
+                self.store
+                    .notices()
+                    .reattribute_item(ItemId(item.id), &update, now, now)
+                    .await?;
+                moved = true;
+            }
+        }
+        Ok(moved)
+    }
+
+    async fn compose_group(
+        &self,
+        kind: &str,
+        level: i64,
+        group: &[NoticeItem],
+        now: UnixMillis,
+    ) -> Result<usize, NoticeError> {
+        let Some(first) = group.first() else {
+            return Ok(0);
+        };
+        let contacts: Vec<Contact> = serde_json::from_str(&first.contacts).unwrap_or_default();
+        let dead = self.store.notices().dead_contacts(now).await?;
+        let (kind, contacts, index, step) =
+            match self.recipients(kind, level, first, contacts, &dead) {
+                Some(found) => found,
+                None => {
+                    // Nobody to tell at this step: try again after the re-notify interval.
+                    for item in group {
+                        self.store
+                            .notices()
+                            .schedule_notice(
+                                ItemId(item.id),
+                                now.saturating_add(ms(self.config.renotify_secs)),
+                                item.escalation_level,
+                            )
+                            .await?;
+                        self.store
+                            .notices()
+                            .record_event(
+                                None,
+                                Some(ItemId(item.id)),
+                                now,
+                                "no_contact",
+                                &format!("no reachable contact for {kind} notice"),
+                            )
+                            .await?;
+                    }
+                    return Ok(0);
+                }
+            };
+        let (hotline_id, hotline) = self.config.hotline_for(first.country.as_deref());
+        let parent = match first.reupload_of {
+            Some(parent) => self
+                .store
+                .notices()
+                .notices_of_item(ItemId(parent))
+                .await?
+                .into_iter()
+                .next(),
+            None => None,
+        };
+        let notice_kind = match kind.as_str() {
+            "initial" => crate::compose::NoticeKind::Initial,
+            "renotice" => crate::compose::NoticeKind::Renotice,
+            "reupload" => crate::compose::NoticeKind::Reupload {
+                parent_report: parent
+                    .as_ref()
+                    .map_or_else(|| "unknown".to_owned(), |p| p.report_id.clone()),
+            },
+            _ => crate::compose::NoticeKind::Escalation(step.unwrap_or_default()),
+        };
+        let provider_name = if kind == "escalation" {
+            format!("{} (escalation)", first.provider_name)
+        } else {
+            first.provider_name.clone()
+        };
+        let draft = crate::compose::Draft {
+            provider_key: &first.provider_key,
+            provider_name: &provider_name,
+            items: group,
+            kind: notice_kind,
+            contacts: &contacts,
+            contact_index: index,
+            hotline_id: &hotline_id,
+            hotline,
+            language: self.config.language_for(first.country.as_deref()),
+            notices_before: first.notices_sent,
+            parent_id: parent.map(|p| NoticeId(p.id)),
+        };
+        let notice = compose(
+            &self.config,
+            &self.templates,
+            &draft,
+            now,
+            &self.link_secret,
+        )?;
+        let ids: Vec<ItemId> = group.iter().map(|i| ItemId(i.id)).collect();
+        let (_, new) = self
+            .store
+            .notices()
+            .create_notice(&notice, &ids, now)
+            .await?;
+        Ok(usize::from(new))
+    }
+
+    /// Whom a notice goes to: (kind, contacts, index, escalation step).
+    fn recipients(
+        &self,
+        kind: &str,
+        level: i64,
+        item: &NoticeItem,
+        contacts: Vec<Contact>,
+        dead: &[String],
+    ) -> Option<(String, Vec<Contact>, usize, Option<String>)> {
+        let alive = |c: &Contact| !dead.contains(&c.address);
+        if kind != "escalation" {
+            let index = contacts.iter().position(alive)?;
+            return Some((kind.to_owned(), contacts, index, None));
+        }
+        let ladder = &self.config.escalation_ladder;
+        let start = usize::try_from(level.saturating_sub(1)).unwrap_or(0);
+        for step in ladder.iter().skip(start) {
+            let target = match step.as_str() {
+                "second_contact" => contacts.iter().skip(1).find(|c| alive(c)).cloned(),
+                "upstream" => item.upstream_contact.clone().map(|address| Contact {
+                    channel: "smtp".to_owned(),
+                    address,
+                    role: "upstream".to_owned(),
+                }),
+                "country_hotline" => {
+                    let (id, hotline) = self.config.hotline_for(item.country.as_deref());
+                    (!id.is_empty()).then(|| Contact {
+                        channel: "smtp".to_owned(),
+                        address: hotline.email.clone(),
+                        role: format!("hotline:{id}"),
+                    })
+                }
+                "police" => self.config.police_contact.clone().map(|address| Contact {
+                    channel: "smtp".to_owned(),
+                    address,
+                    role: "police".to_owned(),
+                }),
+                _ => None,
+            };
+            if let Some(target) = target.filter(|c| alive(c)) {
+                return Some(("escalation".to_owned(), vec![target], 0, Some(step.clone())));
+            }
+        }
+        // Ladder exhausted: keep reminding the provider.
+        let index = contacts.iter().position(alive)?;
+        Some(("renotice".to_owned(), contacts, index, None))
+    }
+
+    /// Records a provider's answer given through a signed link (the server's handler calls
+    /// this after [`crate::link::verify`]).
+    pub async fn respond(
+        &self,
+        token: &str,
+        response: aranea_store::ProviderResponse,
+        note: &str,
+    ) -> Result<Notice, NoticeError> {
+        respond(
+            &self.store,
+            &self.link_secret,
+            token,
+            response,
+            note,
+            self.clock.now(),
+        )
+        .await
+    }
+}
+
+/// Verifies a respond token and records the answer. Returns the notice.
+pub async fn respond(
+    store: &Store,
+    secret: &[u8],
+    token: &str,
+    response: aranea_store::ProviderResponse,
+    note: &str,
+    now: UnixMillis,
+) -> Result<Notice, NoticeError> {
+    let reference = crate::link::verify(secret, token, now)?;
+    let notice = store
+        .notices()
+        .notice_by_report(&reference)
+        .await?
+        .ok_or(NoticeError::UnknownNotice { reference })?;
+    let note: String = note.chars().take(1000).collect();
+    store
+        .notices()
+        .respond(NoticeId(notice.id), response, &note, now)
+        .await?;
+    Ok(notice)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

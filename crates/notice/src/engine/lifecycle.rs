@@ -1,0 +1,205 @@
+//! The re-check stage: noticed URLs are re-fetched on their schedule (+1 h, +6 h, then every
+//! 24 h by default) until two consecutive checks agree they are gone; the next notice is
+//! scheduled (re-notice or escalation) while they stay; removed URLs stay watched, and the
+//! same media at the same URL again opens a re-upload item.
+
+use aranea_store::{CheckRecord, ItemId, NewItem, NoticeItem};
+
+use super::{NoticeEngine, PassReport, ms};
+use crate::NoticeError;
+use crate::clock::UnixMillis;
+use crate::recheck::{self, CheckOutcome};
+
+/// Items re-checked per pass at most.
+const MAX_PER_PASS: i64 = 500;
+
+impl NoticeEngine {
+    pub(super) async fn recheck_due(&self, report: &mut PassReport) -> Result<(), NoticeError> {
+        let now = self.clock.now();
+        let due = self
+            .store
+            .notices()
+            .items_due_check(now, MAX_PER_PASS)
+            .await?;
+        for item in due {
+            let found = recheck::check(
+                &self.fetcher,
+                &item.url,
+                &item.sha256,
+                item.pdq.as_deref(),
+                self.config.pdq_threshold,
+            )
+            .await;
+            let at = self.clock.now();
+            report.checked += 1;
+            if item.state == "removed" {
+                self.watch(
+                    &item,
+                    found.outcome,
+                    found.http_status,
+                    &found.detail,
+                    at,
+                    report,
+                )
+                .await?;
+                continue;
+            }
+            let mut record = CheckRecord {
+                at,
+                outcome: found.outcome.as_str().to_owned(),
+                http_status: found.http_status,
+                detail: found.detail.clone(),
+                next_check_at: None,
+                pending: None,
+                removed: None,
+            };
+            let confirm = at.saturating_add(ms(self.config.confirm_after_secs));
+            match found.outcome {
+                outcome if outcome.is_removal() => {
+                    match (&item.pending_outcome, item.pending_since) {
+                        (Some(first), Some(since)) => {
+                            // Two consecutive removal observations: removed since the first. A
+                            // placeholder is recorded as such even if the first saw a 404.
+                            let kind = if outcome == CheckOutcome::Placeholder {
+                                "placeholder".to_owned()
+                            } else {
+                                first.clone()
+                            };
+                            record.removed = Some((kind, since));
+                            record.next_check_at =
+                                Some(at.saturating_add(ms(self.config.watch_every_secs)));
+                            report.removed += 1;
+                        }
+                        _ => {
+                            record.pending = Some((outcome.as_str().to_owned(), at));
+                            record.next_check_at = Some(confirm);
+                        }
+                    }
+                }
+                CheckOutcome::Inconclusive => {
+                    record.pending = item.pending_outcome.clone().zip(item.pending_since);
+                    record.next_check_at = Some(confirm);
+                }
+                _ => {
+                    record.next_check_at = Some(self.next_regular_check(&item, at));
+                }
+            }
+            self.store
+                .notices()
+                .record_check(ItemId(item.id), &record)
+                .await?;
+            if found.outcome == CheckOutcome::Present {
+                self.schedule_next_notice(&item, at).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks go at the configured offsets from the first notice (as gaps between them),
+    /// then every interval.
+    fn next_regular_check(&self, item: &NoticeItem, at: UnixMillis) -> UnixMillis {
+        let offsets = &self.config.recheck_after_secs;
+        let k = usize::try_from(item.checks_done).unwrap_or(usize::MAX);
+        let gap = match (
+            offsets.get(k),
+            k.checked_add(1).and_then(|n| offsets.get(n)),
+        ) {
+            (Some(a), Some(b)) if b > a => b - a,
+            _ => self.config.recheck_every_secs,
+        };
+        at.saturating_add(ms(gap))
+    }
+
+    /// Still present: the next notice is due `renotify` after the last one, at the
+    /// escalation level its unanswered count has reached.
+    async fn schedule_next_notice(
+        &self,
+        item: &NoticeItem,
+        at: UnixMillis,
+    ) -> Result<(), NoticeError> {
+        if item.pending_notice_id.is_some() || item.notice_due_at.is_some() {
+            return Ok(());
+        }
+        let Some(last) = item.last_notice_at else {
+            return Ok(());
+        };
+        let per_step = i64::from(self.config.escalate_after.max(1));
+        let steps = i64::try_from(self.config.escalation_ladder.len()).unwrap_or(0);
+        let level = (item.unanswered / per_step).min(steps);
+        if level > item.escalation_level {
+            self.store
+                .notices()
+                .record_event(
+                    None,
+                    Some(ItemId(item.id)),
+                    at,
+                    "escalated",
+                    &format!(
+                        "{} unanswered notices: escalation level {level}",
+                        item.unanswered
+                    ),
+                )
+                .await?;
+        }
+        let due = last.saturating_add(ms(self.config.renotify_secs));
+        self.store
+            .notices()
+            .schedule_notice(ItemId(item.id), due, level.max(item.escalation_level))
+            .await?;
+        Ok(())
+    }
+
+    /// A removed URL checked again: the same media back at the same URL is a re-upload.
+    async fn watch(
+        &self,
+        item: &NoticeItem,
+        outcome: CheckOutcome,
+        http_status: Option<u16>,
+        detail: &str,
+        at: UnixMillis,
+        report: &mut PassReport,
+    ) -> Result<(), NoticeError> {
+        let record = CheckRecord {
+            at,
+            outcome: format!("watch_{}", outcome.as_str()),
+            http_status,
+            detail: detail.to_owned(),
+            next_check_at: Some(at.saturating_add(ms(self.config.watch_every_secs))),
+            pending: None,
+            removed: None,
+        };
+        self.store
+            .notices()
+            .record_check(ItemId(item.id), &record)
+            .await?;
+        if outcome != CheckOutcome::Present {
+            return Ok(());
+        }
+        let Ok(attribution) = self.attributor.attribute(&item.url, at).await else {
+            return Ok(());
+        };
+        let reopened = NewItem {
+            sighting_id: item.sighting_id,
+            url: item.url.clone(),
+            sha256: item.sha256.clone(),
+            md5: item.md5.clone(),
+            sha1: item.sha1.clone(),
+            pdq: item.pdq.clone(),
+            media_kind: item.media_kind.clone(),
+            classification: item.classification.clone(),
+            first_seen_at: at,
+            reupload_of: Some(ItemId(item.id)),
+            ..self.item_attribution(&attribution, at)
+        };
+        if self
+            .store
+            .notices()
+            .open_item(&reopened, at)
+            .await?
+            .is_some()
+        {
+            report.reuploads += 1;
+        }
+        Ok(())
+    }
+}
