@@ -283,6 +283,27 @@ fn sizes_written_in_headers_are_not_trusted() {
     }
 }
 
+#[test]
+fn an_end_record_pointing_nowhere_falls_back_to_the_local_headers() {
+    let mut zip = write::zip(&[
+        ("a", b"first", ZipMethod::Deflated),
+        ("b", b"second", ZipMethod::Stored),
+    ]);
+    let end = zip.len() - 22;
+    put_u32(&mut zip, end + 16, 7); // directory offset: inside the first member
+    let (seen, result) = walk_all(&zip, &ArchiveLimits::default());
+    assert_eq!(paths(&seen), ["a", "b"]);
+    assert_eq!(seen[1].bytes, b"second");
+    assert_eq!(
+        result,
+        Err(ArchiveError::Truncated {
+            kind: ArchiveKind::Zip
+        })
+    );
+    put_u32(&mut zip, end + 16, u32::MAX - 3); // and far outside it
+    assert_eq!(walk_all(&zip, &ArchiveLimits::default()).0.len(), 2);
+}
+
 fn paths(members: &[ArchiveMember]) -> Vec<&str> {
     members.iter().map(|m| m.path.as_str()).collect()
 }

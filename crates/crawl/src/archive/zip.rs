@@ -52,9 +52,13 @@ pub(super) fn walk(
     prefix: &str,
     depth: u32,
 ) -> Result<(), ArchiveError> {
-    match find_directory(bytes)? {
-        Some(directory) => walk_directory(walk, bytes, directory, prefix, depth),
-        None => walk_local_headers(walk, bytes, prefix, depth),
+    match find_directory(bytes) {
+        Ok(Some(directory)) if directory.is_empty() || directory.starts_with(CENTRAL_SIG) => {
+            walk_directory(walk, bytes, directory, prefix, depth)
+        }
+        // No end record, or one pointing nowhere useful: the local headers still lead from
+        // member to member.
+        _ => walk_local_headers(walk, bytes, prefix, depth),
     }
 }
 
