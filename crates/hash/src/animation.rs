@@ -1,15 +1,15 @@
-//! Animated GIF and WebP: recognising them from their bytes, and decoding their frames
-//! in-process (the `image` crate composites each frame onto the canvas) for vPDQ.
+//! Animated GIF and WebP: recognising them from their bytes, and decoding animated WebP's
+//! frames in-process (the `image` crate composites each frame onto the canvas) for vPDQ.
 //!
-//! Debian's FFmpeg cannot decode animated WebP, and for GIF the `image` decoder gives exact
-//! per-frame delays, so animations do not go through the subprocess. The same [`VideoLimits`]
-//! apply: canvas size before allocation, frame count, wall-clock deadline. This module must
-//! never hold more than one composited frame beyond the decoder's own canvas.
+//! GIF goes through the FFmpeg subprocess like any video, as in the reference (whose hashes it
+//! then reproduces exactly); Debian's FFmpeg cannot decode animated WebP, so WebP stays here,
+//! under the same [`VideoLimits`]: canvas size before allocation, frame count, wall-clock
+//! deadline. Frames are sampled by their display time. This module must never hold more than
+//! one composited frame beyond the decoder's own canvas.
 
 use std::io::Cursor;
 use std::time::Instant;
 
-use image::codecs::gif::GifDecoder;
 use image::codecs::webp::WebPDecoder;
 use image::{AnimationDecoder, ImageDecoder};
 
@@ -84,22 +84,14 @@ pub(crate) fn decode_webp_frames(
     on_frame: impl FnMut(Frame<'_>) -> Result<(), HashError>,
 ) -> Result<VideoInfo, HashError> {
     let kind = MediaKind::Webp;
+    if options.downsample.is_some() {
+        // The reference resizes with FFmpeg's area filter; no in-process equivalent here.
+        return Err(HashError::Decode {
+            kind,
+            message: "downsampling is not supported for animated WebP".to_string(),
+        });
+    }
     let mut decoder = WebPDecoder::new(Cursor::new(bytes)).map_err(|e| decode_error(kind, e))?;
-    let (width, height) = check_canvas(decoder.dimensions(), kind, &options.limits)?;
-    decoder
-        .set_limits(image_limits(&options.limits))
-        .map_err(|e| decode_error(kind, e))?;
-    sample_frames(decoder, (width, height), kind, options, on_frame)
-}
-
-/// Decode an animated GIF's frames; see [`decode_webp_frames`].
-pub(crate) fn decode_gif_frames(
-    bytes: &[u8],
-    options: &VideoOptions,
-    on_frame: impl FnMut(Frame<'_>) -> Result<(), HashError>,
-) -> Result<VideoInfo, HashError> {
-    let kind = MediaKind::Gif;
-    let mut decoder = GifDecoder::new(Cursor::new(bytes)).map_err(|e| decode_error(kind, e))?;
     let (width, height) = check_canvas(decoder.dimensions(), kind, &options.limits)?;
     decoder
         .set_limits(image_limits(&options.limits))

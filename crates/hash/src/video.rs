@@ -100,7 +100,7 @@ pub struct VideoInfo {
 pub struct Frame<'a> {
     /// Index of the frame among all decoded frames, counting from 0.
     pub number: u64,
-    /// `number / frame_rate`, in seconds, as the reference computes it.
+    /// `number / frame_rate`, in seconds, computed in single precision as the reference does.
     pub timestamp: f64,
     pub width: u32,
     pub height: u32,
@@ -183,9 +183,11 @@ pub fn decode_video_frames(
                 });
             }
             let number = index * step;
+            // The reference divides in single precision; so do we, for identical text output.
+            let timestamp = f64::from(number as f32 / info.frame_rate as f32);
             on_frame(Frame {
                 number,
-                timestamp: number as f64 / info.frame_rate,
+                timestamp,
                 width,
                 height,
                 rgb: &frame,

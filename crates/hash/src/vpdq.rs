@@ -66,7 +66,6 @@ pub fn vpdq_hash(bytes: &[u8], options: &VideoOptions) -> Result<VideoHashes, Ha
     };
     let info = match kind {
         MediaKind::Webp => animation::decode_webp_frames(bytes, options, &mut hash_frame)?,
-        MediaKind::Gif => animation::decode_gif_frames(bytes, options, &mut hash_frame)?,
         MediaKind::Jpeg | MediaKind::Png | MediaKind::Bmp => {
             return Err(HashError::NotMoving { kind });
         }

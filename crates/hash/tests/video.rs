@@ -448,13 +448,26 @@ fn decompression_bombs_are_refused_by_size_or_memory() {
         ),
         "{error:?}"
     );
-    // An animated GIF whose canvas is too large is refused before any frame is decoded.
-    let mut gif = b"GIF89a\xff\x7f\xff\x7f\x00\x00\x00".to_vec();
-    gif.extend_from_slice(b"\x2C\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00\x3B");
-    assert!(matches!(
-        hostile(&gif, &tight()),
-        Err(HashError::TooManyPixels { width: 32767, .. })
-    ));
+    // An animated GIF of two 4000x4000 frames in 14 kB: refused before any frame is decoded.
+    let gif = dir.join("bomb.gif");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=black:s=4000x4000:d=2:r=1",
+        &gif.display().to_string(),
+    ]);
+    let bytes = std::fs::read(&gif).unwrap();
+    assert!(bytes.len() < 100_000, "{}", bytes.len());
+    assert!(is_moving_picture(&bytes));
+    assert_eq!(
+        hostile(&bytes, &tight()),
+        Err(HashError::TooManyPixels {
+            width: 4000,
+            height: 4000,
+            limit: 4096 * 2304
+        })
+    );
 }
 
 #[test]
