@@ -12,8 +12,10 @@ use serde_json::{Map, Value};
 
 use crate::signal::{Signal, SignalType};
 
-/// Longest line accepted; longer lines are reported and skipped.
-pub const MAX_LINE: usize = 64 * 1024;
+/// Longest line accepted; longer lines are reported and skipped. A `vpdq` row carries the
+/// video's frames (about 84 bytes each), so this admits some 12,000 frames: over three hours
+/// at one frame a second.
+pub const MAX_LINE: usize = 1024 * 1024;
 
 /// File formats for import and export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +89,22 @@ pub fn read_list(
     options: &ReadOptions,
     each: &mut dyn FnMut(Result<ImportRow, LineError>),
 ) -> Result<(), ImportError> {
+    // A `vpdq` row is only as good as the frames its metadata carries: check them here, so
+    // a bad row is a line error like any other.
+    let each = &mut |row: Result<ImportRow, LineError>| {
+        each(row.and_then(|row| match row.signal {
+            Signal::Vpdq(_) => {
+                match crate::video::vpdq_features(&row.signal, row.metadata.as_deref()) {
+                    Ok(_) => Ok(row),
+                    Err(error) => Err(LineError {
+                        line: row.line,
+                        message: format!("vpdq row: {error}"),
+                    }),
+                }
+            }
+            _ => Ok(row),
+        }))
+    };
     match format {
         ListFormat::HmaCsv => read_csv(input, options, each),
         ListFormat::Hex => {

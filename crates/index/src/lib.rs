@@ -6,6 +6,9 @@
 //! answers "is this hash, or one close to it, in a bank?" exactly ([`LiveIndex`] →
 //! [`Generation::match_signal`]), and imports and exports hash lists ([`import`], [`export`]).
 //!
+//! Videos: `vpdq` and `video_md5` entries; [`VideoIndex`] finds bank videos matching a query
+//! video through its frames, and [`match_frames`] finds known images inside a video.
+//!
 //! The PDQ search is exact (every entry within the threshold, nearest first): multi-index
 //! hashing with a scan fallback ([`PdqIndex`]). Readers never block on writers: see [`live`].
 //!
@@ -36,6 +39,7 @@ pub mod signal;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod video;
 
 pub use bank::{Bank, BankId, BankKind, BankSpec, Entry, EntryId, Origin, Provenance};
 pub use error::StoreError;
@@ -45,3 +49,7 @@ pub use pdq_index::{CodeHit, IndexParams, PdqIndex, SearchScratch};
 pub use signal::{Signal, SignalParseError, SignalType};
 pub use state::BankState;
 pub use store::{AddOutcome, BankStore, NewEntry};
+pub use video::{
+    FrameHit, FrameMatchResult, VideoHit, VideoIndex, VideoIndexParams, VideoMatchResult,
+    match_frames, vpdq_entry, vpdq_features,
+};

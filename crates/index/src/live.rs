@@ -58,7 +58,7 @@ pub enum BankFilter {
 }
 
 impl BankFilter {
-    fn admits(&self, bank: &Bank) -> bool {
+    pub(crate) fn admits(&self, bank: &Bank) -> bool {
         bank.spec.enabled
             && (bank.spec.kind == BankKind::AllowList
                 || match self {

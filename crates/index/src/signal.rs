@@ -1,8 +1,11 @@
 //! Signal types and values: what a bank entry holds and what a query asks about.
 //!
 //! A signal is a (type, value) pair. Cryptographic digests match only exactly; PDQ matches
-//! within a Hamming distance. The enum is `non_exhaustive` so that vPDQ and `video_md5` can
-//! join without breaking callers; adding one means a parse arm, a byte length and a match rule.
+//! within a Hamming distance. Videos add two types: `video_md5` (the MD5 of a video file, kept
+//! apart from image MD5s so lists say what they hold) and `vpdq`, whose value is the SHA-256
+//! of the video's vPDQ in the reference text format (an identity for deduplication and exact
+//! lookup); the frames themselves travel in the entry's metadata and are matched by
+//! [`crate::video::VideoIndex`]. Adding a type means a parse arm, a byte length and a match rule.
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,10 +22,20 @@ pub enum SignalType {
     Md5,
     Sha1,
     Sha256,
+    #[serde(rename = "video_md5")]
+    VideoMd5,
+    Vpdq,
 }
 
 impl SignalType {
-    pub const ALL: [SignalType; 4] = [Self::Pdq, Self::Md5, Self::Sha1, Self::Sha256];
+    pub const ALL: [SignalType; 6] = [
+        Self::Pdq,
+        Self::Md5,
+        Self::Sha1,
+        Self::Sha256,
+        Self::VideoMd5,
+        Self::Vpdq,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -30,14 +43,16 @@ impl SignalType {
             Self::Md5 => "md5",
             Self::Sha1 => "sha1",
             Self::Sha256 => "sha256",
+            Self::VideoMd5 => "video_md5",
+            Self::Vpdq => "vpdq",
         }
     }
 
     /// Length of the value in bytes.
     pub fn byte_len(self) -> usize {
         match self {
-            Self::Pdq | Self::Sha256 => 32,
-            Self::Md5 => 16,
+            Self::Pdq | Self::Sha256 | Self::Vpdq => 32,
+            Self::Md5 | Self::VideoMd5 => 16,
             Self::Sha1 => 20,
         }
     }
@@ -49,6 +64,8 @@ impl SignalType {
             Self::Md5 => 2,
             Self::Sha1 => 3,
             Self::Sha256 => 4,
+            Self::VideoMd5 => 5,
+            Self::Vpdq => 6,
         }
     }
 
@@ -66,7 +83,7 @@ impl fmt::Display for SignalType {
 /// Why a string is not a signal type or a signal value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignalParseError {
-    #[error("unknown signal type {0:?} (expected pdq, md5, sha1 or sha256)")]
+    #[error("unknown signal type {0:?} (expected pdq, md5, sha1, sha256, video_md5 or vpdq)")]
     UnknownType(String),
     #[error("a {signal_type} value is {expected} hex digits, got {actual}")]
     WrongLength {
@@ -92,6 +109,8 @@ impl FromStr for SignalType {
             "md5" => Ok(Self::Md5),
             "sha1" => Ok(Self::Sha1),
             "sha256" => Ok(Self::Sha256),
+            "videomd5" => Ok(Self::VideoMd5),
+            "vpdq" => Ok(Self::Vpdq),
             _ => Err(SignalParseError::UnknownType(text.to_string())),
         }
     }
@@ -104,6 +123,9 @@ pub enum Signal {
     Md5([u8; 16]),
     Sha1([u8; 20]),
     Sha256([u8; 32]),
+    VideoMd5([u8; 16]),
+    /// SHA-256 of the vPDQ reference text; see the module docs.
+    Vpdq([u8; 32]),
 }
 
 impl Signal {
@@ -113,6 +135,8 @@ impl Signal {
             Self::Md5(_) => SignalType::Md5,
             Self::Sha1(_) => SignalType::Sha1,
             Self::Sha256(_) => SignalType::Sha256,
+            Self::VideoMd5(_) => SignalType::VideoMd5,
+            Self::Vpdq(_) => SignalType::Vpdq,
         }
     }
 
@@ -122,6 +146,8 @@ impl Signal {
             Self::Md5(bytes) => bytes,
             Self::Sha1(bytes) => bytes,
             Self::Sha256(bytes) => bytes,
+            Self::VideoMd5(bytes) => bytes,
+            Self::Vpdq(bytes) => bytes,
         }
     }
 
@@ -160,6 +186,8 @@ impl Signal {
             SignalType::Md5 => Self::Md5(array(bytes)),
             SignalType::Sha1 => Self::Sha1(array(bytes)),
             SignalType::Sha256 => Self::Sha256(array(bytes)),
+            SignalType::VideoMd5 => Self::VideoMd5(array(bytes)),
+            SignalType::Vpdq => Self::Vpdq(array(bytes)),
         }
     }
 
@@ -251,7 +279,12 @@ mod tests {
         // Multi-byte characters of the right byte length must not panic.
         let unicode = format!("{}é", "0".repeat(30));
         assert!(Signal::from_hex(SignalType::Md5, &unicode).is_err());
-        assert!("vpdq".parse::<SignalType>().is_err());
+        assert!("tmk".parse::<SignalType>().is_err());
+        assert_eq!(
+            "video-md5".parse::<SignalType>().unwrap(),
+            SignalType::VideoMd5
+        );
+        assert_eq!("VPDQ".parse::<SignalType>().unwrap(), SignalType::Vpdq);
         assert_eq!("HASH_PDQ".parse::<SignalType>().unwrap(), SignalType::Pdq);
         assert_eq!("sha-256".parse::<SignalType>().unwrap(), SignalType::Sha256);
     }

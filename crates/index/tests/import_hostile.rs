@@ -81,7 +81,7 @@ fn csv_columns_may_come_in_any_order_and_extra_ones_become_metadata() {
          \"a, quoted \"\"note\"\"\",{PDQ},pdq,csam\r\n\
          plain,{MD5},md5,\r\n\
          short,{MD5}\r\n\
-         bad,{MD5},vpdq,x\r\n\
+         bad,{MD5},tmk,x\r\n\
          \"open,{MD5},md5,x\r\n"
     );
     let (rows, errors) = read(text.as_bytes(), ListFormat::HmaCsv, None).unwrap();

@@ -1,0 +1,329 @@
+//! Video entries end to end on a real bank directory: `vpdq` and `video_md5` entries are
+//! journalled, snapshotted and reopened; a query video finds bank videos through the frame
+//! index (clips, re-encodes) and not unrelated ones; known images are found inside a video
+//! with their timestamps; vPDQ rows round-trip through export and import, and tampered rows
+//! are refused. Videos are synthetic frame lists here: the decoder is tested in aranea-hash.
+
+use aranea_hash::{PdqHash, VpdqFeature};
+use aranea_index::export::{ExportOptions, write_list};
+use aranea_index::import::{ListFormat, ReadOptions, read_list};
+use aranea_index::{
+    BankFilter, BankKind, BankSpec, BankStore, NewEntry, Origin, Provenance, Signal, SignalType,
+    VideoIndex, VideoIndexParams, match_frames, vpdq_entry, vpdq_features,
+};
+
+fn pdq(seed: u64) -> PdqHash {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut words = [0u64; 4];
+    for word in &mut words {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *word = state;
+    }
+    PdqHash::from_words(words)
+}
+
+fn flip(hash: PdqHash, bits: u32, offset: u32) -> PdqHash {
+    let mut words = hash.to_words();
+    for bit in offset..offset + bits {
+        words[(bit / 64 % 4) as usize] ^= 1 << (bit % 64);
+    }
+    PdqHash::from_words(words)
+}
+
+/// A video of `scenes` distinct scenes, `per_scene` one-second frames each, slightly noisy.
+fn video(first_scene: u64, scenes: u64, per_scene: u64) -> Vec<VpdqFeature> {
+    (0..scenes * per_scene)
+        .map(|i| VpdqFeature {
+            frame: i * 30,
+            timestamp: i as f64,
+            quality: 100,
+            hash: flip(pdq(first_scene + i / per_scene), (i % per_scene) as u32, 7),
+        })
+        .collect()
+}
+
+fn new_entry(bank: u32, signal: Signal, metadata: Option<String>, provenance: u32) -> NewEntry {
+    NewEntry {
+        bank,
+        signal,
+        classification: None,
+        provenance,
+        line: 0,
+        metadata,
+    }
+}
+
+fn provenance(store: &mut BankStore) -> u32 {
+    store
+        .add_provenance(Provenance {
+            added_by: "test".into(),
+            added_at: 1,
+            origin: Origin::Manual,
+        })
+        .unwrap()
+}
+
+fn add_video(store: &mut BankStore, bank: u32, features: &[VpdqFeature]) -> u64 {
+    let p = provenance(store);
+    let (signal, metadata) = vpdq_entry(features);
+    store
+        .add_entries(&[new_entry(bank, signal, Some(metadata), p)])
+        .unwrap()
+        .added[0]
+}
+
+#[test]
+fn bank_videos_survive_reopening_and_are_found_by_clips_and_noisy_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let known = video(100, 6, 5);
+    let (known_entry, md5_entry);
+    let video_md5 = Signal::from_hex(SignalType::VideoMd5, &"ab".repeat(16)).unwrap();
+    {
+        let mut store = BankStore::open(dir.path()).unwrap();
+        let bank = store
+            .create_bank(BankSpec::new("videos", "local", "csam"))
+            .unwrap();
+        known_entry = add_video(&mut store, bank, &known);
+        store.write_snapshot().unwrap();
+        // After the snapshot: only in the journal.
+        for scene in 0..50 {
+            add_video(&mut store, bank, &video(1_000 + scene * 10, 4, 3));
+        }
+        let p = provenance(&mut store);
+        md5_entry = store
+            .add_entries(&[new_entry(bank, video_md5, None, p)])
+            .unwrap()
+            .added[0];
+    }
+    let store = BankStore::open(dir.path()).unwrap();
+    assert!(store.warnings().is_empty(), "{:?}", store.warnings());
+    let generation = store.live().load();
+    assert_eq!(
+        generation.match_signal(&video_md5, &BankFilter::All).hits[0].entry,
+        md5_entry
+    );
+    let index = VideoIndex::build(store.state(), VideoIndexParams::default()).unwrap();
+    assert_eq!(index.len(), 51);
+    assert!(index.skipped().is_empty());
+    // Pruning keeps one frame per noisy scene.
+    assert_eq!(index.frame_count(), 6 + 50 * 4);
+
+    // A clip of scenes 2-3, re-encoded (more noise), starting at its own time zero.
+    let clip: Vec<VpdqFeature> = known[10..20]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| VpdqFeature {
+            frame: i as u64 * 25,
+            timestamp: i as f64,
+            hash: flip(f.hash, 12, 100),
+            ..*f
+        })
+        .collect();
+    let result = index.match_video(&clip, generation.banks(), &BankFilter::All);
+    assert_eq!(result.hits.len(), 1, "{result:?}");
+    let hit = &result.hits[0];
+    assert_eq!(hit.entry, known_entry);
+    assert_eq!(hit.query_matched_percent, 100.0);
+    assert!((hit.candidate_matched_percent - 100.0 / 3.0).abs() < 1e-9);
+    assert_eq!(hit.timestamp, 0.0);
+    assert_eq!(hit.classification, "csam");
+
+    // An unrelated video, and the clip with its bits scrambled past the distance, find nothing.
+    let unrelated = video(5_000, 5, 5);
+    assert!(
+        index
+            .match_video(&unrelated, generation.banks(), &BankFilter::All)
+            .hits
+            .is_empty()
+    );
+    let far: Vec<VpdqFeature> = clip
+        .iter()
+        .map(|f| VpdqFeature {
+            hash: flip(f.hash, 40, 150),
+            ..*f
+        })
+        .collect();
+    assert!(
+        index
+            .match_video(&far, generation.banks(), &BankFilter::All)
+            .hits
+            .is_empty()
+    );
+    // Low-quality query frames take no part.
+    let dull: Vec<VpdqFeature> = clip
+        .iter()
+        .map(|f| VpdqFeature { quality: 20, ..*f })
+        .collect();
+    assert!(
+        index
+            .match_video(&dull, generation.banks(), &BankFilter::All)
+            .hits
+            .is_empty()
+    );
+}
+
+#[test]
+fn disabled_entries_and_banks_report_nothing_and_allow_lists_suppress() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = BankStore::open(dir.path()).unwrap();
+    let bank = store
+        .create_bank(BankSpec::new("videos", "local", "csam"))
+        .unwrap();
+    let allow = store
+        .create_bank(BankSpec {
+            kind: BankKind::AllowList,
+            ..BankSpec::new("stock", "local", "stock")
+        })
+        .unwrap();
+    let first = video(10, 3, 2);
+    let second = video(50, 3, 2);
+    let first_entry = add_video(&mut store, bank, &first);
+    add_video(&mut store, bank, &second);
+    add_video(&mut store, allow, &second);
+    let p = provenance(&mut store);
+    store.disable_entry(first_entry, p).unwrap();
+    let index = VideoIndex::build(store.state(), VideoIndexParams::default()).unwrap();
+    let banks = store.live().load().banks().to_vec();
+    assert!(
+        index
+            .match_video(&first, &banks, &BankFilter::All)
+            .hits
+            .is_empty()
+    );
+    let allowed = index.match_video(&second, &banks, &BankFilter::All);
+    assert!(allowed.hits.is_empty());
+    assert_eq!(allowed.allowed_by.len(), 1);
+    assert_eq!(allowed.suppressed.len(), 1);
+    store
+        .update_bank("stock", |spec| spec.enabled = false)
+        .unwrap();
+    let banks = store.live().load().banks().to_vec();
+    assert_eq!(
+        index
+            .match_video(&second, &banks, &BankFilter::All)
+            .hits
+            .len(),
+        1
+    );
+    assert!(
+        index
+            .match_video(&second, &banks, &BankFilter::Only(vec![allow]))
+            .hits
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_known_image_inside_a_video_is_reported_with_its_first_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = BankStore::open(dir.path()).unwrap();
+    let bank = store
+        .create_bank(BankSpec::new("images", "local", "csam"))
+        .unwrap();
+    let p = provenance(&mut store);
+    let image = pdq(777);
+    let entry = store
+        .add_entries(&[new_entry(bank, Signal::Pdq(image), None, p)])
+        .unwrap()
+        .added[0];
+    let mut features = video(1, 6, 2);
+    // Seconds 4 and 5 show the known image (re-encoded: a few bits off).
+    for feature in &mut features[4..6] {
+        feature.hash = flip(image, 9, 30);
+    }
+    // A low-quality frame of it is not evidence.
+    features[8].hash = image;
+    features[8].quality = 10;
+    let result = match_frames(&store.live().load(), &features, 50, &BankFilter::All);
+    assert_eq!(result.hits.len(), 1, "{result:?}");
+    let hit = &result.hits[0];
+    assert_eq!(hit.hit.entry, entry);
+    assert_eq!((hit.frame, hit.timestamp_ms), (120, 4000));
+    // Identical consecutive frames are searched once.
+    assert_eq!(hit.frames_matched, 1);
+    assert_eq!(hit.hit.distance, 9);
+    assert!(
+        match_frames(&store.live().load(), &video(1, 6, 2), 50, &BankFilter::All)
+            .hits
+            .is_empty()
+    );
+}
+
+#[test]
+fn vpdq_rows_round_trip_through_jsonl_and_tampered_rows_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = BankStore::open(dir.path()).unwrap();
+    let bank = store
+        .create_bank(BankSpec::new("videos", "local", "csam"))
+        .unwrap();
+    let features = video(40, 3, 3);
+    add_video(&mut store, bank, &features);
+    let mut out = Vec::new();
+    let options = ExportOptions::default();
+    assert_eq!(
+        write_list(store.state(), bank, ListFormat::Jsonl, &options, &mut out).unwrap(),
+        1
+    );
+    let text = String::from_utf8(out).unwrap();
+    let mut rows = Vec::new();
+    read_list(
+        text.as_bytes(),
+        ListFormat::Jsonl,
+        &ReadOptions::default(),
+        &mut |row| rows.push(row),
+    )
+    .unwrap();
+    let row = rows.remove(0).unwrap();
+    assert_eq!(row.signal.signal_type(), SignalType::Vpdq);
+    assert_eq!(
+        vpdq_features(&row.signal, row.metadata.as_deref()).unwrap(),
+        features
+    );
+
+    // One hash digit changed in the frames: the value no longer names them.
+    let first_hash = features[0].hash.to_hex();
+    let tampered = text.replacen(&first_hash[..8], "00000000", 1);
+    assert_ne!(tampered, text);
+    let mut errors = Vec::new();
+    read_list(
+        tampered.as_bytes(),
+        ListFormat::Jsonl,
+        &ReadOptions::default(),
+        &mut |row| {
+            if let Err(error) = row {
+                errors.push(error)
+            }
+        },
+    )
+    .unwrap();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].message.contains("SHA-256"),
+        "{}",
+        errors[0].message
+    );
+    // A vpdq value with no frames at all.
+    let bare = format!(
+        "{{\"signal_type\":\"vpdq\",\"signal_value\":\"{}\"}}\n",
+        "cd".repeat(32)
+    );
+    let mut errors = Vec::new();
+    read_list(
+        bare.as_bytes(),
+        ListFormat::Jsonl,
+        &ReadOptions::default(),
+        &mut |row| {
+            if let Err(error) = row {
+                errors.push(error)
+            }
+        },
+    )
+    .unwrap();
+    assert!(
+        errors[0].message.contains("no \"vpdq\" metadata"),
+        "{}",
+        errors[0].message
+    );
+}
