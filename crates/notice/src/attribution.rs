@@ -39,7 +39,7 @@ pub struct Attribution {
     pub asn: Option<u32>,
     pub prefix: Option<String>,
     pub country: Option<String>,
-    /// Hotline id (`""`: the platform's own).
+    /// Hotline id ([`crate::config::OWN_HOTLINE`]: the platform's own).
     pub hotline: String,
     pub via_cdn: Option<String>,
     pub method: String,

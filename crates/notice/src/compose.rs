@@ -287,11 +287,7 @@ pub fn compose(
         idempotency_key: key,
         provider_key: draft.provider_key.to_owned(),
         provider_name: draft.provider_name.to_owned(),
-        hotline: if draft.hotline_id.is_empty() {
-            draft.hotline.name.clone()
-        } else {
-            draft.hotline_id.to_owned()
-        },
+        hotline: draft.hotline_id.to_owned(),
         kind: kind.to_owned(),
         escalation_step: step,
         via_cdn: draft.items.first().and_then(|i| i.via_cdn.clone()),

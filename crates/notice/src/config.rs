@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+/// The id routing gives the platform's own hotline.
+pub const OWN_HOTLINE: &str = "own";
+
 /// The notice worker's configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -45,7 +48,9 @@ pub struct NoticeConfig {
     pub recheck_after_secs: Vec<u64>,
     /// Default: 24 h.
     pub recheck_every_secs: u64,
-    /// A first "removed" observation is confirmed this much later. Default: 1 h.
+    /// A first "removed" observation is confirmed this much later. Default: 6 h — longer
+    /// than common DNS TTLs, so a site that moved (its old address answering 404 while
+    /// resolvers still hold the old answer) is not mistaken for a removal.
     pub confirm_after_secs: u64,
     /// Still present: notify again this long after the last notice. Default: 24 h.
     pub renotify_secs: u64,
@@ -111,7 +116,7 @@ impl Default for NoticeConfig {
             batch_window_secs: 0,
             recheck_after_secs: vec![3600, 6 * 3600],
             recheck_every_secs: 24 * 3600,
-            confirm_after_secs: 3600,
+            confirm_after_secs: 6 * 3600,
             renotify_secs: 24 * 3600,
             escalate_after: 2,
             escalation_ladder: vec![
@@ -248,12 +253,13 @@ pub struct DkimConfig {
 }
 
 impl NoticeConfig {
-    /// The hotline responsible for a hosting country, and its id (`""` for the platform's own).
+    /// The hotline responsible for a hosting country, and its id ([`OWN_HOTLINE`] for the
+    /// platform's own).
     pub fn hotline_for(&self, country: Option<&str>) -> (String, &HotlineConfig) {
         country
             .and_then(|c| self.routing.get(&c.to_ascii_uppercase()))
             .and_then(|id| self.hotlines.get(id).map(|h| (id.clone(), h)))
-            .unwrap_or_else(|| (String::new(), &self.hotline))
+            .unwrap_or_else(|| (OWN_HOTLINE.to_owned(), &self.hotline))
     }
 
     /// The notice language for a hosting country.

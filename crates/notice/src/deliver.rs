@@ -75,6 +75,7 @@ pub fn webhook_body(notice: &Notice) -> String {
         .unwrap_or_default();
     serde_json::json!({
         "notice": notice.report_id,
+        "idempotency_key": notice.idempotency_key,
         "kind": notice.kind,
         "provider": notice.provider_name,
         "via_cdn": notice.via_cdn,

@@ -48,7 +48,9 @@ pub struct NoticeEngine {
     clock: Arc<dyn Clock>,
     attributor: Attributor,
     templates: Templates,
-    fetcher: Fetcher,
+    /// Re-checks build a fresh fetcher per pass from this: no pooled connection or cached
+    /// DNS answer from a day ago may make a moved site look removed.
+    fetch: FetchConfig,
     webhooks: WebhookClient,
     dkim: Option<lettre::message::dkim::DkimConfig>,
     worker: String,
@@ -120,7 +122,7 @@ impl NoticeEngine {
             clock,
             attributor,
             templates,
-            fetcher,
+            fetch,
             webhooks,
             dkim,
             worker: worker.to_owned(),
@@ -317,7 +319,14 @@ impl NoticeEngine {
                 continue;
             };
             if current.provider_key != item.provider_key {
-                let update = self.item_attribution(&current, now);
+                let update = NewItem {
+                    url: item.url.clone(),
+                    sha256: item.sha256.clone(),
+                    md5: item.md5.clone(),
+                    sha1: item.sha1.clone(),
+                    media_kind: item.media_kind.clone(),
+                    ..self.item_attribution(&current, now)
+                };
                 self.store
                     .notices()
                     .reattribute_item(ItemId(item.id), &update, now, now)
@@ -449,7 +458,7 @@ impl NoticeEngine {
                 }),
                 "country_hotline" => {
                     let (id, hotline) = self.config.hotline_for(item.country.as_deref());
-                    (!id.is_empty()).then(|| Contact {
+                    (id != crate::config::OWN_HOTLINE).then(|| Contact {
                         channel: "smtp".to_owned(),
                         address: hotline.email.clone(),
                         role: format!("hotline:{id}"),

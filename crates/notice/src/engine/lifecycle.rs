@@ -21,9 +21,17 @@ impl NoticeEngine {
             .notices()
             .items_due_check(now, MAX_PER_PASS)
             .await?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let fetcher = aranea_crawl::fetch::Fetcher::new(self.fetch.clone()).map_err(|e| {
+            NoticeError::Setup {
+                message: e.to_string(),
+            }
+        })?;
         for item in due {
             let found = recheck::check(
-                &self.fetcher,
+                &fetcher,
                 &item.url,
                 &item.sha256,
                 item.pdq.as_deref(),

@@ -1,0 +1,222 @@
+//! The simulated internet, a store, a notice configuration pointing at both, the world's
+//! accelerated clock, and a stand-in for the crawl worker that records sightings and matches
+//! of the world's known images exactly as the crawler would (real fetch, real hashes).
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aranea_crawl::fetch::{FetchConfig, Fetcher, TlsConfig};
+use aranea_crawl::ssrf::{GuardConfig, NameServers};
+use aranea_notice::config::{CdnConfig, HotlineConfig, WebhookConfig};
+use aranea_notice::{Clock, NoticeConfig, UnixMillis};
+use aranea_simweb::{EPOCH_UNIX, ItemStatus, RunningWorld, SimWeb, scenario};
+use aranea_store::{BankMatch, MediaRecord, NewSighting, NewUrl, Priority, Store, UrlSource};
+
+pub const HOUR_MS: i64 = 3_600_000;
+
+pub fn world(seed: u64) -> Arc<RunningWorld> {
+    Arc::new(SimWeb::start_with(scenario::load("small").unwrap(), seed).unwrap())
+}
+
+/// The world's clock as Unix milliseconds.
+pub struct WorldClock(pub Arc<RunningWorld>);
+
+impl Clock for WorldClock {
+    fn now(&self) -> UnixMillis {
+        let sim = i64::try_from(self.0.sim_now().as_millis()).unwrap();
+        i64::try_from(EPOCH_UNIX).unwrap() * 1000 + sim
+    }
+}
+
+/// Simulated time (since world start) of a Unix-millisecond instant.
+pub fn sim_of(at: UnixMillis) -> Duration {
+    Duration::from_millis(u64::try_from(at - i64::try_from(EPOCH_UNIX).unwrap() * 1000).unwrap())
+}
+
+pub fn fetch_config(world: &RunningWorld) -> FetchConfig {
+    FetchConfig {
+        guard: GuardConfig {
+            // The providers' blocks, and the world's RDAP and webhook server.
+            allow_cidrs: vec![
+                "127.10.0.0/16".parse().unwrap(),
+                "127.0.53.0/24".parse().unwrap(),
+            ],
+            name_servers: NameServers::Servers(vec![world.dns_addr()]),
+            dns_timeout: Duration::from_secs(2),
+            ..GuardConfig::default()
+        },
+        connect_timeout: Duration::from_secs(5),
+        read_timeout: Duration::from_secs(5),
+        total_timeout: Duration::from_secs(10),
+        max_body_bytes: 4 * 1024 * 1024,
+        tls: TlsConfig {
+            system_roots: false,
+            extra_roots_pem: world.ca_cert_pem().map(str::to_owned).into_iter().collect(),
+            accept_invalid_certs_for: Vec::new(),
+        },
+        ..FetchConfig::default()
+    }
+}
+
+pub fn notice_config(world: &RunningWorld) -> NoticeConfig {
+    let mut config = NoticeConfig {
+        hotline: HotlineConfig {
+            name: "Test Hotline".into(),
+            email: "notices@hotline.example".into(),
+            domain: "hotline.example".into(),
+            country: "NL".into(),
+            ..HotlineConfig::default()
+        },
+        ip_to_asn_path: Some(world.ip_to_asn_path().to_path_buf()),
+        rdap_base_urls: vec![world.rdap_base_url()],
+        respond_base_url: "https://hotline.example/notice/respond".into(),
+        link_secret: "test-secret".into(),
+        ..NoticeConfig::default()
+    };
+    config.smtp.host = Some(world.smtp_addr().ip().to_string());
+    config.smtp.port = world.smtp_addr().port();
+    config.smtp.tls = "none".into();
+    config.smtp.timeout_secs = 10;
+    config.cdns = vec![CdnConfig {
+        name: "EdgeShield".into(),
+        asns: vec![64510],
+        ..CdnConfig::default()
+    }];
+    for provider in ["Quickhost", "EdgeShield"] {
+        config.webhooks.insert(
+            provider.into(),
+            WebhookConfig {
+                url: world.webhook_url(provider).unwrap(),
+                secret: format!("{provider}-secret"),
+            },
+        );
+    }
+    // Slowpoke's transit: another provider's mailbox, so the sink accepts the escalation.
+    config
+        .upstreams
+        .insert("64502".into(), "noc@harbor-networks.sim".into());
+    config.hotlines.insert(
+        "de".into(),
+        HotlineConfig {
+            name: "DE hotline".into(),
+            email: "hotline@de-hotline.example".into(),
+            domain: "de-hotline.example".into(),
+            country: "DE".into(),
+            ..HotlineConfig::default()
+        },
+    );
+    config.routing.insert("DE".into(), "de".into());
+    config.retry_base_secs = 1;
+    config
+}
+
+pub fn temp_sqlite(name: &str) -> (String, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "aranea-notice-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    (format!("sqlite://{}", dir.join("aranea.db").display()), dir)
+}
+
+/// Records what the crawl worker would: every live known image URL of the world becomes a
+/// sighting with a bank match, hashed from the bytes really served.
+pub struct CrawlStandIn {
+    pub fetcher: Fetcher,
+    pub seen: HashSet<String>,
+}
+
+impl CrawlStandIn {
+    pub fn new(world: &RunningWorld) -> CrawlStandIn {
+        CrawlStandIn {
+            fetcher: Fetcher::new(fetch_config(world)).unwrap(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Records sightings of known images live now; returns how many were new.
+    pub async fn crawl(&mut self, world: &RunningWorld, store: &Store, now: UnixMillis) -> usize {
+        let live: Vec<_> = world
+            .images_at(world.sim_now())
+            .into_iter()
+            .filter(|i| i.known && i.status == ItemStatus::Live)
+            .collect();
+        let mut new = 0;
+        for image in live {
+            if !self.seen.insert(image.url.clone()) {
+                continue;
+            }
+            let url = url::Url::parse(&image.url).unwrap();
+            let fetched = self.fetcher.fetch(&url).await;
+            let Ok(response) = fetched.outcome else {
+                continue;
+            };
+            let Ok(hashes) =
+                aranea_hash::hash_media(&response.body, &aranea_hash::Limits::default())
+            else {
+                continue;
+            };
+            let media = MediaRecord {
+                sha256: hashes.sha256,
+                md5: hashes.md5,
+                sha1: hashes.sha1,
+                pdq: hashes.pdq.as_ref().map(|p| *p.hash.as_bytes()),
+                pdq_quality: hashes.pdq.as_ref().map(|p| p.quality),
+                size: hashes.size_bytes,
+                kind: "jpeg".into(),
+                width: Some(hashes.width),
+                height: Some(hashes.height),
+            };
+            store.media().record(&media, now).await.unwrap();
+            let host = url.host_str().unwrap().to_owned();
+            let enqueued = store
+                .frontier()
+                .enqueue_urls(
+                    &[NewUrl::new(
+                        &image.url,
+                        &host,
+                        &host,
+                        UrlSource::Link,
+                        Priority::Ordinary,
+                        now,
+                    )],
+                    now,
+                )
+                .await
+                .unwrap();
+            let sighting = store
+                .media()
+                .record_sighting(&NewSighting {
+                    media_sha256: hashes.sha256,
+                    url: enqueued[0].id,
+                    page: None,
+                    member_path: None,
+                    seen_at: now,
+                    server_ip: None,
+                })
+                .await
+                .unwrap();
+            let hit = BankMatch {
+                bank_id: 1,
+                bank_name: "known".into(),
+                entry_id: 1,
+                signal_type: "pdq".into(),
+                distance: 0,
+                classification: "A1".into(),
+            };
+            store
+                .media()
+                .record_matches(sighting, &[hit], now)
+                .await
+                .unwrap();
+            new += 1;
+        }
+        new
+    }
+}
