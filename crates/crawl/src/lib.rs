@@ -23,8 +23,15 @@
 
 pub mod archive;
 pub mod canonical;
+pub mod config;
 pub mod extract;
 pub mod fetch;
+pub mod pipeline;
+pub mod politeness;
 pub mod robots;
 pub mod scope;
 pub mod ssrf;
+pub mod worker;
+
+pub use config::CrawlConfig;
+pub use worker::{CrawlError, CrawlProgress, Crawler, DiscardMedia, ReviewMediaSink, SeedOutcome};

@@ -27,6 +27,7 @@
 
 mod api_clients;
 mod backend;
+mod crawl_facts;
 mod error;
 mod frontier;
 mod media;
@@ -38,6 +39,7 @@ mod review_desk;
 
 pub use api_clients::{ApiClient, ApiClients, NewApiClient};
 pub use backend::{BackendKind, StoreOptions};
+pub use crawl_facts::{CrawlFacts, UnmatchedSighting};
 pub use error::{DbError, StoreError};
 pub use frontier::{
     Completion, EnqueuedUrl, FetchOutcome, FetchRecord, Frontier, Host, HostId, HostPolicy, Lease,
@@ -154,6 +156,11 @@ impl Store {
     /// Removal notices: items, notices, re-checks, timeline, contact health.
     pub fn notices(&self) -> NoticeStore<'_> {
         NoticeStore::new(&self.backend)
+    }
+
+    /// Read-only questions the crawler asks about what is recorded.
+    pub fn crawl_facts(&self) -> CrawlFacts<'_> {
+        CrawlFacts::new(&self.backend)
     }
 
     /// Row counts of every table.

@@ -98,6 +98,7 @@ struct Found {
 
 impl Found {
     fn push(&mut self, role: Role, value: &str) {
+        let value = syntax::decode_char_refs(value);
         let value = value.trim();
         if value.is_empty() || value.len() > self.max_len {
             return;
@@ -222,7 +223,9 @@ fn parse(html: &[u8], found: &RefCell<Found>, config: &ExtractConfig) -> Option<
         .append_element_content_handler(element!("base[href]", |el| {
             let mut found = found.borrow_mut();
             if found.base.is_none() {
-                found.base = el.get_attribute("href");
+                found.base = el
+                    .get_attribute("href")
+                    .map(|h| syntax::decode_char_refs(&h).into_owned());
             }
             Ok(())
         }))

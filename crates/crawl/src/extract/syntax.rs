@@ -210,3 +210,73 @@ mod tests {
         assert!(tag_soup_refs("<img src='unterminated").len() == 1);
     }
 }
+
+/// Decodes the character references an attribute value may hold (`&amp;`, `&quot;`,
+/// `&#38;`, `&#x26;`, …): the streaming parser hands attribute values over raw, and a link
+/// written `?a=1&amp;b=2` means `?a=1&b=2`. Unknown or malformed references stay as written,
+/// as browsers leave them.
+pub fn decode_char_refs(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains('&') {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find('&') {
+        out.push_str(rest.get(..at).unwrap_or(""));
+        let tail = rest.get(at..).unwrap_or("");
+        match tail.find(';').filter(|&end| end <= 12).and_then(|end| {
+            let name = tail.get(1..end)?;
+            Some((char_ref(name)?, end + 1))
+        }) {
+            Some((ch, used)) => {
+                out.push(ch);
+                rest = tail.get(used..).unwrap_or("");
+            }
+            None => {
+                out.push('&');
+                rest = tail.get(1..).unwrap_or("");
+            }
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+fn char_ref(name: &str) -> Option<char> {
+    let number = |digits: &str, radix| u32::from_str_radix(digits, radix).ok();
+    let code = if let Some(hex) = name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
+        number(hex, 16)?
+    } else if let Some(dec) = name.strip_prefix('#') {
+        number(dec, 10)?
+    } else {
+        return match name {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            "nbsp" => Some('\u{a0}'),
+            _ => None,
+        };
+    };
+    char::from_u32(code).filter(|c| *c != '\0')
+}
+
+#[cfg(test)]
+mod char_ref_tests {
+    use super::decode_char_refs;
+
+    #[test]
+    fn references_in_attribute_values_are_decoded() {
+        assert_eq!(decode_char_refs("?C=M&amp;O=D"), "?C=M&O=D");
+        assert_eq!(decode_char_refs("a&#38;b&#x26;c&quot;"), "a&b&c\"");
+        assert_eq!(decode_char_refs("plain"), "plain");
+    }
+
+    #[test]
+    fn malformed_references_stay_as_written() {
+        assert_eq!(decode_char_refs("a&b=1&c"), "a&b=1&c");
+        assert_eq!(decode_char_refs("&#0;&#xZZ;&bogus;&"), "&#0;&#xZZ;&bogus;&");
+        assert_eq!(decode_char_refs("&#99999999999;"), "&#99999999999;");
+    }
+}

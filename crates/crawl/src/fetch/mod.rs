@@ -40,6 +40,10 @@ pub struct FetchConfig {
     pub user_agent: String,
     /// Certificate trust.
     pub tls: TlsConfig,
+    /// Follow no redirect: a redirect ends the fetch with [`FetchError::Redirected`] (after
+    /// the guard has checked the target), so the frontier can queue the target as a URL of
+    /// its own, with politeness between hops and dedup ending loops. Default: false.
+    pub redirects_to_caller: bool,
 }
 
 impl Default for FetchConfig {
@@ -53,6 +57,7 @@ impl Default for FetchConfig {
             max_redirects: 10,
             user_agent: concat!("aranea-crawler/", env!("CARGO_PKG_VERSION")).to_owned(),
             tls: TlsConfig::default(),
+            redirects_to_caller: false,
         }
     }
 }
@@ -99,6 +104,8 @@ pub enum FetchError {
     ConnectedToForbiddenAddress { ip: IpAddr, range: &'static str },
     #[error("more than {limit} redirects")]
     TooManyRedirects { limit: usize },
+    #[error("redirected ({status}) to {location}")]
+    Redirected { status: u16, location: Url },
     #[error("redirect with a missing or unusable Location {location:?}")]
     BadRedirect { location: Option<String> },
     #[error("no connection within the connect timeout")]
@@ -326,6 +333,13 @@ impl Fetcher {
                     location: location.clone(),
                 },
             )?;
+            if self.config.redirects_to_caller {
+                self.policy.check_url(&next).map_err(FetchError::Refused)?;
+                return Err(FetchError::Redirected {
+                    status,
+                    location: next,
+                });
+            }
             redirects.push(Hop {
                 url,
                 status,

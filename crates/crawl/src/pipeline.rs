@@ -1,0 +1,234 @@
+//! Media from fetched bytes to recorded facts: hash (on the bounded blocking pool, never on
+//! the reactor), match against the enabled banks (allow-lists suppress, per-bank PDQ
+//! thresholds), record media, sighting and matches idempotently, and queue for review.
+//!
+//! This module must not decide what is illegal (the banks say what matched) and must not
+//! write media bytes anywhere: only the [`ReviewMediaSink`] receives them.
+
+use std::sync::Arc;
+
+use aranea_hash::{HashError, Limits, MediaHashes, PdqHash, hash_media};
+use aranea_index::{BankFilter, Generation, Hit, LiveIndex, Signal};
+use aranea_store::{
+    BankMatch, MediaRecord, NewSighting, ReviewReason, ReviewState, SightingId, Store, StoreError,
+    UnixMillis, UrlId,
+};
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+
+use crate::worker::ReviewMediaSink;
+
+/// How media is matched.
+#[derive(Clone)]
+pub struct Matcher {
+    banks: Arc<LiveIndex>,
+    filter: BankFilter,
+    min_pdq_quality: u8,
+    dihedral: bool,
+}
+
+/// One piece of media hashed and matched.
+#[derive(Debug, Clone)]
+pub struct MatchedMedia {
+    pub record: MediaRecord,
+    pub matches: Vec<BankMatch>,
+}
+
+impl Matcher {
+    pub fn new(
+        banks: Arc<LiveIndex>,
+        filter: BankFilter,
+        min_pdq_quality: u8,
+        dihedral: bool,
+    ) -> Matcher {
+        Matcher {
+            banks,
+            filter,
+            min_pdq_quality,
+            dihedral,
+        }
+    }
+
+    /// Hashes and matches `bytes` (CPU work: call from a blocking thread).
+    pub fn hash_and_match(&self, bytes: &[u8]) -> Result<MatchedMedia, HashError> {
+        let hashes = hash_media(bytes, &Limits::default())?;
+        let record = media_record(&hashes);
+        let variants: Vec<PdqHash> = match &hashes.pdq {
+            Some(pdq) if pdq.quality < self.min_pdq_quality => Vec::new(),
+            Some(pdq) if self.dihedral => pdq.dihedral().to_vec(),
+            Some(pdq) => vec![pdq.hash],
+            None => Vec::new(),
+        };
+        let matches = self.match_signals(&record, &variants);
+        Ok(MatchedMedia { record, matches })
+    }
+
+    /// Matches media already recorded (seen again at another page), without rotations.
+    pub fn match_record(&self, record: &MediaRecord) -> Vec<BankMatch> {
+        let variants: Vec<PdqHash> = match (record.pdq, record.pdq_quality) {
+            (Some(pdq), Some(q)) if q >= self.min_pdq_quality => vec![PdqHash::from_bytes(pdq)],
+            _ => Vec::new(),
+        };
+        self.match_signals(record, &variants)
+    }
+
+    fn match_signals(&self, record: &MediaRecord, variants: &[PdqHash]) -> Vec<BankMatch> {
+        let digests = [
+            Signal::Md5(record.md5),
+            Signal::Sha1(record.sha1),
+            Signal::Sha256(record.sha256),
+        ];
+        let generation: Arc<Generation> = self.banks.load();
+        let result = generation.match_media(&digests, variants, &self.filter);
+        result.hits.iter().filter_map(bank_match).collect()
+    }
+}
+
+fn bank_match(hit: &Hit) -> Option<BankMatch> {
+    Some(BankMatch {
+        bank_id: i64::from(hit.bank),
+        bank_name: hit.bank_name.clone(),
+        entry_id: i64::try_from(hit.entry).ok()?,
+        signal_type: hit.value.signal_type().name().to_owned(),
+        distance: hit.distance,
+        classification: hit.classification.clone(),
+    })
+}
+
+fn media_record(hashes: &MediaHashes) -> MediaRecord {
+    let dimension = |v: u32| (v > 0).then_some(v);
+    MediaRecord {
+        sha256: hashes.sha256,
+        md5: hashes.md5,
+        sha1: hashes.sha1,
+        pdq: hashes.pdq.as_ref().map(|p| *p.hash.as_bytes()),
+        pdq_quality: hashes.pdq.as_ref().map(|p| p.quality),
+        size: hashes.size_bytes,
+        kind: hashes.kind.name().to_owned(),
+        width: dimension(hashes.width),
+        height: dimension(hashes.height),
+    }
+}
+
+/// The bounded pool CPU work runs on: a semaphore in front of Tokio's blocking threads, so
+/// hashing never starves the reactor and never runs more than `permits` jobs at once.
+#[derive(Clone)]
+pub struct CpuPool {
+    slots: Arc<Semaphore>,
+}
+
+/// Why CPU work produced no result.
+#[derive(Debug, thiserror::Error)]
+pub enum CpuError {
+    #[error("the blocking pool is shut down")]
+    Closed,
+    #[error("a blocking job panicked: {0}")]
+    Panicked(String),
+}
+
+impl CpuPool {
+    pub fn new(permits: usize) -> CpuPool {
+        CpuPool {
+            slots: Arc::new(Semaphore::new(permits.max(1))),
+        }
+    }
+
+    /// Runs `job` on a blocking thread once a slot is free.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, CpuError> {
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| CpuError::Closed)?;
+        let joined = tokio::task::spawn_blocking(move || {
+            let out = job();
+            drop(permit);
+            out
+        })
+        .await;
+        joined.map_err(|e| CpuError::Panicked(e.to_string()))
+    }
+}
+
+/// Records media seen at `url` on `page` (or inside an archive at `member`), with its
+/// matches. Idempotent: a repeat returns the same sighting.
+pub async fn record_sighting(
+    store: &Store,
+    media: &MatchedMedia,
+    url: UrlId,
+    page: Option<UrlId>,
+    member: Option<String>,
+    server_ip: Option<String>,
+    now: UnixMillis,
+) -> Result<SightingId, StoreError> {
+    store.media().record(&media.record, now).await?;
+    let sighting = store
+        .media()
+        .record_sighting(&NewSighting {
+            media_sha256: media.record.sha256,
+            url,
+            page,
+            member_path: member,
+            seen_at: now,
+            server_ip,
+        })
+        .await?;
+    if !media.matches.is_empty() {
+        store
+            .media()
+            .record_matches(sighting, &media.matches, now)
+            .await?;
+    }
+    Ok(sighting)
+}
+
+/// Whether review got new work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reviewed {
+    /// A new entry; bytes handed to the sink if given.
+    Queued,
+    /// Already queued; bytes handed to the sink again if given and still pending.
+    AlreadyQueued,
+}
+
+/// Queues media for review and hands its bytes (if any) to `sink` while the entry is
+/// pending.
+pub async fn queue_for_review(
+    store: &Store,
+    sink: &Arc<dyn ReviewMediaSink>,
+    cpu: &CpuPool,
+    sha256: [u8; 32],
+    sighting: SightingId,
+    reason: ReviewReason,
+    bytes: Option<Bytes>,
+    now: UnixMillis,
+) -> Result<Reviewed, StoreError> {
+    let priority = match reason {
+        ReviewReason::Reported => 0,
+        ReviewReason::OnMatchingPage => 1,
+    };
+    let new = store
+        .review()
+        .enqueue(&sha256, Some(sighting), reason, priority, now)
+        .await?;
+    let pending = new
+        || store
+            .review()
+            .get(&sha256)
+            .await?
+            .is_some_and(|e| e.state == ReviewState::Pending);
+    if let (true, Some(bytes)) = (pending, bytes) {
+        let sink = Arc::clone(sink);
+        // A sink failure leaves the entry without bytes; a later sighting hands them again.
+        let _ = cpu.run(move || sink.keep(&sha256, &bytes)).await;
+    }
+    Ok(if new {
+        Reviewed::Queued
+    } else {
+        Reviewed::AlreadyQueued
+    })
+}

@@ -1,0 +1,533 @@
+//! One leased host: its robots policy, pace, budgets and URL batch, and the step that makes
+//! at most one request to it (skipping, without a request, the URLs that rules exclude).
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use aranea_store::{
+    FetchOutcome, Host, HostPolicy, Lease, LeasedHost, Priority, RobotsCache, StoreError,
+    UnixMillis, UrlNext, UrlRecord, UrlSource,
+};
+use url::Url;
+
+use super::links::{Origin, frontier_entry, new_url, path_prefix};
+use super::page::PendingPage;
+use super::progress::Counters;
+use super::{Context, now_ms};
+use crate::config::RobotsForReported;
+use crate::fetch::{Fetch, FetchError, Response};
+use crate::politeness::Pace;
+use crate::robots::{Robots, RobotsSource, robots_url};
+
+/// How long a robots.txt answer is kept.
+const ROBOTS_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// What a step left to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StepEnd {
+    /// More may be queued: schedule the host again at its next allowed time.
+    Again,
+    /// Nothing due: release the host.
+    Done,
+}
+
+pub(crate) struct HostWork {
+    pub lease: Lease,
+    pub host: Host,
+    robots: Option<Robots>,
+    pub pace: Pace,
+    next_allowed: UnixMillis,
+    buffer: VecDeque<UrlRecord>,
+    pub pending: Vec<PendingPage>,
+    pub held_bytes: u64,
+    fetches: i64,
+    domain_fetches: Option<i64>,
+    prefix_spent: HashMap<String, i64>,
+    pub quiet_pages: i64,
+    error_streak: i64,
+    /// Extra spacing learnt from 429/503 answers (the host's own rate limit), in ms.
+    slowdown_ms: u64,
+}
+
+impl HostWork {
+    pub fn new(cx: &Context, leased: LeasedHost) -> HostWork {
+        let host = leased.host;
+        let crawl_delay = host
+            .crawl_delay_ms
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(Duration::from_millis);
+        HostWork {
+            lease: leased.lease,
+            robots: None,
+            pace: Pace::new(&cx.config.politeness, crawl_delay),
+            next_allowed: host.next_allowed_at.max(now_ms()),
+            buffer: VecDeque::new(),
+            pending: Vec::new(),
+            held_bytes: 0,
+            fetches: host.pages_fetched,
+            domain_fetches: None,
+            prefix_spent: HashMap::new(),
+            quiet_pages: host.quiet_pages,
+            error_streak: host.error_streak,
+            slowdown_ms: 0,
+            host,
+        }
+    }
+
+    pub fn next_allowed(&self) -> UnixMillis {
+        self.next_allowed
+    }
+
+    /// True when the host must wait so long that holding its lease would strand it.
+    pub fn should_release(&self, cx: &Context, now: UnixMillis) -> bool {
+        self.next_allowed.saturating_sub(now) > cx.config.lease_ms / 2
+    }
+
+    /// Stores the host's politeness state and gives the lease back. Pages still waiting for
+    /// their media were not completed: the next holder fetches them again.
+    pub async fn release(self, cx: &Context) {
+        let policy = HostPolicy {
+            delay_ms: i64::try_from(self.pace.delay_ms(Duration::ZERO)).unwrap_or(i64::MAX),
+            crawl_delay_ms: self
+                .pace
+                .crawl_delay_ms()
+                .and_then(|ms| i64::try_from(ms).ok()),
+            error_streak: self.error_streak,
+            quiet_pages: self.quiet_pages,
+        };
+        let now = now_ms();
+        // A lost lease makes both fail; nothing else is to be done about it here.
+        let _ = cx
+            .store
+            .frontier()
+            .update_host(&self.lease, &policy, now)
+            .await;
+        let _ = cx
+            .store
+            .frontier()
+            .release(&self.lease, self.next_allowed)
+            .await;
+    }
+
+    /// Makes at most one request to the host (robots.txt or the next URL not excluded).
+    pub async fn step(&mut self, cx: &Context) -> Result<StepEnd, StoreError> {
+        let now = now_ms();
+        if self.lease.until().saturating_sub(now) < cx.config.lease_ms / 2 {
+            self.lease = cx
+                .store
+                .frontier()
+                .renew(&self.lease, cx.config.lease_ms, now)
+                .await?;
+        }
+        if self.robots.is_none() && self.load_robots(cx, now).await? {
+            return Ok(StepEnd::Again);
+        }
+        loop {
+            let Some(url) = self.next_url(cx).await? else {
+                self.settle_all(cx).await?;
+                return Ok(StepEnd::Done);
+            };
+            let parsed = match Url::parse(&url.url) {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    self.skip(cx, &url, &format!("unparsable: {e}")).await?;
+                    continue;
+                }
+            };
+            if let Some(reason) = self.exclusion(cx, &url, &parsed).await? {
+                self.skip(cx, &url, &reason).await?;
+                continue;
+            }
+            self.fetch_url(cx, url, parsed).await?;
+            return Ok(StepEnd::Again);
+        }
+    }
+
+    async fn next_url(&mut self, cx: &Context) -> Result<Option<UrlRecord>, StoreError> {
+        if self.buffer.is_empty() {
+            let batch = cx
+                .store
+                .frontier()
+                .next_urls(&self.lease, cx.config.url_batch, now_ms())
+                .await?;
+            self.buffer.extend(batch);
+        }
+        Ok(self.buffer.pop_front())
+    }
+
+    /// Loads robots.txt from the cache, or fetches it; true if a request was made.
+    async fn load_robots(&mut self, cx: &Context, now: UnixMillis) -> Result<bool, StoreError> {
+        if let Some(cache) = self.host.robots.as_ref().filter(|c| c.expires_at > now) {
+            let robots = match cache.status {
+                Some(status) => Robots::from_response(status, &cache.body, &cx.robots),
+                None => Robots::blocked(RobotsSource::Unparsable),
+            };
+            self.adopt_robots(robots);
+            return Ok(false);
+        }
+        let Some(url) = Url::parse(&self.host.key).ok().and_then(|u| robots_url(&u)) else {
+            self.adopt_robots(Robots::from_response(404, b"", &cx.robots));
+            return Ok(false);
+        };
+        let fetch = cx
+            .fetcher
+            .fetch_prefix(&url, u64::try_from(cx.robots.max_bytes).unwrap_or(u64::MAX))
+            .await;
+        Counters::bump(&cx.counters.fetched);
+        self.fetches += 1;
+        let robots = Robots::from_fetch(&fetch, &cx.robots);
+        let done = now_ms();
+        if matches!(
+            robots.source(),
+            RobotsSource::ServerError { .. } | RobotsSource::Unreachable { .. }
+        ) && self.error_streak + 1 < cx.config.max_attempts
+        {
+            // Transient: back off and ask again rather than skip the whole site.
+            self.error_streak += 1;
+            self.next_allowed = done + ms(self.pace.backoff_ms(self.error_streak, fetch.elapsed));
+            return Ok(true);
+        }
+        let (status, body) = match &fetch.outcome {
+            Ok(response) => (Some(response.status), response.body.to_vec()),
+            Err(_) => (None, Vec::new()),
+        };
+        let cache = RobotsCache {
+            status,
+            body,
+            fetched_at: done,
+            expires_at: done + ROBOTS_TTL_MS,
+        };
+        cx.store
+            .frontier()
+            .store_robots(&self.lease, &cache, done)
+            .await?;
+        self.adopt_robots(robots);
+        self.next_allowed = done + ms(self.pace.delay_ms(fetch.elapsed));
+        Ok(true)
+    }
+
+    fn adopt_robots(&mut self, robots: Robots) {
+        self.pace = Pace::new(self.pace_config(), robots.crawl_delay());
+        self.robots = Some(robots);
+    }
+
+    fn pace_config(&self) -> &crate::config::PolitenessConfig {
+        self.pace.config()
+    }
+
+    /// Why `url` is not fetched, if it is not.
+    async fn exclusion(
+        &mut self,
+        cx: &Context,
+        url: &UrlRecord,
+        parsed: &Url,
+    ) -> Result<Option<String>, StoreError> {
+        let budgets = &cx.config.budgets;
+        let reported = matches!(url.source, UrlSource::Report | UrlSource::Seed);
+        if let Some(service) = (cx.deny)(parsed) {
+            return Ok(Some(format!("deny-listed service: {service}")));
+        }
+        if url.source == UrlSource::Link && self.quiet_pages >= budgets.quiet_pages {
+            return Ok(Some("quiet site".to_owned()));
+        }
+        if url.source == UrlSource::Link && url.depth > budgets.max_depth {
+            return Ok(Some("too deep".to_owned()));
+        }
+        if !reported && self.fetches >= budgets.max_fetches_per_host {
+            return Ok(Some("host budget spent".to_owned()));
+        }
+        if !reported {
+            let spent = match self.domain_fetches {
+                Some(n) => n,
+                None => {
+                    let n = cx
+                        .store
+                        .frontier()
+                        .domain_pages_fetched(&self.host.registrable_domain)
+                        .await?;
+                    self.domain_fetches = Some(n);
+                    n
+                }
+            };
+            if spent >= budgets.max_fetches_per_domain {
+                return Ok(Some("domain budget spent".to_owned()));
+            }
+        }
+        // Traps mint pages; media are bounded by the pages that embed them.
+        if url.source == UrlSource::Link {
+            let prefix = path_prefix(parsed, budgets.path_prefix_segments);
+            let spent = match self.prefix_spent.get(&prefix) {
+                Some(n) => *n,
+                None => {
+                    let n = cx
+                        .store
+                        .crawl_facts()
+                        .attempted_under(self.host.id, &prefix)
+                        .await?;
+                    self.prefix_spent.insert(prefix, n);
+                    n
+                }
+            };
+            if spent >= budgets.max_fetches_per_path_prefix {
+                return Ok(Some("path budget spent".to_owned()));
+            }
+        }
+        let obey = !reported || cx.config.robots_for_reported == RobotsForReported::Obey;
+        if obey && self.robots.as_ref().is_some_and(|r| !r.allows(parsed)) {
+            return Ok(Some("disallowed by robots.txt".to_owned()));
+        }
+        Ok(None)
+    }
+
+    async fn skip(&mut self, cx: &Context, url: &UrlRecord, why: &str) -> Result<(), StoreError> {
+        let outcome = FetchOutcome {
+            error: Some(why.to_owned()),
+            ..FetchOutcome::not_fetched(UrlNext::Skipped)
+        };
+        cx.store
+            .frontier()
+            .complete_url(&self.lease, url.id, &outcome, now_ms())
+            .await?;
+        Counters::bump(&cx.counters.skipped);
+        self.media_gone(cx, url).await
+    }
+
+    fn count_request(&mut self, cx: &Context, parsed: &Url) {
+        Counters::bump(&cx.counters.fetched);
+        self.fetches += 1;
+        if let Some(n) = self.domain_fetches.as_mut() {
+            *n += 1;
+        }
+        let prefix = path_prefix(parsed, cx.config.budgets.path_prefix_segments);
+        *self.prefix_spent.entry(prefix).or_insert(0) += 1;
+    }
+
+    async fn fetch_url(
+        &mut self,
+        cx: &Context,
+        url: UrlRecord,
+        parsed: Url,
+    ) -> Result<(), StoreError> {
+        let fetch = cx.fetcher.fetch(&parsed).await;
+        self.count_request(cx, &parsed);
+        let done = now_ms();
+        let took = fetch.elapsed;
+        let Fetch {
+            outcome, redirects, ..
+        } = fetch;
+        match outcome {
+            Err(FetchError::Redirected { status, location }) => {
+                self.error_streak = 0;
+                self.next_allowed = done + ms(self.pace.delay_ms(took));
+                self.redirect_elsewhere(cx, &url, status, &location).await
+            }
+            Err(error) => {
+                let server_ip = redirects.last().and_then(|h| h.server_ip);
+                self.failed(cx, &url, &error, server_ip.map(|ip| ip.to_string()), took)
+                    .await
+            }
+            Ok(response) => self.answered(cx, url, response, took).await,
+        }
+    }
+
+    async fn answered(
+        &mut self,
+        cx: &Context,
+        url: UrlRecord,
+        response: Response,
+        took: Duration,
+    ) -> Result<(), StoreError> {
+        let done = now_ms();
+        let status = response.status;
+        if status == 429 || status == 503 || status >= 500 {
+            self.error_streak += 1;
+            let rate_limited = status == 429 || status == 503;
+            let wait = if rate_limited {
+                // The host says we are too fast: space all further requests out more.
+                let config = self.pace.config();
+                self.slowdown_ms = (self.slowdown_ms * 2)
+                    .max(config.min_delay_ms * 2)
+                    .max(200)
+                    .min(config.max_delay_ms);
+                self.pace
+                    .retry_after_ms(response.retry_after_seconds(), self.error_streak, took)
+            } else {
+                self.pace.backoff_ms(self.error_streak, took)
+            };
+            self.next_allowed = done + ms(wait);
+            // Being told to slow down is no fault of the URL: it gets more attempts.
+            let attempts = if rate_limited { 4 } else { 1 };
+            let next = self.retry_or_fail(cx, &url, self.next_allowed, attempts);
+            let outcome = outcome_of(&response, next);
+            self.complete(cx, &url, &outcome).await?;
+            if next == UrlNext::Failed {
+                Counters::bump(&cx.counters.errors);
+            }
+            return self.media_gone(cx, &url).await;
+        }
+        self.error_streak = 0;
+        self.next_allowed = done + ms(self.pace.delay_ms(took).max(self.slowdown_ms));
+        if !response.is_success() {
+            self.complete(cx, &url, &outcome_of(&response, UrlNext::Done))
+                .await?;
+            return self.media_gone(cx, &url).await;
+        }
+        self.process_body(cx, url, response).await
+    }
+
+    fn retry_or_fail(&self, cx: &Context, url: &UrlRecord, at: UnixMillis, factor: i64) -> UrlNext {
+        if url.attempts + 1 < cx.config.max_attempts.saturating_mul(factor) {
+            UrlNext::RetryAt(at)
+        } else {
+            UrlNext::Failed
+        }
+    }
+
+    async fn failed(
+        &mut self,
+        cx: &Context,
+        url: &UrlRecord,
+        error: &FetchError,
+        server_ip: Option<String>,
+        took: Duration,
+    ) -> Result<(), StoreError> {
+        let transient = matches!(
+            error,
+            FetchError::Connect { .. } | FetchError::ConnectTimeout | FetchError::ReadTimeout
+        );
+        let done = now_ms();
+        self.error_streak += 1;
+        self.next_allowed = done + ms(self.pace.backoff_ms(self.error_streak, took));
+        let next = if transient {
+            self.retry_or_fail(cx, url, self.next_allowed, 1)
+        } else {
+            UrlNext::Failed
+        };
+        let outcome = FetchOutcome {
+            server_ip,
+            duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            ..FetchOutcome::failed(&error.to_string(), next)
+        };
+        self.complete(cx, url, &outcome).await?;
+        if next == UrlNext::Failed {
+            Counters::bump(&cx.counters.errors);
+        }
+        self.media_gone(cx, url).await
+    }
+
+    /// A redirect: the target is queued like the URL that led there (same source, depth,
+    /// priority and page), under its host's own lease and pace.
+    async fn redirect_elsewhere(
+        &mut self,
+        cx: &Context,
+        url: &UrlRecord,
+        status: u16,
+        location: &Url,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut note = format!("redirect to {location}");
+        match frontier_entry(location, &cx.canonical, &*cx.deny) {
+            Ok((target, key, domain)) => {
+                let origin = Origin {
+                    source: url.source,
+                    priority: url.priority,
+                    depth: url.depth,
+                    parent: url.parent_id,
+                    report: url.report_id,
+                    not_before: now,
+                };
+                cx.store
+                    .frontier()
+                    .enqueue_urls(&[new_url(&target, key, domain, &origin)], now)
+                    .await?;
+            }
+            Err(why) => note = format!("{note} not followed: {why}"),
+        }
+        let outcome = FetchOutcome {
+            error: Some(note),
+            ..FetchOutcome::fetched(status, 0, UrlNext::Done)
+        };
+        self.complete(cx, url, &outcome).await?;
+        self.media_gone(cx, url).await
+    }
+
+    pub async fn complete(
+        &self,
+        cx: &Context,
+        url: &UrlRecord,
+        outcome: &FetchOutcome,
+    ) -> Result<(), StoreError> {
+        cx.store
+            .frontier()
+            .complete_url(&self.lease, url.id, outcome, now_ms())
+            .await?;
+        if let Some(report) = url.report_id {
+            cx.store
+                .reports()
+                .set_status(report, aranea_store::ReportStatus::Crawled)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The URL ended without media to hold: a page waiting for it need not wait any more.
+    pub(crate) async fn media_gone(
+        &mut self,
+        cx: &Context,
+        url: &UrlRecord,
+    ) -> Result<(), StoreError> {
+        if let Some(at) = self.pending.iter().position(|p| p.waits_for(url.id)) {
+            if let Some(page) = self.pending.get_mut(at) {
+                page.stop_waiting(url.id);
+            }
+            self.settle_ready(cx).await?;
+        }
+        Ok(())
+    }
+
+    /// Settles every page that waits for nothing.
+    pub async fn settle_ready(&mut self, cx: &Context) -> Result<(), StoreError> {
+        while let Some(at) = self.pending.iter().position(PendingPage::ready) {
+            let page = self.pending.swap_remove(at);
+            self.held_bytes = self.held_bytes.saturating_sub(page.held_bytes());
+            self.settle(cx, page).await?;
+        }
+        Ok(())
+    }
+
+    async fn settle_all(&mut self, cx: &Context) -> Result<(), StoreError> {
+        while let Some(page) = self.pending.pop() {
+            self.held_bytes = self.held_bytes.saturating_sub(page.held_bytes());
+            self.settle(cx, page).await?;
+        }
+        Ok(())
+    }
+
+    /// The priority new links of a page get.
+    pub fn link_priority(matched: bool) -> Priority {
+        if matched {
+            Priority::MatchLink
+        } else {
+            Priority::Ordinary
+        }
+    }
+}
+
+/// A fetch outcome carrying what the response said.
+pub(crate) fn outcome_of(response: &Response, next: UrlNext) -> FetchOutcome {
+    FetchOutcome {
+        fetched: true,
+        status: Some(response.status),
+        server_ip: response.server_ip.map(|ip| ip.to_string()),
+        bytes: response.body.len() as u64,
+        duration_ms: 0,
+        error: None,
+        etag: response.etag.clone(),
+        last_modified: response.last_modified.clone(),
+        next,
+    }
+}
+
+fn ms(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,416 @@
+//! What a fetched body teaches: a page's links and media, media's hashes and matches, and the
+//! page's verdict once its media are in.
+//!
+//! A page is not completed when fetched: it waits (in memory, with its links) until the
+//! media it embeds on the same host have been fetched and matched, so the verdict — did
+//! anything on it match? — decides whether its links are followed and whether its unknown
+//! media go to review. If the worker dies first, the page is still in flight in the store and
+//! the next lease holder fetches it again; what was recorded meanwhile is idempotent.
+//! Pages themselves are never kept.
+
+use std::collections::HashSet;
+
+use aranea_store::{
+    EnqueuedUrl, FetchOutcome, NewUrl, Priority, ReviewReason, SightingId, StoreError, UrlId,
+    UrlNext, UrlRecord, UrlSource,
+};
+use bytes::Bytes;
+use url::Url;
+
+use super::host::{HostWork, outcome_of};
+use super::links::{Origin, frontier_entry, new_url};
+use super::progress::Counters;
+use super::{Context, now_ms};
+use crate::extract::extract;
+use crate::fetch::{BodyKind, Response};
+use crate::pipeline::{MatchedMedia, Reviewed, queue_for_review, record_sighting};
+
+/// Media of a page, fetched and recorded, whose URL completes with the page.
+struct HeldMedia {
+    url: UrlRecord,
+    outcome: FetchOutcome,
+    sha256: [u8; 32],
+    sighting: SightingId,
+    matched: bool,
+    /// The bytes of unknown media, kept until the verdict in case it goes to review.
+    bytes: Option<Bytes>,
+}
+
+/// A page fetched whose verdict waits for its media.
+pub(crate) struct PendingPage {
+    url: UrlRecord,
+    outcome: FetchOutcome,
+    links: Vec<NewUrl>,
+    waiting: HashSet<UrlId>,
+    held: Vec<HeldMedia>,
+}
+
+impl PendingPage {
+    pub fn waits_for(&self, url: UrlId) -> bool {
+        self.waiting.contains(&url)
+    }
+    pub fn stop_waiting(&mut self, url: UrlId) {
+        self.waiting.remove(&url);
+    }
+    pub fn ready(&self) -> bool {
+        self.waiting.is_empty()
+    }
+    pub fn held_bytes(&self) -> u64 {
+        self.held
+            .iter()
+            .filter_map(|h| h.bytes.as_ref())
+            .map(|b| b.len() as u64)
+            .sum()
+    }
+}
+
+impl HostWork {
+    /// A 2xx body: media is hashed and matched, HTML is mined for links, anything else just
+    /// completes the URL.
+    pub(crate) async fn process_body(
+        &mut self,
+        cx: &Context,
+        url: UrlRecord,
+        response: Response,
+    ) -> Result<(), StoreError> {
+        match response.kind {
+            BodyKind::Media(_) => self.process_media(cx, url, response).await,
+            BodyKind::Html if url.source != UrlSource::Embed => {
+                self.process_page(cx, url, response).await
+            }
+            _ => {
+                self.complete(cx, &url, &outcome_of(&response, UrlNext::Done))
+                    .await?;
+                self.media_gone(cx, &url).await
+            }
+        }
+    }
+
+    async fn process_media(
+        &mut self,
+        cx: &Context,
+        url: UrlRecord,
+        response: Response,
+    ) -> Result<(), StoreError> {
+        let body = response.body.clone();
+        let matcher = cx.matcher.clone();
+        let hashed = cx.cpu.run(move || matcher.hash_and_match(&body)).await;
+        let media = match hashed {
+            Ok(Ok(media)) => media,
+            Ok(Err(error)) => {
+                return self
+                    .unreadable(cx, &url, &response, &error.to_string())
+                    .await;
+            }
+            Err(error) => {
+                return self
+                    .unreadable(cx, &url, &response, &error.to_string())
+                    .await;
+            }
+        };
+        Counters::bump(&cx.counters.media);
+        let now = now_ms();
+        let page = match url.source {
+            UrlSource::Embed | UrlSource::Link => url.parent_id,
+            _ => None,
+        };
+        let server_ip = response.server_ip.map(|ip| ip.to_string());
+        let sighting =
+            record_sighting(&cx.store, &media, url.id, page, None, server_ip, now).await?;
+        let matched = !media.matches.is_empty();
+        if matched {
+            Counters::bump(&cx.counters.matches);
+        }
+        let outcome = outcome_of(&response, UrlNext::Done);
+        if let Some(at) = self.pending.iter().position(|p| p.waits_for(url.id)) {
+            let keep = !matched
+                && self.held_bytes + response.body.len() as u64 <= cx.config.max_held_bytes;
+            if keep {
+                self.held_bytes += response.body.len() as u64;
+            }
+            if let Some(pending) = self.pending.get_mut(at) {
+                pending.stop_waiting(url.id);
+                pending.held.push(HeldMedia {
+                    sha256: media.record.sha256,
+                    sighting,
+                    matched,
+                    bytes: keep.then(|| response.body.clone()),
+                    url,
+                    outcome,
+                });
+            }
+            return self.settle_ready(cx).await;
+        }
+        self.direct_media(cx, &media, sighting, page, &response)
+            .await?;
+        self.complete(cx, &url, &outcome).await
+    }
+
+    /// Media not waited for by a page of this lease: reported directly, linked rather than
+    /// embedded, on another host, or fetched again after a restart.
+    async fn direct_media(
+        &mut self,
+        cx: &Context,
+        media: &MatchedMedia,
+        sighting: SightingId,
+        page: Option<UrlId>,
+        response: &Response,
+    ) -> Result<(), StoreError> {
+        let facts = cx.store.crawl_facts();
+        let now = now_ms();
+        if !media.matches.is_empty() {
+            // Its page was settled without knowing: fetch the page again so its links are
+            // followed and its other media reviewed.
+            if let Some(page) = page {
+                cx.store
+                    .frontier()
+                    .schedule_recheck(page, now, Priority::MatchLink)
+                    .await?;
+            }
+            return Ok(());
+        }
+        let reason = if page.is_none() {
+            Some(ReviewReason::Reported)
+        } else if let Some(page) = page
+            && facts.page_has_match(page).await?
+        {
+            Some(ReviewReason::OnMatchingPage)
+        } else {
+            None
+        };
+        if let Some(reason) = reason
+            && queue_for_review(
+                &cx.store,
+                &cx.sink,
+                &cx.cpu,
+                media.record.sha256,
+                sighting,
+                reason,
+                Some(response.body.clone()),
+                now,
+            )
+            .await?
+                == Reviewed::Queued
+        {
+            Counters::bump(&cx.counters.review);
+        }
+        Ok(())
+    }
+
+    async fn unreadable(
+        &mut self,
+        cx: &Context,
+        url: &UrlRecord,
+        response: &Response,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        let outcome = FetchOutcome {
+            error: Some(format!("unreadable media: {why}")),
+            ..outcome_of(response, UrlNext::Failed)
+        };
+        self.complete(cx, url, &outcome).await?;
+        Counters::bump(&cx.counters.errors);
+        self.media_gone(cx, url).await
+    }
+
+    async fn process_page(
+        &mut self,
+        cx: &Context,
+        url: UrlRecord,
+        response: Response,
+    ) -> Result<(), StoreError> {
+        let body = response.body.clone();
+        let base = response.final_url.clone();
+        let content_type = response.content_type.clone();
+        let config = cx.extract.clone();
+        let found = cx
+            .cpu
+            .run(move || extract(&body, &base, content_type.as_deref(), &config))
+            .await;
+        let outcome = outcome_of(&response, UrlNext::Done);
+        let Ok(found) = found else {
+            return self.complete(cx, &url, &outcome).await;
+        };
+        Counters::bump(&cx.counters.pages);
+        let now = now_ms();
+        let embed = Origin {
+            source: UrlSource::Embed,
+            priority: url.priority,
+            depth: url.depth.saturating_add(1),
+            parent: Some(url.id),
+            report: None,
+            // Media sort before the host's other URLs of the same priority, so the page's
+            // verdict comes soon.
+            not_before: 0,
+        };
+        // A link straight to a media file (a gallery's full-size photo, a directory listing's
+        // files) is the page's media as much as an <img> is.
+        let (linked_media, page_links): (Vec<Url>, Vec<Url>) = found
+            .page_links
+            .into_iter()
+            .partition(|u| looks_like_media(u));
+        let media_links: Vec<Url> = found.media_links.into_iter().chain(linked_media).collect();
+        let media: Vec<NewUrl> = self.entries(cx, &media_links, &embed);
+        let enqueued = cx.store.frontier().enqueue_urls(&media, now).await?;
+        let waiting = self.seen_media(cx, &url, &enqueued).await?;
+        let link = Origin {
+            source: UrlSource::Link,
+            not_before: now,
+            ..embed
+        };
+        let links = if link.depth <= cx.config.budgets.max_depth {
+            self.entries(cx, &page_links, &link)
+        } else {
+            Vec::new()
+        };
+        self.pending.push(PendingPage {
+            url,
+            outcome,
+            links,
+            waiting,
+            held: Vec::new(),
+        });
+        self.settle_ready(cx).await
+    }
+
+    fn entries(&self, cx: &Context, urls: &[Url], origin: &Origin) -> Vec<NewUrl> {
+        urls.iter()
+            .filter_map(|u| frontier_entry(u, &cx.canonical, &*cx.deny).ok())
+            .map(|(u, key, domain)| new_url(&u, key, domain, origin))
+            .collect()
+    }
+
+    /// The media URLs this page waits for (new, on this host); media already fetched for
+    /// another page are recorded as sighted here too, with their matches.
+    async fn seen_media(
+        &mut self,
+        cx: &Context,
+        page: &UrlRecord,
+        enqueued: &[EnqueuedUrl],
+    ) -> Result<HashSet<UrlId>, StoreError> {
+        let mut waiting = HashSet::new();
+        let now = now_ms();
+        for entry in enqueued {
+            if entry.inserted {
+                if entry.host_id == self.host.id {
+                    waiting.insert(entry.id);
+                }
+                continue;
+            }
+            for sha in cx.store.crawl_facts().media_at_url(entry.id).await? {
+                let Some(known) = cx.store.media().get(&sha).await? else {
+                    continue;
+                };
+                let matches = cx.matcher.match_record(&known.record);
+                let media = MatchedMedia {
+                    record: known.record,
+                    matches,
+                };
+                record_sighting(&cx.store, &media, entry.id, Some(page.id), None, None, now)
+                    .await?;
+            }
+        }
+        Ok(waiting)
+    }
+
+    /// The page's media are all in: decide, follow, review, complete.
+    pub(crate) async fn settle(
+        &mut self,
+        cx: &Context,
+        page: PendingPage,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let facts = cx.store.crawl_facts();
+        let matched =
+            page.held.iter().any(|h| h.matched) || facts.page_has_match(page.url.id).await?;
+        if matched {
+            self.quiet_pages = 0;
+        } else {
+            self.quiet_pages += 1;
+        }
+        let reported = matches!(page.url.source, UrlSource::Report | UrlSource::Seed);
+        if (matched || reported) && !page.links.is_empty() {
+            let priority = HostWork::link_priority(matched);
+            let links: Vec<NewUrl> = page
+                .links
+                .iter()
+                .cloned()
+                .map(|l| NewUrl { priority, ..l })
+                .collect();
+            let done = cx.store.frontier().enqueue_urls(&links, now).await?;
+            if matched {
+                let known: Vec<UrlId> = done.iter().filter(|d| !d.inserted).map(|d| d.id).collect();
+                cx.store
+                    .frontier()
+                    .raise_priority(&known, Priority::MatchLink)
+                    .await?;
+            }
+        }
+        let mut refetch = Vec::new();
+        for held in &page.held {
+            self.complete(cx, &held.url, &held.outcome).await?;
+        }
+        if matched {
+            for held in page.held.iter().filter(|h| !h.matched) {
+                let reviewed = queue_for_review(
+                    &cx.store,
+                    &cx.sink,
+                    &cx.cpu,
+                    held.sha256,
+                    held.sighting,
+                    ReviewReason::OnMatchingPage,
+                    held.bytes.clone(),
+                    now,
+                )
+                .await?;
+                if reviewed == Reviewed::Queued {
+                    Counters::bump(&cx.counters.review);
+                    if held.bytes.is_none() {
+                        refetch.push(held.url.id);
+                    }
+                }
+            }
+            let held_urls: HashSet<UrlId> = page.held.iter().map(|h| h.url.id).collect();
+            for other in facts.unmatched_on_page(page.url.id).await? {
+                if held_urls.contains(&other.url) {
+                    continue;
+                }
+                let reviewed = queue_for_review(
+                    &cx.store,
+                    &cx.sink,
+                    &cx.cpu,
+                    other.media_sha256,
+                    other.sighting,
+                    ReviewReason::OnMatchingPage,
+                    None,
+                    now,
+                )
+                .await?;
+                if reviewed == Reviewed::Queued {
+                    Counters::bump(&cx.counters.review);
+                    refetch.push(other.url);
+                }
+            }
+        }
+        // Review entries without bytes: fetch the media again so the sink receives them.
+        for url in refetch {
+            cx.store
+                .frontier()
+                .schedule_recheck(url, now, Priority::MatchLink)
+                .await?;
+        }
+        self.complete(cx, &page.url, &page.outcome).await
+    }
+}
+
+/// File extensions of media and archives, for links that point straight at them.
+const MEDIA_EXTENSIONS: [&str; 16] = [
+    "jpg", "jpeg", "png", "gif", "webp", "bmp", "mp4", "webm", "mkv", "avi", "mov", "zip", "tar",
+    "tgz", "gz", "m4v",
+];
+
+fn looks_like_media(url: &Url) -> bool {
+    let last = url.path().rsplit('/').next().unwrap_or("");
+    last.rsplit_once('.')
+        .is_some_and(|(_, ext)| MEDIA_EXTENSIONS.iter().any(|m| m.eq_ignore_ascii_case(ext)))
+}

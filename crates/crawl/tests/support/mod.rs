@@ -1,0 +1,233 @@
+//! A crawler pointed at a simulated internet, its banks made from the world's known photos,
+//! and the world's ground truth turned into what the crawl rules should reach.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+
+use aranea_crawl::CrawlConfig;
+use aranea_crawl::config::{BudgetConfig, PolitenessConfig};
+use aranea_index::import::{ListFormat, ReadOptions, read_list};
+use aranea_index::{BankSpec, BankStore, LiveIndex, NewEntry, Origin, Provenance};
+use aranea_simweb::RunningWorld;
+use aranea_simweb::scenario::RobotsVariant;
+use aranea_store::Store;
+use ipnet::IpNet;
+use url::Url;
+
+/// 52 generated sites of 36–42 pages with 1–3 images each: > 2,000 pages, > 3,000 images.
+pub const BIG: &str = r#"
+name = "crawl-acceptance"
+tlds = ["sim", "test"]
+known_images = 40
+[generate]
+providers = 8
+countries = ["NL", "DE", "US", "FR"]
+sites = 52
+pages_per_site = [36, 42]
+images_per_page = [1, 3]
+interesting_share = 0.4
+known_share = 0.25
+hostile_sites = 1
+"#;
+
+/// The provider blocks of the world: what the SSRF guard may admit, and nothing else.
+pub fn provider_blocks(world: &RunningWorld) -> Vec<IpNet> {
+    world
+        .world()
+        .providers
+        .iter()
+        .flat_map(|p| p.blocks.iter())
+        .map(|b| format!("{}/{}", b.base, b.prefix).parse().unwrap())
+        .collect()
+}
+
+/// Fast but polite: `delay_ms` between requests to a host, Crawl-delay capped there too.
+pub fn config(world: &RunningWorld, delay_ms: u64) -> CrawlConfig {
+    CrawlConfig {
+        allow_cidrs: provider_blocks(world),
+        name_servers: vec![world.dns_addr()],
+        system_roots: false,
+        ca_files: world
+            .ca_cert_path()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect(),
+        connect_timeout_ms: 3_000,
+        read_timeout_ms: 3_000,
+        total_timeout_ms: 5_000,
+        max_body_bytes: 4 * 1024 * 1024,
+        politeness: PolitenessConfig {
+            min_delay_ms: delay_ms,
+            max_delay_ms: delay_ms.max(200),
+            crawl_delay_cap_ms: delay_ms,
+            error_backoff_ms: 200,
+            max_backoff_ms: 1_000,
+            retry_after_cap_ms: 2_000,
+            ..PolitenessConfig::default()
+        },
+        budgets: BudgetConfig {
+            max_depth: 20,
+            max_fetches_per_path_prefix: 300,
+            quiet_pages: 1_000,
+            ..BudgetConfig::default()
+        },
+        // The ground truth (`reach`) knows PDQ distances, not quality: match on distance alone.
+        min_pdq_quality: 0,
+        lease_ms: 20_000,
+        claim_interval_ms: 100,
+        ..CrawlConfig::default()
+    }
+}
+
+/// A bank `known` holding the world's known photos, in `dir`.
+pub fn banks(world: &RunningWorld, dir: &Path) -> Arc<LiveIndex> {
+    let mut store = BankStore::open(dir).unwrap();
+    let bank = store
+        .create_bank(BankSpec::new("known", "simweb", "csam"))
+        .unwrap();
+    let provenance = store
+        .add_provenance(Provenance {
+            added_by: "test".into(),
+            added_at: 0,
+            origin: Origin::Manual,
+        })
+        .unwrap();
+    let mut entries = Vec::new();
+    let file = std::fs::File::open(world.bank_path()).unwrap();
+    read_list(
+        file,
+        ListFormat::HmaCsv,
+        &ReadOptions::default(),
+        &mut |row| {
+            let row = row.unwrap();
+            entries.push(NewEntry {
+                bank,
+                signal: row.signal,
+                classification: None,
+                provenance,
+                line: row.line,
+                metadata: None,
+            });
+        },
+    )
+    .unwrap();
+    store.add_entries(&entries).unwrap();
+    store.live()
+}
+
+pub async fn sqlite(dir: &Path) -> Store {
+    Store::open(&format!("sqlite://{}", dir.join("aranea.db").display()))
+        .await
+        .unwrap()
+}
+
+/// The home page of every site.
+pub fn home_pages(world: &RunningWorld) -> Vec<Url> {
+    world
+        .world()
+        .sites
+        .iter()
+        .map(|s| Url::parse(&world.url(&s.host, "/")).unwrap())
+        .collect()
+}
+
+fn robots_allows(variant: &RobotsVariant, path: &str) -> bool {
+    let private = ["/private/", "/files/", "/b/"];
+    match variant {
+        RobotsVariant::DisallowAll => false,
+        RobotsVariant::DisallowPrivate => !private.iter().any(|p| path.starts_with(p)),
+        RobotsVariant::CrawlDelay => !path.starts_with("/private/"),
+        _ => true,
+    }
+}
+
+/// What the crawl rules reach from the home pages: pages fetched, image URLs fetched, and
+/// those among them that a bank lookup matches (PDQ within 31 of a known photo).
+#[derive(Debug, Default)]
+pub struct Reach {
+    pub pages: BTreeSet<String>,
+    pub images: BTreeSet<String>,
+    pub matching: BTreeSet<String>,
+    /// Unknown images on pages where something matched.
+    pub unknown_on_matching: BTreeSet<String>,
+    /// A page each image is on.
+    pub page_of: BTreeMap<String, String>,
+    /// The page each page was first linked from.
+    pub linked_from: BTreeMap<String, String>,
+}
+
+/// Breadth-first over the world's pages by the crawler's scope rules: links are followed
+/// from seeds and from pages where an image matched, robots.txt obeyed, up to `max_depth`.
+pub fn reach(world: &RunningWorld, max_depth: u32) -> Reach {
+    let w = world.world();
+    let mut reach = Reach::default();
+    let mut queue: VecDeque<(usize, String, u32, bool)> = VecDeque::new();
+    let mut seen = BTreeSet::new();
+    for site in &w.sites {
+        if seen.insert((site.id, "/".to_owned())) {
+            queue.push_back((site.id, "/".to_owned(), 0, true));
+        }
+    }
+    let mut distance_cache: BTreeMap<String, bool> = BTreeMap::new();
+    while let Some((site_id, path, depth, seed)) = queue.pop_front() {
+        let site = &w.sites[site_id];
+        if !robots_allows(&site.robots, &path) {
+            continue;
+        }
+        let Some(page) = w.page(site_id, &path) else {
+            continue;
+        };
+        let page_url = world.url(&site.host, &path);
+        reach.pages.insert(page_url.clone());
+        let mut matched = false;
+        let mut unknown = Vec::new();
+        for item in page.items.iter().filter_map(|id| w.items.get(*id)) {
+            if !robots_allows(&site.robots, &item.path) {
+                continue;
+            }
+            let url = world.url(&site.host, &item.path);
+            let hit = *distance_cache
+                .entry(url.clone())
+                .or_insert_with(|| world.pdq_distance_to_bank(&url).is_some_and(|d| d <= 31));
+            reach.images.insert(url.clone());
+            reach.page_of.insert(url.clone(), page_url.clone());
+            if hit {
+                matched = true;
+                reach.matching.insert(url);
+            } else {
+                unknown.push(url);
+            }
+        }
+        if matched {
+            reach.unknown_on_matching.extend(unknown);
+        }
+        if !(seed || matched) || depth >= max_depth {
+            continue;
+        }
+        let base = Url::parse(&page_url).unwrap();
+        for link in &page.links {
+            let Ok(target) = base.join(link) else {
+                continue;
+            };
+            let Some(host) = target.host_str() else {
+                continue;
+            };
+            let Some(target_site) = w.site_by_host(host) else {
+                continue;
+            };
+            let mut path = target.path().to_owned();
+            if let Some(q) = target.query() {
+                path = format!("{path}?{q}");
+            }
+            if seen.insert((target_site.id, path.clone())) {
+                reach
+                    .linked_from
+                    .insert(world.url(&target_site.host, &path), page_url.clone());
+                queue.push_back((target_site.id, path, depth + 1, false));
+            }
+        }
+    }
+    reach
+}
