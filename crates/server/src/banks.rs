@@ -97,7 +97,12 @@ impl LiveBanks {
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         self.refresh_locked(&mut writer)?;
         let result = change(&mut writer.store);
-        // Publish whatever was applied, even when the change failed half-way.
+        if result.is_err() {
+            // A failed change may leave a transaction open: reopening discards it.
+            writer.signature.clear();
+            self.refresh_locked(&mut writer)?;
+            return result;
+        }
         writer.store.publish()?;
         self.media_refs.store(Arc::new(media_refs(&writer.store)));
         self.live.store(writer.store.live());

@@ -74,6 +74,8 @@ pub struct ClientRegistry {
     store: Store,
     known: ArcSwap<HashMap<String, Known>>,
     last_read_ms: AtomicI64,
+    /// Reloads run one at a time, so a slow earlier read never replaces a newer one.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 fn now_ms() -> i64 {
@@ -89,6 +91,7 @@ impl ClientRegistry {
             store,
             known: ArcSwap::from_pointee(HashMap::new()),
             last_read_ms: AtomicI64::new(0),
+            reloading: tokio::sync::Mutex::new(()),
         };
         registry.reload().await?;
         Ok(registry)
@@ -96,6 +99,7 @@ impl ClientRegistry {
 
     /// Re-reads the clients; rate limiters of unchanged clients are kept.
     pub async fn reload(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.reloading.lock().await;
         self.last_read_ms.store(now_ms(), Ordering::Relaxed);
         let rows = self.store.api_clients().list().await?;
         let old = self.known.load();

@@ -13,6 +13,9 @@ pub struct ServerConfig {
     pub max_media_bytes: usize,
     /// Largest JSON body accepted, in bytes. Default: 1 MiB.
     pub max_json_bytes: usize,
+    /// Largest hash list accepted by `POST /api/v1/banks/{name}/import`, in bytes.
+    /// Default: 64 MiB.
+    pub max_import_bytes: usize,
     /// Most PDQ hashes in one `POST /v1/pdq/`. Default: 1,000.
     pub max_pdq_hashes: usize,
     /// Largest image accepted for hashing, in pixels (checked before decoding). Default: 64 M.
@@ -42,6 +45,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".to_owned(),
             max_media_bytes: 32 * 1024 * 1024,
             max_json_bytes: 1024 * 1024,
+            max_import_bytes: 64 * 1024 * 1024,
             max_pdq_hashes: 1000,
             max_pixels: 64_000_000,
             hash_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),

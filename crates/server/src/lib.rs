@@ -16,6 +16,7 @@
 //! The server only translates HTTP to calls on the other rooms (`index`, `store`, `crawl`,
 //! `review`, `notice`); it must not bypass their rules, and never stores or returns media.
 
+pub mod api;
 pub mod banks;
 pub mod clients;
 mod config;
@@ -189,6 +190,7 @@ fn fetch_config(config: &ServerConfig) -> Result<FetchConfig, ServerError> {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(shield::router(state.clone()))
+        .merge(api::router(state.clone()))
         .merge(ops::router(state.clone()))
         .merge(ui::router(state.clone()))
         .layer(axum::middleware::from_fn_with_state(state, ops::observe))

@@ -35,6 +35,7 @@ mod migrate;
 mod notices;
 mod reports;
 mod review;
+mod server_views;
 mod review_desk;
 
 pub use api_clients::{ApiClient, ApiClients, NewApiClient};
@@ -52,6 +53,7 @@ pub use notices::{
     NoticeFilter, NoticeId, NoticeItem, NoticeState, NoticeStore, ProviderResponse, WatchedItem,
 };
 pub use reports::{NewReport, Report, ReportId, ReportStatus, Reports};
+pub use server_views::{MatchView, ServerViews, SightingView};
 pub use review::{ReviewEntry, ReviewQueue, ReviewReason, ReviewState};
 pub use review_desk::{
     AuditEntry, AuditRecord, BankEntryRef, Decision, DecisionId, DecisionKind, Facts, Hotline,
@@ -141,6 +143,11 @@ impl Store {
     /// The review queue that unknown media on suspect pages enter.
     pub fn review(&self) -> ReviewQueue<'_> {
         ReviewQueue::new(&self.backend)
+    }
+
+    /// Recent matches and sightings, as the server's API lists them.
+    pub fn server_views(&self) -> ServerViews<'_> {
+        ServerViews::new(&self.backend)
     }
 
     /// The server's API clients (Shield credentials, API keys).

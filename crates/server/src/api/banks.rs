@@ -1,0 +1,243 @@
+//! `/api/v1/banks`: list, create, import into, disable and enable banks. Changes go through
+//! the live banks' writer and are visible to matching at once.
+
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use aranea_index::import::{ImportRow, ListFormat, ReadOptions, read_list};
+use aranea_index::{BankKind, BankSpec, NewEntry, Origin, Provenance, SignalType, StoreError};
+
+use crate::AppState;
+use crate::api::require;
+use crate::clients::{Caller, scope};
+use crate::problem::{ApiError, body_rejection, json_body};
+
+/// Line errors quoted in a refused import.
+const SHOWN_ERRORS: usize = 20;
+/// Entries appended per journal write.
+const BATCH: usize = 50_000;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    let import_limit = state.config().max_import_bytes;
+    Router::new()
+        .route("/api/v1/banks", get(list_banks).post(create_bank))
+        .route("/api/v1/banks/{name}/disable", post(disable_bank))
+        .route("/api/v1/banks/{name}/enable", post(enable_bank))
+        .route(
+            "/api/v1/banks/{name}/import",
+            post(import_entries).layer(DefaultBodyLimit::max(import_limit)),
+        )
+}
+
+fn bank_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::NoSuchBank(_) => ApiError::not_found(),
+        StoreError::BankExists(name) => ApiError::new(
+            StatusCode::CONFLICT,
+            format!("A bank named {name:?} exists."),
+        ),
+        StoreError::InvalidBankName(_) | StoreError::ThresholdTooHigh(_) => {
+            ApiError::bad_request(error.to_string())
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+/// Runs a bank change on the blocking pool.
+async fn write<T: Send + 'static>(
+    state: &AppState,
+    change: impl FnOnce(&mut aranea_index::BankStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let banks = std::sync::Arc::clone(state.banks());
+    tokio::task::spawn_blocking(move || banks.write(change))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(bank_error)
+}
+
+fn bank_json(state: &AppState, name: &str) -> Result<Value, ApiError> {
+    let generation = state.banks().live().load();
+    let bank = generation
+        .banks()
+        .iter()
+        .find(|b| b.spec.name == name)
+        .ok_or_else(ApiError::not_found)?;
+    serde_json::to_value(bank).map_err(ApiError::internal)
+}
+
+async fn list_banks(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    require(&caller, &[scope::READ, scope::BANKS])?;
+    let generation = state.banks().live().load();
+    let banks = serde_json::to_value(generation.banks()).map_err(ApiError::internal)?;
+    Ok(Json(json!({ "banks": banks })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBank {
+    name: String,
+    #[serde(default = "default_source")]
+    source: String,
+    classification: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    kind: BankKind,
+    pdq_threshold: Option<u32>,
+}
+
+fn default_source() -> String {
+    "local".to_owned()
+}
+
+async fn create_bank(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    require(&caller, &[scope::BANKS])?;
+    let body = body.map_err(|r| body_rejection(r, state.config().max_json_bytes))?;
+    let request: CreateBank = json_body(&headers, &body)?;
+    if request.classification.is_empty() || request.classification.len() > 100 {
+        return Err(ApiError::bad_request("classification: 1 to 100 bytes."));
+    }
+    let mut spec = BankSpec::new(&request.name, &request.source, &request.classification);
+    spec.description = request.description;
+    spec.kind = request.kind;
+    if let Some(threshold) = request.pdq_threshold {
+        spec.pdq_threshold = threshold;
+    }
+    let name = spec.name.clone();
+    write(&state, move |store| store.create_bank(spec)).await?;
+    Ok((StatusCode::CREATED, Json(bank_json(&state, &name)?)).into_response())
+}
+
+async fn set_enabled(
+    state: &AppState,
+    name: String,
+    enabled: bool,
+) -> Result<Json<Value>, ApiError> {
+    let target = name.clone();
+    write(state, move |store| {
+        store.update_bank(&target, |spec| spec.enabled = enabled)
+    })
+    .await?;
+    Ok(Json(bank_json(state, &name)?))
+}
+
+async fn disable_bank(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require(&caller, &[scope::BANKS])?;
+    set_enabled(&state, name, false).await
+}
+
+async fn enable_bank(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require(&caller, &[scope::BANKS])?;
+    set_enabled(&state, name, true).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportQuery {
+    format: String,
+    signal_type: Option<String>,
+}
+
+async fn import_entries(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    query: Result<Query<ImportQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    require(&caller, &[scope::BANKS])?;
+    let Query(query) =
+        query.map_err(|e| ApiError::bad_request(format!("Bad query: {}", e.body_text())))?;
+    let format: ListFormat = query
+        .format
+        .parse()
+        .map_err(|e: String| ApiError::bad_request(format!("format: {e}")))?;
+    let signal_type = match query.signal_type.as_deref() {
+        None => None,
+        Some(text) => Some(
+            text.parse::<SignalType>()
+                .map_err(|_| ApiError::bad_request(format!("signal_type {text:?} is unknown.")))?,
+        ),
+    };
+    let body = body.map_err(|r| body_rejection(r, state.config().max_import_bytes))?;
+    let options = ReadOptions { signal_type };
+    // Check every line first: a list with any bad line imports nothing.
+    let mut rows: Vec<ImportRow> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    let mut invalid = 0u64;
+    read_list(&body[..], format, &options, &mut |row| match row {
+        Ok(row) => rows.push(row),
+        Err(error) => {
+            invalid += 1;
+            if errors.len() < SHOWN_ERRORS {
+                errors.push(error.to_string());
+            }
+        }
+    })
+    .map_err(|e| ApiError::bad_request(format!("The list could not be read: {e}.")))?;
+    if invalid > 0 {
+        return Err(ApiError::bad_request(format!(
+            "{invalid} invalid lines; nothing imported. {}",
+            errors.join("; ")
+        )));
+    }
+    let total = rows.len();
+    let by = caller.name.to_string();
+    let (added, duplicates) = write(&state, move |store| {
+        let bank = store.bank_id(&name)?;
+        store.begin_transaction()?;
+        let provenance = store.add_provenance(Provenance {
+            added_by: by,
+            added_at: aranea_index::bank::unix_now(),
+            origin: Origin::Import {
+                file: "api".to_owned(),
+            },
+        })?;
+        let (mut added, mut duplicates) = (0usize, 0usize);
+        for chunk in rows.chunks(BATCH) {
+            let entries: Vec<NewEntry> = chunk
+                .iter()
+                .map(|row| NewEntry {
+                    bank,
+                    signal: row.signal,
+                    classification: row.classification.clone(),
+                    provenance,
+                    line: row.line,
+                    metadata: row.metadata.clone(),
+                })
+                .collect();
+            let outcome = store.append_entries(&entries)?;
+            added += outcome.added.len();
+            duplicates += outcome.duplicates.len();
+        }
+        store.commit_transaction()?;
+        Ok((added, duplicates))
+    })
+    .await?;
+    Ok(Json(
+        json!({ "rows": total, "invalid": 0, "added": added, "duplicates": duplicates }),
+    ))
+}

@@ -1,0 +1,158 @@
+//! The OpenAPI 3.1 description of `/api/v1` and the Shield-compatible `/v1`, served at
+//! `/api/v1/openapi.json`. Written next to the handlers and checked against real responses
+//! by tests/api.rs, so it cannot drift from what the server answers.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+fn nullable(kind: &str) -> Value {
+    json!({ "type": [kind, "null"] })
+}
+
+fn error_responses() -> Value {
+    let problem = json!({ "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+    json!({
+        "400": { "description": "Malformed request", "content": problem["content"] },
+        "401": { "description": "Missing or invalid credentials", "content": problem["content"] },
+        "403": { "description": "The key lacks the scope", "content": problem["content"] },
+        "429": { "description": "Rate limit exceeded; see Retry-After", "content": problem["content"] },
+    })
+}
+
+fn ok(description: &str, schema: &str) -> Value {
+    let mut responses = error_responses();
+    responses["200"] = json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
+    });
+    responses
+}
+
+fn json_body(schema: &str) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
+}
+
+fn paging() -> Value {
+    json!([
+        { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } },
+        { "name": "before", "in": "query", "schema": { "type": "integer" }, "description": "Only rows with a smaller id (next page)." }
+    ])
+}
+
+/// The document.
+pub fn spec() -> Value {
+    let mut created_report = ok("The report", "Report");
+    created_report["201"] = created_report["200"].take();
+    if let Some(map) = created_report.as_object_mut() {
+        map.remove("200");
+    }
+    let mut created_bank = ok("The bank", "Bank");
+    created_bank["201"] = created_bank["200"].take();
+    if let Some(map) = created_bank.as_object_mut() {
+        map.remove("200");
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Aranea API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Native API (/api/v1) and the Arachnid Shield v1 compatible matching API (/v1). Errors are {\"detail\": text}."
+        },
+        "components": {
+            "securitySchemes": {
+                "basic": { "type": "http", "scheme": "basic" },
+                "bearer": { "type": "http", "scheme": "bearer", "description": "Token NAME:SECRET" }
+            },
+            "schemas": schemas(),
+        },
+        "security": [ { "basic": [] }, { "bearer": [] } ],
+        "paths": {
+            "/api/v1/reports": { "post": { "summary": "Submit a URL to crawl (scope intake)", "requestBody": json_body("ReportRequest"), "responses": created_report } },
+            "/api/v1/reports/{id}": { "get": { "summary": "A report and its status (scope intake or read)",
+                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } } ],
+                "responses": ok("The report", "Report") } },
+            "/api/v1/banks": {
+                "get": { "summary": "List banks (scope read or banks)", "responses": ok("Banks", "BankList") },
+                "post": { "summary": "Create a bank (scope banks)", "requestBody": json_body("BankRequest"), "responses": created_bank }
+            },
+            "/api/v1/banks/{name}/import": { "post": { "summary": "Import a hash list (scope banks); any bad line imports nothing",
+                "parameters": [
+                    { "name": "name", "in": "path", "required": true, "schema": { "type": "string" } },
+                    { "name": "format", "in": "query", "required": true, "schema": { "enum": ["hma-csv", "hex", "jsonl"] } },
+                    { "name": "signal_type", "in": "query", "schema": { "enum": ["pdq", "md5", "sha1", "sha256"] } }
+                ],
+                "requestBody": { "required": true, "content": { "text/plain": { "schema": { "type": "string" } } } },
+                "responses": ok("Import summary", "ImportSummary") } },
+            "/api/v1/banks/{name}/disable": { "post": { "summary": "Stop a bank matching (scope banks)",
+                "parameters": [ { "name": "name", "in": "path", "required": true, "schema": { "type": "string" } } ],
+                "responses": ok("The bank", "Bank") } },
+            "/api/v1/banks/{name}/enable": { "post": { "summary": "Let a bank match again (scope banks)",
+                "parameters": [ { "name": "name", "in": "path", "required": true, "schema": { "type": "string" } } ],
+                "responses": ok("The bank", "Bank") } },
+            "/api/v1/matches": { "get": { "summary": "Recent bank matches, newest first (scope read)", "parameters": paging(), "responses": ok("Matches", "MatchList") } },
+            "/api/v1/sightings": { "get": { "summary": "Recent sightings, newest first (scope read)", "parameters": paging(), "responses": ok("Sightings", "SightingList") } },
+            "/api/v1/statistics": { "get": { "summary": "Counters (scope read)", "responses": ok("Counters", "Statistics") } },
+            "/v1/media/": { "post": { "summary": "Shield: scan media bytes (scope shield)",
+                "requestBody": { "required": true, "content": { "image/*": { "schema": { "type": "string", "format": "binary" } }, "video/*": { "schema": { "type": "string", "format": "binary" } } } },
+                "responses": ok("Scan result", "ScannedMedia") } },
+            "/v1/url/": { "post": { "summary": "Shield: fetch a URL and scan it (scope shield)", "requestBody": json_body("ScanUrl"), "responses": ok("Scan result", "ScannedMedia") } },
+            "/v1/pdq/": { "post": { "summary": "Shield: match PDQ hashes (scope shield)", "requestBody": json_body("ScanPdq"), "responses": ok("Per-hash results", "ScannedPdqHashes") } },
+        }
+    })
+}
+
+fn schemas() -> Value {
+    let near = json!({ "type": "object", "required": ["timestamp", "sha1_base32", "sha256_hex", "classification", "distance"],
+        "properties": { "timestamp": { "type": "number" }, "sha1_base32": { "type": "string" }, "sha256_hex": { "type": "string" },
+            "classification": { "type": "string" }, "distance": { "type": "integer" } } });
+    json!({
+        "Error": { "type": "object", "required": ["detail"], "properties": { "detail": { "type": "string" } } },
+        "ReportRequest": { "type": "object", "required": ["url"], "additionalProperties": false, "properties": {
+            "url": { "type": "string" }, "reporter": { "type": "string" }, "hotline": { "type": "string" }, "notes": { "type": "string" } } },
+        "Report": { "type": "object", "required": ["id", "url", "reporter", "hotline", "notes", "reported_at", "status"], "properties": {
+            "id": { "type": "integer" }, "url": { "type": "string" }, "reporter": { "type": "string" }, "hotline": { "type": "string" },
+            "notes": { "type": "string" }, "reported_at": { "type": "integer" },
+            "status": { "enum": ["received", "queued", "crawled", "rejected"] } } },
+        "BankRequest": { "type": "object", "required": ["name", "classification"], "additionalProperties": false, "properties": {
+            "name": { "type": "string" }, "source": { "type": "string" }, "classification": { "type": "string" },
+            "description": { "type": "string" }, "kind": { "enum": ["ordinary", "allow-list"] }, "pdq_threshold": { "type": "integer" } } },
+        "Bank": { "type": "object", "required": ["id", "name", "source", "classification", "kind", "pdq_threshold", "enabled", "created_at"], "properties": {
+            "id": { "type": "integer" }, "name": { "type": "string" }, "description": { "type": "string" }, "source": { "type": "string" },
+            "classification": { "type": "string" }, "kind": { "enum": ["ordinary", "allow-list"] }, "pdq_threshold": { "type": "integer" },
+            "enabled": { "type": "boolean" }, "created_at": { "type": "integer" } } },
+        "BankList": { "type": "object", "required": ["banks"], "properties": { "banks": { "type": "array", "items": { "$ref": "#/components/schemas/Bank" } } } },
+        "ImportSummary": { "type": "object", "required": ["rows", "invalid", "added", "duplicates"], "properties": {
+            "rows": { "type": "integer" }, "invalid": { "type": "integer" }, "added": { "type": "integer" }, "duplicates": { "type": "integer" } } },
+        "Match": { "type": "object", "required": ["id", "sighting_id", "media_sha256", "url", "page_url", "bank", "entry", "signal_type", "distance", "classification", "matched_at"], "properties": {
+            "id": { "type": "integer" }, "sighting_id": { "type": "integer" }, "media_sha256": { "type": "string" }, "url": { "type": "string" },
+            "page_url": { "type": "string" }, "bank": { "type": "string" }, "entry": { "type": "integer" }, "signal_type": { "type": "string" },
+            "distance": { "type": "integer" }, "classification": { "type": "string" }, "matched_at": { "type": "integer" } } },
+        "MatchList": { "type": "object", "required": ["matches"], "properties": { "matches": { "type": "array", "items": { "$ref": "#/components/schemas/Match" } } } },
+        "Sighting": { "type": "object", "required": ["id", "media_sha256", "url", "page_url", "member_path", "first_seen_at", "last_seen_at", "server_ip"], "properties": {
+            "id": { "type": "integer" }, "media_sha256": { "type": "string" }, "url": { "type": "string" }, "page_url": { "type": "string" },
+            "member_path": { "type": "string" }, "first_seen_at": { "type": "integer" }, "last_seen_at": { "type": "integer" }, "server_ip": nullable("string") } },
+        "SightingList": { "type": "object", "required": ["sightings"], "properties": { "sightings": { "type": "array", "items": { "$ref": "#/components/schemas/Sighting" } } } },
+        "Statistics": { "type": "object", "required": ["reports", "hosts", "urls", "urls_queued", "fetches", "media", "sightings", "matches", "review_backlog", "banks", "bank_entries"],
+            "properties": { "reports": { "type": "integer" }, "hosts": { "type": "integer" }, "urls": { "type": "integer" }, "urls_queued": { "type": "integer" },
+                "fetches": { "type": "integer" }, "media": { "type": "integer" }, "sightings": { "type": "integer" }, "matches": { "type": "integer" },
+                "review_backlog": { "type": "integer" }, "banks": { "type": "integer" }, "bank_entries": { "type": "integer" } } },
+        "ScanUrl": { "type": "object", "required": ["url"], "properties": { "url": { "type": "string" } } },
+        "ScanPdq": { "type": "object", "required": ["hashes"], "properties": { "hashes": { "type": "array", "items": { "type": "string" } } } },
+        "NearMatchDetail": near,
+        "ScannedMedia": { "type": "object", "required": ["sha1_base32", "sha256_hex", "size_bytes", "classification", "match_type", "near_match_details"], "properties": {
+            "sha1_base32": { "type": "string" }, "sha256_hex": { "type": "string" }, "size_bytes": { "type": "integer" },
+            "classification": { "enum": ["csam", "harmful-abusive-material", "no-known-match"] },
+            "match_type": { "enum": ["exact", "near", null] },
+            "near_match_details": { "type": "array", "items": { "$ref": "#/components/schemas/NearMatchDetail" } } } },
+        "ScannedPdq": { "type": "object", "required": ["classification", "match_type", "near_match_details"], "properties": {
+            "classification": { "enum": ["csam", "harmful-abusive-material", "no-known-match"] },
+            "match_type": { "enum": ["near", null] },
+            "near_match_details": { "oneOf": [ { "$ref": "#/components/schemas/NearMatchDetail" }, { "type": "null" } ] } } },
+        "ScannedPdqHashes": { "type": "object", "required": ["scanned_hashes"], "properties": {
+            "scanned_hashes": { "type": "object", "additionalProperties": { "$ref": "#/components/schemas/ScannedPdq" } } } },
+    })
+}
+
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}

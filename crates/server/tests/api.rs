@@ -1,0 +1,512 @@
+//! The native API end to end over a socket: every endpoint's real answers checked against the
+//! OpenAPI document the server publishes, scopes, per-key rate limits, and hostile requests.
+
+mod common;
+
+use serde_json::{Value, json};
+
+use aranea_server::ServerConfig;
+use common::{Reply, call, get, post_json, raw};
+
+/// Checks `value` against an OpenAPI 3.1 schema (the subset the document uses: type, enum,
+/// required, properties, additionalProperties, items, oneOf, $ref).
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        let target = &doc["components"]["schemas"][name];
+        assert!(!target.is_null(), "dangling $ref {reference}");
+        return conforms(doc, target, value, at);
+    }
+    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
+        let fits = options
+            .iter()
+            .filter(|o| conforms(doc, o, value, at).is_ok())
+            .count();
+        return if fits == 1 {
+            Ok(())
+        } else {
+            Err(format!("{at}: {fits} oneOf options fit {value}"))
+        };
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        return Err(format!("{at}: {value} not in {allowed:?}"));
+    }
+    if let Some(kind) = schema.get("type") {
+        let kinds: Vec<&str> = match kind {
+            Value::String(k) => vec![k.as_str()],
+            Value::Array(ks) => ks.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let actual = match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        let ok = kinds.contains(&actual) || (actual == "integer" && kinds.contains(&"number"));
+        if !ok {
+            return Err(format!("{at}: {actual} where {kinds:?} expected"));
+        }
+    }
+    if let Some(required) = schema.get("required").and_then(Value::as_array) {
+        for key in required.iter().filter_map(Value::as_str) {
+            if value.get(key).is_none() {
+                return Err(format!("{at}: missing {key}"));
+            }
+        }
+    }
+    if let Some(object) = value.as_object() {
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for (key, item) in object {
+            match properties.and_then(|p| p.get(key)) {
+                Some(sub) => conforms(doc, sub, item, &format!("{at}.{key}"))?,
+                None => match schema.get("additionalProperties") {
+                    Some(Value::Bool(false)) => return Err(format!("{at}: unexpected {key}")),
+                    Some(sub @ Value::Object(_)) => {
+                        conforms(doc, sub, item, &format!("{at}.{key}"))?
+                    }
+                    _ if properties.is_some() => return Err(format!("{at}: undocumented {key}")),
+                    _ => {}
+                },
+            }
+        }
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for (i, item) in array.iter().enumerate() {
+            conforms(doc, items, item, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Asserts the reply's status and that its body matches the documented response.
+fn documented(doc: &Value, method: &str, path: &str, reply: &Reply, status: u16) -> Value {
+    assert_eq!(
+        reply.status,
+        status,
+        "{method} {path}: {:?}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let response = &doc["paths"][path][method]["responses"][status.to_string()];
+    assert!(
+        !response.is_null(),
+        "{method} {path} {status} is not documented"
+    );
+    let schema = &response["content"]["application/json"]["schema"];
+    let body = reply.json();
+    conforms(doc, schema, &body, &format!("{method} {path}")).unwrap();
+    body
+}
+
+#[test]
+fn every_endpoint_answers_as_its_openapi_document_says() {
+    let server = common::start("openapi", ServerConfig::default());
+    let addr = server.addr;
+    let admin = server.client("admin", &["intake", "read", "banks", "shield"], None);
+    let admin = Some(admin.as_str());
+
+    let doc = get(addr, "/api/v1/openapi.json", None).json();
+    assert_eq!(doc["openapi"], "3.1.0");
+
+    let report = post_json(
+        addr,
+        "/api/v1/reports",
+        admin,
+        &json!({"url": "https://example.org/a", "reporter": "tipline", "hotline": "ca", "notes": "seen"}),
+    );
+    let created = documented(&doc, "post", "/api/v1/reports", &report, 201);
+    assert_eq!(created["status"], "received");
+    let path = report.header("location").unwrap().to_owned();
+    let fetched = get(addr, &path, admin);
+    let fetched = documented(&doc, "get", "/api/v1/reports/{id}", &fetched, 200);
+    assert_eq!(fetched, created);
+
+    let bank = post_json(
+        addr,
+        "/api/v1/banks",
+        admin,
+        &json!({"name": "partner", "classification": "csam", "pdq_threshold": 20}),
+    );
+    let bank = documented(&doc, "post", "/api/v1/banks", &bank, 201);
+    assert_eq!(bank["pdq_threshold"], 20);
+    let conflict = post_json(
+        addr,
+        "/api/v1/banks",
+        admin,
+        &json!({"name": "partner", "classification": "csam"}),
+    );
+    assert_eq!(conflict.status, 409);
+
+    let list = "{\"signal_type\":\"md5\",\"signal_value\":\"d41d8cd98f00b204e9800998ecf8427e\"}\n";
+    let imported = call(
+        addr,
+        "POST",
+        "/api/v1/banks/partner/import?format=jsonl",
+        admin,
+        Some("text/plain"),
+        list.as_bytes(),
+    );
+    let summary = documented(&doc, "post", "/api/v1/banks/{name}/import", &imported, 200);
+    assert_eq!(summary["added"], 1);
+    let again = call(
+        addr,
+        "POST",
+        "/api/v1/banks/partner/import?format=jsonl",
+        admin,
+        Some("text/plain"),
+        list.as_bytes(),
+    );
+    assert_eq!(again.json()["duplicates"], 1);
+    let bad = format!("{list}{{\"signal_type\":\"md5\",\"signal_value\":\"zz\"}}\n");
+    let refused = call(
+        addr,
+        "POST",
+        "/api/v1/banks/partner/import?format=jsonl",
+        admin,
+        Some("text/plain"),
+        bad.as_bytes(),
+    );
+    documented(&doc, "post", "/api/v1/banks/{name}/import", &refused, 400);
+    assert!(
+        refused.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nothing imported")
+    );
+
+    let disabled = call(
+        addr,
+        "POST",
+        "/api/v1/banks/partner/disable",
+        admin,
+        None,
+        b"",
+    );
+    assert_eq!(
+        documented(&doc, "post", "/api/v1/banks/{name}/disable", &disabled, 200)["enabled"],
+        false
+    );
+    let enabled = call(
+        addr,
+        "POST",
+        "/api/v1/banks/partner/enable",
+        admin,
+        None,
+        b"",
+    );
+    assert_eq!(
+        documented(&doc, "post", "/api/v1/banks/{name}/enable", &enabled, 200)["enabled"],
+        true
+    );
+    let banks = documented(
+        &doc,
+        "get",
+        "/api/v1/banks",
+        &get(addr, "/api/v1/banks", admin),
+        200,
+    );
+    assert_eq!(banks["banks"].as_array().unwrap().len(), 1);
+
+    documented(
+        &doc,
+        "get",
+        "/api/v1/matches",
+        &get(addr, "/api/v1/matches?limit=10", admin),
+        200,
+    );
+    documented(
+        &doc,
+        "get",
+        "/api/v1/sightings",
+        &get(addr, "/api/v1/sightings", admin),
+        200,
+    );
+    let stats = documented(
+        &doc,
+        "get",
+        "/api/v1/statistics",
+        &get(addr, "/api/v1/statistics", admin),
+        200,
+    );
+    assert_eq!(stats["reports"], 1);
+    assert_eq!(stats["bank_entries"], 1);
+
+    // The Shield endpoints are in the same document.
+    let media = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/corpus/img-0001.jpg"
+    ))
+    .unwrap();
+    let scanned = call(
+        addr,
+        "POST",
+        "/v1/media/",
+        admin,
+        Some("image/jpeg"),
+        &media,
+    );
+    documented(&doc, "post", "/v1/media/", &scanned, 200);
+    let pdq = post_json(
+        addr,
+        "/v1/pdq/",
+        admin,
+        &json!({"hashes": ["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]}),
+    );
+    documented(&doc, "post", "/v1/pdq/", &pdq, 200);
+    let unauthenticated = get(addr, "/api/v1/statistics", None);
+    documented(&doc, "get", "/api/v1/statistics", &unauthenticated, 401);
+}
+
+#[test]
+fn a_bank_created_through_the_api_matches_at_once() {
+    let server = common::start("bankflow", ServerConfig::default());
+    let addr = server.addr;
+    let key = server.client("ops", &["banks", "shield"], None);
+    let key = Some(key.as_str());
+    let media = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/corpus/img-0007.jpg"
+    ))
+    .unwrap();
+    let before = call(addr, "POST", "/v1/media/", key, Some("image/jpeg"), &media).json();
+    assert_eq!(before["classification"], "no-known-match");
+    assert_eq!(
+        post_json(
+            addr,
+            "/api/v1/banks",
+            key,
+            &json!({"name": "fresh", "classification": "csam"})
+        )
+        .status,
+        201
+    );
+    let line = format!("{}\n", before["sha256_hex"].as_str().unwrap());
+    let imported = call(
+        addr,
+        "POST",
+        "/api/v1/banks/fresh/import?format=hex&signal_type=sha256",
+        key,
+        Some("text/plain"),
+        line.as_bytes(),
+    );
+    assert_eq!(imported.status, 200, "{:?}", imported.json());
+    let after = call(addr, "POST", "/v1/media/", key, Some("image/jpeg"), &media).json();
+    assert_eq!(after["classification"], "csam");
+    assert_eq!(after["match_type"], "exact");
+    assert_eq!(
+        call(addr, "POST", "/api/v1/banks/fresh/disable", key, None, b"").status,
+        200
+    );
+    let disabled = call(addr, "POST", "/v1/media/", key, Some("image/jpeg"), &media).json();
+    assert_eq!(disabled["classification"], "no-known-match");
+}
+
+#[test]
+fn scopes_and_rate_limits_are_enforced_per_key() {
+    let server = common::start("scopes", ServerConfig::default());
+    let addr = server.addr;
+    let shield_only = server.client("shield-only", &["shield"], None);
+    let reply = get(addr, "/api/v1/statistics", Some(&shield_only));
+    assert_eq!(reply.status, 403);
+    assert!(reply.json()["detail"].as_str().unwrap().contains("scope"));
+    let reader = server.client("reader", &["read"], None);
+    let reply = post_json(
+        addr,
+        "/api/v1/reports",
+        Some(&reader),
+        &json!({"url": "https://example.org/"}),
+    );
+    assert_eq!(reply.status, 403);
+    assert_eq!(
+        post_json(addr, "/v1/pdq/", Some(&reader), &json!({"hashes": []})).status,
+        403
+    );
+
+    let limited = server.client("limited", &["read"], Some(2));
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| get(addr, "/api/v1/statistics", Some(&limited)).status)
+        .collect();
+    assert_eq!(&statuses[..2], &[200, 200], "{statuses:?}");
+    let throttled = get(addr, "/api/v1/statistics", Some(&limited));
+    assert_eq!(throttled.status, 429);
+    let wait: u64 = throttled.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=1).contains(&wait));
+    // Another key is not slowed by this one.
+    assert_eq!(get(addr, "/api/v1/statistics", Some(&reader)).status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(get(addr, "/api/v1/statistics", Some(&limited)).status, 200);
+}
+
+#[test]
+fn hostile_requests_get_error_answers_never_a_crash() {
+    let config = ServerConfig {
+        max_json_bytes: 4096,
+        max_media_bytes: 100_000,
+        max_pdq_hashes: 10,
+        ..ServerConfig::default()
+    };
+    let server = common::start("hostile", config);
+    let addr = server.addr;
+    let key = server.client("all", &["intake", "read", "banks", "shield"], None);
+    let key = Some(key.as_str());
+    let detail = |r: &Reply| r.json()["detail"].as_str().unwrap_or_default().to_owned();
+
+    let r = call(
+        addr,
+        "POST",
+        "/api/v1/reports",
+        key,
+        Some("text/plain"),
+        b"{\"url\":\"https://a.example/\"}",
+    );
+    assert_eq!(r.status, 415, "{}", detail(&r));
+    let r = call(
+        addr,
+        "POST",
+        "/api/v1/reports",
+        key,
+        Some("application/json"),
+        b"{\"url\": ",
+    );
+    assert_eq!(r.status, 400);
+    assert!(detail(&r).contains("JSON parse error"));
+    let r = post_json(
+        addr,
+        "/api/v1/reports",
+        key,
+        &json!({"url": "https://a.example/", "admin": true}),
+    );
+    assert_eq!(r.status, 400, "unknown fields are refused");
+    for url in ["javascript:alert(1)", "file:///etc/passwd", "not a url", ""] {
+        assert_eq!(
+            post_json(addr, "/api/v1/reports", key, &json!({"url": url})).status,
+            400,
+            "{url}"
+        );
+    }
+    let r = post_json(
+        addr,
+        "/api/v1/reports",
+        key,
+        &json!({"url": "https://a.example/", "notes": "x".repeat(5000)}),
+    );
+    assert_eq!(r.status, 413);
+    let r = post_json(
+        addr,
+        "/api/v1/reports",
+        key,
+        &json!({"url": "https://a.example/", "notes": "nul\u{0}byte"}),
+    );
+    assert_eq!(r.status, 400, "{}", detail(&r));
+    assert_eq!(
+        call(addr, "DELETE", "/api/v1/reports", key, None, b"").status,
+        405
+    );
+    assert_eq!(get(addr, "/api/v1/reports/abc", key).status, 404);
+    assert_eq!(get(addr, "/api/v1/reports/999999", key).status, 404);
+    assert_eq!(get(addr, "/api/v1/matches?limit=0", key).status, 400);
+    assert_eq!(get(addr, "/api/v1/matches?limit=99999", key).status, 400);
+    assert_eq!(get(addr, "/api/v1/matches?limit=abc", key).status, 400);
+    assert_eq!(
+        post_json(
+            addr,
+            "/api/v1/banks",
+            key,
+            &json!({"name": "../etc", "classification": "csam"})
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        post_json(
+            addr,
+            "/api/v1/banks",
+            key,
+            &json!({"name": "b", "classification": "csam", "pdq_threshold": 999})
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        call(
+            addr,
+            "POST",
+            "/api/v1/banks/nope/import?format=hex&signal_type=md5",
+            key,
+            None,
+            b""
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        call(
+            addr,
+            "POST",
+            "/api/v1/banks/nope/import?format=xml",
+            key,
+            None,
+            b""
+        )
+        .status,
+        400
+    );
+
+    let hashes: Vec<String> = (0..11)
+        .map(|_| "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned())
+        .collect();
+    let r = post_json(addr, "/v1/pdq/", key, &json!({ "hashes": hashes }));
+    assert_eq!(r.status, 400);
+    assert!(detail(&r).contains("Too many"));
+    assert_eq!(
+        post_json(addr, "/v1/pdq/", key, &json!({"hashes": "AAAA"})).status,
+        400
+    );
+    assert_eq!(post_json(addr, "/v1/pdq/", key, &json!([1, 2])).status, 400);
+    assert_eq!(get(addr, "/v1/media/", key).status, 405);
+    assert_eq!(
+        call(addr, "POST", "/v1/media/", key, Some("image/jpeg"), b"").status,
+        400
+    );
+    let big = vec![0xffu8; 100_001];
+    assert_eq!(
+        call(addr, "POST", "/v1/media/", key, Some("image/jpeg"), &big).status,
+        413
+    );
+    // A body shorter than its Content-Length: the connection ends; the server must not hang.
+    let reply = raw(addr, b"POST /v1/media/ HTTP/1.1\r\nHost: t\r\nContent-Type: image/jpeg\r\nContent-Length: 5000\r\nConnection: close\r\n\r\nabc");
+    assert_eq!(
+        reply.status, 401,
+        "credentials are checked before the body is read"
+    );
+    // Unauthenticated uploads are refused before the body is read.
+    assert_eq!(
+        call(addr, "POST", "/v1/media/", None, Some("image/jpeg"), &big).status,
+        401
+    );
+    let r = raw(addr, b"POST /v1/pdq/ HTTP/1.1\r\nHost: t\r\nAuthorization: Basic !!!\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"api\""));
+
+    // Still healthy after all that.
+    assert_eq!(get(addr, "/healthz", None).status, 200);
+    let ready = get(addr, "/readyz", None);
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["status"], "ready");
+    let metrics = String::from_utf8(get(addr, "/metrics", None).body).unwrap();
+    assert!(
+        metrics.contains(
+            "aranea_http_requests_total{method=\"POST\",route=\"/v1/pdq/\",status=\"4xx\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "aranea_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/matches\""
+    ));
+    assert!(metrics.contains("aranea_reports "));
+}

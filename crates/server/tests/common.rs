@@ -1,0 +1,209 @@
+//! A real server on a loopback socket, and a minimal HTTP/1.1 client, for the end-to-end
+//! tests. The client is written out (not a crate) so tests can send what no polite client
+//! would: wrong methods, lying headers, truncated bodies.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aranea_server::{AppState, ServerConfig};
+use aranea_store::Store;
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub dir: PathBuf,
+    pub state: AppState,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn start(name: &str, config: ServerConfig) -> Server {
+    let dir = std::env::temp_dir().join(format!("aranea-server-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = format!("sqlite://{}", dir.join("aranea.db").display());
+    let (addr, store, state) = runtime.block_on(async {
+        let store = Store::open(&db).await.unwrap();
+        let state = AppState::open(config, &dir.join("banks"), store.clone())
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let serving = state.clone();
+        tokio::spawn(aranea_server::serve(
+            listener,
+            serving,
+            std::future::pending(),
+        ));
+        (addr, store, state)
+    });
+    Server {
+        addr,
+        store,
+        dir,
+        state,
+        _runtime: runtime,
+    }
+}
+
+impl Server {
+    /// Creates a client and returns `NAME:SECRET`.
+    pub fn client(&self, name: &str, scopes: &[&str], rate: Option<u32>) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        let issued = self
+            ._runtime
+            .block_on(aranea_server::issue_client(
+                &self.store,
+                name,
+                &scopes,
+                rate,
+            ))
+            .unwrap();
+        // The server re-reads clients every few seconds; a test need not wait for it.
+        self._runtime
+            .block_on(self.state.clients().reload())
+            .unwrap();
+        format!("{}:{}", issued.client.name, issued.secret)
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self._runtime.block_on(f)
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends raw bytes and reads the reply (the server closes after `Connection: close`).
+pub fn raw(addr: SocketAddr, request: &[u8]) -> Reply {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    parse(&bytes)
+}
+
+fn parse(bytes: &[u8]) -> Reply {
+    let split = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(bytes)));
+    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = bytes[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..end]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[end + 2..end + 2 + size]);
+        data = &data[end + 2 + size + 2..];
+    }
+    out
+}
+
+/// A request with optional credentials (`NAME:SECRET`, sent as Basic) and body.
+pub fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    credentials: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Reply {
+    use base64::Engine;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    if let Some(c) = credentials {
+        let token = base64::engine::general_purpose::STANDARD.encode(c);
+        head.push_str(&format!("Authorization: Basic {token}\r\n"));
+    }
+    if let Some(t) = content_type {
+        head.push_str(&format!("Content-Type: {t}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    raw(addr, &request)
+}
+
+pub fn get(addr: SocketAddr, path: &str, credentials: Option<&str>) -> Reply {
+    call(addr, "GET", path, credentials, None, b"")
+}
+
+pub fn post_json(
+    addr: SocketAddr,
+    path: &str,
+    credentials: Option<&str>,
+    body: &serde_json::Value,
+) -> Reply {
+    call(
+        addr,
+        "POST",
+        path,
+        credentials,
+        Some("application/json"),
+        body.to_string().as_bytes(),
+    )
+}
