@@ -21,8 +21,8 @@ async fn a_simulated_week_of_takedowns_matches_the_ground_truth() {
     let clock = Arc::new(WorldClock(world.clone()));
     let engine = NoticeEngine::new(
         store.clone(),
-        notice_config(&world),
-        fetch_config(&world),
+        notice_config(&Addrs::of(&world)),
+        fetch_config(&Addrs::of(&world)),
         clock.clone(),
         "worker-1",
     )

@@ -35,7 +35,34 @@ pub fn sim_of(at: UnixMillis) -> Duration {
     Duration::from_millis(u64::try_from(at - i64::try_from(EPOCH_UNIX).unwrap() * 1000).unwrap())
 }
 
-pub fn fetch_config(world: &RunningWorld) -> FetchConfig {
+/// What a worker needs to know of the world, passable to a child process as JSON.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Addrs {
+    pub dns: std::net::SocketAddr,
+    pub rdap: String,
+    pub smtp: std::net::SocketAddr,
+    pub asn_path: std::path::PathBuf,
+    pub webhooks: Vec<(String, String)>,
+    pub ca: Option<String>,
+}
+
+impl Addrs {
+    pub fn of(world: &RunningWorld) -> Addrs {
+        Addrs {
+            dns: world.dns_addr(),
+            rdap: world.rdap_base_url(),
+            smtp: world.smtp_addr(),
+            asn_path: world.ip_to_asn_path().to_path_buf(),
+            webhooks: ["Quickhost", "EdgeShield"]
+                .iter()
+                .map(|p| (p.to_string(), world.webhook_url(p).unwrap()))
+                .collect(),
+            ca: world.ca_cert_pem().map(str::to_owned),
+        }
+    }
+}
+
+pub fn fetch_config(world: &Addrs) -> FetchConfig {
     FetchConfig {
         guard: GuardConfig {
             // The providers' blocks, and the world's RDAP and webhook server.
@@ -43,7 +70,7 @@ pub fn fetch_config(world: &RunningWorld) -> FetchConfig {
                 "127.10.0.0/16".parse().unwrap(),
                 "127.0.53.0/24".parse().unwrap(),
             ],
-            name_servers: NameServers::Servers(vec![world.dns_addr()]),
+            name_servers: NameServers::Servers(vec![world.dns]),
             dns_timeout: Duration::from_secs(2),
             ..GuardConfig::default()
         },
@@ -53,14 +80,14 @@ pub fn fetch_config(world: &RunningWorld) -> FetchConfig {
         max_body_bytes: 4 * 1024 * 1024,
         tls: TlsConfig {
             system_roots: false,
-            extra_roots_pem: world.ca_cert_pem().map(str::to_owned).into_iter().collect(),
+            extra_roots_pem: world.ca.clone().into_iter().collect(),
             accept_invalid_certs_for: Vec::new(),
         },
         ..FetchConfig::default()
     }
 }
 
-pub fn notice_config(world: &RunningWorld) -> NoticeConfig {
+pub fn notice_config(world: &Addrs) -> NoticeConfig {
     let mut config = NoticeConfig {
         hotline: HotlineConfig {
             name: "Test Hotline".into(),
@@ -69,14 +96,14 @@ pub fn notice_config(world: &RunningWorld) -> NoticeConfig {
             country: "NL".into(),
             ..HotlineConfig::default()
         },
-        ip_to_asn_path: Some(world.ip_to_asn_path().to_path_buf()),
-        rdap_base_urls: vec![world.rdap_base_url()],
+        ip_to_asn_path: Some(world.asn_path.clone()),
+        rdap_base_urls: vec![world.rdap.clone()],
         respond_base_url: "https://hotline.example/notice/respond".into(),
         link_secret: "test-secret".into(),
         ..NoticeConfig::default()
     };
-    config.smtp.host = Some(world.smtp_addr().ip().to_string());
-    config.smtp.port = world.smtp_addr().port();
+    config.smtp.host = Some(world.smtp.ip().to_string());
+    config.smtp.port = world.smtp.port();
     config.smtp.tls = "none".into();
     config.smtp.timeout_secs = 10;
     config.cdns = vec![CdnConfig {
@@ -84,11 +111,11 @@ pub fn notice_config(world: &RunningWorld) -> NoticeConfig {
         asns: vec![64510],
         ..CdnConfig::default()
     }];
-    for provider in ["Quickhost", "EdgeShield"] {
+    for (provider, url) in &world.webhooks {
         config.webhooks.insert(
-            provider.into(),
+            provider.clone(),
             WebhookConfig {
-                url: world.webhook_url(provider).unwrap(),
+                url: url.clone(),
                 secret: format!("{provider}-secret"),
             },
         );
@@ -135,7 +162,7 @@ pub struct CrawlStandIn {
 impl CrawlStandIn {
     pub fn new(world: &RunningWorld) -> CrawlStandIn {
         CrawlStandIn {
-            fetcher: Fetcher::new(fetch_config(world)).unwrap(),
+            fetcher: Fetcher::new(fetch_config(&Addrs::of(world))).unwrap(),
             seen: HashSet::new(),
         }
     }
