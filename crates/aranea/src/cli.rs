@@ -68,4 +68,12 @@ pub enum Command {
     Serve(crate::cmd_serve::ServeArgs),
     /// Manage API clients (Shield credentials and API keys).
     Client(crate::cmd_client::ClientArgs),
+    /// Hotlines (tenants): add, list.
+    Hotline(crate::cmd_review::HotlineArgs),
+    /// Analysts and other users: add, list, disable, enable.
+    User(crate::cmd_review::UserArgs),
+    /// The review audit trail: verify its hash chain.
+    Audit(crate::cmd_review::AuditArgs),
+    /// The encrypted review media vault: key generation, retention purge.
+    Vault(crate::cmd_review::VaultArgs),
 }

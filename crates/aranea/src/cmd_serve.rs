@@ -30,6 +30,7 @@ pub fn run(global: &GlobalOptions, args: ServeArgs) -> anyhow::Result<ExitCode> 
             .context("opening the database")?;
         let listen = config.listen.clone();
         let state = AppState::open(config, &global.data.join("banks"), store.clone()).await?;
+        install_review_ui(global, &store, &listen, &state)?;
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -42,4 +43,22 @@ pub fn run(global: &GlobalOptions, args: ServeArgs) -> anyhow::Result<ExitCode> 
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The analysts' web UI under /ui/ (review room): positive decisions write through the
+/// server's live banks, so matching sees them at once.
+fn install_review_ui(
+    global: &GlobalOptions,
+    store: &aranea_store::Store,
+    listen: &str,
+    state: &AppState,
+) -> anyhow::Result<()> {
+    let config: aranea_review::ReviewConfig = global.config_file()?.section("review")?;
+    let banks: std::sync::Arc<dyn aranea_review::BankWriter> = state.banks().clone();
+    let review = aranea_review::Review::from_config(store.clone(), config, Some(banks))?;
+    let loopback = listen.starts_with("127.")
+        || listen.starts_with("localhost")
+        || listen.starts_with("[::1]");
+    aranea_server::ui::install_review(review, !loopback);
+    Ok(())
 }

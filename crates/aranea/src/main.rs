@@ -6,6 +6,7 @@ mod cmd_bank;
 mod cmd_client;
 mod cmd_hash;
 mod cmd_migrate;
+mod cmd_review;
 mod cmd_serve;
 mod cmd_simweb;
 mod config;
@@ -31,5 +32,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<std::process::ExitCode> {
         cli::Command::Migrate(args) => cmd_migrate::run(&cli.global, args),
         cli::Command::Serve(args) => cmd_serve::run(&cli.global, args),
         cli::Command::Client(args) => cmd_client::run(&cli.global, args),
+        cli::Command::Hotline(args) => cmd_review::run_hotline(&cli.global, args),
+        cli::Command::User(args) => cmd_review::run_user(&cli.global, args),
+        cli::Command::Audit(args) => cmd_review::run_audit(&cli.global, args),
+        cli::Command::Vault(args) => cmd_review::run_vault(&cli.global, args),
     }
 }

@@ -211,3 +211,38 @@ fn check_row(entry: &AuditEntry, prev: Option<&AuditEntry>, problems: &mut Vec<S
         ));
     }
 }
+
+impl crate::Review {
+    /// The newest `limit` rows the actor may read (auditors: their hotline's; platform
+    /// administrators: all), newest first. Reading is itself audited.
+    pub async fn audit_trail(
+        &self,
+        actor: &Actor,
+        limit: u32,
+        now: UnixMillis,
+    ) -> Result<Vec<AuditEntry>, ReviewError> {
+        let scope = actor.audit_scope()?;
+        let desk = self.store().review_desk();
+        let last = desk.audit_head().await?.map_or(0, |h| h.0);
+        let mut rows = Vec::new();
+        let mut after = (last - 5000).max(0);
+        loop {
+            let page = desk.audit_entries(after, 1000, scope).await?;
+            let Some(end) = page.last() else { break };
+            after = end.seq;
+            rows.extend(page);
+        }
+        rows.reverse();
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        record(
+            self.store(),
+            actor.into(),
+            AuditAction::AuditRead,
+            "audit",
+            "",
+            now,
+        )
+        .await?;
+        Ok(rows)
+    }
+}

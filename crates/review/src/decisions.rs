@@ -8,15 +8,15 @@
 //! all are done, so [`Review::apply_pending`] finishes them after a crash; each step is
 //! idempotent.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use aranea_index::{BankSpec, BankStore, NewEntry, Origin, Provenance, Signal, SignalType};
+use aranea_index::{BankSpec, NewEntry, Origin, Provenance, Signal, SignalType};
 use aranea_store::{
     BankEntryRef, BankMatch, Decision, DecisionId, DecisionKind, Facts, ItemMedia, ItemState,
     NewDecision, ReviewItem, ReviewItemId, UnixMillis, Vote,
 };
 
-use crate::Review;
+use crate::{BankWriter, Review};
 use crate::access::Actor;
 use crate::audit::{self, AuditAction, AuditActor};
 use crate::consensus::{Tally, tally};
@@ -489,7 +489,7 @@ impl Review {
         Ok(())
     }
 
-    fn banks(&self) -> Result<Arc<Mutex<BankStore>>, ReviewError> {
+    fn banks(&self) -> Result<Arc<dyn BankWriter>, ReviewError> {
         self.inner.banks.clone().ok_or(ReviewError::Forbidden(
             "this review service has no bank store",
         ))
@@ -552,57 +552,58 @@ impl Review {
             decision.item, decision.id
         );
         tokio::task::spawn_blocking(move || {
-            let mut banks = banks
-                .lock()
-                .map_err(|_| ReviewError::Task("bank store lock poisoned".into()))?;
-            let bank = match banks.bank_id(&bank_name) {
-                Ok(id) => id,
-                Err(_) => {
-                    banks.create_bank(BankSpec::new(&bank_name, "review", &classification))?
-                }
-            };
-            banks.begin_transaction()?;
-            let provenance = banks.add_provenance(Provenance {
-                added_by,
-                added_at: aranea_index::bank::unix_now(),
-                origin: Origin::Review { decision: origin },
-            })?;
-            let entries: Vec<NewEntry> = signals
-                .iter()
-                .map(|(_, signal)| NewEntry {
-                    bank,
-                    signal: *signal,
-                    classification: Some(classification.clone()),
-                    provenance,
-                    line: 0,
-                    metadata: Some(metadata.clone()),
-                })
-                .collect();
-            let outcome = banks.append_entries(&entries)?;
-            banks.commit_transaction()?;
-            banks.publish()?;
-            let mut added = outcome.added.iter();
             let mut refs = Vec::with_capacity(signals.len());
-            for (position, (sha, signal)) in signals.iter().enumerate() {
-                let id = match outcome.duplicates.iter().find(|(p, _)| *p == position) {
-                    Some((_, existing)) => Some(*existing),
-                    None => added.next().copied(),
+            banks.write_banks(&mut |banks| {
+                refs.clear();
+                let bank = match banks.bank_id(&bank_name) {
+                    Ok(id) => id,
+                    Err(_) => {
+                        banks.create_bank(BankSpec::new(&bank_name, "review", &classification))?
+                    }
                 };
-                if let Some(id) = id {
-                    refs.push(BankEntryRef {
-                        bank_id: i64::from(bank),
-                        entry_id: i64::try_from(id).unwrap_or(i64::MAX),
-                        media_sha256: *sha,
-                        signal_type: signal.signal_type().name().to_string(),
-                        disabled_at: None,
-                    });
+                banks.begin_transaction()?;
+                let provenance = banks.add_provenance(Provenance {
+                    added_by: added_by.clone(),
+                    added_at: aranea_index::bank::unix_now(),
+                    origin: Origin::Review {
+                        decision: origin.clone(),
+                    },
+                })?;
+                let entries: Vec<NewEntry> = signals
+                    .iter()
+                    .map(|(_, signal)| NewEntry {
+                        bank,
+                        signal: *signal,
+                        classification: Some(classification.clone()),
+                        provenance,
+                        line: 0,
+                        metadata: Some(metadata.clone()),
+                    })
+                    .collect();
+                let outcome = banks.append_entries(&entries)?;
+                banks.commit_transaction()?;
+                let mut added = outcome.added.iter();
+                for (position, (sha, signal)) in signals.iter().enumerate() {
+                    let id = match outcome.duplicates.iter().find(|(p, _)| *p == position) {
+                        Some((_, existing)) => Some(*existing),
+                        None => added.next().copied(),
+                    };
+                    if let Some(id) = id {
+                        refs.push(BankEntryRef {
+                            bank_id: i64::from(bank),
+                            entry_id: i64::try_from(id).unwrap_or(i64::MAX),
+                            media_sha256: *sha,
+                            signal_type: signal.signal_type().name().to_string(),
+                            disabled_at: None,
+                        });
+                    }
                 }
-            }
-            Ok::<_, ReviewError>((refs, bank_name))
+                Ok(())
+            })?;
+            Ok::<_, ReviewError>(refs)
         })
         .await
         .map_err(|e| ReviewError::Task(e.to_string()))?
-        .map(|(refs, _)| refs)
     }
 
     /// Every sighting of the item's media becomes a match on its SHA-256 entry.
@@ -648,23 +649,23 @@ impl Review {
         let entries = self.store().review_desk().bank_entries_of(reversed).await?;
         let banks = self.banks()?;
         tokio::task::spawn_blocking(move || {
-            let mut banks = banks
-                .lock()
-                .map_err(|_| ReviewError::Task("bank store lock poisoned".into()))?;
-            let provenance = banks.add_provenance(Provenance {
-                added_by: format!("review:decision:{by}"),
-                added_at: aranea_index::bank::unix_now(),
-                origin: Origin::Review {
-                    decision: format!("appeal decision {by} reverses {reversed}"),
-                },
-            })?;
-            for e in entries.iter().filter(|e| e.disabled_at.is_none()) {
-                let id = u64::try_from(e.entry_id).unwrap_or(u64::MAX);
-                let disabled = banks.state().entry(id).is_some_and(|entry| entry.disabled);
-                if !disabled {
-                    banks.disable_entry(id, provenance)?;
+            banks.write_banks(&mut |banks| {
+                let provenance = banks.add_provenance(Provenance {
+                    added_by: format!("review:decision:{by}"),
+                    added_at: aranea_index::bank::unix_now(),
+                    origin: Origin::Review {
+                        decision: format!("appeal decision {by} reverses {reversed}"),
+                    },
+                })?;
+                for e in entries.iter().filter(|e| e.disabled_at.is_none()) {
+                    let id = u64::try_from(e.entry_id).unwrap_or(u64::MAX);
+                    let disabled = banks.state().entry(id).is_some_and(|entry| entry.disabled);
+                    if !disabled {
+                        banks.disable_entry(id, provenance)?;
+                    }
                 }
-            }
+                Ok(())
+            })?;
             Ok::<_, ReviewError>(())
         })
         .await

@@ -64,7 +64,30 @@ struct Inner {
     config: ReviewConfig,
     schemes: Schemes,
     vault: Option<VaultReader>,
-    banks: Option<Arc<Mutex<BankStore>>>,
+    banks: Option<Arc<dyn BankWriter>>,
+}
+
+/// Where positive decisions write hash entries. Implemented here for a bank store behind a
+/// mutex (one process owns the bank directory); the server implements it for its live
+/// banks, which catch up with other processes' writes before each change, so two writers
+/// never append to the journal from stale state.
+pub trait BankWriter: Send + Sync {
+    /// Runs `change` on the bank store under the writer lock and publishes the result.
+    fn write_banks(
+        &self,
+        change: &mut dyn FnMut(&mut BankStore) -> Result<(), aranea_index::StoreError>,
+    ) -> Result<(), aranea_index::StoreError>;
+}
+
+impl BankWriter for Mutex<BankStore> {
+    fn write_banks(
+        &self,
+        change: &mut dyn FnMut(&mut BankStore) -> Result<(), aranea_index::StoreError>,
+    ) -> Result<(), aranea_index::StoreError> {
+        let mut store = self.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        change(&mut store)?;
+        store.publish()
+    }
 }
 
 impl Review {
@@ -81,7 +104,7 @@ impl Review {
         config: ReviewConfig,
         schemes: Schemes,
         vault_key: Option<VaultSecretKey>,
-        banks: Option<Arc<Mutex<BankStore>>>,
+        banks: Option<Arc<dyn BankWriter>>,
     ) -> Review {
         let vault = vault_key.map(|key| VaultReader::new(store.clone(), key));
         Review {
@@ -114,4 +137,49 @@ pub fn now_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+impl Review {
+    /// The service as configured: verdict tables from `schemes_file` (else built in), the
+    /// vault's secret key from `ARANEA_VAULT_SECRET_KEY` or `vault_secret_key_file` (else
+    /// media cannot be shown), and the banks positive decisions write to.
+    pub fn from_config(
+        store: Store,
+        config: ReviewConfig,
+        banks: Option<Arc<dyn BankWriter>>,
+    ) -> Result<Review, ReviewError> {
+        let schemes = match &config.schemes_file {
+            Some(path) => Schemes::from_file(path)?,
+            None => Schemes::builtin(),
+        };
+        let key = match std::env::var("ARANEA_VAULT_SECRET_KEY") {
+            Ok(hex) if !hex.trim().is_empty() => Some(VaultSecretKey::from_hex(&hex)?),
+            _ => match &config.vault_secret_key_file {
+                Some(path) => {
+                    let text = zeroize::Zeroizing::new(
+                        std::fs::read_to_string(path)
+                            .map_err(|_| ReviewError::Vault("cannot read the secret key file"))?,
+                    );
+                    Some(VaultSecretKey::from_hex(&text)?)
+                }
+                None => None,
+            },
+        };
+        Ok(Review::with_parts(store, config, schemes, key, banks))
+    }
+
+    /// The writer's side of the vault for crawl workers, when a public key is configured.
+    pub fn media_vault(
+        store: Store,
+        config: &ReviewConfig,
+    ) -> Result<Option<MediaVault>, ReviewError> {
+        match &config.vault_public_key {
+            Some(hex) => Ok(Some(MediaVault::new(
+                store,
+                VaultPublicKey::from_hex(hex)?,
+                config.retention_days,
+            ))),
+            None => Ok(None),
+        }
+    }
 }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -260,6 +262,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Instantiates each `async fn NAME(backend: Backend)` test once per back-end.
+#[allow(unused_macros)]
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {

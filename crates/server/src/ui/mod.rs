@@ -1,12 +1,96 @@
-//! The analyst and operator web UI (owned by the review room).
+//! The analyst and operator web UI (owned by the review room): server-rendered HTML,
+//! plain forms, no JavaScript at all (the Content-Security-Policy forbids scripts), usable
+//! with a keyboard alone.
 //!
-//! Empty for now: the review crate's pages are mounted here.
+//! Every page but the login form needs a session (cookie `aranea_session`, HttpOnly,
+//! SameSite=Strict); every form carries the session's CSRF token and every POST is also
+//! checked for a same-origin `Origin`/`Sec-Fetch-Site`. Access rules are the review
+//! crate's: handlers pass the signed-in [`aranea_review::Actor`] and render what it
+//! returns; a refusal is a 404/403, never another hotline's data.
+//!
+//! Media safety: media appear as server-blurred grayscale thumbnails (and CSS blur on top);
+//! the original is served only after the analyst presses "Reveal" for that one media, and
+//! each serving is audited. Videos play muted.
 
+mod admin;
+mod html;
+mod items;
+mod session;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use aranea_review::Review;
 use axum::Router;
+use axum::routing::{get, post};
 
 use crate::AppState;
 
-/// The web UI's routes, merged into the server's router.
+/// What the UI handlers share.
+#[derive(Clone)]
+pub struct UiState {
+    review: Review,
+    /// Reveal grants: (user id, media SHA-256) → expiry (Unix ms).
+    grants: Arc<Mutex<HashMap<(i64, [u8; 32]), i64>>>,
+    secure_cookies: bool,
+}
+
+static INSTALLED: OnceLock<(Review, bool)> = OnceLock::new();
+
+/// Makes [`router`] serve the review UI with this service (called once at start-up by
+/// `aranea serve`). `secure_cookies` should be true unless served over plain HTTP on loopback.
+pub fn install_review(review: Review, secure_cookies: bool) {
+    let _ = INSTALLED.set((review, secure_cookies));
+}
+
+/// Review decisions write through the server's live banks, which catch up with other
+/// processes before each change.
+impl aranea_review::BankWriter for crate::LiveBanks {
+    fn write_banks(
+        &self,
+        change: &mut dyn FnMut(
+            &mut aranea_index::BankStore,
+        ) -> Result<(), aranea_index::StoreError>,
+    ) -> Result<(), aranea_index::StoreError> {
+        self.write(|store| change(store))
+    }
+}
+
+/// The web UI's routes, merged into the server's router: empty until a review service is
+/// installed.
 pub fn router(_state: AppState) -> Router {
+    match INSTALLED.get() {
+        Some((review, secure)) => review_router(review.clone(), *secure),
+        None => Router::new(),
+    }
+}
+
+/// The review UI under `/ui/`.
+pub fn review_router(review: Review, secure_cookies: bool) -> Router {
+    let state = UiState {
+        review,
+        grants: Arc::new(Mutex::new(HashMap::new())),
+        secure_cookies,
+    };
     Router::new()
+        .route("/ui/login", get(session::login_form).post(session::login))
+        .route("/ui/logout", post(session::logout))
+        .route("/ui/", get(items::queue))
+        .route("/ui/next", post(items::next))
+        .route("/ui/items/{id}", get(items::item))
+        .route("/ui/items/{id}/vote", post(items::vote))
+        .route("/ui/items/{id}/settle", post(items::settle))
+        .route("/ui/items/{id}/reopen", post(items::reopen))
+        .route("/ui/items/{id}/media/{sha}/thumb", get(items::thumb))
+        .route("/ui/items/{id}/media/{sha}/reveal", post(items::reveal))
+        .route("/ui/items/{id}/media/{sha}/original", get(items::original))
+        .route("/ui/history", get(items::history))
+        .route("/ui/disputes", get(items::disputes))
+        .route("/ui/admin", get(admin::admin))
+        .route("/ui/admin/hotlines/{id}", post(admin::hotline_settings))
+        .route("/ui/admin/users", post(admin::add_user))
+        .route("/ui/admin/users/{id}/disabled", post(admin::user_disabled))
+        .route("/ui/audit", get(admin::audit))
+        .layer(axum::middleware::from_fn(html::security_headers))
+        .with_state(state)
 }
