@@ -61,7 +61,7 @@ impl AsnTable {
                 None => table.skipped += 1,
             }
         }
-        table.ranges.sort_by(|a, b| a.start.cmp(&b.start));
+        table.ranges.sort_by_key(|r| r.start);
         table
     }
 

@@ -58,6 +58,9 @@ pub enum RdapError {
     TooManyReferrals { url: String, limit: usize },
 }
 
+/// An answer (or failure) and when it expires.
+type CachedAnswer = (UnixMillis, Result<RdapNetwork, RdapError>);
+
 /// The client with its cache.
 pub struct RdapClient {
     fetcher: Fetcher,
@@ -65,7 +68,7 @@ pub struct RdapClient {
     ttl_ms: i64,
     max_referrals: usize,
     max_bytes: u64,
-    cache: Mutex<HashMap<IpAddr, (UnixMillis, Result<RdapNetwork, RdapError>)>>,
+    cache: Mutex<HashMap<IpAddr, CachedAnswer>>,
 }
 
 impl RdapClient {
