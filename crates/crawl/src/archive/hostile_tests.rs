@@ -284,24 +284,58 @@ fn sizes_written_in_headers_are_not_trusted() {
 }
 
 #[test]
-fn an_end_record_pointing_nowhere_falls_back_to_the_local_headers() {
+fn an_end_record_with_a_lying_offset_still_leads_to_every_member() {
     let mut zip = write::zip(&[
         ("a", b"first", ZipMethod::Deflated),
         ("b", b"second", ZipMethod::Stored),
     ]);
     let end = zip.len() - 22;
-    put_u32(&mut zip, end + 16, 7); // directory offset: inside the first member
+    let directory = central_entries(&zip)[0];
+    for lie in [7, u32::MAX - 3] {
+        put_u32(&mut zip, end + 16, lie);
+        let found = members(&zip, &ArchiveLimits::default()).unwrap();
+        assert_eq!(paths(&found), ["a", "b"]);
+        assert_eq!(found[1].bytes, b"second");
+    }
+    // With the directory itself unreadable, the local headers still lead from member to member.
+    zip[directory] = b'X';
     let (seen, result) = walk_all(&zip, &ArchiveLimits::default());
     assert_eq!(paths(&seen), ["a", "b"]);
-    assert_eq!(seen[1].bytes, b"second");
     assert_eq!(
         result,
         Err(ArchiveError::Truncated {
             kind: ArchiveKind::Zip
         })
     );
-    put_u32(&mut zip, end + 16, u32::MAX - 3); // and far outside it
-    assert_eq!(walk_all(&zip, &ArchiveLimits::default()).0.len(), 2);
+}
+
+#[test]
+fn a_zip_behind_other_data_is_found_and_a_polyglot_member_is_kept_and_opened() {
+    let photo = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/corpus/img-0003.jpg"
+    ))
+    .unwrap();
+    let zip = write::zip(&[
+        ("hidden/a.txt", b"behind the photo", ZipMethod::Deflated),
+        ("b.txt", b"second", ZipMethod::Stored),
+    ]);
+    let polyglot = [photo.as_slice(), zip.as_slice()].concat();
+    assert!(aranea_hash::sniff(&polyglot).is_some(), "still a JPEG");
+    assert_eq!(sniff(&polyglot), Some(ArchiveKind::Zip));
+    assert_eq!(sniff(&photo), None);
+    let found = members(&polyglot, &ArchiveLimits::default()).unwrap();
+    assert_eq!(paths(&found), ["hidden/a.txt", "b.txt"]);
+    assert_eq!(found[0].bytes, b"behind the photo");
+
+    // Inside an archive, such a member is a photo to hash and an archive to open.
+    let outer = write::tar(&[("cover.jpg", &polyglot)]);
+    let found = members(&outer, &ArchiveLimits::default()).unwrap();
+    assert_eq!(
+        paths(&found),
+        ["cover.jpg!/hidden/a.txt", "cover.jpg!/b.txt", "cover.jpg"]
+    );
+    assert_eq!(found[2].bytes, polyglot);
 }
 
 fn paths(members: &[ArchiveMember]) -> Vec<&str> {

@@ -181,9 +181,16 @@ pub enum ArchiveError {
 }
 
 /// The archive kind of `bytes` from magic numbers, or `None`. Cheap: reads a ZIP signature, one
-/// TAR header checksum, or inflates at most one 512-byte block of a gzip stream.
+/// TAR header checksum, or inflates at most one 512-byte block of a gzip stream; and looks for a
+/// ZIP end record in the last 64 KiB, so that a ZIP appended to other data (a self-extractor, a
+/// JPEG with an archive behind it) is recognised too: call it on media bodies as well.
 pub fn sniff(bytes: &[u8]) -> Option<ArchiveKind> {
-    if zip::sniff(bytes) {
+    sniff_start(bytes).or_else(|| zip::appended(bytes).then_some(ArchiveKind::Zip))
+}
+
+/// The archive kind announced by the first bytes.
+fn sniff_start(bytes: &[u8]) -> Option<ArchiveKind> {
+    if zip::starts_as_zip(bytes) {
         return Some(ArchiveKind::Zip);
     }
     if tar::is_header(bytes) {
@@ -309,26 +316,48 @@ impl Walk<'_> {
     }
 
     /// Hands out one unpacked file member, or opens it in place when it is itself an archive.
+    /// A media member with a ZIP behind it (a polyglot) is handed out and opened both.
     fn deliver(&mut self, path: String, bytes: Vec<u8>, depth: u32) -> Result<(), ArchiveError> {
-        if let Some(kind) = sniff(&bytes) {
-            if depth >= self.limits.max_depth {
-                self.skip(path, SkipReason::TooDeep);
-                return Ok(());
+        let (kind, polyglot) = match sniff_start(&bytes) {
+            Some(kind) => (Some(kind), false),
+            // Only media is worth the look for a ZIP behind it (the polyglot trick).
+            None if aranea_hash::sniff(&bytes).is_some() && zip::appended(&bytes) => {
+                (Some(ArchiveKind::Zip), true)
             }
-            let prefix = format!("{path}{NESTED_SEPARATOR}");
-            return match self.open(kind, &bytes, &prefix, depth + 1) {
-                // A broken inner archive loses its own rest, not the outer archive's.
-                Err(ArchiveError::Truncated { .. } | ArchiveError::Malformed { .. }) => {
-                    self.skip(path, SkipReason::Corrupt);
-                    Ok(())
-                }
-                Err(ArchiveError::RatioExceeded { .. }) => {
-                    self.skip(path, SkipReason::RatioExceeded);
-                    Ok(())
-                }
-                other => other,
+            None => (None, false),
+        };
+        let Some(kind) = kind else {
+            return self.hand_out(path, bytes);
+        };
+        if depth >= self.limits.max_depth {
+            self.skip(path.clone(), SkipReason::TooDeep);
+            return if polyglot {
+                self.hand_out(path, bytes)
+            } else {
+                Ok(())
             };
         }
+        let prefix = format!("{path}{NESTED_SEPARATOR}");
+        let opened = match self.open(kind, &bytes, &prefix, depth + 1) {
+            // A broken inner archive loses its own rest, not the outer archive's.
+            Err(ArchiveError::Truncated { .. } | ArchiveError::Malformed { .. }) => {
+                self.skip(path.clone(), SkipReason::Corrupt);
+                Ok(())
+            }
+            Err(ArchiveError::RatioExceeded { .. }) => {
+                self.skip(path.clone(), SkipReason::RatioExceeded);
+                Ok(())
+            }
+            other => other,
+        };
+        opened?;
+        if polyglot {
+            return self.hand_out(path, bytes);
+        }
+        Ok(())
+    }
+
+    fn hand_out(&mut self, path: String, bytes: Vec<u8>) -> Result<(), ArchiveError> {
         self.summary.members += 1;
         match (self.on_member)(ArchiveMember { path, bytes }) {
             ControlFlow::Continue(()) => Ok(()),

@@ -34,8 +34,21 @@ const TRUNCATED: ArchiveError = ArchiveError::Truncated {
     kind: ArchiveKind::Zip,
 };
 
-pub(super) fn sniff(bytes: &[u8]) -> bool {
+/// Whether `bytes` start as a ZIP (a local header, or the end record of an empty archive).
+pub(super) fn starts_as_zip(bytes: &[u8]) -> bool {
     bytes.starts_with(LOCAL_SIG) || (bytes.starts_with(END_SIG) && bytes.len() >= END_LEN)
+}
+
+/// Whether a ZIP with at least one entry ends `bytes` after other data: a self-extractor, or a
+/// polyglot such as a JPEG with an archive appended.
+pub(super) fn appended(bytes: &[u8]) -> bool {
+    find_directory(bytes).is_some_and(|d| !d.entries.is_empty())
+}
+
+/// The central directory, and how far the archive was shifted by data put in front of it.
+struct Directory<'a> {
+    entries: &'a [u8],
+    shift: usize,
 }
 
 /// One member as the directory (or its local header) describes it.
@@ -53,66 +66,82 @@ pub(super) fn walk(
     depth: u32,
 ) -> Result<(), ArchiveError> {
     match find_directory(bytes) {
-        Ok(Some(directory)) if directory.is_empty() || directory.starts_with(CENTRAL_SIG) => {
-            walk_directory(walk, bytes, directory, prefix, depth)
-        }
+        Some(directory) => walk_directory(walk, bytes, &directory, prefix, depth),
         // No end record, or one pointing nowhere useful: the local headers still lead from
         // member to member.
-        _ => walk_local_headers(walk, bytes, prefix, depth),
+        None => walk_local_headers(walk, bytes, prefix, depth),
     }
 }
 
-/// Where the central directory lies, from the end record (and its ZIP64 form), if there is one.
-fn find_directory(bytes: &[u8]) -> Result<Option<&[u8]>, ArchiveError> {
-    let Some(last) = bytes.len().checked_sub(END_LEN) else {
-        return Ok(None);
-    };
+/// Where the central directory lies, from the end record (and its ZIP64 form): where the
+/// writer put it or, when data was put in front of the archive, right before the end record.
+fn find_directory(bytes: &[u8]) -> Option<Directory<'_>> {
+    let last = bytes.len().checked_sub(END_LEN)?;
     let first = last.saturating_sub(usize::from(u16::MAX));
     // The last signature whose comment fits: a comment may itself contain the signature bytes.
-    let Some(end) = (first..=last).rev().find(|&at| {
+    let end = (first..=last).rev().find(|&at| {
         bytes.get(at..at + 4) == Some(END_SIG)
             && le16(bytes, at + 20).is_some_and(|c| at + END_LEN + usize::from(c) <= bytes.len())
-    }) else {
-        return Ok(None);
-    };
-    let field = |at| le32(bytes, end + at).ok_or(TRUNCATED);
-    let (mut size, mut offset) = (u64::from(field(12)?), u64::from(field(16)?));
+    })?;
+    let (mut size, mut offset) = (
+        u64::from(le32(bytes, end + 12)?),
+        u64::from(le32(bytes, end + 16)?),
+    );
+    let mut directory_end = end;
     if size == u64::from(ZIP64_MARK) || offset == u64::from(ZIP64_MARK) {
-        (size, offset) = zip64_directory(bytes, end)?;
+        (size, offset, directory_end) = zip64_directory(bytes, end)?;
     }
-    let start = usize::try_from(offset).map_err(|_| malformed("directory offset"))?;
-    let len = usize::try_from(size).map_err(|_| malformed("directory size"))?;
-    let directory = start
+    let len = usize::try_from(size).ok()?;
+    let declared = usize::try_from(offset).ok()?;
+    let usable = |entries: &[u8]| entries.is_empty() || entries.starts_with(CENTRAL_SIG);
+    if let Some(entries) = declared
         .checked_add(len)
-        .and_then(|stop| bytes.get(start..stop))
-        .ok_or(malformed("central directory outside the archive"))?;
-    Ok(Some(directory))
+        .and_then(|stop| bytes.get(declared..stop))
+        .filter(|e| usable(e))
+    {
+        return Some(Directory { entries, shift: 0 });
+    }
+    let actual = directory_end.checked_sub(len)?;
+    let entries = bytes.get(actual..directory_end).filter(|e| usable(e))?;
+    // The shift is right if the first entry's local header is where it then says; an offset
+    // that merely lies is left to the local-header walk.
+    let first_local = usize::try_from(le32(entries, 42)?).ok()?;
+    [actual.checked_sub(declared), Some(0)]
+        .into_iter()
+        .flatten()
+        .find(|&shift| {
+            first_local
+                .checked_add(shift)
+                .is_some_and(|at| bytes.get(at..at.saturating_add(4)) == Some(LOCAL_SIG))
+        })
+        .map(|shift| Directory { entries, shift })
 }
 
-/// The directory's size and offset from the ZIP64 end record the locator before `end` points to.
-fn zip64_directory(bytes: &[u8], end: usize) -> Result<(u64, u64), ArchiveError> {
-    let locator = end.checked_sub(20).ok_or(malformed("ZIP64 locator"))?;
+/// The directory's size and offset, and where the ZIP64 end record lies, from the locator just
+/// before `end`.
+fn zip64_directory(bytes: &[u8], end: usize) -> Option<(u64, u64, usize)> {
+    let locator = end.checked_sub(20)?;
     if bytes.get(locator..locator + 4) != Some(END64_LOCATOR_SIG) {
-        return Err(malformed("ZIP64 locator"));
+        return None;
     }
-    let record = le64(bytes, locator + 8)
-        .and_then(|o| usize::try_from(o).ok())
-        .ok_or(malformed("ZIP64 end record offset"))?;
-    if bytes.get(record..record.saturating_add(4)) != Some(END64_SIG) {
-        return Err(malformed("ZIP64 end record"));
-    }
-    let size = le64(bytes, record + 40).ok_or(TRUNCATED)?;
-    let offset = le64(bytes, record + 48).ok_or(TRUNCATED)?;
-    Ok((size, offset))
+    let declared = usize::try_from(le64(bytes, locator + 8)?).ok()?;
+    // The record sits right before the locator (56 bytes without extensible data), which is
+    // where it is found when data was put in front of the archive.
+    let record = [Some(declared), locator.checked_sub(56)]
+        .into_iter()
+        .flatten()
+        .find(|&r| bytes.get(r..r.saturating_add(4)) == Some(END64_SIG))?;
+    Some((le64(bytes, record + 40)?, le64(bytes, record + 48)?, record))
 }
 
 fn walk_directory(
     walk: &mut Walk<'_>,
     bytes: &[u8],
-    directory: &[u8],
+    found: &Directory<'_>,
     prefix: &str,
     depth: u32,
 ) -> Result<(), ArchiveError> {
+    let directory = found.entries;
     let mut at = 0usize;
     while directory.get(at..at + 4) == Some(CENTRAL_SIG) {
         walk.count_entry()?;
@@ -150,6 +179,7 @@ fn walk_directory(
             continue;
         }
         let path = member_path(prefix, name);
+        let local = local.saturating_add(found.shift as u64);
         match local_data(bytes, local, compressed_size) {
             Some(compressed) => {
                 let entry = Entry {
