@@ -403,6 +403,18 @@ async fn two_step_removal_and_withdrawal_and_responses(db: &TestDb) {
         (fact.first_notice_at, fact.removed_at),
         (Some(NOW), Some(NOW + 10))
     );
+    let copy = n.resend_notice(id, NOW + 40).await.unwrap();
+    let resent = n.notice(copy).await.unwrap().unwrap();
+    assert_eq!(
+        (resent.state, resent.parent_id),
+        (NoticeState::Queued, Some(id.0))
+    );
+    assert_eq!(n.items_of_notice(copy).await.unwrap().len(), 1);
+    assert_ne!(n.resend_notice(id, NOW + 41).await.unwrap(), copy);
+    assert!(matches!(
+        n.resend_notice(NoticeId(999_999), NOW).await,
+        Err(StoreError::NotFound { .. })
+    ));
     assert!(n.notice(NoticeId(999_999)).await.unwrap().is_none());
     assert!(n.item(ItemId(999_999)).await.unwrap().is_none());
 }

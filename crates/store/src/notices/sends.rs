@@ -634,6 +634,63 @@ impl NoticeStore<'_> {
         })
     }
 
+    /// Queues a copy of a notice (same items, text and recipient) under a new key, linked to
+    /// the original: an operator's resend. Returns the copy.
+    pub async fn resend_notice(
+        &self,
+        id: NoticeId,
+        now: UnixMillis,
+    ) -> Result<NoticeId, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let copies = sqlx::query("SELECT COUNT(*) AS n FROM notices WHERE parent_id = $1")
+                .bind(id.0)
+                .fetch_one(&mut *tx)
+                .await?
+                .i64("n")?;
+            let row = sqlx::query(
+                "INSERT INTO notices (report_id, idempotency_key, provider_key, provider_name, \
+                 hotline, kind, escalation_step, via_cdn, channel, recipient, contacts, \
+                 contact_index, language, subject, body_text, body_html, xarf, next_attempt_at, \
+                 created_at, parent_id, test) \
+                 SELECT report_id || '-r' || $3, idempotency_key || '-resend-' || $3, \
+                 provider_key, provider_name, hotline, kind, escalation_step, via_cdn, channel, \
+                 recipient, contacts, contact_index, language, subject, body_text, body_html, \
+                 xarf, $2, $2, id, test FROM notices WHERE id = $1 RETURNING id",
+            )
+            .bind(id.0)
+            .bind(now)
+            .bind((copies + 1).to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Err(StoreError::NotFound {
+                    what: "notice",
+                    id: id.0.to_string(),
+                });
+            };
+            let copy = row.i64("id")?;
+            sqlx::query(
+                "INSERT INTO notice_entries (notice_id, item_id) \
+                 SELECT $2, item_id FROM notice_entries WHERE notice_id = $1",
+            )
+            .bind(id.0)
+            .bind(copy)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(EVENT)
+                .bind(copy)
+                .bind(None::<i64>)
+                .bind(now)
+                .bind("composed")
+                .bind(format!("resend of notice {} by an operator", id.0))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(NoticeId(copy))
+        })
+    }
+
     /// The notice with this report id (the reference in its signed link).
     pub async fn notice_by_report(&self, report_id: &str) -> Result<Option<Notice>, StoreError> {
         let sql = format!("SELECT {NOTICE_COLUMNS} FROM notices WHERE report_id = $1");
