@@ -90,6 +90,15 @@ pub struct NoticeConfig {
     pub link_ttl_secs: u64,
     /// Mark every notice as a drill (XARF test flag, subject prefix).
     pub test: bool,
+    /// CIDR blocks the SSRF guard admits although not public (re-checks, RDAP, webhooks).
+    /// Default: none. The demo names the simulated web's blocks.
+    pub allow_cidrs: Vec<String>,
+    /// DNS servers (`IP:PORT`); default: the system's.
+    pub name_servers: Vec<std::net::SocketAddr>,
+    /// Extra root certificates (PEM files) for re-checks and webhooks.
+    pub ca_files: Vec<PathBuf>,
+    /// Seconds between worker passes. Default: 60.
+    pub interval_secs: u64,
 }
 
 impl Default for NoticeConfig {
@@ -141,6 +150,10 @@ impl Default for NoticeConfig {
             link_secret: String::new(),
             link_ttl_secs: 30 * 24 * 3600,
             test: false,
+            allow_cidrs: Vec::new(),
+            name_servers: Vec::new(),
+            ca_files: Vec::new(),
+            interval_secs: 60,
         }
     }
 }
@@ -253,6 +266,31 @@ pub struct DkimConfig {
 }
 
 impl NoticeConfig {
+    /// The fetcher configuration for re-checks, RDAP and webhooks: the crawler's defaults
+    /// with this table's allowlist, name servers and roots.
+    pub fn fetch_config(&self) -> Result<aranea_crawl::fetch::FetchConfig, crate::NoticeError> {
+        use aranea_crawl::ssrf::NameServers;
+        let setup = |message: String| crate::NoticeError::Setup { message };
+        let mut fetch = aranea_crawl::fetch::FetchConfig::default();
+        for cidr in &self.allow_cidrs {
+            fetch.guard.allow_cidrs.push(
+                cidr.parse()
+                    .map_err(|e| setup(format!("allow_cidrs {cidr:?}: {e}")))?,
+            );
+        }
+        if !self.name_servers.is_empty() {
+            fetch.guard.name_servers = NameServers::Servers(self.name_servers.clone());
+        }
+        for path in &self.ca_files {
+            fetch.tls.extra_roots_pem.push(
+                std::fs::read_to_string(path)
+                    .map_err(|e| setup(format!("CA file {}: {e}", path.display())))?,
+            );
+        }
+        fetch.user_agent = concat!("aranea-notice/", env!("CARGO_PKG_VERSION")).to_owned();
+        Ok(fetch)
+    }
+
     /// The hotline responsible for a hosting country, and its id ([`OWN_HOTLINE`] for the
     /// platform's own).
     pub fn hotline_for(&self, country: Option<&str>) -> (String, &HotlineConfig) {

@@ -37,6 +37,7 @@ pub mod link;
 pub mod rdap;
 pub mod recheck;
 pub mod stats;
+pub mod views;
 pub mod xarf;
 
 pub use clock::{Clock, SystemClock, UnixMillis};
