@@ -338,6 +338,29 @@ fn a_zip_behind_other_data_is_found_and_a_polyglot_member_is_kept_and_opened() {
     assert_eq!(found[2].bytes, polyglot);
 }
 
+#[test]
+fn zip64_sizes_near_the_top_of_the_range_end_in_an_error_not_an_overflow() {
+    let mut local = b"PK\x03\x04".to_vec();
+    local.extend_from_slice(&[45, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // version .. crc
+    local.extend_from_slice(&u32::MAX.to_le_bytes()); // compressed: see ZIP64
+    local.extend_from_slice(&u32::MAX.to_le_bytes()); // uncompressed: see ZIP64
+    local.extend_from_slice(&1u16.to_le_bytes()); // name length
+    local.extend_from_slice(&20u16.to_le_bytes()); // extra length
+    local.push(b'n');
+    local.extend_from_slice(&1u16.to_le_bytes());
+    local.extend_from_slice(&16u16.to_le_bytes());
+    local.extend_from_slice(&u64::MAX.to_le_bytes());
+    local.extend_from_slice(&(u64::MAX - 8).to_le_bytes());
+    local.extend_from_slice(b"data");
+    assert_eq!(sniff(&local), Some(ArchiveKind::Zip));
+    assert_eq!(
+        members(&local, &ArchiveLimits::default()),
+        Err(ArchiveError::Truncated {
+            kind: ArchiveKind::Zip
+        })
+    );
+}
+
 fn paths(members: &[ArchiveMember]) -> Vec<&str> {
     members.iter().map(|m| m.path.as_str()).collect()
 }

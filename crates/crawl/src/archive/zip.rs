@@ -260,8 +260,9 @@ fn walk_local_headers(
             (data, crc)
         } else {
             let len = usize::try_from(compressed_size).map_err(|_| TRUNCATED)?;
-            let data = bytes.get(data_at..data_at + len).ok_or(TRUNCATED)?;
-            at = data_at + len;
+            let stop = data_at.checked_add(len).ok_or(TRUNCATED)?;
+            let data = bytes.get(data_at..stop).ok_or(TRUNCATED)?;
+            at = stop;
             (data, crc)
         };
         if is_directory(name) {
@@ -283,8 +284,11 @@ fn walk_local_headers(
 fn deflate_stream_len(data: &[u8], walk: &mut Walk<'_>) -> Result<usize, ArchiveError> {
     let cap = walk.limits.max_member_bytes.min(walk.remaining_bytes());
     let mut decoder = flate2::read::DeflateDecoder::new(data);
-    let produced = std::io::copy(&mut (&mut decoder).take(cap + 1), &mut std::io::sink())
-        .map_err(|_| TRUNCATED)?;
+    let produced = std::io::copy(
+        &mut (&mut decoder).take(cap.saturating_add(1)),
+        &mut std::io::sink(),
+    )
+    .map_err(|_| TRUNCATED)?;
     walk.add_unpacked(produced)?;
     if produced > cap {
         // Too large to find its end within the limits: the rest cannot be located.
