@@ -16,13 +16,13 @@ use aranea_store::{
     NewDecision, ReviewItem, ReviewItemId, UnixMillis, Vote,
 };
 
-use crate::{BankWriter, Review};
 use crate::access::Actor;
 use crate::audit::{self, AuditAction, AuditActor};
 use crate::consensus::{Tally, tally};
 use crate::error::ReviewError;
 use crate::facts::Classification;
 use crate::verdicts::Verdict;
+use crate::{BankWriter, Review};
 
 /// What a vote led to.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -84,7 +84,9 @@ impl BankWriter for Mutex<BankStore> {
         &self,
         change: &mut dyn FnMut(&mut BankStore) -> Result<(), aranea_index::StoreError>,
     ) -> Result<(), aranea_index::StoreError> {
-        let mut store = self.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut store = self
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         change(&mut store)?;
         store.publish()
     }

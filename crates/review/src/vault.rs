@@ -215,6 +215,16 @@ impl MediaVault {
     }
 }
 
+impl MediaVault {
+    /// [`MediaVault::keep`] for callers on a blocking thread inside a Tokio runtime (the
+    /// crawler's media pipeline): blocks that thread, never the reactor.
+    pub fn keep_blocking(&self, sha256: &[u8; 32], bytes: &[u8]) -> Result<bool, ReviewError> {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| ReviewError::Task("keep_blocking needs a Tokio runtime".into()))?;
+        handle.block_on(self.keep(sha256, bytes, crate::now_millis()))
+    }
+}
+
 /// The reader's side, in the review service only.
 pub struct VaultReader {
     store: Store,

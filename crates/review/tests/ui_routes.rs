@@ -1,0 +1,246 @@
+//! Every UI route over real HTTP: none answers without a session (only the login form),
+//! none lets a user of one hotline read or change another's items, users or settings by
+//! guessing ids, and every POST needs the session's CSRF token and a same-origin request.
+
+#[macro_use]
+mod common;
+
+use std::net::SocketAddr;
+
+use aranea_review::Login;
+use aranea_store::UserRole;
+use common::http::{HttpResponse, request};
+use common::{Backend, NOW, PASSWORD, World, hex};
+
+async fn serve(w: &World) -> SocketAddr {
+    let app = aranea_server::ui::review_router(w.review.clone(), false);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
+}
+
+async fn login(w: &World, name: &str) -> Login {
+    w.review
+        .login(name, PASSWORD, None, "test", aranea_review::now_millis())
+        .await
+        .unwrap()
+}
+
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    session: Option<&Login>,
+    form: &str,
+) -> HttpResponse {
+    let cookie = session.map(|s| format!("aranea_session={}", s.token));
+    let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    if let Some(c) = &cookie {
+        headers.push(("Cookie", c));
+    }
+    let body = match session {
+        Some(s) if method == "POST" => format!("csrf={}&{form}", s.csrf_token),
+        _ => form.to_string(),
+    };
+    request(addr, method, path, &headers, body.as_bytes()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_is_closed_without_a_session_and_between_hotlines() {
+    tokio::time::timeout(std::time::Duration::from_secs(120), scenario())
+        .await
+        .expect("timed out");
+}
+
+async fn scenario() {
+    let w = World::new(Backend::Sqlite).await;
+    let fr = w
+        .review
+        .add_hotline(
+            aranea_review::AuditActor::Cli,
+            &common::hotline("fr", "FR", false),
+            NOW,
+        )
+        .await
+        .unwrap();
+    let sha = w.queue_photo(1, &["https://one.example/secret-page"]).await;
+    w.review.intake(NOW).await.unwrap();
+    let gb_analyst = w.actor(w.gb, "gbana", UserRole::Analyst).await;
+    w.actor(w.gb, "gbop", UserRole::HotlineOperator).await;
+    w.actor(w.gb, "gbaud", UserRole::Auditor).await;
+    w.actor(fr, "frana", UserRole::Analyst).await;
+    w.actor(fr, "frsen", UserRole::SeniorAnalyst).await;
+    w.actor(fr, "frop", UserRole::HotlineOperator).await;
+    let item = w.review.next_item(&gb_analyst, NOW).await.unwrap().unwrap();
+    let addr = serve(&w).await;
+    let sha = hex(&sha);
+    let (user, gb) = (gb_analyst.user.id, w.gb);
+    let classification = "age_band=7-10&severity=B";
+    let routes: Vec<(&str, String, &str)> = vec![
+        ("GET", "/ui/".into(), ""),
+        ("POST", "/ui/logout".into(), ""),
+        ("POST", "/ui/next".into(), ""),
+        ("GET", format!("/ui/items/{item}"), ""),
+        ("POST", format!("/ui/items/{item}/vote"), classification),
+        ("POST", format!("/ui/items/{item}/settle"), classification),
+        (
+            "POST",
+            format!("/ui/items/{item}/reopen"),
+            "not_relevant=1&note=x",
+        ),
+        ("GET", format!("/ui/items/{item}/media/{sha}/thumb"), ""),
+        ("POST", format!("/ui/items/{item}/media/{sha}/reveal"), ""),
+        ("GET", format!("/ui/items/{item}/media/{sha}/original"), ""),
+        ("GET", "/ui/history".into(), ""),
+        ("GET", "/ui/disputes".into(), ""),
+        ("GET", "/ui/admin".into(), ""),
+        ("POST", format!("/ui/admin/hotlines/{gb}"), "daily_cap=0"),
+        (
+            "POST",
+            "/ui/admin/users".into(),
+            "hotline=1&username=intruder&role=analyst&password=aaaaaaaaaaaaaaaa",
+        ),
+        (
+            "POST",
+            format!("/ui/admin/users/{user}/disabled"),
+            "disabled=1",
+        ),
+        ("GET", "/ui/audit".into(), ""),
+    ];
+    let secrets = ["secret-page", sha.as_str(), "gbana", "gbop"];
+
+    // No session (none, or a guessed token): a redirect to the login form, nothing else.
+    let guessed = Login {
+        token: "ab".repeat(32),
+        csrf_token: "x".into(),
+        actor: gb_analyst.clone(),
+    };
+    for session in [None, Some(&guessed)] {
+        for (method, path, form) in &routes {
+            let r = call(addr, method, path, session, form).await;
+            assert_eq!(r.status, 303, "{method} {path}");
+            assert_eq!(r.header("location"), Some("/ui/login"), "{method} {path}");
+            let body = r.text();
+            assert!(
+                secrets.iter().all(|s| !body.contains(s)),
+                "{method} {path} leaked: {body}"
+            );
+        }
+    }
+    assert_eq!(call(addr, "GET", "/ui/login", None, "").await.status, 200);
+
+    // Users of another hotline (outside the pool) get "not found" or "forbidden".
+    for name in ["frana", "frsen", "frop"] {
+        let s = login(&w, name).await;
+        for (method, path, form) in &routes {
+            if path == "/ui/logout"
+                || path == "/ui/"
+                || path == "/ui/history"
+                || path == "/ui/disputes"
+                || path == "/ui/next"
+            {
+                continue;
+            }
+            let r = call(addr, method, path, Some(&s), form).await;
+            let body = r.text();
+            if path == "/ui/admin" && name == "frop" {
+                assert_eq!(r.status, 200);
+            } else {
+                assert!(
+                    matches!(r.status, 403 | 404),
+                    "{name} {method} {path}: {}",
+                    r.status
+                );
+            }
+            assert!(
+                secrets.iter().all(|x| !body.contains(x)),
+                "{name} {method} {path} leaked: {body}"
+            );
+        }
+    }
+    // Nothing changed: the gb analyst is enabled, gb's cap intact, no intruder, no vote.
+    let desk = w.store.review_desk();
+    assert!(!desk.user(user).await.unwrap().unwrap().disabled);
+    assert_eq!(desk.hotline(gb).await.unwrap().unwrap().daily_cap, 100);
+    assert!(desk.user_by_name("intruder").await.unwrap().is_none());
+    assert!(desk.votes_on(item).await.unwrap().is_empty());
+
+    // A user of the same hotline who was not served the item cannot open it either.
+    w.actor(w.gb, "gbana2", UserRole::Analyst).await;
+    let other = login(&w, "gbana2").await;
+    assert_eq!(
+        call(addr, "GET", &format!("/ui/items/{item}"), Some(&other), "")
+            .await
+            .status,
+        404
+    );
+
+    // The gb auditor reads gb's trail only.
+    let aud = login(&w, "gbaud").await;
+    let trail = call(addr, "GET", "/ui/audit", Some(&aud), "").await;
+    assert_eq!(trail.status, 200);
+    assert!(trail.text().contains("gbana") && !trail.text().contains("frana"));
+
+    // CSRF: a wrong token or a cross-site origin is refused, with the right cookie.
+    let s = login(&w, "gbana").await;
+    let cookie = format!("aranea_session={}", s.token);
+    for (headers, body) in [
+        (vec![("Cookie", cookie.as_str())], "csrf=wrong".to_string()),
+        (vec![("Cookie", cookie.as_str())], String::new()),
+        (
+            vec![
+                ("Cookie", cookie.as_str()),
+                ("Origin", "http://evil.example"),
+            ],
+            format!("csrf={}", s.csrf_token),
+        ),
+        (
+            vec![
+                ("Cookie", cookie.as_str()),
+                ("Sec-Fetch-Site", "cross-site"),
+            ],
+            format!("csrf={}", s.csrf_token),
+        ),
+    ] {
+        let r = request(
+            addr,
+            "POST",
+            &format!("/ui/items/{item}/vote"),
+            &headers,
+            format!("{body}&{classification}").as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 403);
+    }
+    assert!(desk.votes_on(item).await.unwrap().is_empty());
+    // And the right token from the same origin works.
+    let r = call(
+        addr,
+        "POST",
+        &format!("/ui/items/{item}/vote"),
+        Some(&s),
+        classification,
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(desk.votes_on(item).await.unwrap().len(), 1);
+    // The original is refused until revealed, then served.
+    let original = format!("/ui/items/{item}/media/{sha}/original");
+    assert_eq!(call(addr, "GET", &original, Some(&s), "").await.status, 403);
+    // Every page carries the safety headers.
+    let page = call(addr, "GET", "/ui/", Some(&s), "").await;
+    assert!(
+        page.header("content-security-policy")
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+}
