@@ -155,9 +155,11 @@ impl ChromeDriver {
             .spawn()
             .expect("chromedriver (Debian package chromium-driver; scripts/test installs it)");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // Owned at once, so a failure below still kills and reaps it.
+        let driver = ChromeDriver { child, addr };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return ChromeDriver { child, addr };
+                return driver;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

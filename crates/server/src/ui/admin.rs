@@ -95,7 +95,7 @@ pub async fn hotline_settings(
 ) -> Response {
     let fields = match checked_form(&s, &headers, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let on = |k: &str| fields.get(k).is_some_and(|v| v == "1");
     let cap = fields
@@ -127,7 +127,7 @@ pub async fn add_user(
 ) -> Response {
     let fields = match checked_form(&s, &headers, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
     let Some(role) = UserRole::from_name(&get("role")) else {
@@ -162,7 +162,7 @@ pub async fn user_disabled(
 ) -> Response {
     let fields = match checked_form(&s, &headers, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let disabled = fields.get("disabled").is_some_and(|v| v == "1");
     match ui

@@ -85,7 +85,7 @@ pub async fn next(
     body: Bytes,
 ) -> Response {
     if let Err(r) = checked_form(&s, &headers, &body) {
-        return r;
+        return r.into_response();
     }
     if let Err(e) = ui.review.intake(now_millis()).await {
         return error_response(e);
@@ -258,7 +258,7 @@ pub async fn vote(
 ) -> Response {
     let fields = match checked_form(&s, &headers, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let outcome = match classification(&fields) {
         Ok(c) => {
@@ -304,7 +304,7 @@ async fn senior_action(
 ) -> Response {
     let fields = match checked_form(&s, &headers, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let note = fields.get("note").map_or("", String::as_str);
     let result = match classification(&fields) {
@@ -360,7 +360,7 @@ pub async fn reveal(
     body: Bytes,
 ) -> Response {
     if let Err(r) = checked_form(&s, &headers, &body) {
-        return r;
+        return r.into_response();
     }
     let Some(sha) = parse_sha(&sha_text) else {
         return StatusCode::NOT_FOUND.into_response();

@@ -26,12 +26,14 @@ use axum::routing::{get, post};
 
 use crate::AppState;
 
+/// Reveal grants: (user id, media SHA-256) → expiry (Unix ms).
+type RevealGrants = Arc<Mutex<HashMap<(i64, [u8; 32]), i64>>>;
+
 /// What the UI handlers share.
 #[derive(Clone)]
 pub struct UiState {
     review: Review,
-    /// Reveal grants: (user id, media SHA-256) → expiry (Unix ms).
-    grants: Arc<Mutex<HashMap<(i64, [u8; 32]), i64>>>,
+    grants: RevealGrants,
     secure_cookies: bool,
 }
 

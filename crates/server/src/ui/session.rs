@@ -64,9 +64,19 @@ impl FromRequestParts<UiState> for SignedIn {
 /// Parsed form fields (last value wins).
 pub type Fields = HashMap<String, String>;
 
-pub fn parse_form(body: &Bytes) -> Result<Fields, Response> {
+/// Why a form was refused (small, so results stay small).
+#[derive(Debug)]
+pub struct Refusal(StatusCode, &'static str);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, self.1).into_response()
+    }
+}
+
+pub fn parse_form(body: &Bytes) -> Result<Fields, Refusal> {
     if body.len() > MAX_FORM_BYTES {
-        return Err((StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response());
+        return Err(Refusal(StatusCode::PAYLOAD_TOO_LARGE, "form too large"));
     }
     Ok(url::form_urlencoded::parse(body).into_owned().collect())
 }
@@ -97,15 +107,14 @@ pub fn checked_form(
     signed_in: &SignedIn,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<Fields, Response> {
+) -> Result<Fields, Refusal> {
     let fields = parse_form(body)?;
     let token = fields.get("csrf").map_or("", String::as_str);
     if !same_origin(headers) || !constant_time_eq(token, &signed_in.csrf) {
-        return Err((
+        return Err(Refusal(
             StatusCode::FORBIDDEN,
             "request refused: missing or wrong form token",
-        )
-            .into_response());
+        ));
     }
     Ok(fields)
 }
@@ -166,7 +175,7 @@ pub async fn login(State(ui): State<UiState>, request: axum::extract::Request) -
     };
     let fields = match parse_form(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let get = |k: &str| fields.get(k).map_or("", String::as_str);
     let totp = Some(get("totp")).filter(|t| !t.trim().is_empty());
@@ -217,7 +226,7 @@ pub async fn logout(
     body: Bytes,
 ) -> Response {
     if let Err(r) = checked_form(&signed_in, &headers, &body) {
-        return r;
+        return r.into_response();
     }
     if let Err(e) = ui
         .review
