@@ -76,4 +76,7 @@ pub enum Command {
     Audit(crate::cmd_review::AuditArgs),
     /// The encrypted review media vault: key generation, retention purge.
     Vault(crate::cmd_review::VaultArgs),
+    /// Removal notices: run the worker, list, show (XARF as sent), resend, statistics.
+    #[command(alias = "notice")]
+    Notices(crate::cmd_notice::NoticesArgs),
 }

@@ -6,6 +6,7 @@ mod cmd_bank;
 mod cmd_client;
 mod cmd_hash;
 mod cmd_migrate;
+mod cmd_notice;
 mod cmd_review;
 mod cmd_serve;
 mod cmd_simweb;
@@ -36,5 +37,6 @@ fn run(cli: cli::Cli) -> anyhow::Result<std::process::ExitCode> {
         cli::Command::User(args) => cmd_review::run_user(&cli.global, args),
         cli::Command::Audit(args) => cmd_review::run_audit(&cli.global, args),
         cli::Command::Vault(args) => cmd_review::run_vault(&cli.global, args),
+        cli::Command::Notices(args) => cmd_notice::run(&cli.global, args),
     }
 }

@@ -10,7 +10,9 @@
 //! [`NoticeStore::notice`], [`NoticeStore::items_of_notice`], [`NoticeStore::timeline`],
 //! [`NoticeStore::checks_of_item`], [`NoticeStore::item_facts`] (statistics input).
 
+mod item_lifecycle;
 mod items;
+mod reads;
 mod sends;
 
 pub use items::{CheckRecord, ItemFact, MatchedSighting, NewItem, NoticeItem, WatchedItem};

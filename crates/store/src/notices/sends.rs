@@ -173,12 +173,12 @@ pub struct NoticeFilter {
     pub limit: Option<i64>,
 }
 
-const NOTICE_COLUMNS: &str = "id, report_id, idempotency_key, provider_key, provider_name, \
+pub(super) const NOTICE_COLUMNS: &str = "id, report_id, idempotency_key, provider_key, provider_name, \
     hotline, kind, escalation_step, via_cdn, channel, recipient, contacts, contact_index, \
     language, subject, body_text, body_html, xarf, state, attempts, next_attempt_at, \
     last_error, created_at, sent_at, response, response_at, response_note, parent_id, test";
 
-fn notice_from_row(row: &impl Get) -> Result<Notice, StoreError> {
+pub(super) fn notice_from_row(row: &impl Get) -> Result<Notice, StoreError> {
     Ok(Notice {
         id: row.i64("id")?,
         report_id: row.text("report_id")?,
@@ -218,7 +218,7 @@ const INSERT_NOTICE: &str = "INSERT INTO notices (report_id, idempotency_key, pr
     parent_id, test) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
     $16, $17, $18, $18, $19, $20) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id";
 
-const EVENT: &str =
+pub(super) const EVENT: &str =
     "INSERT INTO notice_events (notice_id, item_id, at, kind, detail) VALUES ($1, $2, $3, $4, $5)";
 
 impl NewNotice {
@@ -619,213 +619,6 @@ impl NoticeStore<'_> {
             }
             tx.commit().await?;
             Ok(ok)
-        })
-    }
-
-    /// One notice.
-    pub async fn notice(&self, id: NoticeId) -> Result<Option<Notice>, StoreError> {
-        let sql = format!("SELECT {NOTICE_COLUMNS} FROM notices WHERE id = $1");
-        on_backend!(self.backend, |pool, d| {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(id.0)
-                .fetch_optional(pool)
-                .await?;
-            row.as_ref().map(notice_from_row).transpose()
-        })
-    }
-
-    /// Queues a copy of a notice (same items, text and recipient) under a new key, linked to
-    /// the original: an operator's resend. Returns the copy.
-    pub async fn resend_notice(
-        &self,
-        id: NoticeId,
-        now: UnixMillis,
-    ) -> Result<NoticeId, StoreError> {
-        on_backend!(self.backend, |pool, d| {
-            let mut tx = pool.begin_with(d.begin_write()).await?;
-            let copies = sqlx::query("SELECT COUNT(*) AS n FROM notices WHERE parent_id = $1")
-                .bind(id.0)
-                .fetch_one(&mut *tx)
-                .await?
-                .i64("n")?;
-            let row = sqlx::query(
-                "INSERT INTO notices (report_id, idempotency_key, provider_key, provider_name, \
-                 hotline, kind, escalation_step, via_cdn, channel, recipient, contacts, \
-                 contact_index, language, subject, body_text, body_html, xarf, next_attempt_at, \
-                 created_at, parent_id, test) \
-                 SELECT report_id || '-r' || $3, idempotency_key || '-resend-' || $3, \
-                 provider_key, provider_name, hotline, kind, escalation_step, via_cdn, channel, \
-                 recipient, contacts, contact_index, language, subject, body_text, body_html, \
-                 xarf, $2, $2, id, test FROM notices WHERE id = $1 RETURNING id",
-            )
-            .bind(id.0)
-            .bind(now)
-            .bind((copies + 1).to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else {
-                return Err(StoreError::NotFound {
-                    what: "notice",
-                    id: id.0.to_string(),
-                });
-            };
-            let copy = row.i64("id")?;
-            sqlx::query(
-                "INSERT INTO notice_entries (notice_id, item_id) \
-                 SELECT $2, item_id FROM notice_entries WHERE notice_id = $1",
-            )
-            .bind(id.0)
-            .bind(copy)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(EVENT)
-                .bind(copy)
-                .bind(None::<i64>)
-                .bind(now)
-                .bind("composed")
-                .bind(format!("resend of notice {} by an operator", id.0))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(NoticeId(copy))
-        })
-    }
-
-    /// The notice with this report id (the reference in its signed link).
-    pub async fn notice_by_report(&self, report_id: &str) -> Result<Option<Notice>, StoreError> {
-        let sql = format!("SELECT {NOTICE_COLUMNS} FROM notices WHERE report_id = $1");
-        on_backend!(self.backend, |pool, d| {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(report_id)
-                .fetch_optional(pool)
-                .await?;
-            row.as_ref().map(notice_from_row).transpose()
-        })
-    }
-
-    /// The notices naming an item, oldest first.
-    pub async fn notices_of_item(&self, item: ItemId) -> Result<Vec<Notice>, StoreError> {
-        let sql = format!(
-            "SELECT {NOTICE_COLUMNS} FROM notices WHERE id IN \
-             (SELECT notice_id FROM notice_entries WHERE item_id = $1) ORDER BY id"
-        );
-        on_backend!(self.backend, |pool, d| {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(item.0)
-                .fetch_all(pool)
-                .await?;
-            rows.iter().map(notice_from_row).collect()
-        })
-    }
-
-    /// Notices, newest first.
-    pub async fn list_notices(&self, filter: &NoticeFilter) -> Result<Vec<Notice>, StoreError> {
-        let sql = format!(
-            "SELECT {NOTICE_COLUMNS} FROM notices WHERE ($1 = '' OR state = $1) \
-             AND ($2 = '' OR provider_key = $2) ORDER BY id DESC LIMIT $3"
-        );
-        let state = filter.state.map_or("", NoticeState::as_str);
-        let provider = filter.provider_key.as_deref().unwrap_or("");
-        on_backend!(self.backend, |pool, d| {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(state)
-                .bind(provider)
-                .bind(filter.limit.unwrap_or(i64::MAX))
-                .fetch_all(pool)
-                .await?;
-            rows.iter().map(notice_from_row).collect()
-        })
-    }
-
-    /// A notice's timeline and that of its items, in time order.
-    pub async fn timeline(&self, id: NoticeId) -> Result<Vec<NoticeEvent>, StoreError> {
-        on_backend!(self.backend, |pool, d| {
-            let rows = sqlx::query(
-                "SELECT notice_id, item_id, at, kind, detail FROM notice_events \
-                 WHERE notice_id = $1 OR item_id IN \
-                 (SELECT item_id FROM notice_entries WHERE notice_id = $1) ORDER BY at, id",
-            )
-            .bind(id.0)
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(NoticeEvent {
-                        notice_id: row.opt_i64("notice_id")?,
-                        item_id: row.opt_i64("item_id")?,
-                        at: row.i64("at")?,
-                        kind: row.text("kind")?,
-                        detail: row.text("detail")?,
-                    })
-                })
-                .collect()
-        })
-    }
-
-    /// Adds a line to a timeline.
-    pub async fn record_event(
-        &self,
-        notice: Option<NoticeId>,
-        item: Option<ItemId>,
-        at: UnixMillis,
-        kind: &str,
-        detail: &str,
-    ) -> Result<(), StoreError> {
-        check_text("event kind", kind, MAX_NOTICE_LABEL_BYTES, false)?;
-        let detail: String = detail.chars().take(1000).collect();
-        check_text("event detail", &detail, MAX_NOTICE_LABEL_BYTES, true)?;
-        on_backend!(self.backend, |pool, d| {
-            sqlx::query(EVENT)
-                .bind(notice.map(|n| n.0))
-                .bind(item.map(|i| i.0))
-                .bind(at)
-                .bind(kind)
-                .bind(detail)
-                .execute(pool)
-                .await?;
-            Ok(())
-        })
-    }
-
-    /// Marks an address dead until `until` after a permanent failure.
-    pub async fn mark_contact_dead(
-        &self,
-        address: &str,
-        until: UnixMillis,
-        error: &str,
-        now: UnixMillis,
-    ) -> Result<(), StoreError> {
-        check_text("contact", address, MAX_NOTICE_LABEL_BYTES, false)?;
-        let error: String = error.chars().take(1000).collect();
-        on_backend!(self.backend, |pool, d| {
-            sqlx::query(
-                "INSERT INTO notice_contacts (address, failures, dead_until, last_error, updated_at) \
-                 VALUES ($1, 1, $2, $3, $4) ON CONFLICT (address) DO UPDATE SET \
-                 failures = notice_contacts.failures + 1, dead_until = excluded.dead_until, \
-                 last_error = excluded.last_error, updated_at = excluded.updated_at",
-            )
-            .bind(address)
-            .bind(until)
-            .bind(&error)
-            .bind(now)
-            .execute(pool)
-            .await?;
-            Ok(())
-        })
-    }
-
-    /// Addresses that are dead at `now`.
-    pub async fn dead_contacts(&self, now: UnixMillis) -> Result<Vec<String>, StoreError> {
-        on_backend!(self.backend, |pool, d| {
-            let rows = sqlx::query(
-                "SELECT address FROM notice_contacts WHERE dead_until > $1 ORDER BY address",
-            )
-            .bind(now)
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| row.text("address").map_err(StoreError::from))
-                .collect()
         })
     }
 }
