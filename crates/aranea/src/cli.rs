@@ -56,7 +56,7 @@ impl GlobalOptions {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Hash image files: type, size, MD5, SHA-1, SHA-256 and PDQ.
+    /// Hash image and video files: type, size, MD5, SHA-1, SHA-256, PDQ and vPDQ.
     Hash(crate::cmd_hash::HashArgs),
     /// Manage hash banks: create, import, export, match.
     Bank(crate::cmd_bank::BankArgs),

@@ -10,6 +10,7 @@ mod cmd_notice;
 mod cmd_review;
 mod cmd_serve;
 mod cmd_simweb;
+mod cmd_video;
 mod config;
 
 use clap::Parser;

@@ -170,8 +170,9 @@ pub struct HotlineConfig {
     pub country: String,
     /// The law under which the hotline acts, quoted in every notice.
     pub legal_basis: String,
-    /// `send` (the platform sends on its behalf), `forward` (notices go to the hotline's own
-    /// address instead of the provider). Default: send.
+    /// `send` (the platform sends notices to providers on its behalf) or `forward` (notices
+    /// for its country go to the hotline's own address, for it to act on or pass to the
+    /// police). Default: send.
     pub mode: String,
 }
 

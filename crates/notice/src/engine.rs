@@ -55,9 +55,10 @@ pub struct NoticeEngine {
     dkim: Option<lettre::message::dkim::DkimConfig>,
     worker: String,
     link_secret: Vec<u8>,
-    /// Sightings up to here were looked at in this process (attribution failures are
-    /// retried after a restart or when `retry_unattributed` resets it).
+    /// Sightings up to here were looked at in this process; attribution failures are
+    /// retried hourly (engine clock) by starting over from 0.
     cursor: AtomicI64,
+    last_full_scan: AtomicI64,
 }
 
 fn ms(secs: u64) -> i64 {
@@ -128,6 +129,7 @@ impl NoticeEngine {
             worker: worker.to_owned(),
             link_secret,
             cursor: AtomicI64::new(0),
+            last_full_scan: AtomicI64::new(0),
         })
     }
 
@@ -174,6 +176,10 @@ impl NoticeEngine {
 
     /// New matched sightings become items (or re-upload items when their media was removed).
     async fn ingest(&self, now: UnixMillis, report: &mut PassReport) -> Result<(), NoticeError> {
+        if now.saturating_sub(self.last_full_scan.load(Ordering::Relaxed)) >= 3_600_000 {
+            self.last_full_scan.store(now, Ordering::Relaxed);
+            self.cursor.store(0, Ordering::Relaxed);
+        }
         loop {
             let after = self.cursor.load(Ordering::Relaxed);
             let batch = self.store.notices().unnoticed_matches(after, 200).await?;
@@ -271,7 +277,11 @@ impl NoticeEngine {
                 .notices()
                 .unsent_items_of_provider(&provider)
                 .await?;
-            items.retain(|i| i.notice_due_at.is_some());
+            // New items join the batch early; re-notices keep their own schedule.
+            items.retain(|i| {
+                i.notice_due_at
+                    .is_some_and(|due| i.notices_sent == 0 || due <= now)
+            });
             let moved = self.follow_moves(&mut items, now).await?;
             if moved {
                 continue; // re-attributed items are composed on the next pass
@@ -378,6 +388,17 @@ impl NoticeEngine {
                 }
             };
         let (hotline_id, hotline) = self.config.hotline_for(first.country.as_deref());
+        // A hotline that handles its country itself gets the notice instead of the provider.
+        let (contacts, index) = if hotline.mode == "forward" && kind != "escalation" {
+            let to = Contact {
+                channel: "smtp".to_owned(),
+                address: hotline.email.clone(),
+                role: format!("hotline:{hotline_id}"),
+            };
+            (vec![to], 0)
+        } else {
+            (contacts, index)
+        };
         let parent = match first.reupload_of {
             Some(parent) => self
                 .store

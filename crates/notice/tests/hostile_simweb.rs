@@ -322,6 +322,11 @@ async fn xarf_reports_validate_and_the_signed_link_records_an_answer() {
     let clock = Arc::new(WorldClock(world.clone()));
     let mut config = notice_config(&addrs);
     config.test = true;
+    // Germany's hotline handles its country itself: notices for German hosting go to it.
+    if let Some(de) = config.hotlines.get_mut("de") {
+        de.mode = "forward".into();
+        de.email = "noc@harbor-networks.sim".into();
+    }
     CrawlStandIn::new(&world)
         .crawl(&world, &store, clock.now())
         .await;
@@ -389,6 +394,17 @@ async fn xarf_reports_validate_and_the_signed_link_records_an_answer() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+
+    let german: Vec<_> = notices
+        .iter()
+        .filter(|n| n.provider_key == "asn:64502")
+        .collect();
+    assert!(!german.is_empty());
+    assert!(
+        german
+            .iter()
+            .all(|n| n.recipient == "noc@harbor-networks.sim" && n.hotline == "de")
+    );
 
     // French for a French-speaking country is available; English here (NL, DE, US…).
     let email = notices.iter().find(|n| n.channel == "smtp").unwrap();

@@ -1,4 +1,4 @@
-//! Acceptance on the simulated internet with its accelerated clock: fast, ignoring,
+//! Acceptance on the simulated internet with its accelerated clock: fast, slow, ignoring,
 //! re-uploading, moving, placeholder and CDN-fronted providers each end with the right notice
 //! history, escalations and statistics; every notice reaches the world exactly once; measured
 //! times to removal agree with the world's ground truth within one re-check interval.
@@ -15,7 +15,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulated_week_of_takedowns_matches_the_ground_truth() {
-    let world = world(7);
+    let world = world_with_slow_provider(7);
     let (db, dir) = temp_sqlite("week");
     let store = Store::open(&db).await.unwrap();
     let clock = Arc::new(WorldClock(world.clone()));
@@ -90,6 +90,24 @@ async fn a_simulated_week_of_takedowns_matches_the_ground_truth() {
         notices_to("Quickhost")
             .iter()
             .all(|x| x.channel == "webhook" && x.kind == "initial")
+    );
+
+    // Slow provider (France): noticed in French, reminded after 24 h, removed after a day or
+    // two.
+    let tortoise = by_provider("Tortoise Hosting");
+    assert!(!tortoise.is_empty());
+    assert!(
+        tortoise
+            .iter()
+            .all(|i| i.state == "removed" && i.notices_sent >= 2),
+        "{tortoise:#?}"
+    );
+    let tortoise_notices = notices_to("Tortoise Hosting");
+    assert!(tortoise_notices.iter().all(|x| x.language == "fr"));
+    assert!(
+        tortoise_notices
+            .iter()
+            .any(|x| x.kind == "renotice" && x.subject.contains("Rappel"))
     );
 
     // Ignoring provider: re-notified every 24 h, then escalated to its upstream.

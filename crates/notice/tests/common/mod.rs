@@ -20,6 +20,23 @@ pub fn world(seed: u64) -> Arc<RunningWorld> {
     Arc::new(SimWeb::start_with(scenario::load("small").unwrap(), seed).unwrap())
 }
 
+/// The `small` world plus a slow French provider (removes 30–60 h after a notice).
+pub fn world_with_slow_provider(seed: u64) -> Arc<RunningWorld> {
+    let small = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../simweb/scenarios/small.toml"
+    ))
+    .unwrap();
+    let text = format!(
+        "{small}\n[[provider]]\nname = \"Tortoise Hosting\"\ncountry = \"FR\"\nasn = 64506\n\
+         blocks = [\"127.10.7.0/24\"]\n\
+         on_notice = {{ action = \"remove\", delay_hours = {{ min = 30.0, max = 60.0 }} }}\n\n\
+         [[site]]\nhost = \"tortoise-pics.sim\"\nprovider = \"Tortoise Hosting\"\n\
+         kind = \"gallery\"\npages = 3\nimages_per_page = 4\nknown_share = 0.6\n"
+    );
+    Arc::new(SimWeb::start_with(scenario::parse(&text).unwrap(), seed).unwrap())
+}
+
 /// The world's clock as Unix milliseconds.
 pub struct WorldClock(pub Arc<RunningWorld>);
 
