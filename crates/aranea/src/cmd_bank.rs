@@ -152,7 +152,26 @@ enum BankCommand {
         /// Also match the 8 rotations and flips of each file's PDQ.
         #[arg(long)]
         dihedral: bool,
+        /// For videos: seconds between hashed frames (0 = every frame).
+        #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+        seconds_per_hash: f64,
     },
+    /// Add videos to a bank as vPDQ entries (plus `video_md5`), from video files or vPDQ text
+    /// files in Meta's reference format (`frame,quality,hash,timestamp` lines).
+    AddVideo {
+        name: String,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        classification: Option<String>,
+        /// Seconds between hashed frames of a video file (0 = every frame).
+        #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+        seconds_per_hash: f64,
+        #[arg(long, env = "USER", default_value = "cli")]
+        by: String,
+    },
+    /// Write each enabled vPDQ entry of a bank as a reference-format text file `ENTRY.txt`.
+    ExportVpdq { name: String, dir: PathBuf },
 }
 
 pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
@@ -322,6 +341,7 @@ pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
             sha256,
             queries,
             dihedral,
+            seconds_per_hash,
         } => {
             let request = MatchRequest {
                 files,
@@ -331,8 +351,28 @@ pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
                 sha256,
                 queries,
                 dihedral,
+                seconds_per_hash,
             };
             return run_match(&store, &bank, &request);
+        }
+        BankCommand::AddVideo {
+            name,
+            files,
+            classification,
+            seconds_per_hash,
+            by,
+        } => {
+            return crate::cmd_video::add_videos(
+                &mut store,
+                &name,
+                &files,
+                classification.as_deref(),
+                &by,
+                seconds_per_hash,
+            );
+        }
+        BankCommand::ExportVpdq { name, dir } => {
+            return crate::cmd_video::export_vpdq(&store, &name, &dir);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -500,6 +540,7 @@ struct MatchRequest {
     sha256: Vec<String>,
     queries: Option<PathBuf>,
     dihedral: bool,
+    seconds_per_hash: f64,
 }
 
 fn run_match(store: &BankStore, bank: &str, request: &MatchRequest) -> anyhow::Result<ExitCode> {
@@ -534,6 +575,21 @@ fn run_match(store: &BankStore, bank: &str, request: &MatchRequest) -> anyhow::R
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         let hashes = aranea_hash::hash_media(&bytes, &aranea_hash::Limits::default())
             .with_context(|| format!("hashing {}", file.display()))?;
+        let options = crate::cmd_video::video_options(request.seconds_per_hash);
+        if let Some((features, _, _)) = crate::cmd_video::features_of(&bytes, &options)
+            .with_context(|| format!("hashing the frames of {}", file.display()))?
+        {
+            let result = crate::cmd_video::match_video(
+                store,
+                &generation,
+                &filter,
+                file,
+                &hashes,
+                &features,
+            )?;
+            writeln!(out, "{result}")?;
+            continue;
+        }
         let digests = [
             Signal::Md5(hashes.md5),
             Signal::Sha1(hashes.sha1),
@@ -589,7 +645,7 @@ fn pdq_dihedral_of_hash(hash: PdqHash) -> Vec<PdqHash> {
     vec![hash]
 }
 
-fn hit_json(hit: &Hit) -> Value {
+pub(crate) fn hit_json(hit: &Hit) -> Value {
     json!({
         "bank": hit.bank_name,
         "entry": hit.entry,

@@ -1,5 +1,6 @@
-//! `aranea hash`: hash image files (type, size, MD5, SHA-1, SHA-256, PDQ) and print one record
-//! per file, or the Hamming distance between two PDQ hashes.
+//! `aranea hash`: hash image files (type, size, MD5, SHA-1, SHA-256, PDQ) and videos or
+//! animations (the same plus their vPDQ frames, JSON formats only) and print one record per
+//! file, or the Hamming distance between two PDQ hashes.
 //!
 //! Files are hashed on all cores but printed in path order, so output is reproducible. A file
 //! that cannot be read or hashed gets a record with `error` set; the others are still reported
@@ -35,6 +36,9 @@ pub struct HashArgs {
     /// video type), e.g. the README in a folder of photos, instead of reporting them as errors.
     #[arg(long)]
     pub skip_unknown: bool,
+    /// For videos and animations: seconds between hashed frames (0 = every frame).
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    pub seconds_per_hash: f64,
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -65,6 +69,9 @@ struct Record {
     pdq_quality: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dihedral: Option<Vec<String>>,
+    /// vPDQ features of a video or animation (frame, timestamp, quality, hash).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vpdq: Option<Vec<crate::cmd_video::FeatureRecord>>,
     error: Option<String>,
 }
 
@@ -92,12 +99,13 @@ pub fn run(_global: &GlobalOptions, args: HashArgs) -> anyhow::Result<ExitCode> 
             let sender = sender.clone();
             let (files, next, dihedral, skip_unknown) =
                 (&files, &next, args.dihedral, args.skip_unknown);
+            let video = crate::cmd_video::video_options(args.seconds_per_hash);
             scope.spawn(move || {
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = files.get(index) else { break };
                     if sender
-                        .send((index, hash_file(path, dihedral, skip_unknown)))
+                        .send((index, hash_file(path, dihedral, skip_unknown, &video)))
                         .is_err()
                     {
                         break;
@@ -208,7 +216,12 @@ fn error_record(path: &Path, error: &str) -> Record {
 }
 
 /// The record for one file; `None` when it is not media and `skip_unknown` asks to leave it out.
-fn hash_file(path: &Path, dihedral: bool, skip_unknown: bool) -> Option<Record> {
+fn hash_file(
+    path: &Path,
+    dihedral: bool,
+    skip_unknown: bool,
+    video: &aranea_hash::VideoOptions,
+) -> Option<Record> {
     let limits = Limits::default();
     let bytes = match read_bounded(path, limits.max_bytes) {
         Ok(bytes) => bytes,
@@ -217,11 +230,24 @@ fn hash_file(path: &Path, dihedral: bool, skip_unknown: bool) -> Option<Record> 
     Some(match hash_media(&bytes, &limits) {
         Ok(hashes) => {
             let pdq = hashes.pdq.as_ref();
+            let (vpdq, size, error) = match crate::cmd_video::features_of(&bytes, video) {
+                Ok(Some((features, width, height))) => (
+                    Some(crate::cmd_video::feature_records(&features)),
+                    Some((width, height)),
+                    None,
+                ),
+                Ok(None) => (None, None, None),
+                Err(error) => (None, None, Some(format!("vPDQ: {error}"))),
+            };
+            let (width, height) = match size {
+                Some(size) if hashes.kind.is_video() => size,
+                _ => (hashes.width, hashes.height),
+            };
             Record {
                 path: path.display().to_string(),
                 kind: Some(hashes.kind.name()),
-                width: Some(hashes.width),
-                height: Some(hashes.height),
+                width: Some(width),
+                height: Some(height),
                 md5: Some(hashes.md5_hex()),
                 sha1: Some(hashes.sha1_hex()),
                 sha256: Some(hashes.sha256_hex()),
@@ -230,7 +256,8 @@ fn hash_file(path: &Path, dihedral: bool, skip_unknown: bool) -> Option<Record> 
                 dihedral: pdq
                     .filter(|_| dihedral)
                     .map(|p| p.dihedral().iter().map(PdqHash::to_hex).collect()),
-                error: None,
+                vpdq,
+                error,
             }
         }
         Err(HashError::UnknownFormat | HashError::Empty) if skip_unknown => return None,
