@@ -11,10 +11,12 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::archive::ArchiveLimits;
 use crate::canonical::CanonicalConfig;
 use crate::extract::ExtractConfig;
 use crate::fetch::{FetchConfig, TlsConfig};
 use crate::robots::RobotsConfig;
+use crate::scope::{DenyConfig, DenyListError};
 use crate::ssrf::{GuardConfig, NameServers};
 
 /// Whether robots.txt applies to reported and seeded URLs (discovered links always obey it).
@@ -140,7 +142,7 @@ pub struct CrawlConfig {
     /// Default: 64.
     pub max_hosts: u32,
     /// Lease length, ms; renewed while working. A dead worker's hosts are taken over this
-    /// long after its last renewal. Default: 120,000.
+    /// long after its last renewal. Must exceed twice `total_timeout_ms`. Default: 120,000.
     pub lease_ms: i64,
     /// How often to look for claimable hosts and new reports, ms. Default: 1,000.
     pub claim_interval_ms: u64,
@@ -154,6 +156,10 @@ pub struct CrawlConfig {
     pub pdq_dihedral: bool,
     /// Banks matched (by name); empty: every enabled bank. Allow-lists always apply.
     pub banks: Vec<String>,
+    /// Services never crawled (reverse image search, proxies, translators, URL fetchers).
+    pub deny: DenyConfig,
+    /// Bounds on archive bodies (members, unpacked bytes, nesting).
+    pub archive: ArchiveLimits,
     /// Largest unknown media kept in memory per page until the page's verdict, bytes (so it
     /// can go to review if the page matches). Default: 64 MiB.
     pub max_held_bytes: u64,
@@ -187,6 +193,8 @@ impl Default for CrawlConfig {
             pdq_dihedral: false,
             banks: Vec::new(),
             max_held_bytes: 64 * 1024 * 1024,
+            deny: DenyConfig::default(),
+            archive: ArchiveLimits::default(),
         }
     }
 }
@@ -199,6 +207,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("crawl.deny: {0}")]
+    Deny(#[from] DenyListError),
     #[error("{field} must be {rule}")]
     OutOfRange {
         field: &'static str,
@@ -209,9 +219,12 @@ pub enum ConfigError {
 impl CrawlConfig {
     /// Checks the values that would make the crawler misbehave.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let rules: [(bool, &'static str, &'static str); 5] = [
+        // A step renews its lease when half is left, so that half must cover a whole fetch.
+        let fetch_fits = u64::try_from(self.lease_ms / 2).unwrap_or(0) > self.total_timeout_ms;
+        let rules: [(bool, &'static str, &'static str); 6] = [
             (self.max_hosts >= 1, "max_hosts", "at least 1"),
             (self.lease_ms >= 1_000, "lease_ms", "at least 1,000"),
+            (fetch_fits, "lease_ms", "more than twice total_timeout_ms"),
             (
                 (1..=10_000).contains(&self.url_batch),
                 "url_batch",

@@ -40,6 +40,7 @@ use crate::extract::ExtractConfig;
 use crate::fetch::{Fetcher, FetcherSetupError};
 use crate::pipeline::{CpuPool, Matcher};
 use crate::robots::RobotsConfig;
+use crate::scope::DenyList;
 
 pub use progress::CrawlProgress;
 pub use sink::{DiscardMedia, ReviewMediaSink};
@@ -129,7 +130,13 @@ impl Crawler {
             matcher,
             cpu: CpuPool::new(workers),
             sink,
-            deny: Box::new(|_: &Url| None),
+            deny: {
+                let list = DenyList::new(&config.deny).map_err(ConfigError::from)?;
+                Box::new(move |url: &Url| {
+                    list.denies(url)
+                        .map(|r| format!("{:?} ({})", r.service, r.pattern))
+                })
+            },
             counters: Counters::new(),
             worker: worker.to_owned(),
             store,
@@ -324,6 +331,14 @@ impl Scheduler {
         let mut next_claim = tokio::time::Instant::now();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
+            // Polled once without waiting: a shutdown that is already due stops the loop
+            // before anything new is claimed.
+            if tokio::time::timeout(Duration::ZERO, &mut shutdown)
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
             if tokio::time::Instant::now() >= next_claim {
                 let claimed = self.claim().await?;
                 next_claim = tokio::time::Instant::now() + claim_every;

@@ -78,12 +78,74 @@ impl HostWork {
             BodyKind::Html if url.source != UrlSource::Embed => {
                 self.process_page(cx, url, response).await
             }
+            _ if crate::archive::sniff(&response.body).is_some() => {
+                self.process_archive(cx, url, response).await
+            }
             _ => {
                 self.complete(cx, &url, &outcome_of(&response, UrlNext::Done))
                     .await?;
                 self.media_gone(cx, &url).await
             }
         }
+    }
+
+    /// An archive: each media member is hashed, matched and recorded as a sighting of the
+    /// archive's URL with the member's path. Members are unpacked and hashed one at a time
+    /// on the blocking pool; no member's bytes outlive its hashing.
+    async fn process_archive(
+        &mut self,
+        cx: &Context,
+        url: UrlRecord,
+        response: Response,
+    ) -> Result<(), StoreError> {
+        let body = response.body.clone();
+        let matcher = cx.matcher.clone();
+        let limits = cx.config.archive.clone();
+        let walked = cx
+            .cpu
+            .run(move || {
+                let mut hashed = Vec::new();
+                let walk = crate::archive::visit(&body, &limits, |member| {
+                    if aranea_hash::sniff(&member.bytes).is_some()
+                        && let Ok(media) = matcher.hash_and_match(&member.bytes)
+                    {
+                        hashed.push((member.path, media));
+                    }
+                    std::ops::ControlFlow::Continue(())
+                });
+                (hashed, walk.err().map(|e| e.to_string()))
+            })
+            .await;
+        let (members, error) = walked.unwrap_or_else(|e| (Vec::new(), Some(e.to_string())));
+        let page = match url.source {
+            UrlSource::Embed | UrlSource::Link => url.parent_id,
+            _ => None,
+        };
+        let now = now_ms();
+        let server_ip = response.server_ip.map(|ip| ip.to_string());
+        for (path, media) in &members {
+            Counters::bump(&cx.counters.media);
+            if !media.matches.is_empty() {
+                Counters::bump(&cx.counters.matches);
+            }
+            let member = Some(path.clone());
+            record_sighting(
+                &cx.store,
+                media,
+                url.id,
+                page,
+                member,
+                server_ip.clone(),
+                now,
+            )
+            .await?;
+        }
+        let outcome = FetchOutcome {
+            error: error.map(|e| format!("archive: {e}")),
+            ..outcome_of(&response, UrlNext::Done)
+        };
+        self.complete(cx, &url, &outcome).await?;
+        self.media_gone(cx, &url).await
     }
 
     async fn process_media(

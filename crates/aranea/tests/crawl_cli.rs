@@ -1,0 +1,397 @@
+//! `aranea crawl` as processes on the small simulated web: three workers on one PostgreSQL
+//! fetch every URL once and record what one worker alone records; a worker killed with
+//! SIGKILL loses nothing (its hosts are taken over when the lease expires); a SQLite crawl
+//! killed at 20 random moments ends with the same sightings and matches as an uninterrupted
+//! run. `aranea report add` feeds the crawl.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aranea_index::import::{ListFormat, ReadOptions, read_list};
+use aranea_index::{BankSpec, BankStore, NewEntry, Origin, Provenance};
+use aranea_simweb::{RunningWorld, SimWeb, scenario};
+use sqlx::{Connection, Row};
+
+const DELAY_MS: u64 = 20;
+
+fn world() -> RunningWorld {
+    SimWeb::start_with(scenario::load("small").unwrap(), 7).unwrap()
+}
+
+/// DATA/banks with the world's known photos, and the `[crawl]` config for the world.
+fn setup(world: &RunningWorld, data: &Path, lease_ms: u64) -> std::path::PathBuf {
+    let mut banks = BankStore::open(&data.join("banks")).unwrap();
+    let bank = banks
+        .create_bank(BankSpec::new("known", "simweb", "csam"))
+        .unwrap();
+    let provenance = banks
+        .add_provenance(Provenance {
+            added_by: "test".into(),
+            added_at: 0,
+            origin: Origin::Manual,
+        })
+        .unwrap();
+    let mut entries = Vec::new();
+    let file = std::fs::File::open(world.bank_path()).unwrap();
+    read_list(
+        file,
+        ListFormat::HmaCsv,
+        &ReadOptions::default(),
+        &mut |row| {
+            let row = row.unwrap();
+            entries.push(NewEntry {
+                bank,
+                signal: row.signal,
+                classification: None,
+                provenance,
+                line: row.line,
+                metadata: None,
+            });
+        },
+    )
+    .unwrap();
+    banks.add_entries(&entries).unwrap();
+    banks.write_snapshot().unwrap();
+    let blocks: Vec<String> = world
+        .world()
+        .providers
+        .iter()
+        .flat_map(|p| p.blocks.iter())
+        .map(|b| format!("\"{}/{}\"", b.base, b.prefix))
+        .collect();
+    let ca = world
+        .ca_cert_path()
+        .map(|p| format!("\"{}\"", p.display()))
+        .unwrap_or_default();
+    let config = format!(
+        "[crawl]\nallow_cidrs = [{}]\nname_servers = [\"{}\"]\nsystem_roots = false\n\
+         ca_files = [{ca}]\ntotal_timeout_ms = 900\nread_timeout_ms = 800\nconnect_timeout_ms = 800\n\
+         max_body_bytes = 4194304\nlease_ms = {lease_ms}\nclaim_interval_ms = 100\n\
+         min_pdq_quality = 0\n\
+         [crawl.politeness]\nmin_delay_ms = {DELAY_MS}\nmax_delay_ms = 200\n\
+         crawl_delay_cap_ms = {DELAY_MS}\nerror_backoff_ms = 100\nmax_backoff_ms = 500\n\
+         retry_after_cap_ms = 1000\n",
+        blocks.join(", "),
+        world.dns_addr()
+    );
+    let path = data.join("aranea.toml");
+    std::fs::write(&path, config).unwrap();
+    let seeds: Vec<String> = world
+        .world()
+        .sites
+        .iter()
+        .map(|s| world.url(&s.host, "/"))
+        .collect();
+    std::fs::write(data.join("seeds.txt"), seeds.join("\n")).unwrap();
+    path
+}
+
+fn crawl(data: &Path, db: &str, worker: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_aranea"));
+    command
+        .args(["--data", data.to_str().unwrap(), "--db", db])
+        .args(["--config", data.join("aranea.toml").to_str().unwrap()])
+        .args([
+            "crawl",
+            "--until-idle",
+            "--format",
+            "json",
+            "--worker",
+            worker,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn seed(data: &Path, db: &str) {
+    let seeds = data.join("seeds.txt");
+    let out = crawl(data, db, "seeder")
+        .args(["--seeds", seeds.to_str().unwrap(), "--for", "0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn finish(child: Child) {
+    let out = wait_bounded(child, Duration::from_secs(90));
+    assert!(
+        out.status.success(),
+        "crawl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn wait_bounded(mut child: Child, limit: Duration) -> std::process::Output {
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("crawl did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// What a crawl recorded: sightings (media, URL, page, member) and matches (media, URL,
+/// bank entry), by URL text so two databases compare.
+#[derive(Debug, PartialEq, Eq)]
+struct Recorded {
+    sightings: BTreeSet<String>,
+    matches: BTreeSet<String>,
+    /// Fetch rows per URL that ended done.
+    done_fetches: BTreeMap<String, i64>,
+}
+
+const SIGHTINGS: &str = "SELECT s.media_sha256 AS sha, u.url AS url, p.url AS page, s.member_path AS member \
+    FROM sightings s JOIN urls u ON u.id = s.url_id JOIN urls p ON p.id = s.page_url_id";
+const MATCHES: &str = "SELECT s.media_sha256 AS sha, u.url AS url, m.entry_id AS entry \
+    FROM matches m JOIN sightings s ON s.id = m.sighting_id JOIN urls u ON u.id = s.url_id";
+const DONE: &str = "SELECT u.url AS url, COUNT(f.id) AS n FROM urls u JOIN fetches f \
+    ON f.url_id = u.id WHERE u.state = 'done' GROUP BY u.url";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn recorded(db: &str) -> Recorded {
+    macro_rules! read {
+        ($conn:expr) => {{
+            let mut sightings = BTreeSet::new();
+            for row in sqlx::query(SIGHTINGS).fetch_all(&mut $conn).await.unwrap() {
+                let sha: Vec<u8> = row.get("sha");
+                let (url, page, member): (String, String, String) =
+                    (row.get("url"), row.get("page"), row.get("member"));
+                sightings.insert(format!("{} {url} {page} {member}", hex(&sha)));
+            }
+            let mut matches = BTreeSet::new();
+            for row in sqlx::query(MATCHES).fetch_all(&mut $conn).await.unwrap() {
+                let sha: Vec<u8> = row.get("sha");
+                let (url, entry): (String, i64) = (row.get("url"), row.get("entry"));
+                matches.insert(format!("{} {url} {entry}", hex(&sha)));
+            }
+            let mut done_fetches = BTreeMap::new();
+            for row in sqlx::query(DONE).fetch_all(&mut $conn).await.unwrap() {
+                done_fetches.insert(row.get::<String, _>("url"), row.get::<i64, _>("n"));
+            }
+            Recorded {
+                sightings,
+                matches,
+                done_fetches,
+            }
+        }};
+    }
+    if db.starts_with("sqlite") {
+        let mut conn = sqlx::SqliteConnection::connect(db).await.unwrap();
+        read!(conn)
+    } else {
+        let mut conn = sqlx::PgConnection::connect(db).await.unwrap();
+        read!(conn)
+    }
+}
+
+/// Sightings and matches equal, or a short account of the difference.
+fn same(got: &Recorded, want: &Recorded) {
+    for (what, a, b) in [("sightings", &got.sightings, &want.sightings), ("matches", &got.matches, &want.matches)] {
+        let extra: Vec<_> = a.difference(b).take(5).collect();
+        let lost: Vec<_> = b.difference(a).take(5).collect();
+        assert!(extra.is_empty() && lost.is_empty(),
+            "{what}: {} extra, e.g. {extra:?}; {} lost, e.g. {lost:?}",
+            a.difference(b).count(), b.difference(a).count());
+    }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn postgres_db(name: &str) -> String {
+    let server = std::env::var("ARANEA_TEST_POSTGRES").expect(
+        "ARANEA_TEST_POSTGRES is not set: run scripts/test, which starts a throwaway PostgreSQL",
+    );
+    block_on(async {
+        let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    });
+    let (base, _) = server.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+fn reference(world: &RunningWorld, lease_ms: u64) -> (tempfile::TempDir, Recorded) {
+    let dir = tempfile::tempdir().unwrap();
+    setup(world, dir.path(), lease_ms);
+    let db = format!("sqlite://{}", dir.path().join("ref.db").display());
+    seed(dir.path(), &db);
+    finish(crawl(dir.path(), &db, "alone").spawn().unwrap());
+    let recorded = block_on(recorded(&db));
+    assert!(
+        recorded.matches.len() >= 3,
+        "too few matches to mean much: {recorded:?}"
+    );
+    (dir, recorded)
+}
+
+#[test]
+fn three_workers_on_postgres_fetch_each_url_once_and_survive_a_kill() {
+    let world = world();
+    let (dir, alone) = reference(&world, 2_000);
+    let data = dir.path();
+
+    // Three workers together: the same facts, each URL fetched once.
+    let db = postgres_db(&format!("aranea_crawl3_{}", std::process::id()));
+    seed(data, &db);
+    let requests_before = world.requests().len();
+    let workers: Vec<Child> = (1..=3)
+        .map(|n| crawl(data, &db, &format!("w{n}")).spawn().unwrap())
+        .collect();
+    workers.into_iter().for_each(finish);
+    let together = block_on(recorded(&db));
+    same(&together, &alone);
+    let mut requests: BTreeMap<(String, u16, String), u32> = BTreeMap::new();
+    for r in &world.requests()[requests_before..] {
+        *requests
+            .entry((r.host.clone(), r.local.port(), r.target.clone()))
+            .or_default() += 1;
+    }
+    let differ: Vec<_> = together
+        .done_fetches
+        .iter()
+        .filter(|(url, n)| alone.done_fetches.get(*url) != Some(n))
+        .map(|(url, n)| (url, n, alone.done_fetches.get(url)))
+        .collect();
+    assert!(differ.is_empty(), "fetches per URL differ from one worker's: {differ:?}");
+    for (url, n) in &together.done_fetches {
+        let parsed = url::Url::parse(url).unwrap();
+        let target = match parsed.query() {
+            Some(q) => format!("{}?{q}", parsed.path()),
+            None => parsed.path().to_owned(),
+        };
+        let key = (
+            parsed.host_str().unwrap().to_owned(),
+            parsed.port().unwrap(),
+            target,
+        );
+        let made = i64::from(requests.get(&key).copied().unwrap_or(0));
+        assert_eq!(made, *n, "{url}: {made} requests, {n} fetches recorded");
+    }
+
+    // One of three killed mid-crawl: the others take its hosts over and nothing is lost.
+    let db = postgres_db(&format!("aranea_crawlkill_{}", std::process::id()));
+    seed(data, &db);
+    let mut workers: Vec<Child> = (1..=3)
+        .map(|n| crawl(data, &db, &format!("k{n}")).spawn().unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    let mut victim = workers.remove(0);
+    victim.kill().unwrap(); // SIGKILL
+    victim.wait().unwrap();
+    workers.into_iter().for_each(finish);
+    let survived = block_on(recorded(&db));
+    same(&survived, &alone);
+}
+
+#[test]
+fn a_sqlite_crawl_killed_at_twenty_random_moments_records_what_an_uninterrupted_one_does() {
+    let world = world();
+    let (dir, alone) = reference(&world, 2_000);
+    let data = dir.path();
+    let db = format!("sqlite://{}", data.join("killed.db").display());
+    seed(data, &db);
+    let mut state = u64::from(std::process::id()) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut finished_early = 0;
+    for _ in 0..20 {
+        let mut child = crawl(data, &db, "restarted").spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(150 + next() % 600));
+        if child.try_wait().unwrap().is_some() {
+            finished_early += 1;
+        }
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    finish(crawl(data, &db, "restarted").spawn().unwrap());
+    let killed = block_on(recorded(&db));
+    eprintln!("{finished_early} of 20 runs had finished before their kill");
+    same(&killed, &alone);
+}
+
+#[test]
+fn a_reported_url_is_crawled_and_its_report_marked() {
+    let world = world();
+    let dir = tempfile::tempdir().unwrap();
+    setup(&world, dir.path(), 2_000);
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    let known = world
+        .images_at(world.sim_now())
+        .into_iter()
+        .find(|i| i.known)
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aranea"))
+        .args([
+            "--db",
+            &db,
+            "report",
+            "add",
+            &known.url,
+            "--reporter",
+            "tester",
+            "--hotline",
+            "nl",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = wait_bounded(
+        crawl(dir.path(), &db, "r").spawn().unwrap(),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["matches"], 1, "{summary}");
+    let recorded = block_on(recorded(&db));
+    assert!(
+        recorded.matches.iter().any(|m| m.contains(&known.url)),
+        "{recorded:?}"
+    );
+    let status: String = block_on(async {
+        let mut conn = sqlx::SqliteConnection::connect(&db).await.unwrap();
+        sqlx::query("SELECT status FROM reports")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+            .get("status")
+    });
+    assert_eq!(status, "crawled");
+}
