@@ -64,14 +64,12 @@ pub enum Command {
     Simweb(crate::cmd_simweb::SimwebArgs),
     /// Bring the database (--db) to this build's schema.
     Migrate(crate::cmd_migrate::MigrateArgs),
-    /// Crawl: fetch reported and seeded URLs, hash and match their media, follow matches.
-    Crawl(crate::cmd_crawl::CrawlArgs),
-    /// Record reported URLs for the crawler.
-    Report(crate::cmd_report::ReportArgs),
     /// Run the HTTP server: matching API, native API, web UI, metrics.
     Serve(crate::cmd_serve::ServeArgs),
     /// Manage API clients (Shield credentials and API keys).
     Client(crate::cmd_client::ClientArgs),
+    /// Everything in one process on SQLite against the simulated web, served on :8080.
+    Demo(crate::cmd_demo::DemoArgs),
     /// Hotlines (tenants): add, list.
     Hotline(crate::cmd_review::HotlineArgs),
     /// Analysts and other users: add, list, disable, enable.
