@@ -64,6 +64,10 @@ pub enum Command {
     Simweb(crate::cmd_simweb::SimwebArgs),
     /// Bring the database (--db) to this build's schema.
     Migrate(crate::cmd_migrate::MigrateArgs),
+    /// Crawl: fetch reported and seeded URLs, hash and match their media, follow matches.
+    Crawl(crate::cmd_crawl::CrawlArgs),
+    /// Record reported URLs for the crawler.
+    Report(crate::cmd_report::ReportArgs),
     /// Run the HTTP server: matching API, native API, web UI, metrics.
     Serve(crate::cmd_serve::ServeArgs),
     /// Manage API clients (Shield credentials and API keys).

@@ -4,9 +4,11 @@
 mod cli;
 mod cmd_bank;
 mod cmd_client;
+mod cmd_crawl;
 mod cmd_demo;
 mod cmd_hash;
 mod cmd_migrate;
+mod cmd_report;
 mod cmd_notice;
 mod cmd_review;
 mod cmd_serve;
@@ -33,6 +35,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<std::process::ExitCode> {
         cli::Command::Bank(args) => cmd_bank::run(&cli.global, args),
         cli::Command::Simweb(args) => cmd_simweb::run(&cli.global, args),
         cli::Command::Migrate(args) => cmd_migrate::run(&cli.global, args),
+        cli::Command::Crawl(args) => cmd_crawl::run(&cli.global, args),
+        cli::Command::Report(args) => cmd_report::run(&cli.global, args),
         cli::Command::Serve(args) => cmd_serve::run(&cli.global, args),
         cli::Command::Client(args) => cmd_client::run(&cli.global, args),
         cli::Command::Demo(args) => cmd_demo::run(&cli.global, args),
