@@ -63,7 +63,7 @@ impl Default for Limits {
 pub struct MediaHashes {
     /// The type, from magic bytes.
     pub kind: MediaKind,
-    /// Pixel width as stored (EXIF orientation ignored); 0 for video, which is not decoded yet.
+    /// Pixel width as stored (EXIF orientation ignored); 0 for video (decoded by [`vpdq_hash`]).
     pub width: u32,
     /// Pixel height as stored; 0 for video.
     pub height: u32,
@@ -72,7 +72,7 @@ pub struct MediaHashes {
     pub md5: [u8; 16],
     pub sha1: [u8; 20],
     pub sha256: [u8; 32],
-    /// PDQ of the first frame; `None` for video (not supported yet).
+    /// PDQ of the first frame; `None` for video, whose frames [`vpdq_hash`] hashes.
     pub pdq: Option<PdqResult>,
 }
 
@@ -108,8 +108,8 @@ impl MediaHashes {
 /// Sniff, bound, decode and hash one piece of media.
 ///
 /// Images get all four hashes. Videos are recognised and get their cryptographic hashes, with
-/// `pdq: None` and zero dimensions until frame hashing lands. Any other input is an error that
-/// says what was wrong with it.
+/// `pdq: None` and zero dimensions (their frames are [`vpdq_hash`]'s job, in a sandboxed child
+/// process). Any other input is an error that says what was wrong with it.
 pub fn hash_media(bytes: &[u8], limits: &Limits) -> Result<MediaHashes, HashError> {
     if bytes.is_empty() {
         return Err(HashError::Empty);
