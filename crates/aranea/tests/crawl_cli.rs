@@ -199,12 +199,18 @@ async fn recorded(db: &str) -> Recorded {
 
 /// Sightings and matches equal, or a short account of the difference.
 fn same(got: &Recorded, want: &Recorded) {
-    for (what, a, b) in [("sightings", &got.sightings, &want.sightings), ("matches", &got.matches, &want.matches)] {
+    for (what, a, b) in [
+        ("sightings", &got.sightings, &want.sightings),
+        ("matches", &got.matches, &want.matches),
+    ] {
         let extra: Vec<_> = a.difference(b).take(5).collect();
         let lost: Vec<_> = b.difference(a).take(5).collect();
-        assert!(extra.is_empty() && lost.is_empty(),
+        assert!(
+            extra.is_empty() && lost.is_empty(),
             "{what}: {} extra, e.g. {extra:?}; {} lost, e.g. {lost:?}",
-            a.difference(b).count(), b.difference(a).count());
+            a.difference(b).count(),
+            b.difference(a).count()
+        );
     }
 }
 
@@ -278,7 +284,10 @@ fn three_workers_on_postgres_fetch_each_url_once_and_survive_a_kill() {
         .filter(|(url, n)| alone.done_fetches.get(*url) != Some(n))
         .map(|(url, n)| (url, n, alone.done_fetches.get(url)))
         .collect();
-    assert!(differ.is_empty(), "fetches per URL differ from one worker's: {differ:?}");
+    assert!(
+        differ.is_empty(),
+        "fetches per URL differ from one worker's: {differ:?}"
+    );
     for (url, n) in &together.done_fetches {
         let parsed = url::Url::parse(url).unwrap();
         let target = match parsed.query() {

@@ -195,18 +195,29 @@ pub enum Reviewed {
     AlreadyQueued,
 }
 
+/// Media to queue for review: which, where it was seen, why.
+#[derive(Debug, Clone, Copy)]
+pub struct ForReview {
+    pub sha256: [u8; 32],
+    pub sighting: SightingId,
+    pub reason: ReviewReason,
+}
+
 /// Queues media for review and hands its bytes (if any) to `sink` while the entry is
 /// pending.
 pub async fn queue_for_review(
     store: &Store,
     sink: &Arc<dyn ReviewMediaSink>,
     cpu: &CpuPool,
-    sha256: [u8; 32],
-    sighting: SightingId,
-    reason: ReviewReason,
+    item: ForReview,
     bytes: Option<Bytes>,
     now: UnixMillis,
 ) -> Result<Reviewed, StoreError> {
+    let ForReview {
+        sha256,
+        sighting,
+        reason,
+    } = item;
     let priority = match reason {
         ReviewReason::Reported => 0,
         ReviewReason::OnMatchingPage => 1,

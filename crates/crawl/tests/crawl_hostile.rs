@@ -17,10 +17,18 @@ async fn hostile_responses_end_in_recorded_errors_and_the_crawl_goes_on() {
     let store = support::sqlite(dir.path()).await;
     let banks = support::banks(&world, &dir.path().join("banks"));
     let config = support::config(&world, 20);
-    let crawler =
-        Crawler::with_worker_name(store.clone(), banks, config, std::sync::Arc::new(DiscardMedia), "h")
-            .unwrap();
-    crawler.enqueue_seeds(&support::home_pages(&world)).await.unwrap();
+    let crawler = Crawler::with_worker_name(
+        store.clone(),
+        banks,
+        config,
+        std::sync::Arc::new(DiscardMedia),
+        "h",
+    )
+    .unwrap();
+    crawler
+        .enqueue_seeds(&support::home_pages(&world))
+        .await
+        .unwrap();
     let started = Instant::now();
     let watch = async {
         loop {
@@ -55,12 +63,19 @@ async fn hostile_responses_end_in_recorded_errors_and_the_crawl_goes_on() {
     ];
     for (path, error) in expect_error {
         let url = world.url(host, path);
-        let id = store.frontier().url_id(&url).await.unwrap().unwrap_or_else(|| panic!("{url} never queued"));
+        let id = store
+            .frontier()
+            .url_id(&url)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{url} never queued"));
         let record = store.frontier().url(id).await.unwrap().unwrap();
         let fetches = store.frontier().fetches(id).await.unwrap();
         eprintln!("{url}: {:?} {fetches:?}", record.state);
         assert_ne!(record.state, UrlState::Queued, "{url}");
-        let last = fetches.last().unwrap_or_else(|| panic!("{url}: no fetch recorded"));
+        let last = fetches
+            .last()
+            .unwrap_or_else(|| panic!("{url}: no fetch recorded"));
         let text = last.error.clone().unwrap_or_default();
         assert!(text.contains(error), "{url}: {text:?}");
     }
@@ -68,7 +83,11 @@ async fn hostile_responses_end_in_recorded_errors_and_the_crawl_goes_on() {
     for path in ["/quirks/redirect/loop-a", "/quirks/redirect/loop-b"] {
         let url = world.url(host, path);
         let id = store.frontier().url_id(&url).await.unwrap().unwrap();
-        assert_eq!(store.frontier().fetches(id).await.unwrap().len(), 1, "{url}");
+        assert_eq!(
+            store.frontier().fetches(id).await.unwrap().len(),
+            1,
+            "{url}"
+        );
     }
     // The crawl went on: the known photos served under lying types were matched too, and
     // the other sites were crawled.

@@ -23,7 +23,7 @@ use super::progress::Counters;
 use super::{Context, now_ms};
 use crate::extract::extract;
 use crate::fetch::{BodyKind, Response};
-use crate::pipeline::{MatchedMedia, Reviewed, queue_for_review, record_sighting};
+use crate::pipeline::{ForReview, MatchedMedia, Reviewed, queue_for_review, record_sighting};
 
 /// Media of a page, fetched and recorded, whose URL completes with the page.
 struct HeldMedia {
@@ -245,9 +245,11 @@ impl HostWork {
                 &cx.store,
                 &cx.sink,
                 &cx.cpu,
-                media.record.sha256,
-                sighting,
-                reason,
+                ForReview {
+                    sha256: media.record.sha256,
+                    sighting,
+                    reason,
+                },
                 Some(response.body.clone()),
                 now,
             )
@@ -307,10 +309,8 @@ impl HostWork {
         };
         // A link straight to a media file (a gallery's full-size photo, a directory listing's
         // files) is the page's media as much as an <img> is.
-        let (linked_media, page_links): (Vec<Url>, Vec<Url>) = found
-            .page_links
-            .into_iter()
-            .partition(|u| looks_like_media(u));
+        let (linked_media, page_links): (Vec<Url>, Vec<Url>) =
+            found.page_links.into_iter().partition(looks_like_media);
         let media_links: Vec<Url> = found.media_links.into_iter().chain(linked_media).collect();
         let media: Vec<NewUrl> = self.entries(cx, &media_links, &embed);
         let enqueued = cx.store.frontier().enqueue_urls(&media, now).await?;
@@ -418,9 +418,11 @@ impl HostWork {
                     &cx.store,
                     &cx.sink,
                     &cx.cpu,
-                    held.sha256,
-                    held.sighting,
-                    ReviewReason::OnMatchingPage,
+                    ForReview {
+                        sha256: held.sha256,
+                        sighting: held.sighting,
+                        reason: ReviewReason::OnMatchingPage,
+                    },
                     held.bytes.clone(),
                     now,
                 )
@@ -441,9 +443,11 @@ impl HostWork {
                     &cx.store,
                     &cx.sink,
                     &cx.cpu,
-                    other.media_sha256,
-                    other.sighting,
-                    ReviewReason::OnMatchingPage,
+                    ForReview {
+                        sha256: other.media_sha256,
+                        sighting: other.sighting,
+                        reason: ReviewReason::OnMatchingPage,
+                    },
                     None,
                     now,
                 )
