@@ -4,11 +4,10 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use aranea_crawl::{CrawlConfig, CrawlProgress, Crawler, DiscardMedia};
+use aranea_crawl::{CrawlConfig, CrawlProgress, Crawler};
 use aranea_index::BankStore;
 use clap::{Args, ValueEnum};
 use url::Url;
@@ -43,6 +42,7 @@ pub struct CrawlArgs {
 
 pub fn run(global: &GlobalOptions, args: CrawlArgs) -> anyhow::Result<std::process::ExitCode> {
     let config: CrawlConfig = global.config_file()?.section("crawl")?;
+    let review: aranea_review::ReviewConfig = global.config_file()?.section("review")?;
     let seeds = read_seeds(&args.seeds)?;
     let banks_dir = global.data.join("banks");
     let banks = BankStore::open(&banks_dir)
@@ -54,7 +54,9 @@ pub fn run(global: &GlobalOptions, args: CrawlArgs) -> anyhow::Result<std::proce
     let url = global.database_url();
     let progress = runtime.block_on(async {
         let store = aranea_store::Store::open(&url).await?;
-        let sink = Arc::new(DiscardMedia);
+        // Media entering the review queue is sealed into the review vault when
+        // `[review] vault_public_key` is set; otherwise its bytes are dropped.
+        let sink = crate::review_sink::review_sink(&store, &review)?;
         let crawler = match &args.worker {
             Some(name) => Crawler::with_worker_name(store.clone(), banks, config, sink, name)?,
             None => Crawler::new(store.clone(), banks, config, sink)?,

@@ -15,6 +15,7 @@ mod cmd_serve;
 mod cmd_simweb;
 mod cmd_video;
 mod config;
+mod review_sink;
 
 use clap::Parser;
 

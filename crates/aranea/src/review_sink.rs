@@ -1,7 +1,3 @@
-//! Not yet in the module tree: add `mod review_sink;` to main.rs once `aranea-crawl` is a
-//! dependency of this crate (the crawl room lands it), and pass `review_sink(..)` to the
-//! crawler instead of `DiscardMedia` in `aranea crawl` / `aranea demo`.
-//!
 //! The seam between the crawler and the review room: media entering the review queue is
 //! sealed into the vault with the public key from `[review] vault_public_key`. Without a
 //! key the bytes are dropped (the review entry stays; analysts then see "purged").
@@ -24,7 +20,6 @@ impl ReviewMediaSink for VaultSink {
 }
 
 /// The sink `aranea crawl` and `aranea demo` hand to the crawler.
-#[allow(dead_code)] // until cmd_crawl/cmd_demo pass it instead of DiscardMedia
 pub fn review_sink(
     store: &aranea_store::Store,
     config: &ReviewConfig,
