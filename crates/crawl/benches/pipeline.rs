@@ -1,0 +1,93 @@
+//! The crawl pipeline's throughput: images fetched, hashed, matched and recorded per second
+//! with politeness off on the simulated web (52 sites, SQLite), against `hash_media` alone over
+//! the corpus photos from disk on the same number of threads. Prints both and the ratio
+//! (goal: ≥ 0.70 on 2 cores).
+//!
+//! `cargo bench -p aranea-crawl --bench pipeline` (or `--profile dev` for a quick look).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use aranea_crawl::{Crawler, DiscardMedia};
+use aranea_simweb::{SimWeb, scenario};
+
+fn main() {
+    let world = SimWeb::new(scenario::parse(support::BIG).unwrap())
+        .seed(11)
+        .start()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (media, secs, fetched) = runtime.block_on(async {
+        let store = support::sqlite(dir.path()).await;
+        let banks = support::banks(&world, &dir.path().join("banks"));
+        let mut config = support::config(&world, 0);
+        config.politeness.max_delay_ms = 0;
+        config.politeness.crawl_delay_cap_ms = 0;
+        config.max_hosts = 256;
+        let crawler =
+            Crawler::with_worker_name(store, banks, config, Arc::new(DiscardMedia), "bench")
+                .unwrap();
+        crawler
+            .enqueue_seeds(&support::home_pages(&world))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let progress = crawler.run_until_idle().await.unwrap();
+        (
+            progress.media,
+            started.elapsed().as_secs_f64(),
+            progress.fetched,
+        )
+    });
+    let crawl_rate = media as f64 / secs;
+    println!(
+        "pipeline: {media} images ({fetched} requests) in {secs:.1} s = {crawl_rate:.0} images/s"
+    );
+
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");
+    let mut files: Vec<Vec<u8>> = std::fs::read_dir(corpus)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jpg" || x == "png"))
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    files.sort();
+    let files = Arc::new(files);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = Arc::new(AtomicUsize::new(0));
+    let total = usize::try_from(media).unwrap().max(1);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (files, next) = (Arc::clone(&files), Arc::clone(&next));
+            std::thread::spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        break;
+                    }
+                    let bytes = &files[i % files.len()];
+                    let _ = aranea_hash::hash_media(bytes, &aranea_hash::Limits::default());
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let hash_secs = started.elapsed().as_secs_f64();
+    let hash_rate = total as f64 / hash_secs;
+    println!(
+        "hash_media from disk: {total} images on {threads} threads in {hash_secs:.1} s = {hash_rate:.0} images/s"
+    );
+    println!("ratio pipeline / hash_media: {:.2}", crawl_rate / hash_rate);
+}
