@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use aranea_crawl::ssrf::GuardedResolver;
+use aranea_crawl::ssrf::{AddressPolicy, GuardConfig, GuardedResolver};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +60,11 @@ pub enum AttributionError {
 /// Attribution with its data sources.
 pub struct Attributor {
     config: Arc<NoticeConfig>,
-    resolver: GuardedResolver,
+    /// Rebuilt by [`Attributor::refresh`] every pass: a cached answer from a day ago must
+    /// not keep a moved site attributed to its old host.
+    resolver: std::sync::RwLock<GuardedResolver>,
+    guard: GuardConfig,
+    policy: Arc<AddressPolicy>,
     asn: Option<Arc<AsnDb>>,
     rdap: RdapClient,
     cdn_ranges: Vec<(String, IpNet)>,
@@ -69,6 +73,8 @@ pub struct Attributor {
 impl Attributor {
     pub fn new(
         config: Arc<NoticeConfig>,
+        guard: GuardConfig,
+        policy: Arc<AddressPolicy>,
         resolver: GuardedResolver,
         asn: Option<Arc<AsnDb>>,
         rdap: RdapClient,
@@ -86,10 +92,21 @@ impl Attributor {
             .collect();
         Attributor {
             config,
-            resolver,
+            resolver: std::sync::RwLock::new(resolver),
+            guard,
+            policy,
             asn,
             rdap,
             cdn_ranges,
+        }
+    }
+
+    /// A fresh resolver (empty DNS cache) for the next pass.
+    pub fn refresh(&self) {
+        if let Ok(fresh) = GuardedResolver::new(&self.guard, self.policy.clone())
+            && let Ok(mut resolver) = self.resolver.write()
+        {
+            *resolver = fresh;
         }
     }
 
@@ -123,12 +140,21 @@ impl Attributor {
         let ips =
             match host.parse::<IpAddr>() {
                 Ok(ip) => vec![ip],
-                Err(_) => self.resolver.resolve_checked(&host).await.map_err(|e| {
-                    AttributionError::Dns {
-                        host: host.clone(),
-                        message: e.to_string(),
-                    }
-                })?,
+                Err(_) => {
+                    let resolver = self.resolver.read().map(|r| r.clone()).map_err(|_| {
+                        AttributionError::Dns {
+                            host: host.clone(),
+                            message: "resolver unavailable".to_owned(),
+                        }
+                    })?;
+                    resolver
+                        .resolve_checked(&host)
+                        .await
+                        .map_err(|e| AttributionError::Dns {
+                            host: host.clone(),
+                            message: e.to_string(),
+                        })?
+                }
             };
         let mut found = self.by_network(&host, &ips, now).await;
         self.apply_overrides(&mut found);

@@ -93,7 +93,14 @@ impl NoticeEngine {
             config.rdap_max_referrals,
             config.rdap_max_bytes,
         );
-        let attributor = Attributor::new(config.clone(), resolver.clone(), asn, rdap);
+        let attributor = Attributor::new(
+            config.clone(),
+            fetch.guard.clone(),
+            policy.clone(),
+            resolver.clone(),
+            asn,
+            rdap,
+        );
         let templates = Templates::load(config.templates_dir.as_deref())?;
         let webhooks = WebhookClient::new(resolver, policy).map_err(|e| setup(&e))?;
         let dkim = match &config.smtp.dkim {
@@ -153,6 +160,7 @@ impl NoticeEngine {
         let mut report = PassReport::default();
         let now = self.clock.now();
         let _ = self.attributor.reload_asn();
+        self.attributor.refresh();
         report.recovered = self
             .store
             .notices()
