@@ -329,6 +329,7 @@ impl Scheduler {
     ) -> Result<(), CrawlError> {
         let claim_every = Duration::from_millis(self.cx.config.claim_interval_ms.max(10));
         let mut next_claim = tokio::time::Instant::now();
+        let mut next_count = tokio::time::Instant::now();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             // Polled once without waiting: a shutdown that is already due stops the loop
@@ -338,6 +339,12 @@ impl Scheduler {
                 .is_ok()
             {
                 return Ok(());
+            }
+            if tokio::time::Instant::now() >= next_count {
+                // For progress displays only; a count over the frontier is not free.
+                let queued = self.cx.store.crawl_facts().queued().await?;
+                self.cx.counters.queued.store(queued, Ordering::Relaxed);
+                next_count = tokio::time::Instant::now() + Duration::from_secs(5);
             }
             if tokio::time::Instant::now() >= next_claim {
                 let claimed = self.claim().await?;
