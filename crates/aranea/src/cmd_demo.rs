@@ -74,6 +74,7 @@ async fn demo(
     println!("bank {DEMO_BANK}: {loaded} known hashes from the simulated web");
     let client = ensure_demo_client(&store).await?;
     println!("Shield/API client (all scopes): {client}");
+    demo_hotlines(&store).await?;
 
     let crawler = Crawler::new(
         store.clone(),
@@ -216,6 +217,70 @@ async fn load_known_bank(state: &AppState, world: &RunningWorld) -> anyhow::Resu
     })
     .await??;
     Ok(added)
+}
+
+/// Two hotlines with three analysts each (consensus needs three), once; passwords are printed.
+async fn demo_hotlines(store: &aranea_store::Store) -> anyhow::Result<()> {
+    use aranea_review::{AuditActor, NewUserRequest, Review, ReviewConfig, Schemes};
+    let review = Review::new(store.clone(), ReviewConfig::default(), Schemes::builtin());
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis(),
+    )?;
+    for (code, name, country) in [
+        ("demo-ca", "Demo hotline Canada", "CA"),
+        ("demo-nl", "Demo hotline Netherlands", "NL"),
+    ] {
+        let hotline = aranea_store::NewHotline {
+            code: code.to_owned(),
+            name: name.to_owned(),
+            country: country.to_owned(),
+            languages: vec!["en".to_owned()],
+            jurisdiction: country.to_owned(),
+            shares_review_pool: true,
+            shares_banks: true,
+            daily_cap: 200,
+        };
+        let Ok(id) = review.add_hotline(AuditActor::Cli, &hotline, now).await else {
+            println!(
+                "hotline {code}: exists (analysts' passwords were printed when it was created)"
+            );
+            continue;
+        };
+        for n in 1..=3 {
+            let username = format!("{code}-analyst{n}");
+            let password = demo_password(&username);
+            let request = NewUserRequest {
+                hotline: id,
+                username: username.clone(),
+                display_name: String::new(),
+                role: aranea_store::UserRole::Analyst,
+                password: password.clone(),
+            };
+            review.add_user(AuditActor::Cli, request, now).await?;
+            println!("hotline {code}: analyst {username} password {password}");
+        }
+    }
+    Ok(())
+}
+
+/// A throwaway password for a demo account (printed once; the demo runs on loopback).
+fn demo_password(salt: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut text = String::new();
+    for round in 0..2u8 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write(salt.as_bytes());
+        hasher.write_u8(round);
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        text.push_str(&format!("{:016x}", hasher.finish()));
+    }
+    text
 }
 
 async fn ensure_demo_client(store: &aranea_store::Store) -> anyhow::Result<String> {

@@ -58,6 +58,12 @@ fn demo_crawls_matches_serves_and_exits_cleanly() {
     stdout.read_to_string(&mut printed).unwrap();
     assert!(status.success(), "{printed}");
     assert!(printed.contains("bank simweb-known:"), "{printed}");
+    for hotline in ["demo-ca", "demo-nl"] {
+        for n in 1..=3 {
+            let account = format!("hotline {hotline}: analyst {hotline}-analyst{n} password ");
+            assert!(printed.contains(&account), "no {account:?} in:\n{printed}");
+        }
+    }
     let summary = printed
         .lines()
         .find(|l| l.starts_with("stopped after"))
