@@ -35,8 +35,8 @@ mod migrate;
 mod notices;
 mod reports;
 mod review;
-mod server_views;
 mod review_desk;
+mod server_views;
 
 pub use api_clients::{ApiClient, ApiClients, NewApiClient};
 pub use backend::{BackendKind, StoreOptions};
@@ -53,13 +53,13 @@ pub use notices::{
     NoticeFilter, NoticeId, NoticeItem, NoticeState, NoticeStore, ProviderResponse, WatchedItem,
 };
 pub use reports::{NewReport, Report, ReportId, ReportStatus, Reports};
-pub use server_views::{MatchView, ServerViews, SightingView};
 pub use review::{ReviewEntry, ReviewQueue, ReviewReason, ReviewState};
 pub use review_desk::{
     AuditEntry, AuditRecord, BankEntryRef, Decision, DecisionId, DecisionKind, Facts, Hotline,
     HotlineId, ItemMedia, ItemState, NewDecision, NewHotline, NewUser, QueuedMedia, ReviewDesk,
     ReviewItem, ReviewItemId, Session, User, UserId, UserRole, VaultRecord, Vote,
 };
+pub use server_views::{MatchView, ServerViews, SightingView};
 
 use backend::Backend;
 
