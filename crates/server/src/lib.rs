@@ -197,14 +197,16 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` completes, then finishes the
-/// requests in flight. Starts the background tasks.
+/// requests in flight. Starts the background tasks. Each request carries its peer address
+/// (`ConnectInfo<SocketAddr>`) so the audit trail records where a login or view came from.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     state.spawn_background();
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }
