@@ -3,105 +3,10 @@
 
 mod common;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use aranea_server::ServerConfig;
-use common::{Reply, call, get, post_json, raw};
-
-/// Checks `value` against an OpenAPI 3.1 schema (the subset the document uses: type, enum,
-/// required, properties, additionalProperties, items, oneOf, $ref).
-fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
-    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
-        let name = reference.trim_start_matches("#/components/schemas/");
-        let target = &doc["components"]["schemas"][name];
-        assert!(!target.is_null(), "dangling $ref {reference}");
-        return conforms(doc, target, value, at);
-    }
-    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
-        let fits = options
-            .iter()
-            .filter(|o| conforms(doc, o, value, at).is_ok())
-            .count();
-        return if fits == 1 {
-            Ok(())
-        } else {
-            Err(format!("{at}: {fits} oneOf options fit {value}"))
-        };
-    }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
-        && !allowed.contains(value)
-    {
-        return Err(format!("{at}: {value} not in {allowed:?}"));
-    }
-    if let Some(kind) = schema.get("type") {
-        let kinds: Vec<&str> = match kind {
-            Value::String(k) => vec![k.as_str()],
-            Value::Array(ks) => ks.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        let actual = match value {
-            Value::Null => "null",
-            Value::Bool(_) => "boolean",
-            Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-            Value::Number(_) => "number",
-            Value::String(_) => "string",
-            Value::Array(_) => "array",
-            Value::Object(_) => "object",
-        };
-        let ok = kinds.contains(&actual) || (actual == "integer" && kinds.contains(&"number"));
-        if !ok {
-            return Err(format!("{at}: {actual} where {kinds:?} expected"));
-        }
-    }
-    if let Some(required) = schema.get("required").and_then(Value::as_array) {
-        for key in required.iter().filter_map(Value::as_str) {
-            if value.get(key).is_none() {
-                return Err(format!("{at}: missing {key}"));
-            }
-        }
-    }
-    if let Some(object) = value.as_object() {
-        let properties = schema.get("properties").and_then(Value::as_object);
-        for (key, item) in object {
-            match properties.and_then(|p| p.get(key)) {
-                Some(sub) => conforms(doc, sub, item, &format!("{at}.{key}"))?,
-                None => match schema.get("additionalProperties") {
-                    Some(Value::Bool(false)) => return Err(format!("{at}: unexpected {key}")),
-                    Some(sub @ Value::Object(_)) => {
-                        conforms(doc, sub, item, &format!("{at}.{key}"))?
-                    }
-                    _ if properties.is_some() => return Err(format!("{at}: undocumented {key}")),
-                    _ => {}
-                },
-            }
-        }
-    }
-    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
-        for (i, item) in array.iter().enumerate() {
-            conforms(doc, items, item, &format!("{at}[{i}]"))?;
-        }
-    }
-    Ok(())
-}
-
-/// Asserts the reply's status and that its body matches the documented response.
-fn documented(doc: &Value, method: &str, path: &str, reply: &Reply, status: u16) -> Value {
-    assert_eq!(
-        reply.status,
-        status,
-        "{method} {path}: {:?}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    let response = &doc["paths"][path][method]["responses"][status.to_string()];
-    assert!(
-        !response.is_null(),
-        "{method} {path} {status} is not documented"
-    );
-    let schema = &response["content"]["application/json"]["schema"];
-    let body = reply.json();
-    conforms(doc, schema, &body, &format!("{method} {path}")).unwrap();
-    body
-}
+use common::{Reply, call, documented, get, post_json, raw};
 
 #[test]
 fn every_endpoint_answers_as_its_openapi_document_says() {

@@ -6,6 +6,7 @@
 //! files around them.
 
 mod banks;
+mod notices;
 pub mod openapi;
 
 use axum::extract::{Path, Query, Request, State};
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/statistics", get(statistics))
         .layer(axum::extract::DefaultBodyLimit::max(json_limit))
         .merge(banks::router(state.clone()))
+        .merge(notices::router())
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), api_auth));
     Router::new()

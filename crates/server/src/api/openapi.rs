@@ -51,7 +51,7 @@ pub fn spec() -> Value {
     if let Some(map) = created_bank.as_object_mut() {
         map.remove("200");
     }
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Aranea API",
@@ -98,7 +98,20 @@ pub fn spec() -> Value {
             "/v1/url/": { "post": { "summary": "Shield: fetch a URL and scan it (scope shield)", "requestBody": json_body("ScanUrl"), "responses": ok("Scan result", "ScannedMedia") } },
             "/v1/pdq/": { "post": { "summary": "Shield: match PDQ hashes (scope shield)", "requestBody": json_body("ScanPdq"), "responses": ok("Per-hash results", "ScannedPdqHashes") } },
         }
-    })
+    });
+    merge(&mut doc["paths"], super::notices::openapi_paths(ok));
+    merge(
+        &mut doc["components"]["schemas"],
+        super::notices::openapi_schemas(),
+    );
+    doc
+}
+
+/// Adds the keys of `part` (an object) to `into` (an object).
+fn merge(into: &mut Value, part: Value) {
+    if let (Some(into), Value::Object(part)) = (into.as_object_mut(), part) {
+        into.extend(part);
+    }
 }
 
 fn schemas() -> Value {

@@ -1,0 +1,232 @@
+//! `/api/v1/notices` over a real socket: notice rows written through the store (as the notice
+//! room writes them) read back as the OpenAPI document says, with filters, limits, scopes and
+//! hostile ids answered by clear 4xx.
+
+mod common;
+
+use aranea_server::ServerConfig;
+use aranea_store::{CheckRecord, NewItem, NewNotice, NoticeId, Store};
+use common::{documented, get};
+use serde_json::Value;
+
+const NOW: i64 = 1_750_000_000_000;
+
+fn item(url: &str, provider: &str) -> NewItem {
+    NewItem {
+        sighting_id: None,
+        url: url.into(),
+        host: "files.example".into(),
+        sha256: "aa".repeat(32),
+        md5: "bb".repeat(16),
+        sha1: "cc".repeat(20),
+        pdq: None,
+        media_kind: "jpeg".into(),
+        classification: "A1".into(),
+        first_seen_at: NOW,
+        provider_key: provider.into(),
+        provider_name: "Quickhost".into(),
+        asn: Some(64501),
+        prefix: Some("127.10.1.0/24".into()),
+        country: Some("NL".into()),
+        hotline: "nl".into(),
+        via_cdn: None,
+        method: "rdap_abuse".into(),
+        confidence_pct: 90,
+        contacts: r#"[{"channel":"smtp","address":"abuse@q.example","role":"abuse"}]"#.into(),
+        upstream_contact: None,
+        notice_due_at: NOW,
+        reupload_of: None,
+    }
+}
+
+fn notice(key: &str, provider: &str) -> NewNotice {
+    NewNotice {
+        report_id: format!("r-{key}"),
+        idempotency_key: key.into(),
+        provider_key: provider.into(),
+        provider_name: "Quickhost".into(),
+        hotline: "nl".into(),
+        kind: "initial".into(),
+        escalation_step: None,
+        via_cdn: None,
+        channel: "smtp".into(),
+        recipient: "abuse@q.example".into(),
+        contacts: "[]".into(),
+        contact_index: 0,
+        language: "en".into(),
+        subject: format!("Notice {key}"),
+        body_text: "text".into(),
+        body_html: "<p>text</p>".into(),
+        xarf: "[]".into(),
+        parent_id: None,
+        test: false,
+    }
+}
+
+/// Three notices: `sent` (one item, re-checked once) and `queued` for asn:64501, and one
+/// for asn:64502. Returns the sent notice's id.
+async fn seed(store: &Store) -> NoticeId {
+    let n = store.notices();
+    let mut ids = Vec::new();
+    for (key, url, provider) in [
+        ("k1", "http://x.example/1", "asn:64501"),
+        ("k2", "http://x.example/2", "asn:64501"),
+        ("k3", "http://y.example/3", "asn:64502"),
+    ] {
+        let item = n
+            .open_item(&item(url, provider), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let (id, _) = n
+            .create_notice(&notice(key, provider), &[item], NOW)
+            .await
+            .unwrap();
+        ids.push((id, item));
+    }
+    let claimed = n
+        .claim_notice("w1", NOW, NOW + 1000)
+        .await
+        .unwrap()
+        .unwrap();
+    let sent = NoticeId(claimed.id);
+    assert!(n.mark_committing(sent, "w1").await.unwrap());
+    assert!(
+        n.mark_sent(sent, "w1", NOW + 5, "250 OK", 60_000)
+            .await
+            .unwrap()
+    );
+    let (_, item) = ids.iter().find(|(id, _)| *id == sent).unwrap();
+    let check = CheckRecord {
+        at: NOW + 60_000,
+        outcome: "present".into(),
+        http_status: Some(200),
+        detail: "still there".into(),
+        next_check_at: Some(NOW + 120_000),
+        pending: None,
+        removed: None,
+    };
+    n.record_check(*item, &check).await.unwrap();
+    sent
+}
+
+fn ids(list: &Value) -> Vec<i64> {
+    list["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn notices_read_back_as_documented_and_hostile_ids_get_clear_refusals() {
+    let server = common::start("notices", ServerConfig::default());
+    let addr = server.addr;
+    let sent = server.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(30), seed(&server.store))
+            .await
+            .expect("seeding timed out")
+    });
+    let reader = server.client("reader", &["read"], None);
+    let reader = Some(reader.as_str());
+    let intake = server.client("intake", &["intake"], None);
+    let doc = get(addr, "/api/v1/openapi.json", None).json();
+    let list = "/api/v1/notices";
+
+    let all = documented(&doc, "get", list, &get(addr, list, reader), 200);
+    let all_ids = ids(&all);
+    assert_eq!(all_ids.len(), 3);
+    assert!(all_ids.windows(2).all(|w| w[0] > w[1]), "newest first");
+    assert!(
+        all["notices"][0].get("body_text").is_none(),
+        "summaries only"
+    );
+
+    let by_state = get(addr, "/api/v1/notices?state=sent", reader);
+    let by_state = documented(&doc, "get", list, &by_state, 200);
+    assert_eq!(ids(&by_state), [sent.0]);
+    assert_eq!(by_state["notices"][0]["state"], "sent");
+    let by_provider = get(addr, "/api/v1/notices?provider=asn:64502", reader);
+    let by_provider = documented(&doc, "get", list, &by_provider, 200);
+    assert_eq!(by_provider["notices"][0]["subject"], "Notice k3");
+    assert_eq!(ids(&by_provider).len(), 1);
+    let both = get(
+        addr,
+        "/api/v1/notices?state=queued&provider=asn:64501",
+        reader,
+    );
+    assert_eq!(ids(&documented(&doc, "get", list, &both, 200)).len(), 1);
+    let page = get(addr, "/api/v1/notices?limit=2", reader);
+    assert_eq!(
+        ids(&documented(&doc, "get", list, &page, 200)),
+        all_ids[..2]
+    );
+
+    for bad in [
+        "?state=bogus",
+        "?limit=0",
+        "?limit=5000",
+        "?limit=-1",
+        "?limit=x",
+        "?before=3",
+        "?provider=",
+        "?provider=%00",
+    ] {
+        let reply = get(addr, &format!("{list}{bad}"), reader);
+        let body = documented(&doc, "get", list, &reply, 400);
+        assert!(!body["detail"].as_str().unwrap().is_empty(), "{bad}");
+    }
+
+    let one = format!("/api/v1/notices/{}", sent.0);
+    let shown = documented(
+        &doc,
+        "get",
+        "/api/v1/notices/{id}",
+        &get(addr, &one, reader),
+        200,
+    );
+    assert_eq!(shown["notice"]["id"], sent.0);
+    assert_eq!(shown["notice"]["state"], "sent");
+    assert_eq!(shown["notice"]["body_text"], "text");
+    let items = shown["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["checks"][0]["outcome"], "present");
+    assert_eq!(items[0]["checks"][0]["http_status"], 200);
+    let kinds: Vec<&str> = shown["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[..3], ["opened", "composed", "sent"]);
+
+    let by_id = "/api/v1/notices/{id}";
+    for hostile in [
+        "abc",
+        "-1",
+        "0",
+        "1.5",
+        "99999999999999999999999",
+        "%00",
+        "1%20",
+    ] {
+        let reply = get(addr, &format!("/api/v1/notices/{hostile}"), reader);
+        let body = documented(&doc, "get", by_id, &reply, 400);
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("positive integer"),
+            "{hostile}"
+        );
+    }
+    for unknown in ["9223372036854775807", "424242"] {
+        let reply = get(addr, &format!("/api/v1/notices/{unknown}"), reader);
+        documented(&doc, "get", by_id, &reply, 404);
+    }
+
+    assert_eq!(get(addr, list, None).status, 401);
+    assert_eq!(get(addr, &one, Some(intake.as_str())).status, 403);
+    assert_eq!(get(addr, list, Some("reader:wrong")).status, 401);
+}
