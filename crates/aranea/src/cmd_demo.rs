@@ -1,18 +1,24 @@
 //! `aranea demo`: the whole system in one process on SQLite. Starts the simulated internet's
-//! `demo` scenario, loads its known-hash bank, creates two hotlines with analysts, crawls it,
-//! and serves the API and web UI, with a live progress line. `--for SECONDS` runs, then exits
-//! cleanly, leaving the database and data directory for inspection.
+//! `demo` scenario, loads its known-hash bank, creates two hotlines with analysts, crawls it
+//! (media queued for review sealed into the vault), sends removal notices to the simulated
+//! providers and re-checks on the world's accelerated clock, and serves the API and web UI,
+//! with a live progress line. `--for SECONDS` runs, then exits cleanly, leaving the database
+//! and data directory for inspection. It must never reach beyond the simulated web's blocks.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use aranea_crawl::{CrawlConfig, Crawler, DiscardMedia};
+use aranea_crawl::{CrawlConfig, Crawler};
 use aranea_index::import::{ListFormat, ReadOptions, read_list};
 use aranea_index::{BankSpec, NewEntry, Origin, Provenance};
+use aranea_notice::config::{CdnConfig, HotlineConfig, WebhookConfig};
+use aranea_notice::{Clock, NoticeConfig, NoticeEngine, UnixMillis};
+use aranea_review::{ReviewConfig, VaultSecretKey};
 use aranea_server::{AppState, ServerConfig};
 use aranea_simweb::{RunningWorld, SimWeb, scenario};
 
@@ -38,23 +44,27 @@ pub fn run(global: &GlobalOptions, args: DemoArgs) -> anyhow::Result<ExitCode> {
     aranea_server::init_logging();
     std::fs::create_dir_all(&global.data)
         .with_context(|| format!("creating {}", global.data.display()))?;
-    let world = SimWeb::new(scenario::load("demo")?)
-        .seed(args.seed)
-        .out_dir(global.data.join("simweb"))
-        .start()
-        .context("starting the simulated internet")?;
+    // Shared with the notice engine's clock, which reads the world's simulated time.
+    let world = Arc::new(
+        SimWeb::new(scenario::load("demo")?)
+            .seed(args.seed)
+            .out_dir(global.data.join("simweb"))
+            .start()
+            .context("starting the simulated internet")?,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let result = runtime.block_on(demo(global, &args, &world));
-    world.shutdown();
+    // Every task holding a clone has ended; dropping the last one stops the world's servers.
+    drop(world);
     result
 }
 
 async fn demo(
     global: &GlobalOptions,
     args: &DemoArgs,
-    world: &RunningWorld,
+    world: &Arc<RunningWorld>,
 ) -> anyhow::Result<ExitCode> {
     let store = aranea_store::Store::open(&global.database_url())
         .await
@@ -74,13 +84,14 @@ async fn demo(
     println!("bank {DEMO_BANK}: {loaded} known hashes from the simulated web");
     let client = ensure_demo_client(&store).await?;
     println!("Shield/API client (all scopes): {client}");
-    demo_hotlines(&store).await?;
+    let review_config = vault_config(&global.data)?;
+    demo_hotlines(&store, &review_config).await?;
 
     let crawler = Crawler::new(
         store.clone(),
         state.banks().live(),
         crawl_config(world),
-        Arc::new(DiscardMedia),
+        crate::review_sink::review_sink(&store, &review_config)?,
     )?;
     let seeds: Vec<url::Url> = world
         .world()
@@ -98,7 +109,8 @@ async fn demo(
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
-    println!("serving on http://{}", listener.local_addr()?);
+    let local = listener.local_addr()?;
+    println!("serving on http://{local}");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -113,7 +125,26 @@ async fn demo(
         let stop = stopped(stop_rx.clone());
         tokio::spawn(async move { crawler.run(stop).await.map(|p| (p, crawler)) })
     };
-    let progress = tokio::spawn(progress_line(store.clone(), stop_rx.clone()));
+    let tally = Arc::new(NoticeTally::default());
+    let notice = notice_config(world, &local.to_string());
+    let engine = NoticeEngine::new(
+        store.clone(),
+        notice.clone(),
+        notice.fetch_config()?,
+        Arc::new(DemoClock::starting_now(Arc::clone(world))?),
+        &format!("demo-notice-{}", std::process::id()),
+    )?;
+    let notices = tokio::spawn(notice_worker(
+        engine,
+        Arc::clone(world),
+        Arc::clone(&tally),
+        stop_rx.clone(),
+    ));
+    let progress = tokio::spawn(progress_line(
+        store.clone(),
+        Arc::clone(&tally),
+        stop_rx.clone(),
+    ));
 
     let started = Instant::now();
     match args.run_for {
@@ -128,16 +159,19 @@ async fn demo(
     let _ = stop_tx.send(true);
     let (crawled, _crawler) = crawl.await.context("crawler task")??;
     server.await.context("server task")??;
+    notices.await.context("notice task")?;
     let _ = progress.await;
     let counts = store.counts().await?;
     println!(
-        "\nstopped after {:.0} s: {} fetches, {} media hashed, {} sightings, {} matches, {} in review ({} fetched by this run)",
+        "\nstopped after {:.0} s: {} fetches, {} media hashed, {} sightings, {} matches, {} in review, {} notices sent, {} removals ({} fetched by this run)",
         started.elapsed().as_secs_f64(),
         counts.fetches,
         counts.media,
         counts.sightings,
         counts.matches,
         counts.review,
+        tally.sent.load(Ordering::Relaxed),
+        tally.removed.load(Ordering::Relaxed),
         crawled.fetched
     );
     println!("the database and data stay in {}", global.data.display());
@@ -220,9 +254,9 @@ async fn load_known_bank(state: &AppState, world: &RunningWorld) -> anyhow::Resu
 }
 
 /// Two hotlines with three analysts each (consensus needs three), once; passwords are printed.
-async fn demo_hotlines(store: &aranea_store::Store) -> anyhow::Result<()> {
-    use aranea_review::{AuditActor, NewUserRequest, Review, ReviewConfig, Schemes};
-    let review = Review::new(store.clone(), ReviewConfig::default(), Schemes::builtin());
+async fn demo_hotlines(store: &aranea_store::Store, config: &ReviewConfig) -> anyhow::Result<()> {
+    use aranea_review::{AuditActor, NewUserRequest, Review, Schemes};
+    let review = Review::new(store.clone(), config.clone(), Schemes::builtin());
     let now = i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
@@ -293,7 +327,11 @@ async fn ensure_demo_client(store: &aranea_store::Store) -> anyhow::Result<Strin
 }
 
 /// One line, rewritten each second when stderr is a terminal (every 10 s otherwise).
-async fn progress_line(store: aranea_store::Store, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn progress_line(
+    store: aranea_store::Store,
+    tally: Arc<NoticeTally>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let terminal = std::io::stderr().is_terminal();
     let every = Duration::from_secs(if terminal { 1 } else { 10 });
     let started = Instant::now();
@@ -306,14 +344,16 @@ async fn progress_line(store: aranea_store::Store, mut stop: tokio::sync::watch:
             continue;
         };
         let line = format!(
-            "{:>4} s | queued {} | fetched {} | media {} | sightings {} | matches {} | review {}",
+            "{:>4} s | queued {} | fetched {} | media {} | sightings {} | matches {} | review {} | notices sent {} | removed {}",
             started.elapsed().as_secs(),
             c.urls_queued,
             c.fetches,
             c.media,
             c.sightings,
             c.matches,
-            c.review
+            c.review,
+            tally.sent.load(Ordering::Relaxed),
+            tally.removed.load(Ordering::Relaxed)
         );
         let mut err = std::io::stderr().lock();
         let _ = if terminal {
@@ -323,4 +363,154 @@ async fn progress_line(store: aranea_store::Store, mut stop: tokio::sync::watch:
         };
         let _ = err.flush();
     }
+}
+
+/// The vault's key pair in the data directory, created on first run; analysts' media are
+/// sealed to its public key. The secret file is readable by its owner only.
+fn vault_config(data: &Path) -> anyhow::Result<ReviewConfig> {
+    let secret_path = data.join("vault.secret");
+    let secret = match std::fs::read_to_string(&secret_path) {
+        Ok(text) => VaultSecretKey::from_hex(&text)
+            .with_context(|| format!("reading {}", secret_path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = VaultSecretKey::generate()?;
+            write_private(&secret_path, key.to_hex().as_bytes())?;
+            println!("review vault: new key pair in {}", secret_path.display());
+            key
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", secret_path.display())),
+    };
+    let public = secret.public_key().to_hex();
+    std::fs::write(data.join("vault.public"), format!("{public}\n"))?;
+    Ok(ReviewConfig {
+        vault_public_key: Some(public),
+        vault_secret_key_file: Some(secret_path),
+        ..ReviewConfig::default()
+    })
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)?;
+    Ok(())
+}
+
+/// The notice engine's clock: the world's simulated time, started at the demo's real start,
+/// so matches the crawler records in real time are never in the engine's future.
+struct DemoClock {
+    start: UnixMillis,
+    world: Arc<RunningWorld>,
+}
+
+impl DemoClock {
+    fn starting_now(world: Arc<RunningWorld>) -> anyhow::Result<DemoClock> {
+        let real = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+        let start = i64::try_from(real.as_millis())? - millis(world.sim_now());
+        Ok(DemoClock { start, world })
+    }
+}
+
+impl Clock for DemoClock {
+    fn now(&self) -> UnixMillis {
+        self.start.saturating_add(millis(self.world.sim_now()))
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Notices sent and removals confirmed by this run, for the progress line.
+#[derive(Default)]
+struct NoticeTally {
+    sent: AtomicUsize,
+    removed: AtomicUsize,
+}
+
+/// Every real second, one pass of the notice engine, then one extra simulated hour: on top of
+/// the world's own pace (an hour a second) a simulated day passes in twelve real seconds, so
+/// notices, re-checks and removals all show within the demo's first minute.
+async fn notice_worker(
+    engine: NoticeEngine,
+    world: Arc<RunningWorld>,
+    tally: Arc<NoticeTally>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), engine.run_once()).await {
+            Ok(Ok(pass)) => {
+                tally.sent.fetch_add(pass.sent, Ordering::Relaxed);
+                tally.removed.fetch_add(pass.removed, Ordering::Relaxed);
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "notice pass failed"),
+            Err(_) => tracing::warn!("notice pass took over 30 s"),
+        }
+        world.advance(Duration::from_secs(3600));
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Notices from a demo hotline to every simulated provider: addresses, RDAP, SMTP sink and
+/// webhooks all from the running world. `listen` is where the respond links point.
+fn notice_config(world: &RunningWorld, listen: &str) -> NoticeConfig {
+    let rdap = world.rdap_base_url();
+    // The world's RDAP and webhook server sits outside the providers' blocks.
+    let infra = url::Url::parse(&rdap)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| format!("{h}/32")));
+    let mut config = NoticeConfig {
+        hotline: HotlineConfig {
+            name: "Aranea demo hotline".into(),
+            email: "notices@demo-hotline.example".into(),
+            domain: "demo-hotline.example".into(),
+            country: "CA".into(),
+            ..HotlineConfig::default()
+        },
+        ip_to_asn_path: Some(world.ip_to_asn_path().to_path_buf()),
+        rdap_base_urls: vec![rdap],
+        respond_base_url: format!("http://{listen}/notice/respond"),
+        link_secret: demo_password("notice-links"),
+        allow_cidrs: provider_blocks(world).into_iter().chain(infra).collect(),
+        name_servers: vec![world.dns_addr()],
+        ca_files: world
+            .ca_cert_path()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect(),
+        retry_base_secs: 1,
+        ..NoticeConfig::default()
+    };
+    let smtp = world.smtp_addr();
+    config.smtp.host = Some(smtp.ip().to_string());
+    config.smtp.port = smtp.port();
+    config.smtp.tls = "none".into();
+    config.smtp.timeout_secs = 10;
+    for provider in &world.world().providers {
+        if provider.cdn {
+            config.cdns.push(CdnConfig {
+                name: provider.name.clone(),
+                asns: vec![provider.asn],
+                ..CdnConfig::default()
+            });
+        }
+        if let Some(url) = world.webhook_url(&provider.name) {
+            config.webhooks.insert(
+                provider.name.clone(),
+                WebhookConfig {
+                    url,
+                    secret: demo_password(&provider.name),
+                },
+            );
+        }
+    }
+    config
 }

@@ -1,11 +1,16 @@
-//! `aranea demo --for SECONDS` end to end: the simulated web, the known bank, the crawl and the
-//! server in one process; it must serve while it runs, find matches, then exit cleanly and leave
-//! its database behind.
+//! `aranea demo --for SECONDS` end to end: the simulated web, the known bank, the crawl, the
+//! notice engine on the world's accelerated clock and the server in one process; it must serve
+//! while it runs, find matches, send notices and record removals, seal media for review into
+//! the vault, then exit cleanly and leave its database behind.
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use aranea_review::VaultSecretKey;
+use sqlx::{Connection, Row};
 
 #[test]
 fn demo_crawls_matches_serves_and_exits_cleanly() {
@@ -14,7 +19,7 @@ fn demo_crawls_matches_serves_and_exits_cleanly() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_aranea"))
         .arg("--data")
         .arg(&dir)
-        .args(["demo", "--listen", "127.0.0.1:0", "--for", "40"])
+        .args(["demo", "--listen", "127.0.0.1:0", "--for", "45"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -80,9 +85,76 @@ fn demo_crawls_matches_serves_and_exits_cleanly() {
         number("matches") > 0,
         "the demo found no known image: {summary}"
     );
+    assert!(number("notices sent") > 0, "no notice sent: {summary}");
+    assert!(number("removals") > 0, "no removal recorded: {summary}");
+    let db = dir.join("aranea.db");
+    assert!(db.exists(), "the database stays for inspection");
     assert!(
-        dir.join("aranea.db").exists(),
-        "the database stays for inspection"
+        printed.contains("review vault: new key pair in "),
+        "{printed}"
     );
+
+    let (sent, removed, sealed) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(database_facts(&db));
+    assert!(sent > 0, "the notices table holds no sent notice");
+    assert!(removed > 0, "no notice item was recorded as removed");
+    assert!(!sealed.is_empty(), "no media reached the review vault");
+
+    // Every vault entry is ciphertext that only the demo's key opens, to bytes of the recorded
+    // size; no 32-byte run from the middle of any of them appears in the database's files.
+    let secret = std::fs::read_to_string(dir.join("vault.secret")).unwrap();
+    let key = VaultSecretKey::from_hex(&secret).unwrap();
+    let mut probes = HashSet::new();
+    for (sha256, ciphertext, size) in &sealed {
+        assert!(ciphertext.starts_with(b"ARV1"), "not vault ciphertext");
+        let sha: [u8; 32] = sha256.as_slice().try_into().unwrap();
+        let plain = aranea_review::vault::open(&key, &sha, ciphertext).unwrap();
+        assert_eq!(plain.len() as i64, *size);
+        let middle = plain.len() / 2;
+        probes.insert(<[u8; 32]>::try_from(&plain[middle..middle + 32]).unwrap());
+    }
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().contains("aranea.db") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes
+                .windows(32)
+                .any(|w| probes.contains(<&[u8; 32]>::try_from(w).unwrap())),
+            "plaintext media in {}",
+            path.display()
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sent notices, removed notice items, and the vault's (sha256, ciphertext, size) rows.
+async fn database_facts(db: &std::path::Path) -> (i64, i64, Vec<(Vec<u8>, Vec<u8>, i64)>) {
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
+    let sent = count("SELECT COUNT(*) FROM notices WHERE state = 'sent'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let removed = count("SELECT COUNT(*) FROM notice_items WHERE state = 'removed'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let sealed = sqlx::query(
+        "SELECT media_sha256, ciphertext, size FROM vault WHERE ciphertext IS NOT NULL",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| (row.get(0), row.get(1), row.get(2)))
+    .collect();
+    conn.close().await.unwrap();
+    (sent, removed, sealed)
 }
