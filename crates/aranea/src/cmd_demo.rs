@@ -126,16 +126,8 @@ async fn demo(
         tokio::spawn(async move { crawler.run(stop).await.map(|p| (p, crawler)) })
     };
     let tally = Arc::new(NoticeTally::default());
-    let notice = notice_config(world, &local.to_string());
-    let engine = NoticeEngine::new(
-        store.clone(),
-        notice.clone(),
-        notice.fetch_config()?,
-        Arc::new(DemoClock::starting_now(Arc::clone(world))?),
-        &format!("demo-notice-{}", std::process::id()),
-    )?;
     let notices = tokio::spawn(notice_worker(
-        engine,
+        notice_engine(&store, world, local)?,
         Arc::clone(world),
         Arc::clone(&tally),
         stop_rx.clone(),
@@ -431,6 +423,22 @@ fn millis(d: Duration) -> i64 {
 struct NoticeTally {
     sent: AtomicUsize,
     removed: AtomicUsize,
+}
+
+fn notice_engine(
+    store: &aranea_store::Store,
+    world: &Arc<RunningWorld>,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<NoticeEngine> {
+    let config = notice_config(world, &listen.to_string());
+    let fetch = config.fetch_config()?;
+    Ok(NoticeEngine::new(
+        store.clone(),
+        config,
+        fetch,
+        Arc::new(DemoClock::starting_now(Arc::clone(world))?),
+        &format!("demo-notice-{}", std::process::id()),
+    )?)
 }
 
 /// Every real second, one pass of the notice engine, then one extra simulated hour: on top of
