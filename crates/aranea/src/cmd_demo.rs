@@ -155,7 +155,7 @@ async fn demo(
     let _ = progress.await;
     let counts = store.counts().await?;
     println!(
-        "\nstopped after {:.0} s: {} fetches, {} media hashed, {} sightings, {} matches, {} in review, {} notices sent, {} removals ({} fetched by this run)",
+        "\nstopped after {:.0} s: {} fetches, {} media hashed, {} sightings, {} matches, {} in review, {} notices sent, {} removals ({} requests by this run, robots.txt included)",
         started.elapsed().as_secs_f64(),
         counts.fetches,
         counts.media,
