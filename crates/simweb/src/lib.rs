@@ -351,6 +351,20 @@ impl RunningWorld {
         &self.shared.world
     }
 
+    /// Renders every media item and keeps the bytes in memory until the world stops, so that a
+    /// benchmark's timed crawl measures the crawler, not simweb's encoders (which otherwise run
+    /// on the same cores on first request). Returns how many items were rendered. Memory grows
+    /// with the world (tens of KiB per item): for benchmarks, not the demo.
+    pub fn prerender_media(&self) -> Result<usize, SimWebError> {
+        let shared = &self.shared;
+        for item in &shared.world.items {
+            shared
+                .media
+                .pin(&shared.world.corpus, item.source, item.transform)?;
+        }
+        Ok(shared.world.items.len())
+    }
+
     /// The URL of a path on a simulated host (`https://…:HTTPS_PORT` for HTTPS sites).
     pub fn url(&self, host: &str, path: &str) -> String {
         match (

@@ -28,6 +28,8 @@ pub struct Rendered {
 #[derive(Debug, Default)]
 pub struct MediaCache {
     copies: Mutex<HashMap<(usize, Transform), Rendered>>,
+    /// Copies a caller asked to keep ([`MediaCache::pin`]): never evicted, unbounded.
+    pinned: Mutex<HashMap<(usize, Transform), Rendered>>,
     placeholder: OnceLock<Arc<Vec<u8>>>,
 }
 
@@ -38,11 +40,13 @@ impl MediaCache {
         source: usize,
         transform: Transform,
     ) -> Result<Rendered, SimWebError> {
+        let key = (source, transform);
         if let Some(hit) = self
-            .copies
+            .pinned
             .lock()
             .ok()
-            .and_then(|c| c.get(&(source, transform)).cloned())
+            .and_then(|c| c.get(&key).cloned())
+            .or_else(|| self.copies.lock().ok().and_then(|c| c.get(&key).cloned()))
         {
             return Ok(hit);
         }
@@ -79,6 +83,20 @@ impl MediaCache {
             copies.insert((source, transform), rendered.clone());
         }
         Ok(rendered)
+    }
+
+    /// Renders a copy and keeps it outside the bounded cache until the world stops.
+    pub fn pin(
+        &self,
+        corpus: &Corpus,
+        source: usize,
+        transform: Transform,
+    ) -> Result<(), SimWebError> {
+        let rendered = self.render(corpus, source, transform)?;
+        if let Ok(mut pinned) = self.pinned.lock() {
+            pinned.insert((source, transform), rendered);
+        }
+        Ok(())
     }
 
     /// The image some providers serve instead of removed content: a grey card with a stripe.

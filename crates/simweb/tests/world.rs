@@ -236,3 +236,24 @@ fn demo_scenario_meets_its_size_promises() {
     let site = w.sites.iter().find(|s| s.cdn.is_none()).unwrap();
     assert_eq!(get(&world, &site.host, "/").status, 200);
 }
+
+#[test]
+fn prerendered_media_are_served_as_if_rendered_on_request() {
+    let on_request = small(7);
+    let prerendered = small(7);
+    let items = prerendered.world().items.len();
+    assert!(items > 40, "world too small: {items} items");
+    assert_eq!(prerendered.prerender_media().unwrap(), items);
+    let cold = on_request.images_at(Duration::ZERO);
+    let warm = prerendered.images_at(Duration::ZERO);
+    assert_eq!(cold.len(), warm.len());
+    for (a, b) in cold.iter().zip(&warm).step_by(4) {
+        assert_eq!(a.path, b.path);
+        let (cold_body, warm_body) = (
+            get_url(&on_request, &a.url).body,
+            get_url(&prerendered, &b.url).body,
+        );
+        assert!(!warm_body.is_empty());
+        assert_eq!(cold_body, warm_body, "{}", b.url);
+    }
+}
