@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use aranea_simweb::{ItemStatus, SimWeb, scenario};
-use aranea_store::{BankMatch, MediaRecord, NewSighting, NewUrl, Priority, Store, UrlSource};
+use aranea_store::{BankMatch, NewSighting, NewUrl, Priority, Store, UrlSource};
 
 fn aranea(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_aranea"))
@@ -54,20 +54,7 @@ async fn a_worker_pass_sends_and_the_commands_show_it_as_sent() {
     let hashes = aranea_hash::hash_media(&bytes, &aranea_hash::Limits::default()).unwrap();
     store
         .media()
-        .record(
-            &MediaRecord {
-                sha256: hashes.sha256,
-                md5: hashes.md5,
-                sha1: hashes.sha1,
-                pdq: hashes.pdq.as_ref().map(|p| *p.hash.as_bytes()),
-                pdq_quality: hashes.pdq.as_ref().map(|p| p.quality),
-                size: hashes.size_bytes,
-                kind: "jpeg".into(),
-                width: Some(hashes.width),
-                height: Some(hashes.height),
-            },
-            now,
-        )
+        .record(&aranea_crawl::pipeline::media_record(&hashes), now)
         .await
         .unwrap();
     let queued = store

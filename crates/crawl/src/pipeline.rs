@@ -95,7 +95,9 @@ fn bank_match(hit: &Hit) -> Option<BankMatch> {
     })
 }
 
-fn media_record(hashes: &MediaHashes) -> MediaRecord {
+/// What the store records of hashed media: the hashes, type and dimensions (0 as unknown).
+/// Shared with tests that stand in for the crawler, so they record media exactly as it does.
+pub fn media_record(hashes: &MediaHashes) -> MediaRecord {
     let dimension = |v: u32| (v > 0).then_some(v);
     MediaRecord {
         sha256: hashes.sha256,

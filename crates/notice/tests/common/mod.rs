@@ -12,7 +12,7 @@ use aranea_crawl::ssrf::{GuardConfig, NameServers};
 use aranea_notice::config::{CdnConfig, HotlineConfig, WebhookConfig};
 use aranea_notice::{Clock, NoticeConfig, UnixMillis};
 use aranea_simweb::{EPOCH_UNIX, ItemStatus, RunningWorld, SimWeb, scenario};
-use aranea_store::{BankMatch, MediaRecord, NewSighting, NewUrl, Priority, Store, UrlSource};
+use aranea_store::{BankMatch, NewSighting, NewUrl, Priority, Store, UrlSource};
 
 pub const HOUR_MS: i64 = 3_600_000;
 
@@ -206,17 +206,7 @@ impl CrawlStandIn {
             else {
                 continue;
             };
-            let media = MediaRecord {
-                sha256: hashes.sha256,
-                md5: hashes.md5,
-                sha1: hashes.sha1,
-                pdq: hashes.pdq.as_ref().map(|p| *p.hash.as_bytes()),
-                pdq_quality: hashes.pdq.as_ref().map(|p| p.quality),
-                size: hashes.size_bytes,
-                kind: "jpeg".into(),
-                width: Some(hashes.width),
-                height: Some(hashes.height),
-            };
+            let media = aranea_crawl::pipeline::media_record(&hashes);
             store.media().record(&media, now).await.unwrap();
             let host = url.host_str().unwrap().to_owned();
             let enqueued = store
