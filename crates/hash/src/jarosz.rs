@@ -14,7 +14,12 @@
 //!   (writing and re-reading one was a third of the hashing time on a 1 MP image);
 //! - columns are filtered with all columns of a row as lanes, and each strip of filtered rows
 //!   goes straight into the second round's row pass while it is in cache;
-//! - the second round only divides where a sample will be taken (64 columns, then 64 rows).
+//! - the second round only divides where a sample will be taken (64 columns, then 64 rows);
+//! - every buffer lives in a [`Workspace`] that callers keep between images, so hashing image
+//!   after image allocates and zeroes nothing.
+//!
+//! The kernels walk each phase of a running sum as one loop over zipped slices, so the inner
+//! loops carry no bounds checks or phase tests (they were half the instructions).
 //!
 //! This module must never reassociate a sum, fuse a multiply-add, or divide by a reciprocal.
 
@@ -22,11 +27,16 @@ use crate::tile::{Tile, transpose};
 
 /// Rows per strip: two AVX registers of `f32`, so each step of the running sums is two
 /// independent dependency chains and the adder's latency is hidden.
-const STRIP: usize = 16;
+pub(crate) const STRIP: usize = 16;
 /// Side of the transposed tiles.
 const TILE: usize = 8;
 /// Tiles per strip height.
 const GROUPS: usize = STRIP / TILE;
+/// Samples per side.
+const SAMPLES: usize = 64;
+
+/// One column of a strip: the same pixel position in sixteen consecutive rows.
+type Lanes = [f32; STRIP];
 
 /// Box window for one dimension: a 128th of it, rounded up (two rounds cover a 64th).
 pub(crate) fn jarosz_window(dimension: usize) -> usize {
@@ -35,37 +45,70 @@ pub(crate) fn jarosz_window(dimension: usize) -> usize {
 
 /// The reference's sample positions: the centres of 64 equal cells, in double precision.
 #[inline(always)]
-fn sample_positions(length: usize) -> [usize; 64] {
+fn sample_positions(length: usize) -> [usize; SAMPLES] {
     std::array::from_fn(|i| (((i as f64 + 0.5) * length as f64) / 64.0) as usize)
 }
 
-/// Rows in the ring between the first round's row and column passes: the column window plus a
-/// strip, since the row pass produces a whole strip ahead of the row the column pass needs,
-/// and a multiple of the strip height so that every strip lands in consecutive rows.
+/// Rows in the ring between the first round's row and column passes: the column window plus
+/// two strips, since the column pass reads a strip's worth of rows beyond its window at once
+/// and the row pass produces a whole strip ahead of the last row asked for; and a multiple of
+/// the strip height so that every strip lands in consecutive rows.
 fn ring_rows(height: usize) -> usize {
-    (jarosz_window(height) + STRIP).next_multiple_of(STRIP)
+    (jarosz_window(height) + 2 * STRIP).next_multiple_of(STRIP)
 }
 
-/// Values of scratch space [`downsample_64`] needs.
-pub(crate) fn scratch_len(width: usize, height: usize) -> usize {
-    ring_rows(height) * width
+/// The buffers [`downsample_64`] works in, kept by the caller from one image to the next.
+/// Their contents never carry over: each image writes every value before reading it.
+#[derive(Default)]
+pub(crate) struct Workspace {
+    ring: Vec<f32>,
+    luma_rows: Vec<f32>,
+    strip_in: Vec<Lanes>,
+    strip_out: Vec<Lanes>,
+    column_sums: Vec<f32>,
+    second_strip: Vec<Lanes>,
+    sampled_columns: Vec<[f32; SAMPLES]>,
+}
+
+impl Workspace {
+    /// Size every buffer for a `width`×`height` image.
+    fn prepare(&mut self, width: usize, height: usize) {
+        self.ring.resize(ring_rows(height) * width, 0.0);
+        self.luma_rows.resize(STRIP * width, 0.0);
+        self.strip_in.resize(width, [0.0; STRIP]);
+        self.strip_out.resize(width, [0.0; STRIP]);
+        self.column_sums.resize(width, 0.0);
+        self.second_strip.resize(width, [0.0; STRIP]);
+        self.sampled_columns.resize(height, [0.0; SAMPLES]);
+    }
+
+    /// Values held, so that a caller can let go of the buffers after a huge image.
+    pub(crate) fn capacity(&self) -> usize {
+        self.ring.capacity()
+            + self.luma_rows.capacity()
+            + self.column_sums.capacity()
+            + STRIP
+                * (self.strip_in.capacity()
+                    + self.strip_out.capacity()
+                    + self.second_strip.capacity())
+            + SAMPLES * self.sampled_columns.capacity()
+    }
 }
 
 /// Filter the image whose luma rows `source(y, row)` writes (`width` values each) and return
-/// the 64×64 samples. `scratch` holds at least [`scratch_len`] values.
-/// Requires `width, height >= 1`.
+/// the 64×64 samples. Requires `width, height >= 1`.
 pub(crate) fn downsample_64(
     source: &impl Fn(usize, &mut [f32]),
-    scratch: &mut [f32],
+    work: &mut Workspace,
     width: usize,
     height: usize,
-) -> [f32; 64 * 64] {
+) -> [f32; SAMPLES * SAMPLES] {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above; that is the only requirement.
-        return unsafe { downsample_64_avx2(source, scratch, width, height) };
+        return unsafe { downsample_64_avx2(source, work, width, height) };
     }
-    downsample_64_with::<false>(source, scratch, width, height)
+    downsample_64_with::<false>(source, work, width, height)
 }
 
 /// The same code compiled with 256-bit vectors. AVX2 gives wider lanes, not different
@@ -75,71 +118,74 @@ pub(crate) fn downsample_64(
 #[target_feature(enable = "avx2")]
 fn downsample_64_avx2(
     source: &impl Fn(usize, &mut [f32]),
-    scratch: &mut [f32],
+    work: &mut Workspace,
     width: usize,
     height: usize,
-) -> [f32; 64 * 64] {
-    downsample_64_with::<true>(source, scratch, width, height)
+) -> [f32; SAMPLES * SAMPLES] {
+    downsample_64_with::<true>(source, work, width, height)
 }
 
 #[inline(always)]
 fn downsample_64_with<const AVX: bool>(
     source: &impl Fn(usize, &mut [f32]),
-    scratch: &mut [f32],
+    work: &mut Workspace,
     width: usize,
     height: usize,
-) -> [f32; 64 * 64] {
+) -> [f32; SAMPLES * SAMPLES] {
+    work.prepare(width, height);
+    let Workspace {
+        ring,
+        luma_rows,
+        strip_in,
+        strip_out,
+        column_sums,
+        second_strip,
+        sampled_columns,
+    } = work;
     let row_window = jarosz_window(width);
     let column_window = jarosz_window(height);
     let columns = sample_positions(width);
     let rows = sample_positions(height);
 
-    let ring_len = scratch_len(width, height);
-    let ring = match scratch.get_mut(..ring_len) {
-        Some(ring) => ring,
-        None => return [0.0; 64 * 64],
+    let mut first_round_rows = RowRound::<_, AVX> {
+        source,
+        ring,
+        luma_rows,
+        strip_in,
+        strip_out,
+        width,
+        height,
+        window: row_window,
+        ring_rows: ring_rows(height),
+        produced: 0,
     };
-    let mut first_round_rows =
-        RowRound::<_, AVX>::new(source, ring, width, height, row_window, ring_rows(height));
-
     // First round along columns, fused with the second round along rows: each strip of
     // filtered rows is passed on while still in cache, so no second full-size plane exists.
     // The second round along rows keeps full running sums but divides only at the 64 sampled
     // columns.
-    let mut sampled_columns = vec![0f32; height * 64];
-    let mut strip_rows = vec![0f32; STRIP * width];
-    let mut strip = vec![[0f32; STRIP]; width];
-    let mut first_round_columns = ColumnFilter::new(width, height, column_window);
-    first_round_columns.warm_up(&mut first_round_rows);
-    for first in (0..height).step_by(STRIP) {
-        let lanes = STRIP.min(height - first);
-        for row in strip_rows.chunks_exact_mut(width).take(lanes) {
-            first_round_columns.next_row(&mut first_round_rows, row);
-        }
-        load_strip::<AVX>(&strip_rows, width, lanes, 0, &mut strip);
-        box_strip_at::<AVX>(
-            &strip,
-            row_window,
-            &columns,
-            &mut sampled_columns,
-            height,
-            first,
-        );
+    let mut first_round_columns =
+        ColumnRound::new(column_sums, &mut first_round_rows, height, column_window);
+    for sampled in sampled_columns.chunks_mut(STRIP) {
+        let lanes = sampled.len();
+        first_round_columns.next_strip(&mut first_round_rows, second_strip);
+        let mut picked = [[0f32; STRIP]; SAMPLES];
+        box_sampled(second_strip, row_window, &columns, &mut picked);
+        store_strip::<AVX>(&picked, sampled.as_flattened_mut(), SAMPLES, lanes);
     }
-    // Second round, columns: only the 64 sampled columns exist now.
-    let mut filtered = vec![0f32; height * 64];
-    box_lanes(&sampled_columns, &mut filtered, 64, height, column_window);
-
-    let mut samples = [0f32; 64 * 64];
-    for (sample_row, &y) in samples.chunks_exact_mut(64).zip(&rows) {
-        sample_row.copy_from_slice(&filtered[y * 64..(y + 1) * 64]);
-    }
-    samples
+    // Second round, columns: only the 64 sampled columns exist now, and only the 64 sampled
+    // rows are divided out.
+    let mut samples = [[0f32; SAMPLES]; SAMPLES];
+    box_sampled(sampled_columns, column_window, &rows, &mut samples);
+    let mut flat = [0f32; SAMPLES * SAMPLES];
+    flat.copy_from_slice(samples.as_flattened());
+    flat
 }
 
 /// The reference's phase lengths for a running box sum of `window` over `length` values:
 /// accumulate without output, write with a growing window, write with the full window
 /// (adding the entering value, then subtracting the leaving one), write with a shrinking one.
+/// Output `o` of the growing and full phases adds input `o + warm_up`; output `o` of the full
+/// and shrinking phases subtracts input `o - growing`.
 #[derive(Clone, Copy)]
 struct Phases {
     warm_up: usize,
@@ -149,6 +195,7 @@ struct Phases {
 }
 
 impl Phases {
+    /// Requires `1 <= window <= length` (true of every `jarosz_window`).
     fn new(length: usize, window: usize) -> Self {
         let half = (window + 2) / 2;
         Self {
@@ -158,48 +205,21 @@ impl Phases {
             shrinking: half - 1,
         }
     }
-}
 
-/// The reference's `box1DFloat` over a sequence of lane vectors: `emit(index, sum, count)` is
-/// called once per output position, in order, with the running sums and the window size the
-/// reference divides by there.
-#[inline(always)]
-fn running_box<const L: usize>(
-    input: &[[f32; L]],
-    window: usize,
-    mut emit: impl FnMut(usize, &[f32; L], f32),
-) {
-    let phases = Phases::new(input.len(), window);
-    let mut sum = [0f32; L];
-    let mut count = 0usize;
-    let (mut left, mut right, mut out) = (0usize, 0usize, 0usize);
-    for _ in 0..phases.warm_up {
-        add(&mut sum, &input[right]);
-        count += 1;
-        right += 1;
-    }
-    for _ in 0..phases.growing {
-        add(&mut sum, &input[right]);
-        count += 1;
-        emit(out, &sum, count as f32);
-        right += 1;
-        out += 1;
-    }
-    let full = count as f32;
-    for _ in 0..phases.full {
-        add(&mut sum, &input[right]);
-        subtract(&mut sum, &input[left]);
-        emit(out, &sum, full);
-        left += 1;
-        right += 1;
-        out += 1;
-    }
-    for _ in 0..phases.shrinking {
-        subtract(&mut sum, &input[left]);
-        count -= 1;
-        emit(out, &sum, count as f32);
-        left += 1;
-        out += 1;
+    /// The window size the reference divides output `o` by.
+    #[inline(always)]
+    fn count_at(&self, o: usize) -> f32 {
+        let window = self.warm_up + self.growing;
+        let count = if o < self.growing {
+            self.warm_up + o + 1
+        } else if o < self.growing + self.full {
+            window
+        } else {
+            // Past the full phase the window shrinks by one per output, down to
+            // `window - shrinking` at the last.
+            (window + self.growing + self.full - o - 1).max(window - self.shrinking)
+        };
+        count as f32
     }
 }
 
@@ -217,37 +237,152 @@ fn subtract<const L: usize>(sum: &mut [f32; L], values: &[f32; L]) {
     }
 }
 
-/// Copy rows `first..first + STRIP` (zero-padded past `height`) into a strip of lane vectors,
-/// transposing 8×8 tiles: for each run of 8 columns, one tile per group of 8 rows.
 #[inline(always)]
-fn load_strip<const AVX: bool>(
-    image: &[f32],
-    width: usize,
-    height: usize,
-    first: usize,
-    strip: &mut [[f32; STRIP]],
+fn divide<const L: usize>(out: &mut [f32; L], sum: &[f32; L], count: f32) {
+    for (o, s) in out.iter_mut().zip(sum) {
+        *o = *s / count;
+    }
+}
+
+/// The reference's `box1DFloat` over a sequence of lane vectors, every output written:
+/// `output[o]` is the running sum at `o` divided by the window size there. `output` is as
+/// long as `input`.
+#[inline(always)]
+fn box_all<const L: usize>(input: &[[f32; L]], window: usize, output: &mut [[f32; L]]) {
+    let n = input.len();
+    let p = Phases::new(n, window);
+    let (Some((warm_up, rest)), Some((growing_out, rest_out))) = (
+        input.split_at_checked(p.warm_up),
+        output.split_at_mut_checked(p.growing),
+    ) else {
+        return;
+    };
+    let Some((full_out, shrinking_out)) = rest_out.split_at_mut_checked(p.full) else {
+        return;
+    };
+    let mut sum = [0f32; L];
+    for values in warm_up {
+        add(&mut sum, values);
+    }
+    let mut count = p.warm_up;
+    for (values, out) in rest.iter().zip(growing_out) {
+        add(&mut sum, values);
+        count += 1;
+        divide(out, &sum, count as f32);
+    }
+    let full = window as f32;
+    let entering = input.get(window..).unwrap_or(&[]);
+    for ((entering, leaving), out) in entering.iter().zip(input).zip(full_out) {
+        add(&mut sum, entering);
+        subtract(&mut sum, leaving);
+        divide(out, &sum, full);
+    }
+    let leaving = input.get(n - window..).unwrap_or(&[]);
+    for (leaving, out) in leaving.iter().zip(shrinking_out) {
+        subtract(&mut sum, leaving);
+        count -= 1;
+        divide(out, &sum, count as f32);
+    }
+}
+
+/// The reference's `box1DFloat` over a sequence of lane vectors, divided out only at
+/// `positions` (non-decreasing, each below `input.len()`; a position repeats when the image is
+/// narrower than 64): the sums still run over every input, in the reference's order.
+#[inline(always)]
+fn box_sampled<const L: usize>(
+    input: &[[f32; L]],
+    window: usize,
+    positions: &[usize; SAMPLES],
+    output: &mut [[f32; L]; SAMPLES],
 ) {
+    let p = Phases::new(input.len(), window);
+    let (growing_end, full_end) = (p.growing, p.growing + p.full);
+    let mut sum = [0f32; L];
+    for values in input.get(..p.warm_up).unwrap_or(&[]) {
+        add(&mut sum, values);
+    }
+    // Outputs `0..done` have been stepped through; `sum` is the sum of output `done - 1`.
+    let mut done = 0usize;
+    for (out, &position) in output.iter_mut().zip(positions) {
+        let target = position + 1;
+        let stop = target.min(growing_end);
+        if done < stop {
+            for values in input.get(done + p.warm_up..stop + p.warm_up).unwrap_or(&[]) {
+                add(&mut sum, values);
+            }
+            done = stop;
+        }
+        let stop = target.min(full_end);
+        if done < stop {
+            let entering = input.get(done + p.warm_up..stop + p.warm_up).unwrap_or(&[]);
+            let leaving = input.get(done - growing_end..).unwrap_or(&[]);
+            for (entering, leaving) in entering.iter().zip(leaving) {
+                add(&mut sum, entering);
+                subtract(&mut sum, leaving);
+            }
+            done = stop;
+        }
+        if done < target {
+            let leaving = input.get(done - growing_end..target - growing_end);
+            for values in leaving.unwrap_or(&[]) {
+                subtract(&mut sum, values);
+            }
+            done = target;
+        }
+        divide(out, &sum, p.count_at(position));
+    }
+}
+
+/// Copy the first `lanes` rows of `image` (zero-padded to sixteen) into a strip of lane
+/// vectors, transposing 8×8 tiles: for each run of 8 columns, one tile per group of 8 rows.
+#[inline(always)]
+fn load_strip<const AVX: bool>(image: &[f32], width: usize, lanes: usize, strip: &mut [Lanes]) {
     let rows: [&[f32]; STRIP] = std::array::from_fn(|lane| {
-        let y = first + lane;
-        if y < height {
-            image.get(y * width..(y + 1) * width).unwrap_or(&[])
+        if lane < lanes {
+            image.get(lane * width..(lane + 1) * width).unwrap_or(&[])
         } else {
             &[]
         }
     });
     let full_tiles = width / TILE;
-    for (tile_index, cells) in strip.chunks_exact_mut(TILE).take(full_tiles).enumerate() {
-        let x0 = tile_index * TILE;
-        for group in 0..GROUPS {
-            let tile: Tile = std::array::from_fn(|r| {
-                rows[group * TILE + r]
-                    .get(x0..x0 + TILE)
-                    .and_then(|values| values.try_into().ok())
-                    .unwrap_or([0.0; TILE])
-            });
-            let transposed = transpose::<AVX>(&tile);
-            for (cell, column) in cells.iter_mut().zip(&transposed) {
-                cell[group * TILE..(group + 1) * TILE].copy_from_slice(column);
+    if rows.iter().all(|row| row.len() == width) {
+        // Every row present (all strips but an image's last): no per-value tests.
+        let tiles: [&[[f32; TILE]]; STRIP] =
+            std::array::from_fn(|lane| rows[lane].as_chunks::<TILE>().0);
+        for (tile_index, cells) in strip.chunks_exact_mut(TILE).take(full_tiles).enumerate() {
+            let cells: &mut [Lanes; TILE] = match cells.try_into() {
+                Ok(cells) => cells,
+                Err(_) => continue,
+            };
+            for group in 0..GROUPS {
+                // A loop, not `array::from_fn`: that one is not always inlined into the AVX2
+                // build, and then every tile goes through a call and a copy.
+                let mut tile: Tile = [[0.0; TILE]; TILE];
+                for (row, source) in tile.iter_mut().zip(&tiles[group * TILE..]) {
+                    if let Some(values) = source.get(tile_index) {
+                        *row = *values;
+                    }
+                }
+                let transposed = transpose::<AVX>(&tile);
+                for (cell, column) in cells.iter_mut().zip(&transposed) {
+                    cell[group * TILE..(group + 1) * TILE].copy_from_slice(column);
+                }
+            }
+        }
+    } else {
+        for (tile_index, cells) in strip.chunks_exact_mut(TILE).take(full_tiles).enumerate() {
+            let x0 = tile_index * TILE;
+            for group in 0..GROUPS {
+                let tile: Tile = std::array::from_fn(|r| {
+                    rows[group * TILE + r]
+                        .get(x0..x0 + TILE)
+                        .and_then(|values| values.try_into().ok())
+                        .unwrap_or([0.0; TILE])
+                });
+                let transposed = transpose::<AVX>(&tile);
+                for (cell, column) in cells.iter_mut().zip(&transposed) {
+                    cell[group * TILE..(group + 1) * TILE].copy_from_slice(column);
+                }
             }
         }
     }
@@ -261,41 +396,50 @@ fn load_strip<const AVX: bool>(
     }
 }
 
-/// Write a strip back as rows `first..` of `image` (rows past `height` are dropped).
+/// Write the first `lanes` lanes of a strip as the first `lanes` rows of `image`.
 #[inline(always)]
-fn store_strip<const AVX: bool>(
-    strip: &[[f32; STRIP]],
-    image: &mut [f32],
-    width: usize,
-    height: usize,
-    first: usize,
-) {
-    let lanes = STRIP.min(height - first);
-    let Some(rows) = image.get_mut(first * width..(first + lanes) * width) else {
+fn store_strip<const AVX: bool>(strip: &[Lanes], image: &mut [f32], width: usize, lanes: usize) {
+    let Some(image) = image.get_mut(..lanes * width) else {
         return;
     };
     let full_tiles = width / TILE;
-    for (tile_index, cells) in strip.chunks_exact(TILE).take(full_tiles).enumerate() {
-        let x0 = tile_index * TILE;
-        for group in 0..GROUPS {
-            let tile: Tile = std::array::from_fn(|i| {
-                cells[i][group * TILE..(group + 1) * TILE]
-                    .try_into()
-                    .unwrap_or([0.0; TILE])
-            });
-            let transposed = transpose::<AVX>(&tile);
-            for (r, values) in transposed.iter().enumerate() {
-                let lane = group * TILE + r;
-                if lane < lanes
-                    && let Some(target) = rows.get_mut(lane * width + x0..lane * width + x0 + TILE)
-                {
-                    target.copy_from_slice(values);
+    let mut rows = image.chunks_exact_mut(width);
+    let mut rows: [&mut [f32]; STRIP] = std::array::from_fn(|_| rows.next().unwrap_or_default());
+    if lanes == STRIP {
+        let mut tiles = rows.each_mut().map(|row| row.as_chunks_mut::<TILE>().0);
+        for (tile_index, cells) in strip.chunks_exact(TILE).take(full_tiles).enumerate() {
+            for group in 0..GROUPS {
+                let mut tile: Tile = [[0.0; TILE]; TILE];
+                for (row, cell) in tile.iter_mut().zip(cells) {
+                    row.copy_from_slice(&cell[group * TILE..(group + 1) * TILE]);
+                }
+                let transposed = transpose::<AVX>(&tile);
+                for (row, values) in tiles[group * TILE..].iter_mut().zip(&transposed) {
+                    if let Some(target) = row.get_mut(tile_index) {
+                        *target = *values;
+                    }
+                }
+            }
+        }
+    } else {
+        for (tile_index, cells) in strip.chunks_exact(TILE).take(full_tiles).enumerate() {
+            let x0 = tile_index * TILE;
+            for group in 0..GROUPS {
+                let tile: Tile = std::array::from_fn(|i| {
+                    cells[i][group * TILE..(group + 1) * TILE]
+                        .try_into()
+                        .unwrap_or([0.0; TILE])
+                });
+                let transposed = transpose::<AVX>(&tile);
+                for (row, values) in rows[group * TILE..].iter_mut().zip(&transposed) {
+                    if let Some(target) = row.get_mut(x0..x0 + TILE) {
+                        target.copy_from_slice(values);
+                    }
                 }
             }
         }
     }
-    for lane in 0..lanes {
-        let row = &mut rows[lane * width..(lane + 1) * width];
+    for (lane, row) in rows.iter_mut().enumerate() {
         for (value, cell) in row.iter_mut().zip(strip).skip(full_tiles * TILE) {
             *value = cell[lane];
         }
@@ -307,42 +451,19 @@ fn store_strip<const AVX: bool>(
 struct RowRound<'a, F, const AVX: bool> {
     source: &'a F,
     ring: &'a mut [f32],
+    /// Sixteen rows of luma, made on demand: the full-size luma plane never exists.
+    luma_rows: &'a mut [f32],
+    strip_in: &'a mut [Lanes],
+    strip_out: &'a mut [Lanes],
     width: usize,
     height: usize,
     window: usize,
     ring_rows: usize,
     /// Rows `0..produced` have been filtered (the last `ring_rows` of them are in the ring).
     produced: usize,
-    /// Sixteen rows of luma, made on demand: the full-size luma plane never exists.
-    luma_rows: Vec<f32>,
-    strip_in: Vec<[f32; STRIP]>,
-    strip_out: Vec<[f32; STRIP]>,
 }
 
-impl<'a, F: Fn(usize, &mut [f32]), const AVX: bool> RowRound<'a, F, AVX> {
-    #[inline(always)]
-    fn new(
-        source: &'a F,
-        ring: &'a mut [f32],
-        width: usize,
-        height: usize,
-        window: usize,
-        ring_rows: usize,
-    ) -> Self {
-        Self {
-            source,
-            ring,
-            width,
-            height,
-            window,
-            ring_rows,
-            produced: 0,
-            luma_rows: vec![0f32; STRIP * width],
-            strip_in: vec![[0f32; STRIP]; width],
-            strip_out: vec![[0f32; STRIP]; width],
-        }
-    }
-
+impl<F: Fn(usize, &mut [f32]), const AVX: bool> RowRound<'_, F, AVX> {
     /// Filter strips until row `t` exists (or the image ends). The caller never needs a row
     /// more than the column window behind `t`, and the ring keeps a strip more than that.
     #[inline(always)]
@@ -364,18 +485,11 @@ impl<'a, F: Fn(usize, &mut [f32]), const AVX: bool> RowRound<'a, F, AVX> {
         {
             (self.source)(first + lane, row);
         }
-        load_strip::<AVX>(&self.luma_rows, width, lanes, 0, &mut self.strip_in);
-        let strip_out = &mut self.strip_out;
-        running_box(&self.strip_in, self.window, |x, sum, count| {
-            if let Some(cell) = strip_out.get_mut(x) {
-                for (o, s) in cell.iter_mut().zip(sum) {
-                    *o = *s / count;
-                }
-            }
-        });
+        load_strip::<AVX>(self.luma_rows, width, lanes, self.strip_in);
+        box_all(self.strip_in, self.window, self.strip_out);
         let slot = first % self.ring_rows;
         if let Some(target) = self.ring.get_mut(slot * width..(slot + lanes) * width) {
-            store_strip::<AVX>(&self.strip_out, target, width, lanes, 0);
+            store_strip::<AVX>(self.strip_out, target, width, lanes);
         }
         self.produced += lanes;
     }
@@ -390,173 +504,171 @@ impl<'a, F: Fn(usize, &mut [f32]), const AVX: bool> RowRound<'a, F, AVX> {
     }
 }
 
-/// Second round along one strip of rows: running sums over every pixel, quotients only at
-/// `columns` (non-decreasing; a position repeats when the image is narrower than 64), written
-/// to rows `first..` of `output`, which has 64 values per row.
-#[inline(always)]
-fn box_strip_at<const AVX: bool>(
-    strip: &[[f32; STRIP]],
-    window: usize,
-    columns: &[usize; 64],
-    output: &mut [f32],
-    height: usize,
-    first: usize,
-) {
-    let mut picked = [[0f32; STRIP]; 64];
-    let mut next = 0usize;
-    running_box(strip, window, |x, sum, count| {
-        while next < 64 && columns[next] == x {
-            for (o, s) in picked[next].iter_mut().zip(sum) {
-                *o = *s / count;
-            }
-            next += 1;
-        }
-    });
-    store_strip::<AVX>(&picked, output, 64, height, first);
-}
-
-/// The reference's column box filter with every column of a row as a lane, producing one
-/// output row per call, in order: the same phases and arithmetic as [`running_box`], as a
-/// state machine so that its input rows can be made just in time and its output consumed
-/// while in cache.
-struct ColumnFilter {
+/// The reference's column box filter, sixteen output rows at a time, handed on as a strip for
+/// the second round's row pass: for each run of 8 columns, the running sums stay in a register
+/// while they step down the sixteen rows, and the two 8×8 tiles of quotients are transposed
+/// straight into the strip. No filtered row is ever stored. Same phases and arithmetic per
+/// column as [`box_all`].
+struct ColumnRound<'a> {
     phases: Phases,
-    sum: Vec<f32>,
-    count: usize,
-    left: usize,
-    right: usize,
-    out: usize,
+    sums: &'a mut [f32],
+    /// Output rows `0..next` have been handed on.
+    next: usize,
+    height: usize,
 }
 
-impl ColumnFilter {
+impl<'a> ColumnRound<'a> {
+    /// Start the column pass: the reference's accumulation before the first output.
     #[inline(always)]
-    fn new(lanes: usize, length: usize, window: usize) -> Self {
+    fn new<F: Fn(usize, &mut [f32]), const AVX: bool>(
+        sums: &'a mut [f32],
+        rows: &mut RowRound<'_, F, AVX>,
+        height: usize,
+        window: usize,
+    ) -> Self {
+        let phases = Phases::new(height, window);
+        sums.fill(0.0);
+        for t in 0..phases.warm_up {
+            rows.ensure(t);
+            for (s, &v) in sums.iter_mut().zip(rows.row(t)) {
+                *s += v;
+            }
+        }
         Self {
-            phases: Phases::new(length, window),
-            sum: vec![0f32; lanes],
-            count: 0,
-            left: 0,
-            right: 0,
-            out: 0,
+            phases,
+            sums,
+            next: 0,
+            height,
         }
     }
 
-    /// The reference's accumulation before the first output; call once, first.
+    /// Filter the next `min(16, rows left)` output rows into `strip` (one lane per row; lanes
+    /// past the image's end hold values nobody reads).
     #[inline(always)]
-    fn warm_up<F: Fn(usize, &mut [f32]), const AVX: bool>(
+    fn next_strip<F: Fn(usize, &mut [f32]), const AVX: bool>(
         &mut self,
         rows: &mut RowRound<'_, F, AVX>,
-    ) {
-        for _ in 0..self.phases.warm_up {
-            self.add_right(rows);
-        }
-    }
-
-    #[inline(always)]
-    fn add_right<F: Fn(usize, &mut [f32]), const AVX: bool>(
-        &mut self,
-        rows: &mut RowRound<'_, F, AVX>,
-    ) {
-        rows.ensure(self.right);
-        for (s, &v) in self.sum.iter_mut().zip(rows.row(self.right)) {
-            *s += v;
-        }
-        self.count += 1;
-        self.right += 1;
-    }
-
-    /// Write the next output row into `out_row` (`lanes` values); past the end, do nothing.
-    #[inline(always)]
-    fn next_row<F: Fn(usize, &mut [f32]), const AVX: bool>(
-        &mut self,
-        rows: &mut RowRound<'_, F, AVX>,
-        out_row: &mut [f32],
+        strip: &mut [Lanes],
     ) {
         let Phases {
+            warm_up,
             growing,
             full,
-            shrinking,
             ..
         } = self.phases;
-        if self.out < growing {
-            self.add_right(rows);
-        } else if self.out < growing + full {
-            rows.ensure(self.right);
-            let (entering, leaving) = (rows.row(self.right), rows.row(self.left));
-            for ((s, &add), &sub) in self.sum.iter_mut().zip(entering).zip(leaving) {
-                *s += add;
-                *s -= sub;
+        let first = self.next;
+        let lanes = STRIP.min(self.height.saturating_sub(first));
+        // Which input row enters and which leaves at each output row, and the divisor there.
+        let mut entering = [None; STRIP];
+        let mut leaving = [None; STRIP];
+        let mut divisors = [1f32; STRIP];
+        for lane in 0..lanes {
+            let o = first + lane;
+            if o < growing + full {
+                entering[lane] = Some(o + warm_up);
             }
-            self.left += 1;
-            self.right += 1;
-        } else if self.out < growing + full + shrinking {
-            for (s, &sub) in self.sum.iter_mut().zip(rows.row(self.left)) {
-                *s -= sub;
+            if o >= growing {
+                leaving[lane] = Some(o - growing);
             }
-            self.count -= 1;
-            self.left += 1;
-        } else {
-            return;
+            divisors[lane] = self.phases.count_at(o);
         }
-        let divisor = self.count as f32;
-        for (value, s) in out_row.iter_mut().zip(&self.sum) {
-            *value = *s / divisor;
+        if let Some(&last) = entering.iter().flatten().max() {
+            rows.ensure(last);
         }
-        self.out += 1;
+        let row_of = |t: Option<usize>| t.map_or(&[][..], |t| rows.row(t));
+        let entering: [&[f32]; STRIP] = std::array::from_fn(|lane| row_of(entering[lane]));
+        let leaving: [&[f32]; STRIP] = std::array::from_fn(|lane| row_of(leaving[lane]));
+        // Runs of 32 columns: four independent chains of sums per row step, so the adder's
+        // latency is hidden (one run of 8 was a single chain sixteen rows long).
+        let (wide_sums, rest) = self.sums.as_chunks_mut::<WIDE>();
+        let (wide_entering, wide_leaving) = (
+            entering.map(|row| row.as_chunks::<WIDE>().0),
+            leaving.map(|row| row.as_chunks::<WIDE>().0),
+        );
+        for (block, (sums, cells)) in wide_sums
+            .iter_mut()
+            .zip(strip.chunks_exact_mut(WIDE))
+            .enumerate()
+        {
+            let inputs = (&wide_entering, &wide_leaving, block);
+            column_block::<WIDE, AVX>(sums, inputs, &divisors, cells);
+        }
+        let done = wide_sums.len() * WIDE;
+        let (sum_tiles, sum_tail) = rest.as_chunks_mut::<TILE>();
+        let (entering_tiles, leaving_tiles) = (
+            entering.map(|row| row.get(done..).unwrap_or(&[]).as_chunks::<TILE>().0),
+            leaving.map(|row| row.get(done..).unwrap_or(&[]).as_chunks::<TILE>().0),
+        );
+        let narrow_cells = strip.get_mut(done..).unwrap_or_default();
+        for (block, (sums, cells)) in sum_tiles
+            .iter_mut()
+            .zip(narrow_cells.chunks_exact_mut(TILE))
+            .enumerate()
+        {
+            let inputs = (&entering_tiles, &leaving_tiles, block);
+            column_block::<TILE, AVX>(sums, inputs, &divisors, cells);
+        }
+        let tail_start = done + sum_tiles.len() * TILE;
+        for (offset, (s, cell)) in sum_tail
+            .iter_mut()
+            .zip(strip.iter_mut().skip(tail_start))
+            .enumerate()
+        {
+            let x = tail_start + offset;
+            for lane in 0..STRIP {
+                if let Some(&value) = entering[lane].get(x) {
+                    *s += value;
+                }
+                if let Some(&value) = leaving[lane].get(x) {
+                    *s -= value;
+                }
+                cell[lane] = *s / divisors[lane];
+            }
+        }
+        self.next += lanes;
     }
 }
 
-/// Box filter along columns, all `lanes` columns of a row advancing together. Sequence `l` is
-/// `input[t * lanes + l]` for `t` in `0..length`; same arithmetic as [`running_box`].
+/// Columns per run of the column pass's widest blocks.
+const WIDE: usize = 32;
+
+/// For each lane of a strip, one row of the ring cut into runs of `W` columns (empty when no
+/// row enters or leaves there).
+type RowRuns<'a, const W: usize> = [&'a [[f32; W]]; STRIP];
+
+/// Sixteen output rows of the column pass for one run of `W` columns (`W` a multiple of 8):
+/// per row, add the entering row's values, subtract the leaving row's (either may be absent),
+/// divide; then transpose the quotients into the `W` cells of the strip.
 #[inline(always)]
-fn box_lanes(input: &[f32], output: &mut [f32], lanes: usize, length: usize, window: usize) {
-    let phases = Phases::new(length, window);
-    let row = |t: usize| &input[t * lanes..(t + 1) * lanes];
-    let mut sum = vec![0f32; lanes];
-    let mut count = 0usize;
-    let (mut left, mut right, mut out) = (0usize, 0usize, 0usize);
-    for _ in 0..phases.warm_up {
-        for (s, &v) in sum.iter_mut().zip(row(right)) {
-            *s += v;
+fn column_block<const W: usize, const AVX: bool>(
+    sums: &mut [f32; W],
+    (entering, leaving, block): (&RowRuns<'_, W>, &RowRuns<'_, W>, usize),
+    divisors: &[f32; STRIP],
+    cells: &mut [Lanes],
+) {
+    let mut sum = *sums;
+    let mut quotients = [[0f32; W]; STRIP];
+    for (lane, quotient) in quotients.iter_mut().enumerate() {
+        if let Some(values) = entering[lane].get(block) {
+            add(&mut sum, values);
         }
-        count += 1;
-        right += 1;
+        if let Some(values) = leaving[lane].get(block) {
+            subtract(&mut sum, values);
+        }
+        divide(quotient, &sum, divisors[lane]);
     }
-    for _ in 0..phases.growing {
-        let divisor = (count + 1) as f32;
-        let out_row = &mut output[out * lanes..(out + 1) * lanes];
-        for ((s, &v), o) in sum.iter_mut().zip(row(right)).zip(out_row) {
-            *s += v;
-            *o = *s / divisor;
+    *sums = sum;
+    for (x0, cells) in (0..W).step_by(TILE).zip(cells.chunks_exact_mut(TILE)) {
+        for group in 0..GROUPS {
+            let mut tile: Tile = [[0.0; TILE]; TILE];
+            for (row, quotient) in tile.iter_mut().zip(&quotients[group * TILE..]) {
+                row.copy_from_slice(&quotient[x0..x0 + TILE]);
+            }
+            let transposed = transpose::<AVX>(&tile);
+            for (cell, column) in cells.iter_mut().zip(&transposed) {
+                cell[group * TILE..(group + 1) * TILE].copy_from_slice(column);
+            }
         }
-        count += 1;
-        right += 1;
-        out += 1;
-    }
-    let divisor = count as f32;
-    for _ in 0..phases.full {
-        let out_row = &mut output[out * lanes..(out + 1) * lanes];
-        for (((s, &entering), &leaving), o) in
-            sum.iter_mut().zip(row(right)).zip(row(left)).zip(out_row)
-        {
-            *s += entering;
-            *s -= leaving;
-            *o = *s / divisor;
-        }
-        left += 1;
-        right += 1;
-        out += 1;
-    }
-    for _ in 0..phases.shrinking {
-        count -= 1;
-        let divisor = count as f32;
-        let out_row = &mut output[out * lanes..(out + 1) * lanes];
-        for ((s, &leaving), o) in sum.iter_mut().zip(row(left)).zip(out_row) {
-            *s -= leaving;
-            *o = *s / divisor;
-        }
-        left += 1;
-        out += 1;
     }
 }
 
@@ -572,16 +684,19 @@ mod tests {
 
     #[test]
     fn both_kernels_match_the_reference_worked_example() {
-        let input: Vec<f32> = (0..16).map(|v| v as f32).collect();
-        let mut by_lanes = vec![0f32; 16];
-        box_lanes(&input, &mut by_lanes, 1, 16, 7);
-        let strip: Vec<[f32; 1]> = input.iter().map(|&v| [v]).collect();
-        let mut by_strip = [0f32; 16];
-        running_box(&strip, 7, |x, sum, count| by_strip[x] = sum[0] / count);
+        let input: Vec<[f32; 1]> = (0..16).map(|v| [v as f32]).collect();
+        let mut all = vec![[0f32; 1]; 16];
+        box_all(&input, 7, &mut all);
+        let positions = sample_positions(16);
+        let mut sampled = [[0f32; 1]; SAMPLES];
+        box_sampled(&input, 7, &positions, &mut sampled);
         for (i, (sum, count)) in SUMS.iter().zip(COUNTS).enumerate() {
             let expected = *sum as f32 / count as f32;
-            assert_eq!(by_lanes[i], expected, "lanes kernel at {i}");
-            assert_eq!(by_strip[i], expected, "strip kernel at {i}");
+            assert_eq!(all[i][0], expected, "every output at {i}");
+            assert_eq!(Phases::new(16, 7).count_at(i), count as f32, "count at {i}");
+        }
+        for (out, &position) in sampled.iter().zip(&positions) {
+            assert_eq!(out[0], all[position][0], "sampled at {position}");
         }
     }
 

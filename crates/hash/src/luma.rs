@@ -18,28 +18,29 @@
 
 use std::sync::LazyLock;
 
-/// Luma of interleaved RGB bytes into `out`, vectorised where the CPU allows.
-pub(crate) fn luma_from_rgb8(pixels: &[u8], out: &mut [f32]) {
+/// Luma of interleaved RGB bytes into `out`, vectorised where the CPU allows. `ahead` is how
+/// many bytes past each pixel the caller will read next (the same row of the next strip of
+/// rows): those bytes are asked for now, so that memory delivers them while the filter works
+/// on this strip.
+pub(crate) fn luma_from_rgb8(pixels: &[u8], out: &mut [f32], ahead: usize) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above; that is the only requirement.
-        return unsafe { luma_from_rgb8_avx2(pixels, out) };
+        return unsafe { luma_from_rgb8_avx2(pixels, out, ahead) };
     }
+    let _ = ahead;
     luma_from_rgb8_portable(pixels, out);
 }
 
-/// How far ahead of the pixels being converted to ask for the next ones. Luma is the first
-/// pass over a decoded image several megabytes large, so it waits on memory; the hardware
-/// prefetcher alone left it a third of the hashing time (this hint gave ~8% overall; 512 to
-/// 4096 bytes all measured alike).
-#[cfg(target_arch = "x86_64")]
-const PREFETCH_AHEAD: usize = 1024;
-
 /// The exact-integer form with 256-bit vectors (see the module docs); no "fma" feature, and
 /// every product and sum before the division is an exact integer anyway.
+///
+/// Luma is the first pass over a decoded image several megabytes large, so it waits on memory
+/// unless the bytes were asked for well before: a hint 1 KiB ahead in the same row gained ~8%,
+/// asking for the next strip's row (into L2, a strip of filtering ahead) more.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn luma_from_rgb8_avx2(pixels: &[u8], out: &mut [f32]) {
+fn luma_from_rgb8_avx2(pixels: &[u8], out: &mut [f32], ahead: usize) {
     let mut out_blocks = out.chunks_exact_mut(16);
     let mut pixel_blocks = pixels.chunks_exact(48);
     for (o, p) in (&mut out_blocks).zip(&mut pixel_blocks) {
@@ -47,8 +48,8 @@ fn luma_from_rgb8_avx2(pixels: &[u8], out: &mut [f32]) {
             continue;
         };
         // A hint only: prefetching never faults, so the address may lie past the buffer.
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            p.as_ptr().wrapping_add(PREFETCH_AHEAD).cast(),
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+            p.as_ptr().wrapping_add(ahead).cast(),
         );
         *o = sixteen_lumas_avx2(p);
     }
@@ -218,7 +219,7 @@ mod tests {
         }
         let count = pixels.len() / 3;
         let mut dispatched = vec![0f32; count];
-        luma_from_rgb8(&pixels, &mut dispatched);
+        luma_from_rgb8(&pixels, &mut dispatched, 4096);
         let mut portable = vec![0f32; count];
         luma_from_rgb8_portable(&pixels, &mut portable);
         let table = LumaTable::get();

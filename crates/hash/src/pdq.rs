@@ -135,21 +135,23 @@ pub fn pdq_from_rgb8(pixels: &[u8], width: u32, height: u32) -> Result<PdqResult
         });
     }
     let row_bytes = width as usize * 3;
+    let ahead = jarosz::STRIP * row_bytes;
     Ok(pdq_with_rows(width as usize, height as usize, |y, row| {
         if let Some(bytes) = pixels.get(y * row_bytes..(y + 1) * row_bytes) {
-            luma_from_rgb8(bytes, row);
+            luma_from_rgb8(bytes, row, ahead);
         }
     }))
 }
 
 thread_local! {
-    /// The filter's ring of rows, reused per thread so that hashing image after image does not
-    /// map and fault in fresh pages each time.
-    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The filter's buffers, reused per thread so that hashing image after image does not
+    /// allocate, zero and fault in fresh pages each time.
+    static WORKSPACE: std::cell::RefCell<jarosz::Workspace> =
+        std::cell::RefCell::new(jarosz::Workspace::default());
 }
 
-/// Rings above this many values (very wide or tall images) are released after use.
-const KEEP_SCRATCH_UP_TO: usize = 16 * 1024 * 1024;
+/// Workspaces above this many values (very wide or tall images) are released after use.
+const KEEP_WORKSPACE_UP_TO: usize = 16 * 1024 * 1024;
 
 /// PDQ of a `width`×`height` image whose luma rows `source(y, row)` writes, on demand and
 /// possibly more than once per row.
@@ -174,15 +176,18 @@ pub(crate) fn pdq_with_rows(
         }
         samples
     } else {
-        let len = jarosz::scratch_len(width, height);
-        SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            scratch.resize(len, 0.0);
-            let samples = jarosz::downsample_64(&source, &mut scratch[..len], width, height);
-            if len > KEEP_SCRATCH_UP_TO {
-                *scratch = Vec::new();
+        WORKSPACE.with(|work| match work.try_borrow_mut() {
+            Ok(mut work) => {
+                let samples = jarosz::downsample_64(&source, &mut work, width, height);
+                if work.capacity() > KEEP_WORKSPACE_UP_TO {
+                    *work = jarosz::Workspace::default();
+                }
+                samples
             }
-            samples
+            // Only if `source` itself hashes an image: give that inner call its own buffers.
+            Err(_) => {
+                jarosz::downsample_64(&source, &mut jarosz::Workspace::default(), width, height)
+            }
         })
     };
     let quality = quality_of(&samples);
