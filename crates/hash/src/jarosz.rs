@@ -21,7 +21,10 @@
 //! The kernels walk each phase of a running sum as one loop over zipped slices, so the inner
 //! loops carry no bounds checks or phase tests (they were half the instructions).
 //!
-//! This module must never reassociate a sum, fuse a multiply-add, or divide by a reciprocal.
+//! This module must never reassociate a sum or fuse a multiply-add into the reference's
+//! arithmetic. Its one liberty with division is [`Divisor`]: a quotient from the reciprocal
+//! with an exact-remainder correction, used only where a test has shown it to equal IEEE
+//! division for every input.
 
 use crate::tile::{Tile, transpose};
 
@@ -104,18 +107,20 @@ pub(crate) fn downsample_64(
     height: usize,
 ) -> [f32; SAMPLES * SAMPLES] {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above; that is the only requirement.
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above; that is the only
+        // requirement.
         return unsafe { downsample_64_avx2(source, work, width, height) };
     }
     downsample_64_with::<false>(source, work, width, height)
 }
 
-/// The same code compiled with 256-bit vectors. AVX2 gives wider lanes, not different
-/// arithmetic: IEEE single-precision add, subtract and divide round identically in every
-/// width, and "fma" is deliberately not enabled (Rust never fuses, but say so anyway).
+/// The same code compiled with 256-bit vectors and fused multiply-add. AVX2 gives wider lanes,
+/// not different arithmetic: IEEE single-precision add, subtract and divide round identically
+/// in every width; Rust never contracts a multiply and an add into an FMA by itself, so the
+/// only FMAs are [`Divisor`]'s, which are exact.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn downsample_64_avx2(
     source: &impl Fn(usize, &mut [f32]),
     work: &mut Workspace,
@@ -169,13 +174,13 @@ fn downsample_64_with<const AVX: bool>(
         let lanes = sampled.len();
         first_round_columns.next_strip(&mut first_round_rows, second_strip);
         let mut picked = [[0f32; STRIP]; SAMPLES];
-        box_sampled(second_strip, row_window, &columns, &mut picked);
+        box_sampled::<STRIP, AVX>(second_strip, row_window, &columns, &mut picked);
         store_strip::<AVX>(&picked, sampled.as_flattened_mut(), SAMPLES, lanes);
     }
     // Second round, columns: only the 64 sampled columns exist now, and only the 64 sampled
     // rows are divided out.
     let mut samples = [[0f32; SAMPLES]; SAMPLES];
-    box_sampled(sampled_columns, column_window, &rows, &mut samples);
+    box_sampled::<SAMPLES, AVX>(sampled_columns, column_window, &rows, &mut samples);
     let mut flat = [0f32; SAMPLES * SAMPLES];
     flat.copy_from_slice(samples.as_flattened());
     flat
@@ -208,9 +213,9 @@ impl Phases {
 
     /// The window size the reference divides output `o` by.
     #[inline(always)]
-    fn count_at(&self, o: usize) -> f32 {
+    fn count_at(&self, o: usize) -> usize {
         let window = self.warm_up + self.growing;
-        let count = if o < self.growing {
+        if o < self.growing {
             self.warm_up + o + 1
         } else if o < self.growing + self.full {
             window
@@ -218,8 +223,7 @@ impl Phases {
             // Past the full phase the window shrinks by one per output, down to
             // `window - shrinking` at the last.
             (window + self.growing + self.full - o - 1).max(window - self.shrinking)
-        };
-        count as f32
+        }
     }
 }
 
@@ -237,10 +241,66 @@ fn subtract<const L: usize>(sum: &mut [f32; L], values: &[f32; L]) {
     }
 }
 
+/// Window sizes up to this one may be divided by [`Divisor`]'s corrected reciprocal: the test
+/// `corrected_reciprocal_equals_division_for_every_significand` checks every odd size up to it
+/// against every significand, which covers every size up to it and every finite sum the
+/// filter can make (module docs of [`Divisor`]). Images up to 16,384 pixels a side.
+const MAX_CORRECTED_COUNT: usize = 128;
+
+/// A window size to divide running sums by, bit for bit as IEEE `f32` division does.
+///
+/// Where the CPU has FMA and the size is at most [`MAX_CORRECTED_COUNT`], the quotient is
+/// q = q₀ + (s − c·q₀)·y with y = RN(1/c) and q₀ = RN(s·y): the remainder is exact in one
+/// FMA, and one correction of a quotient that close gives the correctly rounded one
+/// (Markstein's theorem), at two FMAs and a multiply instead of a division, which the divider
+/// can only start every few cycles. Every step scales exactly with powers of two in `s` and in
+/// `c`, so checking all significands against all odd sizes covers every normal sum; sums are
+/// never subnormal (nonzero ones are at least 2⁻⁶⁰: they are built from lumas ≥ 0.114, whose
+/// ulps are ≥ 2⁻²⁷), and zero gives +0 as division does (−0 never arises: sums start at +0
+/// and x − x is +0).
+#[derive(Clone, Copy)]
+struct Divisor {
+    count: f32,
+    reciprocal: f32,
+    corrected: bool,
+}
+
+impl Divisor {
+    /// `FMA`: whether the caller runs with fused multiply-add in hardware.
+    #[inline(always)]
+    fn new<const FMA: bool>(count: usize) -> Self {
+        let value = count as f32;
+        Self {
+            count: value,
+            reciprocal: 1.0 / value,
+            corrected: FMA && count <= MAX_CORRECTED_COUNT,
+        }
+    }
+
+    #[inline(always)]
+    fn quotient(self, sum: f32) -> f32 {
+        if self.corrected {
+            let estimate = sum * self.reciprocal;
+            let remainder = (-estimate).mul_add(self.count, sum);
+            remainder.mul_add(self.reciprocal, estimate)
+        } else {
+            sum / self.count
+        }
+    }
+}
+
 #[inline(always)]
-fn divide<const L: usize>(out: &mut [f32; L], sum: &[f32; L], count: f32) {
-    for (o, s) in out.iter_mut().zip(sum) {
-        *o = *s / count;
+fn divide<const L: usize>(out: &mut [f32; L], sum: &[f32; L], divisor: Divisor) {
+    if divisor.corrected {
+        for (o, s) in out.iter_mut().zip(sum) {
+            let estimate = *s * divisor.reciprocal;
+            let remainder = (-estimate).mul_add(divisor.count, *s);
+            *o = remainder.mul_add(divisor.reciprocal, estimate);
+        }
+    } else {
+        for (o, s) in out.iter_mut().zip(sum) {
+            *o = *s / divisor.count;
+        }
     }
 }
 
@@ -248,7 +308,11 @@ fn divide<const L: usize>(out: &mut [f32; L], sum: &[f32; L], count: f32) {
 /// `output[o]` is the running sum at `o` divided by the window size there. `output` is as
 /// long as `input`.
 #[inline(always)]
-fn box_all<const L: usize>(input: &[[f32; L]], window: usize, output: &mut [[f32; L]]) {
+fn box_all<const L: usize, const FMA: bool>(
+    input: &[[f32; L]],
+    window: usize,
+    output: &mut [[f32; L]],
+) {
     let n = input.len();
     let p = Phases::new(n, window);
     let (Some((warm_up, rest)), Some((growing_out, rest_out))) = (
@@ -268,9 +332,9 @@ fn box_all<const L: usize>(input: &[[f32; L]], window: usize, output: &mut [[f32
     for (values, out) in rest.iter().zip(growing_out) {
         add(&mut sum, values);
         count += 1;
-        divide(out, &sum, count as f32);
+        divide(out, &sum, Divisor::new::<FMA>(count));
     }
-    let full = window as f32;
+    let full = Divisor::new::<FMA>(window);
     let entering = input.get(window..).unwrap_or(&[]);
     for ((entering, leaving), out) in entering.iter().zip(input).zip(full_out) {
         add(&mut sum, entering);
@@ -281,7 +345,7 @@ fn box_all<const L: usize>(input: &[[f32; L]], window: usize, output: &mut [[f32
     for (leaving, out) in leaving.iter().zip(shrinking_out) {
         subtract(&mut sum, leaving);
         count -= 1;
-        divide(out, &sum, count as f32);
+        divide(out, &sum, Divisor::new::<FMA>(count));
     }
 }
 
@@ -289,7 +353,7 @@ fn box_all<const L: usize>(input: &[[f32; L]], window: usize, output: &mut [[f32
 /// `positions` (non-decreasing, each below `input.len()`; a position repeats when the image is
 /// narrower than 64): the sums still run over every input, in the reference's order.
 #[inline(always)]
-fn box_sampled<const L: usize>(
+fn box_sampled<const L: usize, const FMA: bool>(
     input: &[[f32; L]],
     window: usize,
     positions: &[usize; SAMPLES],
@@ -329,7 +393,7 @@ fn box_sampled<const L: usize>(
             }
             done = target;
         }
-        divide(out, &sum, p.count_at(position));
+        divide(out, &sum, Divisor::new::<FMA>(p.count_at(position)));
     }
 }
 
@@ -486,7 +550,7 @@ impl<F: Fn(usize, &mut [f32]), const AVX: bool> RowRound<'_, F, AVX> {
             (self.source)(first + lane, row);
         }
         load_strip::<AVX>(self.luma_rows, width, lanes, self.strip_in);
-        box_all(self.strip_in, self.window, self.strip_out);
+        box_all::<STRIP, AVX>(self.strip_in, self.window, self.strip_out);
         let slot = first % self.ring_rows;
         if let Some(target) = self.ring.get_mut(slot * width..(slot + lanes) * width) {
             store_strip::<AVX>(self.strip_out, target, width, lanes);
@@ -561,7 +625,7 @@ impl<'a> ColumnRound<'a> {
         // Which input row enters and which leaves at each output row, and the divisor there.
         let mut entering = [None; STRIP];
         let mut leaving = [None; STRIP];
-        let mut divisors = [1f32; STRIP];
+        let mut divisors = [Divisor::new::<AVX>(1); STRIP];
         for lane in 0..lanes {
             let o = first + lane;
             if o < growing + full {
@@ -570,7 +634,7 @@ impl<'a> ColumnRound<'a> {
             if o >= growing {
                 leaving[lane] = Some(o - growing);
             }
-            divisors[lane] = self.phases.count_at(o);
+            divisors[lane] = Divisor::new::<AVX>(self.phases.count_at(o));
         }
         if let Some(&last) = entering.iter().flatten().max() {
             rows.ensure(last);
@@ -622,7 +686,7 @@ impl<'a> ColumnRound<'a> {
                 if let Some(&value) = leaving[lane].get(x) {
                     *s -= value;
                 }
-                cell[lane] = *s / divisors[lane];
+                cell[lane] = divisors[lane].quotient(*s);
             }
         }
         self.next += lanes;
@@ -643,7 +707,7 @@ type RowRuns<'a, const W: usize> = [&'a [[f32; W]]; STRIP];
 fn column_block<const W: usize, const AVX: bool>(
     sums: &mut [f32; W],
     (entering, leaving, block): (&RowRuns<'_, W>, &RowRuns<'_, W>, usize),
-    divisors: &[f32; STRIP],
+    divisors: &[Divisor; STRIP],
     cells: &mut [Lanes],
 ) {
     let mut sum = *sums;
@@ -685,19 +749,62 @@ mod tests {
     #[test]
     fn both_kernels_match_the_reference_worked_example() {
         let input: Vec<[f32; 1]> = (0..16).map(|v| [v as f32]).collect();
-        let mut all = vec![[0f32; 1]; 16];
-        box_all(&input, 7, &mut all);
         let positions = sample_positions(16);
+        let mut all = vec![[0f32; 1]; 16];
         let mut sampled = [[0f32; 1]; SAMPLES];
-        box_sampled(&input, 7, &positions, &mut sampled);
-        for (i, (sum, count)) in SUMS.iter().zip(COUNTS).enumerate() {
-            let expected = *sum as f32 / count as f32;
-            assert_eq!(all[i][0], expected, "every output at {i}");
-            assert_eq!(Phases::new(16, 7).count_at(i), count as f32, "count at {i}");
+        for corrected in [false, true] {
+            if corrected {
+                box_all::<1, true>(&input, 7, &mut all);
+                box_sampled::<1, true>(&input, 7, &positions, &mut sampled);
+            } else {
+                box_all::<1, false>(&input, 7, &mut all);
+                box_sampled::<1, false>(&input, 7, &positions, &mut sampled);
+            }
+            for (i, (sum, count)) in SUMS.iter().zip(COUNTS).enumerate() {
+                let expected = *sum as f32 / count as f32;
+                assert_eq!(all[i][0], expected, "every output at {i}");
+                assert_eq!(Phases::new(16, 7).count_at(i), count as usize);
+            }
+            for (out, &position) in sampled.iter().zip(&positions) {
+                assert_eq!(out[0], all[position][0], "sampled at {position}");
+            }
         }
-        for (out, &position) in sampled.iter().zip(&positions) {
-            assert_eq!(out[0], all[position][0], "sampled at {position}");
+    }
+
+    /// Every significand (all floats in [1, 2)) against every odd window size up to the
+    /// largest corrected one; powers of two scale every step exactly, so this covers every
+    /// normal sum and every size up to [`MAX_CORRECTED_COUNT`].
+    #[test]
+    fn corrected_reciprocal_equals_division_for_every_significand() {
+        fn wrong_quotients(count: usize, stride: usize) -> usize {
+            let divisor = Divisor::new::<true>(count);
+            assert!(divisor.corrected);
+            (1.0f32.to_bits()..2.0f32.to_bits())
+                .step_by(stride)
+                .map(f32::from_bits)
+                .filter(|&sum| divisor.quotient(sum).to_bits() != (sum / count as f32).to_bits())
+                .count()
         }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        fn wrong_quotients_fma(count: usize) -> usize {
+            wrong_quotients(count, 1)
+        }
+        for count in (1..=MAX_CORRECTED_COUNT).step_by(2) {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: AVX2 and FMA were detected just above.
+                assert_eq!(unsafe { wrong_quotients_fma(count) }, 0, "size {count}");
+                continue;
+            }
+            // Software FMA is slow: a stride through the significands.
+            assert_eq!(wrong_quotients(count, 97), 0, "size {count}");
+        }
+        // A plain product by the reciprocal is not enough, which is why the correction exists.
+        let reciprocal = 1.0f32 / 7.0;
+        assert!((1..1000).any(|n| (n as f32 * reciprocal).to_bits() != (n as f32 / 7.0).to_bits()));
     }
 
     #[test]

@@ -13,8 +13,12 @@
 //! N/1000 correctly rounded to `f32`, which is what one IEEE `f32` division of the exact
 //! integers N (< 2²⁴) and 1000 gives. The multiplies and adds before it are exact (every
 //! intermediate is an integer under 2²⁴), so their order does not matter; the division does:
-//! it must never become a multiplication by 1/1000. A test checks all 2²⁴ colours against
-//! [`luma_arithmetic`], the binding's formula as written.
+//! it must never become a plain multiplication by 1/1000 (that is wrong for 60% of all N).
+//! The AVX2 path divides without the divider: q₀ = N·y with y = RN(1/1000), then one
+//! fused-multiply-add correction q = q₀ + (N − 1000·q₀)·y (Markstein's step: the remainder is
+//! exact, and one correction of a close enough quotient gives the correctly rounded one). A
+//! test checks that for every one of the 255,001 possible N. Another checks all 2²⁴ colours
+//! against [`luma_arithmetic`], the binding's formula as written.
 
 use std::sync::LazyLock;
 
@@ -24,22 +28,23 @@ use std::sync::LazyLock;
 /// on this strip.
 pub(crate) fn luma_from_rgb8(pixels: &[u8], out: &mut [f32], ahead: usize) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above; that is the only requirement.
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above; that is the only
+        // requirement.
         return unsafe { luma_from_rgb8_avx2(pixels, out, ahead) };
     }
     let _ = ahead;
     luma_from_rgb8_portable(pixels, out);
 }
 
-/// The exact-integer form with 256-bit vectors (see the module docs); no "fma" feature, and
-/// every product and sum before the division is an exact integer anyway.
+/// The exact-integer form with 256-bit vectors (see the module docs).
 ///
 /// Luma is the first pass over a decoded image several megabytes large, so it waits on memory
-/// unless the bytes were asked for well before: a hint 1 KiB ahead in the same row gained ~8%,
-/// asking for the next strip's row (into L2, a strip of filtering ahead) more.
+/// unless the bytes were asked for well before: a hint 1 KiB ahead in the same row gained ~8%;
+/// asking for the next strip's row (into L2, a strip of filtering ahead) does the same without
+/// racing the loop.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn luma_from_rgb8_avx2(pixels: &[u8], out: &mut [f32], ahead: usize) {
     let mut out_blocks = out.chunks_exact_mut(16);
     let mut pixel_blocks = pixels.chunks_exact(48);
@@ -63,49 +68,56 @@ fn luma_from_rgb8_avx2(pixels: &[u8], out: &mut [f32], ahead: usize) {
 }
 
 /// Luma of sixteen interleaved RGB pixels. Each 128-bit half of a register holds four whole
-/// pixels (A: pixels 0–3 and 8–11, B: pixels 4–7 and 12–15), so one in-lane byte shuffle per
-/// channel puts each channel's bytes straight into zero-extended 32-bit lanes; the channels
-/// are converted to `f32`, weighted by 299, 587 and 114 (exact: integers under 2²⁴) and divided
-/// by 1000 (the one rounding, as in [`luma_exact`]); a final swap of halves restores the order.
+/// pixels (A: pixels 0–3 and 8–11, B: pixels 4–7 and 12–15), so one in-lane byte shuffle puts
+/// each pixel's red and green into the two 16-bit halves of a 32-bit lane and another its blue;
+/// two 16-bit multiply-adds make N = 299r + 587g + 114b exactly in 32-bit integers, which
+/// convert to `f32` exactly (N < 2²⁴); [`thousandths_avx2`] divides by 1000 with one rounding
+/// as in [`luma_exact`], and a final swap of halves restores the order.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn sixteen_lumas_avx2(p: &[u8; 48]) -> [f32; 16] {
     use std::arch::x86_64::*;
-    /// Shuffle mask: 32-bit lane k of each half takes byte `first + 3k` of that half (the
-    /// other three bytes zero).
-    const fn mask(first_lo: i8, first_hi: i8) -> [i8; 32] {
-        let mut m = [-1i8; 32];
+    /// Shuffle masks: 32-bit lane k of each half takes bytes `first + 3k` and `first + 3k + 1`
+    /// into its two 16-bit halves (red and green), or byte `first + 3k + 2` into its low half
+    /// (blue); every other byte is zero.
+    const fn masks(first_lo: i8, first_hi: i8) -> [[i8; 32]; 2] {
+        let mut red_green = [-1i8; 32];
+        let mut blue = [-1i8; 32];
         let mut k = 0;
         while k < 4 {
-            m[4 * k as usize] = first_lo + 3 * k;
-            m[16 + 4 * k as usize] = first_hi + 3 * k;
+            let (lo, hi) = (4 * k as usize, 16 + 4 * k as usize);
+            red_green[lo] = first_lo + 3 * k;
+            red_green[lo + 2] = first_lo + 3 * k + 1;
+            red_green[hi] = first_hi + 3 * k;
+            red_green[hi + 2] = first_hi + 3 * k + 1;
+            blue[lo] = first_lo + 3 * k + 2;
+            blue[hi] = first_hi + 3 * k + 2;
             k += 1;
         }
-        m
+        [red_green, blue]
     }
     // A's halves start at bytes 0 and 24 (pixels 0 and 8); B's at bytes 12 and 32, where
     // pixel 12 begins 4 bytes in (starting at 36 would read past the 48 bytes).
-    const MASKS_A: [[i8; 32]; 3] = [mask(0, 0), mask(1, 1), mask(2, 2)];
-    const MASKS_B: [[i8; 32]; 3] = [mask(0, 4), mask(1, 5), mask(2, 6)];
-    // SAFETY: this function only runs where AVX2 was detected; the four 16-byte loads start at
-    // offsets 0, 24, 12 and 32 of a 48-byte array, and the stores write one 16-float array.
+    const MASKS_A: [[i8; 32]; 2] = masks(0, 0);
+    const MASKS_B: [[i8; 32]; 2] = masks(0, 4);
+    // SAFETY: this function only runs where AVX2 and FMA were detected; the four 16-byte loads
+    // start at offsets 0, 24, 12 and 32 of a 48-byte array, and the stores write one 16-float
+    // array.
     unsafe {
         let at = |offset: usize| p.as_ptr().add(offset).cast::<__m128i>();
         let a = _mm256_loadu2_m128i(at(24), at(0));
         let b = _mm256_loadu2_m128i(at(32), at(12));
-        let channel = |source: __m256i, mask: &[i8; 32]| {
-            let m = _mm256_loadu_si256(mask.as_ptr().cast());
-            _mm256_cvtepi32_ps(_mm256_shuffle_epi8(source, m))
-        };
-        let luma = |source: __m256i, masks: &[[i8; 32]; 3]| {
-            let weighted = _mm256_add_ps(
-                _mm256_add_ps(
-                    _mm256_mul_ps(channel(source, &masks[0]), _mm256_set1_ps(299.0)),
-                    _mm256_mul_ps(channel(source, &masks[1]), _mm256_set1_ps(587.0)),
-                ),
-                _mm256_mul_ps(channel(source, &masks[2]), _mm256_set1_ps(114.0)),
+        let red_green_weights = _mm256_set1_epi32((587 << 16) | 299);
+        let blue_weight = _mm256_set1_epi32(114);
+        let luma = |source: __m256i, masks: &[[i8; 32]; 2]| {
+            let red_green =
+                _mm256_shuffle_epi8(source, _mm256_loadu_si256(masks[0].as_ptr().cast()));
+            let blue = _mm256_shuffle_epi8(source, _mm256_loadu_si256(masks[1].as_ptr().cast()));
+            let weighted = _mm256_add_epi32(
+                _mm256_madd_epi16(red_green, red_green_weights),
+                _mm256_madd_epi16(blue, blue_weight),
             );
-            _mm256_div_ps(weighted, _mm256_set1_ps(1000.0))
+            thousandths_avx2(_mm256_cvtepi32_ps(weighted))
         };
         let (from_a, from_b) = (luma(a, &MASKS_A), luma(b, &MASKS_B));
         let mut out = [0f32; 16];
@@ -119,6 +131,19 @@ fn sixteen_lumas_avx2(p: &[u8; 48]) -> [f32; 16] {
         );
         out
     }
+}
+
+/// `n / 1000` correctly rounded, for integers `n` in `0..=255_000` held exactly as `f32`:
+/// the quotient by the reciprocal, corrected once with the exact remainder (module docs),
+/// which the test `fma_division_is_exact_for_every_possible_luma` checks for every such `n`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn thousandths_avx2(n: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let reciprocal = _mm256_set1_ps(1.0 / 1000.0);
+    let quotient = _mm256_mul_ps(n, reciprocal);
+    let remainder = _mm256_fnmadd_ps(quotient, _mm256_set1_ps(1000.0), n);
+    _mm256_fmadd_ps(remainder, reciprocal, quotient)
 }
 
 /// Eight pixels per step with constant indices, so the compiler can de-interleave with
@@ -201,6 +226,47 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn fma_division_is_exact_for_every_possible_luma() {
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            return;
+        }
+        for first in (0..=255_000u32).step_by(8) {
+            let n: [f32; 8] = std::array::from_fn(|i| (first + i as u32) as f32);
+            let mut quotients = [0f32; 8];
+            // SAFETY: AVX2 and FMA were detected above; the pointers are to 8-float arrays.
+            unsafe {
+                use std::arch::x86_64::*;
+                let q = thousandths_avx2(_mm256_loadu_ps(n.as_ptr()));
+                _mm256_storeu_ps(quotients.as_mut_ptr(), q);
+            }
+            for (value, quotient) in n.iter().zip(quotients) {
+                assert_eq!(quotient.to_bits(), (value / 1000.0).to_bits(), "{value}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_colour_through_the_dispatched_path_matches_the_binding() {
+        let mut pixels = Vec::with_capacity(3 << 24);
+        for r in 0..=255u8 {
+            for g in 0..=255u8 {
+                for b in 0..=255u8 {
+                    pixels.extend_from_slice(&[r, g, b]);
+                }
+            }
+        }
+        let mut lumas = vec![0f32; 1 << 24];
+        luma_from_rgb8(&pixels, &mut lumas, 0);
+        for (rgb, luma) in pixels.chunks_exact(3).zip(&lumas) {
+            let expected = luma_arithmetic(rgb[0], rgb[1], rgb[2]);
+            assert_eq!(luma.to_bits(), expected.to_bits(), "{rgb:?}");
         }
     }
 
