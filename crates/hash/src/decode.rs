@@ -90,7 +90,7 @@ pub(crate) fn pdq_of_image(image: &DynamicImage) -> PdqResult {
     if let DynamicImage::ImageRgb8(buffer) = image {
         // The common case (every colour JPEG): luma rows made on demand, vectorised.
         let bytes = buffer.as_raw();
-        let ahead = crate::jarosz::STRIP * width * 3;
+        let ahead = 2 * crate::jarosz::STRIP * width * 3;
         return pdq_with_rows(width, height, |y, row| {
             if let Some(pixels) = bytes.get(y * width * 3..(y + 1) * width * 3) {
                 luma_from_rgb8(pixels, row, ahead);

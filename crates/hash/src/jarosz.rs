@@ -65,11 +65,12 @@ fn ring_rows(height: usize) -> usize {
 #[derive(Default)]
 pub(crate) struct Workspace {
     ring: Vec<f32>,
-    luma_rows: Vec<f32>,
-    strip_in: Vec<Lanes>,
-    strip_out: Vec<Lanes>,
+    /// Sixteen luma rows on the way into the first row pass, its output strip on the way out
+    /// (one buffer: the rows are transposed into `strip` before the output is written).
+    staging: Vec<Lanes>,
+    /// The first row pass's input, then the second row pass's (never needed at once).
+    strip: Vec<Lanes>,
     column_sums: Vec<f32>,
-    second_strip: Vec<Lanes>,
     sampled_columns: Vec<[f32; SAMPLES]>,
 }
 
@@ -77,23 +78,17 @@ impl Workspace {
     /// Size every buffer for a `width`×`height` image.
     fn prepare(&mut self, width: usize, height: usize) {
         self.ring.resize(ring_rows(height) * width, 0.0);
-        self.luma_rows.resize(STRIP * width, 0.0);
-        self.strip_in.resize(width, [0.0; STRIP]);
-        self.strip_out.resize(width, [0.0; STRIP]);
+        self.staging.resize(width, [0.0; STRIP]);
+        self.strip.resize(width, [0.0; STRIP]);
         self.column_sums.resize(width, 0.0);
-        self.second_strip.resize(width, [0.0; STRIP]);
         self.sampled_columns.resize(height, [0.0; SAMPLES]);
     }
 
     /// Values held, so that a caller can let go of the buffers after a huge image.
     pub(crate) fn capacity(&self) -> usize {
         self.ring.capacity()
-            + self.luma_rows.capacity()
             + self.column_sums.capacity()
-            + STRIP
-                * (self.strip_in.capacity()
-                    + self.strip_out.capacity()
-                    + self.second_strip.capacity())
+            + STRIP * (self.staging.capacity() + self.strip.capacity())
             + SAMPLES * self.sampled_columns.capacity()
     }
 }
@@ -140,11 +135,9 @@ fn downsample_64_with<const AVX: bool>(
     work.prepare(width, height);
     let Workspace {
         ring,
-        luma_rows,
-        strip_in,
-        strip_out,
+        staging,
+        strip,
         column_sums,
-        second_strip,
         sampled_columns,
     } = work;
     let row_window = jarosz_window(width);
@@ -155,9 +148,8 @@ fn downsample_64_with<const AVX: bool>(
     let mut first_round_rows = RowRound::<_, AVX> {
         source,
         ring,
-        luma_rows,
-        strip_in,
-        strip_out,
+        staging,
+        strip,
         width,
         height,
         window: row_window,
@@ -172,9 +164,9 @@ fn downsample_64_with<const AVX: bool>(
         ColumnRound::new(column_sums, &mut first_round_rows, height, column_window);
     for sampled in sampled_columns.chunks_mut(STRIP) {
         let lanes = sampled.len();
-        first_round_columns.next_strip(&mut first_round_rows, second_strip);
+        first_round_columns.next_strip(&mut first_round_rows);
         let mut picked = [[0f32; STRIP]; SAMPLES];
-        box_sampled::<STRIP, AVX>(second_strip, row_window, &columns, &mut picked);
+        box_sampled::<STRIP, AVX>(first_round_rows.strip, row_window, &columns, &mut picked);
         store_strip::<AVX>(&picked, sampled.as_flattened_mut(), SAMPLES, lanes);
     }
     // Second round, columns: only the 64 sampled columns exist now, and only the 64 sampled
@@ -515,10 +507,11 @@ fn store_strip<const AVX: bool>(strip: &[Lanes], image: &mut [f32], width: usize
 struct RowRound<'a, F, const AVX: bool> {
     source: &'a F,
     ring: &'a mut [f32],
-    /// Sixteen rows of luma, made on demand: the full-size luma plane never exists.
-    luma_rows: &'a mut [f32],
-    strip_in: &'a mut [Lanes],
-    strip_out: &'a mut [Lanes],
+    /// Sixteen rows of luma, made on demand (the full-size luma plane never exists), then the
+    /// filtered strip.
+    staging: &'a mut [Lanes],
+    /// The strip the row pass runs over; the column pass hands its output on in it too.
+    strip: &'a mut [Lanes],
     width: usize,
     height: usize,
     window: usize,
@@ -541,19 +534,15 @@ impl<F: Fn(usize, &mut [f32]), const AVX: bool> RowRound<'_, F, AVX> {
     fn produce_strip(&mut self) {
         let (width, first) = (self.width, self.produced);
         let lanes = STRIP.min(self.height - first);
-        for (lane, row) in self
-            .luma_rows
-            .chunks_exact_mut(width)
-            .take(lanes)
-            .enumerate()
-        {
+        let luma_rows = self.staging.as_flattened_mut();
+        for (lane, row) in luma_rows.chunks_exact_mut(width).take(lanes).enumerate() {
             (self.source)(first + lane, row);
         }
-        load_strip::<AVX>(self.luma_rows, width, lanes, self.strip_in);
-        box_all::<STRIP, AVX>(self.strip_in, self.window, self.strip_out);
+        load_strip::<AVX>(luma_rows, width, lanes, self.strip);
+        box_all::<STRIP, AVX>(self.strip, self.window, self.staging);
         let slot = first % self.ring_rows;
         if let Some(target) = self.ring.get_mut(slot * width..(slot + lanes) * width) {
-            store_strip::<AVX>(self.strip_out, target, width, lanes);
+            store_strip::<AVX>(self.staging, target, width, lanes);
         }
         self.produced += lanes;
     }
@@ -561,8 +550,40 @@ impl<F: Fn(usize, &mut [f32]), const AVX: bool> RowRound<'_, F, AVX> {
     /// Filtered row `t`, which [`Self::ensure`] has produced and the ring still holds.
     #[inline(always)]
     fn row(&self, t: usize) -> &[f32] {
-        let slot = t % self.ring_rows;
-        self.ring
+        Ring {
+            values: self.ring,
+            width: self.width,
+            rows: self.ring_rows,
+        }
+        .row(t)
+    }
+
+    /// The ring (to read) and the strip (to write) at once, for the column pass.
+    #[inline(always)]
+    fn ring_and_strip(&mut self) -> (Ring<'_>, &mut [Lanes]) {
+        let ring = Ring {
+            values: self.ring,
+            width: self.width,
+            rows: self.ring_rows,
+        };
+        (ring, self.strip)
+    }
+}
+
+/// The first round's filtered rows that the ring holds.
+#[derive(Clone, Copy)]
+struct Ring<'a> {
+    values: &'a [f32],
+    width: usize,
+    rows: usize,
+}
+
+impl<'a> Ring<'a> {
+    /// Filtered row `t`, which the row pass has produced and the ring still holds.
+    #[inline(always)]
+    fn row(self, t: usize) -> &'a [f32] {
+        let slot = t % self.rows;
+        self.values
             .get(slot * self.width..(slot + 1) * self.width)
             .unwrap_or(&[])
     }
@@ -612,7 +633,6 @@ impl<'a> ColumnRound<'a> {
     fn next_strip<F: Fn(usize, &mut [f32]), const AVX: bool>(
         &mut self,
         rows: &mut RowRound<'_, F, AVX>,
-        strip: &mut [Lanes],
     ) {
         let Phases {
             warm_up,
@@ -639,7 +659,8 @@ impl<'a> ColumnRound<'a> {
         if let Some(&last) = entering.iter().flatten().max() {
             rows.ensure(last);
         }
-        let row_of = |t: Option<usize>| t.map_or(&[][..], |t| rows.row(t));
+        let (ring, strip) = rows.ring_and_strip();
+        let row_of = |t: Option<usize>| t.map_or(&[][..], |t| ring.row(t));
         let entering: [&[f32]; STRIP] = std::array::from_fn(|lane| row_of(entering[lane]));
         let leaving: [&[f32]; STRIP] = std::array::from_fn(|lane| row_of(leaving[lane]));
         // Runs of 32 columns: four independent chains of sums per row step, so the adder's

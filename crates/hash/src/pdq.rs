@@ -135,7 +135,7 @@ pub fn pdq_from_rgb8(pixels: &[u8], width: u32, height: u32) -> Result<PdqResult
         });
     }
     let row_bytes = width as usize * 3;
-    let ahead = jarosz::STRIP * row_bytes;
+    let ahead = 2 * jarosz::STRIP * row_bytes;
     Ok(pdq_with_rows(width as usize, height as usize, |y, row| {
         if let Some(bytes) = pixels.get(y * row_bytes..(y + 1) * row_bytes) {
             luma_from_rgb8(bytes, row, ahead);
