@@ -12,11 +12,11 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use sha2::{Digest, Sha256};
 
+use crate::Review;
 use crate::access::Actor;
 use crate::audit::{self, AuditAction, AuditActor};
 use crate::error::ReviewError;
 use crate::vault::{random_bytes, to_hex};
-use crate::{Review, totp};
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -59,7 +59,7 @@ async fn hash_password(password: String) -> Result<String, ReviewError> {
     .map_err(|e| ReviewError::Task(e.to_string()))?
 }
 
-async fn password_matches(password: String, hash: String) -> Result<bool, ReviewError> {
+pub(crate) async fn password_matches(password: String, hash: String) -> Result<bool, ReviewError> {
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .verify_password(password.as_bytes(), hash.as_str())
@@ -313,26 +313,6 @@ impl Review {
         Ok(())
     }
 
-    /// Turns on the second factor for the actor; returns the secret in base32 for an
-    /// authenticator app. The next login needs a code.
-    pub async fn enable_totp(&self, actor: &Actor, now: UnixMillis) -> Result<String, ReviewError> {
-        let secret = random_bytes::<20>()?;
-        self.store()
-            .review_desk()
-            .set_totp_secret(actor.user.id, Some(&secret))
-            .await?;
-        audit::record(
-            self.store(),
-            actor.into(),
-            AuditAction::Setting,
-            &format!("user:{}", actor.user.username),
-            "totp enabled",
-            now,
-        )
-        .await?;
-        Ok(totp::base32(&secret))
-    }
-
     /// Checks credentials and opens a session. Every failure says only
     /// [`ReviewError::LoginFailed`] (or [`ReviewError::LockedOut`] while locked), costs
     /// one password hash even for unknown users, and is audited.
@@ -388,11 +368,14 @@ impl Review {
         }
         let password_ok = password.len() <= MAX_PASSWORD_BYTES
             && password_matches(password.to_string(), user.password_hash.clone()).await?;
-        let second_ok = match &user.totp_secret {
-            None => true,
-            Some(secret) => totp_code.is_some_and(|code| {
-                totp::verify(secret, code, u64::try_from(now / 1000).unwrap_or(0))
-            }),
+        // The code's step is used up only behind a right password, so guessing passwords
+        // cannot burn the owner's codes.
+        let second_ok = match (&user.totp_secret, totp_code) {
+            (None, _) => true,
+            (Some(secret), Some(code)) if password_ok => {
+                self.accept_code(&user, secret, code, now).await?
+            }
+            _ => false,
         };
         if !password_ok || !second_ok || user.disabled {
             let failures = user.failed_logins.saturating_add(1);

@@ -32,6 +32,10 @@ pub struct ReviewConfig {
     pub vault_secret_key_file: Option<PathBuf>,
     /// Verdict mapping tables (TOML); the built-in tables when unset.
     pub schemes_file: Option<PathBuf>,
+    /// Memory-backed (tmpfs) directory where the video decoder reads its private copy of a
+    /// decrypted video for frame thumbnails (default `/dev/shm`). Refused when it is not
+    /// memory-backed: decrypted media never goes to disk.
+    pub video_scratch_dir: PathBuf,
 }
 
 impl Default for ReviewConfig {
@@ -48,6 +52,7 @@ impl Default for ReviewConfig {
             vault_public_key: None,
             vault_secret_key_file: None,
             schemes_file: None,
+            video_scratch_dir: PathBuf::from("/dev/shm"),
         }
     }
 }

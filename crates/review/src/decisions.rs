@@ -1,28 +1,26 @@
 //! Votes, consensus, senior settlement and appeal, and what a decision does: a positive
 //! one puts every hash of the item's media into the bank with provenance, turns every
 //! sighting into a match for the notice pipeline and purges the bytes; a negative one
-//! records the media so it is never queued again. An appeal that reverses a positive
-//! decision disables (never deletes) its bank entries and withdraws its matches.
+//! records the media so it is never queued again. An appeal that changes a positive
+//! decision's outcome or classification disables (never deletes) its bank entries and
+//! withdraws its matches (see `banking.rs`).
 //!
 //! Consequences are applied after the decision is committed and marked applied only when
 //! all are done, so [`Review::apply_pending`] finishes them after a crash; each step is
 //! idempotent.
 
-use std::sync::Arc;
-
-use aranea_index::{BankSpec, NewEntry, Origin, Provenance, Signal, SignalType};
 use aranea_store::{
-    BankEntryRef, BankMatch, Decision, DecisionId, DecisionKind, Facts, ItemMedia, ItemState,
-    NewDecision, ReviewItem, ReviewItemId, UnixMillis, Vote,
+    Decision, DecisionId, DecisionKind, Facts, ItemMedia, ItemState, NewDecision, ReviewItem,
+    ReviewItemId, Settlement, UnixMillis, Vote, VoteCast,
 };
 
+use crate::Review;
 use crate::access::Actor;
 use crate::audit::{self, AuditAction, AuditActor};
 use crate::consensus::{Tally, tally};
 use crate::error::ReviewError;
 use crate::facts::Classification;
 use crate::verdicts::Verdict;
-use crate::{BankWriter, Review};
 
 /// What a vote led to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,6 +144,20 @@ impl Review {
         })
     }
 
+    /// Fails with "not found" unless the media belongs to the item.
+    pub(crate) async fn require_item_media(
+        &self,
+        id: ReviewItemId,
+        sha256: &[u8; 32],
+    ) -> Result<(), ReviewError> {
+        let media = self.store().review_desk().item_media(id).await?;
+        if media.iter().any(|m| m.sha256 == *sha256) {
+            Ok(())
+        } else {
+            Err(ReviewError::NotFound("media"))
+        }
+    }
+
     /// Media bytes of an item for display: a blurred grayscale thumbnail (PNG), or with
     /// `reveal` the original, which is audited as a reveal. Returns (bytes, content type).
     pub async fn media_for(
@@ -156,16 +168,8 @@ impl Review {
         reveal: bool,
         now: UnixMillis,
     ) -> Result<(Vec<u8>, &'static str), ReviewError> {
-        let item = self.visible_item(actor, id).await?;
-        let desk = self.store().review_desk();
-        if !desk
-            .item_media(item.id)
-            .await?
-            .iter()
-            .any(|m| m.sha256 == *sha256)
-        {
-            return Err(ReviewError::NotFound("media"));
-        }
+        self.visible_item(actor, id).await?;
+        self.require_item_media(id, sha256).await?;
         let vault = self
             .inner
             .vault
@@ -214,61 +218,49 @@ impl Review {
         }
         let desk = self.store().review_desk();
         let facts = classification.facts();
-        if !desk
-            .cast_vote(id, actor.user.id, actor.hotline.id, facts, now)
-            .await?
-        {
+        let required = usize::try_from(self.config().consensus_votes).unwrap_or(usize::MAX);
+        let mut made = None;
+        // The tally runs inside the vote's transaction, so the decision counts exactly
+        // the votes recorded: a vote racing this one either comes first and is counted
+        // here, or finds the item closed and is refused.
+        let cast = desk
+            .cast_vote(id, actor.user.id, actor.hotline.id, facts, now, |votes| {
+                let facts: Vec<Facts> = votes.iter().map(|v| v.facts.clone()).collect();
+                match tally(&facts, required, self.schemes()) {
+                    Tally::Collecting { .. } => None,
+                    Tally::Disputed => Some(Settlement {
+                        to: ItemState::Disputed,
+                        decision: None,
+                    }),
+                    Tally::Agreed { facts, verdict } => {
+                        let d =
+                            self.new_decision(DecisionKind::Consensus, None, facts, verdict, "");
+                        made = Some(d.clone());
+                        Some(Settlement {
+                            to: ItemState::Decided,
+                            decision: Some(d),
+                        })
+                    }
+                }
+            })
+            .await?;
+        let VoteCast::Recorded {
+            settled, decision, ..
+        } = cast
+        else {
             return Err(ReviewError::NotOpen(id.0));
-        }
-        let detail = facts_detail(facts);
+        };
         audit::record(
             self.store(),
             actor.into(),
             AuditAction::Vote,
             &format!("item:{id}"),
-            &detail,
+            &facts_detail(facts),
             now,
         )
         .await?;
-        let votes: Vec<Facts> = desk
-            .votes_on(id)
-            .await?
-            .into_iter()
-            .map(|v| v.facts)
-            .collect();
-        let required = usize::try_from(self.config().consensus_votes).unwrap_or(usize::MAX);
-        match tally(&votes, required, self.schemes()) {
-            Tally::Collecting { .. } => Ok(VoteOutcome::Recorded),
-            Tally::Disputed => {
-                desk.settle(id, &[ItemState::Open], ItemState::Disputed, None, now)
-                    .await?;
-                audit::record(
-                    self.store(),
-                    AuditActor::System,
-                    AuditAction::Decision,
-                    &format!("item:{id}"),
-                    "disputed: sent to a senior analyst",
-                    now,
-                )
-                .await?;
-                Ok(VoteOutcome::Disputed)
-            }
-            Tally::Agreed { facts, verdict } => {
-                let decision = self.new_decision(DecisionKind::Consensus, None, facts, verdict, "");
-                let positive = decision.positive;
-                let settled = desk
-                    .settle(
-                        id,
-                        &[ItemState::Open],
-                        ItemState::Decided,
-                        Some(&decision),
-                        now,
-                    )
-                    .await?;
-                let Some(Some(decision_id)) = settled else {
-                    // Another vote settled it at the same moment.
-                    return Ok(VoteOutcome::Recorded);
-                };
+        match (settled, decision, made) {
+            (Some(ItemState::Decided), Some(decision_id), Some(decision)) => {
                 audit::record(
                     self.store(),
                     AuditActor::System,
@@ -281,9 +273,22 @@ impl Review {
                 self.apply_decision(decision_id, now).await?;
                 Ok(VoteOutcome::Decided {
                     decision: decision_id,
-                    positive,
+                    positive: decision.positive,
                 })
             }
+            (Some(ItemState::Disputed), _, _) => {
+                audit::record(
+                    self.store(),
+                    AuditActor::System,
+                    AuditAction::Decision,
+                    &format!("item:{id}"),
+                    "disputed: sent to a senior analyst",
+                    now,
+                )
+                .await?;
+                Ok(VoteOutcome::Disputed)
+            }
+            _ => Ok(VoteOutcome::Recorded),
         }
     }
 
@@ -457,224 +462,6 @@ impl Review {
         }
         Ok(pending.len())
     }
-
-    async fn apply_decision(&self, id: DecisionId, now: UnixMillis) -> Result<(), ReviewError> {
-        let desk = self.store().review_desk();
-        let Some(decision) = find_decision(&desk.unapplied_decisions().await?, id) else {
-            return Ok(());
-        };
-        let decisions = desk.decisions_on(decision.item).await?;
-        let previous = decisions.iter().find(|d| d.superseded_by == Some(id));
-        let media = desk.item_media(decision.item).await?;
-        if decision.positive {
-            let entries = self.bank_media(&decision, &media).await?;
-            desk.record_bank_entries(id, &entries).await?;
-            self.record_matches(&decision, &entries, now).await?;
-            for m in &media {
-                desk.forget_negative(&m.sha256).await?;
-            }
-        } else {
-            for m in &media {
-                desk.record_negative(&m.sha256, id, now).await?;
-            }
-        }
-        if let Some(previous) = previous.filter(|p| p.positive && !decision.positive) {
-            self.disable_entries(previous.id, id).await?;
-            desk.withdraw_bank_entries(previous.id, id, now).await?;
-        }
-        for m in &media {
-            desk.vault_purge(&m.sha256, "decided", now).await?;
-        }
-        desk.mark_applied(id, now).await?;
-        Ok(())
-    }
-
-    fn banks(&self) -> Result<Arc<dyn BankWriter>, ReviewError> {
-        self.inner.banks.clone().ok_or(ReviewError::Forbidden(
-            "this review service has no bank store",
-        ))
-    }
-
-    async fn bank_name(&self, item: ReviewItemId) -> Result<String, ReviewError> {
-        let desk = self.store().review_desk();
-        let owner = desk.item(item).await?.and_then(|i| i.owner_hotline);
-        if let Some(code) = owner
-            && let Some(h) = desk.hotline_by_code(&code).await?
-            && !h.shares_banks
-        {
-            return Ok(format!("hotline-{}", h.code));
-        }
-        Ok(self.config().platform_bank.clone())
-    }
-
-    /// Adds every hash of every media of the item to the bank, in one bank transaction.
-    async fn bank_media(
-        &self,
-        decision: &Decision,
-        media: &[ItemMedia],
-    ) -> Result<Vec<BankEntryRef>, ReviewError> {
-        let mut signals = Vec::new();
-        for m in media {
-            let Some(record) = self.store().media().get(&m.sha256).await? else {
-                continue;
-            };
-            let r = record.record;
-            let mut add = |t: SignalType, bytes: &[u8]| {
-                if let Some(signal) = Signal::from_bytes(t, bytes) {
-                    signals.push((m.sha256, signal));
-                }
-            };
-            add(SignalType::Sha256, &r.sha256);
-            add(SignalType::Md5, &r.md5);
-            add(SignalType::Sha1, &r.sha1);
-            if let Some(pdq) = r.pdq {
-                add(SignalType::Pdq, &pdq);
-            }
-        }
-        let bank_name = self.bank_name(decision.item).await?;
-        let banks = self.banks()?;
-        let classification = decision.classification.clone();
-        let votes = self
-            .store()
-            .review_desk()
-            .votes_on(decision.item)
-            .await?
-            .len();
-        let origin = format!(
-            "item {} decision {} ({}, {votes} votes)",
-            decision.item,
-            decision.id,
-            decision.kind.as_str()
-        );
-        let added_by = format!("review:decision:{}", decision.id);
-        let metadata = format!(
-            "{{\"item\":{},\"decision\":{}}}",
-            decision.item, decision.id
-        );
-        tokio::task::spawn_blocking(move || {
-            let mut refs = Vec::with_capacity(signals.len());
-            banks.write_banks(&mut |banks| {
-                refs.clear();
-                let bank = match banks.bank_id(&bank_name) {
-                    Ok(id) => id,
-                    Err(_) => {
-                        banks.create_bank(BankSpec::new(&bank_name, "review", &classification))?
-                    }
-                };
-                banks.begin_transaction()?;
-                let provenance = banks.add_provenance(Provenance {
-                    added_by: added_by.clone(),
-                    added_at: aranea_index::bank::unix_now(),
-                    origin: Origin::Review {
-                        decision: origin.clone(),
-                    },
-                })?;
-                let entries: Vec<NewEntry> = signals
-                    .iter()
-                    .map(|(_, signal)| NewEntry {
-                        bank,
-                        signal: *signal,
-                        classification: Some(classification.clone()),
-                        provenance,
-                        line: 0,
-                        metadata: Some(metadata.clone()),
-                    })
-                    .collect();
-                let outcome = banks.append_entries(&entries)?;
-                banks.commit_transaction()?;
-                let mut added = outcome.added.iter();
-                for (position, (sha, signal)) in signals.iter().enumerate() {
-                    let id = match outcome.duplicates.iter().find(|(p, _)| *p == position) {
-                        Some((_, existing)) => Some(*existing),
-                        None => added.next().copied(),
-                    };
-                    if let Some(id) = id {
-                        refs.push(BankEntryRef {
-                            bank_id: i64::from(bank),
-                            entry_id: i64::try_from(id).unwrap_or(i64::MAX),
-                            media_sha256: *sha,
-                            signal_type: signal.signal_type().name().to_string(),
-                            disabled_at: None,
-                        });
-                    }
-                }
-                Ok(())
-            })?;
-            Ok::<_, ReviewError>(refs)
-        })
-        .await
-        .map_err(|e| ReviewError::Task(e.to_string()))?
-    }
-
-    /// Every sighting of the item's media becomes a match on its SHA-256 entry.
-    async fn record_matches(
-        &self,
-        decision: &Decision,
-        entries: &[BankEntryRef],
-        now: UnixMillis,
-    ) -> Result<(), ReviewError> {
-        let bank_name = self.bank_name(decision.item).await?;
-        for entry in entries
-            .iter()
-            .filter(|e| e.signal_type == SignalType::Sha256.name())
-        {
-            let m = BankMatch {
-                bank_id: entry.bank_id,
-                bank_name: bank_name.clone(),
-                entry_id: entry.entry_id,
-                signal_type: entry.signal_type.clone(),
-                distance: 0,
-                classification: decision.classification.clone(),
-            };
-            for sighting in self
-                .store()
-                .media()
-                .sightings_of(&entry.media_sha256)
-                .await?
-            {
-                self.store()
-                    .media()
-                    .record_matches(sighting.id, std::slice::from_ref(&m), now)
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn disable_entries(
-        &self,
-        reversed: DecisionId,
-        by: DecisionId,
-    ) -> Result<(), ReviewError> {
-        let entries = self.store().review_desk().bank_entries_of(reversed).await?;
-        let banks = self.banks()?;
-        tokio::task::spawn_blocking(move || {
-            banks.write_banks(&mut |banks| {
-                let provenance = banks.add_provenance(Provenance {
-                    added_by: format!("review:decision:{by}"),
-                    added_at: aranea_index::bank::unix_now(),
-                    origin: Origin::Review {
-                        decision: format!("appeal decision {by} reverses {reversed}"),
-                    },
-                })?;
-                for e in entries.iter().filter(|e| e.disabled_at.is_none()) {
-                    let id = u64::try_from(e.entry_id).unwrap_or(u64::MAX);
-                    let disabled = banks.state().entry(id).is_some_and(|entry| entry.disabled);
-                    if !disabled {
-                        banks.disable_entry(id, provenance)?;
-                    }
-                }
-                Ok(())
-            })?;
-            Ok::<_, ReviewError>(())
-        })
-        .await
-        .map_err(|e| ReviewError::Task(e.to_string()))?
-    }
-}
-
-fn find_decision(decisions: &[Decision], id: DecisionId) -> Option<Decision> {
-    decisions.iter().find(|d| d.id == id).cloned()
 }
 
 fn facts_detail(f: &Facts) -> String {

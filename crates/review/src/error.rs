@@ -44,6 +44,9 @@ pub enum ReviewError {
     /// A blocking task (password hashing, bank writes) died.
     #[error("background task failed: {0}")]
     Task(String),
+    /// The near-duplicate index could not be built.
+    #[error("near-duplicate index: {0}")]
+    NearDuplicateIndex(#[from] aranea_index::pdq_index::PdqIndexError),
     /// Media could not be turned into a thumbnail.
     #[error("thumbnail: {0}")]
     Thumbnail(String),

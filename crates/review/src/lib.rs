@@ -26,16 +26,20 @@
 mod access;
 mod accounts;
 pub mod audit;
+mod banking;
 mod config;
 pub mod consensus;
 mod decisions;
 mod error;
 pub mod facts;
+mod near_duplicates;
 mod queue;
+mod second_factor;
 pub mod thumbnail;
 pub mod totp;
 pub mod vault;
 pub mod verdicts;
+pub mod video_preview;
 
 use std::sync::{Arc, Mutex};
 
@@ -50,6 +54,7 @@ pub use decisions::{ItemView, VoteOutcome};
 pub use error::ReviewError;
 pub use facts::Classification;
 pub use queue::{IntakeReport, Wellness};
+pub use second_factor::TotpEnrolment;
 pub use vault::{MediaVault, VaultPublicKey, VaultReader, VaultSecretKey};
 pub use verdicts::{Schemes, Verdict};
 
@@ -65,6 +70,7 @@ struct Inner {
     schemes: Schemes,
     vault: Option<VaultReader>,
     banks: Option<Arc<dyn BankWriter>>,
+    frames: Mutex<video_preview::FrameCache>,
 }
 
 /// Where positive decisions write hash entries. Implemented here for a bank store behind a
@@ -116,6 +122,7 @@ impl Review {
                 schemes,
                 vault,
                 banks,
+                frames: Mutex::default(),
             }),
         }
     }

@@ -1,13 +1,14 @@
 //! From the crawler's review queue to review items, and from items to analysts: grouping of
-//! near-duplicates by PDQ, priority by exposure, serving each item to an analyst at most
+//! near-duplicates by PDQ (through an exact index), priority by exposure, serving each item to an analyst at most
 //! once, the daily cap and break reminders.
 
-use aranea_store::{QueuedMedia, ReviewItemId, UnixMillis};
+use aranea_store::{ReviewItemId, UnixMillis};
 
 use crate::Review;
 use crate::access::Actor;
 use crate::audit::{self, AuditAction};
 use crate::error::ReviewError;
+use crate::near_duplicates::NearDuplicates;
 
 const DAY_MS: i64 = 86_400_000;
 /// A pause this long between two items ends a stretch of continuous review.
@@ -33,6 +34,11 @@ pub struct Wellness {
     pub daily_cap: u32,
     /// Minutes of the current stretch of review (items less than 10 minutes apart).
     pub stretch_minutes: u32,
+    /// Milliseconds of the current stretch, `None` when no stretch is running: where a
+    /// live clock starts from.
+    pub stretch_ms: Option<i64>,
+    /// Minutes of review after which a break is due (configured).
+    pub break_after_minutes: u32,
     /// Whether the stretch is longer than the configured break interval.
     pub break_due: bool,
 }
@@ -43,10 +49,6 @@ impl Wellness {
     }
 }
 
-fn hamming(a: &[u8; 32], b: &[u8; 32]) -> u32 {
-    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
-}
-
 impl Review {
     /// Turns queued media into review items: known negatives are closed, media within the
     /// near-duplicate distance of an undecided item's PDQ joins that item, the rest opens
@@ -54,7 +56,7 @@ impl Review {
     pub async fn intake(&self, now: UnixMillis) -> Result<IntakeReport, ReviewError> {
         let desk = self.store().review_desk();
         let mut report = IntakeReport::default();
-        let mut items = desk.undecided_item_pdqs().await?;
+        let mut near = NearDuplicates::new(&desk.undecided_item_pdqs().await?)?;
         loop {
             let batch = desk.unassigned_queued_media(500).await?;
             if batch.is_empty() {
@@ -66,32 +68,22 @@ impl Review {
                     report.known_negative += 1;
                     continue;
                 }
-                if let Some((item, distance)) = self.nearest(&items, &media) {
+                let radius = self.config().near_duplicate_distance;
+                if let Some((item, distance)) =
+                    media.pdq.as_ref().and_then(|p| near.nearest(p, radius))
+                {
                     desk.attach_media(item, &media.sha256, distance, now)
                         .await?;
                     report.grouped += 1;
                     continue;
                 }
                 let item = desk.open_item(&media, now).await?;
-                if let Some(pdq) = media.pdq {
-                    items.push((item, pdq));
+                if let Some(pdq) = &media.pdq {
+                    near.push(item, pdq)?;
                 }
                 report.opened += 1;
             }
         }
-    }
-
-    fn nearest(
-        &self,
-        items: &[(ReviewItemId, [u8; 32])],
-        media: &QueuedMedia,
-    ) -> Option<(ReviewItemId, u32)> {
-        let pdq = media.pdq.as_ref()?;
-        items
-            .iter()
-            .map(|(id, other)| (*id, hamming(pdq, other)))
-            .filter(|(_, d)| *d <= self.config().near_duplicate_distance)
-            .min_by_key(|(id, d)| (*d, *id))
     }
 
     /// Today's exposure of the actor.
@@ -115,12 +107,14 @@ impl Review {
             }
             stretch_start = Some(start);
         }
-        let stretch_minutes =
-            stretch_start.map_or(0, |s| u32::try_from((now - s) / 60_000).unwrap_or(u32::MAX));
+        let stretch_ms = stretch_start.map(|s| (now - s).max(0));
+        let stretch_minutes = u32::try_from(stretch_ms.unwrap_or(0) / 60_000).unwrap_or(u32::MAX);
         Ok(Wellness {
             served_today: u32::try_from(served.len()).unwrap_or(u32::MAX),
             daily_cap: actor.user.daily_cap.unwrap_or(actor.hotline.daily_cap),
             stretch_minutes,
+            stretch_ms,
+            break_after_minutes: self.config().break_after_minutes,
             break_due: stretch_minutes >= self.config().break_after_minutes,
         })
     }

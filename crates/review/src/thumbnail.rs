@@ -37,6 +37,13 @@ pub fn blurred(bytes: &[u8]) -> Result<Vec<u8>, ReviewError> {
     encode_png(&blurred, width, height)
 }
 
+/// A blurred grayscale PNG of an RGB frame (`width * height * 3` bytes), as [`blurred`]
+/// makes of an image.
+pub fn blurred_rgb(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, ReviewError> {
+    let (gray, w, h) = shrink_gray(rgb, width, height);
+    encode_png(&blur(&gray, w as usize, h as usize), w, h)
+}
+
 fn shrink_gray(rgb: &[u8], width: u32, height: u32) -> (Vec<u8>, u32, u32) {
     let scale = (width.max(height)).div_ceil(MAX_SIDE).max(1);
     let (w, h) = ((width / scale).max(1), (height / scale).max(1));

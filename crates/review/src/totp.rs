@@ -29,19 +29,47 @@ fn hotp(secret: &[u8], counter: u64) -> u32 {
 }
 
 /// Whether `code` (as typed: spaces allowed) is valid for the secret at or one step around
-/// `unix_seconds`.
+/// `unix_seconds`. A caller that logs someone in must use [`verify_step`] and accept each
+/// step once, or a code seen over a shoulder works again within its window.
 pub fn verify(secret: &[u8], code: &str, unix_seconds: u64) -> bool {
+    verify_step(secret, code, unix_seconds).is_some()
+}
+
+/// The time step (Unix seconds / 30) at which `code` is valid for the secret, at or one
+/// step around `unix_seconds`.
+pub fn verify_step(secret: &[u8], code: &str, unix_seconds: u64) -> Option<u64> {
     let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
+        return None;
     }
-    let Ok(value) = digits.parse::<u32>() else {
-        return false;
-    };
+    let value = digits.parse::<u32>().ok()?;
     let step = unix_seconds / STEP_SECONDS;
     [step.saturating_sub(1), step, step + 1]
-        .iter()
-        .any(|&s| hotp(secret, s) == value)
+        .into_iter()
+        .find(|&s| hotp(secret, s) == value)
+}
+
+/// The `otpauth://` URI authenticator apps import (Key Uri Format): issuer and account
+/// name percent-encoded, SHA-1, 6 digits, 30 seconds.
+pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
+    let issuer = percent_encode(issuer);
+    format!(
+        "otpauth://totp/{issuer}:{}?secret={}&issuer={issuer}&algorithm=SHA1&digits=6&period=30",
+        percent_encode(account),
+        base32(secret)
+    )
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// RFC 4648 base32 without padding: how authenticator apps take the secret.
@@ -87,6 +115,23 @@ mod tests {
         for bad in ["", "28708", "2870822", "abcdef", "+87082", "２８７０８２"] {
             assert!(!verify(secret, bad, 59), "{bad}");
         }
+    }
+
+    #[test]
+    fn verify_step_names_the_step_that_matched() {
+        let secret = b"12345678901234567890";
+        assert_eq!(verify_step(secret, "287082", 59), Some(1));
+        assert_eq!(verify_step(secret, "287082", 59 + 30), Some(1));
+        assert_eq!(verify_step(secret, "000000", 59), None);
+    }
+
+    #[test]
+    fn otpauth_uri_encodes_names() {
+        assert_eq!(
+            otpauth_uri("Aranea gb", "ana&co", b"foobar"),
+            "otpauth://totp/Aranea%20gb:ana%26co?secret=MZXW6YTBOI&issuer=Aranea%20gb\
+             &algorithm=SHA1&digits=6&period=30"
+        );
     }
 
     #[test]

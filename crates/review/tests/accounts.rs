@@ -11,6 +11,7 @@ both_backends!(
     login_opens_a_session_and_logout_ends_it,
     repeated_failures_lock_with_growing_back_off,
     totp_is_required_once_enabled,
+    a_totp_code_cannot_be_replayed,
     operators_manage_only_their_own_hotline,
 );
 
@@ -146,11 +147,87 @@ async fn repeated_failures_lock_with_growing_back_off(backend: Backend) {
         .unwrap();
 }
 
+fn code(secret: &[u8], at_millis: i64) -> String {
+    format!("{:06}", totp::code_at(secret, (at_millis / 1000) as u64))
+}
+
 async fn totp_is_required_once_enabled(backend: Backend) {
     let w = World::new(backend).await;
     let ana = w.actor(w.gb, "ana", UserRole::Analyst).await;
-    let shown = w.review.enable_totp(&ana, NOW).await.unwrap();
-    assert_eq!(shown.len(), 32, "20 bytes in base32");
+    let shown = w.review.begin_totp(&ana, NOW).await.unwrap();
+    assert_eq!(shown.secret.len(), 32, "20 bytes in base32");
+    assert!(
+        shown
+            .uri
+            .starts_with("otpauth://totp/Aranea%20gb:ana?secret=")
+    );
+    assert!(shown.uri.contains(&shown.secret));
+    let user = w
+        .store
+        .review_desk()
+        .user(ana.user.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let secret = user.totp_pending.unwrap();
+    assert_eq!(totp::base32(&secret), shown.secret);
+    assert_eq!(user.totp_secret, None, "not enforced before confirmation");
+    w.review
+        .login("ana", PASSWORD, None, "", NOW)
+        .await
+        .expect("a pending second factor is not enforced");
+    assert_eq!(w.review.pending_totp(&ana).await.unwrap(), Some(shown));
+
+    let right = totp::code_at(&secret, (NOW / 1000) as u64);
+    let wrong = format!("{:06}", (right + 500_000) % 1_000_000);
+    assert!(w.review.confirm_totp(&ana, &wrong, NOW).await.is_err());
+    assert!(!w.review.totp_enabled(&ana).await.unwrap());
+    w.review
+        .confirm_totp(&ana, &code(&secret, NOW), NOW)
+        .await
+        .unwrap();
+    assert!(w.review.totp_enabled(&ana).await.unwrap());
+    assert!(w.review.begin_totp(&ana, NOW).await.is_err(), "on already");
+
+    let later = NOW + 60_000;
+    assert!(
+        w.review
+            .login("ana", PASSWORD, None, "", later)
+            .await
+            .is_err()
+    );
+    let wrong = format!(
+        "{:06}",
+        (totp::code_at(&secret, (later / 1000) as u64) + 1) % 1_000_000
+    );
+    assert!(
+        w.review
+            .login("ana", PASSWORD, Some(&wrong), "", later)
+            .await
+            .is_err()
+    );
+    assert!(
+        w.review
+            .login(
+                "ana",
+                "not the password",
+                Some(&code(&secret, later)),
+                "",
+                later
+            )
+            .await
+            .is_err()
+    );
+    w.review
+        .login("ana", PASSWORD, Some(&code(&secret, later)), "", later + 1)
+        .await
+        .expect("a wrong password did not use the code up");
+}
+
+async fn a_totp_code_cannot_be_replayed(backend: Backend) {
+    let w = World::new(backend).await;
+    let ana = w.actor(w.gb, "ana", UserRole::Analyst).await;
+    w.review.begin_totp(&ana, NOW).await.unwrap();
     let secret = w
         .store
         .review_desk()
@@ -158,28 +235,63 @@ async fn totp_is_required_once_enabled(backend: Backend) {
         .await
         .unwrap()
         .unwrap()
-        .totp_secret
+        .totp_pending
         .unwrap();
-    assert_eq!(totp::base32(&secret), shown);
+    let enrolled = code(&secret, NOW);
+    w.review.confirm_totp(&ana, &enrolled, NOW).await.unwrap();
     assert!(
         w.review
-            .login("ana", PASSWORD, None, "", NOW)
+            .login("ana", PASSWORD, Some(&enrolled), "", NOW + 1_000)
             .await
-            .is_err()
+            .is_err(),
+        "the enrolment code does not log in"
     );
-    let right = totp::code_at(&secret, (NOW / 1000) as u64);
-    let wrong = format!("{:06}", (right + 500_000) % 1_000_000);
-    assert!(
-        w.review
-            .login("ana", PASSWORD, Some(&wrong), "", NOW)
-            .await
-            .is_err()
-    );
-    let code = format!("{right:06}");
+    let t = NOW + 90_000;
+    let fresh = code(&secret, t);
     w.review
-        .login("ana", PASSWORD, Some(&code), "", NOW)
+        .login("ana", PASSWORD, Some(&fresh), "", t)
         .await
         .unwrap();
+    // The same code, still inside its window (and the next step's skew allowance).
+    for replay_at in [t + 1_000, t + 29_000] {
+        assert!(matches!(
+            w.review
+                .login("ana", PASSWORD, Some(&fresh), "", replay_at)
+                .await,
+            Err(ReviewError::LoginFailed)
+        ));
+    }
+    assert!(
+        w.review
+            .disable_totp(&ana, PASSWORD, &fresh, t + 2_000)
+            .await
+            .is_err(),
+        "switching off needs an unused code too"
+    );
+    // Two logins racing with one fresh code: exactly one wins.
+    let t2 = t + 120_000;
+    let racing = code(&secret, t2);
+    let (a, b) = tokio::join!(
+        w.review.login("ana", PASSWORD, Some(&racing), "", t2),
+        w.review.login("ana", PASSWORD, Some(&racing), "", t2)
+    );
+    assert_eq!(u8::from(a.is_ok()) + u8::from(b.is_ok()), 1);
+
+    let t3 = t2 + 60_000;
+    assert!(
+        w.review
+            .disable_totp(&ana, "not the password", &code(&secret, t3), t3)
+            .await
+            .is_err()
+    );
+    w.review
+        .disable_totp(&ana, PASSWORD, &code(&secret, t3), t3)
+        .await
+        .unwrap();
+    w.review
+        .login("ana", PASSWORD, None, "", t3 + 1)
+        .await
+        .expect("off again");
 }
 
 async fn operators_manage_only_their_own_hotline(backend: Backend) {

@@ -14,6 +14,8 @@ both_backends!(
     three_analysts_of_two_hotlines_make_media_known,
     disagreement_goes_to_a_senior_who_settles_it,
     appeal_disables_the_bank_entry_and_withdraws_matches,
+    appeal_to_another_category_reclassifies_entries_and_matches,
+    racing_analysts_are_counted_or_refused,
     near_duplicates_join_one_item_and_are_banked_together,
     most_exposed_media_is_served_first,
     daily_cap_stops_the_queue,
@@ -520,4 +522,139 @@ async fn interrupted_decisions_are_finished_later(backend: Backend) {
     assert_eq!(matches_of(&w, &sha).await.len(), 1);
     assert_eq!(bank_hits(&w, &sha), 1);
     assert_eq!(w.review.apply_pending(NOW).await.unwrap(), 0);
+}
+
+/// Live bank hits of the media's SHA-256 as (bank name, classification).
+fn live_hits(w: &World, sha: &[u8; 32]) -> Vec<(String, Option<String>)> {
+    let banks = w.banks.lock().unwrap();
+    let signal = Signal::from_bytes(SignalType::Sha256, sha).unwrap();
+    let live = banks.live().load();
+    live.match_signal(&signal, &BankFilter::All)
+        .hits
+        .iter()
+        .map(|h| {
+            let entry = banks.state().entry(h.entry).unwrap();
+            let bank = banks.state().bank(entry.bank).unwrap().spec.name.clone();
+            (bank, entry.classification.as_ref().map(|c| c.to_string()))
+        })
+        .collect()
+}
+
+async fn appeal_to_another_category_reclassifies_entries_and_matches(backend: Backend) {
+    let config = ReviewConfig {
+        consensus_votes: 1,
+        ..ReviewConfig::default()
+    };
+    let w = World::with_config(backend, config).await;
+    let sha = w
+        .queue_photo(5, &["https://one.example/a", "https://two.example/b"])
+        .await;
+    w.review.intake(NOW).await.unwrap();
+    let a = w.actor(w.gb, "a", UserRole::Analyst).await;
+    let senior = w.actor(w.gb, "senior", UserRole::SeniorAnalyst).await;
+    let item = w.review.next_item(&a, NOW).await.unwrap().unwrap();
+    w.review.vote(&a, item, &csam(), NOW).await.unwrap();
+    let standing =
+        |classification: &str| vec![classification.to_string(), classification.to_string()];
+    let classes = |m: Vec<(i64, i64, String)>| m.into_iter().map(|(_, _, c)| c).collect::<Vec<_>>();
+    let desk = w.store.review_desk();
+    assert_eq!(
+        classes(desk.standing_matches(&sha).await.unwrap()),
+        standing("csam")
+    );
+
+    let harmful = Classification::new("7-10", "none", true, false).unwrap();
+    let steps = [
+        (harmful.clone(), "harmful-abusive-material"),
+        (csam(), "csam"),
+        (
+            Classification::new("3-6", "A", false, false).unwrap(),
+            "csam",
+        ),
+        (harmful, "harmful-abusive-material"),
+    ];
+    for (i, (classification, expected)) in steps.into_iter().enumerate() {
+        let t = NOW + 1 + i as i64;
+        w.review
+            .reopen(&senior, item, &classification, "reclassified on appeal", t)
+            .await
+            .unwrap();
+        let hits = live_hits(&w, &sha);
+        assert_eq!(hits.len(), 1, "step {i}: one live entry, got {hits:?}");
+        assert_eq!(hits[0].1.as_deref(), Some(expected), "step {i}: {hits:?}");
+        assert_eq!(
+            classes(desk.standing_matches(&sha).await.unwrap()),
+            standing(expected),
+            "step {i}: every sighting matches under the standing category only"
+        );
+        let decision = desk.standing_decision(item).await.unwrap().unwrap();
+        assert_eq!(decision.classification, expected);
+        assert!(decision.applied_at.is_some());
+    }
+}
+
+async fn racing_analysts_are_counted_or_refused(backend: Backend) {
+    let w = World::new(backend).await;
+    let mut analysts = Vec::new();
+    for i in 0..8 {
+        let hotline = if i % 2 == 0 { w.gb } else { w.ca };
+        analysts.push(w.actor(hotline, &format!("r{i}"), UserRole::Analyst).await);
+    }
+    for round in 0..4 {
+        w.queue_photo(20 + round, &["https://race.example/p"]).await;
+        w.review.intake(NOW).await.unwrap();
+        let mut item = None;
+        for a in &analysts {
+            item = Some(w.review.next_item(a, NOW).await.unwrap().unwrap());
+        }
+        let item = item.unwrap();
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(analysts.len()));
+        let mut tasks = Vec::new();
+        for (i, a) in analysts.iter().cloned().enumerate() {
+            let (review, start) = (w.review.clone(), start.clone());
+            // Odd rounds have one dissenter among the racers.
+            let classification = if round % 2 == 1 && i == 5 {
+                Classification::not_relevant()
+            } else {
+                csam()
+            };
+            tasks.push(tokio::spawn(async move {
+                start.wait().await;
+                review.vote(&a, item, &classification, NOW).await
+            }));
+        }
+        let (mut recorded, mut decided, mut disputed) = (0, 0, 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(VoteOutcome::Recorded) => recorded += 1,
+                Ok(VoteOutcome::Decided { .. }) => decided += 1,
+                Ok(VoteOutcome::Disputed) => disputed += 1,
+                Err(ReviewError::NotOpen(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let votes = w.store.review_desk().votes_on(item).await.unwrap();
+        assert_eq!(
+            votes.len(),
+            recorded + decided + disputed,
+            "round {round}: every recorded vote was answered as counted"
+        );
+        assert_eq!(decided + disputed, 1, "round {round}: settled once");
+        let state = w
+            .store
+            .review_desk()
+            .item(item)
+            .await
+            .unwrap()
+            .unwrap()
+            .state;
+        let agree = votes.iter().all(|v| v.facts == votes[0].facts);
+        if state == ItemState::Decided {
+            assert!(agree, "round {round}: decided over a recorded dissent");
+            assert_eq!(votes.len(), 3, "round {round}: votes after the decision");
+        } else {
+            assert_eq!(state, ItemState::Disputed);
+            assert!(!agree, "round {round}: disputed without a dissent");
+        }
+    }
 }

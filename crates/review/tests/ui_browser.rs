@@ -8,7 +8,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use aranea_review::{Classification, audit};
+use aranea_review::{Classification, audit, totp};
 use aranea_store::{ItemState, UserRole};
 use common::http::ChromeDriver;
 use common::{Backend, NOW, PASSWORD, World};
@@ -219,4 +219,279 @@ async fn scenario() {
 
     let report = audit::verify(&w.store).await.unwrap();
     assert!(report.is_intact(), "{:?}", report.problems);
+}
+
+async fn text(b: &common::http::Browser, css: &str) -> String {
+    b.property(css, "textContent")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn totp_enrolment_then_login_with_a_code_in_chromium() {
+    tokio::time::timeout(std::time::Duration::from_secs(120), totp_scenario())
+        .await
+        .expect("browser scenario timed out");
+}
+
+async fn totp_scenario() {
+    let w = World::new(Backend::Sqlite).await;
+    let ana = w.actor(w.gb, "ana", UserRole::Analyst).await;
+    let (_, base) = serve(&w).await;
+    let driver = ChromeDriver::start().await;
+    let b = driver.browser().await;
+    b.login(&base, "ana", PASSWORD).await;
+    b.click("#account").await;
+    b.click("#totp-begin").await;
+    b.wait_for("#totp-secret").await;
+    let secret = w
+        .store
+        .review_desk()
+        .user(ana.user.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .totp_pending
+        .expect("enrolment started");
+    let shown = text(&b, "#totp-secret").await;
+    assert_eq!(shown, totp::base32(&secret));
+    let uri = text(&b, "#totp-uri").await;
+    assert!(
+        uri.starts_with("otpauth://totp/Aranea%20gb:ana?secret=") && uri.contains(&shown),
+        "{uri}"
+    );
+    let code_now = |offset_seconds: u64| {
+        let t = aranea_review::now_millis() as u64 / 1000 + offset_seconds;
+        format!("{:06}", totp::code_at(&secret, t))
+    };
+    // A wrong code turns nothing on.
+    let right = code_now(0);
+    let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
+    b.type_into("#totp-code", &wrong).await;
+    b.click("#totp-confirm").await;
+    b.wait_for("#totp-wrong").await;
+    assert_eq!(
+        text(&b, "#totp-state").await,
+        "Being set up: not required yet."
+    );
+    b.type_into("#totp-code", &code_now(0)).await;
+    b.click("#totp-confirm").await;
+    b.wait_for("#totp-done").await;
+    assert_eq!(text(&b, "#totp-state").await, "On.");
+    b.quit().await;
+
+    // From now on a sign-in needs a code: without one it fails, with one it works.
+    let sign_in = |code: String| {
+        let base = base.clone();
+        let driver = &driver;
+        async move {
+            let b = driver.browser().await;
+            b.goto(&format!("{base}/ui/login")).await;
+            b.type_into("input[name=username]", "ana").await;
+            b.type_into("input[name=password]", PASSWORD).await;
+            if !code.is_empty() {
+                b.type_into("input[name=totp]", &code).await;
+            }
+            b.click("button[type=submit]").await;
+            b
+        }
+    };
+    let b = sign_in(String::new()).await;
+    b.wait_for(".error").await;
+    assert!(b.url().await.ends_with("/ui/login"));
+    b.quit().await;
+    // The next time step's code (the confirmation used up the current one).
+    let b = sign_in(code_now(30)).await;
+    b.wait_for("#exposure").await;
+    assert!(b.url().await.ends_with("/ui/"));
+    b.quit().await;
+    let report = audit::verify(&w.store).await.unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exposure_clock_runs_live_in_chromium() {
+    tokio::time::timeout(std::time::Duration::from_secs(120), clock_scenario())
+        .await
+        .expect("browser scenario timed out");
+}
+
+async fn clock_scenario() {
+    let config = aranea_review::ReviewConfig {
+        break_after_minutes: 1,
+        ..aranea_review::ReviewConfig::default()
+    };
+    let w = World::with_config(Backend::Sqlite, config).await;
+    w.queue_photo(1, &["https://one.example/a"]).await;
+    w.review.intake(NOW).await.unwrap();
+    let ana = w.actor(w.gb, "ana", UserRole::Analyst).await;
+    // Served 50 s ago: the stretch passes the one-minute break limit while the page is open.
+    let served = aranea_review::now_millis() - 50_000;
+    let item = w.review.next_item(&ana, served).await.unwrap().unwrap();
+    let (_, base) = serve(&w).await;
+    let driver = ChromeDriver::start().await;
+    let b = driver.browser().await;
+    b.login(&base, "ana", PASSWORD).await;
+    b.goto(&format!("{base}/ui/items/{item}")).await;
+    b.wait_for("#stretch-clock").await;
+    let first = text(&b, "#stretch-clock").await;
+    assert!(
+        first.starts_with("0 min 5") && first.ends_with(" s"),
+        "{first}"
+    );
+    assert_eq!(b.property("#break-reminder", "hidden").await, true);
+    let mut shown = false;
+    for _ in 0..150 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if b.property("#break-reminder", "hidden").await == false {
+            shown = true;
+            break;
+        }
+    }
+    let later = text(&b, "#stretch-clock").await;
+    assert_ne!(first, later, "the clock runs without a reload");
+    assert!(later.starts_with("1 min 0"), "{later}");
+    assert!(
+        shown,
+        "the break reminder appears when the stretch passes the limit"
+    );
+    b.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn video_plays_muted_blurred_with_blurred_frames_in_chromium() {
+    tokio::time::timeout(std::time::Duration::from_secs(180), video_scenario())
+        .await
+        .expect("browser scenario timed out");
+}
+
+async fn video_scenario() {
+    let w = World::new(Backend::Sqlite).await;
+    let video = common::slideshow_webm(&w.dir, &[1, 2, 3]);
+    let sha = w
+        .queue_video(&video, &["https://video.example/watch"])
+        .await;
+    w.review.intake(NOW).await.unwrap();
+    let ana = w.actor(w.gb, "ana", UserRole::Analyst).await;
+    let item = w
+        .review
+        .next_item(&ana, aranea_review::now_millis())
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, base) = serve(&w).await;
+    let driver = ChromeDriver::start().await;
+    let b = driver.browser().await;
+    b.login(&base, "ana", PASSWORD).await;
+    b.goto(&format!("{base}/ui/items/{item}")).await;
+    b.wait_for("#video-0").await;
+    // Muted, not playing by itself, blurred and gray, served from the playback route.
+    assert_eq!(b.property("#video-0", "muted").await, true);
+    assert_eq!(b.property("#video-0", "autoplay").await, false);
+    assert_eq!(b.property("#video-0", "paused").await, true);
+    let src = b.property("#video-0", "src").await;
+    assert!(src.as_str().unwrap().ends_with("/video"), "{src}");
+    let filter = b.css("#video-0", "filter").await;
+    assert!(
+        filter.contains("blur") && filter.contains("grayscale"),
+        "{filter}"
+    );
+    // One blurred thumbnail per vPDQ sample: frames 0, 10, 20 at 0, 1 and 2 seconds.
+    let thumbs = b.find_all("#frames-0 img").await;
+    assert_eq!(thumbs.len(), 3);
+    let times: Vec<String> = {
+        let mut out = Vec::new();
+        for k in 1..=3 {
+            out.push(text(&b, &format!("#frames-0 li:nth-child({k}) .at")).await);
+        }
+        out
+    };
+    assert_eq!(times, ["0.0 s", "1.0 s", "2.0 s"]);
+    assert!(
+        b.css("#frames-0 img", "filter").await.contains("blur"),
+        "thumbnails blurred by CSS too"
+    );
+    for k in 1..=3 {
+        let css = format!("#frames-0 li:nth-child({k}) img");
+        for _ in 0..50 {
+            if b.property(&css, "complete").await == true {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let width = b.property(&css, "naturalWidth").await.as_u64().unwrap();
+        assert!(width > 0 && width <= 160, "frame {k}: {width}");
+    }
+    // It plays when asked (muted), still blurred.
+    b.execute("document.getElementById('video-0').play(); return true;")
+        .await;
+    let mut played = 0.0;
+    for _ in 0..100 {
+        played = b
+            .property("#video-0", "currentTime")
+            .await
+            .as_f64()
+            .unwrap();
+        if played > 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(played > 0.0, "the video plays");
+    assert_eq!(b.property("#video-0", "muted").await, true);
+    b.quit().await;
+
+    // Every view was audited: the page's frame list, each thumbnail, the playback.
+    let views: Vec<String> = w
+        .store
+        .review_desk()
+        .audit_entries(0, 1000, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.record.action == "view")
+        .map(|e| e.record.detail)
+        .collect();
+    let hex = common::hex(&sha);
+    assert!(
+        views.contains(&format!("video frames listed media:{hex}")),
+        "{views:?}"
+    );
+    for k in 0..3 {
+        assert!(
+            views.contains(&format!("video frame thumbnail {k} media:{hex}")),
+            "{views:?}"
+        );
+    }
+    assert!(
+        views.contains(&format!("video blurred playback media:{hex}")),
+        "{views:?}"
+    );
+    // No plaintext copy of the video was left in the data or temporary directories.
+    for dir in [w.dir.clone(), std::env::temp_dir(), "/dev/shm".into()] {
+        assert!(
+            !holds(&dir, &video[100..164]),
+            "plaintext video in {}",
+            dir.display()
+        );
+    }
+    let report = audit::verify(&w.store).await.unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+}
+
+/// Whether a regular file directly in `dir`, of at most 16 MiB, contains `needle`.
+fn holds(dir: &std::path::Path, needle: &[u8]) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let Ok(meta) = e.metadata() else { return false };
+        meta.is_file()
+            && meta.len() <= 16 * 1024 * 1024
+            && std::fs::read(e.path())
+                .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+    })
 }

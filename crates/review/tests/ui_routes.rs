@@ -116,6 +116,18 @@ async fn scenario() {
         ("GET", "/ui/audit".into(), ""),
     ];
     let secrets = ["secret-page", sha.as_str(), "gbana", "gbop"];
+    // A user's own pages: every user has one, so only the no-session rule applies.
+    let own_routes: Vec<(&str, String, &str)> = vec![
+        ("GET", "/ui/account".into(), ""),
+        ("POST", "/ui/account/totp/begin".into(), ""),
+        ("POST", "/ui/account/totp/confirm".into(), "code=123456"),
+        (
+            "POST",
+            "/ui/account/totp/disable".into(),
+            "password=x&code=123456",
+        ),
+        ("GET", "/ui/static/exposure.js".into(), ""),
+    ];
 
     // No session (none, or a guessed token): a redirect to the login form, nothing else.
     let guessed = Login {
@@ -124,7 +136,7 @@ async fn scenario() {
         actor: gb_analyst.clone(),
     };
     for session in [None, Some(&guessed)] {
-        for (method, path, form) in &routes {
+        for (method, path, form) in routes.iter().chain(&own_routes) {
             let r = call(addr, method, path, session, form).await;
             assert_eq!(r.status, 303, "{method} {path}");
             assert_eq!(r.header("location"), Some("/ui/login"), "{method} {path}");
@@ -235,12 +247,47 @@ async fn scenario() {
     // The original is refused until revealed, then served.
     let original = format!("/ui/items/{item}/media/{sha}/original");
     assert_eq!(call(addr, "GET", &original, Some(&s), "").await.status, 403);
-    // Every page carries the safety headers.
+    // The TOTP forms need the token too: a forged one starts no enrolment.
+    let r = request(
+        addr,
+        "POST",
+        "/ui/account/totp/begin",
+        &[("Cookie", cookie.as_str())],
+        b"csrf=wrong",
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let me = desk.user(user).await.unwrap().unwrap();
+    assert_eq!((me.totp_pending, me.totp_secret), (None, None));
+    // Every page carries the safety headers; scripts only from the server's own files.
     let page = call(addr, "GET", "/ui/", Some(&s), "").await;
-    assert!(
-        page.header("content-security-policy")
-            .unwrap()
-            .contains("default-src 'none'")
-    );
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    let script_src: Vec<&str> = csp
+        .split(';')
+        .map(str::trim)
+        .filter(|d| d.starts_with("script-src"))
+        .collect();
+    assert_eq!(script_src, ["script-src 'self'"], "{csp}");
     assert_eq!(page.header("cache-control"), Some("no-store"));
+    // Without running the script the page already shows the exposure figures, and the
+    // script it names is served as JavaScript.
+    let html = page.text();
+    assert!(
+        html.contains("Reviewed today: <strong id=\"served-today\">0</strong>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<strong id=\"stretch-clock\" aria-live=\"off\">0 min</strong>"),
+        "{html}"
+    );
+    assert!(html.contains("<script src=\"/ui/static/exposure.js\" defer></script>"));
+    assert!(!html.contains("<script>"), "no inline script");
+    let script = call(addr, "GET", "/ui/static/exposure.js", Some(&s), "").await;
+    assert_eq!(script.status, 200);
+    assert_eq!(
+        script.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(script.text().contains("stretch-clock"));
 }

@@ -6,7 +6,7 @@ mod common;
 
 use aranea_store::{
     AuditEntry, AuditRecord, DecisionKind, Facts, ItemState, MediaRecord, NewDecision, NewHotline,
-    NewSighting, NewUser, ReviewReason, Session, Store, UserRole,
+    NewSighting, NewUser, ReviewReason, Session, Settlement, Store, UserRole, Vote, VoteCast,
 };
 use common::{NOW, TestDb, url};
 
@@ -15,6 +15,7 @@ contract_tests!(
     failed_logins_count_and_lock,
     queued_media_becomes_an_item_served_once_per_user,
     one_vote_per_user_and_one_settlement_per_item,
+    racing_voters_are_all_counted_or_refused,
     vault_keeps_ciphertext_until_purged,
     audit_rows_chain_and_head_follows,
 );
@@ -234,11 +235,8 @@ async fn one_vote_per_user_and_one_settlement_per_item(db: &TestDb) {
     queued_media(&store, 1).await;
     let pending = desk.unassigned_queued_media(10).await.unwrap();
     let item = desk.open_item(&pending[0], NOW).await.unwrap();
-    assert!(desk.cast_vote(item, u, a, &facts("A"), NOW).await.unwrap());
-    assert!(
-        !desk.cast_vote(item, u, a, &facts("B"), NOW).await.unwrap(),
-        "one vote each"
-    );
+    assert!(voted(&desk, item, u, a, "A").await);
+    assert!(!voted(&desk, item, u, a, "B").await, "one vote each");
     assert_eq!(desk.votes_on(item).await.unwrap()[0].facts, facts("A"));
 
     let decision = NewDecision {
@@ -274,7 +272,7 @@ async fn one_vote_per_user_and_one_settlement_per_item(db: &TestDb) {
     assert_eq!(desk.decisions_on(item).await.unwrap().len(), 1);
     let v = desk.add_user(&user(a, "vi"), NOW).await.unwrap();
     assert!(
-        !desk.cast_vote(item, v, a, &facts("A"), NOW).await.unwrap(),
+        !voted(&desk, item, v, a, "A").await,
         "closed items take no votes"
     );
     let queue = store
@@ -394,4 +392,98 @@ async fn audit_rows_chain_and_head_follows(db: &TestDb) {
             .len(),
         0
     );
+}
+
+/// Casts a vote that never settles the item; whether it was recorded.
+async fn voted(
+    desk: &aranea_store::ReviewDesk<'_>,
+    item: aranea_store::ReviewItemId,
+    user: aranea_store::UserId,
+    hotline: aranea_store::HotlineId,
+    severity: &str,
+) -> bool {
+    let cast = desk
+        .cast_vote(item, user, hotline, &facts(severity), NOW, |_| None)
+        .await
+        .unwrap();
+    matches!(cast, VoteCast::Recorded { .. })
+}
+
+/// The rule the racing voters apply: any disagreement disputes, three agreeing decide.
+fn three_agree(votes: &[Vote]) -> Option<Settlement> {
+    let first = &votes.first()?.facts;
+    if votes.iter().any(|v| v.facts != *first) {
+        return Some(Settlement {
+            to: ItemState::Disputed,
+            decision: None,
+        });
+    }
+    (votes.len() >= 3).then(|| Settlement {
+        to: ItemState::Decided,
+        decision: Some(NewDecision {
+            kind: DecisionKind::Consensus,
+            decided_by: None,
+            facts: first.clone(),
+            classification: "csam".into(),
+            positive: true,
+            note: String::new(),
+        }),
+    })
+}
+
+async fn racing_voters_are_all_counted_or_refused(db: &TestDb) {
+    let store = db.open().await;
+    let desk = store.review_desk();
+    let a = desk.add_hotline(&hotline("gb-a", true), NOW).await.unwrap();
+    let mut users = Vec::new();
+    for i in 0..12 {
+        users.push(
+            desk.add_user(&user(a, &format!("u{i}")), NOW)
+                .await
+                .unwrap(),
+        );
+    }
+    for round in 0..6u8 {
+        queued_media(&store, 10 + round).await;
+        let pending = desk.unassigned_queued_media(10).await.unwrap();
+        let item = desk.open_item(&pending[0], NOW).await.unwrap();
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(users.len()));
+        let mut tasks = Vec::new();
+        for (i, &u) in users.iter().enumerate() {
+            let (store, start) = (store.clone(), start.clone());
+            // Odd rounds have one dissenter among the racers.
+            let severity = if round % 2 == 1 && i == 7 { "B" } else { "A" };
+            tasks.push(tokio::spawn(async move {
+                start.wait().await;
+                store
+                    .review_desk()
+                    .cast_vote(item, u, a, &facts(severity), NOW, three_agree)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut recorded = 0;
+        let mut settling_tallies = Vec::new();
+        for task in tasks {
+            let cast = tokio::time::timeout(std::time::Duration::from_secs(30), task)
+                .await
+                .expect("a vote finishes")
+                .unwrap();
+            if let VoteCast::Recorded { votes, settled, .. } = cast {
+                recorded += 1;
+                if settled.is_some() {
+                    settling_tallies.push(votes);
+                }
+            }
+        }
+        let votes = desk.votes_on(item).await.unwrap();
+        assert_eq!(votes.len(), recorded, "every recorded vote was reported");
+        assert_eq!(settling_tallies.len(), 1, "settled exactly once");
+        assert_eq!(
+            settling_tallies[0], votes,
+            "round {round}: the settling tally saw every vote ever recorded"
+        );
+        let state = desk.item(item).await.unwrap().unwrap().state;
+        assert_eq!(Some(state), three_agree(&votes).map(|s| s.to));
+    }
 }

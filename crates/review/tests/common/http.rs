@@ -327,6 +327,16 @@ impl Browser {
         .await
     }
 
+    /// Runs a script in the page and returns its value.
+    pub async fn execute(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            json!({ "script": script, "args": [] }),
+        )
+        .await
+    }
+
     pub async fn login(&self, base: &str, username: &str, password: &str) {
         self.goto(&format!("{base}/ui/login")).await;
         self.type_into("input[name=username]", username).await;

@@ -197,7 +197,9 @@ impl World {
             pdq,
             pdq_quality: pdq.map(|_| 100),
             size: bytes.len() as u64,
-            kind: "jpeg".into(),
+            kind: aranea_hash::sniff(bytes)
+                .map_or("jpeg", |k| k.name())
+                .into(),
             width: Some(1),
             height: Some(1),
         };
@@ -255,6 +257,64 @@ impl World {
         self.vault.keep(&sha256, bytes, NOW).await.unwrap();
         sha256
     }
+}
+
+/// Records a benign video (made from corpus photos) as the crawler would, without a PDQ.
+impl World {
+    pub async fn queue_video(&self, bytes: &[u8], pages: &[&str]) -> [u8; 32] {
+        let h = aranea_hash::crypto_hashes(bytes);
+        self.record_media(bytes, h.sha256, h.md5, h.sha1, None, pages)
+            .await
+    }
+}
+
+/// A slideshow of corpus photos `photos`, one second each at 10 frames a second, 160x120,
+/// as VP8 WebM (which Chromium plays), made by `ffmpeg` in `dir`.
+pub fn slideshow_webm(dir: &Path, photos: &[usize]) -> Vec<u8> {
+    let mut args: Vec<String> = ["-nostdin", "-y", "-loglevel", "error"]
+        .map(String::from)
+        .to_vec();
+    let mut graph = String::new();
+    for (index, &n) in photos.iter().enumerate() {
+        let (path, _) = corpus(n);
+        args.extend(["-loop", "1", "-t", "1", "-i"].map(String::from));
+        args.push(path.display().to_string());
+        graph.push_str(&format!(
+            "[{index}]scale=160:120,setsar=1,fps=10[v{index}];"
+        ));
+    }
+    for index in 0..photos.len() {
+        graph.push_str(&format!("[v{index}]"));
+    }
+    graph.push_str(&format!("concat=n={}:v=1[out]", photos.len()));
+    let out = dir.join("slideshow.webm");
+    args.extend(["-filter_complex", &graph, "-map", "[out]"].map(String::from));
+    args.extend(
+        [
+            "-c:v",
+            "libvpx",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-b:v",
+            "200k",
+        ]
+        .map(String::from),
+    );
+    args.push(out.display().to_string());
+    let output = std::process::Command::new("ffmpeg")
+        .args(&args)
+        .output()
+        .expect("ffmpeg is installed (scripts/test installs it)");
+    assert!(
+        output.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    bytes
 }
 
 pub fn hex(bytes: &[u8]) -> String {

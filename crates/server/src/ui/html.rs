@@ -27,6 +27,8 @@ nav{background:#2b3a42;padding:.5em 1em;display:flex;gap:1em;align-items:center;
 nav a,nav button{color:#fff;background:none;border:0;font:inherit;cursor:pointer;text-decoration:underline}\
 main{max-width:60em;margin:1em auto;padding:0 1em}\
 .blurred{filter:blur(6px) grayscale(1);max-width:320px}\
+.frames{display:flex;flex-wrap:wrap;gap:.5em;list-style:none;padding:0}\
+.frames img{max-width:120px;display:block}\
 .revealed{max-width:100%}\
 .notice{background:#fff3cd;border:1px solid #e0c060;padding:.5em 1em}\
 .error{background:#f8d7da;border:1px solid #d08090;padding:.5em 1em}\
@@ -54,6 +56,7 @@ pub fn page(title: &str, actor: Option<(&Actor, &str)>, body: &str) -> Response 
             if matches!(actor.role(), UserRole::Auditor | UserRole::PlatformAdmin) {
                 links.push_str("<a href=\"/ui/audit\">Audit trail</a>");
             }
+            links.push_str("<a href=\"/ui/account\" id=\"account\">Account</a>");
             format!(
                 "<nav aria-label=\"main\">{links}<span>{} ({})</span>{}</nav>",
                 esc(&actor.user.display_name),
@@ -86,7 +89,8 @@ pub fn form(action: &str, csrf: &str, inner: &str) -> String {
     )
 }
 
-/// No scripts, no remote content, no framing, nothing cached, no referrer to other sites.
+/// Scripts only from this server's own files (never inline), no remote content, no framing,
+/// nothing cached, no referrer to other sites.
 pub async fn security_headers(
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -99,7 +103,8 @@ pub async fn security_headers(
     set(
         headers,
         header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; \
+        "default-src 'none'; script-src 'self'; img-src 'self'; media-src 'self'; \
+         style-src 'unsafe-inline'; \
          form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     );
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");

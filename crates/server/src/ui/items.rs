@@ -11,8 +11,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::UiState;
+use super::exposure::exposure_box;
 use super::html::{esc, form, page};
 use super::session::{Fields, SignedIn, checked_form, error_response};
+use super::video::{self, is_video};
 
 /// How long a reveal lasts: long enough to load the image, not a standing permission.
 const GRANT_MS: i64 = 120_000;
@@ -21,7 +23,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn parse_sha(text: &str) -> Option<[u8; 32]> {
+pub(super) fn parse_sha(text: &str) -> Option<[u8; 32]> {
     if text.len() != 64 || !text.is_ascii() {
         return None;
     }
@@ -53,14 +55,7 @@ pub async fn queue(State(ui): State<UiState>, s: SignedIn, Query(q): Query<Field
         Ok(w) => w,
         Err(e) => return error_response(e),
     };
-    let mut body = format!(
-        "<p id=\"exposure\">Reviewed today: <strong>{}</strong> of {} items. \
-         Current stretch: <strong>{} min</strong>.</p>",
-        wellness.served_today, wellness.daily_cap, wellness.stretch_minutes
-    );
-    if wellness.break_due {
-        body.push_str("<p class=\"notice\" role=\"status\">You have been reviewing for a long stretch. Please take a break away from the screen.</p>");
-    }
+    let mut body = exposure_box(&wellness);
     if q.contains_key("empty") {
         body.push_str(
             "<p class=\"notice\" role=\"status\" id=\"empty\">Nothing to review right now.</p>",
@@ -139,13 +134,17 @@ pub async fn item(State(ui): State<UiState>, s: SignedIn, Path(id): Path<i64>) -
         Ok(v) => v,
         Err(e) => return error_response(e),
     };
-    let mut body = format!(
+    let mut body = match ui.review.wellness(&s.actor, now).await {
+        Ok(w) => exposure_box(&w),
+        Err(e) => return error_response(e),
+    };
+    body.push_str(&format!(
         "<p>State: <strong id=\"state\">{}</strong> · seen on {} pages, {} sites, {} providers</p>",
         view.item.state.as_str(),
         view.item.pages,
         view.item.sites,
         view.item.providers
-    );
+    ));
     for (n, m) in view.media.iter().enumerate() {
         let sha = hex(&m.sha256);
         let base = format!("/ui/items/{id}/media/{sha}");
@@ -164,12 +163,15 @@ pub async fn item(State(ui): State<UiState>, s: SignedIn, Path(id): Path<i64>) -
             n + 1,
             &sha[..16]
         ));
-        if granted(&ui, s.actor.user.id.0, &m.sha256, now) {
-            if matches!(kind.as_str(), "mp4" | "webm" | "matroska") {
-                body.push_str(&format!("<video class=\"revealed\" src=\"{base}/original\" muted controls preload=\"none\"></video>"));
-            } else {
-                body.push_str(&format!("<img class=\"revealed\" id=\"revealed-{n}\" src=\"{base}/original\" alt=\"revealed media\">"));
+        let revealed = granted(&ui, s.actor.user.id.0, &m.sha256, now);
+        if is_video(&kind) {
+            body.push_str(&video::figure(&ui, &s, id, n, &m.sha256, &base, revealed).await);
+            if !revealed && view.item.state != ItemState::Decided {
+                body.push_str(&form(&format!("{base}/reveal"), &s.csrf,
+                    &format!("<button type=\"submit\" id=\"reveal-{n}\">Reveal this video (logged)</button>")));
             }
+        } else if revealed {
+            body.push_str(&format!("<img class=\"revealed\" id=\"revealed-{n}\" src=\"{base}/original\" alt=\"revealed media\">"));
         } else {
             body.push_str(&format!("<img class=\"blurred\" id=\"media-{n}\" src=\"{base}/thumb\" alt=\"blurred grayscale preview\">"));
             if view.item.state != ItemState::Decided {
@@ -326,7 +328,7 @@ async fn senior_action(
     }
 }
 
-fn media_response(bytes: Vec<u8>, content_type: &'static str) -> Response {
+pub(super) fn media_response(bytes: Vec<u8>, content_type: &'static str) -> Response {
     let mut response = bytes.into_response();
     response
         .headers_mut()

@@ -1,6 +1,7 @@
 //! The analyst and operator web UI (owned by the review room): server-rendered HTML,
-//! plain forms, no JavaScript at all (the Content-Security-Policy forbids scripts), usable
-//! with a keyboard alone.
+//! plain forms, usable with a keyboard alone and without JavaScript. The one script, the
+//! live exposure clock, is a same-origin file (the Content-Security-Policy forbids inline
+//! and foreign scripts) that only counts on from figures the page already shows.
 //!
 //! Every page but the login form needs a session (cookie `aranea_session`, HttpOnly,
 //! SameSite=Strict); every form carries the session's CSRF token and every POST is also
@@ -10,12 +11,16 @@
 //!
 //! Media safety: media appear as server-blurred grayscale thumbnails (and CSS blur on top);
 //! the original is served only after the analyst presses "Reveal" for that one media, and
-//! each serving is audited. Videos play muted.
+//! each serving is audited. Videos play muted, never on their own, blurred and gray by CSS
+//! until revealed, beside blurred thumbnails of the frames vPDQ samples.
 
+mod account;
 mod admin;
+mod exposure;
 mod html;
 mod items;
 mod session;
+mod video;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -86,6 +91,8 @@ pub fn review_router(review: Review, secure_cookies: bool) -> Router {
         .route("/ui/items/{id}/media/{sha}/thumb", get(items::thumb))
         .route("/ui/items/{id}/media/{sha}/reveal", post(items::reveal))
         .route("/ui/items/{id}/media/{sha}/original", get(items::original))
+        .route("/ui/items/{id}/media/{sha}/video", get(video::playback))
+        .route("/ui/items/{id}/media/{sha}/frames/{n}", get(video::frame))
         .route("/ui/history", get(items::history))
         .route("/ui/disputes", get(items::disputes))
         .route("/ui/admin", get(admin::admin))
@@ -93,6 +100,11 @@ pub fn review_router(review: Review, secure_cookies: bool) -> Router {
         .route("/ui/admin/users", post(admin::add_user))
         .route("/ui/admin/users/{id}/disabled", post(admin::user_disabled))
         .route("/ui/audit", get(admin::audit))
+        .route("/ui/account", get(account::account))
+        .route("/ui/account/totp/begin", post(account::begin))
+        .route("/ui/account/totp/confirm", post(account::confirm))
+        .route("/ui/account/totp/disable", post(account::disable))
+        .route(exposure::SCRIPT_PATH, get(exposure::script))
         .layer(axum::middleware::from_fn(html::security_headers))
         .with_state(state)
 }

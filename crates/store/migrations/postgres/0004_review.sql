@@ -24,6 +24,10 @@ CREATE TABLE users (
                           'hotline_operator', 'auditor', 'platform_admin')),
     password_hash TEXT    NOT NULL,
     totp_secret   BYTEA,
+    -- A second factor being enrolled: enforced only once a code from it is confirmed.
+    totp_pending  BYTEA,
+    -- The last TOTP time step accepted: a code is never accepted twice.
+    totp_last_step BIGINT NOT NULL DEFAULT 0,
     disabled      BIGINT  NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
     failed_logins BIGINT  NOT NULL DEFAULT 0,
     locked_until  BIGINT  NOT NULL DEFAULT 0,

@@ -85,6 +85,10 @@ pub struct User {
     pub role: UserRole,
     pub password_hash: String,
     pub totp_secret: Option<Vec<u8>>,
+    /// A secret being enrolled, not yet confirmed with a code (not enforced).
+    pub totp_pending: Option<Vec<u8>>,
+    /// The last TOTP time step a code was accepted for.
+    pub totp_last_step: i64,
     pub disabled: bool,
     pub failed_logins: u32,
     pub locked_until: UnixMillis,
@@ -106,7 +110,7 @@ pub struct Session {
 const HOTLINE_COLUMNS: &str = "SELECT id, code, name, country, languages, jurisdiction, \
     shares_review_pool, shares_banks, daily_cap, created_at FROM hotlines";
 const USER_COLUMNS: &str = "SELECT id, hotline_id, username, display_name, role, password_hash, \
-    totp_secret, disabled, failed_logins, locked_until, daily_cap, created_at FROM users";
+    totp_secret, totp_pending, totp_last_step, disabled, failed_logins, locked_until, daily_cap, created_at FROM users";
 
 fn small(value: i64) -> u32 {
     u32::try_from(value).unwrap_or(u32::MAX)
@@ -141,6 +145,8 @@ fn user_from_row(row: &impl Get) -> Result<User, StoreError> {
         role: UserRole::parse(&row.text("role")?)?,
         password_hash: row.text("password_hash")?,
         totp_secret: row.opt_bytes("totp_secret")?,
+        totp_pending: row.opt_bytes("totp_pending")?,
+        totp_last_step: row.i64("totp_last_step")?,
         disabled: flag(row.i64("disabled")?),
         failed_logins: small(row.i64("failed_logins")?),
         locked_until: row.i64("locked_until")?,
@@ -349,6 +355,57 @@ impl ReviewDesk<'_> {
                 .rows_affected()
         });
         found(changed, "user", id.0)
+    }
+
+    /// Sets (or with `None` clears) the secret a user is enrolling.
+    pub async fn set_totp_pending(
+        &self,
+        id: UserId,
+        secret: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let changed = on_backend!(self.backend, |pool, d| {
+            sqlx::query("UPDATE users SET totp_pending = $2 WHERE id = $1")
+                .bind(id.0)
+                .bind(secret)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        found(changed, "user", id.0)
+    }
+
+    /// Makes the pending secret the enforced one, accepting the confirming code's time
+    /// `step`; false if nothing is pending or the step was already used.
+    pub async fn confirm_totp(&self, id: UserId, step: i64) -> Result<bool, StoreError> {
+        let changed = on_backend!(self.backend, |pool, d| {
+            sqlx::query(
+                "UPDATE users SET totp_secret = totp_pending, totp_pending = NULL, \
+                 totp_last_step = $2 \
+                 WHERE id = $1 AND totp_pending IS NOT NULL AND totp_last_step < $2",
+            )
+            .bind(id.0)
+            .bind(step)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
+    /// Accepts a TOTP code's time `step` once: true if it is later than every step
+    /// accepted before (one atomic update, so two logins replaying a code cannot both win).
+    pub async fn claim_totp_step(&self, id: UserId, step: i64) -> Result<bool, StoreError> {
+        let changed = on_backend!(self.backend, |pool, d| {
+            sqlx::query(
+                "UPDATE users SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2",
+            )
+            .bind(id.0)
+            .bind(step)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed == 1)
     }
 
     /// Sets (or with `None` clears) a user's own daily cap.

@@ -15,7 +15,9 @@ pub use accounts::{Hotline, NewHotline, NewUser, Session, User, UserRole};
 pub use audit::{AuditEntry, AuditRecord};
 pub use items::{ItemMedia, ItemState, QueuedMedia, ReviewItem};
 pub use vault::VaultRecord;
-pub use votes::{BankEntryRef, Decision, DecisionKind, Facts, NewDecision, Vote};
+pub use votes::{
+    BankEntryRef, Decision, DecisionKind, Facts, NewDecision, Settlement, Vote, VoteCast,
+};
 
 use crate::backend::Backend;
 use crate::error::StoreError;

@@ -85,6 +85,27 @@ pub struct BankEntryRef {
     pub disabled_at: Option<UnixMillis>,
 }
 
+/// How a vote's tally moves its item, decided by the review crate's rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settlement {
+    pub to: ItemState,
+    pub decision: Option<NewDecision>,
+}
+
+/// What became of a cast vote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VoteCast {
+    /// Nothing recorded: the user already voted, or the item is not open.
+    Refused,
+    /// Recorded; `votes` are all the item's votes the tally saw (this one included).
+    Recorded {
+        votes: Vec<Vote>,
+        /// The state the settlement moved the item to, if it did.
+        settled: Option<ItemState>,
+        decision: Option<DecisionId>,
+    },
+}
+
 const DECISION_COLUMNS: &str = "SELECT id, item_id, kind, decided_by, age_band, severity, \
     harmful_context, not_relevant, classification, positive, note, decided_at, applied_at, \
     superseded_by FROM decisions";
@@ -130,24 +151,99 @@ fn check_facts(facts: &Facts) -> Result<(), StoreError> {
     check_text("severity", &facts.severity, 32, false)
 }
 
+fn check_decision(decision: &NewDecision) -> Result<(), StoreError> {
+    check_facts(&decision.facts)?;
+    check_text("classification", &decision.classification, 64, false)?;
+    check_text("decision note", &decision.note, 4000, true)
+}
+
+/// What a settlement writes besides the item's state, inside the caller's transaction
+/// `$tx` (one expansion per back-end): the decision, superseding the standing one, and the
+/// queue entries of a decided item. Evaluates to the new decision's id, if any.
+macro_rules! settle_in_tx {
+    ($tx:ident, $item:expr, $to:expr, $decision:expr, $now:expr) => {{
+        let mut id = None;
+        if let Some(n) = $decision {
+            let row = sqlx::query(
+                "INSERT INTO decisions (item_id, kind, decided_by, age_band, severity, \
+                 harmful_context, not_relevant, classification, positive, note, decided_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+            )
+            .bind($item.0)
+            .bind(n.kind.as_str())
+            .bind(n.decided_by.map(|u| u.0))
+            .bind(&n.facts.age_band)
+            .bind(&n.facts.severity)
+            .bind(i64::from(n.facts.harmful_context))
+            .bind(i64::from(n.facts.not_relevant))
+            .bind(&n.classification)
+            .bind(i64::from(n.positive))
+            .bind(&n.note)
+            .bind($now)
+            .fetch_one(&mut *$tx)
+            .await?;
+            let new_id = row.i64("id")?;
+            sqlx::query(
+                "UPDATE decisions SET superseded_by = $2 \
+                 WHERE item_id = $1 AND id <> $2 AND superseded_by IS NULL",
+            )
+            .bind($item.0)
+            .bind(new_id)
+            .execute(&mut *$tx)
+            .await?;
+            id = Some(DecisionId(new_id));
+        }
+        if $to == ItemState::Decided {
+            sqlx::query(
+                "UPDATE review_queue SET state = 'decided' WHERE media_sha256 IN \
+                 (SELECT media_sha256 FROM review_item_media WHERE item_id = $1)",
+            )
+            .bind($item.0)
+            .execute(&mut *$tx)
+            .await?;
+        }
+        id
+    }};
+}
+
 impl ReviewDesk<'_> {
-    /// Records a vote on an open item; false (nothing recorded) if the user already voted on
-    /// it or the item is no longer open.
-    pub async fn cast_vote(
+    /// Records a vote on an open item and lets `settle` decide, from every vote recorded
+    /// (oldest first, this one included), whether the item moves on; both happen in one
+    /// transaction that holds the item's row, so no other vote can be recorded between the
+    /// tally and the settlement (a vote racing the deciding one waits, then finds the item
+    /// closed and is refused rather than recorded but never counted). Refused (nothing
+    /// recorded) if the user already voted or the item is not open.
+    pub async fn cast_vote<F>(
         &self,
         item: ReviewItemId,
         user: UserId,
         hotline: HotlineId,
         facts: &Facts,
         now: UnixMillis,
-    ) -> Result<bool, StoreError> {
+        settle: F,
+    ) -> Result<VoteCast, StoreError>
+    where
+        F: FnOnce(&[Vote]) -> Option<Settlement>,
+    {
         check_facts(facts)?;
         on_backend!(self.backend, |pool, d| {
-            let done = sqlx::query(
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            // A no-op update takes PostgreSQL's row lock (SQLite's BEGIN IMMEDIATE already
+            // serialises writers) and, after waiting for a settling transaction, re-reads
+            // the state, so it sees the item closed.
+            let open = sqlx::query(
+                "UPDATE review_items SET state = state WHERE id = $1 AND state = 'open'",
+            )
+            .bind(item.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if open == 0 {
+                return Ok(VoteCast::Refused);
+            }
+            let inserted = sqlx::query(
                 "INSERT INTO votes (item_id, user_id, hotline_id, age_band, severity, \
-                 harmful_context, not_relevant, cast_at) \
-                 SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM review_items \
-                 WHERE id = $1 AND state = 'open' \
+                 harmful_context, not_relevant, cast_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                  ON CONFLICT (item_id, user_id) DO NOTHING",
             )
             .bind(item.0)
@@ -158,9 +254,44 @@ impl ReviewDesk<'_> {
             .bind(i64::from(facts.harmful_context))
             .bind(i64::from(facts.not_relevant))
             .bind(now)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                return Ok(VoteCast::Refused);
+            }
+            let rows = sqlx::query("SELECT * FROM votes WHERE item_id = $1 ORDER BY id")
+                .bind(item.0)
+                .fetch_all(&mut *tx)
+                .await?;
+            let votes = rows
+                .iter()
+                .map(vote_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            let settlement = settle(&votes);
+            let mut decision = None;
+            if let Some(s) = &settlement {
+                if let Some(n) = &s.decision {
+                    check_decision(n)?;
+                }
+                sqlx::query(
+                    "UPDATE review_items SET state = $2, \
+                     decided_at = CASE WHEN $2 = 'decided' THEN $3 ELSE decided_at END \
+                     WHERE id = $1",
+                )
+                .bind(item.0)
+                .bind(s.to.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                decision = settle_in_tx!(tx, item, s.to, s.decision.as_ref(), now);
+            }
+            tx.commit().await?;
+            Ok(VoteCast::Recorded {
+                votes,
+                settled: settlement.map(|s| s.to),
+                decision,
+            })
         })
     }
 
@@ -201,9 +332,7 @@ impl ReviewDesk<'_> {
         now: UnixMillis,
     ) -> Result<Option<Option<DecisionId>>, StoreError> {
         if let Some(decision) = decision {
-            check_facts(&decision.facts)?;
-            check_text("classification", &decision.classification, 64, false)?;
-            check_text("decision note", &decision.note, 4000, true)?;
+            check_decision(decision)?;
         }
         let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         let from_a = from.first().copied().unwrap_or("");
@@ -228,46 +357,7 @@ impl ReviewDesk<'_> {
             if moved == 0 {
                 return Ok(None);
             }
-            let mut id = None;
-            if let Some(n) = decision {
-                let row = sqlx::query(
-                    "INSERT INTO decisions (item_id, kind, decided_by, age_band, severity, \
-                     harmful_context, not_relevant, classification, positive, note, decided_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-                )
-                .bind(item.0)
-                .bind(n.kind.as_str())
-                .bind(n.decided_by.map(|u| u.0))
-                .bind(&n.facts.age_band)
-                .bind(&n.facts.severity)
-                .bind(i64::from(n.facts.harmful_context))
-                .bind(i64::from(n.facts.not_relevant))
-                .bind(&n.classification)
-                .bind(i64::from(n.positive))
-                .bind(&n.note)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                let new_id = row.i64("id")?;
-                sqlx::query(
-                    "UPDATE decisions SET superseded_by = $2 \
-                     WHERE item_id = $1 AND id <> $2 AND superseded_by IS NULL",
-                )
-                .bind(item.0)
-                .bind(new_id)
-                .execute(&mut *tx)
-                .await?;
-                id = Some(DecisionId(new_id));
-            }
-            if to == ItemState::Decided {
-                sqlx::query(
-                    "UPDATE review_queue SET state = 'decided' WHERE media_sha256 IN \
-                     (SELECT media_sha256 FROM review_item_media WHERE item_id = $1)",
-                )
-                .bind(item.0)
-                .execute(&mut *tx)
-                .await?;
-            }
+            let id = settle_in_tx!(tx, item, to, decision, now);
             tx.commit().await?;
             Ok(Some(id))
         })
@@ -423,6 +513,35 @@ impl ReviewDesk<'_> {
                 .await?;
             rows.iter()
                 .map(|r| r.i64("match_id").map_err(Into::into))
+                .collect()
+        })
+    }
+
+    /// The matches on the media's sightings that no appeal withdrew, as (bank, entry,
+    /// classification), ordered by bank and entry: what the notice pipeline may act on.
+    pub async fn standing_matches(
+        &self,
+        sha256: &[u8; 32],
+    ) -> Result<Vec<(i64, i64, String)>, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let rows = sqlx::query(
+                "SELECT m.bank_id, m.entry_id, m.classification FROM matches m \
+                 JOIN sightings s ON s.id = m.sighting_id \
+                 WHERE s.media_sha256 = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM match_withdrawals w WHERE w.match_id = m.id) \
+                 ORDER BY m.bank_id, m.entry_id, m.id",
+            )
+            .bind(&sha256[..])
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.i64("bank_id")?,
+                        r.i64("entry_id")?,
+                        r.text("classification")?,
+                    ))
+                })
                 .collect()
         })
     }
