@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use aranea_index::{BankStore, EntryId, LiveIndex, SignalType, StoreError};
-use arc_swap::ArcSwap;
+use aranea_hash::VpdqFeature;
+use aranea_index::{BankStore, EntryId, LiveIndex, Signal, SignalType, StoreError, VideoIndex};
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 /// Cryptographic hashes of the media a PDQ entry was computed from, when its import carried
 /// them (metadata columns `sha1_base32`/`sha1` and `sha256_hex`/`sha256`).
@@ -39,6 +40,8 @@ pub struct LiveBanks {
     dir: PathBuf,
     live: ArcSwap<LiveIndex>,
     media_refs: ArcSwap<HashMap<EntryId, MediaRef>>,
+    /// The `vpdq` entries' frames, rebuilt with every change (`None` until one builds).
+    videos: ArcSwapOption<VideoBanks>,
     writer: Mutex<Writer>,
 }
 
@@ -51,8 +54,14 @@ impl LiveBanks {
             dir: dir.to_path_buf(),
             live: ArcSwap::new(store.live()),
             media_refs: ArcSwap::from_pointee(media_refs(&store)),
+            videos: ArcSwapOption::new(video_index(&store)),
             writer: Mutex::new(Writer { store, signature }),
         })
+    }
+
+    /// The video index of the current banks (`None` if it could not be built).
+    pub fn videos(&self) -> Option<Arc<VideoBanks>> {
+        self.videos.load_full()
     }
 
     /// The index to search now.
@@ -82,6 +91,7 @@ impl LiveBanks {
         }
         let store = BankStore::open(&self.dir)?;
         self.media_refs.store(Arc::new(media_refs(&store)));
+        self.videos.store(video_index(&store));
         self.live.store(store.live());
         writer.store = store;
         writer.signature = dir_signature(&self.dir);
@@ -105,6 +115,7 @@ impl LiveBanks {
         }
         writer.store.publish()?;
         self.media_refs.store(Arc::new(media_refs(&writer.store)));
+        self.videos.store(video_index(&writer.store));
         self.live.store(writer.store.live());
         writer.signature = dir_signature(&self.dir);
         result
@@ -153,6 +164,48 @@ fn dir_signature(dir: &Path) -> DirSignature {
         .collect();
     files.sort();
     files
+}
+
+/// The known videos: their frames indexed for search, and each video's frames for the
+/// per-frame details of an answer.
+pub struct VideoBanks {
+    pub index: VideoIndex,
+    frames: HashMap<EntryId, Vec<VpdqFeature>>,
+}
+
+impl VideoBanks {
+    /// The frames of a `vpdq` entry.
+    pub fn frames(&self, entry: EntryId) -> Option<&[VpdqFeature]> {
+        self.frames.get(&entry).map(Vec::as_slice)
+    }
+}
+
+/// The `vpdq` entries' frames in one index. Rebuilt whole on each change: video banks are
+/// small next to image banks (frames are pruned), and a request never waits for it.
+fn video_index(store: &BankStore) -> Option<Arc<VideoBanks>> {
+    match VideoIndex::build(store.state(), aranea_index::VideoIndexParams::default()) {
+        Ok(index) => {
+            for (entry, why) in index.skipped() {
+                tracing::warn!(entry = *entry, %why, "vpdq entry left out of the video index");
+            }
+            let frames = store
+                .state()
+                .entries()
+                .iter()
+                .filter(|e| !e.disabled && matches!(e.signal, Signal::Vpdq(_)))
+                .filter_map(|e| {
+                    aranea_index::vpdq_features(&e.signal, e.metadata.as_deref())
+                        .ok()
+                        .map(|f| (e.id, f))
+                })
+                .collect();
+            Some(Arc::new(VideoBanks { index, frames }))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "video index could not be built; video banks do not match");
+            None
+        }
+    }
 }
 
 fn media_refs(store: &BankStore) -> HashMap<EntryId, MediaRef> {

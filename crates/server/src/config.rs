@@ -37,6 +37,15 @@ pub struct ServerConfig {
     pub url_extra_roots: Vec<std::path::PathBuf>,
     /// Time for `POST /v1/url/` to fetch the media, in seconds. Default: 20.
     pub url_timeout_secs: u64,
+    /// Time to decode and hash one submitted video (probe, decode and vPDQ together), in
+    /// seconds; the decoder is killed after it. Default: 60.
+    pub video_timeout_secs: u64,
+    /// Longest video duration accepted, as the container declares it (checked before
+    /// decoding), in seconds. Default: 3,600.
+    pub max_video_seconds: u64,
+    /// Seconds between the video frames hashed (vPDQ's `secondsPerHash`; 0: every frame).
+    /// Default: 1.
+    pub video_seconds_per_hash: f64,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +64,9 @@ impl Default for ServerConfig {
             url_allow_cidrs: Vec::new(),
             url_extra_roots: Vec::new(),
             url_timeout_secs: 20,
+            video_timeout_secs: 60,
+            max_video_seconds: 3600,
+            video_seconds_per_hash: 1.0,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Aranea's HTTP server: the Shield-compatible matching API (`/v1/...`, [`shield`]), the
 //! native JSON API (`/api/v1/...`), operations endpoints ([`ops`]: metrics, health) and the
-//! web UI ([`ui`]).
+//! web UI ([`ui`]) with the operators' statistics pages ([`stats`]).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -27,7 +27,9 @@ pub mod metrics;
 pub mod ops;
 pub mod problem;
 pub mod shield;
+pub mod stats;
 pub mod ui;
+pub mod video;
 
 use std::future::Future;
 use std::path::Path;
@@ -143,6 +145,40 @@ impl AppState {
         hashed.map_err(hash_refusal)
     }
 
+    /// The vPDQ frames of a video or animation (`None` for a still image), decoded by the
+    /// sandboxed FFmpeg child on the blocking pool within the configured limits, holding one
+    /// of the `hash_workers` slots.
+    pub async fn hash_video(
+        &self,
+        bytes: Bytes,
+        kind: aranea_hash::MediaKind,
+    ) -> Result<Option<Vec<aranea_hash::VpdqFeature>>, ApiError> {
+        if !kind.is_video()
+            && !matches!(
+                kind,
+                aranea_hash::MediaKind::Gif | aranea_hash::MediaKind::Webp
+            )
+        {
+            return Ok(None);
+        }
+        let _slot = self
+            .inner
+            .hash_slots
+            .acquire()
+            .await
+            .map_err(ApiError::internal)?;
+        let options = video::video_options(self.config());
+        let hashed = tokio::task::spawn_blocking(move || {
+            if !aranea_hash::is_moving_picture(&bytes) {
+                return Ok(None);
+            }
+            aranea_hash::vpdq_hash(&bytes, &options).map(|v| Some(v.features))
+        })
+        .await
+        .map_err(ApiError::internal)?;
+        hashed.map_err(hash_refusal)
+    }
+
     /// Starts the background tasks (bank and client refresh); they end with the runtime.
     pub fn spawn_background(&self) {
         let banks = Arc::clone(self.banks());
@@ -162,6 +198,13 @@ fn hash_refusal(error: aranea_hash::HashError) -> ApiError {
             axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "The submitted data is not an image or video format we support.",
         ),
+        decoder @ (E::DecoderUnavailable { .. } | E::DecoderIo { .. }) => {
+            tracing::error!(error = %decoder, "video decoder failed");
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "Video decoding is unavailable on this server.",
+            )
+        }
         other => {
             ApiError::bad_request(format!("The submitted media could not be hashed: {other}."))
         }

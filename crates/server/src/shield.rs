@@ -39,6 +39,7 @@ pub struct ScannedMedia {
     /// `exact` (a cryptographic hash matched), `near` (PDQ only) or null.
     pub match_type: Option<String>,
     /// PDQ hits, nearest first.
+    /// PDQ hits, nearest first; for a video, the frames that matched, by timestamp.
     pub near_match_details: Vec<NearMatchDetail>,
 }
 
@@ -180,18 +181,23 @@ async fn scan_url(
     scan_bytes(&state, response.body).await.map(Json)
 }
 
-/// Hashes and matches one piece of media on the bounded blocking pool.
+/// Hashes and matches one piece of media on the bounded blocking pool; videos and
+/// animations also by their frames ([`crate::video`]).
 async fn scan_bytes(state: &AppState, body: Bytes) -> Result<ScannedMedia, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request("The submitted media is empty."));
     }
-    let hashes = state.hash(body).await?;
+    let hashes = state.hash(body.clone()).await?;
+    let frames = state.hash_video(body, hashes.kind).await?;
     let generation = state.banks().live().load();
-    let digests = [
+    let mut digests = vec![
         Signal::from_bytes(SignalType::Md5, &hashes.md5),
         Signal::from_bytes(SignalType::Sha1, &hashes.sha1),
         Signal::from_bytes(SignalType::Sha256, &hashes.sha256),
     ];
+    if frames.is_some() {
+        digests.push(Signal::from_bytes(SignalType::VideoMd5, &hashes.md5));
+    }
     let digests: Vec<Signal> = digests.into_iter().flatten().collect();
     let pdq: Vec<aranea_hash::PdqHash> = hashes
         .pdq
@@ -201,11 +207,27 @@ async fn scan_bytes(state: &AppState, body: Bytes) -> Result<ScannedMedia, ApiEr
         .into_iter()
         .collect();
     let result = generation.match_media(&digests, &pdq, &BankFilter::All);
-    state.metrics().record_match(!result.hits.is_empty());
-    Ok(scanned_media(state, &hashes, &result))
+    // An allow-listed file is allowed whole: its frames are not searched.
+    let video = match frames {
+        Some(features) if result.allowed_by.is_empty() => {
+            let matcher = state.clone();
+            let generation = std::sync::Arc::clone(&generation);
+            tokio::task::spawn_blocking(move || {
+                crate::video::near_matches(&matcher, &generation, &features)
+            })
+            .await
+            .map_err(ApiError::internal)?
+        }
+        _ => Vec::new(),
+    };
+    state
+        .metrics()
+        .record_match(!result.hits.is_empty() || !video.is_empty());
+    Ok(scanned_media(state, &hashes, &result, video))
 }
 
-fn shield_label(label: &str) -> &'static str {
+/// Shield's label for a bank classification.
+pub(crate) fn shield_label(label: &str) -> &'static str {
     if label == "csam" {
         "csam"
     } else {
@@ -238,17 +260,23 @@ fn near_detail(state: &AppState, hit: &Hit) -> NearMatchDetail {
     }
 }
 
-fn scanned_media(state: &AppState, hashes: &MediaHashes, result: &MatchResult) -> ScannedMedia {
+fn scanned_media(
+    state: &AppState,
+    hashes: &MediaHashes,
+    result: &MatchResult,
+    video: Vec<NearMatchDetail>,
+) -> ScannedMedia {
     let exact = result
         .hits
         .iter()
         .any(|h| !matches!(h.value, Signal::Pdq(_)));
-    let near: Vec<NearMatchDetail> = result
+    let mut near: Vec<NearMatchDetail> = result
         .hits
         .iter()
         .filter(|h| matches!(h.value, Signal::Pdq(_)))
         .map(|h| near_detail(state, h))
         .collect();
+    near.extend(video);
     let match_type = if exact {
         Some("exact")
     } else if !near.is_empty() {
@@ -256,11 +284,18 @@ fn scanned_media(state: &AppState, hashes: &MediaHashes, result: &MatchResult) -
     } else {
         None
     };
+    let classification = if near.iter().any(|d| d.classification == "csam") {
+        "csam".to_owned()
+    } else if result.hits.is_empty() && !near.is_empty() {
+        "harmful-abusive-material".to_owned()
+    } else {
+        overall_classification(&result.hits)
+    };
     ScannedMedia {
         sha1_base32: hashes.sha1_base32(),
         sha256_hex: hashes.sha256_hex(),
         size_bytes: hashes.size_bytes,
-        classification: overall_classification(&result.hits),
+        classification,
         match_type: match_type.map(str::to_owned),
         near_match_details: near,
     }

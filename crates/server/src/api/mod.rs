@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/matches", get(list_matches))
         .route("/api/v1/sightings", get(list_sightings))
         .route("/api/v1/statistics", get(statistics))
+        .route("/api/v1/statistics/removals", get(removal_statistics))
         .layer(axum::extract::DefaultBodyLimit::max(json_limit))
         .merge(banks::router(state.clone()))
         .merge(notices::router())
@@ -287,4 +288,17 @@ async fn statistics(
         "review_backlog": c.review, "banks": generation.banks().len(),
         "bank_entries": base + delta,
     })))
+}
+
+/// The statistics page's numbers for every hotline (scope read); see [`crate::stats`].
+async fn removal_statistics(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<
+        Query<crate::stats::window::WindowQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Json<Value>, ApiError> {
+    require(&caller, &[scope::READ])?;
+    crate::stats::removals_json(&state, query).await.map(Json)
 }

@@ -100,6 +100,9 @@ pub fn spec() -> Value {
         }
     });
     merge(&mut doc["paths"], super::notices::openapi_paths(ok));
+    let (paths, schemas) = crate::stats::openapi(ok);
+    merge(&mut doc["paths"], paths);
+    merge(&mut doc["components"]["schemas"], schemas);
     merge(
         &mut doc["components"]["schemas"],
         super::notices::openapi_schemas(),

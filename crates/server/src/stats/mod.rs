@@ -1,0 +1,225 @@
+//! Statistics for operators: live counters, the per-provider removal table (removals,
+//! median and 90th-percentile time to removal, notices, re-notices, escalations), the
+//! time-to-removal distribution, and notices, removals, matches and reports over time.
+//! Served as a server-rendered page at `/ui/statistics` (charts are inline SVG; no
+//! JavaScript) and as JSON at `/api/v1/statistics/removals` (API key with scope `read`).
+//!
+//! Who sees what: the page needs a web UI session (the review UI's `aranea_session`
+//! cookie) of a hotline operator or auditor, who see their own hotline's notices and
+//! reports, or of a platform administrator, who sees every hotline's. Analysts are refused:
+//! the numbers name providers and hotlines, not media, but they are an operator's tool.
+//! Matches and crawl counters are platform-wide for everyone (the crawl is shared).
+//!
+//! Read-only: this module must not write to the store or the banks.
+
+pub mod page;
+pub mod report;
+mod svg;
+pub mod window;
+
+use std::net::SocketAddr;
+
+use aranea_review::{Actor, Review, ReviewError, now_millis};
+use aranea_store::UserRole;
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+use crate::AppState;
+use crate::problem::ApiError;
+use window::{Window, WindowQuery};
+
+/// The session cookie the review UI sets at sign-in (path `/ui`).
+const SESSION_COOKIE: &str = "aranea_session";
+
+#[derive(Clone)]
+struct StatsState {
+    app: AppState,
+    review: Review,
+}
+
+/// The statistics page's routes (mounted beside the review UI, which signs users in).
+pub fn router(app: AppState, review: Review) -> Router {
+    Router::new()
+        .route("/ui/statistics", get(statistics_page))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(StatsState { app, review })
+}
+
+/// Who may see statistics, and for which hotline (`None`: all).
+pub fn scope_of(actor: &Actor) -> Option<Option<String>> {
+    match actor.role() {
+        UserRole::PlatformAdmin => Some(None),
+        UserRole::HotlineOperator | UserRole::Auditor => Some(Some(actor.hotline.code.clone())),
+        UserRole::Analyst | UserRole::SeniorAnalyst => None,
+    }
+}
+
+fn session_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+}
+
+fn html_error(status: StatusCode, viewer: Option<(&Actor, &str)>, message: &str) -> Response {
+    let body = format!(
+        "<p class=\"error\" role=\"alert\">{}</p><p><a href=\"/ui/statistics\">Statistics</a></p>",
+        page::esc(message)
+    );
+    (
+        status,
+        Html(page::frame("Statistics", viewer, false, &body)),
+    )
+        .into_response()
+}
+
+/// The default window ends with the later of now and the newest notice or removal.
+async fn default_end(app: &AppState, hotline: Option<&str>) -> Result<i64, ApiError> {
+    let now = crate::api::now_ms();
+    let latest = app
+        .store()
+        .statistics()
+        .latest_event_at(hotline)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(latest.map_or(now, |t| t.max(now)))
+}
+
+async fn window_of(
+    app: &AppState,
+    query: Result<Query<WindowQuery>, QueryRejection>,
+    hotline: Option<&str>,
+) -> Result<Window, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::bad_request(format!("Bad query: {}", e.body_text())))?;
+    window::window(&query, default_end(app, hotline).await?)
+}
+
+async fn statistics_page(
+    State(s): State<StatsState>,
+    query: Result<Query<WindowQuery>, QueryRejection>,
+    request: Request,
+) -> Response {
+    let Some(token) = session_token(request.headers()) else {
+        return Redirect::to("/ui/login").into_response();
+    };
+    let source = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    let (actor, csrf) = match s.review.session(token, &source, now_millis()).await {
+        Ok(signed_in) => signed_in,
+        Err(ReviewError::NoSession) => return Redirect::to("/ui/login").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "statistics: session check failed");
+            return html_error(StatusCode::INTERNAL_SERVER_ERROR, None, "Internal error.");
+        }
+    };
+    let viewer = Some((&actor, csrf.as_str()));
+    let Some(hotline) = scope_of(&actor) else {
+        return html_error(
+            StatusCode::FORBIDDEN,
+            viewer,
+            "Statistics are for hotline operators, auditors and platform administrators.",
+        );
+    };
+    let window = match window_of(&s.app, query, hotline.as_deref()).await {
+        Ok(w) => w,
+        Err(e) => return html_error(e.status, viewer, &e.detail),
+    };
+    let gathered = report::gather(s.app.store(), window, hotline.as_deref(), now_millis()).await;
+    let counts = s.app.store().counts().await;
+    let (report, counts) = match (gathered, counts) {
+        (Ok(r), Ok(c)) => (r, c),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "statistics: store query failed");
+            return html_error(StatusCode::INTERNAL_SERVER_ERROR, viewer, "Internal error.");
+        }
+    };
+    let (base, delta) = s.app.banks().live().load().segment_sizes();
+    let body = page::body(&report, &counts, base + delta);
+    Html(page::frame("Statistics", viewer, true, &body)).into_response()
+}
+
+/// `GET /api/v1/statistics/removals` (scope `read`): the page's numbers for every hotline.
+pub async fn removals_json(
+    app: &AppState,
+    query: Result<Query<WindowQuery>, QueryRejection>,
+) -> Result<serde_json::Value, ApiError> {
+    let window = window_of(app, query, None).await?;
+    let report = report::gather(app.store(), window, None, now_millis())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(report::to_json(&report))
+}
+
+/// The review UI's headers: no scripts, no remote content, no framing, nothing cached.
+async fn security_headers(request: Request, next: axum::middleware::Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let mut set = |name, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::REFERRER_POLICY, "same-origin");
+    set(header::CACHE_CONTROL, "no-store");
+    set(header::X_FRAME_OPTIONS, "DENY");
+    response
+}
+
+/// The JSON endpoint's part of the OpenAPI document: its path (given the document's
+/// standard responses for a schema) and its schemas.
+pub fn openapi(
+    ok: impl Fn(&str, &str) -> serde_json::Value,
+) -> (serde_json::Value, serde_json::Value) {
+    use serde_json::json;
+    let date = |name: &str, what: &str| {
+        json!({ "name": name, "in": "query",
+        "schema": { "type": "string", "format": "date" },
+        "description": format!("{what} (UTC, YYYY-MM-DD, included). At most {} days.", window::MAX_DAYS) })
+    };
+    let paths = json!({
+        "/api/v1/statistics/removals": { "get": {
+            "summary": "Removal statistics per provider, time to removal, and counts over time (scope read)",
+            "parameters": [date("from", "First day"), date("to", "Last day")],
+            "responses": ok("The statistics of the window", "RemovalStatistics") } },
+    });
+    let count = json!({ "type": "integer" });
+    let hours = json!({ "type": ["number", "null"] });
+    let series = json!({ "type": "array", "items": count });
+    let schemas = json!({
+        "ProviderRemovals": { "type": "object",
+            "required": ["provider", "items", "removed", "outstanding", "median_hours_to_removal",
+                "p90_hours_to_removal", "share_removed_within_24h", "notices_sent", "renotices",
+                "escalations", "reupload_notices", "reuploads"],
+            "properties": { "provider": { "type": "string" }, "items": count, "removed": count,
+                "outstanding": count, "median_hours_to_removal": hours, "p90_hours_to_removal": hours,
+                "share_removed_within_24h": hours, "notices_sent": count, "renotices": count,
+                "escalations": count, "reupload_notices": count, "reuploads": count } },
+        "RemovalStatistics": { "type": "object",
+            "required": ["from", "to", "bucket", "buckets", "providers", "time_to_removal", "series"],
+            "properties": {
+                "from": { "type": "string", "format": "date" }, "to": { "type": "string", "format": "date" },
+                "bucket": { "enum": ["hour", "day"] },
+                "buckets": { "type": "array", "items": { "type": "string" } },
+                "providers": { "type": "array", "items": { "$ref": "#/components/schemas/ProviderRemovals" } },
+                "time_to_removal": { "type": "array", "items": { "type": "object", "required": ["bucket", "items"],
+                    "properties": { "bucket": { "type": "string" }, "items": count } } },
+                "series": { "type": "object", "required": ["notices_sent", "removals", "matches", "reports"],
+                    "properties": { "notices_sent": series, "removals": series, "matches": series, "reports": series } } } },
+    });
+    (paths, schemas)
+}
