@@ -15,15 +15,35 @@ use crate::scenario::{Action, Delay, RemoveScope};
 use crate::state::{Channel, ReceivedNotice, Removal, RemovalKind, Reupload, SiteMove, State};
 use crate::world::{ItemId, MediaItem, ProviderId, SiteId, Transform, World};
 
-/// Records a notice and lets the provider act on it; returns the notice's index.
-pub fn receive(
-    shared: &Shared,
-    channel: Channel,
-    provider: ProviderId,
-    from: String,
-    to: Vec<String>,
-    raw: String,
-) -> usize {
+/// What arrived, and through which door.
+pub struct Arrival {
+    pub channel: Channel,
+    pub provider: ProviderId,
+    pub from: String,
+    pub to: Vec<String>,
+    pub raw: String,
+    /// The sender's idempotency key (Message-ID, Idempotency-Key header), if it gave one.
+    pub key: Option<String>,
+    /// Whether it came over TLS.
+    pub tls: bool,
+    /// The SMTP AUTH user the sender logged in as.
+    pub authenticated: Option<String>,
+}
+
+/// Records a notice and lets the provider act on it; returns the notice's index. A notice
+/// whose key the provider already received is recorded as a duplicate and not acted on, as
+/// a receiver that deduplicates by Message-ID or Idempotency-Key would do.
+pub fn receive(shared: &Shared, arrival: Arrival) -> usize {
+    let Arrival {
+        channel,
+        provider,
+        from,
+        to,
+        raw,
+        key,
+        tls,
+        authenticated,
+    } = arrival;
     let now = shared.clock.now();
     let world = &shared.world;
     let urls = extract_urls(&raw);
@@ -32,6 +52,32 @@ pub fn receive(
     };
     let index = state.notices.len();
     let mut outcome = Vec::new();
+    let duplicate_of = key.as_ref().and_then(|key| {
+        state
+            .notices
+            .iter()
+            .find(|n| n.provider == provider && n.key.as_ref() == Some(key))
+            .map(|n| n.index)
+    });
+    if let Some(first) = duplicate_of {
+        outcome.push(format!("duplicate of notice {first} (same key): not acted on"));
+        state.notices.push(ReceivedNotice {
+            index,
+            channel,
+            provider,
+            from,
+            to,
+            raw,
+            urls,
+            received_at: now,
+            outcome,
+            key,
+            duplicate_of,
+            tls,
+            authenticated,
+        });
+        return index;
+    }
     let mut targets: BTreeMap<SiteId, BTreeSet<ItemId>> = BTreeMap::new();
     for url in &urls {
         match resolve_target(world, &state, url) {
@@ -77,6 +123,10 @@ pub fn receive(
         urls,
         received_at: now,
         outcome,
+        key,
+        duplicate_of: None,
+        tls,
+        authenticated,
     });
     index
 }
@@ -513,4 +563,26 @@ mod tests {
         );
         assert_eq!(split_url("ftp://a.sim/"), None);
     }
+}
+
+/// The `Message-ID` of an RFC 5322 message (header names are case-insensitive; folded
+/// continuation lines are joined), or `None` when it has none.
+pub fn message_id(raw: &str) -> Option<String> {
+    let head = raw.split("\r\n\r\n").next().unwrap_or(raw);
+    let mut value: Option<String> = None;
+    for line in head.split("\r\n") {
+        if let Some(v) = value.as_mut() {
+            if line.starts_with([' ', '\t']) {
+                v.push_str(line.trim());
+                continue;
+            }
+            break;
+        }
+        if let Some((name, rest)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("message-id")
+        {
+            value = Some(rest.trim().to_owned());
+        }
+    }
+    value.filter(|v| !v.is_empty() && v.len() <= 998)
 }

@@ -56,6 +56,7 @@ pub use clock::EPOCH_UNIX;
 pub use error::SimWebError;
 pub use quirks::{GZIP_BOMB_INFLATED, LENGTH_LIE_ACTUAL};
 pub use scenario::Scenario;
+pub use smtp::{SMTP_PASSWORD, SMTP_USERNAME};
 pub use state::{Channel, ItemStatus, ReceivedNotice, RemovalKind, RequestRecord};
 pub use truth::{RemovalRecord, ServedImage, SiteMoveRecord};
 
@@ -199,11 +200,14 @@ impl SimWeb {
             dns,
             infra,
             smtp,
+            smtps,
+            mail_pki,
         } = sockets;
-        let (dns_addr, infra_addr, smtp_addr) = (
+        let (dns_addr, infra_addr, smtp_addr, smtps_addr) = (
             sockets::udp_addr(&dns)?,
             sockets::tcp_addr(&infra)?,
             sockets::tcp_addr(&smtp)?,
+            sockets::tcp_addr(&smtps)?,
         );
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -245,7 +249,18 @@ impl SimWeb {
                 shared: shared.clone(),
             }),
         ));
-        runtime.spawn(smtp::serve(smtp, shared.clone()));
+        runtime.spawn(smtp::serve(
+            smtp,
+            shared.clone(),
+            mail_pki.acceptor.clone(),
+            false,
+        ));
+        runtime.spawn(smtp::serve(
+            smtps,
+            shared.clone(),
+            mail_pki.acceptor,
+            true,
+        ));
 
         Ok(RunningWorld {
             shared,
@@ -254,6 +269,8 @@ impl SimWeb {
             dns_addr,
             infra_addr,
             smtp_addr,
+            smtps_addr,
+            mail_ca_pem: mail_pki.ca_pem,
             bank_path,
             asn_path,
             ca,
@@ -278,6 +295,9 @@ pub struct RunningWorld {
     dns_addr: SocketAddr,
     infra_addr: SocketAddr,
     smtp_addr: SocketAddr,
+    smtps_addr: SocketAddr,
+    /// The CA that issued the mail server's certificate (the same CA as the HTTPS sites').
+    mail_ca_pem: String,
     bank_path: PathBuf,
     asn_path: PathBuf,
     /// The CA certificate (PEM) and where it was written, if any site uses HTTPS.
@@ -327,9 +347,20 @@ impl RunningWorld {
         Some(format!("http://{}/webhook/{}", self.infra_addr, p.slug))
     }
 
-    /// The SMTP server taking abuse mail for every provider.
+    /// The SMTP server taking abuse mail for every provider (plain, offering STARTTLS).
     pub fn smtp_addr(&self) -> SocketAddr {
         self.smtp_addr
+    }
+
+    /// The same mailbox with implicit TLS (RFC 8314, as on port 465).
+    pub fn smtps_addr(&self) -> SocketAddr {
+        self.smtps_addr
+    }
+
+    /// The CA (PEM) that issued the mail server's certificate, which names the infrastructure
+    /// address and `mx.simweb.sim`; the same CA as [`RunningWorld::ca_cert_pem`].
+    pub fn smtp_ca_cert_pem(&self) -> &str {
+        &self.mail_ca_pem
     }
 
     /// The bank of known hashes (HMA CSV: `signal_type,signal_value`).

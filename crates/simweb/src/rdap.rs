@@ -82,13 +82,23 @@ impl InfraService {
             );
         };
         let raw = String::from_utf8_lossy(&request.body).into_owned();
+        let key = request
+            .header("idempotency-key")
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.len() <= 256)
+            .map(str::to_owned);
         let index = behaviour::receive(
             &self.shared,
-            Channel::Webhook,
-            provider.id,
-            String::new(),
-            vec![request.target.clone()],
-            raw,
+            behaviour::Arrival {
+                channel: Channel::Webhook,
+                provider: provider.id,
+                from: String::new(),
+                to: vec![request.target.clone()],
+                raw,
+                key,
+                tls: request.tls,
+                authenticated: None,
+            },
         );
         Response::new(
             202,

@@ -23,6 +23,9 @@ pub struct Sockets {
     pub dns: std::net::UdpSocket,
     pub infra: std::net::TcpListener,
     pub smtp: std::net::TcpListener,
+    /// SMTP with implicit TLS (RFC 8314), and its certificate.
+    pub smtps: std::net::TcpListener,
+    pub mail_pki: Pki,
 }
 
 pub fn io(what: &str, source: std::io::Error) -> SimWebError {
@@ -78,6 +81,14 @@ pub fn bind(
         SocketAddrV4::new(*dns_addr.ip(), smtp_port),
         "binding the SMTP server",
     )?;
+    let smtps = bind_tcp(
+        SocketAddrV4::new(*dns_addr.ip(), 0),
+        "binding the SMTP server (implicit TLS)",
+    )?;
+    let mail_pki = tls::build_mail(
+        seed,
+        &[dns_addr.ip().to_string(), "mx.simweb.sim".to_owned()],
+    )?;
     Ok(Sockets {
         http_port,
         hosts,
@@ -85,6 +96,8 @@ pub fn bind(
         dns,
         infra,
         smtp,
+        smtps,
+        mail_pki,
     })
 }
 

@@ -77,6 +77,17 @@ pub struct ReceivedNotice {
     pub received_at: Duration,
     /// What the provider decided, in words (for test failure messages and the demo).
     pub outcome: Vec<String>,
+    /// The sender's idempotency key: the `Message-ID` header of an email, the
+    /// `Idempotency-Key` header of a webhook POST.
+    pub key: Option<String>,
+    /// The earlier notice to the same provider with the same key, when this is a resend: the
+    /// provider's mailbox (like a deduplicating MTA or webhook receiver) keeps it on record
+    /// but does not act on it again.
+    pub duplicate_of: Option<usize>,
+    /// Whether it arrived over TLS (implicit TLS, STARTTLS or HTTPS).
+    pub tls: bool,
+    /// The SMTP AUTH user the sender logged in as, if it did.
+    pub authenticated: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

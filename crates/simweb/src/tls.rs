@@ -78,6 +78,22 @@ fn params(
 
 /// The CA and a server certificate for `names` (the HTTPS sites and their aliases).
 pub fn build(seed: u64, names: &[String]) -> Result<Pki, SimWebError> {
+    let alpn = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    issue(seed, names, "tls:leaf", 2, alpn)
+}
+
+/// The same CA and a certificate for the mail server's `names` (its address, `mx.simweb.sim`).
+pub fn build_mail(seed: u64, names: &[String]) -> Result<Pki, SimWebError> {
+    issue(seed, names, "tls:mail-leaf", 3, Vec::new())
+}
+
+fn issue(
+    seed: u64,
+    names: &[String],
+    leaf_label: &str,
+    leaf_serial: u64,
+    alpn: Vec<Vec<u8>>,
+) -> Result<Pki, SimWebError> {
     let (ca_key, _) = ed25519_key(seed, "tls:ca")?;
     let mut ca_params = params(Vec::new(), "Simweb Test Root CA", 1)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -89,12 +105,12 @@ pub fn build(seed: u64, names: &[String]) -> Result<Pki, SimWebError> {
     let ca_cert = ca_params.self_signed(&ca_key).map_err(tls_error)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
-    let (leaf_key, leaf_der) = ed25519_key(seed, "tls:leaf")?;
+    let (leaf_key, leaf_der) = ed25519_key(seed, leaf_label)?;
     let first = names
         .first()
         .cloned()
         .unwrap_or_else(|| "simweb.sim".to_owned());
-    let mut leaf_params = params(names.to_vec(), &first, 2)?;
+    let mut leaf_params = params(names.to_vec(), &first, leaf_serial)?;
     leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let leaf = leaf_params
@@ -111,7 +127,7 @@ pub fn build(seed: u64, names: &[String]) -> Result<Pki, SimWebError> {
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_der)),
         )
         .map_err(tls_error)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn;
     Ok(Pki {
         ca_pem: ca_cert.pem(),
         acceptor: TlsAcceptor::from(Arc::new(config)),

@@ -381,17 +381,41 @@ fn hostile_smtp_input_is_answered_and_the_server_keeps_serving() {
     assert!(smtp.send(&"X".repeat(100_000)).starts_with("500"));
     assert!(smtp.send("\u{0}\u{1}\u{ff}").starts_with("500"));
     assert!(smtp.send("RSET").starts_with("250"));
-    // Any login is accepted (a sink, not a gate); unknown mechanisms are refused.
+    // Only the world's relay login is accepted; garbage and unknown mechanisms are refused.
     assert!(
         smtp.send("AUTH PLAIN AGFsaWNlAHNlY3JldA==")
-            .starts_with("235")
+            .starts_with("535")
     );
     assert!(smtp.send("AUTH LOGIN").starts_with("334"));
-    assert!(smtp.send("YWxpY2U=").starts_with("334"));
-    assert!(smtp.send("c2VjcmV0").starts_with("235"));
+    assert!(smtp.send("YXJhbmVh").starts_with("334"));
+    assert!(smtp.send("c2VjcmV0").starts_with("535"));
     assert!(smtp.send("AUTH PLAIN").starts_with("334"));
     assert!(smtp.send("*").starts_with("501"));
+    assert!(smtp.send("AUTH PLAIN !!not-base64!!").starts_with("501"));
     assert!(smtp.send("AUTH CRAM-MD5").starts_with("504"));
+    assert!(smtp.send("AUTH LOGIN").starts_with("334"));
+    assert!(smtp.send("YXJhbmVh").starts_with("334"));
+    assert!(smtp.send("c2ltd2ViLXJlbGF5").starts_with("235"));
+    assert!(
+        smtp.send("AUTH PLAIN AGFyYW5lYQBzaW13ZWItcmVsYXk=")
+            .starts_with("503")
+    );
+    // STARTTLS with bytes already queued behind it is refused (no plaintext injection).
+    {
+        let mut raw = TcpStream::connect(world.smtp_addr()).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        raw.write_all(b"EHLO x\r\nSTARTTLS\r\nRSET\r\n").unwrap();
+        let mut seen = String::new();
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = raw.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert!(seen.contains("250-STARTTLS"), "{seen}");
+        assert!(seen.contains("501 5.5.4 Pipelining after STARTTLS"), "{seen}");
+    }
     // An oversized message is refused whole.
     assert!(smtp.send("MAIL FROM:<a@b>").starts_with("250"));
     assert!(
@@ -518,4 +542,60 @@ fn advancing_the_clock_plays_out_a_week_of_takedowns_at_once() {
     assert_eq!(get_url(&world, &urls[0]).status, 404);
     let log = world.requests_for("sunny-gallery.sim");
     assert!(log.last().unwrap().sim_at >= Duration::from_secs(7 * 24 * 3600));
+}
+
+#[test]
+fn a_resent_notice_with_the_same_key_is_recorded_as_a_duplicate_and_not_acted_on_twice() {
+    let world = small_fast(14);
+    let urls = known_images(&world, "sunny-gallery.sim");
+    assert!(urls.len() >= 3);
+    let body = |id: &str, url: &String| {
+        format!(
+            "Message-ID: <{id}@hotline.test>\r\n{}",
+            notice_body(std::slice::from_ref(url))
+        )
+    };
+    let mut smtp = Smtp::connect(world.smtp_addr());
+    smtp.send("EHLO crawler.test");
+    for (id, url) in [("notice-1", &urls[0]), ("notice-1", &urls[0]), ("notice-2", &urls[1])] {
+        let reply = smtp.mail("hotline@aranea.test", "abuse@quickhost.sim", &body(id, url));
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    // The same key by webhook: a receiver deduplicates per key, whatever the door.
+    let hook = world.webhook_url("Quickhost").unwrap();
+    let rest = hook.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let json = serde_json::json!({"urls": [urls[2]]}).to_string();
+    for _ in 0..2 {
+        let response = raw_request(
+            authority.parse().unwrap(),
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: {authority}\r\nIdempotency-Key: hook-7\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+                json.len()
+            ),
+        );
+        assert_eq!(response.status, 202);
+    }
+    let notices = world.notices();
+    let keys: Vec<Option<&str>> = notices.iter().map(|n| n.key.as_deref()).collect();
+    assert_eq!(
+        keys,
+        [
+            Some("<notice-1@hotline.test>"),
+            Some("<notice-1@hotline.test>"),
+            Some("<notice-2@hotline.test>"),
+            Some("hook-7"),
+            Some("hook-7")
+        ]
+    );
+    let duplicates: Vec<Option<usize>> = notices.iter().map(|n| n.duplicate_of).collect();
+    assert_eq!(duplicates, [None, Some(0), None, None, Some(3)]);
+    // Only the distinct keys reached the provider's behaviour.
+    for notice in &notices {
+        let acted = notice.outcome.iter().any(|o| o.contains("removed"));
+        let duplicate = notice.outcome.iter().any(|o| o.contains("duplicate"));
+        assert_eq!(acted, notice.duplicate_of.is_none(), "{:?}", notice.outcome);
+        assert_eq!(duplicate, notice.duplicate_of.is_some(), "{:?}", notice.outcome);
+    }
+    assert_eq!(world.removals().len(), 3, "{:?}", world.removals());
 }
