@@ -25,6 +25,10 @@ pub struct NoticeConfig {
     /// RDAP base URLs tried in order for IP networks (each ends with `/`); the first that
     /// answers wins. Default: the five RIRs.
     pub rdap_base_urls: Vec<String>,
+    /// RFC 9224 bootstrap files (IANA's `ipv4.json`, `ipv6.json`): an address inside one of
+    /// their prefixes is looked up at that registry only (longest prefix); others go to
+    /// `rdap_base_urls`. Default: none.
+    pub rdap_bootstrap_files: Vec<PathBuf>,
     /// RDAP answers are kept this long. Default: 24 h.
     pub rdap_cache_secs: u64,
     /// RDAP `links` followed at most (referrals between registries). Default: 3.
@@ -115,6 +119,7 @@ impl Default for NoticeConfig {
                 "https://rdap.lacnic.net/rdap/".to_owned(),
                 "https://rdap.afrinic.net/rdap/".to_owned(),
             ],
+            rdap_bootstrap_files: Vec::new(),
             rdap_cache_secs: 24 * 3600,
             rdap_max_referrals: 3,
             rdap_max_bytes: 256 * 1024,
@@ -241,6 +246,12 @@ pub struct SmtpConfig {
     pub dkim: Option<DkimConfig>,
     /// Seconds for the whole SMTP exchange. Default: 60.
     pub timeout_secs: u64,
+    /// Extra root certificates (PEM files) trusted for the relay's TLS certificate, e.g. a
+    /// private CA. Default: none.
+    pub ca_files: Vec<PathBuf>,
+    /// Trust the system's roots as well as `ca_files`. Default: true; false trusts
+    /// `ca_files` only.
+    pub system_roots: bool,
 }
 
 impl Default for SmtpConfig {
@@ -253,6 +264,8 @@ impl Default for SmtpConfig {
             password: None,
             dkim: None,
             timeout_secs: 60,
+            ca_files: Vec::new(),
+            system_roots: true,
         }
     }
 }

@@ -5,7 +5,11 @@
 //! The exactly-once contract with the store: everything that cannot deliver the notice
 //! (connect, TLS, EHLO, AUTH, MAIL, RCPT; building the request) happens in `sending`; the
 //! caller's `commit` hook moves the notice to `committing` just before the bytes that
-//! deliver it (DATA, the POST). Must never attach media: a notice is text, HTML and XARF.
+//! deliver it (DATA, the POST). A worker that dies in `committing` leaves the provider's copy
+//! in doubt, so the notice is sent again, and every attempt carries the notice's one
+//! idempotency key (the `Message-ID`, the `Idempotency-Key` header): a receiver that
+//! deduplicates by it keeps exactly one. Must never attach media: a notice is text, HTML and
+//! XARF.
 
 use std::time::Duration;
 
@@ -14,7 +18,9 @@ use aranea_store::Notice;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, Certificate, CertificateStore, TlsParameters,
+};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{Address, Message};
@@ -31,16 +37,30 @@ pub enum Outcome {
     Transient(String),
     /// This contact will not take it (5xx SMTP such as unknown mailbox, HTTP 4xx): bounce.
     Permanent(String),
+    /// Our own relay failed us before any recipient was named (TLS, AUTH, a refused sender):
+    /// retried with back-off, never blamed on the contact.
+    Relay(String),
     /// The commit hook refused (lease lost): nothing was sent.
     LeaseLost,
 }
 
-/// A step at which a crash test may abort the process (`ARANEA_NOTICE_CRASH_AT`).
+/// A step at which a crash test kills the worker (`ARANEA_NOTICE_CRASH_AT=step`): the worker
+/// announces the step on stderr and waits there to be killed (`kill -9` by the test), so the
+/// process dies with the exchange exactly where it stands; if nobody kills it within a minute
+/// it aborts (SIGABRT, no unwinding either).
 pub fn crash_point(step: &str) {
     if std::env::var("ARANEA_NOTICE_CRASH_AT").is_ok_and(|v| v == step) {
+        use std::io::Write;
+        let mut stderr = std::io::stderr();
+        let _ = writeln!(stderr, "{CRASH_POINT_MARK}{step}");
+        let _ = stderr.flush();
+        std::thread::sleep(std::time::Duration::from_secs(60));
         std::process::abort();
     }
 }
+
+/// What [`crash_point`] prints before waiting to be killed.
+pub const CRASH_POINT_MARK: &str = "aranea-notice crash point: ";
 
 /// The webhook client: guarded DNS, no redirects, no proxies.
 pub struct WebhookClient {
@@ -183,6 +203,21 @@ pub fn email_message(
     Ok(message.formatted())
 }
 
+/// TLS towards the relay: the system's roots unless configured off, plus `ca_files`.
+fn tls_parameters(smtp: &SmtpConfig, host: &str) -> Result<TlsParameters, String> {
+    let mut builder = TlsParameters::builder(host.to_owned());
+    if !smtp.system_roots {
+        builder = builder.certificate_store(CertificateStore::None);
+    }
+    for path in &smtp.ca_files {
+        let pem = std::fs::read(path).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+        let cert =
+            Certificate::from_pem(&pem).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build_rustls().map_err(|e| e.to_string())
+}
+
 fn classify(error: &lettre::transport::smtp::Error) -> Outcome {
     if error.is_permanent() {
         Outcome::Permanent(format!("SMTP: {error}"))
@@ -209,11 +244,11 @@ where
     };
     let timeout = Some(Duration::from_secs(smtp.timeout_secs.max(1)));
     let hello = ClientId::Domain(config.hotline.domain.clone());
-    let tls = |host: &str| TlsParameters::new(host.to_owned());
+    let relay = |what: &str, e: &dyn std::fmt::Display| Outcome::Relay(format!("{what}: {e}"));
     let implicit = match smtp.tls.as_str() {
-        "tls" => match tls(host) {
+        "tls" => match tls_parameters(smtp, host) {
             Ok(p) => Some(p),
-            Err(e) => return Outcome::Transient(format!("TLS set-up: {e}")),
+            Err(e) => return relay("TLS set-up", &e),
         },
         _ => None,
     };
@@ -227,15 +262,18 @@ where
     .await
     {
         Ok(conn) => conn,
-        Err(e) => return classify(&e),
+        Err(e) => return relay("SMTP relay", &e),
     };
     if smtp.tls == "starttls" {
-        let params = match tls(host) {
+        let params = match tls_parameters(smtp, host) {
             Ok(p) => p,
-            Err(e) => return Outcome::Transient(format!("TLS set-up: {e}")),
+            Err(e) => return relay("TLS set-up", &e),
         };
+        if !conn.can_starttls() {
+            return Outcome::Relay("SMTP relay does not offer STARTTLS".to_owned());
+        }
         if let Err(e) = conn.starttls(params, &hello).await {
-            return classify(&e);
+            return relay("SMTP STARTTLS", &e);
         }
     }
     if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
@@ -244,7 +282,7 @@ where
             .auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
             .await
         {
-            return classify(&e);
+            return relay("SMTP relay refused authentication", &e);
         }
     }
     crash_point("connected");
@@ -260,7 +298,7 @@ where
         ));
     }
     if let Err(e) = conn.command(Mail::new(from, params)).await {
-        return classify(&e);
+        return relay("SMTP relay refused the sender", &e);
     }
     if let Err(e) = conn.command(Rcpt::new(to, vec![])).await {
         conn.abort().await;
@@ -274,6 +312,8 @@ where
     if let Err(e) = conn.command(Data).await {
         return classify(&e);
     }
+    // The server is reading the message: a crash here leaves it half-received (discarded).
+    crash_point("data");
     let outcome = match conn.message(message).await {
         Ok(response) => Outcome::Accepted(format!(
             "SMTP {}: {}",

@@ -23,6 +23,7 @@ use crate::config::NoticeConfig;
 use crate::deliver::WebhookClient;
 use crate::rdap::RdapClient;
 
+mod escalation;
 mod lifecycle;
 mod sending;
 
@@ -92,6 +93,10 @@ impl NoticeEngine {
             config.rdap_cache_secs,
             config.rdap_max_referrals,
             config.rdap_max_bytes,
+        )
+        .with_bootstrap(
+            crate::rdap_bootstrap::Bootstrap::open(&config.rdap_bootstrap_files)
+                .map_err(|e| setup(&e))?,
         );
         let attributor = Attributor::new(
             config.clone(),
@@ -111,11 +116,7 @@ impl NoticeEngine {
                     lettre::message::dkim::DkimSigningAlgorithm::Rsa,
                 )
                 .map_err(|e| setup(&e))?;
-                Some(lettre::message::dkim::DkimConfig::default_config(
-                    d.selector.clone(),
-                    d.domain.clone(),
-                    key,
-                ))
+                Some(dkim_config(d, key))
             }
             None => None,
         };
@@ -164,7 +165,11 @@ impl NoticeEngine {
         report.recovered = self
             .store
             .notices()
-            .recover_expired(now, self.first_check_after())
+            .recover_expired(
+                now,
+                self.first_check_after(),
+                i64::from(self.config.max_attempts.max(1)),
+            )
             .await?;
         self.ingest(now, &mut report).await?;
         self.compose_due(now, &mut report).await?;
@@ -194,22 +199,12 @@ impl NoticeEngine {
             let Some(last) = batch.last().map(|m| m.sighting_id) else {
                 return Ok(());
             };
-            let watched = self.store.notices().watched_items().await?;
+            let removed =
+                crate::reupload::RemovedMedia::new(&self.store.notices().watched_items().await?);
             for matched in &batch {
                 let sha256 = hex(&matched.sha256);
                 let pdq = matched.pdq.as_ref().map(|p| hex(p));
-                let reupload_of = watched
-                    .iter()
-                    .find(|w| {
-                        crate::recheck::same_media(
-                            &w.sha256,
-                            w.pdq.as_deref(),
-                            &sha256,
-                            pdq.as_deref(),
-                            self.config.pdq_threshold,
-                        )
-                    })
-                    .map(|w| ItemId(w.id));
+                let reupload_of = removed.find(&sha256, pdq.as_deref(), self.config.pdq_threshold);
                 let attribution = match self.attributor.attribute(&matched.url, now).await {
                     Ok(a) => a,
                     Err(_) => {
@@ -309,21 +304,6 @@ impl NoticeEngine {
         Ok(())
     }
 
-    fn kind_of(&self, item: &NoticeItem) -> String {
-        if item.notices_sent == 0 {
-            if item.reupload_of.is_some() {
-                "reupload"
-            } else {
-                "initial"
-            }
-        } else if item.escalation_level > 0 {
-            "escalation"
-        } else {
-            "renotice"
-        }
-        .to_owned()
-    }
-
     /// Re-attributes items already noticed before notifying again: a site that moved is
     /// noticed to its new host. Returns whether any moved.
     async fn follow_moves(
@@ -367,6 +347,7 @@ impl NoticeEngine {
         };
         let contacts: Vec<Contact> = serde_json::from_str(&first.contacts).unwrap_or_default();
         let dead = self.store.notices().dead_contacts(now).await?;
+        let requested_escalation = kind == "escalation";
         let (kind, contacts, index, step) =
             match self.recipients(kind, level, first, contacts, &dead) {
                 Some(found) => found,
@@ -425,7 +406,11 @@ impl NoticeEngine {
                     .as_ref()
                     .map_or_else(|| "unknown".to_owned(), |p| p.report_id.clone()),
             },
-            _ => crate::compose::NoticeKind::Escalation(step.unwrap_or_default()),
+            _ => crate::compose::NoticeKind::Escalation(
+                step.as_ref()
+                    .map(|(_, name)| name.clone())
+                    .unwrap_or_default(),
+            ),
         };
         let provider_name = if kind == "escalation" {
             format!("{} (escalation)", first.provider_name)
@@ -453,60 +438,16 @@ impl NoticeEngine {
             &self.link_secret,
         )?;
         let ids: Vec<ItemId> = group.iter().map(|i| ItemId(i.id)).collect();
-        let (_, new) = self
+        let (notice_id, new) = self
             .store
             .notices()
             .create_notice(&notice, &ids, now)
             .await?;
+        if new && requested_escalation {
+            self.spend_ladder_steps(notice_id, &ids, step.as_ref(), now)
+                .await?;
+        }
         Ok(usize::from(new))
-    }
-
-    /// Whom a notice goes to: (kind, contacts, index, escalation step).
-    fn recipients(
-        &self,
-        kind: &str,
-        level: i64,
-        item: &NoticeItem,
-        contacts: Vec<Contact>,
-        dead: &[String],
-    ) -> Option<(String, Vec<Contact>, usize, Option<String>)> {
-        let alive = |c: &Contact| !dead.contains(&c.address);
-        if kind != "escalation" {
-            let index = contacts.iter().position(alive)?;
-            return Some((kind.to_owned(), contacts, index, None));
-        }
-        let ladder = &self.config.escalation_ladder;
-        let start = usize::try_from(level.saturating_sub(1)).unwrap_or(0);
-        for step in ladder.iter().skip(start) {
-            let target = match step.as_str() {
-                "second_contact" => contacts.iter().skip(1).find(|c| alive(c)).cloned(),
-                "upstream" => item.upstream_contact.clone().map(|address| Contact {
-                    channel: "smtp".to_owned(),
-                    address,
-                    role: "upstream".to_owned(),
-                }),
-                "country_hotline" => {
-                    let (id, hotline) = self.config.hotline_for(item.country.as_deref());
-                    (id != crate::config::OWN_HOTLINE).then(|| Contact {
-                        channel: "smtp".to_owned(),
-                        address: hotline.email.clone(),
-                        role: format!("hotline:{id}"),
-                    })
-                }
-                "police" => self.config.police_contact.clone().map(|address| Contact {
-                    channel: "smtp".to_owned(),
-                    address,
-                    role: "police".to_owned(),
-                }),
-                _ => None,
-            };
-            if let Some(target) = target.filter(|c| alive(c)) {
-                return Some(("escalation".to_owned(), vec![target], 0, Some(step.clone())));
-            }
-        }
-        // Ladder exhausted: keep reminding the provider.
-        let index = contacts.iter().position(alive)?;
-        Some(("renotice".to_owned(), contacts, index, None))
     }
 
     /// Records a provider's answer given through a signed link (the server's handler calls
@@ -550,6 +491,31 @@ pub async fn respond(
         .respond(NoticeId(notice.id), response, &note, now)
         .await?;
     Ok(notice)
+}
+
+/// Relaxed/relaxed canonicalisation: lettre folds long headers (our subjects carry the
+/// report id) after hashing them, which breaks `simple` header signatures. Message-ID is
+/// signed too, so the idempotency key cannot be altered on the way.
+fn dkim_config(
+    config: &crate::config::DkimConfig,
+    key: lettre::message::dkim::DkimSigningKey,
+) -> lettre::message::dkim::DkimConfig {
+    use lettre::message::dkim::{DkimCanonicalization, DkimCanonicalizationType};
+    use lettre::message::header::HeaderName;
+    let headers = ["From", "To", "Subject", "Date", "Message-ID"]
+        .into_iter()
+        .map(HeaderName::new_from_ascii_str)
+        .collect();
+    lettre::message::dkim::DkimConfig::new(
+        config.selector.clone(),
+        config.domain.clone(),
+        key,
+        headers,
+        DkimCanonicalization {
+            header: DkimCanonicalizationType::Relaxed,
+            body: DkimCanonicalizationType::Relaxed,
+        },
+    )
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -16,6 +16,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::clock::UnixMillis;
+use crate::rdap_bootstrap::Bootstrap;
 
 /// Entities nested deeper than this are ignored.
 const MAX_DEPTH: usize = 6;
@@ -68,6 +69,8 @@ pub struct RdapClient {
     ttl_ms: i64,
     max_referrals: usize,
     max_bytes: u64,
+    /// RFC 9224 prefixes → registry base URLs; consulted before `base_urls`.
+    bootstrap: Bootstrap,
     cache: Mutex<HashMap<IpAddr, CachedAnswer>>,
 }
 
@@ -85,8 +88,16 @@ impl RdapClient {
             ttl_ms: i64::try_from(ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
             max_referrals,
             max_bytes,
+            bootstrap: Bootstrap::default(),
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Asks the registry the bootstrap names for an address (longest prefix) and only it;
+    /// addresses no bootstrap entry covers go to the configured base URLs in order.
+    pub fn with_bootstrap(mut self, bootstrap: Bootstrap) -> RdapClient {
+        self.bootstrap = bootstrap;
+        self
     }
 
     /// The network holding `ip`, from the cache when fresh at `now`.
@@ -110,7 +121,13 @@ impl RdapClient {
 
     async fn ask(&self, ip: IpAddr) -> Result<RdapNetwork, RdapError> {
         let mut last = RdapError::NotFound { ip };
-        for base in &self.base_urls {
+        let bootstrapped = self.bootstrap.base_urls(ip);
+        let bases = if bootstrapped.is_empty() {
+            self.base_urls.as_slice()
+        } else {
+            bootstrapped
+        };
+        for base in bases {
             let url = format!("{}ip/{ip}", with_slash(base));
             match self.follow(&url).await {
                 Ok(Some(network)) => return Ok(network),

@@ -1,20 +1,23 @@
-//! `kill -9` during sending, at every step: a worker process aborts (SIGABRT, no unwinding,
-//! no clean-up) right after claiming a notice, after connecting, after marking it committing,
+//! `kill -9` during sending, at every step: a worker process is killed with SIGKILL (no
+//! unwinding, no clean-up) right after claiming a notice, after connecting, after marking it
+//! committing, after the SMTP server said "go ahead" to DATA (the message half on the wire),
 //! after the server accepted it, and after recording it; a new worker then finishes the job.
-//! The simulated SMTP server's and webhook receiver's logs prove that no notice reached a
-//! provider twice, and that every notice reached it exactly once unless the crash fell inside
-//! the send itself, where it is recorded `uncertain` (at most once; the item's next re-notice
-//! follows its schedule).
+//! The simulated SMTP server's and webhook receiver's logs prove that every notice reached
+//! its provider exactly once by idempotency key: a notice whose send was cut is sent again
+//! under the same key, and a copy the provider already held is recorded as a duplicate and
+//! not acted on (as a receiver deduplicating by Message-ID or Idempotency-Key does).
 //!
 //! A custom harness (`harness = false`): the same binary is the worker child when
-//! `NOTICE_CHILD` is set.
+//! `NOTICE_CHILD` is set; the worker announces each crash point on stderr and waits there.
 
 mod common;
 
-use std::process::Command;
+use std::io::BufRead;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aranea_notice::deliver::CRASH_POINT_MARK;
 use aranea_notice::{Clock, NoticeEngine, UnixMillis};
 use aranea_store::{NoticeFilter, NoticeState, Store};
 use common::*;
@@ -46,11 +49,23 @@ fn main() {
         return;
     }
     let started = Instant::now();
-    for step in ["claimed", "connected", "committing", "accepted", "recorded"] {
+    let steps = [
+        "claimed",
+        "connected",
+        "committing",
+        "data",
+        "accepted",
+        "recorded",
+    ];
+    for step in steps {
         runtime.block_on(crash_at(step));
         println!("crash at {step}: ok");
     }
-    println!("crash_simweb: 5 steps passed in {:?}", started.elapsed());
+    println!(
+        "crash_simweb: {} steps passed in {:?}",
+        steps.len(),
+        started.elapsed()
+    );
 }
 
 async fn child(spec: ChildSpec) {
@@ -82,19 +97,30 @@ async fn crash_at(step: &str) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .env("NOTICE_CHILD", serde_json::to_string(&spec).unwrap())
         .env("ARANEA_NOTICE_CRASH_AT", step)
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
+    let stderr = child.stderr.take().unwrap();
+    let (reached, at_step) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if let Some(step) = line.strip_prefix(CRASH_POINT_MARK) {
+                let _ = reached.send(step.to_owned());
+            } else {
+                eprintln!("worker: {line}");
+            }
         }
-        assert!(
-            Instant::now() < deadline,
-            "worker did not reach step {step}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    });
+    let waited = at_step.recv_timeout(Duration::from_secs(60));
+    // SIGKILL, as `kill -9`: the worker is parked at the step, mid-exchange.
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        waited.as_deref(),
+        Ok(step),
+        "worker did not reach step {step}"
+    );
     assert!(
         !status.success(),
         "the worker must have died at {step}: {status:?}"
@@ -125,41 +151,55 @@ async fn crash_at(step: &str) {
         .unwrap();
     assert!(notices.len() >= 3, "several providers were noticed");
     let received = world.notices();
-    let mut uncertain = 0;
-    let mut delivered = 0;
+    let mut resent = 0;
     for notice in &notices {
-        let copies = received
+        assert_eq!(
+            notice.state,
+            NoticeState::Sent,
+            "{step}: notice {} left {:?}",
+            notice.id,
+            notice.state
+        );
+        let by_key: Vec<_> = received
             .iter()
-            .filter(|r| r.raw.contains(&notice.idempotency_key))
-            .count();
-        assert!(
-            copies <= 1,
-            "{step}: notice {} delivered {copies} times",
+            .filter(|r| {
+                r.key
+                    .as_deref()
+                    .is_some_and(|k| k.contains(&notice.idempotency_key))
+            })
+            .collect();
+        let distinct = by_key.iter().filter(|r| r.duplicate_of.is_none()).count();
+        assert_eq!(
+            distinct, 1,
+            "{step}: notice {} delivered {distinct} times by key",
             notice.id
         );
-        match notice.state {
-            NoticeState::Sent => {
-                assert_eq!(copies, 1, "{step}: sent notice {} not received", notice.id)
-            }
-            NoticeState::Uncertain => uncertain += 1,
-            other => panic!("{step}: notice {} left {other:?}", notice.id),
-        }
-        delivered += copies;
+        assert!(
+            by_key.len() <= 2,
+            "{step}: notice {} sent {} times",
+            notice.id,
+            by_key.len()
+        );
+        resent += by_key.len() - 1;
     }
+    let distinct_keys: std::collections::BTreeSet<_> =
+        received.iter().filter_map(|r| r.key.as_deref()).collect();
+    assert_eq!(
+        distinct_keys.len(),
+        notices.len(),
+        "{step}: one key per notice, and nothing but our notices arrived"
+    );
     assert_eq!(
         received.len(),
-        delivered,
-        "{step}: nothing but our notices arrived"
+        notices.len() + resent,
+        "{step}: every arrival carried a notice's key"
     );
-    let expected_uncertain = usize::from(matches!(step, "committing" | "accepted"));
-    assert_eq!(uncertain, expected_uncertain, "{step}: uncertain notices");
-    // The crash inside the send: before DATA/POST nothing left (0 copies); after the
-    // server's answer it arrived once. Either way it is never sent again.
-    let missing = notices.len() - delivered;
+    // Only a crash after the server accepted the copy makes the resend a duplicate; cut
+    // earlier (before DATA, or half-way through the message), the provider held nothing.
     assert_eq!(
-        missing,
-        usize::from(step == "committing"),
-        "{step}: notices never delivered"
+        resent,
+        usize::from(step == "accepted"),
+        "{step}: duplicates"
     );
     drop(store);
     let _ = std::fs::remove_dir_all(dir);

@@ -296,6 +296,10 @@ async fn smtp_failures_are_recorded_retried_and_fall_back_to_the_next_contact() 
         (slow[0].recipient.as_str(), slow[0].contact_index),
         ("abuse@slowpoke-hosting.sim", 1)
     );
+    assert_eq!(
+        slow[0].attempts, 1,
+        "the next contact counts its own attempts"
+    );
     let events = store2
         .notices()
         .timeline(NoticeId(slow[0].id))
@@ -438,5 +442,102 @@ async fn xarf_reports_validate_and_the_signed_link_records_an_answer() {
             .await
             .is_err()
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rdap_bootstrap_sends_each_address_to_its_registry_by_longest_prefix() {
+    let world = world(5);
+    let addrs = Addrs::of(&world);
+    let hostile = hostile_rdap().await;
+    let (_, dir) = temp_sqlite("rdap-bootstrap");
+    // An IANA-format file: the simulated providers' space at simweb's registry, one /24 of
+    // it delegated to a registry that answers garbage, and a hostile entry among them.
+    let bootstrap = dir.join("ipv4.json");
+    std::fs::write(
+        &bootstrap,
+        serde_json::json!({
+            "version": "1.0",
+            "publication": "2026-11-01T00:00:00Z",
+            "services": [
+                [["127.10.0.0/16"], [addrs.rdap]],
+                [["127.10.2.0/24"], [format!("{hostile}/garbage/")]],
+                [["127.10.3.0/24", "not-a-prefix"], ["file:///etc/passwd"]],
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let fetcher = Fetcher::new(hostile_fetch_config(&addrs)).unwrap();
+    // The configured base URL is a registry that never answers: only addresses outside
+    // the bootstrap go there.
+    let rdap = RdapClient::new(fetcher, vec![format!("{hostile}/quiet/")], 60, 3, 64 * 1024)
+        .with_bootstrap(
+            aranea_notice::rdap_bootstrap::Bootstrap::open(&[bootstrap.clone()]).unwrap(),
+        );
+    let quickhost = world.world().provider_by_name("Quickhost").unwrap();
+    let found = rdap
+        .network("127.10.1.1".parse().unwrap(), 0)
+        .await
+        .unwrap();
+    assert_eq!(found.best_role(), Some("abuse"));
+    assert_eq!(found.contacts[0].1, quickhost.abuse_email);
+    assert!(found.source.starts_with(&addrs.rdap), "{}", found.source);
+    // The /24 entry beats the /16 one; the entry with no usable URL is skipped, so its
+    // addresses fall under the /16.
+    assert!(matches!(
+        rdap.network("127.10.2.1".parse().unwrap(), 0).await,
+        Err(RdapError::Malformed { .. })
+    ));
+    let third = rdap
+        .network("127.10.3.1".parse().unwrap(), 0)
+        .await
+        .unwrap();
+    assert!(third.source.starts_with(&addrs.rdap), "{}", third.source);
+    let outside = rdap
+        .network("127.0.54.9".parse().unwrap(), 0)
+        .await
+        .unwrap();
+    assert_eq!(outside.organisation.as_deref(), Some("No Abuse Desk Ltd"));
+
+    // Through the engine: configured by path, and a hostile file refuses to start it.
+    let mut config = notice_config(&addrs);
+    config.rdap_base_urls = vec![format!("{hostile}/garbage/")];
+    config.rdap_bootstrap_files = vec![bootstrap];
+    let (db, _) = temp_sqlite("rdap-bootstrap-engine");
+    let store = Store::open(&db).await.unwrap();
+    let clock = Arc::new(WorldClock(world.clone()));
+    CrawlStandIn::new(&world)
+        .crawl(&world, &store, clock.now())
+        .await;
+    let engine = NoticeEngine::new(
+        store.clone(),
+        config.clone(),
+        hostile_fetch_config(&addrs),
+        clock.clone(),
+        "w",
+    )
+    .unwrap();
+    let pass = engine.run_once().await.unwrap();
+    assert!(pass.ingested > 0 && pass.unattributed == 0, "{pass:?}");
+    for (name, text) in [
+        ("garbage.json", "{\"services\": ["),
+        ("empty.json", "{\"services\": []}"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        config.rdap_bootstrap_files = vec![path];
+        let refused = NoticeEngine::new(
+            store.clone(),
+            config.clone(),
+            hostile_fetch_config(&addrs),
+            clock.clone(),
+            "w",
+        );
+        assert!(
+            matches!(&refused, Err(aranea_notice::NoticeError::Setup { message }) if message.contains("bootstrap")),
+            "{name}"
+        );
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

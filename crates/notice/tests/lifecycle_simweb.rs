@@ -245,3 +245,118 @@ async fn a_simulated_week_of_takedowns_matches_the_ground_truth() {
     drop(store);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The `small` world plus two mailboxes that are not hosting providers: the police unit and
+/// the German hotline's desk (the simulated SMTP server takes mail for world addresses only).
+fn world_with_authorities(seed: u64) -> Arc<aranea_simweb::RunningWorld> {
+    let small = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../simweb/scenarios/small.toml"
+    ))
+    .unwrap();
+    let text = format!(
+        "{small}\n[[provider]]\nname = \"Police Cybercrime Unit\"\ncountry = \"NL\"\n\
+         asn = 64520\nblocks = [\"127.10.20.0/24\"]\nabuse_email = \"cybercrime@police.sim\"\n\
+         on_notice = {{ action = \"ignore\" }}\n\n\
+         [[provider]]\nname = \"DE Hotline Desk\"\ncountry = \"DE\"\nasn = 64521\n\
+         blocks = [\"127.10.21.0/24\"]\nabuse_email = \"meldung@de-hotline.sim\"\n\
+         on_notice = {{ action = \"ignore\" }}\n"
+    );
+    Arc::new(
+        aranea_simweb::SimWeb::start_with(aranea_simweb::scenario::parse(&text).unwrap(), seed)
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_escalation_ladder_takes_each_step_once_up_to_the_police_then_reminds() {
+    let world = world_with_authorities(8);
+    let (db, dir) = temp_sqlite("ladder");
+    let store = Store::open(&db).await.unwrap();
+    let clock = Arc::new(WorldClock(world.clone()));
+    let addrs = Addrs::of(&world);
+    let mut config = notice_config(&addrs);
+    config.escalate_after = 1;
+    config.escalation_ladder = ["second_contact", "upstream", "country_hotline", "police"]
+        .map(String::from)
+        .to_vec();
+    config.police_contact = Some("cybercrime@police.sim".into());
+    config.hotlines.get_mut("de").unwrap().email = "meldung@de-hotline.sim".into();
+    let engine = NoticeEngine::new(
+        store.clone(),
+        config,
+        fetch_config(&addrs),
+        clock.clone(),
+        "worker-1",
+    )
+    .unwrap();
+    let mut crawler = CrawlStandIn::new(&world);
+    let now = aranea_notice::Clock::now(clock.as_ref());
+    assert!(crawler.crawl(&world, &store, now).await > 0);
+    // Seven days in three-hour steps: with a reminder or escalation every 24 h the ignoring
+    // provider's items climb the whole ladder and are then reminded.
+    while world.sim_now() < Duration::from_secs(7 * 24 * 3600) {
+        tokio::time::timeout(Duration::from_secs(60), engine.run_once())
+            .await
+            .expect("a pass finishes within a minute")
+            .unwrap();
+        world.advance(Duration::from_secs(3 * 3600));
+    }
+
+    let n = store.notices();
+    let items = n.list_items(None, 10_000).await.unwrap();
+    let slow: Vec<_> = items
+        .iter()
+        .filter(|i| i.provider_name == "Slowpoke Hosting")
+        .collect();
+    assert!(!slow.is_empty());
+    let received = world.notices();
+    for item in &slow {
+        let notices = n
+            .notices_of_item(aranea_store::ItemId(item.id))
+            .await
+            .unwrap();
+        let history: Vec<(&str, Option<&str>)> = notices
+            .iter()
+            .map(|x| (x.kind.as_str(), x.escalation_step.as_deref()))
+            .collect();
+        let steps: Vec<&str> = notices
+            .iter()
+            .filter(|x| x.kind == "escalation")
+            .filter_map(|x| x.escalation_step.as_deref())
+            .collect();
+        // Slowpoke has one contact, so `second_contact` has no target and is skipped.
+        assert_eq!(
+            steps,
+            ["upstream", "country_hotline", "police"],
+            "{history:?}"
+        );
+        assert_eq!(history.first(), Some(&("initial", None)), "{history:?}");
+        let police = notices
+            .iter()
+            .position(|x| x.escalation_step.as_deref() == Some("police"))
+            .unwrap();
+        let after: Vec<_> = history.get(police + 1..).unwrap().to_vec();
+        assert!(
+            !after.is_empty() && after.iter().all(|(kind, _)| *kind == "renotice"),
+            "after the ladder, reminders only: {history:?}"
+        );
+        assert!(notices.iter().all(|x| x.state == NoticeState::Sent));
+    }
+    // The police unit really got it, naming the provider's URLs, once per key.
+    let to_police: Vec<_> = received
+        .iter()
+        .filter(|r| r.to.iter().any(|t| t == "cybercrime@police.sim"))
+        .collect();
+    assert!(!to_police.is_empty());
+    for item in &slow {
+        assert!(
+            to_police.iter().any(|r| r.urls.contains(&item.url)),
+            "{} not reported to the police",
+            item.url
+        );
+    }
+    assert!(to_police.iter().all(|r| r.duplicate_of.is_none()));
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+}

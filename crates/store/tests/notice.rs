@@ -14,10 +14,12 @@ use common::{NOW, TestDb, url};
 contract_tests!(
     matched_sightings_become_items_once,
     notice_is_composed_once_per_key_and_delivered_under_a_lease,
-    crashed_sends_are_requeued_or_marked_uncertain_never_resent,
+    crashed_sends_are_requeued_resent_with_the_same_key_then_marked_uncertain,
     failures_retry_then_free_items_and_dead_contacts_are_remembered,
     two_step_removal_and_withdrawal_and_responses,
     hostile_notice_text_is_refused,
+    notices_page_newest_first_by_cursor,
+    an_escalation_restarts_the_unanswered_count_and_ladder_levels_never_drop,
 );
 
 async fn matched_sighting(store: &Store, path: &str, seed: u8) -> i64 {
@@ -210,7 +212,7 @@ async fn notice_is_composed_once_per_key_and_delivered_under_a_lease(db: &TestDb
     assert_eq!(listed.len(), 1);
 }
 
-async fn crashed_sends_are_requeued_or_marked_uncertain_never_resent(db: &TestDb) {
+async fn crashed_sends_are_requeued_resent_with_the_same_key_then_marked_uncertain(db: &TestDb) {
     let store = db.open().await;
     let n = store.notices();
     let a = n
@@ -230,27 +232,50 @@ async fn crashed_sends_are_requeued_or_marked_uncertain_never_resent(db: &TestDb
     n.claim_notice("w1", NOW, NOW + 100).await.unwrap().unwrap();
     assert!(n.mark_committing(nb, "w1").await.unwrap());
     assert_eq!(
-        n.recover_expired(NOW + 50, 1000).await.unwrap(),
+        n.recover_expired(NOW + 50, 1000, 2).await.unwrap(),
         0,
         "leases still held"
     );
-    assert_eq!(n.recover_expired(NOW + 101, 1000).await.unwrap(), 2);
+    assert_eq!(n.recover_expired(NOW + 101, 1000, 2).await.unwrap(), 2);
+    for id in [na, nb] {
+        assert_eq!(
+            n.notice(id).await.unwrap().unwrap().state,
+            NoticeState::Queued
+        );
+    }
+    let kinds: Vec<String> = n
+        .timeline(nb)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds.last().map(String::as_str), Some("resend"));
+    assert_eq!(n.item(b).await.unwrap().unwrap().notices_sent, 0);
+    // Both are claimed again, b under the same key; worker 2 dies while transmitting b too,
+    // which spends b's two attempts: it is left uncertain and never claimed again.
+    let mut again = Vec::new();
+    while let Some(next) = n.claim_notice("w2", NOW + 200, NOW + 300).await.unwrap() {
+        again.push((next.id, next.idempotency_key, next.attempts));
+    }
+    again.sort();
     assert_eq!(
-        n.notice(na).await.unwrap().unwrap().state,
-        NoticeState::Queued
+        again,
+        [(na.0, "ka".to_owned(), 2), (nb.0, "kb".to_owned(), 2)]
     );
+    assert!(n.mark_committing(nb, "w2").await.unwrap());
+    assert_eq!(n.recover_expired(NOW + 301, 1000, 2).await.unwrap(), 2);
     let uncertain = n.notice(nb).await.unwrap().unwrap();
     assert_eq!(uncertain.state, NoticeState::Uncertain);
     assert_eq!(n.item(b).await.unwrap().unwrap().notices_sent, 1);
-    // Only a is ever claimed again.
-    let again = n
-        .claim_notice("w2", NOW + 200, NOW + 300)
+    let claimed = n
+        .claim_notice("w3", NOW + 400, NOW + 500)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(again.id, na.0);
+    assert_eq!(claimed.id, na.0);
     assert!(
-        n.claim_notice("w2", NOW + 200, NOW + 300)
+        n.claim_notice("w3", NOW + 400, NOW + 500)
             .await
             .unwrap()
             .is_none()
@@ -289,6 +314,10 @@ async fn failures_retry_then_free_items_and_dead_contacts_are_remembered(db: &Te
         (queued.recipient.as_str(), queued.contact_index),
         ("noc@q.example", 1)
     );
+    assert_eq!(
+        queued.attempts, 0,
+        "the next contact starts with its own attempts"
+    );
     assert!(
         n.claim_notice("w", NOW + 59, NOW + 100)
             .await
@@ -296,12 +325,34 @@ async fn failures_retry_then_free_items_and_dead_contacts_are_remembered(db: &Te
             .is_none(),
         "backing off"
     );
-    n.claim_notice("w", NOW + 60, NOW + 200)
+    let second = n
+        .claim_notice("w", NOW + 60, NOW + 200)
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(second.attempts, 1);
+    // A retry at the same contact keeps counting.
     assert!(
-        n.mark_attempt_failed(id, "w", NOW + 61, "550 no such user", None, None, NOW + 999)
+        n.mark_attempt_failed(
+            id,
+            "w",
+            NOW + 61,
+            "421 busy",
+            Some(NOW + 62),
+            None,
+            NOW + 999
+        )
+        .await
+        .unwrap()
+    );
+    let third = n
+        .claim_notice("w", NOW + 62, NOW + 200)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.attempts, 2);
+    assert!(
+        n.mark_attempt_failed(id, "w", NOW + 63, "550 no such user", None, None, NOW + 999)
             .await
             .unwrap()
     );
@@ -450,4 +501,100 @@ async fn hostile_notice_text_is_refused(db: &TestDb) {
         n.create_notice(&nn, &[], NOW).await,
         Err(StoreError::TooLong { .. })
     ));
+}
+
+async fn notices_page_newest_first_by_cursor(db: &TestDb) {
+    let store = db.open().await;
+    let n = store.notices();
+    let mut ids = Vec::new();
+    for k in 0..5 {
+        let mut new = notice(&format!("page-{k}"));
+        if k == 2 {
+            new.provider_key = "asn:64502".into();
+        }
+        ids.push(n.create_notice(&new, &[], NOW).await.unwrap().0);
+    }
+    let filter = NoticeFilter {
+        limit: Some(2),
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let (page, next) = n.list_notices_page(&filter, cursor).await.unwrap();
+        pages += 1;
+        seen.extend(page.iter().map(|x| NoticeId(x.id)));
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages < 10, "paging does not end");
+    }
+    let newest_first: Vec<NoticeId> = ids.iter().rev().copied().collect();
+    assert_eq!(seen, newest_first);
+    assert_eq!(pages, 3);
+    // A notice added while paging does not shift the later pages.
+    let (first, next) = n.list_notices_page(&filter, None).await.unwrap();
+    n.create_notice(&notice("page-late"), &[], NOW)
+        .await
+        .unwrap();
+    let (second, _) = n.list_notices_page(&filter, next).await.unwrap();
+    assert_eq!(first.last().unwrap().id - 1, second[0].id);
+    // Filters apply within pages; an exact last page says there is more to ask for, and the
+    // next ask returns nothing and no cursor.
+    let only = NoticeFilter {
+        provider_key: Some("asn:64501".into()),
+        limit: Some(5),
+        ..Default::default()
+    };
+    let (page, next) = n.list_notices_page(&only, None).await.unwrap();
+    assert_eq!(page.len(), 5);
+    assert!(page.iter().all(|x| x.provider_key == "asn:64501"));
+    let (rest, none) = n.list_notices_page(&only, next).await.unwrap();
+    assert!(rest.is_empty() && none.is_none());
+    let zero = NoticeFilter {
+        limit: Some(0),
+        ..Default::default()
+    };
+    assert_eq!(
+        n.list_notices_page(&zero, None).await.unwrap(),
+        (vec![], None)
+    );
+}
+
+async fn an_escalation_restarts_the_unanswered_count_and_ladder_levels_never_drop(db: &TestDb) {
+    let store = db.open().await;
+    let n = store.notices();
+    let a = n
+        .open_item(&item(None, "http://x.example/esc"), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut step = 0;
+    for kind in ["initial", "renotice", "escalation", "renotice"] {
+        let mut new = notice(&format!("esc-{step}"));
+        new.kind = kind.into();
+        let (id, _) = n.create_notice(&new, &[a], NOW).await.unwrap();
+        n.claim_notice("w", NOW, NOW + 100).await.unwrap().unwrap();
+        assert!(n.mark_committing(id, "w").await.unwrap());
+        assert!(n.mark_sent(id, "w", NOW, "ok", 1000).await.unwrap());
+        step += 1;
+        let it = n.item(a).await.unwrap().unwrap();
+        let expected = match kind {
+            "initial" => 1,
+            "escalation" => 0,
+            _ => {
+                if step == 2 {
+                    2
+                } else {
+                    1
+                }
+            }
+        };
+        assert_eq!(it.unanswered, expected, "after {kind}");
+    }
+    n.pass_escalation_steps(&[a], 3).await.unwrap();
+    n.pass_escalation_steps(&[a], 1).await.unwrap();
+    assert_eq!(n.item(a).await.unwrap().unwrap().escalation_level, 3);
 }

@@ -97,7 +97,7 @@ impl NoticeEngine {
                 .record_check(ItemId(item.id), &record)
                 .await?;
             if found.outcome == CheckOutcome::Present {
-                self.schedule_next_notice(&item, at).await?;
+                self.schedule_next_notice(&item).await?;
             }
         }
         Ok(())
@@ -118,41 +118,19 @@ impl NoticeEngine {
         at.saturating_add(ms(gap))
     }
 
-    /// Still present: the next notice is due `renotify` after the last one, at the
-    /// escalation level its unanswered count has reached.
-    async fn schedule_next_notice(
-        &self,
-        item: &NoticeItem,
-        at: UnixMillis,
-    ) -> Result<(), NoticeError> {
+    /// Still present: the next notice is due `renotify` after the last one (whether it is a
+    /// reminder or an escalation is decided when it is composed).
+    async fn schedule_next_notice(&self, item: &NoticeItem) -> Result<(), NoticeError> {
         if item.pending_notice_id.is_some() || item.notice_due_at.is_some() {
             return Ok(());
         }
         let Some(last) = item.last_notice_at else {
             return Ok(());
         };
-        let per_step = i64::from(self.config.escalate_after.max(1));
-        let steps = i64::try_from(self.config.escalation_ladder.len()).unwrap_or(0);
-        let level = (item.unanswered / per_step).min(steps);
-        if level > item.escalation_level {
-            self.store
-                .notices()
-                .record_event(
-                    None,
-                    Some(ItemId(item.id)),
-                    at,
-                    "escalated",
-                    &format!(
-                        "{} unanswered notices: escalation level {level}",
-                        item.unanswered
-                    ),
-                )
-                .await?;
-        }
         let due = last.saturating_add(ms(self.config.renotify_secs));
         self.store
             .notices()
-            .schedule_notice(ItemId(item.id), due, level.max(item.escalation_level))
+            .schedule_notice(ItemId(item.id), due, item.escalation_level)
             .await?;
         Ok(())
     }

@@ -82,7 +82,7 @@ impl NoticeEngine {
                 report.sent += 1;
             }
             Outcome::LeaseLost => {}
-            Outcome::Transient(error)
+            Outcome::Transient(error) | Outcome::Relay(error)
                 if notice.attempts < i64::from(self.config.max_attempts.max(1)) =>
             {
                 let exponent = u32::try_from(notice.attempts.clamp(1, 20) - 1).unwrap_or(0);
@@ -99,6 +99,22 @@ impl NoticeEngine {
                     )
                     .await?;
                 report.retried += 1;
+            }
+            Outcome::Relay(error) => {
+                // Our relay, not the contact, kept failing: the notice fails and its items
+                // are composed again later; the contact stays alive.
+                store
+                    .mark_attempt_failed(
+                        id,
+                        &self.worker,
+                        now,
+                        &format!("relay kept failing: {error}"),
+                        None,
+                        None,
+                        retry_items_at,
+                    )
+                    .await?;
+                report.failed += 1;
             }
             Outcome::Transient(error) | Outcome::Permanent(error) => {
                 // Bounced, or out of attempts: this contact is dead for a day; the next one

@@ -119,6 +119,30 @@ impl NoticeStore<'_> {
         })
     }
 
+    /// Records that the escalation ladder's steps before `level` are spent for `items` (used
+    /// or skipped), so none is taken twice. Never lowers a level.
+    pub async fn pass_escalation_steps(
+        &self,
+        items: &[ItemId],
+        level: i64,
+    ) -> Result<(), StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            for item in items {
+                sqlx::query(
+                    "UPDATE notice_items SET escalation_level = $2 \
+                     WHERE id = $1 AND escalation_level < $2",
+                )
+                .bind(item.0)
+                .bind(level)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// Moves an open item to another provider (the site moved): new attribution, escalation
     /// and unanswered count restart, and its next notice is due at `notice_due_at`.
     pub async fn reattribute_item(

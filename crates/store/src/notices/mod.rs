@@ -6,17 +6,19 @@
 //! notices to send under a lease, so a worker that dies mid-send neither loses a notice nor
 //! sends one twice. It holds no business rules: schedules and thresholds come from callers.
 //!
-//! Query API for the server and the CLI: [`NoticeStore::list_notices`],
+//! Query API for the server and the CLI: [`NoticeStore::list_notices`] (and
+//! [`NoticeStore::list_notices_page`] for keyset paging by cursor),
 //! [`NoticeStore::notice`], [`NoticeStore::items_of_notice`], [`NoticeStore::timeline`],
 //! [`NoticeStore::checks_of_item`], [`NoticeStore::item_facts`] (statistics input).
 
+mod delivery;
 mod item_lifecycle;
 mod items;
+mod notice;
 mod reads;
-mod sends;
 
 pub use items::{CheckRecord, ItemFact, MatchedSighting, NewItem, NoticeItem, WatchedItem};
-pub use sends::{NewNotice, Notice, NoticeEvent, NoticeFilter, NoticeState, ProviderResponse};
+pub use notice::{NewNotice, Notice, NoticeEvent, NoticeFilter, NoticeState, ProviderResponse};
 
 use crate::backend::Backend;
 

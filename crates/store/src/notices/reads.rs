@@ -1,7 +1,7 @@
 //! Reading notices back (for the worker, the CLI and the server), operator resends, the
 //! timeline, and contact health.
 
-use super::sends::{EVENT, NOTICE_COLUMNS, notice_from_row};
+use super::notice::{EVENT, NOTICE_COLUMNS, notice_from_row};
 use super::{
     ItemId, MAX_NOTICE_LABEL_BYTES, Notice, NoticeEvent, NoticeFilter, NoticeId, NoticeState,
     NoticeStore,
@@ -109,21 +109,45 @@ impl NoticeStore<'_> {
 
     /// Notices, newest first.
     pub async fn list_notices(&self, filter: &NoticeFilter) -> Result<Vec<Notice>, StoreError> {
+        Ok(self.list_notices_page(filter, None).await?.0)
+    }
+
+    /// One page of notices, newest first, strictly older than `before` (the previous page's
+    /// cursor; `None` for the first page), and the cursor of the next page: `Some` when this
+    /// page was full, so more may follow. Keyset paging on the id: stable while notices are
+    /// added, and as cheap on the last page as on the first.
+    pub async fn list_notices_page(
+        &self,
+        filter: &NoticeFilter,
+        before: Option<NoticeId>,
+    ) -> Result<(Vec<Notice>, Option<NoticeId>), StoreError> {
         let sql = format!(
             "SELECT {NOTICE_COLUMNS} FROM notices WHERE ($1 = '' OR state = $1) \
-             AND ($2 = '' OR provider_key = $2) ORDER BY id DESC LIMIT $3"
+             AND ($2 = '' OR provider_key = $2) AND id < $4 ORDER BY id DESC LIMIT $3"
         );
         let state = filter.state.map_or("", NoticeState::as_str);
         let provider = filter.provider_key.as_deref().unwrap_or("");
-        on_backend!(self.backend, |pool, d| {
+        let limit = filter.limit.unwrap_or(i64::MAX).max(0);
+        let before = before.map_or(i64::MAX, |b| b.0);
+        let page: Vec<Notice> = on_backend!(self.backend, |pool, d| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(state)
                 .bind(provider)
-                .bind(filter.limit.unwrap_or(i64::MAX))
+                .bind(limit)
+                .bind(before)
                 .fetch_all(pool)
                 .await?;
-            rows.iter().map(notice_from_row).collect()
-        })
+            rows.iter()
+                .map(notice_from_row)
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let full = i64::try_from(page.len()).is_ok_and(|n| n == limit && n > 0);
+        let next = if full {
+            page.last().map(|n| NoticeId(n.id))
+        } else {
+            None
+        };
+        Ok((page, next))
     }
 
     /// A notice's timeline and that of its items, in time order.
