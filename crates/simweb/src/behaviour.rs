@@ -60,7 +60,9 @@ pub fn receive(shared: &Shared, arrival: Arrival) -> usize {
             .map(|n| n.index)
     });
     if let Some(first) = duplicate_of {
-        outcome.push(format!("duplicate of notice {first} (same key): not acted on"));
+        outcome.push(format!(
+            "duplicate of notice {first} (same key): not acted on"
+        ));
         state.notices.push(ReceivedNotice {
             index,
             channel,

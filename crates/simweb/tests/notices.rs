@@ -414,7 +414,10 @@ fn hostile_smtp_input_is_answered_and_the_server_keeps_serving() {
             seen.push_str(&String::from_utf8_lossy(&buf[..n]));
         }
         assert!(seen.contains("250-STARTTLS"), "{seen}");
-        assert!(seen.contains("501 5.5.4 Pipelining after STARTTLS"), "{seen}");
+        assert!(
+            seen.contains("501 5.5.4 Pipelining after STARTTLS"),
+            "{seen}"
+        );
     }
     // An oversized message is refused whole.
     assert!(smtp.send("MAIL FROM:<a@b>").starts_with("250"));
@@ -557,7 +560,11 @@ fn a_resent_notice_with_the_same_key_is_recorded_as_a_duplicate_and_not_acted_on
     };
     let mut smtp = Smtp::connect(world.smtp_addr());
     smtp.send("EHLO crawler.test");
-    for (id, url) in [("notice-1", &urls[0]), ("notice-1", &urls[0]), ("notice-2", &urls[1])] {
+    for (id, url) in [
+        ("notice-1", &urls[0]),
+        ("notice-1", &urls[0]),
+        ("notice-2", &urls[1]),
+    ] {
         let reply = smtp.mail("hotline@aranea.test", "abuse@quickhost.sim", &body(id, url));
         assert!(reply.starts_with("250"), "{reply}");
     }
@@ -595,7 +602,12 @@ fn a_resent_notice_with_the_same_key_is_recorded_as_a_duplicate_and_not_acted_on
         let acted = notice.outcome.iter().any(|o| o.contains("removed"));
         let duplicate = notice.outcome.iter().any(|o| o.contains("duplicate"));
         assert_eq!(acted, notice.duplicate_of.is_none(), "{:?}", notice.outcome);
-        assert_eq!(duplicate, notice.duplicate_of.is_some(), "{:?}", notice.outcome);
+        assert_eq!(
+            duplicate,
+            notice.duplicate_of.is_some(),
+            "{:?}",
+            notice.outcome
+        );
     }
     assert_eq!(world.removals().len(), 3, "{:?}", world.removals());
 }
