@@ -68,8 +68,10 @@ pub(crate) struct Workspace {
     /// Sixteen luma rows on the way into the first row pass, its output strip on the way out
     /// (one buffer: the rows are transposed into `strip` before the output is written).
     staging: Vec<Lanes>,
-    /// The first row pass's input, then the second row pass's (never needed at once).
+    /// The first row pass's input.
     strip: Vec<Lanes>,
+    /// The column pass's output, the second row pass's input.
+    handed_on: Vec<Lanes>,
     column_sums: Vec<f32>,
     sampled_columns: Vec<[f32; SAMPLES]>,
 }
@@ -80,6 +82,7 @@ impl Workspace {
         self.ring.resize(ring_rows(height) * width, 0.0);
         self.staging.resize(width, [0.0; STRIP]);
         self.strip.resize(width, [0.0; STRIP]);
+        self.handed_on.resize(width, [0.0; STRIP]);
         self.column_sums.resize(width, 0.0);
         self.sampled_columns.resize(height, [0.0; SAMPLES]);
     }
@@ -88,7 +91,7 @@ impl Workspace {
     pub(crate) fn capacity(&self) -> usize {
         self.ring.capacity()
             + self.column_sums.capacity()
-            + STRIP * (self.staging.capacity() + self.strip.capacity())
+            + STRIP * (self.staging.capacity() + self.strip.capacity() + self.handed_on.capacity())
             + SAMPLES * self.sampled_columns.capacity()
     }
 }
@@ -137,6 +140,7 @@ fn downsample_64_with<const AVX: bool>(
         ring,
         staging,
         strip,
+        handed_on,
         column_sums,
         sampled_columns,
     } = work;
@@ -164,9 +168,17 @@ fn downsample_64_with<const AVX: bool>(
         ColumnRound::new(column_sums, &mut first_round_rows, height, column_window);
     for sampled in sampled_columns.chunks_mut(STRIP) {
         let lanes = sampled.len();
-        first_round_columns.next_strip(&mut first_round_rows);
+        first_round_columns.next_strip(&mut first_round_rows, handed_on);
         let mut picked = [[0f32; STRIP]; SAMPLES];
-        box_sampled::<STRIP, AVX>(first_round_rows.strip, row_window, &columns, &mut picked);
+        // The second row pass is one dependency chain per eight rows, the first row pass too:
+        // when the next column strip will need another first-pass strip, make it now, in the
+        // same loop, so that the two passes' chains overlap.
+        let due = first_round_columns.last_entering_next();
+        if due.is_some_and(|t| first_round_rows.produced <= t) {
+            first_round_rows.produce_strip(Some((&*handed_on, &columns, &mut picked)));
+        } else {
+            box_sampled::<STRIP, AVX>(handed_on, row_window, &columns, &mut picked);
+        }
         store_strip::<AVX>(&picked, sampled.as_flattened_mut(), SAMPLES, lanes);
     }
     // Second round, columns: only the 64 sampled columns exist now, and only the 64 sampled
@@ -338,6 +350,88 @@ fn box_all<const L: usize, const FMA: bool>(
         subtract(&mut sum, leaving);
         count -= 1;
         divide(out, &sum, Divisor::new::<FMA>(count));
+    }
+}
+
+/// The second row pass's share of [`box_both`]: its input strip, the sampled columns and
+/// where their quotients go.
+type SecondPass<'a> = (&'a [Lanes], &'a [usize; SAMPLES], &'a mut [Lanes; SAMPLES]);
+
+/// [`box_all`] over `first` and [`box_sampled`] over `second` (same length and window) in one
+/// loop: four independent chains of sums per step instead of two, the same arithmetic for
+/// each.
+#[inline(always)]
+fn box_both<const FMA: bool>(
+    (first, first_out): (&[Lanes], &mut [Lanes]),
+    (second, positions, picked): SecondPass<'_>,
+    window: usize,
+) {
+    let n = first.len();
+    if second.len() != n || first_out.len() != n {
+        box_all::<STRIP, FMA>(first, window, first_out);
+        box_sampled::<STRIP, FMA>(second, window, positions, picked);
+        return;
+    }
+    let p = Phases::new(n, window);
+    let (mut sum, mut second_sum) = ([0f32; STRIP], [0f32; STRIP]);
+    let mut next = 0usize;
+    for (values, second_values) in first.iter().zip(second).take(p.warm_up) {
+        add(&mut sum, values);
+        add(&mut second_sum, second_values);
+    }
+    let entering = first.iter().zip(second).skip(p.warm_up);
+    let mut count = p.warm_up;
+    for (o, ((values, second_values), out)) in
+        entering.zip(&mut *first_out).take(p.growing).enumerate()
+    {
+        add(&mut sum, values);
+        add(&mut second_sum, second_values);
+        count += 1;
+        let divisor = Divisor::new::<FMA>(count);
+        divide(out, &sum, divisor);
+        pick(o, &second_sum, divisor, positions, picked, &mut next);
+    }
+    let full = Divisor::new::<FMA>(window);
+    let entering = first.iter().zip(second).skip(window);
+    let leaving = first.iter().zip(second);
+    let outputs = first_out.iter_mut().enumerate().skip(p.growing);
+    for (((entering, second_entering), (leaving, second_leaving)), (o, out)) in
+        entering.zip(leaving).zip(outputs).take(p.full)
+    {
+        add(&mut sum, entering);
+        subtract(&mut sum, leaving);
+        add(&mut second_sum, second_entering);
+        subtract(&mut second_sum, second_leaving);
+        divide(out, &sum, full);
+        pick(o, &second_sum, full, positions, picked, &mut next);
+    }
+    let leaving = first.iter().zip(second).skip(n - window);
+    let outputs = first_out.iter_mut().enumerate().skip(p.growing + p.full);
+    for ((leaving, second_leaving), (o, out)) in leaving.zip(outputs) {
+        subtract(&mut sum, leaving);
+        subtract(&mut second_sum, second_leaving);
+        count -= 1;
+        let divisor = Divisor::new::<FMA>(count);
+        divide(out, &sum, divisor);
+        pick(o, &second_sum, divisor, positions, picked, &mut next);
+    }
+}
+
+/// Divide out `sum` (output `o`) into every slot whose position is `o`, from `*next` on.
+#[inline(always)]
+fn pick(
+    o: usize,
+    sum: &Lanes,
+    divisor: Divisor,
+    positions: &[usize; SAMPLES],
+    picked: &mut [Lanes; SAMPLES],
+    next: &mut usize,
+) {
+    while positions.get(*next) == Some(&o) {
+        if let Some(slot) = picked.get_mut(*next) {
+            divide(slot, sum, divisor);
+        }
+        *next += 1;
     }
 }
 
@@ -526,12 +620,14 @@ impl<F: Fn(usize, &mut [f32]), const AVX: bool> RowRound<'_, F, AVX> {
     #[inline(always)]
     fn ensure(&mut self, t: usize) {
         while self.produced <= t && self.produced < self.height {
-            self.produce_strip();
+            self.produce_strip(None);
         }
     }
 
+    /// Filter the next strip; with `second`, also run the second row pass over that strip
+    /// (of the column pass's output) in the same loop, divided out at the sampled columns.
     #[inline(always)]
-    fn produce_strip(&mut self) {
+    fn produce_strip(&mut self, second: Option<SecondPass<'_>>) {
         let (width, first) = (self.width, self.produced);
         let lanes = STRIP.min(self.height - first);
         let luma_rows = self.staging.as_flattened_mut();
@@ -539,7 +635,14 @@ impl<F: Fn(usize, &mut [f32]), const AVX: bool> RowRound<'_, F, AVX> {
             (self.source)(first + lane, row);
         }
         load_strip::<AVX>(luma_rows, width, lanes, self.strip);
-        box_all::<STRIP, AVX>(self.strip, self.window, self.staging);
+        match second {
+            Some((input, positions, picked)) => box_both::<AVX>(
+                (self.strip, self.staging),
+                (input, positions, picked),
+                self.window,
+            ),
+            None => box_all::<STRIP, AVX>(self.strip, self.window, self.staging),
+        }
         let slot = first % self.ring_rows;
         if let Some(target) = self.ring.get_mut(slot * width..(slot + lanes) * width) {
             store_strip::<AVX>(self.staging, target, width, lanes);
@@ -550,23 +653,17 @@ impl<F: Fn(usize, &mut [f32]), const AVX: bool> RowRound<'_, F, AVX> {
     /// Filtered row `t`, which [`Self::ensure`] has produced and the ring still holds.
     #[inline(always)]
     fn row(&self, t: usize) -> &[f32] {
+        self.ring().row(t)
+    }
+
+    /// The rows the ring holds.
+    #[inline(always)]
+    fn ring(&self) -> Ring<'_> {
         Ring {
             values: self.ring,
             width: self.width,
             rows: self.ring_rows,
         }
-        .row(t)
-    }
-
-    /// The ring (to read) and the strip (to write) at once, for the column pass.
-    #[inline(always)]
-    fn ring_and_strip(&mut self) -> (Ring<'_>, &mut [Lanes]) {
-        let ring = Ring {
-            values: self.ring,
-            width: self.width,
-            rows: self.ring_rows,
-        };
-        (ring, self.strip)
     }
 }
 
@@ -627,12 +724,30 @@ impl<'a> ColumnRound<'a> {
         }
     }
 
+    /// The last input row the next strip of output rows will add, if it adds any.
+    #[inline(always)]
+    fn last_entering_next(&self) -> Option<usize> {
+        let Phases {
+            warm_up,
+            growing,
+            full,
+            ..
+        } = self.phases;
+        let last_adding = (growing + full).checked_sub(1)?;
+        if self.next > last_adding {
+            return None;
+        }
+        let last = (self.next + STRIP - 1).min(self.height.saturating_sub(1));
+        Some(last.min(last_adding) + warm_up)
+    }
+
     /// Filter the next `min(16, rows left)` output rows into `strip` (one lane per row; lanes
     /// past the image's end hold values nobody reads).
     #[inline(always)]
     fn next_strip<F: Fn(usize, &mut [f32]), const AVX: bool>(
         &mut self,
         rows: &mut RowRound<'_, F, AVX>,
+        strip: &mut [Lanes],
     ) {
         let Phases {
             warm_up,
@@ -659,7 +774,7 @@ impl<'a> ColumnRound<'a> {
         if let Some(&last) = entering.iter().flatten().max() {
             rows.ensure(last);
         }
-        let (ring, strip) = rows.ring_and_strip();
+        let ring = rows.ring();
         let row_of = |t: Option<usize>| t.map_or(&[][..], |t| ring.row(t));
         let entering: [&[f32]; STRIP] = std::array::from_fn(|lane| row_of(entering[lane]));
         let leaving: [&[f32]; STRIP] = std::array::from_fn(|lane| row_of(leaving[lane]));
