@@ -103,7 +103,7 @@ pub fn frame_thumbnails(
     decode_video_frames(bytes, kind, &options, |frame| {
         let index = sample;
         sample += 1;
-        if index % stride != 0 {
+        if !index.is_multiple_of(stride) {
             return Ok(());
         }
         let png = thumbnail::blurred_rgb(frame.rgb, frame.width, frame.height).map_err(|e| {
@@ -288,7 +288,7 @@ mod tests {
         // vPDQ samples frames 0, 10, 20, ... (one a second at 10 fps); thinning keeps an
         // evenly spaced subset starting at the first.
         let step = numbers[1] - numbers[0];
-        assert!(step % 10 == 0, "{numbers:?}");
+        assert!(step.is_multiple_of(10), "{numbers:?}");
         for (i, n) in numbers.iter().enumerate() {
             assert_eq!(*n, i as u64 * step, "{numbers:?}");
         }
