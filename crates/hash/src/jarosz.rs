@@ -12,8 +12,11 @@
 //! - the first round's row pass runs only as far ahead as the column pass needs, into a ring of
 //!   rows a little taller than the column window, so no full-size filtered plane exists either
 //!   (writing and re-reading one was a third of the hashing time on a 1 MP image);
-//! - columns are filtered with all columns of a row as lanes, and each strip of filtered rows
-//!   goes straight into the second round's row pass while it is in cache;
+//! - columns are filtered sixteen output rows at a time in runs of 32 columns, the sums held
+//!   in registers down the sixteen rows and the quotients transposed straight into a strip for
+//!   the second round's row pass, so no filtered row is stored;
+//! - the second round's row pass over one strip runs in the same loop as the first round's row
+//!   pass over the next, so four chains of dependent additions overlap instead of two;
 //! - the second round only divides where a sample will be taken (64 columns, then 64 rows);
 //! - every buffer lives in a [`Workspace`] that callers keep between images, so hashing image
 //!   after image allocates and zeroes nothing.
