@@ -23,13 +23,19 @@
 
 use std::thread;
 
-/// Ids are packed into 28 bits of a bucket cell, so an index holds at most 2^28 codes.
-pub const MAX_CODES: usize = 1 << ID_BITS;
-const ID_BITS: u32 = 28;
-const ID_MASK: u32 = (1 << ID_BITS) - 1;
-const MAX_LOW_BITS: u32 = 32 - ID_BITS;
+mod batch;
+mod probe;
+
+pub use probe::SearchScratch;
+
+/// A bucket cell gives at most 28 bits to the id, so an index holds at most 2^28 codes.
+pub const MAX_CODES: usize = 1 << MAX_ID_BITS;
+const MAX_ID_BITS: u32 = 28;
+/// Cells never give the id fewer bits than this (so at most 16 low substring bits).
+const MIN_ID_BITS: u32 = 16;
 /// Radii above this are answered by scanning (the Hamming distance of 256-bit codes ≤ 256).
 const MAX_RADIUS: u32 = 256;
+const DEFAULT_BUCKET_LOG2: u32 = 2;
 
 /// A 256-bit code as four words (see `PdqHash::to_words`).
 pub type Code = [u64; 4];
@@ -42,7 +48,8 @@ pub struct IndexParams {
     /// Never fall back to a scan (tests use this to exercise the multi-index path alone).
     pub multi_index_only: bool,
     /// log2 of the average number of cells per directory bucket; `None` = 2 (4 cells).
-    /// Smaller means a bigger directory (more memory) and fewer cells read per probe.
+    /// Smaller means a bigger directory (more memory, more random reads per probe) and fewer
+    /// cells read per probe; limited by the low substring bits a cell has room for.
     pub bucket_log2: Option<u32>,
 }
 
@@ -62,6 +69,12 @@ impl SubstringTable {
     }
 }
 
+/// Bits of a bucket cell that hold the id in an index of `n` codes: just enough for the ids,
+/// so the rest can hold low substring bits (8 of them at 10M, 12 at 1M).
+pub(crate) fn id_bits(n: usize) -> u32 {
+    (usize::BITS - n.saturating_sub(1).leading_zeros()).clamp(MIN_ID_BITS, MAX_ID_BITS)
+}
+
 /// An immutable exact Hamming range index over 256-bit codes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PdqIndex {
@@ -75,14 +88,6 @@ pub struct PdqIndex {
 pub struct CodeHit {
     pub distance: u32,
     pub id: u32,
-}
-
-/// Reusable buffers for queries; one per thread avoids allocation on the hot path.
-#[derive(Debug, Default)]
-pub struct SearchScratch {
-    candidates: Vec<u32>,
-    probes: Vec<(u32, u32)>,
-    ranges: Vec<(u32, u32, u32)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,13 +104,15 @@ impl PdqIndex {
         if codes.len() > MAX_CODES {
             return Err(PdqIndexError::TooManyCodes(codes.len()));
         }
+        let codes = on_huge_pages(codes);
         let layout = substring_layout(
             codes.len(),
             params.substrings,
-            params.bucket_log2.unwrap_or(2),
+            params.bucket_log2.unwrap_or(DEFAULT_BUCKET_LOG2),
         );
+        let id_bits = id_bits(codes.len());
         let build_one =
-            |(bit_offset, bits, dir_bits)| build_table(&codes, bit_offset, bits, dir_bits);
+            |(bit_offset, bits, dir_bits)| build_table(&codes, bit_offset, bits, dir_bits, id_bits);
         let workers = thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(layout.len().max(1));
@@ -135,6 +142,10 @@ impl PdqIndex {
 
     pub fn substrings(&self) -> usize {
         self.tables.len()
+    }
+
+    fn id_bits(&self) -> u32 {
+        id_bits(self.codes.len())
     }
 
     /// Heap bytes held by the index (codes, directories and bucket cells).
@@ -218,36 +229,14 @@ impl PdqIndex {
             self.blocked_scan(queries, radius, out);
             return;
         }
-        // Substring-major: all queries probe one table before the next, so that table stays in
-        // cache across the batch. Reporting by first substring keeps this duplicate-free.
-        let radii = substring_radii(self.tables.len(), radius);
-        let keys: Vec<Vec<u32>> = queries.iter().map(|q| self.keys(q)).collect();
-        let mut scratch = SearchScratch::default();
-        for (slot, table) in self.tables.iter().enumerate() {
-            let Some(search_radius) = radii.get(slot).copied().flatten() else {
-                continue;
-            };
-            for ((query, query_keys), hits) in queries.iter().zip(&keys).zip(out.iter_mut()) {
-                scratch.candidates.clear();
-                collect_candidates(table, query_keys[slot], search_radius, &mut scratch);
-                self.verify(
-                    query,
-                    radius,
-                    slot,
-                    query_keys,
-                    &radii,
-                    &scratch.candidates,
-                    hits,
-                );
+        batch::with_scratch(|scratch| {
+            for (queries, out) in queries
+                .chunks(batch::BLOCK)
+                .zip(out.chunks_mut(batch::BLOCK))
+            {
+                self.sorted_block(queries, radius, scratch, out);
             }
-        }
-    }
-
-    fn keys(&self, query: &Code) -> Vec<u32> {
-        self.tables
-            .iter()
-            .map(|t| substring(query, t.bit_offset, t.bits))
-            .collect()
+        });
     }
 
     /// Whether a scan is estimated to be cheaper than probing the substring tables.
@@ -274,71 +263,6 @@ impl PdqIndex {
             cost += probes * (6.0 + per_bucket * (0.5 + 4.0 * candidate_share.min(1.0)));
         }
         cost > n
-    }
-
-    #[inline(always)]
-    fn probe(
-        &self,
-        query: &Code,
-        radius: u32,
-        scratch: &mut SearchScratch,
-        out: &mut Vec<CodeHit>,
-    ) {
-        let radii = substring_radii(self.tables.len(), radius);
-        let keys: Vec<u32> = self
-            .tables
-            .iter()
-            .map(|t| substring(query, t.bit_offset, t.bits))
-            .collect();
-        for (slot, table) in self.tables.iter().enumerate() {
-            let Some(search_radius) = radii.get(slot).copied().flatten() else {
-                continue;
-            };
-            scratch.candidates.clear();
-            collect_candidates(table, keys[slot], search_radius, scratch);
-            self.verify(query, radius, slot, &keys, &radii, &scratch.candidates, out);
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn verify(
-        &self,
-        query: &Code,
-        radius: u32,
-        slot: usize,
-        keys: &[u32],
-        radii: &[Option<u32>],
-        candidates: &[u32],
-        out: &mut Vec<CodeHit>,
-    ) {
-        const AHEAD: usize = 16;
-        for (position, &id) in candidates.iter().enumerate() {
-            if let Some(&ahead) = candidates.get(position + AHEAD) {
-                prefetch(&self.codes, ahead);
-            }
-            let Some(code) = self.codes.get(id as usize) else {
-                continue;
-            };
-            let distance = hamming(code, query);
-            if distance > radius {
-                continue;
-            }
-            // Report from the first substring able to find this code, so nothing twice.
-            let found_earlier =
-                self.tables[..slot]
-                    .iter()
-                    .zip(keys)
-                    .zip(radii)
-                    .any(|((t, &key), r)| {
-                        r.is_some_and(|r| {
-                            (substring(code, t.bit_offset, t.bits) ^ key).count_ones() <= r
-                        })
-                    });
-            if !found_earlier {
-                out.push(CodeHit { distance, id });
-            }
-        }
     }
 
     #[inline(always)]
@@ -435,15 +359,15 @@ fn substring_layout(n: usize, substrings: Option<usize>, bucket_log2: u32) -> Ve
         return Vec::new();
     }
     let (base, extra) = (256 / m as u32, 256 % m as u32);
+    let low_room = 32 - id_bits(n);
     let mut offset = 0;
     (0..m as u32)
         .map(|slot| {
             let bits = base + u32::from(slot < extra);
-            // Aim for ~2^bucket_log2 cells per bucket, within what 4 packed low bits and 2^26 buckets allow.
+            // Aim for ~2^bucket_log2 cells per bucket, within what the cells' low bits and 2^26
+            // buckets allow.
             let wanted = (log2n.round() as u32).saturating_sub(bucket_log2).max(1);
-            let dir_bits = wanted
-                .clamp(bits.saturating_sub(MAX_LOW_BITS), bits)
-                .min(26);
+            let dir_bits = wanted.clamp(bits.saturating_sub(low_room), bits).min(26);
             let layout = (offset, bits, dir_bits);
             offset += bits;
             layout
@@ -452,10 +376,16 @@ fn substring_layout(n: usize, substrings: Option<usize>, bucket_log2: u32) -> Ve
         .collect()
 }
 
-fn build_table(codes: &[Code], bit_offset: u32, bits: u32, dir_bits: u32) -> SubstringTable {
+fn build_table(
+    codes: &[Code],
+    bit_offset: u32,
+    bits: u32,
+    dir_bits: u32,
+    id_bits: u32,
+) -> SubstringTable {
     let low_bits = bits - dir_bits;
     let buckets = 1usize << dir_bits;
-    let mut directory = vec![0u32; buckets + 1];
+    let mut directory = zeroed_on_huge_pages(buckets + 1);
     for code in codes {
         let key = substring(code, bit_offset, bits);
         directory[(key >> low_bits) as usize + 1] += 1;
@@ -464,12 +394,12 @@ fn build_table(codes: &[Code], bit_offset: u32, bits: u32, dir_bits: u32) -> Sub
         directory[bucket + 1] += directory[bucket];
     }
     let mut next = directory[..buckets].to_vec();
-    let mut cells = vec![0u32; codes.len()];
+    let mut cells = zeroed_on_huge_pages(codes.len());
     for (id, code) in codes.iter().enumerate() {
         let key = substring(code, bit_offset, bits);
         let bucket = (key >> low_bits) as usize;
         let low = key & ((1 << low_bits) - 1);
-        cells[next[bucket] as usize] = (low << ID_BITS) | id as u32;
+        cells[next[bucket] as usize] = (low << id_bits) | id as u32;
         next[bucket] += 1;
     }
     SubstringTable {
@@ -516,54 +446,47 @@ where
     built.into_iter().map(|(_, table)| table).collect()
 }
 
-/// Ids of every cell whose substring lies within `radius` of `key`.
-///
-/// Three passes so that the memory reads of many probes overlap instead of waiting one by one:
-/// enumerate the buckets and prefetch their directory slots, then read the bucket bounds and
-/// prefetch the cells, then filter the cells.
-#[inline(always)]
-fn collect_candidates(table: &SubstringTable, key: u32, radius: u32, scratch: &mut SearchScratch) {
-    let low_bits = table.low_bits();
-    let low_key = key & ((1 << low_bits) - 1);
-    let dir_key = key >> low_bits;
-    let limit = 1u64 << table.dir_bits;
-    scratch.probes.clear();
-    for flips in 0..=radius.min(table.dir_bits) {
-        let budget = radius - flips;
-        // Gosper's hack: every dir_bits-bit mask with `flips` bits set, in increasing order.
-        let mut mask: u64 = (1 << flips) - 1;
-        while mask < limit {
-            let bucket = dir_key ^ mask as u32;
-            prefetch_u32(&table.directory, bucket);
-            scratch.probes.push((bucket, budget));
-            if mask == 0 {
-                break;
-            }
-            let lowest = mask & mask.wrapping_neg();
-            let ripple = mask + lowest;
-            mask = (((ripple ^ mask) >> 2) >> lowest.trailing_zeros()) | ripple;
-        }
+/// `codes` moved to a buffer backed by 2 MiB pages where the kernel allows it.
+fn on_huge_pages(codes: Vec<Code>) -> Vec<Code> {
+    if codes.len() * size_of::<Code>() < 2 * HUGE_PAGE {
+        return codes;
     }
-    scratch.ranges.clear();
-    for &(bucket, budget) in &scratch.probes {
-        let (Some(&start), Some(&end)) = (
-            table.directory.get(bucket as usize),
-            table.directory.get(bucket as usize + 1),
-        ) else {
-            continue;
-        };
-        if start < end {
-            prefetch_u32(&table.cells, start);
-            scratch.ranges.push((start, end, budget));
-        }
-    }
-    for &(start, end, budget) in &scratch.ranges {
-        for &cell in table.cells.get(start as usize..end as usize).unwrap_or(&[]) {
-            if ((cell >> ID_BITS) ^ low_key).count_ones() <= budget {
-                scratch.candidates.push(cell & ID_MASK);
+    let mut moved = Vec::with_capacity(codes.len());
+    advise_huge_pages(&moved);
+    moved.extend_from_slice(&codes);
+    moved
+}
+
+fn zeroed_on_huge_pages(len: usize) -> Vec<u32> {
+    // Large zeroed allocations are fresh, untouched mappings, so the advice still applies.
+    let values = vec![0u32; len];
+    advise_huge_pages(&values);
+    values
+}
+
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Asks the kernel to back `buffer`'s allocation with 2 MiB pages. Every probe and candidate is
+/// a random read into hundreds of MB; with 4 KiB pages nearly each one also misses the TLB.
+/// Only whole huge pages inside the allocation are advised; the advice is a hint, so a kernel
+/// that refuses it changes nothing but speed. Call it before the buffer is written.
+pub(crate) fn advise_huge_pages<T>(buffer: &Vec<T>) {
+    #[cfg(target_os = "linux")]
+    {
+        let start = buffer.as_ptr() as usize;
+        let end = start + buffer.capacity() * size_of::<T>();
+        let aligned = start.next_multiple_of(HUGE_PAGE);
+        let length = end.saturating_sub(aligned) / HUGE_PAGE * HUGE_PAGE;
+        if length > 0 {
+            // SAFETY: the range lies inside `buffer`'s live allocation; MADV_HUGEPAGE changes
+            // only how the kernel backs it, never its contents.
+            unsafe {
+                libc::madvise(aligned as *mut libc::c_void, length, libc::MADV_HUGEPAGE);
             }
         }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = buffer;
 }
 
 #[inline]
@@ -607,11 +530,22 @@ mod tests {
             let total: u32 = layout.iter().map(|&(_, bits, _)| bits).sum();
             assert!(layout.is_empty() || total == 256, "n={n}");
             for &(_, bits, dir) in &layout {
-                assert!(bits - dir <= MAX_LOW_BITS && dir <= bits);
+                assert!(bits - dir <= 32 - id_bits(n) && dir <= bits);
             }
         }
         assert_eq!(substring_layout(10_000_000, None, 3).len(), 10);
         assert_eq!(substring_layout(1_000_000, None, 3).len(), 11);
+    }
+
+    #[test]
+    fn cells_give_ids_just_enough_bits() {
+        assert_eq!(id_bits(0), MIN_ID_BITS);
+        assert_eq!(id_bits(1 << 16), 16);
+        assert_eq!(id_bits((1 << 16) + 1), 17);
+        assert_eq!(id_bits(10_000_000), 24);
+        assert_eq!(id_bits(MAX_CODES), MAX_ID_BITS);
+        let layout = substring_layout(10_000_000, None, 2);
+        assert!(layout.iter().all(|&(_, bits, dir)| bits - dir <= 8));
     }
 
     #[test]

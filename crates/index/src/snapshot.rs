@@ -22,14 +22,14 @@ use crate::bank::{Bank, Provenance};
 use crate::columns;
 use crate::error::StoreError;
 use crate::journal::sync_dir;
-use crate::pdq_index::{MAX_CODES, PdqIndex, SubstringTable};
+use crate::pdq_index::{MAX_CODES, PdqIndex, SubstringTable, advise_huge_pages, id_bits};
 use crate::segment::Segment;
 use crate::signal::Signal;
 use crate::state::BankState;
 
 const MAGIC: &[u8; 8] = b"ARNBANK\0";
 /// Bump on any layout change; older files are then rebuilt from the journal.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 const KIND_BANKS: u32 = 1;
 const KIND_INDEX: u32 = 2;
 
@@ -245,6 +245,7 @@ fn read_index(input: &mut CrcReader) -> io::Result<PdqIndex> {
         return Err(bad("too many codes".into()));
     }
     let mut codes = Vec::with_capacity(count);
+    advise_huge_pages(&codes);
     input.read_chunks(count, 32, |bytes| {
         codes.extend(bytes.chunks_exact(32).map(|code| {
             let word = |i: usize| {
@@ -268,7 +269,7 @@ fn read_index(input: &mut CrcReader) -> io::Result<PdqIndex> {
         let plausible = bit_offset == next_offset
             && (1..=32).contains(&bits)
             && dir_bits <= bits
-            && bits - dir_bits <= 4
+            && bits - dir_bits <= 32 - id_bits(count)
             && dir_bits <= 26;
         if !plausible {
             return Err(bad("bad substring layout".into()));
@@ -283,7 +284,7 @@ fn read_index(input: &mut CrcReader) -> io::Result<PdqIndex> {
             directory,
             cells,
         };
-        check_table(&table, count)?;
+        check_table(&table, count, id_bits(count))?;
         tables.push(table);
     }
     if table_count > 0 && next_offset != 256 {
@@ -296,7 +297,7 @@ fn read_index(input: &mut CrcReader) -> io::Result<PdqIndex> {
     })
 }
 
-fn check_table(table: &SubstringTable, count: usize) -> io::Result<()> {
+fn check_table(table: &SubstringTable, count: usize, id_bits: u32) -> io::Result<()> {
     let directory_ok = table.directory.len() == (1usize << table.dir_bits) + 1
         && table.directory.first() == Some(&0)
         && table
@@ -308,7 +309,7 @@ fn check_table(table: &SubstringTable, count: usize) -> io::Result<()> {
         && table
             .cells
             .iter()
-            .all(|&cell| ((cell & 0x0FFF_FFFF) as usize) < count);
+            .all(|&cell| ((cell & ((1 << id_bits) - 1)) as usize) < count);
     if directory_ok && cells_ok {
         Ok(())
     } else {
@@ -389,6 +390,7 @@ impl CrcReader {
     fn u32s(&mut self) -> io::Result<Vec<u32>> {
         let count = self.len_u64(4)? as usize;
         let mut values = Vec::with_capacity(count);
+        advise_huge_pages(&values);
         self.read_chunks(count, 4, |bytes| {
             values.extend(
                 bytes

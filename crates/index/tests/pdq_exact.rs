@@ -177,3 +177,47 @@ fn a_large_index_is_exact_at_the_default_threshold_and_at_70() {
         .unwrap();
     }
 }
+
+#[test]
+fn batches_spanning_several_blocks_with_wide_ids_equal_single_queries_and_brute_force() {
+    // 70,000 codes need 17-bit ids in the bucket cells, and 1,100 queries span two of the
+    // sorted batch's blocks; a hot spot of identical codes puts many pairs on one id.
+    let centres: Vec<Code> = (0..500u64)
+        .map(|i| perturb(&[i * 3, !i, i << 9, i.rotate_left(17)], 200, i + 5))
+        .collect();
+    let mut codes: Vec<Code> = (0..69_000u64)
+        .map(|i| perturb(&centres[(i % 500) as usize], (i % 29) as u32, i * 13 + 7))
+        .collect();
+    codes.extend(std::iter::repeat_n(centres[0], 1_000));
+    let queries: Vec<Code> = (0..1_100u64)
+        .map(|i| {
+            perturb(
+                &codes[(i * 61) as usize % codes.len()],
+                (i % 40) as u32,
+                i + 1,
+            )
+        })
+        .collect();
+    let params = IndexParams {
+        substrings: None,
+        multi_index_only: true,
+        ..IndexParams::default()
+    };
+    let index = PdqIndex::build(codes.clone(), params).unwrap();
+    for radius in [0, 31] {
+        let mut batch = Vec::new();
+        index.search_batch(&queries, radius, &mut batch);
+        assert_eq!(batch.len(), queries.len());
+        let mut scratch = SearchScratch::default();
+        for (query, batch_hits) in queries.iter().zip(&batch) {
+            let mut batch_hits = batch_hits.clone();
+            batch_hits.sort();
+            let mut hits = Vec::new();
+            index.search(query, radius, &mut scratch, &mut hits);
+            hits.sort();
+            let expected = brute_force(&codes, query, radius);
+            assert_eq!(hits, expected, "single, radius {radius}");
+            assert_eq!(batch_hits, expected, "batch, radius {radius}");
+        }
+    }
+}

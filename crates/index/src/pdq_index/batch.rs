@@ -1,0 +1,257 @@
+//! Batch search by sorting: the probes of a whole block of queries are sorted by bucket before
+//! any bucket is read, and the candidates by id before any code is read, so both sweeps go
+//! through memory in address order (streaming reads the hardware prefetches) instead of one
+//! random cache miss per probe and per candidate as a single query pays.
+//!
+//! Exact like the single-query path: the same buckets are probed with the same radii, only in
+//! another order. A code found by several substrings (or several probes) is verified once, as
+//! sorting puts its (id, query) pairs side by side. This module must not change which buckets
+//! are probed: the pigeonhole argument in the parent module is what makes the search exact.
+
+use super::{Code, CodeHit, PdqIndex, SubstringTable, hamming, substring, substring_radii};
+
+/// Queries per block: the sorted probe and candidate lists of a block stay within a few tens of
+/// MB at 10M codes, and a block is large enough that most buckets it touches are touched again.
+pub(super) const BLOCK: usize = 1024;
+const QUERY_BITS: u32 = 16;
+const _: () = assert!(BLOCK <= 1 << QUERY_BITS);
+
+/// Reusable buffers of the sorted batch search.
+#[derive(Debug, Default)]
+pub(super) struct BatchScratch {
+    probes: Vec<u64>,
+    candidates: Vec<u64>,
+    sort_buffer: Vec<u64>,
+    keys: Vec<u32>,
+}
+
+thread_local! {
+    // Kept per thread between calls: allocating these tens of MB afresh for every batch costs
+    // more in page faults than the batch's own work.
+    static SCRATCH: std::cell::RefCell<BatchScratch> = std::cell::RefCell::default();
+}
+
+/// Runs `f` with this thread's batch buffers.
+pub(super) fn with_scratch<T>(f: impl FnOnce(&mut BatchScratch) -> T) -> T {
+    SCRATCH.with(|scratch| f(&mut scratch.borrow_mut()))
+}
+
+impl PdqIndex {
+    /// Hits of each query of `queries` (at most [`BLOCK`]) appended to the matching `out` slot.
+    #[inline(always)]
+    pub(super) fn sorted_block(
+        &self,
+        queries: &[Code],
+        radius: u32,
+        scratch: &mut BatchScratch,
+        out: &mut [Vec<CodeHit>],
+    ) {
+        let radii = substring_radii(self.tables.len(), radius);
+        let id_bits = self.id_bits();
+        scratch.candidates.clear();
+        for (table, search_radius) in self.tables.iter().zip(&radii) {
+            let Some(search_radius) = *search_radius else {
+                continue;
+            };
+            scratch.keys.clear();
+            scratch.keys.extend(
+                queries
+                    .iter()
+                    .map(|q| substring(q, table.bit_offset, table.bits)),
+            );
+            enumerate_probes(table, &scratch.keys, search_radius, &mut scratch.probes);
+            // Probes are (bucket << 32 | query): order by the bucket bits only.
+            radix_sort(
+                &mut scratch.probes,
+                &mut scratch.sort_buffer,
+                32,
+                table.dir_bits,
+            );
+            sweep_buckets(
+                table,
+                &scratch.keys,
+                search_radius,
+                id_bits,
+                &scratch.probes,
+                &mut scratch.candidates,
+            );
+        }
+        // Candidates are (id << 16 | query): order by id, then settle the few runs of one id.
+        radix_sort(
+            &mut scratch.candidates,
+            &mut scratch.sort_buffer,
+            QUERY_BITS,
+            id_bits,
+        );
+        self.verify_sorted(queries, radius, &mut scratch.candidates, out);
+    }
+
+    #[inline(always)]
+    fn verify_sorted(
+        &self,
+        queries: &[Code],
+        radius: u32,
+        candidates: &mut [u64],
+        out: &mut [Vec<CodeHit>],
+    ) {
+        const AHEAD: usize = 8;
+        let query_mask = (1u64 << QUERY_BITS) - 1;
+        let mut start = 0;
+        while start < candidates.len() {
+            let id = (candidates[start] >> QUERY_BITS) as u32;
+            let mut end = start + 1;
+            while candidates
+                .get(end)
+                .is_some_and(|&c| (c >> QUERY_BITS) as u32 == id)
+            {
+                end += 1;
+            }
+            if let Some(&ahead) = candidates.get(end + AHEAD) {
+                super::prefetch(&self.codes, (ahead >> QUERY_BITS) as u32);
+            }
+            let run = &mut candidates[start..end];
+            if run.len() > 1 {
+                run.sort_unstable();
+            }
+            let Some(code) = self.codes.get(id as usize) else {
+                start = end;
+                continue;
+            };
+            let mut previous = None;
+            for &pair in run.iter() {
+                let query = (pair & query_mask) as usize;
+                if previous == Some(query) {
+                    continue;
+                }
+                previous = Some(query);
+                let (Some(query_code), Some(hits)) = (queries.get(query), out.get_mut(query))
+                else {
+                    continue;
+                };
+                let distance = hamming(code, query_code);
+                if distance <= radius {
+                    hits.push(CodeHit { distance, id });
+                }
+            }
+            start = end;
+        }
+    }
+}
+
+/// Every (bucket << 32 | query) whose bucket lies within `radius` of the query's directory key.
+#[inline(always)]
+fn enumerate_probes(table: &SubstringTable, keys: &[u32], radius: u32, probes: &mut Vec<u64>) {
+    let low_bits = table.low_bits();
+    let limit = 1u64 << table.dir_bits;
+    probes.clear();
+    for (query, &key) in keys.iter().enumerate() {
+        let dir_key = key >> low_bits;
+        for flips in 0..=radius.min(table.dir_bits) {
+            // Gosper's hack: every dir_bits-bit mask with `flips` bits set, in increasing order.
+            let mut mask: u64 = (1 << flips) - 1;
+            while mask < limit {
+                let bucket = u64::from(dir_key) ^ mask;
+                probes.push(bucket << 32 | query as u64);
+                if mask == 0 {
+                    break;
+                }
+                let lowest = mask & mask.wrapping_neg();
+                let ripple = mask + lowest;
+                mask = (((ripple ^ mask) >> 2) >> lowest.trailing_zeros()) | ripple;
+            }
+        }
+    }
+}
+
+/// Reads the probed buckets in address order and keeps the cells whose low substring bits are
+/// within the probe's remaining budget, as (id << 16 | query).
+#[inline(always)]
+fn sweep_buckets(
+    table: &SubstringTable,
+    keys: &[u32],
+    radius: u32,
+    id_bits: u32,
+    probes: &[u64],
+    candidates: &mut Vec<u64>,
+) {
+    let low_bits = table.low_bits();
+    let low_mask = (1u32 << low_bits) - 1;
+    let id_mask = (1u32 << id_bits) - 1;
+    for &probe in probes {
+        let bucket = (probe >> 32) as u32;
+        let query = probe as u32;
+        let Some(&key) = keys.get(query as usize) else {
+            continue;
+        };
+        let spent = (bucket ^ (key >> low_bits)).count_ones();
+        let budget = radius.saturating_sub(spent);
+        let low_key = key & low_mask;
+        let (Some(&start), Some(&end)) = (
+            table.directory.get(bucket as usize),
+            table.directory.get(bucket as usize + 1),
+        ) else {
+            continue;
+        };
+        for &cell in table.cells.get(start as usize..end as usize).unwrap_or(&[]) {
+            if ((cell >> id_bits) ^ low_key).count_ones() <= budget {
+                candidates.push(u64::from(cell & id_mask) << QUERY_BITS | u64::from(query));
+            }
+        }
+    }
+}
+
+/// Stable LSD radix sort of `values` by their bits `shift..shift + bits`, in passes of at most
+/// 11 bits (a 16 KiB count table that stays in L1).
+fn radix_sort(values: &mut Vec<u64>, buffer: &mut Vec<u64>, shift: u32, bits: u32) {
+    const DIGIT: u32 = 11;
+    if values.len() < 2 || bits == 0 {
+        return;
+    }
+    let passes = bits.div_ceil(DIGIT);
+    let digit = bits.div_ceil(passes);
+    let mask = (1u64 << digit) - 1;
+    let mut counts = vec![0usize; 1 << digit];
+    buffer.clear();
+    buffer.resize(values.len(), 0);
+    for pass in 0..passes {
+        let at = shift + pass * digit;
+        counts.fill(0);
+        for &value in values.iter() {
+            counts[((value >> at) & mask) as usize] += 1;
+        }
+        let mut total = 0;
+        for count in counts.iter_mut() {
+            let here = *count;
+            *count = total;
+            total += here;
+        }
+        for &value in values.iter() {
+            let slot = &mut counts[((value >> at) & mask) as usize];
+            buffer[*slot] = value;
+            *slot += 1;
+        }
+        std::mem::swap(values, buffer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn radix_sort_orders_by_the_chosen_bits_and_keeps_ties_stable() {
+        let mut state = 88172645463325252u64;
+        let mut values: Vec<u64> = (0..5000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            })
+            .collect();
+        let mut expected = values.clone();
+        expected.sort_by_key(|v| (v >> 16) & ((1 << 24) - 1));
+        radix_sort(&mut values, &mut Vec::new(), 16, 24);
+        assert_eq!(values, expected);
+    }
+}
