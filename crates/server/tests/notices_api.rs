@@ -230,3 +230,143 @@ fn notices_read_back_as_documented_and_hostile_ids_get_clear_refusals() {
     assert_eq!(get(addr, &one, Some(intake.as_str())).status, 403);
     assert_eq!(get(addr, list, Some("reader:wrong")).status, 401);
 }
+
+/// Records `media` seen at `path` on a page of files.example at `at`, matched against the
+/// `known` bank at `distance` when given; returns the sighting id.
+async fn sighting(store: &Store, seed: u8, path: &str, at: i64, distance: Option<u32>) -> i64 {
+    use aranea_store::{BankMatch, MediaRecord, NewSighting, NewUrl, Priority, UrlSource};
+    let url = |p: &str| {
+        NewUrl::new(
+            &format!("https://files.example{p}"),
+            "https://files.example",
+            "files.example",
+            UrlSource::Link,
+            Priority::Ordinary,
+            at,
+        )
+    };
+    let done = store
+        .frontier()
+        .enqueue_urls(&[url(path), url("/gallery.html")], at)
+        .await
+        .unwrap();
+    let media = MediaRecord {
+        sha256: [seed; 32],
+        md5: [seed; 16],
+        sha1: [seed; 20],
+        pdq: None,
+        pdq_quality: None,
+        size: 100,
+        kind: "jpeg".into(),
+        width: Some(10),
+        height: Some(10),
+    };
+    store.media().record(&media, at).await.unwrap();
+    let id = store
+        .media()
+        .record_sighting(&NewSighting {
+            media_sha256: [seed; 32],
+            url: done[0].id,
+            page: Some(done[1].id),
+            member_path: None,
+            seen_at: at,
+            server_ip: Some("127.10.1.5".into()),
+        })
+        .await
+        .unwrap();
+    if let Some(distance) = distance {
+        let hit = BankMatch {
+            bank_id: 1,
+            bank_name: "known".into(),
+            entry_id: i64::from(seed),
+            signal_type: "pdq".into(),
+            distance,
+            classification: "csam".into(),
+        };
+        store.media().record_matches(id, &[hit], at).await.unwrap();
+    }
+    id.get()
+}
+
+#[test]
+fn matches_and_sightings_list_recorded_rows_newest_first_in_pages() {
+    let server = common::start("lists-api", ServerConfig::default());
+    let reader = server.client("reader", &["read"], None);
+    let reader = Some(reader.as_str());
+    let addr = server.addr;
+    let store = server.store.clone();
+    let sightings = server.block_on(async {
+        vec![
+            sighting(&store, 1, "/a.jpg", NOW, Some(3)).await,
+            sighting(&store, 2, "/b.jpg", NOW + 1, None).await,
+            sighting(&store, 3, "/c.jpg", NOW + 2, Some(0)).await,
+        ]
+    });
+    let doc = get(addr, "/api/v1/openapi.json", None).json();
+
+    let listed = get(addr, "/api/v1/matches", reader);
+    let listed = documented(&doc, "get", "/api/v1/matches", &listed, 200);
+    let matches = listed["matches"].as_array().unwrap();
+    let seen: Vec<i64> = matches
+        .iter()
+        .map(|m| m["sighting_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        seen,
+        [sightings[2], sightings[0]],
+        "newest first, unmatched left out"
+    );
+    assert_eq!(matches[0]["media_sha256"], "03".repeat(32));
+    assert_eq!(matches[0]["url"], "https://files.example/c.jpg");
+    assert_eq!(matches[0]["page_url"], "https://files.example/gallery.html");
+    assert_eq!(matches[0]["bank"], "known");
+    assert_eq!(matches[0]["classification"], "csam");
+    assert_eq!(matches[0]["matched_at"], NOW + 2);
+    assert_eq!(matches[1]["distance"], 3);
+    let first = get(addr, "/api/v1/matches?limit=1", reader).json();
+    assert_eq!(first["matches"].as_array().unwrap().len(), 1);
+    let newest = first["matches"][0]["id"].as_i64().unwrap();
+    let next = get(
+        addr,
+        &format!("/api/v1/matches?limit=1&before={newest}"),
+        reader,
+    )
+    .json();
+    assert_eq!(next["matches"][0]["sighting_id"], sightings[0]);
+
+    let listed = get(addr, "/api/v1/sightings", reader);
+    let listed = documented(&doc, "get", "/api/v1/sightings", &listed, 200);
+    let rows = listed["sightings"].as_array().unwrap();
+    let ids: Vec<i64> = rows.iter().map(|s| s["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [sightings[2], sightings[1], sightings[0]]);
+    assert_eq!(rows[1]["media_sha256"], "02".repeat(32));
+    assert_eq!(rows[1]["server_ip"], "127.10.1.5");
+    assert_eq!(rows[1]["first_seen_at"], NOW + 1);
+    let page = get(
+        addr,
+        &format!("/api/v1/sightings?limit=2&before={}", sightings[2]),
+        reader,
+    )
+    .json();
+    let ids: Vec<i64> = page["sightings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [sightings[1], sightings[0]]);
+
+    for bad in [
+        "limit=0",
+        "limit=1001",
+        "limit=x",
+        "before=soon",
+        "order=asc",
+    ] {
+        for list in ["matches", "sightings"] {
+            let reply = get(addr, &format!("/api/v1/{list}?{bad}"), reader);
+            assert_eq!(reply.status, 400, "{list}?{bad}");
+            assert!(reply.json()["detail"].is_string());
+        }
+    }
+}
