@@ -473,7 +473,8 @@ async fn the_rdap_bootstrap_sends_each_address_to_its_registry_by_longest_prefix
     // the bootstrap go there.
     let rdap = RdapClient::new(fetcher, vec![format!("{hostile}/quiet/")], 60, 3, 64 * 1024)
         .with_bootstrap(
-            aranea_notice::rdap_bootstrap::Bootstrap::open(&[bootstrap.clone()]).unwrap(),
+            aranea_notice::rdap_bootstrap::Bootstrap::open(std::slice::from_ref(&bootstrap))
+                .unwrap(),
         );
     let quickhost = world.world().provider_by_name("Quickhost").unwrap();
     let found = rdap
