@@ -168,7 +168,7 @@ mod tests {
             let days = parse_date("from", text).unwrap();
             assert_eq!(date_of(days * DAY_MS), text);
         }
-        assert_eq!(parse_date("from", "1970-01-01").is_err(), true);
+        assert!(parse_date("from", "1970-01-01").is_err());
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(hour_of(DAY_MS + 5 * HOUR_MS + 1), "1970-01-02 05:00");
     }
