@@ -77,20 +77,28 @@ fn main() {
         bucket_log2,
         ..IndexParams::default()
     };
-    let (index, build_s) = timed(|| PdqIndex::build(codes.clone(), params).expect("build"));
+    let codes_copy = codes.clone();
+    let build_cpu = cpu_seconds();
+    let (index, build_s) = timed(|| PdqIndex::build(codes_copy, params).expect("build"));
+    let build_cpu = cpu_seconds() - build_cpu;
     let snapshot = dir.join("aranea-index.snapshot");
     write_pdq_index(&snapshot, &index).expect("write snapshot");
+    let load_cpu = cpu_seconds();
     let (loaded, load_s) = timed(|| read_pdq_index(&snapshot).expect("read snapshot"));
+    let load_cpu = cpu_seconds() - load_cpu;
     assert!(loaded == index, "snapshot round trip");
     drop(loaded);
     let _ = std::fs::remove_file(&snapshot);
     let bytes_per_entry = index.heap_bytes() as f64 / codes.len() as f64;
     println!(
-        "index: {} substrings, {:.1} bytes/entry (32 of them the code), build {:.2} s, snapshot load {:.2} s",
+        "index: {} substrings, {:.1} bytes/entry (32 of them the code), build {:.2} s wall \
+         ({:.2} CPU-s, all threads), snapshot load {:.2} s wall ({:.2} CPU-s)",
         index.substrings(),
         bytes_per_entry,
         build_s,
-        load_s
+        build_cpu,
+        load_s,
+        load_cpu
     );
 
     for &radius in &radii {
