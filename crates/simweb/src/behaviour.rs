@@ -518,6 +518,28 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The `Message-ID` of an RFC 5322 message (header names are case-insensitive; folded
+/// continuation lines are joined), or `None` when it has none.
+pub fn message_id(raw: &str) -> Option<String> {
+    let head = raw.split("\r\n\r\n").next().unwrap_or(raw);
+    let mut value: Option<String> = None;
+    for line in head.split("\r\n") {
+        if let Some(v) = value.as_mut() {
+            if line.starts_with([' ', '\t']) {
+                v.push_str(line.trim());
+                continue;
+            }
+            break;
+        }
+        if let Some((name, rest)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("message-id")
+        {
+            value = Some(rest.trim().to_owned());
+        }
+    }
+    value.filter(|v| !v.is_empty() && v.len() <= 998)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,26 +587,23 @@ mod tests {
         );
         assert_eq!(split_url("ftp://a.sim/"), None);
     }
-}
 
-/// The `Message-ID` of an RFC 5322 message (header names are case-insensitive; folded
-/// continuation lines are joined), or `None` when it has none.
-pub fn message_id(raw: &str) -> Option<String> {
-    let head = raw.split("\r\n\r\n").next().unwrap_or(raw);
-    let mut value: Option<String> = None;
-    for line in head.split("\r\n") {
-        if let Some(v) = value.as_mut() {
-            if line.starts_with([' ', '\t']) {
-                v.push_str(line.trim());
-                continue;
-            }
-            break;
-        }
-        if let Some((name, rest)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("message-id")
-        {
-            value = Some(rest.trim().to_owned());
-        }
+    #[test]
+    fn message_id_is_read_from_the_header_only_case_insensitively_and_unfolded() {
+        assert_eq!(
+            message_id("From: a\r\nmessage-id:  <k@h>\r\n\r\nMessage-ID: <body@h>\r\n"),
+            Some("<k@h>".to_owned())
+        );
+        assert_eq!(
+            message_id("Message-ID:\r\n <folded@h>\r\nTo: b\r\n\r\nx"),
+            Some("<folded@h>".to_owned())
+        );
+        assert_eq!(message_id("From: a\r\n\r\nMessage-ID: <body@h>"), None);
+        assert_eq!(message_id("Message-ID: \r\n\r\n"), None);
+        assert_eq!(
+            message_id(&format!("Message-ID: <{}>\r\n", "x".repeat(5000))),
+            None
+        );
+        assert_eq!(message_id(""), None);
     }
-    value.filter(|v| !v.is_empty() && v.len() <= 998)
 }
