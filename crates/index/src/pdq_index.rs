@@ -35,7 +35,7 @@ const MAX_ID_BITS: u32 = 28;
 const MIN_ID_BITS: u32 = 16;
 /// Radii above this are answered by scanning (the Hamming distance of 256-bit codes ≤ 256).
 const MAX_RADIUS: u32 = 256;
-const DEFAULT_BUCKET_LOG2: u32 = 2;
+const DEFAULT_BUCKET_LOG2: u32 = 1;
 
 /// A 256-bit code as four words (see `PdqHash::to_words`).
 pub type Code = [u64; 4];
@@ -47,7 +47,7 @@ pub struct IndexParams {
     pub substrings: Option<usize>,
     /// Never fall back to a scan (tests use this to exercise the multi-index path alone).
     pub multi_index_only: bool,
-    /// log2 of the average number of cells per directory bucket; `None` = 2 (4 cells).
+    /// log2 of the average number of cells per directory bucket; `None` = 1 (2 cells).
     /// Smaller means a bigger directory (more memory, more random reads per probe) and fewer
     /// cells read per probe; limited by the low substring bits a cell has room for.
     pub bucket_log2: Option<u32>,
