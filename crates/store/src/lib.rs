@@ -37,6 +37,7 @@ mod reports;
 mod review;
 mod review_desk;
 mod server_views;
+mod statistics;
 
 pub use api_clients::{ApiClient, ApiClients, NewApiClient};
 pub use backend::{BackendKind, StoreOptions};
@@ -61,6 +62,7 @@ pub use review_desk::{
     VoteCast,
 };
 pub use server_views::{MatchView, ServerViews, SightingView};
+pub use statistics::{ProviderNotices, Series, Statistics};
 
 use backend::Backend;
 
@@ -164,6 +166,11 @@ impl Store {
     /// Removal notices: items, notices, re-checks, timeline, contact health.
     pub fn notices(&self) -> NoticeStore<'_> {
         NoticeStore::new(&self.backend)
+    }
+
+    /// Aggregates for the statistics pages.
+    pub fn statistics(&self) -> Statistics<'_> {
+        Statistics::new(&self.backend)
     }
 
     /// Read-only questions the crawler asks about what is recorded.

@@ -67,7 +67,8 @@ impl aranea_review::BankWriter for crate::LiveBanks {
 /// installed.
 pub fn router(_state: AppState) -> Router {
     match INSTALLED.get() {
-        Some((review, secure)) => review_router(review.clone(), *secure),
+        Some((review, secure)) => review_router(review.clone(), *secure)
+            .merge(crate::stats::router(_state, review.clone())),
         None => Router::new(),
     }
 }
