@@ -4,11 +4,13 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use aranea_crawl::{CrawlConfig, CrawlProgress, Crawler};
 use aranea_index::BankStore;
+use aranea_index::video::{VideoIndex, VideoIndexParams};
 use clap::{Args, ValueEnum};
 use url::Url;
 
@@ -45,9 +47,14 @@ pub fn run(global: &GlobalOptions, args: CrawlArgs) -> anyhow::Result<std::proce
     let review: aranea_review::ReviewConfig = global.config_file()?.section("review")?;
     let seeds = read_seeds(&args.seeds)?;
     let banks_dir = global.data.join("banks");
-    let banks = BankStore::open(&banks_dir)
-        .with_context(|| format!("opening banks in {}", banks_dir.display()))?
-        .live();
+    let bank_store = BankStore::open(&banks_dir)
+        .with_context(|| format!("opening banks in {}", banks_dir.display()))?;
+    let banks = bank_store.live();
+    // The vPDQ entries of the banks as they are now (rebuilt at the next start).
+    let videos = Arc::new(
+        VideoIndex::build(bank_store.state(), VideoIndexParams::default())
+            .context("indexing the banks' videos")?,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -61,6 +68,7 @@ pub fn run(global: &GlobalOptions, args: CrawlArgs) -> anyhow::Result<std::proce
             Some(name) => Crawler::with_worker_name(store.clone(), banks, config, sink, name)?,
             None => Crawler::new(store.clone(), banks, config, sink)?,
         };
+        crawler.set_video_index(videos);
         if !seeds.is_empty() {
             let outcome = crawler.enqueue_seeds(&seeds).await?;
             for (url, why) in &outcome.refused {

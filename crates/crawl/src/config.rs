@@ -160,6 +160,10 @@ pub struct CrawlConfig {
     pub deny: DenyConfig,
     /// Bounds on archive bodies (members, unpacked bytes, nesting).
     pub archive: ArchiveLimits,
+    /// Longest time to probe, decode and hash one video, ms; the decoder child is killed
+    /// then and the video recorded as unreadable. Capped so that a fetch and a video fit in
+    /// half a lease (see [`CrawlConfig::video_wall`]). Default: 30,000.
+    pub video_max_wall_ms: u64,
     /// Largest unknown media kept in memory per page until the page's verdict, bytes (so it
     /// can go to review if the page matches). Default: 64 MiB.
     pub max_held_bytes: u64,
@@ -193,6 +197,7 @@ impl Default for CrawlConfig {
             pdq_dihedral: false,
             banks: Vec::new(),
             max_held_bytes: 64 * 1024 * 1024,
+            video_max_wall_ms: 30_000,
             deny: DenyConfig::default(),
             archive: ArchiveLimits::default(),
         }
@@ -217,6 +222,14 @@ pub enum ConfigError {
 }
 
 impl CrawlConfig {
+    /// The time one video may take: `video_max_wall_ms`, but never so long that its fetch and
+    /// its decoding outlast half a lease, when the step would no longer hold its host.
+    pub fn video_wall(&self) -> Duration {
+        let half_lease = u64::try_from(self.lease_ms / 2).unwrap_or(0);
+        let room = half_lease.saturating_sub(self.total_timeout_ms).max(1_000);
+        Duration::from_millis(self.video_max_wall_ms.min(room))
+    }
+
     /// Checks the values that would make the crawler misbehave.
     pub fn validate(&self) -> Result<(), ConfigError> {
         // A step renews its lease when half is left, so that half must cover a whole fetch.

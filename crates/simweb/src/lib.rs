@@ -47,6 +47,7 @@ mod tls;
 mod truth;
 pub mod world;
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -78,6 +79,8 @@ pub(crate) struct Shared {
     /// The address DNS, RDAP, SMTP and webhooks listen on (what `mx.simweb.<tld>` resolves to).
     pub(crate) infra_ip: Ipv4Addr,
     pub(crate) gzip_bomb: OnceLock<Arc<Vec<u8>>>,
+    /// Files added with [`SimWeb::extra_file`], by (host, path): content type and bytes.
+    pub(crate) extra_files: HashMap<(String, String), (String, Arc<Vec<u8>>)>,
 }
 
 /// Where the infrastructure servers (DNS, RDAP, SMTP, webhooks) listen by default: outside
@@ -96,6 +99,7 @@ pub struct SimWeb {
     infra_ip: Ipv4Addr,
     corpus_dir: PathBuf,
     out_dir: Option<PathBuf>,
+    extra_files: HashMap<(String, String), (String, Arc<Vec<u8>>)>,
 }
 
 impl SimWeb {
@@ -110,6 +114,7 @@ impl SimWeb {
             infra_ip: DEFAULT_INFRA_IP,
             corpus_dir: PathBuf::from(corpus::DEFAULT_DIR),
             out_dir: None,
+            extra_files: HashMap::new(),
         }
     }
 
@@ -162,6 +167,23 @@ impl SimWeb {
     /// removed at shutdown).
     pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Serves `bytes` as `content_type` at `path` (no query) on the world's site `host`, ahead
+    /// of the site's own pages and media: for tests that need a file the generator does not
+    /// make, such as a video or a hand-written page. Not part of the ground truth.
+    pub fn extra_file(
+        mut self,
+        host: &str,
+        path: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Self {
+        self.extra_files.insert(
+            (host.to_owned(), path.to_owned()),
+            (content_type.to_owned(), Arc::new(bytes)),
+        );
         self
     }
 
@@ -225,6 +247,7 @@ impl SimWeb {
             https_port: tls.as_ref().map(|t| t.port),
             infra_ip: self.infra_ip,
             gzip_bomb: OnceLock::new(),
+            extra_files: self.extra_files,
         });
         let host_service = Arc::new(site::HostService {
             shared: shared.clone(),

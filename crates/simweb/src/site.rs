@@ -107,6 +107,11 @@ impl HostService {
         if path == "/robots.txt" {
             return robots(site);
         }
+        if let Some((content_type, bytes)) =
+            (self.shared.extra_files).get(&(site.host.clone(), path.to_owned()))
+        {
+            return Response::shared(200, content_type, bytes.clone());
+        }
         if site.hostile && path.starts_with("/quirks/") {
             return quirks::respond(&self.shared, site, request).await;
         }

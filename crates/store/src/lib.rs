@@ -47,7 +47,9 @@ pub use frontier::{
     Completion, EnqueuedUrl, FetchOutcome, FetchRecord, Frontier, Host, HostId, HostPolicy, Lease,
     LeasedHost, NewUrl, Priority, RobotsCache, UrlId, UrlNext, UrlRecord, UrlSource, UrlState,
 };
-pub use media::{BankMatch, Media, MediaRecord, MediaStore, NewSighting, Sighting, SightingId};
+pub use media::{
+    BankMatch, Media, MediaRecord, MediaStore, NewSighting, Sighting, SightingId, TimedMatch,
+};
 pub use migrate::SCHEMA_VERSION;
 pub use notices::{
     CheckRecord, ItemFact, ItemId, MatchedSighting, NewItem, NewNotice, Notice, NoticeEvent,

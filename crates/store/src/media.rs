@@ -88,6 +88,15 @@ pub struct BankMatch {
     pub classification: String,
 }
 
+/// A bank match of a sighting, with the moment in a video where it was seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimedMatch {
+    pub hit: BankMatch,
+    /// Milliseconds from a video's start to the first frame that matched; `None` for still
+    /// images and whole-file (digest) matches.
+    pub frame_ms: Option<i64>,
+}
+
 fn fixed<const N: usize>(what: &'static str, bytes: Vec<u8>) -> Result<[u8; N], StoreError> {
     <[u8; N]>::try_from(bytes).map_err(|b| StoreError::Corrupt {
         what,
@@ -130,6 +139,33 @@ fn sighting_from_row(row: &impl Get) -> Result<Sighting, StoreError> {
     })
 }
 
+fn match_from_row(row: &impl Get) -> Result<BankMatch, StoreError> {
+    Ok(BankMatch {
+        bank_id: row.i64("bank_id")?,
+        bank_name: row.text("bank_name")?,
+        entry_id: row.i64("entry_id")?,
+        signal_type: row.text("signal_type")?,
+        distance: u32::try_from(row.i64("distance")?).unwrap_or(u32::MAX),
+        classification: row.text("classification")?,
+    })
+}
+
+fn check_sighting(sighting: &NewSighting) -> Result<(), StoreError> {
+    let member = sighting.member_path.as_deref().unwrap_or("");
+    check_text("archive member path", member, MAX_MEMBER_PATH_BYTES, true)?;
+    if let Some(ip) = &sighting.server_ip {
+        check_text("server IP", ip, 64, false)?;
+    }
+    Ok(())
+}
+
+fn check_match(m: &BankMatch) -> Result<(), StoreError> {
+    check_text("bank name", &m.bank_name, MAX_LABEL_BYTES, false)?;
+    check_text("signal type", &m.signal_type, MAX_LABEL_BYTES, false)?;
+    check_text("classification", &m.classification, MAX_LABEL_BYTES, true)?;
+    check_range("distance", i64::from(m.distance), 0, 256)
+}
+
 const INSERT_MEDIA: &str = "INSERT INTO media (sha256, md5, sha1, pdq, pdq_quality, size, kind, \
     width, height, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
     ON CONFLICT (sha256) DO NOTHING RETURNING sha256";
@@ -147,6 +183,18 @@ const SIGHTINGS_OF: &str = "SELECT id, media_sha256, url_id, page_url_id, member
 const INSERT_MATCH: &str = "INSERT INTO matches (sighting_id, bank_id, bank_name, entry_id, \
     signal_type, distance, classification, matched_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
     ON CONFLICT (sighting_id, bank_id, entry_id) DO NOTHING";
+const UPSERT_MEDIA: &str = "INSERT INTO media (sha256, md5, sha1, pdq, pdq_quality, size, kind, \
+    width, height, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+    ON CONFLICT (sha256) DO UPDATE SET last_seen = CASE \
+        WHEN media.last_seen < excluded.last_seen THEN excluded.last_seen \
+        ELSE media.last_seen END";
+const INSERT_TIMED_MATCH: &str = "INSERT INTO matches (sighting_id, bank_id, bank_name, entry_id, \
+    signal_type, distance, classification, matched_at, frame_ms) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+    ON CONFLICT (sighting_id, bank_id, entry_id) DO NOTHING";
+const TIMED_MATCHES_OF: &str = "SELECT bank_id, bank_name, entry_id, signal_type, distance, \
+    classification, frame_ms FROM matches WHERE sighting_id = $1 \
+    ORDER BY distance, bank_id, entry_id";
 const MATCHES_OF: &str = "SELECT bank_id, bank_name, entry_id, signal_type, distance, \
     classification FROM matches WHERE sighting_id = $1 ORDER BY distance, bank_id, entry_id";
 
@@ -211,11 +259,8 @@ impl<'a> MediaStore<'a> {
     /// media at the same URL, page and member again returns the same id and only moves its
     /// last-seen time forward.
     pub async fn record_sighting(&self, sighting: &NewSighting) -> Result<SightingId, StoreError> {
+        check_sighting(sighting)?;
         let member = sighting.member_path.as_deref().unwrap_or("");
-        check_text("archive member path", member, MAX_MEMBER_PATH_BYTES, true)?;
-        if let Some(ip) = &sighting.server_ip {
-            check_text("server IP", ip, 64, false)?;
-        }
         let page = sighting.page.unwrap_or(sighting.url);
         on_backend!(self.backend, |pool, d| {
             let row = sqlx::query(UPSERT_SIGHTING)
@@ -251,10 +296,7 @@ impl<'a> MediaStore<'a> {
         now: UnixMillis,
     ) -> Result<usize, StoreError> {
         for m in matches {
-            check_text("bank name", &m.bank_name, MAX_LABEL_BYTES, false)?;
-            check_text("signal type", &m.signal_type, MAX_LABEL_BYTES, false)?;
-            check_text("classification", &m.classification, MAX_LABEL_BYTES, true)?;
-            check_range("distance", i64::from(m.distance), 0, 256)?;
+            check_match(m)?;
         }
         on_backend!(self.backend, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
@@ -278,6 +320,90 @@ impl<'a> MediaStore<'a> {
         })
     }
 
+    /// Records media seen at `now`, its sighting and the sighting's matches in one write
+    /// transaction: what the crawler learnt from one fetched file, all or nothing. Idempotent
+    /// as [`MediaStore::record`], [`MediaStore::record_sighting`] and
+    /// [`MediaStore::record_matches`] are; returns the sighting.
+    pub async fn record_seen(
+        &self,
+        media: &MediaRecord,
+        sighting: &NewSighting,
+        matches: &[TimedMatch],
+        now: UnixMillis,
+    ) -> Result<SightingId, StoreError> {
+        check_text("media kind", &media.kind, MAX_LABEL_BYTES, false)?;
+        check_sighting(sighting)?;
+        for m in matches {
+            check_match(&m.hit)?;
+        }
+        let size = i64::try_from(media.size).unwrap_or(i64::MAX);
+        let member = sighting.member_path.as_deref().unwrap_or("");
+        let page = sighting.page.unwrap_or(sighting.url);
+        on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            sqlx::query(UPSERT_MEDIA)
+                .bind(&media.sha256[..])
+                .bind(&media.md5[..])
+                .bind(&media.sha1[..])
+                .bind(media.pdq.as_ref().map(|p| &p[..]))
+                .bind(media.pdq_quality.map(i64::from))
+                .bind(size)
+                .bind(&media.kind)
+                .bind(media.width.map(i64::from))
+                .bind(media.height.map(i64::from))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let id = sqlx::query(UPSERT_SIGHTING)
+                .bind(&sighting.media_sha256[..])
+                .bind(sighting.url.0)
+                .bind(page.0)
+                .bind(member)
+                .bind(sighting.seen_at)
+                .bind(sighting.server_ip.as_deref())
+                .fetch_one(&mut *tx)
+                .await?
+                .i64("id")?;
+            for m in matches {
+                sqlx::query(INSERT_TIMED_MATCH)
+                    .bind(id)
+                    .bind(m.hit.bank_id)
+                    .bind(&m.hit.bank_name)
+                    .bind(m.hit.entry_id)
+                    .bind(&m.hit.signal_type)
+                    .bind(i64::from(m.hit.distance))
+                    .bind(&m.hit.classification)
+                    .bind(now)
+                    .bind(m.frame_ms)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(SightingId(id))
+        })
+    }
+
+    /// The matches of a sighting with the video time of each, nearest first.
+    pub async fn timed_matches_of(
+        &self,
+        sighting: SightingId,
+    ) -> Result<Vec<TimedMatch>, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let rows = sqlx::query(TIMED_MATCHES_OF)
+                .bind(sighting.0)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(TimedMatch {
+                        hit: match_from_row(row)?,
+                        frame_ms: row.opt_i64("frame_ms")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// The matches of a sighting, nearest first.
     pub async fn matches_of(&self, sighting: SightingId) -> Result<Vec<BankMatch>, StoreError> {
         on_backend!(self.backend, |pool, d| {
@@ -285,18 +411,7 @@ impl<'a> MediaStore<'a> {
                 .bind(sighting.0)
                 .fetch_all(pool)
                 .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(BankMatch {
-                        bank_id: row.i64("bank_id")?,
-                        bank_name: row.text("bank_name")?,
-                        entry_id: row.i64("entry_id")?,
-                        signal_type: row.text("signal_type")?,
-                        distance: u32::try_from(row.i64("distance")?).unwrap_or(u32::MAX),
-                        classification: row.text("classification")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(match_from_row).collect()
         })
     }
 }

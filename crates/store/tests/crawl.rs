@@ -4,12 +4,17 @@
 #[macro_use]
 mod common;
 
-use aranea_store::{BankMatch, FetchOutcome, MediaRecord, NewSighting, Store, UrlId, UrlNext};
+use aranea_store::{
+    BankMatch, Completion, FetchOutcome, MediaRecord, NewSighting, Store, TimedMatch, UrlId,
+    UrlNext, UrlState,
+};
 use common::{NOW, TestDb, url};
 
 contract_tests!(
     a_page_matches_once_any_media_on_it_matched,
     attempts_under_a_prefix_and_queued_work_are_counted,
+    media_sighting_and_timed_matches_are_recorded_together_once,
+    a_page_and_its_media_complete_in_one_call,
 );
 
 fn media(seed: u8) -> MediaRecord {
@@ -136,4 +141,128 @@ async fn attempts_under_a_prefix_and_queued_work_are_counted(db: &TestDb) {
         2
     );
     assert_eq!(facts.queued().await.unwrap(), 1);
+}
+
+async fn media_sighting_and_timed_matches_are_recorded_together_once(db: &TestDb) {
+    let store = db.open().await;
+    let done = store
+        .frontier()
+        .enqueue_urls(
+            &[url("v.example", "/page"), url("v.example", "/clip.mp4")],
+            NOW,
+        )
+        .await
+        .unwrap();
+    let (page, clip) = (done[0].id, done[1].id);
+    let mut record = media(9);
+    record.kind = "mp4".into();
+    let sighting = NewSighting {
+        media_sha256: [9; 32],
+        url: clip,
+        page: Some(page),
+        member_path: None,
+        seen_at: NOW,
+        server_ip: Some("127.0.0.9".into()),
+    };
+    let hit = |entry: i64, signal: &str| BankMatch {
+        bank_id: 1,
+        bank_name: "videos".into(),
+        entry_id: entry,
+        signal_type: signal.into(),
+        distance: 0,
+        classification: "csam".into(),
+    };
+    let matches = [
+        TimedMatch {
+            hit: hit(1, "video_md5"),
+            frame_ms: None,
+        },
+        TimedMatch {
+            hit: hit(2, "pdq"),
+            frame_ms: Some(2_000),
+        },
+    ];
+    let recorder = store.media();
+    let id = recorder
+        .record_seen(&record, &sighting, &matches, NOW)
+        .await
+        .unwrap();
+    // Again, later: the same sighting, no duplicate match, last-seen times move.
+    let again = recorder
+        .record_seen(&record, &sighting, &matches, NOW + 5)
+        .await
+        .unwrap();
+    assert_eq!(id, again);
+    let mut recorded = recorder.timed_matches_of(id).await.unwrap();
+    recorded.sort_by_key(|m| m.hit.entry_id);
+    assert_eq!(recorded, matches.to_vec());
+    assert_eq!(recorder.matches_of(id).await.unwrap().len(), 2);
+    let row = recorder.get(&[9; 32]).await.unwrap().unwrap();
+    assert_eq!(
+        (row.first_seen, row.last_seen, row.record.kind.as_str()),
+        (NOW, NOW + 5, "mp4")
+    );
+    assert!(store.crawl_facts().page_has_match(page).await.unwrap());
+    // A refused field writes nothing at all.
+    let bad = [TimedMatch {
+        hit: hit(3, ""),
+        frame_ms: None,
+    }];
+    let mut other = media(10);
+    other.kind = "mp4".into();
+    let elsewhere = NewSighting {
+        media_sha256: [10; 32],
+        ..sighting.clone()
+    };
+    assert!(
+        recorder
+            .record_seen(&other, &elsewhere, &bad, NOW)
+            .await
+            .is_err()
+    );
+    assert!(recorder.get(&[10; 32]).await.unwrap().is_none());
+}
+
+async fn a_page_and_its_media_complete_in_one_call(db: &TestDb) {
+    let store = db.open().await;
+    store
+        .frontier()
+        .enqueue_urls(
+            &[url("c.example", "/page"), url("c.example", "/1.jpg")],
+            NOW,
+        )
+        .await
+        .unwrap();
+    let leased = store
+        .frontier()
+        .claim_hosts("w", 1, 60_000, NOW)
+        .await
+        .unwrap();
+    let lease = &leased[0].lease;
+    let urls = store.frontier().next_urls(lease, 10, NOW).await.unwrap();
+    assert_eq!(urls.len(), 2);
+    let fetched = FetchOutcome::fetched(200, 10, UrlNext::Done);
+    let batch: Vec<(UrlId, &FetchOutcome)> = urls.iter().map(|u| (u.id, &fetched)).collect();
+    let done = store
+        .frontier()
+        .complete_urls(lease, &batch, NOW)
+        .await
+        .unwrap();
+    assert_eq!(done, vec![Completion::Recorded, Completion::Recorded]);
+    for u in &urls {
+        let record = store.frontier().url(u.id).await.unwrap().unwrap();
+        assert_eq!(record.state, UrlState::Done);
+        assert_eq!(store.frontier().fetches(u.id).await.unwrap().len(), 1);
+    }
+    // Repeating is harmless and records no second fetch.
+    let again = store
+        .frontier()
+        .complete_urls(lease, &batch, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        vec![Completion::AlreadyRecorded, Completion::AlreadyRecorded]
+    );
+    assert_eq!(store.frontier().fetches(urls[0].id).await.unwrap().len(), 1);
 }

@@ -16,6 +16,7 @@
 //!
 //! This module must not decide what is illegal; it records what the banks matched.
 
+mod archived;
 mod host;
 mod links;
 mod page;
@@ -38,7 +39,7 @@ use crate::canonical::CanonicalConfig;
 use crate::config::{ConfigError, CrawlConfig};
 use crate::extract::ExtractConfig;
 use crate::fetch::{Fetcher, FetcherSetupError};
-use crate::pipeline::{CpuPool, Matcher};
+use crate::pipeline::{CpuPool, Matcher, VideoMatching};
 use crate::robots::RobotsConfig;
 use crate::scope::DenyList;
 
@@ -117,7 +118,14 @@ impl Crawler {
     ) -> Result<Crawler, CrawlError> {
         config.validate()?;
         let filter = bank_filter(&banks, &config.banks)?;
-        let matcher = Matcher::new(banks, filter, config.min_pdq_quality, config.pdq_dihedral);
+        let video = VideoMatching::new(config.max_body_bytes, config.video_wall());
+        let matcher = Matcher::new(
+            banks,
+            filter,
+            config.min_pdq_quality,
+            config.pdq_dihedral,
+            video,
+        );
         let workers = match config.hash_workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -143,6 +151,13 @@ impl Crawler {
             config,
         };
         Ok(Crawler { cx: Arc::new(cx) })
+    }
+
+    /// Matches videos against the vPDQ entries in `index` from now on (build it from the bank
+    /// state, and set it again after bank changes). Until one is set, videos match by digest
+    /// and by their frames against image banks only.
+    pub fn set_video_index(&self, index: Arc<aranea_index::video::VideoIndex>) {
+        self.cx.matcher.video().set_index(index);
     }
 
     /// The worker name leases are held under.

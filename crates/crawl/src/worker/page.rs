@@ -11,8 +11,8 @@
 use std::collections::HashSet;
 
 use aranea_store::{
-    EnqueuedUrl, FetchOutcome, NewUrl, Priority, ReviewReason, SightingId, StoreError, UrlId,
-    UrlNext, UrlRecord, UrlSource,
+    EnqueuedUrl, FetchOutcome, NewUrl, Priority, ReviewReason, SightingId, StoreError, TimedMatch,
+    UrlId, UrlNext, UrlRecord, UrlSource,
 };
 use bytes::Bytes;
 use url::Url;
@@ -23,17 +23,20 @@ use super::progress::Counters;
 use super::{Context, now_ms};
 use crate::extract::extract;
 use crate::fetch::{BodyKind, Response};
-use crate::pipeline::{ForReview, MatchedMedia, Reviewed, queue_for_review, record_sighting};
+use crate::pipeline::{
+    ForReview, MatchedMedia, Reviewed, queue_for_review, record_sighting, untimed,
+};
 
-/// Media of a page, fetched and recorded, whose URL completes with the page.
-struct HeldMedia {
-    url: UrlRecord,
-    outcome: FetchOutcome,
-    sha256: [u8; 32],
-    sighting: SightingId,
-    matched: bool,
+/// Media of a page, fetched and recorded, whose URL completes with the page (an archive's
+/// members are several of these with one URL).
+pub(super) struct HeldMedia {
+    pub url: UrlRecord,
+    pub outcome: FetchOutcome,
+    pub sha256: [u8; 32],
+    pub sighting: SightingId,
+    pub matched: bool,
     /// The bytes of unknown media, kept until the verdict in case it goes to review.
-    bytes: Option<Bytes>,
+    pub bytes: Option<Bytes>,
 }
 
 /// A page fetched whose verdict waits for its media.
@@ -42,7 +45,7 @@ pub(crate) struct PendingPage {
     outcome: FetchOutcome,
     links: Vec<NewUrl>,
     waiting: HashSet<UrlId>,
-    held: Vec<HeldMedia>,
+    pub(super) held: Vec<HeldMedia>,
 }
 
 impl PendingPage {
@@ -87,65 +90,6 @@ impl HostWork {
                 self.media_gone(cx, &url).await
             }
         }
-    }
-
-    /// An archive: each media member is hashed, matched and recorded as a sighting of the
-    /// archive's URL with the member's path. Members are unpacked and hashed one at a time
-    /// on the blocking pool; no member's bytes outlive its hashing.
-    async fn process_archive(
-        &mut self,
-        cx: &Context,
-        url: UrlRecord,
-        response: Response,
-    ) -> Result<(), StoreError> {
-        let body = response.body.clone();
-        let matcher = cx.matcher.clone();
-        let limits = cx.config.archive.clone();
-        let walked = cx
-            .cpu
-            .run(move || {
-                let mut hashed = Vec::new();
-                let walk = crate::archive::visit(&body, &limits, |member| {
-                    if aranea_hash::sniff(&member.bytes).is_some()
-                        && let Ok(media) = matcher.hash_and_match(&member.bytes)
-                    {
-                        hashed.push((member.path, media));
-                    }
-                    std::ops::ControlFlow::Continue(())
-                });
-                (hashed, walk.err().map(|e| e.to_string()))
-            })
-            .await;
-        let (members, error) = walked.unwrap_or_else(|e| (Vec::new(), Some(e.to_string())));
-        let page = match url.source {
-            UrlSource::Embed | UrlSource::Link => url.parent_id,
-            _ => None,
-        };
-        let now = now_ms();
-        let server_ip = response.server_ip.map(|ip| ip.to_string());
-        for (path, media) in &members {
-            Counters::bump(&cx.counters.media);
-            if !media.matches.is_empty() {
-                Counters::bump(&cx.counters.matches);
-            }
-            let member = Some(path.clone());
-            record_sighting(
-                &cx.store,
-                media,
-                url.id,
-                page,
-                member,
-                server_ip.clone(),
-                now,
-            )
-            .await?;
-        }
-        let outcome = FetchOutcome {
-            error: error.map(|e| format!("archive: {e}")),
-            ..outcome_of(&response, UrlNext::Done)
-        };
-        self.complete(cx, &url, &outcome).await?;
-        self.media_gone(cx, &url).await
     }
 
     async fn process_media(
@@ -203,24 +147,26 @@ impl HostWork {
             }
             return self.settle_ready(cx).await;
         }
-        self.direct_media(cx, &media, sighting, page, &response)
+        let bytes = Some(response.body.clone());
+        self.direct_media(cx, matched, media.record.sha256, sighting, page, bytes)
             .await?;
         self.complete(cx, &url, &outcome).await
     }
 
     /// Media not waited for by a page of this lease: reported directly, linked rather than
     /// embedded, on another host, or fetched again after a restart.
-    async fn direct_media(
+    pub(super) async fn direct_media(
         &mut self,
         cx: &Context,
-        media: &MatchedMedia,
+        matched: bool,
+        sha256: [u8; 32],
         sighting: SightingId,
         page: Option<UrlId>,
-        response: &Response,
+        bytes: Option<Bytes>,
     ) -> Result<(), StoreError> {
         let facts = cx.store.crawl_facts();
         let now = now_ms();
-        if !media.matches.is_empty() {
+        if matched {
             // Its page was settled without knowing: fetch the page again so its links are
             // followed and its other media reviewed.
             if let Some(page) = page {
@@ -246,11 +192,11 @@ impl HostWork {
                 &cx.sink,
                 &cx.cpu,
                 ForReview {
-                    sha256: media.record.sha256,
+                    sha256,
                     sighting,
                     reason,
                 },
-                Some(response.body.clone()),
+                bytes,
                 now,
             )
             .await?
@@ -363,7 +309,7 @@ impl HostWork {
                 let Some(known) = cx.store.media().get(&sha).await? else {
                     continue;
                 };
-                let matches = cx.matcher.match_record(&known.record);
+                let matches = rematch(cx, &sha, &known.record).await?;
                 let media = MatchedMedia {
                     record: known.record,
                     matches,
@@ -409,9 +355,6 @@ impl HostWork {
             }
         }
         let mut refetch = Vec::new();
-        for held in &page.held {
-            self.complete(cx, &held.url, &held.outcome).await?;
-        }
         if matched {
             for held in page.held.iter().filter(|h| !h.matched) {
                 let reviewed = queue_for_review(
@@ -458,14 +401,25 @@ impl HostWork {
                 }
             }
         }
-        // Review entries without bytes: fetch the media again so the sink receives them.
+        // The page and the media that waited for it complete together, in one transaction.
+        let mut completed = HashSet::new();
+        let mut done: Vec<(&UrlRecord, &FetchOutcome)> = page
+            .held
+            .iter()
+            .filter(|held| completed.insert(held.url.id))
+            .map(|held| (&held.url, &held.outcome))
+            .collect();
+        done.push((&page.url, &page.outcome));
+        self.complete_all(cx, &done).await?;
+        // Review entries without bytes: fetch the media again so the sink receives them (after
+        // completing them, as a URL still in flight is not queued again).
         for url in refetch {
             cx.store
                 .frontier()
                 .schedule_recheck(url, now, Priority::MatchLink)
                 .await?;
         }
-        self.complete(cx, &page.url, &page.outcome).await
+        Ok(())
     }
 }
 
@@ -479,4 +433,27 @@ fn looks_like_media(url: &Url) -> bool {
     let last = url.path().rsplit('/').next().unwrap_or("");
     last.rsplit_once('.')
         .is_some_and(|(_, ext)| MEDIA_EXTENSIONS.iter().any(|m| m.eq_ignore_ascii_case(ext)))
+}
+
+/// The matches of media already recorded, seen again on another page: its digests and PDQ
+/// against today's banks, and for video the frame and video matches of its first sighting
+/// (frames are not kept, so they cannot be matched again).
+async fn rematch(
+    cx: &Context,
+    sha256: &[u8; 32],
+    record: &aranea_store::MediaRecord,
+) -> Result<Vec<TimedMatch>, StoreError> {
+    let mut matches = untimed(cx.matcher.match_record(record));
+    let is_video = aranea_hash::MediaKind::from_name(&record.kind).is_some_and(|k| k.is_video());
+    if is_video && let Some(first) = cx.store.media().sightings_of(sha256).await?.first() {
+        for earlier in cx.store.media().timed_matches_of(first.id).await? {
+            let known = matches.iter().any(|m| {
+                m.hit.bank_id == earlier.hit.bank_id && m.hit.entry_id == earlier.hit.entry_id
+            });
+            if !known {
+                matches.push(earlier);
+            }
+        }
+    }
+    Ok(matches)
 }

@@ -197,6 +197,48 @@ const STORE_ROBOTS: &str = "UPDATE hosts SET robots_status = $5, robots_body = $
     robots_fetched_at = $7, robots_expires_at = $8 WHERE id = $1 AND lease_owner = $2 \
     AND lease_epoch = $3 AND lease_until > $4 RETURNING id";
 
+/// One URL's completion, checked and converted for binding.
+struct CompletionRow {
+    url: UrlId,
+    state: UrlState,
+    next_fetch_at: UnixMillis,
+    fetched: i64,
+    status: Option<i64>,
+    etag: Option<String>,
+    last_modified: Option<String>,
+    error: Option<String>,
+    server_ip: Option<String>,
+    bytes: i64,
+    duration: i64,
+}
+
+impl CompletionRow {
+    fn new(url: UrlId, outcome: &FetchOutcome, now: UnixMillis) -> CompletionRow {
+        let (state, next_fetch_at) = match outcome.next {
+            UrlNext::Done => (UrlState::Done, now),
+            UrlNext::Failed => (UrlState::Failed, now),
+            UrlNext::Skipped => (UrlState::Skipped, now),
+            UrlNext::RetryAt(at) => (UrlState::Queued, at),
+        };
+        CompletionRow {
+            url,
+            state,
+            next_fetch_at,
+            fetched: i64::from(outcome.fetched),
+            status: outcome.status.map(i64::from),
+            etag: validator(&outcome.etag).map(str::to_owned),
+            last_modified: validator(&outcome.last_modified).map(str::to_owned),
+            error: outcome
+                .error
+                .as_deref()
+                .map(|e| sanitise(e, MAX_ERROR_BYTES)),
+            server_ip: outcome.server_ip.as_deref().map(|ip| sanitise(ip, 64)),
+            bytes: i64::try_from(outcome.bytes).unwrap_or(i64::MAX),
+            duration: i64::try_from(outcome.duration_ms).unwrap_or(i64::MAX),
+        }
+    }
+}
+
 /// Replaces NUL bytes, then cuts to at most `max` bytes at a character boundary.
 fn sanitise(text: &str, max: usize) -> String {
     let clean = text.replace('\0', "\u{fffd}");
@@ -364,76 +406,90 @@ impl super::Frontier<'_> {
         outcome: &FetchOutcome,
         now: UnixMillis,
     ) -> Result<Completion, StoreError> {
-        let (state, next_fetch_at) = match outcome.next {
-            UrlNext::Done => (UrlState::Done, now),
-            UrlNext::Failed => (UrlState::Failed, now),
-            UrlNext::Skipped => (UrlState::Skipped, now),
-            UrlNext::RetryAt(at) => (UrlState::Queued, at),
-        };
-        let fetched = i64::from(outcome.fetched);
-        let error = outcome
-            .error
-            .as_deref()
-            .map(|e| sanitise(e, MAX_ERROR_BYTES));
-        let server_ip = outcome.server_ip.as_deref().map(|ip| sanitise(ip, 64));
-        let bytes = i64::try_from(outcome.bytes).unwrap_or(i64::MAX);
-        let duration = i64::try_from(outcome.duration_ms).unwrap_or(i64::MAX);
-        let status = outcome.status.map(i64::from);
+        let done = self.complete_urls(lease, &[(url, outcome)], now).await?;
+        Ok(done
+            .into_iter()
+            .next()
+            .unwrap_or(Completion::AlreadyRecorded))
+    }
+
+    /// [`Frontier::complete_url`] for several URLs of one lease in one write transaction (a
+    /// page and the media that waited for its verdict): all recorded, or none. Returns one
+    /// [`Completion`] per input, in order.
+    pub async fn complete_urls(
+        &self,
+        lease: &Lease,
+        urls: &[(UrlId, &FetchOutcome)],
+        now: UnixMillis,
+    ) -> Result<Vec<Completion>, StoreError> {
+        let rows: Vec<CompletionRow> = urls
+            .iter()
+            .map(|(url, outcome)| CompletionRow::new(*url, outcome, now))
+            .collect();
         on_backend!(self.backend, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
             hold_lease!(tx, d, lease, now);
-            let updated = sqlx::query(COMPLETE_URL)
-                .bind(url.0)
-                .bind(lease.host_id.0)
-                .bind(lease.epoch)
-                .bind(state.as_str())
-                .bind(next_fetch_at)
-                .bind(fetched)
-                .bind(status)
-                .bind(now)
-                .bind(validator(&outcome.etag))
-                .bind(validator(&outcome.last_modified))
-                .fetch_optional(&mut *tx)
-                .await?;
-            if updated.is_none() {
-                let owner = sqlx::query("SELECT host_id FROM urls WHERE id = $1")
-                    .bind(url.0)
+            let mut done = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let updated = sqlx::query(COMPLETE_URL)
+                    .bind(row.url.0)
+                    .bind(lease.host_id.0)
+                    .bind(lease.epoch)
+                    .bind(row.state.as_str())
+                    .bind(row.next_fetch_at)
+                    .bind(row.fetched)
+                    .bind(row.status)
+                    .bind(now)
+                    .bind(row.etag.as_deref())
+                    .bind(row.last_modified.as_deref())
                     .fetch_optional(&mut *tx)
                     .await?;
-                return match owner {
-                    None => Err(StoreError::NotFound {
-                        what: "URL",
-                        id: url.0.to_string(),
-                    }),
-                    Some(row) if row.i64("host_id")? != lease.host_id.0 => {
-                        Err(StoreError::UrlNotInLease {
-                            url_id: url.0,
-                            host_id: lease.host_id.0,
-                        })
+                if updated.is_none() {
+                    let owner = sqlx::query("SELECT host_id FROM urls WHERE id = $1")
+                        .bind(row.url.0)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    match owner {
+                        None => {
+                            return Err(StoreError::NotFound {
+                                what: "URL",
+                                id: row.url.0.to_string(),
+                            });
+                        }
+                        Some(owner) if owner.i64("host_id")? != lease.host_id.0 => {
+                            return Err(StoreError::UrlNotInLease {
+                                url_id: row.url.0,
+                                host_id: lease.host_id.0,
+                            });
+                        }
+                        Some(_) => {
+                            done.push(Completion::AlreadyRecorded);
+                            continue;
+                        }
                     }
-                    Some(_) => Ok(Completion::AlreadyRecorded),
-                };
-            }
-            if outcome.fetched {
-                sqlx::query(INSERT_FETCH)
-                    .bind(url.0)
-                    .bind(now)
-                    .bind(lease.epoch)
-                    .bind(status)
-                    .bind(server_ip.as_deref())
-                    .bind(bytes)
-                    .bind(duration)
-                    .bind(error.as_deref())
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(COUNT_FETCH)
-                    .bind(lease.host_id.0)
-                    .bind(bytes)
-                    .execute(&mut *tx)
-                    .await?;
+                }
+                if row.fetched == 1 {
+                    sqlx::query(INSERT_FETCH)
+                        .bind(row.url.0)
+                        .bind(now)
+                        .bind(lease.epoch)
+                        .bind(row.status)
+                        .bind(row.server_ip.as_deref())
+                        .bind(row.bytes)
+                        .bind(row.duration)
+                        .bind(row.error.as_deref())
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(COUNT_FETCH)
+                        .bind(lease.host_id.0)
+                        .bind(row.bytes)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                done.push(Completion::Recorded);
             }
             tx.commit().await?;
-            Ok(Completion::Recorded)
+            Ok(done)
         })
     }
 

@@ -1,22 +1,27 @@
 //! Media from fetched bytes to recorded facts: hash (on the bounded blocking pool, never on
 //! the reactor), match against the enabled banks (allow-lists suppress, per-bank PDQ
-//! thresholds), record media, sighting and matches idempotently, and queue for review.
+//! thresholds; videos in [`video`]), record media, sighting and matches idempotently in one
+//! transaction, and queue for review.
 //!
 //! This module must not decide what is illegal (the banks say what matched) and must not
 //! write media bytes anywhere: only the [`ReviewMediaSink`] receives them.
 
 use std::sync::Arc;
 
-use aranea_hash::{HashError, Limits, MediaHashes, PdqHash, hash_media};
+use aranea_hash::{HashError, Limits, MediaHashes, PdqHash, hash_media, is_moving_picture};
 use aranea_index::{BankFilter, Generation, Hit, LiveIndex, Signal};
 use aranea_store::{
     BankMatch, MediaRecord, NewSighting, ReviewReason, ReviewState, SightingId, Store, StoreError,
-    UnixMillis, UrlId,
+    TimedMatch, UnixMillis, UrlId,
 };
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 use crate::worker::ReviewMediaSink;
+
+mod video;
+
+pub use video::VideoMatching;
 
 /// How media is matched.
 #[derive(Clone)]
@@ -25,13 +30,15 @@ pub struct Matcher {
     filter: BankFilter,
     min_pdq_quality: u8,
     dihedral: bool,
+    video: VideoMatching,
 }
 
 /// One piece of media hashed and matched.
 #[derive(Debug, Clone)]
 pub struct MatchedMedia {
     pub record: MediaRecord,
-    pub matches: Vec<BankMatch>,
+    /// With the video time of each match, for videos.
+    pub matches: Vec<TimedMatch>,
 }
 
 impl Matcher {
@@ -40,18 +47,29 @@ impl Matcher {
         filter: BankFilter,
         min_pdq_quality: u8,
         dihedral: bool,
+        video: VideoMatching,
     ) -> Matcher {
         Matcher {
             banks,
             filter,
             min_pdq_quality,
             dihedral,
+            video,
         }
     }
 
-    /// Hashes and matches `bytes` (CPU work: call from a blocking thread).
+    /// The video hashing and video banks this matcher uses.
+    pub fn video(&self) -> &VideoMatching {
+        &self.video
+    }
+
+    /// Hashes and matches `bytes` (CPU work, and for video a decoder child to wait for: call
+    /// from a blocking thread).
     pub fn hash_and_match(&self, bytes: &[u8]) -> Result<MatchedMedia, HashError> {
         let hashes = hash_media(bytes, &Limits::default())?;
+        if is_moving_picture(bytes) {
+            return self.match_moving(bytes, &hashes);
+        }
         let record = media_record(&hashes);
         let variants: Vec<PdqHash> = match &hashes.pdq {
             Some(pdq) if pdq.quality < self.min_pdq_quality => Vec::new(),
@@ -59,7 +77,7 @@ impl Matcher {
             Some(pdq) => vec![pdq.hash],
             None => Vec::new(),
         };
-        let matches = self.match_signals(&record, &variants);
+        let matches = untimed(self.match_signals(&record, &variants));
         Ok(MatchedMedia { record, matches })
     }
 
@@ -82,6 +100,17 @@ impl Matcher {
         let result = generation.match_media(&digests, variants, &self.filter);
         result.hits.iter().filter_map(bank_match).collect()
     }
+}
+
+/// Matches of a still image or a whole file: no video time.
+pub fn untimed(matches: Vec<BankMatch>) -> Vec<TimedMatch> {
+    matches
+        .into_iter()
+        .map(|hit| TimedMatch {
+            hit,
+            frame_ms: None,
+        })
+        .collect()
 }
 
 fn bank_match(hit: &Hit) -> Option<BankMatch> {
@@ -157,7 +186,7 @@ impl CpuPool {
 }
 
 /// Records media seen at `url` on `page` (or inside an archive at `member`), with its
-/// matches. Idempotent: a repeat returns the same sighting.
+/// matches, in one write transaction. Idempotent: a repeat returns the same sighting.
 pub async fn record_sighting(
     store: &Store,
     media: &MatchedMedia,
@@ -167,25 +196,18 @@ pub async fn record_sighting(
     server_ip: Option<String>,
     now: UnixMillis,
 ) -> Result<SightingId, StoreError> {
-    store.media().record(&media.record, now).await?;
-    let sighting = store
+    let sighting = NewSighting {
+        media_sha256: media.record.sha256,
+        url,
+        page,
+        member_path: member,
+        seen_at: now,
+        server_ip,
+    };
+    store
         .media()
-        .record_sighting(&NewSighting {
-            media_sha256: media.record.sha256,
-            url,
-            page,
-            member_path: member,
-            seen_at: now,
-            server_ip,
-        })
-        .await?;
-    if !media.matches.is_empty() {
-        store
-            .media()
-            .record_matches(sighting, &media.matches, now)
-            .await?;
-    }
-    Ok(sighting)
+        .record_seen(&media.record, &sighting, &media.matches, now)
+        .await
 }
 
 /// Whether review got new work.
