@@ -86,6 +86,20 @@ async fn demo(
     println!("Shield/API client (all scopes): {client}");
     let review_config = vault_config(&global.data)?;
     demo_hotlines(&store, &review_config).await?;
+    // The web UI under /ui/ (review queue, statistics). Decisions write through the server's
+    // live banks, whose index the crawler below searches: a decision that makes media known
+    // takes effect for the next page crawled, without a restart.
+    let bank_writer: Arc<dyn aranea_review::BankWriter> = state.banks().clone();
+    let review = aranea_review::Review::from_config(
+        store.clone(),
+        review_config.clone(),
+        Some(bank_writer),
+    )?;
+    // Secure cookies unless on loopback, as `aranea serve` decides.
+    let loopback = ["127.", "localhost", "[::1]"]
+        .iter()
+        .any(|p| args.listen.starts_with(p));
+    aranea_server::ui::install_review(review, !loopback);
 
     let crawler = Crawler::new(
         store.clone(),
@@ -286,6 +300,22 @@ async fn demo_hotlines(store: &aranea_store::Store, config: &ReviewConfig) -> an
             };
             review.add_user(AuditActor::Cli, request, now).await?;
             println!("hotline {code}: analyst {username} password {password}");
+        }
+        if code == "demo-ca" {
+            // The demo's notices go out as the platform's own hotline, so the statistics
+            // pages (/ui/statistics) show them to a platform administrator.
+            let password = demo_password("demo-admin");
+            let request = NewUserRequest {
+                hotline: id,
+                username: "demo-admin".to_owned(),
+                display_name: "Demo administrator".to_owned(),
+                role: aranea_store::UserRole::PlatformAdmin,
+                password: password.clone(),
+            };
+            review.add_user(AuditActor::Cli, request, now).await?;
+            println!(
+                "platform administrator demo-admin password {password} (statistics: /ui/statistics)"
+            );
         }
     }
     Ok(())

@@ -30,7 +30,7 @@ pub fn esc(text: &str) -> String {
 const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;margin:0;color:#222;background:#f6f6f4}\
 nav{background:#2b3a42;padding:.5em 1em;display:flex;gap:1em;align-items:center;flex-wrap:wrap}\
 nav a,nav button{color:#fff;background:none;border:0;font:inherit;cursor:pointer;text-decoration:underline}\
-nav form{margin:0}main{max-width:62em;margin:1em auto;padding:0 1em}\
+nav form{margin:0}nav span{color:#fff}.wide{overflow-x:auto}#providers{font-size:.9em}main{max-width:62em;margin:1em auto;padding:0 1em}\
 .error{background:#f8d7da;border:1px solid #d08090;padding:.5em 1em}\
 table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}\
@@ -119,7 +119,7 @@ fn counters(counts: &Counts, bank_entries: usize, report: &Report) -> String {
 
 fn provider_table(report: &Report) -> String {
     let mut out = String::from(
-        "<table id=\"providers\"><caption>Items opened in the window, by hosting provider; \
+        "<div class=\"wide\"><table id=\"providers\"><caption>Items opened in the window, by hosting provider; \
          notices sent in the window. Time to removal counts from the first notice.</caption>\
          <thead><tr><th scope=\"col\">Provider</th><th scope=\"col\">Items</th>\
          <th scope=\"col\">Removed</th><th scope=\"col\">Outstanding</th>\
@@ -151,7 +151,7 @@ fn provider_table(report: &Report) -> String {
             p.reuploads
         );
     }
-    out.push_str("</tbody></table>");
+    out.push_str("</tbody></table></div>");
     out
 }
 

@@ -55,9 +55,12 @@ fn frame(out: &mut String, id: &str, title: &str, top: i64) {
         esc(title)
     );
     let plot_h = HEIGHT - TOP - BOTTOM;
-    for i in 0..=4 {
-        let value = top as f64 * f64::from(i) / 4.0;
-        let y = TOP + plot_h - plot_h * f64::from(i) / 4.0;
+    // Counts are whole numbers: no gridline at a fraction of one.
+    let lines = u32::try_from(top.clamp(1, 4)).unwrap_or(4);
+    for i in 0..=lines {
+        let share = f64::from(i) / f64::from(lines);
+        let value = top as f64 * share;
+        let y = TOP + plot_h - plot_h * share;
         let _ = write!(
             out,
             "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\
@@ -128,12 +131,14 @@ pub fn line_chart(id: &str, title: &str, x_labels: &[String], lines: &[Line<'_>]
     let mut out = String::new();
     frame(&mut out, id, title, top);
     let n = x_labels.len().max(1);
+    // Inset so the first and last date labels fit inside the picture.
+    let (start, end) = (LEFT + 30.0, WIDTH - RIGHT - 40.0);
     let step = if n > 1 {
-        (WIDTH - LEFT - RIGHT) / (n - 1) as f64
+        (end - start) / (n - 1) as f64
     } else {
         0.0
     };
-    let x_of = |i: usize| LEFT + step * i as f64 + if n == 1 { (WIDTH - LEFT) / 2.0 } else { 0.0 };
+    let x_of = |i: usize| start + step * i as f64 + if n == 1 { (end - start) / 2.0 } else { 0.0 };
     let every = n.div_ceil(MAX_X_LABELS).max(1);
     for (i, label) in x_labels.iter().enumerate().step_by(every) {
         x_label(&mut out, x_of(i), label);
