@@ -37,8 +37,12 @@ enum NoticesCommand {
         /// Only notices to this provider key (e.g. asn:64501).
         #[arg(long)]
         provider: Option<String>,
+        /// Notices per page.
         #[arg(long, default_value_t = 50)]
         limit: i64,
+        /// The next page: notices older than this cursor (printed after a full page).
+        #[arg(long)]
+        cursor: Option<i64>,
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
@@ -109,14 +113,22 @@ pub fn run(global: &GlobalOptions, args: NoticesArgs) -> anyhow::Result<std::pro
                 state,
                 provider,
                 limit,
+                cursor,
                 format,
             } => {
                 let filter = NoticeFilter {
                     state: state.as_deref().map(state_of).transpose()?,
                     provider_key: provider,
-                    limit: Some(limit),
+                    limit: Some(limit.max(1)),
                 };
-                let notices = store.notices().list_notices(&filter).await?;
+                let (notices, next) = store
+                    .notices()
+                    .list_notices_page(&filter, cursor.map(NoticeId))
+                    .await?;
+                // On stderr, so the JSON on stdout stays one document per page.
+                if let Some(next) = next {
+                    eprintln!("more: --cursor {}", next.0);
+                }
                 match format {
                     ListFormat::Json => {
                         let all: Vec<_> = notices.iter().map(views::notice_summary).collect();

@@ -154,6 +154,35 @@ async fn a_worker_pass_sends_and_the_commands_show_it_as_sent() {
 
     let (ok, out, _) = aranea(&["--db", &db, "notices", "resend", &id]);
     assert!(ok && out.contains("resend"));
+    // Two notices now: one per page, newest first; the cursor leads to the older one.
+    let page = |cursor: Option<&str>| {
+        let mut args = vec![
+            "--db", &db, "notices", "list", "--limit", "1", "--format", "jsonl",
+        ];
+        if let Some(cursor) = cursor {
+            args.extend(["--cursor", cursor]);
+        }
+        let (ok, out, err) = aranea(&args);
+        assert!(ok, "{err}");
+        let ids: Vec<i64> = out
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        let next = err
+            .lines()
+            .find_map(|l| l.strip_prefix("more: --cursor "))
+            .map(str::to_owned);
+        (ids, next)
+    };
+    let (newest, next) = page(None);
+    let (older, last) = page(next.as_deref());
+    assert_eq!(older, [id.parse::<i64>().unwrap()]);
+    assert!(newest[0] > older[0]);
+    assert_eq!(page(last.as_deref()), (vec![], None));
     let (ok, csv, _) = aranea(&["--db", &db, "notices", "stats", "--format", "csv"]);
     assert!(ok);
     assert!(csv.starts_with("dimension,key,items"));
