@@ -196,7 +196,11 @@ async fn recorded(db: &str) -> Recorded {
                 done_fetches.insert(url, row.get::<i64, _>("n"));
             }
             let mut matching_pages = BTreeSet::new();
-            for row in sqlx::query(MATCHING_PAGES).fetch_all(&mut $conn).await.unwrap() {
+            for row in sqlx::query(MATCHING_PAGES)
+                .fetch_all(&mut $conn)
+                .await
+                .unwrap()
+            {
                 matching_pages.insert(row.get::<String, _>("page"));
             }
             Recorded {

@@ -80,8 +80,11 @@ pub(crate) struct Shared {
     pub(crate) infra_ip: Ipv4Addr,
     pub(crate) gzip_bomb: OnceLock<Arc<Vec<u8>>>,
     /// Files added with [`SimWeb::extra_file`], by (host, path): content type and bytes.
-    pub(crate) extra_files: HashMap<(String, String), (String, Arc<Vec<u8>>)>,
+    pub(crate) extra_files: ExtraFiles,
 }
+
+/// Files added with [`SimWeb::extra_file`]: (host, path) → (content type, bytes).
+pub(crate) type ExtraFiles = HashMap<(String, String), (String, Arc<Vec<u8>>)>;
 
 /// Where the infrastructure servers (DNS, RDAP, SMTP, webhooks) listen by default: outside
 /// every provider block the shipped scenarios use.
@@ -99,7 +102,7 @@ pub struct SimWeb {
     infra_ip: Ipv4Addr,
     corpus_dir: PathBuf,
     out_dir: Option<PathBuf>,
-    extra_files: HashMap<(String, String), (String, Arc<Vec<u8>>)>,
+    extra_files: ExtraFiles,
 }
 
 impl SimWeb {
@@ -278,12 +281,7 @@ impl SimWeb {
             mail_pki.acceptor.clone(),
             false,
         ));
-        runtime.spawn(smtp::serve(
-            smtps,
-            shared.clone(),
-            mail_pki.acceptor,
-            true,
-        ));
+        runtime.spawn(smtp::serve(smtps, shared.clone(), mail_pki.acceptor, true));
 
         Ok(RunningWorld {
             shared,

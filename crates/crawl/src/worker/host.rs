@@ -499,10 +499,12 @@ impl HostWork {
         cx: &Context,
         url: &UrlRecord,
     ) -> Result<(), StoreError> {
-        if let Some(at) = self.pending.iter().position(|p| p.waits_for(url.id)) {
-            if let Some(page) = self.pending.get_mut(at) {
-                page.stop_waiting(url.id);
-            }
+        let mut any = false;
+        for page in self.pending.iter_mut().filter(|p| p.waits_for(url.id)) {
+            page.stop_waiting(url.id);
+            any = true;
+        }
+        if any {
             self.settle_ready(cx).await?;
         }
         Ok(())

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 
 use aranea_store::{
     EnqueuedUrl, FetchOutcome, NewUrl, Priority, ReviewReason, SightingId, StoreError, TimedMatch,
-    UrlId, UrlNext, UrlRecord, UrlSource,
+    UnixMillis, UrlId, UrlNext, UrlRecord, UrlSource, UrlState,
 };
 use bytes::Bytes;
 use url::Url;
@@ -128,6 +128,8 @@ impl HostWork {
             Counters::bump(&cx.counters.matches);
         }
         let outcome = outcome_of(&response, UrlNext::Done);
+        self.sighted_on_other_pages(cx, &media, &url, page, now)
+            .await?;
         if let Some(at) = self.pending.iter().position(|p| p.waits_for(url.id)) {
             let keep = !matched
                 && self.held_bytes + response.body.len() as u64 <= cx.config.max_held_bytes;
@@ -151,6 +153,36 @@ impl HostWork {
         self.direct_media(cx, matched, media.record.sha256, sighting, page, bytes)
             .await?;
         self.complete(cx, &url, &outcome).await
+    }
+
+    /// Every pending page that waits for `url` embeds the media: each gets its own sighting
+    /// (the crawl may have reached it before the page that queued the URL), and all but the
+    /// first stop waiting; the first holds the media as usual.
+    async fn sighted_on_other_pages(
+        &mut self,
+        cx: &Context,
+        media: &MatchedMedia,
+        url: &UrlRecord,
+        recorded_for: Option<UrlId>,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let waiting: Vec<UrlId> = self
+            .pending
+            .iter()
+            .filter(|p| p.waits_for(url.id))
+            .map(|p| p.url.id)
+            .collect();
+        for (nth, page_id) in waiting.into_iter().enumerate() {
+            if Some(page_id) != recorded_for {
+                record_sighting(&cx.store, media, url.id, Some(page_id), None, None, now).await?;
+            }
+            if nth > 0
+                && let Some(page) = self.pending.iter_mut().find(|p| p.url.id == page_id)
+            {
+                page.stop_waiting(url.id);
+            }
+        }
+        Ok(())
     }
 
     /// Media not waited for by a page of this lease: reported directly, linked rather than
@@ -305,7 +337,17 @@ impl HostWork {
                 }
                 continue;
             }
-            for sha in cx.store.crawl_facts().media_at_url(entry.id).await? {
+            let shas = cx.store.crawl_facts().media_at_url(entry.id).await?;
+            if shas.is_empty()
+                && entry.host_id == self.host.id
+                && self.still_queued(cx, entry.id).await?
+            {
+                // Queued for another page and not fetched yet: this page waits for it too,
+                // so its sighting here is recorded whichever page the crawl reached first.
+                waiting.insert(entry.id);
+                continue;
+            }
+            for sha in shas {
                 let Some(known) = cx.store.media().get(&sha).await? else {
                     continue;
                 };
@@ -319,6 +361,11 @@ impl HostWork {
             }
         }
         Ok(waiting)
+    }
+
+    async fn still_queued(&self, cx: &Context, url: UrlId) -> Result<bool, StoreError> {
+        let record = cx.store.frontier().url(url).await?;
+        Ok(record.is_some_and(|r| r.state == UrlState::Queued))
     }
 
     /// The page's media are all in: decide, follow, review, complete.
