@@ -505,7 +505,7 @@ async fn the_rdap_bootstrap_sends_each_address_to_its_registry_by_longest_prefix
     let mut config = notice_config(&addrs);
     config.rdap_base_urls = vec![format!("{hostile}/garbage/")];
     config.rdap_bootstrap_files = vec![bootstrap];
-    let (db, _) = temp_sqlite("rdap-bootstrap-engine");
+    let (db, engine_dir) = temp_sqlite("rdap-bootstrap-engine");
     let store = Store::open(&db).await.unwrap();
     let clock = Arc::new(WorldClock(world.clone()));
     CrawlStandIn::new(&world)
@@ -541,4 +541,5 @@ async fn the_rdap_bootstrap_sends_each_address_to_its_registry_by_longest_prefix
         );
     }
     let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(engine_dir);
 }
