@@ -274,23 +274,7 @@ impl NoticeStore<'_> {
             )
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(ItemFact {
-                        id: row.i64("id")?,
-                        provider_name: row.text("provider_name")?,
-                        country: row.opt_text("country")?,
-                        hotline: row.text("hotline")?,
-                        state: row.text("state")?,
-                        created_at: row.i64("created_at")?,
-                        first_notice_at: row.opt_i64("first_notice_at")?,
-                        removed_at: row.opt_i64("removed_at")?,
-                        removal_kind: row.opt_text("removal_kind")?,
-                        reupload_of: row.opt_i64("reupload_of")?,
-                        notices_sent: row.i64("notices_sent")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(ItemFact::from_row).collect()
         })
     }
 }

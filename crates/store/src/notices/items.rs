@@ -133,6 +133,25 @@ pub struct ItemFact {
     pub notices_sent: i64,
 }
 
+impl ItemFact {
+    /// From a row with the `notice_items` columns plus `first_notice_at`.
+    pub(crate) fn from_row(row: &impl Get) -> Result<ItemFact, StoreError> {
+        Ok(ItemFact {
+            id: row.i64("id")?,
+            provider_name: row.text("provider_name")?,
+            country: row.opt_text("country")?,
+            hotline: row.text("hotline")?,
+            state: row.text("state")?,
+            created_at: row.i64("created_at")?,
+            first_notice_at: row.opt_i64("first_notice_at")?,
+            removed_at: row.opt_i64("removed_at")?,
+            removal_kind: row.opt_text("removal_kind")?,
+            reupload_of: row.opt_i64("reupload_of")?,
+            notices_sent: row.i64("notices_sent")?,
+        })
+    }
+}
+
 /// A removed item whose media stays watched for re-uploads.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WatchedItem {
