@@ -9,7 +9,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
-use crate::luma::{LumaTable, luma_from_rgb8};
+use crate::luma::{LumaTable, Rgb8Rows};
 use crate::pdq::{PdqResult, pdq_with_rows};
 use crate::{HashError, Limits, MediaKind};
 
@@ -89,18 +89,16 @@ pub(crate) fn pdq_of_image(image: &DynamicImage) -> PdqResult {
     let (width, height) = (image.width() as usize, image.height() as usize);
     if let DynamicImage::ImageRgb8(buffer) = image {
         // The common case (every colour JPEG): luma rows made on demand, vectorised.
-        let bytes = buffer.as_raw();
-        let ahead = 2 * crate::jarosz::STRIP * width * 3;
-        return pdq_with_rows(width, height, |y, row| {
-            if let Some(pixels) = bytes.get(y * width * 3..(y + 1) * width * 3) {
-                luma_from_rgb8(pixels, row, ahead);
-            }
-        });
+        let rows = Rgb8Rows {
+            pixels: buffer.as_raw(),
+            width,
+        };
+        return pdq_with_rows(width, height, rows);
     }
     let mut luma = vec![0f32; width * height];
     let table = LumaTable::get();
     map_pixels(image, &mut luma, |r, g, b| table.luma(r, g, b));
-    pdq_with_rows(width, height, |y, row| {
+    pdq_with_rows(width, height, |y: usize, row: &mut [f32]| {
         if let Some(values) = luma.get(y * width..(y + 1) * width) {
             row.copy_from_slice(values);
         }

@@ -8,7 +8,10 @@
 //!
 //! - rows are filtered sixteen at a time, transposed (in 8×8 tiles) into a strip of
 //!   `[f32; 16]` so that each step of the sixteen running sums is two vector operations;
-//! - luma rows are made on demand for the first pass, so no full-size luma plane exists;
+//! - luma rows are made on demand for the first pass, so no full-size luma plane exists, and
+//!   while the first pass runs over one strip it asks memory for the next strip's pixels, a
+//!   few bytes per step ([`LumaRows::prefetch`]): asked for all at once, in the luma loop
+//!   itself, they stalled that loop for a third of its time;
 //! - the first round's row pass runs only as far ahead as the column pass needs, into a ring of
 //!   rows a little taller than the column window, so no full-size filtered plane exists either
 //!   (writing and re-reading one was a third of the hashing time on a 1 MP image);
@@ -47,6 +50,24 @@ const SAMPLES: usize = 64;
 
 /// One column of a strip: the same pixel position in sixteen consecutive rows.
 type Lanes = [f32; STRIP];
+
+/// Where the filter gets its input: luma rows made on demand.
+pub(crate) trait LumaRows {
+    /// Write row `y`'s luma (`width` values) into `out`; may be asked more than once per row.
+    fn row(&self, y: usize, out: &mut [f32]);
+
+    /// A hint that row `y` will be asked for soon, from pixel `x` on (sixteen pixels): the
+    /// filter calls it while it computes, so that memory delivers the pixels in time.
+    #[inline(always)]
+    fn prefetch(&self, _y: usize, _x: usize) {}
+}
+
+impl<F: Fn(usize, &mut [f32])> LumaRows for F {
+    #[inline(always)]
+    fn row(&self, y: usize, out: &mut [f32]) {
+        self(y, out);
+    }
+}
 
 /// Box window for one dimension: a 128th of it, rounded up (two rounds cover a 64th).
 pub(crate) fn jarosz_window(dimension: usize) -> usize {
@@ -103,10 +124,10 @@ impl Workspace {
     }
 }
 
-/// Filter the image whose luma rows `source(y, row)` writes (`width` values each) and return
+/// Filter the image whose luma rows `source.row(y, row)` writes (`width` values each) and return
 /// the 64×64 samples. Requires `width, height >= 1`.
 pub(crate) fn downsample_64(
-    source: &impl Fn(usize, &mut [f32]),
+    source: &impl LumaRows,
     work: &mut Workspace,
     width: usize,
     height: usize,
@@ -120,14 +141,10 @@ pub(crate) fn downsample_64(
     downsample_64_with::<false>(source, work, width, height)
 }
 
-/// The same code compiled with 256-bit vectors and fused multiply-add. AVX2 gives wider lanes,
-/// not different arithmetic: IEEE single-precision add, subtract and divide round identically
-/// in every width; Rust never contracts a multiply and an add into an FMA by itself, so the
-/// only FMAs are [`Divisor`]'s, which are exact.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn downsample_64_avx2(
-    source: &impl Fn(usize, &mut [f32]),
+    source: &impl LumaRows,
     work: &mut Workspace,
     width: usize,
     height: usize,
@@ -137,7 +154,7 @@ fn downsample_64_avx2(
 
 #[inline(always)]
 fn downsample_64_with<const AVX: bool>(
-    source: &impl Fn(usize, &mut [f32]),
+    source: &impl LumaRows,
     work: &mut Workspace,
     width: usize,
     height: usize,
@@ -215,7 +232,7 @@ struct RowRound<'a, F, const AVX: bool> {
     produced: usize,
 }
 
-impl<F: Fn(usize, &mut [f32]), const AVX: bool> RowRound<'_, F, AVX> {
+impl<F: LumaRows, const AVX: bool> RowRound<'_, F, AVX> {
     /// Filter strips until row `t` exists (or the image ends). The caller never needs a row
     /// more than the column window behind `t`, and the ring keeps a strip more than that.
     #[inline(always)]
@@ -233,16 +250,27 @@ impl<F: Fn(usize, &mut [f32]), const AVX: bool> RowRound<'_, F, AVX> {
         let lanes = STRIP.min(self.height - first);
         let luma_rows = self.staging.as_flattened_mut();
         for (lane, row) in luma_rows.chunks_exact_mut(width).take(lanes).enumerate() {
-            (self.source)(first + lane, row);
+            self.source.row(first + lane, row);
         }
         load_strip::<AVX>(luma_rows, width, lanes, self.strip);
+        // While the filter runs over this strip, memory delivers the next one's pixels: one
+        // hint per step, each for sixteen pixels of one of the next sixteen rows in turn.
+        let (source, next) = (self.source, first + lanes);
+        let height = self.height;
+        let ahead = |o: usize| {
+            let y = next + o % STRIP;
+            if y < height {
+                source.prefetch(y, o - o % STRIP);
+            }
+        };
         match second {
             Some((input, positions, picked)) => box_both::<AVX>(
                 (self.strip, self.staging),
                 (input, positions, picked),
                 self.window,
+                ahead,
             ),
-            None => box_all::<STRIP, AVX>(self.strip, self.window, self.staging),
+            None => box_all::<STRIP, AVX>(self.strip, self.window, self.staging, ahead),
         }
         let slot = first % self.ring_rows;
         if let Some(target) = self.ring.get_mut(slot * width..(slot + lanes) * width) {
@@ -303,7 +331,7 @@ struct ColumnRound<'a> {
 impl<'a> ColumnRound<'a> {
     /// Start the column pass: the reference's accumulation before the first output.
     #[inline(always)]
-    fn new<F: Fn(usize, &mut [f32]), const AVX: bool>(
+    fn new<F: LumaRows, const AVX: bool>(
         sums: &'a mut [f32],
         rows: &mut RowRound<'_, F, AVX>,
         height: usize,
@@ -345,7 +373,7 @@ impl<'a> ColumnRound<'a> {
     /// Filter the next `min(16, rows left)` output rows into `strip` (one lane per row; lanes
     /// past the image's end hold values nobody reads).
     #[inline(always)]
-    fn next_strip<F: Fn(usize, &mut [f32]), const AVX: bool>(
+    fn next_strip<F: LumaRows, const AVX: bool>(
         &mut self,
         rows: &mut RowRound<'_, F, AVX>,
         strip: &mut [Lanes],
@@ -492,10 +520,10 @@ mod tests {
         let mut sampled = [[0f32; 1]; SAMPLES];
         for corrected in [false, true] {
             if corrected {
-                box_all::<1, true>(&input, 7, &mut all);
+                box_all::<1, true>(&input, 7, &mut all, |_| {});
                 box_sampled::<1, true>(&input, 7, &positions, &mut sampled);
             } else {
-                box_all::<1, false>(&input, 7, &mut all);
+                box_all::<1, false>(&input, 7, &mut all, |_| {});
                 box_sampled::<1, false>(&input, 7, &positions, &mut sampled);
             }
             for (i, (sum, count)) in SUMS.iter().zip(COUNTS).enumerate() {

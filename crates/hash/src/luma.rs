@@ -22,40 +22,64 @@
 
 use std::sync::LazyLock;
 
-/// Luma of interleaved RGB bytes into `out`, vectorised where the CPU allows. `ahead` is how
-/// many bytes past each pixel the caller will read next (the same row of the next strip of
-/// rows): those bytes are asked for now, so that memory delivers them while the filter works
-/// on this strip.
-pub(crate) fn luma_from_rgb8(pixels: &[u8], out: &mut [f32], ahead: usize) {
+/// An interleaved 8-bit RGB image as the filter's input: luma rows on demand, and the pixels
+/// asked of memory ahead of time.
+pub(crate) struct Rgb8Rows<'a> {
+    pub(crate) pixels: &'a [u8],
+    pub(crate) width: usize,
+}
+
+impl crate::jarosz::LumaRows for Rgb8Rows<'_> {
+    #[inline(always)]
+    fn row(&self, y: usize, out: &mut [f32]) {
+        let row_bytes = self.width * 3;
+        if let Some(bytes) = self.pixels.get(y * row_bytes..(y + 1) * row_bytes) {
+            luma_from_rgb8(bytes, out);
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, y: usize, x: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let offset = (y * self.width + x) * 3;
+            if offset < self.pixels.len() {
+                // SAFETY: SSE is part of x86_64; a prefetch never faults, and the address is
+                // inside the buffer anyway.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        self.pixels.as_ptr().add(offset).cast(),
+                    );
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (y, x);
+    }
+}
+
+/// Luma of interleaved RGB bytes into `out`, vectorised where the CPU allows.
+pub(crate) fn luma_from_rgb8(pixels: &[u8], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports AVX2 and FMA, checked just above; that is the only
         // requirement.
-        return unsafe { luma_from_rgb8_avx2(pixels, out, ahead) };
+        return unsafe { luma_from_rgb8_avx2(pixels, out) };
     }
-    let _ = ahead;
     luma_from_rgb8_portable(pixels, out);
 }
 
-/// The exact-integer form with 256-bit vectors (see the module docs).
-///
-/// Luma is the first pass over a decoded image several megabytes large, so it waits on memory
-/// unless the bytes were asked for well before: a hint 1 KiB ahead in the same row gained ~8%;
-/// asking for the next strip's row (into L2, a strip of filtering ahead) does the same without
-/// racing the loop.
+/// The exact-integer form with 256-bit vectors (see the module docs). The pixels were asked
+/// of memory while the filter worked on the previous strip ([`Rgb8Rows::prefetch`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn luma_from_rgb8_avx2(pixels: &[u8], out: &mut [f32], ahead: usize) {
+fn luma_from_rgb8_avx2(pixels: &[u8], out: &mut [f32]) {
     let mut out_blocks = out.chunks_exact_mut(16);
     let mut pixel_blocks = pixels.chunks_exact(48);
     for (o, p) in (&mut out_blocks).zip(&mut pixel_blocks) {
         let (Ok(o), Ok(p)) = (<&mut [f32; 16]>::try_from(o), <&[u8; 48]>::try_from(p)) else {
             continue;
         };
-        // A hint only: prefetching never faults, so the address may lie past the buffer.
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
-            p.as_ptr().wrapping_add(ahead).cast(),
-        );
         *o = sixteen_lumas_avx2(p);
     }
     for (o, p) in out_blocks
@@ -263,7 +287,7 @@ mod tests {
             }
         }
         let mut lumas = vec![0f32; 1 << 24];
-        luma_from_rgb8(&pixels, &mut lumas, 0);
+        luma_from_rgb8(&pixels, &mut lumas);
         for (rgb, luma) in pixels.chunks_exact(3).zip(&lumas) {
             let expected = luma_arithmetic(rgb[0], rgb[1], rgb[2]);
             assert_eq!(luma.to_bits(), expected.to_bits(), "{rgb:?}");
@@ -285,7 +309,7 @@ mod tests {
         }
         let count = pixels.len() / 3;
         let mut dispatched = vec![0f32; count];
-        luma_from_rgb8(&pixels, &mut dispatched, 4096);
+        luma_from_rgb8(&pixels, &mut dispatched);
         let mut portable = vec![0f32; count];
         luma_from_rgb8_portable(&pixels, &mut portable);
         let table = LumaTable::get();

@@ -14,7 +14,7 @@
 
 use std::sync::LazyLock;
 
-use crate::luma::luma_from_rgb8;
+use crate::luma::Rgb8Rows;
 use crate::{HashError, PdqHash, jarosz};
 
 /// Images with a side under this many pixels hash to all zeroes with quality 0, as in the
@@ -134,13 +134,11 @@ pub fn pdq_from_rgb8(pixels: &[u8], width: u32, height: u32) -> Result<PdqResult
             actual: pixels.len() as u64,
         });
     }
-    let row_bytes = width as usize * 3;
-    let ahead = 2 * jarosz::STRIP * row_bytes;
-    Ok(pdq_with_rows(width as usize, height as usize, |y, row| {
-        if let Some(bytes) = pixels.get(y * row_bytes..(y + 1) * row_bytes) {
-            luma_from_rgb8(bytes, row, ahead);
-        }
-    }))
+    let rows = Rgb8Rows {
+        pixels,
+        width: width as usize,
+    };
+    Ok(pdq_with_rows(width as usize, height as usize, rows))
 }
 
 thread_local! {
@@ -158,7 +156,7 @@ const KEEP_WORKSPACE_UP_TO: usize = 16 * 1024 * 1024;
 pub(crate) fn pdq_with_rows(
     width: usize,
     height: usize,
-    source: impl Fn(usize, &mut [f32]),
+    source: impl jarosz::LumaRows,
 ) -> PdqResult {
     if width < MIN_HASHABLE_DIM || height < MIN_HASHABLE_DIM {
         return PdqResult {
@@ -172,7 +170,7 @@ pub(crate) fn pdq_with_rows(
         // frames).
         let mut samples = [0f32; 64 * 64];
         for (y, row) in samples.chunks_exact_mut(64).enumerate() {
-            source(y, row);
+            source.row(y, row);
         }
         samples
     } else {

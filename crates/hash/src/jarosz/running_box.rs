@@ -134,6 +134,7 @@ pub(super) fn box_all<const L: usize, const FMA: bool>(
     input: &[[f32; L]],
     window: usize,
     output: &mut [[f32; L]],
+    ahead: impl Fn(usize),
 ) {
     let n = input.len();
     let p = Phases::new(n, window);
@@ -151,20 +152,23 @@ pub(super) fn box_all<const L: usize, const FMA: bool>(
         add(&mut sum, values);
     }
     let mut count = p.warm_up;
-    for (values, out) in rest.iter().zip(growing_out) {
+    for (o, (values, out)) in rest.iter().zip(growing_out).enumerate() {
+        ahead(o);
         add(&mut sum, values);
         count += 1;
         divide(out, &sum, Divisor::new::<FMA>(count));
     }
     let full = Divisor::new::<FMA>(window);
     let entering = input.get(window..).unwrap_or(&[]);
-    for ((entering, leaving), out) in entering.iter().zip(input).zip(full_out) {
+    for (o, ((entering, leaving), out)) in entering.iter().zip(input).zip(full_out).enumerate() {
+        ahead(o + p.growing);
         add(&mut sum, entering);
         subtract(&mut sum, leaving);
         divide(out, &sum, full);
     }
     let leaving = input.get(n - window..).unwrap_or(&[]);
-    for (leaving, out) in leaving.iter().zip(shrinking_out) {
+    for (o, (leaving, out)) in leaving.iter().zip(shrinking_out).enumerate() {
+        ahead(o + p.growing + p.full);
         subtract(&mut sum, leaving);
         count -= 1;
         divide(out, &sum, Divisor::new::<FMA>(count));
@@ -183,10 +187,11 @@ pub(super) fn box_both<const FMA: bool>(
     (first, first_out): (&[Lanes], &mut [Lanes]),
     (second, positions, picked): SecondPass<'_>,
     window: usize,
+    ahead: impl Fn(usize),
 ) {
     let n = first.len();
     if second.len() != n || first_out.len() != n {
-        box_all::<STRIP, FMA>(first, window, first_out);
+        box_all::<STRIP, FMA>(first, window, first_out, ahead);
         box_sampled::<STRIP, FMA>(second, window, positions, picked);
         return;
     }
@@ -202,6 +207,7 @@ pub(super) fn box_both<const FMA: bool>(
     for (o, ((values, second_values), out)) in
         entering.zip(&mut *first_out).take(p.growing).enumerate()
     {
+        ahead(o);
         add(&mut sum, values);
         add(&mut second_sum, second_values);
         count += 1;
@@ -216,6 +222,7 @@ pub(super) fn box_both<const FMA: bool>(
     for (((entering, second_entering), (leaving, second_leaving)), (o, out)) in
         entering.zip(leaving).zip(outputs).take(p.full)
     {
+        ahead(o);
         add(&mut sum, entering);
         subtract(&mut sum, leaving);
         add(&mut second_sum, second_entering);
@@ -226,6 +233,7 @@ pub(super) fn box_both<const FMA: bool>(
     let leaving = first.iter().zip(second).skip(n - window);
     let outputs = first_out.iter_mut().enumerate().skip(p.growing + p.full);
     for ((leaving, second_leaving), (o, out)) in leaving.zip(outputs) {
+        ahead(o);
         subtract(&mut sum, leaving);
         subtract(&mut second_sum, second_leaving);
         count -= 1;
