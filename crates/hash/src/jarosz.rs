@@ -49,7 +49,7 @@ const GROUPS: usize = STRIP / TILE;
 const SAMPLES: usize = 64;
 
 /// One column of a strip: the same pixel position in sixteen consecutive rows.
-type Lanes = [f32; STRIP];
+pub(crate) type Lanes = [f32; STRIP];
 
 /// Where the filter gets its input: luma rows made on demand.
 pub(crate) trait LumaRows {
@@ -60,6 +60,15 @@ pub(crate) trait LumaRows {
     /// filter calls it while it computes, so that memory delivers the pixels in time.
     #[inline(always)]
     fn prefetch(&self, _y: usize, _x: usize) {}
+
+    /// Write the luma of rows `first..first + lanes` straight into a strip (lane `r` holds
+    /// row `first + r`; lanes from `lanes` on hold zeroes), if this source can do that without
+    /// going through whole rows; `false` if it cannot, and then the filter asks for rows.
+    /// `AVX`: whether the caller runs with AVX2 and FMA enabled.
+    #[inline(always)]
+    fn strip<const AVX: bool>(&self, _first: usize, _lanes: usize, _strip: &mut [Lanes]) -> bool {
+        false
+    }
 }
 
 impl<F: Fn(usize, &mut [f32])> LumaRows for F {
@@ -248,11 +257,13 @@ impl<F: LumaRows, const AVX: bool> RowRound<'_, F, AVX> {
     fn produce_strip(&mut self, second: Option<SecondPass<'_>>) {
         let (width, first) = (self.width, self.produced);
         let lanes = STRIP.min(self.height - first);
-        let luma_rows = self.staging.as_flattened_mut();
-        for (lane, row) in luma_rows.chunks_exact_mut(width).take(lanes).enumerate() {
-            self.source.row(first + lane, row);
+        if !self.source.strip::<AVX>(first, lanes, self.strip) {
+            let luma_rows = self.staging.as_flattened_mut();
+            for (lane, row) in luma_rows.chunks_exact_mut(width).take(lanes).enumerate() {
+                self.source.row(first + lane, row);
+            }
+            load_strip::<AVX>(luma_rows, width, lanes, self.strip);
         }
-        load_strip::<AVX>(luma_rows, width, lanes, self.strip);
         // While the filter runs over this strip, memory delivers the next one's pixels: one
         // hint per step, each for sixteen pixels of one of the next sixteen rows in turn.
         let (source, next) = (self.source, first + lanes);
@@ -409,6 +420,10 @@ impl<'a> ColumnRound<'a> {
         let leaving: [&[f32]; STRIP] = std::array::from_fn(|lane| row_of(leaving[lane]));
         // Runs of 32 columns: four independent chains of sums per row step, so the adder's
         // latency is hidden (one run of 8 was a single chain sixteen rows long).
+        // The quotient blocks live across calls: a fresh zeroed block per call was a `memset`
+        // as large as the block's output.
+        let mut wide_quotients = [[0f32; WIDE]; STRIP];
+        let mut narrow_quotients = [[0f32; TILE]; STRIP];
         let (wide_sums, rest) = self.sums.as_chunks_mut::<WIDE>();
         let (wide_entering, wide_leaving) = (
             entering.map(|row| row.as_chunks::<WIDE>().0),
@@ -420,7 +435,7 @@ impl<'a> ColumnRound<'a> {
             .enumerate()
         {
             let inputs = (&wide_entering, &wide_leaving, block);
-            column_block::<WIDE, AVX>(sums, inputs, &divisors, cells);
+            column_block::<WIDE, AVX>(sums, inputs, &divisors, &mut wide_quotients, cells);
         }
         let done = wide_sums.len() * WIDE;
         let (sum_tiles, sum_tail) = rest.as_chunks_mut::<TILE>();
@@ -435,7 +450,7 @@ impl<'a> ColumnRound<'a> {
             .enumerate()
         {
             let inputs = (&entering_tiles, &leaving_tiles, block);
-            column_block::<TILE, AVX>(sums, inputs, &divisors, cells);
+            column_block::<TILE, AVX>(sums, inputs, &divisors, &mut narrow_quotients, cells);
         }
         let tail_start = done + sum_tiles.len() * TILE;
         for (offset, (s, cell)) in sum_tail
@@ -467,16 +482,17 @@ type RowRuns<'a, const W: usize> = [&'a [[f32; W]]; STRIP];
 
 /// Sixteen output rows of the column pass for one run of `W` columns (`W` a multiple of 8):
 /// per row, add the entering row's values, subtract the leaving row's (either may be absent),
-/// divide; then transpose the quotients into the `W` cells of the strip.
+/// divide into `quotients` (scratch: every value is written before it is read); then
+/// transpose the quotients into the `W` cells of the strip.
 #[inline(always)]
 fn column_block<const W: usize, const AVX: bool>(
     sums: &mut [f32; W],
     (entering, leaving, block): (&RowRuns<'_, W>, &RowRuns<'_, W>, usize),
     divisors: &[Divisor; STRIP],
+    quotients: &mut [[f32; W]; STRIP],
     cells: &mut [Lanes],
 ) {
     let mut sum = *sums;
-    let mut quotients = [[0f32; W]; STRIP];
     for (lane, quotient) in quotients.iter_mut().enumerate() {
         if let Some(values) = entering[lane].get(block) {
             add(&mut sum, values);

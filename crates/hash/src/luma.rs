@@ -22,6 +22,10 @@
 
 use std::sync::LazyLock;
 
+use crate::jarosz::{Lanes, LumaRows, STRIP};
+#[cfg(target_arch = "x86_64")]
+use crate::tile::{Tile, transpose};
+
 /// An interleaved 8-bit RGB image as the filter's input: luma rows on demand, and the pixels
 /// asked of memory ahead of time.
 pub(crate) struct Rgb8Rows<'a> {
@@ -29,7 +33,7 @@ pub(crate) struct Rgb8Rows<'a> {
     pub(crate) width: usize,
 }
 
-impl crate::jarosz::LumaRows for Rgb8Rows<'_> {
+impl LumaRows for Rgb8Rows<'_> {
     #[inline(always)]
     fn row(&self, y: usize, out: &mut [f32]) {
         let row_bytes = self.width * 3;
@@ -56,6 +60,76 @@ impl crate::jarosz::LumaRows for Rgb8Rows<'_> {
         #[cfg(not(target_arch = "x86_64"))]
         let _ = (y, x);
     }
+
+    /// With AVX2, sixteen lumas of each of the sixteen rows at a time go straight into the
+    /// strip through four 8×8 transposes in registers and L1, instead of through a strip's
+    /// worth of luma rows written out and read back (a quarter of a megabyte per 1 MP image
+    /// per pass, beyond L1).
+    #[inline(always)]
+    fn strip<const AVX: bool>(&self, first: usize, lanes: usize, strip: &mut [Lanes]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if AVX {
+            let row_bytes = self.width * 3;
+            let rows: [&[u8]; STRIP] = std::array::from_fn(|lane| {
+                let y = first + lane;
+                if lane < lanes {
+                    self.pixels
+                        .get(y * row_bytes..(y + 1) * row_bytes)
+                        .unwrap_or(&[])
+                } else {
+                    &[]
+                }
+            });
+            // SAFETY: `AVX` is true only where the caller runs with AVX2 and FMA enabled,
+            // after runtime detection.
+            unsafe { strip_from_rgb8_avx2(&rows, self.width, strip) };
+            return true;
+        }
+        let _ = (first, lanes, strip);
+        false
+    }
+}
+
+/// [`Rgb8Rows::strip`]'s work: per run of sixteen columns, the sixteen rows' lumas into a
+/// 16×16 block, then transposed into the strip's cells; the last `width % 16` columns one
+/// value at a time. Rows that are empty (past the image) give zeroes.
+///
+/// # Safety
+/// The caller must run with AVX2 and FMA enabled.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn strip_from_rgb8_avx2(rows: &[&[u8]; STRIP], width: usize, strip: &mut [Lanes]) {
+    const HALF: usize = STRIP / 2;
+    let runs = width / 16;
+    // Zeroed once: a row is either present in every run or in none, so the lanes of absent
+    // rows stay zero (zeroing the block per run was a `memset` call per sixteen columns).
+    let mut lumas = [[0f32; 16]; STRIP];
+    for (run, cells) in strip.chunks_exact_mut(16).take(runs).enumerate() {
+        for (luma, row) in lumas.iter_mut().zip(rows) {
+            if let Some(Ok(pixels)) = row.get(run * 48..run * 48 + 48).map(<&[u8; 48]>::try_from) {
+                // SAFETY: the caller runs with AVX2 and FMA (this function's contract).
+                *luma = unsafe { sixteen_lumas(pixels) };
+            }
+        }
+        for half in 0..2 {
+            for group in 0..2 {
+                let mut tile: Tile = [[0.0; HALF]; HALF];
+                for (tile_row, luma) in tile.iter_mut().zip(&lumas[group * HALF..]) {
+                    tile_row.copy_from_slice(&luma[half * HALF..(half + 1) * HALF]);
+                }
+                let transposed = transpose::<true>(&tile);
+                for (cell, column) in cells[half * HALF..].iter_mut().zip(&transposed) {
+                    cell[group * HALF..(group + 1) * HALF].copy_from_slice(column);
+                }
+            }
+        }
+    }
+    for (x, cell) in strip.iter_mut().enumerate().take(width).skip(runs * 16) {
+        *cell = std::array::from_fn(|lane| match rows[lane].get(3 * x..3 * x + 3) {
+            Some(&[r, g, b]) => luma_exact(r, g, b),
+            _ => 0.0,
+        });
+    }
 }
 
 /// Luma of interleaved RGB bytes into `out`, vectorised where the CPU allows.
@@ -80,7 +154,8 @@ fn luma_from_rgb8_avx2(pixels: &[u8], out: &mut [f32]) {
         let (Ok(o), Ok(p)) = (<&mut [f32; 16]>::try_from(o), <&[u8; 48]>::try_from(p)) else {
             continue;
         };
-        *o = sixteen_lumas_avx2(p);
+        // SAFETY: this function runs with AVX2 and FMA enabled.
+        *o = unsafe { sixteen_lumas(p) };
     }
     for (o, p) in out_blocks
         .into_remainder()
@@ -97,9 +172,13 @@ fn luma_from_rgb8_avx2(pixels: &[u8], out: &mut [f32]) {
 /// two 16-bit multiply-adds make N = 299r + 587g + 114b exactly in 32-bit integers, which
 /// convert to `f32` exactly (N < 2²⁴); [`thousandths_avx2`] divides by 1000 with one rounding
 /// as in [`luma_exact`], and a final swap of halves restores the order.
+///
+/// # Safety
+/// The caller must run with AVX2 and FMA enabled (a plain function rather than a
+/// `target_feature` one, so that it inlines into every such caller).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn sixteen_lumas_avx2(p: &[u8; 48]) -> [f32; 16] {
+#[inline(always)]
+unsafe fn sixteen_lumas(p: &[u8; 48]) -> [f32; 16] {
     use std::arch::x86_64::*;
     /// Shuffle masks: 32-bit lane k of each half takes bytes `first + 3k` and `first + 3k + 1`
     /// into its two 16-bit halves (red and green), or byte `first + 3k + 2` into its low half
@@ -124,26 +203,39 @@ fn sixteen_lumas_avx2(p: &[u8; 48]) -> [f32; 16] {
     // pixel 12 begins 4 bytes in (starting at 36 would read past the 48 bytes).
     const MASKS_A: [[i8; 32]; 2] = masks(0, 0);
     const MASKS_B: [[i8; 32]; 2] = masks(0, 4);
-    // SAFETY: this function only runs where AVX2 and FMA were detected; the four 16-byte loads
+    // SAFETY: the caller runs with AVX2 and FMA (this function's contract); the four 16-byte loads
     // start at offsets 0, 24, 12 and 32 of a 48-byte array, and the stores write one 16-float
     // array.
     unsafe {
-        let at = |offset: usize| p.as_ptr().add(offset).cast::<__m128i>();
+        let base = p.as_ptr();
+        let at = |offset: usize| base.wrapping_add(offset).cast::<__m128i>();
         let a = _mm256_loadu2_m128i(at(24), at(0));
         let b = _mm256_loadu2_m128i(at(32), at(12));
         let red_green_weights = _mm256_set1_epi32((587 << 16) | 299);
         let blue_weight = _mm256_set1_epi32(114);
-        let luma = |source: __m256i, masks: &[[i8; 32]; 2]| {
-            let red_green =
-                _mm256_shuffle_epi8(source, _mm256_loadu_si256(masks[0].as_ptr().cast()));
-            let blue = _mm256_shuffle_epi8(source, _mm256_loadu_si256(masks[1].as_ptr().cast()));
-            let weighted = _mm256_add_epi32(
-                _mm256_madd_epi16(red_green, red_green_weights),
-                _mm256_madd_epi16(blue, blue_weight),
-            );
-            thousandths_avx2(_mm256_cvtepi32_ps(weighted))
-        };
-        let (from_a, from_b) = (luma(a, &MASKS_A), luma(b, &MASKS_B));
+        /// A function inlined always rather than a closure: a closure would be compiled
+        /// without AVX2, and its intrinsics called instead of inlined.
+        #[inline(always)]
+        unsafe fn luma(
+            source: __m256i,
+            masks: &[[i8; 32]; 2],
+            weights: (__m256i, __m256i),
+        ) -> __m256 {
+            // SAFETY: the caller runs with AVX2 and FMA; the masks are 32-byte arrays.
+            unsafe {
+                let red_green =
+                    _mm256_shuffle_epi8(source, _mm256_loadu_si256(masks[0].as_ptr().cast()));
+                let blue =
+                    _mm256_shuffle_epi8(source, _mm256_loadu_si256(masks[1].as_ptr().cast()));
+                let weighted = _mm256_add_epi32(
+                    _mm256_madd_epi16(red_green, weights.0),
+                    _mm256_madd_epi16(blue, weights.1),
+                );
+                thousandths_avx2(_mm256_cvtepi32_ps(weighted))
+            }
+        }
+        let weights = (red_green_weights, blue_weight);
+        let (from_a, from_b) = (luma(a, &MASKS_A, weights), luma(b, &MASKS_B, weights));
         let mut out = [0f32; 16];
         _mm256_storeu_ps(
             out.as_mut_ptr(),
@@ -160,14 +252,20 @@ fn sixteen_lumas_avx2(p: &[u8; 48]) -> [f32; 16] {
 /// `n / 1000` correctly rounded, for integers `n` in `0..=255_000` held exactly as `f32`:
 /// the quotient by the reciprocal, corrected once with the exact remainder (module docs),
 /// which the test `fma_division_is_exact_for_every_possible_luma` checks for every such `n`.
+///
+/// # Safety
+/// The caller must run with AVX2 and FMA enabled.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn thousandths_avx2(n: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+#[inline(always)]
+unsafe fn thousandths_avx2(n: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
     use std::arch::x86_64::*;
-    let reciprocal = _mm256_set1_ps(1.0 / 1000.0);
-    let quotient = _mm256_mul_ps(n, reciprocal);
-    let remainder = _mm256_fnmadd_ps(quotient, _mm256_set1_ps(1000.0), n);
-    _mm256_fmadd_ps(remainder, reciprocal, quotient)
+    // SAFETY: the caller runs with AVX2 and FMA (this function's contract).
+    unsafe {
+        let reciprocal = _mm256_set1_ps(1.0 / 1000.0);
+        let quotient = _mm256_mul_ps(n, reciprocal);
+        let remainder = _mm256_fnmadd_ps(quotient, _mm256_set1_ps(1000.0), n);
+        _mm256_fmadd_ps(remainder, reciprocal, quotient)
+    }
 }
 
 /// Eight pixels per step with constant indices, so the compiler can de-interleave with
@@ -291,6 +389,59 @@ mod tests {
         for (rgb, luma) in pixels.chunks_exact(3).zip(&lumas) {
             let expected = luma_arithmetic(rgb[0], rgb[1], rgb[2]);
             assert_eq!(luma.to_bits(), expected.to_bits(), "{rgb:?}");
+        }
+    }
+
+    /// The strip made straight from RGB bytes holds, lane by lane, the rows' lumas, with
+    /// zeroes past the image's last row: for widths with and without a remainder of sixteen,
+    /// narrower than sixteen, and strips at the top, middle and bottom of an image.
+    #[test]
+    fn strips_straight_from_rgb_hold_each_rows_lumas() {
+        #[cfg(target_arch = "x86_64")]
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            return;
+        }
+        let mut state = 0x2545_F491u32;
+        for (width, height, first) in [
+            (1, 1, 0),
+            (15, 16, 0),
+            (16, 40, 16),
+            (37, 40, 32),
+            (100, 13, 0),
+        ] {
+            let pixels: Vec<u8> = (0..width * height * 3)
+                .map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (state >> 24) as u8
+                })
+                .collect();
+            let rows = Rgb8Rows {
+                pixels: &pixels,
+                width,
+            };
+            let lanes = STRIP.min(height - first);
+            let mut strip = vec![[f32::NAN; STRIP]; width];
+            let made = rows.strip::<{ cfg!(target_arch = "x86_64") }>(first, lanes, &mut strip);
+            if !made {
+                continue;
+            }
+            for (x, cell) in strip.iter().enumerate() {
+                for (lane, value) in cell.iter().enumerate() {
+                    let expected = if lane < lanes {
+                        let at = ((first + lane) * width + x) * 3;
+                        luma_arithmetic(pixels[at], pixels[at + 1], pixels[at + 2])
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(
+                        value.to_bits(),
+                        expected.to_bits(),
+                        "{width}x{height} at {x}, lane {lane}"
+                    );
+                }
+            }
         }
     }
 

@@ -253,6 +253,12 @@ pub(super) fn pick(
     picked: &mut [Lanes; SAMPLES],
     next: &mut usize,
 ) {
+    // The test first, on its own: with the loop's own test alone, the compiler computed the
+    // quotients (both kinds of division, blended) before it, at every step of the row instead
+    // of at the 64 sampled ones.
+    if positions.get(*next) != Some(&o) {
+        return;
+    }
     while positions.get(*next) == Some(&o) {
         if let Some(slot) = picked.get_mut(*next) {
             divide(slot, sum, divisor);
