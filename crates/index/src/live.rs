@@ -327,6 +327,16 @@ impl LiveIndex {
         }));
     }
 
+    /// Answers from now on with `other`'s current generation. For a holder that only reads
+    /// (a crawler) whose bank directory another process changed: the directory is reopened
+    /// into a new index and adopted here, so everyone holding this `Arc` sees the change.
+    /// Entry ids are the bank journal's, so they mean the same in both indexes.
+    pub fn adopt(&self, other: &LiveIndex) {
+        let _merging = self.merging.lock().unwrap_or_else(PoisonError::into_inner);
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.current.store(other.load());
+    }
+
     /// Whether the delta is big enough that a merge would pay off.
     pub fn wants_merge(&self) -> bool {
         let current = self.current.load();
