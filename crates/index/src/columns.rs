@@ -9,13 +9,12 @@
 //! index against its table, and the digest order is verified because lookups rely on it.
 
 use std::io::{self, Write};
-use std::sync::Arc;
 
 use aranea_hash::PdqHash;
 
-use crate::bank::{Entry, EntryId};
+use crate::bank::Entry;
 use crate::pdq_index::Code;
-use crate::segment::{BANK_LABEL, EntryRef, Segment};
+use crate::segment::{BANK_LABEL, EntryRef, RefColumn, Segment};
 use crate::signal::{Signal, SignalType};
 use crate::snapshot::{CrcReader, bad};
 
@@ -23,14 +22,65 @@ use crate::snapshot::{CrcReader, bad};
 /// decoded values, 66 KiB) stay under the allocator's mmap threshold and are reused from the
 /// heap, instead of being mapped and faulted in again for every group (a quarter of the page
 /// faults of a 10M load with 65,536-entry groups).
-const GROUP: usize = 1 << 11;
-const NONE_LEN: u32 = u32::MAX;
-const DISABLED_BIT: u8 = 0x80;
+pub(crate) const GROUP: usize = 1 << 11;
+pub(crate) const NONE_LEN: u32 = u32::MAX;
+pub(crate) const DISABLED_BIT: u8 = 0x80;
 
 /// Column encodings: raw values, or an arithmetic run (start, step: ids, a constant bank or
 /// label), which most columns of an imported list are.
 const RAW: u8 = 0;
 const RUN: u8 = 1;
+
+/// Where columns are read from: the snapshot stream (checksummed as it goes) or a row group's
+/// bytes read back on demand.
+pub(crate) trait ColumnInput {
+    /// The next `count` bytes, refusing a count that runs past the end.
+    fn bytes(&mut self, count: u64) -> io::Result<Vec<u8>>;
+    /// Bytes left.
+    fn remaining(&self) -> u64;
+
+    fn u64(&mut self) -> io::Result<u64> {
+        Ok(u64::from_le_bytes(array(&self.bytes(8)?)?))
+    }
+
+    /// A count of items at least `item_size` bytes each, checked against what is left.
+    fn len_u64(&mut self, item_size: u64) -> io::Result<u64> {
+        let count = self.u64()?;
+        if count.saturating_mul(item_size) > self.remaining() {
+            return Err(bad(format!("length {count} runs past the end of the file")));
+        }
+        Ok(count)
+    }
+}
+
+impl ColumnInput for CrcReader {
+    fn bytes(&mut self, count: u64) -> io::Result<Vec<u8>> {
+        CrcReader::bytes(self, count)
+    }
+
+    fn remaining(&self) -> u64 {
+        CrcReader::remaining(self)
+    }
+}
+
+/// A row group's bytes, read front to back.
+pub(crate) struct SliceInput<'a>(pub(crate) &'a [u8]);
+
+impl ColumnInput for SliceInput<'_> {
+    fn bytes(&mut self, count: u64) -> io::Result<Vec<u8>> {
+        let count = usize::try_from(count).map_err(|_| bad("length too large".into()))?;
+        if count > self.0.len() {
+            return Err(bad("length runs past the end of its row group".into()));
+        }
+        let (head, tail) = self.0.split_at(count);
+        self.0 = tail;
+        Ok(head.to_vec())
+    }
+
+    fn remaining(&self) -> u64 {
+        self.0.len() as u64
+    }
+}
 
 fn is_run(values: &[u64]) -> Option<(u64, u64)> {
     let start = *values.first()?;
@@ -73,7 +123,7 @@ fn put_u32s(out: &mut impl Write, values: impl Iterator<Item = u32>) -> io::Resu
 }
 
 /// A run's values, refusing one that leaves the type's range.
-fn run(input: &mut CrcReader, count: usize, max: u64) -> io::Result<Vec<u64>> {
+fn run(input: &mut impl ColumnInput, count: usize, max: u64) -> io::Result<Vec<u64>> {
     let start = u64::from_le_bytes(array(&input.bytes(8)?)?);
     let step = u64::from_le_bytes(array(&input.bytes(8)?)?);
     let mut values = Vec::with_capacity(count);
@@ -92,7 +142,7 @@ fn array<const N: usize>(bytes: &[u8]) -> io::Result<[u8; N]> {
     bytes.try_into().map_err(|_| bad("short field".into()))
 }
 
-fn encoding(input: &mut CrcReader) -> io::Result<u8> {
+fn encoding(input: &mut impl ColumnInput) -> io::Result<u8> {
     match input.bytes(1)?.first() {
         Some(&RAW) => Ok(RAW),
         Some(&RUN) => Ok(RUN),
@@ -105,7 +155,7 @@ fn put_blob(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     out.write_all(bytes)
 }
 
-fn get_u32s(input: &mut CrcReader, count: usize) -> io::Result<Vec<u32>> {
+pub(crate) fn get_u32s(input: &mut impl ColumnInput, count: usize) -> io::Result<Vec<u32>> {
     if encoding(input)? == RUN {
         let values = run(input, count, u64::from(u32::MAX))?;
         return Ok(values.into_iter().map(|v| v as u32).collect());
@@ -117,7 +167,7 @@ fn get_u32s(input: &mut CrcReader, count: usize) -> io::Result<Vec<u32>> {
         .collect())
 }
 
-fn get_u64s(input: &mut CrcReader, count: usize) -> io::Result<Vec<u64>> {
+pub(crate) fn get_u64s(input: &mut impl ColumnInput, count: usize) -> io::Result<Vec<u64>> {
     if encoding(input)? == RUN {
         return run(input, count, u64::MAX);
     }
@@ -128,7 +178,7 @@ fn get_u64s(input: &mut CrcReader, count: usize) -> io::Result<Vec<u64>> {
         .collect())
 }
 
-fn get_blob(input: &mut CrcReader) -> io::Result<Vec<u8>> {
+pub(crate) fn get_blob(input: &mut impl ColumnInput) -> io::Result<Vec<u8>> {
     let length = input.len_u64(1)?;
     input.bytes(length)
 }
@@ -138,7 +188,7 @@ fn put_labels(out: &mut impl Write, labels: &[String]) -> io::Result<()> {
     put_blob(out, &serde_json::to_vec(labels).map_err(io::Error::other)?)
 }
 
-fn get_labels(input: &mut CrcReader) -> io::Result<Vec<String>> {
+pub(crate) fn get_labels(input: &mut impl ColumnInput) -> io::Result<Vec<String>> {
     serde_json::from_slice(&get_blob(input)?).map_err(|e| bad(e.to_string()))
 }
 
@@ -150,7 +200,7 @@ fn value_in_index(signal: &Signal, disabled: bool) -> bool {
 
 /// Splits `values` (concatenated, of the given types) into signals, taking enabled PDQ
 /// values from `codes` (the index's, in entry order).
-fn signals(
+pub(crate) fn signals(
     types: &[u8],
     values: &[u8],
     mut codes: Option<&mut std::slice::Iter<'_, Code>>,
@@ -183,9 +233,17 @@ fn signals(
     Ok(out)
 }
 
-pub(crate) fn write_entries(out: &mut impl Write, entries: &[Entry]) -> io::Result<()> {
-    out.write_all(&(entries.len() as u64).to_le_bytes())?;
-    for group in entries.chunks(GROUP) {
+/// Writes one row group (at most [`GROUP`] entries) as its byte length and its columns, so a
+/// reader can skip to any group and read it alone.
+pub(crate) fn write_entry_group(out: &mut impl Write, group: &[Entry]) -> io::Result<()> {
+    let mut bytes = Vec::with_capacity(group.len() * 4 + 256);
+    encode_entry_group(&mut bytes, group)?;
+    out.write_all(&(bytes.len() as u64).to_le_bytes())?;
+    out.write_all(&bytes)
+}
+
+fn encode_entry_group(out: &mut Vec<u8>, group: &[Entry]) -> io::Result<()> {
+    {
         put_u64s(out, group.iter().map(|e| e.id))?;
         put_u32s(out, group.iter().map(|e| e.bank))?;
         let types: Vec<u8> = group
@@ -233,88 +291,6 @@ pub(crate) fn write_entries(out: &mut impl Write, entries: &[Entry]) -> io::Resu
     Ok(())
 }
 
-/// Reads entries written by [`write_entries`], calling `push` with each in id order.
-/// `codes` are the index's codes, which hold the enabled PDQ entries' values in entry order.
-pub(crate) fn read_entries(
-    input: &mut CrcReader,
-    bank_count: usize,
-    codes: &[Code],
-    push: &mut dyn FnMut(Entry),
-) -> io::Result<usize> {
-    let count = input.u64()?;
-    // Runs make columns small, but each entry takes at least its type byte.
-    if count > input.remaining() {
-        return Err(bad(format!("{count} entries run past the end of the file")));
-    }
-    let count = count as usize;
-    let mut codes = codes.iter();
-    let mut last_id: Option<EntryId> = None;
-    let mut left = count;
-    while left > 0 {
-        let size = left.min(GROUP);
-        left -= size;
-        let ids = get_u64s(input, size)?;
-        let banks = get_u32s(input, size)?;
-        let types = input.bytes(size as u64)?;
-        let lines = get_u64s(input, size)?;
-        let provenances = get_u32s(input, size)?;
-        let values = signals(&types, &get_blob(input)?, Some(&mut codes))?;
-        let labels: Vec<Arc<str>> = get_labels(input)?.into_iter().map(Arc::from).collect();
-        let label_of = get_u32s(input, size)?;
-        let metadata_lengths = get_u32s(input, size)?;
-        let metadata = get_blob(input)?;
-        let mut metadata_at = 0usize;
-        for row in 0..size {
-            let id = ids[row];
-            if last_id.is_some_and(|last| last >= id) {
-                return Err(bad("entries out of order".into()));
-            }
-            last_id = Some(id);
-            if banks[row] as usize >= bank_count {
-                return Err(bad(format!("entry {id} in an unknown bank")));
-            }
-            let classification = match label_of[row] {
-                NONE_LEN => None,
-                label => Some(
-                    labels
-                        .get(label as usize)
-                        .ok_or_else(|| bad("label out of range".into()))
-                        .map(Arc::clone)?,
-                ),
-            };
-            let metadata = match metadata_lengths[row] {
-                NONE_LEN => None,
-                length => {
-                    let end = metadata_at + length as usize;
-                    let bytes = metadata
-                        .get(metadata_at..end)
-                        .ok_or_else(|| bad("metadata shorter than its lengths".into()))?;
-                    metadata_at = end;
-                    let text = std::str::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
-                    Some(Box::from(text))
-                }
-            };
-            push(Entry {
-                id,
-                bank: banks[row],
-                signal: values[row],
-                classification,
-                provenance: provenances[row],
-                line: lines[row],
-                metadata,
-                disabled: types[row] & DISABLED_BIT != 0,
-            });
-        }
-        if metadata_at != metadata.len() {
-            return Err(bad("metadata longer than its lengths".into()));
-        }
-    }
-    if codes.next().is_some() {
-        return Err(bad("fewer enabled PDQ entries than indexed codes".into()));
-    }
-    Ok(count)
-}
-
 fn put_refs(out: &mut impl Write, refs: &[EntryRef]) -> io::Result<()> {
     for group in refs.chunks(GROUP) {
         put_u64s(out, group.iter().map(|r| r.id))?;
@@ -324,8 +300,12 @@ fn put_refs(out: &mut impl Write, refs: &[EntryRef]) -> io::Result<()> {
     Ok(())
 }
 
-fn get_refs(input: &mut CrcReader, count: usize, labels: usize) -> io::Result<Vec<EntryRef>> {
-    let mut refs = Vec::with_capacity(count);
+fn get_refs(
+    input: &mut impl ColumnInput,
+    count: usize,
+    labels: usize,
+    refs: &mut impl Extend<EntryRef>,
+) -> io::Result<()> {
     let mut left = count;
     while left > 0 {
         let size = left.min(GROUP);
@@ -337,17 +317,18 @@ fn get_refs(input: &mut CrcReader, count: usize, labels: usize) -> io::Result<Ve
             if label != BANK_LABEL && label as usize >= labels {
                 return Err(bad("segment label out of range".into()));
             }
-            refs.push(EntryRef { id, bank, label });
+            refs.extend([EntryRef { id, bank, label }]);
         }
     }
-    Ok(refs)
+    Ok(())
 }
 
 /// Writes the segment's refs, labels and digests (its PDQ index is written by the caller).
 pub(crate) fn write_segment(out: &mut impl Write, segment: &Segment) -> io::Result<()> {
     put_labels(out, &segment.labels)?;
     out.write_all(&(segment.pdq_refs.len() as u64).to_le_bytes())?;
-    put_refs(out, &segment.pdq_refs)?;
+    let pdq_refs: Vec<EntryRef> = segment.pdq_refs.iter().collect();
+    put_refs(out, &pdq_refs)?;
     out.write_all(&(segment.digests.len() as u64).to_le_bytes())?;
     for group in segment.digests.chunks(GROUP) {
         let types: Vec<u8> = group
@@ -370,7 +351,8 @@ pub(crate) fn write_segment(out: &mut impl Write, segment: &Segment) -> io::Resu
 pub(crate) fn read_segment(input: &mut CrcReader) -> io::Result<Segment> {
     let labels = get_labels(input)?;
     let pdq_count = input.len_u64(1)? as usize;
-    let pdq_refs = get_refs(input, pdq_count, labels.len())?;
+    let mut pdq_refs = RefColumn::default();
+    get_refs(input, pdq_count, labels.len(), &mut pdq_refs)?;
     let digest_count = input.len_u64(17)? as usize;
     let mut digests = Vec::with_capacity(digest_count);
     let mut left = digest_count;
@@ -382,7 +364,8 @@ pub(crate) fn read_segment(input: &mut CrcReader) -> io::Result<Segment> {
         if values.iter().any(|v| matches!(v, Signal::Pdq(_))) {
             return Err(bad("a PDQ value in the digest table".into()));
         }
-        let refs = get_refs(input, size, labels.len())?;
+        let mut refs = Vec::with_capacity(size);
+        get_refs(input, size, labels.len(), &mut refs)?;
         digests.extend(values.into_iter().zip(refs));
     }
     // Lookups binary-search this table: an unsorted one would miss entries silently.

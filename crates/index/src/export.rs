@@ -32,14 +32,17 @@ pub fn write_list(
     if format == ListFormat::HmaCsv {
         out.write_all(b"signal_type,signal_value,classification\r\n")?;
     }
-    let wanted = |entry: &&Entry| {
+    let wanted = |entry: &Entry| {
         entry.bank == bank
             && (options.include_disabled || !entry.disabled)
             && options
                 .signal_type
                 .is_none_or(|t| entry.signal.signal_type() == t)
     };
-    for entry in state.entries().iter().filter(wanted) {
+    let mut write_one = |entry: &Entry| -> io::Result<()> {
+        if !wanted(entry) {
+            return Ok(());
+        }
         let classification = state.classification_of(entry);
         match format {
             ListFormat::Hex => writeln!(out, "{}", entry.signal.to_hex())?,
@@ -74,7 +77,12 @@ pub fn write_list(
             }
         }
         written += 1;
-    }
+        Ok(())
+    };
+    // One row group at a time: exporting a 10M bank does not load it into memory.
+    state
+        .for_each_entry(&mut write_one)
+        .map_err(io::Error::other)?;
     out.flush()?;
     Ok(written)
 }

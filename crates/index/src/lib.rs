@@ -39,6 +39,7 @@ pub mod signal;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+mod stored;
 pub mod video;
 
 pub use bank::{Bank, BankId, BankKind, BankSpec, Entry, EntryId, Origin, Provenance};

@@ -1,18 +1,21 @@
 //! The banks as they stand after a sequence of journal records: banks, entries, provenance.
 //!
 //! `BankState` is rebuilt by applying records in sequence order, whatever holds them (a file
-//! journal today, a SQL table later). It does no I/O and does not search: the matching index
-//! is built from it (see `segment`).
+//! journal today, a SQL table later). It does not search: the matching index is built from it
+//! (see `segment`). Entries loaded from a snapshot stay in the snapshot file (see `stored`)
+//! until something needs them all in memory ([`BankState::entries`], adding entries, which
+//! checks for duplicates): a process that only matches holds no per-entry record at all.
 
-use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::bank::{Bank, BankId, Entry, EntryId, Provenance};
 use crate::error::StoreError;
 use crate::journal::Record;
 use crate::signal::Signal;
+use crate::stored::StoredEntries;
 
 /// Banks and entries at one sequence number.
 #[derive(Debug, Clone, Default)]
@@ -20,8 +23,17 @@ pub struct BankState {
     pub(crate) seq: u64,
     pub(crate) banks: Vec<Bank>,
     pub(crate) provenances: Vec<Provenance>,
-    /// In increasing id order.
-    pub(crate) entries: Vec<Entry>,
+    /// Entries of the snapshot the state was loaded from, still in the file.
+    pub(crate) stored: Option<Arc<StoredEntries>>,
+    /// Stored entries disabled since the snapshot.
+    stored_disabled: HashSet<EntryId>,
+    /// Entries added since the snapshot (all of them without one), in increasing id order.
+    added: Vec<Entry>,
+    /// Every entry in increasing id order, once something needed them all in memory; from then
+    /// on the only copy, and `stored`, `stored_disabled` and `added` are unused.
+    all: OnceLock<Vec<Entry>>,
+    /// Why stored entries could not be read back, if they could not.
+    read_error: OnceLock<String>,
     /// Built on first use: matching never needs it, adding does.
     pub(crate) dedup: Option<DedupIndex>,
 }
@@ -58,13 +70,105 @@ impl BankState {
         self.banks.iter().find(|b| b.spec.name == name)
     }
 
+    /// Every entry, in increasing id order. The first call reads the snapshot's entries into
+    /// memory (~100 bytes each) and they stay there: prefer [`Self::for_each_entry`] or
+    /// [`Self::entry`] in a long-lived process. If the snapshot can no longer be read, the
+    /// entries that could not be are missing and [`Self::read_error`] says why.
     pub fn entries(&self) -> &[Entry] {
-        &self.entries
+        self.all.get_or_init(|| {
+            let mut all = Vec::with_capacity(self.entry_count());
+            let result = self.for_each_lazy(&mut |entry| {
+                all.push(entry.clone());
+                Ok(())
+            });
+            if let Err(error) = result {
+                let _ = self.read_error.set(error.to_string());
+            }
+            all
+        })
     }
 
-    pub fn entry(&self, id: EntryId) -> Option<&Entry> {
-        let position = self.entries.binary_search_by_key(&id, |e| e.id).ok()?;
-        self.entries.get(position)
+    /// Why [`Self::entries`] or [`Self::entry`] could not read the snapshot back, if so.
+    pub fn read_error(&self) -> Option<&str> {
+        self.read_error.get().map(String::as_str)
+    }
+
+    /// Number of entries (enabled or not).
+    pub fn entry_count(&self) -> usize {
+        match self.all.get() {
+            Some(all) => all.len(),
+            None => self.stored.as_ref().map_or(0, |s| s.len()) + self.added.len(),
+        }
+    }
+
+    /// Calls `each` with every entry in increasing id order, reading stored entries one row
+    /// group at a time (memory stays bounded).
+    pub fn for_each_entry(
+        &self,
+        each: &mut dyn FnMut(&Entry) -> std::io::Result<()>,
+    ) -> Result<(), StoreError> {
+        let result = match self.all.get() {
+            Some(all) => all.iter().try_for_each(&mut *each),
+            None => self.for_each_lazy(each),
+        };
+        result.map_err(|error| StoreError::Corrupt(format!("reading entries: {error}")))
+    }
+
+    fn for_each_lazy(
+        &self,
+        each: &mut dyn FnMut(&Entry) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        if let Some(stored) = &self.stored {
+            for group in 0..stored.group_count() {
+                for mut entry in stored.group(group)? {
+                    entry.disabled |= self.stored_disabled.contains(&entry.id);
+                    each(&entry)?;
+                }
+            }
+        }
+        self.added.iter().try_for_each(each)
+    }
+
+    /// The entry with this id (`None` also when the snapshot can no longer be read; see
+    /// [`Self::read_error`]).
+    pub fn entry(&self, id: EntryId) -> Option<Entry> {
+        if let Some(all) = self.all.get() {
+            let position = all.binary_search_by_key(&id, |e| e.id).ok()?;
+            return all.get(position).cloned();
+        }
+        if let Ok(position) = self.added.binary_search_by_key(&id, |e| e.id) {
+            return self.added.get(position).cloned();
+        }
+        let stored = self.stored.as_ref()?;
+        match stored.entry(id) {
+            Ok(entry) => entry.map(|mut entry| {
+                entry.disabled |= self.stored_disabled.contains(&id);
+                entry
+            }),
+            Err(error) => {
+                let _ = self.read_error.set(error.to_string());
+                None
+            }
+        }
+    }
+
+    /// Every entry in memory from now on (what finding duplicates needs).
+    fn materialise(&mut self) {
+        self.entries();
+        self.stored = None;
+        self.stored_disabled = HashSet::new();
+        self.added = Vec::new();
+    }
+
+    /// Makes the state read its entries from a snapshot just written: what was in memory is
+    /// dropped, unless the entries were all in memory already (a process that adds entries
+    /// keeps them, and its duplicate index, rather than reading them back for every add).
+    pub(crate) fn use_snapshot(&mut self, stored: StoredEntries) {
+        if self.all.get().is_none() {
+            self.stored = Some(Arc::new(stored));
+            self.stored_disabled = HashSet::new();
+            self.added = Vec::new();
+        }
     }
 
     pub fn provenance(&self, index: u32) -> Option<&Provenance> {
@@ -83,7 +187,10 @@ impl BankState {
 
     /// The entry already holding `signal` in `bank`, if any (enabled or not).
     pub fn find(&mut self, bank: BankId, signal: &Signal) -> Option<EntryId> {
-        let entries = &self.entries;
+        if self.dedup.is_none() {
+            self.materialise();
+        }
+        let entries: &[Entry] = self.all.get().map_or(&[], Vec::as_slice);
         let dedup = self.dedup.get_or_insert_with(|| {
             let mut index = DedupIndex::default();
             for (position, entry) in entries.iter().enumerate() {
@@ -158,14 +265,10 @@ impl BankState {
                 self.push_entry(entry);
             }
             Record::EntryDisabled { entry, .. } => {
-                let position = self
-                    .entries
-                    .binary_search_by_key(&entry, |e| e.id)
-                    .map_err(|_| {
-                        StoreError::Corrupt(format!("disable of unknown entry {entry}"))
-                    })?;
-                if let Some(found) = self.entries.get_mut(position) {
-                    found.disabled = true;
+                if !self.disable(entry) {
+                    return Err(StoreError::Corrupt(format!(
+                        "disable of unknown entry {entry}"
+                    )));
                 }
             }
             // The journal has already decided that the transaction counts.
@@ -178,18 +281,45 @@ impl BankState {
     /// The shared copy of `label`: the last entry's, when it is the same (lists come in runs
     /// of one label), else a new one.
     fn label(&self, label: String) -> Arc<str> {
-        match self.entries.last().and_then(|e| e.classification.as_ref()) {
+        let last = match self.all.get() {
+            Some(all) => all.last(),
+            None => self.added.last(),
+        };
+        match last.and_then(|e| e.classification.as_ref()) {
             Some(last) if **last == *label => Arc::clone(last),
             _ => Arc::from(label),
         }
     }
 
     pub(crate) fn push_entry(&mut self, entry: Entry) {
-        let position = self.entries.len() as u32;
+        let Some(all) = self.all.get_mut() else {
+            self.added.push(entry);
+            return;
+        };
+        let position = all.len() as u32;
         if let Some(dedup) = &mut self.dedup {
-            dedup.insert(&self.entries, entry.bank, &entry.signal, position);
+            dedup.insert(all, entry.bank, &entry.signal, position);
         }
-        self.entries.push(entry);
+        all.push(entry);
+    }
+
+    /// Marks an entry disabled; false if there is no such entry.
+    fn disable(&mut self, id: EntryId) -> bool {
+        let in_memory = match self.all.get_mut() {
+            Some(all) => all,
+            None => &mut self.added,
+        };
+        if let Ok(position) = in_memory.binary_search_by_key(&id, |e| e.id) {
+            if let Some(found) = in_memory.get_mut(position) {
+                found.disabled = true;
+            }
+            return true;
+        }
+        if self.all.get().is_some() || self.entry(id).is_none() {
+            return false;
+        }
+        self.stored_disabled.insert(id);
+        true
     }
 
     pub(crate) fn set_seq(&mut self, seq: u64) {

@@ -21,7 +21,7 @@ use crate::error::StoreError;
 use crate::journal::{FileJournal, Journal, Record};
 use crate::live::{LiveIndex, MERGE_AT, segment_entry};
 use crate::pdq_index::IndexParams;
-use crate::segment::Segment;
+use crate::segment::{Segment, SegmentBuilder};
 use crate::signal::Signal;
 use crate::snapshot;
 use crate::state::BankState;
@@ -141,7 +141,7 @@ impl<J: Journal> BankStore<J> {
         } else {
             store.pending = added
                 .iter()
-                .filter_map(|&id| store.state.entry(id).cloned())
+                .filter_map(|&id| store.state.entry(id))
                 .collect();
         }
         store.publish()?;
@@ -310,10 +310,7 @@ impl<J: Journal> BankStore<J> {
             self.pending_overflow = true;
             self.pending.clear();
         } else {
-            let added = outcome
-                .added
-                .iter()
-                .filter_map(|&id| self.state.entry(id).cloned());
+            let added = outcome.added.iter().filter_map(|&id| self.state.entry(id));
             self.pending.extend(added);
         }
         Ok(outcome)
@@ -359,7 +356,8 @@ impl<J: Journal> BankStore<J> {
             )));
         }
         let base = build_base(&self.state, self.params)?;
-        snapshot::write_banks(&self.dir.join(SNAPSHOT_FILE), &self.state, &base)?;
+        let stored = snapshot::write_banks(&self.dir.join(SNAPSHOT_FILE), &self.state, &base)?;
+        self.state.use_snapshot(stored);
         self.snapshot_seq = self.state.seq();
         self.journal.covered_up_to(self.snapshot_seq)?;
         self.live
@@ -405,10 +403,12 @@ fn check_threshold(threshold: u32) -> Result<(), StoreError> {
 }
 
 fn build_base(state: &BankState, params: IndexParams) -> Result<Segment, StoreError> {
-    let entries = state
-        .entries()
-        .iter()
-        .filter(|e| !e.disabled)
-        .map(segment_entry);
-    Ok(Segment::build(entries, params)?)
+    let mut builder = SegmentBuilder::default();
+    state.for_each_entry(&mut |entry| {
+        if !entry.disabled {
+            builder.push(segment_entry(entry));
+        }
+        Ok(())
+    })?;
+    Ok(builder.finish(params)?)
 }

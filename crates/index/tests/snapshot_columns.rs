@@ -179,3 +179,122 @@ fn a_hostile_snapshot_with_a_valid_checksum_never_crashes_the_loader() {
     }
     assert!(refused > 0);
 }
+
+fn export_jsonl(store: &BankStore, bank: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let options = aranea_index::export::ExportOptions {
+        include_disabled: true,
+        ..Default::default()
+    };
+    let bank = store.bank_id(bank).unwrap();
+    aranea_index::export::write_list(
+        store.state(),
+        bank,
+        aranea_index::import::ListFormat::Jsonl,
+        &options,
+        &mut out,
+    )
+    .unwrap();
+    out
+}
+
+/// Entries loaded from a snapshot stay in the file: single entries, exports and a new
+/// snapshot are read from it with the journal's later changes (added, disabled) laid over,
+/// and give what a store holding every entry in memory gives.
+#[test]
+fn entries_left_in_the_snapshot_read_back_with_later_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let mut store = BankStore::open(dir.path()).unwrap();
+    store.write_snapshot().unwrap();
+    let p = store
+        .add_provenance(Provenance {
+            added_by: "later".into(),
+            added_at: 9,
+            origin: Origin::Manual,
+        })
+        .unwrap();
+    let stored_ids: Vec<u64> = store.state().entries().iter().map(|e| e.id).collect();
+    let later: Vec<NewEntry> = (70_000..70_500u64)
+        .map(|seed| NewEntry {
+            bank: 1,
+            signal: signal(seed),
+            classification: Some("later".into()),
+            provenance: p,
+            line: seed,
+            metadata: None,
+        })
+        .collect();
+    let added = store.add_entries(&later).unwrap().added;
+    // Disabled after the snapshot: one in the first row group, one in the last, one added.
+    let disabled = [stored_ids[3], stored_ids[stored_ids.len() - 2], added[7]];
+    for id in disabled {
+        store.disable_entry(id, p).unwrap();
+    }
+    let expected = store.state().entries().to_vec();
+    let expected_export = [export_jsonl(&store, "one"), export_jsonl(&store, "two")];
+    drop(store);
+
+    // Reopened: the snapshot's entries are in the file, the rest replayed from the journal.
+    let mut lazy = BankStore::open(dir.path()).unwrap();
+    assert_eq!(lazy.state().entry_count(), expected.len());
+    for id in disabled {
+        assert!(lazy.state().entry(id).unwrap().disabled, "entry {id}");
+    }
+    for e in expected.iter().step_by(331) {
+        assert_eq!(lazy.state().entry(e.id).as_ref(), Some(e));
+    }
+    assert_eq!(lazy.state().entry(u64::MAX), None);
+    assert_eq!(
+        [export_jsonl(&lazy, "one"), export_jsonl(&lazy, "two")],
+        expected_export
+    );
+    lazy.write_snapshot().unwrap();
+    assert_eq!(lazy.state().entry(added[7]).map(|e| e.disabled), Some(true));
+    drop(lazy);
+    let reopened = BankStore::open(dir.path()).unwrap();
+    assert!(reopened.warnings().is_empty());
+    assert_eq!(reopened.records_since_snapshot(), 0);
+    assert_eq!(reopened.state().entries(), expected.as_slice());
+    assert_eq!(reopened.state().read_error(), None);
+    for seed in (0..70_500).step_by(17) {
+        let want = expected
+            .iter()
+            .any(|e| !e.disabled && e.signal == signal(seed));
+        assert_eq!(hits(&reopened, seed) > 0, want, "seed {seed}");
+    }
+}
+
+/// A snapshot cut short under an open store (the file changed in place, which the store never
+/// does) makes entry reads fail as errors, never a crash or a wrong entry.
+#[test]
+fn a_snapshot_cut_under_an_open_store_is_a_read_error() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    BankStore::open(dir.path())
+        .unwrap()
+        .write_snapshot()
+        .unwrap();
+    let store = BankStore::open(dir.path()).unwrap();
+    let mut last = None;
+    store
+        .state()
+        .for_each_entry(&mut |e| {
+            last = Some(e.id);
+            Ok(())
+        })
+        .unwrap();
+    let id = last.unwrap();
+    assert!(store.state().entry(id).is_some());
+    let snapshot = dir.path().join(SNAPSHOT_FILE);
+    let intact = std::fs::read(&snapshot).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&snapshot)
+        .unwrap()
+        .set_len(intact.len() as u64 / 2)
+        .unwrap();
+    assert_eq!(store.state().entry(id), None);
+    assert!(store.state().read_error().is_some());
+    assert!(store.state().entries().len() < 70_000);
+}
