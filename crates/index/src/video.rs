@@ -10,8 +10,14 @@
 //! and compares only those candidates frame bag to frame bag, as the reference's
 //! "pruning candidates" describes — never a scan of every video.
 //!
-//! A [`VideoIndex`] is a snapshot of the state it was built from: rebuild it after bank changes
-//! (it is not part of the live generation yet). This module must not do I/O.
+//! Frames match within the PDQ threshold of the bank holding the video (`pdq_threshold`, 31 by
+//! default, as the reference's distance), read from the bank settings given with each query,
+//! so a threshold change applies at once; the match share (80% by default) comes from
+//! [`VideoIndexParams::matching`].
+//!
+//! A [`VideoIndex`] is a snapshot of the entries it was built from: embedders rebuild it after
+//! bank changes (the server does so with every change it publishes or notices, see
+//! `aranea_server::banks`). This module must not do I/O.
 
 use std::collections::HashMap;
 
@@ -205,7 +211,8 @@ impl VideoIndex {
 
     /// Bank videos matching `query` under the index's parameters. `banks` gives current bank
     /// settings (e.g. [`Generation::banks`]); disabled banks and those `filter` leaves out
-    /// report nothing, while enabled allow-list banks always apply.
+    /// report nothing, while enabled allow-list banks always apply. Frames match within the
+    /// PDQ threshold of the bank holding the video (as image entries do), not a fixed distance.
     pub fn match_video(
         &self,
         query: &[VpdqFeature],
@@ -213,6 +220,15 @@ impl VideoIndex {
         filter: &BankFilter,
     ) -> VideoMatchResult {
         let matching = &self.params.matching;
+        let threshold = |video: &IndexedVideo| {
+            banks
+                .iter()
+                .find(|b| b.id == video.bank && filter.admits(b))
+                .map(|b| b.spec.pdq_threshold)
+        };
+        let Some(radius) = self.videos.iter().filter_map(threshold).max() else {
+            return VideoMatchResult::default();
+        };
         let probes = prune_vpdq(query, matching.quality, self.params.prune_distance);
         // The first query timestamp at which each candidate video showed up.
         let mut first_seen: HashMap<u32, f64> = HashMap::new();
@@ -220,14 +236,18 @@ impl VideoIndex {
         let mut found: Vec<CodeHit> = Vec::new();
         for probe in &probes {
             found.clear();
-            self.frames.search(
-                &probe.hash.to_words(),
-                matching.distance,
-                &mut scratch,
-                &mut found,
-            );
+            self.frames
+                .search(&probe.hash.to_words(), radius, &mut scratch, &mut found);
             for hit in &found {
-                if let Some(&video) = self.frame_video.get(hit.id as usize) {
+                let Some(&video) = self.frame_video.get(hit.id as usize) else {
+                    continue;
+                };
+                let within = self
+                    .videos
+                    .get(video as usize)
+                    .and_then(threshold)
+                    .is_some_and(|limit| hit.distance <= limit);
+                if within {
                     first_seen.entry(video).or_insert(probe.timestamp);
                 }
             }
@@ -246,7 +266,11 @@ impl VideoIndex {
             if !filter.admits(bank) {
                 continue;
             }
-            let comparison = compare_vpdq(query, &video.features, matching);
+            let params = VpdqMatchParams {
+                distance: bank.spec.pdq_threshold,
+                ..*matching
+            };
+            let comparison = compare_vpdq(query, &video.features, &params);
             if !comparison.is_match {
                 continue;
             }

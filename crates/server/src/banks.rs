@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use aranea_hash::VpdqFeature;
-use aranea_index::{BankStore, EntryId, LiveIndex, Signal, SignalType, StoreError, VideoIndex};
+use aranea_index::{
+    BankStore, EntryId, LiveIndex, Signal, SignalType, StoreError, VideoIndex, VideoIndexParams,
+};
 use arc_swap::{ArcSwap, ArcSwapOption};
 
 /// Cryptographic hashes of the media a PDQ entry was computed from, when its import carried
@@ -42,19 +44,27 @@ pub struct LiveBanks {
     media_refs: ArcSwap<HashMap<EntryId, MediaRef>>,
     /// The `vpdq` entries' frames, rebuilt with every change (`None` until one builds).
     videos: ArcSwapOption<VideoBanks>,
+    video_params: VideoIndexParams,
     writer: Mutex<Writer>,
 }
 
 impl LiveBanks {
     /// Opens (or creates) the bank directory. Blocking: a large bank takes seconds.
     pub fn open(dir: &Path) -> Result<LiveBanks, StoreError> {
+        Self::open_with(dir, VideoIndexParams::default())
+    }
+
+    /// As [`LiveBanks::open`], with the video banks matched under `video` (match share,
+    /// quality, pruning; the per-frame distance is each bank's threshold).
+    pub fn open_with(dir: &Path, video: VideoIndexParams) -> Result<LiveBanks, StoreError> {
         let store = BankStore::open(dir)?;
         let signature = dir_signature(dir);
         Ok(LiveBanks {
             dir: dir.to_path_buf(),
             live: ArcSwap::new(store.live()),
             media_refs: ArcSwap::from_pointee(media_refs(&store)),
-            videos: ArcSwapOption::new(video_index(&store)),
+            videos: ArcSwapOption::new(video_index(&store, video)),
+            video_params: video,
             writer: Mutex::new(Writer { store, signature }),
         })
     }
@@ -91,7 +101,7 @@ impl LiveBanks {
         }
         let store = BankStore::open(&self.dir)?;
         self.media_refs.store(Arc::new(media_refs(&store)));
-        self.videos.store(video_index(&store));
+        self.videos.store(video_index(&store, self.video_params));
         self.live.store(store.live());
         writer.store = store;
         writer.signature = dir_signature(&self.dir);
@@ -115,7 +125,8 @@ impl LiveBanks {
         }
         writer.store.publish()?;
         self.media_refs.store(Arc::new(media_refs(&writer.store)));
-        self.videos.store(video_index(&writer.store));
+        self.videos
+            .store(video_index(&writer.store, self.video_params));
         self.live.store(writer.store.live());
         writer.signature = dir_signature(&self.dir);
         result
@@ -167,9 +178,10 @@ fn dir_signature(dir: &Path) -> DirSignature {
 }
 
 /// The known videos: their frames indexed for search, and each video's frames for the
-/// per-frame details of an answer.
+/// per-frame details of an answer. Replaced whole with every bank change, so holders of the
+/// index (the demo's crawler) can tell a new one by pointer.
 pub struct VideoBanks {
-    pub index: VideoIndex,
+    pub index: Arc<VideoIndex>,
     frames: HashMap<EntryId, Vec<VpdqFeature>>,
 }
 
@@ -182,8 +194,8 @@ impl VideoBanks {
 
 /// The `vpdq` entries' frames in one index. Rebuilt whole on each change: video banks are
 /// small next to image banks (frames are pruned), and a request never waits for it.
-fn video_index(store: &BankStore) -> Option<Arc<VideoBanks>> {
-    match VideoIndex::build(store.state(), aranea_index::VideoIndexParams::default()) {
+fn video_index(store: &BankStore, params: VideoIndexParams) -> Option<Arc<VideoBanks>> {
+    match VideoIndex::build(store.state(), params) {
         Ok(index) => {
             for (entry, why) in index.skipped() {
                 tracing::warn!(entry = *entry, %why, "vpdq entry left out of the video index");
@@ -199,7 +211,10 @@ fn video_index(store: &BankStore) -> Option<Arc<VideoBanks>> {
                         .map(|f| (e.id, f))
                 })
                 .collect();
-            Some(Arc::new(VideoBanks { index, frames }))
+            Some(Arc::new(VideoBanks {
+                index: Arc::new(index),
+                frames,
+            }))
         }
         Err(error) => {
             tracing::warn!(%error, "video index could not be built; video banks do not match");

@@ -46,6 +46,10 @@ pub struct ServerConfig {
     /// Seconds between the video frames hashed (vPDQ's `secondsPerHash`; 0: every frame).
     /// Default: 1.
     pub video_seconds_per_hash: f64,
+    /// Share of frames (percent) that makes a submitted video match a known one: of the
+    /// query's frames matched by the known video's, or the other way round (vPDQ's 80%). The
+    /// per-frame distance is each bank's PDQ threshold. Default: 80.
+    pub video_match_percent: f64,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +71,7 @@ impl Default for ServerConfig {
             video_timeout_secs: 60,
             max_video_seconds: 3600,
             video_seconds_per_hash: 1.0,
+            video_match_percent: 80.0,
         }
     }
 }

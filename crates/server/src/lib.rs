@@ -78,7 +78,8 @@ impl AppState {
         store: Store,
     ) -> Result<AppState, ServerError> {
         let dir = bank_dir.to_path_buf();
-        let banks = tokio::task::spawn_blocking(move || LiveBanks::open(&dir))
+        let video = video::index_params(&config);
+        let banks = tokio::task::spawn_blocking(move || LiveBanks::open_with(&dir, video))
             .await
             .map_err(|e| ServerError::Config(format!("bank loader: {e}")))?
             .map_err(|source| ServerError::Banks {

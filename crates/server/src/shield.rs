@@ -19,12 +19,16 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
+
 use aranea_hash::MediaHashes;
-use aranea_index::{BankFilter, Hit, MatchResult, Signal, SignalType};
+use aranea_index::{BankFilter, EntryId, Hit, MatchResult, Signal, SignalType};
 
 use crate::AppState;
+use crate::banks::MediaRef;
 use crate::clients::{Refusal, scope};
 use crate::problem::{ApiError, body_rejection, json_body};
+use crate::video::FrameRow;
 
 /// `classification` of a piece of media or hash with no hit.
 pub const NO_KNOWN_MATCH: &str = "no-known-match";
@@ -212,8 +216,12 @@ async fn scan_bytes(state: &AppState, body: Bytes) -> Result<ScannedMedia, ApiEr
         Some(features) if result.allowed_by.is_empty() => {
             let matcher = state.clone();
             let generation = std::sync::Arc::clone(&generation);
+            let query = MediaRef {
+                sha1_base32: hashes.sha1_base32(),
+                sha256_hex: hashes.sha256_hex(),
+            };
             tokio::task::spawn_blocking(move || {
-                crate::video::near_matches(&matcher, &generation, &features)
+                crate::video::near_matches(&matcher, &generation, &features, &query)
             })
             .await
             .map_err(ApiError::internal)?
@@ -224,6 +232,33 @@ async fn scan_bytes(state: &AppState, body: Bytes) -> Result<ScannedMedia, ApiEr
         .metrics()
         .record_match(!result.hits.is_empty() || !video.is_empty());
     Ok(scanned_media(state, &hashes, &result, video))
+}
+
+/// The rows in order, a bank entry's rows folded into its earliest (then nearest) one, in the
+/// place of the first: an animation's first frame matches as a still picture and as a frame.
+fn one_row_per_entry(rows: impl Iterator<Item = FrameRow>) -> Vec<NearMatchDetail> {
+    let mut kept: Vec<NearMatchDetail> = Vec::new();
+    let mut place: HashMap<EntryId, usize> = HashMap::new();
+    for row in rows {
+        let Some(entry) = row.entry else {
+            kept.push(row.detail);
+            continue;
+        };
+        match place.get(&entry).and_then(|&i| kept.get_mut(i)) {
+            Some(seen) => {
+                let better =
+                    (row.detail.timestamp, row.detail.distance) < (seen.timestamp, seen.distance);
+                if better {
+                    *seen = row.detail;
+                }
+            }
+            None => {
+                place.insert(entry, kept.len());
+                kept.push(row.detail);
+            }
+        }
+    }
+    kept
 }
 
 /// Shield's label for a bank classification.
@@ -264,19 +299,21 @@ fn scanned_media(
     state: &AppState,
     hashes: &MediaHashes,
     result: &MatchResult,
-    video: Vec<NearMatchDetail>,
+    video: Vec<FrameRow>,
 ) -> ScannedMedia {
     let exact = result
         .hits
         .iter()
         .any(|h| !matches!(h.value, Signal::Pdq(_)));
-    let mut near: Vec<NearMatchDetail> = result
+    let still = result
         .hits
         .iter()
         .filter(|h| matches!(h.value, Signal::Pdq(_)))
-        .map(|h| near_detail(state, h))
-        .collect();
-    near.extend(video);
+        .map(|h| FrameRow {
+            entry: Some(h.entry),
+            detail: near_detail(state, h),
+        });
+    let near = one_row_per_entry(still.chain(video));
     let match_type = if exact {
         Some("exact")
     } else if !near.is_empty() {

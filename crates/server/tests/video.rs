@@ -159,6 +159,12 @@ fn videos_match_known_videos_and_known_images_inside_them_with_timestamps() {
         .collect();
     assert_eq!(stamps, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
     assert!(answer.near_match_details.iter().all(|d| d.distance == 0));
+    // A known video's rows carry the scanned media's own hashes, as Shield's do.
+    for detail in &answer.near_match_details {
+        assert_eq!(detail.sha1_base32, answer.sha1_base32);
+        assert_eq!(detail.sha256_hex, answer.sha256_hex);
+        assert_eq!(detail.sha256_hex.len(), 64);
+    }
 
     // A re-encode at another size and a poor quality: the same video by its frames.
     let reencoded = slideshow(&work, "re.mp4", &photos, "240:180", &["-crf", "40"]);
@@ -173,6 +179,12 @@ fn videos_match_known_videos_and_known_images_inside_them_with_timestamps() {
     // Heavy re-encoding moves some frames past distance 31; the video still matches.
     assert!(answer.near_match_details.len() >= 3, "{answer:?}");
     assert!(answer.near_match_details.iter().all(|d| d.distance <= 31));
+    assert!(
+        answer
+            .near_match_details
+            .iter()
+            .all(|d| d.sha256_hex == answer.sha256_hex && !d.sha1_base32.is_empty())
+    );
 
     // A known photo spliced in after four seconds of unknown ones.
     let spliced = slideshow(
@@ -281,4 +293,125 @@ fn video_limits_refuse_long_and_oversized_videos() {
     let reply = scan(server.addr, &shield, "video/mp4", &big);
     assert_eq!(reply.status, 413);
     assert!(reply.json()["detail"].as_str().unwrap().contains("200000"));
+}
+
+/// Sets the PDQ threshold of `bank` through the live banks (as the API and `aranea bank`
+/// do), which applies to the bank's video frames too.
+fn set_threshold(server: &common::Server, bank: &str, threshold: u32) {
+    server
+        .state
+        .banks()
+        .write(|store| store.update_bank(bank, |spec| spec.pdq_threshold = threshold))
+        .unwrap();
+}
+
+#[test]
+fn a_banks_threshold_is_the_frame_distance_and_the_match_share_is_configured() {
+    let server = common::start("video-threshold", ServerConfig::default());
+    let shield = server.client("acme", &["shield"], None);
+    let work = server.dir.join("videos");
+    std::fs::create_dir_all(&work).unwrap();
+    let photos = ["img-0040.jpg", "img-0041.jpg", "img-0042.jpg"];
+    let known = slideshow(&work, "known.mp4", &photos, "320:240", &[]);
+    load_banks(&server, &std::fs::read(&known).unwrap());
+    // Another size and quality: every frame a few bits away, none identical.
+    let near = std::fs::read(slideshow(
+        &work,
+        "near.mp4",
+        &photos,
+        "256:192",
+        &["-crf", "30"],
+    ))
+    .unwrap();
+    let answer = scanned(&scan(server.addr, &shield, "video/mp4", &near));
+    assert_eq!(answer.match_type.as_deref(), Some("near"), "{answer:?}");
+    let nearest = answer
+        .near_match_details
+        .iter()
+        .map(|d| d.distance)
+        .min()
+        .unwrap();
+    assert!(nearest > 0, "{answer:?}");
+    // Below the nearest frame's distance nothing matches; restored, it matches again.
+    set_threshold(&server, "known-videos", nearest - 1);
+    let answer = scanned(&scan(server.addr, &shield, "video/mp4", &near));
+    assert_eq!(answer.match_type, None, "{answer:?}");
+    assert_eq!(answer.classification, "no-known-match");
+    set_threshold(&server, "known-videos", 31);
+    let answer = scanned(&scan(server.addr, &shield, "video/mp4", &near));
+    assert_eq!(answer.match_type.as_deref(), Some("near"), "{answer:?}");
+
+    // Two thirds of the known video, then an unknown photo: 4 of 6 frames each way.
+    let part = std::fs::read(slideshow(
+        &work,
+        "part.mp4",
+        &["img-0040.jpg", "img-0041.jpg", "img-0050.jpg"],
+        "320:240",
+        &[],
+    ))
+    .unwrap();
+    let answer = scanned(&scan(server.addr, &shield, "video/mp4", &part));
+    assert_eq!(answer.match_type, None, "80% by default: {answer:?}");
+    let lenient = common::start(
+        "video-share",
+        ServerConfig {
+            video_match_percent: 60.0,
+            ..ServerConfig::default()
+        },
+    );
+    let client = lenient.client("acme", &["shield"], None);
+    load_banks(&lenient, &std::fs::read(&known).unwrap());
+    let answer = scanned(&scan(lenient.addr, &client, "video/mp4", &part));
+    assert_eq!(answer.match_type.as_deref(), Some("near"), "{answer:?}");
+    let stamps: Vec<f64> = answer
+        .near_match_details
+        .iter()
+        .map(|d| d.timestamp)
+        .collect();
+    assert_eq!(stamps, [0.0, 1.0, 2.0, 3.0]);
+}
+
+#[test]
+fn an_animation_lists_a_known_image_once() {
+    let server = common::start("video-gif", ServerConfig::default());
+    let shield = server.client("acme", &["shield"], None);
+    let work = server.dir.join("videos");
+    std::fs::create_dir_all(&work).unwrap();
+    // The known photo first (matched as the still picture and as frames 0 and 1), then an
+    // unknown one, then the known one again.
+    let clip = slideshow(
+        &work,
+        "clip.mp4",
+        &["img-0006.jpg", "img-0060.jpg", "img-0006.jpg"],
+        "320:240",
+        &[],
+    );
+    let gif = work.join("anim.gif");
+    let clip = clip.display().to_string();
+    let palette = "fps=5,split[a][b];[a]palettegen[p];[b][p]paletteuse".to_owned();
+    ffmpeg(&[
+        "-i".into(),
+        clip,
+        "-vf".into(),
+        palette,
+        gif.display().to_string(),
+    ]);
+    let bytes = std::fs::read(&gif).unwrap();
+    load_banks(
+        &server,
+        &std::fs::read(slideshow(
+            &work,
+            "other.mp4",
+            &["img-0070.jpg"],
+            "320:240",
+            &[],
+        ))
+        .unwrap(),
+    );
+    let answer = scanned(&scan(server.addr, &shield, "image/gif", &bytes));
+    assert_eq!(answer.match_type.as_deref(), Some("near"), "{answer:?}");
+    assert_eq!(answer.near_match_details.len(), 1, "{answer:?}");
+    let detail = &answer.near_match_details[0];
+    assert_eq!(detail.timestamp, 0.0);
+    assert_eq!(detail.sha256_hex, manifest("img-0006.jpg").0);
 }
