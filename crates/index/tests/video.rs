@@ -215,6 +215,71 @@ fn disabled_entries_and_banks_report_nothing_and_allow_lists_suppress() {
     );
 }
 
+/// `video` with every frame's hash `bits` bits further away.
+fn shifted(features: &[VpdqFeature], bits: u32) -> Vec<VpdqFeature> {
+    features
+        .iter()
+        .map(|f| VpdqFeature {
+            hash: flip(f.hash, bits, 120),
+            ..*f
+        })
+        .collect()
+}
+
+#[test]
+fn a_banks_threshold_sets_the_frame_distance_and_the_match_share_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = BankStore::open(dir.path()).unwrap();
+    let bank = store
+        .create_bank(BankSpec::new("videos", "local", "csam"))
+        .unwrap();
+    let known = video(300, 4, 3);
+    let entry = add_video(&mut store, bank, &known);
+    let index = VideoIndex::build(store.state(), VideoIndexParams::default()).unwrap();
+    let matches = |store: &BankStore, query: &[VpdqFeature], index: &VideoIndex| {
+        let banks = store.live().load().banks().to_vec();
+        let hits = index.match_video(query, &banks, &BankFilter::All).hits;
+        hits.iter().map(|h| h.entry).collect::<Vec<_>>()
+    };
+    // 20 bits from every frame (the known frames carry up to 2 bits of noise of their own):
+    // within the default 31, not within a threshold of 10.
+    let near = shifted(&known, 20);
+    assert_eq!(matches(&store, &near, &index), [entry]);
+    store
+        .update_bank("videos", |s| s.pdq_threshold = 10)
+        .unwrap();
+    assert!(matches(&store, &near, &index).is_empty());
+    // A threshold above the default finds what 31 cannot (the index is not rebuilt: the bank
+    // settings given with the query decide).
+    let far = shifted(&known, 40);
+    assert!(matches(&store, &far, &index).is_empty());
+    store
+        .update_bank("videos", |s| s.pdq_threshold = 50)
+        .unwrap();
+    assert_eq!(matches(&store, &far, &index), [entry]);
+    store
+        .update_bank("videos", |s| s.pdq_threshold = 31)
+        .unwrap();
+
+    // Half the query is the known video, half unrelated: under the default 80% neither share
+    // is reached (the known video's frames are all matched only if the query holds them all).
+    let mut half: Vec<VpdqFeature> = known[..6].to_vec();
+    half.extend(video(900, 2, 3));
+    assert!(matches(&store, &half, &index).is_empty());
+    let lenient = VideoIndexParams {
+        matching: aranea_hash::VpdqMatchParams {
+            query_percent: 50.0,
+            ..Default::default()
+        },
+        ..VideoIndexParams::default()
+    };
+    let index = VideoIndex::build(store.state(), lenient).unwrap();
+    let banks = store.live().load().banks().to_vec();
+    let hit = &index.match_video(&half, &banks, &BankFilter::All).hits[0];
+    assert_eq!(hit.entry, entry);
+    assert_eq!(hit.query_matched_percent, 50.0);
+}
+
 #[test]
 fn a_known_image_inside_a_video_is_reported_with_its_first_timestamp() {
     let dir = tempfile::tempdir().unwrap();
