@@ -439,8 +439,25 @@ impl Review {
     }
 
     /// The actor behind a session token, and the session's CSRF token. Disabled users'
-    /// sessions are gone (disabling deletes them); an expired session is refused.
+    /// sessions are gone (disabling deletes them); an expired session is refused, and so is
+    /// the session of a user who must enrol a new second factor after a reset: only the
+    /// enrolment pages accept that one, through [`Review::enrolment_session`].
     pub async fn session(
+        &self,
+        token: &str,
+        source: &str,
+        now: UnixMillis,
+    ) -> Result<(Actor, String), ReviewError> {
+        let (actor, csrf) = self.enrolment_session(token, source, now).await?;
+        if actor.user.totp_enrol_required {
+            return Err(ReviewError::NoSession);
+        }
+        Ok((actor, csrf))
+    }
+
+    /// Like [`Review::session`], but also the session of a user who must enrol a new second
+    /// factor (`actor.user.totp_enrol_required`): for the enrolment pages and logout only.
+    pub async fn enrolment_session(
         &self,
         token: &str,
         source: &str,

@@ -27,6 +27,8 @@ pub enum AuditAction {
     UserAdded,
     UserDisabled,
     UserEnabled,
+    /// An operator or administrator reset a user's lost second factor.
+    SecondFactorReset,
     /// Sharing, caps, second factor and other settings.
     Setting,
     /// The audit trail itself was read.
@@ -48,6 +50,7 @@ impl AuditAction {
             AuditAction::UserAdded => "user_added",
             AuditAction::UserDisabled => "user_disabled",
             AuditAction::UserEnabled => "user_enabled",
+            AuditAction::SecondFactorReset => "second_factor_reset",
             AuditAction::Setting => "setting",
             AuditAction::AuditRead => "audit_read",
         }

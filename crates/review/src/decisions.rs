@@ -158,8 +158,9 @@ impl Review {
         }
     }
 
-    /// Media bytes of an item for display: a blurred grayscale thumbnail (PNG), or with
-    /// `reveal` the original, which is audited as a reveal. Returns (bytes, content type).
+    /// Media bytes of an item for display: a blurred grayscale thumbnail (PNG, made once
+    /// and kept sealed in the vault, see [`crate::VaultReader::thumbnail`]), or with `reveal` the
+    /// original, which is audited as a reveal. Returns (bytes, content type).
     pub async fn media_for(
         &self,
         actor: &Actor,
@@ -175,32 +176,33 @@ impl Review {
             .vault
             .as_ref()
             .ok_or(ReviewError::NoVaultKey("secret"))?;
+        if !reveal {
+            let png = vault
+                .thumbnail(sha256)
+                .await?
+                .ok_or(ReviewError::NotFound("media (purged)"))?;
+            return Ok((png, "image/png"));
+        }
         let bytes = vault
             .open_media(sha256)
             .await?
             .ok_or(ReviewError::NotFound("media (purged)"))?;
-        if reveal {
-            let subject = format!("item:{id}");
-            let detail = format!("media:{}", crate::vault::to_hex(sha256));
-            audit::record(
-                self.store(),
-                actor.into(),
-                AuditAction::Reveal,
-                &subject,
-                &detail,
-                now,
-            )
-            .await?;
-            let kind = aranea_hash::sniff(&bytes);
-            return Ok((
-                bytes.to_vec(),
-                kind.map_or("application/octet-stream", crate::thumbnail::content_type),
-            ));
-        }
-        let png = tokio::task::spawn_blocking(move || crate::thumbnail::blurred(&bytes))
-            .await
-            .map_err(|e| ReviewError::Task(e.to_string()))??;
-        Ok((png, "image/png"))
+        let subject = format!("item:{id}");
+        let detail = format!("media:{}", crate::vault::to_hex(sha256));
+        audit::record(
+            self.store(),
+            actor.into(),
+            AuditAction::Reveal,
+            &subject,
+            &detail,
+            now,
+        )
+        .await?;
+        let kind = aranea_hash::sniff(&bytes);
+        Ok((
+            bytes.to_vec(),
+            kind.map_or("application/octet-stream", crate::thumbnail::content_type),
+        ))
     }
 
     /// Records the actor's classification of an open item and settles it when the votes

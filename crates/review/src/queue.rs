@@ -23,6 +23,9 @@ pub struct IntakeReport {
     pub grouped: usize,
     /// Media decided negative before: closed without an item.
     pub known_negative: usize,
+    /// Thumbnails made and sealed into the vault for media entering an item (needs the
+    /// vault's secret key; one that fails here is made at the media's first view).
+    pub thumbnails: usize,
 }
 
 /// An analyst's exposure today, for the timer and break reminders.
@@ -52,7 +55,8 @@ impl Wellness {
 impl Review {
     /// Turns queued media into review items: known negatives are closed, media within the
     /// near-duplicate distance of an undecided item's PDQ joins that item, the rest opens
-    /// new items. Idempotent; run it after crawling or on a timer.
+    /// new items; each media's blurred thumbnail is made and sealed into the vault.
+    /// Idempotent; run it after crawling or on a timer.
     pub async fn intake(&self, now: UnixMillis) -> Result<IntakeReport, ReviewError> {
         let desk = self.store().review_desk();
         let mut report = IntakeReport::default();
@@ -75,13 +79,19 @@ impl Review {
                     desk.attach_media(item, &media.sha256, distance, now)
                         .await?;
                     report.grouped += 1;
-                    continue;
+                } else {
+                    let item = desk.open_item(&media, now).await?;
+                    if let Some(pdq) = &media.pdq {
+                        near.push(item, pdq)?;
+                    }
+                    report.opened += 1;
                 }
-                let item = desk.open_item(&media, now).await?;
-                if let Some(pdq) = &media.pdq {
-                    near.push(item, pdq)?;
+                // Decoded once here, so showing the item never decodes the original.
+                if let Some(vault) = &self.inner.vault
+                    && let Ok(Some(_)) = vault.thumbnail(&media.sha256).await
+                {
+                    report.thumbnails += 1;
                 }
-                report.opened += 1;
             }
         }
     }

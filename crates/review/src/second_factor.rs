@@ -3,13 +3,17 @@
 //! it off (password and a current code). Every accepted code uses up its time step, so a
 //! code cannot be replayed within its window, at login or here.
 //!
+//! A lost second factor is reset by the user's hotline operator or a platform
+//! administrator (or `aranea user reset-2fa`): the user must then enrol a new one at their
+//! next login before anything else ([`Review::session`] refuses their sessions until then).
+//!
 //! It must not show a secret once it is enforced: only a pending one can be shown again.
 
-use aranea_store::{UnixMillis, User};
+use aranea_store::{UnixMillis, User, UserId};
 
 use crate::access::Actor;
 use crate::accounts::{MAX_PASSWORD_BYTES, password_matches};
-use crate::audit::{self, AuditAction};
+use crate::audit::{self, AuditAction, AuditActor};
 use crate::error::ReviewError;
 use crate::vault::random_bytes;
 use crate::{Review, totp};
@@ -159,6 +163,48 @@ impl Review {
         let desk = self.store().review_desk();
         desk.set_totp_secret(actor.user.id, None).await?;
         desk.set_totp_pending(actor.user.id, None).await?;
+        Ok(())
+    }
+
+    /// Resets a user's lost second factor: their secret (and any pending one) is gone,
+    /// their sessions end, and at their next login they must enrol a new one before
+    /// anything else. Operators may reset their own hotline's users, platform
+    /// administrators anyone; another hotline's user is "not found".
+    pub async fn reset_totp(
+        &self,
+        by: AuditActor<'_>,
+        user: UserId,
+        now: UnixMillis,
+    ) -> Result<(), ReviewError> {
+        let desk = self.store().review_desk();
+        let target = desk
+            .user(user)
+            .await?
+            .ok_or(ReviewError::NotFound("user"))?;
+        if let AuditActor::User(actor) = by {
+            let hotline = desk
+                .hotline(target.hotline)
+                .await?
+                .ok_or(ReviewError::NotFound("user"))?;
+            if !actor.manages(&hotline) {
+                return Err(ReviewError::NotFound("user"));
+            }
+        }
+        desk.reset_totp(user).await?;
+        let was = match (&target.totp_secret, &target.totp_pending) {
+            (Some(_), _) => "second factor was on",
+            (None, Some(_)) => "second factor was being enrolled",
+            (None, None) => "second factor was off",
+        };
+        audit::record(
+            self.store(),
+            by,
+            AuditAction::SecondFactorReset,
+            &format!("user:{}", target.username),
+            &format!("{was}; must enrol at next login"),
+            now,
+        )
+        .await?;
         Ok(())
     }
 

@@ -113,6 +113,30 @@ pub fn seal(
     sha256: &[u8; 32],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, ReviewError> {
+    seal_bound(recipient, sha256, plaintext)
+}
+
+/// Opens sealed media; fails on a wrong key, a different SHA-256, or any altered byte.
+pub fn open(
+    key: &VaultSecretKey,
+    sha256: &[u8; 32],
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, ReviewError> {
+    open_bound(key, sha256, sealed)
+}
+
+/// What a thumbnail's ciphertext is bound to: its media, and being a thumbnail, so neither
+/// another media's thumbnail nor the media's own bytes open in its place.
+fn thumbnail_binding(sha256: &[u8; 32]) -> Vec<u8> {
+    [&b"aranea-thumbnail-v1:"[..], &sha256[..]].concat()
+}
+
+/// Seals `plaintext` to the vault key, bound to the associated data `aad`.
+fn seal_bound(
+    recipient: &VaultPublicKey,
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, ReviewError> {
     let ephemeral = StaticSecret::from(random_bytes::<32>()?);
     let ephemeral_public = *PublicKey::from(&ephemeral).as_bytes();
     let shared = ephemeral.diffie_hellman(&PublicKey::from(recipient.0));
@@ -124,7 +148,7 @@ pub fn seal(
             &Nonce::from([0u8; 12]),
             Payload {
                 msg: plaintext,
-                aad: sha256,
+                aad,
             },
         )
         .map_err(|_| ReviewError::Vault("encryption failed"))?;
@@ -135,10 +159,9 @@ pub fn seal(
     Ok(out)
 }
 
-/// Opens sealed media; fails on a wrong key, a different SHA-256, or any altered byte.
-pub fn open(
+fn open_bound(
     key: &VaultSecretKey,
-    sha256: &[u8; 32],
+    aad: &[u8],
     sealed: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, ReviewError> {
     if sealed.len() < HEADER + 16 || !sealed.starts_with(MAGIC) {
@@ -156,7 +179,7 @@ pub fn open(
             &Nonce::from([0u8; 12]),
             Payload {
                 msg: &sealed[HEADER..],
-                aad: sha256,
+                aad,
             },
         )
         .map(Zeroizing::new)
@@ -245,6 +268,30 @@ impl VaultReader {
             Some(sealed) => open(&self.key, sha256, &sealed).map(Some),
             None => Ok(None),
         }
+    }
+}
+
+impl VaultReader {
+    /// The media's blurred grayscale thumbnail (PNG): the sealed one made before, else made
+    /// now from the opened bytes (in memory) and sealed into the vault beside them, so the
+    /// original is decoded once, not at every page load. `None` when the media is absent
+    /// or purged (the thumbnail goes with the bytes).
+    pub async fn thumbnail(&self, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, ReviewError> {
+        let desk = self.store.review_desk();
+        if let Some(sealed) = desk.vault_thumbnail(sha256).await? {
+            let png = open_bound(&self.key, &thumbnail_binding(sha256), &sealed)?;
+            return Ok(Some(png.to_vec()));
+        }
+        let Some(bytes) = self.open_media(sha256).await? else {
+            return Ok(None);
+        };
+        let png = tokio::task::spawn_blocking(move || crate::thumbnail::blurred(&bytes))
+            .await
+            .map_err(|e| ReviewError::Task(e.to_string()))??;
+        let sealed = seal_bound(&self.key.public_key(), &thumbnail_binding(sha256), &png)?;
+        // Two first views racing both make one; the store keeps the first.
+        desk.vault_put_thumbnail(sha256, &sealed).await?;
+        Ok(Some(png))
     }
 }
 

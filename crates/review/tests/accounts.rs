@@ -13,6 +13,7 @@ both_backends!(
     totp_is_required_once_enabled,
     a_totp_code_cannot_be_replayed,
     operators_manage_only_their_own_hotline,
+    a_lost_second_factor_is_reset_by_an_operator_and_enrolled_again,
 );
 
 async fn login_opens_a_session_and_logout_ends_it(backend: Backend) {
@@ -390,5 +391,127 @@ async fn operators_manage_only_their_own_hotline(backend: Backend) {
             .unwrap()
             .daily_cap,
         9
+    );
+}
+
+/// ana lost her phone: her hotline's operator (or a platform administrator, or the command
+/// line) resets her second factor; her sessions end, her next sign-in needs only the
+/// password but leads nowhere but enrolment, and the reset is in the audit chain. Another
+/// hotline's operator and non-operators cannot reset her, nor learn she exists.
+async fn a_lost_second_factor_is_reset_by_an_operator_and_enrolled_again(backend: Backend) {
+    let w = World::new(backend).await;
+    let ana = w.actor(w.gb, "ana", UserRole::Analyst).await;
+    let op = w.actor(w.gb, "op", UserRole::HotlineOperator).await;
+    let ca_op = w.actor(w.ca, "caop", UserRole::HotlineOperator).await;
+    let senior = w.actor(w.gb, "sen", UserRole::SeniorAnalyst).await;
+    let admin = w.actor(w.ca, "root", UserRole::PlatformAdmin).await;
+    w.review.begin_totp(&ana, NOW).await.unwrap();
+    let desk = w.store.review_desk();
+    let secret = desk
+        .user(ana.user.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .totp_pending
+        .unwrap();
+    w.review
+        .confirm_totp(&ana, &code(&secret, NOW), NOW)
+        .await
+        .unwrap();
+    let t = NOW + 60_000;
+    let before = w
+        .review
+        .login("ana", PASSWORD, Some(&code(&secret, t)), "", t)
+        .await
+        .unwrap();
+
+    for by in [&ca_op, &senior, &ana] {
+        assert!(matches!(
+            w.review.reset_totp(by.into(), ana.user.id, t).await,
+            Err(ReviewError::NotFound(_))
+        ));
+    }
+    assert!(
+        w.review.totp_enabled(&ana).await.unwrap(),
+        "nothing changed"
+    );
+    w.review.session(&before.token, "", t).await.unwrap();
+
+    w.review
+        .reset_totp((&op).into(), ana.user.id, t)
+        .await
+        .unwrap();
+    let row = desk.user(ana.user.id).await.unwrap().unwrap();
+    assert_eq!((row.totp_secret, row.totp_pending), (None, None));
+    assert!(row.totp_enrol_required);
+    assert!(matches!(
+        w.review.session(&before.token, "", t).await,
+        Err(ReviewError::NoSession)
+    ));
+    // The next sign-in needs only the password, and its session serves only enrolment.
+    let t = t + 60_000;
+    let after = w.review.login("ana", PASSWORD, None, "", t).await.unwrap();
+    assert!(matches!(
+        w.review.session(&after.token, "", t).await,
+        Err(ReviewError::NoSession)
+    ));
+    let (enrolling, _) = w
+        .review
+        .enrolment_session(&after.token, "", t)
+        .await
+        .unwrap();
+    assert!(enrolling.user.totp_enrol_required);
+    w.review.begin_totp(&enrolling, t).await.unwrap();
+    let fresh = desk
+        .user(ana.user.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .totp_pending
+        .unwrap();
+    assert_ne!(fresh, secret);
+    w.review
+        .confirm_totp(&enrolling, &code(&fresh, t), t)
+        .await
+        .unwrap();
+    let (ana_again, _) = w.review.session(&after.token, "", t).await.unwrap();
+    assert!(!ana_again.user.totp_enrol_required);
+    assert!(w.review.totp_enabled(&ana_again).await.unwrap());
+
+    // A platform administrator of another hotline may reset her too; so may the CLI.
+    w.review
+        .reset_totp((&admin).into(), ana.user.id, t)
+        .await
+        .unwrap();
+    w.review
+        .reset_totp(AuditActor::Cli, ana.user.id, t)
+        .await
+        .unwrap();
+    let resets: Vec<(String, String, String)> = desk
+        .audit_entries(0, 1000, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.record.action == "second_factor_reset")
+        .map(|e| (e.record.actor, e.record.subject, e.record.detail))
+        .collect();
+    assert_eq!(
+        resets,
+        [
+            ("op", "second factor was on"),
+            ("root", "second factor was on"),
+            ("cli", "second factor was off")
+        ]
+        .map(|(who, was)| (
+            who.to_string(),
+            "user:ana".to_string(),
+            format!("{was}; must enrol at next login")
+        ))
+    );
+    assert!(
+        aranea_review::audit::verify(&w.store)
+            .await
+            .unwrap()
+            .is_intact()
     );
 }

@@ -113,6 +113,7 @@ async fn scenario() {
             format!("/ui/admin/users/{user}/disabled"),
             "disabled=1",
         ),
+        ("POST", format!("/ui/admin/users/{user}/totp-reset"), ""),
         ("GET", "/ui/audit".into(), ""),
     ];
     let secrets = ["secret-page", sha.as_str(), "gbana", "gbop"];
@@ -181,6 +182,7 @@ async fn scenario() {
     // Nothing changed: the gb analyst is enabled, gb's cap intact, no intruder, no vote.
     let desk = w.store.review_desk();
     assert!(!desk.user(user).await.unwrap().unwrap().disabled);
+    assert!(!desk.user(user).await.unwrap().unwrap().totp_enrol_required);
     assert_eq!(desk.hotline(gb).await.unwrap().unwrap().daily_cap, 100);
     assert!(desk.user_by_name("intruder").await.unwrap().is_none());
     assert!(desk.votes_on(item).await.unwrap().is_empty());
@@ -290,4 +292,174 @@ async fn scenario() {
         Some("text/javascript; charset=utf-8")
     );
     assert!(script.text().contains("stretch-clock"));
+}
+
+/// The statistics page is linked from every UI page for the roles its own rule admits
+/// (operators, auditors, platform administrators), and for no one else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn navigation_links_statistics_for_the_roles_that_may_see_them() {
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let w = World::new(Backend::Sqlite).await;
+        let addr = serve(&w).await;
+        let link = "<a href=\"/ui/statistics\">Statistics</a>";
+        for (name, role, sees) in [
+            ("ana", UserRole::Analyst, false),
+            ("sen", UserRole::SeniorAnalyst, false),
+            ("op", UserRole::HotlineOperator, true),
+            ("aud", UserRole::Auditor, true),
+            ("admin", UserRole::PlatformAdmin, true),
+        ] {
+            w.actor(w.gb, name, role).await;
+            let s = login(&w, name).await;
+            let page = call(addr, "GET", "/ui/account", Some(&s), "").await;
+            assert_eq!(page.status, 200, "{name}");
+            assert_eq!(page.text().contains(link), sees, "{name}: {}", page.text());
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+/// An operator resets a user's lost second factor from the administration page: a forged
+/// form does nothing, another hotline's operator gets "not found", the real form resets
+/// it, and the user's next sign-in leads to enrolment and nowhere else until they enrol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_resets_a_second_factor_over_http() {
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let w = World::new(Backend::Sqlite).await;
+        let ana = w.actor(w.gb, "ana", UserRole::Analyst).await;
+        w.actor(w.gb, "op", UserRole::HotlineOperator).await;
+        w.actor(w.ca, "caop", UserRole::HotlineOperator).await;
+        let now = aranea_review::now_millis();
+        w.review.begin_totp(&ana, now).await.unwrap();
+        let desk = w.store.review_desk();
+        let secret = desk
+            .user(ana.user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .totp_pending
+            .unwrap();
+        let code = |at: i64| {
+            format!(
+                "{:06}",
+                aranea_review::totp::code_at(&secret, (at / 1000) as u64)
+            )
+        };
+        // A code of the previous step, so re-enrolling right after can use the current one.
+        w.review
+            .confirm_totp(&ana, &code(now - 30_000), now)
+            .await
+            .unwrap();
+        let addr = serve(&w).await;
+        let reset = format!("/ui/admin/users/{}/totp-reset", ana.user.id);
+
+        let op = login(&w, "op").await;
+        let admin_page = call(addr, "GET", "/ui/admin", Some(&op), "").await.text();
+        assert!(
+            admin_page.contains(&format!("action=\"{reset}\"")),
+            "{admin_page}"
+        );
+        assert!(admin_page.contains("id=\"totp-reset-ana\""));
+        let cookie = format!("aranea_session={}", op.token);
+        let forged = request(
+            addr,
+            "POST",
+            &reset,
+            &[("Cookie", cookie.as_str())],
+            b"csrf=wrong",
+        )
+        .await;
+        assert_eq!(forged.status, 403);
+        let caop = login(&w, "caop").await;
+        assert_eq!(
+            call(addr, "POST", &reset, Some(&caop), "").await.status,
+            404
+        );
+        assert!(
+            desk.user(ana.user.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .totp_secret
+                .is_some()
+        );
+
+        let done = call(addr, "POST", &reset, Some(&op), "").await;
+        assert_eq!(done.status, 303);
+        let row = desk.user(ana.user.id).await.unwrap().unwrap();
+        assert!(row.totp_secret.is_none() && row.totp_enrol_required);
+        let admin_page = call(addr, "GET", "/ui/admin", Some(&op), "").await.text();
+        assert!(admin_page.contains("reset: must enrol at next sign-in"));
+
+        // Her sign-in needs only the password and leads to enrolment, and nothing else opens.
+        let signed = request(
+            addr,
+            "POST",
+            "/ui/login",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            format!("username=ana&password={}", PASSWORD.replace(' ', "+")).as_bytes(),
+        )
+        .await;
+        assert_eq!(signed.status, 303);
+        assert_eq!(signed.header("location"), Some("/ui/account"));
+        let token = signed
+            .header("set-cookie")
+            .and_then(|c| c.strip_prefix("aranea_session="))
+            .and_then(|c| c.split(';').next())
+            .unwrap()
+            .to_string();
+        let (enrolling, csrf) = w.review.enrolment_session(&token, "", now).await.unwrap();
+        let s = Login {
+            token,
+            csrf_token: csrf,
+            actor: enrolling,
+        };
+        for path in ["/ui/", "/ui/history", "/ui/items/1"] {
+            let r = call(addr, "GET", path, Some(&s), "").await;
+            assert_eq!(r.status, 303, "{path}");
+            assert_eq!(r.header("location"), Some("/ui/account"), "{path}");
+        }
+        assert_eq!(
+            call(addr, "POST", "/ui/next", Some(&s), "")
+                .await
+                .header("location"),
+            Some("/ui/account")
+        );
+        let account = call(addr, "GET", "/ui/account", Some(&s), "").await;
+        assert_eq!(account.status, 200);
+        assert!(account.text().contains("id=\"totp-required\""));
+        assert_eq!(
+            call(addr, "POST", "/ui/account/totp/begin", Some(&s), "")
+                .await
+                .status,
+            303
+        );
+        let fresh = desk
+            .user(ana.user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .totp_pending
+            .unwrap();
+        let fresh_code = format!(
+            "{:06}",
+            aranea_review::totp::code_at(&fresh, (aranea_review::now_millis() / 1000) as u64)
+        );
+        let confirmed = call(
+            addr,
+            "POST",
+            "/ui/account/totp/confirm",
+            Some(&s),
+            &format!("code={fresh_code}"),
+        )
+        .await;
+        assert_eq!(
+            confirmed.header("location"),
+            Some("/ui/account?done=enabled")
+        );
+        assert_eq!(call(addr, "GET", "/ui/", Some(&s), "").await.status, 200);
+    })
+    .await
+    .expect("timed out");
 }

@@ -30,6 +30,12 @@ pub async fn account(State(ui): State<UiState>, s: SignedIn, Query(q): Query<Fie
         ),
         _ => {}
     }
+    if s.actor.user.totp_enrol_required {
+        body.push_str(
+            "<p class=\"notice\" role=\"status\" id=\"totp-required\">Your second factor \
+             was reset by an administrator. Set up your authenticator app again to continue.</p>",
+        );
+    }
     if q.contains_key("wrong") {
         body.push_str(
             "<p class=\"error\" role=\"alert\" id=\"totp-wrong\">That did not match. Codes \

@@ -2,7 +2,7 @@
 //! the audit trail (auditors: their hotline's rows; platform administrators: all).
 
 use aranea_review::{NewUserRequest, now_millis};
-use aranea_store::{HotlineId, UserId, UserRole};
+use aranea_store::{HotlineId, User, UserId, UserRole};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -47,7 +47,7 @@ pub async fn admin(State(ui): State<UiState>, s: SignedIn) -> Response {
             check(h.shares_review_pool), check(h.shares_banks), h.daily_cap
         )));
     }
-    body.push_str("<h2>Users</h2><table id=\"users\"><thead><tr><th>Username</th><th>Hotline</th><th>Role</th><th>Status</th><th></th></tr></thead><tbody>");
+    body.push_str("<h2>Users</h2><table id=\"users\"><thead><tr><th>Username</th><th>Hotline</th><th>Role</th><th>Status</th><th>Second factor</th><th></th><th></th></tr></thead><tbody>");
     for u in &users {
         let code = hotlines
             .iter()
@@ -59,10 +59,13 @@ pub async fn admin(State(ui): State<UiState>, s: SignedIn) -> Response {
             ("Disable", "1")
         };
         body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&u.username), esc(code), u.role.as_str(), if u.disabled { "disabled" } else { "active" },
+            second_factor(u),
             form(&format!("/ui/admin/users/{}/disabled", u.id), &s.csrf,
-                &format!("<input type=\"hidden\" name=\"disabled\" value=\"{value}\"><button type=\"submit\">{label}</button>"))
+                &format!("<input type=\"hidden\" name=\"disabled\" value=\"{value}\"><button type=\"submit\">{label}</button>")),
+            form(&format!("/ui/admin/users/{}/totp-reset", u.id), &s.csrf,
+                &format!("<button type=\"submit\" id=\"totp-reset-{}\">Reset second factor</button>", esc(&u.username)))
         ));
     }
     body.push_str("</tbody></table><h2>Add a user</h2>");
@@ -168,6 +171,38 @@ pub async fn user_disabled(
     match ui
         .review
         .set_user_disabled((&s.actor).into(), UserId(id), disabled, now_millis())
+        .await
+    {
+        Ok(()) => Redirect::to("/ui/admin").into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+/// The user's second factor as the users table shows it.
+fn second_factor(u: &User) -> &'static str {
+    match (&u.totp_secret, &u.totp_pending, u.totp_enrol_required) {
+        (Some(_), _, _) => "on",
+        (None, _, true) => "reset: must enrol at next sign-in",
+        (None, Some(_), false) => "being set up",
+        (None, None, false) => "off",
+    }
+}
+
+/// An operator resets a user's lost second factor (the review crate checks they manage
+/// the user's hotline and audits it); the user enrols a new one at their next sign-in.
+pub async fn totp_reset(
+    State(ui): State<UiState>,
+    s: SignedIn,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = checked_form(&s, &headers, &body) {
+        return r.into_response();
+    }
+    match ui
+        .review
+        .reset_totp((&s.actor).into(), UserId(id), now_millis())
         .await
     {
         Ok(()) => Redirect::to("/ui/admin").into_response(),

@@ -56,6 +56,10 @@ pub fn page(title: &str, actor: Option<(&Actor, &str)>, body: &str) -> Response 
             if matches!(actor.role(), UserRole::Auditor | UserRole::PlatformAdmin) {
                 links.push_str("<a href=\"/ui/audit\">Audit trail</a>");
             }
+            // The statistics page's own rule decides, so the link never leads to a refusal.
+            if crate::stats::scope_of(actor).is_some() {
+                links.push_str("<a href=\"/ui/statistics\">Statistics</a>");
+            }
             links.push_str("<a href=\"/ui/account\" id=\"account\">Account</a>");
             format!(
                 "<nav aria-label=\"main\">{links}<span>{} ({})</span>{}</nav>",

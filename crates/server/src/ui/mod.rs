@@ -100,6 +100,7 @@ pub fn review_router(review: Review, secure_cookies: bool) -> Router {
         .route("/ui/admin/hotlines/{id}", post(admin::hotline_settings))
         .route("/ui/admin/users", post(admin::add_user))
         .route("/ui/admin/users/{id}/disabled", post(admin::user_disabled))
+        .route("/ui/admin/users/{id}/totp-reset", post(admin::totp_reset))
         .route("/ui/audit", get(admin::audit))
         .route("/ui/account", get(account::account))
         .route("/ui/account/totp/begin", post(account::begin))

@@ -26,6 +26,15 @@ pub fn client_address(parts_extensions: &axum::http::Extensions) -> String {
         .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
 }
 
+/// What a user who must enrol a new second factor may reach (everything else redirects to
+/// the account page).
+const ENROLMENT_PATHS: [&str; 4] = [
+    "/ui/account",
+    "/ui/account/totp/begin",
+    "/ui/account/totp/confirm",
+    "/ui/logout",
+];
+
 /// A signed-in user: the request had a live session cookie.
 pub struct SignedIn {
     pub actor: Actor,
@@ -53,7 +62,18 @@ impl FromRequestParts<UiState> for SignedIn {
             return Err(to_login());
         };
         let source = client_address(&parts.extensions);
-        match ui.review.session(&token, &source, now_millis()).await {
+        match ui
+            .review
+            .enrolment_session(&token, &source, now_millis())
+            .await
+        {
+            // After an operator's reset, enrolling a new second factor comes first.
+            Ok((actor, _))
+                if actor.user.totp_enrol_required
+                    && !ENROLMENT_PATHS.contains(&parts.uri.path()) =>
+            {
+                Err(Redirect::to("/ui/account").into_response())
+            }
             Ok((actor, csrf)) => Ok(SignedIn { actor, csrf, token }),
             Err(ReviewError::NoSession) => Err(to_login()),
             Err(e) => Err(error_response(e)),
@@ -197,7 +217,12 @@ pub async fn login(State(ui): State<UiState>, request: axum::extract::Request) -
                 "{COOKIE}={}; Path=/ui; HttpOnly; SameSite=Strict{secure}",
                 login.token
             );
-            let mut response = Redirect::to("/ui/").into_response();
+            let home = if login.actor.user.totp_enrol_required {
+                "/ui/account"
+            } else {
+                "/ui/"
+            };
+            let mut response = Redirect::to(home).into_response();
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, value);
             }

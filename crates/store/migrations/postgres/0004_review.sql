@@ -28,6 +28,9 @@ CREATE TABLE users (
     totp_pending  BYTEA,
     -- The last TOTP time step accepted: a code is never accepted twice.
     totp_last_step BIGINT NOT NULL DEFAULT 0,
+    -- Set by an operator's reset of a lost second factor: the user must enrol a new one
+    -- before doing anything else.
+    totp_enrol_required BIGINT NOT NULL DEFAULT 0 CHECK (totp_enrol_required IN (0, 1)),
     disabled      BIGINT  NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
     failed_logins BIGINT  NOT NULL DEFAULT 0,
     locked_until  BIGINT  NOT NULL DEFAULT 0,
@@ -143,10 +146,12 @@ CREATE TABLE match_withdrawals (
     withdrawn_at BIGINT  NOT NULL
 );
 
--- Encrypted bytes of queued media; ciphertext is NULL once purged.
+-- Encrypted bytes of queued media and of their blurred grayscale thumbnail (made once,
+-- sealed like the bytes); both are NULL once purged.
 CREATE TABLE vault (
     media_sha256 BYTEA    PRIMARY KEY,
     ciphertext   BYTEA,
+    thumbnail    BYTEA,
     size         BIGINT  NOT NULL,
     stored_at    BIGINT  NOT NULL,
     expires_at   BIGINT  NOT NULL,

@@ -28,6 +28,9 @@ CREATE TABLE users (
     totp_pending  BLOB,
     -- The last TOTP time step accepted: a code is never accepted twice.
     totp_last_step INTEGER NOT NULL DEFAULT 0,
+    -- Set by an operator's reset of a lost second factor: the user must enrol a new one
+    -- before doing anything else.
+    totp_enrol_required INTEGER NOT NULL DEFAULT 0 CHECK (totp_enrol_required IN (0, 1)),
     disabled      INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
     failed_logins INTEGER NOT NULL DEFAULT 0,
     locked_until  INTEGER NOT NULL DEFAULT 0,
@@ -143,10 +146,12 @@ CREATE TABLE match_withdrawals (
     withdrawn_at INTEGER NOT NULL
 );
 
--- Encrypted bytes of queued media; ciphertext is NULL once purged.
+-- Encrypted bytes of queued media and of their blurred grayscale thumbnail (made once,
+-- sealed like the bytes); both are NULL once purged.
 CREATE TABLE vault (
     media_sha256 BLOB    PRIMARY KEY,
     ciphertext   BLOB,
+    thumbnail    BLOB,
     size         INTEGER NOT NULL,
     stored_at    INTEGER NOT NULL,
     expires_at   INTEGER NOT NULL,

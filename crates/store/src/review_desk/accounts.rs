@@ -89,6 +89,8 @@ pub struct User {
     pub totp_pending: Option<Vec<u8>>,
     /// The last TOTP time step a code was accepted for.
     pub totp_last_step: i64,
+    /// An operator reset the second factor: a new one must be enrolled before anything else.
+    pub totp_enrol_required: bool,
     pub disabled: bool,
     pub failed_logins: u32,
     pub locked_until: UnixMillis,
@@ -110,7 +112,7 @@ pub struct Session {
 const HOTLINE_COLUMNS: &str = "SELECT id, code, name, country, languages, jurisdiction, \
     shares_review_pool, shares_banks, daily_cap, created_at FROM hotlines";
 const USER_COLUMNS: &str = "SELECT id, hotline_id, username, display_name, role, password_hash, \
-    totp_secret, totp_pending, totp_last_step, disabled, failed_logins, locked_until, daily_cap, created_at FROM users";
+    totp_secret, totp_pending, totp_last_step, totp_enrol_required, disabled, failed_logins, locked_until, daily_cap, created_at FROM users";
 
 fn small(value: i64) -> u32 {
     u32::try_from(value).unwrap_or(u32::MAX)
@@ -147,6 +149,7 @@ fn user_from_row(row: &impl Get) -> Result<User, StoreError> {
         totp_secret: row.opt_bytes("totp_secret")?,
         totp_pending: row.opt_bytes("totp_pending")?,
         totp_last_step: row.i64("totp_last_step")?,
+        totp_enrol_required: flag(row.i64("totp_enrol_required")?),
         disabled: flag(row.i64("disabled")?),
         failed_logins: small(row.i64("failed_logins")?),
         locked_until: row.i64("locked_until")?,
@@ -374,13 +377,37 @@ impl ReviewDesk<'_> {
         found(changed, "user", id.0)
     }
 
+    /// Resets a lost second factor: the secret and any pending one are gone, the user must
+    /// enrol a new one before doing anything else, and their sessions end, in one
+    /// transaction. The last accepted step is kept, so no old code is accepted again.
+    pub async fn reset_totp(&self, id: UserId) -> Result<(), StoreError> {
+        let changed = on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let changed = sqlx::query(
+                "UPDATE users SET totp_secret = NULL, totp_pending = NULL, \
+                 totp_enrol_required = 1 WHERE id = $1",
+            )
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            changed
+        });
+        found(changed, "user", id.0)
+    }
+
     /// Makes the pending secret the enforced one, accepting the confirming code's time
     /// `step`; false if nothing is pending or the step was already used.
     pub async fn confirm_totp(&self, id: UserId, step: i64) -> Result<bool, StoreError> {
         let changed = on_backend!(self.backend, |pool, d| {
             sqlx::query(
                 "UPDATE users SET totp_secret = totp_pending, totp_pending = NULL, \
-                 totp_last_step = $2 \
+                 totp_last_step = $2, totp_enrol_required = 0 \
                  WHERE id = $1 AND totp_pending IS NOT NULL AND totp_last_step < $2",
             )
             .bind(id.0)

@@ -1,5 +1,6 @@
-//! The vault's rows: ciphertext of queued media (never plaintext: the review crate seals
-//! before it calls here), when it expires, and when and why it was purged.
+//! The vault's rows: ciphertext of queued media and of its thumbnail (never plaintext: the
+//! review crate seals before it calls here), when it expires, and when and why it was
+//! purged (both ciphertexts go together).
 
 use super::{ReviewDesk, sha_from};
 use crate::UnixMillis;
@@ -61,6 +62,42 @@ impl ReviewDesk<'_> {
         })
     }
 
+    /// Stores the sealed thumbnail of media still in the vault; false (nothing changed) if
+    /// the media is absent or purged, or has a thumbnail already (the first one stays).
+    pub async fn vault_put_thumbnail(
+        &self,
+        sha256: &[u8; 32],
+        ciphertext: &[u8],
+    ) -> Result<bool, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let done = sqlx::query(
+                "UPDATE vault SET thumbnail = $2 \
+                 WHERE media_sha256 = $1 AND purged_at IS NULL AND thumbnail IS NULL",
+            )
+            .bind(&sha256[..])
+            .bind(ciphertext)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// The sealed thumbnail, unless absent, not made yet, or purged.
+    pub async fn vault_thumbnail(&self, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let row = sqlx::query(
+                "SELECT thumbnail FROM vault WHERE media_sha256 = $1 AND purged_at IS NULL",
+            )
+            .bind(&sha256[..])
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                Some(row) => Ok(row.opt_bytes("thumbnail")?),
+                None => Ok(None),
+            }
+        })
+    }
+
     /// The vault row of this media.
     pub async fn vault_record(&self, sha256: &[u8; 32]) -> Result<Option<VaultRecord>, StoreError> {
         on_backend!(self.backend, |pool, d| {
@@ -85,7 +122,8 @@ impl ReviewDesk<'_> {
         })
     }
 
-    /// Drops the ciphertext, keeping the row as a record; false if absent or purged already.
+    /// Drops the ciphertext and the thumbnail's, keeping the row as a record; false if
+    /// absent or purged already.
     pub async fn vault_purge(
         &self,
         sha256: &[u8; 32],
@@ -95,7 +133,8 @@ impl ReviewDesk<'_> {
         check_text("purge reason", reason, 64, false)?;
         on_backend!(self.backend, |pool, d| {
             let done = sqlx::query(
-                "UPDATE vault SET ciphertext = NULL, purged_at = $2, purge_reason = $3 \
+                "UPDATE vault SET ciphertext = NULL, thumbnail = NULL, purged_at = $2, \
+                 purge_reason = $3 \
                  WHERE media_sha256 = $1 AND purged_at IS NULL",
             )
             .bind(&sha256[..])
