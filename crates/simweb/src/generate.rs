@@ -174,6 +174,8 @@ pub fn generate_site_specs(
             hostile: i < g.hostile_sites,
             https: rng.chance(g.https_share),
             traps,
+            // Generated traps show no photos, so matching ends them (scenarios ask for more).
+            trap_images: 0,
             aliases: if rng.chance(0.3) {
                 vec!["www".to_owned()]
             } else {

@@ -44,6 +44,7 @@ mod smtp;
 mod sockets;
 mod state;
 mod tls;
+mod traps;
 mod truth;
 pub mod world;
 

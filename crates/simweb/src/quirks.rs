@@ -1,5 +1,5 @@
-//! Misbehaving endpoints of hostile sites (`/quirks/…`) and the crawler traps (an endless
-//! calendar, a session id in every link): what a crawler's limits and guards must survive.
+//! Misbehaving endpoints of hostile sites (`/quirks/…`): what a crawler's limits and guards
+//! must survive (the crawler traps are in `traps`).
 //!
 //! Bodies are bounded on our side too (endless stops at a cap, bombs are built once).
 //! Must not send traffic anywhere: redirects to private addresses are only Location headers.
@@ -13,8 +13,7 @@ use flate2::write::GzEncoder;
 
 use crate::Shared;
 use crate::http::{Body, Request, Response};
-use crate::pages::{broken_html, escape};
-use crate::rng::{Rng, fnv1a};
+use crate::pages::broken_html;
 use crate::world::{Site, Transform};
 
 /// Decompressed size of the gzip bomb.
@@ -171,58 +170,4 @@ fn build_gzip_bomb() -> Vec<u8> {
         }
     }
     encoder.finish().unwrap_or_default()
-}
-
-/// An endless calendar: every month links to the next and previous one, forever.
-pub fn calendar(path: &str) -> Response {
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (Some(&"calendar"), Some(y), Some(m)) = (parts.first(), parts.get(1), parts.get(2)) else {
-        return not_found();
-    };
-    let (Ok(year), Ok(month)) = (y.parse::<u32>(), m.parse::<u32>()) else {
-        return not_found();
-    };
-    if !(1..=12).contains(&month) || !(1..=99_999).contains(&year) {
-        return not_found();
-    }
-    let (py, pm) = if month == 1 {
-        (year.saturating_sub(1).max(1), 12)
-    } else {
-        (year, month - 1)
-    };
-    let (ny, nm) = if month == 12 {
-        (year + 1, 1)
-    } else {
-        (year, month + 1)
-    };
-    let days: String = (1..=28)
-        .map(|d| format!("<a href=\"/calendar/{year}/{month:02}/?day={d}\">{d}</a> "))
-        .collect();
-    Response::html(
-        200,
-        format!(
-            "<html><body><h1>Events {year}-{month:02}</h1><a href=\"/calendar/{py}/{pm:02}/\">previous</a> \
-             <a href=\"/calendar/{ny}/{nm:02}/\">next</a><p>{days}</p><p>No events.</p></body></html>"
-        ),
-    )
-}
-
-/// A shop whose links each carry a fresh session id: the same page under endless URLs.
-pub fn session_shop(target: &str) -> Response {
-    let mut rng = Rng::new(fnv1a(target.as_bytes()));
-    let links: String = (1..=5)
-        .map(|n| {
-            format!(
-                "<li><a href=\"/shop/item/{n}?sid={}\">Item {n}</a></li>",
-                rng.token(16)
-            )
-        })
-        .collect();
-    Response::html(
-        200,
-        format!(
-            "<html><body><h1>Shop</h1><p>Welcome back, {}!</p><ul>{links}</ul></body></html>",
-            escape("visitor")
-        ),
-    )
 }

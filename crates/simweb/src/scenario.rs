@@ -157,8 +157,12 @@ pub enum RobotsVariant {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Trap {
+    /// Endless months under `/calendar/`.
     Calendar,
+    /// A fresh session id in every link under `/shop/`.
     SessionId,
+    /// Relative links that repeat the path ever deeper under `/topics/`.
+    DeepPath,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -184,6 +188,9 @@ pub struct SiteSpec {
     pub hostile: bool,
     #[serde(default)]
     pub traps: Vec<Trap>,
+    /// Photos in the pool every trap page shows (0: trap pages show none).
+    #[serde(default)]
+    pub trap_images: u32,
     /// Serve over TLS (HTTP/2 or HTTP/1.1 by ALPN) on the HTTPS port; plain HTTP redirects there.
     #[serde(default)]
     pub https: bool,

@@ -13,8 +13,9 @@ use crate::clock::real_unix_millis;
 use crate::http::{Request, Response, Service};
 use crate::pages;
 use crate::quirks;
-use crate::scenario::{RobotsVariant, Trap};
+use crate::scenario::RobotsVariant;
 use crate::state::{ItemStatus, RequestRecord};
+use crate::traps;
 use crate::world::Site;
 
 pub struct HostService {
@@ -115,11 +116,8 @@ impl HostService {
         if site.hostile && path.starts_with("/quirks/") {
             return quirks::respond(&self.shared, site, request).await;
         }
-        if site.traps.contains(&Trap::Calendar) && path.starts_with("/calendar/") {
-            return quirks::calendar(path);
-        }
-        if site.traps.contains(&Trap::SessionId) && path.starts_with("/shop/") {
-            return quirks::session_shop(&request.target);
+        if let Some(response) = traps::respond(&self.shared.world, site, path, &request.target) {
+            return response;
         }
         if let Some(response) = crate::archive_sites::respond(&self.shared, site, path).await {
             return response;

@@ -53,6 +53,8 @@ pub struct Site {
     pub hostile: bool,
     pub https: bool,
     pub traps: Vec<Trap>,
+    /// The photos trap pages show (see `traps`).
+    pub trap_media: Vec<ItemId>,
     /// Full names that are CNAMEs of `host`.
     pub aliases: Vec<String>,
     pub pages: Vec<Page>,
@@ -287,6 +289,7 @@ impl World {
         let mut rng = Rng::derive(seed, &format!("site:{host}"));
         let mut pages = self.build_pages(id, spec, &mut rng);
         let archives = crate::archive_sites::build(self, spec, seed, &host, &mut pages);
+        let trap_media = crate::traps::build_pool(self, id, spec, seed);
         for (index, page) in pages.iter().enumerate() {
             self.pages.insert((id, page.path.clone()), index);
         }
@@ -305,6 +308,7 @@ impl World {
             hostile: spec.hostile,
             https: spec.https,
             traps: spec.traps.clone(),
+            trap_media,
             aliases,
             pages,
             archives,
@@ -313,7 +317,7 @@ impl World {
         Ok(())
     }
 
-    fn new_item(
+    pub(crate) fn new_item(
         &mut self,
         site: SiteId,
         path: String,
@@ -417,6 +421,7 @@ impl World {
             index_links.push(match trap {
                 Trap::Calendar => "/calendar/2026/01/".to_owned(),
                 Trap::SessionId => format!("/shop/?sid={}", rng.token(16)),
+                Trap::DeepPath => "/topics/".to_owned(),
             });
         }
         let index = Page {

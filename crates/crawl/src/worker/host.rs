@@ -41,7 +41,8 @@ pub(crate) struct HostWork {
     pub pending: Vec<PendingPage>,
     pub held_bytes: u64,
     fetches: i64,
-    domain_fetches: Option<i64>,
+    /// Whether this lease has merged the store's count for the domain into `cx.domains`.
+    domain_merged: bool,
     prefix_spent: HashMap<String, i64>,
     pub quiet_pages: i64,
     error_streak: i64,
@@ -65,7 +66,7 @@ impl HostWork {
             pending: Vec::new(),
             held_bytes: 0,
             fetches: host.pages_fetched,
-            domain_fetches: None,
+            domain_merged: false,
             prefix_spent: HashMap::new(),
             quiet_pages: host.quiet_pages,
             error_streak: host.error_streak,
@@ -237,16 +238,13 @@ impl HostWork {
             return Ok(Some("host budget spent".to_owned()));
         }
         if !reported {
-            let spent = match self.domain_fetches {
-                Some(n) => n,
-                None => {
-                    let n = cx
-                        .store
-                        .frontier()
-                        .domain_pages_fetched(&self.host.registrable_domain)
-                        .await?;
-                    self.domain_fetches = Some(n);
-                    n
+            let domain = &self.host.registrable_domain;
+            let spent = match cx.domains.get(domain) {
+                Some(n) if self.domain_merged => n,
+                _ => {
+                    let stored = cx.store.frontier().domain_pages_fetched(domain).await?;
+                    self.domain_merged = true;
+                    cx.domains.merge(domain, stored)
                 }
             };
             if spent >= budgets.max_fetches_per_domain {
@@ -295,9 +293,7 @@ impl HostWork {
     fn count_request(&mut self, cx: &Context, parsed: &Url) {
         Counters::bump(&cx.counters.fetched);
         self.fetches += 1;
-        if let Some(n) = self.domain_fetches.as_mut() {
-            *n += 1;
-        }
+        cx.domains.add(&self.host.registrable_domain);
         let prefix = path_prefix(parsed, cx.config.budgets.path_prefix_segments);
         *self.prefix_spent.entry(prefix).or_insert(0) += 1;
     }

@@ -17,6 +17,7 @@
 //! This module must not decide what is illegal; it records what the banks matched.
 
 mod archived;
+mod domains;
 mod host;
 mod links;
 mod page;
@@ -46,6 +47,7 @@ use crate::scope::DenyList;
 pub use progress::CrawlProgress;
 pub use sink::{DiscardMedia, ReviewMediaSink};
 
+use domains::DomainSpend;
 use host::{HostWork, StepEnd};
 use links::{DenyRule, Origin, frontier_entry, new_url};
 use progress::Counters;
@@ -77,6 +79,8 @@ pub(crate) struct Context {
     pub deny: Box<DenyRule>,
     pub counters: Counters,
     pub worker: String,
+    /// Requests per registrable domain, shared by this process's hosts.
+    pub domains: DomainSpend,
 }
 
 /// A crawl worker over one store and one set of banks.
@@ -146,6 +150,7 @@ impl Crawler {
                 })
             },
             counters: Counters::new(),
+            domains: DomainSpend::default(),
             worker: worker.to_owned(),
             store,
             config,
