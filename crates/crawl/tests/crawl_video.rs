@@ -2,7 +2,8 @@
 //! served by the simulated web. A known video (vPDQ bank entry), a clip cut from it, a video
 //! whose MD5 is banked, and a video with a known photo spliced in are all matched (the photo
 //! with the time it appears); an unknown video beside them goes to review; a truncated video
-//! and a decompression bomb end in recorded errors within the crawl's time limits.
+//! and a decompression bomb end in recorded errors within the crawl's time limits, and are
+//! still recorded and matched by their digests (the truncated one's MD5 is banked).
 
 mod support;
 
@@ -176,7 +177,8 @@ fn make_videos(dir: &Path) -> Served {
     }
 }
 
-/// Banks: the known still (PDQ), the known video (vPDQ) and the MD5-banked video.
+/// Banks: the known still (PDQ), the known video (vPDQ), the MD5-banked video and the file
+/// MD5 of the truncated video (a hotline banks the files it was sent, broken or not).
 fn banks(dir: &Path, served: &Served) -> (Arc<aranea_index::LiveIndex>, Arc<VideoIndex>) {
     let mut store = BankStore::open(dir).unwrap();
     let stills = store
@@ -211,6 +213,11 @@ fn banks(dir: &Path, served: &Served) -> (Arc<aranea_index::LiveIndex>, Arc<Vide
             entry(
                 videos,
                 Signal::VideoMd5(crypto_hashes(&served.by_md5).md5),
+                None,
+            ),
+            entry(
+                stills,
+                Signal::Md5(crypto_hashes(&served.truncated).md5),
                 None,
             ),
         ])
@@ -327,10 +334,12 @@ async fn known_clipped_and_spliced_videos_match_and_hostile_videos_are_recorded_
         kept.0.lock().unwrap().contains(&unknown_sha),
         "its bytes went to the review sink"
     );
+    // Videos that cannot be decoded are still their bytes: recorded with their digests and
+    // matched by them, with the decode error on the fetch.
     for (path, why) in [("/v/truncated.mp4", "truncated"), ("/v/bomb.mkv", "pixels")] {
         let id = store.frontier().url_id(&url(path)).await.unwrap().unwrap();
         let record = store.frontier().url(id).await.unwrap().unwrap();
-        assert_eq!(record.state, UrlState::Failed, "{path}");
+        assert_eq!(record.state, UrlState::Done, "{path}");
         let fetches = store.frontier().fetches(id).await.unwrap();
         let error = fetches
             .last()
@@ -340,15 +349,14 @@ async fn known_clipped_and_spliced_videos_match_and_hostile_videos_are_recorded_
             error.contains("unreadable media") && error.to_lowercase().contains(why),
             "{path}: {error}"
         );
-        assert!(
-            store
-                .crawl_facts()
-                .media_at_url(id)
-                .await
-                .unwrap()
-                .is_empty(),
-            "{path}"
-        );
     }
+    let (truncated_sha, truncated) = matches_at(&store, &url("/v/truncated.mp4")).await;
+    assert_eq!(truncated, vec![("md5".to_owned(), None)], "truncated");
+    let media = store.media().get(&truncated_sha).await.unwrap().unwrap();
+    assert_eq!(media.record.md5, crypto_hashes(&served.truncated).md5);
+    assert_eq!(media.record.sha1, crypto_hashes(&served.truncated).sha1);
+    assert_eq!(truncated_sha, crypto_hashes(&served.truncated).sha256);
+    let (_, bomb) = matches_at(&store, &url("/v/bomb.mkv")).await;
+    assert!(bomb.is_empty(), "{bomb:?}");
     assert!(progress.errors >= 2, "{progress:?}");
 }

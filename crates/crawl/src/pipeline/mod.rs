@@ -39,6 +39,9 @@ pub struct MatchedMedia {
     pub record: MediaRecord,
     /// With the video time of each match, for videos.
     pub matches: Vec<TimedMatch>,
+    /// Why a video's frames could not be decoded: then only its digests (MD5, SHA-1, SHA-256,
+    /// which come from the bytes alone) were matched.
+    pub undecodable: Option<String>,
 }
 
 impl Matcher {
@@ -78,7 +81,11 @@ impl Matcher {
             None => Vec::new(),
         };
         let matches = untimed(self.match_signals(&record, &variants));
-        Ok(MatchedMedia { record, matches })
+        Ok(MatchedMedia {
+            record,
+            matches,
+            undecodable: None,
+        })
     }
 
     /// Matches media already recorded (seen again at another page), without rotations.

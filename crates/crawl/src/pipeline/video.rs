@@ -61,7 +61,10 @@ impl Matcher {
         bytes: &[u8],
         hashes: &MediaHashes,
     ) -> Result<MatchedMedia, HashError> {
-        let video = vpdq_hash(bytes, &self.video.options)?;
+        let video = match vpdq_hash(bytes, &self.video.options) {
+            Ok(video) => video,
+            Err(error) => return Ok(self.match_undecodable(hashes, &error)),
+        };
         let mut record = media_record(hashes);
         let dimension = |v: u32| (v > 0).then_some(v);
         record.width = record.width.or(dimension(video.info.width));
@@ -91,6 +94,7 @@ impl Matcher {
             return Ok(MatchedMedia {
                 record,
                 matches: Vec::new(),
+                undecodable: None,
             });
         }
         let quality = self.min_pdq_quality;
@@ -121,7 +125,42 @@ impl Matcher {
                 matches.push(TimedMatch { hit, frame_ms });
             }
         }
-        Ok(MatchedMedia { record, matches })
+        Ok(MatchedMedia {
+            record,
+            matches,
+            undecodable: None,
+        })
+    }
+
+    /// A video whose frames cannot be decoded (truncated, a pixel bomb, over the time limit)
+    /// is still the bytes it is: its digests are matched, and why it failed is kept.
+    fn match_undecodable(&self, hashes: &MediaHashes, error: &HashError) -> MatchedMedia {
+        let record = media_record(hashes);
+        let digests = [
+            Signal::Md5(record.md5),
+            Signal::VideoMd5(record.md5),
+            Signal::Sha1(record.sha1),
+            Signal::Sha256(record.sha256),
+        ];
+        let found = self.banks.load().match_media(&digests, &[], &self.filter);
+        let matches = if found.allowed_by.is_empty() {
+            found
+                .hits
+                .iter()
+                .filter_map(bank_match)
+                .map(|hit| TimedMatch {
+                    hit,
+                    frame_ms: None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        MatchedMedia {
+            record,
+            matches,
+            undecodable: Some(error.to_string()),
+        }
     }
 }
 

@@ -127,7 +127,12 @@ impl HostWork {
         if matched {
             Counters::bump(&cx.counters.matches);
         }
-        let outcome = outcome_of(&response, UrlNext::Done);
+        let mut outcome = outcome_of(&response, UrlNext::Done);
+        if let Some(why) = &media.undecodable {
+            // Recorded and matched by its digests; fetching it again would not decode it.
+            outcome.error = Some(format!("unreadable media: {why}"));
+            Counters::bump(&cx.counters.errors);
+        }
         self.sighted_on_other_pages(cx, &media, &url, page, now)
             .await?;
         if let Some(at) = self.pending.iter().position(|p| p.waits_for(url.id)) {
@@ -355,6 +360,7 @@ impl HostWork {
                 let media = MatchedMedia {
                     record: known.record,
                     matches,
+                    undecodable: None,
                 };
                 record_sighting(&cx.store, &media, entry.id, Some(page.id), None, None, now)
                     .await?;
