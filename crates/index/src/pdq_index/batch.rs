@@ -10,9 +10,12 @@
 
 use super::{Code, CodeHit, PdqIndex, SubstringTable, hamming, substring, substring_radii};
 
-/// Queries per block: the sorted probe and candidate lists of a block stay within a few tens of
-/// MB at 10M codes, and a block is large enough that most buckets it touches are touched again.
-pub(super) const BLOCK: usize = 1024;
+/// Queries per block: large enough that most buckets a block touches are touched again and its
+/// sorted candidates sweep the codes nearly in order, small enough that the candidate list and
+/// its sort buffer (8 bytes per candidate each, ~8,500 candidates per query on the 10M data
+/// set) stay at ~7 bytes per indexed code: 1,024 queries were ~10% faster in batch at 10M but
+/// took the process from 97 to 105 bytes per code.
+pub(super) const BLOCK: usize = 512;
 const QUERY_BITS: u32 = 16;
 const _: () = assert!(BLOCK <= 1 << QUERY_BITS);
 
