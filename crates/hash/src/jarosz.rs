@@ -267,11 +267,11 @@ impl<F: LumaRows, const AVX: bool> RowRound<'_, F, AVX> {
         // While the filter runs over this strip, memory delivers the next one's pixels: one
         // hint per step, each for sixteen pixels of one of the next sixteen rows in turn.
         let (source, next) = (self.source, first + lanes);
-        let height = self.height;
+        let rows_ahead = STRIP.min(self.height.saturating_sub(next));
         let ahead = |o: usize| {
-            let y = next + o % STRIP;
-            if y < height {
-                source.prefetch(y, o - o % STRIP);
+            let lane = o % STRIP;
+            if lane < rows_ahead {
+                source.prefetch(next + lane, o - lane);
             }
         };
         match second {
