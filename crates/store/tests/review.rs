@@ -1,5 +1,6 @@
 //! Contract tests of the review room's tables (0004_review) on both back-ends: accounts,
-//! sessions, one vote per analyst, one settlement per item, vault purge, audit chain.
+//! sessions, second-factor reset, one vote per analyst, one settlement per item, vault
+//! purge (bytes and thumbnail), audit chain.
 
 #[macro_use]
 mod common;
@@ -17,6 +18,8 @@ contract_tests!(
     one_vote_per_user_and_one_settlement_per_item,
     racing_voters_are_all_counted_or_refused,
     vault_keeps_ciphertext_until_purged,
+    vault_thumbnail_is_kept_once_and_purged_with_the_bytes,
+    totp_reset_clears_the_secret_requires_enrolment_and_ends_sessions,
     audit_rows_chain_and_head_follows,
 );
 
@@ -345,6 +348,76 @@ async fn vault_keeps_ciphertext_until_purged(db: &TestDb) {
     );
     let record = desk.vault_record(&sha).await.unwrap().unwrap();
     assert_eq!(record.purge_reason.as_deref(), Some("retention"));
+}
+
+async fn vault_thumbnail_is_kept_once_and_purged_with_the_bytes(db: &TestDb) {
+    let store = db.open().await;
+    let desk = store.review_desk();
+    let sha = [4u8; 32];
+    assert!(
+        !desk.vault_put_thumbnail(&sha, b"thumb").await.unwrap(),
+        "no vault row, no thumbnail"
+    );
+    desk.vault_put(&sha, b"sealed", 6, NOW, NOW + 10)
+        .await
+        .unwrap();
+    assert_eq!(desk.vault_thumbnail(&sha).await.unwrap(), None);
+    assert!(desk.vault_put_thumbnail(&sha, b"thumb").await.unwrap());
+    assert!(
+        !desk.vault_put_thumbnail(&sha, b"other").await.unwrap(),
+        "the first thumbnail stays"
+    );
+    assert_eq!(
+        desk.vault_thumbnail(&sha).await.unwrap(),
+        Some(b"thumb".to_vec())
+    );
+    assert!(desk.vault_purge(&sha, "decided", NOW).await.unwrap());
+    assert_eq!(desk.vault_thumbnail(&sha).await.unwrap(), None);
+    assert!(!desk.vault_put_thumbnail(&sha, b"thumb").await.unwrap());
+    assert_eq!(desk.vault_thumbnail(&sha).await.unwrap(), None);
+}
+
+async fn totp_reset_clears_the_secret_requires_enrolment_and_ends_sessions(db: &TestDb) {
+    let store = db.open().await;
+    let desk = store.review_desk();
+    let a = desk.add_hotline(&hotline("gb-a", true), NOW).await.unwrap();
+    let u = desk.add_user(&user(a, "ana"), NOW).await.unwrap();
+    let other = desk.add_user(&user(a, "bob"), NOW).await.unwrap();
+    desk.set_totp_pending(u, Some(b"secret")).await.unwrap();
+    assert!(desk.confirm_totp(u, 7).await.unwrap());
+    let session = |user| Session {
+        user,
+        csrf_token: "csrf".into(),
+        source: String::new(),
+        created_at: NOW,
+        expires_at: NOW + 1000,
+    };
+    desk.create_session(&[1u8; 32], &session(u)).await.unwrap();
+    desk.create_session(&[2u8; 32], &session(other))
+        .await
+        .unwrap();
+    assert!(!desk.user(u).await.unwrap().unwrap().totp_enrol_required);
+
+    desk.reset_totp(u).await.unwrap();
+    let row = desk.user(u).await.unwrap().unwrap();
+    assert_eq!((row.totp_secret, row.totp_pending), (None, None));
+    assert!(row.totp_enrol_required);
+    assert_eq!(row.totp_last_step, 7, "old codes stay used up");
+    assert_eq!(desk.session(&[1u8; 32], NOW).await.unwrap(), None);
+    assert!(desk.session(&[2u8; 32], NOW).await.unwrap().is_some());
+    assert!(!desk.user(other).await.unwrap().unwrap().totp_enrol_required);
+
+    // Enrolling again lifts the requirement.
+    desk.set_totp_pending(u, Some(b"new secret")).await.unwrap();
+    assert!(desk.confirm_totp(u, 8).await.unwrap());
+    let row = desk.user(u).await.unwrap().unwrap();
+    assert_eq!(row.totp_secret.as_deref(), Some(&b"new secret"[..]));
+    assert!(!row.totp_enrol_required);
+    assert!(
+        desk.reset_totp(aranea_store::UserId(999_999))
+            .await
+            .is_err()
+    );
 }
 
 async fn audit_rows_chain_and_head_follows(db: &TestDb) {
