@@ -53,7 +53,8 @@ pub use media::{
 pub use migrate::SCHEMA_VERSION;
 pub use notices::{
     CheckRecord, ItemFact, ItemId, MatchedSighting, NewItem, NewNotice, Notice, NoticeEvent,
-    NoticeFilter, NoticeId, NoticeItem, NoticeState, NoticeStore, ProviderResponse, WatchedItem,
+    NoticeFilter, NoticeId, NoticeItem, NoticeState, NoticeStore, ProviderResponse, RetractionOwed,
+    WatchedItem,
 };
 pub use reports::{NewReport, Report, ReportId, ReportStatus, Reports};
 pub use review::{ReviewEntry, ReviewQueue, ReviewReason, ReviewState};

@@ -58,6 +58,8 @@ CREATE INDEX notice_items_by_sha256 ON notice_items (sha256);
 -- sent; a worker that dies in 'sending' left nothing on the wire (requeued); one that dies
 -- in 'committing' may have delivered it, so the notice becomes 'uncertain' and is never
 -- sent again (at most once; the item's next re-notice follows its usual schedule).
+-- A 'withdrawal' retracts earlier notices to the same recipient about items an appeal
+-- withdrew; its entries name those items, and it never counts as a notice about them.
 CREATE TABLE notices (
     id               INTEGER PRIMARY KEY,
     report_id        TEXT    NOT NULL UNIQUE,
@@ -66,7 +68,8 @@ CREATE TABLE notices (
     provider_name    TEXT    NOT NULL,
     hotline          TEXT    NOT NULL,
     kind             TEXT    NOT NULL
-                     CHECK (kind IN ('initial', 'renotice', 'escalation', 'reupload')),
+                     CHECK (kind IN ('initial', 'renotice', 'escalation', 'reupload',
+                                     'withdrawal')),
     escalation_step  TEXT,
     via_cdn          TEXT,
     channel          TEXT    NOT NULL CHECK (channel IN ('smtp', 'webhook')),
@@ -116,7 +119,7 @@ CREATE TABLE notice_checks (
 CREATE INDEX notice_checks_by_item ON notice_checks (item_id, at);
 
 -- The per-notice and per-item timeline: composed, attempt, sent, bounced, failed, retry,
--- next_contact, acknowledged, disputed, removed, escalated, reupload, withdrawn.
+-- next_contact, acknowledged, disputed, removed, escalated, reupload, withdrawn, retracted.
 CREATE TABLE notice_events (
     id        INTEGER PRIMARY KEY,
     notice_id INTEGER REFERENCES notices (id),

@@ -12,6 +12,7 @@
 //! again.
 
 use super::notice::{EVENT, NOTICE_COLUMNS, Notice, notice_from_row};
+use super::withdrawals::mark_retracted;
 use super::{MAX_NOTICE_LABEL_BYTES, NoticeId, NoticeStore};
 use crate::UnixMillis;
 use crate::backend::{Get, on_backend};
@@ -228,6 +229,8 @@ impl NoticeStore<'_> {
                     .bind(detail)
                     .execute(&mut *tx)
                     .await?;
+                let retracted = format!("retracted by withdrawal notice {} ({detail})", id.0);
+                mark_retracted!(tx, id.0, now, retracted)?;
             }
             tx.commit().await?;
             Ok(ok)

@@ -171,10 +171,12 @@ const ITEM_COLUMNS: &str = "id, sighting_id, url, host, sha256, md5, sha1, pdq, 
 
 const UNNOTICED: &str = "SELECT s.id AS sighting_id, u.url AS url, m.sha256, m.md5, m.sha1, \
     m.pdq, m.kind, s.first_seen_at, \
-    (SELECT x.classification FROM matches x WHERE x.sighting_id = s.id \
+    (SELECT x.classification FROM matches x WHERE x.sighting_id = s.id AND NOT EXISTS \
+        (SELECT 1 FROM match_withdrawals w WHERE w.match_id = x.id) \
         ORDER BY x.distance, x.id LIMIT 1) AS classification \
     FROM sightings s JOIN urls u ON u.id = s.url_id JOIN media m ON m.sha256 = s.media_sha256 \
-    WHERE s.id > $1 AND EXISTS (SELECT 1 FROM matches x WHERE x.sighting_id = s.id) \
+    WHERE s.id > $1 AND EXISTS (SELECT 1 FROM matches x WHERE x.sighting_id = s.id AND NOT EXISTS \
+        (SELECT 1 FROM match_withdrawals w WHERE w.match_id = x.id)) \
     AND NOT EXISTS (SELECT 1 FROM notice_items i WHERE i.sighting_id = s.id) \
     AND NOT EXISTS (SELECT 1 FROM notice_items i WHERE i.url = u.url AND i.state = 'open') \
     ORDER BY s.id LIMIT $2";
@@ -275,7 +277,8 @@ impl NewItem {
 }
 
 impl NoticeStore<'_> {
-    /// Matched sightings with no item yet, after sighting id `after`, oldest first.
+    /// Sightings with a match no appeal withdrew and no item yet, after sighting id `after`,
+    /// oldest first.
     pub async fn unnoticed_matches(
         &self,
         after: i64,

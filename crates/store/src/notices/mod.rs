@@ -16,9 +16,11 @@ mod item_lifecycle;
 mod items;
 mod notice;
 mod reads;
+mod withdrawals;
 
 pub use items::{CheckRecord, ItemFact, MatchedSighting, NewItem, NoticeItem, WatchedItem};
 pub use notice::{NewNotice, Notice, NoticeEvent, NoticeFilter, NoticeState, ProviderResponse};
+pub use withdrawals::RetractionOwed;
 
 use crate::backend::Backend;
 

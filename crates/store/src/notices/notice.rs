@@ -16,7 +16,9 @@ pub struct NewNotice {
     pub provider_key: String,
     pub provider_name: String,
     pub hotline: String,
-    /// `initial`, `renotice`, `escalation` or `reupload`.
+    /// `initial`, `renotice`, `escalation`, `reupload`, or `withdrawal` (a retraction of
+    /// earlier notices to the same recipient about its items; never counted as a notice
+    /// about them, and never makes them pending).
     pub kind: String,
     pub escalation_step: Option<String>,
     pub via_cdn: Option<String>,
@@ -279,6 +281,9 @@ impl NoticeStore<'_> {
                     .bind(item.0)
                     .execute(&mut *tx)
                     .await?;
+                    if notice.kind == "withdrawal" {
+                        continue;
+                    }
                     sqlx::query(
                         "UPDATE notice_items SET pending_notice_id = $2, notice_due_at = NULL \
                          WHERE id = $1",
