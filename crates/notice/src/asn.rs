@@ -1,16 +1,16 @@
 //! IP → ASN, prefix and country from an iptoasn-format TSV (`range_start  range_end
 //! AS_number  country_code  AS_description`), loaded into a sorted table and reloaded when
-//! the file changes.
+//! the file changes (a malformed replacement keeps the table in use).
 //!
 //! Bad lines are counted and skipped, never fatal: the file comes from outside. Must not
 //! reach the network.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::sync::Arc;
 
 use crate::NoticeError;
+use crate::reload::{Reload, Reloading};
 
 /// Lines accepted at most (the full public table has about 500,000).
 const MAX_LINES: usize = 5_000_000;
@@ -124,47 +124,69 @@ fn parse_line(line: &str) -> Option<AsnRange> {
     })
 }
 
-/// The table from a file, reloaded when its modification time changes.
+/// The table from a file, reloaded when the file changes (see [`crate::reload`]): a
+/// replacement with no usable line, or with more unreadable lines than usable ones, is
+/// refused and the table loaded before stays in use.
 #[derive(Debug)]
 pub struct AsnDb {
     path: PathBuf,
-    current: RwLock<(Option<SystemTime>, Arc<AsnTable>)>,
+    table: Reloading<AsnTable>,
+}
+
+fn load_table(paths: &[PathBuf]) -> Result<AsnTable, String> {
+    let Some(path) = paths.first() else {
+        return Err("no file".to_owned());
+    };
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let table = AsnTable::parse(&String::from_utf8_lossy(&bytes));
+    if table.is_empty() {
+        return Err(format!(
+            "no usable line ({} unreadable): not an iptoasn TSV file",
+            table.skipped()
+        ));
+    }
+    if table.skipped() > table.len() {
+        return Err(format!(
+            "{} unreadable lines and only {} usable: not an iptoasn TSV file, or cut short",
+            table.skipped(),
+            table.len()
+        ));
+    }
+    Ok(table)
 }
 
 impl AsnDb {
-    /// Loads `path` now (an unreadable file is an error at start-up).
+    /// Loads `path` now (a file that cannot be used is an error at start-up).
     pub fn open(path: &Path) -> Result<AsnDb, NoticeError> {
-        let db = AsnDb {
+        let table = Reloading::open("ip-to-asn table", vec![path.to_path_buf()], load_table)
+            .map_err(|message| NoticeError::AsnTable {
+                path: path.to_path_buf(),
+                message,
+            })?;
+        Ok(AsnDb {
             path: path.to_path_buf(),
-            current: RwLock::new((None, Arc::new(AsnTable::default()))),
-        };
-        db.reload()?;
-        Ok(db)
+            table,
+        })
     }
 
-    /// Re-reads the file if it changed; returns whether it did.
-    pub fn reload(&self) -> Result<bool, NoticeError> {
-        let read_error = |e: std::io::Error| NoticeError::AsnTable {
-            path: self.path.clone(),
-            message: e.to_string(),
-        };
-        let modified = std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .map_err(read_error)?;
-        if self.current.read().ok().and_then(|c| c.0) == Some(modified) {
-            return Ok(false);
-        }
-        let bytes = std::fs::read(&self.path).map_err(read_error)?;
-        let table = AsnTable::parse(&String::from_utf8_lossy(&bytes));
-        if let Ok(mut current) = self.current.write() {
-            *current = (Some(modified), Arc::new(table));
-        }
-        Ok(true)
+    /// Re-reads the file if it changed; a bad replacement keeps the table in use.
+    pub fn reload(&self) -> Reload {
+        self.table.reload()
     }
 
-    /// The table as loaded last.
+    /// The table in use.
     pub fn table(&self) -> Arc<AsnTable> {
-        self.current.read().map(|c| c.1.clone()).unwrap_or_default()
+        self.table.current()
+    }
+
+    /// Why the file's newest version was refused, while the older table stays in use.
+    pub fn last_error(&self) -> Option<NoticeError> {
+        self.table
+            .last_error()
+            .map(|message| NoticeError::AsnTable {
+                path: self.path.clone(),
+                message,
+            })
     }
 }
 
@@ -201,27 +223,39 @@ mod tests {
     }
 
     #[test]
-    fn reload_picks_up_a_changed_file() {
+    fn reload_picks_up_a_changed_file_and_refuses_a_corrupt_one() {
         let dir = std::env::temp_dir().join(format!("aranea-asn-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ip2asn.tsv");
+        let replace = |text: &str| {
+            std::fs::write(dir.join("next.tsv"), text).unwrap();
+            std::fs::rename(dir.join("next.tsv"), &path).unwrap();
+        };
         std::fs::write(&path, "1.0.0.0\t1.0.0.255\t1\tAU\tone\n").unwrap();
         let db = AsnDb::open(&path).unwrap();
-        assert_eq!(
-            db.table().lookup("1.0.0.1".parse().unwrap()).unwrap().asn,
-            1
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        std::fs::write(&path, "1.0.0.0\t1.0.0.255\t2\tAU\ttwo\n").unwrap();
-        let file = std::fs::File::options().write(true).open(&path).unwrap();
-        file.set_modified(SystemTime::now() + std::time::Duration::from_secs(5))
-            .unwrap();
-        assert!(db.reload().unwrap());
-        assert_eq!(
-            db.table().lookup("1.0.0.1".parse().unwrap()).unwrap().asn,
-            2
-        );
-        assert!(!db.reload().unwrap());
+        let asn = |db: &AsnDb| db.table().lookup("1.0.0.1".parse().unwrap()).unwrap().asn;
+        assert_eq!(asn(&db), 1);
+        replace("1.0.0.0\t1.0.0.255\t2\tAU\ttwo\n");
+        assert_eq!(db.reload(), Reload::Reloaded);
+        assert_eq!(asn(&db), 2);
+        assert_eq!(db.reload(), Reload::Unchanged);
+        for corrupt in [
+            "",
+            "<html>not found</html>\n",
+            "garbage\nmore\n1.0.0.0\t1.0.0.255\t3\tAU\tx\n",
+        ] {
+            replace(corrupt);
+            assert!(matches!(db.reload(), Reload::Refused(_)), "{corrupt:?}");
+            assert_eq!(asn(&db), 2, "{corrupt:?}: the old table stays");
+            assert!(db.last_error().is_some());
+        }
+        replace("1.0.0.0\t1.0.0.255\t4\tAU\tfour\n");
+        assert_eq!(db.reload(), Reload::Reloaded);
+        assert_eq!(asn(&db), 4);
+        assert!(db.last_error().is_none());
+        assert!(AsnDb::open(&dir.join("missing.tsv")).is_err());
+        std::fs::write(dir.join("empty.tsv"), "").unwrap();
+        assert!(AsnDb::open(&dir.join("empty.tsv")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

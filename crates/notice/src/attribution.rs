@@ -110,12 +110,25 @@ impl Attributor {
         }
     }
 
-    /// Re-reads the ASN table if its file changed.
-    pub fn reload_asn(&self) -> Result<bool, crate::NoticeError> {
-        match &self.asn {
+    /// Re-reads the ASN table and the RDAP bootstrap files if they changed (a bad
+    /// replacement keeps the data in use; see [`crate::reload`]).
+    pub fn reload_data(&self) -> [crate::reload::Reload; 2] {
+        let asn = match &self.asn {
             Some(db) => db.reload(),
-            None => Ok(false),
-        }
+            None => crate::reload::Reload::Unchanged,
+        };
+        [asn, self.rdap.reload_bootstrap()]
+    }
+
+    /// Why a replaced data file (ASN table, RDAP bootstrap) was refused, while the data
+    /// loaded before it stays in use; empty when all are current.
+    pub fn data_errors(&self) -> Vec<String> {
+        let asn = self
+            .asn
+            .as_ref()
+            .and_then(|db| db.last_error())
+            .map(|e| e.to_string());
+        asn.into_iter().chain(self.rdap.bootstrap_error()).collect()
     }
 
     /// Attributes the host of `url`.

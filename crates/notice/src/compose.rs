@@ -37,6 +37,12 @@ fn builtin(name: &str) -> Option<&'static str> {
         "fr.subject.txt" => include_str!("../templates/fr.subject.txt"),
         "fr.txt" => include_str!("../templates/fr.txt"),
         "fr.html" => include_str!("../templates/fr.html"),
+        "en.withdrawal.subject.txt" => include_str!("../templates/en.withdrawal.subject.txt"),
+        "en.withdrawal.txt" => include_str!("../templates/en.withdrawal.txt"),
+        "en.withdrawal.html" => include_str!("../templates/en.withdrawal.html"),
+        "fr.withdrawal.subject.txt" => include_str!("../templates/fr.withdrawal.subject.txt"),
+        "fr.withdrawal.txt" => include_str!("../templates/fr.withdrawal.txt"),
+        "fr.withdrawal.html" => include_str!("../templates/fr.withdrawal.html"),
         _ => return None,
     })
 }
@@ -54,6 +60,9 @@ impl Templates {
                     format!("{l}.subject.txt"),
                     format!("{l}.txt"),
                     format!("{l}.html"),
+                    format!("{l}.withdrawal.subject.txt"),
+                    format!("{l}.withdrawal.txt"),
+                    format!("{l}.withdrawal.html"),
                 ]
             })
             .collect();
@@ -89,7 +98,7 @@ impl Templates {
         Ok(Templates { env })
     }
 
-    fn render(&self, name: &str, ctx: &minijinja::Value) -> Result<String, NoticeError> {
+    pub(crate) fn render(&self, name: &str, ctx: &minijinja::Value) -> Result<String, NoticeError> {
         let template = self
             .env
             .get_template(name)
@@ -105,6 +114,19 @@ impl Templates {
 
     fn has(&self, language: &str) -> bool {
         self.env.get_template(&format!("{language}.txt")).is_ok()
+    }
+
+    /// `language` when it has a withdrawal template, else English.
+    pub(crate) fn withdrawal_language(&self, language: &str) -> String {
+        if self
+            .env
+            .get_template(&format!("{language}.withdrawal.txt"))
+            .is_ok()
+        {
+            language.to_owned()
+        } else {
+            "en".to_owned()
+        }
     }
 }
 
@@ -128,7 +150,9 @@ impl NoticeKind {
     }
 }
 
-/// One URL as the templates see it.
+/// One URL as the templates see it. Items batched in one notice keep their own history:
+/// `notice_number` counts the notices about this URL (this one included), and
+/// `escalation_level` the ladder steps already spent for it.
 #[derive(Serialize)]
 struct TemplateItem<'a> {
     url: &'a str,
@@ -136,6 +160,8 @@ struct TemplateItem<'a> {
     sha256: &'a str,
     md5: &'a str,
     classification: &'a str,
+    notice_number: i64,
+    escalation_level: i64,
 }
 
 /// Everything a notice is made from.
@@ -150,13 +176,35 @@ pub struct Draft<'a> {
     pub hotline_id: &'a str,
     pub hotline: &'a HotlineConfig,
     pub language: String,
-    /// Notices sent about these items so far (for "reminder #n").
+    /// Notices sent so far about the most-noticed of these items (for the subject's
+    /// "reminder #n"; each URL's own count is listed beside it).
     pub notices_before: i64,
     pub parent_id: Option<aranea_store::NoticeId>,
 }
 
-/// The idempotency key of a notice about `items` (sorted ids) of `kind` to `provider_key`,
-/// in a given round (the number of notices already sent about the first item).
+/// The idempotency key of a notice of `kind` to `provider_key` about `items`, from each
+/// item's id and the point of its own history the notice answers (notices sent so far, and
+/// when this one fell due). Composing one decision twice (two workers, a retry after a
+/// crash) gives one key; a later decision about the same items — the next reminder, or a
+/// new attempt after a notice failed for good — gives a new one. Keying on the first item's
+/// count alone gave a failed notice's retry its key, so its items were never noticed again.
+pub fn batch_key(provider_key: &str, kind: &str, items: &[NoticeItem]) -> String {
+    let mut history: Vec<(i64, i64, i64)> = items
+        .iter()
+        .map(|i| (i.id, i.notices_sent, i.notice_due_at.unwrap_or(0)))
+        .collect();
+    history.sort_unstable();
+    let joined: Vec<String> = history
+        .iter()
+        .map(|(id, sent, due)| format!("{id}:{sent}:{due}"))
+        .collect();
+    let digest = Sha256::digest(format!("{provider_key}|{kind}|{}", joined.join(",")));
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("aranea-{hex}")
+}
+
+/// The idempotency key of a message about `items` (sorted ids) of `kind` to `provider_key`,
+/// in a given round.
 pub fn idempotency_key(provider_key: &str, kind: &str, items: &[i64], round: i64) -> String {
     let mut ids = items.to_vec();
     ids.sort_unstable();
@@ -183,18 +231,15 @@ pub fn compose(
         .ok_or(NoticeError::NoContact {
             provider: draft.provider_name.to_owned(),
         })?;
-    let item_ids: Vec<i64> = draft.items.iter().map(|i| i.id).collect();
     let kind = draft.kind.as_str();
     let step = match &draft.kind {
         NoticeKind::Escalation(step) => Some(step.clone()),
         _ => None,
     };
-    let round = draft.notices_before;
-    let key = idempotency_key(
+    let key = batch_key(
         draft.provider_key,
         &format!("{kind}:{}", step.as_deref().unwrap_or("")),
-        &item_ids,
-        round,
+        draft.items,
     );
     let reference = xarf::uuid_from(&key);
     let reports: Vec<serde_json::Value> = draft
@@ -252,6 +297,8 @@ pub fn compose(
             } else {
                 &i.classification
             },
+            notice_number: i.notices_sent.saturating_add(1),
+            escalation_level: i.escalation_level,
         })
         .collect();
     let via_cdn = draft.items.first().and_then(|i| i.via_cdn.clone());
@@ -314,4 +361,110 @@ pub fn respond_url(
 ) -> String {
     let token = link::sign(secret, reference, expires);
     format!("{}?t={token}", config.respond_base_url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: i64, notices_sent: i64, due: i64) -> NoticeItem {
+        NoticeItem {
+            id,
+            sighting_id: Some(id),
+            url: format!("http://files.example/{id}.jpg"),
+            host: "files.example".into(),
+            sha256: "aa".repeat(32),
+            md5: "bb".repeat(16),
+            sha1: "cc".repeat(20),
+            pdq: None,
+            media_kind: "jpeg".into(),
+            classification: "csam".into(),
+            first_seen_at: 0,
+            created_at: 0,
+            provider_key: "asn:64501".into(),
+            provider_name: "Quickhost".into(),
+            asn: Some(64501),
+            prefix: None,
+            country: Some("NL".into()),
+            hotline: "own".into(),
+            via_cdn: None,
+            method: "rdap".into(),
+            confidence_pct: 90,
+            contacts: "[]".into(),
+            upstream_contact: None,
+            state: "open".into(),
+            removed_at: None,
+            removal_kind: None,
+            pending_outcome: None,
+            pending_since: None,
+            next_check_at: None,
+            checks_done: 0,
+            notices_sent,
+            unanswered: notices_sent,
+            escalation_level: 0,
+            notice_due_at: Some(due),
+            pending_notice_id: None,
+            last_notice_at: None,
+            reupload_of: None,
+        }
+    }
+
+    fn render(items: &[NoticeItem]) -> NewNotice {
+        let config = NoticeConfig::default();
+        let contacts = [Contact {
+            channel: "smtp".into(),
+            address: "abuse@q.example".into(),
+            role: "abuse".into(),
+        }];
+        let draft = Draft {
+            provider_key: "asn:64501",
+            provider_name: "Quickhost",
+            items,
+            kind: NoticeKind::Renotice,
+            contacts: &contacts,
+            contact_index: 0,
+            hotline_id: "own",
+            hotline: &config.hotline,
+            language: "en".into(),
+            notices_before: items.iter().map(|i| i.notices_sent).max().unwrap_or(0),
+            parent_id: None,
+        };
+        let templates = Templates::load(None).unwrap();
+        compose(&config, &templates, &draft, 0, b"k").unwrap()
+    }
+
+    #[test]
+    fn a_batch_lists_each_url_with_its_own_notice_count() {
+        let notice = render(&[item(1, 3, 100), item(2, 1, 100)]);
+        let text = &notice.body_text;
+        let one = text.find("files.example/1.jpg").unwrap();
+        let two = text.find("files.example/2.jpg").unwrap();
+        let four = text.find("our notice #4 about this URL").unwrap();
+        let second = text.find("our notice #2 about this URL").unwrap();
+        assert!(one < four && four < two && two < second, "{text}");
+        assert!(
+            notice.subject.starts_with("Reminder #4"),
+            "{}",
+            notice.subject
+        );
+        assert!(
+            notice.body_html.contains("2.jpg (notice #2)"),
+            "{}",
+            notice.body_html
+        );
+    }
+
+    #[test]
+    fn the_key_follows_every_item_history_not_the_first_one() {
+        let key = |items: &[NoticeItem]| render(items).idempotency_key;
+        let base = key(&[item(1, 3, 100), item(2, 1, 100)]);
+        assert_eq!(base, key(&[item(2, 1, 100), item(1, 3, 100)]), "order-free");
+        assert_ne!(
+            base,
+            key(&[item(1, 3, 100), item(2, 2, 100)]),
+            "second item's count"
+        );
+        // The same items due again after a notice failed for good: a new notice.
+        assert_ne!(base, key(&[item(1, 3, 200), item(2, 1, 200)]));
+    }
 }

@@ -85,8 +85,34 @@ impl WebhookClient {
     }
 }
 
-/// The webhook body: the notice's reference, URLs, XARF reports and respond link.
+/// The webhook body: the notice's reference, URLs, XARF reports and respond link, as event
+/// `reported`; a retraction is event `withdrawn`, naming each URL with the references it was
+/// reported under (and no reports).
 pub fn webhook_body(notice: &Notice) -> String {
+    if notice.kind == crate::retraction::KIND {
+        let document: serde_json::Value =
+            serde_json::from_str(&notice.xarf).unwrap_or(serde_json::Value::Null);
+        let withdraws = document
+            .get("withdraws")
+            .cloned()
+            .unwrap_or(serde_json::Value::Array(Vec::new()));
+        let urls: Vec<serde_json::Value> = withdraws
+            .as_array()
+            .map(|w| w.iter().filter_map(|x| x.get("url").cloned()).collect())
+            .unwrap_or_default();
+        return serde_json::json!({
+            "event": "withdrawn",
+            "notice": notice.report_id,
+            "idempotency_key": notice.idempotency_key,
+            "kind": notice.kind,
+            "provider": notice.provider_name,
+            "subject": notice.subject,
+            "urls": urls,
+            "withdraws": withdraws,
+            "test": notice.test,
+        })
+        .to_string();
+    }
     let reports: serde_json::Value =
         serde_json::from_str(&notice.xarf).unwrap_or(serde_json::Value::Null);
     let urls: Vec<serde_json::Value> = reports
@@ -94,6 +120,7 @@ pub fn webhook_body(notice: &Notice) -> String {
         .map(|r| r.iter().filter_map(|x| x.get("url").cloned()).collect())
         .unwrap_or_default();
     serde_json::json!({
+        "event": "reported",
         "notice": notice.report_id,
         "idempotency_key": notice.idempotency_key,
         "kind": notice.kind,
@@ -182,20 +209,24 @@ pub fn email_message(
             "<{}@{}>",
             notice.idempotency_key, config.hotline.domain
         )))
-        .multipart(
-            MultiPart::mixed()
-                .multipart(MultiPart::alternative_plain_html(
-                    notice.body_text.clone(),
-                    notice.body_html.clone(),
-                ))
-                .singlepart(
+        .multipart({
+            let parts = MultiPart::mixed().multipart(MultiPart::alternative_plain_html(
+                notice.body_text.clone(),
+                notice.body_html.clone(),
+            ));
+            // A retraction carries no XARF: an automated intake must not read it as a report.
+            let parts = if notice.kind == crate::retraction::KIND {
+                parts
+            } else {
+                parts.singlepart(
                     Attachment::new("xarf-reports.json".to_owned()).body(notice.xarf.clone(), json),
                 )
-                .singlepart(SinglePart::plain(format!(
-                    "Idempotency-Key: {}\r\n",
-                    notice.idempotency_key
-                ))),
-        )
+            };
+            parts.singlepart(SinglePart::plain(format!(
+                "Idempotency-Key: {}\r\n",
+                notice.idempotency_key
+            )))
+        })
         .map_err(|e| format!("building the message: {e}"))?;
     if let Some(dkim) = dkim {
         message.sign(dkim);

@@ -26,6 +26,7 @@ use crate::rdap::RdapClient;
 mod escalation;
 mod lifecycle;
 mod sending;
+mod withdrawal;
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -37,9 +38,15 @@ pub struct PassReport {
     pub sent: usize,
     pub retried: usize,
     pub failed: usize,
+    /// Ids of the notices that failed for good this pass (each also logged at ERROR level).
+    pub failed_notices: Vec<i64>,
     pub checked: usize,
     pub removed: usize,
     pub recovered: u64,
+    /// Items an appeal withdrew this pass.
+    pub withdrawn: usize,
+    /// Retractions composed this pass (one per recipient of a withdrawn item's notices).
+    pub retractions: usize,
 }
 
 /// The engine with its clients.
@@ -93,11 +100,19 @@ impl NoticeEngine {
             config.rdap_cache_secs,
             config.rdap_max_referrals,
             config.rdap_max_bytes,
-        )
-        .with_bootstrap(
-            crate::rdap_bootstrap::Bootstrap::open(&config.rdap_bootstrap_files)
-                .map_err(|e| setup(&e))?,
         );
+        let rdap = if config.rdap_bootstrap_files.is_empty() {
+            rdap
+        } else {
+            rdap.with_bootstrap_files(
+                crate::reload::Reloading::open(
+                    "RDAP bootstrap",
+                    config.rdap_bootstrap_files.clone(),
+                    crate::rdap_bootstrap::Bootstrap::load,
+                )
+                .map_err(|e| setup(&e))?,
+            )
+        };
         let attributor = Attributor::new(
             config.clone(),
             fetch.guard.clone(),
@@ -151,6 +166,12 @@ impl NoticeEngine {
         &self.link_secret
     }
 
+    /// Why a replaced data file (ASN table, RDAP bootstrap) was refused while the older
+    /// data stays in use (each also logged at ERROR level when first seen).
+    pub fn data_errors(&self) -> Vec<String> {
+        self.attributor.data_errors()
+    }
+
     /// Looks at sightings whose attribution failed again on the next pass.
     pub fn retry_unattributed(&self) {
         self.cursor.store(0, Ordering::Relaxed);
@@ -160,7 +181,8 @@ impl NoticeEngine {
     pub async fn run_once(&self) -> Result<PassReport, NoticeError> {
         let mut report = PassReport::default();
         let now = self.clock.now();
-        let _ = self.attributor.reload_asn();
+        // Data files replaced since the last pass are swapped in (or refused and logged).
+        self.attributor.reload_data();
         self.attributor.refresh();
         report.recovered = self
             .store
@@ -171,6 +193,8 @@ impl NoticeEngine {
                 i64::from(self.config.max_attempts.max(1)),
             )
             .await?;
+        // Before anything is composed, so no new notice names a withdrawn URL.
+        self.withdraw_appealed(now, &mut report).await?;
         self.ingest(now, &mut report).await?;
         self.compose_due(now, &mut report).await?;
         self.deliver_due(&mut report).await?;
@@ -289,13 +313,18 @@ impl NoticeEngine {
             if moved {
                 continue; // re-attributed items are composed on the next pass
             }
+            // An escalation's recipient depends on the ladder steps its items have spent,
+            // so escalations are grouped by level; reminders and first notices all go to the
+            // provider, one notice per kind, each URL listed with its own history.
             let mut groups: BTreeMap<(String, i64), Vec<NoticeItem>> = BTreeMap::new();
             for item in items {
                 let kind = self.kind_of(&item);
-                groups
-                    .entry((kind, item.escalation_level))
-                    .or_default()
-                    .push(item);
+                let level = if kind == "escalation" {
+                    item.escalation_level
+                } else {
+                    0
+                };
+                groups.entry((kind, level)).or_default().push(item);
             }
             for ((kind, level), group) in groups {
                 report.composed += self.compose_group(&kind, level, &group, now).await?;
@@ -427,7 +456,7 @@ impl NoticeEngine {
             hotline_id: &hotline_id,
             hotline,
             language: self.config.language_for(first.country.as_deref()),
-            notices_before: first.notices_sent,
+            notices_before: group.iter().map(|i| i.notices_sent).max().unwrap_or(0),
             parent_id: parent.map(|p| NoticeId(p.id)),
         };
         let notice = compose(

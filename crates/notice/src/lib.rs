@@ -22,8 +22,9 @@
 //!
 //! Where the seams are: the store module `aranea_store::NoticeStore` holds the tables and
 //! the query API the server uses; the server's respond page calls [`respond`] (which runs
-//! [`link::verify`]); the review system withdraws notices of a reopened decision with
-//! `NoticeStore::withdraw_sighting`. This crate must never send media bytes anywhere.
+//! [`link::verify`]); an appeal that reverses a decision writes `match_withdrawals` (review
+//! room), which each pass reads: the items stop, and their notices' recipients get a
+//! [`retraction`]. This crate must never send media bytes anywhere.
 
 pub mod asn;
 pub mod attribution;
@@ -37,6 +38,8 @@ pub mod link;
 pub mod rdap;
 pub mod rdap_bootstrap;
 pub mod recheck;
+pub mod reload;
+pub mod retraction;
 pub mod reupload;
 pub mod stats;
 pub mod views;

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aranea_crawl::fetch::Fetcher;
 use serde_json::Value;
@@ -17,6 +17,7 @@ use url::Url;
 
 use crate::clock::UnixMillis;
 use crate::rdap_bootstrap::Bootstrap;
+use crate::reload::{Reload, Reloading};
 
 /// Entities nested deeper than this are ignored.
 const MAX_DEPTH: usize = 6;
@@ -62,6 +63,12 @@ pub enum RdapError {
 /// An answer (or failure) and when it expires.
 type CachedAnswer = (UnixMillis, Result<RdapNetwork, RdapError>);
 
+/// Where the bootstrap comes from: given once, or files watched for changes.
+enum BootstrapSource {
+    Fixed(Arc<Bootstrap>),
+    Files(Reloading<Bootstrap>),
+}
+
 /// The client with its cache.
 pub struct RdapClient {
     fetcher: Fetcher,
@@ -70,7 +77,7 @@ pub struct RdapClient {
     max_referrals: usize,
     max_bytes: u64,
     /// RFC 9224 prefixes → registry base URLs; consulted before `base_urls`.
-    bootstrap: Bootstrap,
+    bootstrap: BootstrapSource,
     cache: Mutex<HashMap<IpAddr, CachedAnswer>>,
 }
 
@@ -88,7 +95,7 @@ impl RdapClient {
             ttl_ms: i64::try_from(ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
             max_referrals,
             max_bytes,
-            bootstrap: Bootstrap::default(),
+            bootstrap: BootstrapSource::Fixed(Arc::new(Bootstrap::default())),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -96,8 +103,30 @@ impl RdapClient {
     /// Asks the registry the bootstrap names for an address (longest prefix) and only it;
     /// addresses no bootstrap entry covers go to the configured base URLs in order.
     pub fn with_bootstrap(mut self, bootstrap: Bootstrap) -> RdapClient {
-        self.bootstrap = bootstrap;
+        self.bootstrap = BootstrapSource::Fixed(Arc::new(bootstrap));
         self
+    }
+
+    /// The same, from bootstrap files re-read when they change ([`RdapClient::reload_bootstrap`]).
+    pub fn with_bootstrap_files(mut self, files: Reloading<Bootstrap>) -> RdapClient {
+        self.bootstrap = BootstrapSource::Files(files);
+        self
+    }
+
+    /// Re-reads the bootstrap files if they changed; a bad replacement keeps those in use.
+    pub fn reload_bootstrap(&self) -> Reload {
+        match &self.bootstrap {
+            BootstrapSource::Fixed(_) => Reload::Unchanged,
+            BootstrapSource::Files(files) => files.reload(),
+        }
+    }
+
+    /// Why the bootstrap files' newest version was refused, while the older one is in use.
+    pub fn bootstrap_error(&self) -> Option<String> {
+        match &self.bootstrap {
+            BootstrapSource::Fixed(_) => None,
+            BootstrapSource::Files(files) => files.last_error(),
+        }
     }
 
     /// The network holding `ip`, from the cache when fresh at `now`.
@@ -121,7 +150,11 @@ impl RdapClient {
 
     async fn ask(&self, ip: IpAddr) -> Result<RdapNetwork, RdapError> {
         let mut last = RdapError::NotFound { ip };
-        let bootstrapped = self.bootstrap.base_urls(ip);
+        let bootstrap = match &self.bootstrap {
+            BootstrapSource::Fixed(b) => b.clone(),
+            BootstrapSource::Files(files) => files.current(),
+        };
+        let bootstrapped = bootstrap.base_urls(ip);
         let bases = if bootstrapped.is_empty() {
             self.base_urls.as_slice()
         } else {

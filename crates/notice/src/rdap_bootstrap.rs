@@ -50,6 +50,11 @@ impl Bootstrap {
         Ok(bootstrap)
     }
 
+    /// [`Bootstrap::open`] for [`crate::reload::Reloading`]: the error as text.
+    pub fn load(paths: &[PathBuf]) -> Result<Bootstrap, String> {
+        Bootstrap::open(paths).map_err(|e| e.to_string())
+    }
+
     /// Parses one file's text; `path` only names it in errors.
     pub fn parse(path: &Path, text: &[u8]) -> Result<Bootstrap, BootstrapError> {
         Ok(Bootstrap {

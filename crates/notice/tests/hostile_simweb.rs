@@ -451,6 +451,7 @@ async fn the_rdap_bootstrap_sends_each_address_to_its_registry_by_longest_prefix
     let addrs = Addrs::of(&world);
     let hostile = hostile_rdap().await;
     let (_, dir) = temp_sqlite("rdap-bootstrap");
+    let _dir = RemoveOnDrop(dir.clone());
     // An IANA-format file: the simulated providers' space at simweb's registry, one /24 of
     // it delegated to a registry that answers garbage, and a hostile entry among them.
     let bootstrap = dir.join("ipv4.json");
@@ -506,6 +507,7 @@ async fn the_rdap_bootstrap_sends_each_address_to_its_registry_by_longest_prefix
     config.rdap_base_urls = vec![format!("{hostile}/garbage/")];
     config.rdap_bootstrap_files = vec![bootstrap];
     let (db, engine_dir) = temp_sqlite("rdap-bootstrap-engine");
+    let _engine_dir = RemoveOnDrop(engine_dir);
     let store = Store::open(&db).await.unwrap();
     let clock = Arc::new(WorldClock(world.clone()));
     CrawlStandIn::new(&world)
@@ -540,6 +542,4 @@ async fn the_rdap_bootstrap_sends_each_address_to_its_registry_by_longest_prefix
             "{name}"
         );
     }
-    let _ = std::fs::remove_dir_all(dir);
-    let _ = std::fs::remove_dir_all(engine_dir);
 }

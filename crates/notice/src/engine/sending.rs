@@ -1,5 +1,8 @@
 //! The delivery stage: claim due notices under a lease, send each by its channel, and record
-//! the outcome — sent, retried with back-off, or bounced to the next contact.
+//! the outcome — sent, retried with back-off, or bounced to the next contact. A notice that
+//! fails for good (the relay kept failing, or no contact is left) is logged at ERROR level
+//! with its id and listed in the pass report: nothing else will send it, so an operator must
+//! look (`aranea notices list --status failed`, then `aranea notices resend ID`).
 
 use aranea_store::{Notice, NoticeId};
 
@@ -114,7 +117,7 @@ impl NoticeEngine {
                         retry_items_at,
                     )
                     .await?;
-                report.failed += 1;
+                failed(notice, &format!("relay kept failing: {error}"), report);
             }
             Outcome::Transient(error) | Outcome::Permanent(error) => {
                 // Bounced, or out of attempts: this contact is dead for a day; the next one
@@ -167,11 +170,31 @@ impl NoticeEngine {
                                 retry_items_at,
                             )
                             .await?;
-                        report.failed += 1;
+                        failed(notice, &format!("no contact left: {error}"), report);
                     }
                 }
             }
         }
         Ok(())
     }
+}
+
+/// A notice failed for good: counted, listed, and logged at ERROR level with what an
+/// operator needs to act on it.
+fn failed(notice: &Notice, reason: &str, report: &mut PassReport) {
+    report.failed += 1;
+    report.failed_notices.push(notice.id);
+    tracing::error!(
+        notice_id = notice.id,
+        reference = %notice.report_id,
+        kind = %notice.kind,
+        provider = %notice.provider_name,
+        recipient = %notice.recipient,
+        channel = %notice.channel,
+        attempts = notice.attempts,
+        reason,
+        "notice {} failed and will not be retried; after fixing the cause: aranea notices resend {}",
+        notice.id,
+        notice.id
+    );
 }

@@ -156,6 +156,15 @@ pub fn notice_config(world: &Addrs) -> NoticeConfig {
     config
 }
 
+/// Removes a test's directory when dropped, so a failing assertion leaks nothing either.
+pub struct RemoveOnDrop(pub std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub fn temp_sqlite(name: &str) -> (String, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!(
         "aranea-notice-{name}-{}-{}",
@@ -167,6 +176,14 @@ pub fn temp_sqlite(name: &str) -> (String, std::path::PathBuf) {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     (format!("sqlite://{}", dir.join("aranea.db").display()), dir)
+}
+
+/// The bank entry the stand-in matches media against: one per media, as a bank built from
+/// reviewed media holds (so an appeal can withdraw one media's matches).
+pub fn entry_of(sha256: &[u8; 32]) -> i64 {
+    i64::from(u32::from_be_bytes([
+        sha256[0], sha256[1], sha256[2], sha256[3],
+    ]))
 }
 
 /// Records what the crawl worker would: every live known image URL of the world becomes a
@@ -239,7 +256,7 @@ impl CrawlStandIn {
             let hit = BankMatch {
                 bank_id: 1,
                 bank_name: "known".into(),
-                entry_id: 1,
+                entry_id: entry_of(&hashes.sha256),
                 signal_type: "pdq".into(),
                 distance: 0,
                 classification: "A1".into(),
