@@ -370,3 +370,101 @@ fn matches_and_sightings_list_recorded_rows_newest_first_in_pages() {
         }
     }
 }
+
+#[test]
+fn notices_page_by_cursor_and_hostile_cursors_get_clear_refusals() {
+    let server = common::start("notices-cursor", ServerConfig::default());
+    let addr = server.addr;
+    server.block_on(async {
+        let n = server.store.notices();
+        for k in 0..5 {
+            let provider = if k % 2 == 0 { "asn:64501" } else { "asn:64502" };
+            let url = format!("http://x.example/page-{k}");
+            let item = n
+                .open_item(&item(&url, provider), NOW)
+                .await
+                .unwrap()
+                .unwrap();
+            n.create_notice(&notice(&format!("p{k}"), provider), &[item], NOW)
+                .await
+                .unwrap();
+        }
+    });
+    let reader = server.client("reader", &["read"], None);
+    let reader = Some(reader.as_str());
+    let doc = get(addr, "/api/v1/openapi.json", None).json();
+    let list = "/api/v1/notices";
+    let all = ids(&documented(
+        &doc,
+        "get",
+        list,
+        &get(addr, list, reader),
+        200,
+    ));
+    assert_eq!(all.len(), 5);
+
+    // Following next_cursor visits every notice once, newest first, in pages of two.
+    let mut seen = Vec::new();
+    let mut pages = Vec::new();
+    let mut path = format!("{list}?limit=2");
+    loop {
+        let page = documented(&doc, "get", list, &get(addr, &path, reader), 200);
+        pages.push(ids(&page).len());
+        seen.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(next) => path = format!("{list}?limit=2&cursor={next}"),
+            None => break,
+        }
+        assert!(pages.len() < 10, "paging does not end");
+    }
+    assert_eq!(seen, all);
+    assert_eq!(pages, [2, 2, 1]);
+
+    // The cursor pages within the filters; an exact last page leads to one empty page.
+    let filtered = format!("{list}?provider=asn:64502&limit=1");
+    let first = documented(&doc, "get", list, &get(addr, &filtered, reader), 200);
+    let next = first["next_cursor"].as_str().unwrap().to_owned();
+    let second = get(addr, &format!("{filtered}&cursor={next}"), reader);
+    let second = documented(&doc, "get", list, &second, 200);
+    assert_eq!(ids(&second).len(), 1);
+    assert_eq!(second["notices"][0]["provider_key"], "asn:64502");
+    let next = second["next_cursor"].as_str().unwrap().to_owned();
+    let last = get(addr, &format!("{filtered}&cursor={next}"), reader);
+    let last = documented(&doc, "get", list, &last, 200);
+    assert!(ids(&last).is_empty() && last["next_cursor"].is_null());
+    let unpaged = documented(&doc, "get", list, &get(addr, list, reader), 200);
+    assert!(
+        unpaged["next_cursor"].is_null(),
+        "a short page has no cursor"
+    );
+    // The largest cursor is older-than-everything's opposite: the first page again.
+    let top = get(addr, &format!("{list}?cursor=9223372036854775807"), reader);
+    assert_eq!(ids(&documented(&doc, "get", list, &top, 200)), all);
+
+    let long = "1".repeat(5000);
+    for hostile in [
+        "",
+        "abc",
+        "-1",
+        "0",
+        "+3",
+        "1.5",
+        "1e3",
+        "0x10",
+        "%20",
+        "3%20",
+        "%00",
+        "9223372036854775808",
+        "99999999999999999999999",
+        &long,
+    ] {
+        let reply = get(addr, &format!("{list}?cursor={hostile}"), reader);
+        let body = documented(&doc, "get", list, &reply, 400);
+        assert!(
+            body["detail"].as_str().unwrap().contains("next_cursor"),
+            "{hostile}: {body}"
+        );
+    }
+    let twice = get(addr, &format!("{list}?cursor=3&cursor=2"), reader);
+    documented(&doc, "get", list, &twice, 400);
+}

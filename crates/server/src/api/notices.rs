@@ -1,5 +1,7 @@
 //! `/api/v1/notices`: read-only views of removal notices, their items (with re-checks) and
-//! timelines, for keys with the `read` scope. The JSON is the notice room's own views (the
+//! timelines, for keys with the `read` scope. The list pages by keyset: each full page
+//! carries a `next_cursor` (opaque to clients; the oldest notice id on the page) that asks
+//! for the notices older than it, so pages stay stable while new notices arrive. The JSON is the notice room's own views (the
 //! same shapes `aranea notices list|show --json` prints). Sending, resending and withdrawing
 //! stay with the notice room; nothing here writes.
 
@@ -43,6 +45,27 @@ struct ListQuery {
     state: Option<String>,
     provider: Option<String>,
     limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// Longest cursor accepted: an i64 in decimal has at most 19 digits.
+const MAX_CURSOR_BYTES: usize = 19;
+
+/// A cursor from a previous page: a positive decimal id, else a 400 that says what a cursor is.
+fn cursor(text: &str) -> Result<NoticeId, ApiError> {
+    let refuse = || {
+        ApiError::bad_request(
+            "cursor: pass the next_cursor value of a previous page unchanged (a positive integer).",
+        )
+    };
+    if text.is_empty() || text.len() > MAX_CURSOR_BYTES || !text.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(refuse());
+    }
+    match text.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(NoticeId(id)),
+        _ => Err(refuse()),
+    }
 }
 
 fn state_filter(text: &str) -> Result<NoticeState, ApiError> {
@@ -58,7 +81,7 @@ fn state_filter(text: &str) -> Result<NoticeState, ApiError> {
         })
 }
 
-fn filter(query: ListQuery) -> Result<NoticeFilter, ApiError> {
+fn filter(query: ListQuery) -> Result<(NoticeFilter, Option<NoticeId>), ApiError> {
     let limit = match query.limit {
         None => 100,
         Some(n) if (1..=MAX_PAGE).contains(&n) => n,
@@ -76,11 +99,13 @@ fn filter(query: ListQuery) -> Result<NoticeFilter, ApiError> {
             "provider: a provider key of 1 to {MAX_PROVIDER_BYTES} bytes."
         )));
     }
-    Ok(NoticeFilter {
+    let before = query.cursor.as_deref().map(cursor).transpose()?;
+    let filter = NoticeFilter {
         state,
         provider_key: query.provider,
         limit: Some(i64::from(limit)),
-    })
+    };
+    Ok((filter, before))
 }
 
 async fn list_notices(
@@ -91,14 +116,19 @@ async fn list_notices(
     require(&caller, &[scope::READ])?;
     let Query(query) =
         query.map_err(|e| ApiError::bad_request(format!("Bad query: {}", e.body_text())))?;
-    let rows = state
+    let (filter, before) = filter(query)?;
+    let (rows, next) = state
         .store()
         .notices()
-        .list_notices(&filter(query)?)
+        .list_notices_page(&filter, before)
         .await
         .map_err(ApiError::internal)?;
     let notices: Vec<Value> = rows.iter().map(views::notice_summary).collect();
-    Ok(Json(json!({ "notices": notices })))
+    // A string, so clients treat it as opaque and it survives JSON number limits.
+    let next_cursor = next.map(|id| id.0.to_string());
+    Ok(Json(
+        json!({ "notices": notices, "next_cursor": next_cursor }),
+    ))
 }
 
 /// A notice id from the path: a positive integer, else a 400 that says so.
@@ -170,11 +200,13 @@ pub fn openapi_paths(ok: impl Fn(&str, &str) -> Value) -> Value {
     shown["404"] = json!({ "description": "No such notice",
         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
     json!({
-        "/api/v1/notices": { "get": { "summary": "Removal notices, newest first (scope read)",
+        "/api/v1/notices": { "get": { "summary": "Removal notices, newest first, in pages (scope read)",
             "parameters": [
                 { "name": "state", "in": "query", "schema": { "enum": STATES.iter().map(|s| s.as_str()).collect::<Vec<_>>() } },
                 { "name": "provider", "in": "query", "schema": { "type": "string" }, "description": "Provider key, e.g. asn:64501." },
-                { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": MAX_PAGE } }
+                { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": MAX_PAGE } },
+                { "name": "cursor", "in": "query", "schema": { "type": "string", "pattern": "^[0-9]{1,19}$" },
+                  "description": "The next_cursor of the previous page, unchanged: the notices older than that page (same filters)." }
             ],
             "responses": ok("Notices (without their rendered bodies)", "NoticeList") } },
         "/api/v1/notices/{id}": { "get": { "summary": "One notice with its items and timeline (scope read)",
@@ -277,7 +309,11 @@ pub fn openapi_schemas() -> Value {
         "NoticeItem": properties(&item),
         "NoticeCheck": properties(&check),
         "NoticeEvent": properties(&event),
-        "NoticeList": properties(&[("notices", array("NoticeSummary"))]),
+        "NoticeList": properties(&[
+            ("notices", array("NoticeSummary")),
+            ("next_cursor", json!({ "type": ["string", "null"],
+                "description": "Set when the page was full: pass it as cursor for the next page. A full last page leads to one empty page." })),
+        ]),
         "NoticeDetail": properties(&[
             ("notice", json!({ "$ref": "#/components/schemas/Notice" })),
             ("items", array("NoticeItem")),
