@@ -433,3 +433,106 @@ fn a_reported_url_is_crawled_and_its_report_marked() {
     });
     assert_eq!(status, "crawled");
 }
+
+#[test]
+fn an_unknown_photo_in_an_archive_on_a_matching_page_is_sealed_in_the_vault_for_review() {
+    // A known photo served by a site that lets crawlers in, and a corpus photo nobody knows.
+    let plain = world();
+    let w = plain.world();
+    let known = w
+        .items
+        .iter()
+        .find(|i| {
+            let site = &w.sites[i.site];
+            i.known && !site.https && site.robots == aranea_simweb::scenario::RobotsVariant::Allow
+        })
+        .unwrap();
+    let host = w.sites[known.site].host.clone();
+    let unknown_index = (0..w.corpus.len())
+        .find(|n| w.known.binary_search(n).is_err() && w.corpus.ext(*n) == "jpg")
+        .unwrap();
+    let unknown = w.corpus.bytes(unknown_index).unwrap().to_vec();
+    let sha = aranea_hash::crypto_hashes(&unknown).sha256;
+    let archive = aranea_simweb::archives::zip(&[
+        (
+            "holiday/IMG_0001.jpg",
+            &unknown,
+            aranea_simweb::archives::ZipMethod::Deflated,
+        ),
+        (
+            "holiday/README.txt",
+            b"nothing to see",
+            aranea_simweb::archives::ZipMethod::Stored,
+        ),
+    ]);
+    let page = format!(
+        "<html><body><img src=\"{}\"><a href=\"/holiday.zip\">all photos</a></body></html>",
+        known.path
+    );
+    let known_path = known.path.clone();
+    drop(plain);
+    let world = SimWeb::new(scenario::load("small").unwrap())
+        .seed(7)
+        .extra_file(&host, "/suspect.html", "text/html", page.into_bytes())
+        .extra_file(&host, "/holiday.zip", "application/zip", archive)
+        .start()
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(&world, dir.path(), 2_000);
+    let keys = Command::new(env!("CARGO_BIN_EXE_aranea"))
+        .args(["--data", dir.path().to_str().unwrap(), "vault", "keygen"])
+        .output()
+        .unwrap();
+    let keys = String::from_utf8_lossy(&keys.stdout).into_owned();
+    let public = keys
+        .lines()
+        .find_map(|l| l.strip_prefix("public "))
+        .unwrap();
+    let secret = keys
+        .lines()
+        .find_map(|l| l.strip_prefix("secret "))
+        .unwrap();
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(&format!("[review]\nvault_public_key = \"{public}\"\n"));
+    std::fs::write(&config, toml).unwrap();
+    let db = format!("sqlite://{}", dir.path().join("v.db").display());
+    let suspect = world.url(&host, "/suspect.html");
+    let out = wait_bounded(
+        crawl(dir.path(), &db, "v")
+            .args(["--seeds", &suspect])
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let recorded = block_on(recorded(&db));
+    assert!(
+        recorded.matches.iter().any(|m| m.contains(&known_path)),
+        "the page matched: {recorded:?}"
+    );
+    let zip_url = world.url(&host, "/holiday.zip");
+    let sighting = format!("{} {zip_url} {suspect} holiday/IMG_0001.jpg", hex(&sha));
+    assert!(recorded.sightings.contains(&sighting), "{recorded:?}");
+    let (state, sealed) = block_on(async {
+        let store = aranea_store::Store::open(&db).await.unwrap();
+        let entry = store.review().get(&sha).await.unwrap();
+        let sealed = store.review_desk().vault_ciphertext(&sha).await.unwrap();
+        (entry.map(|e| e.state), sealed)
+    });
+    assert_eq!(state, Some(aranea_store::ReviewState::Pending));
+    let sealed = sealed.expect("the member's bytes are in the vault");
+    assert!(sealed.starts_with(b"ARV1"), "vault ciphertext");
+    let key = aranea_review::VaultSecretKey::from_hex(secret).unwrap();
+    let opened = aranea_review::vault::open(&key, &sha, &sealed).unwrap();
+    assert_eq!(
+        &opened[..],
+        &unknown[..],
+        "the vault opens to the member's bytes"
+    );
+}
