@@ -80,6 +80,10 @@ enum UserCommand {
     Disable { username: String },
     /// Re-enables a disabled user.
     Enable { username: String },
+    /// Resets a user's lost second factor (TOTP) and ends their sessions; they must enrol
+    /// a new one at their next sign-in.
+    #[command(name = "reset-2fa")]
+    ResetTwoFactor { username: String },
 }
 
 #[derive(Debug, Args)]
@@ -216,18 +220,19 @@ pub fn run_user(global: &GlobalOptions, args: UserArgs) -> anyhow::Result<std::p
                     None => None,
                 };
                 let hotlines = review.all_hotlines().await?;
-                println!("username\thotline\trole\tdisabled\ttotp\tdisplay_name");
+                println!("username\thotline\trole\tdisabled\ttotp\tmust_enrol\tdisplay_name");
                 for u in review.all_users(scope).await? {
                     let code = hotlines
                         .iter()
                         .find(|h| h.id == u.hotline)
                         .map_or("?", |h| h.code.as_str());
                     println!(
-                        "{}\t{code}\t{}\t{}\t{}\t{}",
+                        "{}\t{code}\t{}\t{}\t{}\t{}\t{}",
                         u.username,
                         u.role.as_str(),
                         u.disabled,
                         u.totp_secret.is_some(),
+                        u.totp_enrol_required,
                         u.display_name
                     );
                 }
@@ -251,6 +256,14 @@ pub fn run_user(global: &GlobalOptions, args: UserArgs) -> anyhow::Result<std::p
                     .set_user_disabled(AuditActor::Cli, user.id, false, now)
                     .await?;
                 println!("user {username} enabled");
+            }
+            UserCommand::ResetTwoFactor { username } => {
+                let user = desk
+                    .user_by_name(&username)
+                    .await?
+                    .with_context(|| format!("no user {username:?}"))?;
+                review.reset_totp(AuditActor::Cli, user.id, now).await?;
+                println!("user {username}: second factor reset; they enrol a new one at their next sign-in");
             }
         }
         review.store().close().await;

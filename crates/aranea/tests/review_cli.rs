@@ -131,15 +131,35 @@ fn hotlines_users_and_the_audit_chain_from_the_command_line() {
     assert!(disable.status.success(), "{}", text(&disable));
     let users = aranea(data, &["user", "list", "--hotline", "gb-hl"], None);
     assert!(
-        text(&users).contains("ana\tgb-hl\tsenior_analyst\ttrue\tfalse"),
+        text(&users).contains("ana\tgb-hl\tsenior_analyst\ttrue\tfalse\tfalse"),
         "{}",
         text(&users)
     );
 
+    // A lost second factor: ana had one on (set in the database as enrolment would); the
+    // reset removes it and makes her enrol again at her next sign-in.
+    set_totp_secret(&data.join("aranea.db"), "ana");
+    let users = aranea(data, &["user", "list"], None);
+    assert!(
+        text(&users).contains("ana\tgb-hl\tsenior_analyst\ttrue\ttrue\tfalse"),
+        "{}",
+        text(&users)
+    );
+    let reset = aranea(data, &["user", "reset-2fa", "ana"], None);
+    assert!(reset.status.success(), "{}", text(&reset));
+    let users = aranea(data, &["user", "list"], None);
+    assert!(
+        text(&users).contains("ana\tgb-hl\tsenior_analyst\ttrue\tfalse\ttrue"),
+        "{}",
+        text(&users)
+    );
+    let nobody = aranea(data, &["user", "reset-2fa", "nobody"], None);
+    assert!(!nobody.status.success(), "{}", text(&nobody));
+
     let verify = aranea(data, &["audit", "verify"], None);
     assert!(verify.status.success(), "{}", text(&verify));
     assert!(
-        text(&verify).contains("audit trail intact: 3 rows"),
+        text(&verify).contains("audit trail intact: 4 rows"),
         "{}",
         text(&verify)
     );
@@ -150,4 +170,25 @@ fn hotlines_users_and_the_audit_chain_from_the_command_line() {
     let secret = out.lines().find_map(|l| l.strip_prefix("secret ")).unwrap();
     assert_eq!((public.len(), secret.len()), (64, 64));
     assert_ne!(public, secret);
+}
+
+/// Turns a user's second factor on directly in the SQLite database.
+fn set_totp_secret(db: &std::path::Path, username: &str) {
+    use sqlx::Connection;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let done = sqlx::query("UPDATE users SET totp_secret = x'0102030405' WHERE username = $1")
+            .bind(username)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+        conn.close().await.unwrap();
+    });
 }
