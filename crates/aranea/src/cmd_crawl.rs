@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aranea_crawl::{CrawlConfig, CrawlProgress, Crawler};
-use aranea_index::BankStore;
-use aranea_index::video::{VideoIndex, VideoIndexParams};
+use aranea_index::LiveIndex;
+use aranea_index::video::VideoIndex;
+use aranea_server::LiveBanks;
 use clap::{Args, ValueEnum};
 use url::Url;
 
@@ -47,13 +48,9 @@ pub fn run(global: &GlobalOptions, args: CrawlArgs) -> anyhow::Result<std::proce
     let review: aranea_review::ReviewConfig = global.config_file()?.section("review")?;
     let seeds = read_seeds(&args.seeds)?;
     let banks_dir = global.data.join("banks");
-    let bank_store = BankStore::open(&banks_dir)
-        .with_context(|| format!("opening banks in {}", banks_dir.display()))?;
-    let banks = bank_store.live();
-    // The vPDQ entries of the banks as they are now (rebuilt at the next start).
-    let videos = Arc::new(
-        VideoIndex::build(bank_store.state(), VideoIndexParams::default())
-            .context("indexing the banks' videos")?,
+    let banks = Arc::new(
+        LiveBanks::open(&banks_dir)
+            .with_context(|| format!("opening banks in {}", banks_dir.display()))?,
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -64,11 +61,19 @@ pub fn run(global: &GlobalOptions, args: CrawlArgs) -> anyhow::Result<std::proce
         // Media entering the review queue is sealed into the review vault when
         // `[review] vault_public_key` is set; otherwise its bytes are dropped.
         let sink = crate::review_sink::review_sink(&store, &review)?;
+        // The crawler holds this index for its whole run; bank changes adopt into it.
+        let index = banks.live();
         let crawler = match &args.worker {
-            Some(name) => Crawler::with_worker_name(store.clone(), banks, config, sink, name)?,
-            None => Crawler::new(store.clone(), banks, config, sink)?,
+            Some(name) => {
+                Crawler::with_worker_name(store.clone(), Arc::clone(&index), config, sink, name)?
+            }
+            None => Crawler::new(store.clone(), Arc::clone(&index), config, sink)?,
         };
-        crawler.set_video_index(videos);
+        let videos = banks.videos().map(|v| Arc::clone(&v.index));
+        if let Some(videos) = &videos {
+            crawler.set_video_index(Arc::clone(videos));
+        }
+        let follow = follow_banks(&crawler, banks, index, videos);
         if !seeds.is_empty() {
             let outcome = crawler.enqueue_seeds(&seeds).await?;
             for (url, why) in &outcome.refused {
@@ -99,6 +104,7 @@ pub fn run(global: &GlobalOptions, args: CrawlArgs) -> anyhow::Result<std::proce
         let progress = tokio::select! {
             done = crawl => done?,
             _ = show => unreachable_progress(),
+            never = follow => match never {},
         };
         store.close().await;
         Ok::<CrawlProgress, anyhow::Error>(progress)
@@ -111,6 +117,61 @@ pub fn run(global: &GlobalOptions, args: CrawlArgs) -> anyhow::Result<std::proce
         CrawlFormat::Json | CrawlFormat::Jsonl => println!("{}", serde_json::to_string(&progress)?),
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// How often the bank directory is checked for changes by other processes (a review
+/// decision in the server, `aranea bank import`).
+const BANK_POLL: Duration = Duration::from_secs(1);
+
+/// Keeps the crawler matching against the banks on disk: whenever another process changed
+/// the bank directory, the reopened banks are adopted into the index the crawler holds and
+/// the video index is replaced. A reload that fails keeps the previous banks in use (said
+/// once on stderr per distinct failure).
+async fn follow_banks(
+    crawler: &Crawler,
+    banks: Arc<LiveBanks>,
+    held: Arc<LiveIndex>,
+    mut videos: Option<Arc<VideoIndex>>,
+) -> std::convert::Infallible {
+    let mut adopted = Arc::clone(&held);
+    let mut last_failure = String::new();
+    let mut tick = tokio::time::interval(BANK_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let reloading = Arc::clone(&banks);
+        let failure =
+            match tokio::task::spawn_blocking(move || reloading.refresh_if_changed()).await {
+                Ok(Ok(_)) => String::new(),
+                Ok(Err(error)) => {
+                    format!("bank reload failed; the previous banks stay in use: {error}")
+                }
+                Err(error) => format!("bank reload task failed: {error}"),
+            };
+        if !failure.is_empty() && failure != last_failure {
+            eprintln!("aranea: {failure}");
+        }
+        last_failure = failure;
+        let now = banks.live();
+        if !Arc::ptr_eq(&now, &adopted) {
+            held.adopt(&now);
+            let generation = held.load();
+            eprintln!(
+                "aranea: banks changed on disk; matching against journal position {} ({} banks)",
+                generation.seq(),
+                generation.banks().len()
+            );
+            adopted = now;
+        }
+        if let Some(current) = banks.videos()
+            && videos
+                .as_ref()
+                .is_none_or(|v| !Arc::ptr_eq(v, &current.index))
+        {
+            crawler.set_video_index(Arc::clone(&current.index));
+            videos = Some(Arc::clone(&current.index));
+        }
+    }
 }
 
 fn unreachable_progress() -> CrawlProgress {
