@@ -31,8 +31,8 @@ enum NoticesCommand {
     /// List notices, newest first.
     List {
         /// Only notices in this state (queued, sending, committing, sent, uncertain, failed,
-        /// withdrawn).
-        #[arg(long)]
+        /// withdrawn). `--status failed` lists what the worker could not deliver.
+        #[arg(long, alias = "status")]
         state: Option<String>,
         /// Only notices to this provider key (e.g. asn:64501).
         #[arg(long)]
@@ -230,7 +230,12 @@ async fn show(
                     notice.provider_name, notice.hotline, notice.subject
                 );
                 for item in &items {
-                    println!("  item {:>5} {:<8} {}", item.id, item.state, item.url);
+                    println!("  item {:>5} {:<9} {}", item.id, item.state, item.url);
+                }
+                for retraction in store.notices().retractions_of(NoticeId(id)).await? {
+                    if retraction.0 != id {
+                        println!("  retracted by notice {}", retraction.0);
+                    }
                 }
                 for event in &timeline {
                     println!(
@@ -256,11 +261,14 @@ async fn run_worker(
     let fetch = config.fetch_config()?;
     let interval = Duration::from_secs(config.interval_secs.max(1));
     let worker = worker.unwrap_or_else(|| format!("notice-{}", std::process::id()));
+    // Failed notices and refused data files are logged at ERROR level (JSON lines unless
+    // stderr is a terminal; ARANEA_LOG sets the level).
+    aranea_server::init_logging();
     let engine = NoticeEngine::new(store, config, fetch, Arc::new(SystemClock), &worker)?;
     loop {
         let pass = engine.run_once().await?;
         eprintln!(
-            "notice pass: {} new items, {} composed, {} sent, {} retried, {} failed, {} checked, {} removed, {} re-uploads",
+            "notice pass: {} new items, {} composed, {} sent, {} retried, {} failed, {} checked, {} removed, {} re-uploads, {} withdrawn, {} retractions",
             pass.ingested,
             pass.composed,
             pass.sent,
@@ -268,7 +276,9 @@ async fn run_worker(
             pass.failed,
             pass.checked,
             pass.removed,
-            pass.reuploads
+            pass.reuploads,
+            pass.withdrawn,
+            pass.retractions
         );
         if once {
             return Ok(std::process::ExitCode::SUCCESS);

@@ -57,6 +57,7 @@ async fn a_notice_the_relay_keeps_refusing_fails_loudly_and_its_items_are_notice
         .init();
     let world = world(47);
     let (db, dir) = temp_sqlite("failed-relay");
+    let _dir = RemoveOnDrop(dir.clone());
     let store = Store::open(&db).await.unwrap();
     let clock = Arc::new(WorldClock(world.clone()));
     assert!(
@@ -174,5 +175,4 @@ async fn a_notice_the_relay_keeps_refusing_fails_loudly_and_its_items_are_notice
         }
     }
     drop(store);
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -88,6 +88,7 @@ async fn passes(engine: &NoticeEngine, world: &aranea_simweb::RunningWorld, hour
 async fn an_appeal_stops_the_items_and_retracts_each_notice_once_across_a_restart() {
     let world = world(21);
     let (db, dir) = temp_sqlite("withdrawal");
+    let _dir = RemoveOnDrop(dir.clone());
     let store = Store::open(&db).await.unwrap();
     store
         .review_desk()
@@ -275,5 +276,4 @@ async fn an_appeal_stops_the_items_and_retracts_each_notice_once_across_a_restar
         (before.0 - same_media, before.1 - same_media)
     );
     drop(store);
-    let _ = std::fs::remove_dir_all(dir);
 }
