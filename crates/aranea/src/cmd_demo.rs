@@ -4,6 +4,11 @@
 //! providers and re-checks on the world's accelerated clock, and serves the API and web UI,
 //! with a live progress line. `--for SECONDS` runs, then exits cleanly, leaving the database
 //! and data directory for inspection. It must never reach beyond the simulated web's blocks.
+//!
+//! Video: when the `ffmpeg` CLI is present, a benign slideshow of corpus photos is made at
+//! start, served on a page of one of the world's sites and declared known in a video bank
+//! (`vpdq`), so the crawl finds a known video by its frames; the crawler's video index follows
+//! every bank change the server publishes. Without ffmpeg the demo says so and has no video.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -23,6 +28,12 @@ use aranea_server::{AppState, ServerConfig};
 use aranea_simweb::{RunningWorld, SimWeb, scenario};
 
 use crate::cli::GlobalOptions;
+
+mod video;
+use video::{
+    DEMO_VIDEO_BANK, DemoVideo, VIDEO_PAGE, VIDEO_PATH, demo_video, follow_video_banks,
+    load_known_video,
+};
 
 /// The bank the demo fills from the simulated web's known photos.
 const DEMO_BANK: &str = "simweb-known";
@@ -45,17 +56,24 @@ pub fn run(global: &GlobalOptions, args: DemoArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&global.data)
         .with_context(|| format!("creating {}", global.data.display()))?;
     // Shared with the notice engine's clock, which reads the world's simulated time.
-    let world = Arc::new(
-        SimWeb::new(scenario::load("demo")?)
-            .seed(args.seed)
-            .out_dir(global.data.join("simweb"))
-            .start()
-            .context("starting the simulated internet")?,
-    );
+    let scenario = scenario::load("demo")?;
+    let video = demo_video(&global.data.join("simweb"), &scenario, args.seed)?;
+    let mut web = SimWeb::new(scenario)
+        .seed(args.seed)
+        .out_dir(global.data.join("simweb"));
+    if let Some(video) = &video {
+        let page = format!(
+            "<html><body><h1>Clips</h1><video src=\"{VIDEO_PATH}\" controls></video></body></html>"
+        );
+        web = web
+            .extra_file(&video.host, VIDEO_PAGE, "text/html", page.into_bytes())
+            .extra_file(&video.host, VIDEO_PATH, "video/mp4", video.bytes.clone());
+    }
+    let world = Arc::new(web.start().context("starting the simulated internet")?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(demo(global, &args, &world));
+    let result = runtime.block_on(demo(global, &args, &world, video.as_ref()));
     // Every task holding a clone has ended; dropping the last one stops the world's servers.
     drop(world);
     result
@@ -65,6 +83,7 @@ async fn demo(
     global: &GlobalOptions,
     args: &DemoArgs,
     world: &Arc<RunningWorld>,
+    video: Option<&DemoVideo>,
 ) -> anyhow::Result<ExitCode> {
     let store = aranea_store::Store::open(&global.database_url())
         .await
@@ -82,6 +101,13 @@ async fn demo(
     let state = AppState::open(config, &global.data.join("banks"), store.clone()).await?;
     let loaded = load_known_bank(&state, world).await?;
     println!("bank {DEMO_BANK}: {loaded} known hashes from the simulated web");
+    if let Some(video) = video {
+        let frames = load_known_video(&state, video).await?;
+        println!(
+            "bank {DEMO_VIDEO_BANK}: a generated slideshow ({frames} vPDQ frames) declared known, served at {}",
+            world.url(&video.host, VIDEO_PAGE)
+        );
+    }
     let client = ensure_demo_client(&store).await?;
     println!("Shield/API client (all scopes): {client}");
     let review_config = vault_config(&global.data)?;
@@ -107,12 +133,19 @@ async fn demo(
         crawl_config(world),
         crate::review_sink::review_sink(&store, &review_config)?,
     )?;
-    let seeds: Vec<url::Url> = world
-        .world()
-        .sites
-        .iter()
-        .filter_map(|s| url::Url::parse(&world.url(&s.host, "/")).ok())
+    // The video page is reported like any other URL (nothing on the sites links to it), and
+    // first, so that its site is among the first crawled even in a short demo.
+    let mut seeds: Vec<url::Url> = video
+        .and_then(|v| url::Url::parse(&world.url(&v.host, VIDEO_PAGE)).ok())
+        .into_iter()
         .collect();
+    seeds.extend(
+        world
+            .world()
+            .sites
+            .iter()
+            .filter_map(|s| url::Url::parse(&world.url(&s.host, "/")).ok()),
+    );
     let seeded = crawler.enqueue_seeds(&seeds).await?;
     println!(
         "crawling {} sites of the simulated web ({} new seeds)",
@@ -137,7 +170,14 @@ async fn demo(
     ));
     let crawl = {
         let stop = stopped(stop_rx.clone());
-        tokio::spawn(async move { crawler.run(stop).await.map(|p| (p, crawler)) })
+        let banks = Arc::clone(state.banks());
+        tokio::spawn(async move {
+            let crawled = tokio::select! {
+                done = crawler.run(stop) => done,
+                never = follow_video_banks(&crawler, banks) => match never {},
+            };
+            crawled.map(|p| (p, crawler))
+        })
     };
     let tally = Arc::new(NoticeTally::default());
     let notices = tokio::spawn(notice_worker(

@@ -63,6 +63,11 @@ fn demo_crawls_matches_serves_and_exits_cleanly() {
     stdout.read_to_string(&mut printed).unwrap();
     assert!(status.success(), "{printed}");
     assert!(printed.contains("bank simweb-known:"), "{printed}");
+    // scripts/test installs ffmpeg: the demo world has its known video.
+    assert!(
+        printed.contains("bank simweb-known-videos: a generated slideshow"),
+        "{printed}"
+    );
     for hotline in ["demo-ca", "demo-nl"] {
         for n in 1..=3 {
             let account = format!("hotline {hotline}: analyst {hotline}-analyst{n} password ");
@@ -94,7 +99,7 @@ fn demo_crawls_matches_serves_and_exits_cleanly() {
         "{printed}"
     );
 
-    let (sent, removed, sealed) = tokio::runtime::Builder::new_current_thread()
+    let (sent, removed, sealed, video_matches) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
@@ -102,6 +107,10 @@ fn demo_crawls_matches_serves_and_exits_cleanly() {
     assert!(sent > 0, "the notices table holds no sent notice");
     assert!(removed > 0, "no notice item was recorded as removed");
     assert!(!sealed.is_empty(), "no media reached the review vault");
+    assert!(
+        video_matches > 0,
+        "the crawl did not find the demo's known video by its frames (vpdq)"
+    );
 
     // Every vault entry is ciphertext that only the demo's key opens, to bytes of the recorded
     // size; no 32-byte run from the middle of any of them appears in the database's files.
@@ -133,8 +142,11 @@ fn demo_crawls_matches_serves_and_exits_cleanly() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Sent notices, removed notice items, and the vault's (sha256, ciphertext, size) rows.
-async fn database_facts(db: &std::path::Path) -> (i64, i64, Vec<(Vec<u8>, Vec<u8>, i64)>) {
+type Sealed = Vec<(Vec<u8>, Vec<u8>, i64)>;
+
+/// Sent notices, removed notice items, the vault's (sha256, ciphertext, size) rows and the
+/// matches of video bank entries.
+async fn database_facts(db: &std::path::Path) -> (i64, i64, Sealed, i64) {
     let url = format!("sqlite://{}?mode=ro", db.display());
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
     let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
@@ -155,6 +167,10 @@ async fn database_facts(db: &std::path::Path) -> (i64, i64, Vec<(Vec<u8>, Vec<u8
     .iter()
     .map(|row| (row.get(0), row.get(1), row.get(2)))
     .collect();
+    let video_matches = count("SELECT COUNT(*) FROM matches WHERE signal_type = 'vpdq'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     conn.close().await.unwrap();
-    (sent, removed, sealed)
+    (sent, removed, sealed, video_matches)
 }
