@@ -57,7 +57,19 @@ fn main() {
         .build()
         .unwrap();
     let (media, secs, fetched) = runtime.block_on(async {
-        let store = support::sqlite(dir.path()).await;
+        // ARANEA_BENCH_SQLITE_CONNECTIONS: the pool size to measure (default: the store's).
+        let connections = std::env::var("ARANEA_BENCH_SQLITE_CONNECTIONS")
+            .ok()
+            .and_then(|n| n.parse().ok());
+        let options = aranea_store::StoreOptions {
+            max_connections: connections,
+            ..aranea_store::StoreOptions::default()
+        };
+        let url = format!("sqlite://{}", dir.path().join("aranea.db").display());
+        let store = aranea_store::Store::open_with(&url, &options)
+            .await
+            .unwrap();
+        println!("store: SQLite, {connections:?} connections (None: the default)");
         let banks = support::banks(&world, &dir.path().join("banks"));
         let mut config = support::config(&world, 0);
         config.politeness.max_delay_ms = 0;

@@ -45,7 +45,8 @@ pub use crawl_facts::{CrawlFacts, UnmatchedSighting};
 pub use error::{DbError, StoreError};
 pub use frontier::{
     Completion, EnqueuedUrl, FetchOutcome, FetchRecord, Frontier, Host, HostId, HostPolicy, Lease,
-    LeasedHost, NewUrl, Priority, RobotsCache, UrlId, UrlNext, UrlRecord, UrlSource, UrlState,
+    LeasedHost, NewUrl, Priority, RobotsCache, SeenMedia, SettledPage, UrlId, UrlNext, UrlRecord,
+    UrlSource, UrlState,
 };
 pub use media::{
     BankMatch, Media, MediaRecord, MediaStore, NewSighting, Sighting, SightingId, TimedMatch,

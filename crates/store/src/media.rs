@@ -166,13 +166,80 @@ fn check_match(m: &BankMatch) -> Result<(), StoreError> {
     check_range("distance", i64::from(m.distance), 0, 256)
 }
 
+/// Checks what [`record_seen_in!`] will write, before a transaction is opened.
+pub(crate) fn check_seen(
+    media: &MediaRecord,
+    sighting: &NewSighting,
+    matches: &[TimedMatch],
+) -> Result<(), StoreError> {
+    check_text("media kind", &media.kind, MAX_LABEL_BYTES, false)?;
+    check_sighting(sighting)?;
+    for m in matches {
+        check_match(&m.hit)?;
+    }
+    Ok(())
+}
+
+/// Writes media, its sighting and the sighting's matches inside the open transaction `$tx`
+/// (checked first with [`check_seen`]); evaluates to the [`SightingId`]. A macro so one body
+/// serves both drivers' transaction types and every caller's transaction.
+macro_rules! record_seen_in {
+    ($tx:ident, $media:expr, $sighting:expr, $matches:expr, $now:expr) => {{
+        let media: &$crate::media::MediaRecord = $media;
+        let sighting: &$crate::media::NewSighting = $sighting;
+        let size = i64::try_from(media.size).unwrap_or(i64::MAX);
+        let member = sighting.member_path.as_deref().unwrap_or("");
+        let page = sighting.page.unwrap_or(sighting.url);
+        sqlx::query($crate::media::UPSERT_MEDIA)
+            .bind(&media.sha256[..])
+            .bind(&media.md5[..])
+            .bind(&media.sha1[..])
+            .bind(media.pdq.as_ref().map(|p| &p[..]))
+            .bind(media.pdq_quality.map(i64::from))
+            .bind(size)
+            .bind(&media.kind)
+            .bind(media.width.map(i64::from))
+            .bind(media.height.map(i64::from))
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        let id = sqlx::query($crate::media::UPSERT_SIGHTING)
+            .bind(&sighting.media_sha256[..])
+            .bind(sighting.url.0)
+            .bind(page.0)
+            .bind(member)
+            .bind(sighting.seen_at)
+            .bind(sighting.server_ip.as_deref())
+            .fetch_one(&mut *$tx)
+            .await?
+            .i64("id")?;
+        for m in $matches {
+            let m: &$crate::media::TimedMatch = m;
+            sqlx::query($crate::media::INSERT_TIMED_MATCH)
+                .bind(id)
+                .bind(m.hit.bank_id)
+                .bind(&m.hit.bank_name)
+                .bind(m.hit.entry_id)
+                .bind(&m.hit.signal_type)
+                .bind(i64::from(m.hit.distance))
+                .bind(&m.hit.classification)
+                .bind($now)
+                .bind(m.frame_ms)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        $crate::media::SightingId(id)
+    }};
+}
+pub(crate) use record_seen_in;
+
 const INSERT_MEDIA: &str = "INSERT INTO media (sha256, md5, sha1, pdq, pdq_quality, size, kind, \
     width, height, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
     ON CONFLICT (sha256) DO NOTHING RETURNING sha256";
 const TOUCH_MEDIA: &str = "UPDATE media SET last_seen = $2 WHERE sha256 = $1 AND last_seen < $2";
 const MEDIA_COLUMNS: &str = "SELECT sha256, md5, sha1, pdq, pdq_quality, size, kind, width, \
     height, first_seen, last_seen FROM media WHERE sha256 = $1";
-const UPSERT_SIGHTING: &str = "INSERT INTO sightings (media_sha256, url_id, page_url_id, \
+pub(crate) const UPSERT_SIGHTING: &str = "INSERT INTO sightings (media_sha256, url_id, page_url_id, \
     member_path, first_seen_at, last_seen_at, server_ip) VALUES ($1, $2, $3, $4, $5, $5, $6) \
     ON CONFLICT (media_sha256, url_id, page_url_id, member_path) DO UPDATE SET \
     last_seen_at = CASE WHEN sightings.last_seen_at < excluded.last_seen_at \
@@ -183,12 +250,12 @@ const SIGHTINGS_OF: &str = "SELECT id, media_sha256, url_id, page_url_id, member
 const INSERT_MATCH: &str = "INSERT INTO matches (sighting_id, bank_id, bank_name, entry_id, \
     signal_type, distance, classification, matched_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
     ON CONFLICT (sighting_id, bank_id, entry_id) DO NOTHING";
-const UPSERT_MEDIA: &str = "INSERT INTO media (sha256, md5, sha1, pdq, pdq_quality, size, kind, \
+pub(crate) const UPSERT_MEDIA: &str = "INSERT INTO media (sha256, md5, sha1, pdq, pdq_quality, size, kind, \
     width, height, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
     ON CONFLICT (sha256) DO UPDATE SET last_seen = CASE \
         WHEN media.last_seen < excluded.last_seen THEN excluded.last_seen \
         ELSE media.last_seen END";
-const INSERT_TIMED_MATCH: &str = "INSERT INTO matches (sighting_id, bank_id, bank_name, entry_id, \
+pub(crate) const INSERT_TIMED_MATCH: &str = "INSERT INTO matches (sighting_id, bank_id, bank_name, entry_id, \
     signal_type, distance, classification, matched_at, frame_ms) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
     ON CONFLICT (sighting_id, bank_id, entry_id) DO NOTHING";
@@ -331,55 +398,12 @@ impl<'a> MediaStore<'a> {
         matches: &[TimedMatch],
         now: UnixMillis,
     ) -> Result<SightingId, StoreError> {
-        check_text("media kind", &media.kind, MAX_LABEL_BYTES, false)?;
-        check_sighting(sighting)?;
-        for m in matches {
-            check_match(&m.hit)?;
-        }
-        let size = i64::try_from(media.size).unwrap_or(i64::MAX);
-        let member = sighting.member_path.as_deref().unwrap_or("");
-        let page = sighting.page.unwrap_or(sighting.url);
+        check_seen(media, sighting, matches)?;
         on_backend!(self.backend, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
-            sqlx::query(UPSERT_MEDIA)
-                .bind(&media.sha256[..])
-                .bind(&media.md5[..])
-                .bind(&media.sha1[..])
-                .bind(media.pdq.as_ref().map(|p| &p[..]))
-                .bind(media.pdq_quality.map(i64::from))
-                .bind(size)
-                .bind(&media.kind)
-                .bind(media.width.map(i64::from))
-                .bind(media.height.map(i64::from))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            let id = sqlx::query(UPSERT_SIGHTING)
-                .bind(&sighting.media_sha256[..])
-                .bind(sighting.url.0)
-                .bind(page.0)
-                .bind(member)
-                .bind(sighting.seen_at)
-                .bind(sighting.server_ip.as_deref())
-                .fetch_one(&mut *tx)
-                .await?
-                .i64("id")?;
-            for m in matches {
-                sqlx::query(INSERT_TIMED_MATCH)
-                    .bind(id)
-                    .bind(m.hit.bank_id)
-                    .bind(&m.hit.bank_name)
-                    .bind(m.hit.entry_id)
-                    .bind(&m.hit.signal_type)
-                    .bind(i64::from(m.hit.distance))
-                    .bind(&m.hit.classification)
-                    .bind(now)
-                    .bind(m.frame_ms)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            let id = record_seen_in!(tx, media, sighting, matches, now);
             tx.commit().await?;
-            Ok(SightingId(id))
+            Ok(id)
         })
     }
 

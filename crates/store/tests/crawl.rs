@@ -5,8 +5,8 @@
 mod common;
 
 use aranea_store::{
-    BankMatch, Completion, FetchOutcome, MediaRecord, NewSighting, Store, TimedMatch, UrlId,
-    UrlNext, UrlState,
+    BankMatch, Completion, FetchOutcome, MediaRecord, NewSighting, SeenMedia, Store, StoreError,
+    TimedMatch, UrlId, UrlNext, UrlState,
 };
 use common::{NOW, TestDb, url};
 
@@ -15,6 +15,7 @@ contract_tests!(
     attempts_under_a_prefix_and_queued_work_are_counted,
     media_sighting_and_timed_matches_are_recorded_together_once,
     a_page_and_its_media_complete_in_one_call,
+    a_pages_media_and_their_completions_are_written_together_or_not_at_all,
 );
 
 fn media(seed: u8) -> MediaRecord {
@@ -265,4 +266,129 @@ async fn a_page_and_its_media_complete_in_one_call(db: &TestDb) {
         vec![Completion::AlreadyRecorded, Completion::AlreadyRecorded]
     );
     assert_eq!(store.frontier().fetches(urls[0].id).await.unwrap().len(), 1);
+}
+
+async fn a_pages_media_and_their_completions_are_written_together_or_not_at_all(db: &TestDb) {
+    let store = db.open().await;
+    store
+        .frontier()
+        .enqueue_urls(
+            &[
+                url("s.example", "/page"),
+                url("s.example", "/1.jpg"),
+                url("s.example", "/2.jpg"),
+            ],
+            NOW,
+        )
+        .await
+        .unwrap();
+    let leased = store
+        .frontier()
+        .claim_hosts("w", 1, 60_000, NOW)
+        .await
+        .unwrap();
+    let lease = &leased[0].lease;
+    let urls = store.frontier().next_urls(lease, 10, NOW).await.unwrap();
+    let id = |path: &str| urls.iter().find(|u| u.url.ends_with(path)).unwrap().id;
+    let (page, one, two) = (id("/page"), id("/1.jpg"), id("/2.jpg"));
+    let seen = |seed: u8, at: UrlId, matches: Vec<TimedMatch>| SeenMedia {
+        media: media(seed),
+        sighting: NewSighting {
+            media_sha256: [seed; 32],
+            url: at,
+            page: Some(page),
+            member_path: None,
+            seen_at: NOW,
+            server_ip: None,
+        },
+        matches,
+    };
+    let hit = TimedMatch {
+        hit: BankMatch {
+            bank_id: 1,
+            bank_name: "known".into(),
+            entry_id: 7,
+            signal_type: "pdq".into(),
+            distance: 3,
+            classification: "csam".into(),
+        },
+        frame_ms: None,
+    };
+    let fetched = FetchOutcome::fetched(200, 10, UrlNext::Done);
+    let batch = [seen(21, one, vec![hit.clone()]), seen(22, two, Vec::new())];
+    let done = [(one, &fetched), (two, &fetched)];
+
+    // A refused field in one media: nothing written, no URL completed.
+    let mut refused = batch.clone();
+    refused[1].media.kind = String::new();
+    assert!(
+        store
+            .frontier()
+            .settle_page(lease, &refused, &done, NOW)
+            .await
+            .is_err()
+    );
+    assert!(store.media().get(&[21; 32]).await.unwrap().is_none());
+    let record = store.frontier().url(one).await.unwrap().unwrap();
+    assert_ne!(record.state, UrlState::Done);
+
+    let settled = store
+        .frontier()
+        .settle_page(lease, &batch, &done, NOW)
+        .await
+        .unwrap();
+    assert_eq!(settled.sightings.len(), 2);
+    assert_eq!(
+        settled.completions,
+        vec![Completion::Recorded, Completion::Recorded]
+    );
+    assert_eq!(
+        store
+            .media()
+            .matches_of(settled.sightings[0])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store.crawl_facts().page_has_match(page).await.unwrap());
+    for url in [one, two] {
+        let record = store.frontier().url(url).await.unwrap().unwrap();
+        assert_eq!(record.state, UrlState::Done);
+    }
+    assert_ne!(
+        store.frontier().url(page).await.unwrap().unwrap().state,
+        UrlState::Done,
+        "the page itself completes later"
+    );
+    // Again: the same sightings, no second fetch or match.
+    let again = store
+        .frontier()
+        .settle_page(lease, &batch, &done, NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(again.sightings, settled.sightings);
+    assert_eq!(
+        again.completions,
+        vec![Completion::AlreadyRecorded, Completion::AlreadyRecorded]
+    );
+    assert_eq!(store.frontier().fetches(one).await.unwrap().len(), 1);
+
+    // A lost lease writes nothing.
+    store.frontier().release(lease, NOW).await.unwrap();
+    let later = store
+        .frontier()
+        .claim_hosts("w2", 1, 60_000, NOW + 10)
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 1);
+    let lost = store
+        .frontier()
+        .settle_page(lease, &[seen(23, page, Vec::new())], &[], NOW + 10)
+        .await;
+    assert!(
+        matches!(lost, Err(StoreError::LeaseLost { .. })),
+        "{lost:?}"
+    );
+    assert!(store.media().get(&[23; 32]).await.unwrap().is_none());
 }

@@ -8,7 +8,9 @@
 
 use std::ops::ControlFlow;
 
-use aranea_store::{FetchOutcome, StoreError, UrlNext, UrlRecord, UrlSource};
+use aranea_store::{
+    FetchOutcome, NewSighting, SeenMedia, StoreError, UrlNext, UrlRecord, UrlSource,
+};
 use bytes::Bytes;
 
 use super::host::{HostWork, outcome_of};
@@ -16,7 +18,7 @@ use super::page::HeldMedia;
 use super::progress::Counters;
 use super::{Context, now_ms};
 use crate::fetch::Response;
-use crate::pipeline::{MatchedMedia, record_sighting};
+use crate::pipeline::MatchedMedia;
 
 /// A media member, hashed, with its bytes if unknown and within the budget.
 struct Member {
@@ -50,22 +52,21 @@ impl HostWork {
             if matched {
                 Counters::bump(&cx.counters.matches);
             }
-            let path = Some(member.path);
-            let sighting = record_sighting(
-                &cx.store,
-                &member.media,
-                url.id,
-                page,
-                path,
-                server_ip.clone(),
-                now,
-            )
-            .await?;
             held.push(HeldMedia {
                 url: url.clone(),
                 outcome: outcome.clone(),
-                sha256: member.media.record.sha256,
-                sighting,
+                seen: SeenMedia {
+                    sighting: NewSighting {
+                        media_sha256: member.media.record.sha256,
+                        url: url.id,
+                        page,
+                        member_path: Some(member.path),
+                        seen_at: now,
+                        server_ip: server_ip.clone(),
+                    },
+                    media: member.media.record,
+                    matches: member.media.matches,
+                },
                 matched,
                 bytes: member.bytes,
             });
@@ -84,15 +85,18 @@ impl HostWork {
             return self.settle_ready(cx).await;
         }
         for member in held {
-            self.direct_media(
-                cx,
-                member.matched,
-                member.sha256,
-                member.sighting,
-                page,
-                member.bytes,
-            )
-            .await?;
+            let SeenMedia {
+                media,
+                sighting,
+                matches,
+            } = member.seen;
+            let id = cx
+                .store
+                .media()
+                .record_seen(&media, &sighting, &matches, now)
+                .await?;
+            self.direct_media(cx, member.matched, media.sha256, id, page, member.bytes)
+                .await?;
         }
         self.complete(cx, &url, &outcome).await?;
         self.media_gone(cx, &url).await

@@ -466,29 +466,6 @@ impl HostWork {
         Ok(())
     }
 
-    /// [`HostWork::complete`] for several URLs of this host in one write transaction.
-    pub async fn complete_all(
-        &self,
-        cx: &Context,
-        urls: &[(&UrlRecord, &FetchOutcome)],
-    ) -> Result<(), StoreError> {
-        let ids: Vec<(aranea_store::UrlId, &FetchOutcome)> = urls
-            .iter()
-            .map(|(url, outcome)| (url.id, *outcome))
-            .collect();
-        cx.store
-            .frontier()
-            .complete_urls(&self.lease, &ids, now_ms())
-            .await?;
-        for report in urls.iter().filter_map(|(url, _)| url.report_id) {
-            cx.store
-                .reports()
-                .set_status(report, aranea_store::ReportStatus::Crawled)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// The URL ended without media to hold: a page waiting for it need not wait any more.
     pub(crate) async fn media_gone(
         &mut self,

@@ -11,8 +11,8 @@
 use std::collections::HashSet;
 
 use aranea_store::{
-    EnqueuedUrl, FetchOutcome, NewUrl, Priority, ReviewReason, SightingId, StoreError, TimedMatch,
-    UnixMillis, UrlId, UrlNext, UrlRecord, UrlSource, UrlState,
+    EnqueuedUrl, FetchOutcome, NewSighting, NewUrl, Priority, ReviewReason, SeenMedia, SightingId,
+    StoreError, TimedMatch, UnixMillis, UrlId, UrlNext, UrlRecord, UrlSource, UrlState,
 };
 use bytes::Bytes;
 use url::Url;
@@ -27,13 +27,14 @@ use crate::pipeline::{
     ForReview, MatchedMedia, Reviewed, queue_for_review, record_sighting, untimed,
 };
 
-/// Media of a page, fetched and recorded, whose URL completes with the page (an archive's
-/// members are several of these with one URL).
+/// Media of a page, fetched and matched, recorded when the page settles, together with the
+/// page's other media and their URLs' completions in one write transaction (an archive's
+/// members are several of these with one URL). If the worker dies first, neither the page
+/// nor these URLs were completed, so the next lease holder fetches them again.
 pub(super) struct HeldMedia {
     pub url: UrlRecord,
     pub outcome: FetchOutcome,
-    pub sha256: [u8; 32],
-    pub sighting: SightingId,
+    pub seen: SeenMedia,
     pub matched: bool,
     /// The bytes of unknown media, kept until the verdict in case it goes to review.
     pub bytes: Option<Bytes>,
@@ -121,8 +122,6 @@ impl HostWork {
             _ => None,
         };
         let server_ip = response.server_ip.map(|ip| ip.to_string());
-        let sighting =
-            record_sighting(&cx.store, &media, url.id, page, None, server_ip, now).await?;
         let matched = !media.matches.is_empty();
         if matched {
             Counters::bump(&cx.counters.matches);
@@ -144,8 +143,18 @@ impl HostWork {
             if let Some(pending) = self.pending.get_mut(at) {
                 pending.stop_waiting(url.id);
                 pending.held.push(HeldMedia {
-                    sha256: media.record.sha256,
-                    sighting,
+                    seen: SeenMedia {
+                        sighting: NewSighting {
+                            media_sha256: media.record.sha256,
+                            url: url.id,
+                            page,
+                            member_path: None,
+                            seen_at: now,
+                            server_ip,
+                        },
+                        media: media.record,
+                        matches: media.matches,
+                    },
                     matched,
                     bytes: keep.then(|| response.body.clone()),
                     url,
@@ -154,6 +163,8 @@ impl HostWork {
             }
             return self.settle_ready(cx).await;
         }
+        let sighting =
+            record_sighting(&cx.store, &media, url.id, page, None, server_ip, now).await?;
         let bytes = Some(response.body.clone());
         self.direct_media(cx, matched, media.record.sha256, sighting, page, bytes)
             .await?;
@@ -382,6 +393,7 @@ impl HostWork {
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let facts = cx.store.crawl_facts();
+        let sightings = self.record_held(cx, &page, now).await?;
         let matched =
             page.held.iter().any(|h| h.matched) || facts.page_has_match(page.url.id).await?;
         if matched {
@@ -409,14 +421,14 @@ impl HostWork {
         }
         let mut refetch = Vec::new();
         if matched {
-            for held in page.held.iter().filter(|h| !h.matched) {
+            for (held, sighting) in page.held.iter().zip(sightings).filter(|(h, _)| !h.matched) {
                 let reviewed = queue_for_review(
                     &cx.store,
                     &cx.sink,
                     &cx.cpu,
                     ForReview {
-                        sha256: held.sha256,
-                        sighting: held.sighting,
+                        sha256: held.seen.media.sha256,
+                        sighting,
                         reason: ReviewReason::OnMatchingPage,
                     },
                     held.bytes.clone(),
@@ -454,16 +466,8 @@ impl HostWork {
                 }
             }
         }
-        // The page and the media that waited for it complete together, in one transaction.
-        let mut completed = HashSet::new();
-        let mut done: Vec<(&UrlRecord, &FetchOutcome)> = page
-            .held
-            .iter()
-            .filter(|held| completed.insert(held.url.id))
-            .map(|held| (&held.url, &held.outcome))
-            .collect();
-        done.push((&page.url, &page.outcome));
-        self.complete_all(cx, &done).await?;
+        // Completed last: a page completed is a page whose links and review are in.
+        self.complete(cx, &page.url, &page.outcome).await?;
         // Review entries without bytes: fetch the media again so the sink receives them (after
         // completing them, as a URL still in flight is not queued again).
         for url in refetch {
@@ -473,6 +477,39 @@ impl HostWork {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Records the media held for `page` and completes their URLs, in one write transaction;
+    /// returns one sighting per held media, in order.
+    async fn record_held(
+        &self,
+        cx: &Context,
+        page: &PendingPage,
+        now: UnixMillis,
+    ) -> Result<Vec<SightingId>, StoreError> {
+        if page.held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seen: Vec<SeenMedia> = page.held.iter().map(|h| h.seen.clone()).collect();
+        let mut completed = HashSet::new();
+        let done: Vec<(UrlId, &FetchOutcome)> = page
+            .held
+            .iter()
+            .filter(|held| completed.insert(held.url.id))
+            .map(|held| (held.url.id, &held.outcome))
+            .collect();
+        let settled = cx
+            .store
+            .frontier()
+            .settle_page(&self.lease, &seen, &done, now)
+            .await?;
+        for report in page.held.iter().filter_map(|h| h.url.report_id) {
+            cx.store
+                .reports()
+                .set_status(report, aranea_store::ReportStatus::Crawled)
+                .await?;
+        }
+        Ok(settled.sightings)
     }
 }
 

@@ -26,9 +26,9 @@ const MAX_VALIDATOR_BYTES: usize = 1024;
 /// A worker's claim on one host, valid until [`Lease::until`]; see the module contract.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
-    host_id: HostId,
-    owner: String,
-    epoch: i64,
+    pub(super) host_id: HostId,
+    pub(super) owner: String,
+    pub(super) epoch: i64,
     until: UnixMillis,
 }
 
@@ -47,7 +47,7 @@ impl Lease {
     pub fn until(&self) -> UnixMillis {
         self.until
     }
-    fn lost(&self) -> StoreError {
+    pub(super) fn lost(&self) -> StoreError {
         StoreError::LeaseLost {
             host_id: self.host_id.0,
             owner: self.owner.clone(),
@@ -158,10 +158,10 @@ const CLAIM_POSTGRES: &str = concat!(
      RETURNING ",
     host_columns!()
 );
-const HOLD_SQLITE: &str = "SELECT id FROM hosts WHERE id = $1 AND lease_owner = $2 \
+pub(super) const HOLD_SQLITE: &str = "SELECT id FROM hosts WHERE id = $1 AND lease_owner = $2 \
     AND lease_epoch = $3 AND lease_until > $4";
 // FOR UPDATE: a claimer's SKIP LOCKED then passes this host by until we commit.
-const HOLD_POSTGRES: &str = "SELECT id FROM hosts WHERE id = $1 AND lease_owner = $2 \
+pub(super) const HOLD_POSTGRES: &str = "SELECT id FROM hosts WHERE id = $1 AND lease_owner = $2 \
     AND lease_epoch = $3 AND lease_until > $4 FOR UPDATE";
 const NEXT_URLS: &str = concat!(
     "UPDATE urls SET leased_epoch = $2 WHERE id IN (SELECT id FROM urls WHERE host_id = $1 \
@@ -171,15 +171,15 @@ const NEXT_URLS: &str = concat!(
      RETURNING ",
     url_columns!()
 );
-const COMPLETE_URL: &str = "UPDATE urls SET state = $4, next_fetch_at = $5, leased_epoch = NULL, \
+pub(super) const COMPLETE_URL: &str = "UPDATE urls SET state = $4, next_fetch_at = $5, leased_epoch = NULL, \
     attempts = attempts + $6, \
     last_status = CASE WHEN $6 = 1 THEN $7 ELSE last_status END, \
     last_fetched_at = CASE WHEN $6 = 1 THEN $8 ELSE last_fetched_at END, \
     etag = COALESCE($9, etag), last_modified = COALESCE($10, last_modified) \
     WHERE id = $1 AND host_id = $2 AND leased_epoch = $3 RETURNING id";
-const INSERT_FETCH: &str = "INSERT INTO fetches (url_id, fetched_at, lease_epoch, status, \
+pub(super) const INSERT_FETCH: &str = "INSERT INTO fetches (url_id, fetched_at, lease_epoch, status, \
     server_ip, bytes, duration_ms, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-const COUNT_FETCH: &str = "UPDATE hosts SET pages_fetched = pages_fetched + 1, \
+pub(super) const COUNT_FETCH: &str = "UPDATE hosts SET pages_fetched = pages_fetched + 1, \
     bytes_fetched = bytes_fetched + $2 WHERE id = $1";
 const RENEW: &str = "UPDATE hosts SET lease_until = $5, due_at = $5 WHERE id = $1 \
     AND lease_owner = $2 AND lease_epoch = $3 AND lease_until > $4 RETURNING id";
@@ -198,22 +198,22 @@ const STORE_ROBOTS: &str = "UPDATE hosts SET robots_status = $5, robots_body = $
     AND lease_epoch = $3 AND lease_until > $4 RETURNING id";
 
 /// One URL's completion, checked and converted for binding.
-struct CompletionRow {
-    url: UrlId,
-    state: UrlState,
-    next_fetch_at: UnixMillis,
-    fetched: i64,
-    status: Option<i64>,
-    etag: Option<String>,
-    last_modified: Option<String>,
-    error: Option<String>,
-    server_ip: Option<String>,
-    bytes: i64,
-    duration: i64,
+pub(super) struct CompletionRow {
+    pub(super) url: UrlId,
+    pub(super) state: UrlState,
+    pub(super) next_fetch_at: UnixMillis,
+    pub(super) fetched: i64,
+    pub(super) status: Option<i64>,
+    pub(super) etag: Option<String>,
+    pub(super) last_modified: Option<String>,
+    pub(super) error: Option<String>,
+    pub(super) server_ip: Option<String>,
+    pub(super) bytes: i64,
+    pub(super) duration: i64,
 }
 
 impl CompletionRow {
-    fn new(url: UrlId, outcome: &FetchOutcome, now: UnixMillis) -> CompletionRow {
+    pub(super) fn new(url: UrlId, outcome: &FetchOutcome, now: UnixMillis) -> CompletionRow {
         let (state, next_fetch_at) = match outcome.next {
             UrlNext::Done => (UrlState::Done, now),
             UrlNext::Failed => (UrlState::Failed, now),
@@ -259,18 +259,91 @@ fn validator(value: &Option<String>) -> Option<&str> {
 /// [`StoreError::LeaseLost`] from the enclosing function.
 macro_rules! hold_lease {
     ($tx:ident, $d:ident, $lease:expr, $now:expr) => {
-        let held = sqlx::query($d.pick(HOLD_SQLITE, HOLD_POSTGRES))
-            .bind($lease.host_id.0)
-            .bind(&$lease.owner)
-            .bind($lease.epoch)
-            .bind($now)
-            .fetch_optional(&mut *$tx)
-            .await?;
+        let held = sqlx::query($d.pick(
+            $crate::frontier::lease::HOLD_SQLITE,
+            $crate::frontier::lease::HOLD_POSTGRES,
+        ))
+        .bind($lease.host_id.0)
+        .bind(&$lease.owner)
+        .bind($lease.epoch)
+        .bind($now)
+        .fetch_optional(&mut *$tx)
+        .await?;
         if held.is_none() {
             return Err($lease.lost());
         }
     };
 }
+
+/// Records the completions `$rows` under `$lease` inside the open transaction `$tx`, whose
+/// lease was checked with [`hold_lease!`]; evaluates to one [`Completion`] per row.
+macro_rules! complete_in {
+    ($tx:ident, $lease:expr, $rows:expr, $now:expr) => {{
+        let mut done = Vec::new();
+        for row in $rows {
+            let row: &$crate::frontier::lease::CompletionRow = row;
+            let updated = sqlx::query($crate::frontier::lease::COMPLETE_URL)
+                .bind(row.url.0)
+                .bind($lease.host_id.0)
+                .bind($lease.epoch)
+                .bind(row.state.as_str())
+                .bind(row.next_fetch_at)
+                .bind(row.fetched)
+                .bind(row.status)
+                .bind($now)
+                .bind(row.etag.as_deref())
+                .bind(row.last_modified.as_deref())
+                .fetch_optional(&mut *$tx)
+                .await?;
+            if updated.is_none() {
+                let owner = sqlx::query("SELECT host_id FROM urls WHERE id = $1")
+                    .bind(row.url.0)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+                match owner {
+                    None => {
+                        return Err($crate::StoreError::NotFound {
+                            what: "URL",
+                            id: row.url.0.to_string(),
+                        });
+                    }
+                    Some(owner) if owner.i64("host_id")? != $lease.host_id.0 => {
+                        return Err($crate::StoreError::UrlNotInLease {
+                            url_id: row.url.0,
+                            host_id: $lease.host_id.0,
+                        });
+                    }
+                    Some(_) => {
+                        done.push($crate::frontier::Completion::AlreadyRecorded);
+                        continue;
+                    }
+                }
+            }
+            if row.fetched == 1 {
+                sqlx::query($crate::frontier::lease::INSERT_FETCH)
+                    .bind(row.url.0)
+                    .bind($now)
+                    .bind($lease.epoch)
+                    .bind(row.status)
+                    .bind(row.server_ip.as_deref())
+                    .bind(row.bytes)
+                    .bind(row.duration)
+                    .bind(row.error.as_deref())
+                    .execute(&mut *$tx)
+                    .await?;
+                sqlx::query($crate::frontier::lease::COUNT_FETCH)
+                    .bind($lease.host_id.0)
+                    .bind(row.bytes)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            done.push($crate::frontier::Completion::Recorded);
+        }
+        done
+    }};
+}
+pub(super) use complete_in;
+pub(super) use hold_lease;
 
 impl super::Frontier<'_> {
     /// Leases up to `n` due hosts (due time ≤ `now`, lease free or expired) to `worker` for
@@ -429,65 +502,7 @@ impl super::Frontier<'_> {
         on_backend!(self.backend, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
             hold_lease!(tx, d, lease, now);
-            let mut done = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let updated = sqlx::query(COMPLETE_URL)
-                    .bind(row.url.0)
-                    .bind(lease.host_id.0)
-                    .bind(lease.epoch)
-                    .bind(row.state.as_str())
-                    .bind(row.next_fetch_at)
-                    .bind(row.fetched)
-                    .bind(row.status)
-                    .bind(now)
-                    .bind(row.etag.as_deref())
-                    .bind(row.last_modified.as_deref())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if updated.is_none() {
-                    let owner = sqlx::query("SELECT host_id FROM urls WHERE id = $1")
-                        .bind(row.url.0)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    match owner {
-                        None => {
-                            return Err(StoreError::NotFound {
-                                what: "URL",
-                                id: row.url.0.to_string(),
-                            });
-                        }
-                        Some(owner) if owner.i64("host_id")? != lease.host_id.0 => {
-                            return Err(StoreError::UrlNotInLease {
-                                url_id: row.url.0,
-                                host_id: lease.host_id.0,
-                            });
-                        }
-                        Some(_) => {
-                            done.push(Completion::AlreadyRecorded);
-                            continue;
-                        }
-                    }
-                }
-                if row.fetched == 1 {
-                    sqlx::query(INSERT_FETCH)
-                        .bind(row.url.0)
-                        .bind(now)
-                        .bind(lease.epoch)
-                        .bind(row.status)
-                        .bind(row.server_ip.as_deref())
-                        .bind(row.bytes)
-                        .bind(row.duration)
-                        .bind(row.error.as_deref())
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(COUNT_FETCH)
-                        .bind(lease.host_id.0)
-                        .bind(row.bytes)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                done.push(Completion::Recorded);
-            }
+            let done = complete_in!(tx, lease, &rows, now);
             tx.commit().await?;
             Ok(done)
         })

@@ -15,6 +15,7 @@
 
 mod enqueue;
 mod lease;
+mod settle;
 
 use crate::UnixMillis;
 use crate::backend::{Backend, Get, on_backend};
@@ -23,6 +24,7 @@ use crate::reports::ReportId;
 
 pub use enqueue::{EnqueuedUrl, NewUrl};
 pub use lease::{Completion, FetchOutcome, HostPolicy, Lease, LeasedHost, UrlNext};
+pub use settle::{SeenMedia, SettledPage};
 
 /// Longest canonical URL accepted, in bytes. Real pages rarely link past 2 KiB; traps do.
 pub const MAX_URL_BYTES: usize = 16 * 1024;
