@@ -78,8 +78,9 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The exposition text; `gauges` are (name, help, value) read by the caller at scrape time.
-    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+    /// The exposition text; `gauges` are (name, help, value) and `labelled` gauges with one
+    /// sample per label value, both read by the caller at scrape time.
+    pub fn render(&self, gauges: &[(&str, &str, f64)], labelled: &[LabelledGauge]) -> String {
         let mut out = String::new();
         out.push_str("# HELP aranea_http_requests_total HTTP requests answered, by route and status class.\n");
         out.push_str("# TYPE aranea_http_requests_total counter\n");
@@ -150,6 +151,25 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
             );
         }
+        for gauge in labelled {
+            let name = gauge.name;
+            let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} gauge", gauge.help);
+            for (value_of_label, value) in &gauge.samples {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{}=\"{value_of_label}\"}} {value}",
+                    gauge.label
+                );
+            }
+        }
         out
     }
+}
+
+/// A gauge with one sample per value of one label (`aranea_notices{state="failed"} 3`).
+pub struct LabelledGauge {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub label: &'static str,
+    pub samples: Vec<(&'static str, f64)>,
 }

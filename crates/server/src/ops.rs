@@ -12,6 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use crate::AppState;
+use crate::metrics::LabelledGauge;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -107,9 +108,29 @@ async fn metrics(State(state): State<AppState>) -> Response {
             ),
         ]);
     }
+    let mut labelled = Vec::new();
+    if let Ok(counts) = state.store().notices().state_counts().await {
+        let samples = |rows: &[(&'static str, i64)]| {
+            rows.iter()
+                .map(|(s, n)| (*s, *n as f64))
+                .collect::<Vec<_>>()
+        };
+        labelled.push(LabelledGauge {
+            name: "aranea_notices",
+            help: "Removal notices by delivery state (failed ones wait for an operator's resend).",
+            label: "state",
+            samples: samples(&counts.notices),
+        });
+        labelled.push(LabelledGauge {
+            name: "aranea_notice_items",
+            help: "Noticed URLs by state (open: still online or not yet re-checked).",
+            label: "state",
+            samples: samples(&counts.items),
+        });
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics().render(&gauges),
+        state.metrics().render(&gauges, &labelled),
     )
         .into_response()
 }

@@ -468,3 +468,50 @@ fn notices_page_by_cursor_and_hostile_cursors_get_clear_refusals() {
     let twice = get(addr, &format!("{list}?cursor=3&cursor=2"), reader);
     documented(&doc, "get", list, &twice, 400);
 }
+
+#[test]
+fn metrics_count_notices_and_items_by_state_so_failed_deliveries_show() {
+    let server = common::start("notices-metrics", ServerConfig::default());
+    server.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            seed(&server.store).await;
+            // The relay refuses one of the two queued notices for good.
+            let n = server.store.notices();
+            let claimed = n
+                .claim_notice("w1", NOW + 10, NOW + 1000)
+                .await
+                .unwrap()
+                .unwrap();
+            let gave_up = n
+                .mark_attempt_failed(
+                    NoticeId(claimed.id),
+                    "w1",
+                    NOW + 11,
+                    "554 relay refused",
+                    None,
+                    None,
+                    NOW + 3_600_000,
+                )
+                .await
+                .unwrap();
+            assert!(gave_up);
+        })
+        .await
+        .expect("seeding timed out")
+    });
+    let metrics = String::from_utf8(get(server.addr, "/metrics", None).body).unwrap();
+    for sample in [
+        "# TYPE aranea_notices gauge",
+        "aranea_notices{state=\"queued\"} 1",
+        "aranea_notices{state=\"sent\"} 1",
+        "aranea_notices{state=\"failed\"} 1",
+        "aranea_notices{state=\"withdrawn\"} 0",
+        "aranea_notice_items{state=\"open\"} 3",
+        "aranea_notice_items{state=\"removed\"} 0",
+    ] {
+        assert!(
+            metrics.lines().any(|line| line == sample),
+            "no line {sample:?} in:\n{metrics}"
+        );
+    }
+}

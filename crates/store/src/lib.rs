@@ -55,7 +55,7 @@ pub use migrate::SCHEMA_VERSION;
 pub use notices::{
     CheckRecord, ItemFact, ItemId, MatchedSighting, NewItem, NewNotice, Notice, NoticeEvent,
     NoticeFilter, NoticeId, NoticeItem, NoticeState, NoticeStore, ProviderResponse, RetractionOwed,
-    WatchedItem,
+    StateCounts, WatchedItem,
 };
 pub use reports::{NewReport, Report, ReportId, ReportStatus, Reports};
 pub use review::{ReviewEntry, ReviewQueue, ReviewReason, ReviewState};

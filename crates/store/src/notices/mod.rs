@@ -20,6 +20,7 @@ mod withdrawals;
 
 pub use items::{CheckRecord, ItemFact, MatchedSighting, NewItem, NoticeItem, WatchedItem};
 pub use notice::{NewNotice, Notice, NoticeEvent, NoticeFilter, NoticeState, ProviderResponse};
+pub use reads::StateCounts;
 pub use withdrawals::RetractionOwed;
 
 use crate::backend::Backend;

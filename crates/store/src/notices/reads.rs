@@ -10,7 +10,58 @@ use crate::UnixMillis;
 use crate::backend::{Get, on_backend};
 use crate::error::{StoreError, check_text};
 
+/// Every notice state, in the order the metrics list them.
+const NOTICE_STATES: [NoticeState; 7] = [
+    NoticeState::Queued,
+    NoticeState::Sending,
+    NoticeState::Committing,
+    NoticeState::Sent,
+    NoticeState::Uncertain,
+    NoticeState::Failed,
+    NoticeState::Withdrawn,
+];
+
+/// Every notice item state.
+const ITEM_STATES: [&str; 3] = ["open", "removed", "withdrawn"];
+
+/// How many notices and notice items are in each state, every state listed (zeros too).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    pub notices: Vec<(&'static str, i64)>,
+    pub items: Vec<(&'static str, i64)>,
+}
+
 impl NoticeStore<'_> {
+    /// Notices and items per state, for the operators' metrics: a growing `failed` count is
+    /// a relay or contact that needs a person.
+    pub async fn state_counts(&self) -> Result<StateCounts, StoreError> {
+        let (notices, items) = on_backend!(self.backend, |pool, d| {
+            let notices = sqlx::query("SELECT state, COUNT(*) AS n FROM notices GROUP BY state")
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| Ok((row.text("state")?, row.i64("n")?)))
+                .collect::<Result<Vec<(String, i64)>, StoreError>>()?;
+            let items = sqlx::query("SELECT state, COUNT(*) AS n FROM notice_items GROUP BY state")
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| Ok((row.text("state")?, row.i64("n")?)))
+                .collect::<Result<Vec<(String, i64)>, StoreError>>()?;
+            Ok::<_, StoreError>((notices, items))
+        })?;
+        let count = |rows: &[(String, i64)], state: &str| {
+            rows.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n)
+        };
+        Ok(StateCounts {
+            notices: NOTICE_STATES
+                .iter()
+                .map(|s| (s.as_str(), count(&notices, s.as_str())))
+                .collect(),
+            items: ITEM_STATES.iter().map(|s| (*s, count(&items, s))).collect(),
+        })
+    }
+
     /// One notice.
     pub async fn notice(&self, id: NoticeId) -> Result<Option<Notice>, StoreError> {
         let sql = format!("SELECT {NOTICE_COLUMNS} FROM notices WHERE id = $1");
