@@ -49,7 +49,8 @@ impl Series {
         match self {
             Series::NoticesSent => {
                 "SELECT (sent_at - $1) / $3 AS bucket, COUNT(*) AS n FROM notices \
-                 WHERE state IN ('sent', 'uncertain') AND test = 0 AND sent_at >= $1 \
+                 WHERE state IN ('sent', 'uncertain') AND test = 0 AND kind <> 'withdrawal' \
+                 AND sent_at >= $1 \
                  AND sent_at < $2 AND ($4 IS NULL OR hotline = $4) GROUP BY bucket ORDER BY bucket"
             }
             Series::Removals => {
@@ -102,7 +103,8 @@ impl<'a> Statistics<'a> {
     ) -> Result<Vec<ProviderNotices>, StoreError> {
         check_window(from, to)?;
         const SQL: &str = "SELECT provider_name, kind, COUNT(*) AS n FROM notices \
-            WHERE state IN ('sent', 'uncertain') AND test = 0 AND sent_at >= $1 AND sent_at < $2 \
+            WHERE state IN ('sent', 'uncertain') AND test = 0 AND kind <> 'withdrawal' \
+            AND sent_at >= $1 AND sent_at < $2 \
             AND ($3 IS NULL OR hotline = $3) GROUP BY provider_name, kind ORDER BY provider_name";
         let counts: Vec<(String, String, i64)> = on_backend!(self.backend, |pool, d| {
             let rows = sqlx::query(SQL)
@@ -128,7 +130,8 @@ impl<'a> Statistics<'a> {
                     "initial" => row.initial += n,
                     "renotice" => row.renotice += n,
                     "escalation" => row.escalation += n,
-                    _ => row.reupload += n,
+                    "reupload" => row.reupload += n,
+                    _ => {}
                 }
             }
         }
@@ -147,7 +150,8 @@ impl<'a> Statistics<'a> {
         const SQL: &str = "SELECT i.id, i.provider_name, i.country, i.hotline, i.state, \
             i.created_at, i.removed_at, i.removal_kind, i.reupload_of, i.notices_sent, \
             (SELECT MIN(n.sent_at) FROM notices n JOIN notice_entries e ON e.notice_id = n.id \
-             WHERE e.item_id = i.id AND n.state IN ('sent', 'uncertain') AND n.test = 0) \
+             WHERE e.item_id = i.id AND n.state IN ('sent', 'uncertain') AND n.test = 0 \
+             AND n.kind <> 'withdrawal') \
              AS first_notice_at \
             FROM notice_items i WHERE i.created_at >= $1 AND i.created_at < $2 \
             AND ($3 IS NULL OR i.hotline = $3) ORDER BY i.id";
@@ -171,7 +175,7 @@ impl<'a> Statistics<'a> {
     ) -> Result<Option<UnixMillis>, StoreError> {
         const SQL: &str = "SELECT MAX(t) AS latest FROM ( \
             SELECT MAX(sent_at) AS t FROM notices WHERE state IN ('sent', 'uncertain') \
-            AND test = 0 AND ($1 IS NULL OR hotline = $1) \
+            AND test = 0 AND kind <> 'withdrawal' AND ($1 IS NULL OR hotline = $1) \
             UNION ALL SELECT MAX(removed_at) AS t FROM notice_items WHERE state = 'removed' \
             AND ($1 IS NULL OR hotline = $1)) AS latest_events";
         on_backend!(self.backend, |pool, d| {

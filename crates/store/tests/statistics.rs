@@ -160,8 +160,8 @@ async fn open(store: &Store, url: &str, provider: &str, hotline: &str, at: i64) 
 
 /// Quickhost (hotline nl): two items, an initial notice, a re-notice and an escalation;
 /// one removed after 2 h, the other after 49 h. Slowhost (hotline ca): one item, one
-/// notice, never removed, plus a test notice that must not count. Reports and matches on
-/// days 0 and 1.
+/// notice, never removed, plus a test notice and a retraction that must not count. Reports
+/// and matches on days 0 and 1.
 async fn history(store: &Store) -> (ItemId, ItemId, ItemId) {
     let a1 = open(store, "http://q.example/1", "Quickhost", "nl", NOW).await;
     let a2 = open(store, "http://q.example/2", "Quickhost", "nl", NOW).await;
@@ -202,6 +202,18 @@ async fn history(store: &Store) -> (ItemId, ItemId, ItemId) {
         &[b1],
         NOW + 2 * HOUR,
         true,
+    )
+    .await;
+    // A retraction (an appeal withdrew the decision) is a message, not a removal notice.
+    send_as(
+        store,
+        "s-withdrawal",
+        "Slowhost",
+        "ca",
+        "withdrawal",
+        &[b1],
+        NOW + 3 * HOUR,
+        false,
     )
     .await;
     remove(store, a1, NOW + 3 * HOUR).await;
