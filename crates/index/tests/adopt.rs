@@ -44,7 +44,7 @@ fn a_held_index_adopts_a_reopened_directory_with_the_same_entry_ids() {
         bank = writer
             .create_bank(BankSpec::new("platform", "local", "csam"))
             .unwrap();
-        first_id = add(&mut writer, bank, first.clone());
+        first_id = add(&mut writer, bank, first);
     }
     // The reader (a crawler) opens the directory and hands its index to its workers.
     let reader = BankStore::open(dir.path()).unwrap();
@@ -59,7 +59,7 @@ fn a_held_index_adopts_a_reopened_directory_with_the_same_entry_ids() {
     // Another process (the server, on a review decision) adds an entry.
     let second_id = {
         let mut writer = BankStore::open(dir.path()).unwrap();
-        add(&mut writer, bank, second.clone())
+        add(&mut writer, bank, second)
     };
     assert!(
         held.load()
