@@ -20,7 +20,7 @@ pub struct ServerConfig {
     pub max_pdq_hashes: usize,
     /// Largest image accepted for hashing, in pixels (checked before decoding). Default: 64 M.
     pub max_pixels: u64,
-    /// Images hashed at once (each on the blocking pool). Default: the number of CPUs.
+    /// Hashing threads: media hashed at once. Default: the number of CPUs.
     pub hash_workers: usize,
     /// Least PDQ quality for a near match of submitted media. Default: 50.
     pub min_pdq_quality: u8,

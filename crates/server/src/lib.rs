@@ -30,6 +30,7 @@ pub mod shield;
 pub mod stats;
 pub mod ui;
 pub mod video;
+mod workers;
 
 use std::future::Future;
 use std::path::Path;
@@ -38,7 +39,6 @@ use std::time::Duration;
 
 use axum::Router;
 use bytes::Bytes;
-use tokio::sync::Semaphore;
 
 use aranea_crawl::fetch::{FetchConfig, Fetcher};
 use aranea_hash::{Limits, MediaHashes};
@@ -65,7 +65,7 @@ struct Shared {
     clients: Arc<ClientRegistry>,
     store: Store,
     fetcher: Fetcher,
-    hash_slots: Semaphore,
+    hash_workers: workers::HashWorkers,
     metrics: Metrics,
 }
 
@@ -88,9 +88,11 @@ impl AppState {
             })?;
         let clients = ClientRegistry::load(store.clone()).await?;
         let fetcher = Fetcher::new(fetch_config(&config)?)?;
+        let hash_workers = workers::HashWorkers::start(config.hash_workers)
+            .map_err(|e| ServerError::Config(format!("hashing threads: {e}")))?;
         Ok(AppState {
             inner: Arc::new(Shared {
-                hash_slots: Semaphore::new(config.hash_workers.max(1)),
+                hash_workers,
                 config,
                 banks: Arc::new(banks),
                 clients: Arc::new(clients),
@@ -128,27 +130,24 @@ impl AppState {
         &self.inner.metrics
     }
 
-    /// Hashes media on the blocking pool, at most `hash_workers` at once.
+    /// Hashes media on one of the `hash_workers` hashing threads.
     pub async fn hash(&self, bytes: Bytes) -> Result<MediaHashes, ApiError> {
-        let _slot = self
-            .inner
-            .hash_slots
-            .acquire()
-            .await
-            .map_err(ApiError::internal)?;
         let limits = Limits {
             max_bytes: self.config().max_media_bytes as u64,
             max_pixels: self.config().max_pixels,
         };
-        let hashed = tokio::task::spawn_blocking(move || aranea_hash::hash_media(&bytes, &limits))
+        let hashed = self
+            .inner
+            .hash_workers
+            .run(move || aranea_hash::hash_media(&bytes, &limits))
             .await
             .map_err(ApiError::internal)?;
         hashed.map_err(hash_refusal)
     }
 
     /// The vPDQ frames of a video or animation (`None` for a still image), decoded by the
-    /// sandboxed FFmpeg child on the blocking pool within the configured limits, holding one
-    /// of the `hash_workers` slots.
+    /// sandboxed FFmpeg child within the configured limits, on one of the `hash_workers`
+    /// hashing threads.
     pub async fn hash_video(
         &self,
         bytes: Bytes,
@@ -162,21 +161,18 @@ impl AppState {
         {
             return Ok(None);
         }
-        let _slot = self
+        let options = video::video_options(self.config());
+        let hashed = self
             .inner
-            .hash_slots
-            .acquire()
+            .hash_workers
+            .run(move || {
+                if !aranea_hash::is_moving_picture(&bytes) {
+                    return Ok(None);
+                }
+                aranea_hash::vpdq_hash(&bytes, &options).map(|v| Some(v.features))
+            })
             .await
             .map_err(ApiError::internal)?;
-        let options = video::video_options(self.config());
-        let hashed = tokio::task::spawn_blocking(move || {
-            if !aranea_hash::is_moving_picture(&bytes) {
-                return Ok(None);
-            }
-            aranea_hash::vpdq_hash(&bytes, &options).map(|v| Some(v.features))
-        })
-        .await
-        .map_err(ApiError::internal)?;
         hashed.map_err(hash_refusal)
     }
 

@@ -19,7 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aranea_hash::MediaHashes;
 use aranea_index::{BankFilter, EntryId, Hit, MatchResult, Signal, SignalType};
@@ -66,6 +66,12 @@ pub struct ScannedPdq {
     pub classification: String,
     pub match_type: Option<String>,
     pub near_match_details: Option<NearMatchDetail>,
+}
+
+/// The answer of `POST /v1/pdq/`: each queried hash, as sent, to its answer.
+#[derive(Debug, Serialize)]
+struct ScannedHashes<'a> {
+    scanned_hashes: BTreeMap<&'a str, ScannedPdq>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -367,7 +373,9 @@ async fn scan_pdq(
     }
     let generation = state.banks().live().load();
     let results = generation.match_batch(&signals, &BankFilter::All);
-    let mut scanned = serde_json::Map::with_capacity(results.len());
+    // Serialized straight from these types (no `serde_json::Value` tree built per request);
+    // sorted by hash, the later of two equal hashes kept, as a JSON object is.
+    let mut scanned = BTreeMap::new();
     for (text, result) in request.hashes.iter().zip(&results) {
         state.metrics().record_match(!result.hits.is_empty());
         let answer = match result.hits.first() {
@@ -382,8 +390,10 @@ async fn scan_pdq(
                 near_match_details: Some(near_detail(&state, nearest)),
             },
         };
-        let value = serde_json::to_value(answer).map_err(ApiError::internal)?;
-        scanned.insert(text.clone(), value);
+        scanned.insert(text.as_str(), answer);
     }
-    Ok(Json(serde_json::json!({ "scanned_hashes": scanned })).into_response())
+    Ok(Json(ScannedHashes {
+        scanned_hashes: scanned,
+    })
+    .into_response())
 }
