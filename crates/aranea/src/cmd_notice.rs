@@ -119,6 +119,7 @@ pub fn run(global: &GlobalOptions, args: NoticesArgs) -> anyhow::Result<std::pro
                 let filter = NoticeFilter {
                     state: state.as_deref().map(state_of).transpose()?,
                     provider_key: provider,
+                    hotline: None,
                     limit: Some(limit.max(1)),
                 };
                 let (notices, next) = store

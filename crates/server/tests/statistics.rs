@@ -420,6 +420,8 @@ fn statistics_show_each_role_its_own_numbers_and_refuse_hostile_windows() {
     );
     assert_eq!(anonymous.status, 303);
 
+    notice_pages_show_each_reader_its_own_hotlines_notices(&site, addr, &admin, &analyst);
+
     // Hostile windows.
     let long = format!("?from={}", "9".repeat(5000));
     for (query, says) in [
@@ -438,6 +440,123 @@ fn statistics_show_each_role_its_own_numbers_and_refuse_hostile_windows() {
         assert_eq!(reply.status, 400, "{query}: {}", text(&reply));
         assert!(text(&reply).contains(says), "{query}: {}", text(&reply));
     }
+}
+
+fn ui_get(addr: std::net::SocketAddr, cookie: &str, path: &str) -> Reply {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nCookie: {cookie}\r\n\r\n"
+    );
+    raw(addr, request.as_bytes())
+}
+
+/// `/ui/notices/{id}`: the notice and its timeline for its own hotline's operator and
+/// auditor and for platform administrators; 404 for other hotlines and unknown ids alike.
+fn notice_pages_show_each_reader_its_own_hotlines_notices(
+    site: &Site,
+    addr: std::net::SocketAddr,
+    admin: &str,
+    analyst: &str,
+) {
+    let (quick, slow) = site.server.block_on(async {
+        let notices = site.server.store.notices();
+        let all = notices
+            .list_notices(&aranea_store::NoticeFilter::default())
+            .await
+            .unwrap();
+        let find = |key: &str| all.iter().find(|n| n.idempotency_key == key).unwrap().id;
+        let (quick, slow) = (find("q1"), find("s1"));
+        notices
+            .record_event(
+                Some(aranea_store::NoticeId(quick)),
+                None,
+                T0 + 2 * HOUR,
+                "response",
+                "provider <acknowledged> the notice",
+            )
+            .await
+            .unwrap();
+        (quick, slow)
+    });
+    let operator = login(addr, "nl-operator");
+    let auditor = login(addr, "ca-auditor");
+    let own = ui_get(addr, &operator, &format!("/ui/notices/{quick}"));
+    assert_eq!(own.status, 200, "{}", text(&own));
+    let html = text(&own);
+    assert!(html.contains("<dd>Quickhost</dd>"), "{html}");
+    assert!(html.contains("<tr data-event=\"response\">"), "{html}");
+    assert!(
+        html.contains("provider &lt;acknowledged&gt; the notice"),
+        "escaped detail: {html}"
+    );
+    assert!(
+        own.header("content-security-policy")
+            .is_some_and(|c| c.contains("default-src 'none'"))
+    );
+    assert_eq!(
+        ui_get(addr, admin, &format!("/ui/notices/{slow}")).status,
+        200
+    );
+    assert_eq!(
+        ui_get(addr, &auditor, &format!("/ui/notices/{slow}")).status,
+        200
+    );
+    // Another hotline's notice looks exactly like a missing one.
+    let foreign = ui_get(addr, &auditor, &format!("/ui/notices/{quick}"));
+    let missing = ui_get(addr, &auditor, "/ui/notices/987654321");
+    assert_eq!((foreign.status, missing.status), (404, 404));
+    assert_eq!(text(&foreign), text(&missing));
+    for hostile in [
+        "/ui/notices/abc",
+        "/ui/notices/-1",
+        "/ui/notices/99999999999999999999",
+    ] {
+        assert_eq!(ui_get(addr, admin, hostile).status, 404, "{hostile}");
+    }
+    assert_eq!(
+        ui_get(addr, analyst, &format!("/ui/notices/{quick}")).status,
+        403
+    );
+    let anonymous = ui_get(
+        addr,
+        "aranea_session=forged",
+        &format!("/ui/notices/{quick}"),
+    );
+    assert_eq!(anonymous.status, 303);
+    // The list: each reader's own hotline's notices, newest first; older ones by `before`.
+    let listed = |cookie: &str, query: &str| -> Vec<i64> {
+        let reply = ui_get(addr, cookie, &format!("/ui/notices{query}"));
+        assert_eq!(reply.status, 200, "{query}: {}", text(&reply));
+        attributes(&text(&reply), "data-notice")
+            .iter()
+            .map(|id| id.parse().unwrap())
+            .collect()
+    };
+    let everything = listed(admin, "");
+    assert_eq!(everything.len(), 4, "{everything:?}");
+    assert!(everything.windows(2).all(|w| w[0] > w[1]), "newest first");
+    assert_eq!(listed(&auditor, ""), [slow]);
+    let nl = listed(&operator, "");
+    assert_eq!(nl.len(), 3);
+    assert!(!nl.contains(&slow));
+    assert_eq!(
+        listed(admin, &format!("?before={}", everything[1])),
+        everything[2..]
+    );
+    for hostile in [
+        "?before=abc",
+        "?before=0",
+        "?before=-5",
+        "?limit=5",
+        "?before=1&before=2",
+    ] {
+        let reply = ui_get(addr, admin, &format!("/ui/notices{hostile}"));
+        assert_eq!(reply.status, 400, "{hostile}: {}", text(&reply));
+    }
+    assert_eq!(ui_get(addr, analyst, "/ui/notices").status, 403);
+    assert_eq!(
+        ui_get(addr, "aranea_session=forged", "/ui/notices").status,
+        303
+    );
 }
 
 #[test]

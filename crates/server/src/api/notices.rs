@@ -103,6 +103,7 @@ fn filter(query: ListQuery) -> Result<(NoticeFilter, Option<NoticeId>), ApiError
     let filter = NoticeFilter {
         state,
         provider_key: query.provider,
+        hotline: None,
         limit: Some(i64::from(limit)),
     };
     Ok((filter, before))

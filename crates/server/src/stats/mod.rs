@@ -12,6 +12,7 @@
 //!
 //! Read-only: this module must not write to the store or the banks.
 
+mod notice_page;
 pub mod page;
 pub mod report;
 mod svg;
@@ -23,7 +24,7 @@ use aranea_review::{Actor, Review, ReviewError, now_millis};
 use aranea_store::UserRole;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -45,6 +46,8 @@ struct StatsState {
 pub fn router(app: AppState, review: Review) -> Router {
     Router::new()
         .route("/ui/statistics", get(statistics_page))
+        .route("/ui/notices", get(notice_list))
+        .route("/ui/notices/{id}", get(notice_timeline))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(StatsState { app, review })
 }
@@ -103,25 +106,46 @@ async fn window_of(
     window::window(&query, default_end(app, hotline).await?)
 }
 
+/// The signed-in user and their CSRF token, or the response to send instead (to the login
+/// page without a session). Takes what it needs from the request before awaiting, so the
+/// handlers' futures stay `Send`.
+fn signed_in(
+    s: &StatsState,
+    request: &Request,
+) -> impl Future<Output = Result<(Actor, String), Response>> + Send + 'static {
+    let token = session_token(request.headers()).map(str::to_owned);
+    let source = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    let review = s.review.clone();
+    async move {
+        let Some(token) = token else {
+            return Err(Redirect::to("/ui/login").into_response());
+        };
+        match review.session(&token, &source, now_millis()).await {
+            Ok(signed_in) => Ok(signed_in),
+            Err(ReviewError::NoSession) => Err(Redirect::to("/ui/login").into_response()),
+            Err(e) => {
+                tracing::error!(error = %e, "statistics: session check failed");
+                Err(html_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    None,
+                    "Internal error.",
+                ))
+            }
+        }
+    }
+}
+
 async fn statistics_page(
     State(s): State<StatsState>,
     query: Result<Query<WindowQuery>, QueryRejection>,
     request: Request,
 ) -> Response {
-    let Some(token) = session_token(request.headers()) else {
-        return Redirect::to("/ui/login").into_response();
-    };
-    let source = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-    let (actor, csrf) = match s.review.session(token, &source, now_millis()).await {
+    let (actor, csrf) = match signed_in(&s, &request).await {
         Ok(signed_in) => signed_in,
-        Err(ReviewError::NoSession) => return Redirect::to("/ui/login").into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "statistics: session check failed");
-            return html_error(StatusCode::INTERNAL_SERVER_ERROR, None, "Internal error.");
-        }
+        Err(response) => return response,
     };
     let viewer = Some((&actor, csrf.as_str()));
     let Some(hotline) = scope_of(&actor) else {
@@ -147,6 +171,109 @@ async fn statistics_page(
     let (base, delta) = s.app.banks().live().load().segment_sizes();
     let body = page::body(&report, &counts, base + delta);
     Html(page::frame("Statistics", viewer, true, &body)).into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoticeListQuery {
+    before: Option<i64>,
+}
+
+/// `GET /ui/notices[?before=ID]`: the newest notices of the reader's hotline (all for a
+/// platform administrator), a page at a time.
+async fn notice_list(
+    State(s): State<StatsState>,
+    query: Result<Query<NoticeListQuery>, QueryRejection>,
+    request: Request,
+) -> Response {
+    let (actor, csrf) = match signed_in(&s, &request).await {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
+    };
+    let viewer = Some((&actor, csrf.as_str()));
+    let Some(hotline) = scope_of(&actor) else {
+        return html_error(
+            StatusCode::FORBIDDEN,
+            viewer,
+            "Notices are for hotline operators, auditors and platform administrators.",
+        );
+    };
+    let before = match query {
+        Ok(Query(NoticeListQuery { before: None })) => None,
+        Ok(Query(NoticeListQuery { before: Some(id) })) if id > 0 => {
+            Some(aranea_store::NoticeId(id))
+        }
+        _ => {
+            return html_error(
+                StatusCode::BAD_REQUEST,
+                viewer,
+                "Bad query: `before` must be a notice id from the previous page.",
+            );
+        }
+    };
+    let filter = aranea_store::NoticeFilter {
+        hotline,
+        limit: Some(notice_page::PAGE),
+        ..aranea_store::NoticeFilter::default()
+    };
+    match s
+        .app
+        .store()
+        .notices()
+        .list_notices_page(&filter, before)
+        .await
+    {
+        Ok((notices, next)) => {
+            let body = notice_page::list_body(&notices, next.map(|n| n.0));
+            Html(page::frame("Notices", viewer, false, &body)).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "notice list: store query failed");
+            html_error(StatusCode::INTERNAL_SERVER_ERROR, viewer, "Internal error.")
+        }
+    }
+}
+
+/// `GET /ui/notices/{id}`: one notice and its timeline, for the statistics' readers.
+async fn notice_timeline(
+    State(s): State<StatsState>,
+    id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+    request: Request,
+) -> Response {
+    let (actor, csrf) = match signed_in(&s, &request).await {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
+    };
+    let viewer = Some((&actor, csrf.as_str()));
+    if scope_of(&actor).is_none() {
+        return html_error(
+            StatusCode::FORBIDDEN,
+            viewer,
+            "Notices are for hotline operators, auditors and platform administrators.",
+        );
+    }
+    let not_found = || html_error(StatusCode::NOT_FOUND, viewer, "No such notice.");
+    let Ok(Path(id)) = id else {
+        return not_found();
+    };
+    let notices = s.app.store().notices();
+    let notice = match notices.notice(aranea_store::NoticeId(id)).await {
+        Ok(Some(notice)) if notice_page::may_read(&actor, &notice.hotline) => notice,
+        Ok(_) => return not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, "notice page: store query failed");
+            return html_error(StatusCode::INTERNAL_SERVER_ERROR, viewer, "Internal error.");
+        }
+    };
+    let timeline = match notices.timeline(aranea_store::NoticeId(id)).await {
+        Ok(timeline) => timeline,
+        Err(e) => {
+            tracing::error!(error = %e, "notice page: store query failed");
+            return html_error(StatusCode::INTERNAL_SERVER_ERROR, viewer, "Internal error.");
+        }
+    };
+    let body = notice_page::body(&notice, &timeline);
+    Html(page::frame(&format!("Notice {id}"), viewer, false, &body)).into_response()
 }
 
 /// `GET /api/v1/statistics/removals` (scope `read`): the page's numbers for every hotline.

@@ -44,8 +44,8 @@ svg.chart{max-width:100%;height:auto;border:1px solid #ccc}\
 pub fn frame(title: &str, viewer: Option<(&Actor, &str)>, refresh: bool, body: &str) -> String {
     let nav = match viewer {
         Some((actor, csrf)) => format!(
-            "<nav aria-label=\"main\"><a href=\"/ui/\">Review</a><a href=\"/ui/statistics\" \
-             aria-current=\"page\">Statistics</a><span>{} ({})</span>\
+            "<nav aria-label=\"main\"><a href=\"/ui/\">Review</a><a href=\"/ui/statistics\">\
+             Statistics</a><a href=\"/ui/notices\">Notices</a><span>{} ({})</span>\
              <form method=\"post\" action=\"/ui/logout\"><input type=\"hidden\" name=\"csrf\" \
              value=\"{}\"><button type=\"submit\">Log out</button></form></nav>",
             esc(&actor.user.display_name),

@@ -147,6 +147,8 @@ pub struct NoticeEvent {
 pub struct NoticeFilter {
     pub state: Option<NoticeState>,
     pub provider_key: Option<String>,
+    /// Only notices this hotline sent.
+    pub hotline: Option<String>,
     pub limit: Option<i64>,
 }
 

@@ -174,8 +174,10 @@ impl NoticeStore<'_> {
     ) -> Result<(Vec<Notice>, Option<NoticeId>), StoreError> {
         let sql = format!(
             "SELECT {NOTICE_COLUMNS} FROM notices WHERE ($1 = '' OR state = $1) \
-             AND ($2 = '' OR provider_key = $2) AND id < $4 ORDER BY id DESC LIMIT $3"
+             AND ($2 = '' OR provider_key = $2) AND ($5 = '' OR hotline = $5) AND id < $4 \
+             ORDER BY id DESC LIMIT $3"
         );
+        let hotline = filter.hotline.as_deref().unwrap_or("");
         let state = filter.state.map_or("", NoticeState::as_str);
         let provider = filter.provider_key.as_deref().unwrap_or("");
         let limit = filter.limit.unwrap_or(i64::MAX).max(0);
@@ -186,6 +188,7 @@ impl NoticeStore<'_> {
                 .bind(provider)
                 .bind(limit)
                 .bind(before)
+                .bind(hotline)
                 .fetch_all(pool)
                 .await?;
             rows.iter()
