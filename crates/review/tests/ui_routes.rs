@@ -294,14 +294,14 @@ async fn scenario() {
     assert!(script.text().contains("stretch-clock"));
 }
 
-/// The statistics page is linked from every UI page for the roles its own rule admits
+/// The statistics and notice pages are linked from every UI page for the roles their rule admits
 /// (operators, auditors, platform administrators), and for no one else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn navigation_links_statistics_for_the_roles_that_may_see_them() {
     tokio::time::timeout(std::time::Duration::from_secs(60), async {
         let w = World::new(Backend::Sqlite).await;
         let addr = serve(&w).await;
-        let link = "<a href=\"/ui/statistics\">Statistics</a>";
+        let link = "<a href=\"/ui/statistics\">Statistics</a><a href=\"/ui/notices\">Notices</a>";
         for (name, role, sees) in [
             ("ana", UserRole::Analyst, false),
             ("sen", UserRole::SeniorAnalyst, false),

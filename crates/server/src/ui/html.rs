@@ -58,7 +58,9 @@ pub fn page(title: &str, actor: Option<(&Actor, &str)>, body: &str) -> Response 
             }
             // The statistics page's own rule decides, so the link never leads to a refusal.
             if crate::stats::scope_of(actor).is_some() {
-                links.push_str("<a href=\"/ui/statistics\">Statistics</a>");
+                links.push_str(
+                    "<a href=\"/ui/statistics\">Statistics</a><a href=\"/ui/notices\">Notices</a>",
+                );
             }
             links.push_str("<a href=\"/ui/account\" id=\"account\">Account</a>");
             format!(
