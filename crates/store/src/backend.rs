@@ -176,13 +176,28 @@ impl Backend {
             // 32 MiB of page cache per connection instead of 2: the URL-hash index is
             // written at random, and a frontier of a million URLs outgrows 2 MiB at once.
             .pragma("cache_size", "-32768");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(options.max_connections.unwrap_or(4))
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
-            .await
-            .map_err(connect_error)?;
-        Ok(Backend::Sqlite(pool))
+        // Processes opening a new file at the same moment race to switch it to WAL; SQLite
+        // answers the loser "database is locked" at once, without waiting on the busy
+        // timeout. Such a first connection is retried until the busy timeout has passed.
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let opened = SqlitePoolOptions::new()
+                .max_connections(options.max_connections.unwrap_or(4))
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect.clone())
+                .await;
+            match opened {
+                Ok(pool) => return Ok(Backend::Sqlite(pool)),
+                Err(error)
+                    if is_sqlite_busy(&error) && started.elapsed() < options.busy_timeout =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(error) => return Err(connect_error(error)),
+            }
+        }
     }
 
     async fn connect_postgres(url: &str, options: &StoreOptions) -> Result<Backend, StoreError> {
@@ -256,6 +271,17 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), extended codes included.
+fn is_sqlite_busy(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(database) = error else {
+        return false;
+    };
+    database
+        .code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 #[cfg(test)]
