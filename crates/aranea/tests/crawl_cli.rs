@@ -4,6 +4,8 @@
 //! killed at 20 random moments ends with the same sightings and matches as an uninterrupted
 //! run. `aranea report add` feeds the crawl.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -54,27 +56,14 @@ fn setup(world: &RunningWorld, data: &Path, lease_ms: u64) -> std::path::PathBuf
     .unwrap();
     banks.add_entries(&entries).unwrap();
     banks.write_snapshot().unwrap();
-    let blocks: Vec<String> = world
-        .world()
-        .providers
-        .iter()
-        .flat_map(|p| p.blocks.iter())
-        .map(|b| format!("\"{}/{}\"", b.base, b.prefix))
-        .collect();
-    let ca = world
-        .ca_cert_path()
-        .map(|p| format!("\"{}\"", p.display()))
-        .unwrap_or_default();
     let config = format!(
-        "[crawl]\nallow_cidrs = [{}]\nname_servers = [\"{}\"]\nsystem_roots = false\n\
-         ca_files = [{ca}]\ntotal_timeout_ms = 900\nread_timeout_ms = 800\nconnect_timeout_ms = 800\n\
+        "{}total_timeout_ms = 900\nread_timeout_ms = 800\nconnect_timeout_ms = 800\n\
          max_body_bytes = 4194304\nlease_ms = {lease_ms}\nclaim_interval_ms = 100\n\
          min_pdq_quality = 0\n\
          [crawl.politeness]\nmin_delay_ms = {DELAY_MS}\nmax_delay_ms = 200\n\
          crawl_delay_cap_ms = {DELAY_MS}\nerror_backoff_ms = 100\nmax_backoff_ms = 500\n\
          retry_after_cap_ms = 1000\n",
-        blocks.join(", "),
-        world.dns_addr()
+        common::simweb_crawl_table(world)
     );
     let path = data.join("aranea.toml");
     std::fs::write(&path, config).unwrap();

@@ -1,6 +1,8 @@
 //! A running `aranea crawl` matches against bank entries another process added after it
 //! started (a review decision in the server, `aranea bank import`), without a restart.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -19,25 +21,12 @@ fn aranea(data: &Path) -> Command {
     command
 }
 
-/// The `[crawl]` section that lets the crawler reach the simulated web (and only it).
+/// The `[crawl]` section for the simulated web, polling for reports every 100 ms.
 fn write_config(world: &RunningWorld, data: &Path) {
-    let blocks: Vec<String> = world
-        .world()
-        .providers
-        .iter()
-        .flat_map(|p| p.blocks.iter())
-        .map(|b| format!("\"{}/{}\"", b.base, b.prefix))
-        .collect();
-    let ca = world
-        .ca_cert_path()
-        .map(|p| format!("\"{}\"", p.display()))
-        .unwrap_or_default();
     let config = format!(
-        "[crawl]\nallow_cidrs = [{}]\nname_servers = [\"{}\"]\nsystem_roots = false\n\
-         ca_files = [{ca}]\nclaim_interval_ms = 100\nmin_pdq_quality = 0\n\
+        "{}claim_interval_ms = 100\nmin_pdq_quality = 0\n\
          [crawl.politeness]\nmin_delay_ms = 10\ncrawl_delay_cap_ms = 10\n",
-        blocks.join(", "),
-        world.dns_addr()
+        common::simweb_crawl_table(world)
     );
     std::fs::write(data.join("aranea.toml"), config).unwrap();
 }

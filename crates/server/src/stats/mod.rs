@@ -138,23 +138,50 @@ fn signed_in(
     }
 }
 
+/// A signed-in reader of the statistics and notice pages, their CSRF token and the hotline
+/// they may read (`None`: every hotline), or the response to send instead: the login page,
+/// or a 403 naming `pages` for roles that may not read them.
+fn reader(
+    s: &StatsState,
+    request: &Request,
+    pages: &'static str,
+) -> impl Future<Output = Result<(Actor, String, Option<String>), Response>> + Send + 'static {
+    let signing_in = signed_in(s, request);
+    async move {
+        let (actor, csrf) = signing_in.await?;
+        match scope_of(&actor) {
+            Some(hotline) => Ok((actor, csrf, hotline)),
+            None => Err(html_error(
+                StatusCode::FORBIDDEN,
+                Some((&actor, csrf.as_str())),
+                &format!(
+                    "{pages} are for hotline operators, auditors and platform administrators."
+                ),
+            )),
+        }
+    }
+}
+
+/// A store failure: logged with what failed, a plain 500 page for the reader.
+fn internal_error(
+    viewer: Option<(&Actor, &str)>,
+    what: &str,
+    error: &dyn std::fmt::Display,
+) -> Response {
+    tracing::error!(error = %error, "{what}: store query failed");
+    html_error(StatusCode::INTERNAL_SERVER_ERROR, viewer, "Internal error.")
+}
+
 async fn statistics_page(
     State(s): State<StatsState>,
     query: Result<Query<WindowQuery>, QueryRejection>,
     request: Request,
 ) -> Response {
-    let (actor, csrf) = match signed_in(&s, &request).await {
-        Ok(signed_in) => signed_in,
+    let (actor, csrf, hotline) = match reader(&s, &request, "Statistics").await {
+        Ok(reader) => reader,
         Err(response) => return response,
     };
     let viewer = Some((&actor, csrf.as_str()));
-    let Some(hotline) = scope_of(&actor) else {
-        return html_error(
-            StatusCode::FORBIDDEN,
-            viewer,
-            "Statistics are for hotline operators, auditors and platform administrators.",
-        );
-    };
     let window = match window_of(&s.app, query, hotline.as_deref()).await {
         Ok(w) => w,
         Err(e) => return html_error(e.status, viewer, &e.detail),
@@ -163,10 +190,7 @@ async fn statistics_page(
     let counts = s.app.store().counts().await;
     let (report, counts) = match (gathered, counts) {
         (Ok(r), Ok(c)) => (r, c),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, "statistics: store query failed");
-            return html_error(StatusCode::INTERNAL_SERVER_ERROR, viewer, "Internal error.");
-        }
+        (Err(e), _) | (_, Err(e)) => return internal_error(viewer, "statistics", &e),
     };
     let (base, delta) = s.app.banks().live().load().segment_sizes();
     let body = page::body(&report, &counts, base + delta);
@@ -186,18 +210,11 @@ async fn notice_list(
     query: Result<Query<NoticeListQuery>, QueryRejection>,
     request: Request,
 ) -> Response {
-    let (actor, csrf) = match signed_in(&s, &request).await {
-        Ok(signed_in) => signed_in,
+    let (actor, csrf, hotline) = match reader(&s, &request, "Notices").await {
+        Ok(reader) => reader,
         Err(response) => return response,
     };
     let viewer = Some((&actor, csrf.as_str()));
-    let Some(hotline) = scope_of(&actor) else {
-        return html_error(
-            StatusCode::FORBIDDEN,
-            viewer,
-            "Notices are for hotline operators, auditors and platform administrators.",
-        );
-    };
     let before = match query {
         Ok(Query(NoticeListQuery { before: None })) => None,
         Ok(Query(NoticeListQuery { before: Some(id) })) if id > 0 => {
@@ -227,10 +244,7 @@ async fn notice_list(
             let body = notice_page::list_body(&notices, next.map(|n| n.0));
             Html(page::frame("Notices", viewer, false, &body)).into_response()
         }
-        Err(e) => {
-            tracing::error!(error = %e, "notice list: store query failed");
-            html_error(StatusCode::INTERNAL_SERVER_ERROR, viewer, "Internal error.")
-        }
+        Err(e) => internal_error(viewer, "notice list", &e),
     }
 }
 
@@ -240,18 +254,11 @@ async fn notice_timeline(
     id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
     request: Request,
 ) -> Response {
-    let (actor, csrf) = match signed_in(&s, &request).await {
-        Ok(signed_in) => signed_in,
+    let (actor, csrf, _) = match reader(&s, &request, "Notices").await {
+        Ok(reader) => reader,
         Err(response) => return response,
     };
     let viewer = Some((&actor, csrf.as_str()));
-    if scope_of(&actor).is_none() {
-        return html_error(
-            StatusCode::FORBIDDEN,
-            viewer,
-            "Notices are for hotline operators, auditors and platform administrators.",
-        );
-    }
     let not_found = || html_error(StatusCode::NOT_FOUND, viewer, "No such notice.");
     let Ok(Path(id)) = id else {
         return not_found();
@@ -260,17 +267,11 @@ async fn notice_timeline(
     let notice = match notices.notice(aranea_store::NoticeId(id)).await {
         Ok(Some(notice)) if notice_page::may_read(&actor, &notice.hotline) => notice,
         Ok(_) => return not_found(),
-        Err(e) => {
-            tracing::error!(error = %e, "notice page: store query failed");
-            return html_error(StatusCode::INTERNAL_SERVER_ERROR, viewer, "Internal error.");
-        }
+        Err(e) => return internal_error(viewer, "notice page", &e),
     };
     let timeline = match notices.timeline(aranea_store::NoticeId(id)).await {
         Ok(timeline) => timeline,
-        Err(e) => {
-            tracing::error!(error = %e, "notice page: store query failed");
-            return html_error(StatusCode::INTERNAL_SERVER_ERROR, viewer, "Internal error.");
-        }
+        Err(e) => return internal_error(viewer, "notice page", &e),
     };
     let body = notice_page::body(&notice, &timeline);
     Html(page::frame(&format!("Notice {id}"), viewer, false, &body)).into_response()
