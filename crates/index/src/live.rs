@@ -180,6 +180,35 @@ impl Generation {
             .collect()
     }
 
+    /// The lowest-numbered enabled entry holding exactly `signal` in `bank`, whether the bank
+    /// is enabled or not: what makes a value added to the bank again a duplicate. A disabled
+    /// entry does not count, so a value can be added back after its entry was disabled.
+    pub fn find_enabled(&self, bank: BankId, signal: &Signal) -> Option<EntryId> {
+        self.find_enabled_with(bank, signal, &mut SearchScratch::default(), &mut Vec::new())
+    }
+
+    /// [`Self::find_enabled`] with buffers kept between calls (an import asks per line).
+    pub(crate) fn find_enabled_with(
+        &self,
+        bank: BankId,
+        signal: &Signal,
+        scratch: &mut SearchScratch,
+        raw: &mut Vec<SegmentHit>,
+    ) -> Option<EntryId> {
+        raw.clear();
+        for segment in [&self.base, &self.delta] {
+            match signal {
+                Signal::Pdq(hash) => segment.search_pdq(hash, 0, scratch, raw),
+                digest => segment.lookup_digest(digest, raw),
+            }
+        }
+        raw.iter()
+            .filter(|h| h.entry.bank == bank && h.value == *signal)
+            .map(|h| h.entry.id)
+            .filter(|id| !self.disabled.contains(id))
+            .min()
+    }
+
     /// The largest threshold among banks that can report: the one radius to search with.
     fn radius(&self, filter: &BankFilter) -> Option<u32> {
         self.banks

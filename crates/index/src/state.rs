@@ -3,12 +3,11 @@
 //! `BankState` is rebuilt by applying records in sequence order, whatever holds them (a file
 //! journal today, a SQL table later). It does not search: the matching index is built from it
 //! (see `segment`). Entries loaded from a snapshot stay in the snapshot file (see `stored`)
-//! until something needs them all in memory ([`BankState::entries`], adding entries, which
-//! checks for duplicates): a process that only matches holds no per-entry record at all.
+//! until something needs them all in memory ([`BankState::entries`]): a process that only
+//! matches or adds entries holds no per-entry record of the snapshot's entries at all (the
+//! store finds duplicates in the matching index, not here).
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use crate::bank::{Bank, BankId, Entry, EntryId, Provenance};
@@ -34,23 +33,6 @@ pub struct BankState {
     all: OnceLock<Vec<Entry>>,
     /// Why stored entries could not be read back, if they could not.
     read_error: OnceLock<String>,
-    /// Built on first use: matching never needs it, adding does.
-    pub(crate) dedup: Option<DedupIndex>,
-}
-
-/// (bank, value) → entry position, in ~20 bytes per entry: a 64-bit fingerprint maps to a
-/// position that is then compared for real; the rare fingerprint collisions go to `overflow`.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct DedupIndex {
-    primary: HashMap<u64, u32>,
-    overflow: HashMap<(BankId, Signal), u32>,
-}
-
-fn fingerprint(bank: BankId, signal: &Signal) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    bank.hash(&mut hasher);
-    signal.hash(&mut hasher);
-    hasher.finish()
 }
 
 impl BankState {
@@ -152,17 +134,9 @@ impl BankState {
         }
     }
 
-    /// Every entry in memory from now on (what finding duplicates needs).
-    fn materialise(&mut self) {
-        self.entries();
-        self.stored = None;
-        self.stored_disabled = HashSet::new();
-        self.added = Vec::new();
-    }
-
     /// Makes the state read its entries from a snapshot just written: what was in memory is
-    /// dropped, unless the entries were all in memory already (a process that adds entries
-    /// keeps them, and its duplicate index, rather than reading them back for every add).
+    /// dropped, unless [`Self::entries`] had read them all into memory already (they stay the
+    /// only copy then).
     pub(crate) fn use_snapshot(&mut self, stored: StoredEntries) {
         if self.all.get().is_none() {
             self.stored = Some(Arc::new(stored));
@@ -183,25 +157,6 @@ impl BankState {
                 .bank(entry.bank)
                 .map_or("", |b| b.spec.classification.as_str()),
         }
-    }
-
-    /// The entry already holding `signal` in `bank`, if any (enabled or not).
-    pub fn find(&mut self, bank: BankId, signal: &Signal) -> Option<EntryId> {
-        if self.dedup.is_none() {
-            self.materialise();
-        }
-        let entries: &[Entry] = self.all.get().map_or(&[], Vec::as_slice);
-        let dedup = self.dedup.get_or_insert_with(|| {
-            let mut index = DedupIndex::default();
-            for (position, entry) in entries.iter().enumerate() {
-                index.insert(entries, entry.bank, &entry.signal, position as u32);
-            }
-            index
-        });
-        dedup
-            .get(entries, bank, signal)
-            .and_then(|p| entries.get(p as usize))
-            .map(|e| e.id)
     }
 
     /// Applies one record; `seq` must be above every record applied before.
@@ -292,15 +247,10 @@ impl BankState {
     }
 
     pub(crate) fn push_entry(&mut self, entry: Entry) {
-        let Some(all) = self.all.get_mut() else {
-            self.added.push(entry);
-            return;
-        };
-        let position = all.len() as u32;
-        if let Some(dedup) = &mut self.dedup {
-            dedup.insert(all, entry.bank, &entry.signal, position);
+        match self.all.get_mut() {
+            Some(all) => all.push(entry),
+            None => self.added.push(entry),
         }
-        all.push(entry);
     }
 
     /// Marks an entry disabled; false if there is no such entry.
@@ -324,34 +274,5 @@ impl BankState {
 
     pub(crate) fn set_seq(&mut self, seq: u64) {
         self.seq = seq;
-    }
-}
-
-impl DedupIndex {
-    fn insert(&mut self, entries: &[Entry], bank: BankId, signal: &Signal, position: u32) {
-        let key = fingerprint(bank, signal);
-        match self.primary.get(&key) {
-            None => {
-                self.primary.insert(key, position);
-            }
-            Some(&existing) => {
-                let same = entries
-                    .get(existing as usize)
-                    .is_some_and(|e| e.bank == bank && e.signal == *signal);
-                if !same {
-                    self.overflow.entry((bank, *signal)).or_insert(position);
-                }
-            }
-        }
-    }
-
-    fn get(&self, entries: &[Entry], bank: BankId, signal: &Signal) -> Option<u32> {
-        let position = *self.primary.get(&fingerprint(bank, signal))?;
-        let entry = entries.get(position as usize)?;
-        if entry.bank == bank && entry.signal == *signal {
-            Some(position)
-        } else {
-            self.overflow.get(&(bank, *signal)).copied()
-        }
     }
 }

@@ -10,6 +10,8 @@
 //! will hold one store and hand out `LiveIndex` handles to readers).
 
 use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,9 +21,9 @@ use crate::bank::{
 };
 use crate::error::StoreError;
 use crate::journal::{FileJournal, Journal, Record};
-use crate::live::{LiveIndex, MERGE_AT, segment_entry};
-use crate::pdq_index::IndexParams;
-use crate::segment::{Segment, SegmentBuilder};
+use crate::live::{Generation, LiveIndex, MERGE_AT, segment_entry};
+use crate::pdq_index::{IndexParams, SearchScratch};
+use crate::segment::{Segment, SegmentBuilder, SegmentHit};
 use crate::signal::Signal;
 use crate::snapshot;
 use crate::state::BankState;
@@ -62,6 +64,8 @@ pub struct BankStore<J: Journal = FileJournal> {
     pending_disabled: Vec<EntryId>,
     /// More was appended than a delta should hold; the next publish rebuilds the base.
     pending_overflow: bool,
+    /// Entries appended since the last publish, which the live index cannot find yet.
+    unpublished: UnpublishedValues,
     /// Sequence number of the open transaction's begin record.
     transaction: Option<u64>,
     warnings: Vec<String>,
@@ -133,6 +137,7 @@ impl<J: Journal> BankStore<J> {
             pending: Vec::new(),
             pending_disabled: disabled,
             pending_overflow: false,
+            unpublished: UnpublishedValues::default(),
             transaction: None,
             warnings,
         };
@@ -266,6 +271,7 @@ impl<J: Journal> BankStore<J> {
         let mut in_batch: HashMap<(BankId, Signal), u64> = HashMap::new();
         let mut batch_duplicates = Vec::new();
         let mut records = Vec::with_capacity(entries.len());
+        let mut lookup = DuplicateLookup::new(&self.live);
         for (position, new) in entries.iter().enumerate() {
             if self.state.bank(new.bank).is_none() {
                 return Err(StoreError::NoSuchBank(new.bank.to_string()));
@@ -276,7 +282,7 @@ impl<J: Journal> BankStore<J> {
                     new.provenance
                 )));
             }
-            if let Some(existing) = self.state.find(new.bank, &new.signal) {
+            if let Some(existing) = self.find_with(&mut lookup, new.bank, &new.signal) {
                 outcome.duplicates.push((position, existing));
                 continue;
             }
@@ -298,6 +304,9 @@ impl<J: Journal> BankStore<J> {
         let count = records.len() as u64;
         let first = self.append_and_apply(records)?;
         outcome.added = (first..first + count).collect();
+        for (&(bank, signal), &index) in &in_batch {
+            self.unpublished.insert(bank, &signal, first + index);
+        }
         // A value twice in one batch: the id of its first copy is known only now.
         outcome.duplicates.extend(
             batch_duplicates
@@ -314,6 +323,36 @@ impl<J: Journal> BankStore<J> {
             self.pending.extend(added);
         }
         Ok(outcome)
+    }
+
+    /// The lowest-numbered enabled entry holding `signal` in `bank`: a new entry with that
+    /// value would be a duplicate. Disabled entries do not count (the value can be added back,
+    /// as a new entry with its own provenance). Looked up in the live index and among the
+    /// entries appended since it was last published, so no entry is read into memory for it.
+    pub fn find_enabled(&self, bank: BankId, signal: &Signal) -> Option<EntryId> {
+        let mut lookup = DuplicateLookup::new(&self.live);
+        self.find_with(&mut lookup, bank, signal)
+    }
+
+    fn find_with(
+        &self,
+        lookup: &mut DuplicateLookup,
+        bank: BankId,
+        signal: &Signal,
+    ) -> Option<EntryId> {
+        let counts = |id: &EntryId| !self.pending_disabled.contains(id);
+        let unpublished = self.unpublished.find(bank, signal, &|id| {
+            self.state
+                .entry(id)
+                .filter(|e| !e.disabled && counts(&e.id))
+                .map(|e| (e.bank, e.signal))
+        });
+        unpublished.or_else(|| {
+            lookup
+                .generation
+                .find_enabled_with(bank, signal, &mut lookup.scratch, &mut lookup.raw)
+                .filter(counts)
+        })
     }
 
     /// Disables an entry (it stays in the bank for the record, but no longer matches).
@@ -344,6 +383,7 @@ impl<J: Journal> BankStore<J> {
         self.pending.clear();
         self.pending_disabled.clear();
         self.pending_overflow = false;
+        self.unpublished = UnpublishedValues::default();
         Ok(())
     }
 
@@ -365,6 +405,7 @@ impl<J: Journal> BankStore<J> {
         self.pending.clear();
         self.pending_disabled.clear();
         self.pending_overflow = false;
+        self.unpublished = UnpublishedValues::default();
         Ok(())
     }
 
@@ -411,4 +452,65 @@ fn build_base(state: &BankState, params: IndexParams) -> Result<Segment, StoreEr
         Ok(())
     })?;
     Ok(builder.finish(params)?)
+}
+
+/// The published generation and buffers for looking up many values in a row.
+struct DuplicateLookup {
+    generation: Arc<Generation>,
+    scratch: SearchScratch,
+    raw: Vec<SegmentHit>,
+}
+
+impl DuplicateLookup {
+    fn new(live: &LiveIndex) -> Self {
+        Self {
+            generation: live.load(),
+            scratch: SearchScratch::default(),
+            raw: Vec::new(),
+        }
+    }
+}
+
+/// (bank, value) → entry id of the entries appended but not yet published, in ~20 bytes per
+/// entry: a 64-bit fingerprint maps to an id whose entry is then compared for real; the rare
+/// fingerprint collisions go to `overflow`.
+#[derive(Debug, Default)]
+struct UnpublishedValues {
+    primary: HashMap<u64, EntryId>,
+    overflow: HashMap<(BankId, Signal), EntryId>,
+}
+
+impl UnpublishedValues {
+    fn insert(&mut self, bank: BankId, signal: &Signal, id: EntryId) {
+        let key = fingerprint(bank, signal);
+        if self.primary.contains_key(&key) {
+            // A value already present is a duplicate and never appended, so this is another
+            // value with the same fingerprint.
+            self.overflow.entry((bank, *signal)).or_insert(id);
+        } else {
+            self.primary.insert(key, id);
+        }
+    }
+
+    /// The id holding (bank, signal); `value_of` gives an id's (bank, value) if it still counts.
+    fn find(
+        &self,
+        bank: BankId,
+        signal: &Signal,
+        value_of: &dyn Fn(EntryId) -> Option<(BankId, Signal)>,
+    ) -> Option<EntryId> {
+        let id = *self.primary.get(&fingerprint(bank, signal))?;
+        if value_of(id) == Some((bank, *signal)) {
+            return Some(id);
+        }
+        let id = *self.overflow.get(&(bank, *signal))?;
+        (value_of(id) == Some((bank, *signal))).then_some(id)
+    }
+}
+
+fn fingerprint(bank: BankId, signal: &Signal) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    bank.hash(&mut hasher);
+    signal.hash(&mut hasher);
+    hasher.finish()
 }
