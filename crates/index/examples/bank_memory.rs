@@ -79,11 +79,15 @@ fn build(data: &Path, banks: &Path) {
     }
     store.write_snapshot().expect("snapshot");
     println!(
-        "built {} with {} entries ({} distinct) in {:.1} s",
+        "built {} with {} entries ({} distinct) in {:.1} s; peak RSS {:.0} MB = {:.1} B/entry \
+         (load average {})",
         banks.display(),
         codes.len(),
-        store.state().entries().len(),
-        started.elapsed().as_secs_f64()
+        store.state().entry_count(),
+        started.elapsed().as_secs_f64(),
+        status_kib("VmHWM") as f64 / 1024.0,
+        status_kib("VmHWM") as f64 * 1024.0 / codes.len().max(1) as f64,
+        load_average()
     );
 }
 
@@ -95,7 +99,7 @@ fn measure(data: &Path, banks: &Path) {
     let before = status_kib("VmHWM");
     let cpu = cpu_seconds();
     let wall = Instant::now();
-    let store = BankStore::open(banks).expect("open");
+    let mut store = BankStore::open(banks).expect("open");
     let open_wall = wall.elapsed().as_secs_f64();
     let open_cpu = cpu_seconds() - cpu;
     let generation = store.live().load();
@@ -147,6 +151,57 @@ fn measure(data: &Path, banks: &Path) {
     println!(
         "match_signal: {single:.0} q/CPU-s, match_batch: {batch:.0} q/CPU-s, {hits} hits in all"
     );
+    drop(generation);
+    add_like_a_decision(&mut store, &data.join("db.u8"), entries);
+}
+
+/// What a review decision does to the open store: one transaction adding a few values, some
+/// already in the bank (duplicates to find), then publishing. Prints the peak RSS after it.
+fn add_like_a_decision(store: &mut BankStore, db: &Path, entries: f64) {
+    // A few codes of the bank, read where they lie (all of them would weigh 32 B/entry here).
+    let codes: Vec<[u64; 4]> = (0..4u64)
+        .filter_map(|quarter| code_at(db, quarter * (entries as u64 / 4)))
+        .collect();
+    let bank = store.bank_id("bench").expect("bank");
+    let cpu = cpu_seconds();
+    store.begin_transaction().expect("begin");
+    let provenance = store
+        .add_provenance(Provenance {
+            added_by: "bank_memory decision".into(),
+            added_at: 0,
+            origin: Origin::Manual,
+        })
+        .expect("provenance");
+    let new: Vec<NewEntry> = codes
+        .iter()
+        .flat_map(|code| {
+            let mut changed = *code;
+            changed[3] ^= 0xff;
+            [*code, changed]
+        })
+        .map(|code| NewEntry {
+            bank,
+            signal: Signal::Pdq(PdqHash::from_words(code)),
+            classification: Some("decided".into()),
+            provenance,
+            line: 0,
+            metadata: None,
+        })
+        .collect();
+    let outcome = store.append_entries(&new).expect("append");
+    store.commit_transaction().expect("commit");
+    store.publish().expect("publish");
+    let hwm = status_kib("VmHWM");
+    println!(
+        "decision-like add of {} values ({} added, {} duplicates): {:.2} CPU-s; peak RSS {:.0} MB \
+         = {:.1} B/entry",
+        new.len(),
+        outcome.added.len(),
+        outcome.duplicates.len(),
+        cpu_seconds() - cpu,
+        hwm as f64 / 1024.0,
+        hwm as f64 * 1024.0 / entries
+    );
 }
 
 /// A field of /proc/self/status in KiB (0 where there is none).
@@ -174,6 +229,20 @@ fn cpu_seconds() -> f64 {
         .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
         .sum();
     ticks / 100.0
+}
+
+/// The `index`-th code of a `db.u8` file.
+fn code_at(path: &Path, index: u64) -> Option<[u64; 4]> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    file.seek(SeekFrom::Start(index * 32)).ok()?;
+    let mut bytes = [0u8; 32];
+    file.read_exact(&mut bytes).ok()?;
+    let mut code = [0u64; 4];
+    for (word, eight) in code.iter_mut().zip(bytes.chunks_exact(8)) {
+        *word = u64::from_be_bytes(eight.try_into().ok()?);
+    }
+    Some(code)
 }
 
 fn read_codes(path: &Path) -> Vec<[u64; 4]> {

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::hash_map::Entry::{Occupied, Vacant};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -482,13 +483,15 @@ struct UnpublishedValues {
 
 impl UnpublishedValues {
     fn insert(&mut self, bank: BankId, signal: &Signal, id: EntryId) {
-        let key = fingerprint(bank, signal);
-        if self.primary.contains_key(&key) {
+        match self.primary.entry(fingerprint(bank, signal)) {
+            Vacant(slot) => {
+                slot.insert(id);
+            }
             // A value already present is a duplicate and never appended, so this is another
             // value with the same fingerprint.
-            self.overflow.entry((bank, *signal)).or_insert(id);
-        } else {
-            self.primary.insert(key, id);
+            Occupied(_) => {
+                self.overflow.entry((bank, *signal)).or_insert(id);
+            }
         }
     }
 

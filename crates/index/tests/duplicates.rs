@@ -156,7 +156,7 @@ fn finding_duplicates_reads_no_entry_back_from_the_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let count = 6_000u64;
     let signal = |seed: u64| {
-        if seed % 2 == 0 {
+        if seed.is_multiple_of(2) {
             Signal::Pdq(pdq(seed))
         } else {
             md5(seed)
