@@ -12,7 +12,7 @@ use aranea_index::import::{ImportRow, LineError, ListFormat, ReadOptions, read_l
 use aranea_index::store::ALL_BANKS;
 use aranea_index::{
     BankFilter, BankKind, BankSpec, BankStore, Hit, MatchResult, NewEntry, Origin, Provenance,
-    Signal, SignalType,
+    Signal, SignalType, WriteLock,
 };
 use serde_json::{Value, json};
 
@@ -174,8 +174,41 @@ enum BankCommand {
     ExportVpdq { name: String, dir: PathBuf },
 }
 
+impl BankCommand {
+    /// Whether the command changes the bank directory (and so must hold its write lock).
+    fn writes(&self) -> bool {
+        match self {
+            Self::Create { .. }
+            | Self::Enable { .. }
+            | Self::Disable { .. }
+            | Self::Import { .. }
+            | Self::AddVideo { .. } => true,
+            Self::List { .. }
+            | Self::Show { .. }
+            | Self::Stats { .. }
+            | Self::Export { .. }
+            | Self::Match { .. }
+            | Self::ExportVpdq { .. } => false,
+        }
+    }
+}
+
 pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
     let dir = global.data.join("banks");
+    // Held until the command ends: opening under the lock is what catches this process up
+    // with every other writer's records before it appends its own.
+    let _write_lock = if args.command.writes() {
+        let lock = WriteLock::acquire(&dir, || {
+            eprintln!(
+                "aranea: waiting for another process writing the banks in {}",
+                dir.display()
+            )
+        })
+        .with_context(|| format!("locking banks in {} for writing", dir.display()))?;
+        Some(lock)
+    } else {
+        None
+    };
     let mut store =
         BankStore::open(&dir).with_context(|| format!("opening banks in {}", dir.display()))?;
     for warning in store.warnings() {

@@ -546,3 +546,169 @@ fn an_import_killed_midway_leaves_all_or_nothing_and_the_next_one_completes() {
     }
     assert!(killed > 0, "no import was killed while writing entries");
 }
+
+/// A hex list of `lines` MD5 values unique to `tag`.
+fn md5_list(dir: &Path, tag: u64, lines: u64) -> PathBuf {
+    let path = dir.join(format!("list-{tag}.txt"));
+    let text: String = (0..lines)
+        .map(|i| format!("{tag:016x}{i:016x}\n"))
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn spawn_bank(data: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_aranea"))
+        .arg("--data")
+        .arg(data)
+        .arg("bank")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Opening the directory afresh must show every write and no torn or lost record.
+fn assert_banks_whole(data: &Path, bank: &str, expected: usize) {
+    let output = aranea(data, &["stats"]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("warning"),
+        "the journal was damaged: {stderr}"
+    );
+    assert_eq!(md5_count(data, bank), expected);
+}
+
+#[test]
+fn processes_writing_the_same_banks_at_once_lose_nothing() {
+    const LINES: u64 = 20_000;
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    ok(d, &["create", "shared", "--classification", "csam"]);
+    let lists: Vec<PathBuf> = (1..=4).map(|tag| md5_list(d, tag, LINES)).collect();
+    let mut writers: Vec<_> = lists
+        .iter()
+        .map(|list| {
+            let list = list.to_str().unwrap();
+            spawn_bank(
+                d,
+                &[
+                    "import",
+                    "shared",
+                    list,
+                    "--format",
+                    "hex",
+                    "--signal-type",
+                    "md5",
+                ],
+            )
+        })
+        .collect();
+    writers.extend((0..4).map(|k| {
+        spawn_bank(
+            d,
+            &["create", &format!("other-{k}"), "--classification", "csam"],
+        )
+    }));
+    // Readers take no lock (the crawler and servers poll the directory): each open while the
+    // writers run must succeed and never see fewer entries than the one before.
+    let mut seen = 0;
+    while writers
+        .iter_mut()
+        .any(|writer| writer.try_wait().unwrap().is_none())
+    {
+        let store = aranea_index::BankStore::open(&d.join("banks")).unwrap();
+        let entries = store.state().entry_count();
+        assert!(
+            entries >= seen,
+            "a reader saw {entries} entries after {seen}"
+        );
+        seen = entries;
+    }
+    for writer in writers {
+        let output = writer.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "a concurrent writer failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_banks_whole(d, "shared", 4 * LINES as usize);
+    let banks = json_lines(&ok(d, &["list", "--format", "jsonl"]));
+    assert_eq!(banks.len(), 5, "{banks:?}");
+}
+
+#[test]
+fn a_server_banking_while_the_command_line_imports_loses_nothing() {
+    use aranea_index::{NewEntry, Signal, SignalType};
+    const LINES: u64 = 20_000;
+    const SERVER_BATCHES: u64 = 20;
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    ok(d, &["create", "shared", "--classification", "csam"]);
+    let banks = aranea_server::LiveBanks::open(&d.join("banks")).unwrap();
+    let lists: Vec<PathBuf> = (1..=2).map(|tag| md5_list(d, tag, LINES)).collect();
+    let mut importers: Vec<_> = lists
+        .iter()
+        .map(|list| {
+            let list = list.to_str().unwrap();
+            spawn_bank(
+                d,
+                &[
+                    "import",
+                    "shared",
+                    list,
+                    "--format",
+                    "hex",
+                    "--signal-type",
+                    "md5",
+                ],
+            )
+        })
+        .collect();
+    // The server's own writes, as review decisions make them, for as long as the imports run.
+    let mut batch = 0u64;
+    while batch < SERVER_BATCHES
+        || importers
+            .iter_mut()
+            .any(|importer| importer.try_wait().unwrap().is_none())
+    {
+        batch += 1;
+        banks
+            .write(|store| {
+                let bank = store.bank_id("shared")?;
+                let provenance = store.add_provenance(aranea_index::Provenance {
+                    added_by: "server".into(),
+                    added_at: 0,
+                    origin: aranea_index::Origin::Manual,
+                })?;
+                let entries: Vec<NewEntry> = (0..25)
+                    .map(|i| NewEntry {
+                        bank,
+                        signal: Signal::from_hex(
+                            SignalType::Md5,
+                            &format!("{:016x}{:016x}", 0xff00 + batch, i),
+                        )
+                        .unwrap(),
+                        classification: None,
+                        provenance,
+                        line: 0,
+                        metadata: None,
+                    })
+                    .collect();
+                store.add_entries(&entries)
+            })
+            .unwrap();
+    }
+    for importer in importers {
+        let output = importer.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "an import failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_banks_whole(d, "shared", (2 * LINES + batch * 25) as usize);
+}

@@ -154,7 +154,9 @@ impl FileJournal {
             let scan = scan_segment(&path, &mut |_, _| Ok(()), false, u64::MAX)?;
             journal.last_seq = scan.last_seq.unwrap_or(first.saturating_sub(1));
             journal.valid_len = scan.valid_len;
-            journal.torn_bytes = scan.file_len - scan.valid_len;
+            // A writer appending while this scan ran can make the valid part longer than the
+            // length read before it: nothing is torn then.
+            journal.torn_bytes = scan.file_len.saturating_sub(scan.valid_len);
         }
         Ok(journal)
     }

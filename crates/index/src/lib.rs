@@ -41,6 +41,7 @@ pub mod state;
 pub mod store;
 mod stored;
 pub mod video;
+mod write_lock;
 
 pub use bank::{Bank, BankId, BankKind, BankSpec, Entry, EntryId, Origin, Provenance};
 pub use error::StoreError;
@@ -54,3 +55,4 @@ pub use video::{
     FrameHit, FrameMatchResult, VideoHit, VideoIndex, VideoIndexParams, VideoMatchResult,
     match_frames, vpdq_entry, vpdq_features,
 };
+pub use write_lock::{WRITE_LOCK_FILE, WriteLock};

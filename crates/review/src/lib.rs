@@ -75,8 +75,8 @@ struct Inner {
 
 /// Where positive decisions write hash entries. Implemented here for a bank store behind a
 /// mutex (one process owns the bank directory); the server implements it for its live
-/// banks, which catch up with other processes' writes before each change, so two writers
-/// never append to the journal from stale state.
+/// banks, which take the bank directory's cross-process write lock and catch up with other
+/// processes' writes before each change, so two writers never append from stale state.
 pub trait BankWriter: Send + Sync {
     /// Runs `change` on the bank store under the writer lock and publishes the result.
     fn write_banks(

@@ -7,8 +7,8 @@
 //! the directory is then reopened on a blocking thread and swapped in whole, so the old index
 //! answers until the new one is ready (no gap in service, briefly twice the memory).
 //!
-//! Two processes must not *write* the same bank directory at the same moment: the journal has
-//! no cross-process lock. This module must not interpret classifications.
+//! Writes take the directory's cross-process [`WriteLock`], so several servers and the
+//! command line can change the same banks. This module must not interpret classifications.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use aranea_hash::VpdqFeature;
 use aranea_index::{
     BankStore, EntryId, LiveIndex, Signal, SignalType, StoreError, VideoIndex, VideoIndexParams,
+    WRITE_LOCK_FILE, WriteLock,
 };
 use arc_swap::{ArcSwap, ArcSwapOption};
 
@@ -115,6 +116,12 @@ impl LiveBanks {
         change: impl FnOnce(&mut BankStore) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        // Other processes (another server, `aranea bank import`) write the same directory:
+        // catching up and appending must happen under their lock too.
+        let _write_lock = WriteLock::acquire(
+            &self.dir,
+            || tracing::info!(dir = %self.dir.display(), "waiting for another process writing the banks"),
+        )?;
         self.refresh_locked(&mut writer)?;
         let result = change(&mut writer.store);
         if result.is_err() {
@@ -164,7 +171,9 @@ fn dir_signature(dir: &Path) -> DirSignature {
         .flatten()
         .filter_map(|entry| {
             let meta = entry.metadata().ok()?;
-            meta.is_file().then(|| {
+            // Taking the write lock creates its file and changes nothing else.
+            let changes_banks = entry.file_name() != WRITE_LOCK_FILE;
+            (meta.is_file() && changes_banks).then(|| {
                 (
                     entry.file_name().to_string_lossy().into_owned(),
                     meta.len(),
