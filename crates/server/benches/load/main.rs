@@ -1,0 +1,446 @@
+//! Load benchmark: the server in a child process, an HTTP/1.1 load generator in this one,
+//! over loopback. Prints requests/s, latency percentiles and ratios to the in-process work,
+//! then a summary against the targets of issue 8:
+//!
+//! - `/v1/pdq/` (one hash per request) against an empty bank: HTTP handling alone;
+//! - `/v1/pdq/` against banks of N PDQ-like entries (bench/hamming's generator) vs
+//!   `Generation::match_signal` in process on the same data and queries; closed loop (32
+//!   connections as fast as answered) for throughput, then paced at 80% of the in-process
+//!   rate for the latency a client sees at the target throughput;
+//! - `/v1/media/` on the 1-MP JPEGs of ../shared/bench/images-1mp vs `hash_media` in process
+//!   (what `aranea hash` does per file).
+//!
+//! Every figure carries the 1-minute load average and CPU seconds (server and in-process), so
+//! a run on a shared machine can be read for what it is.
+//!
+//! `cargo bench -p aranea-server --bench load`. Environment: ARANEA_LOAD_SIZES (default
+//! `1000000`; add `10000000` for 10M, which needs ~4 GB), ARANEA_LOAD_SECS (default 5),
+//! ARANEA_LOAD_CONNECTIONS (default 32), ARANEA_LOAD_VARIANTS (server configurations to
+//! compare on the banks, `;`-separated JSON objects of `ServerConfig` fields; default `{}`).
+//! The PDQ sets need python3 with numpy; data and banks are built once and kept under the
+//! target dir's `bench-data/` (a 10M bank takes minutes to build).
+
+mod drive;
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aranea_index::{
+    BankFilter, BankSpec, BankStore, NewEntry, Origin, Provenance, Signal, SignalType,
+};
+use base64::Engine;
+
+use drive::{LoadResult, Pace, drive, request};
+use server::{Server, load_average, own_cpu_secs};
+
+const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared");
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Settings {
+    secs: u64,
+    connections: usize,
+}
+
+fn main() {
+    if server::run_if_child() {
+        return;
+    }
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` probes bench binaries; nothing to list.
+    }
+    let settings = Settings {
+        secs: env_or("ARANEA_LOAD_SECS", 5u64),
+        connections: env_or("ARANEA_LOAD_CONNECTIONS", 32usize),
+    };
+    let sizes: Vec<usize> = std::env::var("ARANEA_LOAD_SIZES")
+        .unwrap_or_else(|_| "1000000".to_owned())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let variants: Vec<String> = std::env::var("ARANEA_LOAD_VARIANTS")
+        .unwrap_or_else(|_| "{}".to_owned())
+        .split(';')
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect();
+    let root = std::env::temp_dir().join(format!("aranea-load-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "load benchmark: {cpus} CPUs, {} s per run, {} connections, load average {:.1}",
+        settings.secs,
+        settings.connections,
+        load_average()
+    );
+    let db = root.join("aranea.db");
+    let credentials = client(&db);
+    let mut summary = Vec::new();
+
+    // 1. HTTP handling alone: empty bank.
+    let empty = root.join("empty-banks");
+    BankStore::open(&empty)
+        .unwrap()
+        .create_bank(BankSpec::new("bench", "bench", "csam"))
+        .unwrap();
+    let query = [Signal::from_bytes(SignalType::Pdq, &[0x5a; 32]).unwrap()];
+    let server = Server::spawn(&db, &empty, "{}");
+    let cpu = server.cpu_secs();
+    let http = pdq_load(server.port, &credentials, &query, &settings, Pace::ClosedLoop);
+    let server_cpu = server.cpu_secs() - cpu;
+    server.stop();
+    let load = load_average();
+    println!(
+        "POST /v1/pdq/, empty bank: {}, {:.0} per server CPU second (load {load:.1})",
+        http.describe(),
+        http.requests as f64 / server_cpu
+    );
+    summary.push(format!(
+        "HTTP alone: {:.0} req/s (target >= 30,000: {}), p99 {:.2} ms, load {load:.1}",
+        http.per_second,
+        verdict(http.per_second >= 30_000.0),
+        http.latency_ms(0.99)
+    ));
+
+    // 2. Banks of N PDQ-like entries.
+    for n in sizes {
+        let Some(queries) = pdq_queries(n) else {
+            println!("bank of {n}: skipped (python3 with numpy is needed to generate the data)");
+            continue;
+        };
+        let (banks, store) = cached_bank(n);
+        let cpu = own_cpu_secs();
+        let batch_of_one = match_in_process(&store, &queries, settings.secs, false);
+        let batch_cpu = own_cpu_secs() - cpu;
+        let cpu = own_cpu_secs();
+        let in_process = match_in_process(&store, &queries, settings.secs, true);
+        let cpu = own_cpu_secs() - cpu;
+        drop(store); // the child holds its own copy; two would not fit at 10M
+        let load = load_average();
+        println!(
+            "bank of {n}, in process (2 threads, match_signal): {:.0} queries/s, {:.0} per CPU second (load {load:.1})",
+            in_process.0,
+            in_process.1 as f64 / cpu
+        );
+        println!(
+            "  (match_batch of one query: {:.0} queries/s, {:.0} per CPU second)",
+            batch_of_one.0,
+            batch_of_one.1 as f64 / batch_cpu
+        );
+        for variant in &variants {
+            let line = bank_run(n, &db, &banks, variant, &credentials, &queries, &settings, in_process.0);
+            summary.push(line);
+        }
+    }
+
+    // 3. Media: hashing 1-MP JPEGs through HTTP vs in process.
+    let images = bench_images();
+    let cpu = own_cpu_secs();
+    let (in_process, hashed) = hash_in_process(&images, settings.secs);
+    let in_process_per_cpu = hashed as f64 / (own_cpu_secs() - cpu);
+    let server = Server::spawn(&db, &empty, "{}");
+    let cpu = server.cpu_secs();
+    let requests: Vec<Vec<u8>> = images
+        .iter()
+        .map(|i| request("POST /v1/media/", &credentials, "image/jpeg", i))
+        .collect();
+    let http = drive(server.port, requests, 4, settings.secs, Pace::ClosedLoop);
+    let server_cpu = server.cpu_secs() - cpu;
+    server.stop();
+    let load = load_average();
+    println!("POST /v1/media/, 1-MP JPEGs (4 connections): {} (load {load:.1})", http.describe());
+    println!(
+        "  in process (2 threads, hash_media as `aranea hash`): {in_process:.1} images/s, {in_process_per_cpu:.1} per CPU second; server: {:.1} images per CPU second",
+        http.requests as f64 / server_cpu
+    );
+    let ratio = http.per_second / in_process;
+    summary.push(format!(
+        "media: HTTP/in-process = {ratio:.2} (target >= 0.80: {}) ({:.1} vs {in_process:.1} images/s); per CPU second {:.2} ({:.1} vs {in_process_per_cpu:.1}); p99 {:.1} ms; load {load:.1}",
+        verdict(ratio >= 0.8),
+        http.per_second,
+        (http.requests as f64 / server_cpu) / in_process_per_cpu,
+        http.requests as f64 / server_cpu,
+        http.latency_ms(0.99)
+    ));
+
+    println!("\nsummary ({cpus} CPUs, generator and server on the same CPUs):");
+    for line in &summary {
+        println!("  {line}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}
+
+/// One server configuration against the bank of `n`: closed loop, then paced at 80% of the
+/// in-process rate. Returns the summary line.
+#[allow(clippy::too_many_arguments)]
+fn bank_run(
+    n: usize,
+    db: &Path,
+    banks: &Path,
+    variant: &str,
+    credentials: &str,
+    queries: &[Signal],
+    settings: &Settings,
+    in_process: f64,
+) -> String {
+    let server = Server::spawn(db, banks, variant);
+    let cpu = server.cpu_secs();
+    let closed = pdq_load(server.port, credentials, queries, settings, Pace::ClosedLoop);
+    let server_cpu = server.cpu_secs() - cpu;
+    let load = load_average();
+    let rate = 0.8 * in_process;
+    let paced = pdq_load(server.port, credentials, queries, settings, Pace::Rate(rate));
+    let paced_load = load_average();
+    let rss = server.peak_rss_mb();
+    let startup = server.startup_secs;
+    server.stop();
+    let ratio = closed.per_second / in_process;
+    println!(
+        "POST /v1/pdq/, bank of {n}, server {variant}: started in {startup:.1} s, peak RSS {rss:.0} MB\n  closed loop: {}, {:.0} per server CPU second (load {load:.1}); HTTP/in-process = {ratio:.2}\n  paced at {rate:.0}/s: {} (load {paced_load:.1})",
+        closed.describe(),
+        closed.requests as f64 / server_cpu,
+        paced.describe()
+    );
+    format!(
+        "bank of {n}, server {variant}: HTTP/in-process = {ratio:.2} (target >= 0.80: {}), p99 {:.2} ms closed loop ({} connections), p99 {:.2} ms paced at 80% of in process ({:.0}/s achieved; target <= 10 ms: {}); peak RSS {rss:.0} MB; load {load:.1}/{paced_load:.1}",
+        verdict(ratio >= 0.8),
+        closed.latency_ms(0.99),
+        settings.connections,
+        paced.latency_ms(0.99),
+        paced.per_second,
+        verdict(paced.latency_ms(0.99) <= 10.0 && paced.per_second >= 0.95 * rate)
+    )
+}
+
+/// A database with one Shield client; returns its `NAME:SECRET`.
+fn client(db: &Path) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let db = aranea_store::Store::open(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let issued = aranea_server::issue_client(&db, "bench", &["shield".to_owned()], None)
+            .await
+            .unwrap();
+        db.close().await;
+        format!("{}:{}", issued.client.name, issued.secret)
+    })
+}
+
+/// The bank directory of `n` PDQ-like entries, built once and kept beside the data (a
+/// directory an older index format cannot open, or that is incomplete, is built again).
+fn cached_bank(n: usize) -> (PathBuf, BankStore) {
+    let dir = data_dir(n).join("banks");
+    let complete = data_dir(n).join("banks.complete");
+    // The marker holds the entry count (the generator's duplicates are not added twice).
+    let recorded: Option<usize> = std::fs::read_to_string(&complete)
+        .ok()
+        .and_then(|count| count.trim().parse().ok());
+    if let Some(count) = recorded
+        && let Ok(store) = BankStore::open(&dir)
+        && store.state().entry_count() == count
+    {
+        println!("bank of {n}: reusing {}", dir.display());
+        return (dir, store);
+    }
+    let built = Instant::now();
+    let _ = std::fs::remove_file(&complete);
+    let _ = std::fs::remove_dir_all(&dir);
+    let codes = chunks(&data_dir(n).join("db.u8")).unwrap();
+    let mut store = BankStore::open(&dir).unwrap();
+    let bank = store
+        .create_bank(BankSpec::new("bench", "bench", "csam"))
+        .unwrap();
+    store.begin_transaction().unwrap();
+    let provenance = store
+        .add_provenance(Provenance {
+            added_by: "bench".into(),
+            added_at: 0,
+            origin: Origin::Manual,
+        })
+        .unwrap();
+    for (i, chunk) in codes.chunks(50_000).enumerate() {
+        let entries: Vec<NewEntry> = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, code)| NewEntry {
+                bank,
+                signal: Signal::from_bytes(SignalType::Pdq, code).unwrap(),
+                classification: None,
+                provenance,
+                line: (i * 50_000 + j) as u64,
+                metadata: None,
+            })
+            .collect();
+        store.append_entries(&entries).unwrap();
+    }
+    store.commit_transaction().unwrap();
+    store.publish().unwrap();
+    store.write_snapshot().unwrap();
+    let count = store.state().entry_count();
+    drop(store);
+    std::fs::write(&complete, count.to_string()).unwrap();
+    println!("bank of {n}: built in {:.1} s", built.elapsed().as_secs_f64());
+    // Reopened as the server opens it (the builder holds every entry in memory).
+    let store = BankStore::open(&dir).unwrap();
+    (dir, store)
+}
+
+fn pdq_load(
+    port: u16,
+    credentials: &str,
+    queries: &[Signal],
+    settings: &Settings,
+    pace: Pace,
+) -> LoadResult {
+    let requests: Vec<Vec<u8>> = queries
+        .iter()
+        .take(10_000)
+        .map(|q| {
+            let body = format!(
+                "{{\"hashes\":[\"{}\"]}}",
+                base64::engine::general_purpose::STANDARD.encode(q.as_bytes())
+            );
+            request(
+                "POST /v1/pdq/",
+                credentials,
+                "application/json",
+                body.as_bytes(),
+            )
+        })
+        .collect();
+    drive(port, requests, settings.connections, settings.secs, pace)
+}
+
+/// Queries per second of single-hash matching in process on two threads, and how many:
+/// `match_signal`, or `match_batch` of one query when not `one_by_one`.
+fn match_in_process(
+    store: &BankStore,
+    queries: &[Signal],
+    secs: u64,
+    one_by_one: bool,
+) -> (f64, usize) {
+    let live = store.live();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let done: usize = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..2)
+            .map(|t| {
+                let live = Arc::clone(&live);
+                scope.spawn(move || {
+                    let mut n = 0usize;
+                    while Instant::now() < deadline {
+                        for q in queries.iter().skip(t).step_by(2).take(256) {
+                            let generation = live.load();
+                            if one_by_one {
+                                std::hint::black_box(generation.match_signal(q, &BankFilter::All));
+                            } else {
+                                let one = std::slice::from_ref(q);
+                                std::hint::black_box(generation.match_batch(one, &BankFilter::All));
+                            }
+                            n += 1;
+                        }
+                    }
+                    n
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    (done as f64 / started.elapsed().as_secs_f64(), done)
+}
+
+/// Images per second hashed in process on two threads, and how many.
+fn hash_in_process(images: &[Vec<u8>], secs: u64) -> (f64, usize) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let done: usize = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..2)
+            .map(|t| {
+                scope.spawn(move || {
+                    let mut n = 0usize;
+                    let mut i = t;
+                    while Instant::now() < deadline {
+                        let image = &images[i % images.len()];
+                        std::hint::black_box(
+                            aranea_hash::hash_media(image, &Default::default()).unwrap(),
+                        );
+                        n += 1;
+                        i += 2;
+                    }
+                    n
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    (done as f64 / started.elapsed().as_secs_f64(), done)
+}
+
+fn bench_images() -> Vec<Vec<u8>> {
+    let dir = Path::new(SHARED).join("bench/images-1mp");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+/// Where the data set of `n` codes and its bank are kept.
+fn data_dir(n: usize) -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target")));
+    target.join(format!("bench-data/pdq-{n}"))
+}
+
+/// The queries of bench/hamming's seeded generator for `n` codes (generated once).
+fn pdq_queries(n: usize) -> Option<Vec<Signal>> {
+    let dir = data_dir(n);
+    if !dir.join("queries.u8").exists() {
+        std::fs::create_dir_all(&dir).ok()?;
+        let status = Command::new("python3")
+            .arg(Path::new(SHARED).join("bench/hamming/gen_pdq_data.py"))
+            .args(["--n", &n.to_string(), "--q", "10000", "--seed", "1", "--out"])
+            .arg(&dir)
+            .status()
+            .ok()?;
+        if !status.success() {
+            return None;
+        }
+    }
+    Some(
+        chunks(&dir.join("queries.u8"))?
+            .iter()
+            .map(|q| Signal::from_bytes(SignalType::Pdq, q).unwrap())
+            .collect(),
+    )
+}
+
+fn chunks(file: &Path) -> Option<Vec<[u8; 32]>> {
+    let bytes = std::fs::read(file).ok()?;
+    Some(
+        bytes
+            .chunks_exact(32)
+            .map(|c| <[u8; 32]>::try_from(c).unwrap())
+            .collect(),
+    )
+}
