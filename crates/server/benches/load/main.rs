@@ -94,7 +94,13 @@ fn main() {
     let query = [Signal::from_bytes(SignalType::Pdq, &[0x5a; 32]).unwrap()];
     let server = Server::spawn(&db, &empty, "{}");
     let cpu = server.cpu_secs();
-    let http = pdq_load(server.port, &credentials, &query, &settings, Pace::ClosedLoop);
+    let http = pdq_load(
+        server.port,
+        &credentials,
+        &query,
+        &settings,
+        Pace::ClosedLoop,
+    );
     let server_cpu = server.cpu_secs() - cpu;
     server.stop();
     let load = load_average();
@@ -136,7 +142,16 @@ fn main() {
             batch_of_one.1 as f64 / batch_cpu
         );
         for variant in &variants {
-            let line = bank_run(n, &db, &banks, variant, &credentials, &queries, &settings, in_process.0);
+            let line = bank_run(
+                n,
+                &db,
+                &banks,
+                variant,
+                &credentials,
+                &queries,
+                &settings,
+                in_process.0,
+            );
             summary.push(line);
         }
     }
@@ -156,7 +171,10 @@ fn main() {
     let server_cpu = server.cpu_secs() - cpu;
     server.stop();
     let load = load_average();
-    println!("POST /v1/media/, 1-MP JPEGs (4 connections): {} (load {load:.1})", http.describe());
+    println!(
+        "POST /v1/media/, 1-MP JPEGs (4 connections): {} (load {load:.1})",
+        http.describe()
+    );
     println!(
         "  in process (2 threads, hash_media as `aranea hash`): {in_process:.1} images/s, {in_process_per_cpu:.1} per CPU second; server: {:.1} images per CPU second",
         http.requests as f64 / server_cpu
@@ -197,11 +215,23 @@ fn bank_run(
 ) -> String {
     let server = Server::spawn(db, banks, variant);
     let cpu = server.cpu_secs();
-    let closed = pdq_load(server.port, credentials, queries, settings, Pace::ClosedLoop);
+    let closed = pdq_load(
+        server.port,
+        credentials,
+        queries,
+        settings,
+        Pace::ClosedLoop,
+    );
     let server_cpu = server.cpu_secs() - cpu;
     let load = load_average();
     let rate = 0.8 * in_process;
-    let paced = pdq_load(server.port, credentials, queries, settings, Pace::Rate(rate));
+    let paced = pdq_load(
+        server.port,
+        credentials,
+        queries,
+        settings,
+        Pace::Rate(rate),
+    );
     let paced_load = load_average();
     let rss = server.peak_rss_mb();
     let startup = server.startup_secs;
@@ -295,7 +325,10 @@ fn cached_bank(n: usize) -> (PathBuf, BankStore) {
     let count = store.state().entry_count();
     drop(store);
     std::fs::write(&complete, count.to_string()).unwrap();
-    println!("bank of {n}: built in {:.1} s", built.elapsed().as_secs_f64());
+    println!(
+        "bank of {n}: built in {:.1} s",
+        built.elapsed().as_secs_f64()
+    );
     // Reopened as the server opens it (the builder holds every entry in memory).
     let store = BankStore::open(&dir).unwrap();
     (dir, store)
@@ -419,7 +452,15 @@ fn pdq_queries(n: usize) -> Option<Vec<Signal>> {
         std::fs::create_dir_all(&dir).ok()?;
         let status = Command::new("python3")
             .arg(Path::new(SHARED).join("bench/hamming/gen_pdq_data.py"))
-            .args(["--n", &n.to_string(), "--q", "10000", "--seed", "1", "--out"])
+            .args([
+                "--n",
+                &n.to_string(),
+                "--q",
+                "10000",
+                "--seed",
+                "1",
+                "--out",
+            ])
             .arg(&dir)
             .status()
             .ok()?;
