@@ -6,10 +6,10 @@
 mod common;
 
 use aranea_store::{
-    BankMatch, CheckRecord, ItemId, MediaRecord, NewItem, NewNotice, NewSighting, NoticeFilter,
-    NoticeId, NoticeState, ProviderResponse, Store, StoreError,
+    CheckRecord, ItemId, NewItem, NewNotice, NoticeFilter, NoticeId, NoticeState, ProviderResponse,
+    StoreError,
 };
-use common::{NOW, TestDb, url};
+use common::{NOW, TestDb, matched_sighting};
 
 contract_tests!(
     matched_sightings_become_items_once,
@@ -21,52 +21,6 @@ contract_tests!(
     notices_page_newest_first_by_cursor,
     an_escalation_restarts_the_unanswered_count_and_ladder_levels_never_drop,
 );
-
-async fn matched_sighting(store: &Store, path: &str, seed: u8) -> i64 {
-    let done = store
-        .frontier()
-        .enqueue_urls(&[url("files.example", path)], NOW)
-        .await
-        .unwrap();
-    let media = MediaRecord {
-        sha256: [seed; 32],
-        md5: [seed; 16],
-        sha1: [seed; 20],
-        pdq: Some([seed; 32]),
-        pdq_quality: Some(90),
-        size: 1000,
-        kind: "jpeg".into(),
-        width: Some(10),
-        height: Some(10),
-    };
-    store.media().record(&media, NOW).await.unwrap();
-    let sighting = store
-        .media()
-        .record_sighting(&NewSighting {
-            media_sha256: [seed; 32],
-            url: done[0].id,
-            page: None,
-            member_path: None,
-            seen_at: NOW,
-            server_ip: None,
-        })
-        .await
-        .unwrap();
-    let hit = BankMatch {
-        bank_id: 1,
-        bank_name: "known".into(),
-        entry_id: i64::from(seed),
-        signal_type: "sha256".into(),
-        distance: 0,
-        classification: "A1".into(),
-    };
-    store
-        .media()
-        .record_matches(sighting, &[hit], NOW)
-        .await
-        .unwrap();
-    sighting.get()
-}
 
 fn item(sighting: Option<i64>, url: &str) -> NewItem {
     NewItem {
@@ -122,8 +76,8 @@ fn notice(key: &str) -> NewNotice {
 
 async fn matched_sightings_become_items_once(db: &TestDb) {
     let store = db.open().await;
-    let a = matched_sighting(&store, "/a.jpg", 1).await;
-    let _b = matched_sighting(&store, "/b.jpg", 2).await;
+    let a = matched_sighting(&store, "/a.jpg", 1, NOW).await;
+    let _b = matched_sighting(&store, "/b.jpg", 2, NOW).await;
     let pending = store.notices().unnoticed_matches(0, 10).await.unwrap();
     assert_eq!(pending.len(), 2);
     assert_eq!(pending[0].classification, "A1");
@@ -375,7 +329,7 @@ async fn failures_retry_then_free_items_and_dead_contacts_are_remembered(db: &Te
 async fn two_step_removal_and_withdrawal_and_responses(db: &TestDb) {
     let store = db.open().await;
     let n = store.notices();
-    let s = matched_sighting(&store, "/w.jpg", 9).await;
+    let s = matched_sighting(&store, "/w.jpg", 9, NOW).await;
     let a = n
         .open_item(&item(None, "http://x.example/a"), NOW)
         .await

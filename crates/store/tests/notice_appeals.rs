@@ -7,58 +7,12 @@
 mod common;
 
 use aranea_store::{
-    BankEntryRef, BankMatch, DecisionKind, Facts, ItemId, ItemState, MediaRecord, NewDecision,
-    NewHotline, NewItem, NewNotice, NewSighting, NoticeId, NoticeState, ReviewReason, Store,
+    BankEntryRef, DecisionKind, Facts, ItemId, ItemState, NewDecision, NewHotline, NewItem,
+    NewNotice, NoticeId, NoticeState, ReviewReason, Store,
 };
-use common::{NOW, TestDb, url};
+use common::{NOW, TestDb, matched_sighting};
 
 contract_tests!(an_appeal_withdraws_items_and_owes_one_retraction_per_recipient,);
-
-async fn matched_sighting(store: &Store, path: &str, seed: u8) -> i64 {
-    let done = store
-        .frontier()
-        .enqueue_urls(&[url("files.example", path)], NOW)
-        .await
-        .unwrap();
-    let media = MediaRecord {
-        sha256: [seed; 32],
-        md5: [seed; 16],
-        sha1: [seed; 20],
-        pdq: None,
-        pdq_quality: None,
-        size: 1000,
-        kind: "jpeg".into(),
-        width: Some(10),
-        height: Some(10),
-    };
-    store.media().record(&media, NOW).await.unwrap();
-    let sighting = store
-        .media()
-        .record_sighting(&NewSighting {
-            media_sha256: [seed; 32],
-            url: done[0].id,
-            page: None,
-            member_path: None,
-            seen_at: NOW,
-            server_ip: None,
-        })
-        .await
-        .unwrap();
-    let hit = BankMatch {
-        bank_id: 1,
-        bank_name: "known".into(),
-        entry_id: i64::from(seed),
-        signal_type: "sha256".into(),
-        distance: 0,
-        classification: "A1".into(),
-    };
-    store
-        .media()
-        .record_matches(sighting, &[hit], NOW)
-        .await
-        .unwrap();
-    sighting.get()
-}
 
 fn item(sighting: i64, path: &str) -> NewItem {
     NewItem {
@@ -202,8 +156,8 @@ async fn retracted(store: &Store, id: NoticeId) -> usize {
 async fn an_appeal_withdraws_items_and_owes_one_retraction_per_recipient(db: &TestDb) {
     let store = db.open().await;
     let n = store.notices();
-    let s1 = matched_sighting(&store, "/w1.jpg", 7).await;
-    let s2 = matched_sighting(&store, "/w2.jpg", 8).await;
+    let s1 = matched_sighting(&store, "/w1.jpg", 7, NOW).await;
+    let s2 = matched_sighting(&store, "/w2.jpg", 8, NOW).await;
     let a = n
         .open_item(&item(s1, "/w1.jpg"), NOW)
         .await
@@ -233,7 +187,7 @@ async fn an_appeal_withdraws_items_and_owes_one_retraction_per_recipient(db: &Te
         .await
         .unwrap();
     // The same media at another URL, not yet an item.
-    let s3 = matched_sighting(&store, "/w3.jpg", 7).await;
+    let s3 = matched_sighting(&store, "/w3.jpg", 7, NOW).await;
     assert_eq!(unnoticed(&store, s2).await, [s3]);
     assert!(n.withdraw_appealed(NOW, 100).await.unwrap().is_empty());
     assert!(n.retractions_due(100).await.unwrap().is_empty());

@@ -6,10 +6,9 @@
 mod common;
 
 use aranea_store::{
-    BankMatch, CheckRecord, ItemId, MediaRecord, NewItem, NewNotice, NewReport, NewSighting,
-    ProviderNotices, Series, Store, StoreError,
+    CheckRecord, ItemId, NewItem, NewNotice, NewReport, ProviderNotices, Series, Store, StoreError,
 };
-use common::{NOW, TestDb, url};
+use common::{NOW, TestDb, matched_sighting};
 
 contract_tests!(
     notices_per_provider_count_each_kind_in_the_window,
@@ -106,51 +105,6 @@ async fn remove(store: &Store, item: ItemId, at: i64) {
         removed: Some(("gone".into(), at)),
     };
     store.notices().record_check(item, &check).await.unwrap();
-}
-
-async fn matched_at(store: &Store, path: &str, seed: u8, at: i64) {
-    let done = store
-        .frontier()
-        .enqueue_urls(&[url("files.example", path)], at)
-        .await
-        .unwrap();
-    let media = MediaRecord {
-        sha256: [seed; 32],
-        md5: [seed; 16],
-        sha1: [seed; 20],
-        pdq: None,
-        pdq_quality: None,
-        size: 10,
-        kind: "jpeg".into(),
-        width: None,
-        height: None,
-    };
-    store.media().record(&media, at).await.unwrap();
-    let sighting = store
-        .media()
-        .record_sighting(&NewSighting {
-            media_sha256: [seed; 32],
-            url: done[0].id,
-            page: None,
-            member_path: None,
-            seen_at: at,
-            server_ip: None,
-        })
-        .await
-        .unwrap();
-    let hit = BankMatch {
-        bank_id: 1,
-        bank_name: "known".into(),
-        entry_id: i64::from(seed),
-        signal_type: "sha256".into(),
-        distance: 0,
-        classification: "A1".into(),
-    };
-    store
-        .media()
-        .record_matches(sighting, &[hit], at)
-        .await
-        .unwrap();
 }
 
 async fn open(store: &Store, url: &str, provider: &str, hotline: &str, at: i64) -> ItemId {
@@ -253,8 +207,8 @@ async fn history(store: &Store) -> (ItemId, ItemId, ItemId) {
         .add(&report("ca"), NOW + 31 * HOUR)
         .await
         .unwrap();
-    matched_at(store, "/m1.jpg", 1, NOW).await;
-    matched_at(store, "/m2.jpg", 2, NOW + DAY + 1).await;
+    matched_sighting(store, "/m1.jpg", 1, NOW).await;
+    matched_sighting(store, "/m2.jpg", 2, NOW + DAY + 1).await;
     (a1, a2, b1)
 }
 

@@ -134,3 +134,54 @@ macro_rules! contract_tests {
         }
     };
 }
+
+/// Records a media (every digest `seed` repeated, PDQ too) seen at
+/// `https://files.example{path}` at `at`, and its match in bank 1 (`known`, entry `seed`,
+/// classification `A1`); returns the sighting's id. The notice and statistics tests start
+/// from such a detection.
+pub async fn matched_sighting(store: &Store, path: &str, seed: u8, at: i64) -> i64 {
+    use aranea_store::{BankMatch, MediaRecord, NewSighting};
+    let done = store
+        .frontier()
+        .enqueue_urls(&[url("files.example", path)], at)
+        .await
+        .unwrap();
+    let media = MediaRecord {
+        sha256: [seed; 32],
+        md5: [seed; 16],
+        sha1: [seed; 20],
+        pdq: Some([seed; 32]),
+        pdq_quality: Some(90),
+        size: 1000,
+        kind: "jpeg".into(),
+        width: Some(10),
+        height: Some(10),
+    };
+    store.media().record(&media, at).await.unwrap();
+    let sighting = store
+        .media()
+        .record_sighting(&NewSighting {
+            media_sha256: [seed; 32],
+            url: done[0].id,
+            page: None,
+            member_path: None,
+            seen_at: at,
+            server_ip: None,
+        })
+        .await
+        .unwrap();
+    let hit = BankMatch {
+        bank_id: 1,
+        bank_name: "known".into(),
+        entry_id: i64::from(seed),
+        signal_type: "sha256".into(),
+        distance: 0,
+        classification: "A1".into(),
+    };
+    store
+        .media()
+        .record_matches(sighting, &[hit], at)
+        .await
+        .unwrap();
+    sighting.get()
+}
