@@ -45,11 +45,12 @@ pub use crawl_facts::{CrawlFacts, UnmatchedSighting};
 pub use error::{DbError, StoreError};
 pub use frontier::{
     Completion, EnqueuedUrl, FetchOutcome, FetchRecord, Frontier, Host, HostId, HostPolicy, Lease,
-    LeasedHost, NewUrl, Priority, RobotsCache, SeenMedia, SettledPage, UrlId, UrlNext, UrlRecord,
-    UrlSource, UrlState,
+    LeasedHost, NewUrl, PageSettlement, Priority, RobotsCache, SeenMedia, SettledLinks,
+    SettledPage, UrlId, UrlNext, UrlRecord, UrlSource, UrlState,
 };
 pub use media::{
-    BankMatch, Media, MediaRecord, MediaStore, NewSighting, Sighting, SightingId, TimedMatch,
+    BankMatch, Media, MediaRecord, MediaStore, NewSighting, Recorded, Sighting, SightingId,
+    TimedMatch,
 };
 pub use migrate::SCHEMA_VERSION;
 pub use notices::{

@@ -75,6 +75,15 @@ pub struct Sighting {
     pub server_ip: Option<String>,
 }
 
+/// What recording media seen at a URL wrote: its sighting, and the other pages that embed
+/// the URL, each of which got a sighting of the media (with the same matches) as well.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub sighting: SightingId,
+    /// Pages (other than the sighting's own) that embed the URL, in no particular order.
+    pub also_on: Vec<UrlId>,
+}
+
 /// A sighting's match against one bank entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BankMatch {
@@ -213,6 +222,13 @@ macro_rules! record_seen_in {
             .fetch_one(&mut *$tx)
             .await?
             .i64("id")?;
+        // Every other page that embeds this URL sees the same media (member paths are the
+        // archive's own, never embedded).
+        let also_on = if member.is_empty() {
+            $crate::media::sight_embeds_in!($tx, sighting, page, $matches, $now)
+        } else {
+            Vec::new()
+        };
         for m in $matches {
             let m: &$crate::media::TimedMatch = m;
             sqlx::query($crate::media::INSERT_TIMED_MATCH)
@@ -228,10 +244,88 @@ macro_rules! record_seen_in {
                 .execute(&mut *$tx)
                 .await?;
         }
-        $crate::media::SightingId(id)
+        $crate::media::Recorded {
+            sighting: $crate::media::SightingId(id),
+            also_on,
+        }
     }};
 }
 pub(crate) use record_seen_in;
+
+/// Inside the open transaction `$tx`: sightings of `$sighting`'s media, with `$matches`, on
+/// every page that embeds its URL but `$page`; evaluates to those pages.
+///
+/// On PostgreSQL a page mined concurrently can commit its embed after this statement's
+/// snapshot and read the URL's media before this transaction commits, and miss both ways:
+/// callers run it once more in a transaction of its own after committing
+/// ([`catch_up_embeds`]). SQLite's single writer leaves no such gap.
+macro_rules! sight_embeds_in {
+    ($tx:ident, $sighting:expr, $page:expr, $matches:expr, $now:expr) => {{
+        let sighting: &$crate::media::NewSighting = $sighting;
+        let rows = sqlx::query($crate::media::SIGHT_EMBEDS)
+            .bind(&sighting.media_sha256[..])
+            .bind(sighting.url.0)
+            .bind($page.0)
+            .bind(sighting.seen_at)
+            .fetch_all(&mut *$tx)
+            .await?;
+        let mut pages = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let sighting_id = row.i64("id")?;
+            pages.push($crate::frontier::UrlId(row.i64("page_url_id")?));
+            for m in $matches {
+                let m: &$crate::media::TimedMatch = m;
+                sqlx::query($crate::media::INSERT_TIMED_MATCH)
+                    .bind(sighting_id)
+                    .bind(m.hit.bank_id)
+                    .bind(&m.hit.bank_name)
+                    .bind(m.hit.entry_id)
+                    .bind(&m.hit.signal_type)
+                    .bind(i64::from(m.hit.distance))
+                    .bind(&m.hit.classification)
+                    .bind($now)
+                    .bind(m.frame_ms)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+        pages
+    }};
+}
+pub(crate) use sight_embeds_in;
+
+/// After committing sightings on PostgreSQL: their embeds once more, in a transaction of their
+/// own (see [`sight_embeds_in!`]); pages found now that were not found then are added to
+/// `found`. Does nothing on SQLite.
+pub(crate) async fn catch_up_embeds(
+    backend: &Backend,
+    seen: &[(&NewSighting, &[TimedMatch])],
+    found: &mut [Vec<UrlId>],
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    let Backend::Postgres(pool) = backend else {
+        return Ok(());
+    };
+    let mut tx = pool.begin().await?;
+    for ((sighting, matches), found) in seen.iter().zip(found.iter_mut()) {
+        if sighting
+            .member_path
+            .as_deref()
+            .is_some_and(|m| !m.is_empty())
+        {
+            continue;
+        }
+        let page = sighting.page.unwrap_or(sighting.url);
+        let matches: &[TimedMatch] = matches;
+        for late in sight_embeds_in!(tx, *sighting, page, matches, now) {
+            if !found.contains(&late) {
+                found.push(late);
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
 
 const INSERT_MEDIA: &str = "INSERT INTO media (sha256, md5, sha1, pdq, pdq_quality, size, kind, \
     width, height, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
@@ -245,6 +339,16 @@ pub(crate) const UPSERT_SIGHTING: &str = "INSERT INTO sightings (media_sha256, u
     last_seen_at = CASE WHEN sightings.last_seen_at < excluded.last_seen_at \
         THEN excluded.last_seen_at ELSE sightings.last_seen_at END \
     RETURNING id";
+/// Sightings of media on every page that embeds its URL, but the page `$3` it was seen for.
+/// (`WHERE` before `ON CONFLICT`: SQLite's parser needs one after an `INSERT … SELECT`.)
+pub(crate) const SIGHT_EMBEDS: &str = "INSERT INTO sightings (media_sha256, url_id, \
+    page_url_id, member_path, first_seen_at, last_seen_at, server_ip) \
+    SELECT $1, e.media_url_id, e.page_url_id, '', $4, $4, NULL FROM embeds e \
+    WHERE e.media_url_id = $2 AND e.page_url_id <> $3 \
+    ON CONFLICT (media_sha256, url_id, page_url_id, member_path) DO UPDATE SET \
+    last_seen_at = CASE WHEN sightings.last_seen_at < excluded.last_seen_at \
+        THEN excluded.last_seen_at ELSE sightings.last_seen_at END \
+    RETURNING id, page_url_id";
 const SIGHTINGS_OF: &str = "SELECT id, media_sha256, url_id, page_url_id, member_path, \
     first_seen_at, last_seen_at, server_ip FROM sightings WHERE media_sha256 = $1 ORDER BY id";
 const INSERT_MATCH: &str = "INSERT INTO matches (sighting_id, bank_id, bank_name, entry_id, \
@@ -390,20 +494,29 @@ impl<'a> MediaStore<'a> {
     /// Records media seen at `now`, its sighting and the sighting's matches in one write
     /// transaction: what the crawler learnt from one fetched file, all or nothing. Idempotent
     /// as [`MediaStore::record`], [`MediaStore::record_sighting`] and
-    /// [`MediaStore::record_matches`] are; returns the sighting.
+    /// [`MediaStore::record_matches`] are. Every other page recorded as embedding the URL
+    /// (see [`crate::Frontier::enqueue_urls`]) gets a sighting with the same matches in the
+    /// same transaction; returns the sighting and those pages.
     pub async fn record_seen(
         &self,
         media: &MediaRecord,
         sighting: &NewSighting,
         matches: &[TimedMatch],
         now: UnixMillis,
-    ) -> Result<SightingId, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         check_seen(media, sighting, matches)?;
-        on_backend!(self.backend, |pool, d| {
+        let recorded = on_backend!(self.backend, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
-            let id = record_seen_in!(tx, media, sighting, matches, now);
+            let recorded = record_seen_in!(tx, media, sighting, matches, now);
             tx.commit().await?;
-            Ok(id)
+            Ok::<_, StoreError>(recorded)
+        })?;
+        let mut found = [recorded.also_on];
+        catch_up_embeds(self.backend, &[(sighting, matches)], &mut found, now).await?;
+        let [also_on] = found;
+        Ok(Recorded {
+            sighting: recorded.sighting,
+            also_on,
         })
     }
 

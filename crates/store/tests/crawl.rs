@@ -187,12 +187,14 @@ async fn media_sighting_and_timed_matches_are_recorded_together_once(db: &TestDb
     let id = recorder
         .record_seen(&record, &sighting, &matches, NOW)
         .await
-        .unwrap();
+        .unwrap()
+        .sighting;
     // Again, later: the same sighting, no duplicate match, last-seen times move.
     let again = recorder
         .record_seen(&record, &sighting, &matches, NOW + 5)
         .await
-        .unwrap();
+        .unwrap()
+        .sighting;
     assert_eq!(id, again);
     let mut recorded = recorder.timed_matches_of(id).await.unwrap();
     recorded.sort_by_key(|m| m.hit.entry_id);

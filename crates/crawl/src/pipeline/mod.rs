@@ -11,8 +11,8 @@ use std::sync::Arc;
 use aranea_hash::{HashError, Limits, MediaHashes, PdqHash, hash_media, is_moving_picture};
 use aranea_index::{BankFilter, Generation, Hit, LiveIndex, Signal};
 use aranea_store::{
-    BankMatch, MediaRecord, NewSighting, ReviewReason, ReviewState, SightingId, Store, StoreError,
-    TimedMatch, UnixMillis, UrlId,
+    BankMatch, MediaRecord, NewSighting, Recorded, ReviewReason, ReviewState, SightingId, Store,
+    StoreError, TimedMatch, UnixMillis, UrlId,
 };
 use bytes::Bytes;
 use tokio::sync::Semaphore;
@@ -193,7 +193,8 @@ impl CpuPool {
 }
 
 /// Records media seen at `url` on `page` (or inside an archive at `member`), with its
-/// matches, in one write transaction. Idempotent: a repeat returns the same sighting.
+/// matches, in one write transaction, and on every other page that embeds `url`.
+/// Idempotent: a repeat returns the same sighting.
 pub async fn record_sighting(
     store: &Store,
     media: &MatchedMedia,
@@ -202,7 +203,7 @@ pub async fn record_sighting(
     member: Option<String>,
     server_ip: Option<String>,
     now: UnixMillis,
-) -> Result<SightingId, StoreError> {
+) -> Result<Recorded, StoreError> {
     let sighting = NewSighting {
         media_sha256: media.record.sha256,
         url,

@@ -14,7 +14,7 @@ use aranea_store::{
 use bytes::Bytes;
 
 use super::host::{HostWork, outcome_of};
-use super::page::HeldMedia;
+use super::page::{HeldMedia, Sighted};
 use super::progress::Counters;
 use super::{Context, now_ms};
 use crate::fetch::Response;
@@ -90,13 +90,18 @@ impl HostWork {
                 sighting,
                 matches,
             } = member.seen;
-            let id = cx
+            let recorded = cx
                 .store
                 .media()
                 .record_seen(&media, &sighting, &matches, now)
                 .await?;
-            self.direct_media(cx, member.matched, media.sha256, id, page, member.bytes)
-                .await?;
+            let seen = Sighted {
+                matched: member.matched,
+                sha256: media.sha256,
+                sighting: recorded.sighting,
+                page,
+            };
+            self.direct_media(cx, seen, member.bytes).await?;
         }
         self.complete(cx, &url, &outcome).await?;
         self.media_gone(cx, &url).await

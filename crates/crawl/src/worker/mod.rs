@@ -17,6 +17,7 @@
 //! This module must not decide what is illegal; it records what the banks matched.
 
 mod archived;
+mod commit;
 mod domains;
 mod host;
 mod links;
@@ -81,6 +82,8 @@ pub(crate) struct Context {
     pub worker: String,
     /// Requests per registrable domain, shared by this process's hosts.
     pub domains: DomainSpend,
+    /// Page verdicts of all hosts, written together.
+    pub commits: commit::GroupCommit,
 }
 
 /// A crawl worker over one store and one set of banks.
@@ -151,6 +154,7 @@ impl Crawler {
             },
             counters: Counters::new(),
             domains: DomainSpend::default(),
+            commits: commit::GroupCommit::default(),
             worker: worker.to_owned(),
             store,
             config,

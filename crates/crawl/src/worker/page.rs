@@ -11,8 +11,9 @@
 use std::collections::HashSet;
 
 use aranea_store::{
-    EnqueuedUrl, FetchOutcome, NewSighting, NewUrl, Priority, ReviewReason, SeenMedia, SightingId,
-    StoreError, TimedMatch, UnixMillis, UrlId, UrlNext, UrlRecord, UrlSource, UrlState,
+    EnqueuedUrl, FetchOutcome, NewSighting, NewUrl, PageSettlement, Priority, ReviewReason,
+    SeenMedia, SightingId, StoreError, TimedMatch, UnixMillis, UrlId, UrlNext, UrlRecord,
+    UrlSource, UrlState,
 };
 use bytes::Bytes;
 use url::Url;
@@ -38,6 +39,15 @@ pub(super) struct HeldMedia {
     pub matched: bool,
     /// The bytes of unknown media, kept until the verdict in case it goes to review.
     pub bytes: Option<Bytes>,
+}
+
+/// Media just recorded at a URL, for the page it was fetched for.
+pub(super) struct Sighted {
+    pub matched: bool,
+    pub sha256: [u8; 32],
+    pub sighting: SightingId,
+    /// The page it was fetched for; `None` when fetched directly.
+    pub page: Option<UrlId>,
 }
 
 /// A page fetched whose verdict waits for its media.
@@ -163,11 +173,18 @@ impl HostWork {
             }
             return self.settle_ready(cx).await;
         }
-        let sighting =
+        let recorded =
             record_sighting(&cx.store, &media, url.id, page, None, server_ip, now).await?;
+        let seen = Sighted {
+            matched,
+            sha256: media.record.sha256,
+            sighting: recorded.sighting,
+            page,
+        };
         let bytes = Some(response.body.clone());
-        self.direct_media(cx, matched, media.record.sha256, sighting, page, bytes)
+        self.embedded_elsewhere(cx, &seen, &recorded.also_on, bytes.clone())
             .await?;
+        self.direct_media(cx, seen, bytes).await?;
         self.complete(cx, &url, &outcome).await
     }
 
@@ -206,12 +223,15 @@ impl HostWork {
     pub(super) async fn direct_media(
         &mut self,
         cx: &Context,
-        matched: bool,
-        sha256: [u8; 32],
-        sighting: SightingId,
-        page: Option<UrlId>,
+        seen: Sighted,
         bytes: Option<Bytes>,
     ) -> Result<(), StoreError> {
+        let Sighted {
+            matched,
+            sha256,
+            sighting,
+            page,
+        } = seen;
         let facts = cx.store.crawl_facts();
         let now = now_ms();
         if matched {
@@ -251,6 +271,41 @@ impl HostWork {
                 == Reviewed::Queued
         {
             Counters::bump(&cx.counters.review);
+        }
+        Ok(())
+    }
+
+    /// Media recorded on pages that embed its URL besides the one it was fetched for (pages
+    /// mined before it was fetched, on any host): a match there means the page's links are
+    /// to be followed after all, so it is fetched again; unknown media on such a page that
+    /// has a match goes to review.
+    pub(super) async fn embedded_elsewhere(
+        &self,
+        cx: &Context,
+        seen: &Sighted,
+        also_on: &[UrlId],
+        bytes: Option<Bytes>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        for page in also_on {
+            if seen.matched {
+                cx.store
+                    .frontier()
+                    .schedule_recheck(*page, now, Priority::MatchLink)
+                    .await?;
+            } else if cx.store.crawl_facts().page_has_match(*page).await? {
+                let item = ForReview {
+                    sha256: seen.sha256,
+                    sighting: seen.sighting,
+                    reason: ReviewReason::OnMatchingPage,
+                };
+                let queued =
+                    queue_for_review(&cx.store, &cx.sink, &cx.cpu, item, bytes, now).await?;
+                if queued == Reviewed::Queued {
+                    Counters::bump(&cx.counters.review);
+                }
+                return Ok(());
+            }
         }
         Ok(())
     }
@@ -385,7 +440,9 @@ impl HostWork {
         Ok(record.is_some_and(|r| r.state == UrlState::Queued))
     }
 
-    /// The page's media are all in: decide, follow, review, complete.
+    /// The page's media are all in: decide, follow, review, complete. The page's media,
+    /// links and (when no review must come first) its own completion are one settlement,
+    /// written with other hosts' pages in one transaction ([`super::commit`]).
     pub(crate) async fn settle(
         &mut self,
         cx: &Context,
@@ -393,7 +450,6 @@ impl HostWork {
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let facts = cx.store.crawl_facts();
-        let sightings = self.record_held(cx, &page, now).await?;
         let matched =
             page.held.iter().any(|h| h.matched) || facts.page_has_match(page.url.id).await?;
         if matched {
@@ -402,71 +458,123 @@ impl HostWork {
             self.quiet_pages += 1;
         }
         let reported = matches!(page.url.source, UrlSource::Report | UrlSource::Seed);
-        if (matched || reported) && !page.links.is_empty() {
+        let links: Vec<NewUrl> = if matched || reported {
             let priority = HostWork::link_priority(matched);
-            let links: Vec<NewUrl> = page
-                .links
+            page.links
                 .iter()
                 .cloned()
                 .map(|l| NewUrl { priority, ..l })
-                .collect();
-            let done = cx.store.frontier().enqueue_urls(&links, now).await?;
-            if matched {
-                let known: Vec<UrlId> = done.iter().filter(|d| !d.inserted).map(|d| d.id).collect();
-                cx.store
-                    .frontier()
-                    .raise_priority(&known, Priority::MatchLink)
-                    .await?;
-            }
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut completed = HashSet::new();
+        let mut completions: Vec<(UrlId, FetchOutcome)> = page
+            .held
+            .iter()
+            .filter(|held| completed.insert(held.url.id))
+            .map(|held| (held.url.id, held.outcome.clone()))
+            .collect();
+        if !matched {
+            // Nothing to review: the page completes with its media and links.
+            completions.push((page.url.id, page.outcome.clone()));
         }
-        let mut refetch = Vec::new();
+        let settlement = PageSettlement {
+            lease: self.lease.clone(),
+            seen: page.held.iter().map(|h| h.seen.clone()).collect(),
+            completions,
+            links,
+            raise_known_to: matched.then_some(Priority::MatchLink),
+        };
+        let settled = cx.commits.settle(&cx.store, settlement).await?.page;
+        let mut reports: Vec<_> = page.held.iter().filter_map(|h| h.url.report_id).collect();
+        reports.extend((!matched).then_some(page.url.report_id).flatten());
+        for report in reports {
+            cx.store
+                .reports()
+                .set_status(report, aranea_store::ReportStatus::Crawled)
+                .await?;
+        }
+        let elsewhere: Vec<(&HeldMedia, SightingId, &Vec<UrlId>)> = page
+            .held
+            .iter()
+            .zip(&settled.sightings)
+            .zip(&settled.also_on)
+            .filter(|(_, also_on)| !also_on.is_empty())
+            .map(|((held, sighting), also_on)| (held, *sighting, also_on))
+            .collect();
+        for (held, sighting, also_on) in elsewhere {
+            let seen = Sighted {
+                matched: held.matched,
+                sha256: held.seen.media.sha256,
+                sighting,
+                page: held.seen.sighting.page,
+            };
+            self.embedded_elsewhere(cx, &seen, also_on, held.bytes.clone())
+                .await?;
+        }
         if matched {
-            for (held, sighting) in page.held.iter().zip(sightings).filter(|(h, _)| !h.matched) {
-                let reviewed = queue_for_review(
-                    &cx.store,
-                    &cx.sink,
-                    &cx.cpu,
-                    ForReview {
-                        sha256: held.seen.media.sha256,
-                        sighting,
-                        reason: ReviewReason::OnMatchingPage,
-                    },
-                    held.bytes.clone(),
-                    now,
-                )
+            self.review_and_complete(cx, &page, &settled.sightings, now)
                 .await?;
-                if reviewed == Reviewed::Queued {
-                    Counters::bump(&cx.counters.review);
-                    if held.bytes.is_none() {
-                        refetch.push(held.url.id);
-                    }
-                }
-            }
-            let held_urls: HashSet<UrlId> = page.held.iter().map(|h| h.url.id).collect();
-            for other in facts.unmatched_on_page(page.url.id).await? {
-                if held_urls.contains(&other.url) {
-                    continue;
-                }
-                let reviewed = queue_for_review(
-                    &cx.store,
-                    &cx.sink,
-                    &cx.cpu,
-                    ForReview {
-                        sha256: other.media_sha256,
-                        sighting: other.sighting,
-                        reason: ReviewReason::OnMatchingPage,
-                    },
-                    None,
-                    now,
-                )
-                .await?;
-                if reviewed == Reviewed::Queued {
-                    Counters::bump(&cx.counters.review);
-                    refetch.push(other.url);
+        }
+        Ok(())
+    }
+
+    /// A page with a match: its unknown media go to review, then the page completes (a page
+    /// completed is a page whose links and review are in).
+    async fn review_and_complete(
+        &mut self,
+        cx: &Context,
+        page: &PendingPage,
+        sightings: &[SightingId],
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let facts = cx.store.crawl_facts();
+        let mut refetch = Vec::new();
+        for (held, sighting) in page.held.iter().zip(sightings).filter(|(h, _)| !h.matched) {
+            let reviewed = queue_for_review(
+                &cx.store,
+                &cx.sink,
+                &cx.cpu,
+                ForReview {
+                    sha256: held.seen.media.sha256,
+                    sighting: *sighting,
+                    reason: ReviewReason::OnMatchingPage,
+                },
+                held.bytes.clone(),
+                now,
+            )
+            .await?;
+            if reviewed == Reviewed::Queued {
+                Counters::bump(&cx.counters.review);
+                if held.bytes.is_none() {
+                    refetch.push(held.url.id);
                 }
             }
         }
-        // Completed last: a page completed is a page whose links and review are in.
+        let held_urls: HashSet<UrlId> = page.held.iter().map(|h| h.url.id).collect();
+        for other in facts.unmatched_on_page(page.url.id).await? {
+            if held_urls.contains(&other.url) {
+                continue;
+            }
+            let reviewed = queue_for_review(
+                &cx.store,
+                &cx.sink,
+                &cx.cpu,
+                ForReview {
+                    sha256: other.media_sha256,
+                    sighting: other.sighting,
+                    reason: ReviewReason::OnMatchingPage,
+                },
+                None,
+                now,
+            )
+            .await?;
+            if reviewed == Reviewed::Queued {
+                Counters::bump(&cx.counters.review);
+                refetch.push(other.url);
+            }
+        }
         self.complete(cx, &page.url, &page.outcome).await?;
         // Review entries without bytes: fetch the media again so the sink receives them (after
         // completing them, as a URL still in flight is not queued again).
@@ -477,39 +585,6 @@ impl HostWork {
                 .await?;
         }
         Ok(())
-    }
-
-    /// Records the media held for `page` and completes their URLs, in one write transaction;
-    /// returns one sighting per held media, in order.
-    async fn record_held(
-        &self,
-        cx: &Context,
-        page: &PendingPage,
-        now: UnixMillis,
-    ) -> Result<Vec<SightingId>, StoreError> {
-        if page.held.is_empty() {
-            return Ok(Vec::new());
-        }
-        let seen: Vec<SeenMedia> = page.held.iter().map(|h| h.seen.clone()).collect();
-        let mut completed = HashSet::new();
-        let done: Vec<(UrlId, &FetchOutcome)> = page
-            .held
-            .iter()
-            .filter(|held| completed.insert(held.url.id))
-            .map(|held| (held.url.id, &held.outcome))
-            .collect();
-        let settled = cx
-            .store
-            .frontier()
-            .settle_page(&self.lease, &seen, &done, now)
-            .await?;
-        for report in page.held.iter().filter_map(|h| h.url.report_id) {
-            cx.store
-                .reports()
-                .set_status(report, aranea_store::ReportStatus::Crawled)
-                .await?;
-        }
-        Ok(settled.sightings)
     }
 }
 

@@ -83,6 +83,11 @@ pub fn config(world: &RunningWorld, delay_ms: u64) -> CrawlConfig {
 
 /// A bank `known` holding the world's known photos, in `dir`.
 pub fn banks(world: &RunningWorld, dir: &Path) -> Arc<LiveIndex> {
+    banks_from_list(world.bank_path(), dir)
+}
+
+/// A bank `known` holding the signals of an HMA CSV list, in `dir`.
+pub fn banks_from_list(list: &Path, dir: &Path) -> Arc<LiveIndex> {
     let mut store = BankStore::open(dir).unwrap();
     let bank = store
         .create_bank(BankSpec::new("known", "simweb", "csam"))
@@ -95,7 +100,7 @@ pub fn banks(world: &RunningWorld, dir: &Path) -> Arc<LiveIndex> {
         })
         .unwrap();
     let mut entries = Vec::new();
-    let file = std::fs::File::open(world.bank_path()).unwrap();
+    let file = std::fs::File::open(list).unwrap();
     read_list(
         file,
         ListFormat::HmaCsv,

@@ -4,3 +4,16 @@
 -- (a known image in a frame, or the first frame matching a known video). NULL for still
 -- images and whole-file matches.
 ALTER TABLE matches ADD COLUMN frame_ms INTEGER;
+
+-- Which page embeds which media URL (img, srcset, og:image, a link straight to a media file):
+-- recorded when the page is mined, so that media fetched later, for whichever page queued it,
+-- is sighted on every page that embeds it (pages on other hosts included).
+CREATE TABLE embeds (
+    media_url_id INTEGER NOT NULL REFERENCES urls (id),
+    page_url_id  INTEGER NOT NULL REFERENCES urls (id),
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (media_url_id, page_url_id)
+);
+
+-- What was seen at a URL (media_at_url, the embeds' sightings) without scanning every sighting.
+CREATE INDEX sightings_by_url ON sightings (url_id);

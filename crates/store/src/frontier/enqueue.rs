@@ -81,20 +81,22 @@ pub(crate) fn url_hash(canonical_url: &str) -> [u8; 32] {
     Sha256::digest(canonical_url.as_bytes()).into()
 }
 
-const INSERT_HOST: &str = "INSERT INTO hosts (key, registrable_domain, created_at) \
+pub(super) const INSERT_HOST: &str = "INSERT INTO hosts (key, registrable_domain, created_at) \
     VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING";
-const SELECT_HOST: &str = "SELECT id FROM hosts WHERE key = $1";
-const INSERT_URL: &str = "INSERT INTO urls (host_id, url, url_hash, source, priority, depth, \
+pub(super) const SELECT_HOST: &str = "SELECT id FROM hosts WHERE key = $1";
+pub(super) const INSERT_URL: &str = "INSERT INTO urls (host_id, url, url_hash, source, priority, depth, \
     next_fetch_at, report_id, parent_id, created_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
     ON CONFLICT (url_hash) DO NOTHING RETURNING id";
-const SELECT_URL: &str = "SELECT id, host_id FROM urls WHERE url_hash = $1";
+pub(super) const SELECT_URL: &str = "SELECT id, host_id FROM urls WHERE url_hash = $1";
+pub(super) const INSERT_EMBED: &str = "INSERT INTO embeds (media_url_id, page_url_id, created_at) \
+    VALUES ($1, $2, $3) ON CONFLICT (media_url_id, page_url_id) DO NOTHING";
 // A leased host keeps due_at = lease expiry: its holder recomputes due_at on release.
 const RESCHEDULE: &str = "UPDATE urls SET state = 'queued', next_fetch_at = $2, priority = $3, \
     leased_epoch = NULL WHERE id = $1 AND state <> 'queued' RETURNING host_id";
-const RAISE_PRIORITY: &str =
+pub(super) const RAISE_PRIORITY: &str =
     "UPDATE urls SET priority = $2 WHERE id = $1 AND state = 'queued' AND priority > $2";
-const MAKE_HOST_DUE: &str = "UPDATE hosts SET urls_known = urls_known + $2, \
+pub(super) const MAKE_HOST_DUE: &str = "UPDATE hosts SET urls_known = urls_known + $2, \
     due_at = CASE \
         WHEN lease_owner IS NOT NULL THEN due_at \
         WHEN due_at IS NULL OR due_at > (CASE WHEN next_allowed_at > $3 THEN next_allowed_at ELSE $3 END) \
@@ -119,8 +121,122 @@ macro_rules! flush_host {
     };
 }
 
+/// Checks every URL of a batch before a transaction is opened.
+pub(super) fn check_batch(batch: &[NewUrl]) -> Result<(), StoreError> {
+    batch.iter().try_for_each(NewUrl::check)
+}
+
+/// One order for every writer (host key, then URL hash) so that concurrent batches on
+/// PostgreSQL take row locks in the same order and cannot deadlock.
+pub(super) fn lock_order(batch: &[NewUrl]) -> Vec<(usize, [u8; 32])> {
+    let mut order: Vec<(usize, [u8; 32])> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (i, url_hash(&u.url)))
+        .collect();
+    order.sort_by(|a, b| {
+        let (ua, ub) = (&batch[a.0], &batch[b.0]);
+        ua.host_key.cmp(&ub.host_key).then(a.1.cmp(&b.1))
+    });
+    order
+}
+
+/// Enqueues `$batch` (checked with [`check_batch`]) inside the open write transaction `$tx`;
+/// evaluates to one [`EnqueuedUrl`] per input, in input order.
+macro_rules! enqueue_in {
+    ($tx:ident, $batch:expr, $now:expr) => {{
+        use $crate::frontier::enqueue::*;
+        let batch: &[$crate::frontier::NewUrl] = $batch;
+        let now: $crate::UnixMillis = $now;
+        let order = lock_order(batch);
+        let mut results: Vec<Option<$crate::frontier::EnqueuedUrl>> = vec![None; batch.len()];
+        let mut current: Option<(&str, i64, u32, i64)> = None; // key, id, new, earliest
+        for (index, hash) in &order {
+            let Some(url) = batch.get(*index) else {
+                continue;
+            };
+            let host_id = match current {
+                Some((key, id, _, _)) if key == url.host_key => id,
+                _ => {
+                    flush_host!($tx, current);
+                    sqlx::query(INSERT_HOST)
+                        .bind(&url.host_key)
+                        .bind(&url.registrable_domain)
+                        .bind(now)
+                        .execute(&mut *$tx)
+                        .await?;
+                    let id = sqlx::query(SELECT_HOST)
+                        .bind(&url.host_key)
+                        .fetch_one(&mut *$tx)
+                        .await?
+                        .i64("id")?;
+                    current = Some((&url.host_key, id, 0, i64::MAX));
+                    id
+                }
+            };
+            let inserted = sqlx::query(INSERT_URL)
+                .bind(host_id)
+                .bind(&url.url)
+                .bind(&hash[..])
+                .bind(url.source.as_str())
+                .bind(url.priority as i64)
+                .bind(i64::from(url.depth))
+                .bind(url.next_fetch_at)
+                .bind(url.report_id.map(|r| r.0))
+                .bind(url.parent.map(|p| p.0))
+                .bind(now)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            let outcome = match inserted {
+                Some(row) => {
+                    if let Some((_, _, count, earliest)) = current.as_mut() {
+                        *count += 1;
+                        *earliest = (*earliest).min(url.next_fetch_at);
+                    }
+                    $crate::frontier::EnqueuedUrl {
+                        id: $crate::frontier::UrlId(row.i64("id")?),
+                        host_id: $crate::frontier::HostId(host_id),
+                        inserted: true,
+                    }
+                }
+                None => {
+                    let row = sqlx::query(SELECT_URL)
+                        .bind(&hash[..])
+                        .fetch_one(&mut *$tx)
+                        .await?;
+                    $crate::frontier::EnqueuedUrl {
+                        id: $crate::frontier::UrlId(row.i64("id")?),
+                        host_id: $crate::frontier::HostId(row.i64("host_id")?),
+                        inserted: false,
+                    }
+                }
+            };
+            if let ($crate::frontier::UrlSource::Embed, Some(page)) = (url.source, url.parent) {
+                sqlx::query(INSERT_EMBED)
+                    .bind(outcome.id.0)
+                    .bind(page.0)
+                    .bind(now)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            if let Some(slot) = results.get_mut(*index) {
+                *slot = Some(outcome);
+            }
+        }
+        flush_host!($tx, current);
+        results
+            .into_iter()
+            .flatten()
+            .collect::<Vec<$crate::frontier::EnqueuedUrl>>()
+    }};
+}
+pub(super) use enqueue_in;
+pub(super) use flush_host;
+
 impl super::Frontier<'_> {
-    /// Adds URLs not yet known, in one transaction; known URLs are left as they are. Returns
+    /// Adds URLs not yet known, in one transaction; known URLs are left as they are. An
+    /// [`UrlSource::Embed`] entry with a parent also records that the parent page embeds the
+    /// URL (new or known), so media fetched later is sighted on that page too. Returns
     /// one [`EnqueuedUrl`] per input, in input order. Nothing is written if any input is
     /// refused (too long, empty, NUL byte).
     pub async fn enqueue_urls(
@@ -128,92 +244,13 @@ impl super::Frontier<'_> {
         batch: &[NewUrl],
         now: UnixMillis,
     ) -> Result<Vec<EnqueuedUrl>, StoreError> {
-        for url in batch {
-            url.check()?;
-        }
-        // One order for every writer (host key, then URL hash) so that concurrent batches
-        // on PostgreSQL take row locks in the same order and cannot deadlock.
-        let mut order: Vec<(usize, [u8; 32])> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (i, url_hash(&u.url)))
-            .collect();
-        order.sort_by(|a, b| {
-            let (ua, ub) = (&batch[a.0], &batch[b.0]);
-            ua.host_key.cmp(&ub.host_key).then(a.1.cmp(&b.1))
-        });
-
-        let mut results: Vec<Option<EnqueuedUrl>> = vec![None; batch.len()];
+        check_batch(batch)?;
         on_backend!(self.backend, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
-            let mut current: Option<(&str, i64, u32, i64)> = None; // key, id, new, earliest
-            for (index, hash) in &order {
-                let url = &batch[*index];
-                let host_id = match current {
-                    Some((key, id, _, _)) if key == url.host_key => id,
-                    _ => {
-                        flush_host!(tx, current);
-                        sqlx::query(INSERT_HOST)
-                            .bind(&url.host_key)
-                            .bind(&url.registrable_domain)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                        let id = sqlx::query(SELECT_HOST)
-                            .bind(&url.host_key)
-                            .fetch_one(&mut *tx)
-                            .await?
-                            .i64("id")?;
-                        current = Some((&url.host_key, id, 0, i64::MAX));
-                        id
-                    }
-                };
-                let inserted = sqlx::query(INSERT_URL)
-                    .bind(host_id)
-                    .bind(&url.url)
-                    .bind(&hash[..])
-                    .bind(url.source.as_str())
-                    .bind(url.priority as i64)
-                    .bind(i64::from(url.depth))
-                    .bind(url.next_fetch_at)
-                    .bind(url.report_id.map(|r| r.0))
-                    .bind(url.parent.map(|p| p.0))
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let outcome = match inserted {
-                    Some(row) => {
-                        if let Some((_, _, count, earliest)) = current.as_mut() {
-                            *count += 1;
-                            *earliest = (*earliest).min(url.next_fetch_at);
-                        }
-                        EnqueuedUrl {
-                            id: UrlId(row.i64("id")?),
-                            host_id: HostId(host_id),
-                            inserted: true,
-                        }
-                    }
-                    None => {
-                        let row = sqlx::query(SELECT_URL)
-                            .bind(&hash[..])
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        EnqueuedUrl {
-                            id: UrlId(row.i64("id")?),
-                            host_id: HostId(row.i64("host_id")?),
-                            inserted: false,
-                        }
-                    }
-                };
-                if let Some(slot) = results.get_mut(*index) {
-                    *slot = Some(outcome);
-                }
-            }
-            flush_host!(tx, current);
+            let done = enqueue_in!(tx, batch, now);
             tx.commit().await?;
-            Ok::<(), StoreError>(())
-        })?;
-        Ok(results.into_iter().flatten().collect())
+            Ok(done)
+        })
     }
 
     /// Queues a URL that was done, failed or skipped again (a re-check), not before `at`,

@@ -24,7 +24,7 @@ use crate::reports::ReportId;
 
 pub use enqueue::{EnqueuedUrl, NewUrl};
 pub use lease::{Completion, FetchOutcome, HostPolicy, Lease, LeasedHost, UrlNext};
-pub use settle::{SeenMedia, SettledPage};
+pub use settle::{PageSettlement, SeenMedia, SettledLinks, SettledPage};
 
 /// Longest canonical URL accepted, in bytes. Real pages rarely link past 2 KiB; traps do.
 pub const MAX_URL_BYTES: usize = 16 * 1024;

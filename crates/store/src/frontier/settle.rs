@@ -7,12 +7,15 @@
 //! come from the crawler, as for [`Frontier::complete_urls`] and
 //! [`crate::MediaStore::record_seen`].
 
+use super::enqueue::{check_batch, enqueue_in};
 use super::lease::{CompletionRow, complete_in, hold_lease};
-use super::{Completion, FetchOutcome, Lease, UrlId};
+use super::{Completion, EnqueuedUrl, FetchOutcome, Lease, NewUrl, Priority, UrlId};
 use crate::UnixMillis;
 use crate::backend::{Get, on_backend};
 use crate::error::StoreError;
-use crate::media::{MediaRecord, NewSighting, SightingId, TimedMatch, check_seen, record_seen_in};
+use crate::media::{
+    MediaRecord, NewSighting, SightingId, TimedMatch, catch_up_embeds, check_seen, record_seen_in,
+};
 
 /// Media seen, with its sighting and matches, to be written with a page.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +30,9 @@ pub struct SeenMedia {
 pub struct SettledPage {
     /// One sighting per [`SeenMedia`], in order.
     pub sightings: Vec<SightingId>,
+    /// Per [`SeenMedia`], in order: the other pages embedding its URL, which got sightings
+    /// of it too (see [`crate::MediaStore::record_seen`]).
+    pub also_on: Vec<Vec<UrlId>>,
     /// One completion per URL, in order.
     pub completions: Vec<Completion>,
 }
@@ -49,19 +55,153 @@ impl super::Frontier<'_> {
             .iter()
             .map(|(url, outcome)| CompletionRow::new(*url, outcome, now))
             .collect();
-        on_backend!(self.backend, |pool, d| {
+        let mut settled = on_backend!(self.backend, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
             hold_lease!(tx, d, lease, now);
             let mut sightings = Vec::with_capacity(seen.len());
+            let mut also_on = Vec::with_capacity(seen.len());
             for s in seen {
-                sightings.push(record_seen_in!(tx, &s.media, &s.sighting, &s.matches, now));
+                let recorded = record_seen_in!(tx, &s.media, &s.sighting, &s.matches, now);
+                sightings.push(recorded.sighting);
+                also_on.push(recorded.also_on);
             }
             let completions = complete_in!(tx, lease, &rows, now);
             tx.commit().await?;
-            Ok(SettledPage {
+            Ok::<_, StoreError>(SettledPage {
                 sightings,
+                also_on,
                 completions,
             })
-        })
+        })?;
+        let pairs: Vec<(&NewSighting, &[TimedMatch])> = seen
+            .iter()
+            .map(|s| (&s.sighting, s.matches.as_slice()))
+            .collect();
+        catch_up_embeds(self.backend, &pairs, &mut settled.also_on, now).await?;
+        Ok(settled)
+    }
+}
+
+/// Everything one page's verdict writes, for [`Frontier::settle_pages`].
+#[derive(Clone, Debug)]
+pub struct PageSettlement {
+    pub lease: Lease,
+    /// The page's media, held until its verdict (as for [`Frontier::settle_page`]).
+    pub seen: Vec<SeenMedia>,
+    /// Completions: the held media's URLs, and the page's own last when nothing else (review)
+    /// must come before it.
+    pub completions: Vec<(UrlId, FetchOutcome)>,
+    /// The page's links to follow (as [`Frontier::enqueue_urls`]).
+    pub links: Vec<NewUrl>,
+    /// Known links (not inserted) are raised to this priority (a page with a match).
+    pub raise_known_to: Option<Priority>,
+}
+
+/// What [`Frontier::settle_pages`] wrote for one page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettledLinks {
+    pub page: SettledPage,
+    /// One per link, in order.
+    pub links: Vec<EnqueuedUrl>,
+}
+
+impl super::Frontier<'_> {
+    /// Settles many pages, of any leases, in one write transaction (group commit): each page
+    /// all or nothing (a savepoint of its own), so one lost lease or refused field fails
+    /// that page alone. Returns one result per page, in order; `Err` as a whole only when
+    /// the transaction itself could not be opened or committed, and then nothing was written.
+    ///
+    /// Per page, in this order: its media with sightings and matches (as
+    /// [`crate::MediaStore::record_seen`], embeds included), its links enqueued (known ones
+    /// raised to `raise_known_to`), its completions (under its lease).
+    pub async fn settle_pages(
+        &self,
+        pages: &[PageSettlement],
+        now: UnixMillis,
+    ) -> Result<Vec<Result<SettledLinks, StoreError>>, StoreError> {
+        let checked: Vec<Result<Vec<CompletionRow>, StoreError>> = pages
+            .iter()
+            .map(|page| {
+                for s in &page.seen {
+                    check_seen(&s.media, &s.sighting, &s.matches)?;
+                }
+                check_batch(&page.links)?;
+                Ok(page
+                    .completions
+                    .iter()
+                    .map(|(url, outcome)| CompletionRow::new(*url, outcome, now))
+                    .collect())
+            })
+            .collect();
+        let mut results = on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let mut results = Vec::with_capacity(pages.len());
+            for (page, rows) in pages.iter().zip(checked) {
+                let rows = match rows {
+                    Ok(rows) => rows,
+                    Err(refused) => {
+                        results.push(Err(refused));
+                        continue;
+                    }
+                };
+                let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
+                let written: Result<SettledLinks, StoreError> = async {
+                    let lease = &page.lease;
+                    hold_lease!(sp, d, lease, now);
+                    let mut sightings = Vec::with_capacity(page.seen.len());
+                    let mut also_on = Vec::with_capacity(page.seen.len());
+                    for s in &page.seen {
+                        let recorded = record_seen_in!(sp, &s.media, &s.sighting, &s.matches, now);
+                        sightings.push(recorded.sighting);
+                        also_on.push(recorded.also_on);
+                    }
+                    let links = enqueue_in!(sp, &page.links, now);
+                    if let Some(priority) = page.raise_known_to {
+                        let mut known: Vec<i64> = links
+                            .iter()
+                            .filter(|l| !l.inserted)
+                            .map(|l| l.id.0)
+                            .collect();
+                        known.sort_unstable();
+                        for url in known {
+                            sqlx::query(super::enqueue::RAISE_PRIORITY)
+                                .bind(url)
+                                .bind(priority as i64)
+                                .execute(&mut *sp)
+                                .await?;
+                        }
+                    }
+                    let completions = complete_in!(sp, lease, &rows, now);
+                    Ok(SettledLinks {
+                        page: SettledPage {
+                            sightings,
+                            also_on,
+                            completions,
+                        },
+                        links,
+                    })
+                }
+                .await;
+                match &written {
+                    Ok(_) => sp.commit().await?,
+                    Err(_) => sp.rollback().await?,
+                }
+                results.push(written);
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(results)
+        })?;
+        // PostgreSQL's embeds, once more after the commit (see `sight_embeds_in!`).
+        for (page, result) in pages.iter().zip(results.iter_mut()) {
+            if let Ok(settled) = result {
+                let pairs: Vec<(&NewSighting, &[TimedMatch])> = page
+                    .seen
+                    .iter()
+                    .map(|s| (&s.sighting, s.matches.as_slice()))
+                    .collect();
+                catch_up_embeds(self.backend, &pairs, &mut settled.page.also_on, now).await?;
+            }
+        }
+        Ok(results)
     }
 }

@@ -1,0 +1,98 @@
+//! Group commit of page verdicts: every leased host's settled page (its media, sightings,
+//! matches, links and completions) goes into a shared queue, and whoever gets the writer's
+//! turn writes everything queued so far in one write transaction
+//! ([`aranea_store::Frontier::settle_pages`]). While one batch is being written the next
+//! gathers, so batches grow with the load and an idle crawler waits for nobody.
+//!
+//! A step returns only once its own page is committed (or refused): nothing is acknowledged
+//! before it is durable, and a killed worker loses only what the next lease holder fetches
+//! again. This module must not decide what is written: pages arrive settled.
+
+use std::sync::Mutex;
+
+use aranea_store::{PageSettlement, SettledLinks, Store, StoreError};
+use tokio::sync::oneshot;
+
+use super::now_ms;
+
+type Reply = oneshot::Sender<Result<SettledLinks, StoreError>>;
+
+/// The shared queue of page settlements and the writer's turn.
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    queue: Mutex<Vec<(PageSettlement, Reply)>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl GroupCommit {
+    /// Writes `page` with whatever other pages are queued; returns when it is committed.
+    pub async fn settle(
+        &self,
+        store: &Store,
+        page: PageSettlement,
+    ) -> Result<SettledLinks, StoreError> {
+        let (reply, mut answer) = oneshot::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push((page.clone(), reply));
+        loop {
+            let _turn = self.turn.lock().await;
+            match answer.try_recv() {
+                Ok(result) => return result,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    // A writer that took it was cancelled before answering: write it alone.
+                    return self.write_alone(store, page).await;
+                }
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            let batch: Vec<(PageSettlement, Reply)> = std::mem::take(
+                &mut *self
+                    .queue
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            );
+            write(store, batch).await;
+        }
+    }
+
+    async fn write_alone(
+        &self,
+        store: &Store,
+        page: PageSettlement,
+    ) -> Result<SettledLinks, StoreError> {
+        let mut results = store.frontier().settle_pages(&[page], now_ms()).await?;
+        results.pop().unwrap_or(Err(StoreError::NotFound {
+            what: "settled page",
+            id: String::new(),
+        }))
+    }
+}
+
+/// Writes a batch in one transaction and answers each page. If the transaction as a whole
+/// fails, each page is written alone, so every page gets its own outcome.
+async fn write(store: &Store, batch: Vec<(PageSettlement, Reply)>) {
+    if batch.is_empty() {
+        return;
+    }
+    let (pages, replies): (Vec<PageSettlement>, Vec<Reply>) = batch.into_iter().unzip();
+    match store.frontier().settle_pages(&pages, now_ms()).await {
+        Ok(results) => {
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(result);
+            }
+        }
+        Err(_) => {
+            for (page, reply) in pages.into_iter().zip(replies) {
+                let result = match store.frontier().settle_pages(&[page], now_ms()).await {
+                    Ok(mut results) => results.pop().unwrap_or(Err(StoreError::NotFound {
+                        what: "settled page",
+                        id: String::new(),
+                    })),
+                    Err(error) => Err(error),
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
