@@ -21,9 +21,9 @@ impl Review {
     /// positive with the same classification keeps that predecessor's entries and matches.
     /// One that replaces a different outcome (another classification, or a reversal of a
     /// reversal) disables the predecessor's entries, withdraws its matches, and banks the
-    /// media afresh: bank entries cannot be reclassified or re-enabled, and a bank holds one
-    /// entry per hash, so after an earlier positive decision the new entries go into a bank
-    /// of the decision's own (`<bank>-appeal-<decision>`).
+    /// media afresh in the same bank: bank entries cannot be reclassified or re-enabled, but a
+    /// disabled entry is no duplicate, so the hashes go in again as new entries with this
+    /// decision's provenance (the disabled ones stay for the record).
     pub(crate) async fn apply_decision(
         &self,
         id: DecisionId,
@@ -44,15 +44,17 @@ impl Review {
             p.positive && decision.positive && p.classification == decision.classification
         });
         let media = desk.item_media(decision.item).await?;
+        // Disabled first: the same hashes banked again below would otherwise be duplicates of
+        // the replaced decision's entries.
+        if let Some(previous) = previous.filter(|p| p.positive && kept.is_none()) {
+            self.disable_entries(previous.id, id).await?;
+            desk.withdraw_bank_entries(previous.id, id, now).await?;
+        }
         if let Some(previous) = kept {
             let entries = desk.bank_entries_of(previous.id).await?;
             desk.record_bank_entries(id, &entries).await?;
         } else if decision.positive {
-            let banked_before = decisions.iter().any(|d| d.id < id && d.positive);
-            let mut bank = self.bank_name(decision.item).await?;
-            if banked_before {
-                bank = format!("{bank}-appeal-{id}");
-            }
+            let bank = self.bank_name(decision.item).await?;
             let entries = self.bank_media(&decision, &media, &bank).await?;
             desk.record_bank_entries(id, &entries).await?;
             self.record_matches(&decision, &entries, &bank, now).await?;
@@ -65,10 +67,6 @@ impl Review {
             for m in &media {
                 desk.record_negative(&m.sha256, id, now).await?;
             }
-        }
-        if let Some(previous) = previous.filter(|p| p.positive && kept.is_none()) {
-            self.disable_entries(previous.id, id).await?;
-            desk.withdraw_bank_entries(previous.id, id, now).await?;
         }
         for m in &media {
             desk.vault_purge(&m.sha256, "decided", now).await?;

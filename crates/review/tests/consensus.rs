@@ -563,6 +563,7 @@ async fn appeal_to_another_category_reclassifies_entries_and_matches(backend: Ba
         standing("csam")
     );
 
+    let first_bank = live_hits(&w, &sha)[0].0.clone();
     let harmful = Classification::new("7-10", "none", true, false).unwrap();
     let steps = [
         (harmful.clone(), "harmful-abusive-material"),
@@ -583,6 +584,10 @@ async fn appeal_to_another_category_reclassifies_entries_and_matches(backend: Ba
         assert_eq!(hits.len(), 1, "step {i}: one live entry, got {hits:?}");
         assert_eq!(hits[0].1.as_deref(), Some(expected), "step {i}: {hits:?}");
         assert_eq!(
+            hits[0].0, first_bank,
+            "step {i}: banked again in the same bank"
+        );
+        assert_eq!(
             classes(desk.standing_matches(&sha).await.unwrap()),
             standing(expected),
             "step {i}: every sighting matches under the standing category only"
@@ -591,6 +596,25 @@ async fn appeal_to_another_category_reclassifies_entries_and_matches(backend: Ba
         assert_eq!(decision.classification, expected);
         assert!(decision.applied_at.is_some());
     }
+    let banks = w.banks.lock().unwrap();
+    let names: Vec<&str> = banks
+        .state()
+        .banks()
+        .iter()
+        .map(|b| b.spec.name.as_str())
+        .collect();
+    assert_eq!(names, [first_bank.as_str()], "no bank of an appeal's own");
+    let bank = banks.bank_id(&first_bank).unwrap();
+    let mut kept = 0;
+    banks
+        .state()
+        .for_each_entry(&mut |e| {
+            kept += usize::from(e.bank == bank && e.signal.signal_type() == SignalType::Sha256);
+            Ok(())
+        })
+        .unwrap();
+    // The first decision and the three steps that changed the category each banked one.
+    assert_eq!(kept, 4, "every banking decision's entry stays on record");
 }
 
 async fn racing_analysts_are_counted_or_refused(backend: Backend) {
