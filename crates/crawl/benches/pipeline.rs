@@ -56,7 +56,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (media, secs, fetched) = runtime.block_on(async {
+    let (media, secs, fetched, crawl_cpu) = runtime.block_on(async {
         // ARANEA_BENCH_SQLITE_CONNECTIONS: the pool size to measure (default: the store's).
         let connections = std::env::var("ARANEA_BENCH_SQLITE_CONNECTIONS")
             .ok()
@@ -83,16 +83,20 @@ fn main() {
             .await
             .unwrap();
         let started = Instant::now();
+        let cpu = cpu_seconds();
         let progress = crawler.run_until_idle().await.unwrap();
         (
             progress.media,
             started.elapsed().as_secs_f64(),
             progress.fetched,
+            cpu_seconds() - cpu,
         )
     });
     let crawl_rate = media as f64 / secs;
     println!(
-        "pipeline: {media} images ({fetched} requests) in {secs:.1} s = {crawl_rate:.0} images/s"
+        "pipeline: {media} images ({fetched} requests) in {secs:.1} s = {crawl_rate:.0} images/s; \
+         {crawl_cpu:.1} CPU-s (simweb's serving included) = {:.2} CPU-ms per image",
+        crawl_cpu * 1000.0 / media as f64
     );
 
     let files = Arc::new(runtime.block_on(served_media(&world)));
@@ -104,6 +108,7 @@ fn main() {
     let next = Arc::new(AtomicUsize::new(0));
     let total = usize::try_from(media).unwrap().max(1);
     let started = Instant::now();
+    let cpu = cpu_seconds();
     let workers: Vec<_> = (0..threads)
         .map(|_| {
             let (files, next) = (Arc::clone(&files), Arc::clone(&next));
@@ -123,11 +128,36 @@ fn main() {
         w.join().unwrap();
     }
     let hash_secs = started.elapsed().as_secs_f64();
+    let hash_cpu = cpu_seconds() - cpu;
     let hash_rate = total as f64 / hash_secs;
     println!(
-        "hash_media on the served bytes: {total} images on {threads} threads in {hash_secs:.1} s = {hash_rate:.0} images/s"
+        "hash_media on the served bytes: {total} images on {threads} threads in {hash_secs:.1} s = {hash_rate:.0} images/s; \
+         {:.2} CPU-ms per image",
+        hash_cpu * 1000.0 / total as f64
     );
     println!("ratio pipeline / hash_media: {:.2}", crawl_rate / hash_rate);
+    println!(
+        "ratio by CPU time (hash_media CPU per image / pipeline CPU per image): {:.2}",
+        (hash_cpu / total as f64) / (crawl_cpu / media.max(1) as f64)
+    );
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average: {}", load.trim());
+    }
+}
+
+/// User + system CPU seconds of this process so far (Linux `/proc/self/stat`, 100 ticks/s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the closing parenthesis.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The bytes of every media item as simweb serves it, fetched through the crawler's own

@@ -75,7 +75,6 @@ fn crawler(world: &RunningWorld, store: &Store, banks: &Arc<aranea_index::LiveIn
     let mut config = support::config(world, 50);
     config.politeness.crawl_delay_cap_ms = 2_000;
     config.politeness.max_delay_ms = 2_000;
-    config.min_pdq_quality = aranea_crawl::CrawlConfig::default().min_pdq_quality;
     Crawler::with_worker_name(
         store.clone(),
         Arc::clone(banks),

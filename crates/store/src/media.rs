@@ -212,37 +212,51 @@ macro_rules! record_seen_in {
             .bind($now)
             .execute(&mut *$tx)
             .await?;
-        let id = sqlx::query($crate::media::UPSERT_SIGHTING)
+        // One statement for its sighting and, outside archives, one on every other page that
+        // embeds the URL (the same fetch, so the same server).
+        let rows = sqlx::query($crate::media::SIGHT_ALL)
             .bind(&sighting.media_sha256[..])
             .bind(sighting.url.0)
             .bind(page.0)
             .bind(member)
             .bind(sighting.seen_at)
             .bind(sighting.server_ip.as_deref())
-            .fetch_one(&mut *$tx)
-            .await?
-            .i64("id")?;
-        // Every other page that embeds this URL sees the same media (member paths are the
-        // archive's own, never embedded).
-        let also_on = if member.is_empty() {
-            $crate::media::sight_embeds_in!($tx, sighting, page, $matches, $now)
-        } else {
-            Vec::new()
+            .fetch_all(&mut *$tx)
+            .await?;
+        let mut id = None;
+        let mut also_on = Vec::new();
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (sighting_id, on) = (row.i64("id")?, row.i64("page_url_id")?);
+            ids.push(sighting_id);
+            if on == page.0 {
+                id = Some(sighting_id);
+            } else {
+                also_on.push($crate::frontier::UrlId(on));
+            }
+        }
+        let Some(id) = id else {
+            return Err($crate::StoreError::NotFound {
+                what: "sighting just written",
+                id: page.0.to_string(),
+            });
         };
-        for m in $matches {
-            let m: &$crate::media::TimedMatch = m;
-            sqlx::query($crate::media::INSERT_TIMED_MATCH)
-                .bind(id)
-                .bind(m.hit.bank_id)
-                .bind(&m.hit.bank_name)
-                .bind(m.hit.entry_id)
-                .bind(&m.hit.signal_type)
-                .bind(i64::from(m.hit.distance))
-                .bind(&m.hit.classification)
-                .bind($now)
-                .bind(m.frame_ms)
-                .execute(&mut *$tx)
-                .await?;
+        for sighting_id in &ids {
+            for m in $matches {
+                let m: &$crate::media::TimedMatch = m;
+                sqlx::query($crate::media::INSERT_TIMED_MATCH)
+                    .bind(*sighting_id)
+                    .bind(m.hit.bank_id)
+                    .bind(&m.hit.bank_name)
+                    .bind(m.hit.entry_id)
+                    .bind(&m.hit.signal_type)
+                    .bind(i64::from(m.hit.distance))
+                    .bind(&m.hit.classification)
+                    .bind($now)
+                    .bind(m.frame_ms)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
         }
         $crate::media::Recorded {
             sighting: $crate::media::SightingId(id),
@@ -292,7 +306,6 @@ macro_rules! sight_embeds_in {
         pages
     }};
 }
-pub(crate) use sight_embeds_in;
 
 /// After committing sightings on PostgreSQL: their embeds once more, in a transaction of their
 /// own (see [`sight_embeds_in!`]); pages found now that were not found then are added to
@@ -345,6 +358,17 @@ pub(crate) const SIGHT_EMBEDS: &str = "INSERT INTO sightings (media_sha256, url_
     page_url_id, member_path, first_seen_at, last_seen_at, server_ip) \
     SELECT $1, e.media_url_id, e.page_url_id, '', $4, $4, NULL FROM embeds e \
     WHERE e.media_url_id = $2 AND e.page_url_id <> $3 \
+    ON CONFLICT (media_sha256, url_id, page_url_id, member_path) DO UPDATE SET \
+    last_seen_at = CASE WHEN sightings.last_seen_at < excluded.last_seen_at \
+        THEN excluded.last_seen_at ELSE sightings.last_seen_at END \
+    RETURNING id, page_url_id";
+/// The sighting of media at `$2` on page `$3`, and unless inside an archive (`$4` empty) on
+/// every other page that embeds `$2`; returns each sighting's id and page.
+pub(crate) const SIGHT_ALL: &str = "INSERT INTO sightings (media_sha256, url_id, page_url_id, \
+    member_path, first_seen_at, last_seen_at, server_ip) \
+    SELECT $1, $2, p.page, $4, $5, $5, $6 FROM (SELECT CAST($3 AS BIGINT) AS page \
+        UNION SELECT e.page_url_id FROM embeds e WHERE e.media_url_id = $2 AND $4 = '') p \
+    WHERE true \
     ON CONFLICT (media_sha256, url_id, page_url_id, member_path) DO UPDATE SET \
     last_seen_at = CASE WHEN sightings.last_seen_at < excluded.last_seen_at \
         THEN excluded.last_seen_at ELSE sightings.last_seen_at END \

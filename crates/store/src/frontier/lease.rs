@@ -179,7 +179,7 @@ pub(super) const COMPLETE_URL: &str = "UPDATE urls SET state = $4, next_fetch_at
     WHERE id = $1 AND host_id = $2 AND leased_epoch = $3 RETURNING id";
 pub(super) const INSERT_FETCH: &str = "INSERT INTO fetches (url_id, fetched_at, lease_epoch, status, \
     server_ip, bytes, duration_ms, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-pub(super) const COUNT_FETCH: &str = "UPDATE hosts SET pages_fetched = pages_fetched + 1, \
+pub(super) const COUNT_FETCH: &str = "UPDATE hosts SET pages_fetched = pages_fetched + $3, \
     bytes_fetched = bytes_fetched + $2 WHERE id = $1";
 const RENEW: &str = "UPDATE hosts SET lease_until = $5, due_at = $5 WHERE id = $1 \
     AND lease_owner = $2 AND lease_epoch = $3 AND lease_until > $4 RETURNING id";
@@ -280,6 +280,7 @@ macro_rules! hold_lease {
 macro_rules! complete_in {
     ($tx:ident, $lease:expr, $rows:expr, $now:expr) => {{
         let mut done = Vec::new();
+        let (mut fetched, mut bytes) = (0_i64, 0_i64);
         for row in $rows {
             let row: &$crate::frontier::lease::CompletionRow = row;
             let updated = sqlx::query($crate::frontier::lease::COMPLETE_URL)
@@ -331,13 +332,19 @@ macro_rules! complete_in {
                     .bind(row.error.as_deref())
                     .execute(&mut *$tx)
                     .await?;
-                sqlx::query($crate::frontier::lease::COUNT_FETCH)
-                    .bind($lease.host_id.0)
-                    .bind(row.bytes)
-                    .execute(&mut *$tx)
-                    .await?;
+                fetched += 1;
+                bytes = bytes.saturating_add(row.bytes);
             }
             done.push($crate::frontier::Completion::Recorded);
+        }
+        // The host's counters once for the whole batch, not once per URL.
+        if fetched > 0 {
+            sqlx::query($crate::frontier::lease::COUNT_FETCH)
+                .bind($lease.host_id.0)
+                .bind(bytes)
+                .bind(fetched)
+                .execute(&mut *$tx)
+                .await?;
         }
         done
     }};
