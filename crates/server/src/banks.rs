@@ -203,23 +203,38 @@ impl VideoBanks {
 
 /// The `vpdq` entries' frames in one index. Rebuilt whole on each change: video banks are
 /// small next to image banks (frames are pruned), and a request never waits for it.
+///
+/// The entries are streamed ([`aranea_index::BankState::for_each_entry`]): a 10M-entry PDQ bank
+/// read into memory whole would cost ~1 GB for the life of the process. Only when there are
+/// video entries is the index built from the state itself, which reads every entry into memory
+/// (`VideoIndex::build` has no streaming form yet).
 fn video_index(store: &BankStore, params: VideoIndexParams) -> Option<Arc<VideoBanks>> {
-    match VideoIndex::build(store.state(), params) {
+    let state = store.state();
+    let (mut frames, mut videos) = (HashMap::new(), 0usize);
+    let streamed = state.for_each_entry(&mut |e| {
+        if e.disabled || !matches!(e.signal, Signal::Vpdq(_)) {
+            return Ok(());
+        }
+        videos += 1;
+        if let Ok(features) = aranea_index::vpdq_features(&e.signal, e.metadata.as_deref()) {
+            frames.insert(e.id, features);
+        }
+        Ok(())
+    });
+    if let Err(error) = streamed {
+        tracing::warn!(%error, "bank entries unreadable; video banks do not match");
+        return None;
+    }
+    let built = if videos == 0 {
+        VideoIndex::build(&aranea_index::BankState::default(), params)
+    } else {
+        VideoIndex::build(state, params)
+    };
+    match built {
         Ok(index) => {
             for (entry, why) in index.skipped() {
                 tracing::warn!(entry = *entry, %why, "vpdq entry left out of the video index");
             }
-            let frames = store
-                .state()
-                .entries()
-                .iter()
-                .filter(|e| !e.disabled && matches!(e.signal, Signal::Vpdq(_)))
-                .filter_map(|e| {
-                    aranea_index::vpdq_features(&e.signal, e.metadata.as_deref())
-                        .ok()
-                        .map(|f| (e.id, f))
-                })
-                .collect();
             Some(Arc::new(VideoBanks {
                 index: Arc::new(index),
                 frames,
@@ -232,31 +247,38 @@ fn video_index(store: &BankStore, params: VideoIndexParams) -> Option<Arc<VideoB
     }
 }
 
+/// The media of the PDQ entries whose import named it, streamed from the entries.
 fn media_refs(store: &BankStore) -> HashMap<EntryId, MediaRef> {
     let mut refs = HashMap::new();
-    for entry in store.state().entries() {
-        if entry.signal.signal_type() != SignalType::Pdq {
-            continue;
-        }
-        let Some(metadata) = entry.metadata.as_deref() else {
-            continue;
-        };
-        let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(metadata) else {
-            continue;
-        };
-        let text = |keys: &[&str]| {
-            keys.iter()
-                .find_map(|k| fields.get(*k).and_then(|v| v.as_str()))
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let found = MediaRef {
-            sha1_base32: text(&["sha1_base32", "sha1"]),
-            sha256_hex: text(&["sha256_hex", "sha256"]),
-        };
-        if found != MediaRef::default() {
+    let streamed = store.state().for_each_entry(&mut |entry| {
+        if let Some(found) = media_ref_of(entry) {
             refs.insert(entry.id, found);
         }
+        Ok(())
+    });
+    if let Err(error) = streamed {
+        tracing::warn!(%error, "bank entries unreadable; some answers lack the known media's hashes");
     }
     refs
+}
+
+fn media_ref_of(entry: &aranea_index::Entry) -> Option<MediaRef> {
+    if entry.signal.signal_type() != SignalType::Pdq {
+        return None;
+    }
+    let metadata = entry.metadata.as_deref()?;
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(metadata) else {
+        return None;
+    };
+    let text = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| fields.get(*k).and_then(|v| v.as_str()))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let found = MediaRef {
+        sha1_base32: text(&["sha1_base32", "sha1"]),
+        sha256_hex: text(&["sha256_hex", "sha256"]),
+    };
+    (found != MediaRef::default()).then_some(found)
 }
