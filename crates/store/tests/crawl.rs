@@ -5,8 +5,8 @@
 mod common;
 
 use aranea_store::{
-    BankMatch, Completion, FetchOutcome, MediaRecord, NewSighting, SeenMedia, Store, StoreError,
-    TimedMatch, UrlId, UrlNext, UrlState,
+    BankMatch, Completion, FetchOutcome, MediaRecord, NewSighting, PageSettlement, Priority,
+    SeenMedia, Store, StoreError, TimedMatch, UrlId, UrlNext, UrlState,
 };
 use common::{NOW, TestDb, url};
 
@@ -16,6 +16,7 @@ contract_tests!(
     media_sighting_and_timed_matches_are_recorded_together_once,
     a_page_and_its_media_complete_in_one_call,
     a_pages_media_and_their_completions_are_written_together_or_not_at_all,
+    pages_of_several_leases_settle_in_one_call_each_all_or_nothing,
 );
 
 fn media(seed: u8) -> MediaRecord {
@@ -393,4 +394,119 @@ async fn a_pages_media_and_their_completions_are_written_together_or_not_at_all(
         "{lost:?}"
     );
     assert!(store.media().get(&[23; 32]).await.unwrap().is_none());
+}
+
+async fn pages_of_several_leases_settle_in_one_call_each_all_or_nothing(db: &TestDb) {
+    let store = db.open().await;
+    let frontier = store.frontier();
+    frontier
+        .enqueue_urls(
+            &[
+                url("g1.example", "/page"),
+                url("g1.example", "/1.jpg"),
+                url("g2.example", "/page"),
+                url("g3.example", "/page"),
+            ],
+            NOW,
+        )
+        .await
+        .unwrap();
+    let leased = frontier.claim_hosts("w", 10, 60_000, NOW).await.unwrap();
+    assert_eq!(leased.len(), 3);
+    let lease = |host: &str| {
+        leased
+            .iter()
+            .find(|l| l.host.key == format!("https://{host}"))
+            .unwrap()
+            .lease
+            .clone()
+    };
+    let mut ids = std::collections::HashMap::new();
+    for l in &leased {
+        for u in frontier.next_urls(&l.lease, 10, NOW).await.unwrap() {
+            ids.insert(u.url.clone(), u.id);
+        }
+    }
+    let id = |u: &str| ids[&format!("https://{u}")];
+    let fetched = FetchOutcome::fetched(200, 10, UrlNext::Done);
+    let photo = SeenMedia {
+        media: media(31),
+        sighting: NewSighting {
+            media_sha256: [31; 32],
+            url: id("g1.example/1.jpg"),
+            page: Some(id("g1.example/page")),
+            member_path: None,
+            seen_at: NOW,
+            server_ip: None,
+        },
+        matches: Vec::new(),
+    };
+    let first = PageSettlement {
+        lease: lease("g1.example"),
+        seen: vec![photo],
+        completions: vec![
+            (id("g1.example/1.jpg"), fetched.clone()),
+            (id("g1.example/page"), fetched.clone()),
+        ],
+        links: vec![url("g1.example", "/next"), url("g3.example", "/page")],
+        raise_known_to: Some(Priority::MatchLink),
+    };
+    // The second page's lease is lost before the batch: it alone fails.
+    let lost = lease("g2.example");
+    frontier.release(&lost, NOW).await.unwrap();
+    frontier.claim_hosts("other", 10, 60_000, NOW + 1).await.unwrap();
+    let second = PageSettlement {
+        lease: lost,
+        seen: Vec::new(),
+        completions: vec![(id("g2.example/page"), fetched.clone())],
+        links: vec![url("g2.example", "/never")],
+        raise_known_to: None,
+    };
+    // The third refuses a field: it alone fails too.
+    let third = PageSettlement {
+        lease: lease("g3.example"),
+        seen: Vec::new(),
+        completions: vec![(id("g3.example/page"), fetched.clone())],
+        links: vec![url("g3.example", "/bad\0byte")],
+        raise_known_to: None,
+    };
+    let results = frontier
+        .settle_pages(&[first, second, third], NOW + 2)
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 3);
+    let settled = results[0].as_ref().unwrap();
+    assert_eq!(settled.page.sightings.len(), 1);
+    assert_eq!(
+        settled.page.completions,
+        vec![Completion::Recorded, Completion::Recorded]
+    );
+    assert_eq!(settled.links.len(), 2);
+    assert!(settled.links[0].inserted && !settled.links[1].inserted);
+    assert!(matches!(results[1], Err(StoreError::LeaseLost { .. })));
+    assert!(results[2].is_err());
+    // Written: the first page, its media, its new link; the known link raised.
+    for u in ["g1.example/page", "g1.example/1.jpg"] {
+        let record = frontier.url(id(u)).await.unwrap().unwrap();
+        assert_eq!(record.state, UrlState::Done, "{u}");
+    }
+    assert!(store.media().get(&[31; 32]).await.unwrap().is_some());
+    let next = frontier.url_id("https://g1.example/next").await.unwrap();
+    assert!(next.is_some());
+    let raised = frontier.url(id("g3.example/page")).await.unwrap().unwrap();
+    assert_eq!(raised.priority, Priority::MatchLink);
+    // Not written: anything of the second and third pages.
+    assert!(
+        frontier
+            .url_id("https://g2.example/never")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for u in ["g2.example/page", "g3.example/page"] {
+        let record = frontier.url(id(u)).await.unwrap().unwrap();
+        assert_ne!(record.state, UrlState::Done, "{u}");
+    }
+    let host = frontier.host_by_key("https://g1.example").await.unwrap().unwrap();
+    assert_eq!(host.pages_fetched, 2);
 }
