@@ -44,7 +44,13 @@ async fn every_reachable_known_image_is_found_and_matched_politely_and_safely() 
     let dir = tempfile::tempdir().unwrap();
     let store = support::sqlite(dir.path()).await;
     let banks = support::banks(&world, &dir.path().join("banks"));
+    // The default PDQ quality floor: the ground truth applies it too.
     let config = support::config(&world, DELAY_MS);
+    let min_pdq_quality = config.min_pdq_quality;
+    assert_eq!(
+        min_pdq_quality,
+        aranea_crawl::CrawlConfig::default().min_pdq_quality
+    );
     let budget = config.budgets.max_fetches_per_path_prefix;
     let kept = Arc::new(Kept::default());
     let crawler =
@@ -59,13 +65,17 @@ async fn every_reachable_known_image_is_found_and_matched_politely_and_safely() 
         .unwrap();
     eprintln!("{progress:?}");
 
-    let expected = support::reach(&world, 20);
+    // The crawl's requests, before the ground truth fetches every image once more.
+    let requests = world.requests();
+    let expected = support::reach(&world, 20, min_pdq_quality).await;
     eprintln!(
-        "expected: {} pages, {} images, {} matching, {} unknown on matching pages",
+        "expected: {} pages, {} images, {} matching, {} unknown on matching pages, {} close \
+         to a known photo but below the PDQ quality floor",
         expected.pages.len(),
         expected.images.len(),
         expected.matching.len(),
-        expected.unknown_on_matching.len()
+        expected.unknown_on_matching.len(),
+        expected.below_quality.len()
     );
     assert!(
         expected.matching.len() >= 20,
@@ -156,7 +166,6 @@ async fn every_reachable_known_image_is_found_and_matched_politely_and_safely() 
 
     // Only the provider blocks were ever reached, never the world's own infrastructure.
     let blocks = support::provider_blocks(&world);
-    let requests = world.requests();
     assert!(requests.len() as u64 >= progress.fetched / 2);
     for r in &requests {
         assert!(

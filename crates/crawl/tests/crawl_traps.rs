@@ -126,6 +126,7 @@ async fn trap_pages_that_match_are_ended_by_the_budgets_and_canonical_urls() {
     let store: Store = support::sqlite(dir.path()).await;
     let banks = support::banks(&world, &dir.path().join("banks"));
     let mut config = support::config(&world, 20);
+    let config_quality = config.min_pdq_quality;
     config.budgets = BudgetConfig {
         max_depth: 20,
         max_fetches_per_host: HOST_BUDGET,
@@ -200,7 +201,7 @@ async fn trap_pages_that_match_are_ended_by_the_budgets_and_canonical_urls() {
 
     // Every known trap photo was matched (which is what kept the traps in scope), and so was
     // every known photo the rules reach on real pages.
-    let expected = support::reach(&world, 20);
+    let expected = support::reach(&world, 20, config_quality).await;
     let trap_photos: Vec<String> = world
         .images_at(Duration::ZERO)
         .into_iter()

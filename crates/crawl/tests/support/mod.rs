@@ -73,8 +73,6 @@ pub fn config(world: &RunningWorld, delay_ms: u64) -> CrawlConfig {
             quiet_pages: 1_000,
             ..BudgetConfig::default()
         },
-        // The ground truth (`reach`) knows PDQ distances, not quality: match on distance alone.
-        min_pdq_quality: 0,
         lease_ms: 20_000,
         claim_interval_ms: 100,
         ..CrawlConfig::default()
@@ -149,7 +147,8 @@ fn robots_allows(variant: &RobotsVariant, path: &str) -> bool {
 }
 
 /// What the crawl rules reach from the home pages: pages fetched, image URLs fetched, and
-/// those among them that a bank lookup matches (PDQ within 31 of a known photo).
+/// those among them that the bank matches under the crawler's rules (an exact digest, or a
+/// PDQ within 31 of a known photo with a quality of at least `min_pdq_quality`).
 #[derive(Debug, Default)]
 pub struct Reach {
     pub pages: BTreeSet<String>,
@@ -161,12 +160,68 @@ pub struct Reach {
     pub page_of: BTreeMap<String, String>,
     /// The page each page was first linked from.
     pub linked_from: BTreeMap<String, String>,
+    /// Images within PDQ 31 of a known photo that the quality floor keeps from matching.
+    pub below_quality: BTreeSet<String>,
+}
+
+/// The exact digests (MD5, SHA-256) in the world's bank.
+fn known_digests(world: &RunningWorld) -> BTreeSet<String> {
+    let bank = std::fs::read_to_string(world.bank_path()).unwrap();
+    bank.lines()
+        .filter_map(|line| line.split_once(','))
+        .filter(|(signal, _)| matches!(*signal, "md5" | "sha256"))
+        .map(|(_, hex)| hex.to_owned())
+        .collect()
+}
+
+/// The truth about one image: (matches, close in PDQ but below the quality floor). Simweb
+/// says how far its rendering is from the bank; only a close one is fetched (as served, the
+/// crawler has had it rendered) and hashed here for its PDQ quality and digests. A close image
+/// that cannot be fetched after several tries fails the test rather than count as unknown.
+async fn judge(
+    world: &RunningWorld,
+    fetcher: &aranea_crawl::fetch::Fetcher,
+    digests: &BTreeSet<String>,
+    url: &str,
+    min_pdq_quality: u8,
+) -> (bool, bool) {
+    if !world.pdq_distance_to_bank(url).is_some_and(|d| d <= 31) {
+        return (false, false);
+    }
+    for _ in 0..20 {
+        let fetched = fetcher.fetch(&url.parse().unwrap()).await;
+        let Some(body) = fetched
+            .outcome
+            .ok()
+            .filter(|r| r.is_success())
+            .map(|r| r.body)
+        else {
+            // Rate-limited or slow providers: ask again a little later.
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            continue;
+        };
+        let hashes = aranea_hash::hash_media(&body, &aranea_hash::Limits::default()).unwrap();
+        if digests.contains(&hashes.md5_hex()) || digests.contains(&hashes.sha256_hex()) {
+            return (true, false);
+        }
+        let good = hashes
+            .pdq
+            .as_ref()
+            .is_some_and(|p| p.quality >= min_pdq_quality);
+        return (good, !good);
+    }
+    panic!("{url}: close to a known photo but never fetched for the ground truth");
 }
 
 /// Breadth-first over the world's pages by the crawler's scope rules: links are followed
 /// from seeds and from pages where an image matched, robots.txt obeyed, up to `max_depth`.
-pub fn reach(world: &RunningWorld, max_depth: u32) -> Reach {
+/// Fetches every image close to a known photo once more: take the world's request log
+/// before calling this.
+pub async fn reach(world: &RunningWorld, max_depth: u32, min_pdq_quality: u8) -> Reach {
     let w = world.world();
+    let digests = known_digests(world);
+    let fetcher =
+        aranea_crawl::fetch::Fetcher::new(config(world, 0).fetch_config().unwrap()).unwrap();
     let mut reach = Reach::default();
     let mut queue: VecDeque<(usize, String, u32, bool)> = VecDeque::new();
     let mut seen = BTreeSet::new();
@@ -175,7 +230,7 @@ pub fn reach(world: &RunningWorld, max_depth: u32) -> Reach {
             queue.push_back((site.id, "/".to_owned(), 0, true));
         }
     }
-    let mut distance_cache: BTreeMap<String, bool> = BTreeMap::new();
+    let mut judged: BTreeMap<String, bool> = BTreeMap::new();
     while let Some((site_id, path, depth, seed)) = queue.pop_front() {
         let site = &w.sites[site_id];
         if !robots_allows(&site.robots, &path) {
@@ -193,9 +248,18 @@ pub fn reach(world: &RunningWorld, max_depth: u32) -> Reach {
                 continue;
             }
             let url = world.url(&site.host, &item.path);
-            let hit = *distance_cache
-                .entry(url.clone())
-                .or_insert_with(|| world.pdq_distance_to_bank(&url).is_some_and(|d| d <= 31));
+            let hit = match judged.get(&url) {
+                Some(hit) => *hit,
+                None => {
+                    let (hit, below) =
+                        judge(world, &fetcher, &digests, &url, min_pdq_quality).await;
+                    if below {
+                        reach.below_quality.insert(url.clone());
+                    }
+                    judged.insert(url.clone(), hit);
+                    hit
+                }
+            };
             reach.images.insert(url.clone());
             reach.page_of.insert(url.clone(), page_url.clone());
             if hit {
