@@ -185,7 +185,7 @@ async fn judge(
     url: &str,
     min_pdq_quality: u8,
 ) -> (bool, bool) {
-    if !world.pdq_distance_to_bank(url).is_some_and(|d| d <= 31) {
+    if world.pdq_distance_to_bank(url).is_none_or(|d| d > 31) {
         return (false, false);
     }
     for _ in 0..20 {
