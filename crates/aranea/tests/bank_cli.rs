@@ -547,14 +547,18 @@ fn an_import_killed_midway_leaves_all_or_nothing_and_the_next_one_completes() {
     assert!(killed > 0, "no import was killed while writing entries");
 }
 
-/// A hex list of `lines` MD5 values unique to `tag`.
-fn md5_list(dir: &Path, tag: u64, lines: u64) -> PathBuf {
-    let path = dir.join(format!("list-{tag}.txt"));
+/// Starts `bank import shared` of a hex list of `lines` MD5 values unique to `tag`.
+fn spawn_md5_import(data: &Path, tag: u64, lines: u64) -> std::process::Child {
+    let path = data.join(format!("list-{tag}.txt"));
     let text: String = (0..lines)
         .map(|i| format!("{tag:016x}{i:016x}\n"))
         .collect();
     std::fs::write(&path, text).unwrap();
-    path
+    let list = path.to_str().unwrap();
+    spawn_bank(
+        data,
+        &["import", "shared", list, "--format", "hex", "--signal-type", "md5"],
+    )
 }
 
 fn spawn_bank(data: &Path, args: &[&str]) -> std::process::Child {
@@ -587,25 +591,7 @@ fn processes_writing_the_same_banks_at_once_lose_nothing() {
     let data = tempfile::tempdir().unwrap();
     let d = data.path();
     ok(d, &["create", "shared", "--classification", "csam"]);
-    let lists: Vec<PathBuf> = (1..=4).map(|tag| md5_list(d, tag, LINES)).collect();
-    let mut writers: Vec<_> = lists
-        .iter()
-        .map(|list| {
-            let list = list.to_str().unwrap();
-            spawn_bank(
-                d,
-                &[
-                    "import",
-                    "shared",
-                    list,
-                    "--format",
-                    "hex",
-                    "--signal-type",
-                    "md5",
-                ],
-            )
-        })
-        .collect();
+    let mut writers: Vec<_> = (1..=4).map(|tag| spawn_md5_import(d, tag, LINES)).collect();
     writers.extend((0..4).map(|k| {
         spawn_bank(
             d,
@@ -649,25 +635,7 @@ fn a_server_banking_while_the_command_line_imports_loses_nothing() {
     let d = data.path();
     ok(d, &["create", "shared", "--classification", "csam"]);
     let banks = aranea_server::LiveBanks::open(&d.join("banks")).unwrap();
-    let lists: Vec<PathBuf> = (1..=2).map(|tag| md5_list(d, tag, LINES)).collect();
-    let mut importers: Vec<_> = lists
-        .iter()
-        .map(|list| {
-            let list = list.to_str().unwrap();
-            spawn_bank(
-                d,
-                &[
-                    "import",
-                    "shared",
-                    list,
-                    "--format",
-                    "hex",
-                    "--signal-type",
-                    "md5",
-                ],
-            )
-        })
-        .collect();
+    let mut importers: Vec<_> = (1..=2).map(|tag| spawn_md5_import(d, tag, LINES)).collect();
     // The server's own writes, as review decisions make them, for as long as the imports run.
     let mut batch = 0u64;
     while batch < SERVER_BATCHES

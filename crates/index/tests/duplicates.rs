@@ -2,23 +2,11 @@
 //! whether they are in the snapshot, the journal, or appended in the same open transaction,
 //! and finding them reads no entry back from the snapshot file.
 
-use aranea_hash::PdqHash;
-use aranea_index::store::SNAPSHOT_FILE;
-use aranea_index::{
-    BankFilter, BankSpec, BankStore, NewEntry, Origin, Provenance, Signal, SignalType,
-};
+mod common;
 
-fn pdq(seed: u64) -> PdqHash {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut words = [0u64; 4];
-    for word in &mut words {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        *word = state;
-    }
-    PdqHash::from_words(words)
-}
+use aranea_index::store::SNAPSHOT_FILE;
+use aranea_index::{BankFilter, BankSpec, BankStore, NewEntry, Signal, SignalType};
+use common::{entry, pdq, provenance_by as provenance};
 
 fn md5(seed: u64) -> Signal {
     let hex: String = pdq(seed)
@@ -27,27 +15,6 @@ fn md5(seed: u64) -> Signal {
         .map(|w| format!("{w:016x}"))
         .collect();
     Signal::from_hex(SignalType::Md5, &hex[..32]).unwrap()
-}
-
-fn provenance(store: &mut BankStore, by: &str) -> u32 {
-    store
-        .add_provenance(Provenance {
-            added_by: by.into(),
-            added_at: 1,
-            origin: Origin::Manual,
-        })
-        .unwrap()
-}
-
-fn entry(bank: u32, signal: Signal, provenance: u32) -> NewEntry {
-    NewEntry {
-        bank,
-        signal,
-        classification: None,
-        provenance,
-        line: 0,
-        metadata: None,
-    }
 }
 
 fn live_entries(store: &BankStore, signal: &Signal) -> Vec<u64> {

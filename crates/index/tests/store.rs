@@ -1,27 +1,16 @@
 //! Bank directories end to end: journal, snapshots, crash recovery, live changes, matching
 //! rules (thresholds, allow-lists, disabled banks and entries), on real files in a temp dir.
 
+mod common;
+
+use common::{entry, pdq, provenance};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use aranea_hash::PdqHash;
-use aranea_index::{
-    BankFilter, BankKind, BankSpec, BankStore, NewEntry, Origin, Provenance, Signal, SignalType,
-};
-
-fn pdq(seed: u64) -> PdqHash {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut words = [0u64; 4];
-    for word in &mut words {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        *word = state;
-    }
-    PdqHash::from_words(words)
-}
+use aranea_index::{BankFilter, BankKind, BankSpec, BankStore, NewEntry, Signal, SignalType};
 
 fn flip(hash: PdqHash, bits: u32) -> PdqHash {
     let mut words = hash.to_words();
@@ -29,27 +18,6 @@ fn flip(hash: PdqHash, bits: u32) -> PdqHash {
         words[(bit / 64) as usize] ^= 1 << (bit % 64);
     }
     PdqHash::from_words(words)
-}
-
-fn provenance(store: &mut BankStore) -> u32 {
-    store
-        .add_provenance(Provenance {
-            added_by: "test".into(),
-            added_at: 1,
-            origin: Origin::Manual,
-        })
-        .unwrap()
-}
-
-fn entry(bank: u32, signal: Signal, provenance: u32) -> NewEntry {
-    NewEntry {
-        bank,
-        signal,
-        classification: None,
-        provenance,
-        line: 0,
-        metadata: None,
-    }
 }
 
 #[test]

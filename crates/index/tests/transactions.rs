@@ -2,32 +2,12 @@
 //! a batch of entries) reopens with the whole change or none of it, and the next change
 //! after such a crash completes normally.
 
+mod common;
+
+use common::{pdq, provenance};
 use std::path::{Path, PathBuf};
 
-use aranea_hash::PdqHash;
-use aranea_index::{BankFilter, BankSpec, BankStore, NewEntry, Origin, Provenance, Signal};
-
-fn pdq(seed: u64) -> PdqHash {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut words = [0u64; 4];
-    for word in &mut words {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        *word = state;
-    }
-    PdqHash::from_words(words)
-}
-
-fn provenance(store: &mut BankStore) -> u32 {
-    store
-        .add_provenance(Provenance {
-            added_by: "test".into(),
-            added_at: 1,
-            origin: Origin::Manual,
-        })
-        .unwrap()
-}
+use aranea_index::{BankFilter, BankSpec, BankStore, NewEntry, Signal};
 
 fn entries(provenance: u32, seeds: std::ops::Range<u64>) -> Vec<NewEntry> {
     seeds

@@ -4,25 +4,16 @@
 //! with their timestamps; vPDQ rows round-trip through export and import, and tampered rows
 //! are refused. Videos are synthetic frame lists here: the decoder is tested in aranea-hash.
 
+mod common;
+
 use aranea_hash::{PdqHash, VpdqFeature};
 use aranea_index::export::{ExportOptions, write_list};
 use aranea_index::import::{ListFormat, ReadOptions, read_list};
 use aranea_index::{
-    BankFilter, BankKind, BankSpec, BankStore, NewEntry, Origin, Provenance, Signal, SignalType,
-    VideoIndex, VideoIndexParams, match_frames, vpdq_entry, vpdq_features,
+    BankFilter, BankKind, BankSpec, BankStore, NewEntry, Signal, SignalType, VideoIndex,
+    VideoIndexParams, match_frames, vpdq_entry, vpdq_features,
 };
-
-fn pdq(seed: u64) -> PdqHash {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut words = [0u64; 4];
-    for word in &mut words {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        *word = state;
-    }
-    PdqHash::from_words(words)
-}
+use common::{pdq, provenance};
 
 fn flip(hash: PdqHash, bits: u32, offset: u32) -> PdqHash {
     let mut words = hash.to_words();
@@ -53,16 +44,6 @@ fn new_entry(bank: u32, signal: Signal, metadata: Option<String>, provenance: u3
         line: 0,
         metadata,
     }
-}
-
-fn provenance(store: &mut BankStore) -> u32 {
-    store
-        .add_provenance(Provenance {
-            added_by: "test".into(),
-            added_at: 1,
-            origin: Origin::Manual,
-        })
-        .unwrap()
 }
 
 fn add_video(store: &mut BankStore, bank: u32, features: &[VpdqFeature]) -> u64 {

@@ -189,6 +189,30 @@ pub(crate) fn check_seen(
     Ok(())
 }
 
+/// Inside the open transaction `$tx`: the rows of `$matches` (each a `TimedMatch`) for the
+/// sighting `$sighting_id`.
+macro_rules! insert_timed_matches {
+    ($tx:ident, $sighting_id:expr, $matches:expr, $now:expr) => {{
+        let sighting_id: i64 = $sighting_id;
+        for m in $matches {
+            let m: &$crate::media::TimedMatch = m;
+            sqlx::query($crate::media::INSERT_TIMED_MATCH)
+                .bind(sighting_id)
+                .bind(m.hit.bank_id)
+                .bind(&m.hit.bank_name)
+                .bind(m.hit.entry_id)
+                .bind(&m.hit.signal_type)
+                .bind(i64::from(m.hit.distance))
+                .bind(&m.hit.classification)
+                .bind($now)
+                .bind(m.frame_ms)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+pub(crate) use insert_timed_matches;
+
 /// Writes media, its sighting and the sighting's matches inside the open transaction `$tx`
 /// (checked first with [`check_seen`]); evaluates to the [`SightingId`]. A macro so one body
 /// serves both drivers' transaction types and every caller's transaction.
@@ -242,21 +266,7 @@ macro_rules! record_seen_in {
             });
         };
         for sighting_id in &ids {
-            for m in $matches {
-                let m: &$crate::media::TimedMatch = m;
-                sqlx::query($crate::media::INSERT_TIMED_MATCH)
-                    .bind(*sighting_id)
-                    .bind(m.hit.bank_id)
-                    .bind(&m.hit.bank_name)
-                    .bind(m.hit.entry_id)
-                    .bind(&m.hit.signal_type)
-                    .bind(i64::from(m.hit.distance))
-                    .bind(&m.hit.classification)
-                    .bind($now)
-                    .bind(m.frame_ms)
-                    .execute(&mut *$tx)
-                    .await?;
-            }
+            $crate::media::insert_timed_matches!($tx, *sighting_id, $matches, $now);
         }
         $crate::media::Recorded {
             sighting: $crate::media::SightingId(id),
@@ -287,21 +297,7 @@ macro_rules! sight_embeds_in {
         for row in &rows {
             let sighting_id = row.i64("id")?;
             pages.push($crate::frontier::UrlId(row.i64("page_url_id")?));
-            for m in $matches {
-                let m: &$crate::media::TimedMatch = m;
-                sqlx::query($crate::media::INSERT_TIMED_MATCH)
-                    .bind(sighting_id)
-                    .bind(m.hit.bank_id)
-                    .bind(&m.hit.bank_name)
-                    .bind(m.hit.entry_id)
-                    .bind(&m.hit.signal_type)
-                    .bind(i64::from(m.hit.distance))
-                    .bind(&m.hit.classification)
-                    .bind($now)
-                    .bind(m.frame_ms)
-                    .execute(&mut *$tx)
-                    .await?;
-            }
+            $crate::media::insert_timed_matches!($tx, sighting_id, $matches, $now);
         }
         pages
     }};
