@@ -557,7 +557,15 @@ fn spawn_md5_import(data: &Path, tag: u64, lines: u64) -> std::process::Child {
     let list = path.to_str().unwrap();
     spawn_bank(
         data,
-        &["import", "shared", list, "--format", "hex", "--signal-type", "md5"],
+        &[
+            "import",
+            "shared",
+            list,
+            "--format",
+            "hex",
+            "--signal-type",
+            "md5",
+        ],
     )
 }
 

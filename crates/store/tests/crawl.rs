@@ -454,7 +454,10 @@ async fn pages_of_several_leases_settle_in_one_call_each_all_or_nothing(db: &Tes
     // The second page's lease is lost before the batch: it alone fails.
     let lost = lease("g2.example");
     frontier.release(&lost, NOW).await.unwrap();
-    frontier.claim_hosts("other", 10, 60_000, NOW + 1).await.unwrap();
+    frontier
+        .claim_hosts("other", 10, 60_000, NOW + 1)
+        .await
+        .unwrap();
     let second = PageSettlement {
         lease: lost,
         seen: Vec::new(),
@@ -507,6 +510,10 @@ async fn pages_of_several_leases_settle_in_one_call_each_all_or_nothing(db: &Tes
         let record = frontier.url(id(u)).await.unwrap().unwrap();
         assert_ne!(record.state, UrlState::Done, "{u}");
     }
-    let host = frontier.host_by_key("https://g1.example").await.unwrap().unwrap();
+    let host = frontier
+        .host_by_key("https://g1.example")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(host.pages_fetched, 2);
 }
