@@ -132,12 +132,16 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 pub struct ChromeDriver {
     child: Child,
     pub addr: SocketAddr,
+    /// chromedriver's and Chromium's TMPDIR: a killed driver never removes the profiles it
+    /// made there, so the directory goes with it instead of piling up in the system's.
+    scratch: std::path::PathBuf,
 }
 
 impl Drop for ChromeDriver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.scratch);
     }
 }
 
@@ -148,15 +152,23 @@ impl ChromeDriver {
             .local_addr()
             .unwrap()
             .port();
+        let scratch =
+            std::env::temp_dir().join(format!("aranea-chromedriver-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&scratch).unwrap();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .env("TMPDIR", &scratch)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver (Debian package chromium-driver; scripts/test installs it)");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         // Owned at once, so a failure below still kills and reaps it.
-        let driver = ChromeDriver { child, addr };
+        let driver = ChromeDriver {
+            child,
+            addr,
+            scratch,
+        };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
                 return driver;
