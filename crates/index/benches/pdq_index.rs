@@ -18,6 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "data.rs"]
+mod data;
+
+use data::{bench_data, cpu_seconds, env_or, read_codes};
+
 use aranea_index::pdq_index::{Code, CodeHit, IndexParams, PdqIndex, SearchScratch};
 use aranea_index::snapshot::{read_pdq_index, write_pdq_index};
 
@@ -35,7 +40,7 @@ struct Row {
 }
 
 fn main() {
-    let n: usize = env_or("ARANEA_BENCH_N", 1_000_000);
+    let (n, dir) = bench_data(1_000_000);
     let radii: Vec<u32> = std::env::var("ARANEA_BENCH_RADII")
         .unwrap_or_else(|_| "31".into())
         .split(',')
@@ -44,8 +49,6 @@ fn main() {
     let reference_queries: usize = env_or("ARANEA_BENCH_REFERENCE_QUERIES", 2000);
     let target =
         PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()));
-    let dir = std::env::var("ARANEA_BENCH_DIR")
-        .map_or_else(|_| target.join(format!("pdqsynth/n{n}")), PathBuf::from);
     let tool = match ensure_brute_force(&target) {
         Ok(tool) => Some(tool),
         Err(why) => {
@@ -138,29 +141,10 @@ fn main() {
     }
 }
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
     let start = Instant::now();
     let value = f();
     (value, start.elapsed().as_secs_f64())
-}
-
-/// CPU seconds used by this process so far (user + system), from /proc.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
 }
 
 fn single_queries(index: &PdqIndex, queries: &[Code], radius: u32) -> (f64, Vec<Vec<u32>>) {
@@ -213,20 +197,6 @@ fn recall(truth: &[Vec<u32>], found: &[Vec<u32>]) -> f64 {
     } else {
         got as f64 / wanted as f64
     }
-}
-
-fn read_codes(path: &Path) -> Vec<Code> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes
-        .chunks_exact(32)
-        .map(|chunk| {
-            let mut code = [0u64; 4];
-            for (word, eight) in code.iter_mut().zip(chunk.chunks_exact(8)) {
-                *word = u64::from_be_bytes(eight.try_into().unwrap());
-            }
-            code
-        })
-        .collect()
 }
 
 fn ensure_brute_force(target: &Path) -> Result<PathBuf, String> {
@@ -284,21 +254,7 @@ fn ground_truth(tool: &Path, dir: &Path, radius: u32) -> Result<Vec<Vec<u32>>, S
             return Err(String::from_utf8_lossy(&output.stderr).into_owned());
         }
     }
-    let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
-    let word = |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap());
-    let (queries, total) = (word(0) as usize, word(1) as usize);
-    let u32_at = |offset: usize| u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap());
-    let ids_start = 16 + 4 * queries;
-    assert_eq!(bytes.len(), ids_start + 4 * total, "ground truth size");
-    let mut next = ids_start;
-    Ok((0..queries)
-        .map(|q| {
-            let count = u32_at(16 + 4 * q) as usize;
-            let ids = (0..count).map(|k| u32_at(next + 4 * k)).collect();
-            next += 4 * count;
-            ids
-        })
-        .collect())
+    Ok(data::read_truth(&path))
 }
 
 fn reference_rows(
@@ -435,7 +391,10 @@ fn run_reference(name: &str, command: &mut Command, n: usize) -> Row {
 
 fn print_table(n: usize, radius: u32, rows: &[Row]) {
     let ours = rows.first().and_then(|r| r.single_qps).unwrap_or(0.0);
-    println!("\nN = {n}, radius = {radius} (queries per CPU-second, one thread)");
+    println!(
+        "\nN = {n}, radius = {radius} (queries per CPU-second, one thread; load average {})",
+        data::load_average()
+    );
     println!(
         "{:<40} {:>11} {:>11} {:>9} {:>8} {:>8} {:>8} {:>9}  note",
         "method", "single q/s", "batch q/s", "ours ÷", "build s", "load s", "B/entry", "recall"

@@ -19,19 +19,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "../benches/data.rs"]
+mod data;
+
 use aranea_hash::PdqHash;
 use aranea_index::bank::{Origin, Provenance};
 use aranea_index::{BankFilter, BankSpec, BankStore, NewEntry, Signal};
+use data::{bench_data, code_at, cpu_seconds, load_average, read_codes};
 
 fn main() {
-    let n: usize = std::env::var("ARANEA_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000_000);
-    let target =
-        PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()));
-    let data = std::env::var("ARANEA_BENCH_DIR")
-        .map_or_else(|_| target.join(format!("pdqsynth/n{n}")), PathBuf::from);
+    let (_, data) = bench_data(10_000_000);
     let banks = std::env::var("ARANEA_BANK_DIR").map_or_else(|_| data.join("banks"), PathBuf::from);
     if std::env::args().nth(1).as_deref() == Some("--build") {
         build(&data, &banks);
@@ -212,49 +209,4 @@ fn status_kib(field: &str) -> u64 {
         .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
-}
-
-/// The `index`-th code of a `db.u8` file.
-fn code_at(path: &Path, index: u64) -> Option<[u64; 4]> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::File::open(path).ok()?;
-    file.seek(SeekFrom::Start(index * 32)).ok()?;
-    let mut bytes = [0u8; 32];
-    file.read_exact(&mut bytes).ok()?;
-    let mut code = [0u64; 4];
-    for (word, eight) in code.iter_mut().zip(bytes.chunks_exact(8)) {
-        *word = u64::from_be_bytes(eight.try_into().ok()?);
-    }
-    Some(code)
-}
-
-fn read_codes(path: &Path) -> Vec<[u64; 4]> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes
-        .chunks_exact(32)
-        .map(|chunk| {
-            let mut code = [0u64; 4];
-            for (word, eight) in code.iter_mut().zip(chunk.chunks_exact(8)) {
-                *word = u64::from_be_bytes(eight.try_into().unwrap());
-            }
-            code
-        })
-        .collect()
 }

@@ -8,25 +8,17 @@
 //! `ARANEA_BENCH_DIR` (default `$CARGO_TARGET_DIR/pdqsynth/n<ARANEA_BENCH_N>`), radius 31.
 //! Prints single and batch queries per CPU-second of this process, heap bytes per code, recall.
 
-use std::path::{Path, PathBuf};
+#[path = "../benches/data.rs"]
+mod data;
 
 use aranea_index::pdq_index::{Code, CodeHit, IndexParams, PdqIndex, SearchScratch};
+use data::{bench_data, cpu_seconds, env_or, read_codes, read_truth};
 
 const RADIUS: u32 = 31;
 
 fn main() {
-    let n: usize = std::env::var("ARANEA_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000_000);
-    let rounds: usize = std::env::var("ARANEA_AB_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
-    let target =
-        PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()));
-    let dir = std::env::var("ARANEA_BENCH_DIR")
-        .map_or_else(|_| target.join(format!("pdqsynth/n{n}")), PathBuf::from);
+    let (_, dir) = bench_data(10_000_000);
+    let rounds = env_or("ARANEA_AB_ROUNDS", 2);
     let codes = read_codes(&dir.join("db.u8"));
     let queries = read_codes(&dir.join("queries.u8"));
     let truth = read_truth(&dir.join(format!("gt_r{RADIUS}.bin")));
@@ -97,48 +89,4 @@ fn measure(
         queries.len() as f64 / single_s.max(1e-3),
         queries.len() as f64 / batch_s.max(1e-3),
     );
-}
-
-/// CPU seconds used by this process so far (user + system), from /proc.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
-}
-
-fn read_codes(path: &Path) -> Vec<Code> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes
-        .chunks_exact(32)
-        .map(|chunk| {
-            let mut code = [0u64; 4];
-            for (word, eight) in code.iter_mut().zip(chunk.chunks_exact(8)) {
-                *word = u64::from_be_bytes(eight.try_into().expect("8 bytes"));
-            }
-            code
-        })
-        .collect()
-}
-
-/// Per-query sorted ids of `gt_r<radius>.bin` (written by the bench's ground truth step).
-fn read_truth(path: &Path) -> Vec<Vec<u32>> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let word = |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8"));
-    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4"));
-    let queries = word(0) as usize;
-    let mut next = 16 + 4 * queries;
-    (0..queries)
-        .map(|q| {
-            let count = u32_at(16 + 4 * q) as usize;
-            let mut ids: Vec<u32> = (0..count).map(|k| u32_at(next + 4 * k)).collect();
-            next += 4 * count;
-            ids.sort_unstable();
-            ids
-        })
-        .collect()
 }
