@@ -1,7 +1,8 @@
 //! A/B of PDQ index layouts in one process (the machine is shared: compare within a run).
 //!
 //! Usage: `cargo run --release -p aranea-index --example layout_ab -- 10:1 11:2 12:2 10:1:sorted`
-//! Each argument is `substrings:bucket_log2[:sorted]`; `sorted` builds over the codes ordered
+//! Each argument is `substrings:bucket_log2[:hR][:sorted]`; `hR` tunes the substring lengths for
+//! radius R (`IndexParams::radius_hint`; `h0` = equal lengths); `sorted` builds over the codes ordered
 //! by the first substring's value (a locality order: the first table's buckets are then
 //! contiguous runs of codes) and maps ids back. Variants are measured in turn, `ARANEA_AB_ROUNDS`
 //! times (default 2), on the data and ground truth the `pdq_index` bench leaves in
@@ -28,10 +29,15 @@ fn main() {
             let mut parts = variant.split(':');
             let substrings = parts.next().and_then(|p| p.parse().ok());
             let bucket_log2 = parts.next().and_then(|p| p.parse().ok());
-            let sorted = parts.next() == Some("sorted");
+            let rest: Vec<&str> = parts.collect();
+            let sorted = rest.contains(&"sorted");
+            let radius_hint = rest
+                .iter()
+                .find_map(|p| p.strip_prefix('h').and_then(|r| r.parse().ok()));
             let params = IndexParams {
                 substrings,
                 bucket_log2,
+                radius_hint,
                 ..IndexParams::default()
             };
             measure(round, variant, &codes, &queries, &truth, params, sorted);

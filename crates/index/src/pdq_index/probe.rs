@@ -24,9 +24,9 @@ const _: () = assert!(RING > CELLS_AHEAD && RING.is_power_of_two());
 /// bits may still differ.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Probe {
-    slot: u32,
-    budget: u32,
-    bucket: u32,
+    pub(super) slot: u32,
+    pub(super) budget: u32,
+    pub(super) bucket: u32,
 }
 
 /// Reusable buffers for queries; one per thread avoids allocation on the hot path.
@@ -77,8 +77,8 @@ impl PdqIndex {
     fn walk_probes(&self, keys: &[u32], probes: &[Probe], candidates: &mut Vec<u64>) {
         let id_bits = self.id_bits();
         let id_mask = (1u32 << id_bits) - 1;
-        let mut ring = [(0u32, 0u32); RING];
         let table_of = |probe: &Probe| self.tables.get(probe.slot as usize);
+        let mut ring = [(0u32, 0u32); RING];
         for step in 0..probes.len() + DIR_AHEAD + CELLS_AHEAD {
             if let Some(probe) = probes.get(step)
                 && let Some(table) = table_of(probe)
