@@ -5,9 +5,10 @@
 mod common;
 
 use aranea_store::{
-    BankMatch, Completion, FetchOutcome, MediaRecord, NewSighting, PageSettlement, Priority,
-    SeenMedia, Store, StoreError, TimedMatch, UrlId, UrlNext, UrlState,
+    BankMatch, Completion, FetchOutcome, NewSighting, PageSettlement, Priority, Store, StoreError,
+    TimedMatch, UrlId, UrlNext, UrlState,
 };
+use common::leased::{lease, photo, seen};
 use common::{NOW, TestDb, url};
 
 contract_tests!(
@@ -19,22 +20,8 @@ contract_tests!(
     pages_of_several_leases_settle_in_one_call_each_all_or_nothing,
 );
 
-fn media(seed: u8) -> MediaRecord {
-    MediaRecord {
-        sha256: [seed; 32],
-        md5: [seed; 16],
-        sha1: [seed; 20],
-        pdq: None,
-        pdq_quality: None,
-        size: 10,
-        kind: "jpeg".into(),
-        width: None,
-        height: None,
-    }
-}
-
 async fn sight(store: &Store, seed: u8, at: UrlId, page: UrlId) -> aranea_store::SightingId {
-    store.media().record(&media(seed), NOW).await.unwrap();
+    store.media().record(&photo(seed), NOW).await.unwrap();
     store
         .media()
         .record_sighting(&NewSighting {
@@ -113,14 +100,9 @@ async fn attempts_under_a_prefix_and_queued_work_are_counted(db: &TestDb) {
             .unwrap(),
         0
     );
-    let leased = store
-        .frontier()
-        .claim_hosts("w", 1, 60_000, NOW)
-        .await
-        .unwrap();
-    let lease = &leased[0].lease;
-    let urls = store.frontier().next_urls(lease, 10, NOW).await.unwrap();
-    for u in urls.iter().filter(|u| u.url.contains("/calendar/")) {
+    let leased = lease(&store, 1).await;
+    let lease = leased.lease("b.example");
+    for u in leased.urls.iter().filter(|u| u.url.contains("/calendar/")) {
         let outcome = FetchOutcome::fetched(200, 10, UrlNext::Done);
         store
             .frontier()
@@ -156,7 +138,7 @@ async fn media_sighting_and_timed_matches_are_recorded_together_once(db: &TestDb
         .await
         .unwrap();
     let (page, clip) = (done[0].id, done[1].id);
-    let mut record = media(9);
+    let mut record = photo(9);
     record.kind = "mp4".into();
     let sighting = NewSighting {
         media_sha256: [9; 32],
@@ -212,7 +194,7 @@ async fn media_sighting_and_timed_matches_are_recorded_together_once(db: &TestDb
         hit: hit(3, ""),
         frame_ms: None,
     }];
-    let mut other = media(10);
+    let mut other = photo(10);
     other.kind = "mp4".into();
     let elsewhere = NewSighting {
         media_sha256: [10; 32],
@@ -237,13 +219,8 @@ async fn a_page_and_its_media_complete_in_one_call(db: &TestDb) {
         )
         .await
         .unwrap();
-    let leased = store
-        .frontier()
-        .claim_hosts("w", 1, 60_000, NOW)
-        .await
-        .unwrap();
-    let lease = &leased[0].lease;
-    let urls = store.frontier().next_urls(lease, 10, NOW).await.unwrap();
+    let leased = lease(&store, 1).await;
+    let (lease, urls) = (leased.lease("c.example"), &leased.urls);
     assert_eq!(urls.len(), 2);
     let fetched = FetchOutcome::fetched(200, 10, UrlNext::Done);
     let batch: Vec<(UrlId, &FetchOutcome)> = urls.iter().map(|u| (u.id, &fetched)).collect();
@@ -253,7 +230,7 @@ async fn a_page_and_its_media_complete_in_one_call(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(done, vec![Completion::Recorded, Completion::Recorded]);
-    for u in &urls {
+    for u in urls {
         let record = store.frontier().url(u.id).await.unwrap().unwrap();
         assert_eq!(record.state, UrlState::Done);
         assert_eq!(store.frontier().fetches(u.id).await.unwrap().len(), 1);
@@ -285,27 +262,10 @@ async fn a_pages_media_and_their_completions_are_written_together_or_not_at_all(
         )
         .await
         .unwrap();
-    let leased = store
-        .frontier()
-        .claim_hosts("w", 1, 60_000, NOW)
-        .await
-        .unwrap();
-    let lease = &leased[0].lease;
-    let urls = store.frontier().next_urls(lease, 10, NOW).await.unwrap();
-    let id = |path: &str| urls.iter().find(|u| u.url.ends_with(path)).unwrap().id;
+    let leased = lease(&store, 1).await;
+    let lease = leased.lease("s.example");
+    let id = |path: &str| leased.id(&format!("s.example{path}"));
     let (page, one, two) = (id("/page"), id("/1.jpg"), id("/2.jpg"));
-    let seen = |seed: u8, at: UrlId, matches: Vec<TimedMatch>| SeenMedia {
-        media: media(seed),
-        sighting: NewSighting {
-            media_sha256: [seed; 32],
-            url: at,
-            page: Some(page),
-            member_path: None,
-            seen_at: NOW,
-            server_ip: None,
-        },
-        matches,
-    };
     let hit = TimedMatch {
         hit: BankMatch {
             bank_id: 1,
@@ -318,7 +278,10 @@ async fn a_pages_media_and_their_completions_are_written_together_or_not_at_all(
         frame_ms: None,
     };
     let fetched = FetchOutcome::fetched(200, 10, UrlNext::Done);
-    let batch = [seen(21, one, vec![hit.clone()]), seen(22, two, Vec::new())];
+    let batch = [
+        seen(21, one, page, vec![hit.clone()]),
+        seen(22, two, page, Vec::new()),
+    ];
     let done = [(one, &fetched), (two, &fetched)];
 
     // A refused field in one media: nothing written, no URL completed.
@@ -387,7 +350,7 @@ async fn a_pages_media_and_their_completions_are_written_together_or_not_at_all(
     assert_eq!(later.len(), 1);
     let lost = store
         .frontier()
-        .settle_page(lease, &[seen(23, page, Vec::new())], &[], NOW + 10)
+        .settle_page(lease, &[seen(23, page, page, Vec::new())], &[], NOW + 10)
         .await;
     assert!(
         matches!(lost, Err(StoreError::LeaseLost { .. })),
@@ -411,36 +374,17 @@ async fn pages_of_several_leases_settle_in_one_call_each_all_or_nothing(db: &Tes
         )
         .await
         .unwrap();
-    let leased = frontier.claim_hosts("w", 10, 60_000, NOW).await.unwrap();
-    assert_eq!(leased.len(), 3);
-    let lease = |host: &str| {
-        leased
-            .iter()
-            .find(|l| l.host.key == format!("https://{host}"))
-            .unwrap()
-            .lease
-            .clone()
-    };
-    let mut ids = std::collections::HashMap::new();
-    for l in &leased {
-        for u in frontier.next_urls(&l.lease, 10, NOW).await.unwrap() {
-            ids.insert(u.url.clone(), u.id);
-        }
-    }
-    let id = |u: &str| ids[&format!("https://{u}")];
+    let leased = lease(&store, 10).await;
+    assert_eq!(leased.hosts.len(), 3);
+    let lease = |host: &str| leased.lease(host).clone();
+    let id = |u: &str| leased.id(u);
     let fetched = FetchOutcome::fetched(200, 10, UrlNext::Done);
-    let photo = SeenMedia {
-        media: media(31),
-        sighting: NewSighting {
-            media_sha256: [31; 32],
-            url: id("g1.example/1.jpg"),
-            page: Some(id("g1.example/page")),
-            member_path: None,
-            seen_at: NOW,
-            server_ip: None,
-        },
-        matches: Vec::new(),
-    };
+    let photo = seen(
+        31,
+        id("g1.example/1.jpg"),
+        id("g1.example/page"),
+        Vec::new(),
+    );
     let first = PageSettlement {
         lease: lease("g1.example"),
         seen: vec![photo],

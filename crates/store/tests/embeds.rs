@@ -5,10 +5,8 @@
 #[macro_use]
 mod common;
 
-use aranea_store::{
-    BankMatch, FetchOutcome, MediaRecord, NewSighting, NewUrl, SeenMedia, TimedMatch, UrlId,
-    UrlNext, UrlSource,
-};
+use aranea_store::{FetchOutcome, NewSighting, NewUrl, UrlId, UrlNext, UrlSource};
+use common::leased::{known, lease, photo, seen};
 use common::{NOW, TestDb, url};
 
 contract_tests!(
@@ -21,34 +19,6 @@ fn embed(host: &str, path: &str, page: UrlId) -> NewUrl {
         source: UrlSource::Embed,
         parent: Some(page),
         ..url(host, path)
-    }
-}
-
-fn photo(seed: u8) -> MediaRecord {
-    MediaRecord {
-        sha256: [seed; 32],
-        md5: [seed; 16],
-        sha1: [seed; 20],
-        pdq: None,
-        pdq_quality: None,
-        size: 10,
-        kind: "jpeg".into(),
-        width: None,
-        height: None,
-    }
-}
-
-fn known(entry: i64) -> TimedMatch {
-    TimedMatch {
-        hit: BankMatch {
-            bank_id: 1,
-            bank_name: "known".into(),
-            entry_id: entry,
-            signal_type: "md5".into(),
-            distance: 0,
-            classification: "csam".into(),
-        },
-        frame_ms: None,
     }
 }
 
@@ -170,26 +140,11 @@ async fn a_settled_page_sights_its_media_on_other_embedding_pages(db: &TestDb) {
         .enqueue_urls(&[embed("s.example", "/2.jpg", other)], NOW)
         .await
         .unwrap();
-    let leased = frontier.claim_hosts("w", 10, 60_000, NOW).await.unwrap();
-    let lease = &leased
-        .iter()
-        .find(|l| l.host.key == "https://s.example")
-        .unwrap()
-        .lease;
-    let urls = frontier.next_urls(lease, 10, NOW).await.unwrap();
-    assert_eq!(urls.len(), 3);
-    let seen = |seed: u8, at: UrlId| SeenMedia {
-        media: photo(seed),
-        sighting: NewSighting {
-            media_sha256: [seed; 32],
-            url: at,
-            page: Some(page),
-            member_path: None,
-            seen_at: NOW,
-            server_ip: None,
-        },
-        matches: vec![known(i64::from(seed))],
-    };
+    let leased = lease(&store, 10).await;
+    let lease = leased.lease("s.example");
+    let taken = leased.urls.iter().filter(|u| u.url.contains("s.example"));
+    assert_eq!(taken.count(), 3);
+    let seen = |seed: u8, at: UrlId| seen(seed, at, page, vec![known(i64::from(seed))]);
     let fetched = FetchOutcome::fetched(200, 10, UrlNext::Done);
     let settled = frontier
         .settle_page(

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aranea_store::{NewUrl, Priority, Store, UrlSource};
 use sqlx::Connection;
 
+pub mod leased;
+
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 pub const NOW: i64 = 1_700_000_000_000;
