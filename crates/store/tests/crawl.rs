@@ -417,11 +417,25 @@ async fn pages_of_several_leases_settle_in_one_call_each_all_or_nothing(db: &Tes
         links: vec![url("g3.example", "/bad\0byte")],
         raise_known_to: None,
     };
+    // The fourth fails only after writing its media and link (it completes a URL of another
+    // lease): those writes are undone with it.
+    let fourth = PageSettlement {
+        lease: lease("g3.example"),
+        seen: vec![seen(
+            32,
+            id("g3.example/page"),
+            id("g3.example/page"),
+            Vec::new(),
+        )],
+        completions: vec![(id("g1.example/1.jpg"), fetched.clone())],
+        links: vec![url("g3.example", "/undone")],
+        raise_known_to: None,
+    };
     let results = frontier
-        .settle_pages(&[first, second, third], NOW + 2)
+        .settle_pages(&[first, second, third, fourth], NOW + 2)
         .await
         .unwrap();
-    assert_eq!(results.len(), 3);
+    assert_eq!(results.len(), 4);
     let settled = results[0].as_ref().unwrap();
     assert_eq!(settled.page.sightings.len(), 1);
     assert_eq!(
@@ -432,6 +446,11 @@ async fn pages_of_several_leases_settle_in_one_call_each_all_or_nothing(db: &Tes
     assert!(settled.links[0].inserted && !settled.links[1].inserted);
     assert!(matches!(results[1], Err(StoreError::LeaseLost { .. })));
     assert!(results[2].is_err());
+    assert!(
+        matches!(results[3], Err(StoreError::UrlNotInLease { .. })),
+        "{:?}",
+        results[3]
+    );
     // Written: the first page, its media, its new link; the known link raised.
     for u in ["g1.example/page", "g1.example/1.jpg"] {
         let record = frontier.url(id(u)).await.unwrap().unwrap();
@@ -442,14 +461,11 @@ async fn pages_of_several_leases_settle_in_one_call_each_all_or_nothing(db: &Tes
     assert!(next.is_some());
     let raised = frontier.url(id("g3.example/page")).await.unwrap().unwrap();
     assert_eq!(raised.priority, Priority::MatchLink);
-    // Not written: anything of the second and third pages.
-    assert!(
-        frontier
-            .url_id("https://g2.example/never")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    // Not written: anything of the second, third and fourth pages.
+    for never in ["https://g2.example/never", "https://g3.example/undone"] {
+        assert!(frontier.url_id(never).await.unwrap().is_none(), "{never}");
+    }
+    assert!(store.media().get(&[32; 32]).await.unwrap().is_none());
     for u in ["g2.example/page", "g3.example/page"] {
         let record = frontier.url(id(u)).await.unwrap().unwrap();
         assert_ne!(record.state, UrlState::Done, "{u}");
