@@ -114,13 +114,14 @@ impl Generation {
         let Some(radius) = self.radius(filter) else {
             return MatchResult::default();
         };
-        let mut scratch = SearchScratch::default();
         let mut raw = Vec::new();
-        for variant in variants {
-            for segment in [&self.base, &self.delta] {
-                segment.search_pdq(variant, radius, &mut scratch, &mut raw);
+        with_search_scratch(|scratch| {
+            for variant in variants {
+                for segment in [&self.base, &self.delta] {
+                    segment.search_pdq(variant, radius, scratch, &mut raw);
+                }
             }
-        }
+        });
         self.finish(&raw, filter)
     }
 
@@ -139,12 +140,13 @@ impl Generation {
             }
         }
         if let Some(radius) = self.radius(filter) {
-            let mut scratch = SearchScratch::default();
-            for variant in pdq_variants {
-                for segment in [&self.base, &self.delta] {
-                    segment.search_pdq(variant, radius, &mut scratch, &mut raw);
+            with_search_scratch(|scratch| {
+                for variant in pdq_variants {
+                    for segment in [&self.base, &self.delta] {
+                        segment.search_pdq(variant, radius, scratch, &mut raw);
+                    }
                 }
-            }
+            });
         }
         self.finish(&raw, filter)
     }
@@ -436,4 +438,14 @@ pub(crate) fn segment_entry(entry: &Entry) -> SegmentEntry<'_> {
         signal: entry.signal,
         classification: entry.classification.as_deref(),
     }
+}
+thread_local! {
+    // A query's probe and candidate lists reach a few hundred KB at 10M: allocated afresh per
+    // request they are mapped and faulted in each time (above malloc's mmap threshold).
+    static SEARCH_SCRATCH: std::cell::RefCell<SearchScratch> = std::cell::RefCell::default();
+}
+
+/// Runs `f` with this thread's single-query buffers.
+fn with_search_scratch<T>(f: impl FnOnce(&mut SearchScratch) -> T) -> T {
+    SEARCH_SCRATCH.with(|scratch| f(&mut scratch.borrow_mut()))
 }

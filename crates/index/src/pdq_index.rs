@@ -256,11 +256,17 @@ impl PdqIndex {
             self.blocked_scan(queries, radius, out);
             return;
         }
-        for (queries, out) in queries
-            .chunks(batch::BLOCK)
-            .zip(out.chunks_mut(batch::BLOCK))
-        {
-            self.sorted_block(queries, radius, scratch, out);
+        // Blocks of even size: 1,000 queries are two blocks of 500, not 512 and 488.
+        let blocks = queries.len().div_ceil(batch::BLOCK).max(1);
+        let block = queries.len().div_ceil(blocks).max(1);
+        for (queries, out) in queries.chunks(block).zip(out.chunks_mut(block)) {
+            if queries.len() < batch::SORTED_MIN {
+                for (query, hits) in queries.iter().zip(out.iter_mut()) {
+                    self.probe(query, radius, &mut scratch.single, hits);
+                }
+            } else {
+                self.sorted_block(queries, radius, scratch, out);
+            }
         }
     }
 

@@ -58,6 +58,9 @@ fn clustered() -> impl Strategy<Value = Vec<Code>> {
         })
 }
 
+/// Batches this large are sorted (smaller ones take the single-query path): checked both ways.
+const SORTED_BATCH: usize = 200;
+
 fn check(
     codes: Vec<Code>,
     queries: &[Code],
@@ -68,15 +71,23 @@ fn check(
     let mut scratch = SearchScratch::default();
     let mut batch = Vec::new();
     index.search_batch(queries, radius, &mut batch);
-    for (query, batch_hits) in queries.iter().zip(&batch) {
+    let repeated: Vec<Code> = queries.iter().copied().cycle().take(SORTED_BATCH).collect();
+    let mut sorted_batch = Vec::new();
+    index.search_batch(&repeated, radius, &mut sorted_batch);
+    prop_assert_eq!(sorted_batch.len(), repeated.len());
+    for (at, query) in queries.iter().enumerate() {
         let expected = brute_force(&codes, query, radius);
         let mut hits = Vec::new();
         index.search(query, radius, &mut scratch, &mut hits);
         hits.sort();
         prop_assert_eq!(&hits, &expected, "radius {}", radius);
-        let mut batch_hits = batch_hits.clone();
-        batch_hits.sort();
-        prop_assert_eq!(&batch_hits, &expected);
+        for batch_hits in
+            std::iter::once(&batch[at]).chain(sorted_batch.iter().skip(at).step_by(queries.len()))
+        {
+            let mut batch_hits = batch_hits.clone();
+            batch_hits.sort();
+            prop_assert_eq!(&batch_hits, &expected, "batch, radius {}", radius);
+        }
     }
     Ok(())
 }
