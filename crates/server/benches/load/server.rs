@@ -108,7 +108,7 @@ pub fn own_cpu_secs() -> f64 {
 }
 
 /// utime + stime of a /proc stat file. Clock ticks are 1/100 s on Linux (USER_HZ).
-fn cpu_secs_of(path: &str) -> f64 {
+pub fn cpu_secs_of(path: &str) -> f64 {
     let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name, which is in parentheses and may contain spaces.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
