@@ -56,7 +56,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (media, secs, fetched, crawl_cpu) = runtime.block_on(async {
+    let (media, secs, fetched, (crawl_cpu, serving_cpu)) = runtime.block_on(async {
         // ARANEA_BENCH_SQLITE_CONNECTIONS: the pool size to measure (default: the store's).
         let connections = std::env::var("ARANEA_BENCH_SQLITE_CONNECTIONS")
             .ok()
@@ -84,12 +84,13 @@ fn main() {
             .unwrap();
         let started = Instant::now();
         let cpu = cpu_seconds();
+        let serving = thread_cpu_seconds("simweb");
         let progress = crawler.run_until_idle().await.unwrap();
         (
             progress.media,
             started.elapsed().as_secs_f64(),
             progress.fetched,
-            cpu_seconds() - cpu,
+            (cpu_seconds() - cpu, thread_cpu_seconds("simweb") - serving),
         )
     });
     let crawl_rate = media as f64 / secs;
@@ -97,6 +98,10 @@ fn main() {
         "pipeline: {media} images ({fetched} requests) in {secs:.1} s = {crawl_rate:.0} images/s; \
          {crawl_cpu:.1} CPU-s (simweb's serving included) = {:.2} CPU-ms per image",
         crawl_cpu * 1000.0 / media as f64
+    );
+    println!(
+        "of which simweb's serving threads {serving_cpu:.1} CPU-s; the crawler alone about {:.2} CPU-ms per image",
+        (crawl_cpu - serving_cpu) * 1000.0 / media as f64
     );
 
     let files = Arc::new(runtime.block_on(served_media(&world)));
@@ -147,7 +152,26 @@ fn main() {
 
 /// User + system CPU seconds of this process so far (Linux `/proc/self/stat`, 100 ticks/s).
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu_seconds(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// CPU seconds of this process's live threads named `name` (simweb names its serving threads
+/// so; threads that ended are not counted, so this is a lower bound).
+fn thread_cpu_seconds(name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .map(|t| {
+            stat_cpu_seconds(&std::fs::read_to_string(t.path().join("stat")).unwrap_or_default())
+        })
+        .sum()
+}
+
+/// User + system CPU seconds in a `/proc/…/stat` line (100 ticks/s).
+fn stat_cpu_seconds(stat: &str) -> f64 {
     // Fields after the command name (which may hold spaces) start at the closing parenthesis.
     let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = rest.split_whitespace().collect();

@@ -7,15 +7,45 @@
 //! A step returns only once its own page is committed (or refused): nothing is acknowledged
 //! before it is durable, and a killed worker loses only what the next lease holder fetches
 //! again. This module must not decide what is written: pages arrive settled.
+//!
+//! On SQLite the group commit and the crawler's other hot-path writes also take one
+//! [`WriteTurn`] per process, so they queue here rather than in SQLite's busy handler.
 
 use std::sync::Mutex;
 
-use aranea_store::{PageSettlement, SettledLinks, Store, StoreError};
+use aranea_store::{BackendKind, PageSettlement, SettledLinks, Store, StoreError};
 use tokio::sync::oneshot;
 
 use super::now_ms;
 
 type Reply = oneshot::Sender<Result<SettledLinks, StoreError>>;
+
+/// This process's turn to write, on SQLite. Its writers take turns on one database lock, and
+/// a connection that finds the lock taken sleeps in SQLite's busy handler (1, 2, 5, … 100 ms
+/// at a time) while holding its pool connection, so steps waited tens of milliseconds for
+/// writes of one, and reads waited for the connections held. Taking turns here instead wakes
+/// the next writer as soon as the last one is done and holds no connection while waiting.
+/// Other processes on the same file still meet the busy handler. PostgreSQL locks rows, not
+/// the database: no turn there.
+pub(crate) struct WriteTurn {
+    lock: Option<tokio::sync::Mutex<()>>,
+}
+
+impl WriteTurn {
+    pub fn new(kind: BackendKind) -> WriteTurn {
+        WriteTurn {
+            lock: (kind == BackendKind::Sqlite).then(|| tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Waits for the turn; hold the guard over the whole write.
+    pub async fn take(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
+    }
+}
 
 /// The shared queue of page settlements and the writer's turn.
 #[derive(Default)]
@@ -29,6 +59,7 @@ impl GroupCommit {
     pub async fn settle(
         &self,
         store: &Store,
+        writes: &WriteTurn,
         page: PageSettlement,
     ) -> Result<SettledLinks, StoreError> {
         let (reply, mut answer) = oneshot::channel();
@@ -42,6 +73,7 @@ impl GroupCommit {
                 Ok(result) => return result,
                 Err(oneshot::error::TryRecvError::Closed) => {
                     // A writer that took it was cancelled before answering: write it alone.
+                    let _turn = writes.take().await;
                     return self.write_alone(store, page).await;
                 }
                 Err(oneshot::error::TryRecvError::Empty) => {}
@@ -52,6 +84,7 @@ impl GroupCommit {
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner()),
             );
+            let _turn = writes.take().await;
             write(store, batch).await;
         }
     }

@@ -97,6 +97,7 @@ impl HostWork {
             quiet_pages: self.quiet_pages,
         };
         let now = now_ms();
+        let _turn = cx.writes.take().await;
         // A lost lease makes both fail; nothing else is to be done about it here.
         let _ = cx
             .store
@@ -146,6 +147,7 @@ impl HostWork {
 
     async fn next_url(&mut self, cx: &Context) -> Result<Option<UrlRecord>, StoreError> {
         if self.buffer.is_empty() {
+            let _turn = cx.writes.take().await;
             let batch = cx
                 .store
                 .frontier()
@@ -453,10 +455,12 @@ impl HostWork {
         url: &UrlRecord,
         outcome: &FetchOutcome,
     ) -> Result<(), StoreError> {
+        let turn = cx.writes.take().await;
         cx.store
             .frontier()
             .complete_url(&self.lease, url.id, outcome, now_ms())
             .await?;
+        drop(turn);
         if let Some(report) = url.report_id {
             cx.store
                 .reports()

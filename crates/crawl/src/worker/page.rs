@@ -173,8 +173,10 @@ impl HostWork {
             }
             return self.settle_ready(cx).await;
         }
+        let turn = cx.writes.take().await;
         let recorded =
             record_sighting(&cx.store, &media, url.id, page, None, server_ip, now).await?;
+        drop(turn);
         let seen = Sighted {
             matched,
             sha256: media.record.sha256,
@@ -362,7 +364,9 @@ impl HostWork {
             found.page_links.into_iter().partition(looks_like_media);
         let media_links: Vec<Url> = found.media_links.into_iter().chain(linked_media).collect();
         let media: Vec<NewUrl> = self.entries(cx, &media_links, &embed);
+        let turn = cx.writes.take().await;
         let enqueued = cx.store.frontier().enqueue_urls(&media, now).await?;
+        drop(turn);
         let waiting = self.seen_media(cx, &url, &enqueued).await?;
         let link = Origin {
             source: UrlSource::Link,
@@ -486,7 +490,11 @@ impl HostWork {
             links,
             raise_known_to: matched.then_some(Priority::MatchLink),
         };
-        let settled = cx.commits.settle(&cx.store, settlement).await?.page;
+        let settled = cx
+            .commits
+            .settle(&cx.store, &cx.writes, settlement)
+            .await?
+            .page;
         let mut reports: Vec<_> = page.held.iter().filter_map(|h| h.url.report_id).collect();
         reports.extend((!matched).then_some(page.url.report_id).flatten());
         for report in reports {
