@@ -75,6 +75,14 @@ fn main() {
         config.politeness.max_delay_ms = 0;
         config.politeness.crawl_delay_cap_ms = 0;
         config.max_hosts = 256;
+        // ARANEA_BENCH_HASH_WORKERS: the hashing pool's slots to measure (default: one per CPU).
+        if let Some(n) = std::env::var("ARANEA_BENCH_HASH_WORKERS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+        {
+            config.hash_workers = n;
+        }
+        println!("hash workers: {} (0: one per CPU)", config.hash_workers);
         let crawler =
             Crawler::with_worker_name(store, banks, config, Arc::new(DiscardMedia), "bench")
                 .unwrap();
