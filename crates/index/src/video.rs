@@ -28,8 +28,9 @@ use aranea_hash::{
 use serde_json::{Map, Value};
 
 use crate::bank::{Bank, BankId, BankKind, EntryId};
+use crate::error::StoreError;
 use crate::live::{BankFilter, Generation, Hit};
-use crate::pdq_index::{CodeHit, IndexParams, PdqIndex, PdqIndexError, SearchScratch};
+use crate::pdq_index::{CodeHit, IndexParams, PdqIndex, SearchScratch};
 use crate::signal::Signal;
 use crate::state::BankState;
 
@@ -147,23 +148,25 @@ pub struct VideoIndex {
 }
 
 impl VideoIndex {
-    /// Index every enabled `vpdq` entry of `state`.
-    pub fn build(state: &BankState, params: VideoIndexParams) -> Result<Self, PdqIndexError> {
+    /// Index every enabled `vpdq` entry of `state`, reading the entries one at a time (never all
+    /// of them into memory). Fails only if the bank data cannot be read back.
+    pub fn build(state: &BankState, params: VideoIndexParams) -> Result<Self, StoreError> {
         let quality = params.matching.quality;
         let mut codes = Vec::new();
         let mut frame_video = Vec::new();
         let mut videos = Vec::new();
         let mut skipped = Vec::new();
-        let vpdq_entries = state
-            .entries()
-            .iter()
-            .filter(|e| !e.disabled && matches!(e.signal, Signal::Vpdq(_)));
-        for entry in vpdq_entries {
+        // Streamed, not `state.entries()`: that would keep every entry of every bank in memory
+        // (~100 bytes each, ~1 GB beside a 10M-entry image bank) for the state's life.
+        state.for_each_entry(&mut |entry| {
+            if entry.disabled || !matches!(entry.signal, Signal::Vpdq(_)) {
+                return Ok(());
+            }
             let features = match vpdq_features(&entry.signal, entry.metadata.as_deref()) {
                 Ok(features) => features,
                 Err(error) => {
                     skipped.push((entry.id, error));
-                    continue;
+                    return Ok(());
                 }
             };
             let position = videos.len() as u32;
@@ -180,7 +183,8 @@ impl VideoIndex {
                     .filter(|f| f.quality >= quality)
                     .collect(),
             });
-        }
+            Ok(())
+        })?;
         Ok(Self {
             params,
             frames: PdqIndex::build(codes, params.pdq)?,

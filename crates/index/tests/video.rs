@@ -9,6 +9,7 @@ mod common;
 use aranea_hash::{PdqHash, VpdqFeature};
 use aranea_index::export::{ExportOptions, write_list};
 use aranea_index::import::{ListFormat, ReadOptions, read_list};
+use aranea_index::store::SNAPSHOT_FILE;
 use aranea_index::{
     BankFilter, BankKind, BankSpec, BankStore, NewEntry, Signal, SignalType, VideoIndex,
     VideoIndexParams, match_frames, vpdq_entry, vpdq_features,
@@ -372,4 +373,54 @@ fn vpdq_rows_round_trip_through_jsonl_and_tampered_rows_are_refused() {
         "{}",
         errors[0].message
     );
+}
+
+/// Building the video index streams the entries: a server holding a 10M-entry image bank
+/// beside its video banks must not keep every entry in memory for that. Seen from outside,
+/// with the snapshot cut under the open store after a first build: a second build fails
+/// instead of indexing only the videos read so far, and the entries are read from the file,
+/// not from a copy in memory that the first build left behind.
+#[test]
+fn the_video_index_streams_the_entries_and_an_unreadable_snapshot_fails_it() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = BankStore::open(dir.path()).unwrap();
+        let images = store
+            .create_bank(BankSpec::new("images", "local", "csam"))
+            .unwrap();
+        let videos = store
+            .create_bank(BankSpec::new("videos", "local", "csam"))
+            .unwrap();
+        let p = provenance(&mut store);
+        let pictures: Vec<NewEntry> = (0..3_000)
+            .map(|seed| new_entry(images, Signal::Pdq(pdq(seed)), None, p))
+            .collect();
+        store.add_entries(&pictures).unwrap();
+        for scene in 0..5 {
+            add_video(&mut store, videos, &video(10_000 + scene * 10, 3, 3));
+        }
+        store.write_snapshot().unwrap();
+    }
+    let store = BankStore::open(dir.path()).unwrap();
+    let index = VideoIndex::build(store.state(), VideoIndexParams::default()).unwrap();
+    let query = video(10_020, 3, 3);
+    let generation = store.live().load();
+    let found = index.match_video(&query, generation.banks(), &BankFilter::All);
+    assert_eq!(found.hits.len(), 1, "the third video is found");
+
+    let snapshot = dir.path().join(SNAPSHOT_FILE);
+    let intact = std::fs::metadata(&snapshot).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&snapshot)
+        .unwrap()
+        .set_len(intact / 2)
+        .unwrap();
+    assert!(
+        VideoIndex::build(store.state(), VideoIndexParams::default()).is_err(),
+        "a snapshot that cannot be read back is an error, not a partial video index"
+    );
+    // Had the first build read every entry into memory, they would all still be there.
+    assert!(store.state().entries().len() < 3_005);
+    assert!(store.state().read_error().is_some());
 }

@@ -204,10 +204,9 @@ impl VideoBanks {
 /// The `vpdq` entries' frames in one index. Rebuilt whole on each change: video banks are
 /// small next to image banks (frames are pruned), and a request never waits for it.
 ///
-/// The entries are streamed ([`aranea_index::BankState::for_each_entry`]): a 10M-entry PDQ bank
-/// read into memory whole would cost ~1 GB for the life of the process. Only when there are
-/// video entries is the index built from the state itself, which reads every entry into memory
-/// (`VideoIndex::build` has no streaming form yet).
+/// The entries are streamed ([`aranea_index::BankState::for_each_entry`], here and in
+/// `VideoIndex::build`): a 10M-entry PDQ bank read into memory whole would cost ~1 GB for the
+/// life of the process. Without video entries the second pass is skipped.
 fn video_index(store: &BankStore, params: VideoIndexParams) -> Option<Arc<VideoBanks>> {
     let state = store.state();
     let (mut frames, mut videos) = (HashMap::new(), 0usize);
