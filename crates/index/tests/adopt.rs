@@ -1,31 +1,19 @@
 //! A reader process's index follows a bank directory another process changed: the directory
 //! is reopened and the holder's `LiveIndex` adopts the new generation in place.
 
-use aranea_index::{
-    BankFilter, BankSpec, BankStore, NewEntry, Origin, Provenance, Signal, SignalType,
-};
+mod common;
+
+use aranea_index::{BankFilter, BankSpec, BankStore, Signal, SignalType};
+use common::{entry, provenance};
 
 fn md5(hex: &str) -> Signal {
     Signal::from_hex(SignalType::Md5, hex).unwrap()
 }
 
 fn add(store: &mut BankStore, bank: u32, signal: Signal) -> aranea_index::EntryId {
-    let provenance = store
-        .add_provenance(Provenance {
-            added_by: "test".into(),
-            added_at: 1,
-            origin: Origin::Manual,
-        })
-        .unwrap();
+    let provenance = provenance(store);
     let added = store
-        .add_entries(&[NewEntry {
-            bank,
-            signal,
-            classification: None,
-            provenance,
-            line: 0,
-            metadata: None,
-        }])
+        .add_entries(&[entry(bank, signal, provenance)])
         .unwrap()
         .added;
     store.publish().unwrap();

@@ -2,29 +2,21 @@
 //! entries across several row groups, reads back exactly as the journal replays it; a
 //! damaged snapshot (truncated, a flipped byte anywhere) is refused and the journal replayed.
 
-use aranea_hash::PdqHash;
-use aranea_index::store::SNAPSHOT_FILE;
-use aranea_index::{
-    BankFilter, BankSpec, BankStore, NewEntry, Origin, Provenance, Signal, SignalType,
-};
+mod common;
 
-fn words(seed: u64) -> [u64; 4] {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut words = [0u64; 4];
-    for word in &mut words {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        *word = state;
-    }
-    words
-}
+use aranea_index::store::SNAPSHOT_FILE;
+use aranea_index::{BankFilter, BankSpec, BankStore, NewEntry, Signal, SignalType};
+use common::{pdq, provenance_by};
 
 fn signal(seed: u64) -> Signal {
-    let w = words(seed);
-    let hex: String = w.iter().map(|x| format!("{x:016x}")).collect();
+    let hash = pdq(seed);
+    let hex: String = hash
+        .to_words()
+        .iter()
+        .map(|x| format!("{x:016x}"))
+        .collect();
     match seed % 4 {
-        0 | 1 => Signal::Pdq(PdqHash::from_words(w)),
+        0 | 1 => Signal::Pdq(hash),
         2 => Signal::from_hex(SignalType::Md5, &hex[..32]).unwrap(),
         _ => Signal::from_hex(SignalType::Sha1, &hex[..40]).unwrap(),
     }
@@ -45,13 +37,7 @@ fn build_with(dir: &std::path::Path, count: u64) {
     store
         .create_bank(BankSpec::new("two", "ncmec", "other"))
         .unwrap();
-    let p = store
-        .add_provenance(Provenance {
-            added_by: "test".into(),
-            added_at: 7,
-            origin: Origin::Manual,
-        })
-        .unwrap();
+    let p = provenance_by(&mut store, "test");
     let entries: Vec<NewEntry> = (0..count)
         .map(|seed| NewEntry {
             bank: (seed % 2) as u32,
@@ -138,13 +124,7 @@ fn a_hostile_snapshot_with_a_valid_checksum_never_crashes_the_loader() {
         store
             .create_bank(BankSpec::new("one", "local", "csam"))
             .unwrap();
-        let p = store
-            .add_provenance(Provenance {
-                added_by: "test".into(),
-                added_at: 7,
-                origin: Origin::Manual,
-            })
-            .unwrap();
+        let p = provenance_by(&mut store, "test");
         let entries: Vec<NewEntry> = (0..3_000u64)
             .map(|seed| NewEntry {
                 bank: 0,
@@ -213,13 +193,7 @@ fn entries_left_in_the_snapshot_read_back_with_later_changes() {
     build_with(dir.path(), 9_000);
     let mut store = BankStore::open(dir.path()).unwrap();
     store.write_snapshot().unwrap();
-    let p = store
-        .add_provenance(Provenance {
-            added_by: "later".into(),
-            added_at: 9,
-            origin: Origin::Manual,
-        })
-        .unwrap();
+    let p = provenance_by(&mut store, "later");
     let stored_ids: Vec<u64> = store.state().entries().iter().map(|e| e.id).collect();
     let later: Vec<NewEntry> = (9_000..9_500u64)
         .map(|seed| NewEntry {

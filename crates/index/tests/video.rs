@@ -14,7 +14,7 @@ use aranea_index::{
     BankFilter, BankKind, BankSpec, BankStore, NewEntry, Signal, SignalType, VideoIndex,
     VideoIndexParams, match_frames, vpdq_entry, vpdq_features,
 };
-use common::{pdq, provenance};
+use common::{entry, pdq, provenance};
 
 fn flip(hash: PdqHash, bits: u32, offset: u32) -> PdqHash {
     let mut words = hash.to_words();
@@ -38,12 +38,8 @@ fn video(first_scene: u64, scenes: u64, per_scene: u64) -> Vec<VpdqFeature> {
 
 fn new_entry(bank: u32, signal: Signal, metadata: Option<String>, provenance: u32) -> NewEntry {
     NewEntry {
-        bank,
-        signal,
-        classification: None,
-        provenance,
-        line: 0,
         metadata,
+        ..entry(bank, signal, provenance)
     }
 }
 
