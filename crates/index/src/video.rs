@@ -151,6 +151,17 @@ impl VideoIndex {
     /// Index every enabled `vpdq` entry of `state`, reading the entries one at a time (never all
     /// of them into memory). Fails only if the bank data cannot be read back.
     pub fn build(state: &BankState, params: VideoIndexParams) -> Result<Self, StoreError> {
+        Self::build_with(state, params, &mut |_, _| {})
+    }
+
+    /// As [`Self::build`], handing each indexed video's frames (all of them, before the
+    /// quality filter) to `each_video` on the way, for embedders that keep them beside the
+    /// index without reading and parsing the entries a second time.
+    pub fn build_with(
+        state: &BankState,
+        params: VideoIndexParams,
+        each_video: &mut dyn FnMut(EntryId, &[VpdqFeature]),
+    ) -> Result<Self, StoreError> {
         let quality = params.matching.quality;
         let mut codes = Vec::new();
         let mut frame_video = Vec::new();
@@ -169,6 +180,7 @@ impl VideoIndex {
                     return Ok(());
                 }
             };
+            each_video(entry.id, &features);
             let position = videos.len() as u32;
             for frame in prune_vpdq(&features, quality, params.prune_distance) {
                 codes.push(frame.hash.to_words());

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use aranea_hash::VpdqFeature;
 use aranea_index::{
-    BankStore, EntryId, LiveIndex, Signal, SignalType, StoreError, VideoIndex, VideoIndexParams,
+    BankStore, EntryId, LiveIndex, SignalType, StoreError, VideoIndex, VideoIndexParams,
     WRITE_LOCK_FILE, WriteLock,
 };
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -204,31 +204,13 @@ impl VideoBanks {
 /// The `vpdq` entries' frames in one index. Rebuilt whole on each change: video banks are
 /// small next to image banks (frames are pruned), and a request never waits for it.
 ///
-/// The entries are streamed ([`aranea_index::BankState::for_each_entry`], here and in
-/// `VideoIndex::build`): a 10M-entry PDQ bank read into memory whole would cost ~1 GB for the
-/// life of the process. Without video entries the second pass is skipped.
+/// `VideoIndex::build_with` streams the entries once ([`aranea_index::BankState::for_each_entry`]):
+/// a 10M-entry PDQ bank read into memory whole would cost ~1 GB for the life of the process.
 fn video_index(store: &BankStore, params: VideoIndexParams) -> Option<Arc<VideoBanks>> {
-    let state = store.state();
-    let (mut frames, mut videos) = (HashMap::new(), 0usize);
-    let streamed = state.for_each_entry(&mut |e| {
-        if e.disabled || !matches!(e.signal, Signal::Vpdq(_)) {
-            return Ok(());
-        }
-        videos += 1;
-        if let Ok(features) = aranea_index::vpdq_features(&e.signal, e.metadata.as_deref()) {
-            frames.insert(e.id, features);
-        }
-        Ok(())
+    let mut frames = HashMap::new();
+    let built = VideoIndex::build_with(store.state(), params, &mut |entry, features| {
+        frames.insert(entry, features.to_vec());
     });
-    if let Err(error) = streamed {
-        tracing::warn!(%error, "bank entries unreadable; video banks do not match");
-        return None;
-    }
-    let built = if videos == 0 {
-        VideoIndex::build(&aranea_index::BankState::default(), params)
-    } else {
-        VideoIndex::build(state, params)
-    };
     match built {
         Ok(index) => {
             for (entry, why) in index.skipped() {
@@ -240,7 +222,7 @@ fn video_index(store: &BankStore, params: VideoIndexParams) -> Option<Arc<VideoB
             }))
         }
         Err(error) => {
-            tracing::warn!(%error, "video index could not be built; video banks do not match");
+            tracing::warn!(%error, "bank entries unreadable; video banks do not match");
             None
         }
     }
