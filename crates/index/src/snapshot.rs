@@ -30,6 +30,8 @@ use crate::signal::Signal;
 use crate::state::BankState;
 use crate::stored::{EntryGroup, StoredEntries, StoredGroup};
 
+mod bulk;
+
 const MAGIC: &[u8; 8] = b"ARNBANK\0";
 /// Bump on any layout change; older files are then rebuilt from the journal.
 pub const FORMAT_VERSION: u32 = 6;
@@ -262,6 +264,7 @@ fn read_checked<T>(
         hasher: crc32fast::Hasher::new(),
         remaining: size.saturating_sub(4),
         limit: size.saturating_sub(4),
+        before_deferred: Vec::new(),
     };
     let result = (|| {
         let mut magic = [0u8; 8];
@@ -342,18 +345,16 @@ fn read_index(input: &mut CrcReader) -> io::Result<PdqIndex> {
     if count > MAX_CODES {
         return Err(bad("too many codes".into()));
     }
-    let mut codes = zeroed_on_huge_pages::<Code>(count);
-    input.read_plain(&mut codes)?;
-    for code in &mut codes {
-        *code = code.map(u64::from_le);
-    }
+    // The arrays are only located here (their lengths checked against the file) and read
+    // afterwards all at once, in parallel (see `bulk`).
+    let codes_at = input.defer(count as u64 * 32)?;
     let mut flag = [0u8; 1];
     input.read_exact(&mut flag)?;
     let table_count = input.u32()?;
     if table_count > 256 {
         return Err(bad("too many substrings".into()));
     }
-    let mut tables = Vec::new();
+    let mut layouts = Vec::new();
     let mut next_offset = 0;
     for _ in 0..table_count {
         let (bit_offset, bits, dir_bits) = (input.u32()?, input.u32()?, input.u32()?);
@@ -366,20 +367,58 @@ fn read_index(input: &mut CrcReader) -> io::Result<PdqIndex> {
             return Err(bad("bad substring layout".into()));
         }
         next_offset += bits;
-        let directory = input.u32s()?;
-        let cells = input.u32s()?;
-        let table = SubstringTable {
-            bit_offset,
-            bits,
-            dir_bits,
-            directory,
-            cells,
-        };
-        check_table(&table, count, id_bits(count))?;
-        tables.push(table);
+        let buckets = (1u64 << dir_bits) + 1;
+        if input.len_u64(4)? != buckets {
+            return Err(bad("directory length does not match its bits".into()));
+        }
+        let directory_at = input.defer(buckets * 4)?;
+        if input.len_u64(4)? != count as u64 {
+            return Err(bad("bucket cells do not match the codes".into()));
+        }
+        let cells_at = input.defer(count as u64 * 4)?;
+        layouts.push((bit_offset, bits, dir_bits, directory_at, cells_at));
     }
     if table_count > 0 && next_offset != 256 {
         return Err(bad("substrings do not cover 256 bits".into()));
+    }
+    let mut codes = zeroed_on_huge_pages::<Code>(count);
+    let mut tables: Vec<SubstringTable> = layouts
+        .iter()
+        .map(|&(bit_offset, bits, dir_bits, _, _)| SubstringTable {
+            bit_offset,
+            bits,
+            dir_bits,
+            directory: zeroed_on_huge_pages((1usize << dir_bits) + 1),
+            cells: zeroed_on_huge_pages(count),
+        })
+        .collect();
+    let mut regions = vec![bulk::Region {
+        offset: codes_at,
+        bytes: bytes_of_mut(&mut codes),
+    }];
+    for (table, &(_, _, _, directory_at, cells_at)) in tables.iter_mut().zip(&layouts) {
+        regions.push(bulk::Region {
+            offset: directory_at,
+            bytes: bytes_of_mut(&mut table.directory),
+        });
+        regions.push(bulk::Region {
+            offset: cells_at,
+            bytes: bytes_of_mut(&mut table.cells),
+        });
+    }
+    input.read_deferred(regions)?;
+    if cfg!(target_endian = "big") {
+        for code in &mut codes {
+            *code = code.map(u64::from_le);
+        }
+        for table in &mut tables {
+            for value in table.directory.iter_mut().chain(table.cells.iter_mut()) {
+                *value = u32::from_le(*value);
+            }
+        }
+    }
+    for table in &tables {
+        check_table(table, count, id_bits(count))?;
     }
     Ok(PdqIndex {
         codes,
@@ -408,13 +447,24 @@ fn check_table(table: &SubstringTable, count: usize, id_bits: u32) -> io::Result
     }
 }
 
-/// Types read as raw little-endian memory (see `CrcReader::read_plain`).
+/// Types read as raw little-endian memory (see [`bytes_of_mut`]).
 trait Plain: Copy {}
 impl Plain for u32 {}
 impl Plain for Code {}
 
 /// A zeroed vector on 2 MiB pages where the kernel allows it (zeroed memory is a fresh,
 /// untouched mapping, so the advice applies before the first write).
+/// The memory of `values` as bytes, to read little-endian words straight into it: one copy from
+/// the page cache, checksummed on the way, with no decoding pass (the byte order fix-up after
+/// it is compiled out on little-endian machines). Most of a 10M load is these arrays.
+fn bytes_of_mut<T: Plain>(values: &mut [T]) -> &mut [u8] {
+    let len = std::mem::size_of_val(values);
+    // SAFETY: `Plain` types are integers or arrays of them: every byte pattern is a valid
+    // value, they have no padding, and the byte view covers exactly their memory, borrowed
+    // mutably for no longer than `values` is.
+    unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u8>(), len) }
+}
+
 fn zeroed_on_huge_pages<T: Plain + Default>(len: usize) -> Vec<T> {
     let values = vec![T::default(); len];
     advise_huge_pages(&values);
@@ -447,6 +497,8 @@ pub(crate) struct CrcReader {
     remaining: u64,
     /// Size of the file less its checksum.
     limit: u64,
+    /// Checksums of the bytes read before each deferred region (see `defer`).
+    before_deferred: Vec<crc32fast::Hasher>,
 }
 
 impl Read for CrcReader {
@@ -501,26 +553,35 @@ impl CrcReader {
         Ok(bytes)
     }
 
-    fn u32s(&mut self) -> io::Result<Vec<u32>> {
-        let count = self.len_u64(4)? as usize;
-        let mut values = zeroed_on_huge_pages::<u32>(count);
-        self.read_plain(&mut values)?;
-        for value in &mut values {
-            *value = u32::from_le(*value);
+    /// Skips `len` bytes to be read later by [`CrcReader::read_deferred`]; returns their
+    /// file offset. The checksum so far is set aside, to be combined with theirs in order.
+    fn defer(&mut self, len: u64) -> io::Result<u64> {
+        if len > self.remaining {
+            return Err(bad("length runs past the end of the file".into()));
         }
-        Ok(values)
+        let offset = self.position();
+        let skip = i64::try_from(len).map_err(|_| bad("length too large".into()))?;
+        self.inner.seek_relative(skip)?;
+        self.remaining -= len;
+        let before = std::mem::replace(&mut self.hasher, crc32fast::Hasher::new());
+        self.before_deferred.push(before);
+        Ok(offset)
     }
 
-    /// Reads little-endian words straight into `values`' memory: one copy from the page
-    /// cache, checksummed on the way, with no decoding pass (the byte order fix-up after it is
-    /// nothing on little-endian machines). Most of a 10M load is these arrays.
-    fn read_plain<T: Plain>(&mut self, values: &mut [T]) -> io::Result<()> {
-        let len = std::mem::size_of_val(values);
-        // SAFETY: `Plain` types are integers or arrays of them: every byte pattern is a valid
-        // value, they have no padding, and the byte view covers exactly their memory, borrowed
-        // mutably for no longer than `values` is.
-        let bytes =
-            unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u8>(), len) };
-        self.read_exact(bytes)
+    /// Reads every region deferred so far (one per [`CrcReader::defer`] call, in that order)
+    /// and folds their checksums into the running one, as if they had been read in place.
+    fn read_deferred(&mut self, regions: Vec<bulk::Region<'_>>) -> io::Result<()> {
+        if regions.len() != self.before_deferred.len() {
+            return Err(io::Error::other("deferred regions and reads differ"));
+        }
+        let hashers = bulk::read_regions(self.inner.get_ref(), regions)?;
+        let mut folded = crc32fast::Hasher::new();
+        for (before, region) in self.before_deferred.drain(..).zip(&hashers) {
+            folded.combine(&before);
+            folded.combine(region);
+        }
+        folded.combine(&self.hasher);
+        self.hasher = folded;
+        Ok(())
     }
 }
