@@ -59,6 +59,13 @@ pub enum StoreError {
     /// A referenced row does not exist.
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
+    /// The feature needs PostgreSQL (it exists for several machines sharing one database).
+    #[error("{what} needs PostgreSQL; on SQLite it is kept in the data directory")]
+    NeedsPostgres { what: &'static str },
+    /// Another writer appended to the banks' journal at this sequence number first: the
+    /// caller did not hold the banks' write lock, or lost its connection and with it the lock.
+    #[error("bank journal record {seq} was appended by another writer")]
+    JournalConflict { seq: i64 },
     /// A row holds a value the code does not know (a newer schema, or a hand edit).
     #[error("unexpected {what} in the database: {value:?}")]
     Corrupt { what: &'static str, value: String },

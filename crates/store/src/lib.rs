@@ -27,6 +27,7 @@
 
 mod api_clients;
 mod backend;
+mod bank_journal;
 mod crawl_facts;
 mod error;
 mod frontier;
@@ -41,6 +42,7 @@ mod statistics;
 
 pub use api_clients::{ApiClient, ApiClients, NewApiClient};
 pub use backend::{BackendKind, StoreOptions};
+pub use bank_journal::{BankJournalRows, BankWritersLock, JournalAppend, JournalRow};
 pub use crawl_facts::{CrawlFacts, UnmatchedSighting};
 pub use error::{DbError, StoreError};
 pub use frontier::{
@@ -171,6 +173,12 @@ impl Store {
     /// Removal notices: items, notices, re-checks, timeline, contact health.
     pub fn notices(&self) -> NoticeStore<'_> {
         NoticeStore::new(&self.backend)
+    }
+
+    /// The hash banks' journal, when several machines share this database (PostgreSQL only;
+    /// on SQLite the journal stays in files under the data directory).
+    pub fn bank_journal(&self) -> Result<BankJournalRows<'_>, StoreError> {
+        BankJournalRows::new(&self.backend)
     }
 
     /// Aggregates for the statistics pages.

@@ -54,6 +54,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_notice.sql"),
         postgres: include_str!("../migrations/postgres/0005_notice.sql"),
     },
+    Migration {
+        version: 6,
+        name: "banks",
+        sqlite: include_str!("../migrations/sqlite/0006_banks.sql"),
+        postgres: include_str!("../migrations/postgres/0006_banks.sql"),
+    },
 ];
 
 /// The schema version this build migrates a database to.
