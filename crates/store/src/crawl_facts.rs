@@ -20,7 +20,7 @@ pub struct UnmatchedSighting {
     pub url: UrlId,
 }
 
-const PAGE_HAS_MATCH: &str = "SELECT s.id FROM sightings s JOIN matches m ON m.sighting_id = s.id \
+pub(crate) const PAGE_HAS_MATCH: &str = "SELECT s.id FROM sightings s JOIN matches m ON m.sighting_id = s.id \
     WHERE s.page_url_id = $1 LIMIT 1";
 const UNMATCHED_ON_PAGE: &str = "SELECT s.id, s.media_sha256, s.url_id FROM sightings s \
     WHERE s.page_url_id = $1 AND NOT EXISTS (SELECT 1 FROM sightings o \

@@ -394,6 +394,8 @@ async fn pages_of_several_leases_settle_in_one_call_each_all_or_nothing(db: &Tes
         ],
         links: vec![url("g1.example", "/next"), url("g3.example", "/page")],
         raise_known_to: Some(Priority::MatchLink),
+        // Nothing on it matched: it stays completed.
+        requeue_if_matched: Some((id("g1.example/page"), Priority::MatchLink)),
     };
     // The second page's lease is lost before the batch: it alone fails.
     let lost = lease("g2.example");
@@ -408,6 +410,7 @@ async fn pages_of_several_leases_settle_in_one_call_each_all_or_nothing(db: &Tes
         completions: vec![(id("g2.example/page"), fetched.clone())],
         links: vec![url("g2.example", "/never")],
         raise_known_to: None,
+        requeue_if_matched: None,
     };
     // The third refuses a field: it alone fails too.
     let third = PageSettlement {
@@ -416,6 +419,7 @@ async fn pages_of_several_leases_settle_in_one_call_each_all_or_nothing(db: &Tes
         completions: vec![(id("g3.example/page"), fetched.clone())],
         links: vec![url("g3.example", "/bad\0byte")],
         raise_known_to: None,
+        requeue_if_matched: None,
     };
     // The fourth fails only after writing its media and link (it completes a URL of another
     // lease): those writes are undone with it.
@@ -430,6 +434,7 @@ async fn pages_of_several_leases_settle_in_one_call_each_all_or_nothing(db: &Tes
         completions: vec![(id("g1.example/1.jpg"), fetched.clone())],
         links: vec![url("g3.example", "/undone")],
         raise_known_to: None,
+        requeue_if_matched: None,
     };
     let results = frontier
         .settle_pages(&[first, second, third, fourth], NOW + 2)
@@ -444,6 +449,7 @@ async fn pages_of_several_leases_settle_in_one_call_each_all_or_nothing(db: &Tes
     );
     assert_eq!(settled.links.len(), 2);
     assert!(settled.links[0].inserted && !settled.links[1].inserted);
+    assert!(!settled.requeued);
     assert!(matches!(results[1], Err(StoreError::LeaseLost { .. })));
     assert!(results[2].is_err());
     assert!(

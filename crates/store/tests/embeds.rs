@@ -5,13 +5,17 @@
 #[macro_use]
 mod common;
 
-use aranea_store::{FetchOutcome, NewSighting, NewUrl, UrlId, UrlNext, UrlSource};
+use aranea_store::{
+    FetchOutcome, NewSighting, NewUrl, PageSettlement, Priority, UrlId, UrlNext, UrlSource,
+    UrlState,
+};
 use common::leased::{known, lease, photo, seen};
 use common::{NOW, TestDb, url};
 
 contract_tests!(
     media_is_sighted_on_every_page_that_embeds_its_url,
     a_settled_page_sights_its_media_on_other_embedding_pages,
+    a_match_recorded_while_its_page_settles_queues_the_page_again,
 );
 
 fn embed(host: &str, path: &str, page: UrlId) -> NewUrl {
@@ -177,4 +181,120 @@ async fn a_settled_page_sights_its_media_on_other_embedding_pages(db: &TestDb) {
             .len(),
         1
     );
+}
+
+/// The race of a page on one host and its media on another: the page's worker reads its
+/// verdict (no match), then the other host's worker records the media's match on the page and
+/// asks for the page to be fetched again, which it cannot do while the page is in flight; then
+/// the page settles as "no match". The page must end queued again (at match priority, its
+/// links to be followed after all), not done.
+async fn a_match_recorded_while_its_page_settles_queues_the_page_again(db: &TestDb) {
+    let store = db.open().await;
+    let frontier = store.frontier();
+    let page = frontier
+        .enqueue_urls(&[url("pa.example", "/page")], NOW)
+        .await
+        .unwrap()[0]
+        .id;
+    let media = frontier
+        .enqueue_urls(&[embed("pb.example", "/m.jpg", page)], NOW)
+        .await
+        .unwrap()[0]
+        .id;
+    let leased = lease(&store, 10).await;
+    let (page_lease, media_lease) = (leased.lease("pa.example"), leased.lease("pb.example"));
+    let facts = store.crawl_facts();
+
+    // The page's worker: its verdict, before the other host's media is in.
+    assert!(!facts.page_has_match(page).await.unwrap());
+    // The media's worker: the match committed, then the page asked for again (in flight).
+    let fetched = FetchOutcome::fetched(200, 10, UrlNext::Done);
+    let media_seen = seen(41, media, page, vec![known(41)]);
+    frontier
+        .settle_page(media_lease, &[media_seen], &[(media, &fetched)], NOW)
+        .await
+        .unwrap();
+    assert!(facts.page_has_match(page).await.unwrap());
+    assert!(
+        !frontier
+            .schedule_recheck(page, NOW, Priority::MatchLink)
+            .await
+            .unwrap(),
+        "a page in flight is not queued twice"
+    );
+    // The page settles on its stale verdict: completed, no links, unless a match is there.
+    let settlement = PageSettlement {
+        lease: page_lease.clone(),
+        seen: Vec::new(),
+        completions: vec![(page, fetched.clone())],
+        links: Vec::new(),
+        raise_known_to: None,
+        requeue_if_matched: Some((page, Priority::MatchLink)),
+    };
+    let settled = frontier.settle_pages(&[settlement], NOW + 1).await.unwrap();
+    assert!(settled[0].as_ref().unwrap().requeued);
+
+    let record = frontier.url(page).await.unwrap().unwrap();
+    assert_eq!(record.state, UrlState::Queued, "the page's match was lost");
+    assert_eq!(record.priority, Priority::MatchLink);
+    // Its own lease takes it again.
+    let again = frontier.next_urls(page_lease, 10, NOW + 2).await.unwrap();
+    assert_eq!(again.iter().map(|u| u.id).collect::<Vec<_>>(), vec![page]);
+}
+
+/// The other order of the same race, on PostgreSQL (on SQLite writers take turns on one
+/// lock, so a recheck cannot fall inside a settlement): the match commits after the
+/// settlement looked for it but before the settlement commits. The recheck must wait for the
+/// settlement holding the page's row and then find the page completed, not judge it in
+/// flight by its snapshot and give up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_postgres_a_recheck_waits_for_its_page_to_settle() {
+    use sqlx::Connection;
+    let db = TestDb::postgres().await;
+    let store = db.open().await;
+    let frontier = store.frontier();
+    let page = frontier
+        .enqueue_urls(&[url("pc.example", "/page")], NOW)
+        .await
+        .unwrap()[0]
+        .id;
+    let leased = lease(&store, 10).await;
+    assert_eq!(leased.id("pc.example/page"), page);
+    // The settlement's transaction: the page's row completed (as `settle_pages` writes it
+    // when the verdict was "no match"), not yet committed.
+    let mut settling = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut tx = settling.begin().await.unwrap();
+    sqlx::query("UPDATE urls SET state = 'done', leased_epoch = NULL WHERE id = $1")
+        .bind(page.get())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let recheck = frontier.schedule_recheck(page, NOW, Priority::MatchLink);
+    let settle = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut watch)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the recheck did not wait for the page's settlement"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tx.commit().await.unwrap();
+    };
+    let (queued, ()) = tokio::join!(recheck, settle);
+    assert!(queued.unwrap(), "the recheck judged the page in flight");
+    let record = frontier.url(page).await.unwrap().unwrap();
+    assert_eq!(record.state, UrlState::Queued);
+    assert_eq!(record.priority, Priority::MatchLink);
 }

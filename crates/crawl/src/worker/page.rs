@@ -489,6 +489,10 @@ impl HostWork {
             completions,
             links,
             raise_known_to: matched.then_some(Priority::MatchLink),
+            // The verdict was read before the transaction: a match another host's worker
+            // committed since (its recheck of this page, in flight, did nothing) is looked
+            // for again inside it, and the page queued again if there is one.
+            requeue_if_matched: (!matched).then_some((page.url.id, Priority::MatchLink)),
         };
         let settled = cx
             .commits

@@ -92,8 +92,15 @@ pub(super) const SELECT_URL: &str = "SELECT id, host_id FROM urls WHERE url_hash
 pub(super) const INSERT_EMBED: &str = "INSERT INTO embeds (media_url_id, page_url_id, created_at) \
     VALUES ($1, $2, $3) ON CONFLICT (media_url_id, page_url_id) DO NOTHING";
 // A leased host keeps due_at = lease expiry: its holder recomputes due_at on release.
-const RESCHEDULE: &str = "UPDATE urls SET state = 'queued', next_fetch_at = $2, priority = $3, \
-    leased_epoch = NULL WHERE id = $1 AND state <> 'queued' RETURNING host_id";
+// A URL in flight is `queued` with `leased_epoch` set: left alone, its holder completes it.
+pub(super) const RESCHEDULE: &str = "UPDATE urls SET state = 'queued', next_fetch_at = $2, \
+    priority = $3, leased_epoch = NULL WHERE id = $1 AND state <> 'queued' RETURNING host_id";
+// Waits for a transaction settling the URL (which holds its row) before RESCHEDULE reads
+// its state: an UPDATE alone would judge the row by its snapshot, see it still in flight
+// and skip it without waiting, and the page would then settle on a verdict taken before
+// the match this recheck is for.
+const LOCK_URL_POSTGRES: &str = "SELECT id FROM urls WHERE id = $1 FOR UPDATE";
+const LOCK_URL_SQLITE: &str = "SELECT id FROM urls WHERE id = $1";
 pub(super) const RAISE_PRIORITY: &str =
     "UPDATE urls SET priority = $2 WHERE id = $1 AND state = 'queued' AND priority > $2";
 pub(super) const MAKE_HOST_DUE: &str = "UPDATE hosts SET urls_known = urls_known + $2, \
@@ -231,7 +238,56 @@ macro_rules! enqueue_in {
     }};
 }
 pub(super) use enqueue_in;
+
+/// Inside the open write transaction `$tx`: queues URL `$url` (an `i64` id) again at
+/// `$priority`, not before `$at`, unless it is queued or in flight, and makes its host due;
+/// evaluates to whether it was queued.
+macro_rules! requeue_in {
+    ($tx:ident, $url:expr, $priority:expr, $at:expr) => {{
+        use $crate::frontier::enqueue::{MAKE_HOST_DUE, RESCHEDULE};
+        let at: $crate::UnixMillis = $at;
+        let row = sqlx::query(RESCHEDULE)
+            .bind($url)
+            .bind(at)
+            .bind($priority as i64)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        match row {
+            Some(row) => {
+                sqlx::query(MAKE_HOST_DUE)
+                    .bind(row.i64("host_id")?)
+                    .bind(0_i64)
+                    .bind(at)
+                    .execute(&mut *$tx)
+                    .await?;
+                true
+            }
+            None => false,
+        }
+    }};
+}
+pub(super) use requeue_in;
+
+/// Inside the open write transaction `$tx`: if any media sighted on page `$url` (a
+/// [`UrlId`]) has a match, queues the page again as [`requeue_in!`] does; evaluates to
+/// whether it was queued.
+macro_rules! requeue_if_matched {
+    ($tx:ident, $url:expr, $priority:expr, $at:expr) => {{
+        let url: $crate::frontier::UrlId = $url;
+        let matched = sqlx::query($crate::crawl_facts::PAGE_HAS_MATCH)
+            .bind(url.0)
+            .fetch_optional(&mut *$tx)
+            .await?
+            .is_some();
+        if matched {
+            $crate::frontier::enqueue::requeue_in!($tx, url.0, $priority, $at)
+        } else {
+            false
+        }
+    }};
+}
 pub(super) use flush_host;
+pub(super) use requeue_if_matched;
 
 impl super::Frontier<'_> {
     /// Adds URLs not yet known, in one transaction; known URLs are left as they are. An
@@ -254,7 +310,11 @@ impl super::Frontier<'_> {
     }
 
     /// Queues a URL that was done, failed or skipped again (a re-check), not before `at`,
-    /// with `priority`. Returns false, changing nothing, if the URL is already queued.
+    /// with `priority`. Returns false, changing nothing, if the URL is already queued or in
+    /// flight (its holder completes it). On PostgreSQL the URL's row is locked first, so a
+    /// transaction settling the URL is waited for: a page's recheck asked for after a match
+    /// on it committed is not lost in between (the settlement saw the match, see
+    /// [`super::PageSettlement::requeue_if_matched`], or this sees the page completed).
     pub async fn schedule_recheck(
         &self,
         url: UrlId,
@@ -263,23 +323,13 @@ impl super::Frontier<'_> {
     ) -> Result<bool, StoreError> {
         on_backend!(self.backend, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
-            let row = sqlx::query(RESCHEDULE)
+            sqlx::query(d.pick(LOCK_URL_SQLITE, LOCK_URL_POSTGRES))
                 .bind(url.0)
-                .bind(at)
-                .bind(priority as i64)
                 .fetch_optional(&mut *tx)
                 .await?;
-            let Some(row) = row else {
-                return Ok(false);
-            };
-            sqlx::query(MAKE_HOST_DUE)
-                .bind(row.i64("host_id")?)
-                .bind(0_i64)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
+            let queued = requeue_in!(tx, url.0, priority, at);
             tx.commit().await?;
-            Ok(true)
+            Ok(queued)
         })
     }
 

@@ -7,7 +7,7 @@
 //! come from the crawler, as for [`Frontier::complete_urls`] and
 //! [`crate::MediaStore::record_seen`].
 
-use super::enqueue::{check_batch, enqueue_in};
+use super::enqueue::{check_batch, enqueue_in, requeue_if_matched};
 use super::lease::{CompletionRow, complete_in, hold_lease};
 use super::{Completion, EnqueuedUrl, FetchOutcome, Lease, NewUrl, Priority, UrlId};
 use crate::UnixMillis;
@@ -95,6 +95,13 @@ pub struct PageSettlement {
     pub links: Vec<NewUrl>,
     /// Known links (not inserted) are raised to this priority (a page with a match).
     pub raise_known_to: Option<Priority>,
+    /// A page completed here on a verdict of "no match": if a match on it is recorded by the
+    /// time its completion is written (media on another host, committed after the crawler
+    /// looked), it is queued again at this priority in the same savepoint
+    /// ([`SettledLinks::requeued`]), so it is fetched again and its links are followed after
+    /// all. A match committed later finds the page completed (see
+    /// [`Frontier::schedule_recheck`](super::Frontier::schedule_recheck)).
+    pub requeue_if_matched: Option<(UrlId, Priority)>,
 }
 
 /// What [`Frontier::settle_pages`] wrote for one page.
@@ -103,6 +110,8 @@ pub struct SettledLinks {
     pub page: SettledPage,
     /// One per link, in order.
     pub links: Vec<EnqueuedUrl>,
+    /// The page of [`PageSettlement::requeue_if_matched`] had a match and was queued again.
+    pub requeued: bool,
 }
 
 impl super::Frontier<'_> {
@@ -172,6 +181,13 @@ impl super::Frontier<'_> {
                         }
                     }
                     let completions = complete_in!(sp, lease, &rows, now);
+                    // After the page's row is written (and, on PostgreSQL, locked): a match
+                    // committed before this statement is seen here, one committed after it
+                    // finds the page completed when its recheck locks the row.
+                    let requeued = match page.requeue_if_matched {
+                        Some((url, priority)) => requeue_if_matched!(sp, url, priority, now),
+                        None => false,
+                    };
                     Ok(SettledLinks {
                         page: SettledPage {
                             sightings,
@@ -179,6 +195,7 @@ impl super::Frontier<'_> {
                             completions,
                         },
                         links,
+                        requeued,
                     })
                 }
                 .await;
