@@ -25,10 +25,12 @@
 
 use std::thread;
 
+mod aligned;
 mod batch;
 mod probe;
 mod profile;
 
+pub(crate) use aligned::AlignedArray;
 pub use probe::SearchScratch;
 pub use profile::SearchProfile;
 
@@ -69,8 +71,8 @@ pub(crate) struct SubstringTable {
     pub(crate) bit_offset: u32,
     pub(crate) bits: u32,
     pub(crate) dir_bits: u32,
-    pub(crate) directory: Vec<u32>,
-    pub(crate) cells: Vec<u32>,
+    pub(crate) directory: AlignedArray<u32>,
+    pub(crate) cells: AlignedArray<u32>,
 }
 
 impl SubstringTable {
@@ -88,7 +90,7 @@ pub(crate) fn id_bits(n: usize) -> u32 {
 /// An immutable exact Hamming range index over 256-bit codes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PdqIndex {
-    pub(crate) codes: Vec<Code>,
+    pub(crate) codes: AlignedArray<Code>,
     pub(crate) tables: Vec<SubstringTable>,
     pub(crate) multi_index_only: bool,
 }
@@ -114,7 +116,8 @@ impl PdqIndex {
         if codes.len() > MAX_CODES {
             return Err(PdqIndexError::TooManyCodes(codes.len()));
         }
-        let codes = on_huge_pages(codes);
+        // Aligned copies: see `aligned` for what a `Vec`'s placement cost every query.
+        let codes = AlignedArray::from_slice(&codes);
         let layout = substring_layout(
             codes.len(),
             params.substrings,
@@ -471,7 +474,7 @@ fn build_table(
 ) -> SubstringTable {
     let low_bits = bits - dir_bits;
     let buckets = 1usize << dir_bits;
-    let mut directory = zeroed_on_huge_pages(buckets + 1);
+    let mut directory = AlignedArray::zeroed(buckets + 1);
     for code in codes {
         let key = substring(code, bit_offset, bits);
         directory[(key >> low_bits) as usize + 1] += 1;
@@ -480,7 +483,7 @@ fn build_table(
         directory[bucket + 1] += directory[bucket];
     }
     let mut next = directory[..buckets].to_vec();
-    let mut cells = zeroed_on_huge_pages(codes.len());
+    let mut cells = AlignedArray::zeroed(codes.len());
     for (id, code) in codes.iter().enumerate() {
         let key = substring(code, bit_offset, bits);
         let bucket = (key >> low_bits) as usize;
@@ -530,49 +533,6 @@ where
     });
     built.sort_by_key(|(slot, _)| *slot);
     built.into_iter().map(|(_, table)| table).collect()
-}
-
-/// `codes` moved to a buffer backed by 2 MiB pages where the kernel allows it.
-fn on_huge_pages(codes: Vec<Code>) -> Vec<Code> {
-    if codes.len() * size_of::<Code>() < 2 * HUGE_PAGE {
-        return codes;
-    }
-    let mut moved = Vec::with_capacity(codes.len());
-    advise_huge_pages(&moved);
-    moved.extend_from_slice(&codes);
-    moved
-}
-
-fn zeroed_on_huge_pages(len: usize) -> Vec<u32> {
-    // Large zeroed allocations are fresh, untouched mappings, so the advice still applies.
-    let values = vec![0u32; len];
-    advise_huge_pages(&values);
-    values
-}
-
-const HUGE_PAGE: usize = 2 << 20;
-
-/// Asks the kernel to back `buffer`'s allocation with 2 MiB pages. Every probe and candidate is
-/// a random read into hundreds of MB; with 4 KiB pages nearly each one also misses the TLB.
-/// Only whole huge pages inside the allocation are advised; the advice is a hint, so a kernel
-/// that refuses it changes nothing but speed. Call it before the buffer is written.
-pub(crate) fn advise_huge_pages<T>(buffer: &Vec<T>) {
-    #[cfg(target_os = "linux")]
-    {
-        let start = buffer.as_ptr() as usize;
-        let end = start + buffer.capacity() * size_of::<T>();
-        let aligned = start.next_multiple_of(HUGE_PAGE);
-        let length = end.saturating_sub(aligned) / HUGE_PAGE * HUGE_PAGE;
-        if length > 0 {
-            // SAFETY: the range lies inside `buffer`'s live allocation; MADV_HUGEPAGE changes
-            // only how the kernel backs it, never its contents.
-            unsafe {
-                libc::madvise(aligned as *mut libc::c_void, length, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = buffer;
 }
 
 #[inline]

@@ -24,7 +24,7 @@ use crate::bank::{Bank, Entry, Provenance};
 use crate::columns;
 use crate::error::StoreError;
 use crate::journal::sync_dir;
-use crate::pdq_index::{Code, MAX_CODES, PdqIndex, SubstringTable, advise_huge_pages, id_bits};
+use crate::pdq_index::{AlignedArray, Code, MAX_CODES, PdqIndex, SubstringTable, id_bits};
 use crate::segment::Segment;
 use crate::signal::Signal;
 use crate::state::BankState;
@@ -381,15 +381,15 @@ fn read_index(input: &mut CrcReader) -> io::Result<PdqIndex> {
     if table_count > 0 && next_offset != 256 {
         return Err(bad("substrings do not cover 256 bits".into()));
     }
-    let mut codes = zeroed_on_huge_pages::<Code>(count);
+    let mut codes = AlignedArray::<Code>::zeroed(count);
     let mut tables: Vec<SubstringTable> = layouts
         .iter()
         .map(|&(bit_offset, bits, dir_bits, _, _)| SubstringTable {
             bit_offset,
             bits,
             dir_bits,
-            directory: zeroed_on_huge_pages((1usize << dir_bits) + 1),
-            cells: zeroed_on_huge_pages(count),
+            directory: AlignedArray::zeroed((1usize << dir_bits) + 1),
+            cells: AlignedArray::zeroed(count),
         })
         .collect();
     let mut regions = vec![bulk::Region {
@@ -408,7 +408,7 @@ fn read_index(input: &mut CrcReader) -> io::Result<PdqIndex> {
     }
     input.read_deferred(regions)?;
     if cfg!(target_endian = "big") {
-        for code in &mut codes {
+        for code in codes.iter_mut() {
             *code = code.map(u64::from_le);
         }
         for table in &mut tables {
@@ -452,8 +452,6 @@ trait Plain: Copy {}
 impl Plain for u32 {}
 impl Plain for Code {}
 
-/// A zeroed vector on 2 MiB pages where the kernel allows it (zeroed memory is a fresh,
-/// untouched mapping, so the advice applies before the first write).
 /// The memory of `values` as bytes, to read little-endian words straight into it: one copy from
 /// the page cache, checksummed on the way, with no decoding pass (the byte order fix-up after
 /// it is compiled out on little-endian machines). Most of a 10M load is these arrays.
@@ -463,12 +461,6 @@ fn bytes_of_mut<T: Plain>(values: &mut [T]) -> &mut [u8] {
     // value, they have no padding, and the byte view covers exactly their memory, borrowed
     // mutably for no longer than `values` is.
     unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u8>(), len) }
-}
-
-fn zeroed_on_huge_pages<T: Plain + Default>(len: usize) -> Vec<T> {
-    let values = vec![T::default(); len];
-    advise_huge_pages(&values);
-    values
 }
 
 struct CrcWriter {
