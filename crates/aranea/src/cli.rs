@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -46,6 +47,23 @@ impl GlobalOptions {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", self.data.join("aranea.db").display()),
         }
+    }
+
+    /// Where the hash banks are kept: in the database's journal on PostgreSQL (several
+    /// machines share them; this machine's snapshot under `DATA/bank-cache/`), otherwise in
+    /// `DATA/banks`. Blocking: connects to PostgreSQL.
+    pub fn bank_home(&self) -> anyhow::Result<aranea_server::BankHome> {
+        let url = self.database_url();
+        aranea_server::BankHome::for_database(&self.data, &url)
+            .context("opening the banks' journal in the database")
+    }
+
+    /// [`Self::bank_home`] from async code, on the blocking pool.
+    pub async fn bank_home_async(&self) -> anyhow::Result<aranea_server::BankHome> {
+        let (data, url) = (self.data.clone(), self.database_url());
+        tokio::task::spawn_blocking(move || aranea_server::BankHome::for_database(&data, &url))
+            .await?
+            .context("opening the banks' journal in the database")
     }
 
     /// The configuration file in force (`--config`), parsed; empty when none was given.

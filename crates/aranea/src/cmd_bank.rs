@@ -12,7 +12,7 @@ use aranea_index::import::{ImportRow, LineError, ListFormat, ReadOptions, read_l
 use aranea_index::store::ALL_BANKS;
 use aranea_index::{
     BankFilter, BankKind, BankSpec, BankStore, Hit, MatchResult, NewEntry, Origin, Provenance,
-    Signal, SignalType, WriteLock,
+    Signal, SignalType,
 };
 use serde_json::{Value, json};
 
@@ -194,23 +194,24 @@ impl BankCommand {
 }
 
 pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
-    let dir = global.data.join("banks");
+    let home = global.bank_home()?;
+    let at = home.path().display().to_string();
     // Held until the command ends: opening under the lock is what catches this process up
     // with every other writer's records before it appends its own.
     let _write_lock = if args.command.writes() {
-        let lock = WriteLock::acquire(&dir, || {
-            eprintln!(
-                "aranea: waiting for another process writing the banks in {}",
-                dir.display()
-            )
-        })
-        .with_context(|| format!("locking banks in {} for writing", dir.display()))?;
+        let waiting_at = at.clone();
+        let lock = home
+            .lock_writers(move || {
+                eprintln!("aranea: waiting for another process writing the banks in {waiting_at}")
+            })
+            .with_context(|| format!("locking banks in {at} for writing"))?;
         Some(lock)
     } else {
         None
     };
-    let mut store =
-        BankStore::open(&dir).with_context(|| format!("opening banks in {}", dir.display()))?;
+    let mut store = home
+        .open_store()
+        .with_context(|| format!("opening banks in {at}"))?;
     for warning in store.warnings() {
         eprintln!("aranea: warning: {warning}");
     }

@@ -47,10 +47,12 @@ pub fn run(global: &GlobalOptions, args: CrawlArgs) -> anyhow::Result<std::proce
     let config: CrawlConfig = global.config_file()?.section("crawl")?;
     let review: aranea_review::ReviewConfig = global.config_file()?.section("review")?;
     let seeds = read_seeds(&args.seeds)?;
-    let banks_dir = global.data.join("banks");
+    let home = global.bank_home()?;
+    let banks_at = home.path().display().to_string();
+    let video = aranea_index::VideoIndexParams::default();
     let banks = Arc::new(
-        LiveBanks::open(&banks_dir)
-            .with_context(|| format!("opening banks in {}", banks_dir.display()))?,
+        LiveBanks::open_home(home, video)
+            .with_context(|| format!("opening banks in {banks_at}"))?,
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -98,7 +98,8 @@ async fn demo(
             .collect(),
         ..ServerConfig::default()
     };
-    let state = AppState::open(config, &global.data.join("banks"), store.clone()).await?;
+    let banks = global.bank_home_async().await?;
+    let state = AppState::open_home(config, banks, store.clone()).await?;
     let loaded = load_known_bank(&state, world).await?;
     println!("bank {DEMO_BANK}: {loaded} known hashes from the simulated web");
     if let Some(video) = video {

@@ -29,7 +29,8 @@ pub fn run(global: &GlobalOptions, args: ServeArgs) -> anyhow::Result<ExitCode> 
             .await
             .context("opening the database")?;
         let listen = config.listen.clone();
-        let state = AppState::open(config, &global.data.join("banks"), store.clone()).await?;
+        let banks = global.bank_home_async().await?;
+        let state = AppState::open_home(config, banks, store.clone()).await?;
         install_review_ui(global, &store, &listen, &state)?;
         let listener = tokio::net::TcpListener::bind(&listen)
             .await

@@ -25,6 +25,19 @@ fn world() -> RunningWorld {
 /// DATA/banks with the world's known photos, and the `[crawl]` config for the world.
 fn setup(world: &RunningWorld, data: &Path, lease_ms: u64) -> std::path::PathBuf {
     let mut banks = BankStore::open(&data.join("banks")).unwrap();
+    fill_known_bank(world, &mut banks);
+    crawl_config(world, data, lease_ms)
+}
+
+/// The same known bank in the banks' journal of the PostgreSQL database `db`, where workers
+/// on PostgreSQL read their banks.
+fn share_known_bank(world: &RunningWorld, data: &Path, db: &str) {
+    let home = aranea_server::BankHome::for_database(data, db).unwrap();
+    let _lock = home.lock_writers(|| {}).unwrap();
+    fill_known_bank(world, &mut home.open_store().unwrap());
+}
+
+fn fill_known_bank(world: &RunningWorld, banks: &mut BankStore) {
     let bank = banks
         .create_bank(BankSpec::new("known", "simweb", "csam"))
         .unwrap();
@@ -56,6 +69,9 @@ fn setup(world: &RunningWorld, data: &Path, lease_ms: u64) -> std::path::PathBuf
     .unwrap();
     banks.add_entries(&entries).unwrap();
     banks.write_snapshot().unwrap();
+}
+
+fn crawl_config(world: &RunningWorld, data: &Path, lease_ms: u64) -> std::path::PathBuf {
     let config = format!(
         "{}total_timeout_ms = 900\nread_timeout_ms = 800\nconnect_timeout_ms = 800\n\
          max_body_bytes = 4194304\nlease_ms = {lease_ms}\nclaim_interval_ms = 100\n\
@@ -277,6 +293,7 @@ fn three_workers_on_postgres_fetch_each_url_once_and_survive_a_kill() {
 
     // Three workers together: the same facts, each URL fetched once.
     let db = postgres_db(&format!("aranea_crawl3_{}", std::process::id()));
+    share_known_bank(&world, data, &db);
     seed(data, &db);
     let requests_before = world.requests().len();
     let workers: Vec<Child> = (1..=3)
@@ -323,6 +340,7 @@ fn three_workers_on_postgres_fetch_each_url_once_and_survive_a_kill() {
 
     // One of three killed mid-crawl: the others take its hosts over and nothing is lost.
     let db = postgres_db(&format!("aranea_crawlkill_{}", std::process::id()));
+    share_known_bank(&world, data, &db);
     seed(data, &db);
     let mut workers: Vec<Child> = (1..=3)
         .map(|n| crawl(data, &db, &format!("k{n}")).spawn().unwrap())

@@ -31,6 +31,9 @@ pub enum StoreError {
     Transaction(String),
     #[error(transparent)]
     Index(#[from] PdqIndexError),
+    /// The journal kept outside the bank directory (a database several machines share).
+    #[error("the banks' shared journal: {0}")]
+    SharedJournal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl StoreError {

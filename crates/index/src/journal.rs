@@ -112,6 +112,56 @@ pub trait Journal {
     fn covered_up_to(&mut self, seq: u64) -> Result<(), StoreError>;
 }
 
+/// The journal a [`crate::BankStore`] keeps: segment files in its directory (one machine), or
+/// records kept elsewhere, such as a database table that several machines share.
+pub enum BankJournal {
+    Files(FileJournal),
+    Shared(Box<dyn Journal + Send>),
+}
+
+impl std::fmt::Debug for BankJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Files(files) => f.debug_tuple("Files").field(files).finish(),
+            Self::Shared(_) => f.write_str("Shared"),
+        }
+    }
+}
+
+impl Journal for BankJournal {
+    fn append(&mut self, records: &[Record]) -> Result<u64, StoreError> {
+        match self {
+            Self::Files(files) => files.append(records),
+            Self::Shared(shared) => shared.append(records),
+        }
+    }
+
+    fn replay(
+        &mut self,
+        after: u64,
+        apply: &mut dyn FnMut(u64, Record) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Files(files) => files.replay(after, apply),
+            Self::Shared(shared) => shared.replay(after, apply),
+        }
+    }
+
+    fn last_seq(&self) -> u64 {
+        match self {
+            Self::Files(files) => files.last_seq(),
+            Self::Shared(shared) => shared.last_seq(),
+        }
+    }
+
+    fn covered_up_to(&mut self, seq: u64) -> Result<(), StoreError> {
+        match self {
+            Self::Files(files) => files.covered_up_to(seq),
+            Self::Shared(shared) => shared.covered_up_to(seq),
+        }
+    }
+}
+
 /// A journal in segment files `journal-<first seq>.log` in one directory.
 #[derive(Debug)]
 pub struct FileJournal {

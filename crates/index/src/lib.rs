@@ -45,7 +45,7 @@ mod write_lock;
 
 pub use bank::{Bank, BankId, BankKind, BankSpec, Entry, EntryId, Origin, Provenance};
 pub use error::StoreError;
-pub use journal::{FileJournal, Journal, Record};
+pub use journal::{BankJournal, FileJournal, Journal, Record};
 pub use live::{BankFilter, Generation, Hit, LiveIndex, MatchResult};
 pub use pdq_index::{CodeHit, IndexParams, PdqIndex, SearchScratch};
 pub use signal::{Signal, SignalParseError, SignalType};

@@ -21,7 +21,7 @@ use crate::bank::{
     valid_bank_name,
 };
 use crate::error::StoreError;
-use crate::journal::{FileJournal, Journal, Record};
+use crate::journal::{BankJournal, FileJournal, Journal, Record};
 use crate::live::{Generation, LiveIndex, MERGE_AT, segment_entry};
 use crate::pdq_index::{IndexParams, SearchScratch};
 use crate::segment::{Segment, SegmentBuilder, SegmentHit};
@@ -54,7 +54,7 @@ pub struct AddOutcome {
     pub duplicates: Vec<(usize, EntryId)>,
 }
 
-pub struct BankStore<J: Journal = FileJournal> {
+pub struct BankStore<J: Journal = BankJournal> {
     dir: PathBuf,
     journal: J,
     state: BankState,
@@ -72,18 +72,32 @@ pub struct BankStore<J: Journal = FileJournal> {
     warnings: Vec<String>,
 }
 
-impl BankStore<FileJournal> {
+impl BankStore<BankJournal> {
     /// Opens (or creates) the bank directory `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let journal = FileJournal::open(dir)?;
         let torn = journal.torn_bytes();
-        let mut store = Self::open_with(dir, journal, IndexParams::default())?;
+        let mut store = Self::open_with(dir, BankJournal::Files(journal), IndexParams::default())?;
         if torn > 0 {
             store.warnings.push(format!(
                 "ignored {torn} bytes of a torn journal record or an uncommitted transaction (crash mid-write)"
             ));
         }
         Ok(store)
+    }
+
+    /// Opens banks whose journal is kept elsewhere (a database several machines share);
+    /// `cache_dir` holds this machine's snapshot of them, which must belong to that journal.
+    pub fn open_shared(
+        cache_dir: &Path,
+        journal: Box<dyn Journal + Send>,
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(cache_dir).map_err(|e| StoreError::io(cache_dir, e))?;
+        Self::open_with(
+            cache_dir,
+            BankJournal::Shared(journal),
+            IndexParams::default(),
+        )
     }
 }
 
@@ -152,6 +166,41 @@ impl<J: Journal> BankStore<J> {
         }
         store.publish()?;
         Ok(store)
+    }
+
+    /// Applies the records other writers appended to a shared journal since this store read
+    /// it, and publishes them; returns how many there were. Not for a store with a
+    /// transaction open (its own records are not in the journal's committed part yet).
+    pub fn catch_up(&mut self) -> Result<u64, StoreError> {
+        if let Some(open) = self.transaction {
+            return Err(StoreError::Transaction(format!(
+                "transaction {open} is still open"
+            )));
+        }
+        let before = self.state.seq();
+        let state = &mut self.state;
+        let pending = &mut self.pending_disabled;
+        let mut added = Vec::new();
+        self.journal.replay(before, &mut |seq, record| {
+            match &record {
+                Record::EntryDisabled { entry, .. } => pending.push(*entry),
+                Record::EntryAdded { .. } => added.push(seq),
+                _ => {}
+            }
+            state.apply(seq, record)
+        })?;
+        if self.pending.len() + added.len() >= MERGE_AT {
+            self.pending_overflow = true;
+        } else {
+            let state = &self.state;
+            self.pending
+                .extend(added.iter().filter_map(|&id| state.entry(id)));
+        }
+        let caught_up = self.state.seq() - before;
+        if caught_up > 0 {
+            self.publish()?;
+        }
+        Ok(caught_up)
     }
 
     pub fn state(&self) -> &BankState {

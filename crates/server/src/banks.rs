@@ -2,13 +2,15 @@
 //!
 //! Requests load the current [`LiveIndex`] (an atomic pointer load) and search its current
 //! generation; they never wait for a writer. Changes made through this process (the native
-//! API) are published at once. Changes made by another process (`aranea bank import` next to
-//! a running server) are noticed by polling the bank directory's journal and snapshot files;
-//! the directory is then reopened on a blocking thread and swapped in whole, so the old index
-//! answers until the new one is ready (no gap in service, briefly twice the memory).
+//! API) are published at once. Changes made by another process are noticed by polling: on one
+//! machine (`aranea bank import` next to a running server) the bank directory's journal and
+//! snapshot files, and the directory is then reopened on a blocking thread and swapped in
+//! whole, so the old index answers until the new one is ready (no gap in service, briefly
+//! twice the memory); on PostgreSQL (several machines) the shared journal's last sequence
+//! number, and the rows after it are applied to the open banks.
 //!
-//! Writes take the directory's cross-process [`WriteLock`], so several servers and the
-//! command line can change the same banks. This module must not interpret classifications.
+//! Writes take the banks' cross-process write lock, so several servers and the command line
+//! can change the same banks. This module must not interpret classifications.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,12 +24,108 @@ use aranea_index::{
 };
 use arc_swap::{ArcSwap, ArcSwapOption};
 
+use crate::shared_journal::{SharedJournal, SharedWriteLock};
+
+/// Journal records after a machine's cached snapshot beyond which opening writes a new one, so
+/// the next open replays fewer rows from the database.
+const SNAPSHOT_AFTER_RECORDS: u64 = 100_000;
+
 /// Cryptographic hashes of the media a PDQ entry was computed from, when its import carried
 /// them (metadata columns `sha1_base32`/`sha1` and `sha256_hex`/`sha256`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MediaRef {
     pub sha1_base32: String,
     pub sha256_hex: String,
+}
+
+/// Where the banks are kept.
+#[derive(Clone, Debug)]
+pub enum BankHome {
+    /// A bank directory: snapshot and journal files, for one machine.
+    Dir(PathBuf),
+    /// The journal in a PostgreSQL database that several machines share; `cache` holds this
+    /// machine's snapshot of it.
+    Shared {
+        journal: SharedJournal,
+        cache: PathBuf,
+    },
+}
+
+impl BankHome {
+    /// The banks that go with a database: on PostgreSQL its journal, with this machine's
+    /// snapshot in `DATA/bank-cache/<journal identity>`; otherwise the directory `DATA/banks`.
+    /// Blocking (connects to PostgreSQL).
+    pub fn for_database(data: &Path, database_url: &str) -> Result<BankHome, StoreError> {
+        if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            let journal = SharedJournal::connect(database_url)?;
+            let cache = data.join("bank-cache").join(journal.identity());
+            Ok(BankHome::Shared { journal, cache })
+        } else {
+            Ok(BankHome::Dir(data.join("banks")))
+        }
+    }
+
+    /// The bank directory, or the directory of this machine's snapshot of shared banks.
+    pub fn path(&self) -> &Path {
+        match self {
+            BankHome::Dir(dir) => dir,
+            BankHome::Shared { cache, .. } => cache,
+        }
+    }
+
+    /// Takes the banks' write lock, waiting for another process that holds it (`waiting` is
+    /// called once before such a wait). Blocking.
+    pub fn lock_writers(
+        &self,
+        waiting: impl FnOnce() + Send + 'static,
+    ) -> Result<BankWriteLock, StoreError> {
+        Ok(match self {
+            BankHome::Dir(dir) => BankWriteLock::Dir(WriteLock::acquire(dir, waiting)?),
+            BankHome::Shared { journal, .. } => {
+                BankWriteLock::Shared(journal.lock_writers(waiting)?)
+            }
+        })
+    }
+
+    /// Opens the banks (for writing, only under [`Self::lock_writers`]). Blocking: a large
+    /// bank takes seconds, and a machine's first open of shared banks replays their journal.
+    pub fn open_store(&self) -> Result<BankStore, StoreError> {
+        let BankHome::Shared { journal, cache } = self else {
+            return BankStore::open(self.path());
+        };
+        let end = journal.last_seq()?;
+        let mut store = BankStore::open_shared(cache, journal.journal()?)?;
+        if store.snapshot_seq() > end {
+            // The database is older than this machine's snapshot of it (restored from a
+            // backup): the snapshot holds changes the journal does not.
+            tracing::warn!(
+                cache = %cache.display(),
+                snapshot = store.snapshot_seq(),
+                journal = end,
+                "cached bank snapshot is ahead of the database's journal; rebuilding from the journal"
+            );
+            drop(store);
+            let snapshot = cache.join(aranea_index::store::SNAPSHOT_FILE);
+            std::fs::remove_file(&snapshot).map_err(|e| StoreError::Io {
+                path: snapshot,
+                source: e,
+            })?;
+            store = BankStore::open_shared(cache, journal.journal()?)?;
+        }
+        if store.records_since_snapshot() >= SNAPSHOT_AFTER_RECORDS
+            && let Some(_machine) = WriteLock::try_acquire(cache)?
+        {
+            // Other processes of this machine share the cache: one writes it at a time.
+            store.write_snapshot()?;
+        }
+        Ok(store)
+    }
+}
+
+/// The banks' write lock, held while one process writes them; released on drop.
+pub enum BankWriteLock {
+    Dir(WriteLock),
+    Shared(SharedWriteLock),
 }
 
 /// What the files of the bank directory looked like: name, length and modification time.
@@ -38,9 +136,9 @@ struct Writer {
     signature: DirSignature,
 }
 
-/// The live banks of one bank directory.
+/// The live banks of one bank directory or shared journal.
 pub struct LiveBanks {
-    dir: PathBuf,
+    home: BankHome,
     live: ArcSwap<LiveIndex>,
     media_refs: ArcSwap<HashMap<EntryId, MediaRef>>,
     /// The `vpdq` entries' frames, rebuilt with every change (`None` until one builds).
@@ -58,15 +156,20 @@ impl LiveBanks {
     /// As [`LiveBanks::open`], with the video banks matched under `video` (match share,
     /// quality, pruning; the per-frame distance is each bank's threshold).
     pub fn open_with(dir: &Path, video: VideoIndexParams) -> Result<LiveBanks, StoreError> {
-        let store = BankStore::open(dir)?;
-        let signature = dir_signature(dir);
+        Self::open_home(BankHome::Dir(dir.to_path_buf()), video)
+    }
+
+    /// Opens the banks wherever they are kept. Blocking.
+    pub fn open_home(home: BankHome, video: VideoIndexParams) -> Result<LiveBanks, StoreError> {
+        let store = home.open_store()?;
+        let signature = dir_signature(home.path());
         Ok(LiveBanks {
-            dir: dir.to_path_buf(),
             live: ArcSwap::new(store.live()),
             media_refs: ArcSwap::from_pointee(media_refs(&store)),
             videos: ArcSwapOption::new(video_index(&store, video)),
             video_params: video,
             writer: Mutex::new(Writer { store, signature }),
+            home,
         })
     }
 
@@ -85,28 +188,59 @@ impl LiveBanks {
         self.media_refs.load().get(&entry).cloned()
     }
 
+    /// The bank directory, or this machine's snapshot directory of shared banks.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.home.path()
     }
 
-    /// Reopens the directory if another process changed it; true when it did. Blocking.
+    /// Where the banks are kept.
+    pub fn home(&self) -> &BankHome {
+        &self.home
+    }
+
+    /// Catches up with changes by other processes; true when there were any. Blocking.
     pub fn refresh_if_changed(&self) -> Result<bool, StoreError> {
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        self.refresh_locked(&mut writer)
+        self.refresh_locked(&mut writer, false)
     }
 
-    fn refresh_locked(&self, writer: &mut Writer) -> Result<bool, StoreError> {
-        let now = dir_signature(&self.dir);
-        if now == writer.signature {
-            return Ok(false);
+    /// `reopen` discards what the open store holds (a failed change's records) and reads the
+    /// banks afresh.
+    fn refresh_locked(&self, writer: &mut Writer, reopen: bool) -> Result<bool, StoreError> {
+        match &self.home {
+            BankHome::Dir(dir) => {
+                let now = dir_signature(dir);
+                if now == writer.signature && !reopen {
+                    return Ok(false);
+                }
+                writer.store = self.home.open_store()?;
+                writer.signature = dir_signature(dir);
+            }
+            BankHome::Shared { journal, .. } => {
+                let end = journal.last_seq()?;
+                if end == writer.store.state().seq() && !reopen {
+                    return Ok(false);
+                }
+                let caught_up = if reopen {
+                    None
+                } else {
+                    writer.store.catch_up().ok()
+                };
+                if caught_up.is_none() {
+                    // Replacing the old store drops its journal, which rolls back an
+                    // unfinished change of it (reads of the new one never wait for that).
+                    writer.store = self.home.open_store()?;
+                }
+            }
         }
-        let store = BankStore::open(&self.dir)?;
-        self.media_refs.store(Arc::new(media_refs(&store)));
-        self.videos.store(video_index(&store, self.video_params));
-        self.live.store(store.live());
-        writer.store = store;
-        writer.signature = dir_signature(&self.dir);
+        self.install(&writer.store);
         Ok(true)
+    }
+
+    fn install(&self, store: &BankStore) {
+        self.media_refs.store(Arc::new(media_refs(store)));
+        self.videos.store(video_index(store, self.video_params));
+        self.live.store(store.live());
     }
 
     /// Runs a change on the bank store (after catching up with other processes), publishes
@@ -116,26 +250,24 @@ impl LiveBanks {
         change: impl FnOnce(&mut BankStore) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        // Other processes (another server, `aranea bank import`) write the same directory:
+        // Other processes (another server, `aranea bank import`) write the same banks:
         // catching up and appending must happen under their lock too.
-        let _write_lock = WriteLock::acquire(
-            &self.dir,
-            || tracing::info!(dir = %self.dir.display(), "waiting for another process writing the banks"),
-        )?;
-        self.refresh_locked(&mut writer)?;
+        let path = self.home.path().to_path_buf();
+        let _write_lock = self.home.lock_writers(move || {
+            tracing::info!(banks = %path.display(), "waiting for another process writing the banks")
+        })?;
+        self.refresh_locked(&mut writer, false)?;
         let result = change(&mut writer.store);
         if result.is_err() {
             // A failed change may leave a transaction open: reopening discards it.
-            writer.signature.clear();
-            self.refresh_locked(&mut writer)?;
+            self.refresh_locked(&mut writer, true)?;
             return result;
         }
         writer.store.publish()?;
-        self.media_refs.store(Arc::new(media_refs(&writer.store)));
-        self.videos
-            .store(video_index(&writer.store, self.video_params));
-        self.live.store(writer.store.live());
-        writer.signature = dir_signature(&self.dir);
+        self.install(&writer.store);
+        if let BankHome::Dir(dir) = &self.home {
+            writer.signature = dir_signature(dir);
+        }
         result
     }
 
@@ -153,7 +285,7 @@ impl LiveBanks {
             tick.tick().await;
             let banks = Arc::clone(&self);
             match tokio::task::spawn_blocking(move || banks.refresh_if_changed()).await {
-                Ok(Ok(true)) => tracing::info!(dir = %self.dir.display(), "banks reloaded"),
+                Ok(Ok(true)) => tracing::info!(banks = %self.dir().display(), "banks reloaded"),
                 Ok(Ok(false)) => {}
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "bank reload failed; the previous banks stay live")

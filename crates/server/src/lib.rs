@@ -26,6 +26,7 @@ mod logging;
 pub mod metrics;
 pub mod ops;
 pub mod problem;
+pub mod shared_journal;
 pub mod shield;
 pub mod stats;
 pub mod ui;
@@ -44,7 +45,7 @@ use aranea_crawl::fetch::{FetchConfig, Fetcher};
 use aranea_hash::{Limits, MediaHashes};
 use aranea_store::Store;
 
-pub use banks::LiveBanks;
+pub use banks::{BankHome, BankWriteLock, LiveBanks};
 pub use clients::{ClientRegistry, IssueError, IssuedClient, issue_client};
 pub use config::ServerConfig;
 pub use error::ServerError;
@@ -77,15 +78,22 @@ impl AppState {
         bank_dir: &Path,
         store: Store,
     ) -> Result<AppState, ServerError> {
-        let dir = bank_dir.to_path_buf();
+        Self::open_home(config, BankHome::Dir(bank_dir.to_path_buf()), store).await
+    }
+
+    /// As [`AppState::open`], with the banks wherever they are kept (a directory, or the
+    /// journal in the shared PostgreSQL database).
+    pub async fn open_home(
+        config: ServerConfig,
+        home: BankHome,
+        store: Store,
+    ) -> Result<AppState, ServerError> {
+        let dir = home.path().to_path_buf();
         let video = video::index_params(&config);
-        let banks = tokio::task::spawn_blocking(move || LiveBanks::open_with(&dir, video))
+        let banks = tokio::task::spawn_blocking(move || LiveBanks::open_home(home, video))
             .await
             .map_err(|e| ServerError::Config(format!("bank loader: {e}")))?
-            .map_err(|source| ServerError::Banks {
-                dir: bank_dir.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| ServerError::Banks { dir, source })?;
         let clients = ClientRegistry::load(store.clone()).await?;
         let fetcher = Fetcher::new(fetch_config(&config)?)?;
         let hash_workers = workers::HashWorkers::start(config.hash_workers)

@@ -21,7 +21,7 @@ use crate::error::StoreError;
 
 /// Any constant works, as long as every Aranea process uses the same one; it differs from the
 /// migrations' lock.
-const WRITERS_LOCK_KEY: i64 = 0x4172_616e_6561_42; // "AraneaB"
+const WRITERS_LOCK_KEY: i64 = 0x0041_7261_6e65_6142; // "AraneaB"
 
 /// PostgreSQL's SQLSTATE for a unique violation: another writer took the sequence number.
 const UNIQUE_VIOLATION: &str = "23505";

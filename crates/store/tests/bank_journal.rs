@@ -9,7 +9,10 @@ use aranea_store::{JournalRow, StoreError};
 use common::{NOW, TestDb};
 
 fn records(words: &[&str]) -> Vec<String> {
-    words.iter().map(|w| format!("{{\"op\":\"{w}\"}}")).collect()
+    words
+        .iter()
+        .map(|w| format!("{{\"op\":\"{w}\"}}"))
+        .collect()
 }
 
 #[tokio::test]
@@ -22,7 +25,10 @@ async fn rows_append_in_order_and_read_back_in_pages() {
     assert_eq!(identity.len(), 32, "an md5 hex identity: {identity}");
 
     let mut change = journal.begin().await.unwrap();
-    change.append(1, &records(&["a", "b", "c"]), NOW).await.unwrap();
+    change
+        .append(1, &records(&["a", "b", "c"]), NOW)
+        .await
+        .unwrap();
     change.append(4, &records(&["d"]), NOW).await.unwrap();
     change.commit().await.unwrap();
 
@@ -31,15 +37,33 @@ async fn rows_append_in_order_and_read_back_in_pages() {
     assert_eq!(
         page,
         vec![
-            JournalRow { seq: 2, record: "{\"op\":\"b\"}".into() },
-            JournalRow { seq: 3, record: "{\"op\":\"c\"}".into() },
+            JournalRow {
+                seq: 2,
+                record: "{\"op\":\"b\"}".into()
+            },
+            JournalRow {
+                seq: 3,
+                record: "{\"op\":\"c\"}".into()
+            },
         ]
     );
     assert_eq!(journal.rows_after(4, 10).await.unwrap(), vec![]);
     // Another connection pool (another machine) sees the same journal and identity.
     let other = db.open().await;
-    assert_eq!(other.bank_journal().unwrap().identity().await.unwrap(), identity);
-    assert_eq!(other.bank_journal().unwrap().rows_after(0, 10).await.unwrap().len(), 4);
+    assert_eq!(
+        other.bank_journal().unwrap().identity().await.unwrap(),
+        identity
+    );
+    assert_eq!(
+        other
+            .bank_journal()
+            .unwrap()
+            .rows_after(0, 10)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
 }
 
 #[tokio::test]
@@ -48,8 +72,15 @@ async fn a_change_is_invisible_until_committed_and_gone_when_dropped() {
     let store = db.open().await;
     let journal = store.bank_journal().unwrap();
     let mut change = journal.begin().await.unwrap();
-    change.append(1, &records(&["begin", "entry"]), NOW).await.unwrap();
-    assert_eq!(journal.last_seq().await.unwrap(), 0, "uncommitted rows are not visible");
+    change
+        .append(1, &records(&["begin", "entry"]), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        journal.last_seq().await.unwrap(),
+        0,
+        "uncommitted rows are not visible"
+    );
     assert!(journal.rows_after(0, 10).await.unwrap().is_empty());
     // A writer dying mid-import: its transaction ends without a commit.
     drop(change);
@@ -95,7 +126,12 @@ async fn writers_take_turns_and_a_dropped_holder_frees_the_lock() {
     let db = TestDb::postgres().await;
     let store = db.open().await;
     let other = db.open().await;
-    let held = store.bank_journal().unwrap().lock_writers(|| {}).await.unwrap();
+    let held = store
+        .bank_journal()
+        .unwrap()
+        .lock_writers(|| {})
+        .await
+        .unwrap();
 
     let (waited_tx, waited_rx) = tokio::sync::oneshot::channel();
     let second = tokio::spawn(async move {
@@ -114,7 +150,10 @@ async fn writers_take_turns_and_a_dropped_holder_frees_the_lock() {
         .expect("the second writer says it waits")
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!second.is_finished(), "the second writer must wait for the first");
+    assert!(
+        !second.is_finished(),
+        "the second writer must wait for the first"
+    );
     // Dropping closes the holder's connection, as a crash would.
     drop(held);
     tokio::time::timeout(Duration::from_secs(10), second)
