@@ -5,7 +5,7 @@
 //! of everything before it. Sections: bank settings and provenance as JSON, the entries in
 //! columnar row groups, the base segment (PDQ refs, digests sorted by value, labels; see
 //! `columns`) and the PDQ index arrays as they are in memory, so loading is a few bulk reads
-//! with no rebuilding or sorting.
+//! (spread over the cores, see `bulk`) with no rebuilding or sorting.
 //!
 //! Writing goes to a temporary file that is fsynced, renamed over the old snapshot, and the
 //! directory fsynced: a crash leaves the old or the new snapshot, never a torn one. Loading
