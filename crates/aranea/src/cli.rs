@@ -76,7 +76,8 @@ impl GlobalOptions {
 pub enum Command {
     /// Hash image and video files: type, size, MD5, SHA-1, SHA-256, PDQ and vPDQ.
     Hash(crate::cmd_hash::HashArgs),
-    /// Manage hash banks: create, import, export, match.
+    /// Manage hash banks: create, import, export, match (in DATA/banks, or with a
+    /// PostgreSQL --db in the database, shared by every machine using it).
     Bank(crate::cmd_bank::BankArgs),
     /// Run the simulated internet standalone.
     Simweb(crate::cmd_simweb::SimwebArgs),

@@ -1,4 +1,5 @@
-//! `aranea bank`: create, inspect, fill and query hash banks in `DATA/banks/`.
+//! `aranea bank`: create, inspect, fill and query hash banks (in `DATA/banks/`, or on
+//! PostgreSQL in the database's bank journal).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -14,6 +15,7 @@ use aranea_index::{
     BankFilter, BankKind, BankSpec, BankStore, Hit, MatchResult, NewEntry, Origin, Provenance,
     Signal, SignalType,
 };
+use aranea_server::BankHome;
 use serde_json::{Value, json};
 
 use crate::cli::GlobalOptions;
@@ -338,7 +340,7 @@ pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
                 skip_invalid,
                 by,
             };
-            return import(&mut store, &name, &file, &options);
+            return import(&home, &mut store, &name, &file, &options);
         }
         BankCommand::Export {
             name,
@@ -460,6 +462,7 @@ struct ImportOptions {
 /// Two passes over the file: validate everything first (so a file with errors imports
 /// nothing unless --skip-invalid), then add in batches. Memory stays bounded either way.
 fn import(
+    home: &BankHome,
     store: &mut BankStore,
     name: &str,
     file: &Path,
@@ -558,7 +561,7 @@ fn import(
     }
     flush(store, &mut batch)?;
     store.commit_transaction()?;
-    store.write_snapshot()?;
+    home.write_snapshot(store)?;
     println!(
         "{}",
         json!({"bank": name, "file": file, "rows": rows, "invalid": invalid, "added": added, "duplicates": duplicates})

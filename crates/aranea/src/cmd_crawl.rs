@@ -1,5 +1,5 @@
-//! `aranea crawl`: runs one crawl worker against the database (`--db`) and the banks in
-//! `DATA/banks`, seeded from URLs or files of URLs, with a progress line on stderr when it
+//! `aranea crawl`: runs one crawl worker against the database (`--db`) and its banks (in
+//! `DATA/banks`, or on PostgreSQL in the database), seeded from URLs or files of URLs, with a progress line on stderr when it
 //! is a terminal and a summary on stdout.
 
 use std::io::IsTerminal;

@@ -1,5 +1,6 @@
 //! `aranea serve`: the HTTP server (matching API, native API, web UI, metrics) on its own.
-//! Many servers may run against one PostgreSQL; each reads the banks in `DATA/banks`.
+//! Many servers may run against one PostgreSQL, on several machines: the banks are then
+//! kept in the database too (on SQLite, in `DATA/banks`).
 
 use std::process::ExitCode;
 

@@ -226,3 +226,147 @@ fn live_banks_on_two_machines_follow_each_other_and_a_failed_change_leaves_nothi
     let third = tempfile::tempdir().unwrap();
     assert_eq!(counted(&open(third.path())), 30);
 }
+
+#[test]
+fn an_import_killed_midway_leaves_nothing_and_no_lock() {
+    let db = database("kill");
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    ok(
+        &db,
+        first.path(),
+        &["create", "known", "--classification", "csam"],
+    );
+    // Long enough that the kill falls inside the import's transaction.
+    let list = first.path().join("many.txt");
+    let lines: String = (0..1_000_000).map(|n| md5(n) + "\n").collect();
+    std::fs::write(&list, lines).unwrap();
+    let mut import = Command::new(env!("CARGO_BIN_EXE_aranea"))
+        .args(["--db", &db, "--data"])
+        .arg(first.path())
+        .args(["bank", "import", "known"])
+        .arg(&list)
+        .args(["--format", "hex", "--signal-type", "md5"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        import.try_wait().unwrap().is_none(),
+        "the import ended before the kill: the test needs a longer list"
+    );
+    import.kill().unwrap(); // SIGKILL
+    import.wait().unwrap();
+
+    // Another machine sees the bank without any of the import, and may write at once: the
+    // killed writer's lock went with its connection.
+    let banks: Value =
+        serde_json::from_str(ok(&db, second.path(), &["list", "--format", "json"]).trim()).unwrap();
+    assert_eq!(banks["entries"]["enabled"], 0, "{banks}");
+    let small = second.path().join("small.txt");
+    std::fs::write(&small, format!("{}\n{}\n", md5(1), md5(2))).unwrap();
+    let output = within_a_minute(
+        Command::new(env!("CARGO_BIN_EXE_aranea"))
+            .args(["--db", &db, "--data"])
+            .arg(second.path())
+            .args(["bank", "import", "known"])
+            .arg(&small)
+            .args(["--format", "hex", "--signal-type", "md5"]),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let banks: Value =
+        serde_json::from_str(ok(&db, first.path(), &["list", "--format", "json"]).trim()).unwrap();
+    assert_eq!(banks["entries"]["enabled"], 2, "{banks}");
+}
+
+/// Runs `command`, failing the test instead of hanging if it waits (on a lock) for a minute.
+fn within_a_minute(command: &mut Command) -> Output {
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the command was still waiting after a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_cached_snapshot_ahead_of_the_database_is_dropped_for_the_journal() {
+    let db = database("restore");
+    let data = tempfile::tempdir().unwrap();
+    ok(
+        &db,
+        data.path(),
+        &["create", "known", "--classification", "csam"],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let last_seq = || {
+        runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
+            let last: i64 = sqlx::query_scalar("SELECT MAX(seq) FROM bank_journal")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            last
+        })
+    };
+    let created = last_seq();
+    let list = data.path().join("hashes.txt");
+    std::fs::write(&list, (0..50).map(|n| md5(n) + "\n").collect::<String>()).unwrap();
+    let list = list.to_str().unwrap();
+    ok(
+        &db,
+        data.path(),
+        &[
+            "import",
+            "known",
+            list,
+            "--format",
+            "hex",
+            "--signal-type",
+            "md5",
+        ],
+    );
+    let caches: Vec<_> = std::fs::read_dir(data.path().join("bank-cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(caches.len(), 1);
+    assert!(
+        caches[0].join("banks.snapshot").is_file(),
+        "the import left a snapshot"
+    );
+
+    // The database goes back to before the import (restored from an older backup).
+    assert!(last_seq() > created);
+    runtime.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
+        sqlx::query("DELETE FROM bank_journal WHERE seq > $1")
+            .bind(created)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    });
+    let output = bank(&db, data.path(), &["list", "--format", "json"]);
+    assert!(output.status.success());
+    let banks: Value =
+        serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap();
+    assert_eq!(
+        banks["entries"]["enabled"], 0,
+        "the journal's banks, not the snapshot's: {banks}"
+    );
+}

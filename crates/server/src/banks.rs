@@ -120,6 +120,19 @@ impl BankHome {
         }
         Ok(store)
     }
+
+    /// Writes a snapshot of `store` (opened from this home): into the bank directory, whose
+    /// write lock the caller holds, or into this machine's cache of shared banks, which other
+    /// processes of this machine may be writing too.
+    pub fn write_snapshot(&self, store: &mut BankStore) -> Result<(), StoreError> {
+        match self {
+            BankHome::Dir(_) => store.write_snapshot(),
+            BankHome::Shared { cache, .. } => {
+                let _machine = WriteLock::acquire(cache, || {})?;
+                store.write_snapshot()
+            }
+        }
+    }
 }
 
 /// The banks' write lock, held while one process writes them; released on drop.
