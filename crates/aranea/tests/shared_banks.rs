@@ -370,3 +370,140 @@ fn a_cached_snapshot_ahead_of_the_database_is_dropped_for_the_journal() {
         "the journal's banks, not the snapshot's: {banks}"
     );
 }
+
+/// Standard base64 with padding, for a Basic credential.
+fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// POSTs `body` to `/v1/media/` and returns the response's JSON body.
+fn scan(addr: &str, credential: &str, body: &[u8]) -> Value {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST /v1/media/ HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {}\r\n\
+         Content-Type: image/jpeg\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        base64(credential.as_bytes()),
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).unwrap();
+    let reply = String::from_utf8(reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let (_, json) = reply.split_once("\r\n\r\n").unwrap();
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
+}
+
+#[test]
+fn a_server_on_one_machine_matches_what_another_machine_banks() {
+    use std::io::BufRead;
+    let db = database("serve");
+    let (server_machine, desk) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let aranea = |data: &Path, args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_aranea"))
+            .args(["--db", &db, "--data"])
+            .arg(data)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let added = aranea(desk.path(), &["client", "add", "partner"]);
+    let credential = added.lines().last().unwrap().to_owned();
+    let config = server_machine.path().join("aranea.toml");
+    std::fs::write(&config, "[server]\nbank_poll_ms = 200\n").unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_aranea"))
+        .args(["--db", &db, "--data"])
+        .arg(server_machine.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+
+    let photo = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/corpus/img-0002.jpg"
+    );
+    let bytes = std::fs::read(photo).unwrap();
+    assert_eq!(
+        scan(&addr, &credential, &bytes)["classification"],
+        "no-known-match"
+    );
+
+    // The desk machine banks the photo's PDQ while the server runs.
+    let pdq = aranea_hash::hash_media(&bytes, &aranea_hash::Limits::default())
+        .unwrap()
+        .pdq
+        .unwrap()
+        .hash
+        .to_hex();
+    let list = desk.path().join("known.txt");
+    std::fs::write(&list, format!("{pdq}\n")).unwrap();
+    aranea(
+        desk.path(),
+        &["bank", "create", "known", "--classification", "csam"],
+    );
+    aranea(
+        desk.path(),
+        &[
+            "bank",
+            "import",
+            "known",
+            list.to_str().unwrap(),
+            "--format",
+            "hex",
+            "--signal-type",
+            "pdq",
+        ],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let answer = loop {
+        let answer = scan(&addr, &credential, &bytes);
+        if answer["classification"] == "csam" || std::time::Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(answer["classification"], "csam", "{answer}");
+    assert_eq!(answer["match_type"], "near", "{answer}");
+    assert_eq!(answer["near_match_details"][0]["distance"], 0, "{answer}");
+}
