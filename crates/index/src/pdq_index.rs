@@ -116,8 +116,13 @@ impl PdqIndex {
         if codes.len() > MAX_CODES {
             return Err(PdqIndexError::TooManyCodes(codes.len()));
         }
-        // Aligned copies: see `aligned` for what a `Vec`'s placement cost every query.
-        let codes = AlignedArray::from_slice(&codes);
+        // An aligned copy (see `aligned` for what a `Vec`'s placement cost every query); the
+        // `Vec` is freed before the tables are built, so the peak holds one copy of the codes.
+        let codes = {
+            let aligned = AlignedArray::from_slice(&codes);
+            drop(codes);
+            aligned
+        };
         let layout = substring_layout(
             codes.len(),
             params.substrings,
