@@ -4,9 +4,10 @@
 //! ([`aranea_store::Frontier::settle_pages`]). While one batch is being written the next
 //! gathers, so batches grow with the load and an idle crawler waits for nobody.
 //!
-//! A step returns only once its own page is committed (or refused): nothing is acknowledged
-//! before it is durable, and a killed worker loses only what the next lease holder fetches
-//! again. This module must not decide what is written: pages arrive settled.
+//! A settlement returns only once its own page is committed (or refused): nothing is
+//! acknowledged before it is durable, and a killed worker loses only what the next lease
+//! holder fetches again. (The host's next request does not wait for it: see
+//! [`super::verdict`].) This module must not decide what is written: pages arrive settled.
 //!
 //! On SQLite the group commit and the crawler's other hot-path writes also take one
 //! [`WriteTurn`] per process, so they queue here rather than in SQLite's busy handler.

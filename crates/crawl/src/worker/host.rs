@@ -2,6 +2,7 @@
 //! at most one request to it (skipping, without a request, the URLs that rules exclude).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aranea_store::{
@@ -48,10 +49,15 @@ pub(crate) struct HostWork {
     error_streak: i64,
     /// Extra spacing learnt from 429/503 answers (the host's own rate limit), in ms.
     slowdown_ms: u64,
+    /// For the settlement written while the host goes on.
+    pub shared: Arc<Context>,
+    /// The last page's settlement and what follows it, being written
+    /// ([`super::verdict::write`]); at most one per host.
+    pub settling: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
 }
 
 impl HostWork {
-    pub fn new(cx: &Context, leased: LeasedHost) -> HostWork {
+    pub fn new(cx: &Arc<Context>, leased: LeasedHost) -> HostWork {
         let host = leased.host;
         let crawl_delay = host
             .crawl_delay_ms
@@ -71,6 +77,8 @@ impl HostWork {
             quiet_pages: host.quiet_pages,
             error_streak: host.error_streak,
             slowdown_ms: 0,
+            shared: Arc::clone(cx),
+            settling: None,
             host,
         }
     }
@@ -86,7 +94,9 @@ impl HostWork {
 
     /// Stores the host's politeness state and gives the lease back. Pages still waiting for
     /// their media were not completed: the next holder fetches them again.
-    pub async fn release(self, cx: &Context) {
+    pub async fn release(mut self, cx: &Context) {
+        // Its completions need the lease; a failure is the next holder's to redo.
+        let _ = self.settled().await;
         let policy = HostPolicy {
             delay_ms: i64::try_from(self.pace.delay_ms(Duration::ZERO)).unwrap_or(i64::MAX),
             crawl_delay_ms: self
@@ -111,8 +121,24 @@ impl HostWork {
             .await;
     }
 
+    /// Waits for the page settlement being written, if any, and returns its outcome.
+    pub async fn settled(&mut self) -> Result<(), StoreError> {
+        let Some(task) = self.settling.take() else {
+            return Ok(());
+        };
+        match task.await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // Cancelled only when the runtime shuts down: the page stays in flight.
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Makes at most one request to the host (robots.txt or the next URL not excluded).
     pub async fn step(&mut self, cx: &Context) -> Result<StepEnd, StoreError> {
+        if self.settling.as_ref().is_some_and(|t| t.is_finished()) {
+            self.settled().await?;
+        }
         let now = now_ms();
         if self.lease.until().saturating_sub(now) < cx.config.lease_ms / 2 {
             self.lease = cx
@@ -126,7 +152,13 @@ impl HostWork {
         }
         loop {
             let Some(url) = self.next_url(cx).await? else {
+                if self.settling.is_some() {
+                    // The page being settled may have queued this host's next URLs.
+                    self.settled().await?;
+                    continue;
+                }
                 self.settle_all(cx).await?;
+                self.settled().await?;
                 return Ok(StepEnd::Done);
             };
             let parsed = match Url::parse(&url.url) {
@@ -455,19 +487,7 @@ impl HostWork {
         url: &UrlRecord,
         outcome: &FetchOutcome,
     ) -> Result<(), StoreError> {
-        let turn = cx.writes.take().await;
-        cx.store
-            .frontier()
-            .complete_url(&self.lease, url.id, outcome, now_ms())
-            .await?;
-        drop(turn);
-        if let Some(report) = url.report_id {
-            cx.store
-                .reports()
-                .set_status(report, aranea_store::ReportStatus::Crawled)
-                .await?;
-        }
-        Ok(())
+        super::verdict::complete_url(cx, &self.lease, url, outcome).await
     }
 
     /// The URL ended without media to hold: a page waiting for it need not wait any more.

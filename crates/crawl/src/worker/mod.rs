@@ -24,6 +24,7 @@ mod links;
 mod page;
 mod progress;
 mod sink;
+mod verdict;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -9,6 +9,7 @@
 //! Pages themselves are never kept.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use aranea_store::{
     EnqueuedUrl, FetchOutcome, NewSighting, NewUrl, PageSettlement, Priority, ReviewReason,
@@ -52,8 +53,8 @@ pub(super) struct Sighted {
 
 /// A page fetched whose verdict waits for its media.
 pub(crate) struct PendingPage {
-    url: UrlRecord,
-    outcome: FetchOutcome,
+    pub(super) url: UrlRecord,
+    pub(super) outcome: FetchOutcome,
     links: Vec<NewUrl>,
     waiting: HashSet<UrlId>,
     pub(super) held: Vec<HeldMedia>,
@@ -184,8 +185,7 @@ impl HostWork {
             page,
         };
         let bytes = Some(response.body.clone());
-        self.embedded_elsewhere(cx, &seen, &recorded.also_on, bytes.clone())
-            .await?;
+        super::verdict::embedded_elsewhere(cx, &seen, &recorded.also_on, bytes.clone()).await?;
         self.direct_media(cx, seen, bytes).await?;
         self.complete(cx, &url, &outcome).await
     }
@@ -277,41 +277,6 @@ impl HostWork {
         Ok(())
     }
 
-    /// Media recorded on pages that embed its URL besides the one it was fetched for (pages
-    /// mined before it was fetched, on any host): a match there means the page's links are
-    /// to be followed after all, so it is fetched again; unknown media on such a page that
-    /// has a match goes to review.
-    pub(super) async fn embedded_elsewhere(
-        &self,
-        cx: &Context,
-        seen: &Sighted,
-        also_on: &[UrlId],
-        bytes: Option<Bytes>,
-    ) -> Result<(), StoreError> {
-        let now = now_ms();
-        for page in also_on {
-            if seen.matched {
-                cx.store
-                    .frontier()
-                    .schedule_recheck(*page, now, Priority::MatchLink)
-                    .await?;
-            } else if cx.store.crawl_facts().page_has_match(*page).await? {
-                let item = ForReview {
-                    sha256: seen.sha256,
-                    sighting: seen.sighting,
-                    reason: ReviewReason::OnMatchingPage,
-                };
-                let queued =
-                    queue_for_review(&cx.store, &cx.sink, &cx.cpu, item, bytes, now).await?;
-                if queued == Reviewed::Queued {
-                    Counters::bump(&cx.counters.review);
-                }
-                return Ok(());
-            }
-        }
-        Ok(())
-    }
-
     async fn unreadable(
         &mut self,
         cx: &Context,
@@ -367,6 +332,9 @@ impl HostWork {
         let turn = cx.writes.take().await;
         let enqueued = cx.store.frontier().enqueue_urls(&media, now).await?;
         drop(turn);
+        // A URL of this host held by a settlement still being written looks queued and
+        // unfetched: wait for it, or the page would wait for media never fetched again.
+        self.settled().await?;
         let waiting = self.seen_media(cx, &url, &enqueued).await?;
         let link = Origin {
             source: UrlSource::Link,
@@ -446,7 +414,10 @@ impl HostWork {
 
     /// The page's media are all in: decide, follow, review, complete. The page's media,
     /// links and (when no review must come first) its own completion are one settlement,
-    /// written with other hosts' pages in one transaction ([`super::commit`]).
+    /// written with other hosts' pages in one transaction ([`super::commit`]) by a task of
+    /// its own ([`super::verdict::write`]), while the host makes its next request: nothing
+    /// of the page is acknowledged before that commit, and a kill before it leaves the page
+    /// and its media in flight for the next lease holder.
     pub(crate) async fn settle(
         &mut self,
         cx: &Context,
@@ -494,108 +465,14 @@ impl HostWork {
             // for again inside it, and the page queued again if there is one.
             requeue_if_matched: (!matched).then_some((page.url.id, Priority::MatchLink)),
         };
-        let settled = cx
-            .commits
-            .settle(&cx.store, &cx.writes, settlement)
-            .await?
-            .page;
-        let mut reports: Vec<_> = page.held.iter().filter_map(|h| h.url.report_id).collect();
-        reports.extend((!matched).then_some(page.url.report_id).flatten());
-        for report in reports {
-            cx.store
-                .reports()
-                .set_status(report, aranea_store::ReportStatus::Crawled)
-                .await?;
-        }
-        let elsewhere: Vec<(&HeldMedia, SightingId, &Vec<UrlId>)> = page
-            .held
-            .iter()
-            .zip(&settled.sightings)
-            .zip(&settled.also_on)
-            .filter(|(_, also_on)| !also_on.is_empty())
-            .map(|((held, sighting), also_on)| (held, *sighting, also_on))
-            .collect();
-        for (held, sighting, also_on) in elsewhere {
-            let seen = Sighted {
-                matched: held.matched,
-                sha256: held.seen.media.sha256,
-                sighting,
-                page: held.seen.sighting.page,
-            };
-            self.embedded_elsewhere(cx, &seen, also_on, held.bytes.clone())
-                .await?;
-        }
-        if matched {
-            self.review_and_complete(cx, &page, &settled.sightings, now)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// A page with a match: its unknown media go to review, then the page completes (a page
-    /// completed is a page whose links and review are in).
-    async fn review_and_complete(
-        &mut self,
-        cx: &Context,
-        page: &PendingPage,
-        sightings: &[SightingId],
-        now: UnixMillis,
-    ) -> Result<(), StoreError> {
-        let facts = cx.store.crawl_facts();
-        let mut refetch = Vec::new();
-        for (held, sighting) in page.held.iter().zip(sightings).filter(|(h, _)| !h.matched) {
-            let reviewed = queue_for_review(
-                &cx.store,
-                &cx.sink,
-                &cx.cpu,
-                ForReview {
-                    sha256: held.seen.media.sha256,
-                    sighting: *sighting,
-                    reason: ReviewReason::OnMatchingPage,
-                },
-                held.bytes.clone(),
-                now,
-            )
-            .await?;
-            if reviewed == Reviewed::Queued {
-                Counters::bump(&cx.counters.review);
-                if held.bytes.is_none() {
-                    refetch.push(held.url.id);
-                }
-            }
-        }
-        let held_urls: HashSet<UrlId> = page.held.iter().map(|h| h.url.id).collect();
-        for other in facts.unmatched_on_page(page.url.id).await? {
-            if held_urls.contains(&other.url) {
-                continue;
-            }
-            let reviewed = queue_for_review(
-                &cx.store,
-                &cx.sink,
-                &cx.cpu,
-                ForReview {
-                    sha256: other.media_sha256,
-                    sighting: other.sighting,
-                    reason: ReviewReason::OnMatchingPage,
-                },
-                None,
-                now,
-            )
-            .await?;
-            if reviewed == Reviewed::Queued {
-                Counters::bump(&cx.counters.review);
-                refetch.push(other.url);
-            }
-        }
-        self.complete(cx, &page.url, &page.outcome).await?;
-        // Review entries without bytes: fetch the media again so the sink receives them (after
-        // completing them, as a URL still in flight is not queued again).
-        for url in refetch {
-            cx.store
-                .frontier()
-                .schedule_recheck(url, now, Priority::MatchLink)
-                .await?;
-        }
+        // The host goes on with its next request while the settlement is written; its
+        // next settlement, a page mined or the lease's release waits for this one.
+        self.settled().await?;
+        let cx = Arc::clone(&self.shared);
+        let lease = self.lease.clone();
+        self.settling = Some(tokio::spawn(async move {
+            super::verdict::write(&cx, &lease, page, settlement, matched, now).await
+        }));
         Ok(())
     }
 }
