@@ -507,3 +507,41 @@ fn a_server_on_one_machine_matches_what_another_machine_banks() {
     assert_eq!(answer["match_type"], "near", "{answer}");
     assert_eq!(answer["near_match_details"][0]["distance"], 0, "{answer}");
 }
+
+#[test]
+fn a_journal_row_that_is_no_record_stops_the_open_and_names_its_number() {
+    let db = database("hostile");
+    let data = tempfile::tempdir().unwrap();
+    ok(
+        &db,
+        data.path(),
+        &["create", "known", "--classification", "csam"],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
+        sqlx::query(
+            "INSERT INTO bank_journal (seq, record, recorded_at) \
+             SELECT MAX(seq) + 1, '{\"op\":\"entry-added\",\"bank\":\"x\"', 0 FROM bank_journal",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    });
+    let other = tempfile::tempdir().unwrap();
+    let refused = bank(&db, other.path(), &["list"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("bank journal record"), "{stderr}");
+    match BankHome::for_database(other.path(), &db)
+        .unwrap()
+        .open_store()
+    {
+        Err(StoreError::Corrupt(why)) => assert!(why.contains("record"), "{why}"),
+        Err(other) => panic!("expected a corrupt journal, got {other}"),
+        Ok(_) => panic!("a journal with a broken row opened"),
+    }
+}

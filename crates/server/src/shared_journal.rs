@@ -98,7 +98,7 @@ impl SharedJournal {
         let url = url.to_owned();
         std::thread::Builder::new()
             .name("bank-journal".into())
-            .spawn(move || serve(&url, &ready, &inbox))
+            .spawn(move || run_journal_thread(&url, &ready, &inbox))
             .map_err(|e| StoreError::SharedJournal(Box::new(e)))?;
         let identity = connected
             .recv()
@@ -244,7 +244,9 @@ impl Drop for TableJournal {
     }
 }
 
-fn serve(
+/// The journal thread: connects, answers requests in order until every handle is dropped, then
+/// rolls back an unfinished change and releases the writers' lock.
+fn run_journal_thread(
     url: &str,
     ready: &SyncSender<Result<String, aranea_store::StoreError>>,
     inbox: &Receiver<Request>,
