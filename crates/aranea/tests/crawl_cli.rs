@@ -5,6 +5,8 @@
 //! run. `aranea report add` feeds the crawl.
 
 mod common;
+#[path = "common/postgres.rs"]
+mod postgres;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -251,26 +253,6 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
         .block_on(f)
 }
 
-fn postgres_db(name: &str) -> String {
-    let server = std::env::var("ARANEA_TEST_POSTGRES").expect(
-        "ARANEA_TEST_POSTGRES is not set: run scripts/test, which starts a throwaway PostgreSQL",
-    );
-    block_on(async {
-        let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name}"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-    });
-    let (base, _) = server.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
-}
-
 fn reference(world: &RunningWorld, lease_ms: u64) -> (tempfile::TempDir, Recorded) {
     let dir = tempfile::tempdir().unwrap();
     setup(world, dir.path(), lease_ms);
@@ -292,7 +274,7 @@ fn three_workers_on_postgres_fetch_each_url_once_and_survive_a_kill() {
     let data = dir.path();
 
     // Three workers together: the same facts, each URL fetched once.
-    let db = postgres_db(&format!("aranea_crawl3_{}", std::process::id()));
+    let db = postgres::fresh_database(&format!("aranea_crawl3_{}", std::process::id()));
     share_known_bank(&world, data, &db);
     seed(data, &db);
     let requests_before = world.requests().len();
@@ -339,7 +321,7 @@ fn three_workers_on_postgres_fetch_each_url_once_and_survive_a_kill() {
     }
 
     // One of three killed mid-crawl: the others take its hosts over and nothing is lost.
-    let db = postgres_db(&format!("aranea_crawlkill_{}", std::process::id()));
+    let db = postgres::fresh_database(&format!("aranea_crawlkill_{}", std::process::id()));
     share_known_bank(&world, data, &db);
     seed(data, &db);
     let mut workers: Vec<Child> = (1..=3)

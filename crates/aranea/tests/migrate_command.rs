@@ -4,7 +4,9 @@
 use std::process::Command;
 
 use aranea_store::SCHEMA_VERSION;
-use sqlx::Connection;
+
+#[path = "common/postgres.rs"]
+mod postgres;
 
 fn migrate(db: &str) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_aranea"))
@@ -36,27 +38,7 @@ fn migrate_applies_the_schema_once_on_sqlite() {
 
 #[test]
 fn migrate_applies_the_schema_once_on_postgres() {
-    let server = std::env::var("ARANEA_TEST_POSTGRES").expect(
-        "ARANEA_TEST_POSTGRES is not set: run scripts/test, which starts a throwaway PostgreSQL",
-    );
-    let name = format!("aranea_migrate_{}", std::process::id());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
-        let drop = format!("DROP DATABASE IF EXISTS {name}");
-        let create = format!("CREATE DATABASE {name}");
-        for sql in [drop, create] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-    });
-    let (base, _) = server.rsplit_once('/').expect("postgres://…/DATABASE");
-    let db = format!("{base}/{name}");
+    let db = postgres::fresh_database(&format!("aranea_migrate_{}", std::process::id()));
     assert_eq!(
         migrate(&db),
         format!("applied {SCHEMA_VERSION} migration(s); schema at version {SCHEMA_VERSION}\n")

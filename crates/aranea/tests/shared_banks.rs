@@ -11,32 +11,13 @@ use aranea_index::{
 };
 use aranea_server::{BankHome, LiveBanks};
 use serde_json::Value;
-use sqlx::Connection;
 
-/// A fresh database on the test server (ARANEA_TEST_POSTGRES).
+#[path = "common/postgres.rs"]
+mod postgres;
+
+/// A fresh database for one test of this binary.
 fn database(tag: &str) -> String {
-    let server = std::env::var("ARANEA_TEST_POSTGRES").expect(
-        "ARANEA_TEST_POSTGRES is not set: run scripts/test, which starts a throwaway PostgreSQL",
-    );
-    let name = format!("aranea_shared_banks_{tag}_{}", std::process::id());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name}"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-    });
-    let (base, _) = server.rsplit_once('/').expect("postgres://…/DATABASE");
-    format!("{base}/{name}")
+    postgres::fresh_database(&format!("aranea_shared_banks_{tag}_{}", std::process::id()))
 }
 
 fn bank(db: &str, data: &Path, args: &[&str]) -> Output {
@@ -310,20 +291,7 @@ fn a_cached_snapshot_ahead_of_the_database_is_dropped_for_the_journal() {
         data.path(),
         &["create", "known", "--classification", "csam"],
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let last_seq = || {
-        runtime.block_on(async {
-            let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
-            let last: i64 = sqlx::query_scalar("SELECT MAX(seq) FROM bank_journal")
-                .fetch_one(&mut conn)
-                .await
-                .unwrap();
-            last
-        })
-    };
+    let last_seq = || postgres::scalar(&db, "SELECT MAX(seq) FROM bank_journal");
     let created = last_seq();
     let list = data.path().join("hashes.txt");
     std::fs::write(&list, (0..50).map(|n| md5(n) + "\n").collect::<String>()).unwrap();
@@ -353,14 +321,7 @@ fn a_cached_snapshot_ahead_of_the_database_is_dropped_for_the_journal() {
 
     // The database goes back to before the import (restored from an older backup).
     assert!(last_seq() > created);
-    runtime.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
-        sqlx::query("DELETE FROM bank_journal WHERE seq > $1")
-            .bind(created)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    });
+    postgres::execute(&db, "DELETE FROM bank_journal WHERE seq > $1", created);
     let output = bank(&db, data.path(), &["list", "--format", "json"]);
     assert!(output.status.success());
     let banks: Value =
@@ -517,20 +478,13 @@ fn a_journal_row_that_is_no_record_stops_the_open_and_names_its_number() {
         data.path(),
         &["create", "known", "--classification", "csam"],
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
-        sqlx::query(
-            "INSERT INTO bank_journal (seq, record, recorded_at) \
-             SELECT MAX(seq) + 1, '{\"op\":\"entry-added\",\"bank\":\"x\"', 0 FROM bank_journal",
-        )
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    });
+    // A record cut short, as a hand edit or another program might leave it.
+    postgres::execute(
+        &db,
+        "INSERT INTO bank_journal (seq, record, recorded_at) \
+         SELECT MAX(seq) + 1, '{\"op\":\"entry-added\",\"bank\":\"x\"', $1 FROM bank_journal",
+        0,
+    );
     let other = tempfile::tempdir().unwrap();
     let refused = bank(&db, other.path(), &["list"]);
     assert!(!refused.status.success());

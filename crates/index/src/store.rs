@@ -121,14 +121,7 @@ impl<J: Journal> BankStore<J> {
         let snapshot_seq = state.seq();
         let mut added = Vec::new();
         let mut disabled = Vec::new();
-        journal.replay(snapshot_seq, &mut |seq, record| {
-            match &record {
-                Record::EntryDisabled { entry, .. } => disabled.push(*entry),
-                Record::EntryAdded { .. } => added.push(seq),
-                _ => {}
-            }
-            state.apply(seq, record)
-        })?;
+        replay_into(&mut journal, &mut state, &mut added, &mut disabled)?;
         if state.seq() != journal.last_seq() && journal.last_seq() > snapshot_seq {
             return Err(StoreError::Corrupt(format!(
                 "journal ends at {} but replay reached {}",
@@ -178,17 +171,13 @@ impl<J: Journal> BankStore<J> {
             )));
         }
         let before = self.state.seq();
-        let state = &mut self.state;
-        let pending = &mut self.pending_disabled;
         let mut added = Vec::new();
-        self.journal.replay(before, &mut |seq, record| {
-            match &record {
-                Record::EntryDisabled { entry, .. } => pending.push(*entry),
-                Record::EntryAdded { .. } => added.push(seq),
-                _ => {}
-            }
-            state.apply(seq, record)
-        })?;
+        replay_into(
+            &mut self.journal,
+            &mut self.state,
+            &mut added,
+            &mut self.pending_disabled,
+        )?;
         if self.pending.len() + added.len() >= MERGE_AT {
             self.pending_overflow = true;
         } else {
@@ -493,6 +482,24 @@ fn check_threshold(threshold: u32) -> Result<(), StoreError> {
     }
 }
 
+/// Applies the journal's records after `state`'s sequence number to it, noting the entries
+/// added (by id) and disabled, which the live index has yet to see.
+fn replay_into(
+    journal: &mut impl Journal,
+    state: &mut BankState,
+    added: &mut Vec<EntryId>,
+    disabled: &mut Vec<EntryId>,
+) -> Result<(), StoreError> {
+    let after = state.seq();
+    journal.replay(after, &mut |seq, record| {
+        match &record {
+            Record::EntryDisabled { entry, .. } => disabled.push(*entry),
+            Record::EntryAdded { .. } => added.push(seq),
+            _ => {}
+        }
+        state.apply(seq, record)
+    })
+}
 fn build_base(state: &BankState, params: IndexParams) -> Result<Segment, StoreError> {
     let mut builder = SegmentBuilder::default();
     state.for_each_entry(&mut |entry| {
