@@ -499,3 +499,45 @@ fn a_journal_row_that_is_no_record_stops_the_open_and_names_its_number() {
         Ok(_) => panic!("a journal with a broken row opened"),
     }
 }
+
+#[test]
+fn a_cached_snapshot_from_before_a_restore_is_not_replayed_onto_newer_rows() {
+    let db = database("rewritten");
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    ok(
+        &db,
+        first.path(),
+        &["create", "known", "--classification", "csam"],
+    );
+    let created = postgres::scalar(&db, "SELECT MAX(seq) FROM bank_journal");
+    let import = |data: &Path, range: std::ops::Range<u64>| {
+        let list = data.join("hashes.txt");
+        std::fs::write(&list, range.map(|n| md5(n) + "\n").collect::<String>()).unwrap();
+        let list = list.to_str().unwrap().to_owned();
+        ok(
+            &db,
+            data,
+            &[
+                "import",
+                "known",
+                &list,
+                "--format",
+                "hex",
+                "--signal-type",
+                "md5",
+            ],
+        );
+    };
+    // The first machine's snapshot holds 50 entries; then the database is restored to before
+    // them, and the second machine imports 60 others, numbered past that snapshot.
+    import(first.path(), 0..50);
+    postgres::execute(&db, "DELETE FROM bank_journal WHERE seq > $1", created);
+    import(second.path(), 1000..1060);
+
+    let banks: Value =
+        serde_json::from_str(ok(&db, first.path(), &["list", "--format", "json"]).trim()).unwrap();
+    assert_eq!(banks["entries"]["enabled"], 60, "{banks}");
+    let gone = bank(&db, first.path(), &["match", "known", "--md5", &md5(7)]);
+    let gone: Value = serde_json::from_str(String::from_utf8_lossy(&gone.stdout).trim()).unwrap();
+    assert_eq!(gone["hits"], serde_json::json!([]), "{gone}");
+}

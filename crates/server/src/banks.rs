@@ -95,28 +95,30 @@ impl BankHome {
         };
         let end = journal.last_seq()?;
         let mut store = BankStore::open_shared(cache, journal.journal()?)?;
-        if store.snapshot_seq() > end {
-            // The database is older than this machine's snapshot of it (restored from a
-            // backup): the snapshot holds changes the journal does not.
+        if let Some(why) = stale_snapshot(journal, cache, store.snapshot_seq(), end)? {
             tracing::warn!(
                 cache = %cache.display(),
                 snapshot = store.snapshot_seq(),
                 journal = end,
-                "cached bank snapshot is ahead of the database's journal; rebuilding from the journal"
+                "cached bank snapshot {why}; rebuilding from the journal"
             );
             drop(store);
-            let snapshot = cache.join(aranea_index::store::SNAPSHOT_FILE);
-            std::fs::remove_file(&snapshot).map_err(|e| StoreError::Io {
-                path: snapshot,
-                source: e,
-            })?;
+            for file in [aranea_index::store::SNAPSHOT_FILE, JOURNAL_MARK_FILE] {
+                let path = cache.join(file);
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(StoreError::Io { path, source: e });
+                    }
+                    _ => {}
+                }
+            }
             store = BankStore::open_shared(cache, journal.journal()?)?;
         }
         if store.records_since_snapshot() >= SNAPSHOT_AFTER_RECORDS
             && let Some(_machine) = WriteLock::try_acquire(cache)?
         {
             // Other processes of this machine share the cache: one writes it at a time.
-            store.write_snapshot()?;
+            write_cached_snapshot(journal, cache, &mut store)?;
         }
         Ok(store)
     }
@@ -127,12 +129,62 @@ impl BankHome {
     pub fn write_snapshot(&self, store: &mut BankStore) -> Result<(), StoreError> {
         match self {
             BankHome::Dir(_) => store.write_snapshot(),
-            BankHome::Shared { cache, .. } => {
+            BankHome::Shared { journal, cache } => {
                 let _machine = WriteLock::acquire(cache, || {})?;
-                store.write_snapshot()
+                write_cached_snapshot(journal, cache, store)
             }
         }
     }
+}
+
+/// Beside a machine's snapshot of shared banks: its sequence number and the digest of the
+/// journal record at it, so that a journal that differs there (the database restored from an
+/// older backup, then written to) is told apart from the one the snapshot was taken from.
+const JOURNAL_MARK_FILE: &str = "journal.mark";
+
+/// Why the cached snapshot at `snapshot_seq` must not be used with this journal, if it must
+/// not. A snapshot without a matching mark (an interrupted write) is not trusted either.
+fn stale_snapshot(
+    journal: &SharedJournal,
+    cache: &Path,
+    snapshot_seq: u64,
+    end: u64,
+) -> Result<Option<&'static str>, StoreError> {
+    if snapshot_seq == 0 {
+        return Ok(None);
+    }
+    if snapshot_seq > end {
+        return Ok(Some(
+            "is ahead of the database's journal (restored from a backup?)",
+        ));
+    }
+    let mark = std::fs::read_to_string(cache.join(JOURNAL_MARK_FILE)).unwrap_or_default();
+    let expected = journal
+        .record_digest(snapshot_seq)?
+        .map(|digest| format!("{snapshot_seq} {digest}"));
+    Ok(match expected {
+        Some(expected) if mark.trim() == expected => None,
+        _ => Some("was taken from a journal that differs from the database's at its position"),
+    })
+}
+
+/// Writes the snapshot, then its mark (temporary file, renamed): a crash in between leaves a
+/// snapshot whose mark does not match, which the next open rebuilds.
+fn write_cached_snapshot(
+    journal: &SharedJournal,
+    cache: &Path,
+    store: &mut BankStore,
+) -> Result<(), StoreError> {
+    store.write_snapshot()?;
+    let seq = store.snapshot_seq();
+    let Some(digest) = journal.record_digest(seq)? else {
+        return Ok(());
+    };
+    let temp = cache.join(format!("{JOURNAL_MARK_FILE}.tmp"));
+    let path = cache.join(JOURNAL_MARK_FILE);
+    std::fs::write(&temp, format!("{seq} {digest}\n"))
+        .and_then(|()| std::fs::rename(&temp, &path))
+        .map_err(|source| StoreError::Io { path, source })
 }
 
 /// The banks' write lock, held while one process writes them; released on drop.

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use aranea_index::{Journal, Record, StoreError};
 use aranea_store::{BankWritersLock, JournalAppend, JournalRow, Store, StoreOptions};
+use sha2::{Digest, Sha256};
 
 /// Rows read per round trip when replaying.
 const REPLAY_PAGE: i64 = 10_000;
@@ -26,6 +27,7 @@ enum Request {
     LastSeq(Reply<i64>),
     RowsAfter {
         after: i64,
+        limit: i64,
         reply: Reply<Vec<JournalRow>>,
     },
     Append {
@@ -122,6 +124,29 @@ impl SharedJournal {
         seq_to_u64(self.link.call(Request::LastSeq)?)
     }
 
+    /// The SHA-256 (hex) of the committed record numbered `seq`, `None` if there is none: a
+    /// machine's snapshot remembers it, to tell the journal it was taken from. Blocking.
+    pub fn record_digest(&self, seq: u64) -> Result<Option<String>, StoreError> {
+        let Some(after) = seq.checked_sub(1) else {
+            return Ok(None);
+        };
+        let after = seq_to_i64(after)?;
+        let rows = self.link.call(|reply| Request::RowsAfter {
+            after,
+            limit: 1,
+            reply,
+        })?;
+        Ok(rows
+            .into_iter()
+            .find(|row| row.seq == after + 1)
+            .map(|row| {
+                Sha256::digest(row.record.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            }))
+    }
+
     /// Takes the writers' lock (waiting for another process that holds it; `waiting` is
     /// called once before such a wait). Blocking; must not be taken twice by one thread.
     pub fn lock_writers(
@@ -204,9 +229,11 @@ impl Journal for TableJournal {
         let mut next = after;
         loop {
             let after = seq_to_i64(next)?;
-            let rows = self
-                .link
-                .call(|reply| Request::RowsAfter { after, reply })?;
+            let rows = self.link.call(|reply| Request::RowsAfter {
+                after,
+                limit: REPLAY_PAGE,
+                reply,
+            })?;
             let full_page = rows.len() as i64 >= REPLAY_PAGE;
             for row in rows {
                 let seq = seq_to_u64(row.seq)?;
@@ -314,8 +341,12 @@ impl Session<'_> {
             Request::LastSeq(reply) => {
                 let _ = reply.send(self.last_seq().await);
             }
-            Request::RowsAfter { after, reply } => {
-                let _ = reply.send(self.rows_after(after).await);
+            Request::RowsAfter {
+                after,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(self.rows_after(after, limit).await);
             }
             Request::Append {
                 first,
@@ -341,11 +372,12 @@ impl Session<'_> {
         self.store.bank_journal()?.last_seq().await
     }
 
-    async fn rows_after(&self, after: i64) -> Result<Vec<JournalRow>, aranea_store::StoreError> {
-        self.store
-            .bank_journal()?
-            .rows_after(after, REPLAY_PAGE)
-            .await
+    async fn rows_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<JournalRow>, aranea_store::StoreError> {
+        self.store.bank_journal()?.rows_after(after, limit).await
     }
 
     async fn append(
