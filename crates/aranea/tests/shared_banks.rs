@@ -44,19 +44,30 @@ fn md5(n: u64) -> String {
     format!("{:032x}", 0xa5a5_0000_u64 + n)
 }
 
+/// Creates bank `known` (classification `csam`) from the machine with data `data`.
+fn create_known(db: &str, data: &Path) {
+    ok(db, data, &["create", "known", "--classification", "csam"]);
+}
+
+/// Writes the MD5 values numbered `range` as a hex list `name` in `dir`; returns its path.
+fn md5_list(dir: &Path, name: &str, range: std::ops::Range<u64>) -> String {
+    let list = dir.join(name);
+    std::fs::write(&list, range.map(|n| md5(n) + "\n").collect::<String>()).unwrap();
+    list.to_str().unwrap().to_owned()
+}
+
+/// The one bank as `aranea bank list --format json` shows it from the machine at `data`.
+fn listed(db: &str, data: &Path) -> Value {
+    serde_json::from_str(ok(db, data, &["list", "--format", "json"]).trim()).unwrap()
+}
+
 #[test]
 fn the_command_line_on_one_machine_changes_the_banks_another_machine_reads() {
     let db = database("cli");
     let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    ok(
-        &db,
-        first.path(),
-        &["create", "known", "--classification", "csam"],
-    );
-    let list = first.path().join("hashes.txt");
-    let lines: String = (0..500).map(|n| md5(n) + "\n").collect();
-    std::fs::write(&list, lines).unwrap();
-    let list = list.to_str().unwrap();
+    create_known(&db, first.path());
+    let list = md5_list(first.path(), "hashes.txt", 0..500);
+    let list = list.as_str();
     ok(
         &db,
         first.path(),
@@ -71,8 +82,7 @@ fn the_command_line_on_one_machine_changes_the_banks_another_machine_reads() {
         ],
     );
 
-    let banks: Value =
-        serde_json::from_str(ok(&db, second.path(), &["list", "--format", "json"]).trim()).unwrap();
+    let banks = listed(&db, second.path());
     assert_eq!(banks["name"], "known", "{banks}");
     assert_eq!(banks["entries"]["enabled"], 500, "{banks}");
     let hit: Value =
@@ -105,8 +115,7 @@ fn the_command_line_on_one_machine_changes_the_banks_another_machine_reads() {
         ],
     );
     assert!(!refused.status.success());
-    let banks: Value =
-        serde_json::from_str(ok(&db, first.path(), &["list", "--format", "json"]).trim()).unwrap();
+    let banks = listed(&db, first.path());
     assert_eq!(banks["entries"]["enabled"], 500, "{banks}");
 }
 
@@ -212,15 +221,9 @@ fn live_banks_on_two_machines_follow_each_other_and_a_failed_change_leaves_nothi
 fn an_import_killed_midway_leaves_nothing_and_no_lock() {
     let db = database("kill");
     let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    ok(
-        &db,
-        first.path(),
-        &["create", "known", "--classification", "csam"],
-    );
+    create_known(&db, first.path());
     // Long enough that the kill falls inside the import's transaction.
-    let list = first.path().join("many.txt");
-    let lines: String = (0..1_000_000).map(|n| md5(n) + "\n").collect();
-    std::fs::write(&list, lines).unwrap();
+    let list = md5_list(first.path(), "many.txt", 0..1_000_000);
     let mut import = Command::new(env!("CARGO_BIN_EXE_aranea"))
         .args(["--db", &db, "--data"])
         .arg(first.path())
@@ -241,8 +244,7 @@ fn an_import_killed_midway_leaves_nothing_and_no_lock() {
 
     // Another machine sees the bank without any of the import, and may write at once: the
     // killed writer's lock went with its connection.
-    let banks: Value =
-        serde_json::from_str(ok(&db, second.path(), &["list", "--format", "json"]).trim()).unwrap();
+    let banks = listed(&db, second.path());
     assert_eq!(banks["entries"]["enabled"], 0, "{banks}");
     let small = second.path().join("small.txt");
     std::fs::write(&small, format!("{}\n{}\n", md5(1), md5(2))).unwrap();
@@ -259,8 +261,7 @@ fn an_import_killed_midway_leaves_nothing_and_no_lock() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let banks: Value =
-        serde_json::from_str(ok(&db, first.path(), &["list", "--format", "json"]).trim()).unwrap();
+    let banks = listed(&db, first.path());
     assert_eq!(banks["entries"]["enabled"], 2, "{banks}");
 }
 
@@ -286,16 +287,11 @@ fn within_a_minute(command: &mut Command) -> Output {
 fn a_cached_snapshot_ahead_of_the_database_is_dropped_for_the_journal() {
     let db = database("restore");
     let data = tempfile::tempdir().unwrap();
-    ok(
-        &db,
-        data.path(),
-        &["create", "known", "--classification", "csam"],
-    );
+    create_known(&db, data.path());
     let last_seq = || postgres::scalar(&db, "SELECT MAX(seq) FROM bank_journal");
     let created = last_seq();
-    let list = data.path().join("hashes.txt");
-    std::fs::write(&list, (0..50).map(|n| md5(n) + "\n").collect::<String>()).unwrap();
-    let list = list.to_str().unwrap();
+    let list = md5_list(data.path(), "hashes.txt", 0..50);
+    let list = list.as_str();
     ok(
         &db,
         data.path(),
@@ -473,11 +469,7 @@ fn a_server_on_one_machine_matches_what_another_machine_banks() {
 fn a_journal_row_that_is_no_record_stops_the_open_and_names_its_number() {
     let db = database("hostile");
     let data = tempfile::tempdir().unwrap();
-    ok(
-        &db,
-        data.path(),
-        &["create", "known", "--classification", "csam"],
-    );
+    create_known(&db, data.path());
     // A record cut short, as a hand edit or another program might leave it.
     postgres::execute(
         &db,
@@ -504,16 +496,10 @@ fn a_journal_row_that_is_no_record_stops_the_open_and_names_its_number() {
 fn a_cached_snapshot_from_before_a_restore_is_not_replayed_onto_newer_rows() {
     let db = database("rewritten");
     let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    ok(
-        &db,
-        first.path(),
-        &["create", "known", "--classification", "csam"],
-    );
+    create_known(&db, first.path());
     let created = postgres::scalar(&db, "SELECT MAX(seq) FROM bank_journal");
     let import = |data: &Path, range: std::ops::Range<u64>| {
-        let list = data.join("hashes.txt");
-        std::fs::write(&list, range.map(|n| md5(n) + "\n").collect::<String>()).unwrap();
-        let list = list.to_str().unwrap().to_owned();
+        let list = md5_list(data, "hashes.txt", range);
         ok(
             &db,
             data,
@@ -534,8 +520,7 @@ fn a_cached_snapshot_from_before_a_restore_is_not_replayed_onto_newer_rows() {
     postgres::execute(&db, "DELETE FROM bank_journal WHERE seq > $1", created);
     import(second.path(), 1000..1060);
 
-    let banks: Value =
-        serde_json::from_str(ok(&db, first.path(), &["list", "--format", "json"]).trim()).unwrap();
+    let banks = listed(&db, first.path());
     assert_eq!(banks["entries"]["enabled"], 60, "{banks}");
     let gone = bank(&db, first.path(), &["match", "known", "--md5", &md5(7)]);
     let gone: Value = serde_json::from_str(String::from_utf8_lossy(&gone.stdout).trim()).unwrap();
