@@ -245,21 +245,13 @@ fn same(got: &Recorded, want: &Recorded) {
     }
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 fn reference(world: &RunningWorld, lease_ms: u64) -> (tempfile::TempDir, Recorded) {
     let dir = tempfile::tempdir().unwrap();
     setup(world, dir.path(), lease_ms);
     let db = format!("sqlite://{}", dir.path().join("ref.db").display());
     seed(dir.path(), &db);
     finish(crawl(dir.path(), &db, "alone").spawn().unwrap());
-    let recorded = block_on(recorded(&db));
+    let recorded = postgres::block_on(recorded(&db));
     assert!(
         recorded.matches.len() >= 3,
         "too few matches to mean much: {recorded:?}"
@@ -282,7 +274,7 @@ fn three_workers_on_postgres_fetch_each_url_once_and_survive_a_kill() {
         .map(|n| crawl(data, &db, &format!("w{n}")).spawn().unwrap())
         .collect();
     workers.into_iter().for_each(finish);
-    let together = block_on(recorded(&db));
+    let together = postgres::block_on(recorded(&db));
     same(&together, &alone);
     let mut requests: BTreeMap<(String, u16, String), u32> = BTreeMap::new();
     for r in &world.requests()[requests_before..] {
@@ -332,7 +324,7 @@ fn three_workers_on_postgres_fetch_each_url_once_and_survive_a_kill() {
     victim.kill().unwrap(); // SIGKILL
     victim.wait().unwrap();
     workers.into_iter().for_each(finish);
-    let survived = block_on(recorded(&db));
+    let survived = postgres::block_on(recorded(&db));
     same(&survived, &alone);
 }
 
@@ -361,7 +353,7 @@ fn a_sqlite_crawl_killed_at_twenty_random_moments_records_what_an_uninterrupted_
         child.wait().unwrap();
     }
     finish(crawl(data, &db, "restarted").spawn().unwrap());
-    let killed = block_on(recorded(&db));
+    let killed = postgres::block_on(recorded(&db));
     eprintln!("{finished_early} of 20 runs had finished before their kill");
     same(&killed, &alone);
 }
@@ -407,12 +399,12 @@ fn a_reported_url_is_crawled_and_its_report_marked() {
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["matches"], 1, "{summary}");
-    let recorded = block_on(recorded(&db));
+    let recorded = postgres::block_on(recorded(&db));
     assert!(
         recorded.matches.iter().any(|m| m.contains(&known.url)),
         "{recorded:?}"
     );
-    let status: String = block_on(async {
+    let status: String = postgres::block_on(async {
         let mut conn = sqlx::SqliteConnection::connect(&db).await.unwrap();
         sqlx::query("SELECT status FROM reports")
             .fetch_one(&mut conn)
@@ -500,7 +492,7 @@ fn an_unknown_photo_in_an_archive_on_a_matching_page_is_sealed_in_the_vault_for_
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let recorded = block_on(recorded(&db));
+    let recorded = postgres::block_on(recorded(&db));
     assert!(
         recorded.matches.iter().any(|m| m.contains(&known_path)),
         "the page matched: {recorded:?}"
@@ -508,7 +500,7 @@ fn an_unknown_photo_in_an_archive_on_a_matching_page_is_sealed_in_the_vault_for_
     let zip_url = world.url(&host, "/holiday.zip");
     let sighting = format!("{} {zip_url} {suspect} holiday/IMG_0001.jpg", hex(&sha));
     assert!(recorded.sightings.contains(&sighting), "{recorded:?}");
-    let (state, sealed) = block_on(async {
+    let (state, sealed) = postgres::block_on(async {
         let store = aranea_store::Store::open(&db).await.unwrap();
         let entry = store.review().get(&sha).await.unwrap();
         let sealed = store.review_desk().vault_ciphertext(&sha).await.unwrap();

@@ -56,6 +56,19 @@ fn md5_list(dir: &Path, name: &str, range: std::ops::Range<u64>) -> String {
     list.to_str().unwrap().to_owned()
 }
 
+/// `aranea bank` arguments importing the hex list at `list` into bank `known`.
+fn import_args<'a>(list: &'a str, signal_type: &'a str) -> [&'a str; 7] {
+    [
+        "import",
+        "known",
+        list,
+        "--format",
+        "hex",
+        "--signal-type",
+        signal_type,
+    ]
+}
+
 /// The one bank as `aranea bank list --format json` shows it from the machine at `data`.
 fn listed(db: &str, data: &Path) -> Value {
     serde_json::from_str(ok(db, data, &["list", "--format", "json"]).trim()).unwrap()
@@ -68,19 +81,7 @@ fn the_command_line_on_one_machine_changes_the_banks_another_machine_reads() {
     create_known(&db, first.path());
     let list = md5_list(first.path(), "hashes.txt", 0..500);
     let list = list.as_str();
-    ok(
-        &db,
-        first.path(),
-        &[
-            "import",
-            "known",
-            list,
-            "--format",
-            "hex",
-            "--signal-type",
-            "md5",
-        ],
-    );
+    ok(&db, first.path(), &import_args(list, "md5"));
 
     let banks = listed(&db, second.path());
     assert_eq!(banks["name"], "known", "{banks}");
@@ -104,15 +105,7 @@ fn the_command_line_on_one_machine_changes_the_banks_another_machine_reads() {
     let refused = bank(
         &db,
         second.path(),
-        &[
-            "import",
-            "known",
-            bad.to_str().unwrap(),
-            "--format",
-            "hex",
-            "--signal-type",
-            "md5",
-        ],
+        &import_args(bad.to_str().unwrap(), "md5"),
     );
     assert!(!refused.status.success());
     let banks = listed(&db, first.path());
@@ -227,9 +220,8 @@ fn an_import_killed_midway_leaves_nothing_and_no_lock() {
     let mut import = Command::new(env!("CARGO_BIN_EXE_aranea"))
         .args(["--db", &db, "--data"])
         .arg(first.path())
-        .args(["bank", "import", "known"])
-        .arg(&list)
-        .args(["--format", "hex", "--signal-type", "md5"])
+        .arg("bank")
+        .args(import_args(&list, "md5"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -252,9 +244,8 @@ fn an_import_killed_midway_leaves_nothing_and_no_lock() {
         Command::new(env!("CARGO_BIN_EXE_aranea"))
             .args(["--db", &db, "--data"])
             .arg(second.path())
-            .args(["bank", "import", "known"])
-            .arg(&small)
-            .args(["--format", "hex", "--signal-type", "md5"]),
+            .arg("bank")
+            .args(import_args(small.to_str().unwrap(), "md5")),
     );
     assert!(
         output.status.success(),
@@ -292,19 +283,7 @@ fn a_cached_snapshot_ahead_of_the_database_is_dropped_for_the_journal() {
     let created = last_seq();
     let list = md5_list(data.path(), "hashes.txt", 0..50);
     let list = list.as_str();
-    ok(
-        &db,
-        data.path(),
-        &[
-            "import",
-            "known",
-            list,
-            "--format",
-            "hex",
-            "--signal-type",
-            "md5",
-        ],
-    );
+    ok(&db, data.path(), &import_args(list, "md5"));
     let caches: Vec<_> = std::fs::read_dir(data.path().join("bank-cache"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -433,22 +412,11 @@ fn a_server_on_one_machine_matches_what_another_machine_banks() {
         .to_hex();
     let list = desk.path().join("known.txt");
     std::fs::write(&list, format!("{pdq}\n")).unwrap();
-    aranea(
+    create_known(&db, desk.path());
+    ok(
+        &db,
         desk.path(),
-        &["bank", "create", "known", "--classification", "csam"],
-    );
-    aranea(
-        desk.path(),
-        &[
-            "bank",
-            "import",
-            "known",
-            list.to_str().unwrap(),
-            "--format",
-            "hex",
-            "--signal-type",
-            "pdq",
-        ],
+        &import_args(list.to_str().unwrap(), "pdq"),
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let answer = loop {
@@ -500,19 +468,7 @@ fn a_cached_snapshot_from_before_a_restore_is_not_replayed_onto_newer_rows() {
     let created = postgres::scalar(&db, "SELECT MAX(seq) FROM bank_journal");
     let import = |data: &Path, range: std::ops::Range<u64>| {
         let list = md5_list(data, "hashes.txt", range);
-        ok(
-            &db,
-            data,
-            &[
-                "import",
-                "known",
-                &list,
-                "--format",
-                "hex",
-                "--signal-type",
-                "md5",
-            ],
-        );
+        ok(&db, data, &import_args(&list, "md5"));
     };
     // The first machine's snapshot holds 50 entries; then the database is restored to before
     // them, and the second machine imports 60 others, numbered past that snapshot.

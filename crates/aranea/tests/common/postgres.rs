@@ -5,7 +5,8 @@
 
 use sqlx::Connection;
 
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+/// Runs `f` to completion on a runtime of its own (tests are synchronous).
+pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
