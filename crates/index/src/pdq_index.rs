@@ -186,11 +186,37 @@ impl PdqIndex {
         out: &mut Vec<CodeHit>,
     ) {
         #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+            && std::arch::is_x86_feature_detected!("popcnt")
+        {
+            // SAFETY: the CPU supports these instructions (checked just above).
+            return unsafe { self.search_with_avx512(query, radius, scratch, out) };
+        }
+        #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("popcnt") {
             // SAFETY: the CPU supports the popcnt instruction (checked just above).
             return unsafe { self.search_with_popcnt(query, radius, scratch, out) };
         }
-        self.search_portable(query, radius, scratch, out);
+        self.search_portable::<false>(query, radius, scratch, out);
+    }
+
+    /// [`Self::search`] without the AVX-512 cell filter, whatever the CPU: the same answer by
+    /// another path, for tests that compare the two and for benchmarks.
+    #[doc(hidden)]
+    pub fn search_without_simd(
+        &self,
+        query: &Code,
+        radius: u32,
+        scratch: &mut SearchScratch,
+        out: &mut Vec<CodeHit>,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("popcnt") {
+            // SAFETY: the CPU supports the popcnt instruction (checked just above).
+            return unsafe { self.search_with_popcnt(query, radius, scratch, out) };
+        }
+        self.search_portable::<false>(query, radius, scratch, out);
     }
 
     /// Answers for many queries: `out[i]` receives the hits of `queries[i]`.
@@ -218,7 +244,20 @@ impl PdqIndex {
         scratch: &mut SearchScratch,
         out: &mut Vec<CodeHit>,
     ) {
-        self.search_portable(query, radius, scratch, out);
+        self.search_portable::<false>(query, radius, scratch, out);
+    }
+
+    /// As [`Self::search_with_popcnt`], with bucket cells filtered 16 at a time (`probe`).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt,avx512f,avx512vpopcntdq")]
+    fn search_with_avx512(
+        &self,
+        query: &Code,
+        radius: u32,
+        scratch: &mut SearchScratch,
+        out: &mut Vec<CodeHit>,
+    ) {
+        self.search_portable::<true>(query, radius, scratch, out);
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -233,8 +272,9 @@ impl PdqIndex {
         self.search_batch_portable(queries, radius, scratch, out);
     }
 
+    /// `WIDE` may only be true once the CPU was seen to support AVX-512 (`probe`).
     #[inline(always)]
-    fn search_portable(
+    fn search_portable<const WIDE: bool>(
         &self,
         query: &Code,
         radius: u32,
@@ -245,7 +285,7 @@ impl PdqIndex {
         if self.prefers_scan(radius) {
             self.scan(query, radius, out);
         } else {
-            self.probe(query, radius, scratch, out);
+            self.probe::<WIDE>(query, radius, scratch, out);
         }
     }
 
@@ -270,7 +310,7 @@ impl PdqIndex {
         for (queries, out) in queries.chunks(block).zip(out.chunks_mut(block)) {
             if queries.len() < batch::SORTED_MIN {
                 for (query, hits) in queries.iter().zip(out.iter_mut()) {
-                    self.probe(query, radius, &mut scratch.single, hits);
+                    self.probe::<false>(query, radius, &mut scratch.single, hits);
                 }
             } else {
                 self.sorted_block(queries, radius, scratch, out);

@@ -81,6 +81,10 @@ fn check(
         index.search(query, radius, &mut scratch, &mut hits);
         hits.sort();
         prop_assert_eq!(&hits, &expected, "radius {}", radius);
+        hits.clear();
+        index.search_without_simd(query, radius, &mut scratch, &mut hits);
+        hits.sort();
+        prop_assert_eq!(&hits, &expected, "without SIMD, radius {}", radius);
         for batch_hits in
             std::iter::once(&batch[at]).chain(sorted_batch.iter().skip(at).step_by(queries.len()))
         {
@@ -160,6 +164,11 @@ fn identical_codes_are_all_returned_once() {
     hits.sort();
     let ids: Vec<u32> = hits.iter().map(|h| h.id).collect();
     assert_eq!(ids, (0..1000).collect::<Vec<u32>>());
+    hits.clear();
+    index.search_without_simd(&[7, 7, 7, 7], 0, &mut SearchScratch::default(), &mut hits);
+    hits.sort();
+    let ids: Vec<u32> = hits.iter().map(|h| h.id).collect();
+    assert_eq!(ids, (0..1000).collect::<Vec<u32>>());
 }
 
 #[test]
@@ -228,6 +237,10 @@ fn batches_spanning_several_blocks_with_wide_ids_equal_single_queries_and_brute_
             hits.sort();
             let expected = brute_force(&codes, query, radius);
             assert_eq!(hits, expected, "single, radius {radius}");
+            hits.clear();
+            index.search_without_simd(query, radius, &mut scratch, &mut hits);
+            hits.sort();
+            assert_eq!(hits, expected, "single without SIMD, radius {radius}");
             assert_eq!(batch_hits, expected, "batch, radius {radius}");
         }
     }
