@@ -219,17 +219,44 @@ impl PdqIndex {
         self.search_portable::<false>(query, radius, scratch, out);
     }
 
-    /// Answers for many queries: `out[i]` receives the hits of `queries[i]`.
-    pub fn search_batch(&self, queries: &[Code], radius: u32, out: &mut Vec<Vec<CodeHit>>) {
-        // The thread's buffers are borrowed out here so that the whole search below is
-        // compiled with popcnt (a closure passed in would be compiled without it).
+    /// [`Self::search_batch`] without the AVX-512 cell filter, whatever the CPU (see
+    /// [`Self::search_without_simd`]).
+    #[doc(hidden)]
+    pub fn search_batch_without_simd(
+        &self,
+        queries: &[Code],
+        radius: u32,
+        out: &mut Vec<Vec<CodeHit>>,
+    ) {
         batch::with_scratch(|scratch| {
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("popcnt") {
                 // SAFETY: the CPU supports the popcnt instruction (checked just above).
                 return unsafe { self.search_batch_with_popcnt(queries, radius, scratch, out) };
             }
-            self.search_batch_portable(queries, radius, scratch, out);
+            self.search_batch_portable::<false>(queries, radius, scratch, out);
+        });
+    }
+
+    /// Answers for many queries: `out[i]` receives the hits of `queries[i]`.
+    pub fn search_batch(&self, queries: &[Code], radius: u32, out: &mut Vec<Vec<CodeHit>>) {
+        // The thread's buffers are borrowed out here so that the whole search below is
+        // compiled with popcnt (a closure passed in would be compiled without it).
+        batch::with_scratch(|scratch| {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+                && std::arch::is_x86_feature_detected!("popcnt")
+            {
+                // SAFETY: the CPU supports these instructions (checked just above).
+                return unsafe { self.search_batch_with_avx512(queries, radius, scratch, out) };
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("popcnt") {
+                // SAFETY: the CPU supports the popcnt instruction (checked just above).
+                return unsafe { self.search_batch_with_popcnt(queries, radius, scratch, out) };
+            }
+            self.search_batch_portable::<false>(queries, radius, scratch, out);
         });
     }
 
@@ -269,7 +296,20 @@ impl PdqIndex {
         scratch: &mut batch::BatchScratch,
         out: &mut Vec<Vec<CodeHit>>,
     ) {
-        self.search_batch_portable(queries, radius, scratch, out);
+        self.search_batch_portable::<false>(queries, radius, scratch, out);
+    }
+
+    /// As [`Self::search_batch_with_popcnt`], with bucket cells filtered 16 at a time.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt,avx512f,avx512vpopcntdq")]
+    fn search_batch_with_avx512(
+        &self,
+        queries: &[Code],
+        radius: u32,
+        scratch: &mut batch::BatchScratch,
+        out: &mut Vec<Vec<CodeHit>>,
+    ) {
+        self.search_batch_portable::<true>(queries, radius, scratch, out);
     }
 
     /// `WIDE` may only be true once the CPU was seen to support AVX-512 (`probe`).
@@ -289,8 +329,9 @@ impl PdqIndex {
         }
     }
 
+    /// `WIDE` may only be true once the CPU was seen to support AVX-512 (`probe`).
     #[inline(always)]
-    fn search_batch_portable(
+    fn search_batch_portable<const WIDE: bool>(
         &self,
         queries: &[Code],
         radius: u32,
@@ -310,10 +351,10 @@ impl PdqIndex {
         for (queries, out) in queries.chunks(block).zip(out.chunks_mut(block)) {
             if queries.len() < batch::SORTED_MIN {
                 for (query, hits) in queries.iter().zip(out.iter_mut()) {
-                    self.probe::<false>(query, radius, &mut scratch.single, hits);
+                    self.probe::<WIDE>(query, radius, &mut scratch.single, hits);
                 }
             } else {
-                self.sorted_block(queries, radius, scratch, out);
+                self.sorted_block::<WIDE>(queries, radius, scratch, out);
             }
         }
     }

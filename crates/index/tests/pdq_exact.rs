@@ -75,6 +75,11 @@ fn check(
     let mut sorted_batch = Vec::new();
     index.search_batch(&repeated, radius, &mut sorted_batch);
     prop_assert_eq!(sorted_batch.len(), repeated.len());
+    let mut scalar_batch = Vec::new();
+    index.search_batch_without_simd(queries, radius, &mut scalar_batch);
+    let mut scalar_sorted_batch = Vec::new();
+    index.search_batch_without_simd(&repeated, radius, &mut scalar_sorted_batch);
+    prop_assert_eq!(scalar_sorted_batch.len(), repeated.len());
     for (at, query) in queries.iter().enumerate() {
         let expected = brute_force(&codes, query, radius);
         let mut hits = Vec::new();
@@ -85,8 +90,12 @@ fn check(
         index.search_without_simd(query, radius, &mut scratch, &mut hits);
         hits.sort();
         prop_assert_eq!(&hits, &expected, "without SIMD, radius {}", radius);
-        for batch_hits in
-            std::iter::once(&batch[at]).chain(sorted_batch.iter().skip(at).step_by(queries.len()))
+        let sorted_answers = sorted_batch.iter().skip(at).step_by(queries.len());
+        let scalar_sorted_answers = scalar_sorted_batch.iter().skip(at).step_by(queries.len());
+        for batch_hits in [&batch[at], &scalar_batch[at]]
+            .into_iter()
+            .chain(sorted_answers)
+            .chain(scalar_sorted_answers)
         {
             let mut batch_hits = batch_hits.clone();
             batch_hits.sort();
@@ -228,8 +237,13 @@ fn batches_spanning_several_blocks_with_wide_ids_equal_single_queries_and_brute_
         let mut batch = Vec::new();
         index.search_batch(&queries, radius, &mut batch);
         assert_eq!(batch.len(), queries.len());
+        let mut scalar_batch = Vec::new();
+        index.search_batch_without_simd(&queries, radius, &mut scalar_batch);
+        assert_eq!(scalar_batch.len(), queries.len());
         let mut scratch = SearchScratch::default();
-        for (query, batch_hits) in queries.iter().zip(&batch) {
+        for ((query, batch_hits), scalar_hits) in queries.iter().zip(&batch).zip(&scalar_batch) {
+            let mut scalar_hits = scalar_hits.clone();
+            scalar_hits.sort();
             let mut batch_hits = batch_hits.clone();
             batch_hits.sort();
             let mut hits = Vec::new();
@@ -242,6 +256,7 @@ fn batches_spanning_several_blocks_with_wide_ids_equal_single_queries_and_brute_
             hits.sort();
             assert_eq!(hits, expected, "single without SIMD, radius {radius}");
             assert_eq!(batch_hits, expected, "batch, radius {radius}");
+            assert_eq!(scalar_hits, expected, "batch without SIMD, radius {radius}");
         }
     }
 }

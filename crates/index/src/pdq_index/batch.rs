@@ -50,7 +50,7 @@ pub(super) fn with_scratch<T>(f: impl FnOnce(&mut BatchScratch) -> T) -> T {
 impl PdqIndex {
     /// Hits of each query of `queries` (at most [`BLOCK`]) appended to the matching `out` slot.
     #[inline(always)]
-    pub(super) fn sorted_block(
+    pub(super) fn sorted_block<const WIDE: bool>(
         &self,
         queries: &[Code],
         radius: u32,
@@ -78,7 +78,7 @@ impl PdqIndex {
                 32,
                 table.dir_bits,
             );
-            sweep_buckets(
+            sweep_buckets::<WIDE>(
                 table,
                 &scratch.keys,
                 search_radius,
@@ -177,7 +177,7 @@ fn enumerate_probes(table: &SubstringTable, keys: &[u32], radius: u32, probes: &
 /// Reads the probed buckets in address order and keeps the cells whose low substring bits are
 /// within the probe's remaining budget, as (id << 16 | query).
 #[inline(always)]
-fn sweep_buckets(
+fn sweep_buckets<const WIDE: bool>(
     table: &SubstringTable,
     keys: &[u32],
     radius: u32,
@@ -214,10 +214,74 @@ fn sweep_buckets(
         ) else {
             continue;
         };
-        for &cell in table.cells.get(start as usize..end as usize).unwrap_or(&[]) {
+        let cells = table.cells.get(start as usize..end as usize).unwrap_or(&[]);
+        #[cfg(target_arch = "x86_64")]
+        if WIDE {
+            // SAFETY: `WIDE` is only true once the CPU was seen to support these features.
+            unsafe { filter_cells_avx512(cells, id_bits, low_key, budget, query, candidates) };
+            continue;
+        }
+        for &cell in cells {
             if ((cell >> id_bits) ^ low_key).count_ones() <= budget {
                 candidates.push(u64::from(cell & id_mask) << QUERY_BITS | u64::from(query));
             }
+        }
+    }
+}
+
+/// The batch's cell filter 16 cells at a time (as `probe::filter_cells_avx512`), appending
+/// (id << 16 | query) for each cell that passes, in two compressed halves of 8 pairs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vpopcntdq")]
+#[inline]
+unsafe fn filter_cells_avx512(
+    cells: &[u32],
+    id_bits: u32,
+    low_key: u32,
+    budget: u32,
+    query: u32,
+    out: &mut Vec<u64>,
+) {
+    use std::arch::x86_64::{
+        __m512i, __mmask8, __mmask16, _mm_cvtsi32_si128, _mm512_and_si512, _mm512_castsi512_si256,
+        _mm512_cvtepu32_epi64, _mm512_extracti64x4_epi64, _mm512_mask_cmple_epu32_mask,
+        _mm512_maskz_compress_epi64, _mm512_maskz_loadu_epi32, _mm512_or_si512,
+        _mm512_popcnt_epi32, _mm512_set1_epi32, _mm512_set1_epi64, _mm512_slli_epi64,
+        _mm512_srl_epi32, _mm512_storeu_si512, _mm512_xor_si512,
+    };
+    let shift = _mm_cvtsi32_si128(id_bits as i32);
+    let key = _mm512_set1_epi32(low_key as i32);
+    let limit = _mm512_set1_epi32(budget as i32);
+    let id_mask = _mm512_set1_epi32(((1u32 << id_bits) - 1) as i32);
+    let query = _mm512_set1_epi64(i64::from(query));
+    let pairs = |ids: __m512i| _mm512_or_si512(_mm512_slli_epi64::<QUERY_BITS>(ids), query);
+    for chunk in cells.chunks(16) {
+        let lanes = ((1u32 << chunk.len()) - 1) as __mmask16;
+        out.reserve(16);
+        let len = out.len();
+        // SAFETY: the masked load reads only the chunk's lanes (masked-off lanes never fault);
+        // `reserve(16)` made room for two 8-lane stores past `len`, and only the pairs that
+        // passed (written by the compresses, in order) are counted into the length.
+        unsafe {
+            let cells = _mm512_maskz_loadu_epi32(lanes, chunk.as_ptr().cast());
+            let low = _mm512_srl_epi32(cells, shift);
+            let differ = _mm512_popcnt_epi32(_mm512_xor_si512(low, key));
+            let pass = _mm512_mask_cmple_epu32_mask(lanes, differ, limit);
+            let ids = _mm512_and_si512(cells, id_mask);
+            let (low_pass, high_pass) = (pass as __mmask8, (pass >> 8) as __mmask8);
+            let low_ids = _mm512_cvtepu32_epi64(_mm512_castsi512_si256(ids));
+            let high_ids = _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64::<1>(ids));
+            let at = out.as_mut_ptr().add(len);
+            _mm512_storeu_si512(
+                at.cast(),
+                _mm512_maskz_compress_epi64(low_pass, pairs(low_ids)),
+            );
+            let low_count = low_pass.count_ones() as usize;
+            _mm512_storeu_si512(
+                at.add(low_count).cast(),
+                _mm512_maskz_compress_epi64(high_pass, pairs(high_ids)),
+            );
+            out.set_len(len + low_count + high_pass.count_ones() as usize);
         }
     }
 }
