@@ -44,7 +44,7 @@ pub struct SearchScratch {
     /// listed and walked in table order).
     candidates: Vec<u32>,
     /// Per table, the end of its candidates in `candidates` (0 for a table not probed).
-    slot_ends: Vec<u32>,
+    slot_ends: Vec<usize>,
 }
 
 impl PdqIndex {
@@ -95,7 +95,7 @@ impl PdqIndex {
         keys: &[u32],
         probes: &[Probe],
         candidates: &mut Vec<u32>,
-        slot_ends: &mut [u32],
+        slot_ends: &mut [usize],
     ) {
         let id_bits = self.id_bits();
         let table_of = |probe: &Probe| self.tables.get(probe.slot as usize);
@@ -131,7 +131,7 @@ impl PdqIndex {
             let cells = table.cells.get(start as usize..end as usize).unwrap_or(&[]);
             filter_cells::<WIDE>(cells, id_bits, low_key, probe.budget, candidates);
             if let Some(slot_end) = slot_ends.get_mut(probe.slot as usize) {
-                *slot_end = candidates.len() as u32;
+                *slot_end = candidates.len();
             }
         }
     }
@@ -143,7 +143,7 @@ impl PdqIndex {
         radius: u32,
         keys: &[u32],
         radii: &[Option<u32>],
-        (candidates, slot_ends): (&[u32], &[u32]),
+        (candidates, slot_ends): (&[u32], &[usize]),
         out: &mut Vec<CodeHit>,
     ) {
         let mut slot = 0;
@@ -152,10 +152,7 @@ impl PdqIndex {
                 prefetch(&self.codes, ahead);
             }
             // Tables without probes end where the one before them ended (their entry is 0).
-            while slot_ends
-                .get(slot)
-                .is_some_and(|&end| end as usize <= position)
-            {
+            while slot_ends.get(slot).is_some_and(|&end| end <= position) {
                 slot += 1;
             }
             let Some(code) = self.codes.get(id as usize) else {
