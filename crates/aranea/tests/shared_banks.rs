@@ -4,11 +4,14 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::Arc;
 
+use aranea_hash::{PdqHash, VpdqFeature};
 use aranea_index::{
-    BankFilter, BankSpec, NewEntry, Origin, Provenance, Signal, SignalType, StoreError,
-    VideoIndexParams,
+    BankFilter, BankSpec, EntryId, NewEntry, Origin, Provenance, Signal, SignalType, StoreError,
+    VideoIndexParams, vpdq_entry,
 };
+use aranea_server::banks::MediaRef;
 use aranea_server::{BankHome, LiveBanks};
 use serde_json::Value;
 
@@ -481,4 +484,156 @@ fn a_cached_snapshot_from_before_a_restore_is_not_replayed_onto_newer_rows() {
     let gone = bank(&db, first.path(), &["match", "known", "--md5", &md5(7)]);
     let gone: Value = serde_json::from_str(String::from_utf8_lossy(&gone.stdout).trim()).unwrap();
     assert_eq!(gone["hits"], serde_json::json!([]), "{gone}");
+}
+
+/// The media a test PDQ entry came from, as its import's metadata names it.
+fn media_of(seed: u64) -> MediaRef {
+    MediaRef {
+        sha1_base32: format!("SHA1OF{seed}"),
+        sha256_hex: format!("{seed:064x}"),
+    }
+}
+
+/// PDQ entries whose import named the media they came from.
+fn imaged_entries(bank: u32, provenance: u32, seeds: std::ops::Range<u64>) -> Vec<NewEntry> {
+    seeds
+        .map(|seed| {
+            let media = media_of(seed);
+            let mut code = [0u8; 32];
+            code[..8].copy_from_slice(&seed.to_le_bytes());
+            code[8..16].copy_from_slice(&seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+            NewEntry {
+                bank,
+                signal: Signal::from_bytes(SignalType::Pdq, &code).unwrap(),
+                classification: None,
+                provenance,
+                line: 0,
+                metadata: Some(
+                    serde_json::json!({
+                        "sha1_base32": media.sha1_base32,
+                        "sha256_hex": media.sha256_hex,
+                    })
+                    .to_string(),
+                ),
+            }
+        })
+        .collect()
+}
+
+/// A video of `frames` one-second frames, all different.
+fn video(first: u64, frames: u64) -> Vec<VpdqFeature> {
+    (first..first + frames)
+        .map(|n| VpdqFeature {
+            frame: n - first,
+            timestamp: (n - first) as f64,
+            quality: 100,
+            hash: PdqHash::from_words([n, n.wrapping_mul(0x9E37_79B9_7F4A_7C15), !n, n << 7]),
+        })
+        .collect()
+}
+
+#[test]
+fn media_references_and_videos_follow_each_change_on_both_machines() {
+    let db = database("derived");
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let open = |data: &Path| {
+        LiveBanks::open_home(
+            BankHome::for_database(data, &db).unwrap(),
+            VideoIndexParams::default(),
+        )
+        .unwrap()
+    };
+    let (writer, follower) = (open(first.path()), open(second.path()));
+    let (bank, by) = writer
+        .write(|store| {
+            let bank = store.create_bank(BankSpec::new("known", "local", "csam"))?;
+            Ok((bank, store.add_provenance(provenance())?))
+        })
+        .unwrap();
+    let mut imaged: Vec<(EntryId, u64)> = Vec::new();
+    let mut add_images = |seeds: std::ops::Range<u64>| {
+        let start = seeds.start;
+        let added = writer
+            .write(|store| store.add_entries(&imaged_entries(bank, by, seeds)))
+            .unwrap()
+            .added;
+        imaged.extend(added.into_iter().zip(start..));
+        assert!(follower.refresh_if_changed().unwrap());
+        imaged.clone()
+    };
+    let all_known = |banks: &LiveBanks, imaged: &[(EntryId, u64)], when: &str| {
+        for &(entry, seed) in imaged {
+            assert_eq!(
+                banks.media_ref(entry),
+                Some(media_of(seed)),
+                "{when}: entry {entry}"
+            );
+        }
+    };
+    let both = |check: &dyn Fn(&LiveBanks)| {
+        check(&writer);
+        check(&follower);
+    };
+
+    let so_far = add_images(0..10);
+    both(&|banks| all_known(banks, &so_far, "first images"));
+    let videos_before: Vec<_> = [&writer, &follower]
+        .map(|banks| Arc::clone(&banks.videos().unwrap().index))
+        .into();
+    let so_far = add_images(10..20);
+    both(&|banks| all_known(banks, &so_far, "more images"));
+    for (banks, before) in [&writer, &follower].iter().zip(&videos_before) {
+        assert!(
+            Arc::ptr_eq(&banks.videos().unwrap().index, before),
+            "images alone leave the video index as it was"
+        );
+    }
+
+    let known_video = video(1_000, 4);
+    let video_entry = writer
+        .write(|store| {
+            let (signal, metadata) = vpdq_entry(&known_video);
+            let mut entry = imaged_entries(bank, by, 0..1).remove(0);
+            entry.signal = signal;
+            entry.metadata = Some(metadata);
+            store.add_entries(&[entry])
+        })
+        .unwrap()
+        .added[0];
+    assert!(follower.refresh_if_changed().unwrap());
+    both(&|banks| {
+        let videos = banks.videos().unwrap();
+        assert_eq!(videos.frames(video_entry), Some(&known_video[..]));
+        let generation = banks.live().load();
+        let found = videos
+            .index
+            .match_video(&known_video, generation.banks(), &BankFilter::All);
+        assert_eq!(found.hits.len(), 1, "{found:?}");
+        assert_eq!(found.hits[0].entry, video_entry);
+    });
+
+    // Past the bound of references kept apart from the rest, in one change.
+    let so_far = add_images(20..6_020);
+    both(&|banks| all_known(banks, &so_far, "thousands more"));
+    let so_far = add_images(6_020..6_030);
+    both(&|banks| all_known(banks, &so_far, "after the merge"));
+
+    writer
+        .write(|store| store.disable_entry(video_entry, by))
+        .unwrap();
+    assert!(follower.refresh_if_changed().unwrap());
+    both(&|banks| {
+        assert!(
+            banks.videos().unwrap().index.is_empty(),
+            "the video was disabled"
+        );
+        all_known(banks, &so_far, "after a disable");
+    });
+    let so_far = add_images(6_030..6_040);
+    both(&|banks| all_known(banks, &so_far, "images after the rebuild"));
+
+    let third = tempfile::tempdir().unwrap();
+    let fresh = open(third.path());
+    all_known(&fresh, &so_far, "a machine opening afresh");
+    assert!(fresh.videos().unwrap().index.is_empty());
 }

@@ -49,7 +49,7 @@ pub use journal::{BankJournal, FileJournal, Journal, Record};
 pub use live::{BankFilter, Generation, Hit, LiveIndex, MatchResult};
 pub use pdq_index::{CodeHit, IndexParams, PdqIndex, SearchScratch};
 pub use signal::{Signal, SignalParseError, SignalType};
-pub use state::BankState;
+pub use state::{BankState, EditMark};
 pub use store::{AddOutcome, BankStore, NewEntry};
 pub use video::{
     FrameHit, FrameMatchResult, VideoHit, VideoIndex, VideoIndexParams, VideoMatchResult,

@@ -8,6 +8,7 @@
 //! store finds duplicates in the matching index, not here).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::bank::{Bank, BankId, Entry, EntryId, Provenance};
@@ -33,6 +34,24 @@ pub struct BankState {
     all: OnceLock<Vec<Entry>>,
     /// Why stored entries could not be read back, if they could not.
     read_error: OnceLock<String>,
+    edits: EditMark,
+}
+
+/// Tells whether one state differs from another only by entries added: taken fresh from a
+/// process-wide counter when a state is made, and moved on by every record that does more than
+/// add (a bank created or changed, an entry disabled). When a later state carries the mark an
+/// earlier one had, it holds the same banks and the same disabled entries, plus entries with
+/// higher ids. That lets whoever keeps data derived from the entries (the server's media
+/// references and video index) read only the new entries instead of all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EditMark(u64);
+
+impl Default for EditMark {
+    fn default() -> Self {
+        // A state gets 2^32 edits before its marks could meet another state's.
+        static NEXT_STATE: AtomicU64 = AtomicU64::new(0);
+        EditMark(NEXT_STATE.fetch_add(1 << 32, Ordering::Relaxed))
+    }
 }
 
 impl BankState {
@@ -59,7 +78,7 @@ impl BankState {
     pub fn entries(&self) -> &[Entry] {
         self.all.get_or_init(|| {
             let mut all = Vec::with_capacity(self.entry_count());
-            let result = self.for_each_lazy(&mut |entry| {
+            let result = self.for_each_lazy(0, &mut |entry| {
                 all.push(entry.clone());
                 Ok(())
             });
@@ -89,26 +108,58 @@ impl BankState {
         &self,
         each: &mut dyn FnMut(&Entry) -> std::io::Result<()>,
     ) -> Result<(), StoreError> {
+        // Entry ids are sequence numbers, which start at 1.
+        self.for_each_entry_after(0, each)
+    }
+
+    /// As [`Self::for_each_entry`], for the entries with ids above `after` only; the stored
+    /// row groups wholly below it are not read.
+    pub fn for_each_entry_after(
+        &self,
+        after: EntryId,
+        each: &mut dyn FnMut(&Entry) -> std::io::Result<()>,
+    ) -> Result<(), StoreError> {
         let result = match self.all.get() {
-            Some(all) => all.iter().try_for_each(&mut *each),
-            None => self.for_each_lazy(each),
+            Some(all) => {
+                let first = all.partition_point(|e| e.id <= after);
+                all.get(first..)
+                    .unwrap_or_default()
+                    .iter()
+                    .try_for_each(&mut *each)
+            }
+            None => self.for_each_lazy(after, each),
         };
         result.map_err(|error| StoreError::Corrupt(format!("reading entries: {error}")))
     }
 
     fn for_each_lazy(
         &self,
+        after: EntryId,
         each: &mut dyn FnMut(&Entry) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
         if let Some(stored) = &self.stored {
-            for group in 0..stored.group_count() {
+            let first_group = stored.group_of(after).unwrap_or(0);
+            for group in first_group..stored.group_count() {
                 for mut entry in stored.group(group)? {
+                    if entry.id <= after {
+                        continue;
+                    }
                     entry.disabled |= self.stored_disabled.contains(&entry.id);
                     each(&entry)?;
                 }
             }
         }
-        self.added.iter().try_for_each(each)
+        let first = self.added.partition_point(|e| e.id <= after);
+        self.added
+            .get(first..)
+            .unwrap_or_default()
+            .iter()
+            .try_for_each(each)
+    }
+
+    /// See [`EditMark`].
+    pub fn edit_mark(&self) -> EditMark {
+        self.edits
     }
 
     /// The entry with this id (`None` also when the snapshot can no longer be read; see
@@ -176,12 +227,14 @@ impl BankState {
                     )));
                 }
                 self.banks.push(bank);
+                self.edits.0 += 1;
             }
             Record::BankChanged { bank } => {
                 let slot = self.banks.get_mut(bank.id as usize).ok_or_else(|| {
                     StoreError::Corrupt(format!("change of unknown bank {}", bank.id))
                 })?;
                 *slot = bank;
+                self.edits.0 += 1;
             }
             Record::ProvenanceAdded { index, provenance } => {
                 if index as usize != self.provenances.len() {
@@ -225,6 +278,7 @@ impl BankState {
                         "disable of unknown entry {entry}"
                     )));
                 }
+                self.edits.0 += 1;
             }
             // The journal has already decided that the transaction counts.
             Record::TransactionBegun { .. } | Record::TransactionCommitted { .. } => {}

@@ -162,14 +162,37 @@ impl VideoIndex {
         params: VideoIndexParams,
         each_video: &mut dyn FnMut(EntryId, &[VpdqFeature]),
     ) -> Result<Self, StoreError> {
+        let empty = Self {
+            params,
+            frames: PdqIndex::build(Vec::new(), params.pdq)?,
+            frame_video: Vec::new(),
+            videos: Vec::new(),
+            skipped: Vec::new(),
+        };
+        empty.extended(state, 0, each_video)
+    }
+
+    /// This index plus the enabled `vpdq` entries of `state` with ids above `after`, reading
+    /// only those (see [`BankState::for_each_entry_after`]). For a state that differs from the
+    /// one this index was built from only by entries added ([`crate::EditMark`]): the banks'
+    /// classifications and the entries disabled are taken as they were.
+    pub fn extended(
+        &self,
+        state: &BankState,
+        after: EntryId,
+        each_video: &mut dyn FnMut(EntryId, &[VpdqFeature]),
+    ) -> Result<Self, StoreError> {
+        let params = self.params;
         let quality = params.matching.quality;
-        let mut codes = Vec::new();
-        let mut frame_video = Vec::new();
-        let mut videos = Vec::new();
-        let mut skipped = Vec::new();
+        let mut codes: Vec<_> = (0..self.frames.len() as u32)
+            .filter_map(|id| self.frames.code(id).copied())
+            .collect();
+        let mut frame_video = self.frame_video.clone();
+        let mut videos = self.videos.clone();
+        let mut skipped = self.skipped.clone();
         // Streamed, not `state.entries()`: that would keep every entry of every bank in memory
         // (~100 bytes each, ~1 GB beside a 10M-entry image bank) for the state's life.
-        state.for_each_entry(&mut |entry| {
+        state.for_each_entry_after(after, &mut |entry| {
             if entry.disabled || !matches!(entry.signal, Signal::Vpdq(_)) {
                 return Ok(());
             }

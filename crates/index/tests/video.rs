@@ -420,3 +420,56 @@ fn the_video_index_streams_the_entries_and_an_unreadable_snapshot_fails_it() {
     assert!(store.state().entries().len() < 3_005);
     assert!(store.state().read_error().is_some());
 }
+
+#[test]
+fn an_index_extended_with_added_entries_finds_what_one_built_afresh_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = BankStore::open(dir.path()).unwrap();
+    let bank = store
+        .create_bank(BankSpec::new("videos", "local", "csam"))
+        .unwrap();
+    let first = video(100, 4, 3);
+    let first_entry = add_video(&mut store, bank, &first);
+    store.write_snapshot().unwrap();
+    let before = VideoIndex::build(store.state(), VideoIndexParams::default()).unwrap();
+    let last_indexed = first_entry;
+
+    // Added since: two videos, an image entry, and a video entry whose frames are missing.
+    let second = video(2_000, 3, 2);
+    let second_entry = add_video(&mut store, bank, &second);
+    let third = video(3_000, 2, 2);
+    let third_entry = add_video(&mut store, bank, &third);
+    let p = provenance(&mut store);
+    let image = Signal::Pdq(pdq(7));
+    let (broken, _) = vpdq_entry(&video(4_000, 1, 1));
+    store
+        .add_entries(&[entry(bank, image, p), new_entry(bank, broken, None, p)])
+        .unwrap();
+
+    let mut handed = Vec::new();
+    let extended = before
+        .extended(store.state(), last_indexed, &mut |id, frames| {
+            handed.push((id, frames.len()))
+        })
+        .unwrap();
+    let afresh = VideoIndex::build(store.state(), VideoIndexParams::default()).unwrap();
+    assert_eq!(handed, vec![(second_entry, 6), (third_entry, 4)]);
+    assert_eq!((extended.len(), afresh.len()), (3, 3));
+    assert_eq!(extended.frame_count(), afresh.frame_count());
+    assert_eq!(extended.skipped(), afresh.skipped());
+    assert_eq!(extended.skipped().len(), 1);
+    let generation = store.live().load();
+    for (features, expected) in [
+        (&first, first_entry),
+        (&second, second_entry),
+        (&third, third_entry),
+    ] {
+        let found = extended.match_video(features, generation.banks(), &BankFilter::All);
+        let hits: Vec<u64> = found.hits.iter().map(|h| h.entry).collect();
+        assert_eq!(hits, vec![expected]);
+        assert_eq!(
+            found,
+            afresh.match_video(features, generation.banks(), &BankFilter::All)
+        );
+    }
+}

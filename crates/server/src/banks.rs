@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime};
 
 use aranea_hash::VpdqFeature;
 use aranea_index::{
-    BankStore, EntryId, LiveIndex, SignalType, StoreError, VideoIndex, VideoIndexParams,
-    WRITE_LOCK_FILE, WriteLock,
+    BankState, BankStore, EditMark, EntryId, LiveIndex, SignalType, StoreError, VideoIndex,
+    VideoIndexParams, WRITE_LOCK_FILE, WriteLock,
 };
 use arc_swap::{ArcSwap, ArcSwapOption};
 
@@ -199,14 +199,34 @@ type DirSignature = Vec<(String, u64, Option<SystemTime>)>;
 struct Writer {
     store: BankStore,
     signature: DirSignature,
+    /// How far the media references and video index have read the store's entries.
+    derived: DerivedThrough,
+}
+
+/// The state the published media references and video index were derived from: while the
+/// store's [`EditMark`] stays the same, only entries above `last_entry` are new to them.
+struct DerivedThrough {
+    mark: EditMark,
+    last_entry: EntryId,
+}
+
+impl DerivedThrough {
+    /// Matches no state: the next install reads every entry.
+    fn nothing() -> Self {
+        DerivedThrough {
+            mark: EditMark::default(),
+            last_entry: 0,
+        }
+    }
 }
 
 /// The live banks of one bank directory or shared journal.
 pub struct LiveBanks {
     home: BankHome,
     live: ArcSwap<LiveIndex>,
-    media_refs: ArcSwap<HashMap<EntryId, MediaRef>>,
-    /// The `vpdq` entries' frames, rebuilt with every change (`None` until one builds).
+    media_refs: ArcSwap<MediaRefs>,
+    /// The `vpdq` entries' frames, extended when entries are added and rebuilt when banks or
+    /// entries are otherwise changed (`None` until one builds).
     videos: ArcSwapOption<VideoBanks>,
     video_params: VideoIndexParams,
     writer: Mutex<Writer>,
@@ -228,14 +248,23 @@ impl LiveBanks {
     pub fn open_home(home: BankHome, video: VideoIndexParams) -> Result<LiveBanks, StoreError> {
         let store = home.open_store()?;
         let signature = dir_signature(home.path());
-        Ok(LiveBanks {
+        let banks = LiveBanks {
             live: ArcSwap::new(store.live()),
-            media_refs: ArcSwap::from_pointee(media_refs(&store)),
-            videos: ArcSwapOption::new(video_index(&store, video)),
+            media_refs: ArcSwap::from_pointee(MediaRefs::default()),
+            videos: ArcSwapOption::empty(),
             video_params: video,
-            writer: Mutex::new(Writer { store, signature }),
+            writer: Mutex::new(Writer {
+                store,
+                signature,
+                derived: DerivedThrough::nothing(),
+            }),
             home,
-        })
+        };
+        {
+            let mut writer = banks.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            banks.install(&mut writer);
+        }
+        Ok(banks)
     }
 
     /// The video index of the current banks (`None` if it could not be built).
@@ -250,7 +279,7 @@ impl LiveBanks {
 
     /// The media a PDQ entry came from, if known.
     pub fn media_ref(&self, entry: EntryId) -> Option<MediaRef> {
-        self.media_refs.load().get(&entry).cloned()
+        self.media_refs.load().get(entry).cloned()
     }
 
     /// The bank directory, or this machine's snapshot directory of shared banks.
@@ -298,14 +327,60 @@ impl LiveBanks {
                 }
             }
         }
-        self.install(&writer.store);
+        self.install(writer);
         Ok(true)
     }
 
-    fn install(&self, store: &BankStore) {
-        self.media_refs.store(Arc::new(media_refs(store)));
-        self.videos.store(video_index(store, self.video_params));
-        self.live.store(store.live());
+    /// Publishes the writer's banks with their media references and video index. Entries
+    /// only added since the last install are all these need to read (an import or a review
+    /// decision into a 10M-entry bank must not make every server re-read 10M entries); any
+    /// other change (a bank created or changed, an entry disabled, the store reopened) has
+    /// them rebuilt from every entry.
+    fn install(&self, writer: &mut Writer) {
+        let state = writer.store.state();
+        if writer.derived.mark == state.edit_mark() {
+            self.extend_derived(state, &mut writer.derived);
+        } else {
+            self.rebuild_derived(state, &mut writer.derived);
+        }
+        self.live.store(writer.store.live());
+    }
+
+    fn rebuild_derived(&self, state: &BankState, derived: &mut DerivedThrough) {
+        let read = EntriesRead::after(state, 0);
+        self.media_refs
+            .store(Arc::new(MediaRefs::from(read.media_refs)));
+        self.videos.store(video_index(state, self.video_params));
+        *derived = if read.complete {
+            DerivedThrough {
+                mark: state.edit_mark(),
+                last_entry: read.last_entry,
+            }
+        } else {
+            DerivedThrough::nothing()
+        };
+    }
+
+    fn extend_derived(&self, state: &BankState, derived: &mut DerivedThrough) {
+        let read = EntriesRead::after(state, derived.last_entry);
+        if !read.complete {
+            return self.rebuild_derived(state, derived);
+        }
+        if !read.media_refs.is_empty() {
+            let extended = self.media_refs.load().extended(read.media_refs);
+            self.media_refs.store(Arc::new(extended));
+        }
+        if read.videos_added {
+            let videos = match self.videos.load_full() {
+                Some(videos) => videos.extended(state, derived.last_entry),
+                None => video_index(state, self.video_params),
+            };
+            if videos.is_none() {
+                return self.rebuild_derived(state, derived);
+            }
+            self.videos.store(videos);
+        }
+        derived.last_entry = read.last_entry;
     }
 
     /// Runs a change on the bank store (after catching up with other processes), publishes
@@ -329,7 +404,7 @@ impl LiveBanks {
             return result;
         }
         writer.store.publish()?;
-        self.install(&writer.store);
+        self.install(&mut writer);
         if let BankHome::Dir(dir) = &self.home {
             writer.signature = dir_signature(dir);
         }
@@ -384,8 +459,8 @@ fn dir_signature(dir: &Path) -> DirSignature {
 }
 
 /// The known videos: their frames indexed for search, and each video's frames for the
-/// per-frame details of an answer. Replaced whole with every bank change, so holders of the
-/// index (the demo's crawler) can tell a new one by pointer.
+/// per-frame details of an answer. Replaced whole with every bank change that can change it,
+/// so holders of the index (the demo's crawler) can tell a new one by pointer.
 pub struct VideoBanks {
     pub index: Arc<VideoIndex>,
     frames: HashMap<EntryId, Vec<VpdqFeature>>,
@@ -396,6 +471,30 @@ impl VideoBanks {
     pub fn frames(&self, entry: EntryId) -> Option<&[VpdqFeature]> {
         self.frames.get(&entry).map(Vec::as_slice)
     }
+
+    /// These videos plus the `vpdq` entries above `after`. `None` if the entries cannot be
+    /// read.
+    fn extended(&self, state: &BankState, after: EntryId) -> Option<Arc<VideoBanks>> {
+        let mut new_frames = Vec::new();
+        let index = self
+            .index
+            .extended(state, after, &mut |entry, features| {
+                new_frames.push((entry, features.to_vec()));
+            })
+            .inspect_err(|error| {
+                tracing::warn!(%error, "bank entries unreadable; rebuilding the video index")
+            })
+            .ok()?;
+        for (entry, why) in index.skipped().get(self.index.skipped().len()..)? {
+            tracing::warn!(entry = *entry, %why, "vpdq entry left out of the video index");
+        }
+        let mut frames = self.frames.clone();
+        frames.extend(new_frames);
+        Some(Arc::new(VideoBanks {
+            index: Arc::new(index),
+            frames,
+        }))
+    }
 }
 
 /// The `vpdq` entries' frames in one index. Rebuilt whole on each change: video banks are
@@ -403,9 +502,9 @@ impl VideoBanks {
 ///
 /// `VideoIndex::build_with` streams the entries once ([`aranea_index::BankState::for_each_entry`]):
 /// a 10M-entry PDQ bank read into memory whole would cost ~1 GB for the life of the process.
-fn video_index(store: &BankStore, params: VideoIndexParams) -> Option<Arc<VideoBanks>> {
+fn video_index(state: &BankState, params: VideoIndexParams) -> Option<Arc<VideoBanks>> {
     let mut frames = HashMap::new();
-    let built = VideoIndex::build_with(store.state(), params, &mut |entry, features| {
+    let built = VideoIndex::build_with(state, params, &mut |entry, features| {
         frames.insert(entry, features.to_vec());
     });
     match built {
@@ -425,19 +524,85 @@ fn video_index(store: &BankStore, params: VideoIndexParams) -> Option<Arc<VideoB
     }
 }
 
-/// The media of the PDQ entries whose import named it, streamed from the entries.
-fn media_refs(store: &BankStore) -> HashMap<EntryId, MediaRef> {
-    let mut refs = HashMap::new();
-    let streamed = store.state().for_each_entry(&mut |entry| {
-        if let Some(found) = media_ref_of(entry) {
-            refs.insert(entry.id, found);
+/// What one pass over the entries above an id found.
+struct EntriesRead {
+    /// The media of the PDQ entries whose import named it.
+    media_refs: Vec<(EntryId, MediaRef)>,
+    /// The highest entry id read.
+    last_entry: EntryId,
+    videos_added: bool,
+    /// False if some entries could not be read.
+    complete: bool,
+}
+
+impl EntriesRead {
+    fn after(state: &BankState, after: EntryId) -> EntriesRead {
+        let mut read = EntriesRead {
+            media_refs: Vec::new(),
+            last_entry: after,
+            videos_added: false,
+            complete: true,
+        };
+        let streamed = state.for_each_entry_after(after, &mut |entry| {
+            read.last_entry = entry.id;
+            read.videos_added |= entry.signal.signal_type() == SignalType::Vpdq;
+            if let Some(found) = media_ref_of(entry) {
+                read.media_refs.push((entry.id, found));
+            }
+            Ok(())
+        });
+        if let Err(error) = streamed {
+            tracing::warn!(%error, "bank entries unreadable; some answers lack the known media's hashes");
+            read.complete = false;
         }
-        Ok(())
-    });
-    if let Err(error) = streamed {
-        tracing::warn!(%error, "bank entries unreadable; some answers lack the known media's hashes");
+        read
     }
-    refs
+}
+
+/// The media of PDQ entries, by entry: what is read from the entries in one go, and what was
+/// added after, kept apart so that adding a few entries copies only the recent part. Entries
+/// disabled later keep theirs: they are looked up only for hits, which disabled entries never
+/// are.
+#[derive(Default)]
+pub(crate) struct MediaRefs {
+    settled: Arc<HashMap<EntryId, MediaRef>>,
+    recent: HashMap<EntryId, MediaRef>,
+}
+
+impl From<Vec<(EntryId, MediaRef)>> for MediaRefs {
+    fn from(refs: Vec<(EntryId, MediaRef)>) -> Self {
+        MediaRefs {
+            settled: Arc::new(refs.into_iter().collect()),
+            recent: HashMap::new(),
+        }
+    }
+}
+
+impl MediaRefs {
+    /// Below this many recent references (or an eighth of the settled ones, if more), added
+    /// references are copied with the recent ones only; past it, everything is merged once.
+    const RECENT_AT_MOST: usize = 4096;
+
+    fn get(&self, entry: EntryId) -> Option<&MediaRef> {
+        self.recent.get(&entry).or_else(|| self.settled.get(&entry))
+    }
+
+    fn extended(&self, added: Vec<(EntryId, MediaRef)>) -> MediaRefs {
+        let mut recent = self.recent.clone();
+        recent.extend(added);
+        if recent.len() <= Self::RECENT_AT_MOST.max(self.settled.len() / 8) {
+            return MediaRefs {
+                settled: Arc::clone(&self.settled),
+                recent,
+            };
+        }
+        let mut settled = HashMap::clone(&self.settled);
+        settled.extend(recent);
+        MediaRefs {
+            settled: Arc::new(settled),
+            recent: HashMap::new(),
+        }
+    }
 }
 
 fn media_ref_of(entry: &aranea_index::Entry) -> Option<MediaRef> {
