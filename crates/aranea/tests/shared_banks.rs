@@ -308,6 +308,12 @@ fn a_cached_snapshot_ahead_of_the_database_is_dropped_for_the_journal() {
         banks["entries"]["enabled"], 0,
         "the journal's banks, not the snapshot's: {banks}"
     );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("aranea: warning: this machine's snapshot of the shared banks")
+            && stderr.contains("rebuilt from the database's journal"),
+        "the operator is told: {stderr}"
+    );
 }
 
 /// Standard base64 with padding, for a Basic credential.

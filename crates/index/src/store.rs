@@ -206,6 +206,12 @@ impl<J: Journal> BankStore<J> {
         &self.warnings
     }
 
+    /// Adds to [`Self::warnings`] a problem its opener worked around (a machine's cached
+    /// snapshot of shared banks dropped, say), so that whoever reports them reports it too.
+    pub fn add_warning(&mut self, warning: String) {
+        self.warnings.push(warning);
+    }
+
     /// Sequence number the snapshot on disk covers (0 = none).
     pub fn snapshot_seq(&self) -> u64 {
         self.snapshot_seq

@@ -96,11 +96,11 @@ impl BankHome {
         let end = journal.last_seq()?;
         let mut store = BankStore::open_shared(cache, journal.journal()?)?;
         if let Some(why) = stale_snapshot(journal, cache, store.snapshot_seq(), end)? {
-            tracing::warn!(
-                cache = %cache.display(),
-                snapshot = store.snapshot_seq(),
-                journal = end,
-                "cached bank snapshot {why}; rebuilding from the journal"
+            let warning = format!(
+                "this machine's snapshot of the shared banks in {} (journal position {}) {why}; \
+                 rebuilt from the database's journal (position {end})",
+                cache.display(),
+                store.snapshot_seq(),
             );
             drop(store);
             for file in [aranea_index::store::SNAPSHOT_FILE, JOURNAL_MARK_FILE] {
@@ -113,6 +113,7 @@ impl BankHome {
                 }
             }
             store = BankStore::open_shared(cache, journal.journal()?)?;
+            store.add_warning(warning);
         }
         if store.records_since_snapshot() >= SNAPSHOT_AFTER_RECORDS
             && let Some(_machine) = WriteLock::try_acquire(cache)?
@@ -246,7 +247,7 @@ impl LiveBanks {
 
     /// Opens the banks wherever they are kept. Blocking.
     pub fn open_home(home: BankHome, video: VideoIndexParams) -> Result<LiveBanks, StoreError> {
-        let store = home.open_store()?;
+        let store = open_logged(&home)?;
         let signature = dir_signature(home.path());
         let banks = LiveBanks {
             live: ArcSwap::new(store.live()),
@@ -307,7 +308,7 @@ impl LiveBanks {
                 if now == writer.signature && !reopen {
                     return Ok(false);
                 }
-                writer.store = self.home.open_store()?;
+                writer.store = open_logged(&self.home)?;
                 writer.signature = dir_signature(dir);
             }
             BankHome::Shared { journal, .. } => {
@@ -323,7 +324,7 @@ impl LiveBanks {
                 if caught_up.is_none() {
                     // Replacing the old store drops its journal, which rolls back an
                     // unfinished change of it (reads of the new one never wait for that).
-                    writer.store = self.home.open_store()?;
+                    writer.store = open_logged(&self.home)?;
                 }
             }
         }
@@ -434,6 +435,16 @@ impl LiveBanks {
             }
         }
     }
+}
+
+/// Opens the banks, logging what opening worked around (a torn journal tail, a snapshot
+/// dropped): a server has no terminal to print it on.
+fn open_logged(home: &BankHome) -> Result<BankStore, StoreError> {
+    let store = home.open_store()?;
+    for warning in store.warnings() {
+        tracing::warn!(banks = %home.path().display(), "{warning}");
+    }
+    Ok(store)
 }
 
 fn dir_signature(dir: &Path) -> DirSignature {
