@@ -11,6 +11,8 @@
 //! patience (timeouts, Retry-After), not the pipeline. Its media are rendered before timing.
 //!
 //! `cargo bench -p aranea-crawl --bench pipeline` (or `--profile dev` for a quick look).
+//! `ARANEA_BENCH_COUNT_STATEMENTS=1` also prints how many times each SQL statement ran
+//! during the crawl (sqlx reports each one as a log record; counting costs a little CPU).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -46,16 +48,35 @@ fn fast_world() -> aranea_simweb::RunningWorld {
 }
 
 fn main() {
+    let counting = std::env::var_os("ARANEA_BENCH_COUNT_STATEMENTS").is_some();
+    if counting {
+        statements::install();
+    }
     let world = fast_world();
     // simweb renders transformed copies on first request, on the same cores: do it before the
     // clock starts (about a third of the samples in a profile without this).
     let rendered = world.prerender_media().unwrap();
     println!("world: {rendered} media items rendered before timing");
     let dir = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    // ARANEA_BENCH_RUNTIME=current_thread: the crawler's async work on one thread (hashing
+    // still on the blocking pool, SQLite on sqlx's threads); default: one worker per CPU.
+    let current_thread = std::env::var("ARANEA_BENCH_RUNTIME").is_ok_and(|r| r == "current_thread");
+    let runtime = if current_thread {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build()
+    .unwrap();
+    println!(
+        "runtime: {}",
+        if current_thread {
+            "current_thread"
+        } else {
+            "multi_thread"
+        }
+    );
     let (media, secs, fetched, (crawl_cpu, serving_cpu)) = runtime.block_on(async {
         // ARANEA_BENCH_SQLITE_CONNECTIONS: the pool size to measure (default: the store's).
         let connections = std::env::var("ARANEA_BENCH_SQLITE_CONNECTIONS")
@@ -90,10 +111,12 @@ fn main() {
             .enqueue_seeds(&support::home_pages(&world))
             .await
             .unwrap();
+        statements::reset();
         let started = Instant::now();
         let cpu = cpu_seconds();
         let serving = thread_cpu_seconds("simweb");
         let progress = crawler.run_until_idle().await.unwrap();
+        statements::stop();
         (
             progress.media,
             started.elapsed().as_secs_f64(),
@@ -112,6 +135,9 @@ fn main() {
         (crawl_cpu - serving_cpu) * 1000.0 / media as f64
     );
 
+    if counting {
+        statements::print(media);
+    }
     let files = Arc::new(runtime.block_on(served_media(&world)));
     println!(
         "baseline: {} media files as simweb serves them",
@@ -209,4 +235,75 @@ async fn served_media(world: &aranea_simweb::RunningWorld) -> Vec<Vec<u8>> {
         }
     }
     files
+}
+
+/// Counts the SQL statements sqlx runs (it reports each one as a `log` record, target
+/// `sqlx::query`), by statement text.
+mod statements {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static COUNTS: Mutex<Option<HashMap<String, u64>>> = Mutex::new(None);
+    static ON: AtomicBool = AtomicBool::new(false);
+
+    struct Counter;
+
+    impl log::Log for Counter {
+        fn enabled(&self, metadata: &log::Metadata) -> bool {
+            metadata.target() == "sqlx::query"
+        }
+        fn log(&self, record: &log::Record) {
+            if record.target() != "sqlx::query" || !ON.load(Ordering::Relaxed) {
+                return;
+            }
+            let text = record.args().to_string();
+            // The statement, without the timings and row counts that follow it.
+            let statement = text.split(" rows_affected").next().unwrap_or(&text);
+            let key: String = statement
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .take(110)
+                .collect();
+            let mut counts = COUNTS.lock().unwrap();
+            *counts
+                .get_or_insert_with(HashMap::new)
+                .entry(key)
+                .or_insert(0) += 1;
+        }
+        fn flush(&self) {}
+    }
+
+    pub fn install() {
+        log::set_boxed_logger(Box::new(Counter)).unwrap();
+        log::set_max_level(log::LevelFilter::Debug);
+    }
+
+    pub fn reset() {
+        *COUNTS.lock().unwrap() = None;
+        ON.store(true, Ordering::Relaxed);
+    }
+
+    pub fn stop() {
+        ON.store(false, Ordering::Relaxed);
+    }
+
+    pub fn print(media: u64) {
+        let counts = COUNTS.lock().unwrap().take().unwrap_or_default();
+        let mut rows: Vec<(u64, String)> = counts.into_iter().map(|(k, n)| (n, k)).collect();
+        rows.sort_unstable_by(|a, b| b.cmp(a));
+        let total: u64 = rows.iter().map(|(n, _)| n).sum();
+        println!(
+            "statements during the crawl: {total} = {:.1} per image (BEGIN/COMMIT not counted)",
+            total as f64 / media.max(1) as f64
+        );
+        for (n, statement) in rows {
+            println!(
+                "{n:>8}  {:>5.2}/image  {statement}",
+                n as f64 / media.max(1) as f64
+            );
+        }
+    }
 }

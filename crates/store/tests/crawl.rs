@@ -18,6 +18,8 @@ contract_tests!(
     a_page_and_its_media_complete_in_one_call,
     a_pages_media_and_their_completions_are_written_together_or_not_at_all,
     pages_of_several_leases_settle_in_one_call_each_all_or_nothing,
+    a_batch_larger_than_one_statement_enqueues_every_url_and_embed_once,
+    completions_written_together_keep_each_urls_own_outcome,
 );
 
 async fn sight(store: &Store, seed: u8, at: UrlId, page: UrlId) -> aranea_store::SightingId {
@@ -482,4 +484,173 @@ async fn pages_of_several_leases_settle_in_one_call_each_all_or_nothing(db: &Tes
         .unwrap()
         .unwrap();
     assert_eq!(host.pages_fetched, 2);
+}
+
+/// The frontier writes a batch in multi-row statements of at most 500 URLs: a batch of
+/// 1,200 embeds of one page (two of them known, one twice across a statement boundary) and
+/// a few URLs of another host still gives one answer per input, each URL new exactly once,
+/// and every embed recorded.
+async fn a_batch_larger_than_one_statement_enqueues_every_url_and_embed_once(db: &TestDb) {
+    let store = db.open().await;
+    let frontier = store.frontier();
+    let page = frontier
+        .enqueue_urls(&[url("a.example", "/page")], NOW)
+        .await
+        .unwrap()[0]
+        .id;
+    let known = frontier
+        .enqueue_urls(&[url("a.example", "/m/5"), url("a.example", "/m/700")], NOW)
+        .await
+        .unwrap();
+    let embed = |path: String| aranea_store::NewUrl {
+        source: aranea_store::UrlSource::Embed,
+        parent: Some(page),
+        ..url("a.example", &path)
+    };
+    let mut batch: Vec<_> = (0..1200).map(|i| embed(format!("/m/{i}"))).collect();
+    batch.push(embed("/m/3".to_owned()));
+    batch.extend((0..10).map(|i| url("b.example", &format!("/{i}"))));
+    let done = frontier.enqueue_urls(&batch, NOW).await.unwrap();
+    assert_eq!(done.len(), batch.len());
+    let new: Vec<usize> = (0..done.len()).filter(|&i| !done[i].inserted).collect();
+    assert_eq!(new, [5, 700, 1200], "known URLs and the repeat are not new");
+    assert_eq!(done[5].id, known[0].id);
+    assert_eq!(done[700].id, known[1].id);
+    assert_eq!(
+        done[1200].id, done[3].id,
+        "the repeat has the first one's id"
+    );
+    let mut ids: Vec<i64> = done.iter().take(1200).map(|d| d.id.get()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 1200);
+    for (i, d) in done.iter().enumerate() {
+        let record = frontier.url(d.id).await.unwrap().unwrap();
+        assert_eq!(record.url, batch[i].url);
+    }
+    let a = frontier.host(done[0].host_id).await.unwrap().unwrap();
+    assert_eq!(a.urls_known, 1 + 2 + 1198);
+    let b = frontier.host(done[1201].host_id).await.unwrap().unwrap();
+    assert_eq!((b.key.as_str(), b.urls_known), ("https://b.example", 10));
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts.urls, 1 + 1200 + 10);
+    // Every embed of the page, new or known, first or last statement: media recorded at
+    // the URL is sighted on the page too.
+    for (seed, i) in [(1_u8, 0_usize), (2, 5), (3, 700), (4, 1199), (5, 3)] {
+        store.media().record(&photo(seed), NOW).await.unwrap();
+        let recorded = store
+            .media()
+            .record_seen(
+                &photo(seed),
+                &NewSighting {
+                    media_sha256: [seed; 32],
+                    url: done[i].id,
+                    page: None,
+                    member_path: None,
+                    seen_at: NOW,
+                    server_ip: None,
+                },
+                &[],
+                NOW,
+            )
+            .await
+            .unwrap();
+        assert_eq!(recorded.also_on, [page], "embed of URL {i}");
+    }
+}
+
+/// Completions are written in multi-row statements: each URL still gets its own outcome
+/// (state, status, validators, fetch row), a URL listed twice is recorded once, and one
+/// not fetched gets no fetch row.
+async fn completions_written_together_keep_each_urls_own_outcome(db: &TestDb) {
+    let store = db.open().await;
+    let frontier = store.frontier();
+    let paths = ["/ok", "/gone", "/retry", "/skip"];
+    let batch: Vec<_> = paths.iter().map(|p| url("a.example", p)).collect();
+    frontier.enqueue_urls(&batch, NOW).await.unwrap();
+    let held = lease(&store, 1).await;
+    let ok = FetchOutcome {
+        etag: Some("\"e1\"".into()),
+        last_modified: Some("yesterday".into()),
+        server_ip: Some("192.0.2.7".into()),
+        duration_ms: 12,
+        ..FetchOutcome::fetched(200, 1234, UrlNext::Done)
+    };
+    let gone = FetchOutcome::fetched(404, 9, UrlNext::Done);
+    let retry = FetchOutcome::failed("connection refused", UrlNext::RetryAt(NOW + 5_000));
+    let skip = FetchOutcome::not_fetched(UrlNext::Skipped);
+    let id = |p: &str| held.id(&format!("a.example{p}"));
+    let done = frontier
+        .complete_urls(
+            held.lease("a.example"),
+            &[
+                (id("/ok"), &ok),
+                (id("/gone"), &gone),
+                (id("/ok"), &gone),
+                (id("/retry"), &retry),
+                (id("/skip"), &skip),
+            ],
+            NOW + 10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        done,
+        [
+            Completion::Recorded,
+            Completion::Recorded,
+            Completion::AlreadyRecorded,
+            Completion::Recorded,
+            Completion::Recorded
+        ]
+    );
+    let mut records = Vec::new();
+    for p in paths {
+        records.push(frontier.url(id(p)).await.unwrap().unwrap());
+    }
+    let mut records = records.into_iter();
+    let mut record = || records.next().unwrap();
+    let r = record();
+    assert_eq!(
+        (r.state, r.last_status, r.attempts),
+        (UrlState::Done, Some(200), 1)
+    );
+    assert_eq!(
+        (r.etag.as_deref(), r.last_modified.as_deref()),
+        (Some("\"e1\""), Some("yesterday"))
+    );
+    assert_eq!(r.last_fetched_at, Some(NOW + 10));
+    let r = record();
+    assert_eq!(
+        (r.state, r.last_status, r.etag),
+        (UrlState::Done, Some(404), None)
+    );
+    let r = record();
+    assert_eq!(
+        (r.state, r.next_fetch_at, r.last_status),
+        (UrlState::Queued, NOW + 5_000, None)
+    );
+    assert_eq!(r.attempts, 1);
+    let r = record();
+    assert_eq!(
+        (r.state, r.attempts, r.last_fetched_at),
+        (UrlState::Skipped, 0, None)
+    );
+    let fetches = frontier.fetches(id("/ok")).await.unwrap();
+    assert_eq!(fetches.len(), 1);
+    assert_eq!(
+        (fetches[0].status, fetches[0].bytes, fetches[0].duration_ms),
+        (Some(200), 1234, 12)
+    );
+    assert_eq!(fetches[0].server_ip.as_deref(), Some("192.0.2.7"));
+    let fetches = frontier.fetches(id("/retry")).await.unwrap();
+    assert_eq!(fetches[0].error.as_deref(), Some("connection refused"));
+    assert_eq!(frontier.fetches(id("/gone")).await.unwrap()[0].bytes, 9);
+    assert!(frontier.fetches(id("/skip")).await.unwrap().is_empty());
+    let host = frontier
+        .host(held.lease("a.example").host_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(host.pages_fetched, 3);
 }

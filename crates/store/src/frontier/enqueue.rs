@@ -84,13 +84,6 @@ pub(crate) fn url_hash(canonical_url: &str) -> [u8; 32] {
 pub(super) const INSERT_HOST: &str = "INSERT INTO hosts (key, registrable_domain, created_at) \
     VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING";
 pub(super) const SELECT_HOST: &str = "SELECT id FROM hosts WHERE key = $1";
-pub(super) const INSERT_URL: &str = "INSERT INTO urls (host_id, url, url_hash, source, priority, depth, \
-    next_fetch_at, report_id, parent_id, created_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-    ON CONFLICT (url_hash) DO NOTHING RETURNING id";
-pub(super) const SELECT_URL: &str = "SELECT id, host_id FROM urls WHERE url_hash = $1";
-pub(super) const INSERT_EMBED: &str = "INSERT INTO embeds (media_url_id, page_url_id, created_at) \
-    VALUES ($1, $2, $3) ON CONFLICT (media_url_id, page_url_id) DO NOTHING";
 // A leased host keeps due_at = lease expiry: its holder recomputes due_at on release.
 // A URL in flight is `queued` with `leased_epoch` set: left alone, its holder completes it.
 pub(super) const RESCHEDULE: &str = "UPDATE urls SET state = 'queued', next_fetch_at = $2, \
@@ -110,23 +103,6 @@ pub(super) const MAKE_HOST_DUE: &str = "UPDATE hosts SET urls_known = urls_known
             THEN (CASE WHEN next_allowed_at > $3 THEN next_allowed_at ELSE $3 END) \
         ELSE due_at END \
     WHERE id = $1";
-
-/// Inside the enqueue transaction: makes the host in `current` due for the URLs just
-/// inserted for it, if any, and clears `current`.
-macro_rules! flush_host {
-    ($tx:ident, $current:ident) => {
-        if let Some((_, id, inserted, earliest)) = $current.take()
-            && inserted > 0
-        {
-            sqlx::query(MAKE_HOST_DUE)
-                .bind(id)
-                .bind(i64::from(inserted))
-                .bind(earliest)
-                .execute(&mut *$tx)
-                .await?;
-        }
-    };
-}
 
 /// Checks every URL of a batch before a transaction is opened.
 pub(super) fn check_batch(batch: &[NewUrl]) -> Result<(), StoreError> {
@@ -148,8 +124,92 @@ pub(super) fn lock_order(batch: &[NewUrl]) -> Vec<(usize, [u8; 32])> {
     order
 }
 
+/// URLs per multi-row statement: 10 parameters each, far below SQLite's 32,766 and
+/// PostgreSQL's 65,535 parameters per statement.
+pub(super) const ROWS_PER_STATEMENT: usize = 500;
+
+/// Inserts `rows` URLs unless known (by hash); returns each inserted row's id and hash.
+pub(super) fn insert_urls_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO urls (host_id, url, url_hash, source, priority, depth, next_fetch_at, \
+         report_id, parent_id, created_at) VALUES ",
+    );
+    push_tuples(&mut sql, rows, 10);
+    sql.push_str(" ON CONFLICT (url_hash) DO NOTHING RETURNING id, url_hash");
+    sql
+}
+
+/// The id and host of each of `rows` URL hashes.
+pub(super) fn select_urls_sql(rows: usize) -> String {
+    let mut sql = String::from("SELECT id, host_id, url_hash FROM urls WHERE url_hash IN ");
+    push_tuples(&mut sql, 1, rows);
+    sql
+}
+
+/// `RAISE_PRIORITY` for `rows` URLs at once: `$1` the priority, then the ids.
+pub(super) fn raise_priorities_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "UPDATE urls SET priority = $1 WHERE state = 'queued' AND priority > $1 AND id IN (",
+    );
+    use std::fmt::Write;
+    for n in 0..rows {
+        let _ = write!(sql, "{}${}", if n == 0 { "" } else { ", " }, n + 2);
+    }
+    sql.push(')');
+    sql
+}
+
+/// Records `rows` (media URL, page) embeds, each once.
+pub(super) fn insert_embeds_sql(rows: usize) -> String {
+    let mut sql =
+        String::from("INSERT INTO embeds (media_url_id, page_url_id, created_at) VALUES ");
+    push_tuples(&mut sql, rows, 3);
+    sql.push_str(" ON CONFLICT (media_url_id, page_url_id) DO NOTHING");
+    sql
+}
+
+/// Appends `rows` tuples of `width` placeholders, numbered from `$1` in order of appearance
+/// (SQLite numbers `$N` parameters by first appearance).
+fn push_tuples(sql: &mut String, rows: usize, width: usize) {
+    use std::fmt::Write;
+    let mut n = 0;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..width {
+            n += 1;
+            let _ = write!(sql, "{}${n}", if column == 0 { "" } else { ", " });
+        }
+        sql.push(')');
+    }
+}
+
+/// The runs of `order` (see [`lock_order`]) that share a host key.
+pub(super) fn host_runs<'a>(
+    batch: &[NewUrl],
+    order: &'a [(usize, [u8; 32])],
+) -> Vec<&'a [(usize, [u8; 32])]> {
+    let key = |entry: &(usize, [u8; 32])| batch.get(entry.0).map(|u| u.host_key.as_str());
+    let mut runs = Vec::new();
+    let mut rest = order;
+    while let Some(first) = rest.first() {
+        let len = rest
+            .iter()
+            .take_while(|e| key(e) == key(first))
+            .count()
+            .max(1);
+        let (run, tail) = rest.split_at(len.min(rest.len()));
+        runs.push(run);
+        rest = tail;
+    }
+    runs
+}
+
 /// Enqueues `$batch` (checked with [`check_batch`]) inside the open write transaction `$tx`;
-/// evaluates to one [`EnqueuedUrl`] per input, in input order.
+/// evaluates to one [`EnqueuedUrl`] per input, in input order. Per host: its row, then
+/// its URLs in multi-row statements (inserted ones returned; the rest, known, looked up
+/// together), then its due time; the embeds of the batch last, in one statement. A few
+/// statements per host instead of two or three per URL: on SQLite each statement is a
+/// round trip to the connection's thread.
 macro_rules! enqueue_in {
     ($tx:ident, $batch:expr, $now:expr) => {{
         use $crate::frontier::enqueue::*;
@@ -157,80 +217,134 @@ macro_rules! enqueue_in {
         let now: $crate::UnixMillis = $now;
         let order = lock_order(batch);
         let mut results: Vec<Option<$crate::frontier::EnqueuedUrl>> = vec![None; batch.len()];
-        let mut current: Option<(&str, i64, u32, i64)> = None; // key, id, new, earliest
-        for (index, hash) in &order {
-            let Some(url) = batch.get(*index) else {
+        for run in host_runs(batch, &order) {
+            let Some(first) = run.first().and_then(|(i, _)| batch.get(*i)) else {
                 continue;
             };
-            let host_id = match current {
-                Some((key, id, _, _)) if key == url.host_key => id,
-                _ => {
-                    flush_host!($tx, current);
+            // Mostly known (a page's own host): looked up first, created only if missing.
+            let known_host = sqlx::query(SELECT_HOST)
+                .bind(&first.host_key)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            let host_id = match known_host {
+                Some(row) => row.i64("id")?,
+                None => {
                     sqlx::query(INSERT_HOST)
-                        .bind(&url.host_key)
-                        .bind(&url.registrable_domain)
+                        .bind(&first.host_key)
+                        .bind(&first.registrable_domain)
                         .bind(now)
                         .execute(&mut *$tx)
                         .await?;
-                    let id = sqlx::query(SELECT_HOST)
-                        .bind(&url.host_key)
+                    sqlx::query(SELECT_HOST)
+                        .bind(&first.host_key)
                         .fetch_one(&mut *$tx)
                         .await?
-                        .i64("id")?;
-                    current = Some((&url.host_key, id, 0, i64::MAX));
-                    id
+                        .i64("id")?
                 }
             };
-            let inserted = sqlx::query(INSERT_URL)
-                .bind(host_id)
-                .bind(&url.url)
-                .bind(&hash[..])
-                .bind(url.source.as_str())
-                .bind(url.priority as i64)
-                .bind(i64::from(url.depth))
-                .bind(url.next_fetch_at)
-                .bind(url.report_id.map(|r| r.0))
-                .bind(url.parent.map(|p| p.0))
-                .bind(now)
-                .fetch_optional(&mut *$tx)
-                .await?;
-            let outcome = match inserted {
-                Some(row) => {
-                    if let Some((_, _, count, earliest)) = current.as_mut() {
-                        *count += 1;
-                        *earliest = (*earliest).min(url.next_fetch_at);
-                    }
-                    $crate::frontier::EnqueuedUrl {
-                        id: $crate::frontier::UrlId(row.i64("id")?),
-                        host_id: $crate::frontier::HostId(host_id),
-                        inserted: true,
-                    }
-                }
-                None => {
-                    let row = sqlx::query(SELECT_URL)
+            let (mut inserted, mut earliest) = (0_i64, i64::MAX);
+            for chunk in run.chunks(ROWS_PER_STATEMENT) {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_urls_sql(chunk.len())));
+                for (index, hash) in chunk {
+                    let Some(url) = batch.get(*index) else {
+                        continue;
+                    };
+                    query = query
+                        .bind(host_id)
+                        .bind(&url.url)
                         .bind(&hash[..])
-                        .fetch_one(&mut *$tx)
-                        .await?;
-                    $crate::frontier::EnqueuedUrl {
-                        id: $crate::frontier::UrlId(row.i64("id")?),
-                        host_id: $crate::frontier::HostId(row.i64("host_id")?),
-                        inserted: false,
+                        .bind(url.source.as_str())
+                        .bind(url.priority as i64)
+                        .bind(i64::from(url.depth))
+                        .bind(url.next_fetch_at)
+                        .bind(url.report_id.map(|r| r.0))
+                        .bind(url.parent.map(|p| p.0))
+                        .bind(now);
+                }
+                let mut new: std::collections::HashMap<Vec<u8>, i64> =
+                    std::collections::HashMap::new();
+                for row in query.fetch_all(&mut *$tx).await? {
+                    new.insert(row.bytes("url_hash")?, row.i64("id")?);
+                }
+                let mut known = Vec::new();
+                for (index, hash) in chunk {
+                    // Removed once claimed: a URL twice in the batch is new only once.
+                    match new.remove(&hash[..]) {
+                        Some(id) => {
+                            if let Some(url) = batch.get(*index) {
+                                inserted += 1;
+                                earliest = earliest.min(url.next_fetch_at);
+                            }
+                            if let Some(slot) = results.get_mut(*index) {
+                                *slot = Some($crate::frontier::EnqueuedUrl {
+                                    id: $crate::frontier::UrlId(id),
+                                    host_id: $crate::frontier::HostId(host_id),
+                                    inserted: true,
+                                });
+                            }
+                        }
+                        None => known.push((*index, hash)),
                     }
                 }
-            };
-            if let ($crate::frontier::UrlSource::Embed, Some(page)) = (url.source, url.parent) {
-                sqlx::query(INSERT_EMBED)
-                    .bind(outcome.id.0)
-                    .bind(page.0)
-                    .bind(now)
+                if known.is_empty() {
+                    continue;
+                }
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(select_urls_sql(known.len())));
+                for (_, hash) in &known {
+                    query = query.bind(&hash[..]);
+                }
+                let mut found: std::collections::HashMap<Vec<u8>, (i64, i64)> =
+                    std::collections::HashMap::new();
+                for row in query.fetch_all(&mut *$tx).await? {
+                    found.insert(
+                        row.bytes("url_hash")?,
+                        (row.i64("id")?, row.i64("host_id")?),
+                    );
+                }
+                for (index, hash) in known {
+                    let Some(&(id, owner)) = found.get(&hash[..]) else {
+                        return Err($crate::StoreError::NotFound {
+                            what: "URL just enqueued",
+                            id: batch.get(index).map(|u| u.url.clone()).unwrap_or_default(),
+                        });
+                    };
+                    if let Some(slot) = results.get_mut(index) {
+                        *slot = Some($crate::frontier::EnqueuedUrl {
+                            id: $crate::frontier::UrlId(id),
+                            host_id: $crate::frontier::HostId(owner),
+                            inserted: false,
+                        });
+                    }
+                }
+            }
+            if inserted > 0 {
+                sqlx::query(MAKE_HOST_DUE)
+                    .bind(host_id)
+                    .bind(inserted)
+                    .bind(earliest)
                     .execute(&mut *$tx)
                     .await?;
             }
-            if let Some(slot) = results.get_mut(*index) {
-                *slot = Some(outcome);
-            }
         }
-        flush_host!($tx, current);
+        // Every embed entry (new URL or known) records that its page embeds the URL.
+        let embeds: Vec<(i64, i64)> = order
+            .iter()
+            .filter_map(|(index, _)| {
+                let url = batch.get(*index)?;
+                let page = url
+                    .parent
+                    .filter(|_| url.source == $crate::frontier::UrlSource::Embed)?;
+                let media = results.get(*index)?.as_ref()?.id;
+                Some((media.0, page.0))
+            })
+            .collect();
+        for chunk in embeds.chunks(ROWS_PER_STATEMENT) {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_embeds_sql(chunk.len())));
+            for (media, page) in chunk {
+                query = query.bind(*media).bind(*page).bind(now);
+            }
+            query.execute(&mut *$tx).await?;
+        }
         results
             .into_iter()
             .flatten()
@@ -286,7 +400,6 @@ macro_rules! requeue_if_matched {
         }
     }};
 }
-pub(super) use flush_host;
 pub(super) use requeue_if_matched;
 
 impl super::Frontier<'_> {

@@ -171,14 +171,6 @@ const NEXT_URLS: &str = concat!(
      RETURNING ",
     url_columns!()
 );
-pub(super) const COMPLETE_URL: &str = "UPDATE urls SET state = $4, next_fetch_at = $5, leased_epoch = NULL, \
-    attempts = attempts + $6, \
-    last_status = CASE WHEN $6 = 1 THEN $7 ELSE last_status END, \
-    last_fetched_at = CASE WHEN $6 = 1 THEN $8 ELSE last_fetched_at END, \
-    etag = COALESCE($9, etag), last_modified = COALESCE($10, last_modified) \
-    WHERE id = $1 AND host_id = $2 AND leased_epoch = $3 RETURNING id";
-pub(super) const INSERT_FETCH: &str = "INSERT INTO fetches (url_id, fetched_at, lease_epoch, status, \
-    server_ip, bytes, duration_ms, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 pub(super) const COUNT_FETCH: &str = "UPDATE hosts SET pages_fetched = pages_fetched + $3, \
     bytes_fetched = bytes_fetched + $2 WHERE id = $1";
 const RENEW: &str = "UPDATE hosts SET lease_until = $5, due_at = $5 WHERE id = $1 \
@@ -275,53 +267,131 @@ macro_rules! hold_lease {
     };
 }
 
+/// A URL's completion for `rows` URLs at once: `$1` host, `$2` lease epoch, `$3` now, then per
+/// row id, state, next fetch time, fetched (0/1), status, ETag, Last-Modified. Returns the
+/// ids updated. (Every value cast: PostgreSQL types a `VALUES` list's parameters as text.)
+pub(super) fn complete_urls_sql(rows: usize) -> String {
+    use std::fmt::Write;
+    const TYPES: [&str; 7] = [
+        "BIGINT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT",
+    ];
+    let mut sql = String::from(
+        "WITH v(id, state, next_fetch_at, fetched, status, etag, last_modified) AS (VALUES ",
+    );
+    let mut n = 3;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for (column, ty) in TYPES.iter().enumerate() {
+            n += 1;
+            let sep = if column == 0 { "" } else { ", " };
+            let _ = write!(sql, "{sep}CAST(${n} AS {ty})");
+        }
+        sql.push(')');
+    }
+    sql.push_str(
+        ") UPDATE urls SET state = v.state, next_fetch_at = v.next_fetch_at, \
+         leased_epoch = NULL, attempts = urls.attempts + v.fetched, \
+         last_status = CASE WHEN v.fetched = 1 THEN v.status ELSE urls.last_status END, \
+         last_fetched_at = CASE WHEN v.fetched = 1 THEN $3 ELSE urls.last_fetched_at END, \
+         etag = COALESCE(v.etag, urls.etag), \
+         last_modified = COALESCE(v.last_modified, urls.last_modified) \
+         FROM v WHERE urls.id = v.id AND urls.host_id = $1 AND urls.leased_epoch = $2 \
+         RETURNING urls.id",
+    );
+    sql
+}
+
+/// The fetch rows of `rows` completions at once.
+pub(super) fn insert_fetches_sql(rows: usize) -> String {
+    use std::fmt::Write;
+    let mut sql = String::from(
+        "INSERT INTO fetches (url_id, fetched_at, lease_epoch, status, server_ip, bytes, \
+         duration_ms, error) VALUES ",
+    );
+    let mut n = 0;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..8 {
+            n += 1;
+            let _ = write!(sql, "{}${n}", if column == 0 { "" } else { ", " });
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Completions per multi-row statement (7 parameters each).
+pub(super) const COMPLETIONS_PER_STATEMENT: usize = 500;
+
 /// Records the completions `$rows` under `$lease` inside the open transaction `$tx`, whose
-/// lease was checked with [`hold_lease!`]; evaluates to one [`Completion`] per row.
+/// lease was checked with [`hold_lease!`]; evaluates to one [`Completion`] per row. The
+/// URLs are updated and their fetches inserted in multi-row statements (on SQLite each
+/// statement is a round trip to the connection's thread); a URL listed twice is recorded
+/// by its first row, and a row that updated nothing is explained by a look at its URL.
 macro_rules! complete_in {
     ($tx:ident, $lease:expr, $rows:expr, $now:expr) => {{
-        let mut done = Vec::new();
-        let (mut fetched, mut bytes) = (0_i64, 0_i64);
-        for row in $rows {
-            let row: &$crate::frontier::lease::CompletionRow = row;
-            let updated = sqlx::query($crate::frontier::lease::COMPLETE_URL)
-                .bind(row.url.0)
+        let rows: &[$crate::frontier::lease::CompletionRow] = $rows;
+        let mut first: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        let unique: Vec<&$crate::frontier::lease::CompletionRow> =
+            rows.iter().filter(|r| first.insert(r.url.0)).collect();
+        let mut updated: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        for chunk in unique.chunks($crate::frontier::lease::COMPLETIONS_PER_STATEMENT) {
+            let sql = $crate::frontier::lease::complete_urls_sql(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind($lease.host_id.0)
                 .bind($lease.epoch)
-                .bind(row.state.as_str())
-                .bind(row.next_fetch_at)
-                .bind(row.fetched)
-                .bind(row.status)
-                .bind($now)
-                .bind(row.etag.as_deref())
-                .bind(row.last_modified.as_deref())
+                .bind($now);
+            for row in chunk {
+                query = query
+                    .bind(row.url.0)
+                    .bind(row.state.as_str())
+                    .bind(row.next_fetch_at)
+                    .bind(row.fetched)
+                    .bind(row.status)
+                    .bind(row.etag.as_deref())
+                    .bind(row.last_modified.as_deref());
+            }
+            for done in query.fetch_all(&mut *$tx).await? {
+                updated.insert(done.i64("id")?);
+            }
+        }
+        let mut done = Vec::with_capacity(rows.len());
+        let mut fetches: Vec<&$crate::frontier::lease::CompletionRow> = Vec::new();
+        for row in rows {
+            // `remove`: a URL listed again after its first row is already recorded.
+            if updated.remove(&row.url.0) {
+                if row.fetched == 1 {
+                    fetches.push(row);
+                }
+                done.push($crate::frontier::Completion::Recorded);
+                continue;
+            }
+            let owner = sqlx::query("SELECT host_id FROM urls WHERE id = $1")
+                .bind(row.url.0)
                 .fetch_optional(&mut *$tx)
                 .await?;
-            if updated.is_none() {
-                let owner = sqlx::query("SELECT host_id FROM urls WHERE id = $1")
-                    .bind(row.url.0)
-                    .fetch_optional(&mut *$tx)
-                    .await?;
-                match owner {
-                    None => {
-                        return Err($crate::StoreError::NotFound {
-                            what: "URL",
-                            id: row.url.0.to_string(),
-                        });
-                    }
-                    Some(owner) if owner.i64("host_id")? != $lease.host_id.0 => {
-                        return Err($crate::StoreError::UrlNotInLease {
-                            url_id: row.url.0,
-                            host_id: $lease.host_id.0,
-                        });
-                    }
-                    Some(_) => {
-                        done.push($crate::frontier::Completion::AlreadyRecorded);
-                        continue;
-                    }
+            match owner {
+                None => {
+                    return Err($crate::StoreError::NotFound {
+                        what: "URL",
+                        id: row.url.0.to_string(),
+                    });
                 }
+                Some(owner) if owner.i64("host_id")? != $lease.host_id.0 => {
+                    return Err($crate::StoreError::UrlNotInLease {
+                        url_id: row.url.0,
+                        host_id: $lease.host_id.0,
+                    });
+                }
+                Some(_) => done.push($crate::frontier::Completion::AlreadyRecorded),
             }
-            if row.fetched == 1 {
-                sqlx::query($crate::frontier::lease::INSERT_FETCH)
+        }
+        let (mut fetched, mut bytes) = (0_i64, 0_i64);
+        for chunk in fetches.chunks($crate::frontier::lease::COMPLETIONS_PER_STATEMENT) {
+            let sql = $crate::frontier::lease::insert_fetches_sql(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for row in chunk {
+                query = query
                     .bind(row.url.0)
                     .bind($now)
                     .bind($lease.epoch)
@@ -329,13 +399,11 @@ macro_rules! complete_in {
                     .bind(row.server_ip.as_deref())
                     .bind(row.bytes)
                     .bind(row.duration)
-                    .bind(row.error.as_deref())
-                    .execute(&mut *$tx)
-                    .await?;
+                    .bind(row.error.as_deref());
                 fetched += 1;
                 bytes = bytes.saturating_add(row.bytes);
             }
-            done.push($crate::frontier::Completion::Recorded);
+            query.execute(&mut *$tx).await?;
         }
         // The host's counters once for the whole batch, not once per URL.
         if fetched > 0 {

@@ -172,12 +172,15 @@ impl super::Frontier<'_> {
                             .map(|l| l.id.0)
                             .collect();
                         known.sort_unstable();
-                        for url in known {
-                            sqlx::query(super::enqueue::RAISE_PRIORITY)
-                                .bind(url)
-                                .bind(priority as i64)
-                                .execute(&mut *sp)
-                                .await?;
+                        known.dedup();
+                        for chunk in known.chunks(super::enqueue::ROWS_PER_STATEMENT) {
+                            let sql = super::enqueue::raise_priorities_sql(chunk.len());
+                            let mut query =
+                                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(priority as i64);
+                            for url in chunk {
+                                query = query.bind(*url);
+                            }
+                            query.execute(&mut *sp).await?;
                         }
                     }
                     let completions = complete_in!(sp, lease, &rows, now);
