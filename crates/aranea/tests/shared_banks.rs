@@ -146,17 +146,20 @@ fn matches(banks: &LiveBanks, n: u64) -> bool {
         .is_empty()
 }
 
+/// The live banks a server on the machine with data directory `data` would open.
+fn live_banks(db: &str, data: &Path) -> LiveBanks {
+    LiveBanks::open_home(
+        BankHome::for_database(data, db).unwrap(),
+        VideoIndexParams::default(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn live_banks_on_two_machines_follow_each_other_and_a_failed_change_leaves_nothing() {
     let db = database("live");
     let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let open = |data: &Path| {
-        LiveBanks::open_home(
-            BankHome::for_database(data, &db).unwrap(),
-            VideoIndexParams::default(),
-        )
-        .unwrap()
-    };
+    let open = |data: &Path| live_banks(&db, data);
     let (a, b) = (open(first.path()), open(second.path()));
     a.write(|store| {
         let bank = store.create_bank(BankSpec::new("known", "local", "csam"))?;
@@ -542,13 +545,7 @@ fn video(first: u64, frames: u64) -> Vec<VpdqFeature> {
 fn media_references_and_videos_follow_each_change_on_both_machines() {
     let db = database("derived");
     let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let open = |data: &Path| {
-        LiveBanks::open_home(
-            BankHome::for_database(data, &db).unwrap(),
-            VideoIndexParams::default(),
-        )
-        .unwrap()
-    };
+    let open = |data: &Path| live_banks(&db, data);
     let (writer, follower) = (open(first.path()), open(second.path()));
     let (bank, by) = writer
         .write(|store| {

@@ -193,12 +193,7 @@ impl PdqIndex {
             // SAFETY: the CPU supports these instructions (checked just above).
             return unsafe { self.search_with_avx512(query, radius, scratch, out) };
         }
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("popcnt") {
-            // SAFETY: the CPU supports the popcnt instruction (checked just above).
-            return unsafe { self.search_with_popcnt(query, radius, scratch, out) };
-        }
-        self.search_portable::<false>(query, radius, scratch, out);
+        self.search_without_simd(query, radius, scratch, out);
     }
 
     /// [`Self::search`] without the AVX-512 cell filter, whatever the CPU: the same answer by
@@ -241,23 +236,18 @@ impl PdqIndex {
     /// Answers for many queries: `out[i]` receives the hits of `queries[i]`.
     pub fn search_batch(&self, queries: &[Code], radius: u32, out: &mut Vec<Vec<CodeHit>>) {
         // The thread's buffers are borrowed out here so that the whole search below is
-        // compiled with popcnt (a closure passed in would be compiled without it).
-        batch::with_scratch(|scratch| {
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
-                && std::arch::is_x86_feature_detected!("popcnt")
-            {
+        // compiled with the CPU's features (a closure passed in would be compiled without).
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+            && std::arch::is_x86_feature_detected!("popcnt")
+        {
+            return batch::with_scratch(|scratch| {
                 // SAFETY: the CPU supports these instructions (checked just above).
-                return unsafe { self.search_batch_with_avx512(queries, radius, scratch, out) };
-            }
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("popcnt") {
-                // SAFETY: the CPU supports the popcnt instruction (checked just above).
-                return unsafe { self.search_batch_with_popcnt(queries, radius, scratch, out) };
-            }
-            self.search_batch_portable::<false>(queries, radius, scratch, out);
-        });
+                unsafe { self.search_batch_with_avx512(queries, radius, scratch, out) }
+            });
+        }
+        self.search_batch_without_simd(queries, radius, out);
     }
 
     // The baseline x86-64 target has no popcnt instruction, and `count_ones` is the inner loop
