@@ -23,14 +23,18 @@ fn database(tag: &str) -> String {
     postgres::fresh_database(&format!("aranea_shared_banks_{tag}_{}", std::process::id()))
 }
 
-fn bank(db: &str, data: &Path, args: &[&str]) -> Output {
+/// `aranea --db DB --data DATA ARGS...`.
+fn aranea(db: &str, data: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_aranea"))
         .args(["--db", db, "--data"])
         .arg(data)
-        .arg("bank")
         .args(args)
         .output()
         .expect("run aranea")
+}
+
+fn bank(db: &str, data: &Path, args: &[&str]) -> Output {
+    aranea(db, data, &[&["bank"], args].concat())
 }
 
 fn ok(db: &str, data: &Path, args: &[&str]) -> String {
@@ -367,13 +371,8 @@ fn a_server_on_one_machine_matches_what_another_machine_banks() {
     use std::io::BufRead;
     let db = database("serve");
     let (server_machine, desk) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let aranea = |data: &Path, args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_aranea"))
-            .args(["--db", &db, "--data"])
-            .arg(data)
-            .args(args)
-            .output()
-            .unwrap();
+    let succeeds = |data: &Path, args: &[&str]| {
+        let output = aranea(&db, data, args);
         assert!(
             output.status.success(),
             "{}",
@@ -381,7 +380,7 @@ fn a_server_on_one_machine_matches_what_another_machine_banks() {
         );
         String::from_utf8(output.stdout).unwrap()
     };
-    let added = aranea(desk.path(), &["client", "add", "partner"]);
+    let added = succeeds(desk.path(), &["client", "add", "partner"]);
     let credential = added.lines().last().unwrap().to_owned();
     let config = server_machine.path().join("aranea.toml");
     std::fs::write(&config, "[server]\nbank_poll_ms = 200\n").unwrap();
