@@ -12,7 +12,8 @@
 //!
 //! `cargo bench -p aranea-crawl --bench pipeline` (or `--profile dev` for a quick look).
 //! `ARANEA_BENCH_COUNT_STATEMENTS=1` also prints how many times each SQL statement ran
-//! during the crawl (sqlx reports each one as a log record; counting costs a little CPU).
+//! during the crawl (sqlx reports each one as a log record; counting costs a little CPU);
+//! `ARANEA_BENCH_PROGRESS=1` prints the crawl's counters every 100 ms.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -115,7 +116,29 @@ fn main() {
         let started = Instant::now();
         let cpu = cpu_seconds();
         let serving = thread_cpu_seconds("simweb");
-        let progress = crawler.run_until_idle().await.unwrap();
+        // ARANEA_BENCH_PROGRESS=1: the crawl's counters every 100 ms (where the time goes).
+        let progress = if std::env::var_os("ARANEA_BENCH_PROGRESS").is_some() {
+            let printer = async {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    let p = crawler.progress();
+                    println!(
+                        "  {:>5.1} s: {} requests, {} pages, {} media, {} hosts held",
+                        started.elapsed().as_secs_f64(),
+                        p.fetched,
+                        p.pages,
+                        p.media,
+                        p.hosts_leased
+                    );
+                }
+            };
+            tokio::select! {
+                progress = crawler.run_until_idle() => progress.unwrap(),
+                () = printer => unreachable!("the printer never ends"),
+            }
+        } else {
+            crawler.run_until_idle().await.unwrap()
+        };
         statements::stop();
         (
             progress.media,

@@ -16,6 +16,7 @@ contract_tests!(
     complete_refuses_urls_of_another_host,
     concurrent_claims_never_hand_a_host_twice,
     concurrent_workers_fetch_every_url_exactly_once,
+    urls_enqueued_taken_are_handed_out_under_that_lease_only,
 );
 
 async fn expired_lease_is_taken_over_and_the_stale_worker_refused(db: &TestDb) {
@@ -313,4 +314,76 @@ async fn concurrent_workers_fetch_every_url_exactly_once(db: &TestDb) {
         assert_eq!(host.pages_fetched, PER_HOST as i64);
         assert_eq!(host.due_at, None);
     }
+}
+
+/// A page's media enqueued by the host's holder are its to fetch at once: not handed out
+/// again under the same lease, completed under it, and the next holder's after expiry. URLs
+/// of other hosts and known URLs are not taken.
+async fn urls_enqueued_taken_are_handed_out_under_that_lease_only(db: &TestDb) {
+    let store = db.open().await;
+    let frontier = store.frontier();
+    frontier
+        .enqueue_urls(&[url("a.example", "/page")], NOW)
+        .await
+        .unwrap();
+    let lease = frontier.claim_hosts("w", 1, 1_000, NOW).await.unwrap()[0]
+        .lease
+        .clone();
+    let page = frontier.next_urls(&lease, 10, NOW).await.unwrap();
+    assert_eq!(page.len(), 1);
+    let batch = [
+        url("a.example", "/m1"),
+        url("a.example", "/m2"),
+        url("b.example", "/x"),
+        url("a.example", "/page"),
+    ];
+    let done = frontier
+        .enqueue_urls_taken(&lease, &batch, NOW)
+        .await
+        .unwrap();
+    let inserted: Vec<bool> = done.iter().map(|d| d.inserted).collect();
+    assert_eq!(inserted, [true, true, true, false]);
+    assert!(done[0].host_id == lease.host_id() && done[2].host_id != lease.host_id());
+    assert!(
+        frontier
+            .next_urls(&lease, 10, NOW)
+            .await
+            .unwrap()
+            .is_empty(),
+        "taken URLs are not handed out again under the lease"
+    );
+    let outcome = FetchOutcome::fetched(200, 10, UrlNext::Done);
+    let completed = frontier
+        .complete_url(&lease, done[0].id, &outcome, NOW + 10)
+        .await
+        .unwrap();
+    assert_eq!(completed, Completion::Recorded);
+    // The other host's URL was only queued.
+    let other = frontier.claim_hosts("v", 1, 1_000, NOW).await.unwrap();
+    assert_eq!(other.len(), 1);
+    let handed = frontier.next_urls(&other[0].lease, 10, NOW).await.unwrap();
+    assert_eq!(
+        handed.iter().map(|u| u.id).collect::<Vec<_>>(),
+        [done[2].id]
+    );
+    // The holder dies: the next one is handed the page and the medium not completed.
+    let next = frontier
+        .claim_hosts("fresh", 5, 1_000, NOW + 1_000)
+        .await
+        .unwrap();
+    let next = next
+        .iter()
+        .find(|h| h.lease.host_id() == lease.host_id())
+        .expect("a.example taken over");
+    let mut retaken: Vec<_> = frontier
+        .next_urls(&next.lease, 10, NOW + 1_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.id)
+        .collect();
+    retaken.sort();
+    let mut expected = vec![page[0].id, done[1].id];
+    expected.sort();
+    assert_eq!(retaken, expected);
 }

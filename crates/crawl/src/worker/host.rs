@@ -11,6 +11,7 @@ use aranea_store::{
 };
 use url::Url;
 
+use super::hashing::{Harvest, HashJob};
 use super::links::{Origin, frontier_entry, new_url, path_prefix};
 use super::page::PendingPage;
 use super::progress::Counters;
@@ -54,6 +55,11 @@ pub(crate) struct HostWork {
     /// The last page's settlement and what follows it, being written
     /// ([`super::verdict::write`]); at most one per host.
     pub settling: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+    /// Media being hashed while the host goes on with its next request, oldest first
+    /// ([`HostWork::harvest`] takes their results in this order).
+    pub hashing: VecDeque<HashJob>,
+    /// The bytes of the media in `hashing`.
+    pub hashing_bytes: u64,
 }
 
 impl HostWork {
@@ -79,6 +85,8 @@ impl HostWork {
             slowdown_ms: 0,
             shared: Arc::clone(cx),
             settling: None,
+            hashing: VecDeque::new(),
+            hashing_bytes: 0,
             host,
         }
     }
@@ -95,7 +103,9 @@ impl HostWork {
     /// Stores the host's politeness state and gives the lease back. Pages still waiting for
     /// their media were not completed: the next holder fetches them again.
     pub async fn release(mut self, cx: &Context) {
-        // Its completions need the lease; a failure is the next holder's to redo.
+        // Media hashed meanwhile are recorded (a failure leaves them in flight for the next
+        // holder, like pages not settled); their completions need the lease.
+        let _ = self.harvest(cx, Harvest::All).await;
         let _ = self.settled().await;
         let policy = HostPolicy {
             delay_ms: i64::try_from(self.pace.delay_ms(Duration::ZERO)).unwrap_or(i64::MAX),
@@ -135,10 +145,13 @@ impl HostWork {
     }
 
     /// Makes at most one request to the host (robots.txt or the next URL not excluded).
+    /// Media hashed since the last step are recorded first; media fetched by this step are
+    /// hashed while the host goes on (see [`HashJob`]).
     pub async fn step(&mut self, cx: &Context) -> Result<StepEnd, StoreError> {
         if self.settling.as_ref().is_some_and(|t| t.is_finished()) {
             self.settled().await?;
         }
+        self.harvest(cx, Harvest::Room).await?;
         let now = now_ms();
         if self.lease.until().saturating_sub(now) < cx.config.lease_ms / 2 {
             self.lease = cx
@@ -152,6 +165,11 @@ impl HostWork {
         }
         loop {
             let Some(url) = self.next_url(cx).await? else {
+                if !self.hashing.is_empty() {
+                    // Their pages may be settled and queue this host's next URLs.
+                    self.harvest(cx, Harvest::All).await?;
+                    continue;
+                }
                 if self.settling.is_some() {
                     // The page being settled may have queued this host's next URLs.
                     self.settled().await?;
@@ -188,6 +206,13 @@ impl HostWork {
             self.buffer.extend(batch);
         }
         Ok(self.buffer.pop_front())
+    }
+
+    /// Puts `urls`, already handed out under the lease, before the rest of the batch.
+    pub(super) fn take_first(&mut self, urls: Vec<UrlRecord>) {
+        for url in urls.into_iter().rev() {
+            self.buffer.push_front(url);
+        }
     }
 
     /// Loads robots.txt from the cache, or fetches it; true if a request was made.

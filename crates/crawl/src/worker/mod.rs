@@ -19,6 +19,7 @@
 mod archived;
 mod commit;
 mod domains;
+mod hashing;
 mod host;
 mod links;
 mod page;
@@ -87,6 +88,8 @@ pub(crate) struct Context {
     pub commits: commit::GroupCommit,
     /// This process's turn to write (SQLite only).
     pub writes: commit::WriteTurn,
+    /// Held for writing ([`Crawler::hold_hashing`]), media hashing waits.
+    pub hash_gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// A crawl worker over one store and one set of banks.
@@ -160,6 +163,7 @@ impl Crawler {
             commits: commit::GroupCommit::default(),
             writes: commit::WriteTurn::new(store.kind()),
             worker: worker.to_owned(),
+            hash_gate: Arc::new(tokio::sync::RwLock::new(())),
             store,
             config,
         };
@@ -171,6 +175,14 @@ impl Crawler {
     /// and by their frames against image banks only.
     pub fn set_video_index(&self, index: Arc<aranea_index::video::VideoIndex>) {
         self.cx.matcher.video().set_index(index);
+    }
+
+    /// Media hashing waits until the returned guard is dropped; fetching goes on (hosts'
+    /// requests do not wait for hashing, up to a few media per host). For tests that show
+    /// so: hashing is otherwise never held.
+    #[doc(hidden)]
+    pub async fn hold_hashing(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        Arc::clone(&self.cx.hash_gate).write_owned().await
     }
 
     /// The worker name leases are held under.

@@ -19,6 +19,7 @@ use aranea_store::{
 use bytes::Bytes;
 use url::Url;
 
+use super::hashing::Hashed;
 use super::host::{HostWork, outcome_of};
 use super::links::{Origin, frontier_entry, new_url};
 use super::progress::Counters;
@@ -89,7 +90,10 @@ impl HostWork {
         response: Response,
     ) -> Result<(), StoreError> {
         match response.kind {
-            BodyKind::Media(_) => self.process_media(cx, url, response).await,
+            BodyKind::Media(_) => {
+                self.start_hashing(url, response);
+                Ok(())
+            }
             BodyKind::Html if url.source != UrlSource::Embed => {
                 self.process_page(cx, url, response).await
             }
@@ -104,15 +108,15 @@ impl HostWork {
         }
     }
 
-    async fn process_media(
+    /// Media hashed and matched ([`super::hashing`]): recorded for the pages waiting for
+    /// it, or as media on its own.
+    pub(super) async fn media_hashed(
         &mut self,
         cx: &Context,
         url: UrlRecord,
         response: Response,
+        hashed: Hashed,
     ) -> Result<(), StoreError> {
-        let body = response.body.clone();
-        let matcher = cx.matcher.clone();
-        let hashed = cx.cpu.run(move || matcher.hash_and_match(&body)).await;
         let media = match hashed {
             Ok(Ok(media)) => media,
             Ok(Err(error)) => {
@@ -330,8 +334,13 @@ impl HostWork {
         let media_links: Vec<Url> = found.media_links.into_iter().chain(linked_media).collect();
         let media: Vec<NewUrl> = self.entries(cx, &media_links, &embed);
         let turn = cx.writes.take().await;
-        let enqueued = cx.store.frontier().enqueue_urls(&media, now).await?;
+        let enqueued = cx
+            .store
+            .frontier()
+            .enqueue_urls_taken(&self.lease, &media, now)
+            .await?;
         drop(turn);
+        self.fetch_first(&media, &enqueued, now);
         // A URL of this host held by a settlement still being written looks queued and
         // unfetched: wait for it, or the page would wait for media never fetched again.
         self.settled().await?;
@@ -354,6 +363,35 @@ impl HostWork {
             held: Vec::new(),
         });
         self.settle_ready(cx).await
+    }
+
+    /// The page's new media on this host, taken under the lease as they were queued, go
+    /// before the host's other URLs: its verdict comes soon, and the hashing pool is fed
+    /// while the host's other pages are still to come.
+    fn fetch_first(&mut self, media: &[NewUrl], enqueued: &[EnqueuedUrl], now: UnixMillis) {
+        let taken = media
+            .iter()
+            .zip(enqueued)
+            .filter(|(_, e)| e.inserted && e.host_id == self.host.id)
+            .map(|(new, e)| UrlRecord {
+                id: e.id,
+                host_id: e.host_id,
+                url: new.url.clone(),
+                source: new.source,
+                priority: new.priority,
+                depth: new.depth,
+                state: UrlState::Queued,
+                next_fetch_at: new.next_fetch_at,
+                attempts: 0,
+                last_status: None,
+                last_fetched_at: None,
+                etag: None,
+                last_modified: None,
+                report_id: new.report_id,
+                parent_id: new.parent,
+                created_at: now,
+            });
+        self.take_first(taken.collect());
     }
 
     fn entries(&self, cx: &Context, urls: &[Url], origin: &Origin) -> Vec<NewUrl> {

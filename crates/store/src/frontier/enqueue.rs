@@ -124,7 +124,7 @@ pub(super) fn lock_order(batch: &[NewUrl]) -> Vec<(usize, [u8; 32])> {
     order
 }
 
-/// URLs per multi-row statement: 10 parameters each, far below SQLite's 32,766 and
+/// URLs per multi-row statement: 11 parameters each, far below SQLite's 32,766 and
 /// PostgreSQL's 65,535 parameters per statement.
 pub(super) const ROWS_PER_STATEMENT: usize = 500;
 
@@ -132,9 +132,9 @@ pub(super) const ROWS_PER_STATEMENT: usize = 500;
 pub(super) fn insert_urls_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO urls (host_id, url, url_hash, source, priority, depth, next_fetch_at, \
-         report_id, parent_id, created_at) VALUES ",
+         report_id, parent_id, created_at, leased_epoch) VALUES ",
     );
-    push_tuples(&mut sql, rows, 10);
+    push_tuples(&mut sql, rows, 11);
     sql.push_str(" ON CONFLICT (url_hash) DO NOTHING RETURNING id, url_hash");
     sql
 }
@@ -210,11 +210,18 @@ pub(super) fn host_runs<'a>(
 /// together), then its due time; the embeds of the batch last, in one statement. A few
 /// statements per host instead of two or three per URL: on SQLite each statement is a
 /// round trip to the connection's thread.
+///
+/// With `$taken_by` (`Some((host id, lease epoch))`), the URLs inserted on that host are
+/// handed out under that lease as they are inserted (see [`super::Frontier::enqueue_urls_taken`]).
 macro_rules! enqueue_in {
-    ($tx:ident, $batch:expr, $now:expr) => {{
+    ($tx:ident, $batch:expr, $now:expr) => {
+        $crate::frontier::enqueue::enqueue_in!($tx, $batch, $now, None)
+    };
+    ($tx:ident, $batch:expr, $now:expr, $taken_by:expr) => {{
         use $crate::frontier::enqueue::*;
         let batch: &[$crate::frontier::NewUrl] = $batch;
         let now: $crate::UnixMillis = $now;
+        let taken_by: Option<(i64, i64)> = $taken_by;
         let order = lock_order(batch);
         let mut results: Vec<Option<$crate::frontier::EnqueuedUrl>> = vec![None; batch.len()];
         for run in host_runs(batch, &order) {
@@ -243,6 +250,9 @@ macro_rules! enqueue_in {
                 }
             };
             let (mut inserted, mut earliest) = (0_i64, i64::MAX);
+            let leased_epoch = taken_by
+                .filter(|(host, _)| *host == host_id)
+                .map(|(_, epoch)| epoch);
             for chunk in run.chunks(ROWS_PER_STATEMENT) {
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_urls_sql(chunk.len())));
                 for (index, hash) in chunk {
@@ -259,7 +269,8 @@ macro_rules! enqueue_in {
                         .bind(url.next_fetch_at)
                         .bind(url.report_id.map(|r| r.0))
                         .bind(url.parent.map(|p| p.0))
-                        .bind(now);
+                        .bind(now)
+                        .bind(leased_epoch);
                 }
                 let mut new: std::collections::HashMap<Vec<u8>, i64> =
                     std::collections::HashMap::new();
@@ -417,6 +428,30 @@ impl super::Frontier<'_> {
         on_backend!(self.backend, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
             let done = enqueue_in!(tx, batch, now);
+            tx.commit().await?;
+            Ok(done)
+        })
+    }
+
+    /// [`Frontier::enqueue_urls`], and the URLs it inserts on `lease`'s own host are handed
+    /// out under the lease as they are inserted, as if [`Frontier::next_urls`] had just
+    /// handed them out: the holder fetches them without asking (a page's media before the
+    /// host's other queued URLs), `next_urls` does not hand them out again under this lease,
+    /// and under a later lease (after expiry) they are handed out again. The lease is not
+    /// checked: URLs taken under a lease lost meanwhile are the next holder's, like any URL
+    /// handed out under it. Returns what [`Frontier::enqueue_urls`] returns; the URLs taken
+    /// are the inserted ones whose host is the lease's.
+    pub async fn enqueue_urls_taken(
+        &self,
+        lease: &super::Lease,
+        batch: &[NewUrl],
+        now: UnixMillis,
+    ) -> Result<Vec<EnqueuedUrl>, StoreError> {
+        check_batch(batch)?;
+        let taken_by = Some((lease.host_id.0, lease.epoch));
+        on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let done = enqueue_in!(tx, batch, now, taken_by);
             tx.commit().await?;
             Ok(done)
         })
