@@ -338,7 +338,7 @@ async fn urls_enqueued_taken_are_handed_out_under_that_lease_only(db: &TestDb) {
         url("a.example", "/page"),
     ];
     let done = frontier
-        .enqueue_urls_taken(&lease, &batch, NOW)
+        .enqueue_urls_taken(std::slice::from_ref(&lease), &batch, NOW)
         .await
         .unwrap();
     let inserted: Vec<bool> = done.iter().map(|d| d.inserted).collect();
@@ -366,6 +366,25 @@ async fn urls_enqueued_taken_are_handed_out_under_that_lease_only(db: &TestDb) {
         handed.iter().map(|u| u.id).collect::<Vec<_>>(),
         [done[2].id]
     );
+    // Two hosts' pages enqueued together: each host's new URLs taken under its own lease.
+    let leases = [lease.clone(), other[0].lease.clone()];
+    let both = frontier
+        .enqueue_urls_taken(
+            &leases,
+            &[url("b.example", "/y"), url("a.example", "/m3")],
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert!(both.iter().all(|d| d.inserted));
+    for held in &leases {
+        assert!(frontier.next_urls(held, 10, NOW).await.unwrap().is_empty());
+    }
+    let completed = frontier
+        .complete_url(&other[0].lease, both[0].id, &outcome, NOW + 10)
+        .await
+        .unwrap();
+    assert_eq!(completed, Completion::Recorded);
     // The holder dies: the next one is handed the page and the medium not completed.
     let next = frontier
         .claim_hosts("fresh", 5, 1_000, NOW + 1_000)
@@ -383,7 +402,7 @@ async fn urls_enqueued_taken_are_handed_out_under_that_lease_only(db: &TestDb) {
         .map(|u| u.id)
         .collect();
     retaken.sort();
-    let mut expected = vec![page[0].id, done[1].id];
+    let mut expected = vec![page[0].id, done[1].id, both[1].id];
     expected.sort();
     assert_eq!(retaken, expected);
 }

@@ -86,6 +86,8 @@ pub(crate) struct Context {
     pub domains: DomainSpend,
     /// Page verdicts of all hosts, written together.
     pub commits: commit::GroupCommit,
+    /// Mined pages' media, enqueued together.
+    pub enqueues: commit::GroupEnqueue,
     /// This process's turn to write (SQLite only).
     pub writes: commit::WriteTurn,
     /// Held for writing ([`Crawler::hold_hashing`]), media hashing waits.
@@ -161,6 +163,7 @@ impl Crawler {
             counters: Counters::new(),
             domains: DomainSpend::default(),
             commits: commit::GroupCommit::default(),
+            enqueues: commit::GroupEnqueue::default(),
             writes: commit::WriteTurn::new(store.kind()),
             worker: worker.to_owned(),
             hash_gate: Arc::new(tokio::sync::RwLock::new(())),

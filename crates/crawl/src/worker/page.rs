@@ -333,13 +333,10 @@ impl HostWork {
             found.page_links.into_iter().partition(looks_like_media);
         let media_links: Vec<Url> = found.media_links.into_iter().chain(linked_media).collect();
         let media: Vec<NewUrl> = self.entries(cx, &media_links, &embed);
-        let turn = cx.writes.take().await;
         let enqueued = cx
-            .store
-            .frontier()
-            .enqueue_urls_taken(&self.lease, &media, now)
+            .enqueues
+            .enqueue(&cx.store, &cx.writes, &self.lease, &media)
             .await?;
-        drop(turn);
         self.fetch_first(&media, &enqueued, now);
         // A URL of this host held by a settlement still being written looks queued and
         // unfetched: wait for it, or the page would wait for media never fetched again.

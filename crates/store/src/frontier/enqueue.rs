@@ -211,8 +211,9 @@ pub(super) fn host_runs<'a>(
 /// statements per host instead of two or three per URL: on SQLite each statement is a
 /// round trip to the connection's thread.
 ///
-/// With `$taken_by` (`Some((host id, lease epoch))`), the URLs inserted on that host are
-/// handed out under that lease as they are inserted (see [`super::Frontier::enqueue_urls_taken`]).
+/// With `$taken_by` (`Some(&map)` of host id to lease epoch), the URLs inserted on those
+/// hosts are handed out under those leases as they are inserted (see
+/// [`super::Frontier::enqueue_urls_taken`]).
 macro_rules! enqueue_in {
     ($tx:ident, $batch:expr, $now:expr) => {
         $crate::frontier::enqueue::enqueue_in!($tx, $batch, $now, None)
@@ -221,7 +222,7 @@ macro_rules! enqueue_in {
         use $crate::frontier::enqueue::*;
         let batch: &[$crate::frontier::NewUrl] = $batch;
         let now: $crate::UnixMillis = $now;
-        let taken_by: Option<(i64, i64)> = $taken_by;
+        let taken_by: Option<&std::collections::HashMap<i64, i64>> = $taken_by;
         let order = lock_order(batch);
         let mut results: Vec<Option<$crate::frontier::EnqueuedUrl>> = vec![None; batch.len()];
         for run in host_runs(batch, &order) {
@@ -250,9 +251,7 @@ macro_rules! enqueue_in {
                 }
             };
             let (mut inserted, mut earliest) = (0_i64, i64::MAX);
-            let leased_epoch = taken_by
-                .filter(|(host, _)| *host == host_id)
-                .map(|(_, epoch)| epoch);
+            let leased_epoch = taken_by.and_then(|leases| leases.get(&host_id).copied());
             for chunk in run.chunks(ROWS_PER_STATEMENT) {
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_urls_sql(chunk.len())));
                 for (index, hash) in chunk {
@@ -433,22 +432,27 @@ impl super::Frontier<'_> {
         })
     }
 
-    /// [`Frontier::enqueue_urls`], and the URLs it inserts on `lease`'s own host are handed
-    /// out under the lease as they are inserted, as if [`Frontier::next_urls`] had just
-    /// handed them out: the holder fetches them without asking (a page's media before the
-    /// host's other queued URLs), `next_urls` does not hand them out again under this lease,
-    /// and under a later lease (after expiry) they are handed out again. The lease is not
-    /// checked: URLs taken under a lease lost meanwhile are the next holder's, like any URL
-    /// handed out under it. Returns what [`Frontier::enqueue_urls`] returns; the URLs taken
-    /// are the inserted ones whose host is the lease's.
+    /// [`Frontier::enqueue_urls`], and the URLs it inserts on the host of one of `leases`
+    /// are handed out under that lease as they are inserted, as if [`Frontier::next_urls`]
+    /// had just handed them out: the holder fetches them without asking (a page's media
+    /// before the host's other queued URLs), `next_urls` does not hand them out again under
+    /// this lease, and under a later lease (after expiry) they are handed out again. The
+    /// leases are not checked: URLs taken under a lease lost meanwhile are the next
+    /// holder's, like any URL handed out under it. Returns what [`Frontier::enqueue_urls`]
+    /// returns; the URLs taken are the inserted ones whose host is a lease's. (Several
+    /// leases: many hosts' mined pages enqueued in one transaction.)
     pub async fn enqueue_urls_taken(
         &self,
-        lease: &super::Lease,
+        leases: &[super::Lease],
         batch: &[NewUrl],
         now: UnixMillis,
     ) -> Result<Vec<EnqueuedUrl>, StoreError> {
         check_batch(batch)?;
-        let taken_by = Some((lease.host_id.0, lease.epoch));
+        let taken_by: std::collections::HashMap<i64, i64> = leases
+            .iter()
+            .map(|lease| (lease.host_id.0, lease.epoch))
+            .collect();
+        let taken_by = Some(&taken_by);
         on_backend!(self.backend, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
             let done = enqueue_in!(tx, batch, now, taken_by);
