@@ -4,7 +4,8 @@
 //! the media were fetched, and pages waiting for the media settle then as before.
 //!
 //! A host keeps at most [`JOBS_PER_HOST`] media (and [`BYTES_PER_HOST`] bytes) hashing, and
-//! has all its media recorded before it reports that nothing is left to do. A job whose
+//! has all its media recorded before it reports that nothing is left to do or ends a step
+//! to be released for a long wait. A job whose
 //! result was never recorded (the worker died, the lease was lost) left its URL in flight:
 //! the next lease holder fetches it again. This module must not record anything itself:
 //! [`HostWork::media_hashed`] does.
@@ -36,6 +37,13 @@ pub(crate) struct HashJob {
     url: UrlRecord,
     response: Response,
     task: JoinHandle<Hashed>,
+}
+
+impl HashJob {
+    /// Gives the result up (its URL stays in flight); hashing not started is not started.
+    pub(super) fn abandon(self) {
+        self.task.abort();
+    }
 }
 
 /// Which hashing jobs [`HostWork::harvest`] waits for.

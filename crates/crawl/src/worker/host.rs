@@ -103,9 +103,13 @@ impl HostWork {
     /// Stores the host's politeness state and gives the lease back. Pages still waiting for
     /// their media were not completed: the next holder fetches them again.
     pub async fn release(mut self, cx: &Context) {
-        // Media hashed meanwhile are recorded (a failure leaves them in flight for the next
-        // holder, like pages not settled); their completions need the lease.
-        let _ = self.harvest(cx, Harvest::All).await;
+        // Runs in the scheduler's loop: it must not wait for hashing (a video takes seconds).
+        // A step that ends to be released records its media first (`step`); media still
+        // hashing here (an error, a shutdown) stay in flight for the next holder.
+        for job in self.hashing.drain(..) {
+            job.abandon();
+        }
+        // Its completions need the lease; a failure is the next holder's to redo.
         let _ = self.settled().await;
         let policy = HostPolicy {
             delay_ms: i64::try_from(self.pace.delay_ms(Duration::ZERO)).unwrap_or(i64::MAX),
@@ -146,8 +150,17 @@ impl HostWork {
 
     /// Makes at most one request to the host (robots.txt or the next URL not excluded).
     /// Media hashed since the last step are recorded first; media fetched by this step are
-    /// hashed while the host goes on (see [`HashJob`]).
+    /// hashed while the host goes on (see [`HashJob`]), unless the host is to be released
+    /// for a long wait: then they are recorded before the step ends.
     pub async fn step(&mut self, cx: &Context) -> Result<StepEnd, StoreError> {
+        let end = self.step_once(cx).await?;
+        if end == StepEnd::Again && self.should_release(cx, now_ms()) {
+            self.harvest(cx, Harvest::All).await?;
+        }
+        Ok(end)
+    }
+
+    async fn step_once(&mut self, cx: &Context) -> Result<StepEnd, StoreError> {
         if self.settling.as_ref().is_some_and(|t| t.is_finished()) {
             self.settled().await?;
         }
