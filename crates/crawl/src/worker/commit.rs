@@ -24,8 +24,6 @@ use tokio::sync::oneshot;
 
 use super::now_ms;
 
-type Reply = oneshot::Sender<Result<SettledLinks, StoreError>>;
-
 /// This process's turn to write, on SQLite. Its writers take turns on one database lock, and
 /// a connection that finds the lock taken sleeps in SQLite's busy handler (1, 2, 5, … 100 ms
 /// at a time) while holding its pool connection, so steps waited tens of milliseconds for
@@ -53,68 +51,101 @@ impl WriteTurn {
     }
 }
 
-/// The shared queue of page settlements and the writer's turn.
-#[derive(Default)]
-pub(crate) struct GroupCommit {
-    queue: Mutex<Vec<(PageSettlement, Reply)>>,
+/// Items waiting to be written together, each with where its answer goes, and the turn to
+/// write them: whoever gets the turn writes everything queued so far, while the next batch
+/// gathers.
+pub(crate) struct Group<T, R> {
+    queue: Mutex<Vec<(T, oneshot::Sender<R>)>>,
     turn: tokio::sync::Mutex<()>,
 }
 
-impl GroupCommit {
-    /// Writes `page` with whatever other pages are queued; returns when it is committed.
-    pub async fn settle(
+impl<T, R> Default for Group<T, R> {
+    fn default() -> Self {
+        Group {
+            queue: Mutex::new(Vec::new()),
+            turn: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl<T: Clone, R> Group<T, R> {
+    /// Queues `item` and returns its answer once it is written: by this caller, with
+    /// everything queued meanwhile (`write_batch`, which answers each item), or by a caller
+    /// that got the turn first. An item whose writer was cancelled before answering is
+    /// written alone (`write_alone`).
+    async fn submit<Batch, Alone>(
         &self,
-        store: &Store,
         writes: &WriteTurn,
-        page: PageSettlement,
-    ) -> Result<SettledLinks, StoreError> {
+        item: T,
+        write_batch: impl Fn(Vec<(T, oneshot::Sender<R>)>) -> Batch,
+        write_alone: impl FnOnce(T) -> Alone,
+    ) -> R
+    where
+        Batch: Future<Output = ()>,
+        Alone: Future<Output = R>,
+    {
         let (reply, mut answer) = oneshot::channel();
         self.queue
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push((page.clone(), reply));
+            .push((item.clone(), reply));
         loop {
             let _turn = self.turn.lock().await;
             match answer.try_recv() {
                 Ok(result) => return result,
                 Err(oneshot::error::TryRecvError::Closed) => {
-                    // A writer that took it was cancelled before answering: write it alone.
                     let _turn = writes.take().await;
-                    return self.write_alone(store, page).await;
+                    return write_alone(item).await;
                 }
                 Err(oneshot::error::TryRecvError::Empty) => {}
             }
-            let batch: Vec<(PageSettlement, Reply)> = std::mem::take(
+            let batch = std::mem::take(
                 &mut *self
                     .queue
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner()),
             );
             let _turn = writes.take().await;
-            write(store, batch).await;
+            write_batch(batch).await;
         }
     }
+}
 
-    async fn write_alone(
-        &self,
-        store: &Store,
-        page: PageSettlement,
-    ) -> Result<SettledLinks, StoreError> {
-        let mut results = store.frontier().settle_pages(&[page], now_ms()).await?;
-        results.pop().unwrap_or(Err(StoreError::NotFound {
-            what: "settled page",
-            id: String::new(),
-        }))
+/// What a page's settlement came to.
+type Settled = Result<SettledLinks, StoreError>;
+
+/// Page settlements written together.
+pub(crate) type GroupCommit = Group<PageSettlement, Settled>;
+
+impl GroupCommit {
+    /// Writes `page` with whatever other pages are queued; returns when it is committed.
+    pub async fn settle(&self, store: &Store, writes: &WriteTurn, page: PageSettlement) -> Settled {
+        self.submit(
+            writes,
+            page,
+            |batch| write(store, batch),
+            |page| write_alone(store, page),
+        )
+        .await
     }
+}
+
+async fn write_alone(store: &Store, page: PageSettlement) -> Settled {
+    let mut results = store.frontier().settle_pages(&[page], now_ms()).await?;
+    results.pop().unwrap_or(Err(StoreError::NotFound {
+        what: "settled page",
+        id: String::new(),
+    }))
 }
 
 /// Writes a batch in one transaction and answers each page. If the transaction as a whole
 /// fails, each page is written alone, so every page gets its own outcome.
-async fn write(store: &Store, batch: Vec<(PageSettlement, Reply)>) {
+async fn write(store: &Store, batch: Vec<(PageSettlement, oneshot::Sender<Settled>)>) {
     if batch.is_empty() {
         return;
     }
-    let (pages, replies): (Vec<PageSettlement>, Vec<Reply>) = batch.into_iter().unzip();
+    let (pages, replies): (Vec<PageSettlement>, Vec<oneshot::Sender<Settled>>) =
+        batch.into_iter().unzip();
     match store.frontier().settle_pages(&pages, now_ms()).await {
         Ok(results) => {
             for (reply, result) in replies.into_iter().zip(results) {
@@ -123,33 +154,22 @@ async fn write(store: &Store, batch: Vec<(PageSettlement, Reply)>) {
         }
         Err(_) => {
             for (page, reply) in pages.into_iter().zip(replies) {
-                let result = match store.frontier().settle_pages(&[page], now_ms()).await {
-                    Ok(mut results) => results.pop().unwrap_or(Err(StoreError::NotFound {
-                        what: "settled page",
-                        id: String::new(),
-                    })),
-                    Err(error) => Err(error),
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(write_alone(store, page).await);
             }
         }
     }
 }
 
 type Taken = Result<Vec<EnqueuedUrl>, StoreError>;
-/// A page's media to enqueue, under its host's lease, and where the answer goes.
-type PageMedia = (Lease, Vec<NewUrl>, oneshot::Sender<Taken>);
+/// A page's media to enqueue, under its host's lease.
+type PageMedia = (Lease, Vec<NewUrl>);
 
 /// Pages' media enqueued together: each mined page's media (taken under its host's lease,
 /// [`aranea_store::Frontier::enqueue_urls_taken`]) go into a shared queue, and whoever gets
 /// the turn enqueues everything queued so far in one transaction. One page per transaction
 /// made this the largest holder of SQLite's write turn (a thousand transactions of six
 /// statements in the pipeline bench); together, the statements are per host, not per page.
-#[derive(Default)]
-pub(crate) struct GroupEnqueue {
-    queue: Mutex<Vec<PageMedia>>,
-    turn: tokio::sync::Mutex<()>,
-}
+pub(crate) type GroupEnqueue = Group<PageMedia, Taken>;
 
 impl GroupEnqueue {
     /// Enqueues `urls` with whatever other pages' media are queued, the new ones on the
@@ -164,49 +184,34 @@ impl GroupEnqueue {
         if urls.is_empty() {
             return Ok(Vec::new());
         }
-        let (reply, mut answer) = oneshot::channel();
-        self.queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push((lease.clone(), urls.to_vec(), reply));
-        loop {
-            let _turn = self.turn.lock().await;
-            match answer.try_recv() {
-                Ok(result) => return result,
-                Err(oneshot::error::TryRecvError::Closed) => {
-                    // A writer that took it was cancelled before answering: write it alone.
-                    let _turn = writes.take().await;
-                    let leases = [lease.clone()];
-                    return store
-                        .frontier()
-                        .enqueue_urls_taken(&leases, urls, now_ms())
-                        .await;
-                }
-                Err(oneshot::error::TryRecvError::Empty) => {}
-            }
-            let batch = std::mem::take(
-                &mut *self
-                    .queue
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
-            );
-            let _turn = writes.take().await;
-            enqueue_together(store, batch).await;
-        }
+        self.submit(
+            writes,
+            (lease.clone(), urls.to_vec()),
+            |batch| enqueue_together(store, batch),
+            |(lease, urls)| enqueue_alone(store, lease, urls),
+        )
+        .await
     }
+}
+
+async fn enqueue_alone(store: &Store, lease: Lease, urls: Vec<NewUrl>) -> Taken {
+    store
+        .frontier()
+        .enqueue_urls_taken(&[lease], &urls, now_ms())
+        .await
 }
 
 /// Enqueues every page's URLs in one transaction and answers each page. If that fails (one
 /// page's URL refused fails them all), each page is enqueued alone, so every page gets its
 /// own outcome.
-async fn enqueue_together(store: &Store, batch: Vec<PageMedia>) {
+async fn enqueue_together(store: &Store, batch: Vec<(PageMedia, oneshot::Sender<Taken>)>) {
     if batch.is_empty() {
         return;
     }
-    let leases: Vec<Lease> = batch.iter().map(|(lease, _, _)| lease.clone()).collect();
+    let leases: Vec<Lease> = batch.iter().map(|((lease, _), _)| lease.clone()).collect();
     let all: Vec<NewUrl> = batch
         .iter()
-        .flat_map(|(_, urls, _)| urls.iter().cloned())
+        .flat_map(|((_, urls), _)| urls.iter().cloned())
         .collect();
     match store
         .frontier()
@@ -215,17 +220,13 @@ async fn enqueue_together(store: &Store, batch: Vec<PageMedia>) {
     {
         Ok(done) => {
             let mut done = done.into_iter();
-            for (_, urls, reply) in batch {
+            for ((_, urls), reply) in batch {
                 let _ = reply.send(Ok(done.by_ref().take(urls.len()).collect()));
             }
         }
         Err(_) => {
-            for (lease, urls, reply) in batch {
-                let result = store
-                    .frontier()
-                    .enqueue_urls_taken(&[lease], &urls, now_ms())
-                    .await;
-                let _ = reply.send(result);
+            for ((lease, urls), reply) in batch {
+                let _ = reply.send(enqueue_alone(store, lease, urls).await);
             }
         }
     }
