@@ -124,8 +124,8 @@ pub(super) fn lock_order(batch: &[NewUrl]) -> Vec<(usize, [u8; 32])> {
     order
 }
 
-/// URLs per multi-row statement: 11 parameters each, far below SQLite's 32,766 and
-/// PostgreSQL's 65,535 parameters per statement.
+/// Rows per multi-row statement (URLs, embeds, completions, fetches): at most 11 parameters
+/// each, far below SQLite's 32,766 and PostgreSQL's 65,535 parameters per statement.
 pub(super) const ROWS_PER_STATEMENT: usize = 500;
 
 /// Inserts `rows` URLs unless known (by hash); returns each inserted row's id and hash.
@@ -134,7 +134,7 @@ pub(super) fn insert_urls_sql(rows: usize) -> String {
         "INSERT INTO urls (host_id, url, url_hash, source, priority, depth, next_fetch_at, \
          report_id, parent_id, created_at, leased_epoch) VALUES ",
     );
-    push_tuples(&mut sql, rows, 11);
+    push_tuples(&mut sql, rows, 11, 1, &[]);
     sql.push_str(" ON CONFLICT (url_hash) DO NOTHING RETURNING id, url_hash");
     sql
 }
@@ -142,20 +142,16 @@ pub(super) fn insert_urls_sql(rows: usize) -> String {
 /// The id and host of each of `rows` URL hashes.
 pub(super) fn select_urls_sql(rows: usize) -> String {
     let mut sql = String::from("SELECT id, host_id, url_hash FROM urls WHERE url_hash IN ");
-    push_tuples(&mut sql, 1, rows);
+    push_tuples(&mut sql, 1, rows, 1, &[]);
     sql
 }
 
 /// `RAISE_PRIORITY` for `rows` URLs at once: `$1` the priority, then the ids.
 pub(super) fn raise_priorities_sql(rows: usize) -> String {
     let mut sql = String::from(
-        "UPDATE urls SET priority = $1 WHERE state = 'queued' AND priority > $1 AND id IN (",
+        "UPDATE urls SET priority = $1 WHERE state = 'queued' AND priority > $1 AND id IN ",
     );
-    use std::fmt::Write;
-    for n in 0..rows {
-        let _ = write!(sql, "{}${}", if n == 0 { "" } else { ", " }, n + 2);
-    }
-    sql.push(')');
+    push_tuples(&mut sql, 1, rows, 2, &[]);
     sql
 }
 
@@ -163,21 +159,32 @@ pub(super) fn raise_priorities_sql(rows: usize) -> String {
 pub(super) fn insert_embeds_sql(rows: usize) -> String {
     let mut sql =
         String::from("INSERT INTO embeds (media_url_id, page_url_id, created_at) VALUES ");
-    push_tuples(&mut sql, rows, 3);
+    push_tuples(&mut sql, rows, 3, 1, &[]);
     sql.push_str(" ON CONFLICT (media_url_id, page_url_id) DO NOTHING");
     sql
 }
 
-/// Appends `rows` tuples of `width` placeholders, numbered from `$1` in order of appearance
-/// (SQLite numbers `$N` parameters by first appearance).
-fn push_tuples(sql: &mut String, rows: usize, width: usize) {
+/// Appends `rows` tuples of `width` placeholders, numbered from `$first` in order of
+/// appearance (SQLite numbers `$N` parameters by first appearance); a column with a type in
+/// `casts` is cast to it (PostgreSQL types a `VALUES` list's parameters as text).
+pub(super) fn push_tuples(
+    sql: &mut String,
+    rows: usize,
+    width: usize,
+    first: usize,
+    casts: &[&str],
+) {
     use std::fmt::Write;
-    let mut n = 0;
+    let mut n = first;
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
         for column in 0..width {
+            let sep = if column == 0 { "" } else { ", " };
+            let _ = match casts.get(column) {
+                Some(ty) => write!(sql, "{sep}CAST(${n} AS {ty})"),
+                None => write!(sql, "{sep}${n}"),
+            };
             n += 1;
-            let _ = write!(sql, "{}${n}", if column == 0 { "" } else { ", " });
         }
         sql.push(')');
     }
@@ -423,13 +430,7 @@ impl super::Frontier<'_> {
         batch: &[NewUrl],
         now: UnixMillis,
     ) -> Result<Vec<EnqueuedUrl>, StoreError> {
-        check_batch(batch)?;
-        on_backend!(self.backend, |pool, d| {
-            let mut tx = pool.begin_with(d.begin_write()).await?;
-            let done = enqueue_in!(tx, batch, now);
-            tx.commit().await?;
-            Ok(done)
-        })
+        self.enqueue_urls_taken(&[], batch, now).await
     }
 
     /// [`Frontier::enqueue_urls`], and the URLs it inserts on the host of one of `leases`

@@ -4,6 +4,7 @@
 //! claimers pass each other by instead of queueing. SQLite: the same statement inside
 //! `BEGIN IMMEDIATE`, which serialises writers on the file lock.
 
+use super::enqueue::push_tuples;
 use super::{
     Host, HostId, MAX_ROBOTS_BYTES, RobotsCache, UrlId, UrlRecord, UrlState, host_columns,
     host_from_row, url_columns, url_from_row,
@@ -269,25 +270,15 @@ macro_rules! hold_lease {
 
 /// A URL's completion for `rows` URLs at once: `$1` host, `$2` lease epoch, `$3` now, then per
 /// row id, state, next fetch time, fetched (0/1), status, ETag, Last-Modified. Returns the
-/// ids updated. (Every value cast: PostgreSQL types a `VALUES` list's parameters as text.)
+/// ids updated.
 pub(super) fn complete_urls_sql(rows: usize) -> String {
-    use std::fmt::Write;
     const TYPES: [&str; 7] = [
         "BIGINT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT",
     ];
     let mut sql = String::from(
         "WITH v(id, state, next_fetch_at, fetched, status, etag, last_modified) AS (VALUES ",
     );
-    let mut n = 3;
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for (column, ty) in TYPES.iter().enumerate() {
-            n += 1;
-            let sep = if column == 0 { "" } else { ", " };
-            let _ = write!(sql, "{sep}CAST(${n} AS {ty})");
-        }
-        sql.push(')');
-    }
+    push_tuples(&mut sql, rows, TYPES.len(), 4, &TYPES);
     sql.push_str(
         ") UPDATE urls SET state = v.state, next_fetch_at = v.next_fetch_at, \
          leased_epoch = NULL, attempts = urls.attempts + v.fetched, \
@@ -303,25 +294,13 @@ pub(super) fn complete_urls_sql(rows: usize) -> String {
 
 /// The fetch rows of `rows` completions at once.
 pub(super) fn insert_fetches_sql(rows: usize) -> String {
-    use std::fmt::Write;
     let mut sql = String::from(
         "INSERT INTO fetches (url_id, fetched_at, lease_epoch, status, server_ip, bytes, \
          duration_ms, error) VALUES ",
     );
-    let mut n = 0;
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..8 {
-            n += 1;
-            let _ = write!(sql, "{}${n}", if column == 0 { "" } else { ", " });
-        }
-        sql.push(')');
-    }
+    push_tuples(&mut sql, rows, 8, 1, &[]);
     sql
 }
-
-/// Completions per multi-row statement (7 parameters each).
-pub(super) const COMPLETIONS_PER_STATEMENT: usize = 500;
 
 /// Records the completions `$rows` under `$lease` inside the open transaction `$tx`, whose
 /// lease was checked with [`hold_lease!`]; evaluates to one [`Completion`] per row. The
@@ -335,7 +314,7 @@ macro_rules! complete_in {
         let unique: Vec<&$crate::frontier::lease::CompletionRow> =
             rows.iter().filter(|r| first.insert(r.url.0)).collect();
         let mut updated: std::collections::HashSet<i64> = std::collections::HashSet::new();
-        for chunk in unique.chunks($crate::frontier::lease::COMPLETIONS_PER_STATEMENT) {
+        for chunk in unique.chunks($crate::frontier::enqueue::ROWS_PER_STATEMENT) {
             let sql = $crate::frontier::lease::complete_urls_sql(chunk.len());
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind($lease.host_id.0)
@@ -387,7 +366,7 @@ macro_rules! complete_in {
             }
         }
         let (mut fetched, mut bytes) = (0_i64, 0_i64);
-        for chunk in fetches.chunks($crate::frontier::lease::COMPLETIONS_PER_STATEMENT) {
+        for chunk in fetches.chunks($crate::frontier::enqueue::ROWS_PER_STATEMENT) {
             let sql = $crate::frontier::lease::insert_fetches_sql(chunk.len());
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for row in chunk {
