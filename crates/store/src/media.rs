@@ -342,47 +342,95 @@ const INSERT_MEDIA: &str = "INSERT INTO media (sha256, md5, sha1, pdq, pdq_quali
 const TOUCH_MEDIA: &str = "UPDATE media SET last_seen = $2 WHERE sha256 = $1 AND last_seen < $2";
 const MEDIA_COLUMNS: &str = "SELECT sha256, md5, sha1, pdq, pdq_quality, size, kind, width, \
     height, first_seen, last_seen FROM media WHERE sha256 = $1";
-pub(crate) const UPSERT_SIGHTING: &str = "INSERT INTO sightings (media_sha256, url_id, page_url_id, \
-    member_path, first_seen_at, last_seen_at, server_ip) VALUES ($1, $2, $3, $4, $5, $5, $6) \
-    ON CONFLICT (media_sha256, url_id, page_url_id, member_path) DO UPDATE SET \
-    last_seen_at = CASE WHEN sightings.last_seen_at < excluded.last_seen_at \
-        THEN excluded.last_seen_at ELSE sightings.last_seen_at END \
-    RETURNING id";
+/// A sighting's insert, up to its values: shared by the one-row and multi-row forms.
+macro_rules! insert_sightings {
+    () => {
+        "INSERT INTO sightings (media_sha256, url_id, page_url_id, member_path, first_seen_at, \
+         last_seen_at, server_ip) "
+    };
+}
+/// A sighting seen again keeps its first time and server and moves its last time forward.
+macro_rules! on_sighting_conflict {
+    () => {
+        " ON CONFLICT (media_sha256, url_id, page_url_id, member_path) DO UPDATE SET \
+         last_seen_at = CASE WHEN sightings.last_seen_at < excluded.last_seen_at \
+         THEN excluded.last_seen_at ELSE sightings.last_seen_at END"
+    };
+}
+pub(crate) const INSERT_SIGHTINGS: &str = insert_sightings!();
+pub(crate) const ON_SIGHTING_CONFLICT: &str = on_sighting_conflict!();
+pub(crate) const UPSERT_SIGHTING: &str = concat!(
+    insert_sightings!(),
+    "VALUES ($1, $2, $3, $4, $5, $5, $6)",
+    on_sighting_conflict!(),
+    " RETURNING id"
+);
 /// Sightings of media on every page that embeds its URL, but the page `$3` it was seen for.
 /// (`WHERE` before `ON CONFLICT`: SQLite's parser needs one after an `INSERT … SELECT`.)
-pub(crate) const SIGHT_EMBEDS: &str = "INSERT INTO sightings (media_sha256, url_id, \
-    page_url_id, member_path, first_seen_at, last_seen_at, server_ip) \
-    SELECT $1, e.media_url_id, e.page_url_id, '', $4, $4, NULL FROM embeds e \
-    WHERE e.media_url_id = $2 AND e.page_url_id <> $3 \
-    ON CONFLICT (media_sha256, url_id, page_url_id, member_path) DO UPDATE SET \
-    last_seen_at = CASE WHEN sightings.last_seen_at < excluded.last_seen_at \
-        THEN excluded.last_seen_at ELSE sightings.last_seen_at END \
-    RETURNING id, page_url_id";
+pub(crate) const SIGHT_EMBEDS: &str = concat!(
+    insert_sightings!(),
+    "SELECT $1, e.media_url_id, e.page_url_id, '', $4, $4, NULL FROM embeds e \
+     WHERE e.media_url_id = $2 AND e.page_url_id <> $3",
+    on_sighting_conflict!(),
+    " RETURNING id, page_url_id"
+);
 /// The sighting of media at `$2` on page `$3`, and unless inside an archive (`$4` empty) on
 /// every other page that embeds `$2`; returns each sighting's id and page.
-pub(crate) const SIGHT_ALL: &str = "INSERT INTO sightings (media_sha256, url_id, page_url_id, \
-    member_path, first_seen_at, last_seen_at, server_ip) \
-    SELECT $1, $2, p.page, $4, $5, $5, $6 FROM (SELECT CAST($3 AS BIGINT) AS page \
+pub(crate) const SIGHT_ALL: &str = concat!(
+    insert_sightings!(),
+    "SELECT $1, $2, p.page, $4, $5, $5, $6 FROM (SELECT CAST($3 AS BIGINT) AS page \
         UNION SELECT e.page_url_id FROM embeds e WHERE e.media_url_id = $2 AND $4 = '') p \
-    WHERE true \
-    ON CONFLICT (media_sha256, url_id, page_url_id, member_path) DO UPDATE SET \
-    last_seen_at = CASE WHEN sightings.last_seen_at < excluded.last_seen_at \
-        THEN excluded.last_seen_at ELSE sightings.last_seen_at END \
-    RETURNING id, page_url_id";
+     WHERE true",
+    on_sighting_conflict!(),
+    " RETURNING id, page_url_id"
+);
 const SIGHTINGS_OF: &str = "SELECT id, media_sha256, url_id, page_url_id, member_path, \
     first_seen_at, last_seen_at, server_ip FROM sightings WHERE media_sha256 = $1 ORDER BY id";
 const INSERT_MATCH: &str = "INSERT INTO matches (sighting_id, bank_id, bank_name, entry_id, \
     signal_type, distance, classification, matched_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
     ON CONFLICT (sighting_id, bank_id, entry_id) DO NOTHING";
-pub(crate) const UPSERT_MEDIA: &str = "INSERT INTO media (sha256, md5, sha1, pdq, pdq_quality, size, kind, \
-    width, height, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
-    ON CONFLICT (sha256) DO UPDATE SET last_seen = CASE \
-        WHEN media.last_seen < excluded.last_seen THEN excluded.last_seen \
-        ELSE media.last_seen END";
-pub(crate) const INSERT_TIMED_MATCH: &str = "INSERT INTO matches (sighting_id, bank_id, bank_name, entry_id, \
-    signal_type, distance, classification, matched_at, frame_ms) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-    ON CONFLICT (sighting_id, bank_id, entry_id) DO NOTHING";
+/// Media's insert, up to its values: shared by the one-row and multi-row forms.
+macro_rules! insert_media {
+    () => {
+        "INSERT INTO media (sha256, md5, sha1, pdq, pdq_quality, size, kind, width, height, \
+         first_seen, last_seen) "
+    };
+}
+/// Known media only has its last-seen time moved forward.
+macro_rules! on_media_conflict {
+    () => {
+        " ON CONFLICT (sha256) DO UPDATE SET last_seen = CASE \
+         WHEN media.last_seen < excluded.last_seen THEN excluded.last_seen \
+         ELSE media.last_seen END"
+    };
+}
+pub(crate) const INSERT_MEDIA_ROWS: &str = insert_media!();
+pub(crate) const ON_MEDIA_CONFLICT: &str = on_media_conflict!();
+pub(crate) const UPSERT_MEDIA: &str = concat!(
+    insert_media!(),
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+    on_media_conflict!()
+);
+/// A timed match's insert, up to its values: shared by the one-row and multi-row forms.
+macro_rules! insert_timed_matches_head {
+    () => {
+        "INSERT INTO matches (sighting_id, bank_id, bank_name, entry_id, signal_type, distance, \
+         classification, matched_at, frame_ms) "
+    };
+}
+pub(crate) const INSERT_TIMED_MATCH_ROWS: &str = insert_timed_matches_head!();
+/// A match already recorded (same sighting, bank and entry) is left as it is.
+macro_rules! on_match_conflict {
+    () => {
+        " ON CONFLICT (sighting_id, bank_id, entry_id) DO NOTHING"
+    };
+}
+pub(crate) const ON_MATCH_CONFLICT: &str = on_match_conflict!();
+pub(crate) const INSERT_TIMED_MATCH: &str = concat!(
+    insert_timed_matches_head!(),
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    on_match_conflict!()
+);
 const TIMED_MATCHES_OF: &str = "SELECT bank_id, bank_name, entry_id, signal_type, distance, \
     classification, frame_ms FROM matches WHERE sighting_id = $1 \
     ORDER BY distance, bank_id, entry_id";

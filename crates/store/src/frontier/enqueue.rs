@@ -419,6 +419,115 @@ macro_rules! requeue_if_matched {
 }
 pub(super) use requeue_if_matched;
 
+/// [`MAKE_HOST_DUE`] for `rows` hosts at once: per row host, URLs inserted, earliest time.
+pub(super) fn make_hosts_due_sql(rows: usize) -> String {
+    const TYPES: [&str; 3] = ["BIGINT", "BIGINT", "BIGINT"];
+    let mut sql = String::from("WITH v(id, inserted, at) AS (VALUES ");
+    push_tuples(&mut sql, rows, TYPES.len(), 1, &TYPES);
+    sql.push_str(
+        ") UPDATE hosts SET urls_known = hosts.urls_known + v.inserted, \
+         due_at = CASE \
+            WHEN hosts.lease_owner IS NOT NULL THEN hosts.due_at \
+            WHEN hosts.due_at IS NULL OR hosts.due_at > (CASE WHEN hosts.next_allowed_at > v.at \
+                THEN hosts.next_allowed_at ELSE v.at END) \
+                THEN (CASE WHEN hosts.next_allowed_at > v.at THEN hosts.next_allowed_at \
+                    ELSE v.at END) \
+            ELSE hosts.due_at END \
+         FROM v WHERE hosts.id = v.id",
+    );
+    sql
+}
+
+/// [`RESCHEDULE`] for `rows` URLs at once, not before `$1`: per row id, priority.
+pub(super) fn reschedule_sql(rows: usize) -> String {
+    const TYPES: [&str; 2] = ["BIGINT", "BIGINT"];
+    let mut sql = String::from("WITH v(id, priority) AS (VALUES ");
+    push_tuples(&mut sql, rows, TYPES.len(), 2, &TYPES);
+    sql.push_str(
+        ") UPDATE urls SET state = 'queued', next_fetch_at = $1, priority = v.priority, \
+         leased_epoch = NULL FROM v WHERE urls.id = v.id AND urls.state <> 'queued' \
+         RETURNING urls.id, urls.host_id",
+    );
+    sql
+}
+
+/// Which of `rows` pages have media sighted on them with a match
+/// ([`crate::crawl_facts::PAGE_HAS_MATCH`] for many pages).
+pub(super) fn pages_with_match_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "SELECT DISTINCT s.page_url_id FROM sightings s \
+         JOIN matches m ON m.sighting_id = s.id WHERE s.page_url_id IN ",
+    );
+    push_tuples(&mut sql, 1, rows, 1, &[]);
+    sql
+}
+
+/// [`requeue_if_matched!`] for many pages at once, inside the open write transaction `$tx`:
+/// `$pages` holds one `Option<(UrlId, Priority)>` per page; evaluates to whether each was
+/// queued again, as if asked one after the other (a URL asked for twice is queued by the
+/// first). Each statement covers every page, so they run after all the pages' completions.
+macro_rules! requeue_matched_in {
+    ($tx:ident, $pages:expr, $at:expr) => {{
+        use $crate::frontier::enqueue::{
+            ROWS_PER_STATEMENT, make_hosts_due_sql, pages_with_match_sql, reschedule_sql,
+        };
+        let pages: &[Option<($crate::frontier::UrlId, $crate::frontier::Priority)>] = $pages;
+        let at: $crate::UnixMillis = $at;
+        let asked: Vec<i64> = pages
+            .iter()
+            .flatten()
+            .map(|(url, _)| url.0)
+            .collect::<std::collections::BTreeSet<i64>>()
+            .into_iter()
+            .collect();
+        let mut matched: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        for chunk in asked.chunks(ROWS_PER_STATEMENT) {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(pages_with_match_sql(chunk.len())));
+            for url in chunk {
+                query = query.bind(*url);
+            }
+            for row in query.fetch_all(&mut *$tx).await? {
+                matched.insert(row.i64("page_url_id")?);
+            }
+        }
+        // Per URL, the first page asking for it: the later ones find it queued.
+        let mut first: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        let chosen: Vec<Option<(i64, i64)>> = pages
+            .iter()
+            .map(|page| {
+                page.filter(|(url, _)| matched.contains(&url.0) && first.insert(url.0))
+                    .map(|(url, priority)| (url.0, priority as i64))
+            })
+            .collect();
+        let wanted: Vec<(i64, i64)> = chosen.iter().flatten().copied().collect();
+        let mut queued: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        let mut hosts: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
+        for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(reschedule_sql(chunk.len()))).bind(at);
+            for (url, priority) in chunk {
+                query = query.bind(*url).bind(*priority);
+            }
+            for row in query.fetch_all(&mut *$tx).await? {
+                queued.insert(row.i64("id")?);
+                hosts.insert(row.i64("host_id")?);
+            }
+        }
+        let hosts: Vec<i64> = hosts.into_iter().collect();
+        for chunk in hosts.chunks(ROWS_PER_STATEMENT) {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(make_hosts_due_sql(chunk.len())));
+            for host in chunk {
+                query = query.bind(*host).bind(0_i64).bind(at);
+            }
+            query.execute(&mut *$tx).await?;
+        }
+        chosen
+            .iter()
+            .map(|page| page.is_some_and(|(url, _)| queued.contains(&url)))
+            .collect::<Vec<bool>>()
+    }};
+}
+pub(super) use requeue_matched_in;
+
 impl super::Frontier<'_> {
     /// Adds URLs not yet known, in one transaction; known URLs are left as they are. An
     /// [`UrlSource::Embed`] entry with a parent also records that the parent page embeds the

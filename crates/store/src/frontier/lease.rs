@@ -268,6 +268,54 @@ macro_rules! hold_lease {
     };
 }
 
+/// Which of `rows` leases (host, owner, epoch, from `$2`) are still live at `$1`: their
+/// hosts, owners and epochs. With `lock` (PostgreSQL) their rows are locked as
+/// [`HOLD_POSTGRES`] locks one, in host order, until the transaction ends.
+pub(super) fn hold_leases_sql(rows: usize, lock: bool) -> String {
+    const TYPES: [&str; 3] = ["BIGINT", "TEXT", "BIGINT"];
+    let mut sql = String::from("WITH v(id, owner, epoch) AS (VALUES ");
+    push_tuples(&mut sql, rows, TYPES.len(), 2, &TYPES);
+    sql.push_str(
+        ") SELECT hosts.id, hosts.lease_owner, hosts.lease_epoch FROM hosts \
+         JOIN v ON hosts.id = v.id AND hosts.lease_owner = v.owner AND hosts.lease_epoch = v.epoch \
+         WHERE hosts.lease_until > $1 ORDER BY hosts.id",
+    );
+    if lock {
+        sql.push_str(" FOR UPDATE OF hosts");
+    }
+    sql
+}
+
+/// [`hold_lease!`] for many leases at once, one statement per
+/// [`super::enqueue::ROWS_PER_STATEMENT`] leases: evaluates to the set of those still live,
+/// as `(host id, owner, epoch)`, their rows locked on PostgreSQL until the transaction ends.
+macro_rules! hold_leases {
+    ($tx:ident, $d:ident, $leases:expr, $now:expr) => {{
+        let leases: &[&$crate::frontier::Lease] = $leases;
+        let lock = $d == $crate::backend::Dialect::Postgres;
+        let mut held: std::collections::HashSet<(i64, String, i64)> =
+            std::collections::HashSet::new();
+        for chunk in leases.chunks($crate::frontier::enqueue::ROWS_PER_STATEMENT) {
+            let sql = $crate::frontier::lease::hold_leases_sql(chunk.len(), lock);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind($now);
+            for lease in chunk {
+                query = query
+                    .bind(lease.host_id.0)
+                    .bind(&lease.owner)
+                    .bind(lease.epoch);
+            }
+            for row in query.fetch_all(&mut *$tx).await? {
+                held.insert((
+                    row.i64("id")?,
+                    row.text("lease_owner")?,
+                    row.i64("lease_epoch")?,
+                ));
+            }
+        }
+        held
+    }};
+}
+
 /// A URL's completion for `rows` URLs at once: `$1` host, `$2` lease epoch, `$3` now, then per
 /// row id, state, next fetch time, fetched (0/1), status, ETag, Last-Modified. Returns the
 /// ids updated.
@@ -300,6 +348,177 @@ pub(super) fn insert_fetches_sql(rows: usize) -> String {
     );
     push_tuples(&mut sql, rows, 8, 1, &[]);
     sql
+}
+
+/// [`complete_urls_sql`] for `rows` URLs of any leases: `$1` now, then per row host, lease
+/// epoch, id, state, next fetch time, fetched (0/1), status, ETag, Last-Modified.
+pub(super) fn complete_leased_urls_sql(rows: usize) -> String {
+    const TYPES: [&str; 9] = [
+        "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT",
+    ];
+    let mut sql = String::from(
+        "WITH v(host_id, epoch, id, state, next_fetch_at, fetched, status, etag, \
+         last_modified) AS (VALUES ",
+    );
+    push_tuples(&mut sql, rows, TYPES.len(), 2, &TYPES);
+    sql.push_str(
+        ") UPDATE urls SET state = v.state, next_fetch_at = v.next_fetch_at, \
+         leased_epoch = NULL, attempts = urls.attempts + v.fetched, \
+         last_status = CASE WHEN v.fetched = 1 THEN v.status ELSE urls.last_status END, \
+         last_fetched_at = CASE WHEN v.fetched = 1 THEN $1 ELSE urls.last_fetched_at END, \
+         etag = COALESCE(v.etag, urls.etag), \
+         last_modified = COALESCE(v.last_modified, urls.last_modified) \
+         FROM v WHERE urls.id = v.id AND urls.host_id = v.host_id \
+         AND urls.leased_epoch = v.epoch RETURNING urls.id",
+    );
+    sql
+}
+
+/// [`COUNT_FETCH`] for `rows` hosts at once: per row host, bytes, fetches.
+pub(super) fn count_fetches_sql(rows: usize) -> String {
+    const TYPES: [&str; 3] = ["BIGINT", "BIGINT", "BIGINT"];
+    let mut sql = String::from("WITH v(id, bytes, fetched) AS (VALUES ");
+    push_tuples(&mut sql, rows, TYPES.len(), 1, &TYPES);
+    sql.push_str(
+        ") UPDATE hosts SET pages_fetched = hosts.pages_fetched + v.fetched, \
+         bytes_fetched = hosts.bytes_fetched + v.bytes FROM v WHERE hosts.id = v.id",
+    );
+    sql
+}
+
+/// The host of each of `rows` URL ids (those that exist).
+pub(super) fn url_hosts_sql(rows: usize) -> String {
+    let mut sql = String::from("SELECT id, host_id FROM urls WHERE id IN ");
+    push_tuples(&mut sql, 1, rows, 1, &[]);
+    sql
+}
+
+/// [`complete_in!`] for the completions of many pages, each `(lease, rows)` with its lease
+/// checked ([`hold_leases!`]), in multi-row statements of any leases; evaluates to one
+/// `Vec<Completion>` per page. As if the pages were completed one after the other: a URL
+/// listed again (by the same page or a later one) is recorded by its first row. A row that
+/// would fail its page (its URL unknown, or of another host) fails the whole call.
+macro_rules! complete_leased_in {
+    ($tx:ident, $pages:expr, $now:expr) => {{
+        use $crate::frontier::Completion;
+        use $crate::frontier::enqueue::ROWS_PER_STATEMENT;
+        use $crate::frontier::lease::CompletionRow;
+        let pages: &[(&$crate::frontier::Lease, &[CompletionRow])] = $pages;
+        let now: $crate::UnixMillis = $now;
+        let mut first: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        let unique: Vec<(&$crate::frontier::Lease, &CompletionRow)> = pages
+            .iter()
+            .flat_map(|(lease, rows)| rows.iter().map(move |row| (*lease, row)))
+            .filter(|(_, row)| first.insert(row.url.0))
+            .collect();
+        let mut updated: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        for chunk in unique.chunks(ROWS_PER_STATEMENT) {
+            let sql = $crate::frontier::lease::complete_leased_urls_sql(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            for (lease, row) in chunk {
+                query = query
+                    .bind(lease.host_id.0)
+                    .bind(lease.epoch)
+                    .bind(row.url.0)
+                    .bind(row.state.as_str())
+                    .bind(row.next_fetch_at)
+                    .bind(row.fetched)
+                    .bind(row.status)
+                    .bind(row.etag.as_deref())
+                    .bind(row.last_modified.as_deref());
+            }
+            for done in query.fetch_all(&mut *$tx).await? {
+                updated.insert(done.i64("id")?);
+            }
+        }
+        let mut done: Vec<Vec<Option<Completion>>> = Vec::with_capacity(pages.len());
+        let mut fetches: Vec<(&$crate::frontier::Lease, &CompletionRow)> = Vec::new();
+        let mut unexplained: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
+        for (lease, rows) in pages {
+            let mut page = Vec::with_capacity(rows.len());
+            for row in *rows {
+                // `remove`: a URL listed again after its first row is already recorded.
+                if updated.remove(&row.url.0) {
+                    if row.fetched == 1 {
+                        fetches.push((*lease, row));
+                    }
+                    page.push(Some(Completion::Recorded));
+                } else {
+                    unexplained.insert(row.url.0);
+                    page.push(None);
+                }
+            }
+            done.push(page);
+        }
+        let unexplained: Vec<i64> = unexplained.into_iter().collect();
+        let mut owners: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+        for chunk in unexplained.chunks(ROWS_PER_STATEMENT) {
+            let sql = $crate::frontier::lease::url_hosts_sql(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for url in chunk {
+                query = query.bind(*url);
+            }
+            for row in query.fetch_all(&mut *$tx).await? {
+                owners.insert(row.i64("id")?, row.i64("host_id")?);
+            }
+        }
+        let mut completions: Vec<Vec<Completion>> = Vec::with_capacity(pages.len());
+        for ((lease, rows), page) in pages.iter().zip(done) {
+            let mut resolved = Vec::with_capacity(page.len());
+            for (row, slot) in rows.iter().zip(page) {
+                let completion = match (slot, owners.get(&row.url.0)) {
+                    (Some(recorded), _) => recorded,
+                    (None, None) => {
+                        return Err($crate::StoreError::NotFound {
+                            what: "URL",
+                            id: row.url.0.to_string(),
+                        });
+                    }
+                    (None, Some(owner)) if *owner != lease.host_id.0 => {
+                        return Err($crate::StoreError::UrlNotInLease {
+                            url_id: row.url.0,
+                            host_id: lease.host_id.0,
+                        });
+                    }
+                    (None, Some(_)) => Completion::AlreadyRecorded,
+                };
+                resolved.push(completion);
+            }
+            completions.push(resolved);
+        }
+        // Each host's counters once for the whole batch.
+        let mut counts: std::collections::BTreeMap<i64, (i64, i64)> =
+            std::collections::BTreeMap::new();
+        for chunk in fetches.chunks(ROWS_PER_STATEMENT) {
+            let sql = $crate::frontier::lease::insert_fetches_sql(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (lease, row) in chunk {
+                query = query
+                    .bind(row.url.0)
+                    .bind(now)
+                    .bind(lease.epoch)
+                    .bind(row.status)
+                    .bind(row.server_ip.as_deref())
+                    .bind(row.bytes)
+                    .bind(row.duration)
+                    .bind(row.error.as_deref());
+                let count = counts.entry(lease.host_id.0).or_insert((0, 0));
+                count.0 = count.0.saturating_add(row.bytes);
+                count.1 += 1;
+            }
+            query.execute(&mut *$tx).await?;
+        }
+        let counts: Vec<(i64, (i64, i64))> = counts.into_iter().collect();
+        for chunk in counts.chunks(ROWS_PER_STATEMENT) {
+            let sql = $crate::frontier::lease::count_fetches_sql(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (host, (bytes, fetched)) in chunk {
+                query = query.bind(*host).bind(*bytes).bind(*fetched);
+            }
+            query.execute(&mut *$tx).await?;
+        }
+        completions
+    }};
 }
 
 /// Records the completions `$rows` under `$lease` inside the open transaction `$tx`, whose
@@ -397,7 +616,9 @@ macro_rules! complete_in {
     }};
 }
 pub(super) use complete_in;
+pub(super) use complete_leased_in;
 pub(super) use hold_lease;
+pub(super) use hold_leases;
 
 impl super::Frontier<'_> {
     /// Leases up to `n` due hosts (due time ≤ `now`, lease free or expired) to `worker` for

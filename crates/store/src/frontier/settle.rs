@@ -7,14 +7,21 @@
 //! come from the crawler, as for [`Frontier::complete_urls`] and
 //! [`crate::MediaStore::record_seen`].
 
-use super::enqueue::{check_batch, enqueue_in, requeue_if_matched};
-use super::lease::{CompletionRow, complete_in, hold_lease};
-use super::{Completion, EnqueuedUrl, FetchOutcome, Lease, NewUrl, Priority, UrlId};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use super::enqueue::{
+    ROWS_PER_STATEMENT, check_batch, enqueue_in, push_tuples, raise_priorities_sql,
+    requeue_if_matched, requeue_matched_in,
+};
+use super::lease::{CompletionRow, complete_in, complete_leased_in, hold_lease, hold_leases};
+use super::{Completion, EnqueuedUrl, FetchOutcome, Lease, NewUrl, Priority, UrlId, UrlSource};
 use crate::UnixMillis;
 use crate::backend::{Get, on_backend};
 use crate::error::StoreError;
 use crate::media::{
-    MediaRecord, NewSighting, SightingId, TimedMatch, catch_up_embeds, check_seen, record_seen_in,
+    INSERT_MEDIA_ROWS, INSERT_SIGHTINGS, INSERT_TIMED_MATCH_ROWS, MediaRecord, NewSighting,
+    ON_MATCH_CONFLICT, ON_MEDIA_CONFLICT, ON_SIGHTING_CONFLICT, SightingId, TimedMatch,
+    catch_up_embeds, check_seen, record_seen_in,
 };
 
 /// Media seen, with its sighting and matches, to be written with a page.
@@ -116,13 +123,21 @@ pub struct SettledLinks {
 
 impl super::Frontier<'_> {
     /// Settles many pages, of any leases, in one write transaction (group commit): each page
-    /// all or nothing (a savepoint of its own), so one lost lease or refused field fails
-    /// that page alone. Returns one result per page, in order; `Err` as a whole only when
-    /// the transaction itself could not be opened or committed, and then nothing was written.
+    /// all or nothing, so one lost lease or refused field fails that page alone. Returns one
+    /// result per page, in order; `Err` as a whole only when the transaction itself could not
+    /// be opened or committed, and then nothing was written.
     ///
     /// Per page, in this order: its media with sightings and matches (as
     /// [`crate::MediaStore::record_seen`], embeds included), its links enqueued (known ones
     /// raised to `raise_known_to`), its completions (under its lease).
+    ///
+    /// The results are those of settling the pages one after the other, but the pages whose
+    /// lease holds are written together, a few multi-row statements for the whole batch (on
+    /// SQLite each statement is a round trip to the connection's thread, and the batch holds
+    /// the process's one write turn): see [`settle_together!`]. If that fails (a page the
+    /// checks let through but the database refuses, or a completion of a URL not in its
+    /// lease), it is undone and the pages are written one at a time, each in a savepoint of
+    /// its own, so the failure is that page's alone.
     pub async fn settle_pages(
         &self,
         pages: &[PageSettlement],
@@ -142,71 +157,75 @@ impl super::Frontier<'_> {
                     .collect())
             })
             .collect();
+        let mut leases: Vec<&Lease> = Vec::new();
+        for (page, rows) in pages.iter().zip(&checked) {
+            if rows.is_ok() && !leases.contains(&&page.lease) {
+                leases.push(&page.lease);
+            }
+        }
         let mut results = on_backend!(self.backend, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
-            let mut results = Vec::with_capacity(pages.len());
-            for (page, rows) in pages.iter().zip(checked) {
-                let rows = match rows {
-                    Ok(rows) => rows,
-                    Err(refused) => {
-                        results.push(Err(refused));
-                        continue;
+            // Every lease once, up front: on PostgreSQL the live ones stay locked until the
+            // commit, as each page's own check would have kept them.
+            let held = hold_leases!(tx, d, &leases, now);
+            let mut results: Vec<Result<SettledLinks, StoreError>> =
+                Vec::with_capacity(pages.len());
+            let mut live: Vec<(usize, Vec<CompletionRow>)> = Vec::new();
+            for (index, (page, rows)) in pages.iter().zip(checked).enumerate() {
+                let lease = &page.lease;
+                match rows {
+                    Err(refused) => results.push(Err(refused)),
+                    Ok(_)
+                        if !held.contains(&(lease.host_id.0, lease.owner.clone(), lease.epoch)) =>
+                    {
+                        results.push(Err(lease.lost()))
                     }
-                };
-                let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
-                let written: Result<SettledLinks, StoreError> = async {
-                    let lease = &page.lease;
-                    hold_lease!(sp, d, lease, now);
-                    let mut sightings = Vec::with_capacity(page.seen.len());
-                    let mut also_on = Vec::with_capacity(page.seen.len());
-                    for s in &page.seen {
-                        let recorded = record_seen_in!(sp, &s.media, &s.sighting, &s.matches, now);
-                        sightings.push(recorded.sighting);
-                        also_on.push(recorded.also_on);
+                    Ok(rows) => {
+                        // Answered below.
+                        results.push(Err(lease.lost()));
+                        live.push((index, rows));
                     }
-                    let links = enqueue_in!(sp, &page.links, now);
-                    if let Some(priority) = page.raise_known_to {
-                        let mut known: Vec<i64> = links
-                            .iter()
-                            .filter(|l| !l.inserted)
-                            .map(|l| l.id.0)
-                            .collect();
-                        known.sort_unstable();
-                        known.dedup();
-                        for chunk in known.chunks(super::enqueue::ROWS_PER_STATEMENT) {
-                            let sql = super::enqueue::raise_priorities_sql(chunk.len());
-                            let mut query =
-                                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(priority as i64);
-                            for url in chunk {
-                                query = query.bind(*url);
-                            }
-                            query.execute(&mut *sp).await?;
-                        }
-                    }
-                    let completions = complete_in!(sp, lease, &rows, now);
-                    // After the page's row is written (and, on PostgreSQL, locked): a match
-                    // committed before this statement is seen here, one committed after it
-                    // finds the page completed when its recheck locks the row.
-                    let requeued = match page.requeue_if_matched {
-                        Some((url, priority)) => requeue_if_matched!(sp, url, priority, now),
-                        None => false,
-                    };
-                    Ok(SettledLinks {
-                        page: SettledPage {
-                            sightings,
-                            also_on,
-                            completions,
-                        },
-                        links,
-                        requeued,
-                    })
                 }
-                .await;
-                match &written {
-                    Ok(_) => sp.commit().await?,
+            }
+            let batch: Vec<(&PageSettlement, &[CompletionRow])> = live
+                .iter()
+                .filter_map(|(index, rows)| Some((pages.get(*index)?, rows.as_slice())))
+                .collect();
+            let mut together = None;
+            if !batch.is_empty() && writable_together(&batch) {
+                let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
+                let written: Result<Vec<SettledLinks>, StoreError> =
+                    async { Ok(settle_together!(sp, &batch, now)) }.await;
+                match written {
+                    Ok(settled) => {
+                        sp.commit().await?;
+                        together = Some(settled);
+                    }
                     Err(_) => sp.rollback().await?,
                 }
-                results.push(written);
+            }
+            match together {
+                Some(settled) => {
+                    for ((index, _), settled) in live.iter().zip(settled) {
+                        if let Some(slot) = results.get_mut(*index) {
+                            *slot = Ok(settled);
+                        }
+                    }
+                }
+                None => {
+                    for ((index, _), (page, rows)) in live.iter().zip(&batch) {
+                        let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
+                        let written: Result<SettledLinks, StoreError> =
+                            async { Ok(settle_alone!(sp, d, page, *rows, now)) }.await;
+                        match &written {
+                            Ok(_) => sp.commit().await?,
+                            Err(_) => sp.rollback().await?,
+                        }
+                        if let Some(slot) = results.get_mut(*index) {
+                            *slot = written;
+                        }
+                    }
+                }
             }
             tx.commit().await?;
             Ok::<_, StoreError>(results)
@@ -224,4 +243,485 @@ impl super::Frontier<'_> {
         }
         Ok(results)
     }
+}
+
+/// Whether the batch path can give the results of writing the pages one at a time: a
+/// sighting of media other than the record written with it would meet (or not) another
+/// page's media row depending on the order, so such a batch is written page by page.
+fn writable_together(batch: &[(&PageSettlement, &[CompletionRow])]) -> bool {
+    batch
+        .iter()
+        .flat_map(|(page, _)| &page.seen)
+        .all(|s| s.sighting.media_sha256 == s.media.sha256)
+}
+
+/// One page settled alone inside the open savepoint `$tx` (the batch path's fallback, and
+/// the reference it must agree with): evaluates to its [`SettledLinks`].
+macro_rules! settle_alone {
+    ($tx:ident, $d:ident, $page:expr, $rows:expr, $now:expr) => {{
+        let page: &PageSettlement = $page;
+        let rows: &[CompletionRow] = $rows;
+        let lease = &page.lease;
+        hold_lease!($tx, $d, lease, $now);
+        let mut sightings = Vec::with_capacity(page.seen.len());
+        let mut also_on = Vec::with_capacity(page.seen.len());
+        for s in &page.seen {
+            let recorded = record_seen_in!($tx, &s.media, &s.sighting, &s.matches, $now);
+            sightings.push(recorded.sighting);
+            also_on.push(recorded.also_on);
+        }
+        let links = enqueue_in!($tx, &page.links, $now);
+        if let Some(priority) = page.raise_known_to {
+            let mut known: Vec<i64> = links
+                .iter()
+                .filter(|l| !l.inserted)
+                .map(|l| l.id.0)
+                .collect();
+            known.sort_unstable();
+            known.dedup();
+            raise_in!($tx, priority, &known);
+        }
+        let completions = complete_in!($tx, lease, rows, $now);
+        // After the page's row is written (and, on PostgreSQL, locked): a match committed
+        // before this statement is seen here, one committed after it finds the page
+        // completed when its recheck locks the row.
+        let requeued = match page.requeue_if_matched {
+            Some((url, priority)) => requeue_if_matched!($tx, url, priority, $now),
+            None => false,
+        };
+        SettledLinks {
+            page: SettledPage {
+                sightings,
+                also_on,
+                completions,
+            },
+            links,
+            requeued,
+        }
+    }};
+}
+use settle_alone;
+
+/// Inside the open transaction `$tx`: raises the queued URLs `$urls` (sorted `i64` ids) to
+/// `$priority`.
+macro_rules! raise_in {
+    ($tx:ident, $priority:expr, $urls:expr) => {{
+        let urls: &[i64] = $urls;
+        for chunk in urls.chunks(ROWS_PER_STATEMENT) {
+            let sql = raise_priorities_sql(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind($priority as i64);
+            for url in chunk {
+                query = query.bind(*url);
+            }
+            query.execute(&mut *$tx).await?;
+        }
+    }};
+}
+use raise_in;
+
+/// The pages, in batch order, written together inside the open savepoint `$tx`; evaluates
+/// to one [`SettledLinks`] per page, the same as [`settle_alone!`] one page after the other
+/// would give.
+///
+/// Each step is one statement (per [`ROWS_PER_STATEMENT`] rows) for many pages: their media
+/// (after one look at the embeds of their URLs), then their links, then the known links
+/// raised, the completions and the requeues. Writing page B's step before page A's later
+/// step changes nothing where the two touch different rows; where they would not, the
+/// pages are cut into runs that follow each other:
+/// - a page whose links record embeds ends its run, since a later page's media must see
+///   them ([`run_length`]);
+/// - a page whose matches would be sighted on an earlier page asking to be requeued if
+///   matched starts a run, since that page looked before ([`run_length`]);
+/// - after the links, a page raising a link that an earlier page completes or requeues, or
+///   completing a URL an earlier page requeues, starts a new round of raises, completions
+///   and requeues ([`segment_length`]).
+macro_rules! settle_together {
+    ($tx:ident, $batch:expr, $now:expr) => {{
+        let batch: &[(&PageSettlement, &[CompletionRow])] = $batch;
+        let now: UnixMillis = $now;
+        let mut settled: Vec<SettledLinks> = Vec::with_capacity(batch.len());
+        let mut start = 0;
+        while let Some(rest) = batch.get(start..).filter(|rest| !rest.is_empty()) {
+            let pages: Vec<&PageSettlement> = rest.iter().map(|(page, _)| *page).collect();
+            let embeds = embeds_of!($tx, &pages);
+            let run = run_length(&pages, &embeds);
+            let (pages, rows) = (&pages[..run], &rest[..run]);
+            let mut sighted = sight_together!($tx, pages, &embeds, now).into_iter();
+            let links: Vec<NewUrl> = pages
+                .iter()
+                .flat_map(|page| page.links.iter().cloned())
+                .collect();
+            let mut enqueued = enqueue_in!($tx, &links, now).into_iter();
+            let links: Vec<Vec<EnqueuedUrl>> = pages
+                .iter()
+                .map(|page| enqueued.by_ref().take(page.links.len()).collect())
+                .collect();
+            let mut first = 0;
+            while first < run {
+                let length = segment_length(&pages[first..], &links[first..]);
+                let segment = first..first + length;
+                let mut raises: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+                for (page, links) in pages[segment.clone()].iter().zip(&links[segment.clone()]) {
+                    if let Some(priority) = page.raise_known_to {
+                        let known = links.iter().filter(|l| !l.inserted).map(|l| l.id.0);
+                        raises.entry(priority as i64).or_default().extend(known);
+                    }
+                }
+                for (priority, urls) in raises {
+                    let urls: Vec<i64> = urls.into_iter().collect();
+                    raise_in!($tx, priority, &urls);
+                }
+                let leased: Vec<(&Lease, &[CompletionRow])> = rows[segment.clone()]
+                    .iter()
+                    .map(|(page, rows)| (&page.lease, *rows))
+                    .collect();
+                let completions = complete_leased_in!($tx, &leased, now);
+                let asks: Vec<Option<(UrlId, Priority)>> = pages[segment.clone()]
+                    .iter()
+                    .map(|page| page.requeue_if_matched)
+                    .collect();
+                let requeued = requeue_matched_in!($tx, &asks, now);
+                for ((completions, requeued), links) in completions
+                    .into_iter()
+                    .zip(requeued)
+                    .zip(&links[segment.clone()])
+                {
+                    let (sightings, also_on) = sighted.next().unwrap_or_default();
+                    settled.push(SettledLinks {
+                        page: SettledPage {
+                            sightings,
+                            also_on,
+                            completions,
+                        },
+                        links: links.clone(),
+                        requeued,
+                    });
+                }
+                first += length;
+            }
+            start += run;
+        }
+        settled
+    }};
+}
+use settle_together;
+
+/// The pages embedding each URL of the `$pages`' media sighted outside archives (the
+/// embeds [`crate::media::SIGHT_ALL`] sights media on too), inside the open transaction
+/// `$tx`: a map from media URL to pages, in page order.
+macro_rules! embeds_of {
+    ($tx:ident, $pages:expr) => {{
+        let pages: &[&PageSettlement] = $pages;
+        let urls: Vec<i64> = pages
+            .iter()
+            .flat_map(|page| &page.seen)
+            .filter(|s| member(s).is_empty())
+            .map(|s| s.sighting.url.0)
+            .collect::<BTreeSet<i64>>()
+            .into_iter()
+            .collect();
+        let mut embeds: HashMap<i64, Vec<i64>> = HashMap::new();
+        for chunk in urls.chunks(ROWS_PER_STATEMENT) {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(embeds_sql(chunk.len())));
+            for url in chunk {
+                query = query.bind(*url);
+            }
+            for row in query.fetch_all(&mut *$tx).await? {
+                embeds
+                    .entry(row.i64("media_url_id")?)
+                    .or_default()
+                    .push(row.i64("page_url_id")?);
+            }
+        }
+        embeds
+    }};
+}
+use embeds_of;
+
+/// The embeds of `rows` media URLs, by URL and page.
+fn embeds_sql(rows: usize) -> String {
+    let mut sql =
+        String::from("SELECT media_url_id, page_url_id FROM embeds WHERE media_url_id IN ");
+    push_tuples(&mut sql, 1, rows, 1, &[]);
+    sql.push_str(" ORDER BY media_url_id, page_url_id");
+    sql
+}
+
+/// The `$pages`' media written inside the open transaction `$tx` as [`record_seen_in!`] one
+/// after the other would (`$embeds` from [`embeds_of!`]): media rows, sightings (each media's
+/// own and those on the pages embedding its URL), matches, each in multi-row statements;
+/// evaluates to one `(sightings, also_on)` per page, as [`SettledPage`] holds them.
+macro_rules! sight_together {
+    ($tx:ident, $pages:expr, $embeds:expr, $now:expr) => {{
+        let pages: &[&PageSettlement] = $pages;
+        let now: UnixMillis = $now;
+        let plan = plan_sightings(pages, $embeds);
+        // Each media once: PostgreSQL refuses a statement that updates a row twice.
+        let mut shas: HashSet<&[u8; 32]> = HashSet::new();
+        let media: Vec<&MediaRecord> = pages
+            .iter()
+            .flat_map(|page| &page.seen)
+            .map(|s| &s.media)
+            .filter(|m| shas.insert(&m.sha256))
+            .collect();
+        for chunk in media.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from(INSERT_MEDIA_ROWS);
+            sql.push_str("VALUES ");
+            push_tuples(&mut sql, chunk.len(), 11, 1, &[]);
+            sql.push_str(ON_MEDIA_CONFLICT);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for media in chunk {
+                query = query
+                    .bind(&media.sha256[..])
+                    .bind(&media.md5[..])
+                    .bind(&media.sha1[..])
+                    .bind(media.pdq.as_ref().map(|p| &p[..]))
+                    .bind(media.pdq_quality.map(i64::from))
+                    .bind(i64::try_from(media.size).unwrap_or(i64::MAX))
+                    .bind(&media.kind)
+                    .bind(media.width.map(i64::from))
+                    .bind(media.height.map(i64::from))
+                    .bind(now)
+                    .bind(now);
+            }
+            query.execute(&mut *$tx).await?;
+        }
+        let mut written: HashMap<(Vec<u8>, i64, i64, String), i64> = HashMap::new();
+        for chunk in plan.rows.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from(INSERT_SIGHTINGS);
+            sql.push_str("VALUES ");
+            push_tuples(&mut sql, chunk.len(), 7, 1, &[]);
+            sql.push_str(ON_SIGHTING_CONFLICT);
+            sql.push_str(" RETURNING id, media_sha256, url_id, page_url_id, member_path");
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for row in chunk {
+                query = query
+                    .bind(&row.sha[..])
+                    .bind(row.url)
+                    .bind(row.page)
+                    .bind(row.member)
+                    .bind(row.first_seen_at)
+                    .bind(row.last_seen_at)
+                    .bind(row.server_ip);
+            }
+            for done in query.fetch_all(&mut *$tx).await? {
+                let key = (
+                    done.bytes("media_sha256")?,
+                    done.i64("url_id")?,
+                    done.i64("page_url_id")?,
+                    done.text("member_path")?,
+                );
+                written.insert(key, done.i64("id")?);
+            }
+        }
+        let mut ids: Vec<i64> = Vec::with_capacity(plan.rows.len());
+        for row in &plan.rows {
+            let key = (row.sha.to_vec(), row.url, row.page, row.member.to_string());
+            let Some(id) = written.get(&key) else {
+                return Err(StoreError::NotFound {
+                    what: "sighting just written",
+                    id: row.page.to_string(),
+                });
+            };
+            ids.push(*id);
+        }
+        let matches = plan_matches(pages, &plan, &ids);
+        for chunk in matches.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from(INSERT_TIMED_MATCH_ROWS);
+            sql.push_str("VALUES ");
+            push_tuples(&mut sql, chunk.len(), 9, 1, &[]);
+            sql.push_str(ON_MATCH_CONFLICT);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (sighting, m) in chunk {
+                query = query
+                    .bind(*sighting)
+                    .bind(m.hit.bank_id)
+                    .bind(&m.hit.bank_name)
+                    .bind(m.hit.entry_id)
+                    .bind(&m.hit.signal_type)
+                    .bind(i64::from(m.hit.distance))
+                    .bind(&m.hit.classification)
+                    .bind(now)
+                    .bind(m.frame_ms);
+            }
+            query.execute(&mut *$tx).await?;
+        }
+        plan.of_seen
+            .iter()
+            .map(|seen| {
+                let mut sightings = Vec::with_capacity(seen.len());
+                let mut also_on = Vec::with_capacity(seen.len());
+                for rows in seen {
+                    let mut rows = rows
+                        .iter()
+                        .filter_map(|&i| Some((plan.rows.get(i)?, *ids.get(i)?)));
+                    if let Some((_, own)) = rows.next() {
+                        sightings.push(SightingId(own));
+                    }
+                    also_on.push(rows.map(|(row, _)| UrlId(row.page)).collect());
+                }
+                (sightings, also_on)
+            })
+            .collect::<Vec<(Vec<SightingId>, Vec<Vec<UrlId>>)>>()
+    }};
+}
+use sight_together;
+
+/// A sighting's archive member path (`""` outside archives), as the sightings table keys it.
+fn member(seen: &SeenMedia) -> &str {
+    seen.sighting.member_path.as_deref().unwrap_or("")
+}
+
+/// The pages media seen is sighted on, as [`crate::media::SIGHT_ALL`] writes it: its own
+/// page first, then (outside archives) every other page embedding its URL.
+fn sighted_on(seen: &SeenMedia, embeds: &HashMap<i64, Vec<i64>>) -> Vec<i64> {
+    let own = seen.sighting.page.unwrap_or(seen.sighting.url).0;
+    let mut on = vec![own];
+    if member(seen).is_empty()
+        && let Some(pages) = embeds.get(&seen.sighting.url.0)
+    {
+        on.extend(pages.iter().copied().filter(|page| *page != own));
+    }
+    on
+}
+
+/// One sighting row of a batch.
+struct SightingRow<'a> {
+    sha: &'a [u8; 32],
+    url: i64,
+    page: i64,
+    member: &'a str,
+    first_seen_at: UnixMillis,
+    last_seen_at: UnixMillis,
+    server_ip: Option<&'a str>,
+}
+
+/// The sightings of a run's media, each row once (PostgreSQL refuses a statement that
+/// updates a row twice): the first to write a row gives its first time and server, the
+/// latest time seen is its last, as upserts one after the other would leave it.
+struct SightingPlan<'a> {
+    rows: Vec<SightingRow<'a>>,
+    /// Per page, per media seen: its rows in [`SightingPlan::rows`], as [`sighted_on`].
+    of_seen: Vec<Vec<Vec<usize>>>,
+}
+
+fn plan_sightings<'a>(
+    pages: &[&'a PageSettlement],
+    embeds: &HashMap<i64, Vec<i64>>,
+) -> SightingPlan<'a> {
+    let mut rows: Vec<SightingRow<'a>> = Vec::new();
+    let mut index: HashMap<(&'a [u8; 32], i64, i64, &'a str), usize> = HashMap::new();
+    let mut of_seen = Vec::with_capacity(pages.len());
+    for page in pages {
+        let mut page_rows = Vec::with_capacity(page.seen.len());
+        for seen in &page.seen {
+            let sighting = &seen.sighting;
+            let member = member(seen);
+            let mut seen_rows = Vec::new();
+            for on in sighted_on(seen, embeds) {
+                let key = (&sighting.media_sha256, sighting.url.0, on, member);
+                let at = *index.entry(key).or_insert_with(|| {
+                    rows.push(SightingRow {
+                        sha: &sighting.media_sha256,
+                        url: sighting.url.0,
+                        page: on,
+                        member,
+                        first_seen_at: sighting.seen_at,
+                        last_seen_at: sighting.seen_at,
+                        server_ip: sighting.server_ip.as_deref(),
+                    });
+                    rows.len() - 1
+                });
+                if let Some(row) = rows.get_mut(at) {
+                    row.last_seen_at = row.last_seen_at.max(sighting.seen_at);
+                }
+                seen_rows.push(at);
+            }
+            page_rows.push(seen_rows);
+        }
+        of_seen.push(page_rows);
+    }
+    SightingPlan { rows, of_seen }
+}
+
+/// The match rows of a run: each media's matches on each of its sightings (`ids`, per
+/// [`SightingPlan::rows`]), each (sighting, bank, entry) once, the first as inserts one
+/// after the other would keep it.
+fn plan_matches<'a>(
+    pages: &[&'a PageSettlement],
+    plan: &SightingPlan<'_>,
+    ids: &[i64],
+) -> Vec<(i64, &'a TimedMatch)> {
+    let mut first: HashSet<(i64, i64, i64)> = HashSet::new();
+    let mut matches = Vec::new();
+    for (page, of_page) in pages.iter().zip(&plan.of_seen) {
+        for (seen, rows) in page.seen.iter().zip(of_page) {
+            for sighting in rows.iter().filter_map(|&row| ids.get(row)) {
+                for m in &seen.matches {
+                    if first.insert((*sighting, m.hit.bank_id, m.hit.entry_id)) {
+                        matches.push((*sighting, m));
+                    }
+                }
+            }
+        }
+    }
+    matches
+}
+
+/// How many of `pages` (from the first) can write their media together before any of them
+/// enqueues links, and their completions and requeues after: up to the first page whose
+/// matched media would be sighted on an earlier page asking to be requeued if matched
+/// (that page looks for matches before this one writes them), and at most through the first
+/// page whose links record embeds (later pages' media are sighted on what they record).
+fn run_length(pages: &[&PageSettlement], embeds: &HashMap<i64, Vec<i64>>) -> usize {
+    let mut asking: HashSet<i64> = HashSet::new();
+    for (n, page) in pages.iter().enumerate() {
+        let sighted_on_asking = page
+            .seen
+            .iter()
+            .filter(|s| !s.matches.is_empty())
+            .flat_map(|s| sighted_on(s, embeds))
+            .any(|on| asking.contains(&on));
+        if n > 0 && sighted_on_asking {
+            return n;
+        }
+        if let Some((url, _)) = page.requeue_if_matched {
+            asking.insert(url.0);
+        }
+        let records_embeds = page
+            .links
+            .iter()
+            .any(|l| l.source == UrlSource::Embed && l.parent.is_some());
+        if records_embeds {
+            return n + 1;
+        }
+    }
+    pages.len()
+}
+
+/// How many of `pages` (from the first; `links` their links as enqueued) can raise their
+/// known links, then complete, then requeue together: up to the first page that raises a
+/// link an earlier page completes or requeues, or completes a URL an earlier page requeues
+/// (one at a time, the earlier page's write comes first).
+fn segment_length(pages: &[&PageSettlement], links: &[Vec<EnqueuedUrl>]) -> usize {
+    let mut completed: HashSet<i64> = HashSet::new();
+    let mut requeued: HashSet<i64> = HashSet::new();
+    for (n, (page, links)) in pages.iter().zip(links).enumerate() {
+        let raises_settled = page.raise_known_to.is_some()
+            && links.iter().any(|l| {
+                !l.inserted && (completed.contains(&l.id.0) || requeued.contains(&l.id.0))
+            });
+        let completes_requeued = page
+            .completions
+            .iter()
+            .any(|(url, _)| requeued.contains(&url.0));
+        if n > 0 && (raises_settled || completes_requeued) {
+            return n;
+        }
+        completed.extend(page.completions.iter().map(|(url, _)| url.0));
+        if let Some((url, _)) = page.requeue_if_matched {
+            requeued.insert(url.0);
+        }
+    }
+    pages.len()
 }
