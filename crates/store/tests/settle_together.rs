@@ -487,3 +487,75 @@ async fn a_page_the_database_refuses_fails_alone_and_the_others_are_written(db: 
         .unwrap();
     assert!(next.is_some());
 }
+
+/// On PostgreSQL the batch's one look at its leases keeps the live ones locked until the
+/// commit, as each page's own check did: a claimer whose clock says the lease has expired
+/// passes the host by (`SKIP LOCKED`) while a settlement holding it is still being written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_postgres_a_settling_lease_is_not_claimed_until_its_batch_commits() {
+    use sqlx::Connection;
+    let db = TestDb::postgres().await;
+    let store = db.open().await;
+    let frontier = store.frontier();
+    frontier
+        .enqueue_urls(&[url("pz.example", "/page")], NOW)
+        .await
+        .unwrap();
+    let leased = lease(&store, 10).await;
+    let page = leased.id("pz.example/page");
+    // Another transaction holds the page's row: the settlement, past its lease check, waits
+    // for it at the completion.
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut held = holder.begin().await.unwrap();
+    sqlx::query("SELECT id FROM urls WHERE id = $1 FOR UPDATE")
+        .bind(page.get())
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let settlement = PageSettlement {
+        lease: leased.lease("pz.example").clone(),
+        seen: Vec::new(),
+        completions: vec![(page, FetchOutcome::fetched(200, 10, UrlNext::Done))],
+        links: Vec::new(),
+        raise_known_to: None,
+        requeue_if_matched: None,
+    };
+    let settling = tokio::spawn({
+        let url = db.url.clone();
+        async move {
+            let store = Store::open(&url).await.unwrap();
+            store.frontier().settle_pages(&[settlement], NOW + 1).await
+        }
+    });
+    let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watch)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the settlement did not reach the page's row"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Two minutes later by the claimer's clock the lease has expired.
+    let claimed = frontier
+        .claim_hosts("other", 10, 60_000, NOW + 120_000)
+        .await
+        .unwrap();
+    held.commit().await.unwrap();
+    let settled = settling.await.unwrap().unwrap();
+    assert!(settled[0].is_ok(), "{:?}", settled[0]);
+    assert!(
+        claimed.is_empty(),
+        "a host was claimed while its settlement held the lease"
+    );
+}
