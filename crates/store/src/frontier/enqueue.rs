@@ -260,7 +260,10 @@ macro_rules! enqueue_in {
             let (mut inserted, mut earliest) = (0_i64, i64::MAX);
             let leased_epoch = taken_by.and_then(|leases| leases.get(&host_id).copied());
             for chunk in run.chunks(ROWS_PER_STATEMENT) {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_urls_sql(chunk.len())));
+                let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
+                    &*$tx,
+                    insert_urls_sql(chunk.len()),
+                )));
                 for (index, hash) in chunk {
                     let Some(url) = batch.get(*index) else {
                         continue;
@@ -306,7 +309,10 @@ macro_rules! enqueue_in {
                 if known.is_empty() {
                     continue;
                 }
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(select_urls_sql(known.len())));
+                let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
+                    &*$tx,
+                    select_urls_sql(known.len()),
+                )));
                 for (_, hash) in &known {
                     query = query.bind(&hash[..]);
                 }
@@ -356,7 +362,10 @@ macro_rules! enqueue_in {
             })
             .collect();
         for chunk in embeds.chunks(ROWS_PER_STATEMENT) {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_embeds_sql(chunk.len())));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
+                &*$tx,
+                insert_embeds_sql(chunk.len()),
+            )));
             for (media, page) in chunk {
                 query = query.bind(*media).bind(*page).bind(now);
             }
@@ -482,7 +491,10 @@ macro_rules! requeue_matched_in {
             .collect();
         let mut matched: std::collections::HashSet<i64> = std::collections::HashSet::new();
         for chunk in asked.chunks(ROWS_PER_STATEMENT) {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(pages_with_match_sql(chunk.len())));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
+                &*$tx,
+                pages_with_match_sql(chunk.len()),
+            )));
             for url in chunk {
                 query = query.bind(*url);
             }
@@ -503,7 +515,11 @@ macro_rules! requeue_matched_in {
         let mut queued: std::collections::HashSet<i64> = std::collections::HashSet::new();
         let mut hosts: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
         for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(reschedule_sql(chunk.len()))).bind(at);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
+                &*$tx,
+                reschedule_sql(chunk.len()),
+            )))
+            .bind(at);
             for (url, priority) in chunk {
                 query = query.bind(*url).bind(*priority);
             }
@@ -514,7 +530,10 @@ macro_rules! requeue_matched_in {
         }
         let hosts: Vec<i64> = hosts.into_iter().collect();
         for chunk in hosts.chunks(ROWS_PER_STATEMENT) {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(make_hosts_due_sql(chunk.len())));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
+                &*$tx,
+                make_hosts_due_sql(chunk.len()),
+            )));
             for host in chunk {
                 query = query.bind(*host).bind(0_i64).bind(at);
             }

@@ -273,12 +273,16 @@ macro_rules! hold_lease {
 /// [`HOLD_POSTGRES`] locks one, in host order, until the transaction ends.
 pub(super) fn hold_leases_sql(rows: usize, lock: bool) -> String {
     const TYPES: [&str; 3] = ["BIGINT", "TEXT", "BIGINT"];
-    let mut sql = String::from("WITH v(id, owner, epoch) AS (VALUES ");
+    // `$1` in a CTE of its own, ahead of the rows, so that the placeholders appear in the
+    // order they are bound (see `crate::backend::native_sql`).
+    let mut sql = String::from(
+        "WITH p(now) AS (VALUES (CAST($1 AS BIGINT))), v(id, owner, epoch) AS (VALUES ",
+    );
     push_tuples(&mut sql, rows, TYPES.len(), 2, &TYPES);
     sql.push_str(
         ") SELECT hosts.id, hosts.lease_owner, hosts.lease_epoch FROM hosts \
          JOIN v ON hosts.id = v.id AND hosts.lease_owner = v.owner AND hosts.lease_epoch = v.epoch \
-         WHERE hosts.lease_until > $1 ORDER BY hosts.id",
+         JOIN p ON hosts.lease_until > p.now ORDER BY hosts.id",
     );
     if lock {
         sql.push_str(" FOR UPDATE OF hosts");
@@ -297,7 +301,9 @@ macro_rules! hold_leases {
             std::collections::HashSet::new();
         for chunk in leases.chunks($crate::frontier::enqueue::ROWS_PER_STATEMENT) {
             let sql = $crate::frontier::lease::hold_leases_sql(chunk.len(), lock);
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind($now);
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(&*$tx, sql)))
+                    .bind($now);
             for lease in chunk {
                 query = query
                     .bind(lease.host_id.0)
@@ -323,19 +329,23 @@ pub(super) fn complete_urls_sql(rows: usize) -> String {
     const TYPES: [&str; 7] = [
         "BIGINT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT",
     ];
+    // The lease and time in a CTE of their own, ahead of the rows, so that the placeholders
+    // appear in the order they are bound (see `crate::backend::native_sql`).
     let mut sql = String::from(
-        "WITH v(id, state, next_fetch_at, fetched, status, etag, last_modified) AS (VALUES ",
+        "WITH p(host_id, epoch, now) AS (VALUES (CAST($1 AS BIGINT), CAST($2 AS BIGINT), \
+         CAST($3 AS BIGINT))), \
+         v(id, state, next_fetch_at, fetched, status, etag, last_modified) AS (VALUES ",
     );
     push_tuples(&mut sql, rows, TYPES.len(), 4, &TYPES);
     sql.push_str(
         ") UPDATE urls SET state = v.state, next_fetch_at = v.next_fetch_at, \
          leased_epoch = NULL, attempts = urls.attempts + v.fetched, \
          last_status = CASE WHEN v.fetched = 1 THEN v.status ELSE urls.last_status END, \
-         last_fetched_at = CASE WHEN v.fetched = 1 THEN $3 ELSE urls.last_fetched_at END, \
+         last_fetched_at = CASE WHEN v.fetched = 1 THEN p.now ELSE urls.last_fetched_at END, \
          etag = COALESCE(v.etag, urls.etag), \
          last_modified = COALESCE(v.last_modified, urls.last_modified) \
-         FROM v WHERE urls.id = v.id AND urls.host_id = $1 AND urls.leased_epoch = $2 \
-         RETURNING urls.id",
+         FROM v, p WHERE urls.id = v.id AND urls.host_id = p.host_id \
+         AND urls.leased_epoch = p.epoch RETURNING urls.id",
     );
     sql
 }
@@ -356,8 +366,11 @@ pub(super) fn complete_leased_urls_sql(rows: usize) -> String {
     const TYPES: [&str; 9] = [
         "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT",
     ];
+    // The time in a CTE of its own, ahead of the rows, so that the placeholders appear in
+    // the order they are bound (see `crate::backend::native_sql`).
     let mut sql = String::from(
-        "WITH v(host_id, epoch, id, state, next_fetch_at, fetched, status, etag, \
+        "WITH p(now) AS (VALUES (CAST($1 AS BIGINT))), \
+         v(host_id, epoch, id, state, next_fetch_at, fetched, status, etag, \
          last_modified) AS (VALUES ",
     );
     push_tuples(&mut sql, rows, TYPES.len(), 2, &TYPES);
@@ -365,10 +378,10 @@ pub(super) fn complete_leased_urls_sql(rows: usize) -> String {
         ") UPDATE urls SET state = v.state, next_fetch_at = v.next_fetch_at, \
          leased_epoch = NULL, attempts = urls.attempts + v.fetched, \
          last_status = CASE WHEN v.fetched = 1 THEN v.status ELSE urls.last_status END, \
-         last_fetched_at = CASE WHEN v.fetched = 1 THEN $1 ELSE urls.last_fetched_at END, \
+         last_fetched_at = CASE WHEN v.fetched = 1 THEN p.now ELSE urls.last_fetched_at END, \
          etag = COALESCE(v.etag, urls.etag), \
          last_modified = COALESCE(v.last_modified, urls.last_modified) \
-         FROM v WHERE urls.id = v.id AND urls.host_id = v.host_id \
+         FROM v, p WHERE urls.id = v.id AND urls.host_id = v.host_id \
          AND urls.leased_epoch = v.epoch RETURNING urls.id",
     );
     sql
@@ -414,7 +427,8 @@ macro_rules! complete_leased_in {
         let mut updated: std::collections::HashSet<i64> = std::collections::HashSet::new();
         for chunk in unique.chunks(ROWS_PER_STATEMENT) {
             let sql = $crate::frontier::lease::complete_leased_urls_sql(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(&*$tx, sql))).bind(now);
             for (lease, row) in chunk {
                 query = query
                     .bind(lease.host_id.0)
@@ -454,7 +468,8 @@ macro_rules! complete_leased_in {
         let mut owners: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
         for chunk in unexplained.chunks(ROWS_PER_STATEMENT) {
             let sql = $crate::frontier::lease::url_hosts_sql(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(&*$tx, sql)));
             for url in chunk {
                 query = query.bind(*url);
             }
@@ -491,7 +506,8 @@ macro_rules! complete_leased_in {
             std::collections::BTreeMap::new();
         for chunk in fetches.chunks(ROWS_PER_STATEMENT) {
             let sql = $crate::frontier::lease::insert_fetches_sql(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(&*$tx, sql)));
             for (lease, row) in chunk {
                 query = query
                     .bind(row.url.0)
@@ -511,7 +527,8 @@ macro_rules! complete_leased_in {
         let counts: Vec<(i64, (i64, i64))> = counts.into_iter().collect();
         for chunk in counts.chunks(ROWS_PER_STATEMENT) {
             let sql = $crate::frontier::lease::count_fetches_sql(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(&*$tx, sql)));
             for (host, (bytes, fetched)) in chunk {
                 query = query.bind(*host).bind(*bytes).bind(*fetched);
             }
@@ -535,10 +552,11 @@ macro_rules! complete_in {
         let mut updated: std::collections::HashSet<i64> = std::collections::HashSet::new();
         for chunk in unique.chunks($crate::frontier::enqueue::ROWS_PER_STATEMENT) {
             let sql = $crate::frontier::lease::complete_urls_sql(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind($lease.host_id.0)
-                .bind($lease.epoch)
-                .bind($now);
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(&*$tx, sql)))
+                    .bind($lease.host_id.0)
+                    .bind($lease.epoch)
+                    .bind($now);
             for row in chunk {
                 query = query
                     .bind(row.url.0)
@@ -587,7 +605,8 @@ macro_rules! complete_in {
         let (mut fetched, mut bytes) = (0_i64, 0_i64);
         for chunk in fetches.chunks($crate::frontier::enqueue::ROWS_PER_STATEMENT) {
             let sql = $crate::frontier::lease::insert_fetches_sql(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(&*$tx, sql)));
             for row in chunk {
                 query = query
                     .bind(row.url.0)
@@ -830,5 +849,43 @@ impl super::Frontier<'_> {
                 .is_some()
         });
         if updated { Ok(()) } else { Err(lease.lost()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::enqueue::{
+        insert_embeds_sql, insert_urls_sql, make_hosts_due_sql, pages_with_match_sql,
+        select_urls_sql,
+    };
+    use super::{
+        complete_leased_urls_sql, complete_urls_sql, count_fetches_sql, hold_leases_sql,
+        insert_fetches_sql, url_hosts_sql,
+    };
+    use crate::backend::positional;
+
+    /// The crawl's hot multi-row statements bind their parameters in the order they appear,
+    /// so SQLite gets them as anonymous placeholders (see `crate::backend::native_sql`): one
+    /// that stops doing so still works, only slower, and nothing else would notice.
+    #[test]
+    fn hot_multi_row_statements_have_their_placeholders_in_binding_order() {
+        let built = [
+            ("insert URLs", insert_urls_sql(3)),
+            ("select URLs", select_urls_sql(3)),
+            ("insert embeds", insert_embeds_sql(3)),
+            ("make hosts due", make_hosts_due_sql(3)),
+            ("pages with a match", pages_with_match_sql(3)),
+            ("hold leases", hold_leases_sql(3, false)),
+            ("hold and lock leases", hold_leases_sql(3, true)),
+            ("complete URLs", complete_urls_sql(3)),
+            ("complete leased URLs", complete_leased_urls_sql(3)),
+            ("insert fetches", insert_fetches_sql(3)),
+            ("count fetches", count_fetches_sql(3)),
+            ("URL hosts", url_hosts_sql(3)),
+        ];
+        for (what, sql) in built {
+            let rewritten = positional(&sql).unwrap_or_else(|| panic!("{what}: {sql}"));
+            assert!(!rewritten.contains('$'), "{what}: {rewritten}");
+        }
     }
 }

@@ -309,7 +309,9 @@ macro_rules! raise_in {
         let urls: &[i64] = $urls;
         for chunk in urls.chunks(ROWS_PER_STATEMENT) {
             let sql = raise_priorities_sql(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind($priority as i64);
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(&*$tx, sql)))
+                    .bind($priority as i64);
             for url in chunk {
                 query = query.bind(*url);
             }
@@ -422,7 +424,10 @@ macro_rules! embeds_of {
             .collect();
         let mut embeds: HashMap<i64, Vec<i64>> = HashMap::new();
         for chunk in urls.chunks(ROWS_PER_STATEMENT) {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(embeds_sql(chunk.len())));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
+                &*$tx,
+                embeds_sql(chunk.len()),
+            )));
             for url in chunk {
                 query = query.bind(*url);
             }
@@ -469,7 +474,8 @@ macro_rules! sight_together {
             sql.push_str("VALUES ");
             push_tuples(&mut sql, chunk.len(), 11, 1, &[]);
             sql.push_str(ON_MEDIA_CONFLICT);
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(&*$tx, sql)));
             for media in chunk {
                 query = query
                     .bind(&media.sha256[..])
@@ -493,7 +499,8 @@ macro_rules! sight_together {
             push_tuples(&mut sql, chunk.len(), 7, 1, &[]);
             sql.push_str(ON_SIGHTING_CONFLICT);
             sql.push_str(" RETURNING id, media_sha256, url_id, page_url_id, member_path");
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(&*$tx, sql)));
             for row in chunk {
                 query = query
                     .bind(&row.sha[..])
@@ -531,7 +538,8 @@ macro_rules! sight_together {
             sql.push_str("VALUES ");
             push_tuples(&mut sql, chunk.len(), 9, 1, &[]);
             sql.push_str(ON_MATCH_CONFLICT);
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(&*$tx, sql)));
             for (sighting, m) in chunk {
                 query = query
                     .bind(*sighting)
