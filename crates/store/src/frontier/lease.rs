@@ -322,6 +322,17 @@ macro_rules! hold_leases {
     }};
 }
 
+/// The body of [`complete_urls_sql`] and [`complete_leased_urls_sql`], after their rows `v`
+/// and parameters `p` (`p.now`): each URL's completion from its row, up to the condition on
+/// the lease, which each appends.
+const COMPLETE_FROM_ROWS: &str = ") UPDATE urls SET state = v.state, \
+    next_fetch_at = v.next_fetch_at, leased_epoch = NULL, attempts = urls.attempts + v.fetched, \
+    last_status = CASE WHEN v.fetched = 1 THEN v.status ELSE urls.last_status END, \
+    last_fetched_at = CASE WHEN v.fetched = 1 THEN p.now ELSE urls.last_fetched_at END, \
+    etag = COALESCE(v.etag, urls.etag), \
+    last_modified = COALESCE(v.last_modified, urls.last_modified) \
+    FROM v, p WHERE urls.id = v.id AND ";
+
 /// A URL's completion for `rows` URLs at once: `$1` host, `$2` lease epoch, `$3` now, then per
 /// row id, state, next fetch time, fetched (0/1), status, ETag, Last-Modified. Returns the
 /// ids updated.
@@ -337,16 +348,8 @@ pub(super) fn complete_urls_sql(rows: usize) -> String {
          v(id, state, next_fetch_at, fetched, status, etag, last_modified) AS (VALUES ",
     );
     push_tuples(&mut sql, rows, TYPES.len(), 4, &TYPES);
-    sql.push_str(
-        ") UPDATE urls SET state = v.state, next_fetch_at = v.next_fetch_at, \
-         leased_epoch = NULL, attempts = urls.attempts + v.fetched, \
-         last_status = CASE WHEN v.fetched = 1 THEN v.status ELSE urls.last_status END, \
-         last_fetched_at = CASE WHEN v.fetched = 1 THEN p.now ELSE urls.last_fetched_at END, \
-         etag = COALESCE(v.etag, urls.etag), \
-         last_modified = COALESCE(v.last_modified, urls.last_modified) \
-         FROM v, p WHERE urls.id = v.id AND urls.host_id = p.host_id \
-         AND urls.leased_epoch = p.epoch RETURNING urls.id",
-    );
+    sql.push_str(COMPLETE_FROM_ROWS);
+    sql.push_str("urls.host_id = p.host_id AND urls.leased_epoch = p.epoch RETURNING urls.id");
     sql
 }
 
@@ -374,16 +377,8 @@ pub(super) fn complete_leased_urls_sql(rows: usize) -> String {
          last_modified) AS (VALUES ",
     );
     push_tuples(&mut sql, rows, TYPES.len(), 2, &TYPES);
-    sql.push_str(
-        ") UPDATE urls SET state = v.state, next_fetch_at = v.next_fetch_at, \
-         leased_epoch = NULL, attempts = urls.attempts + v.fetched, \
-         last_status = CASE WHEN v.fetched = 1 THEN v.status ELSE urls.last_status END, \
-         last_fetched_at = CASE WHEN v.fetched = 1 THEN p.now ELSE urls.last_fetched_at END, \
-         etag = COALESCE(v.etag, urls.etag), \
-         last_modified = COALESCE(v.last_modified, urls.last_modified) \
-         FROM v, p WHERE urls.id = v.id AND urls.host_id = v.host_id \
-         AND urls.leased_epoch = v.epoch RETURNING urls.id",
-    );
+    sql.push_str(COMPLETE_FROM_ROWS);
+    sql.push_str("urls.host_id = v.host_id AND urls.leased_epoch = v.epoch RETURNING urls.id");
     sql
 }
 
