@@ -241,12 +241,11 @@ impl Backend {
             .foreign_keys(true)
             // 32 MiB of page cache per connection instead of 2: the URL-hash index is
             // written at random, and a frontier of a million URLs outgrows 2 MiB at once.
-            .pragma("cache_size", "-32768")
-            // Statement journals (the undo of a statement or savepoint inside a transaction,
-            // which every multi-row write of the group commit opens) in memory rather than
-            // in a temporary file: 9% of the writer thread's time in the crawl benchmark
-            // went to writing them through the file system.
-            .pragma("temp_store", "MEMORY");
+            // Not `temp_store = MEMORY`, though statement journals written to a temporary
+            // file were 9 % of the writer thread's time in the crawl benchmark (about 1 % of
+            // the crawl's CPU): it would also hold every transient sort index in memory,
+            // without bound, where a file spills once it outgrows the page cache.
+            .pragma("cache_size", "-32768");
         // Processes opening a new file at the same moment race to switch it to WAL; SQLite
         // answers the loser "database is locked" at once, without waiting on the busy
         // timeout. Such a first connection is retried until the busy timeout has passed.
