@@ -272,24 +272,11 @@ async fn on_postgres_a_recheck_waits_for_its_page_to_settle() {
     let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
     let recheck = frontier.schedule_recheck(page, NOW, Priority::MatchLink);
     let settle = async {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-            .fetch_one(&mut watch)
-            .await
-            .unwrap();
-            if waiting > 0 {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the recheck did not wait for the page's settlement"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        common::until_a_session_waits_for_a_lock(
+            &mut watch,
+            "the recheck did not wait for the page's settlement",
+        )
+        .await;
         tx.commit().await.unwrap();
     };
     let (queued, ()) = tokio::join!(recheck, settle);

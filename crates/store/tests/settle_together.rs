@@ -528,24 +528,11 @@ async fn on_postgres_a_settling_lease_is_not_claimed_until_its_batch_commits() {
         }
     });
     let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&mut watch)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the settlement did not reach the page's row"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    common::until_a_session_waits_for_a_lock(
+        &mut watch,
+        "the settlement did not reach the page's row",
+    )
+    .await;
     // Two minutes later by the claimer's clock the lease has expired.
     let claimed = frontier
         .claim_hosts("other", 10, 60_000, NOW + 120_000)

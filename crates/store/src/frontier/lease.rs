@@ -172,8 +172,6 @@ const NEXT_URLS: &str = concat!(
      RETURNING ",
     url_columns!()
 );
-pub(super) const COUNT_FETCH: &str = "UPDATE hosts SET pages_fetched = pages_fetched + $3, \
-    bytes_fetched = bytes_fetched + $2 WHERE id = $1";
 const RENEW: &str = "UPDATE hosts SET lease_until = $5, due_at = $5 WHERE id = $1 \
     AND lease_owner = $2 AND lease_epoch = $3 AND lease_until > $4 RETURNING id";
 const RELEASE: &str = "UPDATE hosts SET lease_owner = NULL, lease_until = NULL, \
@@ -322,37 +320,6 @@ macro_rules! hold_leases {
     }};
 }
 
-/// The body of [`complete_urls_sql`] and [`complete_leased_urls_sql`], after their rows `v`
-/// and parameters `p` (`p.now`): each URL's completion from its row, up to the condition on
-/// the lease, which each appends.
-const COMPLETE_FROM_ROWS: &str = ") UPDATE urls SET state = v.state, \
-    next_fetch_at = v.next_fetch_at, leased_epoch = NULL, attempts = urls.attempts + v.fetched, \
-    last_status = CASE WHEN v.fetched = 1 THEN v.status ELSE urls.last_status END, \
-    last_fetched_at = CASE WHEN v.fetched = 1 THEN p.now ELSE urls.last_fetched_at END, \
-    etag = COALESCE(v.etag, urls.etag), \
-    last_modified = COALESCE(v.last_modified, urls.last_modified) \
-    FROM v, p WHERE urls.id = v.id AND ";
-
-/// A URL's completion for `rows` URLs at once: `$1` host, `$2` lease epoch, `$3` now, then per
-/// row id, state, next fetch time, fetched (0/1), status, ETag, Last-Modified. Returns the
-/// ids updated.
-pub(super) fn complete_urls_sql(rows: usize) -> String {
-    const TYPES: [&str; 7] = [
-        "BIGINT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT",
-    ];
-    // The lease and time in a CTE of their own, ahead of the rows, so that the placeholders
-    // appear in the order they are bound (see `crate::backend::native_sql`).
-    let mut sql = String::from(
-        "WITH p(host_id, epoch, now) AS (VALUES (CAST($1 AS BIGINT), CAST($2 AS BIGINT), \
-         CAST($3 AS BIGINT))), \
-         v(id, state, next_fetch_at, fetched, status, etag, last_modified) AS (VALUES ",
-    );
-    push_tuples(&mut sql, rows, TYPES.len(), 4, &TYPES);
-    sql.push_str(COMPLETE_FROM_ROWS);
-    sql.push_str("urls.host_id = p.host_id AND urls.leased_epoch = p.epoch RETURNING urls.id");
-    sql
-}
-
 /// The fetch rows of `rows` completions at once.
 pub(super) fn insert_fetches_sql(rows: usize) -> String {
     let mut sql = String::from(
@@ -363,8 +330,9 @@ pub(super) fn insert_fetches_sql(rows: usize) -> String {
     sql
 }
 
-/// [`complete_urls_sql`] for `rows` URLs of any leases: `$1` now, then per row host, lease
-/// epoch, id, state, next fetch time, fetched (0/1), status, ETag, Last-Modified.
+/// A URL's completion for `rows` URLs of any leases at once: `$1` now, then per row host,
+/// lease epoch, id, state, next fetch time, fetched (0/1), status, ETag, Last-Modified.
+/// Returns the ids updated.
 pub(super) fn complete_leased_urls_sql(rows: usize) -> String {
     const TYPES: [&str; 9] = [
         "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT",
@@ -377,12 +345,20 @@ pub(super) fn complete_leased_urls_sql(rows: usize) -> String {
          last_modified) AS (VALUES ",
     );
     push_tuples(&mut sql, rows, TYPES.len(), 2, &TYPES);
-    sql.push_str(COMPLETE_FROM_ROWS);
-    sql.push_str("urls.host_id = v.host_id AND urls.leased_epoch = v.epoch RETURNING urls.id");
+    sql.push_str(
+        ") UPDATE urls SET state = v.state, next_fetch_at = v.next_fetch_at, \
+         leased_epoch = NULL, attempts = urls.attempts + v.fetched, \
+         last_status = CASE WHEN v.fetched = 1 THEN v.status ELSE urls.last_status END, \
+         last_fetched_at = CASE WHEN v.fetched = 1 THEN p.now ELSE urls.last_fetched_at END, \
+         etag = COALESCE(v.etag, urls.etag), \
+         last_modified = COALESCE(v.last_modified, urls.last_modified) \
+         FROM v, p WHERE urls.id = v.id AND urls.host_id = v.host_id \
+         AND urls.leased_epoch = v.epoch RETURNING urls.id",
+    );
     sql
 }
 
-/// [`COUNT_FETCH`] for `rows` hosts at once: per row host, bytes, fetches.
+/// The fetch counters of `rows` hosts at once: per row host, bytes, fetches.
 pub(super) fn count_fetches_sql(rows: usize) -> String {
     const TYPES: [&str; 3] = ["BIGINT", "BIGINT", "BIGINT"];
     let mut sql = String::from("WITH v(id, bytes, fetched) AS (VALUES ");
@@ -401,11 +377,14 @@ pub(super) fn url_hosts_sql(rows: usize) -> String {
     sql
 }
 
-/// [`complete_in!`] for the completions of many pages, each `(lease, rows)` with its lease
-/// checked ([`hold_leases!`]), in multi-row statements of any leases; evaluates to one
-/// `Vec<Completion>` per page. As if the pages were completed one after the other: a URL
-/// listed again (by the same page or a later one) is recorded by its first row. A row that
-/// would fail its page (its URL unknown, or of another host) fails the whole call.
+/// Records the completions of many pages inside the open transaction `$tx`, each
+/// `(lease, rows)` with its lease checked ([`hold_lease!`], [`hold_leases!`]); evaluates to
+/// one `Vec<Completion>` per page. The URLs are updated and their fetches inserted in
+/// multi-row statements of any leases (on SQLite each statement is a round trip to the
+/// connection's thread), as if the pages were completed one after the other: a URL listed
+/// again (by the same page or a later one) is recorded by its first row, and a row that
+/// updated nothing is explained by a look at its URL. A row that would fail its page (its
+/// URL unknown, or of another host) fails the whole call.
 macro_rules! complete_leased_in {
     ($tx:ident, $pages:expr, $now:expr) => {{
         use $crate::frontier::Completion;
@@ -534,99 +513,15 @@ macro_rules! complete_leased_in {
 }
 
 /// Records the completions `$rows` under `$lease` inside the open transaction `$tx`, whose
-/// lease was checked with [`hold_lease!`]; evaluates to one [`Completion`] per row. The
-/// URLs are updated and their fetches inserted in multi-row statements (on SQLite each
-/// statement is a round trip to the connection's thread); a URL listed twice is recorded
-/// by its first row, and a row that updated nothing is explained by a look at its URL.
+/// lease was checked with [`hold_lease!`]; evaluates to one [`Completion`] per row: the
+/// one-lease case of [`complete_leased_in!`].
 macro_rules! complete_in {
     ($tx:ident, $lease:expr, $rows:expr, $now:expr) => {{
+        let lease: &$crate::frontier::Lease = $lease;
         let rows: &[$crate::frontier::lease::CompletionRow] = $rows;
-        let mut first: std::collections::HashSet<i64> = std::collections::HashSet::new();
-        let unique: Vec<&$crate::frontier::lease::CompletionRow> =
-            rows.iter().filter(|r| first.insert(r.url.0)).collect();
-        let mut updated: std::collections::HashSet<i64> = std::collections::HashSet::new();
-        for chunk in unique.chunks($crate::frontier::enqueue::ROWS_PER_STATEMENT) {
-            let sql = $crate::frontier::lease::complete_urls_sql(chunk.len());
-            let mut query =
-                sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(&*$tx, sql)))
-                    .bind($lease.host_id.0)
-                    .bind($lease.epoch)
-                    .bind($now);
-            for row in chunk {
-                query = query
-                    .bind(row.url.0)
-                    .bind(row.state.as_str())
-                    .bind(row.next_fetch_at)
-                    .bind(row.fetched)
-                    .bind(row.status)
-                    .bind(row.etag.as_deref())
-                    .bind(row.last_modified.as_deref());
-            }
-            for done in query.fetch_all(&mut *$tx).await? {
-                updated.insert(done.i64("id")?);
-            }
-        }
-        let mut done = Vec::with_capacity(rows.len());
-        let mut fetches: Vec<&$crate::frontier::lease::CompletionRow> = Vec::new();
-        for row in rows {
-            // `remove`: a URL listed again after its first row is already recorded.
-            if updated.remove(&row.url.0) {
-                if row.fetched == 1 {
-                    fetches.push(row);
-                }
-                done.push($crate::frontier::Completion::Recorded);
-                continue;
-            }
-            let owner = sqlx::query("SELECT host_id FROM urls WHERE id = $1")
-                .bind(row.url.0)
-                .fetch_optional(&mut *$tx)
-                .await?;
-            match owner {
-                None => {
-                    return Err($crate::StoreError::NotFound {
-                        what: "URL",
-                        id: row.url.0.to_string(),
-                    });
-                }
-                Some(owner) if owner.i64("host_id")? != $lease.host_id.0 => {
-                    return Err($crate::StoreError::UrlNotInLease {
-                        url_id: row.url.0,
-                        host_id: $lease.host_id.0,
-                    });
-                }
-                Some(_) => done.push($crate::frontier::Completion::AlreadyRecorded),
-            }
-        }
-        let (mut fetched, mut bytes) = (0_i64, 0_i64);
-        for chunk in fetches.chunks($crate::frontier::enqueue::ROWS_PER_STATEMENT) {
-            let sql = $crate::frontier::lease::insert_fetches_sql(chunk.len());
-            let mut query =
-                sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(&*$tx, sql)));
-            for row in chunk {
-                query = query
-                    .bind(row.url.0)
-                    .bind($now)
-                    .bind($lease.epoch)
-                    .bind(row.status)
-                    .bind(row.server_ip.as_deref())
-                    .bind(row.bytes)
-                    .bind(row.duration)
-                    .bind(row.error.as_deref());
-                fetched += 1;
-                bytes = bytes.saturating_add(row.bytes);
-            }
-            query.execute(&mut *$tx).await?;
-        }
-        // The host's counters once for the whole batch, not once per URL.
-        if fetched > 0 {
-            sqlx::query($crate::frontier::lease::COUNT_FETCH)
-                .bind($lease.host_id.0)
-                .bind(bytes)
-                .bind(fetched)
-                .execute(&mut *$tx)
-                .await?;
-        }
-        done
+        $crate::frontier::lease::complete_leased_in!($tx, &[(lease, rows)], $now)
+            .pop()
+            .unwrap_or_default()
     }};
 }
 pub(super) use complete_in;
@@ -854,8 +749,8 @@ mod tests {
         select_urls_sql,
     };
     use super::{
-        complete_leased_urls_sql, complete_urls_sql, count_fetches_sql, hold_leases_sql,
-        insert_fetches_sql, url_hosts_sql,
+        complete_leased_urls_sql, count_fetches_sql, hold_leases_sql, insert_fetches_sql,
+        url_hosts_sql,
     };
     use crate::backend::positional;
 
@@ -872,7 +767,6 @@ mod tests {
             ("pages with a match", pages_with_match_sql(3)),
             ("hold leases", hold_leases_sql(3, false)),
             ("hold and lock leases", hold_leases_sql(3, true)),
-            ("complete URLs", complete_urls_sql(3)),
             ("complete leased URLs", complete_leased_urls_sql(3)),
             ("insert fetches", insert_fetches_sql(3)),
             ("count fetches", count_fetches_sql(3)),

@@ -187,3 +187,23 @@ pub async fn matched_sighting(store: &Store, path: &str, seed: u8, at: i64) -> i
         .unwrap();
     sighting.get()
 }
+
+/// Returns once some session of `watch`'s database waits for a lock (the statement under
+/// test has reached a row another transaction holds); panics with `what` after 10 s.
+pub async fn until_a_session_waits_for_a_lock(watch: &mut sqlx::PgConnection, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut *watch)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
