@@ -81,9 +81,6 @@ pub(crate) fn url_hash(canonical_url: &str) -> [u8; 32] {
     Sha256::digest(canonical_url.as_bytes()).into()
 }
 
-pub(super) const INSERT_HOST: &str = "INSERT INTO hosts (key, registrable_domain, created_at) \
-    VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING";
-pub(super) const SELECT_HOST: &str = "SELECT id FROM hosts WHERE key = $1";
 // A leased host keeps due_at = lease expiry: its holder recomputes due_at on release.
 // A URL in flight is `queued` with `leased_epoch` set: left alone, its holder completes it.
 pub(super) const RESCHEDULE: &str = "UPDATE urls SET state = 'queued', next_fetch_at = $2, \
@@ -190,6 +187,56 @@ pub(super) fn push_tuples(
     }
 }
 
+/// The ids and keys of `rows` hosts, by key.
+pub(super) fn select_hosts_sql(rows: usize) -> String {
+    let mut sql = String::from("SELECT id, key FROM hosts WHERE key IN ");
+    push_tuples(&mut sql, 1, rows, 1, &[]);
+    sql
+}
+
+/// Creates `rows` hosts (key, registrable domain, creation time) unless known; returns the
+/// id and key of each one created.
+pub(super) fn insert_hosts_sql(rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO hosts (key, registrable_domain, created_at) VALUES ");
+    push_tuples(&mut sql, rows, 3, 1, &[]);
+    sql.push_str(" ON CONFLICT (key) DO NOTHING RETURNING id, key");
+    sql
+}
+
+/// Where the database locks rows (PostgreSQL), the statement that locks `rows` hosts, by id,
+/// in key order (see [`lock_order`]) before [`make_hosts_due_sql`] updates them: an
+/// `UPDATE … FROM (VALUES …)` locks its rows in whatever order its plan visits them, not
+/// the list's. `FOR NO KEY UPDATE` is the lock that `UPDATE` takes itself, so this adds no
+/// conflict of its own (the URLs being inserted on those hosts meanwhile, whose foreign keys
+/// take `FOR KEY SHARE`, are not held up). SQLite locks the whole database for its one
+/// writer: nothing to order.
+pub(super) fn lock_hosts_sql<C: HostLocks + ?Sized>(
+    _connection: &C,
+    rows: usize,
+) -> Option<String> {
+    C::lock_hosts_sql(rows)
+}
+
+/// See [`lock_hosts_sql`].
+pub(crate) trait HostLocks {
+    fn lock_hosts_sql(rows: usize) -> Option<String>;
+}
+
+impl HostLocks for sqlx::SqliteConnection {
+    fn lock_hosts_sql(_rows: usize) -> Option<String> {
+        None
+    }
+}
+
+impl HostLocks for sqlx::PgConnection {
+    fn lock_hosts_sql(rows: usize) -> Option<String> {
+        let mut sql = String::from("SELECT id FROM hosts WHERE id IN ");
+        push_tuples(&mut sql, 1, rows, 1, &[]);
+        sql.push_str(" ORDER BY key FOR NO KEY UPDATE");
+        Some(sql)
+    }
+}
+
 /// The runs of `order` (see [`lock_order`]) that share a host key.
 pub(super) fn host_runs<'a>(
     batch: &[NewUrl],
@@ -211,12 +258,137 @@ pub(super) fn host_runs<'a>(
     runs
 }
 
+/// A batch's hosts in key order, each with the registrable domain it is created with (its
+/// first URL's in [`lock_order`]), and which of them each entry of `order` is on.
+pub(super) fn hosts_of<'a>(
+    batch: &'a [NewUrl],
+    order: &[(usize, [u8; 32])],
+) -> (Vec<(&'a str, &'a str)>, Vec<usize>) {
+    let mut hosts = Vec::new();
+    let mut host_of = Vec::with_capacity(order.len());
+    for run in host_runs(batch, order) {
+        let Some(first) = run.first().and_then(|(i, _)| batch.get(*i)) else {
+            continue;
+        };
+        host_of.extend(std::iter::repeat_n(hosts.len(), run.len()));
+        hosts.push((first.host_key.as_str(), first.registrable_domain.as_str()));
+    }
+    (hosts, host_of)
+}
+
+/// Inside the open write transaction `$tx`: the ids of `$hosts` (key, registrable domain;
+/// see [`hosts_of`]), in their order, the missing ones created at `$now`. Mostly known (a
+/// page's own host, a site's media host), so looked up first.
+macro_rules! host_ids_in {
+    ($tx:ident, $hosts:expr, $now:expr) => {{
+        let hosts: &[(&str, &str)] = $hosts;
+        let now: $crate::UnixMillis = $now;
+        let mut ids: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+        for chunk in hosts.chunks($crate::frontier::enqueue::ROWS_PER_STATEMENT) {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
+                &*$tx,
+                $crate::frontier::enqueue::select_hosts_sql(chunk.len()),
+            )));
+            for (key, _) in chunk {
+                query = query.bind(*key);
+            }
+            for row in query.fetch_all(&mut *$tx).await? {
+                ids.insert(row.text("key")?, row.i64("id")?);
+            }
+        }
+        let missing: Vec<(&str, &str)> = hosts
+            .iter()
+            .filter(|(key, _)| !ids.contains_key(*key))
+            .copied()
+            .collect();
+        for chunk in missing.chunks($crate::frontier::enqueue::ROWS_PER_STATEMENT) {
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
+                &*$tx,
+                $crate::frontier::enqueue::insert_hosts_sql(chunk.len()),
+            )));
+            for (key, domain) in chunk {
+                insert = insert.bind(*key).bind(*domain).bind(now);
+            }
+            for row in insert.fetch_all(&mut *$tx).await? {
+                ids.insert(row.text("key")?, row.i64("id")?);
+            }
+            // Created by another writer meanwhile (no row returned for those): looked up
+            // again.
+            let raced: Vec<&str> = chunk
+                .iter()
+                .map(|(key, _)| *key)
+                .filter(|key| !ids.contains_key(*key))
+                .collect();
+            if raced.is_empty() {
+                continue;
+            }
+            let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
+                &*$tx,
+                $crate::frontier::enqueue::select_hosts_sql(raced.len()),
+            )));
+            for key in raced {
+                query = query.bind(key);
+            }
+            for row in query.fetch_all(&mut *$tx).await? {
+                ids.insert(row.text("key")?, row.i64("id")?);
+            }
+        }
+        let mut in_order: Vec<i64> = Vec::with_capacity(hosts.len());
+        for (key, _) in hosts {
+            match ids.get(*key) {
+                Some(id) => in_order.push(*id),
+                None => {
+                    return Err($crate::StoreError::NotFound {
+                        what: "host just created",
+                        id: key.to_string(),
+                    });
+                }
+            }
+        }
+        in_order
+    }};
+}
+pub(super) use host_ids_in;
+
+/// Inside the open write transaction `$tx`: adds to the URLs known of each of `$due` hosts
+/// (id, URLs inserted, earliest of their fetch times; in key order) and makes it due by
+/// then, as [`MAKE_HOST_DUE`] does for one host, in one statement per
+/// [`ROWS_PER_STATEMENT`] hosts. On PostgreSQL their rows are locked in key order first
+/// (see [`lock_hosts_sql`]).
+macro_rules! make_hosts_due_in {
+    ($tx:ident, $due:expr) => {{
+        let due: &[(i64, i64, i64)] = $due;
+        for chunk in due.chunks($crate::frontier::enqueue::ROWS_PER_STATEMENT) {
+            if let Some(sql) = $crate::frontier::enqueue::lock_hosts_sql(&*$tx, chunk.len()) {
+                let mut lock = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (id, _, _) in chunk {
+                    lock = lock.bind(*id);
+                }
+                lock.execute(&mut *$tx).await?;
+            }
+            let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
+                &*$tx,
+                $crate::frontier::enqueue::make_hosts_due_sql(chunk.len()),
+            )));
+            for (id, inserted, earliest) in chunk {
+                query = query.bind(*id).bind(*inserted).bind(*earliest);
+            }
+            query.execute(&mut *$tx).await?;
+        }
+    }};
+}
+pub(super) use make_hosts_due_in;
+
 /// Enqueues `$batch` (checked with [`check_batch`]) inside the open write transaction `$tx`;
-/// evaluates to one [`EnqueuedUrl`] per input, in input order. Per host: its row, then
-/// its URLs in multi-row statements (inserted ones returned; the rest, known, looked up
-/// together), then its due time; the embeds of the batch last, in one statement. A few
-/// statements per host instead of two or three per URL: on SQLite each statement is a
-/// round trip to the connection's thread.
+/// evaluates to one [`EnqueuedUrl`] per input, in input order. A constant number of
+/// statements per batch (per [`ROWS_PER_STATEMENT`] rows), whatever its hosts: on SQLite
+/// each statement is a round trip to the connection's thread. In [`lock_order`], so that
+/// concurrent batches on PostgreSQL wait for each other's rows in one order: the hosts'
+/// rows (looked up together, the missing ones created together); the URLs of all hosts in
+/// multi-row statements (inserted ones returned; the rest, known, looked up together); the
+/// counters and due times of the hosts that got new URLs in one statement (on PostgreSQL
+/// after locking their rows in key order, see [`lock_hosts_sql`]); the embeds of the batch
+/// last.
 ///
 /// With `$taken_by` (`Some(&map)` of host id to lease epoch), the URLs inserted on those
 /// hosts are handed out under those leases as they are inserted (see
@@ -231,124 +403,113 @@ macro_rules! enqueue_in {
         let now: $crate::UnixMillis = $now;
         let taken_by: Option<&std::collections::HashMap<i64, i64>> = $taken_by;
         let order = lock_order(batch);
+        let (hosts, host_of) = hosts_of(batch, &order);
+        let host_ids = host_ids_in!($tx, &hosts, now);
+        // Per host (in `hosts`' order): URLs inserted, the earliest of their fetch times.
+        let mut inserted: Vec<i64> = vec![0; hosts.len()];
+        let mut earliest: Vec<i64> = vec![i64::MAX; hosts.len()];
+        // Each entry of `order` with the index of its host.
+        let rows: Vec<(usize, &[u8; 32], usize)> = order
+            .iter()
+            .zip(&host_of)
+            .map(|((index, hash), host)| (*index, hash, *host))
+            .collect();
         let mut results: Vec<Option<$crate::frontier::EnqueuedUrl>> = vec![None; batch.len()];
-        for run in host_runs(batch, &order) {
-            let Some(first) = run.first().and_then(|(i, _)| batch.get(*i)) else {
-                continue;
-            };
-            // Mostly known (a page's own host): looked up first, created only if missing.
-            let known_host = sqlx::query(SELECT_HOST)
-                .bind(&first.host_key)
-                .fetch_optional(&mut *$tx)
-                .await?;
-            let host_id = match known_host {
-                Some(row) => row.i64("id")?,
-                None => {
-                    sqlx::query(INSERT_HOST)
-                        .bind(&first.host_key)
-                        .bind(&first.registrable_domain)
-                        .bind(now)
-                        .execute(&mut *$tx)
-                        .await?;
-                    sqlx::query(SELECT_HOST)
-                        .bind(&first.host_key)
-                        .fetch_one(&mut *$tx)
-                        .await?
-                        .i64("id")?
-                }
-            };
-            let (mut inserted, mut earliest) = (0_i64, i64::MAX);
-            let leased_epoch = taken_by.and_then(|leases| leases.get(&host_id).copied());
-            for chunk in run.chunks(ROWS_PER_STATEMENT) {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
-                    &*$tx,
-                    insert_urls_sql(chunk.len()),
-                )));
-                for (index, hash) in chunk {
-                    let Some(url) = batch.get(*index) else {
-                        continue;
-                    };
-                    query = query
-                        .bind(host_id)
-                        .bind(&url.url)
-                        .bind(&hash[..])
-                        .bind(url.source.as_str())
-                        .bind(url.priority as i64)
-                        .bind(i64::from(url.depth))
-                        .bind(url.next_fetch_at)
-                        .bind(url.report_id.map(|r| r.0))
-                        .bind(url.parent.map(|p| p.0))
-                        .bind(now)
-                        .bind(leased_epoch);
-                }
-                let mut new: std::collections::HashMap<Vec<u8>, i64> =
-                    std::collections::HashMap::new();
-                for row in query.fetch_all(&mut *$tx).await? {
-                    new.insert(row.bytes("url_hash")?, row.i64("id")?);
-                }
-                let mut known = Vec::new();
-                for (index, hash) in chunk {
-                    // Removed once claimed: a URL twice in the batch is new only once.
-                    match new.remove(&hash[..]) {
-                        Some(id) => {
-                            if let Some(url) = batch.get(*index) {
-                                inserted += 1;
-                                earliest = earliest.min(url.next_fetch_at);
-                            }
-                            if let Some(slot) = results.get_mut(*index) {
-                                *slot = Some($crate::frontier::EnqueuedUrl {
-                                    id: $crate::frontier::UrlId(id),
-                                    host_id: $crate::frontier::HostId(host_id),
-                                    inserted: true,
-                                });
-                            }
-                        }
-                        None => known.push((*index, hash)),
-                    }
-                }
-                if known.is_empty() {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
+                &*$tx,
+                insert_urls_sql(chunk.len()),
+            )));
+            for (index, hash, host) in chunk {
+                let (Some(url), Some(&host_id)) = (batch.get(*index), host_ids.get(*host)) else {
                     continue;
-                }
-                let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
-                    &*$tx,
-                    select_urls_sql(known.len()),
-                )));
-                for (_, hash) in &known {
-                    query = query.bind(&hash[..]);
-                }
-                let mut found: std::collections::HashMap<Vec<u8>, (i64, i64)> =
-                    std::collections::HashMap::new();
-                for row in query.fetch_all(&mut *$tx).await? {
-                    found.insert(
-                        row.bytes("url_hash")?,
-                        (row.i64("id")?, row.i64("host_id")?),
-                    );
-                }
-                for (index, hash) in known {
-                    let Some(&(id, owner)) = found.get(&hash[..]) else {
-                        return Err($crate::StoreError::NotFound {
-                            what: "URL just enqueued",
-                            id: batch.get(index).map(|u| u.url.clone()).unwrap_or_default(),
-                        });
-                    };
-                    if let Some(slot) = results.get_mut(index) {
-                        *slot = Some($crate::frontier::EnqueuedUrl {
-                            id: $crate::frontier::UrlId(id),
-                            host_id: $crate::frontier::HostId(owner),
-                            inserted: false,
-                        });
+                };
+                let leased_epoch = taken_by.and_then(|leases| leases.get(&host_id).copied());
+                query = query
+                    .bind(host_id)
+                    .bind(&url.url)
+                    .bind(&hash[..])
+                    .bind(url.source.as_str())
+                    .bind(url.priority as i64)
+                    .bind(i64::from(url.depth))
+                    .bind(url.next_fetch_at)
+                    .bind(url.report_id.map(|r| r.0))
+                    .bind(url.parent.map(|p| p.0))
+                    .bind(now)
+                    .bind(leased_epoch);
+            }
+            let mut new: std::collections::HashMap<Vec<u8>, i64> = std::collections::HashMap::new();
+            for row in query.fetch_all(&mut *$tx).await? {
+                new.insert(row.bytes("url_hash")?, row.i64("id")?);
+            }
+            let mut known = Vec::new();
+            for (index, hash, host) in chunk {
+                // Removed once claimed: a URL twice in the batch is new only once.
+                match new.remove(&hash[..]) {
+                    Some(id) => {
+                        let (Some(url), Some(&host_id)) = (batch.get(*index), host_ids.get(*host))
+                        else {
+                            continue;
+                        };
+                        if let (Some(count), Some(first)) =
+                            (inserted.get_mut(*host), earliest.get_mut(*host))
+                        {
+                            *count += 1;
+                            *first = (*first).min(url.next_fetch_at);
+                        }
+                        if let Some(slot) = results.get_mut(*index) {
+                            *slot = Some($crate::frontier::EnqueuedUrl {
+                                id: $crate::frontier::UrlId(id),
+                                host_id: $crate::frontier::HostId(host_id),
+                                inserted: true,
+                            });
+                        }
                     }
+                    None => known.push((*index, *hash)),
                 }
             }
-            if inserted > 0 {
-                sqlx::query(MAKE_HOST_DUE)
-                    .bind(host_id)
-                    .bind(inserted)
-                    .bind(earliest)
-                    .execute(&mut *$tx)
-                    .await?;
+            if known.is_empty() {
+                continue;
+            }
+            let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
+                &*$tx,
+                select_urls_sql(known.len()),
+            )));
+            for (_, hash) in &known {
+                query = query.bind(&hash[..]);
+            }
+            let mut found: std::collections::HashMap<Vec<u8>, (i64, i64)> =
+                std::collections::HashMap::new();
+            for row in query.fetch_all(&mut *$tx).await? {
+                found.insert(
+                    row.bytes("url_hash")?,
+                    (row.i64("id")?, row.i64("host_id")?),
+                );
+            }
+            for (index, hash) in known {
+                let Some(&(id, owner)) = found.get(&hash[..]) else {
+                    return Err($crate::StoreError::NotFound {
+                        what: "URL just enqueued",
+                        id: batch.get(index).map(|u| u.url.clone()).unwrap_or_default(),
+                    });
+                };
+                if let Some(slot) = results.get_mut(index) {
+                    *slot = Some($crate::frontier::EnqueuedUrl {
+                        id: $crate::frontier::UrlId(id),
+                        host_id: $crate::frontier::HostId(owner),
+                        inserted: false,
+                    });
+                }
             }
         }
+        // The hosts that got new URLs, in key order: (id, URLs inserted, earliest time).
+        let due: Vec<(i64, i64, i64)> = host_ids
+            .iter()
+            .zip(inserted.iter().zip(&earliest))
+            .filter(|(_, (count, _))| **count > 0)
+            .map(|(id, (count, first))| (*id, *count, *first))
+            .collect();
+        make_hosts_due_in!($tx, &due);
         // Every embed entry (new URL or known) records that its page embeds the URL.
         let embeds: Vec<(i64, i64)> = order
             .iter()

@@ -745,8 +745,8 @@ impl super::Frontier<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::enqueue::{
-        insert_embeds_sql, insert_urls_sql, make_hosts_due_sql, pages_with_match_sql,
-        select_urls_sql,
+        insert_embeds_sql, insert_hosts_sql, insert_urls_sql, make_hosts_due_sql,
+        pages_with_match_sql, select_hosts_sql, select_urls_sql,
     };
     use super::{
         complete_leased_urls_sql, count_fetches_sql, hold_leases_sql, insert_fetches_sql,
@@ -760,6 +760,8 @@ mod tests {
     #[test]
     fn hot_multi_row_statements_have_their_placeholders_in_binding_order() {
         let built = [
+            ("select hosts", select_hosts_sql(3)),
+            ("insert hosts", insert_hosts_sql(3)),
             ("insert URLs", insert_urls_sql(3)),
             ("select URLs", select_urls_sql(3)),
             ("insert embeds", insert_embeds_sql(3)),
