@@ -31,7 +31,6 @@ pub mod shield;
 pub mod stats;
 pub mod ui;
 pub mod video;
-mod workers;
 
 use std::future::Future;
 use std::path::Path;
@@ -66,7 +65,7 @@ struct Shared {
     clients: Arc<ClientRegistry>,
     store: Store,
     fetcher: Fetcher,
-    hash_workers: workers::HashWorkers,
+    hash_workers: aranea_crawl::pipeline::CpuPool,
     metrics: Metrics,
 }
 
@@ -96,7 +95,7 @@ impl AppState {
             .map_err(|source| ServerError::Banks { dir, source })?;
         let clients = ClientRegistry::load(store.clone()).await?;
         let fetcher = Fetcher::new(fetch_config(&config)?)?;
-        let hash_workers = workers::HashWorkers::start(config.hash_workers)
+        let hash_workers = aranea_crawl::pipeline::CpuPool::start(config.hash_workers)
             .map_err(|e| ServerError::Config(format!("hashing threads: {e}")))?;
         Ok(AppState {
             inner: Arc::new(Shared {

@@ -1,4 +1,4 @@
-//! Media from fetched bytes to recorded facts: hash (on the bounded blocking pool, never on
+//! Media from fetched bytes to recorded facts: hash (on the hashing threads, [`CpuPool`], never on
 //! the reactor), match against the enabled banks (allow-lists suppress, per-bank PDQ
 //! thresholds; videos in [`video`]), record media, sighting and matches idempotently in one
 //! transaction, and queue for review.
@@ -15,11 +15,13 @@ use aranea_store::{
     StoreError, TimedMatch, UnixMillis, UrlId,
 };
 use bytes::Bytes;
-use tokio::sync::Semaphore;
 
 use crate::worker::ReviewMediaSink;
 
+mod cpu;
 mod video;
+
+pub use cpu::{CpuError, CpuPool};
 
 pub use video::VideoMatching;
 
@@ -145,50 +147,6 @@ pub fn media_record(hashes: &MediaHashes) -> MediaRecord {
         kind: hashes.kind.name().to_owned(),
         width: dimension(hashes.width),
         height: dimension(hashes.height),
-    }
-}
-
-/// The bounded pool CPU work runs on: a semaphore in front of Tokio's blocking threads, so
-/// hashing never starves the reactor and never runs more than `permits` jobs at once.
-#[derive(Clone)]
-pub struct CpuPool {
-    slots: Arc<Semaphore>,
-}
-
-/// Why CPU work produced no result.
-#[derive(Debug, thiserror::Error)]
-pub enum CpuError {
-    #[error("the blocking pool is shut down")]
-    Closed,
-    #[error("a blocking job panicked: {0}")]
-    Panicked(String),
-}
-
-impl CpuPool {
-    pub fn new(permits: usize) -> CpuPool {
-        CpuPool {
-            slots: Arc::new(Semaphore::new(permits.max(1))),
-        }
-    }
-
-    /// Runs `job` on a blocking thread once a slot is free.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        job: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, CpuError> {
-        let permit = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| CpuError::Closed)?;
-        let joined = tokio::task::spawn_blocking(move || {
-            let out = job();
-            drop(permit);
-            out
-        })
-        .await;
-        joined.map_err(|e| CpuError::Panicked(e.to_string()))
     }
 }
 

@@ -66,6 +66,8 @@ pub enum CrawlError {
     UnknownBank(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("starting the hashing threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// Everything a host step needs, shared by all steps.
@@ -151,7 +153,7 @@ impl Crawler {
             extract: config.extract_config(),
             canonical: config.canonical_config(),
             matcher,
-            cpu: CpuPool::new(workers),
+            cpu: CpuPool::start(workers).map_err(CrawlError::Threads)?,
             sink,
             deny: {
                 let list = DenyList::new(&config.deny).map_err(ConfigError::from)?;
