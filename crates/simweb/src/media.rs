@@ -34,20 +34,24 @@ pub struct MediaCache {
 }
 
 impl MediaCache {
+    /// The copy if it is rendered already (cheap: no decoding, no encoding).
+    pub fn cached(&self, source: usize, transform: Transform) -> Option<Rendered> {
+        let key = (source, transform);
+        self.pinned
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+            .or_else(|| self.copies.lock().ok().and_then(|c| c.get(&key).cloned()))
+    }
+
+    /// The copy, rendered now if it is not cached (CPU work: call from a blocking thread).
     pub fn render(
         &self,
         corpus: &Corpus,
         source: usize,
         transform: Transform,
     ) -> Result<Rendered, SimWebError> {
-        let key = (source, transform);
-        if let Some(hit) = self
-            .pinned
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&key).cloned())
-            .or_else(|| self.copies.lock().ok().and_then(|c| c.get(&key).cloned()))
-        {
+        if let Some(hit) = self.cached(source, transform) {
             return Ok(hit);
         }
         let original = corpus.bytes(source)?;

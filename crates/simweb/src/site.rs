@@ -153,13 +153,22 @@ impl HostService {
         };
         Some(match status {
             ItemStatus::Live => {
-                let task_shared = shared.clone();
-                let rendered = tokio::task::spawn_blocking(move || {
-                    task_shared
-                        .media
-                        .render(&task_shared.world.corpus, item.source, item.transform)
-                })
-                .await;
+                // Rendering decodes and encodes an image: off the reactor. A cached copy
+                // needs no thread handoff (two context switches per image served).
+                let rendered = match shared.media.cached(item.source, item.transform) {
+                    Some(copy) => Ok(Ok(copy)),
+                    None => {
+                        let task_shared = shared.clone();
+                        tokio::task::spawn_blocking(move || {
+                            task_shared.media.render(
+                                &task_shared.world.corpus,
+                                item.source,
+                                item.transform,
+                            )
+                        })
+                        .await
+                    }
+                };
                 match rendered {
                     Ok(Ok(r)) => Response::shared(200, r.content_type, r.bytes)
                         .with_header("Cache-Control", "max-age=3600"),
