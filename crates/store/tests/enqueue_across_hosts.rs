@@ -7,10 +7,8 @@
 #[macro_use]
 mod common;
 
-use aranea_store::{
-    EnqueuedUrl, FetchOutcome, Lease, NewUrl, Priority, Store, UrlId, UrlNext, UrlSource,
-};
-use common::{NOW, TestDb, url};
+use aranea_store::{EnqueuedUrl, FetchOutcome, Lease, NewUrl, Store, UrlId, UrlNext, UrlSource};
+use common::{NOW, TestDb, url, url_due};
 use sqlx::Connection;
 
 contract_tests!(
@@ -26,23 +24,12 @@ const R_NEXT_ALLOWED: i64 = NOW + 50_000;
 /// More URLs on one host than one multi-row statement takes (`ROWS_PER_STATEMENT`, 500).
 const MANY: usize = 600;
 
-fn at(host: &str, path: &str, next_fetch_at: i64) -> NewUrl {
-    NewUrl::new(
-        &format!("https://{host}{path}"),
-        &format!("https://{host}"),
-        host,
-        UrlSource::Link,
-        Priority::Ordinary,
-        next_fetch_at,
-    )
-}
-
 fn embed(host: &str, path: &str, next_fetch_at: i64, page: UrlId) -> NewUrl {
     NewUrl {
         source: UrlSource::Embed,
         parent: Some(page),
         depth: 1,
-        ..at(host, path, next_fetch_at)
+        ..url_due(host, path, next_fetch_at)
     }
 }
 
@@ -53,7 +40,7 @@ fn embed(host: &str, path: &str, next_fetch_at: i64, page: UrlId) -> NewUrl {
 async fn prepare(store: &Store) -> (Vec<Lease>, UrlId) {
     let frontier = store.frontier();
     frontier
-        .enqueue_urls(&[at("l2.example", "/seed", NOW)], NOW)
+        .enqueue_urls(&[url_due("l2.example", "/seed", NOW)], NOW)
         .await
         .unwrap();
     let first = frontier.claim_hosts("w", 1, 1_000, NOW).await.unwrap();
@@ -61,11 +48,11 @@ async fn prepare(store: &Store) -> (Vec<Lease>, UrlId) {
     let known = frontier
         .enqueue_urls(
             &[
-                at("k1.example", "/known1", NOW + 2_500),
-                at("k1.example", "/page", NOW + 2_500),
-                at("k2.example", "/known2", NOW + 90_000),
-                at("l1.example", "/seed", NOW),
-                at("r.example", "/seed", NOW),
+                url_due("k1.example", "/known1", NOW + 2_500),
+                url_due("k1.example", "/page", NOW + 2_500),
+                url_due("k2.example", "/known2", NOW + 90_000),
+                url_due("l1.example", "/seed", NOW),
+                url_due("r.example", "/seed", NOW),
             ],
             NOW + 1_000,
         )
@@ -109,24 +96,24 @@ async fn prepare(store: &Store) -> (Vec<Lease>, UrlId) {
 /// leased hosts, a known URL embedded, and one host with more URLs than a statement takes.
 fn batch(page: UrlId) -> Vec<NewUrl> {
     let mut batch = vec![
-        at("n1.example", "/a", NOW + 7_000),
-        at("k2.example", "/new", NOW + 8_000),
+        url_due("n1.example", "/a", NOW + 7_000),
+        url_due("k2.example", "/new", NOW + 8_000),
         embed("l1.example", "/m1.jpg", NOW + 3_000, page),
-        at("n2.example", "/x", NOW + 4_000),
-        at("k1.example", "/known1", NOW + 3_000),
-        at("n1.example", "/b", NOW + 5_000),
+        url_due("n2.example", "/x", NOW + 4_000),
+        url_due("k1.example", "/known1", NOW + 3_000),
+        url_due("n1.example", "/b", NOW + 5_000),
         embed("l2.example", "/m3.jpg", NOW + 3_000, page),
-        at("r.example", "/after", NOW + 4_000),
-        at("n1.example", "/a", NOW + 1_000), // the same URL again: not new, time ignored
+        url_due("r.example", "/after", NOW + 4_000),
+        url_due("n1.example", "/a", NOW + 1_000), // the same URL again: not new, time ignored
         embed("k1.example", "/known1", NOW + 3_000, page),
-        at("k1.example", "/new1", NOW + 6_000),
-        at("l1.example", "/seed", NOW + 3_000),
+        url_due("k1.example", "/new1", NOW + 6_000),
+        url_due("l1.example", "/seed", NOW + 3_000),
         embed("l1.example", "/m2.jpg", NOW + 3_500, page),
-        at("k2.example", "/new2", NOW + 9_000),
+        url_due("k2.example", "/new2", NOW + 9_000),
     ];
     for n in 0..MANY {
         let delay = i64::try_from(n % 97).unwrap_or(0);
-        let url = at("many.example", &format!("/{n}"), NOW + 10_000 + delay);
+        let url = url_due("many.example", &format!("/{n}"), NOW + 10_000 + delay);
         batch.insert(n % batch.len(), url);
     }
     batch

@@ -18,13 +18,18 @@ pub const NOW: i64 = 1_700_000_000_000;
 
 /// A link-priority URL on `host` discovered at `NOW`.
 pub fn url(host: &str, path: &str) -> NewUrl {
+    url_due(host, path, NOW)
+}
+
+/// A link-priority URL on `host`, not to be fetched before `next_fetch_at`.
+pub fn url_due(host: &str, path: &str, next_fetch_at: i64) -> NewUrl {
     NewUrl::new(
         &format!("https://{host}{path}"),
         &format!("https://{host}"),
         host,
         UrlSource::Link,
         Priority::Ordinary,
-        NOW,
+        next_fetch_at,
     )
 }
 
