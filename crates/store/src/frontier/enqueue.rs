@@ -91,6 +91,10 @@ pub(super) const RESCHEDULE: &str = "UPDATE urls SET state = 'queued', next_fetc
 // the match this recheck is for.
 const LOCK_URL_POSTGRES: &str = "SELECT id FROM urls WHERE id = $1 FOR UPDATE";
 const LOCK_URL_SQLITE: &str = "SELECT id FROM urls WHERE id = $1";
+// The URL's host first (see `HostLocks`): a settlement holds the host's row before it
+// writes the URL's, so the other way round the two could wait for each other.
+const LOCK_URL_HOST_POSTGRES: &str = "SELECT id FROM hosts \
+    WHERE id = (SELECT host_id FROM urls WHERE id = $1) FOR NO KEY UPDATE";
 pub(super) const RAISE_PRIORITY: &str =
     "UPDATE urls SET priority = $2 WHERE id = $1 AND state = 'queued' AND priority > $2";
 pub(super) const MAKE_HOST_DUE: &str = "UPDATE hosts SET urls_known = urls_known + $2, \
@@ -204,12 +208,10 @@ pub(super) fn insert_hosts_sql(rows: usize) -> String {
 }
 
 /// Where the database locks rows (PostgreSQL), the statement that locks `rows` hosts, by id,
-/// in key order (see [`lock_order`]) before [`make_hosts_due_sql`] updates them: an
-/// `UPDATE … FROM (VALUES …)` locks its rows in whatever order its plan visits them, not
-/// the list's. `FOR NO KEY UPDATE` is the lock that `UPDATE` takes itself, so this adds no
-/// conflict of its own (the URLs being inserted on those hosts meanwhile, whose foreign keys
-/// take `FOR KEY SHARE`, are not held up). SQLite locks the whole database for its one
-/// writer: nothing to order.
+/// in key order (see [`HostLocks`]) before [`enqueue_in!`] inserts URLs on them and
+/// [`make_hosts_due_sql`] updates them: an `UPDATE … FROM (VALUES …)` locks its rows in
+/// whatever order its plan visits them, not the list's. SQLite locks the whole database for
+/// its one writer: nothing to order.
 pub(super) fn lock_hosts_sql<C: HostLocks + ?Sized>(
     _connection: &C,
     rows: usize,
@@ -217,14 +219,53 @@ pub(super) fn lock_hosts_sql<C: HostLocks + ?Sized>(
     C::lock_hosts_sql(rows)
 }
 
-/// See [`lock_hosts_sql`].
+/// The one order in which every PostgreSQL transaction of the frontier locks host rows, so
+/// that no two of them can each hold a host row the other waits for (issue #5: workers
+/// settling pages that link to each other's hosts):
+/// 1. the hosts it creates, inserted in key order (an insert waits only for another
+///    transaction's uncommitted insert of the same key, which inserts in key order too, and
+///    before it locks anything);
+/// 2. then every host row it will lock, update, or insert URLs under, locked in one
+///    statement (per [`ROWS_PER_STATEMENT`] rows, in order) in key order, with `FOR NO KEY
+///    UPDATE`: the lock `UPDATE` takes itself, and the one lock a lease is held with
+///    ([`super::lease::HOLD_POSTGRES`]), so no transaction upgrades a lock it holds (the URLs
+///    inserted on those hosts, whose foreign keys take `FOR KEY SHARE`, are not held up);
+/// 3. then only rows it holds: re-locking one is free, and the URL rows it writes are on
+///    those hosts (a URL is inserted, raised, completed or requeued by a transaction holding
+///    its host's row, so no two wait for each other's URL either).
+///
+/// [`enqueue_in!`] follows it for its batch; [`super::Frontier::settle_pages`] for the
+/// whole settlement (its leases, its links' hosts, the hosts of the pages it may requeue)
+/// with [`HostLocks::lock_hosts_in_order`] before its first lock. A transaction locking one
+/// host only (a lease held to hand out or complete URLs) or skipping locked rows (a claim)
+/// cannot close a cycle.
 pub(crate) trait HostLocks {
+    /// See [`lock_hosts_sql`].
     fn lock_hosts_sql(rows: usize) -> Option<String>;
+
+    /// Step 2 above for a settlement, inside its open transaction: locks the hosts `ids`,
+    /// the existing hosts of `keys`, and the hosts of the URLs `urls`, together in key order.
+    /// Nothing on SQLite.
+    fn lock_hosts_in_order(
+        &mut self,
+        ids: &[i64],
+        keys: &[&str],
+        urls: &[i64],
+    ) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send;
 }
 
 impl HostLocks for sqlx::SqliteConnection {
     fn lock_hosts_sql(_rows: usize) -> Option<String> {
         None
+    }
+
+    async fn lock_hosts_in_order(
+        &mut self,
+        _ids: &[i64],
+        _keys: &[&str],
+        _urls: &[i64],
+    ) -> Result<(), sqlx::Error> {
+        Ok(())
     }
 }
 
@@ -234,6 +275,26 @@ impl HostLocks for sqlx::PgConnection {
         push_tuples(&mut sql, 1, rows, 1, &[]);
         sql.push_str(" ORDER BY key FOR NO KEY UPDATE");
         Some(sql)
+    }
+
+    async fn lock_hosts_in_order(
+        &mut self,
+        ids: &[i64],
+        keys: &[&str],
+        urls: &[i64],
+    ) -> Result<(), sqlx::Error> {
+        // Arrays: one statement whatever the settlement's size, so one order.
+        sqlx::query(
+            "SELECT id FROM hosts WHERE id = ANY($1) OR key = ANY($2) \
+             OR id IN (SELECT host_id FROM urls WHERE id = ANY($3)) \
+             ORDER BY key FOR NO KEY UPDATE",
+        )
+        .bind(ids)
+        .bind(keys)
+        .bind(urls)
+        .execute(self)
+        .await?;
+        Ok(())
     }
 }
 
@@ -353,19 +414,12 @@ pub(super) use host_ids_in;
 /// Inside the open write transaction `$tx`: adds to the URLs known of each of `$due` hosts
 /// (id, URLs inserted, earliest of their fetch times; in key order) and makes it due by
 /// then, as [`MAKE_HOST_DUE`] does for one host, in one statement per
-/// [`ROWS_PER_STATEMENT`] hosts. On PostgreSQL their rows are locked in key order first
-/// (see [`lock_hosts_sql`]).
+/// [`ROWS_PER_STATEMENT`] hosts. On PostgreSQL their rows are already locked (see
+/// [`HostLocks`]).
 macro_rules! make_hosts_due_in {
     ($tx:ident, $due:expr) => {{
         let due: &[(i64, i64, i64)] = $due;
         for chunk in due.chunks($crate::frontier::enqueue::ROWS_PER_STATEMENT) {
-            if let Some(sql) = $crate::frontier::enqueue::lock_hosts_sql(&*$tx, chunk.len()) {
-                let mut lock = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (id, _, _) in chunk {
-                    lock = lock.bind(*id);
-                }
-                lock.execute(&mut *$tx).await?;
-            }
             let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
                 &*$tx,
                 $crate::frontier::enqueue::make_hosts_due_sql(chunk.len()),
@@ -383,12 +437,12 @@ pub(super) use make_hosts_due_in;
 /// evaluates to one [`EnqueuedUrl`] per input, in input order. A constant number of
 /// statements per batch (per [`ROWS_PER_STATEMENT`] rows), whatever its hosts: on SQLite
 /// each statement is a round trip to the connection's thread. In [`lock_order`], so that
-/// concurrent batches on PostgreSQL wait for each other's rows in one order: the hosts'
-/// rows (looked up together, the missing ones created together); the URLs of all hosts in
+/// concurrent batches on PostgreSQL wait for each other's rows in one order (see
+/// [`HostLocks`]): the hosts' rows (looked up together, the missing ones created together,
+/// then on PostgreSQL all of them locked in key order); the URLs of all hosts in
 /// multi-row statements (inserted ones returned; the rest, known, looked up together); the
-/// counters and due times of the hosts that got new URLs in one statement (on PostgreSQL
-/// after locking their rows in key order, see [`lock_hosts_sql`]); the embeds of the batch
-/// last.
+/// counters and due times of the hosts that got new URLs in one statement; the embeds of
+/// the batch last.
 ///
 /// With `$taken_by` (`Some(&map)` of host id to lease epoch), the URLs inserted on those
 /// hosts are handed out under those leases as they are inserted (see
@@ -405,6 +459,17 @@ macro_rules! enqueue_in {
         let order = lock_order(batch);
         let (hosts, host_of) = hosts_of(batch, &order);
         let host_ids = host_ids_in!($tx, &hosts, now);
+        // On PostgreSQL, every host of the batch locked (in key order) before any URL is
+        // inserted under it: see `HostLocks`.
+        for chunk in host_ids.chunks(ROWS_PER_STATEMENT) {
+            if let Some(sql) = lock_hosts_sql(&*$tx, chunk.len()) {
+                let mut lock = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for id in chunk {
+                    lock = lock.bind(*id);
+                }
+                lock.execute(&mut *$tx).await?;
+            }
+        }
         // Per host (in `hosts`' order): URLs inserted, the earliest of their fetch times.
         let mut inserted: Vec<i64> = vec![0; hosts.len()];
         let mut earliest: Vec<i64> = vec![i64::MAX; hosts.len()];
@@ -765,6 +830,12 @@ impl super::Frontier<'_> {
     ) -> Result<bool, StoreError> {
         on_backend!(self.backend, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
+            if d == crate::backend::Dialect::Postgres {
+                sqlx::query(LOCK_URL_HOST_POSTGRES)
+                    .bind(url.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            }
             sqlx::query(d.pick(LOCK_URL_SQLITE, LOCK_URL_POSTGRES))
                 .bind(url.0)
                 .fetch_optional(&mut *tx)

@@ -161,9 +161,13 @@ const CLAIM_POSTGRES: &str = concat!(
 );
 pub(super) const HOLD_SQLITE: &str = "SELECT id FROM hosts WHERE id = $1 AND lease_owner = $2 \
     AND lease_epoch = $3 AND lease_until > $4";
-// FOR UPDATE: a claimer's SKIP LOCKED then passes this host by until we commit.
+// FOR NO KEY UPDATE: a claimer's FOR UPDATE SKIP LOCKED then passes this host by until we
+// commit, and a release or renewal waits, as under FOR UPDATE; but other writers' URL
+// inserts on the host (whose foreign keys take FOR KEY SHARE) are not held up, and it is
+// the one lock every writer of host rows takes (see `super::enqueue::HostLocks`), so no
+// transaction upgrades a lock it holds.
 pub(super) const HOLD_POSTGRES: &str = "SELECT id FROM hosts WHERE id = $1 AND lease_owner = $2 \
-    AND lease_epoch = $3 AND lease_until > $4 FOR UPDATE";
+    AND lease_epoch = $3 AND lease_until > $4 FOR NO KEY UPDATE";
 const NEXT_URLS: &str = concat!(
     "UPDATE urls SET leased_epoch = $2 WHERE id IN (SELECT id FROM urls WHERE host_id = $1 \
        AND state = 'queued' AND next_fetch_at <= $3 \
@@ -268,7 +272,8 @@ macro_rules! hold_lease {
 
 /// Which of `rows` leases (host, owner, epoch, from `$2`) are still live at `$1`: their
 /// hosts, owners and epochs. With `lock` (PostgreSQL) their rows are locked as
-/// [`HOLD_POSTGRES`] locks one, in host order, until the transaction ends.
+/// [`HOLD_POSTGRES`] locks one, in key order (the one order of host locks, see
+/// `super::enqueue::HostLocks`), until the transaction ends.
 pub(super) fn hold_leases_sql(rows: usize, lock: bool) -> String {
     const TYPES: [&str; 3] = ["BIGINT", "TEXT", "BIGINT"];
     // `$1` in a CTE of its own, ahead of the rows, so that the placeholders appear in the
@@ -280,10 +285,10 @@ pub(super) fn hold_leases_sql(rows: usize, lock: bool) -> String {
     sql.push_str(
         ") SELECT hosts.id, hosts.lease_owner, hosts.lease_epoch FROM hosts \
          JOIN v ON hosts.id = v.id AND hosts.lease_owner = v.owner AND hosts.lease_epoch = v.epoch \
-         JOIN p ON hosts.lease_until > p.now ORDER BY hosts.id",
+         JOIN p ON hosts.lease_until > p.now ORDER BY hosts.key",
     );
     if lock {
-        sql.push_str(" FOR UPDATE OF hosts");
+        sql.push_str(" FOR NO KEY UPDATE OF hosts");
     }
     sql
 }
@@ -291,10 +296,20 @@ pub(super) fn hold_leases_sql(rows: usize, lock: bool) -> String {
 /// [`hold_lease!`] for many leases at once, one statement per
 /// [`super::enqueue::ROWS_PER_STATEMENT`] leases: evaluates to the set of those still live,
 /// as `(host id, owner, epoch)`, their rows locked on PostgreSQL until the transaction ends.
+/// With a fifth argument `false`, only looked at (locked nowhere).
 macro_rules! hold_leases {
-    ($tx:ident, $d:ident, $leases:expr, $now:expr) => {{
+    ($tx:ident, $d:ident, $leases:expr, $now:expr) => {
+        $crate::frontier::lease::hold_leases!(
+            $tx,
+            $d,
+            $leases,
+            $now,
+            $d == $crate::backend::Dialect::Postgres
+        )
+    };
+    ($tx:ident, $d:ident, $leases:expr, $now:expr, $lock:expr) => {{
         let leases: &[&$crate::frontier::Lease] = $leases;
-        let lock = $d == $crate::backend::Dialect::Postgres;
+        let lock: bool = $lock;
         let mut held: std::collections::HashSet<(i64, String, i64)> =
             std::collections::HashSet::new();
         for chunk in leases.chunks($crate::frontier::enqueue::ROWS_PER_STATEMENT) {

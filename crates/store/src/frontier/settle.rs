@@ -10,13 +10,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::enqueue::{
-    ROWS_PER_STATEMENT, check_batch, enqueue_in, push_tuples, raise_priorities_sql,
-    requeue_if_matched, requeue_matched_in,
+    HostLocks, ROWS_PER_STATEMENT, check_batch, enqueue_in, host_ids_in, push_tuples,
+    raise_priorities_sql, requeue_if_matched, requeue_matched_in,
 };
 use super::lease::{CompletionRow, complete_in, complete_leased_in, hold_lease, hold_leases};
 use super::{Completion, EnqueuedUrl, FetchOutcome, Lease, NewUrl, Priority, UrlId, UrlSource};
 use crate::UnixMillis;
-use crate::backend::{Get, on_backend};
+use crate::backend::{Dialect, Get, on_backend};
 use crate::error::StoreError;
 use crate::media::{
     INSERT_MEDIA_ROWS, INSERT_SIGHTINGS, INSERT_TIMED_MATCH_ROWS, MediaRecord, NewSighting,
@@ -165,8 +165,41 @@ impl super::Frontier<'_> {
         }
         let mut results = on_backend!(self.backend, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
+            if d == Dialect::Postgres {
+                // Every host row this transaction will lock, in the one order of
+                // `HostLocks`: the hosts its live pages' links create, then all of them.
+                let live = hold_leases!(tx, d, &leases, now, false);
+                let create: Vec<(&str, &str)> = pages
+                    .iter()
+                    .zip(&checked)
+                    .filter(|(page, rows)| {
+                        let lease = &page.lease;
+                        rows.is_ok()
+                            && live.contains(&(lease.host_id.0, lease.owner.clone(), lease.epoch))
+                    })
+                    .flat_map(|(page, _)| &page.links)
+                    .map(|link| (link.host_key.as_str(), link.registrable_domain.as_str()))
+                    .collect::<BTreeMap<&str, &str>>()
+                    .into_iter()
+                    .collect();
+                host_ids_in!(tx, &create, now);
+                let accepted = || pages.iter().zip(&checked).filter(|(_, rows)| rows.is_ok());
+                let ids: Vec<i64> = leases.iter().map(|lease| lease.host_id.0).collect();
+                let keys: Vec<&str> = accepted()
+                    .flat_map(|(page, _)| &page.links)
+                    .map(|link| link.host_key.as_str())
+                    .collect::<BTreeSet<&str>>()
+                    .into_iter()
+                    .collect();
+                let requeued: Vec<i64> = accepted()
+                    .filter_map(|(page, _)| page.requeue_if_matched)
+                    .map(|(url, _)| url.0)
+                    .collect();
+                HostLocks::lock_hosts_in_order(&mut *tx, &ids, &keys, &requeued).await?;
+            }
             // Every lease once, up front: on PostgreSQL the live ones stay locked until the
-            // commit, as each page's own check would have kept them.
+            // commit, as each page's own check would have kept them. This check is the one
+            // that counts (a lease lost since the look above is lost).
             let held = hold_leases!(tx, d, &leases, now);
             let mut results: Vec<Result<SettledLinks, StoreError>> =
                 Vec::with_capacity(pages.len());
