@@ -1,0 +1,224 @@
+//! Many crawl workers settle pages against one PostgreSQL at once (issue #5): a settlement
+//! locks the rows of its leased hosts and of the hosts its links go to, so two workers whose
+//! pages link to each other's hosts would each hold one row and wait for the other's, unless
+//! every transaction takes them in one order. A deadlock's victim falls back to per-page
+//! writes, which can deadlock again, and a page left unsettled is fetched twice.
+//!
+//! Contract tests (both back-ends; on SQLite writers take turns, so only PostgreSQL can
+//! deadlock): every settlement succeeds, no transaction is chosen as a deadlock's victim,
+//! and every URL is enqueued once.
+
+#[macro_use]
+mod common;
+
+use std::sync::Arc;
+
+use aranea_store::{FetchOutcome, Lease, NewUrl, PageSettlement, Store, UrlId, UrlNext, UrlState};
+use common::{NOW, TestDb, url};
+use sqlx::Connection;
+
+contract_tests!(workers_settling_pages_linking_to_each_others_hosts_never_deadlock);
+
+/// Workers, each holding the lease of one host of its own.
+const WORKERS: usize = 4;
+/// Pages settled by each worker, one settlement per round.
+const ROUNDS: usize = 25;
+
+fn host(h: usize) -> String {
+    format!("h{h}.example")
+}
+
+/// One worker per host, each settling its host's page of every round, in rounds started
+/// together, each page linking to a new URL on every host (its own too) and to the other
+/// hosts' page of the round (known, or inserted by whichever settles first); alongside, a
+/// writer enqueues a new URL on every host each round. Also on new hosts, created by every
+/// settlement of the round at once.
+async fn workers_settling_pages_linking_to_each_others_hosts_never_deadlock(db: &TestDb) {
+    let store = db.open().await;
+    let pages: Vec<NewUrl> = (0..WORKERS)
+        .flat_map(|h| (0..ROUNDS).map(move |r| url(&host(h), &format!("/page{r}"))))
+        .collect();
+    store.frontier().enqueue_urls(&pages, NOW).await.unwrap();
+    let mut workers = Vec::new();
+    for w in 0..WORKERS {
+        let store = Store::open(&db.url).await.unwrap();
+        let claimed = store
+            .frontier()
+            .claim_hosts(&format!("w{w}"), 1, 600_000, NOW)
+            .await
+            .unwrap();
+        let lease = claimed[0].lease.clone();
+        let taken = store
+            .frontier()
+            .next_urls(&lease, ROUNDS as u32, NOW)
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), ROUNDS);
+        let key = claimed[0].host.key.clone();
+        let mut page_ids: Vec<Option<UrlId>> = vec![None; ROUNDS];
+        for taken in taken {
+            let round: usize = taken
+                .url
+                .rsplit("/page")
+                .next()
+                .and_then(|r| r.parse().ok())
+                .unwrap();
+            page_ids[round] = Some(taken.id);
+        }
+        let page_ids: Vec<UrlId> = page_ids.into_iter().map(Option::unwrap).collect();
+        let own: usize = key
+            .trim_start_matches("https://h")
+            .trim_end_matches(".example")
+            .parse()
+            .unwrap();
+        workers.push((store, lease, own, page_ids));
+    }
+    let deadlocks_before = deadlocks(db).await;
+    let start = Arc::new(tokio::sync::Barrier::new(WORKERS + 1));
+    let mut tasks = Vec::new();
+    for (store, lease, own, page_ids) in workers {
+        let start = start.clone();
+        tasks.push(tokio::spawn(async move {
+            let failures = settle_rounds(&store, &lease, own, &page_ids, &start).await;
+            store.close().await;
+            (failures, page_ids)
+        }));
+    }
+    let writer = Store::open(&db.url).await.unwrap();
+    let enqueued = {
+        let start = start.clone();
+        tokio::spawn(async move {
+            let mut inserted = Ok(0);
+            for r in 0..ROUNDS {
+                start.wait().await;
+                let batch: Vec<NewUrl> = (0..WORKERS)
+                    .rev()
+                    .map(|h| url(&host(h), &format!("/{r}/enqueued")))
+                    .collect();
+                match writer.frontier().enqueue_urls(&batch, NOW).await {
+                    Ok(done) => {
+                        if let Ok(n) = &mut inserted {
+                            *n += done.iter().filter(|e| e.inserted).count();
+                        }
+                    }
+                    Err(e) => inserted = Err(format!("writer, round {r}: {e}")),
+                }
+            }
+            writer.close().await;
+            inserted
+        })
+    };
+    let mut failures = Vec::new();
+    let mut settled_pages = Vec::new();
+    for task in tasks {
+        let (failed, pages) = task.await.unwrap();
+        failures.extend(failed);
+        settled_pages.extend(pages);
+    }
+    assert_eq!(failures, Vec::<String>::new());
+    assert_eq!(enqueued.await.unwrap(), Ok(ROUNDS * WORKERS));
+    assert_eq!(deadlocks(db).await, deadlocks_before, "deadlocks detected");
+
+    for page in settled_pages {
+        let record = store.frontier().url(page).await.unwrap().unwrap();
+        assert_eq!(record.state, UrlState::Done, "{}", record.url);
+    }
+    // Every host knows its pages, the new links of every worker to it (its
+    // own included), the writer's URLs, and no URL twice.
+    for h in 0..WORKERS {
+        let key = format!("https://{}", host(h));
+        let known = store.frontier().host_by_key(&key).await.unwrap().unwrap();
+        assert_eq!(
+            known.urls_known,
+            (ROUNDS + ROUNDS * WORKERS + ROUNDS) as i64,
+            "{key}"
+        );
+        let fresh = format!("https://{}", new_host(h));
+        let fresh = store.frontier().host_by_key(&fresh).await.unwrap().unwrap();
+        assert_eq!(fresh.urls_known, (ROUNDS * WORKERS) as i64);
+    }
+}
+
+/// A host no one knows before the settlements link to it.
+fn new_host(h: usize) -> String {
+    format!("new{h}.example")
+}
+
+/// Settles `page_ids` of host `own` under `lease`, one per round (after `start`): each page
+/// done, linking to the round's pages of every host and to a new URL on every host and on
+/// every new host. Returns what went wrong (a settlement failed, or did not insert exactly
+/// its new URLs), after every round, so that no other task waits at `start` forever.
+async fn settle_rounds(
+    store: &Store,
+    lease: &Lease,
+    own: usize,
+    page_ids: &[UrlId],
+    start: &tokio::sync::Barrier,
+) -> Vec<String> {
+    let done = FetchOutcome::fetched(200, 100, UrlNext::Done);
+    let mut failures = Vec::new();
+    for (r, page) in page_ids.iter().enumerate() {
+        start.wait().await;
+        // Each worker lists the hosts in an order of its own (the store orders them).
+        let mut links: Vec<NewUrl> = Vec::new();
+        for i in 0..WORKERS {
+            let h = (own + 1 + i) % WORKERS;
+            links.push(url(&host(h), &format!("/{r}/from{own}")));
+            links.push(url(&new_host(h), &format!("/{r}/from{own}")));
+            links.push(url(&host(h), &format!("/page{r}")));
+        }
+        let settlement = PageSettlement {
+            lease: lease.clone(),
+            seen: Vec::new(),
+            completions: vec![(*page, done.clone())],
+            links,
+            raise_known_to: None,
+            requeue_if_matched: None,
+        };
+        let at = NOW + 1 + r as i64;
+        let settled = match store.frontier().settle_pages(&[settlement], at).await {
+            Ok(mut settled) => settled.pop(),
+            Err(e) => {
+                failures.push(format!("worker {own}, round {r}: {e}"));
+                continue;
+            }
+        };
+        let settled = match settled {
+            Some(Ok(settled)) => settled,
+            Some(Err(e)) => {
+                failures.push(format!("worker {own}, round {r}: page: {e}"));
+                continue;
+            }
+            None => {
+                failures.push(format!("worker {own}, round {r}: no result"));
+                continue;
+            }
+        };
+        // Its own new links (two per host) are new to it alone; the pages were all known.
+        let inserted: Vec<bool> = settled.links.iter().map(|l| l.inserted).collect();
+        let expected: Vec<bool> = (0..WORKERS).flat_map(|_| [true, true, false]).collect();
+        if inserted != expected {
+            failures.push(format!("worker {own}, round {r}: inserted {inserted:?}"));
+        }
+    }
+    failures
+}
+
+/// Deadlocks detected in the test's database so far (none on SQLite). The counter is
+/// flushed by the victim's session when it is closed, at the latest.
+async fn deadlocks(db: &TestDb) -> i64 {
+    if !db.url.starts_with("postgres") {
+        return 0;
+    }
+    let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(&mut watch)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "SELECT COALESCE(deadlocks, 0) FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(&mut watch)
+    .await
+    .unwrap()
+}
