@@ -496,12 +496,16 @@ macro_rules! sight_together {
         let plan = plan_sightings(pages, $embeds);
         // Each media once: PostgreSQL refuses a statement that updates a row twice.
         let mut shas: HashSet<&[u8; 32]> = HashSet::new();
-        let media: Vec<&MediaRecord> = pages
+        let mut media: Vec<&MediaRecord> = pages
             .iter()
             .flat_map(|page| &page.seen)
             .map(|s| &s.media)
             .filter(|m| shas.insert(&m.sha256))
             .collect();
+        // In one order for every writer (by SHA-256): on PostgreSQL each upsert locks its
+        // row, and two batches showing the same photos in other orders would each hold one
+        // and wait for the other's (the same photo re-uploaded on many hosts is common).
+        media.sort_unstable_by_key(|m| m.sha256);
         for chunk in media.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::from(INSERT_MEDIA_ROWS);
             sql.push_str("VALUES ");
@@ -526,7 +530,11 @@ macro_rules! sight_together {
             query.execute(&mut *$tx).await?;
         }
         let mut written: HashMap<(Vec<u8>, i64, i64, String), i64> = HashMap::new();
-        for chunk in plan.rows.chunks(ROWS_PER_STATEMENT) {
+        // Sightings in one order for every writer too (their unique key): a page's sightings
+        // are also written by batches settling other pages that embed the same media URL.
+        let mut in_key_order: Vec<_> = plan.rows.iter().collect();
+        in_key_order.sort_unstable_by_key(|row| (row.sha, row.url, row.page, row.member));
+        for chunk in in_key_order.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::from(INSERT_SIGHTINGS);
             sql.push_str("VALUES ");
             push_tuples(&mut sql, chunk.len(), 7, 1, &[]);
