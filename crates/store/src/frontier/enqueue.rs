@@ -337,6 +337,28 @@ pub(super) fn hosts_of<'a>(
     (hosts, host_of)
 }
 
+/// Inside the open write transaction `$tx`: adds the id of each existing host of `$keys`
+/// to `$ids` (key → id), one statement per [`ROWS_PER_STATEMENT`] keys.
+macro_rules! look_up_hosts_in {
+    ($tx:ident, $keys:expr, $ids:expr) => {{
+        let keys: &[&str] = $keys;
+        let ids: &mut std::collections::HashMap<String, i64> = $ids;
+        for chunk in keys.chunks($crate::frontier::enqueue::ROWS_PER_STATEMENT) {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
+                &*$tx,
+                $crate::frontier::enqueue::select_hosts_sql(chunk.len()),
+            )));
+            for key in chunk {
+                query = query.bind(*key);
+            }
+            for row in query.fetch_all(&mut *$tx).await? {
+                ids.insert(row.text("key")?, row.i64("id")?);
+            }
+        }
+    }};
+}
+pub(super) use look_up_hosts_in;
+
 /// Inside the open write transaction `$tx`: the ids of `$hosts` (key, registrable domain;
 /// see [`hosts_of`]), in their order, the missing ones created at `$now`. Mostly known (a
 /// page's own host, a site's media host), so looked up first.
@@ -345,18 +367,8 @@ macro_rules! host_ids_in {
         let hosts: &[(&str, &str)] = $hosts;
         let now: $crate::UnixMillis = $now;
         let mut ids: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
-        for chunk in hosts.chunks($crate::frontier::enqueue::ROWS_PER_STATEMENT) {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
-                &*$tx,
-                $crate::frontier::enqueue::select_hosts_sql(chunk.len()),
-            )));
-            for (key, _) in chunk {
-                query = query.bind(*key);
-            }
-            for row in query.fetch_all(&mut *$tx).await? {
-                ids.insert(row.text("key")?, row.i64("id")?);
-            }
-        }
+        let keys: Vec<&str> = hosts.iter().map(|(key, _)| *key).collect();
+        $crate::frontier::enqueue::look_up_hosts_in!($tx, &keys, &mut ids);
         let missing: Vec<(&str, &str)> = hosts
             .iter()
             .filter(|(key, _)| !ids.contains_key(*key))
@@ -380,19 +392,7 @@ macro_rules! host_ids_in {
                 .map(|(key, _)| *key)
                 .filter(|key| !ids.contains_key(*key))
                 .collect();
-            if raced.is_empty() {
-                continue;
-            }
-            let mut query = sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(
-                &*$tx,
-                $crate::frontier::enqueue::select_hosts_sql(raced.len()),
-            )));
-            for key in raced {
-                query = query.bind(key);
-            }
-            for row in query.fetch_all(&mut *$tx).await? {
-                ids.insert(row.text("key")?, row.i64("id")?);
-            }
+            $crate::frontier::enqueue::look_up_hosts_in!($tx, &raced, &mut ids);
         }
         let mut in_order: Vec<i64> = Vec::with_capacity(hosts.len());
         for (key, _) in hosts {
