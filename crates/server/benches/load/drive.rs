@@ -70,6 +70,14 @@ pub fn request(method_path: &str, credentials: &str, content_type: &str, body: &
 pub enum Pace {
     /// Each connection sends as soon as its last request is answered.
     ClosedLoop,
+    /// Closed loop, but the generator sleeps `tick` between turns and then takes every answer
+    /// that arrived meanwhile, instead of waking for each one. Woken per answer, the generator
+    /// preempts the server on one of the two cores it shares with it once per request (about
+    /// 14 CPU µs per request at 1M, a seventh of what the server spends); a sleeping generator
+    /// is not woken by an answer at all. The cost: an answer waits up to a tick before the
+    /// generator sees it, which latency includes (so percentiles err high, not low), and each
+    /// connection idles that long before its next request.
+    Ticked(Duration),
     /// This many requests per second in total, spread evenly over the connections.
     Rate(f64),
 }
@@ -102,8 +110,12 @@ pub fn drive(
     let mut events = Events::with_capacity(connections.max(16));
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let interval = match pace {
-        Pace::ClosedLoop => None,
+        Pace::ClosedLoop | Pace::Ticked(_) => None,
         Pace::Rate(rate) => Some(Duration::from_secs_f64(connections as f64 / rate)),
+    };
+    let tick = match pace {
+        Pace::Ticked(tick) => Some(tick),
+        Pace::ClosedLoop | Pace::Rate(_) => None,
     };
     let cpu_before = thread_cpu_secs();
     let started = Instant::now();
@@ -161,7 +173,13 @@ pub fn drive(
             connection.written = Some(0);
             send(connection, &requests, &poll, false);
         }
-        let timeout = next_due.saturating_duration_since(Instant::now());
+        let timeout = match tick {
+            Some(tick) => {
+                std::thread::sleep(tick.min(deadline.saturating_duration_since(Instant::now())));
+                Duration::ZERO
+            }
+            None => next_due.saturating_duration_since(Instant::now()),
+        };
         poll.poll(&mut events, Some(timeout)).unwrap();
         for event in &events {
             let Some(connection) = open.get_mut(event.token().0) else {

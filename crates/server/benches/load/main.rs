@@ -61,6 +61,8 @@ struct Settings {
     secs: u64,
     /// Closed-loop connection counts for the bank runs; the first also for the others.
     connections: Vec<usize>,
+    /// How the bank runs' closed loops send: ticked unless ARANEA_LOAD_TICK_US is 0.
+    bank_pace: Pace,
 }
 
 /// A latency target of issue 8, for `/v1/pdq/` at every bank size.
@@ -81,6 +83,10 @@ fn main() {
             .filter_map(|c| c.trim().parse().ok())
             .filter(|&c| c > 0)
             .collect(),
+        bank_pace: match env_or("ARANEA_LOAD_TICK_US", 250u64) {
+            0 => Pace::ClosedLoop,
+            us => Pace::Ticked(Duration::from_micros(us)),
+        },
     };
     assert!(
         !settings.connections.is_empty(),
@@ -256,7 +262,7 @@ fn bank_run(
             queries,
             settings,
             connections,
-            Pace::ClosedLoop,
+            settings.bank_pace,
         );
         let per_server_cpu = closed.requests as f64 / (server.cpu_secs() - cpu);
         let load = load_average();
