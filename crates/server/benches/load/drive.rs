@@ -1,5 +1,6 @@
 //! The load generator: keep-alive HTTP/1.1 connections over loopback, closed loop (each
-//! connection sends its next request when the last is answered) or paced (open loop: requests
+//! connection sends its next request when the last is answered; woken by every answer, or
+//! ticked: asleep between turns) or paced (open loop: requests
 //! at a fixed rate, latency counted from when a request was due, so a stalled server is not
 //! hidden by the generator waiting for it).
 //!

@@ -5,7 +5,8 @@
 //! - `/v1/pdq/` (one hash per request) against an empty bank: HTTP handling alone;
 //! - `/v1/pdq/` against banks of N PDQ-like entries (bench/hamming's generator) vs
 //!   `Generation::match_signal` in process on the same data and queries, on two threads.
-//!   Closed-loop runs (each connection sending when answered, as wrk does) at 16, 32 and 64
+//!   Closed-loop runs (each connection sending when answered, as wrk does, the generator
+//!   collecting answers every 250 µs rather than waking for each) at 16, 32 and 64
 //!   connections; the verdict is the server's capacity within the latency target: the run
 //!   at the most connections whose own p99 is within 10 ms, its requests/s against the
 //!   in-process rate.
@@ -27,7 +28,9 @@
 //! `cargo bench -p aranea-server --bench load`. Environment: ARANEA_LOAD_SIZES (default
 //! `1000000`; add `10000000` for 10M, which needs ~4 GB), ARANEA_LOAD_SECS (default 5),
 //! ARANEA_LOAD_CONNECTIONS (the bank runs' connection counts, default `16,32,64`; the
-//! empty-bank run and the paced run use the first), ARANEA_LOAD_VARIANTS (server configurations to
+//! empty-bank run and the paced run use the first), ARANEA_LOAD_TICK_US (how long the bank
+//! runs' generator sleeps between turns, default 250; 0 wakes it for every answer),
+//! ARANEA_LOAD_VARIANTS (server configurations to
 //! compare on the banks, `;`-separated JSON objects of `ServerConfig` fields; default `{}`).
 //! The PDQ sets need python3 with numpy; data and banks are built once and kept under the
 //! target dir's `bench-data/` (a 10M bank takes minutes to build).
