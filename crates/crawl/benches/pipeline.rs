@@ -14,6 +14,8 @@
 //! `ARANEA_BENCH_COUNT_STATEMENTS=1` also prints how many times each SQL statement ran
 //! during the crawl (sqlx reports each one as a log record; counting costs a little CPU);
 //! `ARANEA_BENCH_PROGRESS=1` prints the crawl's counters every 100 ms.
+//! `ARANEA_BENCH_POSTGRES=postgres://USER@HOST:PORT/DB` (a server where the user may CREATE
+//! DATABASE) crawls into a fresh PostgreSQL database there instead of SQLite.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -25,6 +27,25 @@ use std::time::Instant;
 use aranea_crawl::fetch::{BodyKind, Fetcher};
 use aranea_crawl::{Crawler, DiscardMedia};
 use aranea_simweb::{SimWeb, scenario};
+
+/// A new empty database on the PostgreSQL server at `server` (named after this process, so
+/// that runs do not meet); returns its URL.
+async fn fresh_postgres_database(server: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("aranea_pipeline_{}", std::process::id());
+    let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let (base, _) = server.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
 
 /// The first seed from 11 whose providers all answer at full speed.
 fn fast_world() -> aranea_simweb::RunningWorld {
@@ -87,11 +108,17 @@ fn main() {
             max_connections: connections,
             ..aranea_store::StoreOptions::default()
         };
-        let url = format!("sqlite://{}", dir.path().join("aranea.db").display());
+        let (url, kind) = match std::env::var("ARANEA_BENCH_POSTGRES") {
+            Ok(server) => (fresh_postgres_database(&server).await, "PostgreSQL"),
+            Err(_) => (
+                format!("sqlite://{}", dir.path().join("aranea.db").display()),
+                "SQLite",
+            ),
+        };
         let store = aranea_store::Store::open_with(&url, &options)
             .await
             .unwrap();
-        println!("store: SQLite, {connections:?} connections (None: the default)");
+        println!("store: {kind}, {connections:?} connections (None: the default)");
         let banks = support::banks(&world, &dir.path().join("banks"));
         let mut config = support::config(&world, 0);
         config.politeness.max_delay_ms = 0;
