@@ -15,7 +15,8 @@
 //! during the crawl (sqlx reports each one as a log record; counting costs a little CPU);
 //! `ARANEA_BENCH_PROGRESS=1` prints the crawl's counters every 100 ms.
 //! `ARANEA_BENCH_POSTGRES=postgres://USER@HOST:PORT/DB` (a server where the user may CREATE
-//! DATABASE) crawls into a fresh PostgreSQL database there instead of SQLite.
+//! DATABASE) crawls into a fresh PostgreSQL database there instead of SQLite (left there for
+//! inspection; its name is printed). The server's own CPU is not in the CPU figures.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -45,6 +46,17 @@ async fn fresh_postgres_database(server: &str) -> String {
     }
     let (base, _) = server.rsplit_once('/').unwrap();
     format!("{base}/{name}")
+}
+
+/// `url` without its password, if any.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// The first seed from 11 whose providers all answer at full speed.
@@ -118,7 +130,10 @@ fn main() {
         let store = aranea_store::Store::open_with(&url, &options)
             .await
             .unwrap();
-        println!("store: {kind}, {connections:?} connections (None: the default)");
+        println!(
+            "store: {kind} ({}), {connections:?} connections (None: the default)",
+            redacted(&url)
+        );
         let banks = support::banks(&world, &dir.path().join("banks"));
         let mut config = support::config(&world, 0);
         config.politeness.max_delay_ms = 0;
