@@ -214,15 +214,21 @@ macro_rules! insert_timed_matches {
 pub(crate) use insert_timed_matches;
 
 /// Writes media, its sighting and the sighting's matches inside the open transaction `$tx`
-/// (checked first with [`check_seen`]); evaluates to the [`SightingId`]. A macro so one body
-/// serves both drivers' transaction types and every caller's transaction.
+/// (checked first with [`check_seen`]); evaluates to the [`Recorded`] sighting. A macro so
+/// one body serves both drivers' transaction types and every caller's transaction.
 macro_rules! record_seen_in {
     ($tx:ident, $media:expr, $sighting:expr, $matches:expr, $now:expr) => {{
+        $crate::media::upsert_media_in!($tx, $media, $now);
+        $crate::media::sight_in!($tx, $sighting, $matches, $now)
+    }};
+}
+pub(crate) use record_seen_in;
+
+/// The media row of [`record_seen_in!`], inside the open transaction `$tx`.
+macro_rules! upsert_media_in {
+    ($tx:ident, $media:expr, $now:expr) => {{
         let media: &$crate::media::MediaRecord = $media;
-        let sighting: &$crate::media::NewSighting = $sighting;
         let size = i64::try_from(media.size).unwrap_or(i64::MAX);
-        let member = sighting.member_path.as_deref().unwrap_or("");
-        let page = sighting.page.unwrap_or(sighting.url);
         sqlx::query($crate::media::UPSERT_MEDIA)
             .bind(&media.sha256[..])
             .bind(&media.md5[..])
@@ -236,6 +242,17 @@ macro_rules! record_seen_in {
             .bind($now)
             .execute(&mut *$tx)
             .await?;
+    }};
+}
+pub(crate) use upsert_media_in;
+
+/// The sightings and matches of [`record_seen_in!`] (its media recorded), inside the open
+/// transaction `$tx`; evaluates to the [`Recorded`] sighting.
+macro_rules! sight_in {
+    ($tx:ident, $sighting:expr, $matches:expr, $now:expr) => {{
+        let sighting: &$crate::media::NewSighting = $sighting;
+        let member = sighting.member_path.as_deref().unwrap_or("");
+        let page = sighting.page.unwrap_or(sighting.url);
         // One statement for its sighting and, outside archives, one on every other page that
         // embeds the URL (the same fetch, so the same server).
         let rows = sqlx::query($crate::media::SIGHT_ALL)
@@ -274,7 +291,7 @@ macro_rules! record_seen_in {
         }
     }};
 }
-pub(crate) use record_seen_in;
+pub(crate) use sight_in;
 
 /// Inside the open transaction `$tx`: sightings of `$sighting`'s media, with `$matches`, on
 /// every page that embeds its URL but `$page`; evaluates to those pages.
@@ -315,8 +332,15 @@ pub(crate) async fn catch_up_embeds(
     let Backend::Postgres(pool) = backend else {
         return Ok(());
     };
+    // By media and URL, each one's pages in order (`SIGHT_EMBEDS`): the sightings' key
+    // order, in which every writer locks them.
+    let mut in_key_order: Vec<_> = seen.iter().zip(found.iter_mut()).collect();
+    in_key_order.sort_by_key(|((sighting, _), _)| {
+        let page = sighting.page.unwrap_or(sighting.url);
+        (sighting.media_sha256, sighting.url.0, page.0)
+    });
     let mut tx = pool.begin().await?;
-    for ((sighting, matches), found) in seen.iter().zip(found.iter_mut()) {
+    for ((sighting, matches), found) in in_key_order {
         if sighting
             .member_path
             .as_deref()
@@ -365,22 +389,24 @@ pub(crate) const UPSERT_SIGHTING: &str = concat!(
     on_sighting_conflict!(),
     " RETURNING id"
 );
-/// Sightings of media on every page that embeds its URL, but the page `$3` it was seen for.
+/// Sightings of media on every page that embeds its URL, but the page `$3` it was seen for,
+/// in page order (their unique key's: every writer locks sightings in that order).
 /// (`WHERE` before `ON CONFLICT`: SQLite's parser needs one after an `INSERT … SELECT`.)
 pub(crate) const SIGHT_EMBEDS: &str = concat!(
     insert_sightings!(),
     "SELECT $1, e.media_url_id, e.page_url_id, '', $4, $4, NULL FROM embeds e \
-     WHERE e.media_url_id = $2 AND e.page_url_id <> $3",
+     WHERE e.media_url_id = $2 AND e.page_url_id <> $3 ORDER BY e.page_url_id",
     on_sighting_conflict!(),
     " RETURNING id, page_url_id"
 );
 /// The sighting of media at `$2` on page `$3`, and unless inside an archive (`$4` empty) on
-/// every other page that embeds `$2`; returns each sighting's id and page.
+/// every other page that embeds `$2`, in page order (as [`SIGHT_EMBEDS`]); returns each
+/// sighting's id and page.
 pub(crate) const SIGHT_ALL: &str = concat!(
     insert_sightings!(),
     "SELECT $1, $2, p.page, $4, $5, $5, $6 FROM (SELECT CAST($3 AS BIGINT) AS page \
         UNION SELECT e.page_url_id FROM embeds e WHERE e.media_url_id = $2 AND $4 = '') p \
-     WHERE true",
+     WHERE true ORDER BY p.page",
     on_sighting_conflict!(),
     " RETURNING id, page_url_id"
 );

@@ -13,7 +13,12 @@ mod common;
 
 use std::sync::Arc;
 
-use aranea_store::{FetchOutcome, Lease, NewUrl, PageSettlement, Store, UrlId, UrlNext, UrlState};
+use std::collections::{BTreeMap, BTreeSet};
+
+use aranea_store::{
+    FetchOutcome, Lease, NewUrl, PageSettlement, SeenMedia, Store, StoreError, UrlId, UrlNext,
+    UrlSource, UrlState,
+};
 use common::leased::seen;
 use common::{NOW, TestDb, url};
 use sqlx::Connection;
@@ -21,6 +26,7 @@ use sqlx::Connection;
 contract_tests!(
     workers_settling_pages_linking_to_each_others_hosts_never_deadlock,
     workers_settling_pages_with_the_same_media_never_deadlock,
+    workers_falling_back_to_one_page_at_a_time_never_deadlock,
 );
 
 /// Workers, each holding the lease of one host of its own.
@@ -245,4 +251,311 @@ async fn deadlocks(db: &TestDb) -> i64 {
     .fetch_one(&mut watch)
     .await
     .unwrap()
+}
+
+/// Pages of each worker's batch that the database accepts, one batch per round.
+const PAGES: usize = 3;
+/// Where the photos of round `r` are served from: one URL per photo, embedded by every
+/// page of the round (of every worker), so each page's sightings of a photo are also
+/// written on the others' pages, and the workers' sightings overlap.
+const CDN: &str = "cdn.example";
+
+fn photo_path(r: usize, i: usize) -> String {
+    format!("/r{r}/photo{i}.jpg")
+}
+
+/// A worker's pages of a round, by worker, round and page (the refused one last).
+struct RoundPages {
+    ids: Vec<Vec<Vec<UrlId>>>,
+}
+
+impl RoundPages {
+    fn page(&self, w: usize, r: usize, k: usize) -> UrlId {
+        self.ids[w][r][k]
+    }
+
+    fn refused(&self, w: usize, r: usize) -> UrlId {
+        self.ids[w][r][PAGES]
+    }
+
+    /// The pages of round `r` the database accepts, of every worker.
+    fn accepted(&self, r: usize) -> Vec<UrlId> {
+        (0..WORKERS)
+            .flat_map(|w| (0..PAGES).map(move |k| (w, k)))
+            .map(|(w, k)| self.page(w, r, k))
+            .collect()
+    }
+}
+
+/// Every round, each worker settles a batch holding one page the database refuses (a
+/// sighting at a URL that does not exist), so the batch cannot be written together and
+/// its pages are written one at a time: its other pages, and the refused one, show the
+/// same photos as every worker's pages of the round, each listing them in an order of its
+/// own, and each page's sightings of them are written on every page of the round (which
+/// all embed the photos' URLs). Each page alone must take its media and sighting rows in
+/// the order the batch would, or two workers falling back at once wait for each other's.
+/// Exact rows after: every accepted page done with its sightings on every page of its
+/// round, nothing of the refused pages.
+async fn workers_falling_back_to_one_page_at_a_time_never_deadlock(db: &TestDb) {
+    let store = db.open().await;
+    let mut pages: Vec<NewUrl> = Vec::new();
+    for w in 0..WORKERS {
+        for r in 0..ROUNDS {
+            for k in 0..PAGES {
+                pages.push(url(&host(w), &format!("/r{r}/page{k}")));
+            }
+            pages.push(url(&host(w), &format!("/r{r}/refused")));
+        }
+    }
+    let enqueued = store.frontier().enqueue_urls(&pages, NOW).await.unwrap();
+    let mut ids = enqueued.iter().map(|e| e.id);
+    let round_pages = RoundPages {
+        ids: (0..WORKERS)
+            .map(|_| {
+                (0..ROUNDS)
+                    .map(|_| ids.by_ref().take(PAGES + 1).collect())
+                    .collect()
+            })
+            .collect(),
+    };
+    let mut workers = Vec::new();
+    for w in 0..WORKERS {
+        let store = Store::open(&db.url).await.unwrap();
+        let claimed = store
+            .frontier()
+            .claim_hosts(&format!("w{w}"), 1, 600_000, NOW)
+            .await
+            .unwrap();
+        let own: usize = claimed[0]
+            .host
+            .key
+            .trim_start_matches("https://h")
+            .trim_end_matches(".example")
+            .parse()
+            .unwrap();
+        let lease = claimed[0].lease.clone();
+        let taken = store
+            .frontier()
+            .next_urls(&lease, (ROUNDS * (PAGES + 1)) as u32, NOW)
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), ROUNDS * (PAGES + 1));
+        workers.push((store, lease, own));
+    }
+    // The photos' URLs, enqueued once the workers hold their hosts (so none claims the
+    // CDN), embedded by every accepted page of their round.
+    let mut embeds: Vec<NewUrl> = Vec::new();
+    for r in 0..ROUNDS {
+        for page in round_pages.accepted(r) {
+            for i in 0..MEDIA {
+                embeds.push(NewUrl {
+                    source: UrlSource::Embed,
+                    parent: Some(page),
+                    ..url(CDN, &photo_path(r, i))
+                });
+            }
+        }
+    }
+    let embedded = store.frontier().enqueue_urls(&embeds, NOW).await.unwrap();
+    let photo_urls: BTreeMap<(usize, usize), UrlId> = (0..ROUNDS)
+        .flat_map(|r| (0..MEDIA).map(move |i| (r, i)))
+        .map(|(r, i)| (r, i, format!("https://{CDN}{}", photo_path(r, i))))
+        .filter_map(|(r, i, at)| {
+            let n = embeds.iter().position(|e| e.url == at)?;
+            Some(((r, i), embedded.get(n)?.id))
+        })
+        .collect();
+    assert_eq!(photo_urls.len(), ROUNDS * MEDIA);
+    let round_pages = Arc::new(round_pages);
+    let photo_urls = Arc::new(photo_urls);
+
+    let deadlocks_before = deadlocks(db).await;
+    let start = Arc::new(tokio::sync::Barrier::new(WORKERS));
+    let mut tasks = Vec::new();
+    for (store, lease, own) in workers {
+        let (start, round_pages, photo_urls) =
+            (start.clone(), round_pages.clone(), photo_urls.clone());
+        tasks.push(tokio::spawn(async move {
+            let failures =
+                fall_back_every_round(&store, &lease, own, &round_pages, &photo_urls, &start).await;
+            store.close().await;
+            failures
+        }));
+    }
+    let mut failures = Vec::new();
+    for task in tasks {
+        failures.extend(task.await.unwrap());
+    }
+    assert!(
+        failures.is_empty(),
+        "{} settlements failed, the first: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert_eq!(deadlocks(db).await, deadlocks_before, "deadlocks detected");
+
+    let frontier = store.frontier();
+    for w in 0..WORKERS {
+        for r in 0..ROUNDS {
+            for k in 0..PAGES {
+                let page = frontier
+                    .url(round_pages.page(w, r, k))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(page.state, UrlState::Done, "{}", page.url);
+            }
+            let refused = frontier
+                .url(round_pages.refused(w, r))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(refused.state, UrlState::Queued, "{}", refused.url);
+        }
+        let ghost = store.media().get(&ghost_seed(w)).await.unwrap();
+        assert!(ghost.is_none(), "the refused page's media was written");
+    }
+    // Each photo of a round sighted on every accepted page of the round, once; on no
+    // refused page.
+    for i in 0..MEDIA {
+        assert!(store.media().get(&photo_sha(i)).await.unwrap().is_some());
+        let sighted: Vec<(UrlId, UrlId)> = store
+            .media()
+            .sightings_of(&photo_sha(i))
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| (s.url, s.page))
+            .collect();
+        let expected: Vec<(UrlId, UrlId)> = (0..ROUNDS)
+            .flat_map(|r| {
+                let at = photo_urls[&(r, i)];
+                round_pages
+                    .accepted(r)
+                    .into_iter()
+                    .map(move |page| (at, page))
+            })
+            .collect();
+        assert_eq!(
+            sighted.iter().collect::<BTreeSet<_>>(),
+            expected.iter().collect::<BTreeSet<_>>(),
+            "photo {i}"
+        );
+        assert_eq!(sighted.len(), expected.len(), "photo {i}: a sighting twice");
+    }
+}
+
+/// The photos: seeds 1 to `MEDIA`, as in the cases above.
+fn photo_seed(i: usize) -> u8 {
+    (i + 1) as u8
+}
+
+fn photo_sha(i: usize) -> [u8; 32] {
+    [photo_seed(i); 32]
+}
+
+/// The media only worker `w`'s refused pages show.
+fn ghost_seed(w: usize) -> [u8; 32] {
+    [100 + w as u8; 32]
+}
+
+/// Worker `own`'s photos on its page `k` (the refused one: `PAGES`), in an order of its
+/// own: rotated by worker and page, backwards for every other worker.
+fn photo_order(own: usize, k: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..MEDIA).map(|i| (own + k + i) % MEDIA).collect();
+    if own % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
+/// Settles worker `own`'s pages of every round under `lease` (after `start`): one batch
+/// a round, its accepted pages in an order of the worker's own and the refused page among
+/// them. Returns what went wrong, after every round, so that no other task waits at
+/// `start` forever.
+async fn fall_back_every_round(
+    store: &Store,
+    lease: &Lease,
+    own: usize,
+    round_pages: &RoundPages,
+    photo_urls: &BTreeMap<(usize, usize), UrlId>,
+    start: &tokio::sync::Barrier,
+) -> Vec<String> {
+    let done = FetchOutcome::fetched(200, 100, UrlNext::Done);
+    let mut failures = Vec::new();
+    for r in 0..ROUNDS {
+        start.wait().await;
+        let showing = |page: UrlId, k: usize| -> Vec<SeenMedia> {
+            photo_order(own, k)
+                .into_iter()
+                .map(|i| seen(photo_seed(i), photo_urls[&(r, i)], page, Vec::new()))
+                .collect()
+        };
+        let settlement = |page: UrlId, seen: Vec<SeenMedia>| PageSettlement {
+            lease: lease.clone(),
+            seen,
+            completions: vec![(page, done.clone())],
+            links: Vec::new(),
+            raise_known_to: None,
+            requeue_if_matched: None,
+        };
+        let mut batch: Vec<PageSettlement> = (0..PAGES)
+            .map(|k| (k + own) % PAGES)
+            .map(|k| {
+                let page = round_pages.page(own, r, k);
+                settlement(page, showing(page, k))
+            })
+            .collect();
+        let refused_page = round_pages.refused(own, r);
+        let mut refused = showing(refused_page, PAGES);
+        let mut ghost = seen(
+            ghost_seed(own)[0],
+            UrlId::from_raw(999_999),
+            refused_page,
+            Vec::new(),
+        );
+        ghost.sighting.page = None;
+        refused.push(ghost);
+        let refused_at = own % (PAGES + 1);
+        batch.insert(refused_at, settlement(refused_page, refused));
+        let at = NOW + 1 + r as i64;
+        let results = match store.frontier().settle_pages(&batch, at).await {
+            Ok(results) => results,
+            Err(e) => {
+                failures.push(format!("worker {own}, round {r}: {e}"));
+                continue;
+            }
+        };
+        if results.len() != batch.len() {
+            failures.push(format!(
+                "worker {own}, round {r}: {} results",
+                results.len()
+            ));
+            continue;
+        }
+        for (n, result) in results.into_iter().enumerate() {
+            let settled = match (n == refused_at, result) {
+                (true, Err(StoreError::Database(_))) => continue,
+                (true, other) => {
+                    failures.push(format!("worker {own}, round {r}: refused page: {other:?}"));
+                    continue;
+                }
+                (false, Ok(settled)) => settled,
+                (false, Err(e)) => {
+                    failures.push(format!("worker {own}, round {r}, page {n}: {e}"));
+                    continue;
+                }
+            };
+            // Each photo sighted on the page, and on the round's other accepted pages.
+            let others = WORKERS * PAGES - 1;
+            let also_on: Vec<usize> = settled.page.also_on.iter().map(Vec::len).collect();
+            if settled.page.sightings.len() != MEDIA || also_on != vec![others; MEDIA] {
+                failures.push(format!(
+                    "worker {own}, round {r}, page {n}: {} sightings, also on {also_on:?}",
+                    settled.page.sightings.len()
+                ));
+            }
+        }
+    }
+    failures
 }

@@ -20,8 +20,8 @@ use crate::backend::{Dialect, Get, on_backend};
 use crate::error::StoreError;
 use crate::media::{
     INSERT_MEDIA_ROWS, INSERT_SIGHTINGS, INSERT_TIMED_MATCH_ROWS, MediaRecord, NewSighting,
-    ON_MATCH_CONFLICT, ON_MEDIA_CONFLICT, ON_SIGHTING_CONFLICT, SightingId, TimedMatch,
-    catch_up_embeds, check_seen, record_seen_in,
+    ON_MATCH_CONFLICT, ON_MEDIA_CONFLICT, ON_SIGHTING_CONFLICT, Recorded, SightingId, TimedMatch,
+    catch_up_embeds, check_seen, record_seen_in, sight_in, upsert_media_in,
 };
 
 /// Media seen, with its sighting and matches, to be written with a page.
@@ -136,132 +136,81 @@ impl super::Frontier<'_> {
     /// SQLite each statement is a round trip to the connection's thread, and the batch holds
     /// the process's one write turn): see [`settle_together!`]. If that fails (a page the
     /// checks let through but the database refuses, or a completion of a URL not in its
-    /// lease), it is undone and the pages are written one at a time, each in a savepoint of
-    /// its own, so the failure is that page's alone.
+    /// lease), the transaction is undone and each live page is written by [`settle_alone!`]
+    /// in a transaction of its own, so the failure is that page's alone (its transaction's
+    /// opening or commit failing too). Not one after the other in one transaction: that
+    /// would take the pages' media and sighting rows in the batch's page order, against the
+    /// one order of every other writer (see [`settle_in_transaction!`]).
     pub async fn settle_pages(
         &self,
         pages: &[PageSettlement],
         now: UnixMillis,
     ) -> Result<Vec<Result<SettledLinks, StoreError>>, StoreError> {
-        let checked: Vec<Result<Vec<CompletionRow>, StoreError>> = pages
-            .iter()
-            .map(|page| {
-                for s in &page.seen {
-                    check_seen(&s.media, &s.sighting, &s.matches)?;
+        let mut results: Vec<Result<SettledLinks, StoreError>> = Vec::with_capacity(pages.len());
+        // The pages the checks accept, by index, with their completions.
+        let mut accepted: Vec<(usize, Vec<CompletionRow>)> = Vec::new();
+        for (index, page) in pages.iter().enumerate() {
+            let checked = page
+                .seen
+                .iter()
+                .try_for_each(|s| check_seen(&s.media, &s.sighting, &s.matches))
+                .and_then(|()| check_batch(&page.links));
+            match checked {
+                Err(refused) => results.push(Err(refused)),
+                Ok(()) => {
+                    // Answered below.
+                    results.push(Err(page.lease.lost()));
+                    let rows = page
+                        .completions
+                        .iter()
+                        .map(|(url, outcome)| CompletionRow::new(*url, outcome, now))
+                        .collect();
+                    accepted.push((index, rows));
                 }
-                check_batch(&page.links)?;
-                Ok(page
-                    .completions
-                    .iter()
-                    .map(|(url, outcome)| CompletionRow::new(*url, outcome, now))
-                    .collect())
-            })
-            .collect();
-        let mut leases: Vec<&Lease> = Vec::new();
-        for (page, rows) in pages.iter().zip(&checked) {
-            if rows.is_ok() && !leases.contains(&&page.lease) {
-                leases.push(&page.lease);
             }
         }
-        let mut results = on_backend!(self.backend, |pool, d| {
-            let mut tx = pool.begin_with(d.begin_write()).await?;
-            if d == Dialect::Postgres {
-                // Every host row this transaction will lock, in the one order of
-                // `HostLocks`: the hosts its live pages' links create, then all of them.
-                let live = hold_leases!(tx, d, &leases, now, false);
-                let create: Vec<(&str, &str)> = pages
-                    .iter()
-                    .zip(&checked)
-                    .filter(|(page, rows)| {
-                        let lease = &page.lease;
-                        rows.is_ok()
-                            && live.contains(&(lease.host_id.0, lease.owner.clone(), lease.epoch))
-                    })
-                    .flat_map(|(page, _)| &page.links)
-                    .map(|link| (link.host_key.as_str(), link.registrable_domain.as_str()))
-                    .collect::<BTreeMap<&str, &str>>()
-                    .into_iter()
-                    .collect();
-                host_ids_in!(tx, &create, now);
-                let accepted = || pages.iter().zip(&checked).filter(|(_, rows)| rows.is_ok());
-                let ids: Vec<i64> = leases.iter().map(|lease| lease.host_id.0).collect();
-                let keys: Vec<&str> = accepted()
-                    .flat_map(|(page, _)| &page.links)
-                    .map(|link| link.host_key.as_str())
-                    .collect::<BTreeSet<&str>>()
-                    .into_iter()
-                    .collect();
-                let requeued: Vec<i64> = accepted()
-                    .filter_map(|(page, _)| page.requeue_if_matched)
-                    .map(|(url, _)| url.0)
-                    .collect();
-                HostLocks::lock_hosts_in_order(&mut *tx, &ids, &keys, &requeued).await?;
-            }
-            // Every lease once, up front: on PostgreSQL the live ones stay locked until the
-            // commit, as each page's own check would have kept them. This check is the one
-            // that counts (a lease lost since the look above is lost).
-            let held = hold_leases!(tx, d, &leases, now);
-            let mut results: Vec<Result<SettledLinks, StoreError>> =
-                Vec::with_capacity(pages.len());
-            let mut live: Vec<(usize, Vec<CompletionRow>)> = Vec::new();
-            for (index, (page, rows)) in pages.iter().zip(checked).enumerate() {
-                let lease = &page.lease;
-                match rows {
-                    Err(refused) => results.push(Err(refused)),
-                    Ok(_)
-                        if !held.contains(&(lease.host_id.0, lease.owner.clone(), lease.epoch)) =>
-                    {
-                        results.push(Err(lease.lost()))
+        on_backend!(self.backend, |pool, d| {
+            // The whole batch in one transaction; the pages it leaves unwritten (when it is
+            // undone) each in one of their own. A batch of one page falls back in its own.
+            let mut groups: Vec<Vec<&(usize, Vec<CompletionRow>)>> =
+                vec![accepted.iter().collect()];
+            let mut writing = if accepted.len() <= 1 {
+                Writing::TogetherElseAlone
+            } else {
+                Writing::Together
+            };
+            while !groups.is_empty() {
+                let mut unwritten = Vec::new();
+                for group in &groups {
+                    let batch: Vec<(&PageSettlement, &[CompletionRow])> = group
+                        .iter()
+                        .filter_map(|(index, rows)| Some((pages.get(*index)?, rows.as_slice())))
+                        .collect();
+                    let written = async {
+                        Ok::<_, StoreError>(settle_in_transaction!(pool, d, &batch, now, writing))
                     }
-                    Ok(rows) => {
-                        // Answered below.
-                        results.push(Err(lease.lost()));
-                        live.push((index, rows));
-                    }
-                }
-            }
-            let batch: Vec<(&PageSettlement, &[CompletionRow])> = live
-                .iter()
-                .filter_map(|(index, rows)| Some((pages.get(*index)?, rows.as_slice())))
-                .collect();
-            let mut together = None;
-            if !batch.is_empty() && writable_together(&batch) {
-                let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
-                let written: Result<Vec<SettledLinks>, StoreError> =
-                    async { Ok(settle_together!(sp, &batch, now)) }.await;
-                match written {
-                    Ok(settled) => {
-                        sp.commit().await?;
-                        together = Some(settled);
-                    }
-                    Err(_) => sp.rollback().await?,
-                }
-            }
-            match together {
-                Some(settled) => {
-                    for ((index, _), settled) in live.iter().zip(settled) {
-                        if let Some(slot) = results.get_mut(*index) {
-                            *slot = Ok(settled);
+                    .await;
+                    let answers = match written {
+                        Ok(answers) => answers,
+                        // Nothing written: the batch's failure is the call's, a page's its own.
+                        Err(failed) if writing != Writing::Alone => return Err(failed),
+                        Err(failed) => vec![Some(Err(failed))],
+                    };
+                    for (page, answer) in group.iter().zip(answers) {
+                        match answer {
+                            Some(answer) => {
+                                if let Some(slot) = results.get_mut(page.0) {
+                                    *slot = answer;
+                                }
+                            }
+                            None => unwritten.push(vec![*page]),
                         }
                     }
                 }
-                None => {
-                    for ((index, _), (page, rows)) in live.iter().zip(&batch) {
-                        let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
-                        let written: Result<SettledLinks, StoreError> =
-                            async { Ok(settle_alone!(sp, d, page, *rows, now)) }.await;
-                        match &written {
-                            Ok(_) => sp.commit().await?,
-                            Err(_) => sp.rollback().await?,
-                        }
-                        if let Some(slot) = results.get_mut(*index) {
-                            *slot = written;
-                        }
-                    }
-                }
+                groups = unwritten;
+                writing = Writing::Alone;
             }
-            tx.commit().await?;
-            Ok::<_, StoreError>(results)
+            Ok::<_, StoreError>(())
         })?;
         // PostgreSQL's embeds, once more after the commit (see `sight_embeds_in!`).
         for (page, result) in pages.iter().zip(results.iter_mut()) {
@@ -278,6 +227,130 @@ impl super::Frontier<'_> {
     }
 }
 
+/// How a transaction of [`Frontier::settle_pages`] writes its live pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Writing {
+    /// Together ([`settle_together!`]); if they cannot be, the transaction is undone.
+    Together,
+    /// Together, else each by [`settle_alone!`] in a savepoint (a batch of one page).
+    TogetherElseAlone,
+    /// Each by [`settle_alone!`] in a savepoint (the fallback, one page a transaction).
+    Alone,
+}
+
+/// One write transaction of [`Frontier::settle_pages`] on `$pool` (dialect `$d`), settling
+/// `$batch` (its pages the checks accepted, with their completions) as `$writing` says;
+/// evaluates to one answer per page, in order: `Some` result if its lease was lost or it was
+/// written (or refused), `None` if it is live but the pages could not be written together
+/// and the transaction was undone ([`Writing::Together`]).
+///
+/// Its row locks in the one order of every settlement, so that concurrent settlements on
+/// PostgreSQL cannot wait for each other's rows: its host rows first (see `HostLocks`: the
+/// hosts its live pages' links create, by key, then all of them by key, its leases' too),
+/// then its media rows by SHA-256 and its sightings by their unique key ([`sight_together!`],
+/// [`settle_alone!`]), then URL rows on hosts it holds.
+macro_rules! settle_in_transaction {
+    ($pool:ident, $d:ident, $batch:expr, $now:expr, $writing:expr) => {{
+        let pages: &[(&PageSettlement, &[CompletionRow])] = $batch;
+        let now: UnixMillis = $now;
+        let writing: Writing = $writing;
+        let mut leases: Vec<&Lease> = Vec::new();
+        for (page, _) in pages {
+            if !leases.contains(&&page.lease) {
+                leases.push(&page.lease);
+            }
+        }
+        let key = |lease: &Lease| (lease.host_id.0, lease.owner.clone(), lease.epoch);
+        let mut tx = $pool.begin_with($d.begin_write()).await?;
+        if $d == Dialect::Postgres {
+            // Every host row this transaction will lock, in the one order of
+            // `HostLocks`: the hosts its live pages' links create, then all of them.
+            let live = hold_leases!(tx, $d, &leases, now, false);
+            let create: Vec<(&str, &str)> = pages
+                .iter()
+                .filter(|(page, _)| live.contains(&key(&page.lease)))
+                .flat_map(|(page, _)| &page.links)
+                .map(|link| (link.host_key.as_str(), link.registrable_domain.as_str()))
+                .collect::<BTreeMap<&str, &str>>()
+                .into_iter()
+                .collect();
+            host_ids_in!(tx, &create, now);
+            let ids: Vec<i64> = leases.iter().map(|lease| lease.host_id.0).collect();
+            let keys: Vec<&str> = pages
+                .iter()
+                .flat_map(|(page, _)| &page.links)
+                .map(|link| link.host_key.as_str())
+                .collect::<BTreeSet<&str>>()
+                .into_iter()
+                .collect();
+            let requeued: Vec<i64> = pages
+                .iter()
+                .filter_map(|(page, _)| page.requeue_if_matched)
+                .map(|(url, _)| url.0)
+                .collect();
+            HostLocks::lock_hosts_in_order(&mut *tx, &ids, &keys, &requeued).await?;
+        }
+        // Every lease once, up front: on PostgreSQL the live ones stay locked until the
+        // commit, as each page's own check would have kept them. This check is the one
+        // that counts (a lease lost since the look above is lost).
+        let held = hold_leases!(tx, $d, &leases, now);
+        let batch: Vec<(&PageSettlement, &[CompletionRow])> = pages
+            .iter()
+            .filter(|(page, _)| held.contains(&key(&page.lease)))
+            .copied()
+            .collect();
+        let mut together = None;
+        if writing != Writing::Alone && !batch.is_empty() && writable_together(&batch) {
+            let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
+            let written: Result<Vec<SettledLinks>, StoreError> =
+                async { Ok(settle_together!(sp, &batch, now)) }.await;
+            match written {
+                Ok(settled) => {
+                    sp.commit().await?;
+                    together = Some(settled);
+                }
+                Err(_) => sp.rollback().await?,
+            }
+        }
+        let written: Option<Vec<Result<SettledLinks, StoreError>>> = match together {
+            Some(settled) => Some(settled.into_iter().map(Ok).collect()),
+            None if batch.is_empty() => Some(Vec::new()),
+            None if writing != Writing::Together => {
+                let mut settled = Vec::with_capacity(batch.len());
+                for (page, rows) in &batch {
+                    let mut sp = sqlx::Acquire::begin(&mut *tx).await?;
+                    let written: Result<SettledLinks, StoreError> =
+                        async { Ok(settle_alone!(sp, $d, page, *rows, now)) }.await;
+                    match &written {
+                        Ok(_) => sp.commit().await?,
+                        Err(_) => sp.rollback().await?,
+                    }
+                    settled.push(written);
+                }
+                Some(settled)
+            }
+            None => None,
+        };
+        match written {
+            Some(_) => tx.commit().await?,
+            None => tx.rollback().await?,
+        }
+        let mut written = written.map(Vec::into_iter);
+        pages
+            .iter()
+            .map(|(page, _)| {
+                if !held.contains(&key(&page.lease)) {
+                    return Some(Err(page.lease.lost()));
+                }
+                written
+                    .as_mut()
+                    .map(|w| w.next().unwrap_or_else(|| Err(page.lease.lost())))
+            })
+            .collect::<Vec<Option<Result<SettledLinks, StoreError>>>>()
+    }};
+}
+use settle_in_transaction;
+
 /// Whether the batch path can give the results of writing the pages one at a time: a
 /// sighting of media other than the record written with it would meet (or not) another
 /// page's media row depending on the order, so such a batch is written page by page.
@@ -290,16 +363,40 @@ fn writable_together(batch: &[(&PageSettlement, &[CompletionRow])]) -> bool {
 
 /// One page settled alone inside the open savepoint `$tx` (the batch path's fallback, and
 /// the reference it must agree with): evaluates to its [`SettledLinks`].
+///
+/// Its media rows by SHA-256, then its sightings by their unique key (each media's
+/// sightings on the pages embedding its URL in page order, see [`crate::media::SIGHT_ALL`]),
+/// as [`sight_together!`] takes them: on PostgreSQL each upsert locks its row, and another
+/// settlement showing the same photos in another order would otherwise wait for this one's
+/// rows while holding the rows it waits for. Answered in the page's order.
 macro_rules! settle_alone {
     ($tx:ident, $d:ident, $page:expr, $rows:expr, $now:expr) => {{
         let page: &PageSettlement = $page;
         let rows: &[CompletionRow] = $rows;
         let lease = &page.lease;
         hold_lease!($tx, $d, lease, $now);
+        let mut media: Vec<&MediaRecord> = page.seen.iter().map(|s| &s.media).collect();
+        media.sort_by_key(|m| m.sha256);
+        media.dedup_by_key(|m| m.sha256);
+        for media in media {
+            upsert_media_in!($tx, media, $now);
+        }
+        let mut in_key_order: Vec<(usize, &SeenMedia)> = page.seen.iter().enumerate().collect();
+        in_key_order.sort_by_key(|(_, s)| {
+            let sighting = &s.sighting;
+            let on = sighting.page.unwrap_or(sighting.url).0;
+            (sighting.media_sha256, sighting.url.0, on, member(s))
+        });
+        let mut recorded: Vec<Option<Recorded>> = vec![None; page.seen.len()];
+        for (at, s) in in_key_order {
+            let sighted = sight_in!($tx, &s.sighting, &s.matches, $now);
+            if let Some(slot) = recorded.get_mut(at) {
+                *slot = Some(sighted);
+            }
+        }
         let mut sightings = Vec::with_capacity(page.seen.len());
         let mut also_on = Vec::with_capacity(page.seen.len());
-        for s in &page.seen {
-            let recorded = record_seen_in!($tx, &s.media, &s.sighting, &s.matches, $now);
+        for recorded in recorded.into_iter().flatten() {
             sightings.push(recorded.sighting);
             also_on.push(recorded.also_on);
         }
