@@ -4,7 +4,7 @@
 //!
 //! The reference is the per-page path itself: the same batch with one more page that the
 //! checks accept but the database refuses (a sighting at a URL that does not exist) makes the
-//! batch fail and be written page by page, each in a savepoint of its own.
+//! batch fail and be written page by page, each in a transaction of its own.
 
 #[macro_use]
 mod common;
