@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::collections::{BTreeMap, BTreeSet};
 
 use aranea_store::{
-    FetchOutcome, Lease, NewUrl, PageSettlement, SeenMedia, Store, StoreError, UrlId, UrlNext,
-    UrlSource, UrlState,
+    FetchOutcome, Lease, LeasedHost, NewUrl, PageSettlement, SeenMedia, Store, StoreError, UrlId,
+    UrlNext, UrlSource, UrlState,
 };
 use common::leased::seen;
 use common::{NOW, TestDb, url};
@@ -41,6 +41,18 @@ const MEDIA: usize = 6;
 
 fn host(h: usize) -> String {
     format!("h{h}.example")
+}
+
+/// Worker `w`'s own store, and the one host it claimed.
+async fn worker(db: &TestDb, w: usize) -> (Store, LeasedHost) {
+    let store = Store::open(&db.url).await.unwrap();
+    let mut claimed = store
+        .frontier()
+        .claim_hosts(&format!("w{w}"), 1, 600_000, NOW)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "worker {w} claims one host");
+    (store, claimed.remove(0))
 }
 
 /// One worker per host, each settling its host's page of every round, in rounds started
@@ -67,20 +79,15 @@ async fn settle_concurrently(db: &TestDb, with_links: bool) {
     store.frontier().enqueue_urls(&pages, NOW).await.unwrap();
     let mut workers = Vec::new();
     for w in 0..WORKERS {
-        let store = Store::open(&db.url).await.unwrap();
-        let claimed = store
-            .frontier()
-            .claim_hosts(&format!("w{w}"), 1, 600_000, NOW)
-            .await
-            .unwrap();
-        let lease = claimed[0].lease.clone();
+        let (store, claimed) = worker(db, w).await;
+        let lease = claimed.lease.clone();
         let taken = store
             .frontier()
             .next_urls(&lease, ROUNDS as u32, NOW)
             .await
             .unwrap();
         assert_eq!(taken.len(), ROUNDS);
-        let key = claimed[0].host.key.clone();
+        let key = claimed.host.key.clone();
         let mut page_ids: Vec<Option<UrlId>> = vec![None; ROUNDS];
         for taken in taken {
             let round: usize = taken
@@ -324,20 +331,15 @@ async fn workers_falling_back_to_one_page_at_a_time_never_deadlock(db: &TestDb) 
     };
     let mut workers = Vec::new();
     for w in 0..WORKERS {
-        let store = Store::open(&db.url).await.unwrap();
-        let claimed = store
-            .frontier()
-            .claim_hosts(&format!("w{w}"), 1, 600_000, NOW)
-            .await
-            .unwrap();
-        let own: usize = claimed[0]
+        let (store, claimed) = worker(db, w).await;
+        let own: usize = claimed
             .host
             .key
             .trim_start_matches("https://h")
             .trim_end_matches(".example")
             .parse()
             .unwrap();
-        let lease = claimed[0].lease.clone();
+        let lease = claimed.lease.clone();
         let taken = store
             .frontier()
             .next_urls(&lease, (ROUNDS * (PAGES + 1)) as u32, NOW)
