@@ -30,8 +30,8 @@ use aranea_crawl::{Crawler, DiscardMedia};
 use aranea_simweb::{SimWeb, scenario};
 
 /// A new empty database on the PostgreSQL server at `server` (named after this process, so
-/// that runs do not meet); returns its URL.
-async fn fresh_postgres_database(server: &str) -> String {
+/// that runs do not meet); returns its URL and its name.
+async fn fresh_postgres_database(server: &str) -> (String, String) {
     use sqlx::Connection;
     let name = format!("aranea_pipeline_{}", std::process::id());
     let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
@@ -45,18 +45,7 @@ async fn fresh_postgres_database(server: &str) -> String {
             .unwrap();
     }
     let (base, _) = server.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
-}
-
-/// `url` without its password, if any.
-fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
+    (format!("{base}/{name}"), name)
 }
 
 /// The first seed from 11 whose providers all answer at full speed.
@@ -121,19 +110,19 @@ fn main() {
             ..aranea_store::StoreOptions::default()
         };
         let (url, kind) = match std::env::var("ARANEA_BENCH_POSTGRES") {
-            Ok(server) => (fresh_postgres_database(&server).await, "PostgreSQL"),
+            Ok(server) => {
+                let (url, name) = fresh_postgres_database(&server).await;
+                (url, format!("PostgreSQL, database {name}"))
+            }
             Err(_) => (
                 format!("sqlite://{}", dir.path().join("aranea.db").display()),
-                "SQLite",
+                "SQLite".to_owned(),
             ),
         };
         let store = aranea_store::Store::open_with(&url, &options)
             .await
             .unwrap();
-        println!(
-            "store: {kind} ({}), {connections:?} connections (None: the default)",
-            redacted(&url)
-        );
+        println!("store: {kind}, {connections:?} connections (None: the default)");
         let banks = support::banks(&world, &dir.path().join("banks"));
         let mut config = support::config(&world, 0);
         config.politeness.max_delay_ms = 0;
