@@ -215,14 +215,15 @@ pub(crate) use insert_timed_matches;
 
 /// Writes media, its sighting and the sighting's matches inside the open transaction `$tx`
 /// (checked first with [`check_seen`]); evaluates to the [`Recorded`] sighting. A macro so
-/// one body serves both drivers' transaction types and every caller's transaction.
+/// one body serves both drivers' transaction types. One media at a time: a caller writing
+/// several takes their rows in the one order of every writer instead (media by SHA-256,
+/// sightings by key, as `Frontier::settle_pages` does).
 macro_rules! record_seen_in {
     ($tx:ident, $media:expr, $sighting:expr, $matches:expr, $now:expr) => {{
         $crate::media::upsert_media_in!($tx, $media, $now);
         $crate::media::sight_in!($tx, $sighting, $matches, $now)
     }};
 }
-pub(crate) use record_seen_in;
 
 /// The media row of [`record_seen_in!`], inside the open transaction `$tx`.
 macro_rules! upsert_media_in {

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::collections::{BTreeMap, BTreeSet};
 
 use aranea_store::{
-    FetchOutcome, Lease, LeasedHost, NewUrl, PageSettlement, SeenMedia, Store, StoreError, UrlId,
-    UrlNext, UrlSource, UrlState,
+    Completion, FetchOutcome, Lease, LeasedHost, NewUrl, PageSettlement, SeenMedia, SightingId,
+    Store, StoreError, UrlId, UrlNext, UrlSource, UrlState,
 };
 use common::leased::seen;
 use common::{NOW, TestDb, url};
@@ -29,6 +29,7 @@ contract_tests!(
     workers_settling_pages_linking_to_each_others_hosts_never_deadlock,
     workers_settling_pages_with_the_same_media_never_deadlock,
     workers_falling_back_to_one_page_at_a_time_never_deadlock,
+    workers_settling_single_pages_with_the_same_media_in_opposite_orders_never_deadlock,
 );
 
 /// Workers, each holding the lease of one host of its own.
@@ -61,17 +62,36 @@ async fn worker(db: &TestDb, w: usize) -> (Store, LeasedHost) {
 /// writer enqueues a new URL on every host each round. Also on new hosts, created by every
 /// settlement of the round at once.
 async fn workers_settling_pages_linking_to_each_others_hosts_never_deadlock(db: &TestDb) {
-    settle_concurrently(db, true).await;
+    settle_concurrently(db, true, Calls::Batches).await;
 }
 
 /// As above without links: the workers share no host row, only the media rows of the
 /// photos every page shows (upserted in the pages' own orders, they wait for each other's
 /// rows both ways).
 async fn workers_settling_pages_with_the_same_media_never_deadlock(db: &TestDb) {
-    settle_concurrently(db, false).await;
+    settle_concurrently(db, false, Calls::Batches).await;
 }
 
-async fn settle_concurrently(db: &TestDb, with_links: bool) {
+/// As above, each worker but the last settling its page alone (`settle_page`, the older
+/// public call) with the photos backwards for every other worker, the last a batch of one:
+/// the single page must take its media rows in the batches' order, not its caller's. Each
+/// page's sightings answered in its caller's order.
+async fn workers_settling_single_pages_with_the_same_media_in_opposite_orders_never_deadlock(
+    db: &TestDb,
+) {
+    settle_concurrently(db, false, Calls::SinglePages).await;
+}
+
+/// How the workers of [`settle_concurrently`] settle their pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Calls {
+    /// Each its page of a round in a batch of one (`settle_pages`), as the crawler does.
+    Batches,
+    /// Each but the last its page alone (`settle_page`), the last in a batch of one.
+    SinglePages,
+}
+
+async fn settle_concurrently(db: &TestDb, with_links: bool, calls: Calls) {
     let store = db.open().await;
     let pages: Vec<NewUrl> = (0..WORKERS)
         .flat_map(|h| (0..ROUNDS).map(move |r| url(&host(h), &format!("/page{r}"))))
@@ -112,9 +132,19 @@ async fn settle_concurrently(db: &TestDb, with_links: bool) {
     for (store, lease, own, page_ids) in workers {
         let start = start.clone();
         tasks.push(tokio::spawn(async move {
-            let failures = settle_rounds(&store, &lease, own, &page_ids, &start, with_links).await;
+            let mut sighted = Vec::new();
+            let failures = settle_rounds(
+                &store,
+                &lease,
+                own,
+                &page_ids,
+                &start,
+                (with_links, calls),
+                &mut sighted,
+            )
+            .await;
             store.close().await;
-            (failures, page_ids)
+            (failures, page_ids, sighted)
         }));
     }
     let writer = Store::open(&db.url).await.unwrap();
@@ -143,12 +173,19 @@ async fn settle_concurrently(db: &TestDb, with_links: bool) {
     };
     let mut failures = Vec::new();
     let mut settled_pages = Vec::new();
+    let mut sighted = Vec::new();
     for task in tasks {
-        let (failed, pages) = task.await.unwrap();
+        let (failed, pages, answered) = task.await.unwrap();
         failures.extend(failed);
         settled_pages.extend(pages);
+        sighted.extend(answered);
     }
-    assert_eq!(failures, Vec::<String>::new());
+    assert!(
+        failures.is_empty(),
+        "{} settlements failed, the first: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     assert_eq!(enqueued.await.unwrap(), Ok(ROUNDS * WORKERS));
     assert_eq!(deadlocks(db).await, deadlocks_before, "deadlocks detected");
 
@@ -170,6 +207,31 @@ async fn settle_concurrently(db: &TestDb, with_links: bool) {
         let fresh = store.frontier().host_by_key(&fresh).await.unwrap().unwrap();
         assert_eq!(fresh.urls_known, (ROUNDS * WORKERS) as i64);
     }
+    // Each sighting answered is that of the photo its caller listed in its place, on its
+    // page.
+    let mut answered: BTreeMap<u8, BTreeSet<(SightingId, UrlId)>> = BTreeMap::new();
+    for (seed, page, sighting) in &sighted {
+        answered
+            .entry(*seed)
+            .or_default()
+            .insert((*sighting, *page));
+    }
+    for (seed, answered) in answered {
+        let stored: BTreeSet<(SightingId, UrlId)> = store
+            .media()
+            .sightings_of(&[seed; 32])
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| (s.id, s.page))
+            .collect();
+        assert!(answered.is_subset(&stored), "photo {seed}");
+    }
+    let expected = match calls {
+        Calls::Batches => 0,
+        Calls::SinglePages => (WORKERS - 1) * ROUNDS * MEDIA,
+    };
+    assert_eq!(sighted.len(), expected);
 }
 
 /// A host no one knows before the settlements link to it.
@@ -178,16 +240,19 @@ fn new_host(h: usize) -> String {
 }
 
 /// Settles `page_ids` of host `own` under `lease`, one per round (after `start`): each page
-/// done, linking to the round's pages of every host and to a new URL on every host and on
-/// every new host. Returns what went wrong (a settlement failed, or did not insert exactly
-/// its new URLs), after every round, so that no other task waits at `start` forever.
+/// done, linking (`with_links`) to the round's pages of every host and to a new URL on every
+/// host and on every new host, settled as `calls` says. Returns what went wrong (a
+/// settlement failed, or did not insert exactly its new URLs), after every round, so that
+/// no other task waits at `start` forever; the sightings `settle_page` answered go to
+/// `sighted`, as (photo seed, page, sighting).
 async fn settle_rounds(
     store: &Store,
     lease: &Lease,
     own: usize,
     page_ids: &[UrlId],
     start: &tokio::sync::Barrier,
-    with_links: bool,
+    (with_links, calls): (bool, Calls),
+    sighted: &mut Vec<(u8, UrlId, SightingId)>,
 ) -> Vec<String> {
     let done = FetchOutcome::fetched(200, 100, UrlNext::Done);
     let mut failures = Vec::new();
@@ -201,10 +266,16 @@ async fn settle_rounds(
             links.push(url(&new_host(h), &format!("/{r}/from{own}")));
             links.push(url(&host(h), &format!("/page{r}")));
         }
+        let mut seeds: Vec<u8> = (0..MEDIA).map(|i| ((own + i) % MEDIA + 1) as u8).collect();
+        let alone = calls == Calls::SinglePages && own + 1 < WORKERS;
+        if alone && own % 2 == 1 {
+            seeds.reverse();
+        }
         let settlement = PageSettlement {
             lease: lease.clone(),
-            seen: (0..MEDIA)
-                .map(|i| seen(((own + i) % MEDIA + 1) as u8, *page, *page, Vec::new()))
+            seen: seeds
+                .iter()
+                .map(|seed| seen(*seed, *page, *page, Vec::new()))
                 .collect(),
             completions: vec![(*page, done.clone())],
             links,
@@ -212,6 +283,28 @@ async fn settle_rounds(
             requeue_if_matched: None,
         };
         let at = NOW + 1 + r as i64;
+        if alone {
+            let settled = store
+                .frontier()
+                .settle_page(lease, &settlement.seen, &[(*page, &done)], at)
+                .await;
+            match settled {
+                Ok(settled)
+                    if settled.completions == [Completion::Recorded]
+                        && settled.sightings.len() == seeds.len() =>
+                {
+                    let answered = seeds.iter().zip(&settled.sightings);
+                    sighted.extend(answered.map(|(seed, sighting)| (*seed, *page, *sighting)));
+                }
+                Ok(settled) => failures.push(format!(
+                    "worker {own}, round {r}: {} sightings, completed {:?}",
+                    settled.sightings.len(),
+                    settled.completions
+                )),
+                Err(e) => failures.push(format!("worker {own}, round {r}: {e}")),
+            }
+            continue;
+        }
         let settled = match store.frontier().settle_pages(&[settlement], at).await {
             Ok(mut settled) => settled.pop(),
             Err(e) => {

@@ -21,7 +21,7 @@ use crate::error::StoreError;
 use crate::media::{
     INSERT_MEDIA_ROWS, INSERT_SIGHTINGS, INSERT_TIMED_MATCH_ROWS, MediaRecord, NewSighting,
     ON_MATCH_CONFLICT, ON_MEDIA_CONFLICT, ON_SIGHTING_CONFLICT, Recorded, SightingId, TimedMatch,
-    catch_up_embeds, check_seen, record_seen_in, sight_in, upsert_media_in,
+    catch_up_embeds, check_seen, sight_in, upsert_media_in,
 };
 
 /// Media seen, with its sighting and matches, to be written with a page.
@@ -48,6 +48,11 @@ impl super::Frontier<'_> {
     /// Records `seen` (as [`crate::MediaStore::record_seen`] does, idempotently) and completes
     /// `urls` (as [`Frontier::complete_urls`] does, under `lease`) in one write transaction. A
     /// lost lease writes nothing and fails.
+    ///
+    /// [`Frontier::settle_pages`] of this one page without links, so that it takes its rows
+    /// in the one order of every settlement (media by SHA-256, sightings by their unique key,
+    /// not in `seen`'s order): a settlement listing the same photos in another order would
+    /// otherwise hold the rows this one waits for on PostgreSQL. Answered in `seen`'s order.
     pub async fn settle_page(
         &self,
         lease: &Lease,
@@ -55,37 +60,24 @@ impl super::Frontier<'_> {
         urls: &[(UrlId, &FetchOutcome)],
         now: UnixMillis,
     ) -> Result<SettledPage, StoreError> {
-        for s in seen {
-            check_seen(&s.media, &s.sighting, &s.matches)?;
+        let page = PageSettlement {
+            lease: lease.clone(),
+            seen: seen.to_vec(),
+            completions: urls
+                .iter()
+                .map(|(url, outcome)| (*url, (*outcome).clone()))
+                .collect(),
+            links: Vec::new(),
+            raise_known_to: None,
+            requeue_if_matched: None,
+        };
+        let settled = self.settle_pages(std::slice::from_ref(&page), now).await?;
+        // `settle_pages` answers every page it is given; without an answer the page was not
+        // written, as `settle_pages` itself says of a page before it answers.
+        match settled.into_iter().next() {
+            Some(settled) => settled.map(|settled| settled.page),
+            None => Err(lease.lost()),
         }
-        let rows: Vec<CompletionRow> = urls
-            .iter()
-            .map(|(url, outcome)| CompletionRow::new(*url, outcome, now))
-            .collect();
-        let mut settled = on_backend!(self.backend, |pool, d| {
-            let mut tx = pool.begin_with(d.begin_write()).await?;
-            hold_lease!(tx, d, lease, now);
-            let mut sightings = Vec::with_capacity(seen.len());
-            let mut also_on = Vec::with_capacity(seen.len());
-            for s in seen {
-                let recorded = record_seen_in!(tx, &s.media, &s.sighting, &s.matches, now);
-                sightings.push(recorded.sighting);
-                also_on.push(recorded.also_on);
-            }
-            let completions = complete_in!(tx, lease, &rows, now);
-            tx.commit().await?;
-            Ok::<_, StoreError>(SettledPage {
-                sightings,
-                also_on,
-                completions,
-            })
-        })?;
-        let pairs: Vec<(&NewSighting, &[TimedMatch])> = seen
-            .iter()
-            .map(|s| (&s.sighting, s.matches.as_slice()))
-            .collect();
-        catch_up_embeds(self.backend, &pairs, &mut settled.also_on, now).await?;
-        Ok(settled)
     }
 }
 
@@ -582,10 +574,11 @@ fn embeds_sql(rows: usize) -> String {
     sql
 }
 
-/// The `$pages`' media written inside the open transaction `$tx` as [`record_seen_in!`] one
-/// after the other would (`$embeds` from [`embeds_of!`]): media rows, sightings (each media's
-/// own and those on the pages embedding its URL), matches, each in multi-row statements;
-/// evaluates to one `(sightings, also_on)` per page, as [`SettledPage`] holds them.
+/// The `$pages`' media written inside the open transaction `$tx` as
+/// [`crate::MediaStore::record_seen`] one after the other would (`$embeds` from
+/// [`embeds_of!`]): media rows, sightings (each media's own and those on the pages embedding
+/// its URL), matches, each in multi-row statements; evaluates to one `(sightings, also_on)`
+/// per page, as [`SettledPage`] holds them.
 macro_rules! sight_together {
     ($tx:ident, $pages:expr, $embeds:expr, $now:expr) => {{
         let pages: &[&PageSettlement] = $pages;
