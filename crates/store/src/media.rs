@@ -175,7 +175,7 @@ fn check_match(m: &BankMatch) -> Result<(), StoreError> {
     check_range("distance", i64::from(m.distance), 0, 256)
 }
 
-/// Checks what [`record_seen_in!`] will write, before a transaction is opened.
+/// Checks what `record_seen_in!` will write, before a transaction is opened.
 pub(crate) fn check_seen(
     media: &MediaRecord,
     sighting: &NewSighting,
@@ -225,7 +225,7 @@ macro_rules! record_seen_in {
     }};
 }
 
-/// The media row of [`record_seen_in!`], inside the open transaction `$tx`.
+/// The media row of `record_seen_in!`, inside the open transaction `$tx`.
 macro_rules! upsert_media_in {
     ($tx:ident, $media:expr, $now:expr) => {{
         let media: &$crate::media::MediaRecord = $media;
@@ -247,7 +247,7 @@ macro_rules! upsert_media_in {
 }
 pub(crate) use upsert_media_in;
 
-/// The sightings and matches of [`record_seen_in!`] (its media recorded), inside the open
+/// The sightings and matches of `record_seen_in!` (its media recorded), inside the open
 /// transaction `$tx`; evaluates to the [`Recorded`] sighting.
 macro_rules! sight_in {
     ($tx:ident, $sighting:expr, $matches:expr, $now:expr) => {{
