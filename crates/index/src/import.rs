@@ -215,6 +215,10 @@ fn parse_json_row(text: &str, line: u64, options: &ReadOptions) -> Result<Import
     };
     let signal = parse_value(signal_type, &value, line)?;
     let classification = match object.remove("classification") {
+        // A CSV export could not write it back: quoted fields hold no line breaks.
+        Some(Value::String(label)) if label.trim().contains(['\n', '\r']) => {
+            return Err(fail("classification must not hold a line break".into()));
+        }
         Some(Value::String(label)) if !label.trim().is_empty() => Some(label.trim().to_string()),
         Some(Value::String(_) | Value::Null) | None => None,
         Some(_) => return Err(fail("classification must be a string".into())),

@@ -137,3 +137,25 @@ fn json_lines_reject_wrong_types_and_keep_unknown_fields() {
     assert_eq!(rows[1].classification.as_deref(), Some("csam"));
     assert_eq!(error_lines(&errors), [2, 3, 4, 5, 6]);
 }
+
+/// Found by the `import_list` fuzz target: a JSON label may hold an escaped line break, which
+/// the line-based CSV export then wrote inside a quoted field that no CSV reader of ours can
+/// take back, so a bank exported as CSV no longer imported.
+#[test]
+fn a_classification_holding_a_line_break_is_refused() {
+    let text = format!(
+        "{{\"signal_type\":\"md5\",\"signal_value\":\"{MD5}\",\"classification\":\"a\\nb\"}}\n\
+         {{\"signal_type\":\"md5\",\"signal_value\":\"{MD5}\",\"classification\":\"a\\rb\"}}\n\
+         {{\"signal_type\":\"md5\",\"signal_value\":\"{MD5}\",\"classification\":\" a b\\n\"}}\n"
+    );
+    let (rows, errors) = read(text.as_bytes(), ListFormat::Jsonl, None).unwrap();
+    assert_eq!(error_lines(&errors), [1, 2]);
+    assert!(
+        errors[0].message.contains("line break"),
+        "{}",
+        errors[0].message
+    );
+    // A line break at either end is only whitespace, trimmed like any other.
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].classification.as_deref(), Some("a b"));
+}
