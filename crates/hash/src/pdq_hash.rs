@@ -55,10 +55,13 @@ impl PdqHash {
     /// Parse 64 hex digits (either case). Surrounding whitespace is not accepted: callers
     /// that read files trim first, so that a stray character is reported, not ignored.
     pub fn from_hex(text: &str) -> Result<Self, PdqHashParseError> {
-        let digits = text.as_bytes();
-        if digits.len() != 64 {
-            return Err(PdqHashParseError::WrongLength(text.chars().count()));
+        let characters = text.chars().count();
+        if characters != 64 {
+            return Err(PdqHashParseError::WrongLength(characters));
         }
+        // 64 characters in more than 64 bytes: the first wide one is found within the first
+        // 64 bytes (all bytes before it are ASCII) and refused as a digit.
+        let digits = text.as_bytes().get(..64).unwrap_or(text.as_bytes());
         let mut bytes = [0u8; 32];
         for (index, pair) in digits.chunks_exact(2).enumerate() {
             let high = hex_value(pair[0], index * 2, text)?;
@@ -168,6 +171,21 @@ mod tests {
         // A multi-byte character must not panic on slicing.
         let accented = format!("é{}", &SAMPLE[2..]);
         assert!(PdqHash::from_hex(&accented).is_err());
+    }
+
+    /// Found by the `signal_text` fuzz target: 64 characters that are more than 64 bytes were
+    /// refused as "64 hex digits, got 64 characters".
+    #[test]
+    fn sixty_four_characters_with_a_wide_one_name_it() {
+        let text = format!("{}\u{e9}{}", &SAMPLE[..5], &SAMPLE[6..]);
+        assert_eq!(text.chars().count(), 64);
+        assert_eq!(
+            PdqHash::from_hex(&text),
+            Err(PdqHashParseError::InvalidDigit {
+                character: '\u{e9}',
+                position: 5
+            })
+        );
     }
 
     #[test]

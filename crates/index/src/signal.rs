@@ -155,11 +155,14 @@ impl Signal {
     /// a stray character inside a value is reported rather than silently dropped.
     pub fn from_hex(signal_type: SignalType, text: &str) -> Result<Self, SignalParseError> {
         let expected = signal_type.byte_len() * 2;
-        if text.len() != expected {
+        let actual = text.chars().count();
+        // The right count of characters but not of bytes: one is not a hex digit, and
+        // `decode_hex` names the first (every byte before it is ASCII, so it is within reach).
+        if actual != expected {
             return Err(SignalParseError::WrongLength {
                 signal_type,
                 expected,
-                actual: text.chars().count(),
+                actual,
             });
         }
         let mut bytes = [0u8; 32];
@@ -287,5 +290,28 @@ mod tests {
         assert_eq!("VPDQ".parse::<SignalType>().unwrap(), SignalType::Vpdq);
         assert_eq!("HASH_PDQ".parse::<SignalType>().unwrap(), SignalType::Pdq);
         assert_eq!("sha-256".parse::<SignalType>().unwrap(), SignalType::Sha256);
+    }
+
+    /// Found by the `signal_text` fuzz target: a value of the right length in characters but
+    /// not in bytes was refused as "32 hex digits, got 32".
+    #[test]
+    fn a_value_of_the_right_length_in_characters_names_its_first_bad_one() {
+        let text = "\u{fffd}\u{fffd}\u{3bb}9CD8E900B204980E0998ECF842-7E";
+        assert_eq!(text.chars().count(), 32);
+        assert_eq!(
+            Signal::from_hex(SignalType::Md5, text),
+            Err(SignalParseError::InvalidHex {
+                character: '\u{fffd}',
+                position: 0
+            })
+        );
+        let pdq = format!("{}\u{e9}", "0".repeat(63));
+        assert_eq!(
+            Signal::from_hex(SignalType::Pdq, &pdq),
+            Err(SignalParseError::InvalidHex {
+                character: '\u{e9}',
+                position: 63
+            })
+        );
     }
 }
