@@ -45,6 +45,7 @@ pub use backend::{BackendKind, StoreOptions};
 pub use bank_journal::{BankJournalRows, BankWritersLock, JournalAppend, JournalRow};
 pub use crawl_facts::{CrawlFacts, UnmatchedSighting};
 pub use error::{DbError, StoreError};
+pub use frontier::MAX_URL_BYTES;
 pub use frontier::{
     Completion, EnqueuedUrl, FetchOutcome, FetchRecord, Frontier, Host, HostId, HostPolicy, Lease,
     LeasedHost, NewUrl, PageSettlement, Priority, RobotsCache, SeenMedia, SettledLinks,
@@ -60,7 +61,9 @@ pub use notices::{
     NoticeFilter, NoticeId, NoticeItem, NoticeState, NoticeStore, ProviderResponse, RetractionOwed,
     StateCounts, WatchedItem,
 };
-pub use reports::{NewReport, Report, ReportId, ReportStatus, Reports};
+pub use reports::{
+    MAX_NAME_BYTES, MAX_NOTES_BYTES, NewReport, Report, ReportId, ReportStatus, Reports,
+};
 pub use review::{ReviewEntry, ReviewQueue, ReviewReason, ReviewState};
 pub use review_desk::{
     AuditEntry, AuditRecord, BankEntryRef, Decision, DecisionId, DecisionKind, Facts, Hotline,

@@ -36,6 +36,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
 }
 
+/// Longest classification a bank created through the API may have.
+pub(crate) const MAX_CLASSIFICATION_BYTES: usize = 100;
+
 fn bank_error(error: StoreError) -> ApiError {
     match error {
         StoreError::NoSuchBank(_) => ApiError::not_found(),
@@ -109,8 +112,11 @@ async fn create_bank(
     require(&caller, &[scope::BANKS])?;
     let body = body.map_err(|r| body_rejection(r, state.config().max_json_bytes))?;
     let request: CreateBank = json_body(&headers, &body)?;
-    if request.classification.is_empty() || request.classification.len() > 100 {
-        return Err(ApiError::bad_request("classification: 1 to 100 bytes."));
+    if request.classification.is_empty() || request.classification.len() > MAX_CLASSIFICATION_BYTES
+    {
+        return Err(ApiError::bad_request(format!(
+            "classification: 1 to {MAX_CLASSIFICATION_BYTES} bytes."
+        )));
     }
     let mut spec = BankSpec::new(&request.name, &request.source, &request.classification);
     spec.description = request.description;

@@ -2,8 +2,12 @@
 //! `/api/v1/openapi.json`. Written next to the handlers and checked against real responses
 //! by tests/api.rs, so it cannot drift from what the server answers.
 
+use aranea_index::bank::MAX_PDQ_THRESHOLD;
+use aranea_store::{MAX_NAME_BYTES, MAX_NOTES_BYTES, MAX_URL_BYTES};
 use axum::Json;
 use serde_json::{Value, json};
+
+use super::banks::MAX_CLASSIFICATION_BYTES;
 
 fn nullable(kind: &str) -> Value {
     json!({ "type": [kind, "null"] })
@@ -17,6 +21,36 @@ fn error_responses() -> Value {
         "403": { "description": "The key lacks the scope", "content": problem["content"] },
         "429": { "description": "Rate limit exceeded; see Retry-After", "content": problem["content"] },
     })
+}
+
+/// `responses` with the errors an operation can answer besides the standard four: 404 (no
+/// such resource), 409 (exists), 413 (body over the limit), 415 (body of a type not
+/// accepted), 503 (a decoder unavailable).
+fn also(mut responses: Value, codes: &[u16]) -> Value {
+    let problem =
+        json!({ "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } });
+    for code in codes {
+        let description = match code {
+            404 => "No such resource",
+            409 => "It exists already",
+            413 => "The body is larger than the server's limit",
+            415 => "The body's type (Content-Type, or the media's own) is not accepted",
+            503 => "Video decoding is unavailable on this server",
+            _ => "Error",
+        };
+        responses[code.to_string()] = json!({ "description": description, "content": problem });
+    }
+    responses
+}
+
+/// How an http or https URL with a host begins (the server parses the rest, and ignores
+/// surrounding whitespace).
+const HTTP_URL: &str = "^\\s*[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]";
+
+/// A string of `min` to `max` characters: the server counts bytes, so any longer string is
+/// refused, and a string this allows may still be (multi-byte characters; a NUL).
+fn text(min: usize, max: usize) -> Value {
+    json!({ "type": "string", "minLength": min, "maxLength": max })
 }
 
 fn ok(description: &str, schema: &str) -> Value {
@@ -67,13 +101,13 @@ pub fn spec() -> Value {
         },
         "security": [ { "basic": [] }, { "bearer": [] } ],
         "paths": {
-            "/api/v1/reports": { "post": { "summary": "Submit a URL to crawl (scope intake)", "requestBody": json_body("ReportRequest"), "responses": created_report } },
+            "/api/v1/reports": { "post": { "summary": "Submit a URL to crawl (scope intake)", "requestBody": json_body("ReportRequest"), "responses": also(created_report, &[413, 415]) } },
             "/api/v1/reports/{id}": { "get": { "summary": "A report and its status (scope intake or read)",
                 "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } } ],
-                "responses": ok("The report", "Report") } },
+                "responses": also(ok("The report", "Report"), &[404]) } },
             "/api/v1/banks": {
                 "get": { "summary": "List banks (scope read or banks)", "responses": ok("Banks", "BankList") },
-                "post": { "summary": "Create a bank (scope banks)", "requestBody": json_body("BankRequest"), "responses": created_bank }
+                "post": { "summary": "Create a bank (scope banks)", "requestBody": json_body("BankRequest"), "responses": also(created_bank, &[409, 413, 415]) }
             },
             "/api/v1/banks/{name}/import": { "post": { "summary": "Import a hash list (scope banks); any bad line imports nothing",
                 "parameters": [
@@ -82,21 +116,21 @@ pub fn spec() -> Value {
                     { "name": "signal_type", "in": "query", "schema": { "enum": ["pdq", "md5", "sha1", "sha256"] } }
                 ],
                 "requestBody": { "required": true, "content": { "text/plain": { "schema": { "type": "string" } } } },
-                "responses": ok("Import summary", "ImportSummary") } },
+                "responses": also(ok("Import summary", "ImportSummary"), &[404, 413, 415]) } },
             "/api/v1/banks/{name}/disable": { "post": { "summary": "Stop a bank matching (scope banks)",
                 "parameters": [ { "name": "name", "in": "path", "required": true, "schema": { "type": "string" } } ],
-                "responses": ok("The bank", "Bank") } },
+                "responses": also(ok("The bank", "Bank"), &[404]) } },
             "/api/v1/banks/{name}/enable": { "post": { "summary": "Let a bank match again (scope banks)",
                 "parameters": [ { "name": "name", "in": "path", "required": true, "schema": { "type": "string" } } ],
-                "responses": ok("The bank", "Bank") } },
+                "responses": also(ok("The bank", "Bank"), &[404]) } },
             "/api/v1/matches": { "get": { "summary": "Recent bank matches, newest first (scope read)", "parameters": paging(), "responses": ok("Matches", "MatchList") } },
             "/api/v1/sightings": { "get": { "summary": "Recent sightings, newest first (scope read)", "parameters": paging(), "responses": ok("Sightings", "SightingList") } },
             "/api/v1/statistics": { "get": { "summary": "Counters (scope read)", "responses": ok("Counters", "Statistics") } },
             "/v1/media/": { "post": { "summary": "Shield: scan media bytes (scope shield)",
                 "requestBody": { "required": true, "content": { "image/*": { "schema": { "type": "string", "format": "binary" } }, "video/*": { "schema": { "type": "string", "format": "binary" } } } },
-                "responses": ok("Scan result", "ScannedMedia") } },
-            "/v1/url/": { "post": { "summary": "Shield: fetch a URL and scan it (scope shield)", "requestBody": json_body("ScanUrl"), "responses": ok("Scan result", "ScannedMedia") } },
-            "/v1/pdq/": { "post": { "summary": "Shield: match PDQ hashes (scope shield)", "requestBody": json_body("ScanPdq"), "responses": ok("Per-hash results", "ScannedPdqHashes") } },
+                "responses": also(ok("Scan result", "ScannedMedia"), &[413, 415, 503]) } },
+            "/v1/url/": { "post": { "summary": "Shield: fetch a URL and scan it (scope shield)", "requestBody": json_body("ScanUrl"), "responses": also(ok("Scan result", "ScannedMedia"), &[413, 415, 503]) } },
+            "/v1/pdq/": { "post": { "summary": "Shield: match PDQ hashes (scope shield)", "requestBody": json_body("ScanPdq"), "responses": also(ok("Per-hash results", "ScannedPdqHashes"), &[413, 415]) } },
         }
     });
     merge(&mut doc["paths"], super::notices::openapi_paths(ok));
@@ -124,14 +158,18 @@ fn schemas() -> Value {
     json!({
         "Error": { "type": "object", "required": ["detail"], "properties": { "detail": { "type": "string" } } },
         "ReportRequest": { "type": "object", "required": ["url"], "additionalProperties": false, "properties": {
-            "url": { "type": "string" }, "reporter": { "type": "string" }, "hotline": { "type": "string" }, "notes": { "type": "string" } } },
+            "url": { "type": "string", "maxLength": MAX_URL_BYTES, "pattern": HTTP_URL, "description": "An absolute http or https URL with a host." },
+            "reporter": { "type": ["string", "null"], "minLength": 1, "maxLength": MAX_NAME_BYTES, "description": "Absent or null: the API client's name." },
+            "hotline": { "type": ["string", "null"], "minLength": 1, "maxLength": MAX_NAME_BYTES, "description": "Absent or null: \"default\"." },
+            "notes": text(0, MAX_NOTES_BYTES) } },
         "Report": { "type": "object", "required": ["id", "url", "reporter", "hotline", "notes", "reported_at", "status"], "properties": {
             "id": { "type": "integer" }, "url": { "type": "string" }, "reporter": { "type": "string" }, "hotline": { "type": "string" },
             "notes": { "type": "string" }, "reported_at": { "type": "integer" },
             "status": { "enum": ["received", "queued", "crawled", "rejected"] } } },
         "BankRequest": { "type": "object", "required": ["name", "classification"], "additionalProperties": false, "properties": {
-            "name": { "type": "string" }, "source": { "type": "string" }, "classification": { "type": "string" },
-            "description": { "type": "string" }, "kind": { "enum": ["ordinary", "allow-list"] }, "pdq_threshold": { "type": "integer" } } },
+            "name": { "type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$" }, "source": { "type": "string" },
+            "classification": text(1, MAX_CLASSIFICATION_BYTES), "description": { "type": "string" }, "kind": { "enum": ["ordinary", "allow-list"] },
+            "pdq_threshold": { "type": ["integer", "null"], "minimum": 0, "maximum": MAX_PDQ_THRESHOLD } } },
         "Bank": { "type": "object", "required": ["id", "name", "source", "classification", "kind", "pdq_threshold", "enabled", "created_at"], "properties": {
             "id": { "type": "integer" }, "name": { "type": "string" }, "description": { "type": "string" }, "source": { "type": "string" },
             "classification": { "type": "string" }, "kind": { "enum": ["ordinary", "allow-list"] }, "pdq_threshold": { "type": "integer" },
@@ -152,8 +190,11 @@ fn schemas() -> Value {
             "properties": { "reports": { "type": "integer" }, "hosts": { "type": "integer" }, "urls": { "type": "integer" }, "urls_queued": { "type": "integer" },
                 "fetches": { "type": "integer" }, "media": { "type": "integer" }, "sightings": { "type": "integer" }, "matches": { "type": "integer" },
                 "review_backlog": { "type": "integer" }, "banks": { "type": "integer" }, "bank_entries": { "type": "integer" } } },
-        "ScanUrl": { "type": "object", "required": ["url"], "properties": { "url": { "type": "string" } } },
-        "ScanPdq": { "type": "object", "required": ["hashes"], "properties": { "hashes": { "type": "array", "items": { "type": "string" } } } },
+        "ScanUrl": { "type": "object", "required": ["url"], "properties": { "url": { "type": "string", "pattern": HTTP_URL } } },
+        // Standard base64 of 32 bytes: 43 characters, the last with its two unused bits zero,
+        // then one `=` (the server also ignores surrounding whitespace).
+        "ScanPdq": { "type": "object", "required": ["hashes"], "properties": { "hashes": { "type": "array",
+            "items": { "type": "string", "pattern": "^\\s*[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=\\s*$" } } } },
         "NearMatchDetail": near,
         "ScannedMedia": { "type": "object", "required": ["sha1_base32", "sha256_hex", "size_bytes", "classification", "match_type", "near_match_details"], "properties": {
             "sha1_base32": { "type": "string" }, "sha256_hex": { "type": "string" }, "size_bytes": { "type": "integer" },

@@ -316,7 +316,7 @@ pub fn openapi(
     use serde_json::json;
     let date = |name: &str, what: &str| {
         json!({ "name": name, "in": "query",
-        "schema": { "type": "string", "format": "date" },
+        "schema": { "type": "string", "format": "date", "pattern": "^2[0-9]{3}-[0-9]{2}-[0-9]{2}$" },
         "description": format!("{what} (UTC, YYYY-MM-DD, included). At most {} days.", window::MAX_DAYS) })
     };
     let paths = json!({
