@@ -77,14 +77,14 @@ fn check_value(signal_type: SignalType, text: &str) {
             actual,
         }) => {
             assert_eq!((reported, reported_expected), (signal_type, expected));
-            assert_ne!(text.len(), expected);
+            assert_eq!(actual, text.chars().count());
             assert_ne!(actual, expected, "a wrong length reported as the right one");
         }
         Err(SignalParseError::InvalidHex {
             character,
             position,
         }) => {
-            assert_eq!(text.len(), expected);
+            assert_eq!(text.chars().count(), expected);
             assert!(text[..position].bytes().all(|b| b.is_ascii_hexdigit()));
             assert!(text[position..].starts_with(character));
             assert!(!character.is_ascii_hexdigit());
