@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::Value;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -69,6 +70,28 @@ impl GlobalOptions {
     /// The configuration file in force (`--config`), parsed; empty when none was given.
     pub fn config_file(&self) -> anyhow::Result<crate::config::ConfigFile> {
         crate::config::ConfigFile::load(self.config.as_deref())
+    }
+}
+
+/// `--format` of the commands whose output is records: text for people, one JSON array
+/// (`json`) or one JSON object per line (`jsonl`) for programs. Commands with a single
+/// result print one object on one line for both JSON formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    Jsonl,
+}
+
+impl OutputFormat {
+    /// Prints records as one JSON array (`json`) or one object per line (`jsonl`). Each
+    /// command lays its `text` out its own way and prints it without calling this.
+    pub fn print_records(self, records: &[Value]) -> anyhow::Result<()> {
+        match self {
+            Self::Json => println!("{}", serde_json::to_string_pretty(records)?),
+            Self::Jsonl | Self::Text => records.iter().for_each(|r| println!("{r}")),
+        }
+        Ok(())
     }
 }
 

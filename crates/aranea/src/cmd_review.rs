@@ -8,8 +8,9 @@ use anyhow::{Context, bail};
 use aranea_review::{AuditActor, NewUserRequest, Review, ReviewConfig, Schemes, VaultSecretKey};
 use aranea_store::{NewHotline, Store, UserRole};
 use clap::{Args, Subcommand};
+use serde_json::json;
 
-use crate::cli::GlobalOptions;
+use crate::cli::{GlobalOptions, OutputFormat};
 
 #[derive(Debug, Args)]
 pub struct HotlineArgs {
@@ -45,7 +46,12 @@ enum HotlineCommand {
         daily_cap: u32,
     },
     /// Lists hotlines.
-    List,
+    List {
+        /// text: a header and one tab-separated line per hotline; json: one array; jsonl:
+        /// one object per line.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +81,10 @@ enum UserCommand {
     List {
         #[arg(long)]
         hotline: Option<String>,
+        /// text: a header and one tab-separated line per user; json: one array; jsonl: one
+        /// object per line. Password hashes and second-factor secrets are never printed.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// Disables a user and ends their sessions.
     Disable { username: String },
@@ -95,7 +105,12 @@ pub struct AuditArgs {
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Verifies the hash chain; exit status 1 and one line per problem when it is broken.
-    Verify,
+    Verify {
+        /// text: lines as above; json and jsonl: one object on one line, `{"intact", "rows",
+        /// "problems"}` (exit status 1 all the same when it is broken).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -110,7 +125,11 @@ enum VaultCommand {
     /// for the review service only (`ARANEA_VAULT_SECRET_KEY` or `vault_secret_key_file`).
     Keygen,
     /// Purges media whose retention has ended.
-    Purge,
+    Purge {
+        /// text: a summary line; json and jsonl: one object on one line, `{"purged": N}`.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -152,7 +171,11 @@ pub fn run_hotline(
                 let id = review.add_hotline(AuditActor::Cli, &hotline, now).await?;
                 println!("hotline {} added (id {id})", hotline.code);
             }
-            HotlineCommand::List => {
+            HotlineCommand::List { format } if format != OutputFormat::Text => {
+                let hotlines: Vec<_> = review.all_hotlines().await?.iter().map(hotline_json).collect();
+                format.print_records(&hotlines)?;
+            }
+            HotlineCommand::List { .. } => {
                 println!("code\tname\tcountry\tjurisdiction\tlanguages\tshares_review_pool\tshares_banks\tdaily_cap");
                 for h in review.all_hotlines().await? {
                     println!(
@@ -209,7 +232,7 @@ pub fn run_user(global: &GlobalOptions, args: UserArgs) -> anyhow::Result<std::p
                     role.as_str()
                 );
             }
-            UserCommand::List { hotline } => {
+            UserCommand::List { hotline, format } => {
                 let scope = match hotline {
                     Some(code) => Some(
                         desk.hotline_by_code(&code)
@@ -220,12 +243,22 @@ pub fn run_user(global: &GlobalOptions, args: UserArgs) -> anyhow::Result<std::p
                     None => None,
                 };
                 let hotlines = review.all_hotlines().await?;
-                println!("username\thotline\trole\tdisabled\ttotp\tmust_enrol\tdisplay_name");
-                for u in review.all_users(scope).await? {
-                    let code = hotlines
+                let code_of = |id| {
+                    hotlines
                         .iter()
-                        .find(|h| h.id == u.hotline)
-                        .map_or("?", |h| h.code.as_str());
+                        .find(|h| h.id == id)
+                        .map_or("?", |h| h.code.as_str())
+                };
+                let users = review.all_users(scope).await?;
+                if format != OutputFormat::Text {
+                    let users: Vec<_> = users.iter().map(|u| user_json(u, code_of(u.hotline))).collect();
+                    format.print_records(&users)?;
+                    review.store().close().await;
+                    return Ok(std::process::ExitCode::SUCCESS);
+                }
+                println!("username\thotline\trole\tdisabled\ttotp\tmust_enrol\tdisplay_name");
+                for u in &users {
+                    let code = code_of(u.hotline);
                     println!(
                         "{}\t{code}\t{}\t{}\t{}\t{}\t{}",
                         u.username,
@@ -275,11 +308,25 @@ pub fn run_audit(
     global: &GlobalOptions,
     args: AuditArgs,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let AuditCommand::Verify = args.command;
+    let AuditCommand::Verify { format } = args.command;
     runtime()?.block_on(async {
         let review = open(global).await?;
         let report = aranea_review::audit::verify(review.store()).await?;
         review.store().close().await;
+        let status = if report.is_intact() {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::from(1)
+        };
+        if format != OutputFormat::Text {
+            let summary = json!({
+                "intact": report.is_intact(),
+                "rows": report.rows,
+                "problems": report.problems,
+            });
+            println!("{summary}");
+            return Ok(status);
+        }
         if report.is_intact() {
             println!("audit trail intact: {} rows", report.rows);
             Ok(std::process::ExitCode::SUCCESS)
@@ -308,14 +355,49 @@ pub fn run_vault(
             println!("secret {}", key.to_hex().as_str());
             Ok(std::process::ExitCode::SUCCESS)
         }
-        VaultCommand::Purge => runtime()?.block_on(async {
+        VaultCommand::Purge { format } => runtime()?.block_on(async {
             let review = open(global).await?;
             let purged =
                 aranea_review::vault::purge_expired(review.store(), aranea_review::now_millis())
                     .await?;
             review.store().close().await;
-            println!("purged {purged} media past retention");
+            match format {
+                OutputFormat::Text => println!("purged {purged} media past retention"),
+                OutputFormat::Json | OutputFormat::Jsonl => {
+                    println!("{}", json!({ "purged": purged }));
+                }
+            }
             Ok(std::process::ExitCode::SUCCESS)
         }),
     }
+}
+
+fn hotline_json(h: &aranea_store::Hotline) -> serde_json::Value {
+    json!({
+        "id": h.id.0,
+        "code": h.code,
+        "name": h.name,
+        "country": h.country,
+        "jurisdiction": h.jurisdiction,
+        "languages": h.languages,
+        "shares_review_pool": h.shares_review_pool,
+        "shares_banks": h.shares_banks,
+        "daily_cap": h.daily_cap,
+        "created_at": h.created_at,
+    })
+}
+
+/// A user as listed: whether a second factor is on, never its secret nor the password hash.
+fn user_json(u: &aranea_store::User, hotline_code: &str) -> serde_json::Value {
+    json!({
+        "id": u.id.0,
+        "username": u.username,
+        "hotline": hotline_code,
+        "role": u.role.as_str(),
+        "disabled": u.disabled,
+        "totp_enrolled": u.totp_secret.is_some(),
+        "totp_enrol_required": u.totp_enrol_required,
+        "display_name": u.display_name,
+        "created_at": u.created_at,
+    })
 }
