@@ -18,7 +18,7 @@ use aranea_index::{
 use aranea_server::BankHome;
 use serde_json::{Value, json};
 
-use crate::cli::GlobalOptions;
+use crate::cli::{GlobalOptions, OutputFormat};
 
 /// Entries appended per journal write during an import.
 const IMPORT_BATCH: usize = 50_000;
@@ -29,13 +29,6 @@ const SHOWN_PROBLEMS: usize = 50;
 pub struct BankArgs {
     #[command(subcommand)]
     command: BankCommand,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum OutputFormat {
-    Text,
-    Json,
-    Jsonl,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -136,7 +129,7 @@ enum BankCommand {
         #[arg(long)]
         output: Option<PathBuf>,
     },
-    /// Match media files or hashes against a bank (or `all`); one JSON object per query.
+    /// Match media files or hashes against a bank (or `all`); one result per query.
     Match {
         bank: String,
         files: Vec<PathBuf>,
@@ -157,6 +150,11 @@ enum BankCommand {
         /// For videos: seconds between hashed frames (0 = every frame).
         #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
         seconds_per_hash: f64,
+        /// jsonl: one JSON object per query, printed as it is matched; json: one array of
+        /// them; text: one tab-separated line per query (what was asked, the hit count, the
+        /// hits as BANK#ENTRY).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Jsonl)]
+        format: OutputFormat,
     },
     /// Add videos to a bank as vPDQ entries (plus `video_md5`), from video files or vPDQ text
     /// files in Meta's reference format (`frame,quality,hash,timestamp` lines).
@@ -378,6 +376,7 @@ pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
             queries,
             dihedral,
             seconds_per_hash,
+            format,
         } => {
             let request = MatchRequest {
                 files,
@@ -389,7 +388,7 @@ pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
                 dihedral,
                 seconds_per_hash,
             };
-            return run_match(&store, &bank, &request);
+            return run_match(&store, &bank, &request, format);
         }
         BankCommand::AddVideo {
             name,
@@ -580,14 +579,23 @@ struct MatchRequest {
     seconds_per_hash: f64,
 }
 
-fn run_match(store: &BankStore, bank: &str, request: &MatchRequest) -> anyhow::Result<ExitCode> {
+fn run_match(
+    store: &BankStore,
+    bank: &str,
+    request: &MatchRequest,
+    format: OutputFormat,
+) -> anyhow::Result<ExitCode> {
     let filter = if bank == ALL_BANKS {
         BankFilter::All
     } else {
         BankFilter::Only(vec![store.bank_id(bank)?])
     };
     let generation = store.live().load();
-    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut out = MatchOutput {
+        out: BufWriter::new(std::io::stdout().lock()),
+        format,
+        gathered: Vec::new(),
+    };
     let typed = [
         (SignalType::Pdq, &request.pdq),
         (SignalType::Md5, &request.md5),
@@ -605,7 +613,7 @@ fn run_match(store: &BankStore, bank: &str, request: &MatchRequest) -> anyhow::R
                 _ => generation.match_signal(&signal, &filter),
             };
             let query = json!({"signal_type": signal_type.name(), "value": signal.to_hex()});
-            writeln!(out, "{}", result_json(query, &result))?;
+            out.push(result_json(query, &result))?;
         }
     }
     for file in &request.files {
@@ -624,7 +632,7 @@ fn run_match(store: &BankStore, bank: &str, request: &MatchRequest) -> anyhow::R
                 &hashes,
                 &features,
             )?;
-            writeln!(out, "{result}")?;
+            out.push(result)?;
             continue;
         }
         let digests = [
@@ -646,7 +654,7 @@ fn run_match(store: &BankStore, bank: &str, request: &MatchRequest) -> anyhow::R
             "pdq": hashes.pdq.as_ref().map(|p| p.hash.to_hex()),
             "pdq_quality": hashes.pdq.as_ref().map(|p| p.quality),
         });
-        writeln!(out, "{}", result_json(query, &result))?;
+        out.push(result_json(query, &result))?;
     }
     if let Some(path) = &request.queries {
         let text =
@@ -669,11 +677,80 @@ fn run_match(store: &BankStore, bank: &str, request: &MatchRequest) -> anyhow::R
             .zip(generation.match_batch(&signals, &filter))
         {
             let query = json!({"signal_type": "pdq", "value": signal.to_hex(), "line": line});
-            writeln!(out, "{}", result_json(query, &result))?;
+            out.push(result_json(query, &result))?;
         }
     }
-    out.flush()?;
+    out.finish()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Match results written as they come (`jsonl`, `text`), or gathered into one array (`json`).
+struct MatchOutput<W: Write> {
+    out: W,
+    format: OutputFormat,
+    gathered: Vec<Value>,
+}
+
+impl<W: Write> MatchOutput<W> {
+    fn push(&mut self, result: Value) -> anyhow::Result<()> {
+        match self.format {
+            OutputFormat::Jsonl => writeln!(self.out, "{result}")?,
+            OutputFormat::Text => writeln!(self.out, "{}", match_text(&result))?,
+            OutputFormat::Json => self.gathered.push(result),
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        if self.format == OutputFormat::Json {
+            writeln!(self.out, "{}", Value::Array(self.gathered))?;
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// One result as a tab-separated line: the query (its file, or type:value and batch line),
+/// the hit count, then each hit as `BANK#ENTRY TYPE [distance D]` and any allow-list hit.
+fn match_text(result: &Value) -> String {
+    let query = &result["query"];
+    let mut asked = match query["file"].as_str() {
+        Some(file) => file.to_owned(),
+        None => format!(
+            "{}:{}",
+            query["signal_type"].as_str().unwrap_or("?"),
+            query["value"].as_str().unwrap_or("?")
+        ),
+    };
+    if let Some(line) = query["line"].as_u64() {
+        asked.push_str(&format!(" (line {line})"));
+    }
+    let hit_text = |hit: &Value| {
+        let mut text = format!(
+            "{}#{} {}",
+            hit["bank"].as_str().unwrap_or("?"),
+            hit["entry"],
+            hit["signal_type"].as_str().unwrap_or("?")
+        );
+        if let Some(distance) = hit["distance"].as_u64() {
+            text.push_str(&format!(" distance {distance}"));
+        }
+        text
+    };
+    let hits = result["hits"].as_array().map_or(&[][..], Vec::as_slice);
+    let mut line = format!("{asked}\t{} hit(s)", hits.len());
+    for hit in hits {
+        line.push('\t');
+        line.push_str(&hit_text(hit));
+    }
+    for allowed in result["allowed_by"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+    {
+        line.push_str("\tallowed by ");
+        line.push_str(&hit_text(allowed));
+    }
+    line
 }
 
 /// Without pixels, the dihedral variants of a bare hash are unknown; only files get them.

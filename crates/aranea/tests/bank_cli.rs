@@ -688,3 +688,99 @@ fn a_server_banking_while_the_command_line_imports_loses_nothing() {
     }
     assert_banks_whole(d, "shared", (2 * LINES + batch * 25) as usize);
 }
+
+#[test]
+fn match_results_print_as_one_json_array_as_json_lines_or_as_text() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    ok(d, &["create", "known", "--classification", "csam"]);
+    let known = pdq_of("img-0004.jpg").hash;
+    let list = d.join("known.txt");
+    std::fs::write(&list, format!("{}\n", known.to_hex())).unwrap();
+    let imported = ok(
+        d,
+        &[
+            "import",
+            "known",
+            list.to_str().unwrap(),
+            "--format",
+            "hex",
+            "--signal-type",
+            "pdq",
+        ],
+    );
+    assert!(!imported.is_empty());
+    let four = photo("img-0004.jpg");
+    let six = photo("img-0006.jpg");
+    let hex = known.to_hex();
+    let query = |format: Option<&str>| {
+        let mut args = vec![
+            "match",
+            "known",
+            four.to_str().unwrap(),
+            six.to_str().unwrap(),
+            "--pdq",
+            &hex,
+        ];
+        if let Some(format) = format {
+            args.extend(["--format", format]);
+        }
+        ok(d, &args)
+    };
+
+    let array: Vec<Value> = serde_json::from_str(&query(Some("json"))).unwrap();
+    assert_eq!(json_lines(&query(Some("jsonl"))), array);
+    assert_eq!(json_lines(&query(None)), array, "jsonl stays the default");
+    // Typed hashes are asked first, then the files in the order given.
+    assert_eq!(array.len(), 3, "{array:?}");
+    assert_eq!(array[0]["query"]["value"], known.to_hex().as_str());
+    assert_eq!(array[1]["query"]["file"], four.to_str().unwrap());
+    assert_eq!(array[2]["query"]["file"], six.to_str().unwrap());
+    for result in &array[..2] {
+        let hits = result["hits"].as_array().unwrap();
+        assert_eq!(hits.len(), 1, "{result}");
+        assert_eq!(hits[0]["bank"], "known");
+        assert_eq!(hits[0]["distance"], 0);
+        assert_eq!(hits[0]["classification"], "csam");
+    }
+    assert!(array[2]["hits"].as_array().unwrap().is_empty());
+
+    let entry = &array[0]["hits"][0]["entry"];
+    let text = query(Some("text"));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "pdq:{}\t1 hit(s)\tknown#{entry} pdq distance 0",
+                known.to_hex()
+            ),
+            format!("{}\t1 hit(s)\tknown#{entry} pdq distance 0", four.display()),
+            format!("{}\t0 hit(s)", six.display()),
+        ]
+    );
+
+    let refused = aranea(
+        d,
+        &[
+            "match",
+            "known",
+            "--pdq",
+            &known.to_hex(),
+            "--format",
+            "xml",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("invalid value 'xml' for '--format <FORMAT>'")
+            && stderr.contains("[possible values: text, json, jsonl]"),
+        "{stderr}"
+    );
+    // A bad query is an error on stderr whatever the format, with nothing half-printed.
+    let bad = aranea(d, &["match", "known", "--md5", "xyz", "--format", "json"]);
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(bad.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--md5 xyz"));
+}
