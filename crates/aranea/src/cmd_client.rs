@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use serde_json::json;
 
-use crate::cli::GlobalOptions;
+use crate::cli::{GlobalOptions, OutputFormat};
 
 #[derive(Debug, clap::Args)]
 pub struct ClientArgs {
@@ -31,8 +31,9 @@ enum ClientCommand {
     },
     /// List clients (secrets are never shown).
     List {
-        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-        format: String,
+        /// text: one tab-separated line per client; json: one array; jsonl: one object per line.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// Revoke a client: its credentials stop working within seconds on every server.
     Revoke { name: String },
@@ -72,7 +73,7 @@ pub fn run(global: &GlobalOptions, args: ClientArgs) -> anyhow::Result<ExitCode>
             }
             ClientCommand::List { format } => {
                 let clients = store.api_clients().list().await?;
-                if format == "json" {
+                if format != OutputFormat::Text {
                     let rows: Vec<_> = clients
                         .iter()
                         .map(|c| {
@@ -80,7 +81,7 @@ pub fn run(global: &GlobalOptions, args: ClientArgs) -> anyhow::Result<ExitCode>
                                    "created_at": c.created_at, "revoked_at": c.revoked_at})
                         })
                         .collect();
-                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                    format.print_records(&rows)?;
                 } else {
                     for c in &clients {
                         let rate = c.rate_per_second.map_or("unlimited".to_owned(), |r| format!("{r}/s"));

@@ -3,7 +3,7 @@
 
 use clap::{Args, Subcommand};
 
-use crate::cli::GlobalOptions;
+use crate::cli::{GlobalOptions, OutputFormat};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -24,6 +24,10 @@ enum ReportCommand {
         hotline: String,
         #[arg(long, default_value = "")]
         notes: String,
+        /// json (the default) and jsonl: one object on one line, `{"report": ID, "url",
+        /// "status": "received", "reporter", "hotline"}`; text: one sentence with the id.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+        format: OutputFormat,
     },
 }
 
@@ -33,6 +37,7 @@ pub fn run(global: &GlobalOptions, args: ReportArgs) -> anyhow::Result<std::proc
         reporter,
         hotline,
         notes,
+        format,
     } = args.command;
     let parsed =
         url::Url::parse(url.trim()).map_err(|e| anyhow::anyhow!("{url:?} is not a URL: {e}"))?;
@@ -50,17 +55,21 @@ pub fn run(global: &GlobalOptions, args: ReportArgs) -> anyhow::Result<std::proc
         let store = aranea_store::Store::open(&global.database_url()).await?;
         let report = aranea_store::NewReport {
             url: url.clone(),
-            reporter,
-            hotline,
+            reporter: reporter.clone(),
+            hotline: hotline.clone(),
             notes,
         };
         let id = store.reports().add(&report, now).await?;
         store.close().await;
         Ok::<_, aranea_store::StoreError>(id)
     })?;
-    println!(
-        "{}",
-        serde_json::json!({"report": id.get(), "url": url, "status": "received"})
-    );
+    match format {
+        OutputFormat::Text => println!("report {} received: {url}", id.get()),
+        OutputFormat::Json | OutputFormat::Jsonl => println!(
+            "{}",
+            serde_json::json!({"report": id.get(), "url": url, "status": "received",
+                               "reporter": reporter, "hotline": hotline})
+        ),
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }
