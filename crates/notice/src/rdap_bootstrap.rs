@@ -162,10 +162,16 @@ fn base_urls(urls: &Value) -> Vec<String> {
             }
         })
         .collect();
-    // Stable: HTTPS before HTTP, otherwise the registry's order.
+    // Stable: HTTPS before HTTP, otherwise the registry's order. Each URL once, wherever
+    // its copies were: at most 16 of them, so a linear search is enough.
     found.sort_by_key(|u| !u.starts_with("https:"));
-    found.dedup();
-    found
+    let mut distinct: Vec<String> = Vec::with_capacity(found.len());
+    for url in found {
+        if !distinct.contains(&url) {
+            distinct.push(url);
+        }
+    }
+    distinct
 }
 
 #[cfg(test)]
@@ -271,5 +277,25 @@ mod tests {
             Err(BootstrapError::Read { .. })
         ));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Found by the `rdap_bootstrap` fuzz target: a URL listed twice, with another between the
+    /// two, was kept twice (only neighbours were deduplicated), so a failing registry would be
+    /// asked twice in a row.
+    #[test]
+    fn a_base_url_listed_twice_is_kept_once() {
+        let b = parse(
+            r#"{"services": [[["192.0.2.0/24"], ["https://a.example/", "http://c.example/",
+                "https://b.example/", "https://a.example", "http://c.example/"]]]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            b.base_urls("192.0.2.1".parse().unwrap()),
+            [
+                "https://a.example/",
+                "https://b.example/",
+                "http://c.example/"
+            ]
+        );
     }
 }
