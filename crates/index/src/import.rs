@@ -215,8 +215,9 @@ fn parse_json_row(text: &str, line: u64, options: &ReadOptions) -> Result<Import
     };
     let signal = parse_value(signal_type, &value, line)?;
     let classification = match object.remove("classification") {
-        // A CSV export could not write it back: quoted fields hold no line breaks.
-        Some(Value::String(label)) if label.trim().contains(['\n', '\r']) => {
+        // A CSV export could not write it back: lines end at a newline, even inside quotes
+        // (a carriage return alone is kept, as a quoted CSV field keeps it).
+        Some(Value::String(label)) if label.trim().contains('\n') => {
             return Err(fail("classification must not hold a line break".into()));
         }
         Some(Value::String(label)) if !label.trim().is_empty() => Some(label.trim().to_string()),
