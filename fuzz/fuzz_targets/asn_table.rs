@@ -36,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
         };
         assert_eq!(range.start.is_ipv4(), ip.is_ipv4());
         assert_eq!(range.end.is_ipv4(), ip.is_ipv4());
-        assert!(range.start <= ip && ip <= range.end, "{ip} not in {range:?}");
+        assert!(
+            range.start <= ip && ip <= range.end,
+            "{ip} not in {range:?}"
+        );
         assert_ne!(range.asn, 0);
         if let Some(country) = &range.country {
             assert!(country.len() == 2 && country.chars().all(|c| c.is_ascii_uppercase()));

@@ -64,7 +64,10 @@ fn check_urls(urls: &[String]) {
         let parsed = Url::parse(url).expect("a base URL parses");
         assert!(matches!(parsed.scheme(), "https" | "http"), "{url}");
         assert!(parsed.host_str().is_some());
-        assert!(parsed.query().is_none() && parsed.fragment().is_none(), "{url}");
+        assert!(
+            parsed.query().is_none() && parsed.fragment().is_none(),
+            "{url}"
+        );
     }
     let first_http = urls
         .iter()

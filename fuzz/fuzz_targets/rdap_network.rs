@@ -43,7 +43,11 @@ fuzz_target!(|data: &[u8]| {
             .iter()
             .position(|r| r == role)
             .expect("a contact has a known role");
-        assert!(rank >= last_rank, "{:?} out of preference order", network.contacts);
+        assert!(
+            rank >= last_rank,
+            "{:?} out of preference order",
+            network.contacts
+        );
         last_rank = rank;
         assert!(plausible_email(email), "{email:?}");
         assert_eq!(email, &email.trim().to_ascii_lowercase());
