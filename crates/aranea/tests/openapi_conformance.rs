@@ -11,70 +11,16 @@
 //! one is depends on data no schema states (a URL that resolves, a hash list with a header
 //! line, a bank that exists).
 
-use std::io::Read;
-use std::io::{BufRead, BufReader};
+#[path = "common/process.rs"]
+mod process;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_aranea");
+use process::{aranea_ok as aranea, run_bounded, serve};
+
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");
-
-fn aranea(data: &Path, db: &str, args: &[&str]) -> String {
-    let output = Command::new(BIN)
-        .arg("--data")
-        .arg(data)
-        .args(["--db", db])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "aranea {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-/// Runs `command` to completion, killing it after `limit`; returns (success, its output).
-fn run_bounded(command: &mut Command, limit: Duration) -> (bool, String) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs (scripts/test installs schemathesis)");
-    // Read both pipes while it runs, so a full pipe cannot stall it.
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let text = format!("{}{}", out.join().unwrap(), err.join().unwrap());
-    match status {
-        Some(status) => (status.success(), text),
-        None => (false, format!("{text}\nkilled after {limit:?}")),
-    }
-}
 
 struct Served {
     server: Child,
@@ -154,24 +100,7 @@ fn serve_with_data() -> (Served, String, String) {
         "[server]\nmax_media_bytes = 1000000\nurl_timeout_secs = 2\n",
     )
     .unwrap();
-    let mut server = Command::new(BIN)
-        .arg("--data")
-        .arg(&data)
-        .args(["--db", &db, "--config", config.to_str().unwrap()])
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let url = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
+    let (server, url) = serve(&data, &db, &config);
     (Served { server, dir }, url, credentials)
 }
 

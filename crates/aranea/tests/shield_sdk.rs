@@ -6,70 +6,24 @@
 //!
 //! The SDK scripts live in tests/shield_sdk/ (check.py; rust/, a separate workspace).
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "common/process.rs"]
+mod process;
+
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+use process::{aranea_ok as aranea, run_bounded, serve};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");
 const SDK_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/shield_sdk");
-const BIN: &str = env!("CARGO_BIN_EXE_aranea");
 /// Largest media body the test server accepts: BIG is over it.
 const MAX_MEDIA: usize = 400_000;
 
 fn photo(n: usize) -> PathBuf {
     Path::new(CORPUS).join(format!("img-{n:04}.jpg"))
-}
-
-fn aranea(data: &Path, args: &[&str]) -> String {
-    let output = Command::new(BIN)
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "aranea {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-/// Runs `command` to completion, killing it after `limit`; returns (success, output).
-fn run_bounded(command: &mut Command, limit: Duration) -> (bool, String) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut text = String::new();
-            child
-                .stdout
-                .take()
-                .unwrap()
-                .read_to_string(&mut text)
-                .unwrap();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut text)
-                .unwrap();
-            return (status.success(), text);
-        }
-        if started.elapsed() > limit {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            return (false, format!("killed after {limit:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A re-encoded, slightly smaller copy: different bytes, nearby PDQ.
@@ -175,11 +129,7 @@ impl Fixture {
 
         let data = file("data");
         let db = format!("sqlite://{}", file("aranea.db").display());
-        let cli = |args: &[&str]| {
-            let mut all = vec!["--db", db.as_str()];
-            all.extend_from_slice(args);
-            aranea(&data, &all)
-        };
+        let cli = |args: &[&str]| aranea(&data, &db, args);
         cli(&[
             "bank",
             "create",
@@ -241,24 +191,7 @@ impl Fixture {
             ),
         )
         .unwrap();
-        let mut server = Command::new(BIN)
-            .arg("--data")
-            .arg(&data)
-            .args(["--db", &db, "--config", config.to_str().unwrap()])
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(server.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .to_owned();
+        let (server, url) = serve(&data, &db, &config);
         let path = |p: &Path| p.to_str().unwrap().to_owned();
         let env = vec![
             ("ARACHNID_SHIELD_URL".to_owned(), format!("{url}/")),
@@ -325,9 +258,8 @@ fn python_sdk_passes_against_a_real_server_and_sees_changes_within_seconds() {
     let list = fixture.dir.join("late.jsonl");
     aranea(
         &fixture.dir.join("data"),
+        &db,
         &[
-            "--db",
-            &db,
             "bank",
             "import",
             "known",
@@ -341,7 +273,8 @@ fn python_sdk_passes_against_a_real_server_and_sees_changes_within_seconds() {
 
     aranea(
         &fixture.dir.join("data"),
-        &["--db", &db, "client", "revoke", &fixture.user],
+        &db,
+        &["client", "revoke", &fixture.user],
     );
     fixture.python(&["wait-refused"]);
     assert!(!fixture.pass.is_empty());

@@ -7,17 +7,20 @@
 //!
 //! The SDK script is tests/shield_sdk/check_video.py.
 
-use std::io::{BufRead, BufReader, Read};
+#[path = "common/process.rs"]
+mod process;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+use process::{aranea_ok as aranea, run_bounded, serve};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");
 const CHECK: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/shield_sdk/check_video.py"
 );
-const BIN: &str = env!("CARGO_BIN_EXE_aranea");
 
 struct Server(Child, PathBuf);
 
@@ -62,60 +65,16 @@ fn slideshow(dir: &Path, name: &str, photos: &[&str], size: &str, crf: &str) -> 
     out
 }
 
-fn aranea(data: &Path, db: &str, args: &[&str]) -> String {
-    let output = Command::new(BIN)
-        .arg("--data")
-        .arg(data)
-        .args(["--db", db])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "aranea {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 /// Runs the SDK checker, killed after a minute; panics with its output when a check fails.
 fn python(env: &[(&str, String)], args: &[&str]) {
-    let mut child = Command::new("python3")
+    let mut command = Command::new("python3");
+    command
         .arg(CHECK)
         .args(args)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut output = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut output)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut output)
-        .unwrap();
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let (passed, output) = run_bounded(&mut command, Duration::from_secs(60));
     assert!(
-        status.is_some_and(|s| s.success()),
+        passed,
         "the Python SDK video check {args:?} failed (scripts/test installs arachnid-shield-sdk):\n{output}"
     );
     println!("{output}");
@@ -191,24 +150,8 @@ fn python_sdk_reads_video_answers_and_video_bank_changes_apply_within_seconds() 
     let (user, pass) = added.lines().last().unwrap().split_once(':').unwrap();
     let config = dir.join("aranea.toml");
     std::fs::write(&config, "[server]\nbank_poll_ms = 200\n").unwrap();
-    let mut child = Command::new(BIN)
-        .arg("--data")
-        .arg(&data)
-        .args(["--db", &db, "--config", config.to_str().unwrap()])
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let (child, url) = serve(&data, &db, &config);
     let server = Server(child, dir.clone());
-    let mut first = String::new();
-    BufReader::new(stdout).read_line(&mut first).unwrap();
-    let url = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
     let env = [
         ("ARACHNID_SHIELD_URL", format!("{url}/")),
         ("SHIELD_USER", user.to_owned()),

@@ -1,0 +1,92 @@
+//! The `aranea` binary and other programs run as child processes by the tests that drive a
+//! real `aranea serve` (Shield SDKs, Schemathesis). Included with
+//! `#[path = "common/process.rs"] mod process;`, so a test takes only this.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_aranea");
+
+/// Runs `aranea --data DATA --db DB ARGS…`, which must succeed; returns its stdout.
+pub fn aranea_ok(data: &Path, db: &str, args: &[&str]) -> String {
+    let output = Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(["--db", db])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "aranea {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Starts `aranea serve` on a free loopback port with `config`; returns the child and the
+/// base URL it printed (`http://127.0.0.1:PORT`).
+pub fn serve(data: &Path, db: &str, config: &Path) -> (Child, String) {
+    let mut server = Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(["--db", db, "--config", config.to_str().unwrap()])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    (server, url)
+}
+
+/// Runs `command` to completion, killing it after `limit`; returns (success, its stdout then
+/// its stderr).
+pub fn run_bounded(command: &mut Command, limit: Duration) -> (bool, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    // Read both pipes while it runs: a child writing more than a pipe holds would otherwise
+    // wait for a reader until it is killed.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = format!("{}{}", stdout.join().unwrap(), stderr.join().unwrap());
+    match status {
+        Some(status) => (status.success(), text),
+        None => (false, format!("{text}\nkilled after {limit:?}")),
+    }
+}
