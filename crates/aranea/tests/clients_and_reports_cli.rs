@@ -1,6 +1,9 @@
 //! `aranea client list` and `aranea report add` in each `--format`, through the built binary
 //! against a real SQLite data directory: what an integrator scripting intake parses.
 
+#[path = "common/process.rs"]
+mod process;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -35,16 +38,7 @@ fn json_lines(text: &str) -> Vec<Value> {
 }
 
 fn refuses_bad_format(data: &Path, args: &[&str]) {
-    let args: Vec<&str> = args.iter().copied().chain(["--format", "xml"]).collect();
-    let refused = aranea(data, &args);
-    assert_eq!(refused.status.code(), Some(2), "{args:?}");
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        stderr.contains("invalid value 'xml' for '--format <FORMAT>'")
-            && stderr.contains("[possible values: text, json, jsonl]"),
-        "{args:?}: {stderr}"
-    );
-    assert!(refused.stdout.is_empty(), "{args:?}");
+    process::assert_bad_format_refused(args, |args| aranea(data, args));
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! `aranea hotline`, `aranea user`, `aranea audit verify` and `aranea vault` against a real
 //! SQLite data directory, through the built binary.
 
+#[path = "common/process.rs"]
+mod process;
+
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
@@ -197,21 +200,7 @@ fn json_object(o: &Output) -> serde_json::Value {
 }
 
 fn refuses_bad_format(data: &std::path::Path, args: &[&str]) {
-    let args: Vec<&str> = args.iter().copied().chain(["--format", "xml"]).collect();
-    let refused = aranea(data, &args, None);
-    assert_eq!(
-        refused.status.code(),
-        Some(2),
-        "{args:?}: {}",
-        text(&refused)
-    );
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        stderr.contains("invalid value 'xml' for '--format <FORMAT>'")
-            && stderr.contains("[possible values: text, json, jsonl]"),
-        "{args:?}: {stderr}"
-    );
-    assert!(refused.stdout.is_empty(), "{args:?}");
+    process::assert_bad_format_refused(args, |args| aranea(data, args, None));
 }
 
 #[test]
@@ -345,6 +334,7 @@ fn hotlines_users_the_audit_chain_and_the_vault_purge_print_json_and_jsonl() {
     run_sql(
         &data.join("aranea.db"),
         "UPDATE audit_log SET detail = 'nothing to see' WHERE seq = 2",
+        &[],
     );
     for format in ["json", "jsonl"] {
         let broken = aranea(data, &["audit", "verify", "--format", format], None);
@@ -374,8 +364,9 @@ fn hotlines_users_the_audit_chain_and_the_vault_purge_print_json_and_jsonl() {
     }
 }
 
-/// Runs one statement directly on the SQLite database, as an intruder with file access would.
-fn run_sql(db: &std::path::Path, sql: &'static str) {
+/// Runs one statement changing one row directly on the SQLite database, as an intruder (or a
+/// test setting up what the CLI cannot) with file access would.
+fn run_sql(db: &std::path::Path, sql: &'static str, binds: &[&str]) {
     use sqlx::Connection;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -385,7 +376,10 @@ fn run_sql(db: &std::path::Path, sql: &'static str) {
         let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
             .await
             .unwrap();
-        let done = sqlx::query(sql).execute(&mut conn).await.unwrap();
+        let query = binds
+            .iter()
+            .fold(sqlx::query(sql), |query, bind| query.bind(*bind));
+        let done = query.execute(&mut conn).await.unwrap();
         assert_eq!(done.rows_affected(), 1);
         conn.close().await.unwrap();
     });
@@ -393,21 +387,9 @@ fn run_sql(db: &std::path::Path, sql: &'static str) {
 
 /// Turns a user's second factor on directly in the SQLite database.
 fn set_totp_secret(db: &std::path::Path, username: &str) {
-    use sqlx::Connection;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
-        let done = sqlx::query("UPDATE users SET totp_secret = x'0102030405' WHERE username = $1")
-            .bind(username)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        assert_eq!(done.rows_affected(), 1);
-        conn.close().await.unwrap();
-    });
+    run_sql(
+        db,
+        "UPDATE users SET totp_secret = x'0102030405' WHERE username = $1",
+        &[username],
+    );
 }

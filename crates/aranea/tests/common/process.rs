@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_aranea");
@@ -89,4 +89,19 @@ pub fn run_bounded(command: &mut Command, limit: Duration) -> (bool, String) {
         Some(status) => (status.success(), text),
         None => (false, format!("{text}\nkilled after {limit:?}")),
     }
+}
+
+/// `ARGS --format xml`, run by `run`, must be refused by the argument parser (exit status 2,
+/// naming the value and the three formats) and print nothing on stdout.
+pub fn assert_bad_format_refused(args: &[&str], run: impl FnOnce(&[&str]) -> Output) {
+    let args: Vec<&str> = args.iter().copied().chain(["--format", "xml"]).collect();
+    let refused = run(&args);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains("invalid value 'xml' for '--format <FORMAT>'")
+            && stderr.contains("[possible values: text, json, jsonl]"),
+        "{args:?}: {stderr}"
+    );
+    assert!(refused.stdout.is_empty(), "{args:?}");
 }
