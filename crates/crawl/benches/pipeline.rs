@@ -21,9 +21,9 @@
 //! Two image sets, each crawled and then hashed alone (`ARANEA_BENCH_IMAGES=corpus|1mp`, default
 //! both): the shared corpus (400 photos of about 0.1 MP, 355×236 typically: the worst case, where
 //! the per-image cost of fetching and recording weighs most against decoding) and the 48
-//! one-megapixel benchmark photos of `../shared/bench/images-1mp` (the size of photos as they
-//! are posted and the size #8's `/v1/media/` target names). simweb serves transformed copies of
-//! either (resized, cropped, re-encoded, 256-pixel thumbnails, PNG), so both sets are a mix.
+//! one-megapixel benchmark photos of `../shared/bench/images-1mp` (full-size photos, the size
+//! issue 8's `/v1/media/` target names). simweb serves transformed copies of either (resized,
+//! cropped, re-encoded, 256-pixel thumbnails, PNG), so both sets are a mix.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
