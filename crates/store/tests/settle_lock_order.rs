@@ -8,7 +8,8 @@
 //!
 //! Contract tests (both back-ends; on SQLite writers take turns, so only PostgreSQL can
 //! deadlock): every settlement succeeds, no transaction is chosen as a deadlock's victim,
-//! and every URL is enqueued once.
+//! and every URL is enqueued once. And one settlement whose lease is renewed between its
+//! unlocked and its locked look at it, driven step by step on PostgreSQL.
 
 #[macro_use]
 mod common;
@@ -30,6 +31,7 @@ contract_tests!(
     workers_settling_pages_with_the_same_media_never_deadlock,
     workers_falling_back_to_one_page_at_a_time_never_deadlock,
     workers_settling_single_pages_with_the_same_media_in_opposite_orders_never_deadlock,
+    a_lease_renewed_while_its_page_settles_keeps_the_lock_order,
 );
 
 /// Workers, each holding the lease of one host of its own.
@@ -671,4 +673,175 @@ async fn fall_back_every_round(
         }
     }
     failures
+}
+
+/// How long the lease of [`a_lease_renewed_while_its_page_settles_keeps_the_lock_order`]
+/// runs from `NOW`.
+const RENEWED_LEASE_MS: i64 = 60_000;
+
+/// A settlement looks at its leases unlocked, creates the hosts of the live ones' links, locks
+/// its host rows, then checks its leases again, locked. A lease run out at the settlement's
+/// clock and renewed in between (by its worker, with a clock read a little earlier: the lease
+/// had not run out at its clock) is lost at the first look and live at the second: its page
+/// is written, and its links' new hosts must still be created before any host row is
+/// locked. On PostgreSQL, step by step: the renewal waits uncommitted while the settlement
+/// starts (the settlement waits for it when it locks the lease's host); another worker has
+/// inserted, uncommitted, the host the page links to, as a transaction in order does before
+/// it locks the lease's host. When the settlement waits for that insert it must hold no host
+/// row, or the other worker's lock would close a cycle (a deadlock, one of the two undone
+/// after a second). On SQLite writers take turns: the settlement starts after the renewal
+/// commits and finds the lease live. Both: the page is written, its link on the new host.
+async fn a_lease_renewed_while_its_page_settles_keeps_the_lock_order(db: &TestDb) {
+    const RENEW: &str = "UPDATE hosts SET lease_until = $1, due_at = $1 WHERE id = $2 \
+        AND lease_owner = $3 AND lease_epoch = $4 AND lease_until > $5";
+    const NEW_HOST: &str = "renewed-link.example";
+    let store = db.open().await;
+    let page_url = url("renewed.example", "/page");
+    store
+        .frontier()
+        .enqueue_urls(&[page_url], NOW)
+        .await
+        .unwrap();
+    let claimed = store
+        .frontier()
+        .claim_hosts("w", 1, RENEWED_LEASE_MS, NOW)
+        .await
+        .unwrap();
+    let lease = claimed[0].lease.clone();
+    let page = store.frontier().next_urls(&lease, 1, NOW).await.unwrap()[0].id;
+    // The settlement's clock: the lease has just run out. The renewal's: it has not yet.
+    let settled_at = NOW + RENEWED_LEASE_MS + 1;
+    let renewed_at = NOW + RENEWED_LEASE_MS - 1_000;
+    let settlement = PageSettlement {
+        lease: lease.clone(),
+        seen: Vec::new(),
+        completions: vec![(page, FetchOutcome::fetched(200, 10, UrlNext::Done))],
+        links: vec![url(NEW_HOST, "/linked")],
+        raise_known_to: None,
+        requeue_if_matched: None,
+    };
+    let settle = |settler: Store| {
+        tokio::spawn(async move {
+            let settled = settler
+                .frontier()
+                .settle_pages(std::slice::from_ref(&settlement), settled_at)
+                .await;
+            settler.close().await;
+            settled
+        })
+    };
+    let settler = Store::open(&db.url).await.unwrap();
+    let locked_in_order = if db.url.starts_with("postgres") {
+        let mut renewal = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let mut other = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let renewal_pid = backend_pid(&mut renewal).await;
+        let other_pid = backend_pid(&mut other).await;
+        sqlx::raw_sql("BEGIN").execute(&mut renewal).await.unwrap();
+        let renewed = sqlx::query(RENEW)
+            .bind(renewed_at + RENEWED_LEASE_MS)
+            .bind(lease.host_id().get())
+            .bind(lease.owner())
+            .bind(lease.epoch())
+            .bind(renewed_at)
+            .execute(&mut renewal)
+            .await
+            .unwrap();
+        assert_eq!(renewed.rows_affected(), 1, "the lease is renewed");
+        sqlx::raw_sql("BEGIN").execute(&mut other).await.unwrap();
+        sqlx::query("INSERT INTO hosts (key, registrable_domain, created_at) VALUES ($1, $2, $3)")
+            .bind(format!("https://{NEW_HOST}"))
+            .bind(NEW_HOST)
+            .bind(NOW)
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let settling = settle(settler);
+        wait_until_blocked_by(&mut watch, renewal_pid).await;
+        sqlx::raw_sql("COMMIT").execute(&mut renewal).await.unwrap();
+        wait_until_blocked_by(&mut watch, other_pid).await;
+        // What the other worker, in order, locks next: the settlement's lease's host.
+        let locked = sqlx::query("SELECT id FROM hosts WHERE id = $1 FOR NO KEY UPDATE NOWAIT")
+            .bind(lease.host_id().get())
+            .execute(&mut other)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+        let settled = settling.await.unwrap().unwrap();
+        assert_eq!(settled.len(), 1);
+        settled[0].as_ref().unwrap();
+        locked
+    } else {
+        let mut renewal = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut renewal)
+            .await
+            .unwrap();
+        let renewed = sqlx::query(RENEW)
+            .bind(renewed_at + RENEWED_LEASE_MS)
+            .bind(lease.host_id().get())
+            .bind(lease.owner())
+            .bind(lease.epoch())
+            .bind(renewed_at)
+            .execute(&mut renewal)
+            .await
+            .unwrap();
+        assert_eq!(renewed.rows_affected(), 1, "the lease is renewed");
+        let settling = settle(settler);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        sqlx::raw_sql("COMMIT").execute(&mut renewal).await.unwrap();
+        let settled = settling.await.unwrap().unwrap();
+        assert_eq!(settled.len(), 1);
+        settled[0].as_ref().unwrap();
+        Ok(())
+    };
+    assert_eq!(
+        locked_in_order,
+        Ok(()),
+        "the settlement held its lease's host row while it waited to create a host: a \
+         worker creating that host, then locking the lease's host (the one order) deadlocks \
+         with it"
+    );
+    let record = store.frontier().url(page).await.unwrap().unwrap();
+    assert_eq!(record.state, UrlState::Done);
+    let new_host = store
+        .frontier()
+        .host_by_key(&format!("https://{NEW_HOST}"))
+        .await
+        .unwrap()
+        .expect("the link's host exists");
+    assert_eq!(
+        new_host.urls_known, 1,
+        "the page's link is queued on its host"
+    );
+}
+
+async fn backend_pid(connection: &mut sqlx::PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(connection)
+        .await
+        .unwrap()
+}
+
+/// Returns once a session waits for a lock `pid` holds; panics after 30 s.
+async fn wait_until_blocked_by(watch: &mut sqlx::PgConnection, pid: i32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+        )
+        .bind(pid)
+        .fetch_one(&mut *watch)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no session waits for session {pid}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

@@ -15,7 +15,7 @@ mod alone;
 mod plan;
 mod together;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use self::alone::settle_alone;
 use self::together::{settle_together, writable_together};
@@ -243,7 +243,11 @@ enum Writing {
 /// PostgreSQL cannot wait for each other's rows: its host rows first (see `HostLocks`: the
 /// hosts its live pages' links create, by key, then all of them by key, its leases' too),
 /// then its media rows by SHA-256 and its sightings by their unique key ([`sight_together!`],
-/// [`settle_alone!`]), then URL rows on hosts it holds.
+/// [`settle_alone!`]), then URL rows on hosts it holds. Which pages are live is seen
+/// before the locks, to create their links' hosts first, and checked again under them: a
+/// lease live only at the second look (renewed in between) undoes the transaction, which
+/// starts over creating that lease's pages' hosts too, rather than create them with host
+/// rows held (`tests/settle_lock_order.rs`, the renewed lease).
 ///
 /// [`sight_together!`]: together::sight_together!
 macro_rules! settle_in_transaction {
@@ -258,39 +262,59 @@ macro_rules! settle_in_transaction {
             }
         }
         let key = |lease: &Lease| (lease.host_id.0, lease.owner.clone(), lease.epoch);
-        let mut tx = $pool.begin_with($d.begin_write()).await?;
-        if $d == Dialect::Postgres {
-            // Every host row this transaction will lock, in the one order of
-            // `HostLocks`: the hosts its live pages' links create, then all of them.
-            let live = hold_leases!(tx, $d, &leases, now, false);
-            let create: Vec<(&str, &str)> = pages
-                .iter()
-                .filter(|(page, _)| live.contains(&key(&page.lease)))
-                .flat_map(|(page, _)| &page.links)
-                .map(|link| (link.host_key.as_str(), link.registrable_domain.as_str()))
-                .collect::<BTreeMap<&str, &str>>()
-                .into_iter()
-                .collect();
-            host_ids_in!(tx, &create, now);
-            let ids: Vec<i64> = leases.iter().map(|lease| lease.host_id.0).collect();
-            let keys: Vec<&str> = pages
-                .iter()
-                .flat_map(|(page, _)| &page.links)
-                .map(|link| link.host_key.as_str())
-                .collect::<BTreeSet<&str>>()
-                .into_iter()
-                .collect();
-            let requeued: Vec<i64> = pages
-                .iter()
-                .filter_map(|(page, _)| page.requeue_if_matched)
-                .map(|(url, _)| url.0)
-                .collect();
-            HostLocks::lock_hosts_in_order(&mut *tx, &ids, &keys, &requeued).await?;
-        }
-        // Every lease once, up front: on PostgreSQL the live ones stay locked until the
-        // commit, as each page's own check would have kept them. This check is the one
-        // that counts (a lease lost since the look above is lost).
-        let held = hold_leases!(tx, $d, &leases, now);
+        // The leases whose pages' new hosts are created before any host row is locked: those
+        // live at the unlocked look, and those found live by an attempt undone below.
+        let mut maybe_live: HashSet<(i64, String, i64)> = HashSet::new();
+        let (mut tx, held) = loop {
+            let mut tx = $pool.begin_with($d.begin_write()).await?;
+            if $d == Dialect::Postgres {
+                // Every host row this transaction will lock, in the one order of
+                // `HostLocks`: the hosts its live pages' links create, then all of them.
+                maybe_live.extend(hold_leases!(tx, $d, &leases, now, false));
+                let create: Vec<(&str, &str)> = pages
+                    .iter()
+                    .filter(|(page, _)| maybe_live.contains(&key(&page.lease)))
+                    .flat_map(|(page, _)| &page.links)
+                    .map(|link| (link.host_key.as_str(), link.registrable_domain.as_str()))
+                    .collect::<BTreeMap<&str, &str>>()
+                    .into_iter()
+                    .collect();
+                host_ids_in!(tx, &create, now);
+                let ids: Vec<i64> = leases.iter().map(|lease| lease.host_id.0).collect();
+                let keys: Vec<&str> = pages
+                    .iter()
+                    .flat_map(|(page, _)| &page.links)
+                    .map(|link| link.host_key.as_str())
+                    .collect::<BTreeSet<&str>>()
+                    .into_iter()
+                    .collect();
+                let requeued: Vec<i64> = pages
+                    .iter()
+                    .filter_map(|(page, _)| page.requeue_if_matched)
+                    .map(|(url, _)| url.0)
+                    .collect();
+                HostLocks::lock_hosts_in_order(&mut *tx, &ids, &keys, &requeued).await?;
+            }
+            // Every lease once, up front: on PostgreSQL the live ones stay locked until the
+            // commit, as each page's own check would have kept them. This check is the one
+            // that counts (a lease lost since the look above is lost).
+            let held = hold_leases!(tx, $d, &leases, now);
+            // A lease lost at the look above and live now (renewed in between, with a clock
+            // behind ours): its pages' new hosts are not created, and `enqueue_in!` would
+            // create them with host rows locked, against the one order. Undone (the locks
+            // released) and planned again with it; each attempt undone adds a lease, so
+            // this ends.
+            let unplanned = pages.iter().any(|(page, _)| {
+                let lease = key(&page.lease);
+                !page.links.is_empty() && held.contains(&lease) && !maybe_live.contains(&lease)
+            });
+            if $d == Dialect::Postgres && unplanned {
+                tx.rollback().await?;
+                maybe_live.extend(held);
+                continue;
+            }
+            break (tx, held);
+        };
         let batch: Vec<(&PageSettlement, &[CompletionRow])> = pages
             .iter()
             .filter(|(page, _)| held.contains(&key(&page.lease)))
