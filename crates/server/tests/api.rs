@@ -212,6 +212,55 @@ fn a_bank_created_through_the_api_matches_at_once() {
 }
 
 #[test]
+fn a_pdq_threshold_written_as_a_whole_float_is_an_integer() {
+    // The document declares pdq_threshold `integer`, which in JSON Schema includes 16.0.
+    let server = common::start("wholefloat", ServerConfig::default());
+    let addr = server.addr;
+    let key = server.client("ops", &["banks", "read"], None);
+    let key = Some(key.as_str());
+    let create = |name: &str, threshold: &str| {
+        let body =
+            format!(r#"{{"name":"{name}","classification":"csam","pdq_threshold":{threshold}}}"#);
+        call(
+            addr,
+            "POST",
+            "/api/v1/banks",
+            key,
+            Some("application/json"),
+            body.as_bytes(),
+        )
+    };
+    for (name, threshold, stored) in [("zero", "0.0", 0), ("exp", "1.6e1", 16), ("plain", "7", 7)] {
+        let created = create(name, threshold);
+        assert_eq!(created.status, 201, "{threshold}: {:?}", created.json());
+        assert_eq!(created.json()["pdq_threshold"], stored, "{threshold}");
+    }
+    for (name, threshold) in [("half", "0.5"), ("negative", "-1.0"), ("huge", "1e10")] {
+        let refused = create(name, threshold);
+        assert_eq!(refused.status, 400, "{threshold}");
+        assert!(
+            refused.json()["detail"]
+                .as_str()
+                .unwrap()
+                .contains("not a whole number"),
+            "{threshold}: {:?}",
+            refused.json()
+        );
+    }
+    let names: Vec<String> = get(addr, "/api/v1/banks", key).json()["banks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["zero", "exp", "plain"],
+        "a refused bank is not created"
+    );
+}
+
+#[test]
 fn scopes_and_rate_limits_are_enforced_per_key() {
     let server = common::start("scopes", ServerConfig::default());
     let addr = server.addr;

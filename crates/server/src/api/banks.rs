@@ -96,7 +96,32 @@ struct CreateBank {
     description: String,
     #[serde(default)]
     kind: BankKind,
+    #[serde(default, deserialize_with = "whole_number")]
     pdq_threshold: Option<u32>,
+}
+
+/// A `u32` written as any JSON number with no fraction: the OpenAPI document declares the
+/// field `integer`, and JSON Schema counts `16.0` and `1.6e1` as integers (a Python `float` or
+/// a generated client may send them), while serde's `u32` takes only `16`. `16.5` is refused.
+fn whole_number<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Option<u32>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(input)? else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|n| u32::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{number} is not a whole number from 0 to {}",
+                u32::MAX
+            ))
+        })
 }
 
 fn default_source() -> String {
