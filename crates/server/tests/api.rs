@@ -363,6 +363,27 @@ fn hostile_requests_get_error_answers_never_a_crash() {
     );
     assert_eq!(get(addr, "/api/v1/reports/abc", key).status, 404);
     assert_eq!(get(addr, "/api/v1/reports/999999", key).status, 404);
+    // A path segment that percent-decodes to bytes that are not UTF-8 gets the JSON error
+    // body too, not axum's plain text.
+    for (method, path) in [
+        ("GET", "/api/v1/reports/%FF"),
+        ("GET", "/api/v1/notices/%FF"),
+        ("POST", "/api/v1/banks/%FF/disable"),
+        ("POST", "/api/v1/banks/%FF/enable"),
+        (
+            "POST",
+            "/api/v1/banks/%C3%28/import?format=hex&signal_type=md5",
+        ),
+    ] {
+        let r = call(addr, method, path, key, Some("text/plain"), b"");
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.header("content-type"), Some("application/json"), "{path}");
+        assert!(
+            detail(&r).contains("Invalid UTF-8"),
+            "{path}: {}",
+            detail(&r)
+        );
+    }
     assert_eq!(get(addr, "/api/v1/matches?limit=0", key).status, 400);
     assert_eq!(get(addr, "/api/v1/matches?limit=99999", key).status, 400);
     assert_eq!(get(addr, "/api/v1/matches?limit=abc", key).status, 400);

@@ -1,7 +1,7 @@
 //! `/api/v1/banks`: list, create, import into, disable and enable banks. Changes go through
 //! the live banks' writer and are visible to matching at once.
 
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,7 @@ use aranea_index::import::{ImportRow, ListFormat, ReadOptions, read_list};
 use aranea_index::{BankKind, BankSpec, NewEntry, Origin, Provenance, SignalType, StoreError};
 
 use crate::AppState;
-use crate::api::require;
+use crate::api::{path_text, require};
 use crate::clients::{Caller, scope};
 use crate::problem::{ApiError, body_rejection, json_body};
 
@@ -170,19 +170,19 @@ async fn set_enabled(
 async fn disable_bank(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller, &[scope::BANKS])?;
-    set_enabled(&state, name, false).await
+    set_enabled(&state, path_text(path)?, false).await
 }
 
 async fn enable_bank(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller, &[scope::BANKS])?;
-    set_enabled(&state, name, true).await
+    set_enabled(&state, path_text(path)?, true).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,11 +195,12 @@ struct ImportQuery {
 async fn import_entries(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     query: Result<Query<ImportQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller, &[scope::BANKS])?;
+    let name = path_text(path)?;
     let Query(query) =
         query.map_err(|e| ApiError::bad_request(format!("Bad query: {}", e.body_text())))?;
     let format: ListFormat = query

@@ -81,6 +81,15 @@ async fn api_auth(State(state): State<AppState>, mut request: Request, next: Nex
     }
 }
 
+/// A path parameter, or a JSON 400 when it is not one (it percent-decodes to bytes that are not
+/// UTF-8): axum's own answer would be plain text, which the document does not declare.
+pub(crate) fn path_text(
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<String, ApiError> {
+    path.map(|Path(text)| text)
+        .map_err(|e| ApiError::bad_request(format!("Bad path: {}", e.body_text())))
+}
+
 /// Refuses callers without one of `scopes`.
 pub(crate) fn require(caller: &Caller, scopes: &[&str]) -> Result<(), ApiError> {
     if scopes.iter().any(|s| caller.has_scope(s)) {
@@ -175,10 +184,12 @@ fn report_json(report: &aranea_store::Report) -> Value {
 async fn get_report(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller, &[scope::INTAKE, scope::READ])?;
-    let id: i64 = id.parse().map_err(|_| ApiError::not_found())?;
+    let id: i64 = path_text(path)?
+        .parse()
+        .map_err(|_| ApiError::not_found())?;
     let report = state
         .store()
         .reports()

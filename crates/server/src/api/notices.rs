@@ -5,7 +5,7 @@
 //! same shapes `aranea notices list|show --json` prints). Sending, resending and withdrawing
 //! stay with the notice room; nothing here writes.
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -16,7 +16,7 @@ use aranea_notice::views;
 use aranea_store::{CheckRecord, ItemId, NoticeFilter, NoticeId, NoticeState};
 
 use crate::AppState;
-use crate::api::{MAX_PAGE, require};
+use crate::api::{MAX_PAGE, path_text, require};
 use crate::clients::{Caller, scope};
 use crate::problem::ApiError;
 
@@ -154,10 +154,10 @@ fn check(c: &CheckRecord) -> Value {
 async fn show_notice(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller, &[scope::READ])?;
-    let id = notice_id(&id)?;
+    let id = notice_id(&path_text(path)?)?;
     let store = state.store().notices();
     let notice = store
         .notice(id)
