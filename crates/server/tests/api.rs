@@ -261,6 +261,56 @@ fn a_pdq_threshold_written_as_a_whole_float_is_an_integer() {
 }
 
 #[test]
+fn every_integer_parameter_is_accepted_at_the_bounds_the_document_declares() {
+    // A GET integer parameter the document leaves unbounded may be any integer, so the
+    // server must not answer 400 to 10^30; one it bounds must be taken at its bounds.
+    let server = common::start("bounds", ServerConfig::default());
+    let addr = server.addr;
+    let key = server.client("reader", &["intake", "read"], None);
+    let key = Some(key.as_str());
+    let doc = get(addr, "/api/v1/openapi.json", None).json();
+    let mut tried = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(parameters) = item["get"]["parameters"].as_array() else {
+            continue;
+        };
+        for parameter in parameters {
+            let schema = &parameter["schema"];
+            if schema["type"] != "integer" {
+                continue;
+            }
+            let low = schema
+                .get("minimum")
+                .map_or("-1000000000000000000000000000000".to_owned(), |v| {
+                    v.to_string()
+                });
+            let high = schema
+                .get("maximum")
+                .map_or("1000000000000000000000000000000".to_owned(), |v| {
+                    v.to_string()
+                });
+            let name = parameter["name"].as_str().unwrap();
+            for bound in [low, high] {
+                let url = if parameter["in"] == "path" {
+                    path.replace(&format!("{{{name}}}"), &bound)
+                } else {
+                    format!("{path}?{name}={bound}")
+                };
+                let reply = get(addr, &url, key);
+                assert!(
+                    reply.status == 200 || reply.status == 404,
+                    "{url}: {} {:?}",
+                    reply.status,
+                    reply.json()
+                );
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried >= 10, "only {tried} requests");
+}
+
+#[test]
 fn scopes_and_rate_limits_are_enforced_per_key() {
     let server = common::start("scopes", ServerConfig::default());
     let addr = server.addr;

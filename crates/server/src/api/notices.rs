@@ -51,21 +51,24 @@ struct ListQuery {
 /// Longest cursor accepted: an i64 in decimal has at most 19 digits.
 const MAX_CURSOR_BYTES: usize = 19;
 
-/// A cursor from a previous page: a positive decimal id, else a 400 that says what a cursor is.
+/// A cursor from a previous page: a positive decimal id with no leading zero, as next_cursor
+/// writes it, else a 400 that says what a cursor is. A value past `i64::MAX` (the document's
+/// pattern allows 19 digits) asks, like `i64::MAX`, for the notices older than any id.
 fn cursor(text: &str) -> Result<NoticeId, ApiError> {
     let refuse = || {
         ApiError::bad_request(
             "cursor: pass the next_cursor value of a previous page unchanged (a positive integer).",
         )
     };
-    if text.is_empty() || text.len() > MAX_CURSOR_BYTES || !text.bytes().all(|b| b.is_ascii_digit())
+    if text.is_empty()
+        || text.len() > MAX_CURSOR_BYTES
+        || text.starts_with('0')
+        || !text.bytes().all(|b| b.is_ascii_digit())
     {
         return Err(refuse());
     }
-    match text.parse::<i64>() {
-        Ok(id) if id > 0 => Ok(NoticeId(id)),
-        _ => Err(refuse()),
-    }
+    let id = text.parse::<u64>().map_err(|_| refuse())?;
+    Ok(NoticeId(i64::try_from(id).unwrap_or(i64::MAX)))
 }
 
 fn state_filter(text: &str) -> Result<NoticeState, ApiError> {
@@ -207,12 +210,12 @@ pub fn openapi_paths(ok: impl Fn(&str, &str) -> Value) -> Value {
                 { "name": "provider", "in": "query", "schema": { "type": "string", "minLength": 1, "maxLength": MAX_PROVIDER_BYTES },
                   "description": "Provider key, e.g. asn:64501." },
                 { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": MAX_PAGE } },
-                { "name": "cursor", "in": "query", "schema": { "type": "string", "pattern": "^[0-9]{1,19}$" },
+                { "name": "cursor", "in": "query", "schema": { "type": "string", "pattern": "^[1-9][0-9]{0,18}$" },
                   "description": "The next_cursor of the previous page, unchanged: the notices older than that page (same filters)." }
             ],
             "responses": ok("Notices (without their rendered bodies)", "NoticeList") } },
         "/api/v1/notices/{id}": { "get": { "summary": "One notice with its items and timeline (scope read)",
-            "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } } ],
+            "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1, "maximum": i64::MAX } } ],
             "responses": shown } },
     })
 }

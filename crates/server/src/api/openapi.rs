@@ -69,7 +69,7 @@ fn json_body(schema: &str) -> Value {
 fn paging() -> Value {
     json!([
         { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } },
-        { "name": "before", "in": "query", "schema": { "type": "integer" }, "description": "Only rows with a smaller id (next page)." }
+        { "name": "before", "in": "query", "schema": { "type": "integer", "minimum": i64::MIN, "maximum": i64::MAX }, "description": "Only rows with a smaller id (next page)." }
     ])
 }
 
