@@ -413,6 +413,18 @@ fn hostile_requests_get_error_answers_never_a_crash() {
     );
     assert_eq!(get(addr, "/api/v1/reports/abc", key).status, 404);
     assert_eq!(get(addr, "/api/v1/reports/999999", key).status, 404);
+    // A path that names no operation is a 404 with the JSON error body, whatever the method.
+    for (method, path) in [
+        ("GET", "/api/v1/nope"),
+        ("GET", "/api/v1/reports/"),
+        ("DELETE", "/api/v1/banks/known/import/more"),
+        ("POST", "/v1/nope/"),
+        ("GET", "/v1/"),
+    ] {
+        let r = call(addr, method, path, key, None, b"");
+        assert_eq!(r.status, 404, "{method} {path}");
+        assert_eq!(detail(&r), "Not found.", "{method} {path}");
+    }
     // A path segment that percent-decodes to bytes that are not UTF-8 gets the JSON error
     // body too, not axum's plain text.
     for (method, path) in [

@@ -13,7 +13,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -44,8 +44,16 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), api_auth));
     Router::new()
         .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/", any(no_such_operation))
+        .route("/api/v1/{*rest}", any(no_such_operation))
         .merge(authed)
         .with_state(state)
+}
+
+/// Any path under `/api/v1` or `/v1` that names no operation: a 404 in the API's JSON error
+/// shape (axum's own is an empty body), whatever the method.
+pub(crate) async fn no_such_operation() -> ApiError {
+    ApiError::not_found()
 }
 
 async fn method_not_allowed(method: axum::http::Method) -> ApiError {
