@@ -311,6 +311,36 @@ fn every_integer_parameter_is_accepted_at_the_bounds_the_document_declares() {
 }
 
 #[test]
+fn every_text_the_server_refuses_for_a_nul_byte_is_declared_so() {
+    // The store refuses NUL in the text it keeps; the document must say so, or a client
+    // generated from it sends what the server answers with a 400.
+    let server = common::start("nul", ServerConfig::default());
+    let addr = server.addr;
+    let key = server.client("ops", &["intake", "read"], None);
+    let key = Some(key.as_str());
+    let doc = get(addr, "/api/v1/openapi.json", None).json();
+    let no_nul = "^[^\\u0000]*$";
+    for field in ["reporter", "hotline", "notes"] {
+        let body = json!({ "url": "https://a.example/", field: "a\u{0}b" });
+        let refused = post_json(addr, "/api/v1/reports", key, &body);
+        assert_eq!(refused.status, 400, "{field}");
+        let schema = &doc["components"]["schemas"]["ReportRequest"]["properties"][field];
+        assert_eq!(schema["pattern"], no_nul, "{field}: {schema}");
+    }
+    let refused = get(addr, "/api/v1/notices?provider=a%00b", key);
+    assert_eq!(refused.status, 400);
+    let provider = doc["paths"]["/api/v1/notices"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "provider")
+        .unwrap();
+    assert_eq!(provider["schema"]["pattern"], no_nul, "{provider}");
+    // Refused, so nothing was recorded.
+    assert_eq!(get(addr, "/api/v1/statistics", key).json()["reports"], 0);
+}
+
+#[test]
 fn scopes_and_rate_limits_are_enforced_per_key() {
     let server = common::start("scopes", ServerConfig::default());
     let addr = server.addr;

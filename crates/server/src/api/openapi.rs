@@ -47,6 +47,9 @@ fn also(mut responses: Value, codes: &[u16]) -> Value {
 /// surrounding whitespace).
 const HTTP_URL: &str = "^\\s*[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]";
 
+/// Text the store keeps, which refuses a NUL (PostgreSQL text cannot hold one).
+pub(crate) const NO_NUL: &str = "^[^\\u0000]*$";
+
 /// A string of `min` to `max` characters: the server counts bytes, so any longer string is
 /// refused, and a string this allows may still be (multi-byte characters; a NUL).
 fn text(min: usize, max: usize) -> Value {
@@ -159,9 +162,9 @@ fn schemas() -> Value {
         "Error": { "type": "object", "required": ["detail"], "properties": { "detail": { "type": "string" } } },
         "ReportRequest": { "type": "object", "required": ["url"], "additionalProperties": false, "properties": {
             "url": { "type": "string", "maxLength": MAX_URL_BYTES, "pattern": HTTP_URL, "description": "An absolute http or https URL with a host." },
-            "reporter": { "type": ["string", "null"], "minLength": 1, "maxLength": MAX_NAME_BYTES, "description": "Absent or null: the API client's name." },
-            "hotline": { "type": ["string", "null"], "minLength": 1, "maxLength": MAX_NAME_BYTES, "description": "Absent or null: \"default\"." },
-            "notes": text(0, MAX_NOTES_BYTES) } },
+            "reporter": { "type": ["string", "null"], "minLength": 1, "maxLength": MAX_NAME_BYTES, "pattern": NO_NUL, "description": "Absent or null: the API client's name." },
+            "hotline": { "type": ["string", "null"], "minLength": 1, "maxLength": MAX_NAME_BYTES, "pattern": NO_NUL, "description": "Absent or null: \"default\"." },
+            "notes": { "type": "string", "maxLength": MAX_NOTES_BYTES, "pattern": NO_NUL } } },
         "Report": { "type": "object", "required": ["id", "url", "reporter", "hotline", "notes", "reported_at", "status"], "properties": {
             "id": { "type": "integer" }, "url": { "type": "string" }, "reporter": { "type": "string" }, "hotline": { "type": "string" },
             "notes": { "type": "string" }, "reported_at": { "type": "integer" },
