@@ -101,6 +101,7 @@ enum BankCommand {
     /// Import a hash list into a bank.
     Import {
         name: String,
+        /// The list: a file, or `-` (or a pipe such as `/dev/stdin`) for standard input.
         file: PathBuf,
         #[arg(long, value_enum)]
         format: FileFormat,
@@ -338,7 +339,7 @@ pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
                 skip_invalid,
                 by,
             };
-            return import(&home, &mut store, &name, &file, &options);
+            return import(&home, &mut store, &name, &file, &global.data, &options);
         }
         BankCommand::Export {
             name,
@@ -458,20 +459,22 @@ struct ImportOptions {
     by: String,
 }
 
-/// Two passes over the file: validate everything first (so a file with errors imports
+/// Two passes over the list: validate everything first (so a file with errors imports
 /// nothing unless --skip-invalid), then add in batches. Memory stays bounded either way.
 fn import(
     home: &BankHome,
     store: &mut BankStore,
     name: &str,
     file: &Path,
+    data_dir: &Path,
     options: &ImportOptions,
 ) -> anyhow::Result<ExitCode> {
     let bank = store.bank_id(name)?;
     let read_options = ReadOptions {
         signal_type: options.signal_type,
     };
-    let open = || File::open(file).with_context(|| format!("opening {}", file.display()));
+    let list = ReadTwice::of(file, data_dir)?;
+    let open = || list.open();
     let mut rows = 0u64;
     let mut invalid = 0u64;
     read_list(
@@ -566,6 +569,75 @@ fn import(
         json!({"bank": name, "file": file, "rows": rows, "invalid": invalid, "added": added, "duplicates": duplicates})
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The import list, opened once per pass. A regular file is read twice where it lies. A pipe
+/// (`-`, `/dev/stdin`, `<(…)`) can be read only once, so it is copied first into a temporary
+/// file in the data directory: on disk rather than in memory, so a list of any size still
+/// imports in bounded memory, and beside the banks, where there is room for them.
+enum ReadTwice {
+    InPlace(PathBuf),
+    Copied(TemporaryFile),
+}
+
+impl ReadTwice {
+    fn of(file: &Path, data_dir: &Path) -> anyhow::Result<Self> {
+        let from_stdin = file == Path::new("-");
+        if !from_stdin {
+            let metadata =
+                std::fs::metadata(file).with_context(|| format!("opening {}", file.display()))?;
+            if metadata.is_file() {
+                return Ok(Self::InPlace(file.to_owned()));
+            }
+        }
+        let copy = TemporaryFile::create_in(data_dir)?;
+        let mut writer = BufWriter::new(File::create(&copy.0)?);
+        let copied = if from_stdin {
+            std::io::copy(&mut std::io::stdin().lock(), &mut writer)
+        } else {
+            File::open(file).and_then(|mut source| std::io::copy(&mut source, &mut writer))
+        };
+        copied.with_context(|| format!("reading {}", file.display()))?;
+        writer
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|written| written.sync_all())
+            .with_context(|| format!("copying {} to {}", file.display(), copy.0.display()))?;
+        Ok(Self::Copied(copy))
+    }
+
+    fn open(&self) -> anyhow::Result<File> {
+        let path = match self {
+            Self::InPlace(path) => path,
+            Self::Copied(copy) => &copy.0,
+        };
+        File::open(path).with_context(|| format!("opening {}", path.display()))
+    }
+}
+
+/// A file removed when dropped, whether the import succeeds or fails.
+struct TemporaryFile(PathBuf);
+
+impl TemporaryFile {
+    fn create_in(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = dir.join(format!(".import-{}-{nanos}.part", std::process::id()));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for TemporaryFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 struct MatchRequest {

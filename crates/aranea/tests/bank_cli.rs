@@ -784,3 +784,71 @@ fn match_results_print_as_one_json_array_as_json_lines_or_as_text() {
     assert!(bad.stdout.is_empty());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--md5 xyz"));
 }
+
+/// Runs `aranea bank ARGS` with `input` on its standard input.
+fn ok_with_stdin(data: &Path, args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aranea"))
+        .arg("--data")
+        .arg(data)
+        .arg("bank")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run aranea");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "aranea bank {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn a_list_piped_on_standard_input_is_imported_whole() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    let md5s = [
+        "00000000000000000000000000000001",
+        "00000000000000000000000000000002",
+        "00000000000000000000000000000003",
+    ];
+    let list = md5s.join("\n") + "\n";
+    let hex = ["--format", "hex", "--signal-type", "md5"];
+    for (name, at) in [("dash", "-"), ("dev-stdin", "/dev/stdin")] {
+        let bank = format!("piped-{name}");
+        ok(d, &["create", &bank, "--classification", "csam"]);
+        let args: Vec<&str> = ["import", bank.as_str(), at]
+            .into_iter()
+            .chain(hex)
+            .collect();
+        let summary: Value = serde_json::from_str(&ok_with_stdin(d, &args, &list)).unwrap();
+        assert_eq!(summary["rows"], 3, "{at}: {summary}");
+        assert_eq!(summary["added"], 3, "{at}: {summary}");
+        assert_eq!(summary["duplicates"], 0, "{at}: {summary}");
+        let shown: Value =
+            serde_json::from_str(&ok(d, &["show", &bank, "--format", "json"])).unwrap();
+        assert_eq!(shown["entries"]["enabled"], 3, "{at}: {shown}");
+        for md5 in md5s {
+            let result: Value =
+                serde_json::from_str(&ok(d, &["match", &bank, "--md5", md5])).unwrap();
+            assert_eq!(
+                result["hits"].as_array().unwrap().len(),
+                1,
+                "{at}: {result}"
+            );
+        }
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".import-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary copies left: {leftovers:?}");
+}
