@@ -114,11 +114,12 @@ pub enum Command {
     Serve(crate::cmd_serve::ServeArgs),
     /// Manage API clients (Shield credentials and API keys).
     Client(crate::cmd_client::ClientArgs),
-    /// Everything in one process on SQLite against the simulated web, served on :8080.
+    /// Everything in one process against the simulated web, served on :8080 (SQLite in the
+    /// data directory unless --db says otherwise).
     Demo(crate::cmd_demo::DemoArgs),
     /// Hotlines (tenants): add, list.
     Hotline(crate::cmd_review::HotlineArgs),
-    /// Analysts and other users: add, list, disable, enable.
+    /// Analysts and other users: add, list, disable, enable, reset-2fa.
     User(crate::cmd_review::UserArgs),
     /// The review audit trail: verify its hash chain.
     Audit(crate::cmd_review::AuditArgs),
@@ -127,4 +128,36 @@ pub enum Command {
     /// Removal notices: run the worker, list, show (XARF as sent), resend, statistics.
     #[command(alias = "notice")]
     Notices(crate::cmd_notice::NoticesArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every option of every subcommand says what it does in `--help`: an option without a
+    /// description is a question the operator has to answer by reading the source.
+    #[test]
+    fn every_option_of_every_subcommand_has_a_description() {
+        let mut undescribed = Vec::new();
+        let mut pending = vec![(String::from("aranea"), super::Cli::command())];
+        while let Some((path, command)) = pending.pop() {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_positional() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    undescribed.push(format!("{path} --{}", arg.get_long().unwrap_or(id)));
+                }
+            }
+            for sub in command.get_subcommands() {
+                pending.push((format!("{path} {}", sub.get_name()), sub.clone()));
+            }
+        }
+        undescribed.sort();
+        assert!(
+            undescribed.is_empty(),
+            "options without help: {undescribed:#?}"
+        );
+    }
 }

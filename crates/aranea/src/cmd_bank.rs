@@ -59,6 +59,7 @@ enum BankCommand {
         /// Classification of entries that carry none (a label the operator defines).
         #[arg(long)]
         classification: String,
+        /// Free text for people reading the bank list.
         #[arg(long, default_value = "")]
         description: String,
         /// An allow-list bank: its hits suppress ordinary hits on the same media.
@@ -73,18 +74,22 @@ enum BankCommand {
     },
     /// List banks.
     List {
+        /// text: one line per bank; json: one array; jsonl: one object per line.
         #[arg(long, value_enum, default_value = "text")]
         format: OutputFormat,
     },
     /// Show one bank's settings and counts.
     Show {
         name: String,
+        /// text: one `key: value` line per field; json and jsonl: one object on one line.
         #[arg(long, value_enum, default_value = "text")]
         format: OutputFormat,
     },
     /// Entry counts per bank and signal type, and the index state.
     Stats {
         name: Option<String>,
+        /// text: `key: value` lines (and one line per bank); json and jsonl: one object on
+        /// one line.
         #[arg(long, value_enum, default_value = "text")]
         format: OutputFormat,
     },
@@ -93,8 +98,10 @@ enum BankCommand {
     /// Disable a bank, or with --entry one entry of it (kept for the record, never matched).
     Disable {
         name: String,
+        /// Disable only this entry (its id, as `match` and `export` print it).
         #[arg(long)]
         entry: Option<u64>,
+        /// Who did it, recorded in the provenance (default: $USER).
         #[arg(long, env = "USER", default_value = "cli")]
         by: String,
     },
@@ -103,6 +110,7 @@ enum BankCommand {
         name: String,
         /// The list: a file, or `-` (or a pipe such as `/dev/stdin`) for standard input.
         file: PathBuf,
+        /// The list's format (see docs/banks.md).
         #[arg(long, value_enum)]
         format: FileFormat,
         /// Type of the values (needed for hex lists).
@@ -114,16 +122,20 @@ enum BankCommand {
         /// Import the valid rows of a file that has invalid ones.
         #[arg(long)]
         skip_invalid: bool,
+        /// Who did it, recorded in the provenance (default: $USER).
         #[arg(long, env = "USER", default_value = "cli")]
         by: String,
     },
     /// Export a bank's enabled entries.
     Export {
         name: String,
+        /// The list's format; a hex list needs --signal-type.
         #[arg(long, value_enum, default_value = "jsonl")]
         format: FileFormat,
+        /// Only entries of this signal type.
         #[arg(long)]
         signal_type: Option<SignalType>,
+        /// Disabled entries too.
         #[arg(long)]
         include_disabled: bool,
         /// Write here instead of standard output.
@@ -134,12 +146,16 @@ enum BankCommand {
     Match {
         bank: String,
         files: Vec<PathBuf>,
+        /// A PDQ hash (64 hex digits) to match within the bank's threshold; repeatable.
         #[arg(long)]
         pdq: Vec<String>,
+        /// An MD5 (32 hex digits) to match exactly; repeatable.
         #[arg(long)]
         md5: Vec<String>,
+        /// A SHA-1 (40 hex digits) to match exactly; repeatable.
         #[arg(long)]
         sha1: Vec<String>,
+        /// A SHA-256 (64 hex digits) to match exactly; repeatable.
         #[arg(long)]
         sha256: Vec<String>,
         /// A file of PDQ hex lines, matched as one batch.
@@ -163,11 +179,13 @@ enum BankCommand {
         name: String,
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Classification of the new entries (default: the bank's).
         #[arg(long)]
         classification: Option<String>,
         /// Seconds between hashed frames of a video file (0 = every frame).
         #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
         seconds_per_hash: f64,
+        /// Who did it, recorded in the provenance (default: $USER).
         #[arg(long, env = "USER", default_value = "cli")]
         by: String,
     },

@@ -21,7 +21,8 @@ use crate::cli::GlobalOptions;
 pub enum CrawlFormat {
     Text,
     Json,
-    /// One progress object per second, then the summary.
+    // Described in `--format`'s help: a value with its own help would lay `crawl --help`
+    // out in clap's long form.
     Jsonl,
 }
 
@@ -39,6 +40,8 @@ pub struct CrawlArgs {
     /// Name leases are held under (default: host name and process id).
     #[arg(long)]
     worker: Option<String>,
+    /// text: a summary line; json: the summary as one object; jsonl: one progress object
+    /// per second, then the summary.
     #[arg(long, value_enum, default_value = "text")]
     format: CrawlFormat,
 }

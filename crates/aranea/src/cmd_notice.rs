@@ -43,12 +43,15 @@ enum NoticesCommand {
         /// The next page: notices older than this cursor (printed after a full page).
         #[arg(long)]
         cursor: Option<i64>,
+        /// text: a header and one line per notice; json: one array; jsonl: one object per
+        /// line.
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
     /// Show one notice: its items and timeline, or exactly what was sent.
     Show {
         id: i64,
+        /// text: a summary, its items and timeline; json: all of it as one object.
         #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
         format: ShowFormat,
     },
@@ -56,6 +59,8 @@ enum NoticesCommand {
     Resend { id: i64 },
     /// Removal statistics per provider, country and hotline.
     Stats {
+        /// text: one line per provider, country and hotline; json: one array; csv: a header
+        /// and one row each.
         #[arg(long, value_enum, default_value_t = StatsFormat::Text)]
         format: StatsFormat,
     },

@@ -22,6 +22,7 @@ enum ReportCommand {
         /// The hotline that received the report.
         #[arg(long, default_value = "local")]
         hotline: String,
+        /// Free text kept with the report.
         #[arg(long, default_value = "")]
         notes: String,
         /// json (the default) and jsonl: one object on one line, `{"report": ID, "url",

@@ -24,6 +24,7 @@ enum HotlineCommand {
     Add {
         /// Short unique code, e.g. `gb-iwf`; reports name their hotline by it.
         code: String,
+        /// Full name, e.g. "Internet Watch Foundation".
         #[arg(long)]
         name: String,
         /// ISO 3166-1 alpha-2 country code.
@@ -71,6 +72,7 @@ enum UserCommand {
         /// analyst, senior_analyst, hotline_operator, auditor or platform_admin.
         #[arg(long)]
         role: String,
+        /// Name shown in the review UI (default: the username).
         #[arg(long, default_value = "")]
         display_name: String,
         /// Read the password from standard input (required: passwords never go in arguments).
@@ -79,6 +81,7 @@ enum UserCommand {
     },
     /// Lists users (of one hotline with --hotline).
     List {
+        /// Only users of the hotline with this code.
         #[arg(long)]
         hotline: Option<String>,
         /// text: a header and one tab-separated line per user; json: one array; jsonl: one
