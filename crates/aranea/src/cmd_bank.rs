@@ -263,21 +263,10 @@ pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|b| bank_json(&store, b.id))
                 .collect();
-            print_values(&banks, format, |b| {
-                format!(
-                    "{:<24} {:<10} {:<9} {:<24} threshold {:>3}  {} entries",
-                    b["name"].as_str().unwrap_or(""),
-                    b["kind"].as_str().unwrap_or(""),
-                    if b["enabled"] == true {
-                        "enabled"
-                    } else {
-                        "disabled"
-                    },
-                    b["classification"].as_str().unwrap_or(""),
-                    b["pdq_threshold"],
-                    b["entries"]["enabled"],
-                )
-            });
+            match format {
+                OutputFormat::Text => banks.iter().for_each(|b| println!("{}", bank_line(b))),
+                OutputFormat::Json | OutputFormat::Jsonl => format.print_records(&banks)?,
+            }
         }
         BankCommand::Show { name, format }
         | BankCommand::Stats {
@@ -285,9 +274,7 @@ pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
             format,
         } => {
             let value = bank_json(&store, store.bank_id(&name)?);
-            print_values(&[value], format, |v| {
-                serde_json::to_string_pretty(v).unwrap_or_default()
-            });
+            print_one(&value, format, key_value_lines);
         }
         BankCommand::Stats { name: None, format } => {
             let generation = store.live().load();
@@ -304,8 +291,18 @@ pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
                 "snapshot_seq": store.snapshot_seq(),
                 "index": {"base_entries": base, "delta_entries": delta},
             });
-            print_values(&[value], format, |v| {
-                serde_json::to_string_pretty(v).unwrap_or_default()
+            print_one(&value, format, |v| {
+                let mut settings = v.clone();
+                if let Some(fields) = settings.as_object_mut() {
+                    fields.remove("banks");
+                }
+                let mut text = key_value_lines(&settings);
+                text.push_str("\nbanks:");
+                for bank in v["banks"].as_array().map_or(&[][..], Vec::as_slice) {
+                    text.push('\n');
+                    text.push_str(&bank_line(bank));
+                }
+                text
             });
         }
         BankCommand::Enable { name } => {
@@ -436,13 +433,53 @@ fn now() -> u64 {
     aranea_index::bank::unix_now()
 }
 
-fn print_values(values: &[Value], format: OutputFormat, text: impl Fn(&Value) -> String) {
+/// A single result: one object on one line for both JSON formats, as [`OutputFormat`] says.
+fn print_one(value: &Value, format: OutputFormat, text: impl Fn(&Value) -> String) {
     match format {
-        OutputFormat::Json if values.len() == 1 => println!("{}", values[0]),
-        OutputFormat::Json => println!("{}", Value::Array(values.to_vec())),
-        OutputFormat::Jsonl => values.iter().for_each(|v| println!("{v}")),
-        OutputFormat::Text => values.iter().for_each(|v| println!("{}", text(v))),
+        OutputFormat::Json | OutputFormat::Jsonl => println!("{value}"),
+        OutputFormat::Text => println!("{}", text(value)),
     }
+}
+
+/// One bank on one line, as `bank list` and `bank stats` print it.
+fn bank_line(bank: &Value) -> String {
+    format!(
+        "{:<24} {:<10} {:<9} {:<24} threshold {:>3}  {} entries",
+        bank["name"].as_str().unwrap_or(""),
+        bank["kind"].as_str().unwrap_or(""),
+        if bank["enabled"] == true {
+            "enabled"
+        } else {
+            "disabled"
+        },
+        bank["classification"].as_str().unwrap_or(""),
+        bank["pdq_threshold"],
+        bank["entries"]["enabled"],
+    )
+}
+
+/// An object as one `key: value` line per field, nested objects' fields as `outer.inner`.
+fn key_value_lines(value: &Value) -> String {
+    fn walk(prefix: &str, value: &Value, lines: &mut Vec<String>) {
+        match value {
+            Value::Object(fields) if !fields.is_empty() => {
+                for (key, field) in fields {
+                    let path = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    walk(&path, field, lines);
+                }
+            }
+            Value::String(text) => lines.push(format!("{prefix}: {text}")),
+            Value::Object(_) => lines.push(format!("{prefix}: -")),
+            other => lines.push(format!("{prefix}: {other}")),
+        }
+    }
+    let mut lines = Vec::new();
+    walk("", value, &mut lines);
+    lines.join("\n")
 }
 
 fn bank_json(store: &BankStore, id: u32) -> Value {

@@ -852,3 +852,94 @@ fn a_list_piped_on_standard_input_is_imported_whole() {
         .collect();
     assert!(leftovers.is_empty(), "temporary copies left: {leftovers:?}");
 }
+
+#[test]
+fn list_show_and_stats_print_text_for_people_and_json_for_programs() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    ok(d, &["create", "only", "--classification", "csam"]);
+    let md5s = "00000000000000000000000000000001\n00000000000000000000000000000002\n";
+    let file = d.join("md5s.txt");
+    std::fs::write(&file, md5s).unwrap();
+    let file = file.to_str().unwrap();
+    ok(
+        d,
+        &[
+            "import",
+            "only",
+            file,
+            "--format",
+            "hex",
+            "--signal-type",
+            "md5",
+        ],
+    );
+
+    // A list is an array even of one bank, pretty-printed like every other list command's.
+    let listed = ok(d, &["list", "--format", "json"]);
+    assert!(listed.lines().count() > 1, "not pretty-printed: {listed}");
+    let banks: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(banks.as_array().map(Vec::len), Some(1), "{banks}");
+    assert_eq!(banks[0]["name"], "only");
+    let lines = json_lines(&ok(d, &["list", "--format", "jsonl"]));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["name"], "only");
+    let text = ok(d, &["list"]);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with("only ") && text.contains("2 entries"),
+        "{text}"
+    );
+
+    // A single result: one object on one line in both JSON formats, key: value lines in text.
+    for args in [
+        &["show", "only"][..],
+        &["stats", "only"][..],
+        &["stats"][..],
+    ] {
+        for format in ["json", "jsonl"] {
+            let printed = ok(d, &[args, &["--format", format][..]].concat());
+            assert_eq!(printed.lines().count(), 1, "{args:?} {format}: {printed}");
+            let value: Value = serde_json::from_str(&printed).unwrap();
+            assert!(value.is_object(), "{args:?} {format}: {printed}");
+        }
+        let text = ok(d, args);
+        assert!(
+            serde_json::from_str::<Value>(&text).is_err(),
+            "{args:?} printed JSON as text: {text}"
+        );
+        assert!(!text.contains('{'), "{args:?}: {text}");
+    }
+    let shown = ok(d, &["show", "only"]);
+    for line in [
+        "name: only",
+        "classification: csam",
+        "enabled: true",
+        "entries.enabled: 2",
+        "entries.disabled: 0",
+        "entries.by_signal_type.md5: 2",
+    ] {
+        assert!(
+            shown.lines().any(|l| l == line),
+            "{line:?} missing: {shown}"
+        );
+    }
+    assert!(
+        shown.lines().all(|l| l.contains(": ")),
+        "not key: value: {shown}"
+    );
+    let stats = ok(d, &["stats"]);
+    for key in [
+        "index.base_entries: ",
+        "index.delta_entries: ",
+        "journal_seq: ",
+    ] {
+        assert!(
+            stats.lines().any(|l| l.starts_with(key)),
+            "{key:?} missing: {stats}"
+        );
+    }
+    let after_banks: Vec<&str> = stats.lines().skip_while(|l| *l != "banks:").collect();
+    assert_eq!(after_banks.len(), 2, "{stats}");
+    assert!(after_banks[1].starts_with("only ") && after_banks[1].contains("2 entries"));
+}

@@ -78,7 +78,10 @@ fn import_args<'a>(list: &'a str, signal_type: &'a str) -> [&'a str; 7] {
 
 /// The one bank as `aranea bank list --format json` shows it from the machine at `data`.
 fn listed(db: &str, data: &Path) -> Value {
-    serde_json::from_str(ok(db, data, &["list", "--format", "json"]).trim()).unwrap()
+    let banks: Value =
+        serde_json::from_str(ok(db, data, &["list", "--format", "json"]).trim()).unwrap();
+    assert_eq!(banks.as_array().map(Vec::len), Some(1), "{banks}");
+    banks[0].clone()
 }
 
 #[test]
@@ -312,7 +315,7 @@ fn a_cached_snapshot_ahead_of_the_database_is_dropped_for_the_journal() {
     let banks: Value =
         serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).unwrap();
     assert_eq!(
-        banks["entries"]["enabled"], 0,
+        banks[0]["entries"]["enabled"], 0,
         "the journal's banks, not the snapshot's: {banks}"
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
