@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aranea_store::{
-    FetchOutcome, Host, HostPolicy, Lease, LeasedHost, Priority, RobotsCache, StoreError,
-    UnixMillis, UrlNext, UrlRecord, UrlSource,
+    FetchOutcome, Host, HostPolicy, Lease, LeasedHost, Priority, ReportStatus, RobotsCache,
+    StoreError, UnixMillis, UrlNext, UrlRecord, UrlSource,
 };
 use url::Url;
 
@@ -349,15 +349,20 @@ impl HostWork {
         Ok(None)
     }
 
+    /// Completes `url` without a request; its report, if any, is rejected.
     async fn skip(&mut self, cx: &Context, url: &UrlRecord, why: &str) -> Result<(), StoreError> {
         let outcome = FetchOutcome {
             error: Some(why.to_owned()),
             ..FetchOutcome::not_fetched(UrlNext::Skipped)
         };
-        cx.store
-            .frontier()
-            .complete_url(&self.lease, url.id, &outcome, now_ms())
-            .await?;
+        super::verdict::complete_url_with_report(
+            cx,
+            &self.lease,
+            url,
+            &outcome,
+            ReportStatus::Rejected,
+        )
+        .await?;
         Counters::bump(&cx.counters.skipped);
         self.media_gone(cx, url).await
     }
@@ -476,7 +481,15 @@ impl HostWork {
             duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
             ..FetchOutcome::failed(&error.to_string(), next)
         };
-        self.complete(cx, url, &outcome).await?;
+        // The guard's refusal is the crawler's own rule, like a skip: the report is out of
+        // scope rather than crawled.
+        let report = match error {
+            FetchError::Refused(_) | FetchError::ConnectedToForbiddenAddress { .. } => {
+                ReportStatus::Rejected
+            }
+            _ => ReportStatus::Crawled,
+        };
+        super::verdict::complete_url_with_report(cx, &self.lease, url, &outcome, report).await?;
         if next == UrlNext::Failed {
             Counters::bump(&cx.counters.errors);
         }

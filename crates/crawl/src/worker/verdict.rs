@@ -10,8 +10,8 @@
 use std::collections::HashSet;
 
 use aranea_store::{
-    FetchOutcome, Lease, PageSettlement, Priority, ReviewReason, SightingId, StoreError,
-    UnixMillis, UrlId, UrlRecord,
+    FetchOutcome, Lease, PageSettlement, Priority, ReportStatus, ReviewReason, SightingId,
+    StoreError, UnixMillis, UrlId, UrlRecord,
 };
 use bytes::Bytes;
 
@@ -39,7 +39,7 @@ pub(super) async fn write(
     for report in reports {
         cx.store
             .reports()
-            .set_status(report, aranea_store::ReportStatus::Crawled)
+            .set_status(report, ReportStatus::Crawled)
             .await?;
     }
     let elsewhere: Vec<(&HeldMedia, SightingId, &Vec<UrlId>)> = page
@@ -72,17 +72,28 @@ pub(super) async fn complete_url(
     url: &UrlRecord,
     outcome: &FetchOutcome,
 ) -> Result<(), StoreError> {
+    complete_url_with_report(cx, lease, url, outcome, ReportStatus::Crawled).await
+}
+
+/// Records the outcome of `url` under `lease` and moves its report to `report`: `Crawled`
+/// once the site was asked (whatever it answered), `Rejected` when the crawler's own rules
+/// (robots.txt, budgets, the deny-list, the SSRF guard) kept it from asking. Every URL that
+/// carries a report ends here, so no report stays `queued` once its URL is done.
+pub(super) async fn complete_url_with_report(
+    cx: &Context,
+    lease: &Lease,
+    url: &UrlRecord,
+    outcome: &FetchOutcome,
+    report: ReportStatus,
+) -> Result<(), StoreError> {
     let turn = cx.writes.take().await;
     cx.store
         .frontier()
         .complete_url(lease, url.id, outcome, now_ms())
         .await?;
     drop(turn);
-    if let Some(report) = url.report_id {
-        cx.store
-            .reports()
-            .set_status(report, aranea_store::ReportStatus::Crawled)
-            .await?;
+    if let Some(id) = url.report_id {
+        cx.store.reports().set_status(id, report).await?;
     }
     Ok(())
 }
