@@ -148,11 +148,19 @@ async fn demo(
             .filter_map(|s| url::Url::parse(&world.url(&s.host, "/")).ok()),
     );
     let seeded = crawler.enqueue_seeds(&seeds).await?;
-    println!(
-        "crawling {} sites of the simulated web ({} new seeds)",
-        seeds.len(),
-        seeded.queued
-    );
+    let sites = world.world().sites.len();
+    if seeds.len() == sites {
+        println!(
+            "crawling {sites} sites of the simulated web ({} new seeds)",
+            seeded.queued
+        );
+    } else {
+        println!(
+            "crawling {sites} sites of the simulated web from {} seeds ({} new)",
+            seeds.len(),
+            seeded.queued
+        );
+    }
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

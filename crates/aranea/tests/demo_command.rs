@@ -40,6 +40,21 @@ fn demo_crawls_matches_serves_and_exits_cleanly() {
             .map(str::to_owned);
     }
     let addr = addr.unwrap();
+    // The video page is a seed but no site of its own: the sites are counted, not the seeds.
+    let crawling = printed
+        .lines()
+        .find(|l| l.starts_with("crawling "))
+        .unwrap_or_else(|| panic!("no crawling line in:\n{printed}"));
+    let numbers: Vec<usize> = crawling
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(
+        crawling.contains(" sites of the simulated web from ")
+            && numbers.len() == 3
+            && numbers[1] == numbers[0] + 1,
+        "{crawling}"
+    );
     // While it runs, the server answers.
     let mut stream = TcpStream::connect(&addr).unwrap();
     stream
