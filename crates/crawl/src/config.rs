@@ -204,15 +204,17 @@ impl Default for CrawlConfig {
     }
 }
 
-/// A configuration that cannot be used.
+/// A configuration that cannot be used. A variant that wraps another error names it as its
+/// source and leaves it out of its own message: the binary prints the chain (`{:#}`), so
+/// naming it in both would print the cause twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("reading CA file {path}: {source}")]
+    #[error("reading CA file {path}")]
     CaFile {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("crawl.deny: {0}")]
+    #[error("crawl.deny")]
     Deny(#[from] DenyListError),
     #[error("{field} must be {rule}")]
     OutOfRange {

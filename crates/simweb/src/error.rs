@@ -5,7 +5,9 @@
 pub enum SimWebError {
     #[error("invalid scenario: {0}")]
     Scenario(String),
-    #[error("{what}: {source}")]
+    /// `source` is left out of the message: it is the error's source, which `{:#}` and
+    /// other chain printers add.
+    #[error("{what}")]
     Io {
         what: String,
         #[source]
