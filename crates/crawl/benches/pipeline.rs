@@ -36,25 +36,6 @@ use aranea_crawl::fetch::{BodyKind, Fetcher};
 use aranea_crawl::{Crawler, DiscardMedia};
 use aranea_simweb::{SimWeb, scenario};
 
-/// A new empty database on the PostgreSQL server at `server` (named after this process, so
-/// that runs do not meet); returns its URL and its name.
-async fn fresh_postgres_database(server: &str) -> (String, String) {
-    use sqlx::Connection;
-    let name = format!("aranea_pipeline_{}", std::process::id());
-    let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name}"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-    }
-    let (base, _) = server.rsplit_once('/').unwrap();
-    (format!("{base}/{name}"), name)
-}
-
 /// The photos simweb draws its images from.
 #[derive(Clone, Copy, PartialEq)]
 enum Images {
@@ -173,7 +154,9 @@ fn measure(images: Images, counting: bool) -> f64 {
         };
         let (url, kind) = match std::env::var("ARANEA_BENCH_POSTGRES") {
             Ok(server) => {
-                let (url, name) = fresh_postgres_database(&server).await;
+                // Named after this process, so that runs do not meet.
+                let name = format!("aranea_pipeline_{}", std::process::id());
+                let url = support::fresh_postgres_database(&server, &name).await;
                 (url, format!("PostgreSQL, database {name}"))
             }
             Err(_) => (

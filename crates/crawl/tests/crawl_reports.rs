@@ -12,7 +12,6 @@ use aranea_crawl::config::RobotsForReported;
 use aranea_crawl::{Crawler, DiscardMedia};
 use aranea_simweb::{SimWeb, scenario};
 use aranea_store::{NewReport, ReportId, ReportStatus, Store};
-use sqlx::Connection;
 
 /// A site of the `small` scenario whose robots.txt disallows everything.
 const DISALLOW_ALL: &str = "members-only.test";
@@ -122,16 +121,9 @@ async fn on_postgres_a_report_the_crawler_may_not_fetch_ends_rejected() {
             .unwrap()
             .subsec_nanos()
     );
-    let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
+    let store = Store::open(&support::fresh_postgres_database(&server, &name).await)
         .await
         .unwrap();
-    conn.close().await.unwrap();
-    let (base, _) = server
-        .rsplit_once('/')
-        .expect("a server URL ending in /DATABASE");
-    let store = Store::open(&format!("{base}/{name}")).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     reports_end_crawled_or_rejected(store, &dir.path().join("banks"), RobotsForReported::Obey)
         .await;

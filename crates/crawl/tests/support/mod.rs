@@ -126,6 +126,28 @@ pub async fn sqlite(dir: &Path) -> Store {
         .unwrap()
 }
 
+/// A new empty database `name` on the PostgreSQL server at `server` (a URL ending in
+/// `/DATABASE`, where the user may CREATE DATABASE; one left by an earlier run is dropped);
+/// returns its URL.
+pub async fn fresh_postgres_database(server: &str, name: &str) -> String {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    admin.close().await.unwrap();
+    let (base, _) = server
+        .rsplit_once('/')
+        .expect("a server URL ending in /DATABASE");
+    format!("{base}/{name}")
+}
+
 /// The home page of every site.
 pub fn home_pages(world: &RunningWorld) -> Vec<Url> {
     world
