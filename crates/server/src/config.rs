@@ -46,6 +46,10 @@ pub struct ServerConfig {
     /// Seconds between the video frames hashed (vPDQ's `secondsPerHash`; 0: every frame).
     /// Default: 1.
     pub video_seconds_per_hash: f64,
+    /// Time a client has to send a request's headers, from its first byte, in seconds; a
+    /// slower one is disconnected, so clients that stop mid-request cannot hold connections
+    /// for ever. Default: 30.
+    pub header_read_timeout_secs: u64,
     /// Share of frames (percent) that makes a submitted video match a known one: of the
     /// query's frames matched by the known video's, or the other way round (vPDQ's 80%). The
     /// per-frame distance is each bank's PDQ threshold. Default: 80.
@@ -71,6 +75,7 @@ impl Default for ServerConfig {
             video_timeout_secs: 60,
             max_video_seconds: 3600,
             video_seconds_per_hash: 1.0,
+            header_read_timeout_secs: 30,
             video_match_percent: 80.0,
         }
     }

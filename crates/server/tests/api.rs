@@ -577,3 +577,43 @@ fn hostile_requests_get_error_answers_never_a_crash() {
     ));
     assert!(metrics.contains("aranea_reports "));
 }
+
+/// A client that sends part of a request's headers and then nothing (slowloris) is
+/// disconnected once `header_read_timeout_secs` has passed, while other clients are served.
+#[test]
+fn a_client_that_stops_in_the_middle_of_its_headers_is_disconnected() {
+    use std::io::{Read, Write};
+    let server = common::start(
+        "header-deadline",
+        ServerConfig {
+            header_read_timeout_secs: 1,
+            ..ServerConfig::default()
+        },
+    );
+    let mut stalled = std::net::TcpStream::connect(server.addr).unwrap();
+    stalled
+        .write_all(b"POST /api/v1/reports HTTP/1.1\r\nHost: aranea\r\nContent-Type: appl")
+        .unwrap();
+    stalled
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    // Ends at the server's close (EOF, or a reset), not at the 10 s read timeout.
+    let ended = stalled.read_to_end(&mut answer);
+    let waited = started.elapsed();
+    let closed_by_server = match &ended {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(
+        closed_by_server && waited < std::time::Duration::from_secs(5),
+        "the stalled connection was not closed: {ended:?} after {waited:?}"
+    );
+    assert!(
+        waited >= std::time::Duration::from_millis(900),
+        "closed before the deadline: {waited:?}"
+    );
+    let health = get(server.addr, "/healthz", None);
+    assert_eq!(health.status, 200, "{health:?}");
+}
