@@ -8,24 +8,29 @@ use serde_json::Value;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");
 
-fn aranea(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aranea"))
-        .arg("--data")
-        .arg(data)
-        .args(["bank"])
-        .args(args)
-        .output()
-        .expect("run aranea")
+/// `aranea --data DATA bank ARGS`, not yet run.
+fn bank_command(data: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_aranea"));
+    command.arg("--data").arg(data).arg("bank").args(args);
+    command
 }
 
-fn ok(data: &Path, args: &[&str]) -> String {
-    let output = aranea(data, args);
+fn aranea(data: &Path, args: &[&str]) -> Output {
+    bank_command(data, args).output().expect("run aranea")
+}
+
+/// The standard output of `aranea bank ARGS`, which must have succeeded.
+fn succeeded(args: &[&str], output: Output) -> String {
     assert!(
         output.status.success(),
         "aranea bank {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap()
+}
+
+fn ok(data: &Path, args: &[&str]) -> String {
+    succeeded(args, aranea(data, args))
 }
 
 fn json_lines(text: &str) -> Vec<Value> {
@@ -788,11 +793,7 @@ fn match_results_print_as_one_json_array_as_json_lines_or_as_text() {
 /// Runs `aranea bank ARGS` with `input` on its standard input.
 fn ok_with_stdin(data: &Path, args: &[&str], input: &str) -> String {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aranea"))
-        .arg("--data")
-        .arg(data)
-        .arg("bank")
-        .args(args)
+    let mut child = bank_command(data, args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -801,13 +802,7 @@ fn ok_with_stdin(data: &Path, args: &[&str], input: &str) -> String {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(input.as_bytes()).unwrap();
     drop(stdin);
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "aranea bank {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    succeeded(args, child.wait_with_output().unwrap())
 }
 
 #[test]
