@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aranea_store::{
-    FetchOutcome, Host, HostPolicy, Lease, LeasedHost, Priority, ReportStatus, RobotsCache,
-    StoreError, UnixMillis, UrlNext, UrlRecord, UrlSource,
+    FetchOutcome, Host, HostPolicy, Lease, LeasedHost, Priority, RobotsCache, StoreError,
+    UnixMillis, UrlNext, UrlRecord, UrlSource,
 };
 use url::Url;
 
@@ -355,14 +355,7 @@ impl HostWork {
             error: Some(why.to_owned()),
             ..FetchOutcome::not_fetched(UrlNext::Skipped)
         };
-        super::verdict::complete_url_with_report(
-            cx,
-            &self.lease,
-            url,
-            &outcome,
-            ReportStatus::Rejected,
-        )
-        .await?;
+        super::verdict::complete_url(cx, &self.lease, url, &outcome).await?;
         Counters::bump(&cx.counters.skipped);
         self.media_gone(cx, url).await
     }
@@ -481,15 +474,7 @@ impl HostWork {
             duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
             ..FetchOutcome::failed(&error.to_string(), next)
         };
-        // The guard's refusal is the crawler's own rule, like a skip: the report is out of
-        // scope rather than crawled.
-        let report = match error {
-            FetchError::Refused(_) | FetchError::ConnectedToForbiddenAddress { .. } => {
-                ReportStatus::Rejected
-            }
-            _ => ReportStatus::Crawled,
-        };
-        super::verdict::complete_url_with_report(cx, &self.lease, url, &outcome, report).await?;
+        super::verdict::complete_url(cx, &self.lease, url, &outcome).await?;
         if next == UrlNext::Failed {
             Counters::bump(&cx.counters.errors);
         }
