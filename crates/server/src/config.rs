@@ -50,6 +50,12 @@ pub struct ServerConfig {
     /// slower one is disconnected, so clients that stop mid-request cannot hold connections
     /// for ever. Default: 30.
     pub header_read_timeout_secs: u64,
+    /// Time a client has to send a request's whole body, from when the server first waits for
+    /// it, in seconds; a slower one is answered 408 and disconnected. A total deadline, not an
+    /// idle timeout, so a client dribbling its body cannot hold a connection for ever. The
+    /// default lets a client upload `max_media_bytes` (32 MiB) at about 4.5 Mbit/s; raise it
+    /// for slower uploaders of large media or bank lists. Default: 60.
+    pub body_read_timeout_secs: u64,
     /// Share of frames (percent) that makes a submitted video match a known one: of the
     /// query's frames matched by the known video's, or the other way round (vPDQ's 80%). The
     /// per-frame distance is each bank's PDQ threshold. Default: 80.
@@ -76,6 +82,7 @@ impl Default for ServerConfig {
             max_video_seconds: 3600,
             video_seconds_per_hash: 1.0,
             header_read_timeout_secs: 30,
+            body_read_timeout_secs: 60,
             video_match_percent: 80.0,
         }
     }

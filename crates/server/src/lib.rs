@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod banks;
+pub mod body_deadline;
 pub mod clients;
 mod config;
 mod error;
@@ -247,7 +248,8 @@ pub fn router(state: AppState) -> Router {
 /// requests in flight. Starts the background tasks. Each request carries its peer address
 /// (`ConnectInfo<SocketAddr>`) so the audit trail records where a login or view came from.
 /// A client that takes longer than `header_read_timeout_secs` to send a request's headers is
-/// disconnected.
+/// disconnected; one that takes longer than `body_read_timeout_secs` to send its body is
+/// answered 408 ([`body_deadline`]) and disconnected (every 408 closes the connection).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -255,6 +257,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     state.spawn_background();
     let header_deadline = Duration::from_secs(state.config().header_read_timeout_secs.max(1));
+    let body_deadline = Duration::from_secs(state.config().body_read_timeout_secs.max(1));
     let app = router(state);
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
@@ -282,11 +285,25 @@ pub async fn serve(
         while connections.try_join_next().is_some() {}
         let app = app.clone();
         let service = hyper::service::service_fn(
-            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+            move |request: axum::extract::Request<hyper::body::Incoming>| {
+                let mut request =
+                    request.map(|body| body_deadline::DeadlineBody::new(body, body_deadline));
                 request
                     .extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
-                tower_service::Service::call(&mut app.clone(), request)
+                let answer = tower_service::Service::call(&mut app.clone(), request);
+                async move {
+                    let mut response = answer.await?;
+                    // A client too slow with its body (or told so by a handler) is not kept:
+                    // its connection may still be mid-body (RFC 9110, 15.5.9).
+                    if response.status() == axum::http::StatusCode::REQUEST_TIMEOUT {
+                        response.headers_mut().insert(
+                            axum::http::header::CONNECTION,
+                            axum::http::HeaderValue::from_static("close"),
+                        );
+                    }
+                    Ok::<_, std::convert::Infallible>(response)
+                }
             },
         );
         let mut stopping = stopping.clone();

@@ -101,12 +101,21 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Turns an axum body rejection into our error shape (413 for the size limit).
+/// Turns an axum body rejection into our error shape (413 for the size limit, 408 for the body
+/// deadline).
 pub fn body_rejection(
     rejection: axum::extract::rejection::BytesRejection,
     limit: usize,
 ) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    if let Some(expired) = crate::body_deadline::deadline_expired(&rejection) {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "The request body did not arrive within {} s.",
+                expired.limit().as_secs()
+            ),
+        )
+    } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::too_large(limit)
     } else {
         ApiError::bad_request(format!(

@@ -24,14 +24,15 @@ fn error_responses() -> Value {
 }
 
 /// `responses` with the errors an operation can answer besides the standard four: 404 (no
-/// such resource), 409 (exists), 413 (body over the limit), 415 (body of a type not
-/// accepted), 503 (a decoder unavailable).
+/// such resource), 408 (body not sent within the deadline), 409 (exists), 413 (body over the
+/// limit), 415 (body of a type not accepted), 503 (a decoder unavailable).
 fn also(mut responses: Value, codes: &[u16]) -> Value {
     let problem =
         json!({ "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } });
     for code in codes {
         let description = match code {
             404 => "No such resource",
+            408 => "The body did not arrive within the server's deadline; the connection is closed",
             409 => "It exists already",
             413 => "The body is larger than the server's limit",
             415 => "The body's type (Content-Type, or the media's own) is not accepted",
@@ -104,13 +105,13 @@ pub fn spec() -> Value {
         },
         "security": [ { "basic": [] }, { "bearer": [] } ],
         "paths": {
-            "/api/v1/reports": { "post": { "summary": "Submit a URL to crawl (scope intake)", "requestBody": json_body("ReportRequest"), "responses": also(created_report, &[413, 415]) } },
+            "/api/v1/reports": { "post": { "summary": "Submit a URL to crawl (scope intake)", "requestBody": json_body("ReportRequest"), "responses": also(created_report, &[408, 413, 415]) } },
             "/api/v1/reports/{id}": { "get": { "summary": "A report and its status (scope intake or read)",
                 "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } } ],
                 "responses": also(ok("The report", "Report"), &[404]) } },
             "/api/v1/banks": {
                 "get": { "summary": "List banks (scope read or banks)", "responses": ok("Banks", "BankList") },
-                "post": { "summary": "Create a bank (scope banks)", "requestBody": json_body("BankRequest"), "responses": also(created_bank, &[409, 413, 415]) }
+                "post": { "summary": "Create a bank (scope banks)", "requestBody": json_body("BankRequest"), "responses": also(created_bank, &[408, 409, 413, 415]) }
             },
             "/api/v1/banks/{name}/import": { "post": { "summary": "Import a hash list (scope banks); any bad line imports nothing",
                 "parameters": [
@@ -119,7 +120,7 @@ pub fn spec() -> Value {
                     { "name": "signal_type", "in": "query", "schema": { "enum": ["pdq", "md5", "sha1", "sha256"] } }
                 ],
                 "requestBody": { "required": true, "content": { "text/plain": { "schema": { "type": "string" } } } },
-                "responses": also(ok("Import summary", "ImportSummary"), &[404, 413, 415]) } },
+                "responses": also(ok("Import summary", "ImportSummary"), &[404, 408, 413, 415]) } },
             "/api/v1/banks/{name}/disable": { "post": { "summary": "Stop a bank matching (scope banks)",
                 "parameters": [ { "name": "name", "in": "path", "required": true, "schema": { "type": "string" } } ],
                 "responses": also(ok("The bank", "Bank"), &[404]) } },
@@ -131,9 +132,9 @@ pub fn spec() -> Value {
             "/api/v1/statistics": { "get": { "summary": "Counters (scope read)", "responses": ok("Counters", "Statistics") } },
             "/v1/media/": { "post": { "summary": "Shield: scan media bytes (scope shield)",
                 "requestBody": { "required": true, "content": { "image/*": { "schema": { "type": "string", "format": "binary" } }, "video/*": { "schema": { "type": "string", "format": "binary" } } } },
-                "responses": also(ok("Scan result", "ScannedMedia"), &[413, 415, 503]) } },
-            "/v1/url/": { "post": { "summary": "Shield: fetch a URL and scan it (scope shield)", "requestBody": json_body("ScanUrl"), "responses": also(ok("Scan result", "ScannedMedia"), &[413, 415, 503]) } },
-            "/v1/pdq/": { "post": { "summary": "Shield: match PDQ hashes (scope shield)", "requestBody": json_body("ScanPdq"), "responses": also(ok("Per-hash results", "ScannedPdqHashes"), &[413, 415]) } },
+                "responses": also(ok("Scan result", "ScannedMedia"), &[408, 413, 415, 503]) } },
+            "/v1/url/": { "post": { "summary": "Shield: fetch a URL and scan it (scope shield)", "requestBody": json_body("ScanUrl"), "responses": also(ok("Scan result", "ScannedMedia"), &[408, 413, 415, 503]) } },
+            "/v1/pdq/": { "post": { "summary": "Shield: match PDQ hashes (scope shield)", "requestBody": json_body("ScanPdq"), "responses": also(ok("Per-hash results", "ScannedPdqHashes"), &[408, 413, 415]) } },
         }
     });
     merge(&mut doc["paths"], super::notices::openapi_paths(ok));

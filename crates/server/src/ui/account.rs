@@ -5,8 +5,8 @@
 //!
 //! It must not show an enforced secret again: only one still being enrolled.
 
+use super::session::FormBody;
 use aranea_review::{ReviewError, now_millis};
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -110,7 +110,7 @@ pub async fn begin(
     State(ui): State<UiState>,
     s: SignedIn,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     if let Err(r) = checked_form(&s, &headers, &body) {
         return r.into_response();
@@ -125,7 +125,7 @@ pub async fn confirm(
     State(ui): State<UiState>,
     s: SignedIn,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     let fields = match checked_form(&s, &headers, &body) {
         Ok(f) => f,
@@ -142,7 +142,7 @@ pub async fn disable(
     State(ui): State<UiState>,
     s: SignedIn,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     let fields = match checked_form(&s, &headers, &body) {
         Ok(f) => f,

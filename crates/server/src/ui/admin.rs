@@ -1,9 +1,9 @@
 //! Hotline administration (operators: their hotline; platform administrators: all) and
 //! the audit trail (auditors: their hotline's rows; platform administrators: all).
 
+use super::session::FormBody;
 use aranea_review::{NewUserRequest, now_millis};
 use aranea_store::{HotlineId, User, UserId, UserRole};
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -94,7 +94,7 @@ pub async fn hotline_settings(
     s: SignedIn,
     Path(id): Path<i64>,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     let fields = match checked_form(&s, &headers, &body) {
         Ok(f) => f,
@@ -126,7 +126,7 @@ pub async fn add_user(
     State(ui): State<UiState>,
     s: SignedIn,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     let fields = match checked_form(&s, &headers, &body) {
         Ok(f) => f,
@@ -161,7 +161,7 @@ pub async fn user_disabled(
     s: SignedIn,
     Path(id): Path<i64>,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     let fields = match checked_form(&s, &headers, &body) {
         Ok(f) => f,
@@ -195,7 +195,7 @@ pub async fn totp_reset(
     s: SignedIn,
     Path(id): Path<i64>,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     if let Err(r) = checked_form(&s, &headers, &body) {
         return r.into_response();

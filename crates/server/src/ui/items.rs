@@ -2,10 +2,10 @@
 //! (blurred media, sightings, the classification form), reveal, my history, and the
 //! senior analyst's disagreements, settlement and appeal.
 
+use super::session::FormBody;
 use aranea_review::facts::{AGE_BANDS, SEVERITIES};
 use aranea_review::{Classification, ReviewError, now_millis};
 use aranea_store::{Facts, ItemState, ReviewItemId};
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -77,7 +77,7 @@ pub async fn next(
     State(ui): State<UiState>,
     s: SignedIn,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     if let Err(r) = checked_form(&s, &headers, &body) {
         return r.into_response();
@@ -256,7 +256,7 @@ pub async fn vote(
     s: SignedIn,
     Path(id): Path<i64>,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     let fields = match checked_form(&s, &headers, &body) {
         Ok(f) => f,
@@ -281,7 +281,7 @@ pub async fn settle(
     s: SignedIn,
     Path(id): Path<i64>,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     senior_action(ui, s, id, headers, body, false).await
 }
@@ -291,7 +291,7 @@ pub async fn reopen(
     s: SignedIn,
     Path(id): Path<i64>,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     senior_action(ui, s, id, headers, body, true).await
 }
@@ -301,7 +301,7 @@ async fn senior_action(
     s: SignedIn,
     id: i64,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Bytes,
     appeal: bool,
 ) -> Response {
     let fields = match checked_form(&s, &headers, &body) {
@@ -359,7 +359,7 @@ pub async fn reveal(
     s: SignedIn,
     Path((id, sha_text)): Path<(i64, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     if let Err(r) = checked_form(&s, &headers, &body) {
         return r.into_response();

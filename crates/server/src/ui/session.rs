@@ -7,13 +7,14 @@ use std::net::SocketAddr;
 
 use aranea_review::{Actor, ReviewError, constant_time_eq, now_millis};
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::UiState;
 use super::html::{esc, page};
+use crate::body_deadline::deadline_expired;
 
 const COOKIE: &str = "aranea_session";
 /// Largest form body read (the user form is the largest; a few KiB).
@@ -79,6 +80,35 @@ impl FromRequestParts<UiState> for SignedIn {
             Err(e) => Err(error_response(e)),
         }
     }
+}
+
+/// A form's body, read within the body deadline: a client too slow with it gets a plain 408
+/// (and its connection closed), other failures axum's plain answers.
+pub struct FormBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for FormBody {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        match Bytes::from_request(request, state).await {
+            Ok(body) => Ok(FormBody(body)),
+            Err(rejection) => Err(match deadline_expired(&rejection) {
+                Some(expired) => too_slow(expired),
+                None => rejection.into_response(),
+            }),
+        }
+    }
+}
+
+fn too_slow(expired: &crate::body_deadline::BodyDeadlineExpired) -> Response {
+    (
+        StatusCode::REQUEST_TIMEOUT,
+        format!(
+            "the form did not arrive within {} s",
+            expired.limit().as_secs()
+        ),
+    )
+        .into_response()
 }
 
 /// Parsed form fields (last value wins).
@@ -190,8 +220,14 @@ pub async fn login(State(ui): State<UiState>, request: axum::extract::Request) -
     if !same_origin(&parts.headers) {
         return (StatusCode::FORBIDDEN, "cross-site login refused").into_response();
     }
-    let Ok(body) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response();
+    let body = match axum::body::to_bytes(body, MAX_FORM_BYTES).await {
+        Ok(body) => body,
+        Err(error) => {
+            return match deadline_expired(&error) {
+                Some(expired) => too_slow(expired),
+                None => (StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response(),
+            };
+        }
     };
     let fields = match parse_form(&body) {
         Ok(f) => f,
@@ -248,7 +284,7 @@ pub async fn logout(
     State(ui): State<UiState>,
     signed_in: SignedIn,
     headers: HeaderMap,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> Response {
     if let Err(r) = checked_form(&signed_in, &headers, &body) {
         return r.into_response();

@@ -1,0 +1,112 @@
+//! A deadline for a request's whole body. Every request body is wrapped in [`DeadlineBody`] by
+//! the connection loop ([`crate::serve`]), so every handler's body read (a `Bytes` extraction,
+//! `to_bytes`) fails with [`BodyDeadlineExpired`] once `body_read_timeout_secs` have passed
+//! since the server first waited for the body. It is a total deadline, not an idle timeout:
+//! a client dribbling one byte a second keeps an idle timeout happy for ever.
+//!
+//! Each surface answers the expiry in its own error format (408); the connection loop adds
+//! `Connection: close` to every 408, so the client's connection is then closed.
+//!
+//! Cost on the hot path: a body that is already in the connection's buffer when the handler
+//! reads it (a small `/v1/pdq/` request) is returned without reading the clock or arming a
+//! timer; the timer, which lives inside the body (no allocation), is armed only the first time
+//! the body would have to be waited for.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The client did not send the whole body in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {} s", .limit.as_secs())]
+pub struct BodyDeadlineExpired {
+    limit: Duration,
+}
+
+impl BodyDeadlineExpired {
+    /// The deadline that passed.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+}
+
+/// The deadline error in `error` or its chain of sources (how a body error reaches a handler:
+/// inside axum's rejection and error types).
+pub fn deadline_expired<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a BodyDeadlineExpired> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(expired) = error.downcast_ref::<BodyDeadlineExpired>() {
+            return Some(expired);
+        }
+        next = error.source();
+    }
+    None
+}
+
+pin_project_lite::pin_project! {
+    /// `inner`, failing with [`BodyDeadlineExpired`] once `limit` has passed since it was
+    /// first found not ready.
+    pub struct DeadlineBody<B> {
+        #[pin]
+        inner: B,
+        limit: Duration,
+        #[pin]
+        timer: Option<tokio::time::Sleep>,
+    }
+}
+
+impl<B> DeadlineBody<B> {
+    pub fn new(inner: B, limit: Duration) -> Self {
+        DeadlineBody {
+            inner,
+            limit,
+            timer: None,
+        }
+    }
+}
+
+impl<B> Body for DeadlineBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        if this.timer.is_none() {
+            this.timer.set(Some(tokio::time::sleep(*this.limit)));
+        }
+        if let Some(timer) = this.timer.as_pin_mut()
+            && timer.poll(cx).is_ready()
+        {
+            return Poll::Ready(Some(Err(Box::new(BodyDeadlineExpired {
+                limit: *this.limit,
+            }))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,251 @@
+//! The body deadline over real sockets: a client that sends its headers and then dribbles its
+//! body, one byte at a time faster than any idle timeout would notice, is answered 408 in the
+//! surface's own error format and disconnected once `body_read_timeout_secs` have passed; a
+//! slow but honest client within the deadline is served.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use aranea_review::{Review, ReviewConfig};
+use aranea_server::ServerConfig;
+use aranea_store::Store;
+use serde_json::json;
+
+/// The body deadline of the dribbling test's server.
+const DEADLINE: Duration = Duration::from_secs(1);
+/// How often the dribbling client sends one byte: well inside any per-frame idle timeout.
+const DRIP: Duration = Duration::from_millis(150);
+/// How long the dribbling client keeps going at most (the test stays bounded if the server
+/// never answers).
+const DRIP_FOR: Duration = Duration::from_secs(8);
+
+fn start(name: &str, deadline: Duration) -> common::Server {
+    install_ui(name);
+    common::start(
+        name,
+        ServerConfig {
+            body_read_timeout_secs: deadline.as_secs(),
+            ..ServerConfig::default()
+        },
+    )
+}
+
+/// The web UI (a process-wide setting, read when a server builds its routes), with a review
+/// service on a database of its own: the login form needs no user to be read.
+fn install_ui(name: &str) {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let dir = std::env::temp_dir().join(format!(
+            "aranea-server-{name}-review-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let db = format!("sqlite://{}", dir.join("review.db").display());
+        let review = runtime.block_on(async {
+            let store = Store::open(&db).await.unwrap();
+            Review::from_config(store, ReviewConfig::default(), None).unwrap()
+        });
+        // The review service's database pool lives on this runtime: keep it for the process.
+        std::mem::forget(runtime);
+        aranea_server::ui::install_review(review, false);
+    });
+}
+
+/// What the dribbling client saw: the answer's bytes, whether the server closed the
+/// connection, and when (from the end of the headers).
+struct Dribbled {
+    answer: String,
+    closed_by_server: bool,
+    after: Duration,
+}
+
+/// Sends `head` (which declares a body of 1,000 bytes), then one byte of the body every
+/// [`DRIP`] until the server answers and closes, or [`DRIP_FOR`] has passed.
+fn dribble(addr: SocketAddr, head: &str) -> Dribbled {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    let started = Instant::now();
+    let answered = Arc::new(AtomicBool::new(false));
+    let mut writer = stream.try_clone().unwrap();
+    let stop = Arc::clone(&answered);
+    let dripping = std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) && started.elapsed() < DRIP_FOR {
+            if writer.write_all(b" ").is_err() {
+                break;
+            }
+            std::thread::sleep(DRIP);
+        }
+    });
+    stream
+        .set_read_timeout(Some(DRIP_FOR + Duration::from_secs(2)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // Ends at the server's close (EOF, or a reset), not at the read timeout.
+    let closed_by_server = loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break true,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    let after = started.elapsed();
+    answered.store(true, Ordering::Relaxed);
+    dripping.join().unwrap();
+    Dribbled {
+        answer: String::from_utf8_lossy(&answer).into_owned(),
+        closed_by_server,
+        after,
+    }
+}
+
+fn head(path: &str, authorization: Option<&str>, content_type: &str) -> String {
+    use base64::Engine;
+    let mut head =
+        format!("POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\n");
+    if let Some(credentials) = authorization {
+        let token = base64::engine::general_purpose::STANDARD.encode(credentials);
+        head.push_str(&format!("Authorization: Basic {token}\r\n"));
+    }
+    head.push_str("Content-Length: 1000\r\n\r\n");
+    head
+}
+
+fn assert_timed_out(what: &str, seen: &Dribbled) {
+    assert!(
+        seen.answer.starts_with("HTTP/1.1 408"),
+        "{what}: no 408 after {:?}: {:?}",
+        seen.after,
+        seen.answer
+    );
+    assert!(
+        seen.answer
+            .to_ascii_lowercase()
+            .contains("connection: close"),
+        "{what}: the 408 does not say the connection closes: {:?}",
+        seen.answer
+    );
+    assert!(
+        seen.closed_by_server && seen.after < DEADLINE + Duration::from_secs(3),
+        "{what}: the connection was not closed in time ({:?})",
+        seen.after
+    );
+    assert!(
+        seen.after >= DEADLINE - Duration::from_millis(100),
+        "{what}: answered before the deadline ({:?})",
+        seen.after
+    );
+}
+
+/// The JSON body of an answer (after the blank line ending its headers).
+fn json_body(answer: &str) -> serde_json::Value {
+    let (_, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no body: {answer:?}"));
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"))
+}
+
+#[test]
+fn a_client_dribbling_its_body_is_answered_408_and_disconnected_on_every_surface() {
+    let server = start("body-deadline-dribble", DEADLINE);
+    let shield = server.client("dribbler", &["shield"], None);
+    let banks = server.client("bank-dribbler", &["banks"], None);
+
+    let pdq = dribble(
+        server.addr,
+        &head("/v1/pdq/", Some(&shield), "application/json"),
+    );
+    assert_timed_out("/v1/pdq/", &pdq);
+    let detail = json_body(&pdq.answer)["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(detail.contains("did not arrive within 1 s"), "{detail}");
+
+    let media = dribble(
+        server.addr,
+        &head("/v1/media/", Some(&shield), "image/jpeg"),
+    );
+    assert_timed_out("/v1/media/", &media);
+    assert!(json_body(&media.answer)["detail"].is_string());
+
+    let api = dribble(
+        server.addr,
+        &head("/api/v1/banks", Some(&banks), "application/json"),
+    );
+    assert_timed_out("/api/v1/banks", &api);
+    assert!(json_body(&api.answer)["detail"].is_string());
+
+    let login = dribble(
+        server.addr,
+        &head("/ui/login", None, "application/x-www-form-urlencoded"),
+    );
+    assert_timed_out("/ui/login", &login);
+    assert!(
+        login.answer.contains("did not arrive within 1 s"),
+        "{:?}",
+        login.answer
+    );
+
+    // The server still serves everyone else.
+    let health = common::get(server.addr, "/healthz", None);
+    assert_eq!(health.status, 200, "{health:?}");
+}
+
+/// A client that sends its body in pieces, slowly but within the deadline, is answered as
+/// usual, and its connection is kept for the next request.
+#[test]
+fn a_slow_client_within_the_deadline_is_served() {
+    // Longer than the dribbling test's, so a loaded machine cannot make this one fail.
+    let deadline = Duration::from_secs(3);
+    let server = start("body-deadline-honest", deadline);
+    let shield = server.client("patient", &["shield"], None);
+    let body = json!({ "hashes": [] }).to_string();
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = head("/v1/pdq/", Some(&shield), "application/json").replace(
+        "Content-Length: 1000",
+        &format!("Content-Length: {}", body.len()),
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // Four pieces over ~1.2 s (longer than the other test's whole deadline), within this one.
+    for piece in body.as_bytes().chunks(body.len().div_ceil(4)) {
+        std::thread::sleep(Duration::from_millis(300));
+        stream.write_all(piece).unwrap();
+    }
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("scanned_hashes") {
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    // The same connection takes another request, sent whole once the first is older than the
+    // deadline: each body has its own deadline, not the connection.
+    std::thread::sleep(deadline);
+    let second = format!(
+        "{}{body}",
+        head.replace("HTTP/1.1\r\n", "HTTP/1.1\r\nConnection: close\r\n")
+    );
+    stream.write_all(second.as_bytes()).unwrap();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.starts_with("HTTP/1.1 200"), "{rest:?}");
+}
