@@ -2,6 +2,8 @@
 //! crawled, one the crawler's own rules keep it from asking for (robots.txt obeyed for
 //! reports, the SSRF guard) or that fails for good is rejected, a fetch that will be retried
 //! leaves its report `queued`, and none stays `queued` once the crawl is idle.
+//! A URL reported many times settles every report of it; one reported after it was
+//! crawled or failed is fetched again for the new report.
 //! On SQLite and on PostgreSQL (`ARANEA_TEST_POSTGRES`, a new database per test).
 
 mod support;
@@ -20,10 +22,14 @@ const DISALLOW_ALL: &str = "members-only.test";
 const OPEN: &str = "bounce-board.test";
 
 async fn report(store: &Store, url: &str) -> ReportId {
+    report_by(store, url, "nl").await
+}
+
+async fn report_by(store: &Store, url: &str, hotline: &str) -> ReportId {
     let report = NewReport {
         url: url.to_owned(),
         reporter: "test".into(),
-        hotline: "nl".into(),
+        hotline: hotline.into(),
         notes: String::new(),
     };
     store.reports().add(&report, 0).await.unwrap()
@@ -276,6 +282,46 @@ async fn a_url_that_fails_for_good_rejects_its_report(store: Store, banks_dir: &
     );
 }
 
+/// A URL that failed for good (its report rejected) is fetched again for a new report,
+/// which settles from that fetch.
+async fn a_url_that_failed_is_fetched_again_for_a_new_report(
+    store: Store,
+    banks_dir: &std::path::Path,
+) {
+    let world = SimWeb::start_with(scenario::load("small").unwrap(), 7).unwrap();
+    let crawler = crawler_with_loopback(&store, &world, banks_dir);
+    let slot = Arc::new(std::sync::Mutex::new(None));
+    let server = FlakyServer::start(store.clone(), Arc::clone(&slot), 3).await;
+    let url = format!("http://{}/page", server.addr);
+    let idle = || tokio::time::timeout(Duration::from_secs(60), crawler.run_until_idle());
+    let first = report(&store, &url).await;
+    *slot.lock().unwrap() = Some(first);
+    assert_eq!(crawler.queue_reports(10).await.unwrap(), 1);
+    idle().await.expect("crawl did not finish in time").unwrap();
+    assert_eq!(status(&store, first).await, ReportStatus::Rejected);
+    let again = report_by(&store, &url, "be").await;
+    *slot.lock().unwrap() = Some(again);
+    assert_eq!(crawler.queue_reports(10).await.unwrap(), 1);
+    idle().await.expect("crawl did not finish in time").unwrap();
+    assert_eq!(
+        server.seen().len(),
+        4,
+        "three attempts, then one for the new report"
+    );
+    assert_eq!(
+        status(&store, again).await,
+        ReportStatus::Crawled,
+        "the new report"
+    );
+    assert_eq!(
+        status(&store, first).await,
+        ReportStatus::Rejected,
+        "the first report stays as it settled"
+    );
+    server.task.abort();
+    world.shutdown();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_sqlite_a_retried_fetch_leaves_its_report_queued_until_it_settles() {
     let dir = tempfile::tempdir().unwrap();
@@ -287,6 +333,26 @@ async fn on_sqlite_a_retried_fetch_leaves_its_report_queued_until_it_settles() {
     let dir = tempfile::tempdir().unwrap();
     a_url_that_fails_for_good_rejects_its_report(
         support::sqlite(dir.path()).await,
+        &dir.path().join("banks"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_a_url_that_failed_is_fetched_again_for_a_new_report() {
+    let dir = tempfile::tempdir().unwrap();
+    a_url_that_failed_is_fetched_again_for_a_new_report(
+        support::sqlite(dir.path()).await,
+        &dir.path().join("banks"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_url_that_failed_is_fetched_again_for_a_new_report() {
+    let dir = tempfile::tempdir().unwrap();
+    a_url_that_failed_is_fetched_again_for_a_new_report(
+        postgres("failed_again").await,
         &dir.path().join("banks"),
     )
     .await;
@@ -321,4 +387,66 @@ async fn postgres(test: &str) -> Store {
     Store::open(&support::fresh_postgres_database(&server, &name).await)
         .await
         .unwrap()
+}
+
+/// A URL reported by two hotlines at once, then again after it was crawled: every report
+/// ends `crawled`, and the report after the crawl has the URL fetched again.
+async fn every_report_of_a_url_settles(store: Store, banks_dir: &std::path::Path) {
+    let world = SimWeb::start_with(scenario::load("small").unwrap(), 7).unwrap();
+    let crawler = Crawler::with_worker_name(
+        store.clone(),
+        support::banks(&world, banks_dir),
+        support::config(&world, 0),
+        Arc::new(DiscardMedia),
+        "reports",
+    )
+    .unwrap();
+    let url = world.url(OPEN, "/");
+    let first = report_by(&store, &url, "nl").await;
+    let second = report_by(&store, &url, "be").await;
+    assert_eq!(crawler.queue_reports(10).await.unwrap(), 2);
+    for id in [first, second] {
+        assert_eq!(status(&store, id).await, ReportStatus::Queued);
+    }
+    let idle = || tokio::time::timeout(Duration::from_secs(60), crawler.run_until_idle());
+    idle().await.expect("crawl did not finish in time").unwrap();
+    for id in [first, second] {
+        assert_eq!(
+            status(&store, id).await,
+            ReportStatus::Crawled,
+            "each report of a URL reported twice"
+        );
+    }
+    let home_fetches = || {
+        world
+            .requests()
+            .iter()
+            .filter(|r| r.host == OPEN && r.target == "/")
+            .count()
+    };
+    assert_eq!(home_fetches(), 1, "one URL, one fetch for both reports");
+    let later = report_by(&store, &url, "nl").await;
+    assert_eq!(crawler.queue_reports(10).await.unwrap(), 1);
+    assert_eq!(status(&store, later).await, ReportStatus::Queued);
+    idle().await.expect("crawl did not finish in time").unwrap();
+    assert_eq!(
+        status(&store, later).await,
+        ReportStatus::Crawled,
+        "a report of a URL crawled before"
+    );
+    assert_eq!(home_fetches(), 2, "a new report has the URL fetched again");
+    world.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_every_report_of_a_url_settles() {
+    let dir = tempfile::tempdir().unwrap();
+    every_report_of_a_url_settles(support::sqlite(dir.path()).await, &dir.path().join("banks"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_every_report_of_a_url_settles() {
+    let dir = tempfile::tempdir().unwrap();
+    every_report_of_a_url_settles(postgres("again").await, &dir.path().join("banks")).await;
 }

@@ -60,6 +60,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_banks.sql"),
         postgres: include_str!("../migrations/postgres/0006_banks.sql"),
     },
+    Migration {
+        version: 7,
+        name: "reports",
+        sqlite: include_str!("../migrations/sqlite/0007_reports.sql"),
+        postgres: include_str!("../migrations/postgres/0007_reports.sql"),
+    },
 ];
 
 /// The schema version this build migrates a database to.

@@ -1,5 +1,8 @@
 //! Reported URLs as received (intake API, form, `aranea report add`). The crawler seeds
-//! the frontier from them; this module only records them and their status.
+//! the frontier from them ([`crate::Frontier::enqueue_reported`], which links each report to
+//! its URL); this module records them and reads their status. A report's status moves on
+//! with its URL, in the transaction that settles the URL: several reports of one URL settle
+//! together.
 
 use crate::UnixMillis;
 use crate::backend::{Backend, Get, on_backend};
@@ -30,11 +33,14 @@ impl ReportId {
 pub enum ReportStatus {
     /// Recorded, not yet in the frontier.
     Received,
-    /// Its URL is in the frontier.
+    /// Its URL is in the frontier and not settled yet (waiting, being fetched, or waiting
+    /// for another attempt after a transient error).
     Queued,
-    /// Its URL was fetched and what it held recorded.
+    /// Its URL's fetch is final: the site answered (whatever it answered) and what the URL
+    /// held was recorded.
     Crawled,
-    /// Refused (malformed, out of scope).
+    /// Refused (malformed, out of scope), or its URL was skipped by the crawler's own rules
+    /// (robots.txt, deny-list, SSRF guard) or failed for good.
     Rejected,
 }
 
@@ -137,7 +143,8 @@ impl<'a> Reports<'a> {
         })
     }
 
-    /// Moves a report to `status`.
+    /// Moves a report to `status` (an operator's correction; the crawler never calls this
+    /// for a queued report, which settles with its URL).
     pub async fn set_status(&self, id: ReportId, status: ReportStatus) -> Result<(), StoreError> {
         let found = on_backend!(self.backend, |pool, d| {
             sqlx::query("UPDATE reports SET status = $2 WHERE id = $1")

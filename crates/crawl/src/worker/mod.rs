@@ -222,6 +222,9 @@ impl Crawler {
     }
 
     /// Moves reports still `received` into the frontier (up to `limit`); returns how many.
+    /// A report whose URL cannot be crawled (not a URL, not http(s), deny-listed) is
+    /// rejected; every other one is `queued` and settles when its URL does (see
+    /// [`aranea_store::Frontier::enqueue_reported`]).
     pub async fn queue_reports(&self, limit: u32) -> Result<usize, CrawlError> {
         queue_reports(&self.cx, limit).await
     }
@@ -314,21 +317,11 @@ async fn queue_reports(cx: &Context, limit: u32) -> Result<usize, CrawlError> {
                     report: Some(report.id),
                     ..seed_origin(now)
                 };
-                let done = cx
-                    .store
-                    .frontier()
-                    .enqueue_urls(&[new_url(&url, key, domain, &origin)], now)
-                    .await?;
-                // Already known (crawled for another reason): fetch it again as reported.
-                for known in done.iter().filter(|d| !d.inserted) {
-                    cx.store
-                        .frontier()
-                        .schedule_recheck(known.id, now, Priority::Reported)
-                        .await?;
-                }
+                // Already known (reported before, or found for another reason): the store
+                // makes it a reported URL again, and this report settles with it.
                 cx.store
-                    .reports()
-                    .set_status(report.id, ReportStatus::Queued)
+                    .frontier()
+                    .enqueue_reported(report.id, &new_url(&url, key, domain, &origin), now)
                     .await?;
             }
             Err(_) => {

@@ -1,8 +1,7 @@
-//! What a page's verdict does once its settlement is written: the reports it answers settled
-//! (once their URL is), its media's sightings on other pages that embed them followed up (a
-//! match there fetches that page again, unknown media on a matching page goes to review),
-//! and for a page with a match, its unknown media queued for review before the page
-//! completes.
+//! What a page's verdict does once its settlement is written (which settles the reports of
+//! its URLs too): its media's sightings on other pages that embed them followed up (a match there
+//! fetches that page again, unknown media on a matching page goes to review), and for a page
+//! with a match, its unknown media queued for review before the page completes.
 //!
 //! Runs as a task of its own while the host goes on with its next request
 //! ([`super::host::HostWork::settled`] waits for it). Must not decide the verdict: it
@@ -11,8 +10,8 @@
 use std::collections::HashSet;
 
 use aranea_store::{
-    FetchOutcome, Lease, PageSettlement, Priority, ReportStatus, ReviewReason, SightingId,
-    StoreError, UnixMillis, UrlId, UrlNext, UrlRecord,
+    FetchOutcome, Lease, PageSettlement, Priority, ReviewReason, SightingId, StoreError,
+    UnixMillis, UrlId, UrlRecord,
 };
 use bytes::Bytes;
 
@@ -35,19 +34,6 @@ pub(super) async fn write(
         .settle(&cx.store, &cx.writes, settlement)
         .await?
         .page;
-    let mut reports: Vec<_> = page
-        .held
-        .iter()
-        .filter_map(|h| Some((h.url.report_id?, h.outcome.next)))
-        .collect();
-    if !matched {
-        reports.extend(page.url.report_id.map(|id| (id, page.outcome.next)));
-    }
-    for (report, next) in reports {
-        if let Some(status) = report_status_after(next) {
-            cx.store.reports().set_status(report, status).await?;
-        }
-    }
     let elsewhere: Vec<(&HeldMedia, SightingId, &Vec<UrlId>)> = page
         .held
         .iter()
@@ -71,9 +57,9 @@ pub(super) async fn write(
     Ok(())
 }
 
-/// Records the outcome of `url` under `lease` and settles its report once the URL is
-/// settled (see [`report_status_after`]); a URL queued again for a retry leaves its report
-/// `queued`.
+/// Records the outcome of `url` under `lease`. The reports of the URL settle in the same
+/// transaction once the URL is settled (see [`aranea_store::Frontier::enqueue_reported`]);
+/// a URL queued again for a retry leaves them `queued`.
 pub(super) async fn complete_url(
     cx: &Context,
     lease: &Lease,
@@ -86,22 +72,7 @@ pub(super) async fn complete_url(
         .complete_url(lease, url.id, outcome, now_ms())
         .await?;
     drop(turn);
-    if let (Some(id), Some(status)) = (url.report_id, report_status_after(outcome.next)) {
-        cx.store.reports().set_status(id, status).await?;
-    }
     Ok(())
-}
-
-/// What a report becomes when its URL moves to `next`: `Crawled` once the URL is done
-/// (fetched, whatever the site answered), `Rejected` once it failed for good or was
-/// skipped (robots.txt, budgets, the deny-list, the SSRF guard), and nothing yet while
-/// the URL is queued again for another attempt.
-fn report_status_after(next: UrlNext) -> Option<ReportStatus> {
-    match next {
-        UrlNext::Done => Some(ReportStatus::Crawled),
-        UrlNext::Failed | UrlNext::Skipped => Some(ReportStatus::Rejected),
-        UrlNext::RetryAt(_) => None,
-    }
 }
 
 /// Media recorded on pages that embed its URL besides the one it was fetched for (pages

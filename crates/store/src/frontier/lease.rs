@@ -368,8 +368,22 @@ pub(super) fn complete_leased_urls_sql(rows: usize) -> String {
          etag = COALESCE(v.etag, urls.etag), \
          last_modified = COALESCE(v.last_modified, urls.last_modified) \
          FROM v, p WHERE urls.id = v.id AND urls.host_id = v.host_id \
-         AND urls.leased_epoch = v.epoch RETURNING urls.id",
+         AND urls.leased_epoch = v.epoch RETURNING urls.id, urls.state, urls.report_id",
     );
+    sql
+}
+
+/// Settles the reports still `queued` that are linked to any of `rows` URLs (`report_urls`)
+/// from their URL's state: `crawled` once it is done, `rejected` once it failed or was
+/// skipped; a URL queued again (a retry) settles nothing.
+pub(super) fn settle_reports_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "UPDATE reports SET status = CASE WHEN u.state = 'done' THEN 'crawled' \
+         ELSE 'rejected' END FROM report_urls ru JOIN urls u ON u.id = ru.url_id \
+         WHERE ru.report_id = reports.id AND reports.status = 'queued' \
+         AND u.state IN ('done', 'failed', 'skipped') AND ru.url_id IN ",
+    );
+    push_tuples(&mut sql, 1, rows, 1, &[]);
     sql
 }
 
@@ -414,6 +428,7 @@ macro_rules! complete_leased_in {
             .filter(|(_, row)| first.insert(row.url.0))
             .collect();
         let mut updated: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        let mut settled_reported: Vec<i64> = Vec::new();
         for chunk in unique.chunks(ROWS_PER_STATEMENT) {
             let sql = $crate::frontier::lease::complete_leased_urls_sql(chunk.len());
             let mut query =
@@ -431,8 +446,23 @@ macro_rules! complete_leased_in {
                     .bind(row.last_modified.as_deref());
             }
             for done in query.fetch_all(&mut *$tx).await? {
-                updated.insert(done.i64("id")?);
+                let id = done.i64("id")?;
+                updated.insert(id);
+                // Only a URL a report led to can have reports to settle (see
+                // migrations/*/0007_reports.sql).
+                if done.opt_i64("report_id")?.is_some() && done.text("state")? != "queued" {
+                    settled_reported.push(id);
+                }
             }
+        }
+        for chunk in settled_reported.chunks(ROWS_PER_STATEMENT) {
+            let sql = $crate::frontier::lease::settle_reports_sql(chunk.len());
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(&*$tx, sql)));
+            for url in chunk {
+                query = query.bind(*url);
+            }
+            query.execute(&mut *$tx).await?;
         }
         let mut done: Vec<Vec<Option<Completion>>> = Vec::with_capacity(pages.len());
         let mut fetches: Vec<(&$crate::frontier::Lease, &CompletionRow)> = Vec::new();

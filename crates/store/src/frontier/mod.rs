@@ -15,6 +15,7 @@
 
 mod enqueue;
 mod lease;
+mod reported;
 mod settle;
 
 use crate::UnixMillis;

@@ -1,0 +1,158 @@
+//! A report's life on both back-ends: queued with its URL by `enqueue_reported`, settled in
+//! the transaction that settles the URL, however many reports the URL has and whatever
+//! state the URL is in when a report arrives.
+
+#[macro_use]
+mod common;
+
+use aranea_store::{
+    FetchOutcome, NewReport, Priority, ReportId, ReportStatus, Store, UrlNext, UrlSource, UrlState,
+};
+use common::{NOW, TestDb};
+
+contract_tests!(
+    a_report_arriving_while_its_url_is_fetched_settles_with_that_fetch,
+    a_retry_settles_nothing_and_a_final_failure_rejects_every_report,
+    a_link_already_done_is_queued_again_as_a_reported_url,
+);
+
+async fn report(store: &Store, hotline: &str) -> ReportId {
+    let report = NewReport {
+        url: "https://r.example/page".into(),
+        reporter: "test".into(),
+        hotline: hotline.into(),
+        notes: String::new(),
+    };
+    store.reports().add(&report, NOW).await.unwrap()
+}
+
+async fn status(store: &Store, id: ReportId) -> ReportStatus {
+    store.reports().get(id).await.unwrap().unwrap().status
+}
+
+async fn queue(store: &Store, id: ReportId) -> aranea_store::UrlId {
+    store
+        .frontier()
+        .enqueue_reported(id, &common::url("r.example", "/page"), NOW)
+        .await
+        .unwrap()
+        .expect("a received report is queued")
+        .id
+}
+
+async fn a_report_arriving_while_its_url_is_fetched_settles_with_that_fetch(db: &TestDb) {
+    let store = db.open().await;
+    let first = report(&store, "nl").await;
+    let url = queue(&store, first).await;
+    let leased = common::leased::lease(&store, 1).await;
+    assert_eq!(leased.urls.len(), 1, "the reported URL is in flight");
+    let second = report(&store, "be").await;
+    assert_eq!(queue(&store, second).await, url, "one URL for both reports");
+    assert_eq!(
+        store
+            .frontier()
+            .enqueue_reported(second, &common::url("r.example", "/page"), NOW)
+            .await
+            .unwrap(),
+        None,
+        "a report queued already is not queued twice"
+    );
+    for id in [first, second] {
+        assert_eq!(status(&store, id).await, ReportStatus::Queued);
+    }
+    store
+        .frontier()
+        .complete_url(
+            &leased.hosts[0].lease,
+            url,
+            &FetchOutcome::fetched(200, 10, UrlNext::Done),
+            NOW + 1,
+        )
+        .await
+        .unwrap();
+    for id in [first, second] {
+        assert_eq!(status(&store, id).await, ReportStatus::Crawled);
+    }
+    let record = store.frontier().url(url).await.unwrap().unwrap();
+    assert_eq!(
+        record.state,
+        UrlState::Done,
+        "the fetch under way answers the later report too"
+    );
+}
+
+async fn a_retry_settles_nothing_and_a_final_failure_rejects_every_report(db: &TestDb) {
+    let store = db.open().await;
+    let first = report(&store, "nl").await;
+    let second = report(&store, "be").await;
+    let url = queue(&store, first).await;
+    queue(&store, second).await;
+    let leased = common::leased::lease(&store, 1).await;
+    let lease = &leased.hosts[0].lease;
+    store
+        .frontier()
+        .complete_url(
+            lease,
+            url,
+            &FetchOutcome::failed("connection refused", UrlNext::RetryAt(NOW)),
+            NOW,
+        )
+        .await
+        .unwrap();
+    for id in [first, second] {
+        assert_eq!(
+            status(&store, id).await,
+            ReportStatus::Queued,
+            "after a retry"
+        );
+    }
+    let again = store.frontier().next_urls(lease, 10, NOW).await.unwrap();
+    assert_eq!(again.len(), 1, "the URL is handed out again");
+    store
+        .frontier()
+        .complete_url(
+            lease,
+            url,
+            &FetchOutcome::failed("connection refused", UrlNext::Failed),
+            NOW + 1,
+        )
+        .await
+        .unwrap();
+    for id in [first, second] {
+        assert_eq!(
+            status(&store, id).await,
+            ReportStatus::Rejected,
+            "after the last attempt"
+        );
+    }
+}
+
+async fn a_link_already_done_is_queued_again_as_a_reported_url(db: &TestDb) {
+    let store = db.open().await;
+    let link = common::url("r.example", "/page");
+    let url = store.frontier().enqueue_urls(&[link], NOW).await.unwrap()[0].id;
+    let leased = common::leased::lease(&store, 1).await;
+    store
+        .frontier()
+        .complete_url(
+            &leased.hosts[0].lease,
+            url,
+            &FetchOutcome::fetched(200, 10, UrlNext::Done),
+            NOW,
+        )
+        .await
+        .unwrap();
+    let id = report(&store, "nl").await;
+    assert_eq!(queue(&store, id).await, url);
+    assert_eq!(status(&store, id).await, ReportStatus::Queued);
+    let record = store.frontier().url(url).await.unwrap().unwrap();
+    assert_eq!(
+        record.state,
+        UrlState::Queued,
+        "fetched again for the report"
+    );
+    assert_eq!(record.source, UrlSource::Report, "out of the link budgets");
+    assert_eq!(record.priority, Priority::Reported);
+    assert_eq!(record.depth, 0);
+    assert_eq!(record.report_id, Some(id));
+}
