@@ -44,11 +44,13 @@ impl Default for CanonicalConfig {
     }
 }
 
-/// Why a URL has no canonical form.
+/// Why a URL has no canonical form. The message is kept as a refused URL's reason, so it
+/// names the parser's complaint itself; the complaint is therefore not also the error's
+/// source (a chain printer would print it twice).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CanonicalError {
     #[error("not a URL: {0}")]
-    Parse(#[from] url::ParseError),
+    Parse(url::ParseError),
     #[error("scheme {scheme:?} is not crawled")]
     NotHttp { scheme: String },
     #[error("URL has no host")]
@@ -66,7 +68,7 @@ pub fn canonicalize_str(text: &str, config: &CanonicalConfig) -> Result<Url, Can
             limit: config.max_length,
         });
     }
-    canonicalize(&Url::parse(text)?, config)
+    canonicalize(&Url::parse(text).map_err(CanonicalError::Parse)?, config)
 }
 
 /// The canonical form of `url`.

@@ -129,3 +129,29 @@ fn registrable_domain_follows_the_public_suffix_list() {
     assert_eq!(domain("http://8.8.8.8/").as_deref(), Some("8.8.8.8"));
     assert_eq!(domain("http://co.uk/"), None);
 }
+
+/// The error and its sources joined as a chain printer (anyhow's `{:#}`) joins them.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
+#[test]
+fn an_unparsable_url_names_the_parsers_complaint_once() {
+    let error = canonicalize_str("http://[::1", &CanonicalConfig::default()).unwrap_err();
+    let complaint = url::Url::parse("http://[::1").unwrap_err().to_string();
+    // The message alone is what a refused URL keeps as its reason: it must say why.
+    assert!(error.to_string().contains(&complaint), "{error}");
+    assert_eq!(
+        chain(&error).matches(&complaint).count(),
+        1,
+        "{}",
+        chain(&error)
+    );
+}

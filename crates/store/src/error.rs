@@ -9,8 +9,9 @@ pub enum StoreError {
     /// The database URL names no back-end the store speaks.
     #[error("unsupported database URL {url:?}: expected sqlite://PATH or postgres://…")]
     UnsupportedUrl { url: String },
-    /// The SQLite file's directory could not be created.
-    #[error("cannot create database directory {path}: {source}")]
+    /// The SQLite file's directory could not be created. `source` is left out of the
+    /// message: it is the error's source, which a chain printer (`{:#}`) adds.
+    #[error("cannot create database directory {path}")]
     CreateDir {
         path: std::path::PathBuf,
         source: std::io::Error,

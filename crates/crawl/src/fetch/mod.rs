@@ -91,7 +91,8 @@ pub enum FetcherSetupError {
     Guard(#[from] GuardError),
     #[error("root certificate is not valid PEM: {message}")]
     BadRootCertificate { message: String },
-    #[error("HTTP client: {0}")]
+    /// reqwest's error is the source, left out of the message (see [`crate::config::ConfigError`]).
+    #[error("building the HTTP client")]
     Client(#[from] reqwest::Error),
 }
 

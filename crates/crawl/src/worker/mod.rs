@@ -60,7 +60,8 @@ use progress::Counters;
 pub enum CrawlError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("setting up the fetcher: {0}")]
+    /// The setup error is the source, left out of the message (a chain printer adds it).
+    #[error("setting up the fetcher")]
     Fetcher(#[from] FetcherSetupError),
     #[error("bank {0:?} (named in crawl.banks) does not exist")]
     UnknownBank(String),
