@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use crate::bank::EntryId;
 use crate::pdq_index::PdqIndexError;
 
+/// A variant that wraps another error hands it on as its source and leaves it out of its own
+/// message (chain printers such as `{:#}` add it), so the cause is printed once.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -32,15 +34,43 @@ pub enum StoreError {
     #[error(transparent)]
     Index(#[from] PdqIndexError),
     /// The journal kept outside the bank directory (a database several machines share).
-    #[error("the banks' shared journal: {0}")]
+    #[error("the banks' shared journal")]
     SharedJournal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl StoreError {
+    /// The message followed by each cause's (`message: cause: cause ...`), for a one-line
+    /// text that is not printed as a chain (a warning, a log field).
+    pub fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(error) = cause {
+            text.push_str(": ");
+            text.push_str(&error.to_string());
+            cause = error.source();
+        }
+        text
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         Self::Io {
             path: path.to_path_buf(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The binary prints an error with its chain of sources (`{:#}`), as `with_causes` does:
+    /// the I/O error must appear once.
+    #[test]
+    fn an_io_error_is_printed_once_with_its_causes() {
+        let denied =
+            std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied by the test");
+        let error = StoreError::io(Path::new("/banks/journal"), denied);
+        assert_eq!(error.with_causes(), "/banks/journal: denied by the test");
     }
 }

@@ -62,10 +62,11 @@ pub struct LineError {
     pub message: String,
 }
 
-/// A problem with the file as a whole (not one line).
+/// A problem with the file as a whole (not one line). `Io` hands the I/O error on as its
+/// source and leaves it out of its own message (chain printers such as `{:#}` add it).
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("reading the file: {0}")]
+    #[error("reading the file")]
     Io(#[from] std::io::Error),
     #[error("the CSV header has no {0} column")]
     MissingColumn(&'static str),

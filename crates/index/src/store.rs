@@ -110,7 +110,10 @@ impl<J: Journal> BankStore<J> {
             match snapshot::read_banks(&snapshot_path) {
                 Ok(loaded) => Some(loaded),
                 Err(error) => {
-                    warnings.push(format!("{error}; rebuilding from the journal"));
+                    warnings.push(format!(
+                        "{}; rebuilding from the journal",
+                        error.with_causes()
+                    ));
                     None
                 }
             }

@@ -2,13 +2,15 @@
 
 use aranea_store::StoreError;
 
-/// Everything the review crate's API can fail with.
+/// Everything the review crate's API can fail with. A variant that wraps another error hands it
+/// on as its source and leaves it out of its own message (chain printers such as `{:#}` add
+/// it), so the cause is printed once.
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The bank store refused a change.
-    #[error("hash bank: {0}")]
+    #[error("hash bank")]
     Bank(#[from] aranea_index::StoreError),
     /// Username, password or second factor wrong, or the account disabled: one error for
     /// all, so a caller cannot tell which.
@@ -45,7 +47,7 @@ pub enum ReviewError {
     #[error("background task failed: {0}")]
     Task(String),
     /// The near-duplicate index could not be built.
-    #[error("near-duplicate index: {0}")]
+    #[error("near-duplicate index")]
     NearDuplicateIndex(#[from] aranea_index::pdq_index::PdqIndexError),
     /// Media could not be turned into a thumbnail.
     #[error("thumbnail: {0}")]
@@ -58,5 +60,27 @@ impl ReviewError {
             field,
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message and its chain of sources, as the binary prints an error (`{:#}`).
+    fn with_causes(error: &dyn std::error::Error) -> String {
+        let mut text = error.to_string();
+        let mut cause = error.source();
+        while let Some(error) = cause {
+            text.push_str(&format!(": {error}"));
+            cause = error.source();
+        }
+        text
+    }
+
+    #[test]
+    fn a_bank_error_is_printed_once_with_its_causes() {
+        let error = ReviewError::from(aranea_index::StoreError::NoSuchBank("private".into()));
+        assert_eq!(with_causes(&error), "hash bank: no bank named \"private\"");
     }
 }

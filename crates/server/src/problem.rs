@@ -73,8 +73,9 @@ impl ApiError {
         }
     }
 
-    pub fn internal(what: impl std::fmt::Display) -> ApiError {
-        tracing::error!(error = %what, "request failed");
+    /// A 500; `what` is logged with its causes (the answer names none).
+    pub fn internal(what: impl std::error::Error) -> ApiError {
+        tracing::error!(error = %with_causes(&what), "request failed");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error.")
     }
 
@@ -99,6 +100,20 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// `error`'s message followed by each of its causes' (`message: cause: cause ...`): the
+/// errors wrapped by others leave their cause out of their own message, so a text that is not
+/// printed as a chain (an answer, a log field) adds it here.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
 }
 
 /// Turns an axum body rejection into our error shape (413 for the size limit, 408 for the body

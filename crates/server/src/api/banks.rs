@@ -17,7 +17,7 @@ use aranea_index::{BankKind, BankSpec, NewEntry, Origin, Provenance, SignalType,
 use crate::AppState;
 use crate::api::{path_text, require};
 use crate::clients::{Caller, scope};
-use crate::problem::{ApiError, body_rejection, json_body};
+use crate::problem::{ApiError, body_rejection, json_body, with_causes};
 
 /// Line errors quoted in a refused import.
 const SHOWN_ERRORS: usize = 20;
@@ -229,7 +229,9 @@ async fn import_entries(
             }
         }
     })
-    .map_err(|e| ApiError::bad_request(format!("The list could not be read: {e}.")))?;
+    .map_err(|e| {
+        ApiError::bad_request(format!("The list could not be read: {}.", with_causes(&e)))
+    })?;
     if invalid > 0 {
         return Err(ApiError::bad_request(format!(
             "{invalid} invalid lines; nothing imported. {}",
