@@ -53,13 +53,15 @@ enum BankCommand {
     /// Create a bank.
     Create {
         name: String,
-        /// Where the list comes from, e.g. hotline:ca, ncmec, iwf, local.
+        /// Where the list comes from, e.g. hotline:ca, ncmec, iwf, local (one line, at most 500
+        /// bytes).
         #[arg(long, default_value = "local")]
         source: String,
         /// Classification of entries that carry none (a label the operator defines).
         #[arg(long)]
         classification: String,
-        /// Free text for people reading the bank list.
+        /// Free text for people reading the bank list (at most 64 KiB; line breaks and tabs, no
+        /// other control characters).
         #[arg(long, default_value = "")]
         description: String,
         /// An allow-list bank: its hits suppress ordinary hits on the same media.

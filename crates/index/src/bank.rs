@@ -5,12 +5,20 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::StoreError;
 use crate::signal::Signal;
 
 /// The default PDQ distance threshold (the published PDQ matching threshold).
 pub const DEFAULT_PDQ_THRESHOLD: u32 = 31;
 /// Largest threshold a bank may set: beyond this PDQ matches are noise.
 pub const MAX_PDQ_THRESHOLD: u32 = 128;
+
+/// Longest bank source accepted, in bytes: a one-line name, bounded as the store bounds a
+/// reporter's or hotline's name.
+pub const MAX_BANK_SOURCE_BYTES: usize = 500;
+/// Longest bank description accepted, in bytes: free text, bounded as the store bounds a
+/// report's notes.
+pub const MAX_BANK_DESCRIPTION_BYTES: usize = 64 * 1024;
 
 /// Dense bank number, stable for the life of the bank directory.
 pub type BankId = u32;
@@ -115,6 +123,54 @@ pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// Checks a bank's source and description, which `aranea bank` prints as `key: value` lines
+/// and the UI and API show: bounded in length, the source one line with no control character,
+/// the description free text whose only control characters are line feeds and tabs (a NUL,
+/// a carriage return or an escape sequence would break or rewrite a text display).
+pub fn check_bank_texts(spec: &BankSpec) -> Result<(), StoreError> {
+    check_text(
+        "source",
+        &spec.source,
+        MAX_BANK_SOURCE_BYTES,
+        (&[], "a source is one line of printable text"),
+    )?;
+    check_text(
+        "description",
+        &spec.description,
+        MAX_BANK_DESCRIPTION_BYTES,
+        (
+            &['\n', '\t'],
+            "a description may hold line feeds and tabs, no other control character",
+        ),
+    )
+}
+
+fn check_text(
+    field: &'static str,
+    text: &str,
+    max: usize,
+    (allowed, rule): (&[char], &'static str),
+) -> Result<(), StoreError> {
+    if text.len() > max {
+        return Err(StoreError::BankTextTooLong {
+            field,
+            len: text.len(),
+            max,
+        });
+    }
+    match text
+        .chars()
+        .find(|c| c.is_control() && !allowed.contains(c))
+    {
+        Some(control) => Err(StoreError::BankTextControl {
+            field,
+            code: u32::from(control),
+            rule,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Checks an operator-chosen bank name: short, and safe to print and to use in a file name.

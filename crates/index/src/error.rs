@@ -25,6 +25,21 @@ pub enum StoreError {
     BankExists(String),
     #[error("invalid bank name {0:?}: use 1-64 letters, digits, '-', '_', '.', ':'")]
     InvalidBankName(String),
+    #[error("bank {field} is {len} bytes long; at most {max} are accepted")]
+    BankTextTooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+    /// A control character where it would break a text display
+    /// ([`crate::bank::check_bank_texts`]).
+    #[error("bank {field} holds the control character U+{code:04X}: {rule}")]
+    BankTextControl {
+        field: &'static str,
+        code: u32,
+        /// What the field may hold.
+        rule: &'static str,
+    },
     #[error("PDQ threshold {0} is above the maximum of {max}", max = crate::bank::MAX_PDQ_THRESHOLD)]
     ThresholdTooHigh(u32),
     #[error("no entry {0}")]

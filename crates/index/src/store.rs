@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::bank::{
-    Bank, BankId, BankSpec, Entry, EntryId, MAX_PDQ_THRESHOLD, Provenance, unix_now,
-    valid_bank_name,
+    Bank, BankId, BankSpec, Entry, EntryId, MAX_PDQ_THRESHOLD, Provenance, check_bank_texts,
+    unix_now, valid_bank_name,
 };
 use crate::error::StoreError;
 use crate::journal::{BankJournal, FileJournal, Journal, Record};
@@ -239,6 +239,7 @@ impl<J: Journal> BankStore<J> {
             return Err(StoreError::BankExists(spec.name));
         }
         check_threshold(spec.pdq_threshold)?;
+        check_bank_texts(&spec)?;
         let id = self.state.banks().len() as BankId;
         let bank = Bank {
             id,
@@ -262,8 +263,14 @@ impl<J: Journal> BankStore<J> {
             .bank_by_name(name)
             .cloned()
             .ok_or_else(|| StoreError::NoSuchBank(name.to_string()))?;
+        let before = (bank.spec.source.clone(), bank.spec.description.clone());
         change(&mut bank.spec);
         check_threshold(bank.spec.pdq_threshold)?;
+        // Texts kept before they were checked stay until changed: a bank can still be
+        // disabled whatever its description.
+        if (&bank.spec.source, &bank.spec.description) != (&before.0, &before.1) {
+            check_bank_texts(&bank.spec)?;
+        }
         if bank.spec.name != name {
             return Err(StoreError::InvalidBankName(bank.spec.name));
         }

@@ -333,3 +333,76 @@ fn readers_keep_answering_while_a_writer_adds_and_merges() {
         30_001
     );
 }
+
+/// A bank's source is one bounded line and its description bounded text with no control
+/// character but line feeds and tabs, however the bank is created or changed; nothing refused
+/// reaches the journal.
+#[test]
+fn a_bank_source_or_description_that_would_break_a_text_display_is_refused() {
+    use aranea_index::StoreError;
+    use aranea_index::bank::{MAX_BANK_DESCRIPTION_BYTES, MAX_BANK_SOURCE_BYTES};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = BankStore::open(dir.path()).unwrap();
+    let with = |source: &str, description: &str| {
+        let mut spec = BankSpec::new("texts", source, "csam");
+        spec.description = description.to_owned();
+        spec
+    };
+    for (source, description, field) in [
+        ("hotline:ca\nforged: line", "", "source"),
+        ("hotline\0ca", "", "source"),
+        ("hotline\rca", "", "source"),
+        ("hotline\tca", "", "source"),
+        ("local", "first line\0hidden", "description"),
+        ("local", "overwrite\rthis", "description"),
+        ("local", "colour \u{1b}[31mred", "description"),
+    ] {
+        match store.create_bank(with(source, description)) {
+            Err(StoreError::BankTextControl { field: refused, .. }) => {
+                assert_eq!(refused, field, "{source:?} / {description:?}")
+            }
+            other => panic!("{source:?} / {description:?}: {other:?}"),
+        }
+    }
+    let long_source = "s".repeat(MAX_BANK_SOURCE_BYTES + 1);
+    assert!(matches!(
+        store.create_bank(with(&long_source, "")),
+        Err(StoreError::BankTextTooLong {
+            field: "source",
+            ..
+        })
+    ));
+    let long_description = "d".repeat(MAX_BANK_DESCRIPTION_BYTES + 1);
+    assert!(matches!(
+        store.create_bank(with("local", &long_description)),
+        Err(StoreError::BankTextTooLong {
+            field: "description",
+            ..
+        })
+    ));
+    assert!(store.state().banks().is_empty(), "a refused bank was kept");
+
+    // At the limits, with line breaks and tabs in the description: accepted.
+    let source = "s".repeat(MAX_BANK_SOURCE_BYTES);
+    let description = format!("Two lines:\n\tindented{}", "d".repeat(100));
+    store.create_bank(with(&source, &description)).unwrap();
+    let refused = store.update_bank("texts", |spec| spec.description.push('\0'));
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::BankTextControl {
+                field: "description",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    store
+        .update_bank("texts", |spec| spec.enabled = false)
+        .unwrap();
+    drop(store);
+    let reopened = BankStore::open(dir.path()).unwrap();
+    assert_eq!(reopened.state().banks().len(), 1);
+    assert_eq!(reopened.state().banks()[0].spec.description, description);
+    assert!(!reopened.state().banks()[0].spec.enabled);
+}

@@ -340,6 +340,68 @@ fn every_text_the_server_refuses_for_a_nul_byte_is_declared_so() {
     assert_eq!(get(addr, "/api/v1/statistics", key).json()["reports"], 0);
 }
 
+/// A bank's source is one bounded line, its description bounded text whose only control
+/// characters are line feeds and tabs; the document declares both limits.
+#[test]
+fn a_bank_source_or_description_that_would_break_a_text_display_is_refused() {
+    use aranea_index::bank::{MAX_BANK_DESCRIPTION_BYTES, MAX_BANK_SOURCE_BYTES};
+    let server = common::start("bank-texts", ServerConfig::default());
+    let addr = server.addr;
+    let key = server.client("curator", &["banks"], None);
+    let key = Some(key.as_str());
+    let doc = get(addr, "/api/v1/openapi.json", None).json();
+    let long_source = "s".repeat(MAX_BANK_SOURCE_BYTES + 1);
+    let long_description = "d".repeat(MAX_BANK_DESCRIPTION_BYTES + 1);
+    for (field, value, says) in [
+        (
+            "source",
+            "hotline:ca\nforged: line",
+            "control character U+000A",
+        ),
+        ("source", "hotline\u{0}ca", "control character U+0000"),
+        (
+            "description",
+            "first\u{0}hidden",
+            "control character U+0000",
+        ),
+        ("description", "over\rwritten", "control character U+000D"),
+        ("source", long_source.as_str(), "at most 500"),
+        ("description", long_description.as_str(), "at most 65536"),
+    ] {
+        let body = json!({ "name": "texts", "classification": "csam", field: value });
+        let refused = post_json(addr, "/api/v1/banks", key, &body);
+        let detail = documented(&doc, "post", "/api/v1/banks", &refused, 400)["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            detail.contains(&format!("bank {field}")) && detail.contains(says),
+            "{field}: {detail}"
+        );
+    }
+    let schema = &doc["components"]["schemas"]["BankRequest"]["properties"];
+    assert_eq!(schema["source"]["maxLength"], MAX_BANK_SOURCE_BYTES);
+    assert_eq!(
+        schema["source"]["pattern"],
+        "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    );
+    assert_eq!(
+        schema["description"]["maxLength"],
+        MAX_BANK_DESCRIPTION_BYTES
+    );
+    assert_eq!(
+        schema["description"]["pattern"],
+        "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
+    );
+    // Nothing refused was created; line breaks and tabs in a description are kept.
+    assert_eq!(get(addr, "/api/v1/banks", key).json()["banks"], json!([]));
+    let description = "Shared by a partner hotline.\n\tRefreshed weekly.";
+    let body = json!({ "name": "texts", "classification": "csam", "source": "hotline:ca", "description": description });
+    let created = post_json(addr, "/api/v1/banks", key, &body);
+    let created = documented(&doc, "post", "/api/v1/banks", &created, 201);
+    assert_eq!(created["description"], description);
+}
+
 #[test]
 fn scopes_and_rate_limits_are_enforced_per_key() {
     let server = common::start("scopes", ServerConfig::default());

@@ -46,9 +46,10 @@ fn bank_error(error: StoreError) -> ApiError {
             StatusCode::CONFLICT,
             format!("A bank named {name:?} exists."),
         ),
-        StoreError::InvalidBankName(_) | StoreError::ThresholdTooHigh(_) => {
-            ApiError::bad_request(error.to_string())
-        }
+        StoreError::InvalidBankName(_)
+        | StoreError::ThresholdTooHigh(_)
+        | StoreError::BankTextTooLong { .. }
+        | StoreError::BankTextControl { .. } => ApiError::bad_request(error.to_string()),
         other => ApiError::internal(other),
     }
 }

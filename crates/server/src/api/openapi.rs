@@ -2,7 +2,7 @@
 //! `/api/v1/openapi.json`. Written next to the handlers and checked against real responses
 //! by tests/api.rs, so it cannot drift from what the server answers.
 
-use aranea_index::bank::MAX_PDQ_THRESHOLD;
+use aranea_index::bank::{MAX_BANK_DESCRIPTION_BYTES, MAX_BANK_SOURCE_BYTES, MAX_PDQ_THRESHOLD};
 use aranea_store::{MAX_NAME_BYTES, MAX_NOTES_BYTES, MAX_URL_BYTES};
 use axum::Json;
 use serde_json::{Value, json};
@@ -50,6 +50,17 @@ const HTTP_URL: &str = "^\\s*[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]";
 
 /// Text the store keeps, which refuses a NUL (PostgreSQL text cannot hold one).
 pub(crate) const NO_NUL: &str = "^[^\\u0000]*$";
+
+/// A bank's source: at most `max` bytes (counted as characters here), no control character.
+fn one_line(max: usize) -> Value {
+    json!({ "type": "string", "maxLength": max, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$" })
+}
+
+/// A bank's description: at most `max` bytes (counted as characters here), no control
+/// character but line feeds and tabs.
+fn free_text(max: usize) -> Value {
+    json!({ "type": "string", "maxLength": max, "pattern": "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$" })
+}
 
 /// A string of `min` to `max` characters: the server counts bytes, so any longer string is
 /// refused, and a string this allows may still be (multi-byte characters; a NUL).
@@ -171,8 +182,8 @@ fn schemas() -> Value {
             "notes": { "type": "string" }, "reported_at": { "type": "integer" },
             "status": { "enum": ["received", "queued", "crawled", "rejected"] } } },
         "BankRequest": { "type": "object", "required": ["name", "classification"], "additionalProperties": false, "properties": {
-            "name": { "type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$" }, "source": { "type": "string" },
-            "classification": text(1, MAX_CLASSIFICATION_BYTES), "description": { "type": "string" }, "kind": { "enum": ["ordinary", "allow-list"] },
+            "name": { "type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$" }, "source": one_line(MAX_BANK_SOURCE_BYTES),
+            "classification": text(1, MAX_CLASSIFICATION_BYTES), "description": free_text(MAX_BANK_DESCRIPTION_BYTES), "kind": { "enum": ["ordinary", "allow-list"] },
             "pdq_threshold": { "type": ["integer", "null"], "minimum": 0, "maximum": MAX_PDQ_THRESHOLD } } },
         "Bank": { "type": "object", "required": ["id", "name", "source", "classification", "kind", "pdq_threshold", "enabled", "created_at"], "properties": {
             "id": { "type": "integer" }, "name": { "type": "string" }, "description": { "type": "string" }, "source": { "type": "string" },
