@@ -170,7 +170,8 @@ pub fn run(global: &GlobalOptions, args: NoticesArgs) -> anyhow::Result<std::pro
                 Ok(std::process::ExitCode::SUCCESS)
             }
             NoticesCommand::Stats { format } => {
-                let now = aranea_notice::Clock::now(&SystemClock);
+                let real_now = aranea_notice::Clock::now(&SystemClock);
+                let now = stats::as_of(&store, None, real_now).await?;
                 let rows = stats::compute(&store.notices().item_facts().await?, now);
                 match format {
                     StatsFormat::Csv => print!("{}", stats::to_csv(&rows)),
@@ -178,7 +179,7 @@ pub fn run(global: &GlobalOptions, args: NoticesArgs) -> anyhow::Result<std::pro
                     StatsFormat::Text => {
                         for r in &rows {
                             println!(
-                                "{:<9} {:<28} items {:>4}  removed {:>4}  median {:>7}  p90 {:>7}  outstanding {:>4}  re-uploads {:>3}",
+                                "{:<9} {:<28} items {:>4}  removed {:>4}  median {:>7}  p90 {:>7}  outstanding {:>4}  oldest {:>7}  re-uploads {:>3}",
                                 r.dimension,
                                 r.key,
                                 r.items,
@@ -186,6 +187,7 @@ pub fn run(global: &GlobalOptions, args: NoticesArgs) -> anyhow::Result<std::pro
                                 r.median_hours_to_removal.map(|h| format!("{h:.1} h")).unwrap_or_else(|| "-".into()),
                                 r.p90_hours_to_removal.map(|h| format!("{h:.1} h")).unwrap_or_else(|| "-".into()),
                                 r.outstanding,
+                                r.oldest_outstanding_hours.map(|h| format!("{h:.1} h")).unwrap_or_else(|| "-".into()),
                                 r.reuploads
                             );
                         }

@@ -3,10 +3,15 @@
 //! outstanding items and their age, re-uploads. Exported as JSON rows or CSV.
 //!
 //! Computed from [`aranea_store::NoticeStore::item_facts`]; must not write anything.
+//!
+//! Ages are measured to [`as_of`]: the later of the real clock and the newest event the
+//! database records. A database written on a clock that ran ahead of the real one (the
+//! demo's accelerated world) would otherwise show negative ages until the real clock caught
+//! up; taking its newest event as "now" reads it as of the moment it was left.
 
 use std::collections::BTreeMap;
 
-use aranea_store::ItemFact;
+use aranea_store::{ItemFact, Store, StoreError};
 use serde::Serialize;
 
 use crate::clock::UnixMillis;
@@ -41,8 +46,22 @@ fn hours(ms: i64) -> f64 {
     ms as f64 / 3_600_000.0
 }
 
-/// Statistics by provider, country and hotline, at `now`.
+/// The time statistics are taken at: the later of `real_now` and the newest notice sent,
+/// removal or item opened (of `hotline` when given), so that no age is negative.
+pub async fn as_of(
+    store: &Store,
+    hotline: Option<&str>,
+    real_now: UnixMillis,
+) -> Result<UnixMillis, StoreError> {
+    let latest = store.statistics().latest_event_at(hotline).await?;
+    Ok(latest.map_or(real_now, |t| t.max(real_now)))
+}
+
+/// Statistics by provider, country and hotline, at `now` ([`as_of`]), raised to the newest
+/// item's opening when that is later (an item opened between reading `now` and reading the
+/// facts), so that no age is negative.
 pub fn compute(facts: &[ItemFact], now: UnixMillis) -> Vec<StatsRow> {
+    let now = facts.iter().map(|f| f.created_at).fold(now, i64::max);
     let mut rows = Vec::new();
     type Key = fn(&ItemFact) -> String;
     let dimensions: [(&str, Key); 3] = [
@@ -157,5 +176,18 @@ mod tests {
         assert_eq!(a.share_removed_within_24h, Some(2.0 / 3.0));
         assert_eq!(a.oldest_outstanding_hours, Some(48.0));
         assert!(to_csv(&rows).lines().count() == 4);
+    }
+
+    #[test]
+    fn an_item_opened_after_now_is_not_aged_negatively() {
+        let h = 3_600_000;
+        let mut older = fact("A", None, None, "open");
+        older.created_at = 2 * h;
+        let mut newer = fact("A", None, None, "open");
+        newer.created_at = 10 * h;
+        let rows = compute(&[older, newer], 0);
+        for row in rows {
+            assert_eq!(row.oldest_outstanding_hours, Some(8.0), "{row:?}");
+        }
     }
 }

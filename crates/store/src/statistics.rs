@@ -166,9 +166,10 @@ impl<'a> Statistics<'a> {
         })
     }
 
-    /// The time of the newest notice sent or removal recorded (for the hotline when
-    /// given), or `None` when there is none: a clock running ahead (the demo's) moves the
-    /// default window with it.
+    /// The time of the newest notice sent, removal recorded or item opened (for the hotline
+    /// when given), or `None` when there is none. Statistics measure ages to the later of
+    /// this and the real clock, so a clock that ran ahead (the demo's) neither hides recent
+    /// events from the default window nor makes an age negative.
     pub async fn latest_event_at(
         &self,
         hotline: Option<&str>,
@@ -177,7 +178,9 @@ impl<'a> Statistics<'a> {
             SELECT MAX(sent_at) AS t FROM notices WHERE state IN ('sent', 'uncertain') \
             AND test = 0 AND kind <> 'withdrawal' AND ($1 IS NULL OR hotline = $1) \
             UNION ALL SELECT MAX(removed_at) AS t FROM notice_items WHERE state = 'removed' \
-            AND ($1 IS NULL OR hotline = $1)) AS latest_events";
+            AND ($1 IS NULL OR hotline = $1) \
+            UNION ALL SELECT MAX(created_at) AS t FROM notice_items \
+            WHERE ($1 IS NULL OR hotline = $1)) AS latest_events";
         on_backend!(self.backend, |pool, d| {
             let row = sqlx::query(SQL).bind(hotline).fetch_one(pool).await?;
             Ok(row.opt_i64("latest")?)

@@ -15,7 +15,7 @@ contract_tests!(
     item_facts_carry_the_first_notice_and_removal,
     series_count_events_per_bucket,
     bad_windows_and_buckets_are_refused,
-    latest_event_is_the_newest_notice_or_removal,
+    latest_event_is_the_newest_notice_removal_or_item_opened,
 );
 
 const HOUR: i64 = 3_600_000;
@@ -343,7 +343,7 @@ async fn bad_windows_and_buckets_are_refused(db: &TestDb) {
     );
 }
 
-async fn latest_event_is_the_newest_notice_or_removal(db: &TestDb) {
+async fn latest_event_is_the_newest_notice_removal_or_item_opened(db: &TestDb) {
     let store = db.open().await;
     assert_eq!(
         store.statistics().latest_event_at(None).await.unwrap(),
@@ -360,4 +360,24 @@ async fn latest_event_is_the_newest_notice_or_removal(db: &TestDb) {
         Some(NOW + 2 * HOUR)
     );
     assert_eq!(stats.latest_event_at(Some("xx")).await.unwrap(), None);
+    // An item opened after every notice and removal (not noticed yet) is the newest event:
+    // its age must not come out negative.
+    open(
+        &store,
+        "http://s.example/2",
+        "Slowhost",
+        "ca",
+        NOW + 60 * HOUR,
+    )
+    .await;
+    for hotline in [None, Some("ca")] {
+        assert_eq!(
+            stats.latest_event_at(hotline).await.unwrap(),
+            Some(NOW + 60 * HOUR)
+        );
+    }
+    assert_eq!(
+        stats.latest_event_at(Some("nl")).await.unwrap(),
+        Some(NOW + 50 * HOUR)
+    );
 }

@@ -84,26 +84,20 @@ fn html_error(status: StatusCode, viewer: Option<(&Actor, &str)>, message: &str)
         .into_response()
 }
 
-/// The default window ends with the later of now and the newest notice or removal.
-async fn default_end(app: &AppState, hotline: Option<&str>) -> Result<i64, ApiError> {
-    let now = crate::api::now_ms();
-    let latest = app
-        .store()
-        .statistics()
-        .latest_event_at(hotline)
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(latest.map_or(now, |t| t.max(now)))
-}
-
+/// The window a query names and the time the statistics are taken at: the later of now and
+/// the newest recorded event ([`aranea_notice::stats::as_of`], as for `aranea notices
+/// stats`); the default window ends on that day.
 async fn window_of(
     app: &AppState,
     query: Result<Query<WindowQuery>, QueryRejection>,
     hotline: Option<&str>,
-) -> Result<Window, ApiError> {
+) -> Result<(Window, i64), ApiError> {
     let Query(query) =
         query.map_err(|e| ApiError::bad_request(format!("Bad query: {}", e.body_text())))?;
-    window::window(&query, default_end(app, hotline).await?)
+    let now = aranea_notice::stats::as_of(app.store(), hotline, crate::api::now_ms())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok((window::window(&query, now)?, now))
 }
 
 /// The signed-in user and their CSRF token, or the response to send instead (to the login
@@ -182,11 +176,11 @@ async fn statistics_page(
         Err(response) => return response,
     };
     let viewer = Some((&actor, csrf.as_str()));
-    let window = match window_of(&s.app, query, hotline.as_deref()).await {
+    let (window, now) = match window_of(&s.app, query, hotline.as_deref()).await {
         Ok(w) => w,
         Err(e) => return html_error(e.status, viewer, &e.detail),
     };
-    let gathered = report::gather(s.app.store(), window, hotline.as_deref(), now_millis()).await;
+    let gathered = report::gather(s.app.store(), window, hotline.as_deref(), now).await;
     let counts = s.app.store().counts().await;
     let (report, counts) = match (gathered, counts) {
         (Ok(r), Ok(c)) => (r, c),
@@ -282,8 +276,8 @@ pub async fn removals_json(
     app: &AppState,
     query: Result<Query<WindowQuery>, QueryRejection>,
 ) -> Result<serde_json::Value, ApiError> {
-    let window = window_of(app, query, None).await?;
-    let report = report::gather(app.store(), window, None, now_millis())
+    let (window, now) = window_of(app, query, None).await?;
+    let report = report::gather(app.store(), window, None, now)
         .await
         .map_err(ApiError::internal)?;
     Ok(report::to_json(&report))
