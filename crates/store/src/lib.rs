@@ -39,6 +39,7 @@ mod review;
 mod review_desk;
 mod server_views;
 mod statistics;
+mod url_key;
 
 pub use api_clients::{ApiClient, ApiClients, NewApiClient};
 pub use backend::{BackendKind, StoreOptions};

@@ -13,13 +13,26 @@ use sha2::{Digest, Sha256};
 use crate::backend::{Backend, Get, on_backend};
 use crate::error::StoreError;
 
-/// One schema step: version, name, and its SQL for SQLite and PostgreSQL.
+/// One schema step: version, name, its SQL for SQLite and PostgreSQL, and what the runner
+/// does after the SQL in the same transaction, where SQL alone cannot do it on both.
 struct Migration {
     version: i64,
     name: &'static str,
     sqlite: &'static str,
     postgres: &'static str,
+    then: Option<Step>,
 }
+
+/// Work done in Rust within a migration's transaction.
+#[derive(Clone, Copy)]
+enum Step {
+    /// Every URL's key recomputed by the frontier's `url_hash` (SQLite has no SHA-256).
+    RekeyUrls,
+}
+
+/// URLs read and rewritten per round of [`Step::RekeyUrls`], so a large frontier is not
+/// held in memory at once.
+const REKEY_PAGE: i64 = 1_000;
 
 /// Versions 2-5 are reserved, one per room, so work on several rooms at once never
 /// collides on a version number; each file holds its room's tables.
@@ -29,42 +42,56 @@ const MIGRATIONS: &[Migration] = &[
         name: "schema",
         sqlite: include_str!("../migrations/sqlite/0001_schema.sql"),
         postgres: include_str!("../migrations/postgres/0001_schema.sql"),
+        then: None,
     },
     Migration {
         version: 2,
         name: "crawl",
         sqlite: include_str!("../migrations/sqlite/0002_crawl.sql"),
         postgres: include_str!("../migrations/postgres/0002_crawl.sql"),
+        then: None,
     },
     Migration {
         version: 3,
         name: "server",
         sqlite: include_str!("../migrations/sqlite/0003_server.sql"),
         postgres: include_str!("../migrations/postgres/0003_server.sql"),
+        then: None,
     },
     Migration {
         version: 4,
         name: "review",
         sqlite: include_str!("../migrations/sqlite/0004_review.sql"),
         postgres: include_str!("../migrations/postgres/0004_review.sql"),
+        then: None,
     },
     Migration {
         version: 5,
         name: "notice",
         sqlite: include_str!("../migrations/sqlite/0005_notice.sql"),
         postgres: include_str!("../migrations/postgres/0005_notice.sql"),
+        then: None,
     },
     Migration {
         version: 6,
         name: "banks",
         sqlite: include_str!("../migrations/sqlite/0006_banks.sql"),
         postgres: include_str!("../migrations/postgres/0006_banks.sql"),
+        then: None,
     },
     Migration {
         version: 7,
         name: "reports",
         sqlite: include_str!("../migrations/sqlite/0007_reports.sql"),
         postgres: include_str!("../migrations/postgres/0007_reports.sql"),
+        then: None,
+    },
+    Migration {
+        version: 8,
+        name: "url_keys",
+        sqlite: include_str!("../migrations/sqlite/0008_url_keys.sql"),
+        postgres: include_str!("../migrations/postgres/0008_url_keys.sql"),
+        then: Some(Step::RekeyUrls),
     },
 ];
 
@@ -126,6 +153,31 @@ impl Backend {
                     None => {}
                 }
                 sqlx::raw_sql(sql).execute(&mut *tx).await?;
+                match migration.then {
+                    None => {}
+                    Some(Step::RekeyUrls) => {
+                        let mut after = 0_i64;
+                        loop {
+                            let rows = sqlx::query(
+                                "SELECT id, url FROM urls WHERE id > $1 ORDER BY id LIMIT $2",
+                            )
+                            .bind(after)
+                            .bind(REKEY_PAGE)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                            let Some(last) = rows.last() else { break };
+                            after = last.i64("id")?;
+                            for row in &rows {
+                                let key = crate::url_key::url_hash(&row.text("url")?);
+                                sqlx::query("UPDATE urls SET url_hash = $1 WHERE id = $2")
+                                    .bind(&key[..])
+                                    .bind(row.i64("id")?)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                        }
+                    }
+                }
                 sqlx::query(
                     "INSERT INTO aranea_migrations (version, name, checksum, applied_at) \
                      VALUES ($1, $2, $3, $4)",

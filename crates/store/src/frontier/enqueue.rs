@@ -1,7 +1,6 @@
-//! Adding URLs to the frontier: one transaction per batch, deduplicated on the SHA-256 of
-//! the canonical URL (`INSERT … ON CONFLICT DO NOTHING`), hosts created on first sight.
-
-use sha2::{Digest, Sha256};
+//! Adding URLs to the frontier: one transaction per batch, deduplicated on the canonical
+//! URL's key (`url_hash`: origin first; `INSERT … ON CONFLICT DO NOTHING`), hosts created on
+//! first sight.
 
 use super::{HostId, MAX_HOST_KEY_BYTES, MAX_URL_BYTES, Priority, UrlId, UrlSource};
 use crate::UnixMillis;
@@ -77,9 +76,7 @@ pub struct EnqueuedUrl {
     pub inserted: bool,
 }
 
-pub(crate) fn url_hash(canonical_url: &str) -> [u8; 32] {
-    Sha256::digest(canonical_url.as_bytes()).into()
-}
+pub(crate) use crate::url_key::url_hash;
 
 // A leased host keeps due_at = lease expiry: its holder recomputes due_at on release.
 // A URL in flight is `queued` with `leased_epoch` set: left alone, its holder completes it.
