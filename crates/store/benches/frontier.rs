@@ -13,6 +13,9 @@ use sqlx::Connection;
 
 const NOW: i64 = 1_700_000_000_000;
 const URLS_PER_HOST: usize = 100;
+/// Hosts in one enqueued batch, and each one's URLs in it: 1,000 URLs per batch.
+const BATCH_HOSTS: usize = 100;
+const URLS_PER_HOST_PER_BATCH: usize = 10;
 const CYCLES: usize = 300;
 const BATCH: u32 = 10;
 
@@ -38,27 +41,41 @@ fn peak_rss_kib() -> u64 {
 async fn run(url: &str, size: usize) -> Figures {
     let store = Store::open(url).await.unwrap();
     let frontier = store.frontier();
+    // Every batch has the same shape at every size, as a crawler's batches (a page's links)
+    // do whatever the frontier holds: BATCH_HOSTS hosts, URLS_PER_HOST_PER_BATCH URLs each.
+    // A host's URLs arrive over several rounds, interleaved with every other host's, so they
+    // are spread through the table as a long crawl spreads them.
     let hosts = size / URLS_PER_HOST;
+    assert!(
+        size.is_multiple_of(URLS_PER_HOST * BATCH_HOSTS),
+        "sizes must be multiples of {}",
+        URLS_PER_HOST * BATCH_HOSTS
+    );
+    let groups = hosts / BATCH_HOSTS;
+    let rounds = URLS_PER_HOST / URLS_PER_HOST_PER_BATCH;
     let started = Instant::now();
-    let mut batch = Vec::with_capacity(1000);
-    for i in 0..size {
-        let host = format!("h{}.example", i % hosts);
-        let mut u = NewUrl::new(
-            &format!("https://{host}/page/{i}"),
-            &format!("https://{host}"),
-            &host,
-            UrlSource::Link,
-            Priority::Ordinary,
-            NOW,
-        );
-        u.depth = 1;
-        batch.push(u);
-        if batch.len() == 1000 {
+    let mut batch = Vec::with_capacity(BATCH_HOSTS * URLS_PER_HOST_PER_BATCH);
+    for round in 0..rounds {
+        for group in 0..groups {
+            for host in group * BATCH_HOSTS..(group + 1) * BATCH_HOSTS {
+                let host = format!("h{host}.example");
+                for page in round * URLS_PER_HOST_PER_BATCH..(round + 1) * URLS_PER_HOST_PER_BATCH {
+                    let mut u = NewUrl::new(
+                        &format!("https://{host}/page/{page}"),
+                        &format!("https://{host}"),
+                        &host,
+                        UrlSource::Link,
+                        Priority::Ordinary,
+                        NOW,
+                    );
+                    u.depth = 1;
+                    batch.push(u);
+                }
+            }
             frontier.enqueue_urls(&batch, NOW).await.unwrap();
             batch.clear();
         }
     }
-    frontier.enqueue_urls(&batch, NOW).await.unwrap();
     let enqueue = started.elapsed();
 
     let (mut claim, mut next, mut complete, mut release) = (0.0, 0.0, 0.0, 0.0);
