@@ -460,7 +460,9 @@ fn bank_line(bank: &Value) -> String {
     )
 }
 
-/// An object as one `key: value` line per field, nested objects' fields as `outer.inner`.
+/// An object as one `key: value` line per field, nested objects' fields as `outer.inner`. The
+/// further lines of a multi-line value (a bank's description) are indented by two spaces, so
+/// every line that starts a field starts with its key and a description cannot forge one.
 fn key_value_lines(value: &Value) -> String {
     fn walk(prefix: &str, value: &Value, lines: &mut Vec<String>) {
         match value {
@@ -474,7 +476,9 @@ fn key_value_lines(value: &Value) -> String {
                     walk(&path, field, lines);
                 }
             }
-            Value::String(text) => lines.push(format!("{prefix}: {text}")),
+            Value::String(text) => {
+                lines.push(format!("{prefix}: {}", text.replace('\n', "\n  ")));
+            }
             Value::Object(_) => lines.push(format!("{prefix}: -")),
             other => lines.push(format!("{prefix}: {other}")),
         }
@@ -909,4 +913,21 @@ fn result_json(query: Value, result: &MatchResult) -> Value {
         value["suppressed"] = result.suppressed.iter().map(hit_json).collect();
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_line_description_cannot_forge_a_key_value_line() {
+        let bank = serde_json::json!({
+            "description": "Shared weekly.\nenabled: false",
+            "enabled": true,
+        });
+        assert_eq!(
+            key_value_lines(&bank),
+            "description: Shared weekly.\n  enabled: false\nenabled: true"
+        );
+    }
 }
