@@ -132,7 +132,7 @@ pub enum Command {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
     /// Every option of every subcommand says what it does in `--help`: an option without a
     /// description is a question the operator has to answer by reading the source.
@@ -158,6 +158,42 @@ mod tests {
         assert!(
             undescribed.is_empty(),
             "options without help: {undescribed:#?}"
+        );
+    }
+
+    /// Every subcommand's `--help` prints what `-h` prints, in the compact one-line-per-option
+    /// layout. clap gives `--help` its long layout (each help on the line below its option,
+    /// every possible value on a line of its own) as soon as one option has a long help (a
+    /// doc comment of several paragraphs) or a possible value has help (a doc comment on a
+    /// `ValueEnum` variant): say what the values mean in the option's own help instead.
+    #[test]
+    fn every_subcommand_help_has_the_compact_layout() {
+        let help = |words: &[String], flag: &str| {
+            let mut argv = words.to_vec();
+            argv.push(flag.to_owned());
+            match super::Cli::try_parse_from(&argv) {
+                Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => e.render().to_string(),
+                other => panic!("{argv:?} printed no help: {other:?}"),
+            }
+        };
+        let mut long_layout = Vec::new();
+        let mut pending = vec![(vec![String::from("aranea")], super::Cli::command())];
+        while let Some((words, command)) = pending.pop() {
+            let long = help(&words, "--help");
+            if long != help(&words, "-h") {
+                long_layout.push(format!("{}:\n{long}", words.join(" ")));
+            }
+            for sub in command.get_subcommands() {
+                let mut sub_words = words.clone();
+                sub_words.push(sub.get_name().to_owned());
+                pending.push((sub_words, sub.clone()));
+            }
+        }
+        long_layout.sort();
+        assert!(
+            long_layout.is_empty(),
+            "--help in clap's long layout:\n{}",
+            long_layout.join("\n")
         );
     }
 }

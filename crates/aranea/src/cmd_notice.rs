@@ -50,13 +50,18 @@ enum NoticesCommand {
     },
     /// Show one notice: its items and timeline, or exactly what was sent.
     Show {
+        /// The notice's id, as `notices list` prints it.
         id: i64,
-        /// text: a summary, its items and timeline; json: all of it as one object.
+        /// text: a summary, its items and timeline; json: all of it as one object; xarf: the
+        /// XARF reports exactly as sent; email: the plain-text email body as sent.
         #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
         format: ShowFormat,
     },
     /// Queue a copy of a notice to the same recipient.
-    Resend { id: i64 },
+    Resend {
+        /// The notice's id, as `notices list` prints it.
+        id: i64,
+    },
     /// Removal statistics per provider, country and hotline.
     Stats {
         /// text: one line per provider, country and hotline; json: one array; csv: a header
@@ -74,12 +79,12 @@ enum ListFormat {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+// No doc comments on the variants: help on a possible value turns `--help` into clap's long
+// layout (the values are described in `--format`'s help).
 enum ShowFormat {
     Text,
     Json,
-    /// The XARF reports exactly as sent.
     Xarf,
-    /// The plain-text email body as sent.
     Email,
 }
 
