@@ -19,7 +19,8 @@ enum ReportCommand {
         /// Who reported it (a person, a partner, a tool).
         #[arg(long, default_value = "operator")]
         reporter: String,
-        /// The hotline that received the report.
+        /// The hotline that received the report: its code (`aranea hotline list`). Once
+        /// any hotline is registered, an unregistered one is refused and nothing recorded.
         #[arg(long, default_value = "local")]
         hotline: String,
         /// Free text kept with the report.
@@ -63,7 +64,14 @@ pub fn run(global: &GlobalOptions, args: ReportArgs) -> anyhow::Result<std::proc
         let id = store.reports().add(&report, now).await?;
         store.close().await;
         Ok::<_, aranea_store::StoreError>(id)
-    })?;
+    });
+    let id = match id {
+        Ok(id) => id,
+        Err(unknown @ aranea_store::StoreError::UnknownHotline { .. }) => anyhow::bail!(
+            "{unknown}: nothing recorded (`aranea hotline list` shows the registered hotlines)"
+        ),
+        Err(other) => return Err(other.into()),
+    };
     match format {
         OutputFormat::Text => println!("report {} received: {url}", id.get()),
         OutputFormat::Json | OutputFormat::Jsonl => println!(

@@ -60,6 +60,10 @@ pub enum StoreError {
     /// A referenced row does not exist.
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
+    /// A report names a hotline that is not registered (`aranea hotline add`) on a platform
+    /// that has registered hotlines.
+    #[error("hotline {code:?} is not registered")]
+    UnknownHotline { code: String },
     /// The feature needs PostgreSQL (it exists for several machines sharing one database).
     #[error("{what} needs PostgreSQL; on SQLite it is kept in the data directory")]
     NeedsPostgres { what: &'static str },

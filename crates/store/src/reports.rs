@@ -92,25 +92,37 @@ impl<'a> Reports<'a> {
         Reports { backend }
     }
 
-    /// Records a report as received at `now`.
+    /// Records a report as received at `now`. Its hotline must be a registered hotline's
+    /// code ([`crate::NewHotline::code`]) once any hotline is registered: an unknown one
+    /// (a typo, a hotline not yet added) is refused with [`StoreError::UnknownHotline`] and
+    /// nothing is written, as its items would reach no hotline's desk. Before the first
+    /// hotline is registered there is no desk to reach and the name is kept as given.
     pub async fn add(&self, report: &NewReport, now: UnixMillis) -> Result<ReportId, StoreError> {
         check_text("report URL", &report.url, MAX_URL_BYTES, false)?;
         check_text("reporter", &report.reporter, MAX_NAME_BYTES, false)?;
         check_text("hotline", &report.hotline, MAX_NAME_BYTES, false)?;
         check_text("notes", &report.notes, MAX_NOTES_BYTES, true)?;
         on_backend!(self.backend, |pool, d| {
+            // One statement, so a hotline registered or removed meanwhile cannot slip in
+            // between the check and the insert.
             let row = sqlx::query(
                 "INSERT INTO reports (url, reporter, hotline, notes, reported_at) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                 SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM hotlines WHERE code = $3) \
+                 OR NOT EXISTS (SELECT 1 FROM hotlines) RETURNING id",
             )
             .bind(&report.url)
             .bind(&report.reporter)
             .bind(&report.hotline)
             .bind(&report.notes)
             .bind(now)
-            .fetch_one(pool)
+            .fetch_optional(pool)
             .await?;
-            Ok(ReportId(row.i64("id")?))
+            match row {
+                Some(row) => Ok(ReportId(row.i64("id")?)),
+                None => Err(StoreError::UnknownHotline {
+                    code: report.hotline.clone(),
+                }),
+            }
         })
     }
 

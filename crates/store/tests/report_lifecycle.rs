@@ -1,12 +1,14 @@
 //! A report's life on both back-ends: queued with its URL by `enqueue_reported`, settled in
 //! the transaction that settles the URL, however many reports the URL has and whatever
-//! state the URL is in when a report arrives.
+//! state the URL is in when a report arrives; and only for a registered hotline once the
+//! platform has any.
 
 #[macro_use]
 mod common;
 
 use aranea_store::{
-    FetchOutcome, NewReport, Priority, ReportId, ReportStatus, Store, UrlNext, UrlSource, UrlState,
+    FetchOutcome, NewHotline, NewReport, Priority, ReportId, ReportStatus, Store, StoreError,
+    UrlNext, UrlSource, UrlState,
 };
 use common::{NOW, TestDb};
 
@@ -14,6 +16,7 @@ contract_tests!(
     a_report_arriving_while_its_url_is_fetched_settles_with_that_fetch,
     a_retry_settles_nothing_and_a_final_failure_rejects_every_report,
     a_link_already_done_is_queued_again_as_a_reported_url,
+    a_report_naming_an_unregistered_hotline_is_refused_once_hotlines_are_registered,
 );
 
 async fn report(store: &Store, hotline: &str) -> ReportId {
@@ -155,4 +158,54 @@ async fn a_link_already_done_is_queued_again_as_a_reported_url(db: &TestDb) {
     assert_eq!(record.priority, Priority::Reported);
     assert_eq!(record.depth, 0);
     assert_eq!(record.report_id, Some(id));
+}
+
+async fn a_report_naming_an_unregistered_hotline_is_refused_once_hotlines_are_registered(
+    db: &TestDb,
+) {
+    let store = db.open().await;
+    let before = report(&store, "nl").await;
+    assert_eq!(
+        store.reports().get(before).await.unwrap().unwrap().hotline,
+        "nl",
+        "with no hotline registered, nothing reads the name: it is kept"
+    );
+    let nl = NewHotline {
+        code: "nl".into(),
+        name: "Hotline NL".into(),
+        country: "NL".into(),
+        languages: vec!["nl".into()],
+        jurisdiction: "NL".into(),
+        shares_review_pool: true,
+        shares_banks: true,
+        daily_cap: 50,
+    };
+    store.review_desk().add_hotline(&nl, NOW).await.unwrap();
+    let refused = store
+        .reports()
+        .add(
+            &NewReport {
+                url: "https://r.example/other".into(),
+                reporter: "test".into(),
+                hotline: "nosuch".into(),
+                notes: String::new(),
+            },
+            NOW,
+        )
+        .await;
+    match refused {
+        Err(StoreError::UnknownHotline { code }) => assert_eq!(code, "nosuch"),
+        other => panic!("an unregistered hotline was not refused: {other:?}"),
+    }
+    let after = report(&store, "nl").await;
+    let received = store
+        .reports()
+        .with_status(ReportStatus::Received, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        received.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [before, after],
+        "nothing written for the refused report"
+    );
 }

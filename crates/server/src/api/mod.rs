@@ -122,6 +122,7 @@ fn store_error(error: aranea_store::StoreError) -> ApiError {
         E::TooLong { .. } | E::Empty { .. } | E::NulInText { .. } | E::OutOfRange { .. } => {
             ApiError::bad_request(error.to_string())
         }
+        E::UnknownHotline { .. } => ApiError::bad_request(format!("hotline: {error}.")),
         other => ApiError::internal(other),
     }
 }
