@@ -37,11 +37,12 @@ enum NoticesCommand {
         /// Only notices to this provider key (e.g. asn:64501).
         #[arg(long)]
         provider: Option<String>,
-        /// Notices per page.
-        #[arg(long, default_value_t = 50)]
+        /// Notices per page (at least 1).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
         limit: i64,
-        /// The next page: notices older than this cursor (printed after a full page).
-        #[arg(long)]
+        /// The next page: notices older than this cursor (printed after a full page; a
+        /// positive id).
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
         cursor: Option<i64>,
         /// text: a header and one line per notice; json: one array; jsonl: one object per
         /// line.
@@ -130,7 +131,7 @@ pub fn run(global: &GlobalOptions, args: NoticesArgs) -> anyhow::Result<std::pro
                     state: state.as_deref().map(state_of).transpose()?,
                     provider_key: provider,
                     hotline: None,
-                    limit: Some(limit.max(1)),
+                    limit: Some(limit),
                 };
                 let (notices, next) = store
                     .notices()

@@ -306,3 +306,69 @@ async fn send(store: &Store, kind: &str, item: aranea_store::ItemId, at: i64) {
 }
 
 const HOUR_MS: i64 = 3_600_000;
+
+/// Hostile ids, limits, cursors and formats are refused with an error naming what was wrong,
+/// exit non-zero and write nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_arguments_are_refused_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("aranea.db").display());
+    let store = Store::open(&db).await.unwrap();
+    let item = store
+        .notices()
+        .open_item(&new_item("http://oak-forum.sim/a.jpg", 1_000), 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    send(&store, "initial", item, 2_000).await;
+    let notices_now = || async {
+        let store = Store::open(&db).await.unwrap();
+        let page = store
+            .notices()
+            .list_notices_page(&aranea_store::NoticeFilter::default(), None)
+            .await
+            .unwrap()
+            .0;
+        store.close().await;
+        page.len()
+    };
+    store.close().await;
+    assert_eq!(notices_now().await, 1);
+    let cases: &[(&[&str], &str)] = &[
+        (&["show", "999999"], "no notice 999999"),
+        (&["show", "0"], "no notice 0"),
+        (&["show", "--", "-1"], "no notice -1"),
+        (&["show", "99999999999999999999"], "number too large"),
+        (&["show", "abc"], "invalid digit"),
+        (
+            &["show", "1", "--format", "xml"],
+            "possible values: text, json, xarf, email",
+        ),
+        (&["resend", "999999"], "not found"),
+        (&["resend", "--", "-5"], "not found"),
+        (&["resend", "1x"], "invalid digit"),
+        (&["list", "--limit", "0"], "--limit"),
+        (&["list", "--limit=-1"], "--limit"),
+        (&["list", "--cursor", "0"], "--cursor"),
+        (&["list", "--cursor=-1"], "--cursor"),
+        (&["list", "--cursor", "abc"], "--cursor"),
+        (&["list", "--state", "bogus"], "unknown notice state"),
+        (
+            &["list", "--format", "xml"],
+            "possible values: text, json, jsonl",
+        ),
+        (
+            &["stats", "--format", "xml"],
+            "possible values: text, json, csv",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut argv = vec!["--db", &db, "notices"];
+        argv.extend_from_slice(args);
+        let (ok, out, err) = aranea(&argv);
+        assert!(!ok, "{args:?} succeeded: {out}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    assert_eq!(notices_now().await, 1, "a refused command wrote a notice");
+}
