@@ -16,6 +16,7 @@ contract_tests!(
     a_report_arriving_while_its_url_is_fetched_settles_with_that_fetch,
     a_retry_settles_nothing_and_a_final_failure_rejects_every_report,
     a_link_already_done_is_queued_again_as_a_reported_url,
+    a_url_failed_for_good_has_every_attempt_again_for_a_new_report,
     a_report_naming_an_unregistered_hotline_is_refused_once_hotlines_are_registered,
 );
 
@@ -158,6 +159,47 @@ async fn a_link_already_done_is_queued_again_as_a_reported_url(db: &TestDb) {
     assert_eq!(record.priority, Priority::Reported);
     assert_eq!(record.depth, 0);
     assert_eq!(record.report_id, Some(id));
+}
+
+async fn a_url_failed_for_good_has_every_attempt_again_for_a_new_report(db: &TestDb) {
+    let store = db.open().await;
+    let first = report(&store, "nl").await;
+    let url = queue(&store, first).await;
+    let leased = common::leased::lease(&store, 1).await;
+    let lease = &leased.hosts[0].lease;
+    store
+        .frontier()
+        .complete_url(
+            lease,
+            url,
+            &FetchOutcome::failed("connection refused", UrlNext::RetryAt(NOW)),
+            NOW,
+        )
+        .await
+        .unwrap();
+    store.frontier().next_urls(lease, 10, NOW).await.unwrap();
+    store
+        .frontier()
+        .complete_url(
+            lease,
+            url,
+            &FetchOutcome::failed("connection refused", UrlNext::Failed),
+            NOW + 1,
+        )
+        .await
+        .unwrap();
+    let failed = store.frontier().url(url).await.unwrap().unwrap();
+    assert_eq!((failed.state, failed.attempts), (UrlState::Failed, 2));
+
+    let second = report(&store, "be").await;
+    assert_eq!(queue(&store, second).await, url);
+    let again = store.frontier().url(url).await.unwrap().unwrap();
+    assert_eq!(again.state, UrlState::Queued);
+    assert_eq!(
+        again.attempts, 0,
+        "the crawler gives up after max_attempts: without a fresh count, one transient error \
+         would reject the new report"
+    );
 }
 
 async fn a_report_naming_an_unregistered_hotline_is_refused_once_hotlines_are_registered(

@@ -17,10 +17,14 @@ const LINK: &str =
 // A URL known for another reason (a link, a page's media, a re-check) becomes a reported
 // one: the crawler's budgets, depth and quiet-site rules do not keep a report from being
 // fetched. Seeds already are treated as reported. The first report that led to the URL is
-// kept (the review desk attributes its media to it).
+// kept (the review desk attributes its media to it). A URL settled before (done, failed,
+// skipped) is fetched afresh for the new report, so its attempts count from zero again: the
+// crawler gives up once they reach `max_attempts`, and one transient error would otherwise
+// reject the new report at once.
 const MAKE_REPORTED: &str = "UPDATE urls SET report_id = COALESCE(report_id, $2), \
     source = CASE WHEN source = 'seed' THEN source ELSE 'report' END, depth = 0, \
-    priority = CASE WHEN priority > $3 THEN $3 ELSE priority END WHERE id = $1";
+    priority = CASE WHEN priority > $3 THEN $3 ELSE priority END, \
+    attempts = CASE WHEN state = 'queued' THEN attempts ELSE 0 END WHERE id = $1";
 const MARK_QUEUED: &str =
     "UPDATE reports SET status = 'queued' WHERE id = $1 AND status = 'received'";
 // The URL's row, so a transaction completing it (which holds its host first, as this one
