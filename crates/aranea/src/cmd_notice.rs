@@ -34,8 +34,9 @@ enum NoticesCommand {
         /// withdrawn). `--status failed` lists what the worker could not deliver.
         #[arg(long, alias = "status")]
         state: Option<String>,
-        /// Only notices to this provider key (e.g. asn:64501).
-        #[arg(long)]
+        /// Only notices to this provider key (e.g. asn:64501; not empty, which would match
+        /// every notice).
+        #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
         provider: Option<String>,
         /// Notices per page (at least 1).
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]

@@ -2,6 +2,7 @@
 //! subcommand's module only parses its arguments, calls them and prints.
 
 mod cli;
+mod closed_stdout;
 mod cmd_bank;
 mod cmd_client;
 mod cmd_crawl;
@@ -20,10 +21,14 @@ mod review_sink;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    closed_stdout::install_panic_hook();
     let cli = cli::Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
+            if closed_stdout::caused(&error) {
+                closed_stdout::die_of_sigpipe();
+            }
             eprintln!("aranea: error: {error:#}");
             std::process::ExitCode::from(2)
         }
