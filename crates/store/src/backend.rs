@@ -239,8 +239,8 @@ impl Backend {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(options.busy_timeout)
             .foreign_keys(true)
-            // 32 MiB of page cache per connection instead of 2: the URL-hash index is
-            // written at random, and a frontier of a million URLs outgrows 2 MiB at once.
+            // 32 MiB of page cache per connection instead of 2: a frontier of a million URLs
+            // outgrows 2 MiB at once (its indexes alone are tens of MiB).
             // Not `temp_store = MEMORY`, though statement journals written to a temporary
             // file were 9 % of the writer thread's time in the crawl benchmark (about 1 % of
             // the crawl's CPU): it would also hold every transient sort index in memory,
