@@ -7,8 +7,8 @@
 mod common;
 
 use aranea_store::{
-    FetchOutcome, NewHotline, NewReport, Priority, ReportId, ReportStatus, Store, StoreError,
-    UrlNext, UrlSource, UrlState,
+    FetchOutcome, Lease, NewHotline, NewReport, Priority, ReportId, ReportStatus, Store,
+    StoreError, UrlId, UrlNext, UrlSource, UrlState,
 };
 use common::{NOW, TestDb};
 
@@ -42,6 +42,21 @@ async fn queue(store: &Store, id: ReportId) -> aranea_store::UrlId {
         .unwrap()
         .expect("a received report is queued")
         .id
+}
+
+/// Completes `url` under `lease` as a refused connection, to be tried again (`next`
+/// `RetryAt`) or given up (`Failed`).
+async fn refused(store: &Store, lease: &Lease, url: UrlId, next: UrlNext, at: i64) {
+    store
+        .frontier()
+        .complete_url(
+            lease,
+            url,
+            &FetchOutcome::failed("connection refused", next),
+            at,
+        )
+        .await
+        .unwrap();
 }
 
 async fn a_report_arriving_while_its_url_is_fetched_settles_with_that_fetch(db: &TestDb) {
@@ -93,16 +108,7 @@ async fn a_retry_settles_nothing_and_a_final_failure_rejects_every_report(db: &T
     queue(&store, second).await;
     let leased = common::leased::lease(&store, 1).await;
     let lease = &leased.hosts[0].lease;
-    store
-        .frontier()
-        .complete_url(
-            lease,
-            url,
-            &FetchOutcome::failed("connection refused", UrlNext::RetryAt(NOW)),
-            NOW,
-        )
-        .await
-        .unwrap();
+    refused(&store, lease, url, UrlNext::RetryAt(NOW), NOW).await;
     for id in [first, second] {
         assert_eq!(
             status(&store, id).await,
@@ -112,16 +118,7 @@ async fn a_retry_settles_nothing_and_a_final_failure_rejects_every_report(db: &T
     }
     let again = store.frontier().next_urls(lease, 10, NOW).await.unwrap();
     assert_eq!(again.len(), 1, "the URL is handed out again");
-    store
-        .frontier()
-        .complete_url(
-            lease,
-            url,
-            &FetchOutcome::failed("connection refused", UrlNext::Failed),
-            NOW + 1,
-        )
-        .await
-        .unwrap();
+    refused(&store, lease, url, UrlNext::Failed, NOW + 1).await;
     for id in [first, second] {
         assert_eq!(
             status(&store, id).await,
@@ -167,27 +164,9 @@ async fn a_url_failed_for_good_has_every_attempt_again_for_a_new_report(db: &Tes
     let url = queue(&store, first).await;
     let leased = common::leased::lease(&store, 1).await;
     let lease = &leased.hosts[0].lease;
-    store
-        .frontier()
-        .complete_url(
-            lease,
-            url,
-            &FetchOutcome::failed("connection refused", UrlNext::RetryAt(NOW)),
-            NOW,
-        )
-        .await
-        .unwrap();
+    refused(&store, lease, url, UrlNext::RetryAt(NOW), NOW).await;
     store.frontier().next_urls(lease, 10, NOW).await.unwrap();
-    store
-        .frontier()
-        .complete_url(
-            lease,
-            url,
-            &FetchOutcome::failed("connection refused", UrlNext::Failed),
-            NOW + 1,
-        )
-        .await
-        .unwrap();
+    refused(&store, lease, url, UrlNext::Failed, NOW + 1).await;
     let failed = store.frontier().url(url).await.unwrap().unwrap();
     assert_eq!((failed.state, failed.attempts), (UrlState::Failed, 2));
 
