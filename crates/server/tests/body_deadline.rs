@@ -40,7 +40,10 @@ fn start(name: &str, deadline: Duration) -> common::Server {
 fn install_ui(name: &str) {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
-        let dir = std::env::temp_dir().join(format!(
+        // The review service lives as long as the process, so its database cannot be
+        // removed when a test ends: it goes under the target directory's scratch space,
+        // not the system's temporary directory, which it would otherwise litter.
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
             "aranea-server-{name}-review-{}",
             std::process::id()
         ));
