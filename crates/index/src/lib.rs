@@ -56,3 +56,28 @@ pub use video::{
     match_frames, vpdq_entry, vpdq_features,
 };
 pub use write_lock::{WRITE_LOCK_FILE, WriteLock};
+
+/// The crate-private bank snapshot reader, for the `bank_snapshot` fuzz target in `fuzz/`
+/// only: not API (hidden from the docs, no stability promise). Outside the crate the reader is
+/// reached only through [`BankStore::open`], which turns a refusal into a warning and a
+/// rebuild from the journal, so a target could not tell an accepted file from a refused one
+/// nor see the index it loaded.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+
+    use crate::{BankState, IndexParams, LiveIndex, StoreError};
+
+    /// `snapshot::read_banks` unchanged, its base segment made searchable as a bank
+    /// directory opened on it would (default index parameters, no journal past it).
+    pub fn read_bank_snapshot(path: &Path) -> Result<(BankState, LiveIndex), StoreError> {
+        let (state, base) = crate::snapshot::read_banks(path)?;
+        let live = LiveIndex::new(
+            state.seq(),
+            state.banks().to_vec(),
+            base,
+            IndexParams::default(),
+        );
+        Ok((state, live))
+    }
+}

@@ -33,6 +33,15 @@ pub mod stats;
 pub mod ui;
 pub mod video;
 
+/// The UI's form reader, for the `ui_form` fuzz target in `fuzz/` only: not API (hidden from
+/// the docs, no stability promise). It reads bodies from any client but is otherwise private
+/// to the UI and reached only through HTTP with a session and a CSRF token, too slow and too
+/// narrow a way in for a fuzzer.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::ui::session::{Fields, Refusal, parse_form};
+}
+
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;

@@ -19,7 +19,7 @@ mod admin;
 mod exposure;
 mod html;
 mod items;
-mod session;
+pub(crate) mod session;
 mod video;
 
 use std::collections::HashMap;
