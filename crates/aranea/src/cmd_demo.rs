@@ -190,7 +190,7 @@ async fn demo(
     };
     let tally = Arc::new(NoticeTally::default());
     let notices = tokio::spawn(notice_worker(
-        notice_engine(&store, world, local)?,
+        notice_engine(&store, world, local).await?,
         Arc::clone(world),
         Arc::clone(&tally),
         stop_rx.clone(),
@@ -480,9 +480,19 @@ struct DemoClock {
 }
 
 impl DemoClock {
-    fn starting_now(world: Arc<RunningWorld>) -> anyhow::Result<DemoClock> {
+    /// Starts at the real time, or at the newest notice event already recorded if that is
+    /// later: a previous run on the same data directory ran its accelerated clock days ahead,
+    /// and a clock restarted at the real time would date this run's notices and removals
+    /// before that run's (and leave its items' re-checks days in the future).
+    async fn starting(
+        store: &aranea_store::Store,
+        world: Arc<RunningWorld>,
+    ) -> anyhow::Result<DemoClock> {
         let real = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-        let start = i64::try_from(real.as_millis())? - millis(world.sim_now());
+        let now = aranea_notice::stats::as_of(store, None, i64::try_from(real.as_millis())?)
+            .await
+            .context("reading the newest notice event")?;
+        let start = now - millis(world.sim_now());
         Ok(DemoClock { start, world })
     }
 }
@@ -504,7 +514,7 @@ struct NoticeTally {
     removed: AtomicUsize,
 }
 
-fn notice_engine(
+async fn notice_engine(
     store: &aranea_store::Store,
     world: &Arc<RunningWorld>,
     listen: std::net::SocketAddr,
@@ -515,7 +525,7 @@ fn notice_engine(
         store.clone(),
         config,
         fetch,
-        Arc::new(DemoClock::starting_now(Arc::clone(world))?),
+        Arc::new(DemoClock::starting(store, Arc::clone(world)).await?),
         &format!("demo-notice-{}", std::process::id()),
     )?)
 }

@@ -114,11 +114,7 @@ fn demo_crawls_matches_serves_and_exits_cleanly() {
         "{printed}"
     );
 
-    let (sent, removed, sealed, video_matches) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(database_facts(&db));
+    let (sent, removed, sealed, video_matches) = block_on(database_facts(&db));
     assert!(sent > 0, "the notices table holds no sent notice");
     assert!(removed > 0, "no notice item was recorded as removed");
     assert!(!sealed.is_empty(), "no media reached the review vault");
@@ -154,7 +150,75 @@ fn demo_crawls_matches_serves_and_exits_cleanly() {
             path.display()
         );
     }
+
+    // A second run on the same data directory continues the first's accelerated clock: none of
+    // its notice events is dated before the first run's newest.
+    let (first_events, first_newest) = block_on(newest_notice_event(&db));
+    let printed = run_demo(&dir, 20);
+    assert!(printed.contains("stopped after"), "{printed}");
+    let later: Vec<i64> = block_on(notice_event_times_after(&db, first_events));
+    assert!(
+        !later.is_empty(),
+        "the second run recorded no notice event:\n{printed}"
+    );
+    assert!(
+        later.iter().all(|&at| at >= first_newest),
+        "the second run dated events before the first run's newest ({first_newest}): {later:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+/// Runs `demo --for secs` on `dir` to its end; its stdout.
+fn run_demo(dir: &std::path::Path, secs: u64) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_aranea"))
+        .arg("--data")
+        .arg(dir)
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--for",
+            &secs.to_string(),
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{printed}");
+    printed
+}
+
+/// The highest notice event id and the newest event time.
+async fn newest_notice_event(db: &std::path::Path) -> (i64, i64) {
+    let mut conn = read_only(db).await;
+    let row = sqlx::query("SELECT MAX(id), MAX(at) FROM notice_events")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+/// The times of the notice events with an id above `after`.
+async fn notice_event_times_after(db: &std::path::Path, after: i64) -> Vec<i64> {
+    let mut conn = read_only(db).await;
+    sqlx::query_scalar("SELECT at FROM notice_events WHERE id > $1 ORDER BY id")
+        .bind(after)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn read_only(db: &std::path::Path) -> sqlx::SqliteConnection {
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    sqlx::SqliteConnection::connect(&url).await.unwrap()
 }
 
 type Sealed = Vec<(Vec<u8>, Vec<u8>, i64)>;
@@ -162,8 +226,7 @@ type Sealed = Vec<(Vec<u8>, Vec<u8>, i64)>;
 /// Sent notices, removed notice items, the vault's (sha256, ciphertext, size) rows and the
 /// matches of video bank entries.
 async fn database_facts(db: &std::path::Path) -> (i64, i64, Sealed, i64) {
-    let url = format!("sqlite://{}?mode=ro", db.display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut conn = read_only(db).await;
     let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
     let sent = count("SELECT COUNT(*) FROM notices WHERE state = 'sent'")
         .fetch_one(&mut conn)
