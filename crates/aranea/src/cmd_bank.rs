@@ -95,6 +95,32 @@ enum BankCommand {
         #[arg(long, value_enum, default_value = "text")]
         format: OutputFormat,
     },
+    /// Change a bank's settings (at least one); the others stay as they are. Matching uses
+    /// the new settings at once, and a running server within its bank poll interval.
+    #[command(group(clap::ArgGroup::new("setting").required(true).multiple(true)))]
+    Set {
+        name: String,
+        /// PDQ distance threshold for this bank.
+        #[arg(long, group = "setting")]
+        threshold: Option<u32>,
+        /// Classification of entries that carry none (a label the operator defines).
+        #[arg(long, group = "setting")]
+        classification: Option<String>,
+        /// Free text for people reading the bank list (at most 64 KiB; line breaks and tabs, no
+        /// other control characters).
+        #[arg(long, group = "setting")]
+        description: Option<String>,
+        /// Where the list comes from, e.g. hotline:ca, ncmec, iwf, local (one line, at most 500
+        /// bytes).
+        #[arg(long, group = "setting")]
+        source: Option<String>,
+        /// An allow-list bank: its hits suppress ordinary hits on the same media.
+        #[arg(long, group = "setting", value_name = "true|false")]
+        allow_list: Option<bool>,
+        /// text: one `key: value` line per field; json and jsonl: one object on one line.
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputFormat,
+    },
     /// Enable a bank (its entries match again).
     Enable { name: String },
     /// Disable a bank, or with --entry one entry of it (kept for the record, never matched).
@@ -200,6 +226,7 @@ impl BankCommand {
     fn writes(&self) -> bool {
         match self {
             Self::Create { .. }
+            | Self::Set { .. }
             | Self::Enable { .. }
             | Self::Disable { .. }
             | Self::Import { .. }
@@ -306,6 +333,41 @@ pub fn run(global: &GlobalOptions, args: BankArgs) -> anyhow::Result<ExitCode> {
                 }
                 text
             });
+        }
+        BankCommand::Set {
+            name,
+            threshold,
+            classification,
+            description,
+            source,
+            allow_list,
+            format,
+        } => {
+            // The index checks the result as a whole and records nothing if any of it is
+            // refused, so a bad value never leaves a bank half changed.
+            store.update_bank(&name, |spec| {
+                if let Some(threshold) = threshold {
+                    spec.pdq_threshold = threshold;
+                }
+                if let Some(classification) = classification {
+                    spec.classification = classification;
+                }
+                if let Some(description) = description {
+                    spec.description = description;
+                }
+                if let Some(source) = source {
+                    spec.source = source;
+                }
+                if let Some(allow_list) = allow_list {
+                    spec.kind = if allow_list {
+                        BankKind::AllowList
+                    } else {
+                        BankKind::Ordinary
+                    };
+                }
+            })?;
+            let value = bank_json(&store, store.bank_id(&name)?);
+            print_one(&value, format, key_value_lines);
         }
         BankCommand::Enable { name } => {
             store.update_bank(&name, |spec| spec.enabled = true)?;
