@@ -49,8 +49,8 @@ pub use error::{DbError, StoreError};
 pub use frontier::MAX_URL_BYTES;
 pub use frontier::{
     Completion, EnqueuedUrl, FetchOutcome, FetchRecord, Frontier, Host, HostId, HostPolicy, Lease,
-    LeasedHost, NewUrl, PageSettlement, Priority, RobotsCache, SeenMedia, SettledLinks,
-    SettledPage, UrlId, UrlNext, UrlRecord, UrlSource, UrlState,
+    LeasedHost, NewUrl, PageSettlement, Priority, RedirectTarget, RobotsCache, SeenMedia,
+    SettledLinks, SettledPage, UrlId, UrlNext, UrlRecord, UrlSource, UrlState,
 };
 pub use media::{
     BankMatch, Media, MediaRecord, MediaStore, NewSighting, Recorded, Sighting, SightingId,
@@ -63,7 +63,7 @@ pub use notices::{
     StateCounts, WatchedItem,
 };
 pub use reports::{
-    MAX_NAME_BYTES, MAX_NOTES_BYTES, NewReport, Report, ReportId, ReportStatus, Reports,
+    MAX_NAME_BYTES, MAX_NOTES_BYTES, NewReport, Report, ReportId, ReportLink, ReportStatus, Reports,
 };
 pub use review::{ReviewEntry, ReviewQueue, ReviewReason, ReviewState};
 pub use review_desk::{

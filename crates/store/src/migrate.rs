@@ -93,6 +93,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0008_url_keys.sql"),
         then: Some(Step::RekeyUrls),
     },
+    Migration {
+        version: 9,
+        name: "report_redirects",
+        sqlite: include_str!("../migrations/sqlite/0009_report_redirects.sql"),
+        postgres: include_str!("../migrations/postgres/0009_report_redirects.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this build migrates a database to.

@@ -7,7 +7,7 @@
 use crate::UnixMillis;
 use crate::backend::{Backend, Get, on_backend};
 use crate::error::{StoreError, check_text};
-use crate::frontier::{MAX_URL_BYTES, text_enum};
+use crate::frontier::{MAX_URL_BYTES, UrlId, text_enum};
 
 /// Longest reporter or hotline name accepted, in bytes.
 pub const MAX_NAME_BYTES: usize = 500;
@@ -48,6 +48,15 @@ text_enum!(ReportStatus, "report status", {
     Received => "received", Queued => "queued", Crawled => "crawled", Rejected => "rejected",
 });
 
+/// A URL a report is linked to (`report_urls`): the URL reported, or a redirect target it
+/// followed from there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportLink {
+    pub url: UrlId,
+    /// Redirects followed from the URL reported to this one (0 for the URL reported).
+    pub redirects: u32,
+}
+
 /// A report to record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewReport {
@@ -68,6 +77,9 @@ pub struct Report {
     pub notes: String,
     pub reported_at: UnixMillis,
     pub status: ReportStatus,
+    /// Why it was rejected when it settled (its URL's error or skip, the end of a redirect
+    /// chain): `None` for any other status, and for reports settled before schema 9.
+    pub reason: Option<String>,
 }
 
 fn report_from_row(row: &impl Get) -> Result<Report, StoreError> {
@@ -79,6 +91,7 @@ fn report_from_row(row: &impl Get) -> Result<Report, StoreError> {
         notes: row.text("notes")?,
         reported_at: row.i64("reported_at")?,
         status: ReportStatus::parse(&row.text("status")?)?,
+        reason: row.opt_text("reason")?,
     })
 }
 
@@ -128,12 +141,31 @@ impl<'a> Reports<'a> {
 
     /// The report, if any.
     pub async fn get(&self, id: ReportId) -> Result<Option<Report>, StoreError> {
-        const SQL: &str = "SELECT id, url, reporter, hotline, notes, reported_at, status FROM reports WHERE id = $1";
+        const SQL: &str = "SELECT id, url, reporter, hotline, notes, reported_at, status, reason \
+            FROM reports WHERE id = $1";
         on_backend!(self.backend, |pool, d| {
             match sqlx::query(SQL).bind(id.0).fetch_optional(pool).await? {
                 Some(row) => report_from_row(&row).map(Some),
                 None => Ok(None),
             }
+        })
+    }
+
+    /// The URLs the report is linked to, the URL reported first, then the redirect
+    /// targets in the order followed.
+    pub async fn links(&self, id: ReportId) -> Result<Vec<ReportLink>, StoreError> {
+        const SQL: &str = "SELECT url_id, hops FROM report_urls WHERE report_id = $1 \
+            ORDER BY hops, url_id";
+        on_backend!(self.backend, |pool, d| {
+            let rows = sqlx::query(SQL).bind(id.0).fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(ReportLink {
+                        url: UrlId::from_raw(row.i64("url_id")?),
+                        redirects: u32::try_from(row.i64("hops")?).unwrap_or(u32::MAX),
+                    })
+                })
+                .collect()
         })
     }
 
@@ -143,8 +175,8 @@ impl<'a> Reports<'a> {
         status: ReportStatus,
         limit: u32,
     ) -> Result<Vec<Report>, StoreError> {
-        const SQL: &str = "SELECT id, url, reporter, hotline, notes, reported_at, status \
-            FROM reports WHERE status = $1 ORDER BY reported_at, id LIMIT $2";
+        const SQL: &str = "SELECT id, url, reporter, hotline, notes, reported_at, status, \
+            reason FROM reports WHERE status = $1 ORDER BY reported_at, id LIMIT $2";
         on_backend!(self.backend, |pool, d| {
             let rows = sqlx::query(SQL)
                 .bind(status.as_str())

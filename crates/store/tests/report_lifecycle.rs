@@ -18,6 +18,7 @@ contract_tests!(
     a_link_already_done_is_queued_again_as_a_reported_url,
     a_url_failed_for_good_has_every_attempt_again_for_a_new_report,
     a_report_naming_an_unregistered_hotline_is_refused_once_hotlines_are_registered,
+    a_link_reported_in_flight_and_skipped_by_a_budget_is_queued_again_for_its_report,
 );
 
 async fn report(store: &Store, hotline: &str) -> ReportId {
@@ -229,4 +230,69 @@ async fn a_report_naming_an_unregistered_hotline_is_refused_once_hotlines_are_re
         [before, after],
         "nothing written for the refused report"
     );
+}
+
+/// A link handed out, then reported while in flight: the worker's record still says
+/// "link", so a budget skips it ([`UrlNext::SkippedUnlessReported`]). The completion reads
+/// the URL's row as it is now: reported, so it is queued again at the reported priority and
+/// the report waits for that fetch. A link nobody reported is skipped as asked.
+async fn a_link_reported_in_flight_and_skipped_by_a_budget_is_queued_again_for_its_report(
+    db: &TestDb,
+) {
+    let store = db.open().await;
+    let frontier = store.frontier();
+    let links = [
+        common::url("r.example", "/page"),
+        common::url("r.example", "/other"),
+    ];
+    let enqueued = frontier.enqueue_urls(&links, NOW).await.unwrap();
+    let (url, other) = (enqueued[0].id, enqueued[1].id);
+    let leased = common::leased::lease(&store, 1).await;
+    let lease = &leased.hosts[0].lease;
+    assert_eq!(leased.urls.len(), 2, "both links in flight");
+    let id = report(&store, "nl").await;
+    assert_eq!(queue(&store, id).await, url, "reported while in flight");
+    let budget = FetchOutcome {
+        error: Some("host budget spent".into()),
+        ..FetchOutcome::not_fetched(UrlNext::SkippedUnlessReported)
+    };
+    frontier
+        .complete_urls(lease, &[(url, &budget), (other, &budget)], NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&store, id).await,
+        ReportStatus::Queued,
+        "not rejected by a rule reports are exempt from"
+    );
+    let record = frontier.url(url).await.unwrap().unwrap();
+    assert_eq!(
+        record.state,
+        UrlState::Queued,
+        "queued again for the report"
+    );
+    assert_eq!(record.priority, Priority::Reported);
+    assert_eq!(record.next_fetch_at, NOW + 1, "due at once");
+    let unreported = frontier.url(other).await.unwrap().unwrap();
+    assert_eq!(
+        unreported.state,
+        UrlState::Skipped,
+        "a link nobody reported"
+    );
+    let again = frontier.next_urls(lease, 10, NOW + 1).await.unwrap();
+    assert_eq!(
+        again.iter().map(|u| (u.id, u.source)).collect::<Vec<_>>(),
+        [(url, UrlSource::Report)],
+        "handed out again, as the reported URL it now is"
+    );
+    frontier
+        .complete_url(
+            lease,
+            url,
+            &FetchOutcome::fetched(200, 10, UrlNext::Done),
+            NOW + 2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(&store, id).await, ReportStatus::Crawled);
 }

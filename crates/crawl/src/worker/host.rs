@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aranea_store::{
-    FetchOutcome, Host, HostPolicy, Lease, LeasedHost, Priority, RobotsCache, StoreError,
-    UnixMillis, UrlNext, UrlRecord, UrlSource,
+    FetchOutcome, Host, HostPolicy, Lease, LeasedHost, Priority, RedirectTarget, RobotsCache,
+    StoreError, UnixMillis, UrlNext, UrlRecord, UrlSource,
 };
 use url::Url;
 
@@ -195,12 +195,13 @@ impl HostWork {
             let parsed = match Url::parse(&url.url) {
                 Ok(parsed) => parsed,
                 Err(e) => {
-                    self.skip(cx, &url, &format!("unparsable: {e}")).await?;
+                    let why = format!("unparsable: {e}");
+                    self.skip(cx, &url, &why, UrlNext::Skipped).await?;
                     continue;
                 }
             };
-            if let Some(reason) = self.exclusion(cx, &url, &parsed).await? {
-                self.skip(cx, &url, &reason).await?;
+            if let Some((reason, next)) = self.exclusion(cx, &url, &parsed).await? {
+                self.skip(cx, &url, &reason, next).await?;
                 continue;
             }
             self.fetch_url(cx, url, parsed).await?;
@@ -288,18 +289,45 @@ impl HostWork {
         self.pace.config()
     }
 
-    /// Why `url` is not fetched, if it is not.
+    /// Why `url` is not fetched, if it is not, with what the URL becomes: judged from `url`
+    /// as it was handed out, so a rule reported URLs are exempt from skips it only
+    /// [`UrlNext::SkippedUnlessReported`] (it may have been reported since, and the store
+    /// decides from its row when the skip is written).
     async fn exclusion(
         &mut self,
         cx: &Context,
         url: &UrlRecord,
         parsed: &Url,
+    ) -> Result<Option<(String, UrlNext)>, StoreError> {
+        if let Some(service) = (cx.deny)(parsed) {
+            let why = format!("deny-listed service: {service}");
+            return Ok(Some((why, UrlNext::Skipped)));
+        }
+        let reported = matches!(url.source, UrlSource::Report | UrlSource::Seed);
+        let robots_bind_reports = cx.config.robots_for_reported == RobotsForReported::Obey;
+        let obey = !reported || robots_bind_reports;
+        if obey && self.robots.as_ref().is_some_and(|r| !r.allows(parsed)) {
+            let next = if robots_bind_reports {
+                UrlNext::Skipped
+            } else {
+                UrlNext::SkippedUnlessReported
+            };
+            return Ok(Some(("disallowed by robots.txt".to_owned(), next)));
+        }
+        let ordinary = self.ordinary_exclusion(cx, url, parsed, reported).await?;
+        Ok(ordinary.map(|why| (why, UrlNext::SkippedUnlessReported)))
+    }
+
+    /// Why `url` is not fetched by the rules of ordinary crawling (budgets, depth, a quiet
+    /// site), which a reported URL is exempt from.
+    async fn ordinary_exclusion(
+        &mut self,
+        cx: &Context,
+        url: &UrlRecord,
+        parsed: &Url,
+        reported: bool,
     ) -> Result<Option<String>, StoreError> {
         let budgets = &cx.config.budgets;
-        let reported = matches!(url.source, UrlSource::Report | UrlSource::Seed);
-        if let Some(service) = (cx.deny)(parsed) {
-            return Ok(Some(format!("deny-listed service: {service}")));
-        }
         if url.source == UrlSource::Link && self.quiet_pages >= budgets.quiet_pages {
             return Ok(Some("quiet site".to_owned()));
         }
@@ -342,18 +370,21 @@ impl HostWork {
                 return Ok(Some("path budget spent".to_owned()));
             }
         }
-        let obey = !reported || cx.config.robots_for_reported == RobotsForReported::Obey;
-        if obey && self.robots.as_ref().is_some_and(|r| !r.allows(parsed)) {
-            return Ok(Some("disallowed by robots.txt".to_owned()));
-        }
         Ok(None)
     }
 
-    /// Completes `url` without a request; its report, if any, is rejected.
-    async fn skip(&mut self, cx: &Context, url: &UrlRecord, why: &str) -> Result<(), StoreError> {
+    /// Completes `url` without a request as `next` says; its reports, if it ends skipped,
+    /// are rejected.
+    async fn skip(
+        &mut self,
+        cx: &Context,
+        url: &UrlRecord,
+        why: &str,
+        next: UrlNext,
+    ) -> Result<(), StoreError> {
         let outcome = FetchOutcome {
             error: Some(why.to_owned()),
-            ..FetchOutcome::not_fetched(UrlNext::Skipped)
+            ..FetchOutcome::not_fetched(next)
         };
         super::verdict::complete_url(cx, &self.lease, url, &outcome).await?;
         Counters::bump(&cx.counters.skipped);
@@ -482,7 +513,10 @@ impl HostWork {
     }
 
     /// A redirect: the target is queued like the URL that led there (same source, depth,
-    /// priority and page), under its host's own lease and pace.
+    /// priority and page), under its host's own lease and pace. The URL's reports follow it
+    /// (see [`aranea_store::Frontier::complete_redirect`]): they settle by the end of the
+    /// chain, or are rejected here when the target is not followed, loops back or is one
+    /// redirect too many.
     async fn redirect_elsewhere(
         &mut self,
         cx: &Context,
@@ -491,8 +525,8 @@ impl HostWork {
         location: &Url,
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut note = format!("redirect to {location}");
-        match frontier_entry(location, &cx.canonical, &*cx.deny) {
+        let mut note = format!("redirected ({status}) to {location}");
+        let followed = match frontier_entry(location, &cx.canonical, &*cx.deny) {
             Ok((target, key, domain)) => {
                 let origin = Origin {
                     source: url.source,
@@ -502,18 +536,28 @@ impl HostWork {
                     report: url.report_id,
                     not_before: now,
                 };
-                cx.store
-                    .frontier()
-                    .enqueue_urls(&[new_url(&target, key, domain, &origin)], now)
-                    .await?;
+                Some(new_url(&target, key, domain, &origin))
             }
-            Err(why) => note = format!("{note} not followed: {why}"),
-        }
+            Err(why) => {
+                note = format!("{note}, not followed: {why}");
+                None
+            }
+        };
+        let target = match &followed {
+            Some(target) => RedirectTarget::Followed(target),
+            None => RedirectTarget::Refused(&note),
+        };
         let outcome = FetchOutcome {
-            error: Some(note),
+            error: Some(note.clone()),
             ..FetchOutcome::fetched(status, 0, UrlNext::Done)
         };
-        self.complete(cx, url, &outcome).await?;
+        let max_redirects = u32::try_from(cx.config.max_redirects).unwrap_or(u32::MAX);
+        let turn = cx.writes.take().await;
+        cx.store
+            .frontier()
+            .complete_redirect(&self.lease, url.id, &outcome, target, max_redirects, now)
+            .await?;
+        drop(turn);
         self.media_gone(cx, url).await
     }
 

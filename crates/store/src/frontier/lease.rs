@@ -69,6 +69,14 @@ pub enum UrlNext {
     Done,
     Failed,
     Skipped,
+    /// Skipped by a rule a reported URL is exempt from (budgets, depth, a quiet site,
+    /// robots.txt when reports ignore it), judged from the URL as it was handed out. If the
+    /// URL is a reported one when the completion is written (it was reported while in
+    /// flight), it is queued again now at [`super::Priority::Reported`] instead, and its
+    /// reports wait for that fetch; else it is [`UrlNext::Skipped`]. Decided in the
+    /// completion's own statement, under the URL's row lock, so a report committed before it
+    /// is seen and one committed after it requeues the skipped URL itself.
+    SkippedUnlessReported,
     /// Queued again, not before this time (a retry after an error, or a re-check).
     RetryAt(UnixMillis),
 }
@@ -210,11 +218,18 @@ pub(super) struct CompletionRow {
     pub(super) url: UrlId,
     pub(super) state: UrlState,
     pub(super) next_fetch_at: UnixMillis,
+    /// 1 for [`UrlNext::SkippedUnlessReported`]: queued instead if the URL is reported now.
+    pub(super) unless_reported: i64,
+    /// False for a redirect followed for its reports ([`super::Frontier::complete_redirect`]),
+    /// which settles them itself: the redirect's answer is not theirs.
+    pub(super) settles_reports: bool,
     pub(super) fetched: i64,
     pub(super) status: Option<i64>,
     pub(super) etag: Option<String>,
     pub(super) last_modified: Option<String>,
     pub(super) error: Option<String>,
+    /// Why the URL's reports are rejected if this completion settles it failed or skipped.
+    pub(super) reason: String,
     pub(super) server_ip: Option<String>,
     pub(super) bytes: i64,
     pub(super) duration: i64,
@@ -225,13 +240,15 @@ impl CompletionRow {
         let (state, next_fetch_at) = match outcome.next {
             UrlNext::Done => (UrlState::Done, now),
             UrlNext::Failed => (UrlState::Failed, now),
-            UrlNext::Skipped => (UrlState::Skipped, now),
+            UrlNext::Skipped | UrlNext::SkippedUnlessReported => (UrlState::Skipped, now),
             UrlNext::RetryAt(at) => (UrlState::Queued, at),
         };
         CompletionRow {
             url,
             state,
             next_fetch_at,
+            unless_reported: i64::from(outcome.next == UrlNext::SkippedUnlessReported),
+            settles_reports: true,
             fetched: i64::from(outcome.fetched),
             status: outcome.status.map(i64::from),
             etag: validator(&outcome.etag).map(str::to_owned),
@@ -240,11 +257,23 @@ impl CompletionRow {
                 .error
                 .as_deref()
                 .map(|e| sanitise(e, MAX_ERROR_BYTES)),
+            reason: reason_of(outcome, state),
             server_ip: outcome.server_ip.as_deref().map(|ip| sanitise(ip, 64)),
             bytes: i64::try_from(outcome.bytes).unwrap_or(i64::MAX),
             duration: i64::try_from(outcome.duration_ms).unwrap_or(i64::MAX),
         }
     }
+}
+
+/// What a rejected report says of the completion that settled its URL: the error or skip
+/// reason given, else the status answered, else the state.
+fn reason_of(outcome: &FetchOutcome, state: UrlState) -> String {
+    let reason = match (&outcome.error, outcome.status) {
+        (Some(error), _) => format!("{}: {error}", state.as_str()),
+        (None, Some(status)) => format!("{}: HTTP {status}", state.as_str()),
+        (None, None) => state.as_str().to_owned(),
+    };
+    sanitise(&reason, MAX_ERROR_BYTES)
 }
 
 /// Replaces NUL bytes, then cuts to at most `max` bytes at a character boundary.
@@ -359,22 +388,33 @@ pub(super) fn insert_fetches_sql(rows: usize) -> String {
 }
 
 /// A URL's completion for `rows` URLs of any leases at once: `$1` now, then per row host,
-/// lease epoch, id, state, next fetch time, fetched (0/1), status, ETag, Last-Modified.
-/// Returns the ids updated.
+/// lease epoch, id, state, next fetch time, unless reported (0/1), fetched (0/1), status,
+/// ETag, Last-Modified. Returns the ids updated, with the state written.
+///
+/// A row "unless reported" ([`UrlNext::SkippedUnlessReported`]) of a URL whose row says it
+/// is reported now (source `report` or `seed`, as the crawler judges it) queues the URL
+/// again, due now at the reported priority, instead of skipping it.
 pub(super) fn complete_leased_urls_sql(rows: usize) -> String {
-    const TYPES: [&str; 9] = [
-        "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT",
+    const TYPES: [&str; 10] = [
+        "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT",
+        "TEXT",
     ];
     // The time in a CTE of its own, ahead of the rows, so that the placeholders appear in
     // the order they are bound (see `crate::backend::native_sql`).
     let mut sql = String::from(
         "WITH p(now) AS (VALUES (CAST($1 AS BIGINT))), \
-         v(host_id, epoch, id, state, next_fetch_at, fetched, status, etag, \
+         v(host_id, epoch, id, state, next_fetch_at, unless_reported, fetched, status, etag, \
          last_modified) AS (VALUES ",
     );
     push_tuples(&mut sql, rows, TYPES.len(), 2, &TYPES);
     sql.push_str(
-        ") UPDATE urls SET state = v.state, next_fetch_at = v.next_fetch_at, \
+        ") UPDATE urls SET \
+         state = CASE WHEN v.unless_reported = 1 AND urls.source IN ('report', 'seed') \
+           THEN 'queued' ELSE v.state END, \
+         next_fetch_at = CASE WHEN v.unless_reported = 1 AND urls.source IN ('report', 'seed') \
+           THEN p.now ELSE v.next_fetch_at END, \
+         priority = CASE WHEN v.unless_reported = 1 AND urls.source IN ('report', 'seed') \
+           THEN 0 ELSE urls.priority END, \
          leased_epoch = NULL, attempts = urls.attempts + v.fetched, \
          last_status = CASE WHEN v.fetched = 1 THEN v.status ELSE urls.last_status END, \
          last_fetched_at = CASE WHEN v.fetched = 1 THEN p.now ELSE urls.last_fetched_at END, \
@@ -388,15 +428,19 @@ pub(super) fn complete_leased_urls_sql(rows: usize) -> String {
 
 /// Settles the reports still `queued` that are linked to any of `rows` URLs (`report_urls`)
 /// from their URL's state: `crawled` once it is done, `rejected` once it failed or was
-/// skipped; a URL queued again (a retry) settles nothing.
+/// skipped, with the reason given per row; a URL queued again (a retry) settles nothing.
+/// Per row: URL id, reason.
 pub(super) fn settle_reports_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "UPDATE reports SET status = CASE WHEN u.state = 'done' THEN 'crawled' \
-         ELSE 'rejected' END FROM report_urls ru JOIN urls u ON u.id = ru.url_id \
+    let mut sql = String::from("WITH v(url_id, reason) AS (VALUES ");
+    push_tuples(&mut sql, rows, 2, 1, &["BIGINT", "TEXT"]);
+    sql.push_str(
+        ") UPDATE reports SET status = CASE WHEN u.state = 'done' THEN 'crawled' \
+         ELSE 'rejected' END, \
+         reason = CASE WHEN u.state = 'done' THEN NULL ELSE v.reason END \
+         FROM report_urls ru JOIN urls u ON u.id = ru.url_id JOIN v ON v.url_id = ru.url_id \
          WHERE ru.report_id = reports.id AND reports.status = 'queued' \
-         AND u.state IN ('done', 'failed', 'skipped') AND ru.url_id IN ",
+         AND u.state IN ('done', 'failed', 'skipped')",
     );
-    push_tuples(&mut sql, 1, rows, 1, &[]);
     sql
 }
 
@@ -441,7 +485,9 @@ macro_rules! complete_leased_in {
             .filter(|(_, row)| first.insert(row.url.0))
             .collect();
         let mut updated: std::collections::HashSet<i64> = std::collections::HashSet::new();
-        let mut settled_reported: Vec<i64> = Vec::new();
+        let mut settled_reported: Vec<(i64, &str)> = Vec::new();
+        let rows_by_url: std::collections::HashMap<i64, &CompletionRow> =
+            unique.iter().map(|(_, row)| (row.url.0, *row)).collect();
         for chunk in unique.chunks(ROWS_PER_STATEMENT) {
             let sql = $crate::frontier::lease::complete_leased_urls_sql(chunk.len());
             let mut query =
@@ -453,6 +499,7 @@ macro_rules! complete_leased_in {
                     .bind(row.url.0)
                     .bind(row.state.as_str())
                     .bind(row.next_fetch_at)
+                    .bind(row.unless_reported)
                     .bind(row.fetched)
                     .bind(row.status)
                     .bind(row.etag.as_deref())
@@ -463,8 +510,12 @@ macro_rules! complete_leased_in {
                 updated.insert(id);
                 // Only a URL a report led to can have reports to settle (see
                 // migrations/*/0007_reports.sql).
-                if done.opt_i64("report_id")?.is_some() && done.text("state")? != "queued" {
-                    settled_reported.push(id);
+                let row = rows_by_url.get(&id).filter(|row| row.settles_reports);
+                if let Some(row) = row
+                    && done.opt_i64("report_id")?.is_some()
+                    && done.text("state")? != "queued"
+                {
+                    settled_reported.push((id, row.reason.as_str()));
                 }
             }
         }
@@ -472,8 +523,8 @@ macro_rules! complete_leased_in {
             let sql = $crate::frontier::lease::settle_reports_sql(chunk.len());
             let mut query =
                 sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(&*$tx, sql)));
-            for url in chunk {
-                query = query.bind(*url);
+            for (url, reason) in chunk {
+                query = query.bind(*url).bind(*reason);
             }
             query.execute(&mut *$tx).await?;
         }
@@ -808,7 +859,7 @@ mod tests {
     };
     use super::{
         complete_leased_urls_sql, count_fetches_sql, hold_leases_sql, insert_fetches_sql,
-        url_hosts_sql,
+        settle_reports_sql, url_hosts_sql,
     };
     use crate::backend::positional;
 
@@ -831,6 +882,7 @@ mod tests {
             ("insert fetches", insert_fetches_sql(3)),
             ("count fetches", count_fetches_sql(3)),
             ("URL hosts", url_hosts_sql(3)),
+            ("settle reports", settle_reports_sql(3)),
         ];
         for (what, sql) in built {
             let rewritten = positional(&sql).unwrap_or_else(|| panic!("{what}: {sql}"));

@@ -25,6 +25,7 @@ use crate::reports::ReportId;
 
 pub use enqueue::{EnqueuedUrl, NewUrl};
 pub use lease::{Completion, FetchOutcome, HostPolicy, Lease, LeasedHost, UrlNext};
+pub use reported::RedirectTarget;
 pub use settle::{PageSettlement, SeenMedia, SettledLinks, SettledPage};
 
 /// Longest canonical URL accepted, in bytes. Real pages rarely link past 2 KiB; traps do.
