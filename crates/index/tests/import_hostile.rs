@@ -165,3 +165,61 @@ fn a_classification_holding_a_line_break_is_refused() {
     assert!(errors.is_empty());
     assert_eq!(rows[0].classification.as_deref(), Some("a\rb"));
 }
+
+/// Hands out `bytes`, then fails as a disk or a network stream can.
+struct FailingAfter {
+    bytes: std::io::Cursor<Vec<u8>>,
+}
+
+impl std::io::Read for FailingAfter {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        match self.bytes.read(buffer)? {
+            0 => Err(std::io::Error::other("the disk went away")),
+            n => Ok(n),
+        }
+    }
+}
+
+#[test]
+fn a_read_error_mid_list_is_a_file_error_carrying_its_cause() {
+    let lists = [
+        (ListFormat::Hex, format!("{MD5}\n{MD5}\n")),
+        (
+            ListFormat::HmaCsv,
+            format!("signal_type,signal_value\nmd5,{MD5}\n"),
+        ),
+        (
+            ListFormat::Jsonl,
+            format!("{{\"signal_type\": \"md5\", \"signal_value\": \"{MD5}\"}}\n"),
+        ),
+    ];
+    for (format, text) in lists {
+        let mut rows = 0;
+        let outcome = read_list(
+            FailingAfter {
+                bytes: std::io::Cursor::new(text.into_bytes()),
+            },
+            format,
+            &ReadOptions {
+                signal_type: Some(SignalType::Md5),
+            },
+            &mut |row| {
+                row.unwrap();
+                rows += 1;
+            },
+        );
+        // The rows before the failure were read; the caller learns the file as a whole failed
+        // (and imports nothing: the callers import only after a whole pass succeeded).
+        assert!(rows >= 1, "{format:?}");
+        match outcome {
+            Err(ImportError::Io(cause)) => {
+                assert_eq!(cause.to_string(), "the disk went away", "{format:?}");
+                let error = ImportError::Io(cause);
+                assert_eq!(error.to_string(), "reading the file", "{format:?}");
+                let source = std::error::Error::source(&error).map(ToString::to_string);
+                assert_eq!(source.as_deref(), Some("the disk went away"), "{format:?}");
+            }
+            other => panic!("{format:?}: {other:?}"),
+        }
+    }
+}
