@@ -108,6 +108,26 @@ fn every_endpoint_answers_as_its_openapi_document_says() {
         documented(&doc, "post", "/api/v1/banks/{name}/enable", &enabled, 200)["enabled"],
         true
     );
+    let changed = call(
+        addr,
+        "PATCH",
+        "/api/v1/banks/partner",
+        admin,
+        Some("application/json"),
+        br#"{"pdq_threshold": 24, "description": "Shared weekly.\nBy hand."}"#,
+    );
+    let changed = documented(&doc, "patch", "/api/v1/banks/{name}", &changed, 200);
+    assert_eq!(changed["pdq_threshold"], 24);
+    assert_eq!(changed["enabled"], true);
+    let unchanged = call(
+        addr,
+        "PATCH",
+        "/api/v1/banks/nosuch",
+        admin,
+        Some("application/json"),
+        br#"{"pdq_threshold": 24}"#,
+    );
+    documented(&doc, "patch", "/api/v1/banks/{name}", &unchanged, 404);
     let banks = documented(
         &doc,
         "get",

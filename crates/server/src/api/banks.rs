@@ -1,11 +1,11 @@
-//! `/api/v1/banks`: list, create, import into, disable and enable banks. Changes go through
-//! the live banks' writer and are visible to matching at once.
+//! `/api/v1/banks`: list, create, change the settings of, import into, disable and enable
+//! banks. Changes go through the live banks' writer and are visible to matching at once.
 
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     let import_limit = state.config().max_import_bytes;
     Router::new()
         .route("/api/v1/banks", get(list_banks).post(create_bank))
+        .route("/api/v1/banks/{name}", patch(change_bank))
         .route("/api/v1/banks/{name}/disable", post(disable_bank))
         .route("/api/v1/banks/{name}/enable", post(enable_bank))
         .route(
@@ -138,12 +139,7 @@ async fn create_bank(
     require(&caller, &[scope::BANKS])?;
     let body = body.map_err(|r| body_rejection(r, state.config().max_json_bytes))?;
     let request: CreateBank = json_body(&headers, &body)?;
-    if request.classification.is_empty() || request.classification.len() > MAX_CLASSIFICATION_BYTES
-    {
-        return Err(ApiError::bad_request(format!(
-            "classification: 1 to {MAX_CLASSIFICATION_BYTES} bytes."
-        )));
-    }
+    check_classification(&request.classification)?;
     let mut spec = BankSpec::new(&request.name, &request.source, &request.classification);
     spec.description = request.description;
     spec.kind = request.kind;
@@ -153,6 +149,94 @@ async fn create_bank(
     let name = spec.name.clone();
     write(&state, move |store| store.create_bank(spec)).await?;
     Ok((StatusCode::CREATED, Json(bank_json(&state, &name)?)).into_response())
+}
+
+fn check_classification(classification: &str) -> Result<(), ApiError> {
+    if classification.is_empty() || classification.len() > MAX_CLASSIFICATION_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "classification: 1 to {MAX_CLASSIFICATION_BYTES} bytes."
+        )));
+    }
+    Ok(())
+}
+
+/// The settings `PATCH /api/v1/banks/{name}` changes; an absent (or null) field stays as it
+/// is. The name and the enabled flag have operations of their own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BankChange {
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    classification: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    kind: Option<BankKind>,
+    #[serde(default, deserialize_with = "whole_number")]
+    pdq_threshold: Option<u32>,
+}
+
+impl BankChange {
+    fn is_empty(&self) -> bool {
+        self.source.is_none()
+            && self.classification.is_none()
+            && self.description.is_none()
+            && self.kind.is_none()
+            && self.pdq_threshold.is_none()
+    }
+
+    fn apply(self, spec: &mut BankSpec) {
+        if let Some(source) = self.source {
+            spec.source = source;
+        }
+        if let Some(classification) = self.classification {
+            spec.classification = classification;
+        }
+        if let Some(description) = self.description {
+            spec.description = description;
+        }
+        if let Some(kind) = self.kind {
+            spec.kind = kind;
+        }
+        if let Some(threshold) = self.pdq_threshold {
+            spec.pdq_threshold = threshold;
+        }
+    }
+}
+
+async fn change_bank(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    require(&caller, &[scope::BANKS])?;
+    let name = path_text(path)?;
+    let body = body.map_err(|r| body_rejection(r, state.config().max_json_bytes))?;
+    // serde would also read the struct from a JSON array, field by field in order; the
+    // document, and so a client, knows only an object.
+    let fields: serde_json::Map<String, Value> = json_body(&headers, &body)?;
+    let change: BankChange = serde_json::from_value(Value::Object(fields))
+        .map_err(|e| ApiError::bad_request(format!("JSON parse error - {e}")))?;
+    if change.is_empty() {
+        return Err(ApiError::bad_request(
+            "Nothing to change: give at least one of source, classification, description, \
+             kind, pdq_threshold.",
+        ));
+    }
+    if let Some(classification) = &change.classification {
+        check_classification(classification)?;
+    }
+    let target = name.clone();
+    // The index checks the changed settings as a whole and records nothing if it refuses
+    // any of them.
+    write(&state, move |store| {
+        store.update_bank(&target, |spec| change.apply(spec))
+    })
+    .await?;
+    Ok(Json(bank_json(&state, &name)?))
 }
 
 async fn set_enabled(

@@ -68,6 +68,12 @@ fn text(min: usize, max: usize) -> Value {
     json!({ "type": "string", "minLength": min, "maxLength": max })
 }
 
+/// `schema` (a string's) that also admits null.
+fn or_null(mut schema: Value) -> Value {
+    schema["type"] = json!(["string", "null"]);
+    schema
+}
+
 fn ok(description: &str, schema: &str) -> Value {
     let mut responses = error_responses();
     responses["200"] = json!({
@@ -124,6 +130,9 @@ pub fn spec() -> Value {
                 "get": { "summary": "List banks (scope read or banks)", "responses": ok("Banks", "BankList") },
                 "post": { "summary": "Create a bank (scope banks)", "requestBody": json_body("BankRequest"), "responses": also(created_bank, &[408, 409, 413, 415]) }
             },
+            "/api/v1/banks/{name}": { "patch": { "summary": "Change a bank's settings (scope banks); absent or null fields stay as they are, and a refused value changes nothing",
+                "parameters": [ { "name": "name", "in": "path", "required": true, "schema": { "type": "string" } } ],
+                "requestBody": json_body("BankChange"), "responses": also(ok("The bank", "Bank"), &[404, 408, 413, 415]) } },
             "/api/v1/banks/{name}/import": { "post": { "summary": "Import a hash list (scope banks); any bad line imports nothing",
                 "parameters": [
                     { "name": "name", "in": "path", "required": true, "schema": { "type": "string" } },
@@ -184,6 +193,10 @@ fn schemas() -> Value {
         "BankRequest": { "type": "object", "required": ["name", "classification"], "additionalProperties": false, "properties": {
             "name": { "type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$" }, "source": one_line(MAX_BANK_SOURCE_BYTES),
             "classification": text(1, MAX_CLASSIFICATION_BYTES), "description": free_text(MAX_BANK_DESCRIPTION_BYTES), "kind": { "enum": ["ordinary", "allow-list"] },
+            "pdq_threshold": { "type": ["integer", "null"], "minimum": 0, "maximum": MAX_PDQ_THRESHOLD } } },
+        "BankChange": { "type": "object", "minProperties": 1, "additionalProperties": false, "properties": {
+            "source": or_null(one_line(MAX_BANK_SOURCE_BYTES)), "classification": or_null(text(1, MAX_CLASSIFICATION_BYTES)),
+            "description": or_null(free_text(MAX_BANK_DESCRIPTION_BYTES)), "kind": { "enum": ["ordinary", "allow-list", null] },
             "pdq_threshold": { "type": ["integer", "null"], "minimum": 0, "maximum": MAX_PDQ_THRESHOLD } } },
         "Bank": { "type": "object", "required": ["id", "name", "source", "classification", "kind", "pdq_threshold", "enabled", "created_at"], "properties": {
             "id": { "type": "integer" }, "name": { "type": "string" }, "description": { "type": "string" }, "source": { "type": "string" },
