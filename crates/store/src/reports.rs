@@ -37,10 +37,11 @@ pub enum ReportStatus {
     /// for another attempt after a transient error).
     Queued,
     /// Its URL's fetch is final: the site answered (whatever it answered) and what the URL
-    /// held was recorded.
+    /// held was recorded; for a URL that redirects, the fetch at the end of the chain.
     Crawled,
     /// Refused (malformed, out of scope), or its URL was skipped by the crawler's own rules
-    /// (robots.txt, deny-list, SSRF guard) or failed for good.
+    /// (robots.txt, deny-list, SSRF guard) or failed for good, or a redirect on the way was
+    /// not followed, looped or was one too many ([`Report::reason`] says which).
     Rejected,
 }
 

@@ -69,7 +69,9 @@ impl super::Frontier<'_> {
     ///   this report with the others.
     ///
     /// Every report linked to a URL settles when the URL settles: `crawled` once done,
-    /// `rejected` once failed or skipped. Returns `None`, writing nothing, when the report
+    /// `rejected` once failed or skipped (a skip by a rule reported URLs are exempt from,
+    /// [`super::UrlNext::SkippedUnlessReported`], queues it again instead); a redirect carries
+    /// them on to its target ([`super::Frontier::complete_redirect`]). Returns `None`, writing nothing, when the report
     /// is not `received` (unknown, or queued by another worker meanwhile).
     pub async fn enqueue_reported(
         &self,
