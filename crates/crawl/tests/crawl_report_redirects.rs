@@ -280,6 +280,14 @@ async fn a_redirect_to_a_url_that_fails_is_rejected(store: Store, banks: &std::p
     let report = settled(&store, refused).await;
     assert_eq!(report.status, ReportStatus::Rejected, "{:?}", report.reason);
     assert!(report.reason.is_some(), "rejected with a reason");
+
+    // Not a URL at all: rejected before the frontier, with a reason too.
+    let unusable = file_report(&store, "not a url").await;
+    assert_eq!(crawler.queue_reports(10).await.unwrap(), 1);
+    let report = settled(&store, unusable).await;
+    assert_eq!(report.status, ReportStatus::Rejected);
+    let reason = report.reason.unwrap_or_default();
+    assert!(reason.starts_with("not crawlable"), "{reason}");
     site.task.abort();
     world.shutdown();
 }

@@ -188,6 +188,25 @@ impl<'a> Reports<'a> {
         })
     }
 
+    /// Rejects a report still `received` (its URL cannot be crawled: not a URL, not
+    /// http(s), deny-listed) for `reason`; returns whether it was. A report queued meanwhile
+    /// by another worker is left to settle with its URL.
+    pub async fn reject_received(&self, id: ReportId, reason: &str) -> Result<bool, StoreError> {
+        check_text("reason", reason, MAX_NOTES_BYTES, true)?;
+        let rejected = on_backend!(self.backend, |pool, d| {
+            sqlx::query(
+                "UPDATE reports SET status = 'rejected', reason = $2 \
+                 WHERE id = $1 AND status = 'received'",
+            )
+            .bind(id.0)
+            .bind(reason)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(rejected == 1)
+    }
+
     /// Moves a report to `status` (an operator's correction; the crawler never calls this
     /// for a queued report, which settles with its URL).
     pub async fn set_status(&self, id: ReportId, status: ReportStatus) -> Result<(), StoreError> {

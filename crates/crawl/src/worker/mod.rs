@@ -325,11 +325,12 @@ async fn queue_reports(cx: &Context, limit: u32) -> Result<usize, CrawlError> {
                     .enqueue_reported(report.id, &new_url(&url, key, domain, &origin), now)
                     .await?;
             }
-            Err(_) => {
+            Err(why) => {
+                let reason = format!("not crawlable: {why}");
                 cx.store
                     .reports()
-                    .set_status(report.id, ReportStatus::Rejected)
-                    .await?
+                    .reject_received(report.id, &reason)
+                    .await?;
             }
         }
     }
