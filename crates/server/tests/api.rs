@@ -30,6 +30,20 @@ fn every_endpoint_answers_as_its_openapi_document_says() {
     let fetched = get(addr, &path, admin);
     let fetched = documented(&doc, "get", "/api/v1/reports/{id}", &fetched, 200);
     assert_eq!(fetched, created);
+    assert_eq!(created["reason"], serde_json::Value::Null);
+    // A rejected report says why.
+    let id = aranea_store::ReportId::from_raw(created["id"].as_i64().unwrap());
+    let rejected = server.block_on(
+        server
+            .store
+            .reports()
+            .reject_received(id, "not crawlable: the host is deny-listed"),
+    );
+    assert!(rejected.unwrap());
+    let fetched = get(addr, &path, admin);
+    let fetched = documented(&doc, "get", "/api/v1/reports/{id}", &fetched, 200);
+    assert_eq!(fetched["status"], "rejected");
+    assert_eq!(fetched["reason"], "not crawlable: the host is deny-listed");
 
     let bank = post_json(
         addr,

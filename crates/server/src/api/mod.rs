@@ -187,6 +187,7 @@ fn report_json(report: &aranea_store::Report) -> Value {
         "notes": report.notes,
         "reported_at": report.reported_at,
         "status": report.status.as_str(),
+        "reason": report.reason,
     })
 }
 

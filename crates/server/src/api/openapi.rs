@@ -186,10 +186,11 @@ fn schemas() -> Value {
             "reporter": { "type": ["string", "null"], "minLength": 1, "maxLength": MAX_NAME_BYTES, "pattern": NO_NUL, "description": "Absent or null: the API client's name." },
             "hotline": { "type": ["string", "null"], "minLength": 1, "maxLength": MAX_NAME_BYTES, "pattern": NO_NUL, "description": "Absent or null: \"default\"." },
             "notes": { "type": "string", "maxLength": MAX_NOTES_BYTES, "pattern": NO_NUL } } },
-        "Report": { "type": "object", "required": ["id", "url", "reporter", "hotline", "notes", "reported_at", "status"], "properties": {
+        "Report": { "type": "object", "required": ["id", "url", "reporter", "hotline", "notes", "reported_at", "status", "reason"], "properties": {
             "id": { "type": "integer" }, "url": { "type": "string" }, "reporter": { "type": "string" }, "hotline": { "type": "string" },
             "notes": { "type": "string" }, "reported_at": { "type": "integer" },
-            "status": { "enum": ["received", "queued", "crawled", "rejected"] } } },
+            "status": { "enum": ["received", "queued", "crawled", "rejected"] },
+            "reason": { "type": ["string", "null"], "description": "Why a rejected report was rejected (its URL's error or skip, or where its redirects ended); null for every other status." } } },
         "BankRequest": { "type": "object", "required": ["name", "classification"], "additionalProperties": false, "properties": {
             "name": { "type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$" }, "source": one_line(MAX_BANK_SOURCE_BYTES),
             "classification": text(1, MAX_CLASSIFICATION_BYTES), "description": free_text(MAX_BANK_DESCRIPTION_BYTES), "kind": { "enum": ["ordinary", "allow-list"] },
