@@ -16,6 +16,8 @@ pub const MAX_PDQ_THRESHOLD: u32 = 128;
 /// Longest bank source accepted, in bytes: a one-line name, bounded as the store bounds a
 /// reporter's or hotline's name.
 pub const MAX_BANK_SOURCE_BYTES: usize = 500;
+/// Longest classification label of a bank, in bytes.
+pub const MAX_CLASSIFICATION_BYTES: usize = 100;
 /// Longest bank description accepted, in bytes: free text, bounded as the store bounds a
 /// report's notes.
 pub const MAX_BANK_DESCRIPTION_BYTES: usize = 64 * 1024;
@@ -125,11 +127,18 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Checks a bank's source and description, which `aranea bank` prints as `key: value` lines
-/// and the UI and API show: bounded in length, the source one line with no control character,
-/// the description free text whose only control characters are line feeds and tabs (a NUL,
-/// a carriage return or an escape sequence would break or rewrite a text display).
+/// Checks a bank's source, classification and description, which `aranea bank` prints as
+/// `key: value` lines and the UI and API show: bounded in length, the source and the
+/// classification one line with no control character, the description free text whose only
+/// control characters are line feeds and tabs (a NUL, a carriage return or an escape sequence
+/// would break or rewrite a text display).
 pub fn check_bank_texts(spec: &BankSpec) -> Result<(), StoreError> {
+    check_text(
+        "classification",
+        &spec.classification,
+        MAX_CLASSIFICATION_BYTES,
+        (&[], "a classification is one line of printable text"),
+    )?;
     check_text(
         "source",
         &spec.source,

@@ -263,12 +263,19 @@ impl<J: Journal> BankStore<J> {
             .bank_by_name(name)
             .cloned()
             .ok_or_else(|| StoreError::NoSuchBank(name.to_string()))?;
-        let before = (bank.spec.source.clone(), bank.spec.description.clone());
+        let texts = |spec: &BankSpec| {
+            (
+                spec.source.clone(),
+                spec.classification.clone(),
+                spec.description.clone(),
+            )
+        };
+        let before = texts(&bank.spec);
         change(&mut bank.spec);
         check_threshold(bank.spec.pdq_threshold)?;
         // Texts kept before they were checked stay until changed: a bank can still be
         // disabled whatever its description.
-        if (&bank.spec.source, &bank.spec.description) != (&before.0, &before.1) {
+        if texts(&bank.spec) != before {
             check_bank_texts(&bank.spec)?;
         }
         if bank.spec.name != name {

@@ -334,13 +334,15 @@ fn readers_keep_answering_while_a_writer_adds_and_merges() {
     );
 }
 
-/// A bank's source is one bounded line and its description bounded text with no control
-/// character but line feeds and tabs, however the bank is created or changed; nothing refused
-/// reaches the journal.
+/// A bank's source and classification are bounded lines and its description bounded text with
+/// no control character but line feeds and tabs, however the bank is created or changed;
+/// nothing refused reaches the journal.
 #[test]
-fn a_bank_source_or_description_that_would_break_a_text_display_is_refused() {
+fn a_bank_text_that_would_break_a_text_display_is_refused() {
     use aranea_index::StoreError;
-    use aranea_index::bank::{MAX_BANK_DESCRIPTION_BYTES, MAX_BANK_SOURCE_BYTES};
+    use aranea_index::bank::{
+        MAX_BANK_DESCRIPTION_BYTES, MAX_BANK_SOURCE_BYTES, MAX_CLASSIFICATION_BYTES,
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut store = BankStore::open(dir.path()).unwrap();
     let with = |source: &str, description: &str| {
@@ -380,6 +382,27 @@ fn a_bank_source_or_description_that_would_break_a_text_display_is_refused() {
             ..
         })
     ));
+    for classification in ["csam\u{1b}[2J", "csam\nforged: line", "csam\r", "a\tb"] {
+        let refused = store.create_bank(BankSpec::new("texts", "local", classification));
+        assert!(
+            matches!(
+                refused,
+                Err(StoreError::BankTextControl {
+                    field: "classification",
+                    ..
+                })
+            ),
+            "{classification:?}: {refused:?}"
+        );
+    }
+    let long_classification = "c".repeat(MAX_CLASSIFICATION_BYTES + 1);
+    assert!(matches!(
+        store.create_bank(BankSpec::new("texts", "local", &long_classification)),
+        Err(StoreError::BankTextTooLong {
+            field: "classification",
+            ..
+        })
+    ));
     assert!(store.state().banks().is_empty(), "a refused bank was kept");
 
     // At the limits, with line breaks and tabs in the description: accepted.
@@ -397,6 +420,17 @@ fn a_bank_source_or_description_that_would_break_a_text_display_is_refused() {
         ),
         "{refused:?}"
     );
+    let refused = store.update_bank("texts", |spec| spec.classification.push('\u{1b}'));
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::BankTextControl {
+                field: "classification",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
     store
         .update_bank("texts", |spec| spec.enabled = false)
         .unwrap();
@@ -405,4 +439,5 @@ fn a_bank_source_or_description_that_would_break_a_text_display_is_refused() {
     assert_eq!(reopened.state().banks().len(), 1);
     assert_eq!(reopened.state().banks()[0].spec.description, description);
     assert!(!reopened.state().banks()[0].spec.enabled);
+    assert_eq!(reopened.state().banks()[0].spec.classification, "csam");
 }

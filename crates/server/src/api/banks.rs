@@ -11,6 +11,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use aranea_index::bank::MAX_CLASSIFICATION_BYTES;
 use aranea_index::import::{ImportRow, ListFormat, ReadOptions, read_list};
 use aranea_index::{BankKind, BankSpec, NewEntry, Origin, Provenance, SignalType, StoreError};
 
@@ -36,9 +37,6 @@ pub fn router(state: AppState) -> Router<AppState> {
             post(import_entries).layer(DefaultBodyLimit::max(import_limit)),
         )
 }
-
-/// Longest classification a bank created through the API may have.
-pub(crate) const MAX_CLASSIFICATION_BYTES: usize = 100;
 
 fn bank_error(error: StoreError) -> ApiError {
     match error {

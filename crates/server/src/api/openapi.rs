@@ -2,12 +2,12 @@
 //! `/api/v1/openapi.json`. Written next to the handlers and checked against real responses
 //! by tests/api.rs, so it cannot drift from what the server answers.
 
-use aranea_index::bank::{MAX_BANK_DESCRIPTION_BYTES, MAX_BANK_SOURCE_BYTES, MAX_PDQ_THRESHOLD};
+use aranea_index::bank::{
+    MAX_BANK_DESCRIPTION_BYTES, MAX_BANK_SOURCE_BYTES, MAX_CLASSIFICATION_BYTES, MAX_PDQ_THRESHOLD,
+};
 use aranea_store::{MAX_NAME_BYTES, MAX_NOTES_BYTES, MAX_URL_BYTES};
 use axum::Json;
 use serde_json::{Value, json};
-
-use super::banks::MAX_CLASSIFICATION_BYTES;
 
 fn nullable(kind: &str) -> Value {
     json!({ "type": [kind, "null"] })
@@ -54,6 +54,13 @@ pub(crate) const NO_NUL: &str = "^[^\\u0000]*$";
 /// A bank's source: at most `max` bytes (counted as characters here), no control character.
 fn one_line(max: usize) -> Value {
     json!({ "type": "string", "maxLength": max, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$" })
+}
+
+/// A bank's classification: as [`one_line`], and not empty.
+fn label(max: usize) -> Value {
+    let mut schema = one_line(max);
+    schema["minLength"] = json!(1);
+    schema
 }
 
 /// A bank's description: at most `max` bytes (counted as characters here), no control
@@ -193,10 +200,10 @@ fn schemas() -> Value {
             "reason": { "type": ["string", "null"], "description": "Why a rejected report was rejected (its URL's error or skip, or where its redirects ended); null for every other status." } } },
         "BankRequest": { "type": "object", "required": ["name", "classification"], "additionalProperties": false, "properties": {
             "name": { "type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$" }, "source": one_line(MAX_BANK_SOURCE_BYTES),
-            "classification": text(1, MAX_CLASSIFICATION_BYTES), "description": free_text(MAX_BANK_DESCRIPTION_BYTES), "kind": { "enum": ["ordinary", "allow-list"] },
+            "classification": label(MAX_CLASSIFICATION_BYTES), "description": free_text(MAX_BANK_DESCRIPTION_BYTES), "kind": { "enum": ["ordinary", "allow-list"] },
             "pdq_threshold": { "type": ["integer", "null"], "minimum": 0, "maximum": MAX_PDQ_THRESHOLD } } },
         "BankChange": { "type": "object", "minProperties": 1, "additionalProperties": false, "properties": {
-            "source": or_null(one_line(MAX_BANK_SOURCE_BYTES)), "classification": or_null(text(1, MAX_CLASSIFICATION_BYTES)),
+            "source": or_null(one_line(MAX_BANK_SOURCE_BYTES)), "classification": or_null(label(MAX_CLASSIFICATION_BYTES)),
             "description": or_null(free_text(MAX_BANK_DESCRIPTION_BYTES)), "kind": { "enum": ["ordinary", "allow-list", null] },
             "pdq_threshold": { "type": ["integer", "null"], "minimum": 0, "maximum": MAX_PDQ_THRESHOLD } } },
         "Bank": { "type": "object", "required": ["id", "name", "source", "classification", "kind", "pdq_threshold", "enabled", "created_at"], "properties": {
