@@ -153,6 +153,32 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     if !essence.eq_ignore_ascii_case("application/json") {
         return Err(ApiError::unsupported_type(content_type));
     }
+    // Every request body of the APIs is a JSON object, but serde also fills a struct from an
+    // array of its fields in order: `["name", "csam"]` would create a bank. Refused in the
+    // words Shield (Django REST framework) uses.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{')
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(body)
+    {
+        return Err(ApiError::bad_request(format!(
+            "Invalid data. Expected a dictionary, but got {}.",
+            python_type_name(&value)
+        )));
+    }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("JSON parse error - {e}")))
+}
+
+/// The name Python gives the type a JSON value decodes to, as Django REST framework's
+/// messages name it.
+fn python_type_name(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
 }

@@ -505,6 +505,29 @@ fn hostile_requests_get_error_answers_never_a_crash() {
     );
     assert_eq!(r.status, 400);
     assert!(detail(&r).contains("JSON parse error"));
+    // Bodies that are JSON but not an object, even ones listing a request's fields in order.
+    for (path, body, kind) in [
+        (
+            "/api/v1/banks",
+            &b"[\"listed\", \"local\", \"csam\"]"[..],
+            "list",
+        ),
+        ("/api/v1/reports", b" [\"https://a.example/\"]", "list"),
+        ("/api/v1/reports", b"\"https://a.example/\"", "str"),
+        ("/api/v1/reports", b"12", "int"),
+        ("/api/v1/reports", b"1.5", "float"),
+        ("/api/v1/reports", b"null", "NoneType"),
+        ("/v1/url/", b"[\"https://a.example/\"]", "list"),
+    ] {
+        let r = call(addr, "POST", path, key, Some("application/json"), body);
+        assert_eq!(r.status, 400, "{path} {}", String::from_utf8_lossy(body));
+        assert_eq!(
+            detail(&r),
+            format!("Invalid data. Expected a dictionary, but got {kind}."),
+            "{path}"
+        );
+    }
+    assert_eq!(get(addr, "/api/v1/banks", key).json()["banks"], json!([]));
     let r = post_json(
         addr,
         "/api/v1/reports",
