@@ -69,12 +69,6 @@ fn free_text(max: usize) -> Value {
     json!({ "type": "string", "maxLength": max, "pattern": "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$" })
 }
 
-/// A string of `min` to `max` characters: the server counts bytes, so any longer string is
-/// refused, and a string this allows may still be (multi-byte characters; a NUL).
-fn text(min: usize, max: usize) -> Value {
-    json!({ "type": "string", "minLength": min, "maxLength": max })
-}
-
 /// `schema` (a string's) that also admits null.
 fn or_null(mut schema: Value) -> Value {
     schema["type"] = json!(["string", "null"]);
