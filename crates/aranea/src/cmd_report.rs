@@ -1,5 +1,5 @@
 //! `aranea report add URL`: records a reported URL; the next crawl worker to look queues it
-//! (with the reported priority) and fetches it.
+//! (with the reported priority) and fetches it. `aranea report show ID`: where it stands.
 
 use clap::{Args, Subcommand};
 
@@ -31,16 +31,30 @@ enum ReportCommand {
         #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
         format: OutputFormat,
     },
+    /// Show a report: its status, why it was rejected, and the URLs its redirects led to.
+    Show {
+        /// The report's id, as `report add` printed it.
+        id: i64,
+        /// text: one `key: value` line per field, then one `followed:` line per redirect
+        /// target; json and jsonl: one object on one line, `{"report", "url", "reporter",
+        /// "hotline", "notes", "reported_at", "status", "reason", "followed": [{"url",
+        /// "redirects"}]}`.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
 }
 
 pub fn run(global: &GlobalOptions, args: ReportArgs) -> anyhow::Result<std::process::ExitCode> {
-    let ReportCommand::Add {
-        url,
-        reporter,
-        hotline,
-        notes,
-        format,
-    } = args.command;
+    let (url, reporter, hotline, notes, format) = match args.command {
+        ReportCommand::Add {
+            url,
+            reporter,
+            hotline,
+            notes,
+            format,
+        } => (url, reporter, hotline, notes, format),
+        ReportCommand::Show { id, format } => return show(global, id, format),
+    };
     let parsed =
         url::Url::parse(url.trim()).map_err(|e| anyhow::anyhow!("{url:?} is not a URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -79,6 +93,82 @@ pub fn run(global: &GlobalOptions, args: ReportArgs) -> anyhow::Result<std::proc
             serde_json::json!({"report": id.get(), "url": url, "status": "received",
                                "reporter": reporter, "hotline": hotline})
         ),
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Prints one report as `format` says; an unknown id is an error.
+fn show(
+    global: &GlobalOptions,
+    id: i64,
+    format: OutputFormat,
+) -> anyhow::Result<std::process::ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let found = runtime.block_on(async {
+        let store = aranea_store::Store::open(&global.database_url()).await?;
+        let id = aranea_store::ReportId::from_raw(id);
+        let Some(report) = store.reports().get(id).await? else {
+            store.close().await;
+            return Ok(None);
+        };
+        // The URLs its redirects led to, in the order followed (the first link is the URL
+        // reported itself).
+        let mut followed = Vec::new();
+        for link in store.reports().links(id).await? {
+            if link.redirects == 0 {
+                continue;
+            }
+            if let Some(record) = store.frontier().url(link.url).await? {
+                followed.push((record.url, link.redirects));
+            }
+        }
+        store.close().await;
+        Ok::<_, aranea_store::StoreError>(Some((report, followed)))
+    })?;
+    let Some((report, followed)) = found else {
+        anyhow::bail!("no report {id}");
+    };
+    match format {
+        OutputFormat::Text => {
+            // One line per field: texts that could hold a line break are printed as JSON
+            // strings, so no value can pass for another line.
+            let quoted = |text: &str| serde_json::Value::from(text).to_string();
+            println!("report: {}", report.id.get());
+            println!("url: {}", report.url);
+            println!("status: {}", report.status.as_str());
+            if let Some(reason) = &report.reason {
+                println!("reason: {}", quoted(reason));
+            }
+            println!("reporter: {}", quoted(&report.reporter));
+            println!("hotline: {}", quoted(&report.hotline));
+            println!(
+                "reported_at: {}",
+                aranea_notice::clock::rfc3339(report.reported_at)
+            );
+            if !report.notes.is_empty() {
+                println!("notes: {}", quoted(&report.notes));
+            }
+            for (url, redirects) in &followed {
+                println!("followed: {url} (after {redirects} redirects)");
+            }
+        }
+        OutputFormat::Json | OutputFormat::Jsonl => {
+            let followed: Vec<serde_json::Value> = followed
+                .iter()
+                .map(|(url, redirects)| serde_json::json!({"url": url, "redirects": redirects}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "report": report.id.get(), "url": report.url, "reporter": report.reporter,
+                    "hotline": report.hotline, "notes": report.notes,
+                    "reported_at": report.reported_at, "status": report.status.as_str(),
+                    "reason": report.reason, "followed": followed,
+                })
+            );
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

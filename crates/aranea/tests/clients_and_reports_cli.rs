@@ -1,4 +1,4 @@
-//! `aranea client list` and `aranea report add` in each `--format`, through the built binary
+//! `aranea client list`, `aranea report add` and `aranea report show` in each `--format`, through the built binary
 //! against a real SQLite data directory: what an integrator scripting intake parses.
 
 #[path = "common/process.rs"]
@@ -172,6 +172,94 @@ fn a_report_added_prints_its_id_and_status_as_one_json_object_or_as_text() {
     assert_ne!(refused.status.code(), Some(0));
     assert!(refused.stdout.is_empty());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("only http and https"));
+}
+
+#[test]
+fn a_report_shows_its_status_and_why_it_was_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let added: Value = serde_json::from_str(&ok(
+        data,
+        &[
+            "report",
+            "add",
+            "https://example.org/gallery",
+            "--hotline",
+            "nl",
+            "--notes",
+            "line one\nstatus: crawled",
+        ],
+    ))
+    .unwrap();
+    let id = added["report"].as_i64().unwrap().to_string();
+
+    let shown: Value =
+        serde_json::from_str(&ok(data, &["report", "show", &id, "--format", "json"])).unwrap();
+    assert_eq!(shown["report"], added["report"]);
+    assert_eq!(shown["url"], "https://example.org/gallery");
+    assert_eq!(shown["status"], "received");
+    assert_eq!(shown["reason"], Value::Null);
+    assert_eq!(shown["notes"], "line one\nstatus: crawled");
+    assert_eq!(shown["followed"], json!([]));
+
+    // Rejected, as a crawler does when the URL cannot be crawled: the reason is shown.
+    block_on(async {
+        let url = format!("sqlite://{}", data.join("aranea.db").display());
+        let store = aranea_store::Store::open(&url).await.unwrap();
+        let rejected = store
+            .reports()
+            .reject_received(
+                aranea_store::ReportId::from_raw(added["report"].as_i64().unwrap()),
+                "the host is deny-listed",
+            )
+            .await
+            .unwrap();
+        assert!(rejected);
+        store.close().await;
+    });
+    let text = ok(data, &["report", "show", &id]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], format!("report: {id}"));
+    assert!(lines.contains(&"status: rejected"), "{text}");
+    assert!(
+        lines.contains(&"reason: \"the host is deny-listed\""),
+        "{text}"
+    );
+    // The notes' line break cannot forge a `status:` line.
+    assert!(
+        lines.contains(&"notes: \"line one\\nstatus: crawled\""),
+        "{text}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("status:")).count(),
+        1,
+        "{text}"
+    );
+    let jsonl: Value =
+        serde_json::from_str(&ok(data, &["report", "show", &id, "--format", "jsonl"])).unwrap();
+    assert_eq!(jsonl["reason"], "the host is deny-listed");
+
+    for bad in [
+        "999999",
+        "-1",
+        "0",
+        "abc",
+        "",
+        "1e3",
+        "99999999999999999999",
+    ] {
+        let refused = aranea(data, &["report", "show", bad]);
+        assert_ne!(refused.status.code(), Some(0), "{bad:?}");
+        assert!(refused.stdout.is_empty(), "{bad:?}");
+        assert!(!refused.stderr.is_empty(), "{bad:?}");
+    }
+    let unknown = aranea(data, &["report", "show", "999999"]);
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no report 999999"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+    refuses_bad_format(data, &["report", "show", &id]);
 }
 
 fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
