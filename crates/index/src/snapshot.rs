@@ -12,6 +12,7 @@
 //! checks every length against the file size before allocating and every index invariant
 //! before searching, so a damaged or hostile file is an error, not a crash.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
 
-use crate::bank::{Bank, Entry, Provenance};
+use crate::bank::{Bank, Entry, Provenance, valid_bank_name};
 use crate::columns;
 use crate::error::StoreError;
 use crate::journal::sync_dir;
@@ -129,6 +130,7 @@ pub(crate) fn read_banks(path: &Path) -> Result<(BankState, Segment), StoreError
             let json_len = input.len_u64(1)?;
             let json = input.bytes(json_len)?;
             let catalog: Catalog = serde_json::from_slice(&json).map_err(|e| bad(e.to_string()))?;
+            check_catalog(&catalog.banks)?;
             let mut state = BankState::default();
             state.banks = catalog.banks;
             state.provenances = catalog.provenances;
@@ -137,7 +139,7 @@ pub(crate) fn read_banks(path: &Path) -> Result<(BankState, Segment), StoreError
             let codes_offset = input.position() + 8;
             let index = read_index(input)?;
             let (groups, enabled_pdq, enabled_digests) =
-                read_entry_groups(input, state.banks.len())?;
+                read_entry_groups(input, state.banks.len(), seq)?;
             if index.len() as u64 != enabled_pdq {
                 return Err(bad("index codes and enabled PDQ entries differ".into()));
             }
@@ -162,11 +164,31 @@ pub(crate) fn read_banks(path: &Path) -> Result<(BankState, Segment), StoreError
     Ok((state, segment))
 }
 
+/// Checks the banks as the store keeps them: each at the position its id names (lookups go
+/// by id) under a valid name no other bank has (lookups by name take the first).
+fn check_catalog(banks: &[Bank]) -> io::Result<()> {
+    let mut names = HashSet::new();
+    for (position, bank) in banks.iter().enumerate() {
+        if bank.id as usize != position {
+            return Err(bad(format!("bank {position} has id {}", bank.id)));
+        }
+        if !valid_bank_name(&bank.spec.name) {
+            return Err(bad(format!("bank {position} has an invalid name")));
+        }
+        if !names.insert(bank.spec.name.as_str()) {
+            return Err(bad(format!("bank name {} twice", bank.spec.name)));
+        }
+    }
+    Ok(())
+}
+
 /// Checks every row group of the entry section and notes where it is; returns the groups and
-/// the counts of enabled PDQ and other entries.
+/// the counts of enabled PDQ and other entries. Entry ids are the sequence numbers of the
+/// records that added them, so they lie within 1 ..= `seq`: the journal goes on after `seq`.
 fn read_entry_groups(
     input: &mut CrcReader,
     bank_count: usize,
+    seq: u64,
 ) -> io::Result<(Vec<StoredGroup>, u64, u64)> {
     let count = input.u64()?;
     // Runs make columns small, but each entry takes at least its type byte.
@@ -188,6 +210,11 @@ fn read_entry_groups(
         };
         if last_id.is_some_and(|last| last >= first_id) {
             return Err(bad("entries out of order".into()));
+        }
+        if first_id == 0 || group_last > seq {
+            return Err(bad(format!(
+                "entry ids {first_id}..={group_last} past the records 1..={seq}"
+            )));
         }
         last_id = Some(group_last);
         groups.push(StoredGroup {
@@ -575,5 +602,114 @@ impl CrcReader {
         folded.combine(&self.hasher);
         self.hasher = folded;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bank::{BankSpec, Origin};
+    use crate::store::{BankStore, NewEntry, SNAPSHOT_FILE};
+
+    /// A snapshot of banks `one` and `two` with an entry in each (journal sequence 5).
+    fn snapshot_of_two_banks(dir: &Path) -> Vec<u8> {
+        let mut store = BankStore::open(dir).unwrap();
+        for name in ["one", "two"] {
+            store
+                .create_bank(BankSpec::new(name, "local", "csam"))
+                .unwrap();
+        }
+        let provenance = store
+            .add_provenance(Provenance {
+                added_by: "test".into(),
+                added_at: 0,
+                origin: Origin::Manual,
+            })
+            .unwrap();
+        let entries: Vec<NewEntry> = [
+            "d41d8cd98f00b204e9800998ecf8427e",
+            "900150983cd24fb0d6963f7d28e17f72",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(bank, hex)| NewEntry {
+            bank: bank as u32,
+            signal: Signal::from_hex(crate::SignalType::Md5, hex).unwrap(),
+            classification: None,
+            provenance,
+            line: 0,
+            metadata: None,
+        })
+        .collect();
+        store.append_entries(&entries).unwrap();
+        store.write_snapshot().unwrap();
+        std::fs::read(dir.join(SNAPSHOT_FILE)).unwrap()
+    }
+
+    /// Reads `file` with `from` replaced by `to` (as long) and the checksum made right again.
+    fn read_edited(dir: &Path, file: &[u8], from: &[u8], to: &[u8]) -> Result<BankState, String> {
+        assert_eq!(from.len(), to.len());
+        let at = file
+            .windows(from.len())
+            .position(|w| w == from)
+            .expect("the text to replace");
+        let mut edited = file.to_vec();
+        edited[at..at + to.len()].copy_from_slice(to);
+        let body = edited.len() - 4;
+        let crc = crc32fast::hash(&edited[..body]);
+        edited[body..].copy_from_slice(&crc.to_le_bytes());
+        let path = dir.join("edited.snapshot");
+        std::fs::write(&path, &edited).unwrap();
+        match read_banks(&path) {
+            Ok((state, _)) => Ok(state),
+            Err(StoreError::BadSnapshot { reason, .. }) => Err(reason),
+            Err(other) => panic!("not a BadSnapshot error: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_catalog_whose_banks_are_not_at_their_ids_or_share_a_name_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = snapshot_of_two_banks(dir.path());
+        let intact = read_edited(dir.path(), &file, b"\"one\"", b"\"one\"").unwrap();
+        assert_eq!(intact.banks().len(), 2);
+        let refusals = [
+            (&b"\"id\":1,"[..], &b"\"id\":0,"[..], "has id"),
+            (b"\"two\"", b"\"one\"", "twice"),
+            (b"\"two\"", b"\"t/o\"", "invalid name"),
+        ];
+        for (from, to, reason) in refusals {
+            let refused = read_edited(dir.path(), &file, from, to).map(|_| ());
+            assert!(
+                refused.as_ref().is_err_and(|r| r.contains(reason)),
+                "{} -> {}: {refused:?}",
+                String::from_utf8_lossy(from),
+                String::from_utf8_lossy(to)
+            );
+        }
+    }
+
+    #[test]
+    fn entries_past_the_snapshot_sequence_number_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = snapshot_of_two_banks(dir.path());
+        let header = |seq: u64| {
+            let words = [FORMAT_VERSION.to_le_bytes(), KIND_BANKS.to_le_bytes()].concat();
+            [&MAGIC[..], &words, &seq.to_le_bytes()].concat()
+        };
+        let (seq, last_entry) = {
+            let (state, _) = read_banks(&dir.path().join(SNAPSHOT_FILE)).unwrap();
+            (state.seq(), state.entries().last().unwrap().id)
+        };
+        // Entry ids are the journal sequence numbers of the records that added them: a
+        // snapshot covering fewer records cannot hold its last entry, and the journal would
+        // give that id again.
+        let refused = read_edited(dir.path(), &file, &header(seq), &header(last_entry - 1));
+        let refused = refused.map(|_| ());
+        assert!(
+            refused.as_ref().is_err_and(|r| r.contains("past")),
+            "{refused:?}"
+        );
+        assert!(read_edited(dir.path(), &file, &header(seq), &header(last_entry)).is_ok());
     }
 }
