@@ -480,18 +480,25 @@ struct DemoClock {
 }
 
 impl DemoClock {
-    /// Starts at the real time, or at the newest notice event already recorded if that is
-    /// later: a previous run on the same data directory ran its accelerated clock days ahead,
-    /// and a clock restarted at the real time would date this run's notices and removals
-    /// before that run's (and leave its items' re-checks days in the future).
+    /// Starts at the real time, or at the newest notice record (event, re-check, item
+    /// opened) already in the database if that is later: a previous run on the same data
+    /// directory ran its accelerated clock days ahead, and a clock restarted at the real time
+    /// would date this run's notices and removals before that run's (and leave its items'
+    /// re-checks days in the future).
     async fn starting(
         store: &aranea_store::Store,
         world: Arc<RunningWorld>,
     ) -> anyhow::Result<DemoClock> {
         let real = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-        let now = aranea_notice::stats::as_of(store, None, i64::try_from(real.as_millis())?)
+        let opened = aranea_notice::stats::as_of(store, None, i64::try_from(real.as_millis())?)
             .await
             .context("reading the newest notice event")?;
+        let recorded = store
+            .statistics()
+            .latest_notice_record_at()
+            .await
+            .context("reading the newest notice event")?;
+        let now = recorded.map_or(opened, |t| t.max(opened));
         let start = now - millis(world.sim_now());
         Ok(DemoClock { start, world })
     }

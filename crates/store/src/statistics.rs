@@ -187,6 +187,19 @@ impl<'a> Statistics<'a> {
         })
     }
 
+    /// The time of the newest notice event or re-check of any kind (composed, sent, answered,
+    /// checked, removed, …), or `None` when there is none: where a notice engine's clock that
+    /// ran ahead (the demo's) left off, so that a later run can continue from there.
+    pub async fn latest_notice_record_at(&self) -> Result<Option<UnixMillis>, StoreError> {
+        const SQL: &str = "SELECT MAX(t) AS latest FROM ( \
+            SELECT MAX(at) AS t FROM notice_events \
+            UNION ALL SELECT MAX(at) AS t FROM notice_checks) AS recorded";
+        on_backend!(self.backend, |pool, d| {
+            let row = sqlx::query(SQL).fetch_one(pool).await?;
+            Ok(row.opt_i64("latest")?)
+        })
+    }
+
     /// How many `series` events fell in each `bucket_ms`-wide bucket of `[from, to)`:
     /// `(bucket index from 0, count)`, only buckets with events, in order.
     pub async fn series(

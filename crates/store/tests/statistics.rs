@@ -349,8 +349,20 @@ async fn latest_event_is_the_newest_notice_removal_or_item_opened(db: &TestDb) {
         store.statistics().latest_event_at(None).await.unwrap(),
         None
     );
+    assert_eq!(
+        store.statistics().latest_notice_record_at().await.unwrap(),
+        None
+    );
     history(&store).await;
     let stats = store.statistics();
+    // Every notice sent and removal recorded is in the timeline, so its newest record is
+    // no older than the newest of them.
+    let recorded = stats.latest_notice_record_at().await.unwrap();
+    assert!(
+        recorded >= Some(NOW + 50 * HOUR),
+        "{recorded:?} against {}",
+        NOW + 50 * HOUR
+    );
     assert_eq!(
         stats.latest_event_at(None).await.unwrap(),
         Some(NOW + 50 * HOUR)
