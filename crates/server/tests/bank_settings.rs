@@ -188,9 +188,12 @@ fn bad_changes_are_refused_and_change_nothing() {
             r#"{"pdq_threshold": 10, "classification": "other", "source": "bad\u007f"}"#,
             "source",
         ),
-        ("[]", "JSON parse error"),
-        (r#"["iwf", "csam", null, null, 10]"#, "JSON parse error"),
-        ("null", "JSON parse error"),
+        ("[]", "Expected a dictionary, but got list"),
+        (
+            r#"["iwf", "csam", null, null, 10]"#,
+            "Expected a dictionary, but got list",
+        ),
+        ("null", "Expected a dictionary, but got NoneType"),
         (r#"{"pdq_threshold": 10"#, "JSON parse error"),
     ] {
         let reply = patch(addr, "partner", key, body);
