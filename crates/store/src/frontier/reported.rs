@@ -58,6 +58,29 @@ const MARK_QUEUED: &str =
 // does after enqueueing) is waited for before its state is read.
 const LOCK_URL_POSTGRES: &str = "SELECT id FROM urls WHERE id = $1 FOR UPDATE";
 
+/// Inside the open write transaction `$tx` (dialect `$d`): makes `$url`, a URL known before,
+/// a reported URL for report `$report` ([`MAKE_REPORTED`]) and queues it again now at the
+/// reported priority. A macro, as [`requeue_in!`] is, because the transaction's type is the
+/// back-end's.
+macro_rules! make_reported_in {
+    ($tx:ident, $d:expr, $url:expr, $report:expr, $now:expr) => {{
+        let url: i64 = $url;
+        if $d == Dialect::Postgres {
+            sqlx::query(LOCK_URL_POSTGRES)
+                .bind(url)
+                .fetch_optional(&mut *$tx)
+                .await?;
+        }
+        sqlx::query(MAKE_REPORTED)
+            .bind(url)
+            .bind($report)
+            .bind(Priority::Reported as i64)
+            .execute(&mut *$tx)
+            .await?;
+        requeue_in!($tx, url, Priority::Reported, $now);
+    }};
+}
+
 impl super::Frontier<'_> {
     /// Queues `url` for `report` and marks the report `queued`, in one transaction.
     /// `url` is queued as [`UrlSource::Report`] at [`Priority::Reported`], depth 0, whatever
@@ -113,19 +136,7 @@ impl super::Frontier<'_> {
                 .execute(&mut *tx)
                 .await?;
             if !queued.inserted {
-                if d == Dialect::Postgres {
-                    sqlx::query(LOCK_URL_POSTGRES)
-                        .bind(queued.id.0)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                }
-                sqlx::query(MAKE_REPORTED)
-                    .bind(queued.id.0)
-                    .bind(report.0)
-                    .bind(Priority::Reported as i64)
-                    .execute(&mut *tx)
-                    .await?;
-                requeue_in!(tx, queued.id.0, Priority::Reported, now);
+                make_reported_in!(tx, d, queued.id.0, report.0, now);
             }
             tx.commit().await?;
             Ok(Some(queued))
@@ -256,19 +267,7 @@ impl super::Frontier<'_> {
                     if let Some(first) = first
                         && !queued.inserted
                     {
-                        if d == Dialect::Postgres {
-                            sqlx::query(LOCK_URL_POSTGRES)
-                                .bind(queued.id.0)
-                                .fetch_optional(&mut *tx)
-                                .await?;
-                        }
-                        sqlx::query(MAKE_REPORTED)
-                            .bind(queued.id.0)
-                            .bind(first)
-                            .bind(Priority::Reported as i64)
-                            .execute(&mut *tx)
-                            .await?;
-                        requeue_in!(tx, queued.id.0, Priority::Reported, now);
+                        make_reported_in!(tx, d, queued.id.0, first, now);
                     }
                 }
             }
