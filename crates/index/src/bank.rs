@@ -22,6 +22,9 @@ pub const MAX_CLASSIFICATION_BYTES: usize = 100;
 /// report's notes.
 pub const MAX_BANK_DESCRIPTION_BYTES: usize = 64 * 1024;
 
+/// Bank name that means "every bank" in filters and on the command line, so no bank may take it.
+pub const ALL_BANKS: &str = "all";
+
 /// Dense bank number, stable for the life of the bank directory.
 pub type BankId = u32;
 /// Entry number: the journal sequence number of the record that added it (unique, increasing).
@@ -127,24 +130,55 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Checks everything [`crate::BankStore::create_bank`] requires of a new bank's settings (its
+/// name, threshold and texts) but that no other bank has its name: the one rule for banks made
+/// by an operator and for banks read back from a snapshot file.
+pub fn check_bank_spec(spec: &BankSpec) -> Result<(), StoreError> {
+    if !valid_bank_name(&spec.name) || spec.name == ALL_BANKS {
+        return Err(StoreError::InvalidBankName(spec.name.clone()));
+    }
+    check_threshold(spec.pdq_threshold)?;
+    check_bank_texts(spec)
+}
+
+pub(crate) fn check_threshold(threshold: u32) -> Result<(), StoreError> {
+    if threshold > MAX_PDQ_THRESHOLD {
+        Err(StoreError::ThresholdTooHigh(threshold))
+    } else {
+        Ok(())
+    }
+}
+
+/// The rule for a classification, a bank's or an entry's: one line of printable text.
+const CLASSIFICATION_RULE: (&[char], &str) =
+    (&[], "a classification is one line of printable text");
+
 /// Checks a bank's source, classification and description, which `aranea bank` prints as
 /// `key: value` lines and the UI and API show: bounded in length, the source and the
 /// classification one line with no control character, the description free text whose only
 /// control characters are line feeds and tabs (a NUL, a carriage return or an escape sequence
 /// would break or rewrite a text display).
 pub fn check_bank_texts(spec: &BankSpec) -> Result<(), StoreError> {
+    let bank_error = |error: TextError| match error {
+        TextError::TooLong { field, len, max } => StoreError::BankTextTooLong { field, len, max },
+        TextError::Control { field, code, rule } => {
+            StoreError::BankTextControl { field, code, rule }
+        }
+    };
     check_text(
         "classification",
         &spec.classification,
         MAX_CLASSIFICATION_BYTES,
-        (&[], "a classification is one line of printable text"),
-    )?;
+        CLASSIFICATION_RULE,
+    )
+    .map_err(bank_error)?;
     check_text(
         "source",
         &spec.source,
         MAX_BANK_SOURCE_BYTES,
         (&[], "a source is one line of printable text"),
-    )?;
+    )
+    .map_err(bank_error)?;
     check_text(
         "description",
         &spec.description,
@@ -154,6 +188,36 @@ pub fn check_bank_texts(spec: &BankSpec) -> Result<(), StoreError> {
             "a description may hold line feeds and tabs, no other control character",
         ),
     )
+    .map_err(bank_error)
+}
+
+/// Checks an entry's own classification by the rule of a bank's (see [`check_bank_texts`]):
+/// it is printed and shown wherever the entry matches, in place of the bank's.
+pub fn check_entry_classification(label: &str) -> Result<(), TextError> {
+    check_text(
+        "classification",
+        label,
+        MAX_CLASSIFICATION_BYTES,
+        CLASSIFICATION_RULE,
+    )
+}
+
+/// Why a text was refused (see [`check_bank_texts`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("{field} is {len} bytes long; at most {max} are accepted")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("{field} holds the control character U+{code:04X}: {rule}")]
+    Control {
+        field: &'static str,
+        code: u32,
+        /// What the field may hold.
+        rule: &'static str,
+    },
 }
 
 fn check_text(
@@ -161,9 +225,9 @@ fn check_text(
     text: &str,
     max: usize,
     (allowed, rule): (&[char], &'static str),
-) -> Result<(), StoreError> {
+) -> Result<(), TextError> {
     if text.len() > max {
-        return Err(StoreError::BankTextTooLong {
+        return Err(TextError::TooLong {
             field,
             len: text.len(),
             max,
@@ -173,7 +237,7 @@ fn check_text(
         .chars()
         .find(|c| c.is_control() && !allowed.contains(c))
     {
-        Some(control) => Err(StoreError::BankTextControl {
+        Some(control) => Err(TextError::Control {
             field,
             code: u32::from(control),
             rule,

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::bank::EntryId;
+use crate::bank::{EntryId, TextError};
 use crate::pdq_index::PdqIndexError;
 
 /// A variant that wraps another error hands it on as its source and leaves it out of its own
@@ -23,7 +23,9 @@ pub enum StoreError {
     NoSuchBank(String),
     #[error("a bank named {0:?} already exists")]
     BankExists(String),
-    #[error("invalid bank name {0:?}: use 1-64 letters, digits, '-', '_', '.', ':'")]
+    #[error(
+        "invalid bank name {0:?}: use 1-64 letters, digits, '-', '_', '.', ':' (not \"all\", which means every bank)"
+    )]
     InvalidBankName(String),
     #[error("bank {field} is {len} bytes long; at most {max} are accepted")]
     BankTextTooLong {
@@ -39,6 +41,15 @@ pub enum StoreError {
         code: u32,
         /// What the field may hold.
         rule: &'static str,
+    },
+    /// An entry to add whose own classification breaks the rule of a bank's
+    /// ([`crate::bank::check_entry_classification`]); nothing of its batch was added.
+    #[error("entry {position} of the batch")]
+    EntryClassification {
+        /// Position in the batch given to [`crate::BankStore::append_entries`].
+        position: usize,
+        #[source]
+        source: TextError,
     },
     #[error("PDQ threshold {0} is above the maximum of {max}", max = crate::bank::MAX_PDQ_THRESHOLD)]
     ThresholdTooHigh(u32),

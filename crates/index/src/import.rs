@@ -4,12 +4,15 @@
 //! long the file (lines are capped at [`MAX_LINE`] bytes). Every problem is reported with its
 //! line number and the reader carries on, so a caller can list all errors of a file before
 //! deciding to import nothing. A UTF-8 BOM, CRLF line ends, blank lines and `#` comment lines
-//! are accepted everywhere. This module must not touch the store: the caller decides.
+//! are accepted everywhere. A classification follows the rule of a bank's (one line of
+//! printable text, see [`crate::bank::check_entry_classification`]) in every format. This
+//! module must not touch the store: the caller decides.
 
 use std::io::{BufRead, Read};
 
 use serde_json::{Map, Value};
 
+use crate::bank::check_entry_classification;
 use crate::signal::{Signal, SignalType};
 
 /// Longest line accepted; longer lines are reported and skipped. A `vpdq` row carries the
@@ -90,9 +93,24 @@ pub fn read_list(
     options: &ReadOptions,
     each: &mut dyn FnMut(Result<ImportRow, LineError>),
 ) -> Result<(), ImportError> {
-    // A `vpdq` row is only as good as the frames its metadata carries: check them here, so
-    // a bad row is a line error like any other.
+    // A row's classification is printed and shown wherever its entry matches, so it follows
+    // the rule of a bank's whatever the format (a CSV export could not even write a line
+    // break back). A `vpdq` row is only as good as the frames its metadata carries. Both are
+    // checked here, so a bad row is a line error like any other.
     let each = &mut |row: Result<ImportRow, LineError>| {
+        let row = row.and_then(|row| {
+            match row
+                .classification
+                .as_deref()
+                .map(check_entry_classification)
+            {
+                Some(Err(error)) => Err(LineError {
+                    line: row.line,
+                    message: error.to_string(),
+                }),
+                _ => Ok(row),
+            }
+        });
         each(row.and_then(|row| match row.signal {
             Signal::Vpdq(_) => {
                 match crate::video::vpdq_features(&row.signal, row.metadata.as_deref()) {
@@ -216,11 +234,6 @@ fn parse_json_row(text: &str, line: u64, options: &ReadOptions) -> Result<Import
     };
     let signal = parse_value(signal_type, &value, line)?;
     let classification = match object.remove("classification") {
-        // A CSV export could not write it back: lines end at a newline, even inside quotes
-        // (a carriage return alone is kept, as a quoted CSV field keeps it).
-        Some(Value::String(label)) if label.trim().contains('\n') => {
-            return Err(fail("classification must not hold a line break".into()));
-        }
         Some(Value::String(label)) if !label.trim().is_empty() => Some(label.trim().to_string()),
         Some(Value::String(_) | Value::Null) | None => None,
         Some(_) => return Err(fail("classification must be a string".into())),

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::bank::{
-    Bank, BankId, BankSpec, Entry, EntryId, MAX_PDQ_THRESHOLD, Provenance, check_bank_texts,
-    unix_now, valid_bank_name,
+    Bank, BankId, BankSpec, Entry, EntryId, Provenance, check_bank_spec, check_bank_texts,
+    check_entry_classification, check_threshold, unix_now,
 };
 use crate::error::StoreError;
 use crate::journal::{BankJournal, FileJournal, Journal, Record};
@@ -31,8 +31,7 @@ use crate::state::BankState;
 
 /// File name of the snapshot inside the bank directory.
 pub const SNAPSHOT_FILE: &str = "banks.snapshot";
-/// Bank name that means "every bank" on the command line, so no bank may take it.
-pub const ALL_BANKS: &str = "all";
+pub use crate::bank::ALL_BANKS;
 
 /// An entry to add.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,14 +231,10 @@ impl<J: Journal> BankStore<J> {
     }
 
     pub fn create_bank(&mut self, spec: BankSpec) -> Result<BankId, StoreError> {
-        if !valid_bank_name(&spec.name) || spec.name == ALL_BANKS {
-            return Err(StoreError::InvalidBankName(spec.name));
-        }
+        check_bank_spec(&spec)?;
         if self.state.bank_by_name(&spec.name).is_some() {
             return Err(StoreError::BankExists(spec.name));
         }
-        check_threshold(spec.pdq_threshold)?;
-        check_bank_texts(&spec)?;
         let id = self.state.banks().len() as BankId;
         let bank = Bank {
             id,
@@ -337,6 +332,10 @@ impl<J: Journal> BankStore<J> {
         for (position, new) in entries.iter().enumerate() {
             if self.state.bank(new.bank).is_none() {
                 return Err(StoreError::NoSuchBank(new.bank.to_string()));
+            }
+            if let Some(label) = &new.classification {
+                check_entry_classification(label)
+                    .map_err(|source| StoreError::EntryClassification { position, source })?;
             }
             if self.state.provenance(new.provenance).is_none() {
                 return Err(StoreError::Corrupt(format!(
@@ -494,14 +493,6 @@ impl<J: Journal> BankStore<J> {
             self.state.apply(first + offset as u64, record)?;
         }
         Ok(first_change)
-    }
-}
-
-fn check_threshold(threshold: u32) -> Result<(), StoreError> {
-    if threshold > MAX_PDQ_THRESHOLD {
-        Err(StoreError::ThresholdTooHigh(threshold))
-    } else {
-        Ok(())
     }
 }
 

@@ -145,25 +145,121 @@ fn json_lines_reject_wrong_types_and_keep_unknown_fields() {
 fn a_classification_holding_a_line_break_is_refused() {
     let text = format!(
         "{{\"signal_type\":\"md5\",\"signal_value\":\"{MD5}\",\"classification\":\"a\\nb\"}}\n\
-         {{\"signal_type\":\"md5\",\"signal_value\":\"{MD5}\",\"classification\":\"a\\rb\"}}\n\
          {{\"signal_type\":\"md5\",\"signal_value\":\"{MD5}\",\"classification\":\" a b\\n\"}}\n"
     );
     let (rows, errors) = read(text.as_bytes(), ListFormat::Jsonl, None).unwrap();
     assert_eq!(error_lines(&errors), [1]);
     assert!(
-        errors[0].message.contains("line break"),
+        errors[0].message.contains("U+000A"),
         "{}",
         errors[0].message
     );
-    // A carriage return alone is kept, as a quoted CSV field keeps it (the fuzz target found
-    // the first fix refusing it here but not there); a line break at either end is only
-    // whitespace, trimmed like any other.
+    // A line break at either end is only whitespace, trimmed like any other.
     let labels: Vec<_> = rows.iter().map(|r| r.classification.as_deref()).collect();
-    assert_eq!(labels, [Some("a\rb"), Some("a b")]);
-    let csv = format!("signal_type,signal_value,classification\nmd5,{MD5},\"a\rb\"\n");
-    let (rows, errors) = read(csv.as_bytes(), ListFormat::HmaCsv, None).unwrap();
+    assert_eq!(labels, [Some("a b")]);
+}
+
+/// Labels an entry's classification may not be: what `check_bank_texts` refuses of a bank's
+/// classification (the escape would rewrite a terminal showing `aranea bank match`, the
+/// carriage return overwrite the line), each with the code point the error names.
+const HOSTILE_LABELS: [(&str, &str); 6] = [
+    ("csam\u{1b}[2J", "U+001B"),
+    ("csam\rfine", "U+000D"),
+    ("cs\u{0}am", "U+0000"),
+    ("cs\u{7f}am", "U+007F"),
+    ("cs\u{85}am", "U+0085"),
+    ("a\tb", "U+0009"),
+];
+
+/// The longest label accepted is 100 bytes whatever its characters: 50 two-byte ones.
+fn label_at_the_limit() -> String {
+    "é".repeat(50)
+}
+
+fn label_one_byte_over() -> String {
+    format!("{}x", "é".repeat(50))
+}
+
+#[test]
+fn an_entry_classification_a_bank_could_not_have_is_refused_in_jsonl() {
+    let line = |label: &str| {
+        format!(
+            "{}\n",
+            serde_json::json!({"signal_type": "md5", "signal_value": MD5, "classification": label})
+        )
+    };
+    let mut text = line(&label_at_the_limit());
+    for (label, _) in HOSTILE_LABELS {
+        text.push_str(&line(label));
+    }
+    text.push_str(&line(&label_one_byte_over()));
+    text.push_str(&line("fine"));
+    let (rows, errors) = read(text.as_bytes(), ListFormat::Jsonl, None).unwrap();
+    assert_eq!(error_lines(&errors), [2, 3, 4, 5, 6, 7, 8]);
+    for (error, (_, code)) in errors.iter().zip(HOSTILE_LABELS) {
+        assert!(error.message.contains(code), "{}", error.message);
+    }
+    assert!(
+        errors[6].message.contains("101 bytes long; at most 100"),
+        "{}",
+        errors[6].message
+    );
+    let labels: Vec<_> = rows
+        .iter()
+        .map(|r| (r.line, r.classification.clone()))
+        .collect();
+    assert_eq!(
+        labels,
+        [(1, Some(label_at_the_limit())), (9, Some("fine".into()))]
+    );
+}
+
+#[test]
+fn an_entry_classification_a_bank_could_not_have_is_refused_in_csv() {
+    // Raw control characters in a field, quoted or not (a quoted field keeps a carriage
+    // return); no line break, as CSV lines end at one.
+    let mut text = format!(
+        "signal_type,signal_value,classification\nmd5,{MD5},{}\n",
+        label_at_the_limit()
+    );
+    for (label, _) in HOSTILE_LABELS {
+        text.push_str(&format!("md5,{MD5},\"{label}\"\n"));
+    }
+    text.push_str(&format!("md5,{MD5},{}\n", label_one_byte_over()));
+    text.push_str(&format!("md5,{MD5},cs\u{1b}am\n"));
+    text.push_str(&format!("md5,{MD5},fine\n"));
+    let (rows, errors) = read(text.as_bytes(), ListFormat::HmaCsv, None).unwrap();
+    assert_eq!(error_lines(&errors), [3, 4, 5, 6, 7, 8, 9, 10]);
+    for (error, (_, code)) in errors.iter().zip(HOSTILE_LABELS) {
+        assert!(error.message.contains(code), "{}", error.message);
+    }
+    assert!(
+        errors[6].message.contains("101 bytes long"),
+        "{}",
+        errors[6].message
+    );
+    assert!(
+        errors[7].message.contains("U+001B"),
+        "{}",
+        errors[7].message
+    );
+    let labels: Vec<_> = rows
+        .iter()
+        .map(|r| (r.line, r.classification.clone()))
+        .collect();
+    assert_eq!(
+        labels,
+        [(2, Some(label_at_the_limit())), (11, Some("fine".into()))]
+    );
+}
+
+/// A hex list carries no classification, so no line of one is refused for it.
+#[test]
+fn a_hex_list_has_no_classification_to_refuse() {
+    let text = format!("{MD5}\n{MD5}\n");
+    let (rows, errors) = read(text.as_bytes(), ListFormat::Hex, Some(SignalType::Md5)).unwrap();
     assert!(errors.is_empty());
-    assert_eq!(rows[0].classification.as_deref(), Some("a\rb"));
+    assert!(rows.iter().all(|r| r.classification.is_none()));
 }
 
 /// Hands out `bytes`, then fails as a disk or a network stream can.

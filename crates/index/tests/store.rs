@@ -441,3 +441,115 @@ fn a_bank_text_that_would_break_a_text_display_is_refused() {
     assert!(!reopened.state().banks()[0].spec.enabled);
     assert_eq!(reopened.state().banks()[0].spec.classification, "csam");
 }
+
+/// An entry's own classification is shown in place of its bank's, so it follows the same
+/// rule whoever adds it (an import, a review decision, the CLI): a batch holding one that
+/// breaks it is refused whole, naming its position, and nothing of it reaches the journal.
+#[test]
+fn an_entry_classification_a_bank_could_not_have_is_refused() {
+    use aranea_index::StoreError;
+    use aranea_index::bank::TextError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = BankStore::open(dir.path()).unwrap();
+    let bank = store
+        .create_bank(BankSpec::new("one", "local", "csam"))
+        .unwrap();
+    let provenance = provenance(&mut store);
+    let labelled = |seed: u64, label: &str| NewEntry {
+        classification: Some(label.to_owned()),
+        ..entry(bank, Signal::Pdq(pdq(seed)), provenance)
+    };
+    let hostile = [
+        ("csam\u{1b}[2J", 0x1b),
+        ("csam\rfine", 0x0d),
+        ("cs\0am", 0),
+        ("cs\u{7f}am", 0x7f),
+        ("two\nlines", 0x0a),
+    ];
+    for (label, control) in hostile {
+        let refused = store.add_entries(&[labelled(1, "fine"), labelled(2, label)]);
+        match refused {
+            Err(StoreError::EntryClassification {
+                position: 1,
+                source: TextError::Control { code, .. },
+            }) => assert_eq!(code, control, "{label:?}"),
+            other => panic!("{label:?}: {other:?}"),
+        }
+    }
+    let over = format!("{}x", "é".repeat(50));
+    assert!(matches!(
+        store.add_entries(&[labelled(3, &over)]),
+        Err(StoreError::EntryClassification {
+            position: 0,
+            source: TextError::TooLong { len: 101, .. },
+        })
+    ));
+    assert_eq!(store.state().entry_count(), 0, "a refused batch was kept");
+    let seq = store.state().seq();
+    drop(store);
+    let store = BankStore::open(dir.path()).unwrap();
+    assert_eq!(
+        (store.state().seq(), store.state().entry_count()),
+        (seq, 0),
+        "a refused batch reached the journal"
+    );
+    let mut store = store;
+    let at_the_limit = "é".repeat(50);
+    let added = store.add_entries(&[labelled(4, &at_the_limit)]).unwrap();
+    assert_eq!(added.added.len(), 1);
+}
+
+/// Labels that need quoting or are at the length limit come back from an export in every
+/// format that carries them, so the rule on imported labels refuses nothing exported.
+#[test]
+fn exported_classifications_import_back_unchanged() {
+    use aranea_index::export::{ExportOptions, write_list};
+    use aranea_index::import::{ListFormat, ReadOptions, read_list};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = BankStore::open(dir.path()).unwrap();
+    let bank = store
+        .create_bank(BankSpec::new("one", "local", "csam"))
+        .unwrap();
+    let provenance = provenance(&mut store);
+    let labels = [
+        None,
+        Some("a, \"quoted\" label".to_owned()),
+        Some("# not a comment".to_owned()),
+        Some("é".repeat(50)),
+        Some("€".repeat(33)),
+    ];
+    let entries: Vec<NewEntry> = labels
+        .iter()
+        .enumerate()
+        .map(|(seed, label)| NewEntry {
+            classification: label.clone(),
+            ..entry(bank, Signal::Pdq(pdq(seed as u64)), provenance)
+        })
+        .collect();
+    store.add_entries(&entries).unwrap();
+    let expected: Vec<(Signal, String)> = entries
+        .iter()
+        .map(|e| (e.signal, e.classification.clone().unwrap_or("csam".into())))
+        .collect();
+    for format in [ListFormat::HmaCsv, ListFormat::Jsonl] {
+        let mut exported = Vec::new();
+        write_list(
+            store.state(),
+            bank,
+            format,
+            &ExportOptions::default(),
+            &mut exported,
+        )
+        .unwrap();
+        let mut rows = Vec::new();
+        read_list(&exported[..], format, &ReadOptions::default(), &mut |row| {
+            rows.push(row.expect("an exported line imports"))
+        })
+        .unwrap();
+        let imported: Vec<(Signal, String)> = rows
+            .into_iter()
+            .map(|row| (row.signal, row.classification.unwrap_or_default()))
+            .collect();
+        assert_eq!(imported, expected, "{format:?}");
+    }
+}
