@@ -21,15 +21,15 @@ use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
 
-use crate::bank::{Bank, Entry, Provenance, valid_bank_name};
+use crate::bank::{Bank, Entry, Provenance, check_bank_spec};
 use crate::columns;
 use crate::error::StoreError;
 use crate::journal::sync_dir;
 use crate::pdq_index::{AlignedArray, Code, MAX_CODES, PdqIndex, SubstringTable, id_bits};
-use crate::segment::Segment;
+use crate::segment::{BANK_LABEL, Segment};
 use crate::signal::Signal;
 use crate::state::BankState;
-use crate::stored::{EntryGroup, StoredEntries, StoredGroup};
+use crate::stored::{EnabledRow, EntryGroup, StoredEntries, StoredGroup};
 
 mod bulk;
 
@@ -139,7 +139,7 @@ pub(crate) fn read_banks(path: &Path) -> Result<(BankState, Segment), StoreError
             let codes_offset = input.position() + 8;
             let index = read_index(input)?;
             let (groups, enabled_pdq, enabled_digests) =
-                read_entry_groups(input, state.banks.len(), seq)?;
+                read_entry_groups(input, state.banks.len(), seq, &segment)?;
             if index.len() as u64 != enabled_pdq {
                 return Err(bad("index codes and enabled PDQ entries differ".into()));
             }
@@ -165,15 +165,17 @@ pub(crate) fn read_banks(path: &Path) -> Result<(BankState, Segment), StoreError
 }
 
 /// Checks the banks as the store keeps them: each at the position its id names (lookups go
-/// by id) under a valid name no other bank has (lookups by name take the first).
+/// by id) under a name no other bank has (lookups by name take the first), with settings
+/// `create_bank` would have taken (a bank named `all` would be every bank in a filter; a
+/// control character in a text would rewrite a display).
 fn check_catalog(banks: &[Bank]) -> io::Result<()> {
     let mut names = HashSet::new();
     for (position, bank) in banks.iter().enumerate() {
         if bank.id as usize != position {
             return Err(bad(format!("bank {position} has id {}", bank.id)));
         }
-        if !valid_bank_name(&bank.spec.name) {
-            return Err(bad(format!("bank {position} has an invalid name")));
+        if let Err(error) = check_bank_spec(&bank.spec) {
+            return Err(bad(format!("bank {position}: {error}")));
         }
         if !names.insert(bank.spec.name.as_str()) {
             return Err(bad(format!("bank name {} twice", bank.spec.name)));
@@ -185,11 +187,17 @@ fn check_catalog(banks: &[Bank]) -> io::Result<()> {
 /// Checks every row group of the entry section and notes where it is; returns the groups and
 /// the counts of enabled PDQ and other entries. Entry ids are the sequence numbers of the
 /// records that added them, so they lie within 1 ..= `seq`: the journal goes on after `seq`.
+/// Each enabled entry must be in `segment` as it is (see [`SegmentAgreement`]).
 fn read_entry_groups(
     input: &mut CrcReader,
     bank_count: usize,
     seq: u64,
+    segment: &Segment,
 ) -> io::Result<(Vec<StoredGroup>, u64, u64)> {
+    let mut agreement = SegmentAgreement {
+        segment,
+        pdq_refs_seen: 0,
+    };
     let count = input.u64()?;
     // Runs make columns small, but each entry takes at least its type byte.
     if count > input.remaining() {
@@ -224,11 +232,70 @@ fn read_entry_groups(
             rows: rows as u32,
             pdq_before: pdq,
         });
+        group.for_each_enabled(&mut |row| agreement.check(row))?;
         let (group_pdq, group_digests) = group.enabled_counts();
         pdq += group_pdq;
         digests += group_digests;
     }
     Ok((groups, pdq, digests))
+}
+
+/// Checks the base segment against the entries it was built from, one enabled entry at a
+/// time in entry order, so that it finds what the entries hold and nothing else: a PDQ entry
+/// is the next PDQ ref (its value is the index's code at that position already), any other
+/// entry is in the digest table under its own value. Each ref must name the entry, its bank
+/// and its classification. With the counts compared by the caller, every ref and digest is
+/// then some entry's (entry ids are unique, so no two entries take one digest row). Costs a
+/// ref comparison per PDQ entry and a binary search per other entry.
+struct SegmentAgreement<'a> {
+    segment: &'a Segment,
+    pdq_refs_seen: usize,
+}
+
+impl SegmentAgreement<'_> {
+    fn check(&mut self, row: EnabledRow<'_>) -> io::Result<()> {
+        // Where the ref is, for the error only (formatting it here would cost more than all
+        // the rest of the check).
+        let (entry_ref, (table, at)) = match row.digest {
+            None => {
+                let at = self.pdq_refs_seen;
+                self.pdq_refs_seen += 1;
+                let entry_ref =
+                    self.segment.pdq_refs.get(at).ok_or_else(|| {
+                        bad(format!("PDQ entry {} has no ref in the index", row.id))
+                    })?;
+                (entry_ref, ("PDQ ref", at))
+            }
+            Some(digest) => {
+                let digests = &self.segment.digests;
+                let at = digests
+                    .binary_search_by(|(value, r)| (value, r.id).cmp(&(&digest, row.id)))
+                    .map_err(|_| {
+                        bad(format!(
+                            "entry {} is not in the digest table under its value",
+                            row.id
+                        ))
+                    })?;
+                (digests[at].1, ("digest row", at))
+            }
+        };
+        let label = match entry_ref.label {
+            BANK_LABEL => None,
+            label => self.segment.label(label),
+        };
+        if entry_ref.id != row.id || entry_ref.bank != row.bank || label != row.classification {
+            return Err(bad(format!(
+                "{table} {at} names entry {} in bank {} ({}), but the entry is {} in bank {} ({})",
+                entry_ref.id,
+                entry_ref.bank,
+                label.unwrap_or("the bank's classification"),
+                row.id,
+                row.bank,
+                row.classification.unwrap_or("the bank's classification"),
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Writes a bare PDQ index (used by the benchmark and tools), atomically.
@@ -608,7 +675,10 @@ impl CrcReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bank::{BankSpec, Origin};
+    use crate::bank::{BankSpec, MAX_PDQ_THRESHOLD, Origin};
+    use crate::live::segment_entry;
+    use crate::pdq_index::IndexParams;
+    use crate::segment::SegmentEntry;
     use crate::store::{BankStore, NewEntry, SNAPSHOT_FILE};
 
     /// A snapshot of banks `one` and `two` with an entry in each (journal sequence 5).
@@ -655,15 +725,245 @@ mod tests {
             .expect("the text to replace");
         let mut edited = file.to_vec();
         edited[at..at + to.len()].copy_from_slice(to);
-        let body = edited.len() - 4;
-        let crc = crc32fast::hash(&edited[..body]);
-        edited[body..].copy_from_slice(&crc.to_le_bytes());
+        read_forged(dir, edited)
+    }
+
+    /// Reads `file` with its checksum made right again.
+    fn read_forged(dir: &Path, mut file: Vec<u8>) -> Result<BankState, String> {
+        let body = file.len() - 4;
+        let crc = crc32fast::hash(&file[..body]);
+        file[body..].copy_from_slice(&crc.to_le_bytes());
         let path = dir.join("edited.snapshot");
-        std::fs::write(&path, &edited).unwrap();
-        match read_banks(&path) {
+        std::fs::write(&path, &file).unwrap();
+        read_refusal(&path)
+    }
+
+    fn read_refusal(path: &Path) -> Result<BankState, String> {
+        match read_banks(path) {
             Ok((state, _)) => Ok(state),
             Err(StoreError::BadSnapshot { reason, .. }) => Err(reason),
             Err(other) => panic!("not a BadSnapshot error: {other}"),
+        }
+    }
+
+    /// `file` with its catalog (the banks and provenances as JSON, after the 24-byte header
+    /// and its length) changed by `edit`, the length made right again.
+    fn with_catalog_edited(file: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+        let length = u64::from_le_bytes(file[24..32].try_into().unwrap()) as usize;
+        let mut catalog: serde_json::Value =
+            serde_json::from_slice(&file[32..32 + length]).unwrap();
+        edit(&mut catalog);
+        let json = serde_json::to_vec(&catalog).unwrap();
+        [
+            &file[..24],
+            &(json.len() as u64).to_le_bytes(),
+            &json,
+            &file[32 + length..],
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn a_bank_that_create_bank_would_refuse_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = snapshot_of_two_banks(dir.path());
+        let unchanged = with_catalog_edited(&file, |_| {});
+        assert_eq!(read_forged(dir.path(), unchanged).unwrap().banks().len(), 2);
+        let refusals: [(&str, serde_json::Value, &str); 7] = [
+            ("name", "all".into(), "bank 1: invalid bank name \"all\""),
+            ("name", "t/o".into(), "bank 1: invalid bank name \"t/o\""),
+            (
+                "pdq_threshold",
+                129.into(),
+                "bank 1: PDQ threshold 129 is above",
+            ),
+            (
+                "classification",
+                "csam\u{1b}[2J".into(),
+                "bank 1: bank classification holds the control character U+001B",
+            ),
+            (
+                "classification",
+                "c".repeat(101).into(),
+                "bank 1: bank classification is 101 bytes long; at most 100",
+            ),
+            (
+                "source",
+                "local\r".into(),
+                "bank 1: bank source holds the control character U+000D",
+            ),
+            (
+                "description",
+                "a\u{0}b".into(),
+                "bank 1: bank description holds the control character U+0000",
+            ),
+        ];
+        for (field, value, reason) in refusals {
+            let forged = with_catalog_edited(&file, |catalog| {
+                catalog["banks"][1][field] = value.clone();
+            });
+            let refused = read_forged(dir.path(), forged).map(|_| ());
+            assert!(
+                refused.as_ref().is_err_and(|r| r.contains(reason)),
+                "{field} = {value}: {refused:?}"
+            );
+        }
+        // At the limits: accepted, as by `create_bank`.
+        let at_limits = with_catalog_edited(&file, |catalog| {
+            catalog["banks"][1]["pdq_threshold"] = MAX_PDQ_THRESHOLD.into();
+            catalog["banks"][1]["classification"] = "é".repeat(50).into();
+            catalog["banks"][1]["description"] = "line\n\tindented".into();
+        });
+        let banks = read_forged(dir.path(), at_limits).unwrap().banks().to_vec();
+        assert_eq!(banks[1].spec.pdq_threshold, MAX_PDQ_THRESHOLD);
+    }
+
+    /// A store with two banks, a PDQ and two digest entries in each (some with their own
+    /// classification), one digest entry disabled.
+    fn store_of_every_kind(dir: &Path) -> BankStore {
+        let mut store = BankStore::open(dir).unwrap();
+        for name in ["one", "two"] {
+            store
+                .create_bank(BankSpec::new(name, "local", "csam"))
+                .unwrap();
+        }
+        let provenance = store
+            .add_provenance(Provenance {
+                added_by: "test".into(),
+                added_at: 0,
+                origin: Origin::Manual,
+            })
+            .unwrap();
+        let pdq = |seed: u64| {
+            let words = [seed, seed.rotate_left(17), !seed, seed ^ 0x5555];
+            Signal::Pdq(aranea_hash::PdqHash::from_words(words))
+        };
+        let md5 = |byte: u8| Signal::from_bytes(crate::SignalType::Md5, &[byte; 16]).unwrap();
+        let entries: Vec<NewEntry> = [
+            (0, pdq(1), None),
+            (0, md5(7), None),
+            (0, md5(3), Some("own")),
+            (1, pdq(2), Some("other")),
+            (1, md5(5), None),
+            (1, md5(1), Some("own")),
+        ]
+        .into_iter()
+        .map(|(bank, signal, label)| NewEntry {
+            bank,
+            signal,
+            classification: label.map(str::to_string),
+            provenance,
+            line: 0,
+            metadata: None,
+        })
+        .collect();
+        let added = store.add_entries(&entries).unwrap().added;
+        store.disable_entry(added[4], provenance).unwrap();
+        store
+    }
+
+    /// A change to one entry as the base segment is built over it.
+    type Forge<'a> = &'a dyn Fn(&mut SegmentEntry<'_>);
+
+    /// The store's state written with a base segment built over its enabled entries as `forge`
+    /// changes them, then read back.
+    fn read_with_forged_segment(
+        dir: &Path,
+        store: &BankStore,
+        forge: impl Fn(&mut SegmentEntry<'_>),
+    ) -> Result<BankState, String> {
+        let mut entries = Vec::new();
+        store
+            .state()
+            .for_each_entry(&mut |entry| {
+                entries.push(entry.clone());
+                Ok(())
+            })
+            .unwrap();
+        let segment = Segment::build(
+            entries.iter().filter(|e| !e.disabled).map(|entry| {
+                let mut forged = segment_entry(entry);
+                forge(&mut forged);
+                forged
+            }),
+            IndexParams::default(),
+        )
+        .unwrap();
+        let path = dir.join("forged.snapshot");
+        write_banks(&path, store.state(), &segment).unwrap();
+        read_refusal(&path)
+    }
+
+    #[test]
+    fn an_index_that_does_not_hold_the_entries_as_they_are_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_of_every_kind(&dir.path().join("banks"));
+        let honest = read_with_forged_segment(dir.path(), &store, |_| {}).unwrap();
+        assert_eq!(honest.entry_count(), 6);
+        let md5 = |byte: u8| Signal::from_bytes(crate::SignalType::Md5, &[byte; 16]).unwrap();
+        let pdq_id = store.state().entries()[0].id;
+        let refusals: [(&str, Forge<'_>, &str); 6] = [
+            (
+                "a digest indexed under a value its entry does not hold",
+                &|e| {
+                    if e.signal == md5(7) {
+                        e.signal = md5(9);
+                    }
+                },
+                "is not in the digest table under its value",
+            ),
+            (
+                "a digest indexed in another bank",
+                &|e| {
+                    if e.signal == md5(1) {
+                        e.bank = 0;
+                    }
+                },
+                "in bank 0 (own), but the entry is",
+            ),
+            (
+                "a digest indexed with a classification its entry does not have",
+                &|e| {
+                    if e.signal == md5(7) {
+                        e.classification = Some("forged");
+                    }
+                },
+                "(forged), but the entry is",
+            ),
+            (
+                "a digest indexed without its entry's classification",
+                &|e| {
+                    if e.signal == md5(3) {
+                        e.classification = None;
+                    }
+                },
+                "(the bank's classification), but the entry is",
+            ),
+            (
+                "a PDQ ref naming another entry",
+                &|e| {
+                    if e.id == pdq_id {
+                        e.id += 1;
+                    }
+                },
+                "PDQ ref 0 names entry",
+            ),
+            (
+                "a PDQ ref in another bank",
+                &|e| {
+                    if matches!(e.signal, Signal::Pdq(_)) && e.bank == 1 {
+                        e.bank = 0;
+                    }
+                },
+                "PDQ ref 1 names entry",
+            ),
+        ];
+        for (what, forge, reason) in refusals {
+            let refused = read_with_forged_segment(dir.path(), &store, forge).map(|_| ());
+            assert!(
+                refused.as_ref().is_err_and(|r| r.contains(reason)),
+                "{what}: {refused:?}"
+            );
         }
     }
 
@@ -676,7 +976,7 @@ mod tests {
         let refusals = [
             (&b"\"id\":1,"[..], &b"\"id\":0,"[..], "has id"),
             (b"\"two\"", b"\"one\"", "twice"),
-            (b"\"two\"", b"\"t/o\"", "invalid name"),
+            (b"\"two\"", b"\"t/o\"", "invalid bank name"),
         ];
         for (from, to, reason) in refusals {
             let refused = read_edited(dir.path(), &file, from, to).map(|_| ());

@@ -15,12 +15,12 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::bank::{Entry, EntryId};
+use crate::bank::{BankId, Entry, EntryId};
 use crate::columns::{
     self, ColumnInput, DISABLED_BIT, NONE_LEN, SliceInput, get_blob, get_labels, get_u32s, get_u64s,
 };
 use crate::pdq_index::Code;
-use crate::signal::SignalType;
+use crate::signal::{Signal, SignalType};
 use crate::snapshot::bad;
 
 /// Where one row group is in the snapshot file.
@@ -144,6 +144,48 @@ impl EntryGroup {
         (pdq, enabled.count() as u64 - pdq)
     }
 
+    /// Calls `each` with every enabled entry of the group, in order, as a segment indexes it.
+    pub(crate) fn for_each_enabled(
+        &self,
+        each: &mut dyn FnMut(EnabledRow<'_>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut value_at = 0usize;
+        for (row, &code) in self.types.iter().enumerate() {
+            let signal_type = SignalType::from_code(code & !DISABLED_BIT)
+                .ok_or_else(|| bad("unknown signal type".into()))?;
+            let enabled = code & DISABLED_BIT == 0;
+            if signal_type == SignalType::Pdq && enabled {
+                each(self.enabled_row(row, None))?;
+                continue;
+            }
+            let end = value_at + signal_type.byte_len();
+            let bytes = self
+                .values
+                .get(value_at..end)
+                .ok_or_else(|| bad("values shorter than their types".into()))?;
+            value_at = end;
+            if enabled {
+                let signal = Signal::from_bytes(signal_type, bytes)
+                    .ok_or_else(|| bad("bad value".into()))?;
+                each(self.enabled_row(row, Some(signal)))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn enabled_row(&self, row: usize, digest: Option<Signal>) -> EnabledRow<'_> {
+        let classification = match self.label_of.get(row).copied().unwrap_or(NONE_LEN) {
+            NONE_LEN => None,
+            label => self.labels.get(label as usize).map(|text| &**text),
+        };
+        EnabledRow {
+            id: self.ids.get(row).copied().unwrap_or(0),
+            bank: self.banks.get(row).copied().unwrap_or(0),
+            classification,
+            digest,
+        }
+    }
+
     /// The entries, taking enabled PDQ values from `codes` (exactly as many as there are).
     pub(crate) fn entries(&self, codes: &[Code]) -> io::Result<Vec<Entry>> {
         let mut codes = codes.iter();
@@ -181,6 +223,15 @@ impl EntryGroup {
         }
         Ok(out)
     }
+}
+
+/// An enabled entry of a row group, as the base segment must index it.
+pub(crate) struct EnabledRow<'a> {
+    pub(crate) id: EntryId,
+    pub(crate) bank: BankId,
+    pub(crate) classification: Option<&'a str>,
+    /// The value of any but a PDQ entry (a PDQ entry's value is its code in the index).
+    pub(crate) digest: Option<Signal>,
 }
 
 impl StoredEntries {
