@@ -9,13 +9,14 @@
 mod support;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aranea_crawl::{Crawler, DiscardMedia};
+use aranea_crawl::Crawler;
 use aranea_simweb::{SimWeb, scenario};
-use aranea_store::{NewReport, Report, ReportId, ReportStatus, Store};
+use aranea_store::{ReportId, ReportStatus, Store};
+use support::loopback::{self, response};
+use support::reports;
 use tokio::sync::Notify;
 
 /// What the server answers on a path.
@@ -29,6 +30,31 @@ enum Answer {
     Broken,
 }
 
+impl Answer {
+    /// The whole response, from the server at `addr`.
+    fn response(&self, addr: std::net::SocketAddr) -> String {
+        match self {
+            Answer::Redirect(to) => {
+                let location = if to.starts_with("http") {
+                    to.clone()
+                } else {
+                    format!("http://{addr}{to}")
+                };
+                response("301 Moved Permanently", &[("location", &location)], "")
+            }
+            Answer::Page(links) => {
+                let links: String = links
+                    .iter()
+                    .map(|l| format!("<a href=\"{l}\">{l}</a> "))
+                    .collect();
+                let body = format!("<html><body>{links}</body></html>");
+                response("200 OK", &[("content-type", "text/html")], &body)
+            }
+            Answer::Broken => response("500 Internal Server Error", &[], "down"),
+        }
+    }
+}
+
 /// Holds the answer to the first request for one of `paths` until released: `started` is
 /// notified when it arrives (`held` then names it), the answer goes out once `release` is
 /// notified.
@@ -39,6 +65,18 @@ struct Hold {
     release: Arc<Notify>,
 }
 
+impl Hold {
+    /// Whether `path` is the one held: the first request for one of the paths.
+    fn takes(&self, path: &str) -> bool {
+        let mut held = self.held.lock().unwrap();
+        let first = self.paths.contains(&path) && held.is_none();
+        if first {
+            *held = Some(path.to_owned());
+        }
+        first
+    }
+}
+
 /// A path asked for, with the watched report's status at that moment.
 type Request = (String, Option<ReportStatus>);
 
@@ -47,103 +85,48 @@ type Request = (String, Option<ReportStatus>);
 /// that moment (the attempt before is written before the next request: one request in
 /// flight per host).
 struct Site {
-    addr: SocketAddr,
+    server: loopback::Server,
     watched: Arc<Mutex<Option<ReportId>>>,
     seen: Arc<Mutex<Vec<Request>>>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl Site {
     async fn start(store: Store, routes: Vec<(&'static str, Answer)>, hold: Option<Hold>) -> Site {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let routes: HashMap<&'static str, Answer> = routes.into_iter().collect();
+        let routes: Arc<HashMap<&'static str, Answer>> = Arc::new(routes.into_iter().collect());
+        let hold = hold.map(Arc::new);
         let watched = Arc::new(Mutex::new(None));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (watching, noted) = (Arc::clone(&watched), Arc::clone(&seen));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let line = String::from_utf8_lossy(&head)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_owned();
-                let path = line.split(' ').nth(1).unwrap_or("").to_owned();
+        let server = loopback::Server::start(move |addr, path| {
+            let (store, routes, hold) = (store.clone(), Arc::clone(&routes), hold.clone());
+            let (watching, noted) = (Arc::clone(&watching), Arc::clone(&noted));
+            async move {
                 let report = *watching.lock().unwrap();
                 let status = match report {
-                    Some(id) => Some(store.reports().get(id).await.unwrap().unwrap().status),
+                    Some(id) => Some(reports::status(&store, id).await),
                     None => None,
                 };
                 noted.lock().unwrap().push((path.clone(), status));
-                let first_held = hold.as_ref().filter(|h| {
-                    let mut held = h.held.lock().unwrap();
-                    let first = h.paths.contains(&path.as_str()) && held.is_none();
-                    if first {
-                        *held = Some(path.clone());
-                    }
-                    first
-                });
-                if let Some(hold) = first_held {
+                if let Some(hold) = hold.filter(|h| h.takes(&path)) {
                     hold.started.notify_one();
                     hold.release.notified().await;
                 }
-                let answer = match routes.get(path.as_str()) {
-                    Some(Answer::Redirect(to)) => {
-                        let location = if to.starts_with("http") {
-                            to.clone()
-                        } else {
-                            format!("http://{addr}{to}")
-                        };
-                        format!(
-                            "HTTP/1.1 301 Moved Permanently\r\nlocation: {location}\r\n\
-                             content-length: 0\r\nconnection: close\r\n\r\n"
-                        )
-                    }
-                    Some(Answer::Page(links)) => {
-                        let links: String = links
-                            .iter()
-                            .map(|l| format!("<a href=\"{l}\">{l}</a> "))
-                            .collect();
-                        let body = format!("<html><body>{links}</body></html>");
-                        format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\n\
-                             content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                            body.len()
-                        )
-                    }
-                    Some(Answer::Broken) => "HTTP/1.1 500 Internal Server Error\r\n\
-                        content-length: 4\r\nconnection: close\r\n\r\ndown"
-                        .to_owned(),
-                    None => "HTTP/1.1 404 Not Found\r\ncontent-length: 4\r\n\
-                        connection: close\r\n\r\nnone"
-                        .to_owned(),
-                };
-                let _ = socket.write_all(answer.as_bytes()).await;
-                let _ = socket.shutdown().await;
+                match routes.get(path.as_str()) {
+                    Some(answer) => answer.response(addr),
+                    None => response("404 Not Found", &[], "none"),
+                }
             }
-        });
+        })
+        .await;
         Site {
-            addr,
+            server,
             watched,
             seen,
-            task,
         }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        self.server.url(path)
     }
 
     fn watch(&self, id: ReportId) {
@@ -171,44 +154,18 @@ fn crawler(
     max_redirects: usize,
     host_budget: i64,
 ) -> Crawler {
-    let mut config = support::config(world, 0);
-    config.allow_cidrs.push("127.0.0.1/32".parse().unwrap());
-    config.max_attempts = 3;
-    config.max_redirects = max_redirects;
-    config.budgets.max_fetches_per_host = host_budget;
-    Crawler::with_worker_name(
-        store.clone(),
-        support::banks(world, banks_dir),
-        config,
-        Arc::new(DiscardMedia),
-        "redirects",
-    )
-    .unwrap()
-}
-
-async fn file_report(store: &Store, url: &str) -> ReportId {
-    let report = NewReport {
-        url: url.to_owned(),
-        reporter: "test".into(),
-        hotline: "nl".into(),
-        notes: String::new(),
-    };
-    store.reports().add(&report, 0).await.unwrap()
-}
-
-async fn settled(store: &Store, id: ReportId) -> Report {
-    store.reports().get(id).await.unwrap().unwrap()
+    loopback::crawler(store, world, banks_dir, "redirects", |config| {
+        config.max_redirects = max_redirects;
+        config.budgets.max_fetches_per_host = host_budget;
+    })
 }
 
 /// Reports `path` of `site` (watched from now on) and crawls until idle.
 async fn crawl_report_of(crawler: &Crawler, store: &Store, site: &Site, path: &str) -> ReportId {
-    let id = file_report(store, &site.url(path)).await;
+    let id = reports::file(store, &site.url(path), "nl").await;
     site.watch(id);
     assert_eq!(crawler.queue_reports(10).await.unwrap(), 1);
-    tokio::time::timeout(Duration::from_secs(60), crawler.run_until_idle())
-        .await
-        .expect("crawl did not finish in time")
-        .unwrap();
+    support::crawl_until_idle(crawler).await;
     id
 }
 
@@ -232,7 +189,7 @@ async fn a_redirect_to_a_page_is_crawled_once_the_page_is(store: Store, banks: &
         [Some(ReportStatus::Queued)],
         "the report while the page behind the redirect is fetched"
     );
-    let report = settled(&store, id).await;
+    let report = reports::get(&store, id).await;
     assert_eq!(report.status, ReportStatus::Crawled);
     assert_eq!(report.reason, None);
     let page = store
@@ -248,7 +205,6 @@ async fn a_redirect_to_a_page_is_crawled_once_the_page_is(store: Store, banks: &
         "the report is linked to the page, one redirect from the URL reported: {links:?}"
     );
     assert_eq!(links.len(), 2, "{links:?}");
-    site.task.abort();
     world.shutdown();
 }
 
@@ -271,24 +227,17 @@ async fn a_redirect_to_a_url_that_fails_is_rejected(store: Store, banks: &std::p
         3,
         "three attempts at the target"
     );
-    let report = settled(&store, broken).await;
-    assert_eq!(report.status, ReportStatus::Rejected);
-    let reason = report.reason.unwrap_or_default();
+    let reason = reports::rejection(&store, broken).await;
     assert!(reason.contains("500"), "the target's failure: {reason}");
 
     let refused = crawl_report_of(&crawler, &store, &site, "/to-private").await;
-    let report = settled(&store, refused).await;
-    assert_eq!(report.status, ReportStatus::Rejected, "{:?}", report.reason);
-    assert!(report.reason.is_some(), "rejected with a reason");
+    reports::rejection(&store, refused).await;
 
     // Not a URL at all: rejected before the frontier, with a reason too.
-    let unusable = file_report(&store, "not a url").await;
+    let unusable = reports::file(&store, "not a url", "nl").await;
     assert_eq!(crawler.queue_reports(10).await.unwrap(), 1);
-    let report = settled(&store, unusable).await;
-    assert_eq!(report.status, ReportStatus::Rejected);
-    let reason = report.reason.unwrap_or_default();
+    let reason = reports::rejection(&store, unusable).await;
     assert!(reason.starts_with("not crawlable"), "{reason}");
-    site.task.abort();
     world.shutdown();
 }
 
@@ -307,18 +256,13 @@ async fn a_redirect_loop_or_too_long_a_chain_is_rejected(store: Store, banks: &s
     let crawler = crawler(&store, &world, banks, 3, 20_000);
     let site = Site::start(store.clone(), routes, None).await;
     let looped = crawl_report_of(&crawler, &store, &site, "/loop-a").await;
-    let report = settled(&store, looped).await;
-    assert_eq!(report.status, ReportStatus::Rejected);
-    let reason = report.reason.unwrap_or_default();
+    let reason = reports::rejection(&store, looped).await;
     assert!(reason.contains("loop"), "{reason}");
 
     // The crawler's limit is 3 redirects: /r5 is four from /r1.
     let long = crawl_report_of(&crawler, &store, &site, "/r1").await;
-    let report = settled(&store, long).await;
-    assert_eq!(report.status, ReportStatus::Rejected);
-    let reason = report.reason.unwrap_or_default();
+    let reason = reports::rejection(&store, long).await;
     assert!(reason.contains("more than 3 redirects"), "{reason}");
-    site.task.abort();
     world.shutdown();
 }
 
@@ -346,16 +290,16 @@ async fn a_link_reported_while_held_is_not_rejected_by_a_budget(
         ("/y", Answer::Page(vec![])),
     ];
     let site = Site::start(store.clone(), routes, Some(hold)).await;
-    file_report(&store, &site.url("/index")).await;
+    reports::file(&store, &site.url("/index"), "nl").await;
     assert_eq!(crawler.queue_reports(10).await.unwrap(), 1);
     let mut later = None;
     let drive = async {
         started.notified().await;
         let first = held.lock().unwrap().clone().unwrap_or_default();
         let other = if first == "/x" { "/y" } else { "/x" };
-        let id = file_report(&store, &site.url(other)).await;
+        let id = reports::file(&store, &site.url(other), "nl").await;
         assert_eq!(crawler.queue_reports(10).await.unwrap(), 1);
-        assert_eq!(settled(&store, id).await.status, ReportStatus::Queued);
+        assert_eq!(reports::status(&store, id).await, ReportStatus::Queued);
         later = Some((id, other));
         release.notify_one();
     };
@@ -366,7 +310,7 @@ async fn a_link_reported_while_held_is_not_rejected_by_a_budget(
     .expect("crawl did not finish in time");
     crawled.unwrap();
     let (id, other) = later.expect("reported while the first link was fetched");
-    let report = settled(&store, id).await;
+    let report = reports::get(&store, id).await;
     assert_eq!(
         report.status,
         ReportStatus::Crawled,
@@ -378,65 +322,30 @@ async fn a_link_reported_while_held_is_not_rejected_by_a_budget(
         1,
         "fetched once, as a reported URL"
     );
-    site.task.abort();
     world.shutdown();
-}
-
-/// A store on a new database of the PostgreSQL server named by `ARANEA_TEST_POSTGRES`.
-async fn postgres(test: &str) -> Store {
-    let server = std::env::var("ARANEA_TEST_POSTGRES").expect(
-        "ARANEA_TEST_POSTGRES is not set: run scripts/test, which starts a throwaway PostgreSQL",
-    );
-    let name = format!(
-        "aranea_report_redirects_{test}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    Store::open(&support::fresh_postgres_database(&server, &name).await)
-        .await
-        .unwrap()
-}
-
-macro_rules! on_both {
-    ($sqlite:ident, $postgres:ident, $test:ident, $short:literal) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $sqlite() {
-            let dir = tempfile::tempdir().unwrap();
-            $test(support::sqlite(dir.path()).await, &dir.path().join("banks")).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $postgres() {
-            let dir = tempfile::tempdir().unwrap();
-            $test(postgres($short).await, &dir.path().join("banks")).await;
-        }
-    };
 }
 
 on_both!(
     on_sqlite_a_redirect_to_a_page_is_crawled_once_the_page_is,
     on_postgres_a_redirect_to_a_page_is_crawled_once_the_page_is,
     a_redirect_to_a_page_is_crawled_once_the_page_is,
-    "page"
+    "redirects_page"
 );
 on_both!(
     on_sqlite_a_redirect_to_a_url_that_fails_is_rejected,
     on_postgres_a_redirect_to_a_url_that_fails_is_rejected,
     a_redirect_to_a_url_that_fails_is_rejected,
-    "fails"
+    "redirects_fails"
 );
 on_both!(
     on_sqlite_a_redirect_loop_or_too_long_a_chain_is_rejected,
     on_postgres_a_redirect_loop_or_too_long_a_chain_is_rejected,
     a_redirect_loop_or_too_long_a_chain_is_rejected,
-    "loop"
+    "redirects_loop"
 );
 on_both!(
     on_sqlite_a_link_reported_while_held_is_not_rejected_by_a_budget,
     on_postgres_a_link_reported_while_held_is_not_rejected_by_a_budget,
     a_link_reported_while_held_is_not_rejected_by_a_budget,
-    "held"
+    "redirects_held"
 );

@@ -2,12 +2,16 @@
 //! and the world's ground truth turned into what the crawl rules should reach.
 #![allow(dead_code)]
 
+pub mod loopback;
+pub mod reports;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use aranea_crawl::CrawlConfig;
 use aranea_crawl::config::{BudgetConfig, PolitenessConfig};
+use aranea_crawl::{CrawlConfig, CrawlProgress, Crawler, DiscardMedia};
 use aranea_index::import::{ListFormat, ReadOptions, read_list};
 use aranea_index::{BankSpec, BankStore, LiveIndex, NewEntry, Origin, Provenance};
 use aranea_simweb::RunningWorld;
@@ -79,6 +83,33 @@ pub fn config(world: &RunningWorld, delay_ms: u64) -> CrawlConfig {
     }
 }
 
+/// A crawler under `worker` with `config` and the world's banks (in `banks_dir`), whose
+/// media are hashed and dropped.
+pub fn crawler(
+    store: &Store,
+    world: &RunningWorld,
+    banks_dir: &Path,
+    config: CrawlConfig,
+    worker: &str,
+) -> Crawler {
+    Crawler::with_worker_name(
+        store.clone(),
+        banks(world, banks_dir),
+        config,
+        Arc::new(DiscardMedia),
+        worker,
+    )
+    .unwrap()
+}
+
+/// Runs `crawler` until the store holds nothing queued; a minute at the most.
+pub async fn crawl_until_idle(crawler: &Crawler) -> CrawlProgress {
+    tokio::time::timeout(Duration::from_secs(60), crawler.run_until_idle())
+        .await
+        .expect("crawl did not finish in time")
+        .unwrap()
+}
+
 /// A bank `known` holding the world's known photos, in `dir`.
 pub fn banks(world: &RunningWorld, dir: &Path) -> Arc<LiveIndex> {
     banks_from_list(world.bank_path(), dir)
@@ -146,6 +177,53 @@ pub async fn fresh_postgres_database(server: &str, name: &str) -> String {
         .rsplit_once('/')
         .expect("a server URL ending in /DATABASE");
     format!("{base}/{name}")
+}
+
+/// A store on a new database of the PostgreSQL server named by `ARANEA_TEST_POSTGRES`,
+/// named after `test` (short: a database name is at most 63 bytes).
+pub async fn postgres(test: &str) -> Store {
+    let server = std::env::var("ARANEA_TEST_POSTGRES").expect(
+        "ARANEA_TEST_POSTGRES is not set: run scripts/test, which starts a throwaway PostgreSQL",
+    );
+    let name = format!(
+        "aranea_crawl_{test}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    Store::open(&fresh_postgres_database(&server, &name).await)
+        .await
+        .unwrap()
+}
+
+/// Two tests of `$test` (an `async fn(Store, &Path)` given a store and a folder for its
+/// banks): `$sqlite` on a SQLite file, `$postgres` on a new PostgreSQL database named after
+/// `$short`.
+#[macro_export]
+macro_rules! on_both {
+    ($sqlite:ident, $postgres:ident, $test:ident, $short:literal) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let dir = tempfile::tempdir().unwrap();
+            $test(
+                $crate::support::sqlite(dir.path()).await,
+                &dir.path().join("banks"),
+            )
+            .await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            let dir = tempfile::tempdir().unwrap();
+            $test(
+                $crate::support::postgres($short).await,
+                &dir.path().join("banks"),
+            )
+            .await;
+        }
+    };
 }
 
 /// The home page of every site.
