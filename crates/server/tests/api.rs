@@ -436,6 +436,247 @@ fn a_bank_source_or_description_that_would_break_a_text_display_is_refused() {
     assert_eq!(created["description"], description);
 }
 
+/// Where the document declares a `maxLength`: `Schema.property` for a component schema's
+/// property, `METHOD path ?name` for a parameter.
+fn length_limits(doc: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    let mut found = Vec::new();
+    for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        for (property, sub) in schema["properties"].as_object().into_iter().flatten() {
+            if sub.get("maxLength").is_some() {
+                found.push((format!("{name}.{property}"), sub.clone()));
+            }
+        }
+    }
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                if parameter["schema"].get("maxLength").is_some() {
+                    let name = parameter["name"].as_str().unwrap();
+                    let at = format!("{} {path} ?{name}", method.to_uppercase());
+                    found.push((at, parameter["schema"].clone()));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// How many `maxLength` keywords the document holds anywhere.
+fn count_max_lengths(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| usize::from(k == "maxLength") + count_max_lengths(v))
+            .sum(),
+        serde_json::Value::Array(items) => items.iter().map(count_max_lengths).sum(),
+        _ => 0,
+    }
+}
+
+/// The server counts a string's limit in bytes of UTF-8 (they bound storage) where JSON
+/// Schema's `maxLength` counts characters. For every limited string of the document: the
+/// document says so (`x-max-bytes`, the description), the server takes the limit in ASCII,
+/// refuses one byte more, and refuses a value of 3-byte letters over the byte limit though
+/// under `maxLength` characters, each with the message the store or handler documents.
+#[test]
+fn every_string_limit_the_document_declares_is_in_bytes_of_utf8_as_the_server_counts() {
+    use std::cell::Cell;
+    let server = common::start("byte-limits", ServerConfig::default());
+    let addr = server.addr;
+    let key = server.client("limits", &["intake", "read", "banks"], None);
+    let key = Some(key.as_str());
+    let doc = get(addr, "/api/v1/openapi.json", None).json();
+    assert_eq!(
+        post_json(
+            addr,
+            "/api/v1/banks",
+            key,
+            &json!({"name": "patched", "classification": "csam"})
+        )
+        .status,
+        201
+    );
+    let bank_number = Cell::new(0);
+    let report = |field: &'static str| {
+        move |value: &str| {
+            let mut body = json!({ "url": "https://a.example/" });
+            body[field] = json!(value);
+            post_json(addr, "/api/v1/reports", key, &body)
+        }
+    };
+    let create_bank = |field: &'static str| {
+        let bank_number = &bank_number;
+        move |value: &str| {
+            bank_number.set(bank_number.get() + 1);
+            let mut body =
+                json!({ "name": format!("bank{}", bank_number.get()), "classification": "csam" });
+            body[field] = json!(value);
+            post_json(addr, "/api/v1/banks", key, &body)
+        }
+    };
+    let change_bank = |field: &'static str| {
+        move |value: &str| {
+            let body = json!({ field: value });
+            call(
+                addr,
+                "PATCH",
+                "/api/v1/banks/patched",
+                key,
+                Some("application/json"),
+                body.to_string().as_bytes(),
+            )
+        }
+    };
+    let provider = |value: &str| {
+        let encoded: String = value
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        get(addr, &format!("/api/v1/notices?provider={encoded}"), key)
+    };
+    let store_refusal = |field: &'static str| {
+        move |len: usize, max: usize| {
+            format!("{field} is {len} bytes long, more than the {max} allowed")
+        }
+    };
+    let bank_refusal = |field: &'static str| {
+        move |len: usize, max: usize| {
+            format!("bank {field} is {len} bytes long; at most {max} are accepted")
+        }
+    };
+    let classification_refusal =
+        |_: usize, max: usize| format!("classification: 1 to {max} bytes.");
+    let provider_refusal =
+        |_: usize, max: usize| format!("provider: a provider key of 1 to {max} bytes.");
+    type Send<'a> = Box<dyn Fn(&str) -> common::Reply + 'a>;
+    type Refusal<'a> = Box<dyn Fn(usize, usize) -> String + 'a>;
+    // (where, what a value starts with, how to send it, the refusal's message).
+    let probes: Vec<(&str, &str, Send, Refusal)> = vec![
+        (
+            "ReportRequest.url",
+            "https://a.example/",
+            Box::new(report("url")),
+            Box::new(store_refusal("report URL")),
+        ),
+        (
+            "ReportRequest.reporter",
+            "",
+            Box::new(report("reporter")),
+            Box::new(store_refusal("reporter")),
+        ),
+        (
+            "ReportRequest.hotline",
+            "",
+            Box::new(report("hotline")),
+            Box::new(store_refusal("hotline")),
+        ),
+        (
+            "ReportRequest.notes",
+            "",
+            Box::new(report("notes")),
+            Box::new(store_refusal("notes")),
+        ),
+        (
+            "BankRequest.source",
+            "",
+            Box::new(create_bank("source")),
+            Box::new(bank_refusal("source")),
+        ),
+        (
+            "BankRequest.classification",
+            "",
+            Box::new(create_bank("classification")),
+            Box::new(classification_refusal),
+        ),
+        (
+            "BankRequest.description",
+            "",
+            Box::new(create_bank("description")),
+            Box::new(bank_refusal("description")),
+        ),
+        (
+            "BankChange.source",
+            "",
+            Box::new(change_bank("source")),
+            Box::new(bank_refusal("source")),
+        ),
+        (
+            "BankChange.classification",
+            "",
+            Box::new(change_bank("classification")),
+            Box::new(classification_refusal),
+        ),
+        (
+            "BankChange.description",
+            "",
+            Box::new(change_bank("description")),
+            Box::new(bank_refusal("description")),
+        ),
+        (
+            "GET /api/v1/notices ?provider",
+            "",
+            Box::new(provider),
+            Box::new(provider_refusal),
+        ),
+    ];
+    let limits = length_limits(&doc);
+    assert_eq!(
+        limits.len(),
+        count_max_lengths(&doc),
+        "a maxLength outside a schema property or a parameter: {limits:?}"
+    );
+    let mut declared: Vec<&str> = limits.iter().map(|(at, _)| at.as_str()).collect();
+    let mut probed: Vec<&str> = probes.iter().map(|(at, ..)| *at).collect();
+    declared.sort_unstable();
+    probed.sort_unstable();
+    assert_eq!(
+        declared, probed,
+        "every limited string is probed, and only those"
+    );
+    for (at, schema) in &limits {
+        let (_, prefix, send, refusal) = probes.iter().find(|(p, ..)| p == at).unwrap();
+        let max = usize::try_from(schema["maxLength"].as_u64().unwrap()).unwrap();
+        assert_eq!(schema["x-max-bytes"], max, "{at}: {schema}");
+        let says = format!("At most {max} bytes of UTF-8");
+        assert!(
+            schema["description"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&says),
+            "{at}: {schema}"
+        );
+        let exact = format!("{prefix}{}", "a".repeat(max - prefix.len()));
+        let taken = send(&exact);
+        assert!(
+            (200..300).contains(&taken.status),
+            "{at}: {max} ASCII bytes refused: {} {:?}",
+            taken.status,
+            String::from_utf8_lossy(&taken.body)
+        );
+        let over = format!("{prefix}{}", "a".repeat(max + 1 - prefix.len()));
+        let letters = (max - prefix.len()) / 3 + 1;
+        let wide = format!("{prefix}{}", "語".repeat(letters));
+        assert!(wide.len() > max && wide.chars().count() <= max, "{at}");
+        for value in [over, wide] {
+            let refused = send(&value);
+            assert_eq!(refused.status, 400, "{at}: {} bytes", value.len());
+            assert_eq!(
+                refused.json()["detail"],
+                refusal(value.len(), max),
+                "{at}: {} bytes, {} characters",
+                value.len(),
+                value.chars().count()
+            );
+        }
+    }
+}
+
 #[test]
 fn scopes_and_rate_limits_are_enforced_per_key() {
     let server = common::start("scopes", ServerConfig::default());

@@ -207,7 +207,7 @@ pub fn openapi_paths(ok: impl Fn(&str, &str) -> Value) -> Value {
         "/api/v1/notices": { "get": { "summary": "Removal notices, newest first, in pages (scope read)",
             "parameters": [
                 { "name": "state", "in": "query", "schema": { "enum": STATES.iter().map(|s| s.as_str()).collect::<Vec<_>>() } },
-                { "name": "provider", "in": "query", "schema": { "type": "string", "minLength": 1, "maxLength": MAX_PROVIDER_BYTES, "pattern": super::openapi::NO_NUL },
+                { "name": "provider", "in": "query", "schema": super::openapi::at_most_bytes(json!({ "type": "string", "minLength": 1, "pattern": super::openapi::NO_NUL }), MAX_PROVIDER_BYTES),
                   "description": "Provider key, e.g. asn:64501." },
                 { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": MAX_PAGE } },
                 { "name": "cursor", "in": "query", "schema": { "type": "string", "pattern": "^[1-9][0-9]{0,18}$" },

@@ -51,9 +51,29 @@ const HTTP_URL: &str = "^\\s*[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]";
 /// Text the store keeps, which refuses a NUL (PostgreSQL text cannot hold one).
 pub(crate) const NO_NUL: &str = "^[^\\u0000]*$";
 
-/// A bank's source: at most `max` bytes (counted as characters here), no control character.
+/// `schema` (a string's) limited to `max` bytes of UTF-8, as the server counts: its limits
+/// bound what is stored, in bytes. JSON Schema's `maxLength` counts characters, so alone it
+/// would allow `max` characters of up to 4 bytes each, which the server refuses: it stays as
+/// a necessary bound, and the description and `x-max-bytes` state the server's rule.
+pub(crate) fn at_most_bytes(mut schema: Value, max: usize) -> Value {
+    schema["maxLength"] = json!(max);
+    schema["x-max-bytes"] = json!(max);
+    let rule = format!(
+        "At most {max} bytes of UTF-8: a character outside ASCII counts 2 to 4 (maxLength counts characters, so it is not enough)."
+    );
+    schema["description"] = match schema["description"].as_str() {
+        Some(first) => json!(format!("{first} {rule}")),
+        None => json!(rule),
+    };
+    schema
+}
+
+/// A bank's source: at most `max` bytes, no control character.
 fn one_line(max: usize) -> Value {
-    json!({ "type": "string", "maxLength": max, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$" })
+    at_most_bytes(
+        json!({ "type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$" }),
+        max,
+    )
 }
 
 /// A bank's classification: as [`one_line`], and not empty.
@@ -63,10 +83,12 @@ fn label(max: usize) -> Value {
     schema
 }
 
-/// A bank's description: at most `max` bytes (counted as characters here), no control
-/// character but line feeds and tabs.
+/// A bank's description: at most `max` bytes, no control character but line feeds and tabs.
 fn free_text(max: usize) -> Value {
-    json!({ "type": "string", "maxLength": max, "pattern": "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$" })
+    at_most_bytes(
+        json!({ "type": "string", "pattern": "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$" }),
+        max,
+    )
 }
 
 /// `schema` (a string's) that also admits null.
@@ -112,7 +134,7 @@ pub fn spec() -> Value {
         "info": {
             "title": "Aranea API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Native API (/api/v1) and the Arachnid Shield v1 compatible matching API (/v1). Errors are {\"detail\": text}."
+            "description": "Native API (/api/v1) and the Arachnid Shield v1 compatible matching API (/v1). Errors are {\"detail\": text}. A string's length limit counts bytes of UTF-8 (its x-max-bytes); its maxLength, in characters, is the same number and so looser for text outside ASCII."
         },
         "components": {
             "securitySchemes": {
@@ -183,10 +205,10 @@ fn schemas() -> Value {
     json!({
         "Error": { "type": "object", "required": ["detail"], "properties": { "detail": { "type": "string" } } },
         "ReportRequest": { "type": "object", "required": ["url"], "additionalProperties": false, "properties": {
-            "url": { "type": "string", "maxLength": MAX_URL_BYTES, "pattern": HTTP_URL, "description": "An absolute http or https URL with a host." },
-            "reporter": { "type": ["string", "null"], "minLength": 1, "maxLength": MAX_NAME_BYTES, "pattern": NO_NUL, "description": "Absent or null: the API client's name." },
-            "hotline": { "type": ["string", "null"], "minLength": 1, "maxLength": MAX_NAME_BYTES, "pattern": NO_NUL, "description": "Absent or null: \"default\"." },
-            "notes": { "type": "string", "maxLength": MAX_NOTES_BYTES, "pattern": NO_NUL } } },
+            "url": at_most_bytes(json!({ "type": "string", "pattern": HTTP_URL, "description": "An absolute http or https URL with a host." }), MAX_URL_BYTES),
+            "reporter": at_most_bytes(json!({ "type": ["string", "null"], "minLength": 1, "pattern": NO_NUL, "description": "Absent or null: the API client's name." }), MAX_NAME_BYTES),
+            "hotline": at_most_bytes(json!({ "type": ["string", "null"], "minLength": 1, "pattern": NO_NUL, "description": "Absent or null: \"default\"." }), MAX_NAME_BYTES),
+            "notes": at_most_bytes(json!({ "type": "string", "pattern": NO_NUL }), MAX_NOTES_BYTES) } },
         "Report": { "type": "object", "required": ["id", "url", "reporter", "hotline", "notes", "reported_at", "status", "reason"], "properties": {
             "id": { "type": "integer" }, "url": { "type": "string" }, "reporter": { "type": "string" }, "hotline": { "type": "string" },
             "notes": { "type": "string" }, "reported_at": { "type": "integer" },
