@@ -133,6 +133,11 @@ impl Site {
         *self.watched.lock().unwrap() = Some(id);
     }
 
+    /// How many requests were made.
+    fn requests(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
     /// The watched report's status at each request for `path`.
     fn seen_at(&self, path: &str) -> Vec<Option<ReportStatus>> {
         self.seen
@@ -269,7 +274,8 @@ async fn a_redirect_loop_or_too_long_a_chain_is_rejected(store: Store, banks: &s
 /// `/index` links to `/x` and `/y`, handed out together; the one not asked for first is
 /// reported while the other is being fetched, so the worker holds it as the link it was.
 /// The host budget (robots.txt, `/index`, the first) is then spent: a link is skipped by it,
-/// a reported URL is not, so the second is fetched after all and its report crawled.
+/// a reported URL is not, so the second is fetched after all and its report crawled. The
+/// crawl's counters count that URL fetched, not skipped.
 async fn a_link_reported_while_held_is_not_rejected_by_a_budget(
     store: Store,
     banks: &std::path::Path,
@@ -308,7 +314,7 @@ async fn a_link_reported_while_held_is_not_rejected_by_a_budget(
     })
     .await
     .expect("crawl did not finish in time");
-    crawled.unwrap();
+    let progress = crawled.unwrap();
     let (id, other) = later.expect("reported while the first link was fetched");
     let report = reports::get(&store, id).await;
     assert_eq!(
@@ -321,6 +327,14 @@ async fn a_link_reported_while_held_is_not_rejected_by_a_budget(
         site.seen_at(other).len(),
         1,
         "fetched once, as a reported URL"
+    );
+    // Queued again for its report, then fetched: counted once, as fetched, not as skipped.
+    assert_eq!(progress.skipped, 0, "{progress:?}");
+    assert_eq!(progress.pages, 3, "/index, /x and /y: {progress:?}");
+    assert_eq!(
+        progress.fetched,
+        site.requests() as u64,
+        "every request made, robots.txt's too: {progress:?}"
     );
     world.shutdown();
 }

@@ -7,8 +7,8 @@
 mod common;
 
 use aranea_store::{
-    FetchOutcome, Lease, NewHotline, NewReport, Priority, ReportId, ReportStatus, Store,
-    StoreError, UrlId, UrlNext, UrlSource, UrlState,
+    Completion, FetchOutcome, Lease, NewHotline, NewReport, Priority, ReportId, ReportStatus,
+    Store, StoreError, UrlId, UrlNext, UrlSource, UrlState,
 };
 use common::{NOW, TestDb};
 
@@ -256,10 +256,15 @@ async fn a_link_reported_in_flight_and_skipped_by_a_budget_is_queued_again_for_i
         error: Some("host budget spent".into()),
         ..FetchOutcome::not_fetched(UrlNext::SkippedUnlessReported)
     };
-    frontier
+    let completions = frontier
         .complete_urls(lease, &[(url, &budget), (other, &budget)], NOW + 1)
         .await
         .unwrap();
+    assert_eq!(
+        completions,
+        [Completion::QueuedForReport, Completion::Recorded],
+        "the crawler is told which skip was queued again instead"
+    );
     assert_eq!(
         status(&store, id).await,
         ReportStatus::Queued,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aranea_store::{
-    FetchOutcome, Host, HostPolicy, Lease, LeasedHost, Priority, RedirectTarget, RobotsCache,
-    StoreError, UnixMillis, UrlNext, UrlRecord, UrlSource,
+    Completion, FetchOutcome, Host, HostPolicy, Lease, LeasedHost, Priority, RedirectTarget,
+    RobotsCache, StoreError, UnixMillis, UrlNext, UrlRecord, UrlSource,
 };
 use url::Url;
 
@@ -374,7 +374,8 @@ impl HostWork {
     }
 
     /// Completes `url` without a request as `next` says; its reports, if it ends skipped,
-    /// are rejected.
+    /// are rejected. A URL the store queued again for a report instead is not counted as
+    /// skipped: it is counted when it is fetched.
     async fn skip(
         &mut self,
         cx: &Context,
@@ -386,8 +387,10 @@ impl HostWork {
             error: Some(why.to_owned()),
             ..FetchOutcome::not_fetched(next)
         };
-        super::verdict::complete_url(cx, &self.lease, url, &outcome).await?;
-        Counters::bump(&cx.counters.skipped);
+        let completion = super::verdict::complete_url(cx, &self.lease, url, &outcome).await?;
+        if completion != Completion::QueuedForReport {
+            Counters::bump(&cx.counters.skipped);
+        }
         self.media_gone(cx, url).await
     }
 
@@ -567,7 +570,8 @@ impl HostWork {
         url: &UrlRecord,
         outcome: &FetchOutcome,
     ) -> Result<(), StoreError> {
-        super::verdict::complete_url(cx, &self.lease, url, outcome).await
+        super::verdict::complete_url(cx, &self.lease, url, outcome).await?;
+        Ok(())
     }
 
     /// The URL ended without media to hold: a page waiting for it need not wait any more.

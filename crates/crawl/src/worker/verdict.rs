@@ -10,8 +10,8 @@
 use std::collections::HashSet;
 
 use aranea_store::{
-    FetchOutcome, Lease, PageSettlement, Priority, ReviewReason, SightingId, StoreError,
-    UnixMillis, UrlId, UrlRecord,
+    Completion, FetchOutcome, Lease, PageSettlement, Priority, ReviewReason, SightingId,
+    StoreError, UnixMillis, UrlId, UrlRecord,
 };
 use bytes::Bytes;
 
@@ -59,20 +59,22 @@ pub(super) async fn write(
 
 /// Records the outcome of `url` under `lease`. The reports of the URL settle in the same
 /// transaction once the URL is settled (see [`aranea_store::Frontier::enqueue_reported`]);
-/// a URL queued again for a retry leaves them `queued`.
+/// a URL queued again for a retry leaves them `queued`. Says what the store made of it: a
+/// skip may have queued the URL again for a report instead ([`Completion::QueuedForReport`]).
 pub(super) async fn complete_url(
     cx: &Context,
     lease: &Lease,
     url: &UrlRecord,
     outcome: &FetchOutcome,
-) -> Result<(), StoreError> {
+) -> Result<Completion, StoreError> {
     let turn = cx.writes.take().await;
-    cx.store
+    let completion = cx
+        .store
         .frontier()
         .complete_url(lease, url.id, outcome, now_ms())
         .await?;
     drop(turn);
-    Ok(())
+    Ok(completion)
 }
 
 /// Media recorded on pages that embed its URL besides the one it was fetched for (pages

@@ -137,6 +137,11 @@ impl FetchOutcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Completion {
     Recorded,
+    /// Recorded, but not as the skip asked for: the URL, skipped by a rule reported URLs are
+    /// exempt from ([`UrlNext::SkippedUnlessReported`]), was reported meanwhile and is queued
+    /// again at the reported priority (so the crawler counts it when it is fetched, not as
+    /// skipped).
+    QueuedForReport,
     /// The URL was not in flight under this lease (already completed): nothing written.
     AlreadyRecorded,
 }
@@ -484,7 +489,8 @@ macro_rules! complete_leased_in {
             .flat_map(|(lease, rows)| rows.iter().map(move |row| (*lease, row)))
             .filter(|(_, row)| first.insert(row.url.0))
             .collect();
-        let mut updated: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        let mut updated: std::collections::HashMap<i64, Completion> =
+            std::collections::HashMap::new();
         let mut settled_reported: Vec<(i64, &str)> = Vec::new();
         let rows_by_url: std::collections::HashMap<i64, &CompletionRow> =
             unique.iter().map(|(_, row)| (row.url.0, *row)).collect();
@@ -507,13 +513,22 @@ macro_rules! complete_leased_in {
             }
             for done in query.fetch_all(&mut *$tx).await? {
                 let id = done.i64("id")?;
-                updated.insert(id);
+                let queued = done.text("state")? == "queued";
+                let row = rows_by_url.get(&id);
+                let requeued = queued && row.is_some_and(|row| row.unless_reported == 1);
+                updated.insert(
+                    id,
+                    if requeued {
+                        Completion::QueuedForReport
+                    } else {
+                        Completion::Recorded
+                    },
+                );
                 // Only a URL a report led to can have reports to settle (see
                 // migrations/*/0007_reports.sql).
-                let row = rows_by_url.get(&id).filter(|row| row.settles_reports);
-                if let Some(row) = row
+                if let Some(row) = row.filter(|row| row.settles_reports)
                     && done.opt_i64("report_id")?.is_some()
-                    && done.text("state")? != "queued"
+                    && !queued
                 {
                     settled_reported.push((id, row.reason.as_str()));
                 }
@@ -535,11 +550,11 @@ macro_rules! complete_leased_in {
             let mut page = Vec::with_capacity(rows.len());
             for row in *rows {
                 // `remove`: a URL listed again after its first row is already recorded.
-                if updated.remove(&row.url.0) {
+                if let Some(completion) = updated.remove(&row.url.0) {
                     if row.fetched == 1 {
                         fetches.push((*lease, row));
                     }
-                    page.push(Some(Completion::Recorded));
+                    page.push(Some(completion));
                 } else {
                     unexplained.insert(row.url.0);
                     page.push(None);
