@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aranea_review::{Review, ReviewConfig};
+use aranea_review::{AuditActor, NewUserRequest, Review, ReviewConfig};
 use aranea_server::ServerConfig;
-use aranea_store::Store;
+use aranea_store::{NewHotline, Store, UserRole};
 use serde_json::json;
 
 /// The body deadline of the dribbling test's server.
@@ -35,8 +35,12 @@ fn start(name: &str, deadline: Duration) -> common::Server {
     )
 }
 
+/// The analyst the UI tests sign in as.
+const ANALYST: &str = "ana";
+const PASSWORD: &str = "correct horse battery staple";
+
 /// The web UI (a process-wide setting, read when a server builds its routes), with a review
-/// service on a database of its own: the login form needs no user to be read.
+/// service on a database of its own, holding one hotline and its analyst [`ANALYST`].
 fn install_ui(name: &str) {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
@@ -57,7 +61,34 @@ fn install_ui(name: &str) {
         let db = format!("sqlite://{}", dir.join("review.db").display());
         let review = runtime.block_on(async {
             let store = Store::open(&db).await.unwrap();
-            Review::from_config(store, ReviewConfig::default(), None).unwrap()
+            let review = Review::from_config(store, ReviewConfig::default(), None).unwrap();
+            let hotline = NewHotline {
+                code: "gb".into(),
+                name: "Hotline gb".into(),
+                country: "GB".into(),
+                languages: vec!["en".into()],
+                jurisdiction: "GB".into(),
+                shares_review_pool: true,
+                shares_banks: true,
+                daily_cap: 100,
+            };
+            let now = aranea_review::now_millis();
+            let gb = review
+                .add_hotline(AuditActor::Cli, &hotline, now)
+                .await
+                .unwrap();
+            let analyst = NewUserRequest {
+                hotline: gb,
+                username: ANALYST.into(),
+                display_name: String::new(),
+                role: UserRole::Analyst,
+                password: PASSWORD.into(),
+            };
+            review
+                .add_user(AuditActor::Cli, analyst, now)
+                .await
+                .unwrap();
+            review
         });
         // The review service's database pool lives on this runtime: keep it for the process.
         std::mem::forget(runtime);
@@ -124,6 +155,74 @@ fn head(path: &str, authorization: Option<&str>, content_type: &str) -> String {
     }
     head.push_str("Content-Length: 1000\r\n\r\n");
     head
+}
+
+/// The head of a signed-in form's POST (a browser's, with the session cookie; the CSRF token
+/// would be in the body, which never arrives whole).
+fn form_head(path: &str, session: &str) -> String {
+    head(path, None, "application/x-www-form-urlencoded").replace(
+        "Content-Length:",
+        &format!("Cookie: aranea_session={session}\r\nContent-Length:"),
+    )
+}
+
+/// Signs [`ANALYST`] in through the login form over a socket; returns the session token.
+fn sign_in(addr: SocketAddr) -> String {
+    let form = format!("username={ANALYST}&password={}", PASSWORD.replace(' ', "+"));
+    let request = format!(
+        "POST /ui/login HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    let reply = common::raw(addr, request.as_bytes());
+    assert_eq!(reply.status, 303, "sign-in refused: {reply:?}");
+    assert_eq!(reply.header("location"), Some("/ui/"), "{reply:?}");
+    let cookie = reply.header("set-cookie").unwrap_or_default();
+    let token = cookie
+        .strip_prefix("aranea_session=")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie: {reply:?}"));
+    token.to_owned()
+}
+
+/// Every POST route of the web UI's router (read from its source, so a form added there is
+/// tested here too), with a path parameter filled in: a review item or hotline id, a media
+/// hash. None needs to exist: the body is read before the handler looks anything up.
+fn ui_post_routes() -> Vec<String> {
+    let source = include_str!("../src/ui/mod.rs");
+    let routes: Vec<String> = source
+        .lines()
+        .filter(|line| line.contains(".route(\"/ui/") && line.contains("post("))
+        .filter_map(|line| line.split('"').nth(1))
+        .map(|path| path.replace("{id}", "1").replace("{sha}", &"0".repeat(64)))
+        .collect();
+    assert!(routes.len() >= 13, "{routes:?}");
+    routes
+}
+
+/// Sends `head` (which declares a body of 1,000 bytes) and `part` of the body, then nothing,
+/// keeping the connection open, until the server answers and closes or [`DRIP_FOR`] passes.
+fn stall(addr: SocketAddr, head: &str, part: &[u8]) -> Dribbled {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(part).unwrap();
+    let started = Instant::now();
+    stream.set_read_timeout(Some(DRIP_FOR)).unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let closed_by_server = loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break true,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    Dribbled {
+        answer: String::from_utf8_lossy(&answer).into_owned(),
+        closed_by_server,
+        after: started.elapsed(),
+    }
 }
 
 fn assert_timed_out(what: &str, seen: &Dribbled) {
@@ -205,6 +304,79 @@ fn a_client_dribbling_its_body_is_answered_408_and_disconnected_on_every_surface
     // The server still serves everyone else.
     let health = common::get(server.addr, "/healthz", None);
     assert_eq!(health.status, 200, "{health:?}");
+}
+
+/// Every form an analyst posts once signed in (the review and classification forms, reveal,
+/// the account's and the operator's forms, logout) reads its body within the deadline: a
+/// dribbled one is answered 408, in plain text, and the connection closed.
+#[test]
+fn every_signed_in_ui_form_dribbled_is_answered_408_and_disconnected() {
+    let server = start("body-deadline-ui-forms", DEADLINE);
+    let session = sign_in(server.addr);
+    for path in ui_post_routes() {
+        let seen = dribble(server.addr, &form_head(&path, &session));
+        assert_timed_out(&path, &seen);
+        assert!(
+            seen.answer.contains("the form did not arrive within 1 s"),
+            "{path}: {:?}",
+            seen.answer
+        );
+    }
+    // The session survived: the analyst's queue is served.
+    let queue = common::raw(
+        server.addr,
+        format!(
+            "GET /ui/ HTTP/1.1\r\nHost: test\r\nConnection: close\r\nCookie: aranea_session={session}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(queue.status, 200, "{queue:?}");
+}
+
+/// A body that stops mid-way (the client sends part of it and then nothing, its connection
+/// open) is answered 408 and disconnected as a dribbled one is: a signed-in form, the login
+/// form and an upload of media bytes.
+#[test]
+fn a_body_that_stops_mid_way_is_answered_408_and_disconnected() {
+    let server = start("body-deadline-stalled", DEADLINE);
+    let shield = server.client("staller", &["shield"], None);
+    let session = sign_in(server.addr);
+
+    let vote = stall(
+        server.addr,
+        &form_head("/ui/items/1/vote", &session),
+        b"csrf=0123456789abcdef&classification=A1&",
+    );
+    assert_timed_out("/ui/items/1/vote", &vote);
+    assert!(
+        vote.answer.contains("the form did not arrive within 1 s"),
+        "{:?}",
+        vote.answer
+    );
+
+    let login = stall(
+        server.addr,
+        &head("/ui/login", None, "application/x-www-form-urlencoded"),
+        b"username=ana&password=correct+hor",
+    );
+    assert_timed_out("/ui/login", &login);
+
+    let photo = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/corpus/img-0001.jpg"
+    ))
+    .unwrap();
+    let media = stall(
+        server.addr,
+        &head("/v1/media/", Some(&shield), "image/jpeg"),
+        &photo[..500],
+    );
+    assert_timed_out("/v1/media/", &media);
+    let detail = json_body(&media.answer)["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(detail.contains("did not arrive within 1 s"), "{detail}");
 }
 
 /// A client that sends its body in pieces, slowly but within the deadline, is answered as
