@@ -4,6 +4,15 @@
 //! since the server first waited for the body. It is a total deadline, not an idle timeout:
 //! a client dribbling one byte a second keeps an idle timeout happy for ever.
 //!
+//! The clock starts at that first wait, not when the request's head was read: what runs before
+//! a handler reads the body (the API key check, a signed-in form's session lookup, which waits
+//! for the database) is the server's time. A client that sent `Expect: 100-continue` is not
+//! even asked for its body (hyper's `100 Continue`) before then, and hyper hands the body over
+//! a chunk at a time as it is read, so a clock started at the head would answer 408 to a client
+//! that sent everything on time whenever the server itself was slower than the deadline. So a
+//! request can hold its connection for that pre-body time plus the deadline
+//! (tests/body_deadline_clock.rs).
+//!
 //! Each surface answers the expiry in its own error format (408); the connection loop adds
 //! `Connection: close` to every 408, so the client's connection is then closed.
 //!

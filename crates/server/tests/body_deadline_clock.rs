@@ -1,0 +1,202 @@
+//! When the body deadline's clock starts: when the server first waits for the body, which for
+//! a client that sent `Expect: 100-continue` is when it answers `100 Continue`, not when the
+//! request's head arrived. What a handler does before it reads the body (here a signed-in
+//! form's session lookup, held up by another transaction writing the same session row in
+//! PostgreSQL, as a concurrent request of the same session would) is the server's time, and is
+//! not taken from the client's. Needs `ARANEA_TEST_POSTGRES` (and `psql`, to hold the row).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aranea_review::{AuditActor, NewUserRequest, Review, ReviewConfig};
+use aranea_server::ServerConfig;
+use aranea_store::{NewHotline, Store, UserRole};
+
+const DEADLINE: Duration = Duration::from_secs(1);
+/// How long the other transaction holds the session row: longer than the deadline.
+const HELD: Duration = Duration::from_secs(2);
+const ANALYST: &str = "ana";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Runs `sql` with psql on `url`, returning its unaligned output.
+fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A new database on the `ARANEA_TEST_POSTGRES` server; returns its URL.
+fn new_database() -> String {
+    let server = std::env::var("ARANEA_TEST_POSTGRES")
+        .expect("ARANEA_TEST_POSTGRES must name a PostgreSQL server (scripts/test starts one)");
+    let name = format!("aranea_body_clock_{}", std::process::id());
+    psql(
+        &server,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+    psql(&server, &format!("CREATE DATABASE {name}"));
+    let (scheme, rest) = server.split_once("://").unwrap();
+    let authority = rest.split('/').next().unwrap();
+    format!("{scheme}://{authority}/{name}")
+}
+
+/// The web UI on a review service whose database is `url`, with one analyst.
+fn install_ui(url: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let review = runtime.block_on(async {
+        let store = Store::open(url).await.unwrap();
+        let review = Review::from_config(store, ReviewConfig::default(), None).unwrap();
+        let hotline = NewHotline {
+            code: "gb".into(),
+            name: "Hotline gb".into(),
+            country: "GB".into(),
+            languages: vec!["en".into()],
+            jurisdiction: "GB".into(),
+            shares_review_pool: true,
+            shares_banks: true,
+            daily_cap: 100,
+        };
+        let now = aranea_review::now_millis();
+        let gb = review
+            .add_hotline(AuditActor::Cli, &hotline, now)
+            .await
+            .unwrap();
+        let analyst = NewUserRequest {
+            hotline: gb,
+            username: ANALYST.into(),
+            display_name: String::new(),
+            role: UserRole::Analyst,
+            password: PASSWORD.into(),
+        };
+        review
+            .add_user(AuditActor::Cli, analyst, now)
+            .await
+            .unwrap();
+        review
+    });
+    // The review service's database pool lives on this runtime: keep it for the process.
+    std::mem::forget(runtime);
+    aranea_server::ui::install_review(review, false);
+}
+
+fn sign_in(addr: SocketAddr) -> String {
+    let form = format!("username={ANALYST}&password={}", PASSWORD.replace(' ', "+"));
+    let request = format!(
+        "POST /ui/login HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    let reply = common::raw(addr, request.as_bytes());
+    assert_eq!(reply.status, 303, "sign-in refused: {reply:?}");
+    let cookie = reply.header("set-cookie").unwrap_or_default();
+    cookie
+        .strip_prefix("aranea_session=")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie: {reply:?}"))
+        .to_owned()
+}
+
+/// Reads from `stream` until `answer` holds `wanted` (or the server closes).
+fn read_until(stream: &mut TcpStream, answer: &mut Vec<u8>, wanted: &str) {
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(answer).contains(wanted) {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[test]
+fn the_time_the_server_takes_before_it_asks_for_the_body_is_not_the_clients() {
+    let database = new_database();
+    install_ui(&database);
+    let server = common::start(
+        "body-deadline-clock",
+        ServerConfig {
+            body_read_timeout_secs: DEADLINE.as_secs(),
+            ..ServerConfig::default()
+        },
+    );
+    let session = sign_in(server.addr);
+
+    // Another transaction writes the session's row and keeps it for HELD: the form's session
+    // lookup (an UPDATE of that row) waits for it before the handler reads the body.
+    let mut holder = Command::new("psql")
+        .args([
+            database.as_str(),
+            "-XAtq",
+            "-c",
+            &format!(
+                "BEGIN; UPDATE sessions SET last_seen_at = last_seen_at; SELECT pg_sleep({}); COMMIT;",
+                HELD.as_secs_f64()
+            ),
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("psql");
+    let waited = Instant::now();
+    while psql(
+        &database,
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'",
+    ) != "1"
+    {
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "the row is not held"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let body = "csrf=not-the-token&classification=A1";
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST /ui/items/1/vote HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nCookie: aranea_session={session}\r\n\
+         Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let sent = Instant::now();
+    let mut answer = Vec::new();
+    read_until(&mut stream, &mut answer, "\r\n\r\n");
+    let asked_after = sent.elapsed();
+    let first = String::from_utf8_lossy(&answer).into_owned();
+    assert!(first.starts_with("HTTP/1.1 100"), "{first:?}");
+    // The server asked for the body only once the lookup was done, past the deadline counted
+    // from the head.
+    assert!(
+        asked_after > DEADLINE + Duration::from_millis(300),
+        "asked for the body after {asked_after:?}: the row was not held long enough"
+    );
+    // Within the deadline counted from the server's asking, not from the head.
+    std::thread::sleep(DEADLINE / 2);
+    stream.write_all(body.as_bytes()).unwrap();
+    read_until(&mut stream, &mut answer, "form token");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let last = answer.split("HTTP/1.1 ").last().unwrap_or_default();
+    // The handler read the whole body and judged it: a wrong form token, not a late body.
+    assert!(
+        last.starts_with("403") && answer.contains("missing or wrong form token"),
+        "{answer:?}"
+    );
+    assert!(holder.wait().unwrap().success());
+}
