@@ -24,7 +24,7 @@ impl CryptoHashes {
     /// SHA-1 in RFC 4648 base32 (uppercase, no padding: 160 bits are exactly 32 characters), the
     /// form the Arachnid Shield API uses for `sha1_base32`.
     pub fn sha1_base32(&self) -> String {
-        to_base32(&self.sha1)
+        base32(&self.sha1)
     }
     pub fn sha256_hex(&self) -> String {
         to_hex(&self.sha256)
@@ -81,8 +81,9 @@ pub(crate) fn to_hex(bytes: &[u8]) -> String {
     out
 }
 
-/// RFC 4648 base32 without padding.
-fn to_base32(bytes: &[u8]) -> String {
+/// RFC 4648 base32, uppercase, without padding: Shield's `sha1_base32`, and how
+/// authenticator apps take a TOTP secret.
+pub fn base32(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
     let mut buffer: u32 = 0;
@@ -144,8 +145,9 @@ mod tests {
             "VGMT4NSHA2AWVOR6EVYXQUGCNSONBWE5"
         );
         // RFC 4648 section 10 test vectors exercise the partial final group.
-        assert_eq!(to_base32(b"f"), "MY");
-        assert_eq!(to_base32(b"fooba"), "MZXW6YTB");
-        assert_eq!(to_base32(b"foobar"), "MZXW6YTBOI");
+        assert_eq!(base32(b""), "");
+        assert_eq!(base32(b"f"), "MY");
+        assert_eq!(base32(b"fooba"), "MZXW6YTB");
+        assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
     }
 }

@@ -27,7 +27,7 @@ mod tile;
 mod video;
 mod vpdq;
 
-pub use crypto::{CryptoHasher, CryptoHashes, crypto_hashes};
+pub use crypto::{CryptoHasher, CryptoHashes, base32, crypto_hashes};
 pub use error::HashError;
 pub use pdq::{Dihedral, PdqResult, pdq_from_rgb8};
 pub use pdq_hash::{PdqHash, PdqHashParseError};

@@ -204,6 +204,30 @@ impl Review {
         }
     }
 
+    /// `user`, if `by` may manage them: their hotline's operator, a platform administrator
+    /// or the command line. Anyone else's is "not found", as a user of another hotline is.
+    pub(crate) async fn user_managed_by(
+        &self,
+        by: AuditActor<'_>,
+        user: UserId,
+    ) -> Result<User, ReviewError> {
+        let desk = self.store().review_desk();
+        let target = desk
+            .user(user)
+            .await?
+            .ok_or(ReviewError::NotFound("user"))?;
+        if let AuditActor::User(actor) = by {
+            let hotline = desk
+                .hotline(target.hotline)
+                .await?
+                .ok_or(ReviewError::NotFound("user"))?;
+            if !actor.manages(&hotline) {
+                return Err(ReviewError::NotFound("user"));
+            }
+        }
+        Ok(target)
+    }
+
     /// Adds a user: the hotline's operator (not platform administrators), a platform
     /// administrator, or the command line.
     pub async fn add_user(
@@ -281,20 +305,8 @@ impl Review {
         disabled: bool,
         now: UnixMillis,
     ) -> Result<(), ReviewError> {
+        let target = self.user_managed_by(by, user).await?;
         let desk = self.store().review_desk();
-        let target = desk
-            .user(user)
-            .await?
-            .ok_or(ReviewError::NotFound("user"))?;
-        if let AuditActor::User(actor) = by {
-            let hotline = desk
-                .hotline(target.hotline)
-                .await?
-                .ok_or(ReviewError::NotFound("user"))?;
-            if !actor.manages(&hotline) {
-                return Err(ReviewError::NotFound("user"));
-            }
-        }
         desk.set_user_disabled(user, disabled).await?;
         let action = if disabled {
             AuditAction::UserDisabled

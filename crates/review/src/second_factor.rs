@@ -176,20 +176,8 @@ impl Review {
         user: UserId,
         now: UnixMillis,
     ) -> Result<(), ReviewError> {
+        let target = self.user_managed_by(by, user).await?;
         let desk = self.store().review_desk();
-        let target = desk
-            .user(user)
-            .await?
-            .ok_or(ReviewError::NotFound("user"))?;
-        if let AuditActor::User(actor) = by {
-            let hotline = desk
-                .hotline(target.hotline)
-                .await?
-                .ok_or(ReviewError::NotFound("user"))?;
-            if !actor.manages(&hotline) {
-                return Err(ReviewError::NotFound("user"));
-            }
-        }
         desk.reset_totp(user).await?;
         let was = match (&target.totp_secret, &target.totp_pending) {
             (Some(_), _) => "second factor was on",
