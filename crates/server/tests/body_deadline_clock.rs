@@ -199,4 +199,14 @@ fn the_time_the_server_takes_before_it_asks_for_the_body_is_not_the_clients() {
         "{answer:?}"
     );
     assert!(holder.wait().unwrap().success());
+    drop_database(&database);
+}
+
+/// Removes the test's database (closing the review service's connections to it).
+fn drop_database(url: &str) {
+    let (server, name) = url.rsplit_once('/').unwrap();
+    psql(
+        &format!("{server}/postgres"),
+        &format!("DROP DATABASE {name} WITH (FORCE)"),
+    );
 }
