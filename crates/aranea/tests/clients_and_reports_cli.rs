@@ -1,9 +1,15 @@
 //! `aranea client list`, `aranea report add` and `aranea report show` in each `--format`, through the built binary
-//! against a real SQLite data directory: what an integrator scripting intake parses.
+//! against a real SQLite data directory: what an integrator scripting intake parses. And a
+//! report crawled by `aranea crawl` through redirects on a loopback web server, shown with
+//! the URLs it was followed to, on SQLite and on PostgreSQL (`ARANEA_TEST_POSTGRES`).
 
+#[path = "common/postgres.rs"]
+mod postgres;
 #[path = "common/process.rs"]
 mod process;
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -262,10 +268,183 @@ fn a_report_shows_its_status_and_why_it_was_rejected() {
     refuses_bad_format(data, &["report", "show", &id]);
 }
 
+/// A web server on 127.0.0.1, on a thread of its own for the rest of the test process: each
+/// `(path, location)` of `redirects` answers 301 to `location` (a path on the same server,
+/// sent as given, bytes and all); `/robots.txt` is 404 and every other path a small page.
+fn redirecting_site(redirects: Vec<(&'static str, Vec<u8>)>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else {
+                continue;
+            };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match socket.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let path = head.split(' ').nth(1).unwrap_or("");
+            let mut answer: Vec<u8> = Vec::new();
+            if let Some((_, location)) = redirects.iter().find(|(from, _)| *from == path) {
+                answer.extend_from_slice(b"HTTP/1.1 301 Moved Permanently\r\nlocation: ");
+                answer.extend_from_slice(location);
+                answer.extend_from_slice(b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            } else if path == "/robots.txt" {
+                answer.extend_from_slice(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            } else {
+                let body = "<html><body>a page</body></html>";
+                answer.extend_from_slice(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+                         connection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+            let _ = socket.write_all(&answer);
+        }
+    });
+    addr
+}
+
+/// `/short` redirects twice (301 to `/middle`, which redirects to `/page`); `/hostile`
+/// redirects to a Location holding a space, quotes, angle brackets, a non-ASCII letter and
+/// an encoded line break followed by a forged `status:` line. Both are reported, crawled by
+/// `aranea crawl` (a config allowing loopback), then shown: each with the URLs followed, in
+/// order, with their redirect counts, and `crawled`; the hostile target's URL printed
+/// percent-encoded, so the text output keeps one line per field.
+fn a_redirected_report_shows_the_urls_it_was_followed_to(data: &Path, db: &[&str]) {
+    let site = redirecting_site(vec![
+        ("/short", b"/middle".to_vec()),
+        ("/middle", b"/page".to_vec()),
+        (
+            "/hostile",
+            "/a b\"<\u{e9}>%0Astatus: rejected (after 0 redirects)"
+                .as_bytes()
+                .to_vec(),
+        ),
+    ]);
+    let config = data.join("aranea.toml");
+    std::fs::write(
+        &config,
+        "[crawl]\nallow_cidrs = [\"127.0.0.1/32\"]\nsystem_roots = false\n\
+         connect_timeout_ms = 2000\nread_timeout_ms = 2000\ntotal_timeout_ms = 4000\n\
+         claim_interval_ms = 100\n[crawl.politeness]\nmin_delay_ms = 0\nmax_delay_ms = 100\n\
+         crawl_delay_cap_ms = 0\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = db.to_vec();
+        all.extend(["--config", config]);
+        all.extend(args);
+        ok(data, &all)
+    };
+    let report = |path: &str| {
+        let added: Value = serde_json::from_str(&run(&[
+            "report",
+            "add",
+            &format!("http://{site}{path}"),
+            "--hotline",
+            "nl",
+        ]))
+        .unwrap();
+        added["report"].as_i64().unwrap().to_string()
+    };
+    let (short, hostile) = (report("/short"), report("/hostile"));
+    let summary: Value =
+        serde_json::from_str(&run(&["crawl", "--until-idle", "--format", "json"])).unwrap();
+    assert_eq!(summary["errors"], 0, "{summary}");
+
+    let shown: Value =
+        serde_json::from_str(&run(&["report", "show", &short, "--format", "json"])).unwrap();
+    assert_eq!(shown["status"], "crawled", "{shown}");
+    assert_eq!(shown["reason"], Value::Null, "{shown}");
+    assert_eq!(
+        shown["followed"],
+        json!([
+            {"url": format!("http://{site}/middle"), "redirects": 1},
+            {"url": format!("http://{site}/page"), "redirects": 2},
+        ]),
+        "{shown}"
+    );
+    let text = run(&["report", "show", &short]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.contains(&"status: crawled"), "{text}");
+    let followed: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("followed:"))
+        .collect();
+    assert_eq!(
+        followed,
+        [
+            format!("followed: http://{site}/middle (after 1 redirects)"),
+            format!("followed: http://{site}/page (after 2 redirects)"),
+        ],
+        "{text}"
+    );
+
+    let shown: Value =
+        serde_json::from_str(&run(&["report", "show", &hostile, "--format", "json"])).unwrap();
+    assert_eq!(shown["status"], "crawled", "{shown}");
+    let target = shown["followed"][0]["url"].as_str().unwrap().to_owned();
+    assert_eq!(shown["followed"][0]["redirects"], 1, "{shown}");
+    assert!(
+        target.starts_with(&format!(
+            "http://{site}/a%20b%22%3C%C3%A9%3E%0Astatus:%20rejected"
+        )),
+        "the target as the crawler fetched it: {target}"
+    );
+    let text = run(&["report", "show", &hostile]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("status:"))
+            .collect::<Vec<_>>(),
+        [&"status: crawled"],
+        "no line forged by the target's URL: {text}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("followed:"))
+            .collect::<Vec<_>>(),
+        [&format!("followed: {target} (after 1 redirects)").as_str()],
+        "{text}"
+    );
+    assert!(
+        text.chars()
+            .all(|c| c == '\n' || (c.is_ascii() && !c.is_ascii_control())),
+        "only printable ASCII: {text:?}"
+    );
+}
+
+#[test]
+fn on_sqlite_a_redirected_report_shows_the_urls_it_was_followed_to() {
+    let dir = tempfile::tempdir().unwrap();
+    a_redirected_report_shows_the_urls_it_was_followed_to(dir.path(), &[]);
+}
+
+#[test]
+fn on_postgres_a_redirected_report_shows_the_urls_it_was_followed_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = postgres::fresh_database(&format!(
+        "aranea_cli_report_followed_{}",
+        std::process::id()
+    ));
+    a_redirected_report_shows_the_urls_it_was_followed_to(dir.path(), &["--db", &db]);
+}
+
 fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
+    postgres::block_on(future)
 }
