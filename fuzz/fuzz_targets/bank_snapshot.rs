@@ -173,7 +173,9 @@ fn check_index_answers(state: &BankState, live: &LiveIndex, entries: &[Entry]) {
             let bank = state.bank(hit.bank).expect("a hit in a known bank");
             assert_eq!(hit.bank_name, bank.spec.name);
             assert_eq!(hit.bank_kind, bank.spec.kind);
-            let held = state.entry(hit.entry).expect("a hit on an entry that exists");
+            let held = state
+                .entry(hit.entry)
+                .expect("a hit on an entry that exists");
             assert!(!held.disabled, "a hit on disabled entry {}", held.id);
             assert_eq!((held.bank, held.signal), (hit.bank, hit.value));
             assert_eq!(state.classification_of(&held), hit.classification);
