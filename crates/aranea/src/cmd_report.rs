@@ -136,7 +136,12 @@ fn show(
             // strings, so no value can pass for another line.
             let quoted = |text: &str| serde_json::Value::from(text).to_string();
             println!("report: {}", report.id.get());
-            println!("url: {}", report.url);
+            // Intake refuses control characters in a URL; a row from before that is quoted.
+            if report.url.chars().any(char::is_control) {
+                println!("url: {}", quoted(&report.url));
+            } else {
+                println!("url: {}", report.url);
+            }
             println!("status: {}", report.status.as_str());
             if let Some(reason) = &report.reason {
                 println!("reason: {}", quoted(reason));

@@ -178,6 +178,33 @@ fn a_report_added_prints_its_id_and_status_as_one_json_object_or_as_text() {
     assert_ne!(refused.status.code(), Some(0));
     assert!(refused.stdout.is_empty());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("only http and https"));
+    // A line break the URL parser would drop: refused, so no stored URL forges a line of
+    // `report show`, and nothing recorded (the next report takes the next id).
+    let forged = aranea(
+        data,
+        &["report", "add", "https://example.org/a\nstatus: crawled"],
+    );
+    assert_ne!(forged.status.code(), Some(0));
+    assert!(forged.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&forged.stderr).contains("control character U+000A"),
+        "{}",
+        String::from_utf8_lossy(&forged.stderr)
+    );
+    let next = json_lines(&ok(
+        data,
+        &[
+            "report",
+            "add",
+            "https://example.org/5.jpg",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(
+        next[0]["report"].as_i64(),
+        rows[3]["report"].as_i64().map(|id| id + 1)
+    );
 }
 
 #[test]

@@ -783,6 +783,19 @@ fn hostile_requests_get_error_answers_never_a_crash() {
             "{url}"
         );
     }
+    // The URL parser would drop the line break; the report keeps the URL as sent, so it is
+    // refused rather than stored with a line that `aranea report show` would print.
+    let r = post_json(
+        addr,
+        "/api/v1/reports",
+        key,
+        &json!({"url": "https://a.example/a\nstatus: crawled"}),
+    );
+    assert_eq!(r.status, 400, "{}", detail(&r));
+    assert_eq!(
+        detail(&r),
+        "report URL holds the control character U+000A; it must be one line of printable text"
+    );
     let r = post_json(
         addr,
         "/api/v1/reports",

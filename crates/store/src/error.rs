@@ -42,6 +42,12 @@ pub enum StoreError {
     /// A text field holds a NUL byte, which PostgreSQL cannot store in text.
     #[error("{field} contains a NUL byte")]
     NulInText { field: &'static str },
+    /// A field printed as one line of text (a report's URL) holds a control character: a
+    /// line break there would pass for another line of `aranea report show`.
+    #[error(
+        "{field} holds the control character U+{code:04X}; it must be one line of printable text"
+    )]
+    ControlInLine { field: &'static str, code: u32 },
     /// A number is outside the range the store accepts.
     #[error("{field} is {value}, outside {min}..={max}")]
     OutOfRange {
@@ -128,6 +134,19 @@ pub(crate) fn check_text(
         return Err(StoreError::NulInText { field });
     }
     Ok(())
+}
+
+/// [`check_text`] for a field that must be one line of printable text: no control character
+/// (C0, DEL or C1) at all.
+pub(crate) fn check_line(field: &'static str, value: &str, max: usize) -> Result<(), StoreError> {
+    check_text(field, value, max, false)?;
+    match value.chars().find(|c| c.is_control()) {
+        Some(control) => Err(StoreError::ControlInLine {
+            field,
+            code: u32::from(control),
+        }),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn check_range(

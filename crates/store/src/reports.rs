@@ -6,7 +6,7 @@
 
 use crate::UnixMillis;
 use crate::backend::{Backend, Get, on_backend};
-use crate::error::{StoreError, check_text};
+use crate::error::{StoreError, check_line, check_text};
 use crate::frontier::{MAX_URL_BYTES, UrlId, text_enum};
 
 /// Longest reporter or hotline name accepted, in bytes.
@@ -112,7 +112,7 @@ impl<'a> Reports<'a> {
     /// nothing is written, as its items would reach no hotline's desk. Before the first
     /// hotline is registered there is no desk to reach and the name is kept as given.
     pub async fn add(&self, report: &NewReport, now: UnixMillis) -> Result<ReportId, StoreError> {
-        check_text("report URL", &report.url, MAX_URL_BYTES, false)?;
+        check_line("report URL", &report.url, MAX_URL_BYTES)?;
         check_text("reporter", &report.reporter, MAX_NAME_BYTES, false)?;
         check_text("hotline", &report.hotline, MAX_NAME_BYTES, false)?;
         check_text("notes", &report.notes, MAX_NOTES_BYTES, true)?;

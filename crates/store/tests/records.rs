@@ -373,6 +373,33 @@ async fn hostile_text_is_refused_with_typed_errors(db: &TestDb) {
         store.reports().add(&report, NOW).await,
         Err(StoreError::NulInText { field: "notes" })
     ));
+    // A report's URL is printed as one line (`aranea report show`): a line break, a carriage
+    // return, an escape, DEL or a C1 control in it would forge or rewrite another line.
+    for (url, code) in [
+        ("https://a.example/a\nstatus: crawled", 0x0a),
+        ("https://a.example/a\rstatus: crawled", 0x0d),
+        ("https://a.example/\u{1b}[2J", 0x1b),
+        ("https://a.example/\u{7f}", 0x7f),
+        ("https://a.example/\u{85}", 0x85),
+    ] {
+        let forged = NewReport {
+            url: url.into(),
+            notes: String::new(),
+            ..report.clone()
+        };
+        match store.reports().add(&forged, NOW).await {
+            Err(StoreError::ControlInLine {
+                field: "report URL",
+                code: refused,
+            }) => assert_eq!(refused, code, "{url:?}"),
+            other => panic!("{url:?}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        store.counts().await.unwrap().reports,
+        0,
+        "a refused report writes nothing"
+    );
     let empty_reporter = NewReport {
         reporter: String::new(),
         notes: String::new(),

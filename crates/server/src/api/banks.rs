@@ -48,7 +48,8 @@ fn bank_error(error: StoreError) -> ApiError {
         StoreError::InvalidBankName(_)
         | StoreError::ThresholdTooHigh(_)
         | StoreError::BankTextTooLong { .. }
-        | StoreError::BankTextControl { .. } => ApiError::bad_request(error.to_string()),
+        | StoreError::BankTextControl { .. }
+        | StoreError::EntryClassification { .. } => ApiError::bad_request(error.to_string()),
         other => ApiError::internal(other),
     }
 }

@@ -119,9 +119,11 @@ pub(crate) fn now_ms() -> i64 {
 fn store_error(error: aranea_store::StoreError) -> ApiError {
     use aranea_store::StoreError as E;
     match error {
-        E::TooLong { .. } | E::Empty { .. } | E::NulInText { .. } | E::OutOfRange { .. } => {
-            ApiError::bad_request(error.to_string())
-        }
+        E::TooLong { .. }
+        | E::Empty { .. }
+        | E::NulInText { .. }
+        | E::ControlInLine { .. }
+        | E::OutOfRange { .. } => ApiError::bad_request(error.to_string()),
         E::UnknownHotline { .. } => ApiError::bad_request(format!("hotline: {error}.")),
         other => ApiError::internal(other),
     }
