@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aranea_review::{AuditActor, NewUserRequest, Review, ReviewConfig};
 use aranea_server::ServerConfig;
-use aranea_store::{NewHotline, Store, UserRole};
+use common::{ANALYST, PASSWORD};
 use serde_json::json;
 
 /// The body deadline of the dribbling test's server.
@@ -35,10 +34,6 @@ fn start(name: &str, deadline: Duration) -> common::Server {
     )
 }
 
-/// The analyst the UI tests sign in as.
-const ANALYST: &str = "ana";
-const PASSWORD: &str = "correct horse battery staple";
-
 /// The web UI (a process-wide setting, read when a server builds its routes), with a review
 /// service on a database of its own, holding one hotline and its analyst [`ANALYST`].
 fn install_ui(name: &str) {
@@ -53,46 +48,7 @@ fn install_ui(name: &str) {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let db = format!("sqlite://{}", dir.join("review.db").display());
-        let review = runtime.block_on(async {
-            let store = Store::open(&db).await.unwrap();
-            let review = Review::from_config(store, ReviewConfig::default(), None).unwrap();
-            let hotline = NewHotline {
-                code: "gb".into(),
-                name: "Hotline gb".into(),
-                country: "GB".into(),
-                languages: vec!["en".into()],
-                jurisdiction: "GB".into(),
-                shares_review_pool: true,
-                shares_banks: true,
-                daily_cap: 100,
-            };
-            let now = aranea_review::now_millis();
-            let gb = review
-                .add_hotline(AuditActor::Cli, &hotline, now)
-                .await
-                .unwrap();
-            let analyst = NewUserRequest {
-                hotline: gb,
-                username: ANALYST.into(),
-                display_name: String::new(),
-                role: UserRole::Analyst,
-                password: PASSWORD.into(),
-            };
-            review
-                .add_user(AuditActor::Cli, analyst, now)
-                .await
-                .unwrap();
-            review
-        });
-        // The review service's database pool lives on this runtime: keep it for the process.
-        std::mem::forget(runtime);
-        aranea_server::ui::install_review(review, false);
+        common::install_review_ui(&format!("sqlite://{}", dir.join("review.db").display()));
     });
 }
 

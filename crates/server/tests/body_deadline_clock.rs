@@ -12,15 +12,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aranea_review::{AuditActor, NewUserRequest, Review, ReviewConfig};
 use aranea_server::ServerConfig;
-use aranea_store::{NewHotline, Store, UserRole};
+use common::{ANALYST, PASSWORD};
 
 const DEADLINE: Duration = Duration::from_secs(1);
 /// How long the other transaction holds the session row: longer than the deadline.
 const HELD: Duration = Duration::from_secs(2);
-const ANALYST: &str = "ana";
-const PASSWORD: &str = "correct horse battery staple";
 
 /// Runs `sql` with psql on `url`, returning its unaligned output.
 fn psql(url: &str, sql: &str) -> String {
@@ -49,49 +46,6 @@ fn new_database() -> String {
     let (scheme, rest) = server.split_once("://").unwrap();
     let authority = rest.split('/').next().unwrap();
     format!("{scheme}://{authority}/{name}")
-}
-
-/// The web UI on a review service whose database is `url`, with one analyst.
-fn install_ui(url: &str) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let review = runtime.block_on(async {
-        let store = Store::open(url).await.unwrap();
-        let review = Review::from_config(store, ReviewConfig::default(), None).unwrap();
-        let hotline = NewHotline {
-            code: "gb".into(),
-            name: "Hotline gb".into(),
-            country: "GB".into(),
-            languages: vec!["en".into()],
-            jurisdiction: "GB".into(),
-            shares_review_pool: true,
-            shares_banks: true,
-            daily_cap: 100,
-        };
-        let now = aranea_review::now_millis();
-        let gb = review
-            .add_hotline(AuditActor::Cli, &hotline, now)
-            .await
-            .unwrap();
-        let analyst = NewUserRequest {
-            hotline: gb,
-            username: ANALYST.into(),
-            display_name: String::new(),
-            role: UserRole::Analyst,
-            password: PASSWORD.into(),
-        };
-        review
-            .add_user(AuditActor::Cli, analyst, now)
-            .await
-            .unwrap();
-        review
-    });
-    // The review service's database pool lives on this runtime: keep it for the process.
-    std::mem::forget(runtime);
-    aranea_server::ui::install_review(review, false);
 }
 
 fn sign_in(addr: SocketAddr) -> String {
@@ -125,7 +79,7 @@ fn read_until(stream: &mut TcpStream, answer: &mut Vec<u8>, wanted: &str) {
 #[test]
 fn the_time_the_server_takes_before_it_asks_for_the_body_is_not_the_clients() {
     let database = new_database();
-    install_ui(&database);
+    common::install_review_ui(&database);
     let server = common::start(
         "body-deadline-clock",
         ServerConfig {

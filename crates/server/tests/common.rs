@@ -27,6 +27,56 @@ impl Drop for Server {
     }
 }
 
+/// The analyst [`install_review_ui`] registers, as the UI tests sign in.
+pub const ANALYST: &str = "ana";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The web UI (a process-wide setting, read when a server builds its routes) on a review
+/// service whose database is `url`, holding one hotline (`gb`) and its analyst [`ANALYST`].
+pub fn install_review_ui(url: &str) {
+    use aranea_review::{AuditActor, NewUserRequest, Review, ReviewConfig};
+    use aranea_store::{NewHotline, UserRole};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let review = runtime.block_on(async {
+        let store = Store::open(url).await.unwrap();
+        let review = Review::from_config(store, ReviewConfig::default(), None).unwrap();
+        let hotline = NewHotline {
+            code: "gb".into(),
+            name: "Hotline gb".into(),
+            country: "GB".into(),
+            languages: vec!["en".into()],
+            jurisdiction: "GB".into(),
+            shares_review_pool: true,
+            shares_banks: true,
+            daily_cap: 100,
+        };
+        let now = aranea_review::now_millis();
+        let gb = review
+            .add_hotline(AuditActor::Cli, &hotline, now)
+            .await
+            .unwrap();
+        let analyst = NewUserRequest {
+            hotline: gb,
+            username: ANALYST.into(),
+            display_name: String::new(),
+            role: UserRole::Analyst,
+            password: PASSWORD.into(),
+        };
+        review
+            .add_user(AuditActor::Cli, analyst, now)
+            .await
+            .unwrap();
+        review
+    });
+    // The review service's database pool lives on this runtime: keep it for the process.
+    std::mem::forget(runtime);
+    aranea_server::ui::install_review(review, false);
+}
+
 pub fn start(name: &str, config: ServerConfig) -> Server {
     let dir = std::env::temp_dir().join(format!("aranea-server-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
