@@ -361,6 +361,30 @@ fn every_text_the_server_refuses_for_a_nul_byte_is_declared_so() {
         let schema = &doc["components"]["schemas"]["ReportRequest"]["properties"][field];
         assert_eq!(schema["pattern"], no_nul, "{field}: {schema}");
     }
+    // A report's URL is kept as sent and printed as one line: no control character inside
+    // (white space around it is trimmed).
+    for url in [
+        "https://a.example/a\nb",
+        "https://a.example/\u{1b}[2J",
+        "https://a.example/\u{85}x",
+    ] {
+        let refused = post_json(addr, "/api/v1/reports", key, &json!({ "url": url }));
+        assert_eq!(refused.status, 400, "{url:?}");
+    }
+    let trimmed = post_json(
+        addr,
+        "/api/v1/reports",
+        key,
+        &json!({ "url": " https://a.example/\n" }),
+    );
+    assert_eq!(trimmed.status, 201);
+    assert_eq!(trimmed.json()["url"], "https://a.example/");
+    let url_schema = &doc["components"]["schemas"]["ReportRequest"]["properties"]["url"];
+    assert_eq!(
+        url_schema["pattern"],
+        "^[\\s\\u0085]*[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#][^\\u0000-\\u001f\\u007f-\\u009f]*[\\s\\u0085]*$",
+        "{url_schema}"
+    );
     let refused = get(addr, "/api/v1/notices?provider=a%00b", key);
     assert_eq!(refused.status, 400);
     let provider = doc["paths"]["/api/v1/notices"]["get"]["parameters"]
@@ -370,8 +394,8 @@ fn every_text_the_server_refuses_for_a_nul_byte_is_declared_so() {
         .find(|p| p["name"] == "provider")
         .unwrap();
     assert_eq!(provider["schema"]["pattern"], no_nul, "{provider}");
-    // Refused, so nothing was recorded.
-    assert_eq!(get(addr, "/api/v1/statistics", key).json()["reports"], 0);
+    // Refused, so nothing was recorded but the trimmed URL.
+    assert_eq!(get(addr, "/api/v1/statistics", key).json()["reports"], 1);
 }
 
 /// A bank's source is one bounded line, its description bounded text whose only control

@@ -44,9 +44,14 @@ fn also(mut responses: Value, codes: &[u16]) -> Value {
     responses
 }
 
-/// How an http or https URL with a host begins (the server parses the rest, and ignores
-/// surrounding whitespace).
-const HTTP_URL: &str = "^\\s*[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]";
+/// How a URL to scan (`/v1/url/`) begins: http or https with a host. The server parses the
+/// rest as a browser would (dropping tabs and line breaks) and ignores surrounding whitespace.
+const SCANNED_URL: &str = "^\\s*[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#]";
+
+/// A report's URL: http or https with a host, white space around it trimmed (Rust's, which
+/// counts U+0085 where ECMAScript's `\s` does not), and no control character inside, since
+/// the report keeps the URL as sent and prints it as one line.
+const REPORTED_URL: &str = "^[\\s\\u0085]*[Hh][Tt][Tt][Pp][Ss]?://[^\\s/?#][^\\u0000-\\u001f\\u007f-\\u009f]*[\\s\\u0085]*$";
 
 /// Text the store keeps, which refuses a NUL (PostgreSQL text cannot hold one).
 pub(crate) const NO_NUL: &str = "^[^\\u0000]*$";
@@ -205,7 +210,7 @@ fn schemas() -> Value {
     json!({
         "Error": { "type": "object", "required": ["detail"], "properties": { "detail": { "type": "string" } } },
         "ReportRequest": { "type": "object", "required": ["url"], "additionalProperties": false, "properties": {
-            "url": at_most_bytes(json!({ "type": "string", "pattern": HTTP_URL, "description": "An absolute http or https URL with a host." }), MAX_URL_BYTES),
+            "url": at_most_bytes(json!({ "type": "string", "pattern": REPORTED_URL, "description": "An absolute http or https URL with a host, without control characters." }), MAX_URL_BYTES),
             "reporter": at_most_bytes(json!({ "type": ["string", "null"], "minLength": 1, "pattern": NO_NUL, "description": "Absent or null: the API client's name." }), MAX_NAME_BYTES),
             "hotline": at_most_bytes(json!({ "type": ["string", "null"], "minLength": 1, "pattern": NO_NUL, "description": "Absent or null: \"default\"." }), MAX_NAME_BYTES),
             "notes": at_most_bytes(json!({ "type": "string", "pattern": NO_NUL }), MAX_NOTES_BYTES) } },
@@ -242,7 +247,7 @@ fn schemas() -> Value {
             "properties": { "reports": { "type": "integer" }, "hosts": { "type": "integer" }, "urls": { "type": "integer" }, "urls_queued": { "type": "integer" },
                 "fetches": { "type": "integer" }, "media": { "type": "integer" }, "sightings": { "type": "integer" }, "matches": { "type": "integer" },
                 "review_backlog": { "type": "integer" }, "banks": { "type": "integer" }, "bank_entries": { "type": "integer" } } },
-        "ScanUrl": { "type": "object", "required": ["url"], "properties": { "url": { "type": "string", "pattern": HTTP_URL } } },
+        "ScanUrl": { "type": "object", "required": ["url"], "properties": { "url": { "type": "string", "pattern": SCANNED_URL } } },
         // Standard base64 of 32 bytes: 43 characters, the last with its two unused bits zero,
         // then one `=` (the server also ignores surrounding whitespace).
         "ScanPdq": { "type": "object", "required": ["hashes"], "properties": { "hashes": { "type": "array",
