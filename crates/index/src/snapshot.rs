@@ -681,8 +681,8 @@ mod tests {
     use crate::segment::SegmentEntry;
     use crate::store::{BankStore, NewEntry, SNAPSHOT_FILE};
 
-    /// A snapshot of banks `one` and `two` with an entry in each (journal sequence 5).
-    fn snapshot_of_two_banks(dir: &Path) -> Vec<u8> {
+    /// A store with banks `one` and `two`, empty, and a provenance for their entries.
+    fn store_of_two_banks(dir: &Path) -> (BankStore, u32) {
         let mut store = BankStore::open(dir).unwrap();
         for name in ["one", "two"] {
             store
@@ -696,6 +696,12 @@ mod tests {
                 origin: Origin::Manual,
             })
             .unwrap();
+        (store, provenance)
+    }
+
+    /// A snapshot of banks `one` and `two` with an entry in each (journal sequence 5).
+    fn snapshot_of_two_banks(dir: &Path) -> Vec<u8> {
+        let (mut store, provenance) = store_of_two_banks(dir);
         let entries: Vec<NewEntry> = [
             "d41d8cd98f00b204e9800998ecf8427e",
             "900150983cd24fb0d6963f7d28e17f72",
@@ -821,19 +827,7 @@ mod tests {
     /// A store with two banks, a PDQ and two digest entries in each (some with their own
     /// classification), one digest entry disabled.
     fn store_of_every_kind(dir: &Path) -> BankStore {
-        let mut store = BankStore::open(dir).unwrap();
-        for name in ["one", "two"] {
-            store
-                .create_bank(BankSpec::new(name, "local", "csam"))
-                .unwrap();
-        }
-        let provenance = store
-            .add_provenance(Provenance {
-                added_by: "test".into(),
-                added_at: 0,
-                origin: Origin::Manual,
-            })
-            .unwrap();
+        let (mut store, provenance) = store_of_two_banks(dir);
         let pdq = |seed: u64| {
             let words = [seed, seed.rotate_left(17), !seed, seed ^ 0x5555];
             Signal::Pdq(aranea_hash::PdqHash::from_words(words))

@@ -6,11 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use aranea_review::{AuditActor, NewUserRequest, Review, ReviewConfig};
+use aranea_review::{Review, ReviewConfig};
 use aranea_server::{AppState, ServerConfig};
-use aranea_store::{NewHotline, Store, UserRole};
-
-const PASSWORD: &str = "correct horse battery staple";
+use aranea_store::Store;
+use common::{ANALYST, PASSWORD};
 
 #[test]
 fn a_login_through_the_server_records_the_peer_address() {
@@ -26,35 +25,7 @@ fn a_login_through_the_server_records_the_peer_address() {
     let (addr, store) = runtime.block_on(async {
         let store = Store::open(&db).await.unwrap();
         let review = Review::from_config(store.clone(), ReviewConfig::default(), None).unwrap();
-        let hotline = NewHotline {
-            code: "gb".into(),
-            name: "Hotline gb".into(),
-            country: "GB".into(),
-            languages: vec!["en".into()],
-            jurisdiction: "GB".into(),
-            shares_review_pool: true,
-            shares_banks: true,
-            daily_cap: 100,
-        };
-        let now = aranea_review::now_millis();
-        let gb = review
-            .add_hotline(AuditActor::Cli, &hotline, now)
-            .await
-            .unwrap();
-        review
-            .add_user(
-                AuditActor::Cli,
-                NewUserRequest {
-                    hotline: gb,
-                    username: "ana".into(),
-                    display_name: String::new(),
-                    role: UserRole::Analyst,
-                    password: PASSWORD.into(),
-                },
-                now,
-            )
-            .await
-            .unwrap();
+        common::add_hotline_and_analyst(&review).await;
         // The UI router is read when the server builds its routes, so install it first.
         aranea_server::ui::install_review(review, false);
         let state = AppState::open(ServerConfig::default(), &dir.join("banks"), store.clone())
@@ -70,7 +41,7 @@ fn a_login_through_the_server_records_the_peer_address() {
         (addr, store)
     });
 
-    let form = format!("username=ana&password={}", PASSWORD.replace(' ', "+"));
+    let form = format!("username={ANALYST}&password={}", PASSWORD.replace(' ', "+"));
     let request = format!(
         "POST /ui/login HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aranea_server::ServerConfig;
-use common::{ANALYST, PASSWORD};
 use serde_json::json;
 
 /// The body deadline of the dribbling test's server.
@@ -35,7 +34,7 @@ fn start(name: &str, deadline: Duration) -> common::Server {
 }
 
 /// The web UI (a process-wide setting, read when a server builds its routes), with a review
-/// service on a database of its own, holding one hotline and its analyst [`ANALYST`].
+/// service on a database of its own, holding one hotline and its analyst [`common::ANALYST`].
 fn install_ui(name: &str) {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
@@ -120,25 +119,6 @@ fn form_head(path: &str, session: &str) -> String {
         "Content-Length:",
         &format!("Cookie: aranea_session={session}\r\nContent-Length:"),
     )
-}
-
-/// Signs [`ANALYST`] in through the login form over a socket; returns the session token.
-fn sign_in(addr: SocketAddr) -> String {
-    let form = format!("username={ANALYST}&password={}", PASSWORD.replace(' ', "+"));
-    let request = format!(
-        "POST /ui/login HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-        form.len()
-    );
-    let reply = common::raw(addr, request.as_bytes());
-    assert_eq!(reply.status, 303, "sign-in refused: {reply:?}");
-    assert_eq!(reply.header("location"), Some("/ui/"), "{reply:?}");
-    let cookie = reply.header("set-cookie").unwrap_or_default();
-    let token = cookie
-        .strip_prefix("aranea_session=")
-        .and_then(|rest| rest.split(';').next())
-        .unwrap_or_else(|| panic!("no session cookie: {reply:?}"));
-    token.to_owned()
 }
 
 /// Every POST route of the web UI's router (read from its source, so a form added there is
@@ -268,7 +248,7 @@ fn a_client_dribbling_its_body_is_answered_408_and_disconnected_on_every_surface
 #[test]
 fn every_signed_in_ui_form_dribbled_is_answered_408_and_disconnected() {
     let server = start("body-deadline-ui-forms", DEADLINE);
-    let session = sign_in(server.addr);
+    let session = common::sign_in(server.addr);
     for path in ui_post_routes() {
         let seen = dribble(server.addr, &form_head(&path, &session));
         assert_timed_out(&path, &seen);
@@ -296,7 +276,7 @@ fn every_signed_in_ui_form_dribbled_is_answered_408_and_disconnected() {
 fn a_body_that_stops_mid_way_is_answered_408_and_disconnected() {
     let server = start("body-deadline-stalled", DEADLINE);
     let shield = server.client("staller", &["shield"], None);
-    let session = sign_in(server.addr);
+    let session = common::sign_in(server.addr);
 
     let vote = stall(
         server.addr,

@@ -8,12 +8,11 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aranea_server::ServerConfig;
-use common::{ANALYST, PASSWORD};
 
 const DEADLINE: Duration = Duration::from_secs(1);
 /// How long the other transaction holds the session row: longer than the deadline.
@@ -48,23 +47,6 @@ fn new_database() -> String {
     format!("{scheme}://{authority}/{name}")
 }
 
-fn sign_in(addr: SocketAddr) -> String {
-    let form = format!("username={ANALYST}&password={}", PASSWORD.replace(' ', "+"));
-    let request = format!(
-        "POST /ui/login HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-        form.len()
-    );
-    let reply = common::raw(addr, request.as_bytes());
-    assert_eq!(reply.status, 303, "sign-in refused: {reply:?}");
-    let cookie = reply.header("set-cookie").unwrap_or_default();
-    cookie
-        .strip_prefix("aranea_session=")
-        .and_then(|rest| rest.split(';').next())
-        .unwrap_or_else(|| panic!("no session cookie: {reply:?}"))
-        .to_owned()
-}
-
 /// Reads from `stream` until `answer` holds `wanted` (or the server closes).
 fn read_until(stream: &mut TcpStream, answer: &mut Vec<u8>, wanted: &str) {
     let mut chunk = [0u8; 4096];
@@ -87,7 +69,7 @@ fn the_time_the_server_takes_before_it_asks_for_the_body_is_not_the_clients() {
             ..ServerConfig::default()
         },
     );
-    let session = sign_in(server.addr);
+    let session = common::sign_in(server.addr);
 
     // Another transaction writes the session's row and keeps it for HELD: the form's session
     // lookup (an UPDATE of that row) waits for it before the handler reads the body.

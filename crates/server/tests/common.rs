@@ -31,11 +31,60 @@ impl Drop for Server {
 pub const ANALYST: &str = "ana";
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// Registers hotline `gb` and its analyst [`ANALYST`] (password [`PASSWORD`]).
+pub async fn add_hotline_and_analyst(review: &aranea_review::Review) {
+    use aranea_review::{AuditActor, NewUserRequest};
+    use aranea_store::{NewHotline, UserRole};
+    let hotline = NewHotline {
+        code: "gb".into(),
+        name: "Hotline gb".into(),
+        country: "GB".into(),
+        languages: vec!["en".into()],
+        jurisdiction: "GB".into(),
+        shares_review_pool: true,
+        shares_banks: true,
+        daily_cap: 100,
+    };
+    let now = aranea_review::now_millis();
+    let gb = review
+        .add_hotline(AuditActor::Cli, &hotline, now)
+        .await
+        .unwrap();
+    let analyst = NewUserRequest {
+        hotline: gb,
+        username: ANALYST.into(),
+        display_name: String::new(),
+        role: UserRole::Analyst,
+        password: PASSWORD.into(),
+    };
+    review
+        .add_user(AuditActor::Cli, analyst, now)
+        .await
+        .unwrap();
+}
+
+/// Signs [`ANALYST`] in through the login form over a socket; returns the session token.
+pub fn sign_in(addr: SocketAddr) -> String {
+    let form = format!("username={ANALYST}&password={}", PASSWORD.replace(' ', "+"));
+    let request = format!(
+        "POST /ui/login HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    let reply = raw(addr, request.as_bytes());
+    assert_eq!(reply.status, 303, "sign-in refused: {reply:?}");
+    assert_eq!(reply.header("location"), Some("/ui/"), "{reply:?}");
+    let cookie = reply.header("set-cookie").unwrap_or_default();
+    cookie
+        .strip_prefix("aranea_session=")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie: {reply:?}"))
+        .to_owned()
+}
+
 /// The web UI (a process-wide setting, read when a server builds its routes) on a review
 /// service whose database is `url`, holding one hotline (`gb`) and its analyst [`ANALYST`].
 pub fn install_review_ui(url: &str) {
-    use aranea_review::{AuditActor, NewUserRequest, Review, ReviewConfig};
-    use aranea_store::{NewHotline, UserRole};
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -43,33 +92,10 @@ pub fn install_review_ui(url: &str) {
         .unwrap();
     let review = runtime.block_on(async {
         let store = Store::open(url).await.unwrap();
-        let review = Review::from_config(store, ReviewConfig::default(), None).unwrap();
-        let hotline = NewHotline {
-            code: "gb".into(),
-            name: "Hotline gb".into(),
-            country: "GB".into(),
-            languages: vec!["en".into()],
-            jurisdiction: "GB".into(),
-            shares_review_pool: true,
-            shares_banks: true,
-            daily_cap: 100,
-        };
-        let now = aranea_review::now_millis();
-        let gb = review
-            .add_hotline(AuditActor::Cli, &hotline, now)
-            .await
-            .unwrap();
-        let analyst = NewUserRequest {
-            hotline: gb,
-            username: ANALYST.into(),
-            display_name: String::new(),
-            role: UserRole::Analyst,
-            password: PASSWORD.into(),
-        };
-        review
-            .add_user(AuditActor::Cli, analyst, now)
-            .await
-            .unwrap();
+        let review =
+            aranea_review::Review::from_config(store, aranea_review::ReviewConfig::default(), None)
+                .unwrap();
+        add_hotline_and_analyst(&review).await;
         review
     });
     // The review service's database pool lives on this runtime: keep it for the process.
