@@ -1,6 +1,8 @@
 //! Structured logs: JSON lines when stderr is not a terminal (services, containers), readable
-//! text when it is. The level comes from `ARANEA_LOG` (`error`, `warn`, `info`, `debug`,
-//! `trace`; default `info`).
+//! text when it is. The level comes from `ARANEA_LOG` (`off`, `error`, `warn`, `info`, `debug`,
+//! `trace`; default `info`); a value that names none of them is reported in a warning line and
+//! `info` is used, so a typo (`ARANEA_LOG=verbose`, or a `RUST_LOG`-style filter) does not
+//! pass unnoticed.
 
 use std::io::IsTerminal;
 
@@ -8,18 +10,33 @@ use tracing_subscriber::filter::LevelFilter;
 
 /// Installs the global subscriber; a second call does nothing.
 pub fn init_logging() {
-    let level = std::env::var("ARANEA_LOG")
-        .ok()
-        .and_then(|v| v.trim().parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::INFO);
+    let requested = std::env::var("ARANEA_LOG").ok();
+    let requested = requested
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let parsed = requested.map(|v| v.parse::<LevelFilter>().map_err(|_| v));
+    let level = match parsed {
+        Some(Ok(level)) => level,
+        _ => LevelFilter::INFO,
+    };
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr);
-    let _ = if std::io::stderr().is_terminal() {
+    let installed = if std::io::stderr().is_terminal() {
         builder.try_init()
     } else {
         builder.json().with_current_span(false).try_init()
     };
+    // Through the subscriber just installed, so the warning is a JSON line like the others.
+    if installed.is_ok()
+        && let Some(Err(unknown)) = parsed
+    {
+        tracing::warn!(
+            ARANEA_LOG = unknown,
+            "ARANEA_LOG={unknown:?} is not a level (off, error, warn, info, debug, trace): logging at info"
+        );
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.
