@@ -1,5 +1,6 @@
 //! Prometheus metrics: request counts and latency histograms per route, match counts, and
-//! gauges read at scrape time. Atomics on the request path; text rendered on scrape.
+//! values read at scrape time (the store's row counts, the banks' size). Atomics on the
+//! request path; text rendered on scrape.
 //!
 //! Hand-written (about a hundred lines) rather than a metrics crate: the exposition format is
 //! simple, and the request path stays free of locks and allocations. A route's counters are
@@ -106,9 +107,9 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The exposition text; `gauges` are (name, help, value) and `labelled` gauges with one
-    /// sample per label value, both read by the caller at scrape time.
-    pub fn render(&self, gauges: &[(&str, &str, f64)], labelled: &[LabelledGauge]) -> String {
+    /// The exposition text; `values` (one sample each) and `labelled` gauges (one sample per
+    /// label value) are read by the caller at scrape time.
+    pub fn render(&self, values: &[ScrapedValue], labelled: &[LabelledGauge]) -> String {
         let mut out = String::new();
         out.push_str("# HELP aranea_http_requests_total HTTP requests answered, by route and status class.\n");
         out.push_str("# TYPE aranea_http_requests_total counter\n");
@@ -183,10 +184,12 @@ impl Metrics {
             "aranea_match_queries_total{{outcome=\"no_match\"}} {}",
             self.unmatched.load(Ordering::Relaxed)
         );
-        for (name, help, value) in gauges {
+        for value in values {
+            let (name, kind) = (value.name, value.kind.as_str());
             let _ = writeln!(
                 out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+                "# HELP {name} {}\n# TYPE {name} {kind}\n{name} {}",
+                value.help, value.value
             );
         }
         for gauge in labelled {
@@ -201,6 +204,54 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// Whether a value read at scrape time only ever grows (a counter: `rate()` applies) or may
+/// also fall (a gauge).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+}
+
+impl MetricKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+        }
+    }
+}
+
+/// One value read at scrape time (a row count, the banks' size), rendered as a family of one
+/// sample. A counter's name ends in `_total`, as Prometheus names counters.
+pub struct ScrapedValue {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricKind,
+    pub value: f64,
+}
+
+impl ScrapedValue {
+    pub fn gauge(name: &'static str, help: &'static str, value: f64) -> Self {
+        ScrapedValue {
+            name,
+            help,
+            kind: MetricKind::Gauge,
+            value,
+        }
+    }
+
+    /// A count that never decreases; a negative count (which no table holds) shows as 0.
+    pub fn counter(name: &'static str, help: &'static str, count: i64) -> Self {
+        debug_assert!(name.ends_with("_total"), "{name}");
+        ScrapedValue {
+            name,
+            help,
+            kind: MetricKind::Counter,
+            value: count.max(0) as f64,
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! `/readyz` (the database answers and the banks are loaded), and the request observer that
 //! counts and logs every request.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use crate::AppState;
-use crate::metrics::LabelledGauge;
+use crate::metrics::{LabelledGauge, ScrapedValue};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -47,59 +47,89 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// How long `/readyz` and a scrape of `/metrics` wait for the database. The pool waits up to
+/// its acquire timeout (10 s) for a connection to a database that refuses them; a probe or a
+/// scrape has its own, shorter deadline (Kubernetes' default probe timeout is 1 s, Prometheus'
+/// scrape timeout 10 s), so past this bound the answer is "not ready" or `aranea_store_up 0`
+/// rather than no answer at all.
+const STORE_DEADLINE: Duration = Duration::from_secs(2);
+
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store().schema_version().await {
-        Ok(version) => Json(serde_json::json!({
-            "status": "ready",
-            "schema_version": version,
-            "bank_generation": state.banks().live().load().seq(),
-        }))
-        .into_response(),
-        Err(error) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "status": "unavailable", "detail": error.to_string() })),
-        )
-            .into_response(),
-    }
+    let detail = match tokio::time::timeout(STORE_DEADLINE, state.store().schema_version()).await {
+        Ok(Ok(version)) => {
+            return Json(serde_json::json!({
+                "status": "ready",
+                "schema_version": version,
+                "bank_generation": state.banks().live().load().seq(),
+            }))
+            .into_response();
+        }
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!(
+            "the database did not answer within {} s",
+            STORE_DEADLINE.as_secs()
+        ),
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({ "status": "unavailable", "detail": detail })),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let generation = state.banks().live().load();
     let (base, delta) = generation.segment_sizes();
-    let mut gauges = vec![
-        (
+    let mut values = vec![
+        ScrapedValue::gauge(
             "aranea_bank_entries",
             "Entries in the live index (base and delta segments).",
             (base + delta) as f64,
         ),
-        (
+        ScrapedValue::gauge(
             "aranea_banks",
             "Banks defined.",
             generation.banks().len() as f64,
         ),
     ];
-    let counts = state.store().counts().await.ok();
+    let store = state.store();
+    let notices = store.notices();
+    let read = tokio::time::timeout(STORE_DEADLINE, async {
+        tokio::join!(store.counts(), notices.state_counts())
+    })
+    .await;
+    let (counts, states) = match read {
+        Ok((Ok(counts), Ok(states))) => (Some(counts), Some(states)),
+        _ => (None, None),
+    };
+    values.push(ScrapedValue::gauge(
+        "aranea_store_up",
+        "1 if the database answered this scrape, 0 if not (the store's values are then left out).",
+        if counts.is_some() { 1.0 } else { 0.0 },
+    ));
     if let Some(c) = &counts {
-        gauges.extend([
-            ("aranea_reports", "Reports recorded.", c.reports as f64),
-            (
+        // Rows of these tables are never deleted: counters, so `rate()` gives reports, fetches
+        // and matches per second. The ones that go down too are gauges.
+        values.extend([
+            ScrapedValue::counter("aranea_reports_total", "Reports recorded.", c.reports),
+            ScrapedValue::gauge(
                 "aranea_urls_queued",
                 "URLs waiting in the crawl frontier.",
                 c.urls_queued as f64,
             ),
-            ("aranea_fetches", "Fetches recorded.", c.fetches as f64),
-            (
-                "aranea_media_hashed",
+            ScrapedValue::counter("aranea_fetches_total", "Fetches recorded.", c.fetches),
+            ScrapedValue::counter(
+                "aranea_media_hashed_total",
                 "Distinct media hashed.",
-                c.media as f64,
+                c.media,
             ),
-            (
-                "aranea_sightings",
+            ScrapedValue::counter(
+                "aranea_sightings_total",
                 "Sightings of media at URLs.",
-                c.sightings as f64,
+                c.sightings,
             ),
-            ("aranea_matches", "Bank matches recorded.", c.matches as f64),
-            (
+            ScrapedValue::counter("aranea_matches_total", "Bank matches recorded.", c.matches),
+            ScrapedValue::gauge(
                 "aranea_review_backlog",
                 "Media waiting in the review queue.",
                 c.review as f64,
@@ -107,7 +137,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         ]);
     }
     let mut labelled = Vec::new();
-    if let Ok(counts) = state.store().notices().state_counts().await {
+    if let Some(counts) = &states {
         let samples = |rows: &[(&'static str, i64)]| {
             rows.iter()
                 .map(|(s, n)| (*s, *n as f64))
@@ -127,8 +157,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
         });
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics().render(&gauges, &labelled),
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics().render(&values, &labelled),
     )
         .into_response()
 }

@@ -972,7 +972,7 @@ fn hostile_requests_get_error_answers_never_a_crash() {
     assert!(metrics.contains(
         "aranea_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/matches\""
     ));
-    assert!(metrics.contains("aranea_reports "));
+    assert!(metrics.contains("aranea_reports_total "));
 }
 
 /// A client that sends part of a request's headers and then nothing (slowloris) is
