@@ -22,7 +22,8 @@ pub struct HotlineArgs {
 enum HotlineCommand {
     /// Adds a hotline (tenant).
     Add {
-        /// Short unique code, e.g. `gb-iwf`; reports name their hotline by it.
+        /// Short unique code, e.g. `gb-iwf` (1-32 ASCII letters, digits, `-`, `_`, `.`);
+        /// reports name their hotline by it.
         code: String,
         /// Full name, e.g. "Internet Watch Foundation".
         #[arg(long)]

@@ -98,6 +98,29 @@ fn check_username(name: &str) -> Result<(), ReviewError> {
     }
 }
 
+/// Longest hotline code accepted.
+pub const MAX_HOTLINE_CODE_BYTES: usize = 32;
+
+/// A hotline code is an identifier: operators type it (`--hotline CODE`, `[notice]` routing),
+/// and it names the hotline's own bank (`hotline-CODE`), so it is held to what a bank name
+/// allows, checked here rather than at the first positive decision, which could not be banked.
+fn check_hotline_code(code: &str) -> Result<(), ReviewError> {
+    let identifier = !code.is_empty()
+        && code.len() <= MAX_HOTLINE_CODE_BYTES
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !identifier {
+        return Err(ReviewError::invalid(
+            "hotline code",
+            format!(
+                "{code:?}: 1 to {MAX_HOTLINE_CODE_BYTES} ASCII letters, digits, '-', '_' or '.'"
+            ),
+        ));
+    }
+    crate::banking::check_review_bank_name("hotline code", &crate::banking::hotline_bank_name(code))
+}
+
 fn taken(e: StoreError, what: &'static str) -> ReviewError {
     match e {
         StoreError::Database(ref db) if db.to_string().contains("nique") => {
@@ -122,6 +145,7 @@ impl Review {
                 "only platform administrators add hotlines",
             ));
         }
+        check_hotline_code(&hotline.code)?;
         let id = self
             .store()
             .review_desk()

@@ -16,6 +16,28 @@ use aranea_store::{
 use crate::error::ReviewError;
 use crate::{BankWriter, Review};
 
+/// The bank of a hotline that keeps its banks to itself.
+pub(crate) fn hotline_bank_name(code: &str) -> String {
+    format!("hotline-{code}")
+}
+
+/// Refuses a bank name that [`aranea_index::BankStore::create_bank`] would refuse, when the
+/// configuration or a hotline names it rather than when the first positive decision is banked:
+/// a decision that cannot be banked stays unapplied (retried, its media kept in the vault).
+pub(crate) fn check_review_bank_name(field: &'static str, name: &str) -> Result<(), ReviewError> {
+    if aranea_index::bank::valid_bank_name(name) && name != aranea_index::bank::ALL_BANKS {
+        Ok(())
+    } else {
+        Err(ReviewError::invalid(
+            field,
+            format!(
+                "{name:?} is not a usable bank name (1-64 ASCII letters, digits, '-', '_', '.' or ':', not \"{}\")",
+                aranea_index::bank::ALL_BANKS
+            ),
+        ))
+    }
+}
+
 impl Review {
     /// Carries out a decision's consequences. A positive decision whose predecessor was
     /// positive with the same classification keeps that predecessor's entries and matches.
@@ -88,7 +110,7 @@ impl Review {
             && let Some(h) = desk.hotline_by_code(&code).await?
             && !h.shares_banks
         {
-            return Ok(format!("hotline-{}", h.code));
+            return Ok(hotline_bank_name(&h.code));
         }
         Ok(self.config().platform_bank.clone())
     }

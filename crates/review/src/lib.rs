@@ -47,7 +47,7 @@ use aranea_index::BankStore;
 use aranea_store::Store;
 
 pub use access::Actor;
-pub use accounts::{Login, NewUserRequest, constant_time_eq};
+pub use accounts::{Login, MAX_HOTLINE_CODE_BYTES, NewUserRequest, constant_time_eq};
 pub use audit::{AuditAction, AuditActor, ChainReport};
 pub use config::ReviewConfig;
 pub use decisions::{ItemView, VoteOutcome};
@@ -157,6 +157,7 @@ impl Review {
         config: ReviewConfig,
         banks: Option<Arc<dyn BankWriter>>,
     ) -> Result<Review, ReviewError> {
+        banking::check_review_bank_name("platform_bank", &config.platform_bank)?;
         let schemes = match &config.schemes_file {
             Some(path) => Schemes::from_file(path)?,
             None => Schemes::builtin(),

@@ -113,7 +113,9 @@ impl Schemes {
                     scheme.name, scheme.jurisdiction
                 )));
             }
+            check_verdict(&scheme.name, &scheme.default)?;
             for rule in &scheme.rule {
+                check_verdict(&scheme.name, &rule.verdict)?;
                 check_codes(&scheme.name, rule.age_bands.as_deref(), AGE_BANDS)?;
                 check_codes(&scheme.name, rule.severity.as_deref(), SEVERITIES)?;
                 if rule.verdict == scheme.default && scheme.name == file.platform {
@@ -175,6 +177,14 @@ impl Schemes {
             })
             .collect()
     }
+}
+
+/// A platform verdict becomes the classification of the bank entries a positive decision
+/// adds, and every verdict is shown to analysts, so each is held to a classification's rule
+/// here, when the tables load, not when a decision is banked (and could not be).
+fn check_verdict(scheme: &str, verdict: &str) -> Result<(), ReviewError> {
+    aranea_index::bank::check_entry_classification(verdict)
+        .map_err(|e| ReviewError::Schemes(format!("scheme {scheme:?}: verdict {verdict:?}: {e}")))
 }
 
 fn check_codes(
@@ -267,5 +277,46 @@ mod tests {
             [[scheme]]\nname = \"p\"\ndefault = \"n\"";
         assert!(Schemes::from_toml(twice).is_err());
         assert!(Schemes::from_toml(&"[".repeat(100_000)).is_err());
+    }
+
+    /// A verdict that a bank could not take as a classification is refused with the tables.
+    #[test]
+    fn verdicts_follow_the_classification_rule() {
+        // A TOML basic string: control characters reach the tables only as `\uXXXX` escapes.
+        let quoted = |text: &str| {
+            let mut out = String::from("\"");
+            for c in text.chars() {
+                if c.is_control() {
+                    out.push_str(&format!("\\u{:04X}", u32::from(c)));
+                } else {
+                    out.push(c);
+                }
+            }
+            out + "\""
+        };
+        let tables = |default: &str, verdict: &str| {
+            format!(
+                "platform = \"p\"\n[[scheme]]\nname = \"p\"\ndefault = {}\n\
+                 [[scheme.rule]]\nseverity = [\"A\"]\nverdict = {}",
+                quoted(default),
+                quoted(verdict)
+            )
+        };
+        let fine = tables("none", &"é".repeat(50));
+        Schemes::from_toml(&fine).expect("100 bytes of printable text is a classification");
+        for (default, verdict, what) in [
+            ("none", "csam\nstatus: removed", "a line feed"),
+            ("none", "csam\r", "a carriage return"),
+            ("none", "\u{1b}[2Jcsam", "an escape"),
+            ("none", &"x".repeat(101), "101 bytes"),
+            ("none\u{85}", "csam", "a C1 control in the default"),
+        ] {
+            let error = Schemes::from_toml(&tables(default, verdict))
+                .err()
+                .unwrap_or_else(|| panic!("a verdict with {what} was accepted"));
+            let message = error.to_string();
+            assert!(message.contains("scheme \"p\""), "{what}: {message}");
+            assert!(message.contains("classification"), "{what}: {message}");
+        }
     }
 }

@@ -14,7 +14,69 @@ both_backends!(
     a_totp_code_cannot_be_replayed,
     operators_manage_only_their_own_hotline,
     a_lost_second_factor_is_reset_by_an_operator_and_enrolled_again,
+    a_hotline_code_must_be_able_to_name_its_bank,
 );
+
+/// A hotline code names the hotline's own bank (`hotline-CODE`): a code no bank could be
+/// named after is refused when the hotline is added, with nothing recorded, and so is a
+/// `platform_bank` setting, when the review service starts, not at the first decision.
+async fn a_hotline_code_must_be_able_to_name_its_bank(backend: Backend) {
+    let w = World::new(backend).await;
+    let longest = "x".repeat(aranea_review::MAX_HOTLINE_CODE_BYTES);
+    for good in ["se", "ie-hotline", "nz_2.0", longest.as_str()] {
+        w.review
+            .add_hotline(AuditActor::Cli, &common::hotline(good, "SE", true), NOW)
+            .await
+            .unwrap_or_else(|e| panic!("{good:?} refused: {e}"));
+    }
+    let too_long = "x".repeat(aranea_review::MAX_HOTLINE_CODE_BYTES + 1);
+    for bad in [
+        "",
+        "s e",
+        "fi:2",
+        "ré",
+        "se/../x",
+        "se\n",
+        too_long.as_str(),
+    ] {
+        match w
+            .review
+            .add_hotline(AuditActor::Cli, &common::hotline(bad, "SE", true), NOW)
+            .await
+        {
+            Err(ReviewError::Invalid { field, reason }) => {
+                assert_eq!(field, "hotline code", "{bad:?}");
+                assert!(reason.contains("ASCII letters"), "{bad:?}: {reason}");
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    let codes: Vec<String> = w
+        .store
+        .review_desk()
+        .hotlines()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.code)
+        .collect();
+    assert_eq!(
+        codes.len(),
+        6,
+        "only the good codes are recorded: {codes:?}"
+    );
+
+    for bad in ["", "all", "platform bank", "bank/../x"] {
+        let config = ReviewConfig {
+            platform_bank: bad.into(),
+            ..ReviewConfig::default()
+        };
+        match aranea_review::Review::from_config(w.store.clone(), config, None) {
+            Err(ReviewError::Invalid { field, .. }) => assert_eq!(field, "platform_bank"),
+            other => panic!("platform_bank {bad:?}: {:?}", other.err()),
+        }
+    }
+}
 
 async fn login_opens_a_session_and_logout_ends_it(backend: Backend) {
     let w = World::new(backend).await;
