@@ -456,14 +456,49 @@ impl Review {
         Ok(out)
     }
 
-    /// Finishes the consequences of decisions a crash interrupted; returns how many.
-    pub async fn apply_pending(&self, now: UnixMillis) -> Result<usize, ReviewError> {
+    /// Finishes the consequences of decisions a crash or a failed bank write left unapplied,
+    /// in this process or any other sharing the database: those decided at least
+    /// [`PENDING_DECISION_GRACE_MS`] before `now` (a newer one is still being applied by the
+    /// request that made it). They are taken in the order they were made; a decision that
+    /// fails again holds back the later decisions on its item (an appeal applied before the
+    /// decision it replaces would have nothing to undo), and both are tried on the next call.
+    pub async fn apply_pending(&self, now: UnixMillis) -> Result<PendingDecisions, ReviewError> {
         let pending = self.store().review_desk().unapplied_decisions().await?;
-        for d in &pending {
-            self.apply_decision(d.id, now).await?;
+        let mut outcome = PendingDecisions::default();
+        let mut failed_items = std::collections::HashSet::new();
+        for d in pending
+            .iter()
+            .filter(|d| d.decided_at <= now.saturating_sub(PENDING_DECISION_GRACE_MS))
+        {
+            if failed_items.contains(&d.item) {
+                outcome.held.push(d.id);
+                continue;
+            }
+            match self.apply_decision(d.id, now).await {
+                Ok(()) => outcome.applied.push(d.id),
+                Err(error) => {
+                    failed_items.insert(d.item);
+                    outcome.failed.push((d.id, error));
+                }
+            }
         }
-        Ok(pending.len())
+        Ok(outcome)
     }
+}
+
+/// How long [`Review::apply_pending`] leaves a new decision to the request that made it,
+/// which applies it at once, before finishing it itself.
+pub const PENDING_DECISION_GRACE_MS: UnixMillis = 60_000;
+
+/// What [`Review::apply_pending`] did.
+#[derive(Debug, Default)]
+pub struct PendingDecisions {
+    /// Decisions whose consequences are now all carried out.
+    pub applied: Vec<DecisionId>,
+    /// Decisions that failed again, with why.
+    pub failed: Vec<(DecisionId, ReviewError)>,
+    /// Later decisions on the item of a failed one, left for the next call.
+    pub held: Vec<DecisionId>,
 }
 
 fn facts_detail(f: &Facts) -> String {

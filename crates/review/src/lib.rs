@@ -50,7 +50,7 @@ pub use access::Actor;
 pub use accounts::{Login, MAX_HOTLINE_CODE_BYTES, NewUserRequest, constant_time_eq};
 pub use audit::{AuditAction, AuditActor, ChainReport};
 pub use config::ReviewConfig;
-pub use decisions::{ItemView, VoteOutcome};
+pub use decisions::{ItemView, PENDING_DECISION_GRACE_MS, PendingDecisions, VoteOutcome};
 pub use error::ReviewError;
 pub use facts::Classification;
 pub use queue::{IntakeReport, Wellness};

@@ -15,6 +15,7 @@ both_backends!(
     disagreement_goes_to_a_senior_who_settles_it,
     appeal_disables_the_bank_entry_and_withdraws_matches,
     appeal_to_another_category_reclassifies_entries_and_matches,
+    a_failing_decision_holds_back_the_appeal_on_its_item,
     racing_analysts_are_counted_or_refused,
     near_duplicates_join_one_item_and_are_banked_together,
     most_exposed_media_is_served_first,
@@ -518,10 +519,80 @@ async fn interrupted_decisions_are_finished_later(backend: Backend) {
         1
     );
     assert!(matches_of(&w, &sha).await.is_empty());
-    assert_eq!(w.review.apply_pending(NOW).await.unwrap(), 1);
+    // Inside the grace the request that made the decision may still be applying it.
+    let early = w.review.apply_pending(NOW + 1).await.unwrap();
+    assert!(early.applied.is_empty() && early.failed.is_empty() && early.held.is_empty());
+    let later = NOW + aranea_review::PENDING_DECISION_GRACE_MS;
+    assert_eq!(
+        w.review.apply_pending(later).await.unwrap().applied.len(),
+        1
+    );
     assert_eq!(matches_of(&w, &sha).await.len(), 1);
     assert_eq!(bank_hits(&w, &sha), 1);
-    assert_eq!(w.review.apply_pending(NOW).await.unwrap(), 0);
+    assert!(
+        w.review
+            .apply_pending(later)
+            .await
+            .unwrap()
+            .applied
+            .is_empty()
+    );
+}
+
+/// A decision that cannot be applied holds back the appeal that replaced it: applied first,
+/// the appeal would find no entries to disable, and the decision applied after it would
+/// bank the media the appeal cleared.
+async fn a_failing_decision_holds_back_the_appeal_on_its_item(backend: Backend) {
+    let config = ReviewConfig {
+        consensus_votes: 1,
+        ..ReviewConfig::default()
+    };
+    let w = World::with_config(backend, config.clone()).await;
+    let sha = w.queue_photo(12, &["https://one.example/a"]).await;
+    w.review.intake(NOW).await.unwrap();
+    let crippled = Review::new(w.store.clone(), config, Schemes::builtin());
+    let a = w.actor(w.gb, "a", UserRole::Analyst).await;
+    let senior = w.actor(w.gb, "senior", UserRole::SeniorAnalyst).await;
+    let item = crippled.next_item(&a, NOW).await.unwrap().unwrap();
+    assert!(crippled.vote(&a, item, &csam(), NOW).await.is_err());
+    assert!(
+        crippled
+            .reopen(
+                &senior,
+                item,
+                &Classification::not_relevant(),
+                "appeal",
+                NOW + 1
+            )
+            .await
+            .is_err()
+    );
+    let decisions = w.store.review_desk().decisions_on(item).await.unwrap();
+    let ids: Vec<_> = decisions.iter().map(|d| d.id).collect();
+    assert_eq!(ids.len(), 2);
+    let later = NOW + 1 + aranea_review::PENDING_DECISION_GRACE_MS;
+    let stuck = crippled.apply_pending(later).await.unwrap();
+    assert!(stuck.applied.is_empty());
+    assert_eq!(
+        stuck.failed.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        ids[..1]
+    );
+    assert_eq!(stuck.held, ids[1..]);
+    let done = w.review.apply_pending(later).await.unwrap();
+    assert_eq!(done.applied, ids, "in the order they were made");
+    assert_eq!(bank_hits(&w, &sha), 0, "the appeal's outcome stands");
+    // The decision's match was recorded when it was applied, and withdrawn by the appeal.
+    assert_eq!(matches_of(&w, &sha).await.len(), 1);
+    assert_eq!(
+        w.store
+            .review_desk()
+            .withdrawn_matches()
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(w.store.review_desk().is_negative(&sha).await.unwrap());
 }
 
 /// Live bank hits of the media's SHA-256 as (bank name, classification).

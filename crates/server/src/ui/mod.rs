@@ -50,6 +50,44 @@ pub fn install_review(review: Review, secure_cookies: bool) {
     let _ = INSTALLED.set((review, secure_cookies));
 }
 
+/// How often [`finish_pending_decisions`] looks for decisions left unapplied.
+pub const PENDING_DECISIONS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Finishes, at start-up and then every [`PENDING_DECISIONS_EVERY`], the consequences (bank
+/// entries, matches, the vault's bytes purged) of decisions that a crash or a failed bank
+/// write left unapplied, in this process or any other sharing the database
+/// ([`Review::apply_pending`]); runs until the process ends. Without it such a decision's
+/// media would never become known and its bytes would stay in the vault.
+pub async fn finish_pending_decisions(review: Review) {
+    let mut ticks = tokio::time::interval(PENDING_DECISIONS_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match review.apply_pending(crate::api::now_ms()).await {
+            Ok(outcome) => {
+                if !outcome.applied.is_empty() {
+                    tracing::info!(
+                        decisions = ?outcome.applied,
+                        "finished the consequences of decisions left unapplied"
+                    );
+                }
+                for (decision, error) in &outcome.failed {
+                    tracing::warn!(
+                        decision = decision.0,
+                        error = %crate::problem::with_causes(error),
+                        held = outcome.held.len(),
+                        "a decision's consequences still cannot be applied; retrying later"
+                    );
+                }
+            }
+            Err(error) => tracing::warn!(
+                error = %crate::problem::with_causes(&error),
+                "cannot look for decisions left unapplied"
+            ),
+        }
+    }
+}
+
 /// Review decisions write through the server's live banks, which catch up with other
 /// processes before each change.
 impl aranea_review::BankWriter for crate::LiveBanks {
