@@ -111,7 +111,7 @@ impl Metrics {
     /// label value) are read by the caller at scrape time.
     pub fn render(&self, values: &[ScrapedValue], labelled: &[LabelledGauge]) -> String {
         let mut out = String::new();
-        out.push_str("# HELP aranea_http_requests_total HTTP requests answered, by route and status class.\n");
+        out.push_str("# HELP aranea_http_requests_total HTTP requests answered, by method, route and status class.\n");
         out.push_str("# TYPE aranea_http_requests_total counter\n");
         let routes = self.routes.load();
         let mut names: Vec<&Box<str>> = routes.keys().collect();
@@ -141,7 +141,9 @@ impl Metrics {
                 }
             }
         }
-        out.push_str("# HELP aranea_http_request_duration_seconds Time to answer, by route.\n");
+        out.push_str(
+            "# HELP aranea_http_request_duration_seconds Time to answer, by method and route.\n",
+        );
         out.push_str("# TYPE aranea_http_request_duration_seconds histogram\n");
         for (method, route, stats) in &answered {
             let labels = format!("method=\"{method}\",route=\"{route}\"");
