@@ -892,6 +892,10 @@ fn readiness_follows_the_database_while_health_and_metrics_keep_answering() {
         let (status, body, _) = readyz(addr);
         if status == 200 {
             assert_eq!(body["status"], "ready", "{body}");
+            println!(
+                "ready again {:?} after the database came back",
+                started.elapsed()
+            );
             break;
         }
         assert!(
