@@ -126,7 +126,7 @@ async fn demo(
     let loopback = ["127.", "localhost", "[::1]"]
         .iter()
         .any(|p| args.listen.starts_with(p));
-    tokio::spawn(aranea_server::ui::finish_pending_decisions(review.clone()));
+    tokio::spawn(aranea_server::ui::review_upkeep(review.clone()));
     aranea_server::ui::install_review(review, !loopback);
 
     let crawler = Crawler::new(

@@ -49,7 +49,7 @@ pub fn run(global: &GlobalOptions, args: ServeArgs) -> anyhow::Result<ExitCode> 
 
 /// The analysts' web UI under /ui/ (review room): positive decisions write through the
 /// server's live banks, so matching sees them at once; decisions a crash or a failed bank
-/// write left unapplied are finished in the background.
+/// write left unapplied are finished, and media past retention purged, in the background.
 fn install_review_ui(
     global: &GlobalOptions,
     store: &aranea_store::Store,
@@ -62,7 +62,7 @@ fn install_review_ui(
     let loopback = listen.starts_with("127.")
         || listen.starts_with("localhost")
         || listen.starts_with("[::1]");
-    tokio::spawn(aranea_server::ui::finish_pending_decisions(review.clone()));
+    tokio::spawn(aranea_server::ui::review_upkeep(review.clone()));
     aranea_server::ui::install_review(review, !loopback);
     Ok(())
 }

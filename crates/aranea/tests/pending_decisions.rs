@@ -1,7 +1,8 @@
-//! A decision whose consequences a crash cut short (committed, not yet banked) is finished
-//! by the next `aranea serve`: its media becomes known in the bank, its sighting a match, its
-//! bytes leave the vault. Before, only `Review::apply_pending` could finish it, and no
-//! command called it.
+//! What `aranea serve` does for the review service with no one acting: a decision whose
+//! consequences a crash cut short (committed, not yet banked) is finished (its media becomes
+//! known in the bank, its sighting a match, its bytes leave the vault), and media whose
+//! retention ended undecided is purged. Before, only `Review::apply_pending` could finish
+//! such a decision and no command called it, and only `aranea vault purge` purged.
 
 #[path = "common/postgres.rs"]
 mod postgres;
@@ -11,24 +12,22 @@ mod process;
 use std::time::{Duration, Instant};
 
 use aranea_review::{
-    AuditActor, Classification, NewUserRequest, Review, ReviewConfig, Schemes, VaultSecretKey,
+    Actor, AuditActor, Classification, MediaVault, NewUserRequest, Review, ReviewConfig, Schemes,
+    VaultSecretKey,
 };
 use aranea_store::{
     MediaRecord, NewHotline, NewSighting, NewUrl, Priority, ReviewReason, Store, UrlSource,
     UserRole,
 };
 
-const PHOTO: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/corpus/img-0007.jpg"
-);
-const PAGE: &str = "https://suspect.example/gallery";
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");
 const PASSWORD: &str = "correct horse battery staple";
-/// Long before the real clock, so the server's first look finds the decision past its grace.
-const DECIDED_AT: i64 = 1_700_000_000_000;
+/// Long before the real clock, so the server's first look finds the decision past its grace
+/// and the media's 30 days of retention over.
+const QUEUED_AT: i64 = 1_700_000_000_000;
 
 #[test]
-fn serve_finishes_a_decision_a_crash_left_unapplied() {
+fn serve_finishes_a_crashed_decision_and_purges_media_past_retention() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let db = format!("sqlite://{}", data.join("aranea.db").display());
@@ -45,34 +44,60 @@ fn serve_finishes_a_decision_a_crash_left_unapplied() {
         ),
     )
     .unwrap();
-    let bytes = std::fs::read(PHOTO).unwrap();
-    let sha256 = postgres::block_on(decide_without_banks(&db, key, &bytes));
+    let decided_photo = format!("{CORPUS}/img-0007.jpg");
+    let (decided, undecided) = postgres::block_on(async {
+        let store = Store::open(&db).await.unwrap();
+        let decided = decide_without_banks(&store, key).await;
+        let undecided = queue_for_review(&store, "img-0009.jpg").await;
+        store.close().await;
+        (decided, undecided)
+    });
 
     let (mut server, _url) = process::serve(data, &db, &config);
     let deadline = Instant::now() + Duration::from_secs(30);
-    let applied = loop {
-        let (unapplied, sealed, matches) = postgres::block_on(state_of(&db, &sha256));
-        if unapplied == 0 {
-            break (sealed, matches);
+    loop {
+        let (unapplied, retention) = postgres::block_on(async {
+            let store = Store::open(&db).await.unwrap();
+            let unapplied = store
+                .review_desk()
+                .unapplied_decisions()
+                .await
+                .unwrap()
+                .len();
+            let retention = purge_reason(&store, &undecided).await;
+            store.close().await;
+            (unapplied, retention)
+        });
+        if unapplied == 0 && retention.is_some() {
+            assert_eq!(retention.as_deref(), Some("retention"));
+            break;
         }
         assert!(
             Instant::now() < deadline,
-            "the server left the decision unapplied for 30 s"
+            "after 30 s: {unapplied} decisions unapplied, the undecided media's purge: {retention:?}"
         );
         std::thread::sleep(Duration::from_millis(200));
-    };
+    }
     let _ = server.kill();
     let _ = server.wait();
-    let (sealed, matches) = applied;
-    assert!(
-        !sealed,
-        "the decided media's bytes are purged from the vault"
-    );
-    assert_eq!(matches, 1, "its sighting became a match");
+    postgres::block_on(async {
+        let store = Store::open(&db).await.unwrap();
+        assert_eq!(
+            purge_reason(&store, &decided).await.as_deref(),
+            Some("decided"),
+            "the decided media's bytes are purged by its decision"
+        );
+        let mut matches = 0;
+        for sighting in store.media().sightings_of(&decided).await.unwrap() {
+            matches += store.media().matches_of(sighting.id).await.unwrap().len();
+        }
+        assert_eq!(matches, 1, "its sighting became a match");
+        store.close().await;
+    });
     let found = process::aranea_ok(
         data,
         &db,
-        &["bank", "match", "all", "--format", "json", PHOTO],
+        &["bank", "match", "all", "--format", "json", &decided_photo],
     );
     assert!(
         found.contains("\"platform\"") && found.contains("\"csam\""),
@@ -80,17 +105,106 @@ fn serve_finishes_a_decision_a_crash_left_unapplied() {
     );
 }
 
-/// Queues the photo for review as a crawl would, and has one analyst decide it with a review
-/// service that has no bank store, so the decision is committed but its consequences fail:
-/// the state a crash between the two leaves.
-async fn decide_without_banks(db: &str, key: VaultSecretKey, bytes: &[u8]) -> [u8; 32] {
-    let store = Store::open(db).await.unwrap();
+/// Queues corpus photo `file` for review as a crawl would (media, a sighting on a page, the
+/// queue, the sealed bytes), at [`QUEUED_AT`].
+async fn queue_for_review(store: &Store, file: &str) -> [u8; 32] {
+    let bytes = std::fs::read(format!("{CORPUS}/{file}")).unwrap();
+    let hashes = aranea_hash::hash_media(&bytes, &aranea_hash::Limits::default()).unwrap();
+    let record = MediaRecord {
+        sha256: hashes.sha256,
+        md5: hashes.md5,
+        sha1: hashes.sha1,
+        pdq: hashes.pdq.as_ref().map(|p| *p.hash.as_bytes()),
+        pdq_quality: hashes.pdq.as_ref().map(|p| p.quality),
+        size: bytes.len() as u64,
+        kind: "jpeg".into(),
+        width: Some(1),
+        height: Some(1),
+    };
+    store.media().record(&record, QUEUED_AT).await.unwrap();
+    let page = "https://suspect.example/gallery";
+    let media_url = format!("{page}/{file}");
+    let new = |url: &str| {
+        NewUrl::new(
+            url,
+            "https://suspect.example",
+            "suspect.example",
+            UrlSource::Link,
+            Priority::Ordinary,
+            QUEUED_AT,
+        )
+    };
+    store
+        .frontier()
+        .enqueue_urls(&[new(page), new(&media_url)], QUEUED_AT)
+        .await
+        .unwrap();
+    let frontier = store.frontier();
+    let sighting = store
+        .media()
+        .record_sighting(&NewSighting {
+            media_sha256: hashes.sha256,
+            url: frontier.url_id(&media_url).await.unwrap().unwrap(),
+            page: frontier.url_id(page).await.unwrap(),
+            member_path: None,
+            seen_at: QUEUED_AT,
+            server_ip: Some("192.0.2.7".into()),
+        })
+        .await
+        .unwrap();
+    store
+        .review()
+        .enqueue(
+            &hashes.sha256,
+            Some(sighting),
+            ReviewReason::OnMatchingPage,
+            1,
+            QUEUED_AT,
+        )
+        .await
+        .unwrap();
+    // The default retention (30 days) from QUEUED_AT: long over by the real clock.
+    let key = VaultSecretKey::generate().unwrap();
+    MediaVault::new(store.clone(), key.public_key(), 30)
+        .keep(&hashes.sha256, &bytes, QUEUED_AT)
+        .await
+        .unwrap();
+    hashes.sha256
+}
+
+/// Queues a photo and has one analyst decide it with a review service that has no bank
+/// store, so the decision is committed but its consequences fail: the state a crash between
+/// the two leaves. Returns the photo's SHA-256.
+async fn decide_without_banks(store: &Store, key: VaultSecretKey) -> [u8; 32] {
     let config = ReviewConfig {
         consensus_votes: 1,
         ..ReviewConfig::default()
     };
-    let vault = aranea_review::MediaVault::new(store.clone(), key.public_key(), 30);
     let review = Review::with_parts(store.clone(), config, Schemes::builtin(), Some(key), None);
+    let analyst = analyst(&review).await;
+    let sha256 = queue_for_review(store, "img-0007.jpg").await;
+    review.intake(QUEUED_AT).await.unwrap();
+    let item = review
+        .next_item(&analyst, QUEUED_AT)
+        .await
+        .unwrap()
+        .unwrap();
+    let csam = Classification::new("7-10", "B", false, false).unwrap();
+    assert!(
+        review.vote(&analyst, item, &csam, QUEUED_AT).await.is_err(),
+        "without a bank store the decision's consequences fail"
+    );
+    let desk = store.review_desk();
+    assert_eq!(desk.unapplied_decisions().await.unwrap().len(), 1);
+    assert!(
+        desk.vault_ciphertext(&sha256).await.unwrap().is_some(),
+        "decided, not applied: the bytes are kept"
+    );
+    sha256
+}
+
+/// A hotline with one analyst, signed in.
+async fn analyst(review: &Review) -> Actor {
     let hotline = review
         .add_hotline(
             AuditActor::Cli,
@@ -104,7 +218,7 @@ async fn decide_without_banks(db: &str, key: VaultSecretKey, bytes: &[u8]) -> [u
                 shares_banks: true,
                 daily_cap: 100,
             },
-            DECIDED_AT,
+            QUEUED_AT,
         )
         .await
         .unwrap();
@@ -118,107 +232,23 @@ async fn decide_without_banks(db: &str, key: VaultSecretKey, bytes: &[u8]) -> [u
                 role: UserRole::Analyst,
                 password: PASSWORD.into(),
             },
-            DECIDED_AT,
+            QUEUED_AT,
         )
         .await
         .unwrap();
-    let analyst = review
-        .login("ana", PASSWORD, None, "198.51.100.7", DECIDED_AT)
+    review
+        .login("ana", PASSWORD, None, "198.51.100.7", QUEUED_AT)
         .await
         .unwrap()
-        .actor;
-
-    let hashes = aranea_hash::hash_media(bytes, &aranea_hash::Limits::default()).unwrap();
-    let record = MediaRecord {
-        sha256: hashes.sha256,
-        md5: hashes.md5,
-        sha1: hashes.sha1,
-        pdq: hashes.pdq.as_ref().map(|p| *p.hash.as_bytes()),
-        pdq_quality: hashes.pdq.as_ref().map(|p| p.quality),
-        size: bytes.len() as u64,
-        kind: "jpeg".into(),
-        width: Some(1),
-        height: Some(1),
-    };
-    store.media().record(&record, DECIDED_AT).await.unwrap();
-    let media_url = format!("{PAGE}/photo.jpg");
-    let new = |url: &str| {
-        NewUrl::new(
-            url,
-            "https://suspect.example",
-            "suspect.example",
-            UrlSource::Link,
-            Priority::Ordinary,
-            DECIDED_AT,
-        )
-    };
-    store
-        .frontier()
-        .enqueue_urls(&[new(PAGE), new(&media_url)], DECIDED_AT)
-        .await
-        .unwrap();
-    let url_id = |url: String| {
-        let store = store.clone();
-        async move { store.frontier().url_id(&url).await.unwrap().unwrap() }
-    };
-    let sighting = store
-        .media()
-        .record_sighting(&NewSighting {
-            media_sha256: hashes.sha256,
-            url: url_id(media_url.clone()).await,
-            page: Some(url_id(PAGE.to_owned()).await),
-            member_path: None,
-            seen_at: DECIDED_AT,
-            server_ip: Some("192.0.2.7".into()),
-        })
-        .await
-        .unwrap();
-    store
-        .review()
-        .enqueue(
-            &hashes.sha256,
-            Some(sighting),
-            ReviewReason::OnMatchingPage,
-            1,
-            DECIDED_AT,
-        )
-        .await
-        .unwrap();
-    vault.keep(&hashes.sha256, bytes, DECIDED_AT).await.unwrap();
-    review.intake(DECIDED_AT).await.unwrap();
-
-    let item = review
-        .next_item(&analyst, DECIDED_AT)
-        .await
-        .unwrap()
-        .unwrap();
-    let csam = Classification::new("7-10", "B", false, false).unwrap();
-    assert!(
-        review
-            .vote(&analyst, item, &csam, DECIDED_AT)
-            .await
-            .is_err(),
-        "without a bank store the decision's consequences fail"
-    );
-    assert_eq!(
-        state_of(db, &hashes.sha256).await,
-        (1, true, 0),
-        "decided, not applied: bytes kept, no match"
-    );
-    store.close().await;
-    hashes.sha256
+        .actor
 }
 
-/// (decisions not applied, the media's bytes still sealed in the vault, its matches).
-async fn state_of(db: &str, sha256: &[u8; 32]) -> (usize, bool, usize) {
-    let store = Store::open(db).await.unwrap();
-    let desk = store.review_desk();
-    let unapplied = desk.unapplied_decisions().await.unwrap().len();
-    let sealed = desk.vault_ciphertext(sha256).await.unwrap().is_some();
-    let mut matches = 0;
-    for sighting in store.media().sightings_of(sha256).await.unwrap() {
-        matches += store.media().matches_of(sighting.id).await.unwrap().len();
-    }
-    store.close().await;
-    (unapplied, sealed, matches)
+/// Why the media's bytes left the vault, if they did.
+async fn purge_reason(store: &Store, sha256: &[u8; 32]) -> Option<String> {
+    store
+        .review_desk()
+        .vault_record(sha256)
+        .await
+        .unwrap()
+        .and_then(|record| record.purge_reason)
 }

@@ -50,20 +50,25 @@ pub fn install_review(review: Review, secure_cookies: bool) {
     let _ = INSTALLED.set((review, secure_cookies));
 }
 
-/// How often [`finish_pending_decisions`] looks for decisions left unapplied.
-pub const PENDING_DECISIONS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often [`review_upkeep`] runs.
+pub const REVIEW_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Finishes, at start-up and then every [`PENDING_DECISIONS_EVERY`], the consequences (bank
-/// entries, matches, the vault's bytes purged) of decisions that a crash or a failed bank
-/// write left unapplied, in this process or any other sharing the database
-/// ([`Review::apply_pending`]); runs until the process ends. Without it such a decision's
-/// media would never become known and its bytes would stay in the vault.
-pub async fn finish_pending_decisions(review: Review) {
-    let mut ticks = tokio::time::interval(PENDING_DECISIONS_EVERY);
+/// What the review service must do even when no one acts, at start-up and then every
+/// [`REVIEW_UPKEEP_EVERY`], for every process sharing the database; runs until the process
+/// ends:
+/// - finishes the consequences (bank entries, matches, the vault's bytes purged) of decisions
+///   that a crash or a failed bank write left unapplied ([`Review::apply_pending`]): without
+///   it such a decision's media would never become known and its bytes would stay;
+/// - purges the vault's bytes whose retention ended without a decision
+///   ([`aranea_review::vault::purge_expired`], what `aranea vault purge` does), so that
+///   promise does not depend on an operator's cron job.
+pub async fn review_upkeep(review: Review) {
+    let mut ticks = tokio::time::interval(REVIEW_UPKEEP_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match review.apply_pending(crate::api::now_ms()).await {
+        let now = crate::api::now_ms();
+        match review.apply_pending(now).await {
             Ok(outcome) => {
                 if !outcome.applied.is_empty() {
                     tracing::info!(
@@ -83,6 +88,14 @@ pub async fn finish_pending_decisions(review: Review) {
             Err(error) => tracing::warn!(
                 error = %crate::problem::with_causes(&error),
                 "cannot look for decisions left unapplied"
+            ),
+        }
+        match aranea_review::vault::purge_expired(review.store(), now).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "purged media whose retention ended"),
+            Err(error) => tracing::warn!(
+                error = %crate::problem::with_causes(&error),
+                "cannot purge media whose retention ended; retrying later"
             ),
         }
     }
