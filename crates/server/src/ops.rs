@@ -47,15 +47,18 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// How long `/readyz` and a scrape of `/metrics` wait for the database. The pool waits up to
-/// its acquire timeout (10 s) for a connection to a database that refuses them; a probe or a
-/// scrape has its own, shorter deadline (Kubernetes' default probe timeout is 1 s, Prometheus'
-/// scrape timeout 10 s), so past this bound the answer is "not ready" or `aranea_store_up 0`
-/// rather than no answer at all.
-const STORE_DEADLINE: Duration = Duration::from_secs(2);
+/// How long `/readyz` waits for the database. The pool waits up to its acquire timeout (10 s)
+/// for a connection to a database that refuses them, longer than a probe waits (Kubernetes'
+/// default probe timeout is 1 s): past this bound the answer is "unavailable" rather than none.
+const READY_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long a scrape of `/metrics` waits for the store's row counts: under Prometheus' default
+/// scrape timeout (10 s), so a scrape answers `aranea_store_up 0` instead of timing out, and
+/// longer than [`READY_DEADLINE`], since counting the rows of a large crawl takes a moment.
+const SCRAPE_DEADLINE: Duration = Duration::from_secs(5);
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    let detail = match tokio::time::timeout(STORE_DEADLINE, state.store().schema_version()).await {
+    let detail = match tokio::time::timeout(READY_DEADLINE, state.store().schema_version()).await {
         Ok(Ok(version)) => {
             return Json(serde_json::json!({
                 "status": "ready",
@@ -67,7 +70,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(Err(error)) => error.to_string(),
         Err(_) => format!(
             "the database did not answer within {} s",
-            STORE_DEADLINE.as_secs()
+            READY_DEADLINE.as_secs()
         ),
     };
     (
@@ -94,7 +97,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ];
     let store = state.store();
     let notices = store.notices();
-    let read = tokio::time::timeout(STORE_DEADLINE, async {
+    let read = tokio::time::timeout(SCRAPE_DEADLINE, async {
         tokio::join!(store.counts(), notices.state_counts())
     })
     .await;
@@ -104,7 +107,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     };
     values.push(ScrapedValue::gauge(
         "aranea_store_up",
-        "1 if the database answered this scrape, 0 if not (the store's values are then left out).",
+        "1 if the database answered this scrape within 5 s, 0 if not (its values are then left out).",
         if counts.is_some() { 1.0 } else { 0.0 },
     ));
     if let Some(c) = &counts {
