@@ -440,6 +440,11 @@ impl<J: Journal> BankStore<J> {
                 &self.pending,
                 &self.pending_disabled,
             )?;
+            // Many small changes (review decisions, API appends) add up: once the delta, which
+            // is scanned by brute force and copied by every publish, reaches MERGE_AT it is
+            // folded into a new base on a thread of its own while searches go on. A merge that
+            // fails leaves the delta as it was (still exact) and is tried again next time.
+            drop(self.live.merge_in_background());
         }
         self.pending.clear();
         self.pending_disabled.clear();

@@ -334,6 +334,48 @@ fn readers_keep_answering_while_a_writer_adds_and_merges() {
     );
 }
 
+/// Small changes that together pass `MERGE_AT` (as review decisions and API appends make in
+/// a long-running server) are merged into the base without anyone asking: the delta, which
+/// every query scans by brute force and every publish copies, does not grow without end.
+#[test]
+fn a_delta_grown_by_small_changes_is_merged_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = BankStore::open(dir.path()).unwrap();
+    let bank = store
+        .create_bank(BankSpec::new("local", "local", "csam"))
+        .unwrap();
+    let p = provenance(&mut store);
+    let batch = 1_000u64;
+    let batches = aranea_index::live::MERGE_AT as u64 / batch + 1;
+    for round in 0..batches {
+        let entries: Vec<NewEntry> = (0..batch)
+            .map(|i| entry(bank, Signal::Pdq(pdq(round * 10_000 + i)), p))
+            .collect();
+        store.add_entries(&entries).unwrap();
+    }
+    let live = store.live();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while live.load().segment_sizes().1 >= aranea_index::live::MERGE_AT {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delta still holds {} entries",
+            live.load().segment_sizes().1
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let generation = live.load();
+    let (base, delta) = generation.segment_sizes();
+    assert_eq!(base + delta, (batches * batch) as usize);
+    for round in [0, batches - 1] {
+        let probe = Signal::Pdq(flip(pdq(round * 10_000 + 7), 4));
+        assert_eq!(
+            generation.match_signal(&probe, &BankFilter::All).hits.len(),
+            1,
+            "round {round}"
+        );
+    }
+}
+
 /// A bank's source and classification are bounded lines and its description bounded text with
 /// no control character but line feeds and tabs, however the bank is created or changed;
 /// nothing refused reaches the journal.
