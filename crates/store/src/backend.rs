@@ -299,7 +299,7 @@ impl Backend {
             (SELECT COUNT(*) FROM media) AS media, \
             (SELECT COUNT(*) FROM sightings) AS sightings, \
             (SELECT COUNT(*) FROM matches) AS matches, \
-            (SELECT COUNT(*) FROM review_queue) AS review";
+            (SELECT COUNT(*) FROM review_queue WHERE state <> 'decided') AS review";
         on_backend!(self, |pool, d| {
             let row = sqlx::query(SQL).fetch_one(pool).await?;
             Ok(Counts {

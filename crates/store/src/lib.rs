@@ -97,6 +97,7 @@ pub struct Counts {
     pub media: i64,
     pub sightings: i64,
     pub matches: i64,
+    /// The review backlog: queued media not yet decided (pending or in review).
     pub review: i64,
 }
 

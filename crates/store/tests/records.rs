@@ -316,6 +316,12 @@ async fn review_queue_holds_one_entry_per_media(db: &TestDb) {
         Err(StoreError::NotFound { .. })
     ));
     assert_eq!(store.counts().await.unwrap().review, 2);
+    // Decided media leaves the backlog (the metric, the statistics page and the demo's line).
+    review
+        .set_state(&other.sha256, ReviewState::Decided)
+        .await
+        .unwrap();
+    assert_eq!(store.counts().await.unwrap().review, 1);
 }
 
 async fn hostile_text_is_refused_with_typed_errors(db: &TestDb) {
