@@ -1,8 +1,9 @@
-//! What `aranea serve` does for the review service with no one acting: a decision whose
-//! consequences a crash cut short (committed, not yet banked) is finished (its media becomes
-//! known in the bank, its sighting a match, its bytes leave the vault), and media whose
-//! retention ended undecided is purged. Before, only `Review::apply_pending` could finish
-//! such a decision and no command called it, and only `aranea vault purge` purged.
+//! What `aranea serve` does for the review service with no one acting: queued media becomes
+//! review items, a decision whose consequences a crash cut short (committed, not yet banked)
+//! is finished (its media becomes known in the bank, its sighting a match, its bytes leave
+//! the vault), and media whose retention ended undecided is purged. Before, only
+//! `Review::apply_pending` could finish such a decision and no command called it, only
+//! `aranea vault purge` purged, and items formed only when an analyst asked for one.
 
 #[path = "common/postgres.rs"]
 mod postgres;
@@ -92,6 +93,15 @@ fn serve_finishes_a_crashed_decision_and_purges_media_past_retention() {
             matches += store.media().matches_of(sighting.id).await.unwrap().len();
         }
         assert_eq!(matches, 1, "its sighting became a match");
+        assert!(
+            store
+                .review_desk()
+                .item_of_media(&undecided)
+                .await
+                .unwrap()
+                .is_some(),
+            "the queued photo became a review item without anyone opening the queue"
+        );
         store.close().await;
     });
     let found = process::aranea_ok(

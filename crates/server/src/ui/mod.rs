@@ -56,6 +56,9 @@ pub const REVIEW_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_s
 /// What the review service must do even when no one acts, at start-up and then every
 /// [`REVIEW_UPKEEP_EVERY`], for every process sharing the database; runs until the process
 /// ends:
+/// - turns media the crawlers queued into review items ([`Review::intake`], which an analyst
+///   asking for the next item also runs), so items and their blurred thumbnails are ready
+///   before anyone opens the queue;
 /// - finishes the consequences (bank entries, matches, the vault's bytes purged) of decisions
 ///   that a crash or a failed bank write left unapplied ([`Review::apply_pending`]): without
 ///   it such a decision's media would never become known and its bytes would stay;
@@ -68,6 +71,21 @@ pub async fn review_upkeep(review: Review) {
     loop {
         ticks.tick().await;
         let now = crate::api::now_ms();
+        match review.intake(now).await {
+            Ok(report) if report.opened + report.grouped + report.known_negative > 0 => {
+                tracing::info!(
+                    opened = report.opened,
+                    grouped = report.grouped,
+                    known_negative = report.known_negative,
+                    "queued media taken into review"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(
+                error = %crate::problem::with_causes(&error),
+                "cannot take queued media into review; retrying later"
+            ),
+        }
         match review.apply_pending(now).await {
             Ok(outcome) => {
                 if !outcome.applied.is_empty() {
