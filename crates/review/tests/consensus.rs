@@ -495,20 +495,38 @@ async fn hotlines_outside_the_pool_see_nothing_and_ids_cannot_be_probed(backend:
     );
 }
 
-async fn interrupted_decisions_are_finished_later(backend: Backend) {
+/// A world whose one queued photo, corpus photo `photo`, an analyst decided csam at `NOW`
+/// through `crippled`, a review service without its bank store: the decision is committed
+/// and its consequences failed, the state a crash between the two would leave.
+struct CrashedDecision {
+    w: World,
+    crippled: Review,
+    item: aranea_store::ReviewItemId,
+    sha: [u8; 32],
+}
+
+async fn crashed_decision(backend: Backend, photo: usize) -> CrashedDecision {
     let config = ReviewConfig {
         consensus_votes: 1,
         ..ReviewConfig::default()
     };
     let w = World::with_config(backend, config.clone()).await;
-    let sha = w.queue_photo(11, &["https://one.example/a"]).await;
+    let sha = w.queue_photo(photo, &["https://one.example/a"]).await;
     w.review.intake(NOW).await.unwrap();
-    // A service without its bank store fails after the decision is committed: the state a
-    // crash between the two would leave.
     let crippled = Review::new(w.store.clone(), config, Schemes::builtin());
     let a = w.actor(w.gb, "a", UserRole::Analyst).await;
     let item = crippled.next_item(&a, NOW).await.unwrap().unwrap();
     assert!(crippled.vote(&a, item, &csam(), NOW).await.is_err());
+    CrashedDecision {
+        w,
+        crippled,
+        item,
+        sha,
+    }
+}
+
+async fn interrupted_decisions_are_finished_later(backend: Backend) {
+    let CrashedDecision { w, sha, .. } = crashed_decision(backend, 11).await;
     assert_eq!(
         w.store
             .review_desk()
@@ -543,18 +561,13 @@ async fn interrupted_decisions_are_finished_later(backend: Backend) {
 /// the appeal would find no entries to disable, and the decision applied after it would
 /// bank the media the appeal cleared.
 async fn a_failing_decision_holds_back_the_appeal_on_its_item(backend: Backend) {
-    let config = ReviewConfig {
-        consensus_votes: 1,
-        ..ReviewConfig::default()
-    };
-    let w = World::with_config(backend, config.clone()).await;
-    let sha = w.queue_photo(12, &["https://one.example/a"]).await;
-    w.review.intake(NOW).await.unwrap();
-    let crippled = Review::new(w.store.clone(), config, Schemes::builtin());
-    let a = w.actor(w.gb, "a", UserRole::Analyst).await;
+    let CrashedDecision {
+        w,
+        crippled,
+        item,
+        sha,
+    } = crashed_decision(backend, 12).await;
     let senior = w.actor(w.gb, "senior", UserRole::SeniorAnalyst).await;
-    let item = crippled.next_item(&a, NOW).await.unwrap().unwrap();
-    assert!(crippled.vote(&a, item, &csam(), NOW).await.is_err());
     assert!(
         crippled
             .reopen(
