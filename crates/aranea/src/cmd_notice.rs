@@ -283,7 +283,7 @@ async fn run_worker(
     loop {
         let pass = engine.run_once().await?;
         eprintln!(
-            "notice pass: {} new items, {} composed, {} sent, {} retried, {} failed, {} checked, {} removed, {} re-uploads, {} withdrawn, {} retractions",
+            "notice pass: {} new items, {} composed, {} sent, {} retried, {} failed, {} checked, {} removed, {} re-uploads, {} withdrawn, {} retractions, {} pages to revisit",
             pass.ingested,
             pass.composed,
             pass.sent,
@@ -293,7 +293,8 @@ async fn run_worker(
             pass.removed,
             pass.reuploads,
             pass.withdrawn,
-            pass.retractions
+            pass.retractions,
+            pass.revisits
         );
         if once {
             return Ok(std::process::ExitCode::SUCCESS);

@@ -47,6 +47,9 @@ pub struct PassReport {
     pub withdrawn: usize,
     /// Retractions composed this pass (one per recipient of a withdrawn item's notices).
     pub retractions: usize,
+    /// Pages queued for the crawler to fetch again, where removed media was seen (a
+    /// re-upload under a new URL is found there).
+    pub revisits: usize,
 }
 
 /// The engine with its clients.

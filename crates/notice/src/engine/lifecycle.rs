@@ -1,17 +1,24 @@
 //! The re-check stage: noticed URLs are re-fetched on their schedule (+1 h, +6 h, then every
 //! 24 h by default) until two consecutive checks agree they are gone; the next notice is
 //! scheduled (re-notice or escalation) while they stay; removed URLs stay watched, and the
-//! same media at the same URL again opens a re-upload item.
+//! same media at the same URL again opens a re-upload item. The pages a removed item's media
+//! was seen on are handed back to the crawler at each watch check, so a copy put back under
+//! another URL is found too.
 
-use aranea_store::{CheckRecord, ItemId, NewItem, NoticeItem};
+use std::collections::BTreeSet;
+
+use aranea_store::{CheckRecord, ItemId, NewItem, NoticeItem, Priority, UrlId};
 
 use super::{NoticeEngine, PassReport, ms};
 use crate::NoticeError;
-use crate::clock::UnixMillis;
+use crate::clock::{Clock, SystemClock, UnixMillis};
 use crate::recheck::{self, CheckOutcome};
 
 /// Items re-checked per pass at most.
 const MAX_PER_PASS: i64 = 500;
+/// Pages queued again per watch check of one removed item at most (a photo embedded on
+/// thousands of pages must not flood the frontier).
+const MAX_REVISITS_PER_ITEM: usize = 100;
 
 impl NoticeEngine {
     pub(super) async fn recheck_due(&self, report: &mut PassReport) -> Result<(), NoticeError> {
@@ -158,6 +165,7 @@ impl NoticeEngine {
             .notices()
             .record_check(ItemId(item.id), &record)
             .await?;
+        report.revisits += self.revisit_pages(item).await?;
         if outcome != CheckOutcome::Present {
             return Ok(());
         }
@@ -188,4 +196,53 @@ impl NoticeEngine {
         }
         Ok(())
     }
+
+    /// Queues every page the removed media was seen on for the crawler to fetch again
+    /// ([`Priority::Recheck`]); returns how many were queued. A re-upload is usually put
+    /// back on the page it was taken from under a new URL, which only a new fetch of the
+    /// page finds (the crawler fetches a page once otherwise); the match it records is then
+    /// ingested as a re-upload of this item. Pages queued or in flight already are left
+    /// alone. The frontier's times are the crawler's, the real clock, whatever this
+    /// engine's clock is (the demo's runs days ahead).
+    async fn revisit_pages(&self, item: &NoticeItem) -> Result<usize, NoticeError> {
+        let Some(sha256) = sha256_of(&item.sha256) else {
+            return Ok(0);
+        };
+        let sightings = self.store.media().sightings_of(&sha256).await?;
+        // A sighting whose page is its own URL was fetched directly: the watch check above
+        // fetched that URL already.
+        let pages: BTreeSet<UrlId> = sightings
+            .iter()
+            .filter(|s| s.page != s.url)
+            .map(|s| s.page)
+            .collect();
+        let at = SystemClock.now();
+        let mut queued = 0;
+        for page in pages.into_iter().take(MAX_REVISITS_PER_ITEM) {
+            if self
+                .store
+                .frontier()
+                .schedule_recheck(page, at, Priority::Recheck)
+                .await?
+            {
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }
+}
+
+/// The 32 bytes of a SHA-256 written in hex, as items hold it.
+fn sha256_of(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let digit = |b: u8| char::from(b).to_digit(16);
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let value = digit(pair[0])? * 16 + digit(pair[1])?;
+        *byte = u8::try_from(value).ok()?;
+    }
+    Some(out)
 }
