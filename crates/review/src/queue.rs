@@ -26,6 +26,9 @@ pub struct IntakeReport {
     /// Thumbnails made and sealed into the vault for media entering an item (needs the
     /// vault's secret key; one that fails here is made at the media's first view).
     pub thumbnails: usize,
+    /// Exposure recounts of undecided items whose media the crawler sighted again since
+    /// the last intake (an item is recounted once per 10,000 new sightings that name it).
+    pub exposure_recounted: u64,
 }
 
 /// An analyst's exposure today, for the timer and break reminders.
@@ -55,7 +58,9 @@ impl Wellness {
 impl Review {
     /// Turns queued media into review items: known negatives are closed, media within the
     /// near-duplicate distance of an undecided item's PDQ joins that item, the rest opens
-    /// new items; each media's blurred thumbnail is made and sealed into the vault.
+    /// new items; each media's blurred thumbnail is made and sealed into the vault. Then
+    /// the undecided items whose media were sighted on more pages since are recounted, so
+    /// the queue keeps serving the most exposed first as media spreads.
     /// Idempotent; run it after crawling or on a timer.
     pub async fn intake(&self, now: UnixMillis) -> Result<IntakeReport, ReviewError> {
         let desk = self.store().review_desk();
@@ -64,6 +69,7 @@ impl Review {
         loop {
             let batch = desk.unassigned_queued_media(500).await?;
             if batch.is_empty() {
+                report.exposure_recounted = desk.refresh_exposure_of_new_sightings(now).await?;
                 return Ok(report);
             }
             for media in batch {

@@ -100,6 +100,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0009_report_redirects.sql"),
         then: None,
     },
+    Migration {
+        version: 10,
+        name: "exposure_mark",
+        sqlite: include_str!("../migrations/sqlite/0010_exposure_mark.sql"),
+        postgres: include_str!("../migrations/postgres/0010_exposure_mark.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this build migrates a database to.
