@@ -123,6 +123,9 @@ pub struct CrawlConfig {
     pub robots_token: String,
     /// Robots.txt for reported and seeded URLs. Default: `obey`.
     pub robots_for_reported: RobotsForReported,
+    /// How long a robots.txt answer is used, ms, also by a worker that holds the host the
+    /// whole time. Default: 86,400,000 (a day).
+    pub robots_ttl_ms: u64,
     /// Connect timeout, ms. Default: 10,000.
     pub connect_timeout_ms: u64,
     /// Longest silence while reading, ms. Default: 15,000.
@@ -180,6 +183,7 @@ impl Default for CrawlConfig {
             user_agent: concat!("aranea-crawler/", env!("CARGO_PKG_VERSION")).to_owned(),
             robots_token: "aranea".to_owned(),
             robots_for_reported: RobotsForReported::Obey,
+            robots_ttl_ms: 24 * 3600 * 1000,
             connect_timeout_ms: 10_000,
             read_timeout_ms: 15_000,
             total_timeout_ms: 30_000,

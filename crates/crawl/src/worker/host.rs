@@ -21,9 +21,6 @@ use crate::fetch::{Fetch, FetchError, Response};
 use crate::politeness::Pace;
 use crate::robots::{Robots, RobotsSource, robots_url};
 
-/// How long a robots.txt answer is kept.
-const ROBOTS_TTL_MS: i64 = 24 * 3600 * 1000;
-
 /// What a step left to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StepEnd {
@@ -37,6 +34,9 @@ pub(crate) struct HostWork {
     pub lease: Lease,
     pub host: Host,
     robots: Option<Robots>,
+    /// When `robots` must be read again (from the host row, or fetched): a host can stay
+    /// leased for days (a large site at a long Crawl-delay, lease renewed step after step).
+    robots_until: UnixMillis,
     pub pace: Pace,
     next_allowed: UnixMillis,
     buffer: VecDeque<UrlRecord>,
@@ -72,6 +72,7 @@ impl HostWork {
         HostWork {
             lease: leased.lease,
             robots: None,
+            robots_until: 0,
             pace: Pace::new(&cx.config.politeness, crawl_delay),
             next_allowed: host.next_allowed_at.max(now_ms()),
             buffer: VecDeque::new(),
@@ -173,7 +174,7 @@ impl HostWork {
                 .renew(&self.lease, cx.config.lease_ms, now)
                 .await?;
         }
-        if self.robots.is_none() && self.load_robots(cx, now).await? {
+        if (self.robots.is_none() || now >= self.robots_until) && self.load_robots(cx, now).await? {
             return Ok(StepEnd::Again);
         }
         loop {
@@ -231,15 +232,18 @@ impl HostWork {
 
     /// Loads robots.txt from the cache, or fetches it; true if a request was made.
     async fn load_robots(&mut self, cx: &Context, now: UnixMillis) -> Result<bool, StoreError> {
+        let ttl = i64::try_from(cx.config.robots_ttl_ms).unwrap_or(i64::MAX);
         if let Some(cache) = self.host.robots.as_ref().filter(|c| c.expires_at > now) {
             let robots = match cache.status {
                 Some(status) => Robots::from_response(status, &cache.body, &cx.robots),
                 None => Robots::blocked(RobotsSource::Unparsable),
             };
+            self.robots_until = cache.expires_at;
             self.adopt_robots(robots);
             return Ok(false);
         }
         let Some(url) = Url::parse(&self.host.key).ok().and_then(|u| robots_url(&u)) else {
+            self.robots_until = now.saturating_add(ttl);
             self.adopt_robots(Robots::from_response(404, b"", &cx.robots));
             return Ok(false);
         };
@@ -269,12 +273,14 @@ impl HostWork {
             status,
             body,
             fetched_at: done,
-            expires_at: done + ROBOTS_TTL_MS,
+            expires_at: done.saturating_add(ttl),
         };
         cx.store
             .frontier()
             .store_robots(&self.lease, &cache, done)
             .await?;
+        self.robots_until = cache.expires_at;
+        self.host.robots = Some(cache);
         self.adopt_robots(robots);
         self.next_allowed = done + ms(self.pace.delay_ms(fetch.elapsed));
         Ok(true)
