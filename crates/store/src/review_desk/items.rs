@@ -314,6 +314,13 @@ impl ReviewDesk<'_> {
                 let high = low.saturating_add(SIGHTINGS_PER_RECOUNT).min(top);
                 let mut tx = pool.begin_with(d.begin_write()).await?;
                 if d == Dialect::Postgres {
+                    // Two intakes at once (the upkeep loop, an analyst's page, another
+                    // server) would lock the same items' rows in their own orders and could
+                    // deadlock: the mark's row makes them take turns, as SQLite's write
+                    // lock does.
+                    sqlx::query("SELECT id FROM review_exposure_mark WHERE id = 1 FOR UPDATE")
+                        .execute(&mut *tx)
+                        .await?;
                     // The planner prices the correlated counts per candidate high and would
                     // compile the statement (0.5-0.7 s each time on 10,000 sightings), for
                     // an execution of tens of milliseconds.
