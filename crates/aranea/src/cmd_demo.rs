@@ -173,6 +173,11 @@ async fn demo(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    // The notices' links lead to this server's respond page.
+    aranea_server::ui::install_notice_links(aranea_notice::link_secret(&notice_config(
+        world,
+        &local.to_string(),
+    )));
     let server = tokio::spawn(aranea_server::serve(
         listener,
         state.clone(),

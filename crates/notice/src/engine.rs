@@ -138,11 +138,7 @@ impl NoticeEngine {
             }
             None => None,
         };
-        let link_secret = if config.link_secret.is_empty() {
-            format!("aranea-test-link-key:{}", config.hotline.name).into_bytes()
-        } else {
-            config.link_secret.clone().into_bytes()
-        };
+        let link_secret = link_secret(&config);
         Ok(NoticeEngine {
             store,
             config,
@@ -499,6 +495,17 @@ impl NoticeEngine {
             self.clock.now(),
         )
         .await
+    }
+}
+
+/// The key that signs and verifies the links of notices sent with `config`: its
+/// `link_secret`, or when that is empty a key derived from the hotline's name (for tests and
+/// the demo: anyone knowing the name can forge such links).
+pub fn link_secret(config: &NoticeConfig) -> Vec<u8> {
+    if config.link_secret.is_empty() {
+        format!("aranea-test-link-key:{}", config.hotline.name).into_bytes()
+    } else {
+        config.link_secret.clone().into_bytes()
     }
 }
 

@@ -41,7 +41,8 @@ fn item(url: &str, provider: &str) -> NewItem {
 
 fn notice(key: &str, provider: &str) -> NewNotice {
     NewNotice {
-        report_id: format!("r-{key}"),
+        // As the notice room makes them: hex digits and dashes (which links carry).
+        report_id: format!("5eed-{}", &key[1..]),
         idempotency_key: key.into(),
         provider_key: provider.into(),
         provider_name: "Quickhost".into(),
@@ -518,4 +519,92 @@ fn metrics_count_notices_and_items_by_state_so_failed_deliveries_show() {
             "no line {sample:?} in:\n{metrics}"
         );
     }
+}
+
+/// The page a notice's signed link leads to: a provider acknowledges or disputes the notice
+/// without an account; the first answer is recorded and restarts its items' unanswered
+/// count; forged, expired and unknown links, bad answers and notes are refused with the
+/// reason. Before, no route served the link (`respond_base_url`): every answer was a 404.
+#[test]
+fn a_provider_answers_a_notice_through_its_signed_link() {
+    const KEY: &[u8] = b"respond-test-link-key";
+    aranea_server::ui::install_notice_links(KEY.to_vec());
+    let server = common::start("notice-respond", ServerConfig::default());
+    let addr = server.addr;
+    let sent = server.block_on(seed(&server.store));
+    let notices = server.store.notices();
+    let report = server
+        .block_on(notices.notice(sent))
+        .unwrap()
+        .unwrap()
+        .report_id;
+    let hour_ahead = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 3_600_000;
+    let link = |key: &[u8], reference: &str, expires: i64| {
+        let token = aranea_notice::link::sign(key, reference, expires);
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("t", &token)
+            .finish();
+        (token, format!("/notice/respond?{query}"))
+    };
+    let answer = |token: &str, answer: &str, note: &str| {
+        let form: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("t", token)
+            .append_pair("answer", answer)
+            .append_pair("note", note)
+            .finish();
+        common::call(
+            addr,
+            "POST",
+            "/notice/respond",
+            None,
+            Some("application/x-www-form-urlencoded"),
+            form.as_bytes(),
+        )
+    };
+    let text = |reply: &common::Reply| String::from_utf8_lossy(&reply.body).into_owned();
+
+    let (token, page) = link(KEY, &report, hour_ahead);
+    let form = get(addr, &page, None);
+    assert_eq!(form.status, 200, "{}", text(&form));
+    assert!(text(&form).contains(&report) && text(&form).contains("value=\"acknowledged\""));
+
+    // Refused links: forged, expired, malformed, unknown; nothing recorded by any.
+    let (_, forged) = link(b"another key", &report, hour_ahead);
+    assert_eq!(get(addr, &forged, None).status, 400);
+    let (_, expired) = link(KEY, &report, hour_ahead - 7_200_000);
+    assert_eq!(get(addr, &expired, None).status, 410);
+    assert_eq!(get(addr, "/notice/respond?t=nonsense", None).status, 400);
+    assert_eq!(get(addr, "/notice/respond", None).status, 400);
+    let (unknown_token, unknown) = link(KEY, "5eed-99", hour_ahead);
+    assert_eq!(get(addr, &unknown, None).status, 404);
+    assert_eq!(answer(&unknown_token, "acknowledged", "").status, 404);
+    // Refused answers.
+    assert_eq!(answer(&token, "maybe", "").status, 400);
+    assert_eq!(
+        answer(&token, "acknowledged", &"x".repeat(1001)).status,
+        400
+    );
+    assert_eq!(answer(&token, "acknowledged", "a\0b").status, 400);
+    let (expired_token, _) = link(KEY, &report, hour_ahead - 7_200_000);
+    assert_eq!(answer(&expired_token, "acknowledged", "").status, 410);
+    let held = server.block_on(notices.notice(sent)).unwrap().unwrap();
+    assert_eq!(held.response, None, "nothing recorded by a refused answer");
+
+    let recorded = answer(&token, "acknowledged", "removing it today");
+    assert_eq!(recorded.status, 200, "{}", text(&recorded));
+    assert!(text(&recorded).contains("was recorded"));
+    let held = server.block_on(notices.notice(sent)).unwrap().unwrap();
+    assert_eq!(held.response.as_deref(), Some("acknowledged"));
+    assert_eq!(held.response_note.as_deref(), Some("removing it today"));
+    // Only the first answer counts, and the provider is told so.
+    let again = answer(&token, "disputed", "");
+    assert_eq!(again.status, 409);
+    assert!(text(&again).contains("already answered"));
+    let held = server.block_on(notices.notice(sent)).unwrap().unwrap();
+    assert_eq!(held.response.as_deref(), Some("acknowledged"));
+    assert!(text(&get(addr, &page, None)).contains("already answered"));
 }

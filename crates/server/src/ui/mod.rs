@@ -19,6 +19,7 @@ mod admin;
 mod exposure;
 mod html;
 mod items;
+pub mod respond;
 pub(crate) mod session;
 mod video;
 
@@ -132,14 +133,28 @@ impl aranea_review::BankWriter for crate::LiveBanks {
     }
 }
 
-/// The web UI's routes, merged into the server's router: empty until a review service is
-/// installed.
-pub fn router(_state: AppState) -> Router {
-    match INSTALLED.get() {
+/// The web UI's routes, merged into the server's router: the review UI once a review service
+/// is installed, the notices' respond page once their link key is.
+pub fn router(state: AppState) -> Router {
+    let ui = match INSTALLED.get() {
         Some((review, secure)) => review_router(review.clone(), *secure)
-            .merge(crate::stats::router(_state, review.clone())),
+            .merge(crate::stats::router(state.clone(), review.clone())),
         None => Router::new(),
+    };
+    match NOTICE_LINK_KEY.get() {
+        Some(secret) => ui.merge(respond::router(state.store().clone(), secret)),
+        None => ui,
     }
+}
+
+static NOTICE_LINK_KEY: OnceLock<Vec<u8>> = OnceLock::new();
+
+/// Makes [`router`] serve the page hosting providers reach from a notice's signed link
+/// ([`respond::RESPOND_PATH`]), verifying links with `secret`
+/// ([`aranea_notice::link_secret`] of the `[notice]` configuration the notices are sent
+/// with); called once at start-up by `aranea serve` and `aranea demo`.
+pub fn install_notice_links(secret: Vec<u8>) {
+    let _ = NOTICE_LINK_KEY.set(secret);
 }
 
 /// The review UI under `/ui/`.
