@@ -61,8 +61,8 @@ fn hamming(a: &[u8; 32], b: &[u8; 32]) -> u32 {
     a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
 }
 
-/// Parses a 64-hex-digit PDQ.
-pub fn pdq_from_hex(text: &str) -> Option<[u8; 32]> {
+/// Parses 64 hex digits: a PDQ or a SHA-256 as items hold them.
+pub fn hash32_from_hex(text: &str) -> Option<[u8; 32]> {
     if text.len() != 64 {
         return None;
     }
@@ -84,7 +84,10 @@ pub fn same_media(
     if sha256_a.eq_ignore_ascii_case(sha256_b) {
         return true;
     }
-    match (pdq_a.and_then(pdq_from_hex), pdq_b.and_then(pdq_from_hex)) {
+    match (
+        pdq_a.and_then(hash32_from_hex),
+        pdq_b.and_then(hash32_from_hex),
+    ) {
         (Some(a), Some(b)) => hamming(&a, &b) <= threshold,
         _ => false,
     }
@@ -96,17 +99,13 @@ pub struct Rehash {
     pub pdq: Option<String>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Hashes bytes on the blocking pool (decoding is CPU work).
 pub async fn rehash(bytes: bytes::Bytes) -> Option<Rehash> {
     tokio::task::spawn_blocking(move || {
         let hashes = hash_media(&bytes, &Limits::default()).ok()?;
         Some(Rehash {
-            sha256: hex(&hashes.sha256),
-            pdq: hashes.pdq.map(|p| hex(p.hash.as_bytes())),
+            sha256: crate::engine::hex(&hashes.sha256),
+            pdq: hashes.pdq.map(|p| crate::engine::hex(p.hash.as_bytes())),
         })
     })
     .await
@@ -213,10 +212,10 @@ mod tests {
     }
 
     #[test]
-    fn pdq_hex_rejects_garbage() {
-        assert!(pdq_from_hex("").is_none());
-        assert!(pdq_from_hex(&"g".repeat(64)).is_none());
-        assert!(pdq_from_hex(&"é".repeat(32)).is_none());
-        assert_eq!(pdq_from_hex(&"0f".repeat(32)), Some([15u8; 32]));
+    fn hash_hex_rejects_garbage() {
+        assert!(hash32_from_hex("").is_none());
+        assert!(hash32_from_hex(&"g".repeat(64)).is_none());
+        assert!(hash32_from_hex(&"é".repeat(32)).is_none());
+        assert_eq!(hash32_from_hex(&"0f".repeat(32)), Some([15u8; 32]));
     }
 }

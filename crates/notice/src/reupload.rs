@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use aranea_index::pdq_index::{Code, CodeHit, IndexParams, PdqIndex, SearchScratch};
 use aranea_store::{ItemId, WatchedItem};
 
-use crate::recheck::pdq_from_hex;
+use crate::recheck::hash32_from_hex;
 
 /// The removed items' media, indexed.
 pub struct RemovedMedia {
@@ -39,7 +39,7 @@ impl RemovedMedia {
             by_sha256
                 .entry(item.sha256.to_ascii_lowercase())
                 .or_insert(item.id);
-            if let Some(pdq) = item.pdq.as_deref().and_then(pdq_from_hex) {
+            if let Some(pdq) = item.pdq.as_deref().and_then(hash32_from_hex) {
                 codes.push(code(&pdq));
                 pdq_items.push(item.id);
             }
@@ -64,7 +64,7 @@ impl RemovedMedia {
             return Some(ItemId(*id));
         }
         let index = self.pdq.as_ref()?;
-        let query = code(&pdq_from_hex(pdq?)?);
+        let query = code(&hash32_from_hex(pdq?)?);
         let mut hits: Vec<CodeHit> = Vec::new();
         index.search(&query, threshold, &mut SearchScratch::default(), &mut hits);
         hits.iter()

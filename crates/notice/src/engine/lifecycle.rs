@@ -205,7 +205,7 @@ impl NoticeEngine {
     /// alone. The frontier's times are the crawler's, the real clock, whatever this
     /// engine's clock is (the demo's runs days ahead).
     async fn revisit_pages(&self, item: &NoticeItem) -> Result<usize, NoticeError> {
-        let Some(sha256) = sha256_of(&item.sha256) else {
+        let Some(sha256) = crate::recheck::hash32_from_hex(&item.sha256) else {
             return Ok(0);
         };
         let sightings = self.store.media().sightings_of(&sha256).await?;
@@ -230,19 +230,4 @@ impl NoticeEngine {
         }
         Ok(queued)
     }
-}
-
-/// The 32 bytes of a SHA-256 written in hex, as items hold it.
-fn sha256_of(hex: &str) -> Option<[u8; 32]> {
-    let bytes = hex.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let digit = |b: u8| char::from(b).to_digit(16);
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        let value = digit(pair[0])? * 16 + digit(pair[1])?;
-        *byte = u8::try_from(value).ok()?;
-    }
-    Some(out)
 }
