@@ -328,13 +328,15 @@ async fn clock_scenario() {
     w.queue_photo(1, &["https://one.example/a"]).await;
     w.review.intake(NOW).await.unwrap();
     let ana = w.actor(w.gb, "ana", UserRole::Analyst).await;
-    // Served 50 s ago: the stretch passes the one-minute break limit while the page is open.
-    let served = aranea_review::now_millis() - 50_000;
-    let item = w.review.next_item(&ana, served).await.unwrap().unwrap();
     let (_, base) = serve(&w).await;
     let driver = ChromeDriver::start().await;
     let b = driver.browser().await;
     b.login(&base, "ana", PASSWORD).await;
+    // Served 50 s ago: the stretch passes the one-minute break limit while the page is open.
+    // Served only once the browser is up and signed in (which took over 10 s once, under a
+    // loaded CI), so the first reading falls within the 50s.
+    let served = aranea_review::now_millis() - 50_000;
+    let item = w.review.next_item(&ana, served).await.unwrap().unwrap();
     b.goto(&format!("{base}/ui/items/{item}")).await;
     b.wait_for("#stretch-clock").await;
     let first = text(&b, "#stretch-clock").await;
