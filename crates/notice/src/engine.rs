@@ -485,7 +485,7 @@ impl NoticeEngine {
         token: &str,
         response: aranea_store::ProviderResponse,
         note: &str,
-    ) -> Result<Notice, NoticeError> {
+    ) -> Result<Answer, NoticeError> {
         respond(
             &self.store,
             &self.link_secret,
@@ -509,7 +509,17 @@ pub fn link_secret(config: &NoticeConfig) -> Vec<u8> {
     }
 }
 
-/// Verifies a respond token and records the answer. Returns the notice.
+/// A provider's answer through a notice's link.
+#[derive(Debug)]
+pub struct Answer {
+    /// The notice as it was before this answer (its `response` is the earlier answer, if any).
+    pub notice: Notice,
+    /// Whether this answer was recorded: the store keeps only the first answer, and only to
+    /// a notice that was sent.
+    pub recorded: bool,
+}
+
+/// Verifies a respond token and records the answer.
 pub async fn respond(
     store: &Store,
     secret: &[u8],
@@ -517,7 +527,7 @@ pub async fn respond(
     response: aranea_store::ProviderResponse,
     note: &str,
     now: UnixMillis,
-) -> Result<Notice, NoticeError> {
+) -> Result<Answer, NoticeError> {
     let reference = crate::link::verify(secret, token, now)?;
     let notice = store
         .notices()
@@ -525,11 +535,11 @@ pub async fn respond(
         .await?
         .ok_or(NoticeError::UnknownNotice { reference })?;
     let note: String = note.chars().take(1000).collect();
-    store
+    let recorded = store
         .notices()
         .respond(NoticeId(notice.id), response, &note, now)
         .await?;
-    Ok(notice)
+    Ok(Answer { notice, recorded })
 }
 
 /// Relaxed/relaxed canonicalisation: lettre folds long headers (our subjects carry the

@@ -47,5 +47,5 @@ pub mod xarf;
 
 pub use clock::{Clock, SystemClock, UnixMillis};
 pub use config::NoticeConfig;
-pub use engine::{NoticeEngine, PassReport, link_secret, respond};
+pub use engine::{Answer, NoticeEngine, PassReport, link_secret, respond};
 pub use error::NoticeError;

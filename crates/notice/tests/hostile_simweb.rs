@@ -427,7 +427,7 @@ async fn xarf_reports_validate_and_the_signed_link_records_an_answer() {
         .respond(&token, ProviderResponse::Acknowledged, "on it")
         .await
         .unwrap();
-    assert_eq!(answered.id, email.id);
+    assert_eq!(answered.notice.id, email.id);
     let after = store
         .notices()
         .notice(NoticeId(email.id))

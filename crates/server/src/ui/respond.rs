@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use aranea_notice::NoticeError;
 use aranea_notice::link::LinkError;
-use aranea_store::{NoticeId, ProviderResponse, Store, StoreError};
+use aranea_store::{ProviderResponse, Store, StoreError};
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -106,34 +106,15 @@ async fn record_answer(State(links): State<Links>, FormBody(body): FormBody) -> 
             .into_response();
     }
     let token = fields.get("t").map_or("", String::as_str);
-    let at = now();
-    let notice = match aranea_notice::respond(
-        &links.store,
-        &links.secret,
-        token,
-        response,
-        note,
-        at,
-    )
-    .await
-    {
-        Ok(notice) => notice,
-        Err(error) => return refusal(&error),
-    };
-    // The store keeps the first answer, and only of a notice that was sent: read back what
-    // it holds now to tell the provider whether this answer is the one recorded.
-    let now_held = match links.store.notices().notice(NoticeId(notice.id)).await {
-        Ok(Some(held)) => held,
-        Ok(None) => {
-            return refusal(&NoticeError::UnknownNotice {
-                reference: notice.report_id,
-            });
-        }
-        Err(error) => return refusal(&NoticeError::Store(error)),
-    };
-    let recorded =
-        now_held.response_at == Some(at) && now_held.response.as_deref() == Some(response.as_str());
-    let body = match (recorded, now_held.response) {
+    let answer =
+        match aranea_notice::respond(&links.store, &links.secret, token, response, note, now())
+            .await
+        {
+            Ok(answer) => answer,
+            Err(error) => return refusal(&error),
+        };
+    let (notice, recorded) = (answer.notice, answer.recorded);
+    let body = match (recorded, notice.response) {
         (true, _) => format!(
             "<p>Thank you. Your answer to notice <code>{}</code> was recorded: {}.</p>",
             esc(&notice.report_id),
