@@ -63,7 +63,8 @@ pub use notices::{
     StateCounts, WatchedItem,
 };
 pub use reports::{
-    MAX_NAME_BYTES, MAX_NOTES_BYTES, NewReport, Report, ReportId, ReportLink, ReportStatus, Reports,
+    MAX_NAME_BYTES, MAX_NOTES_BYTES, NewReport, Report, ReportId, ReportLink, ReportOutcome,
+    ReportStatus, Reports,
 };
 pub use review::{ReviewEntry, ReviewQueue, ReviewReason, ReviewState};
 pub use review_desk::{

@@ -9,6 +9,9 @@ use crate::backend::{Backend, Get, on_backend};
 use crate::error::{StoreError, check_line, check_text};
 use crate::frontier::{MAX_URL_BYTES, UrlId, text_enum};
 
+mod views;
+pub use views::ReportOutcome;
+
 /// Longest reporter or hotline name accepted, in bytes.
 pub const MAX_NAME_BYTES: usize = 500;
 /// Longest notes accepted, in bytes.
