@@ -29,6 +29,7 @@ mod aligned;
 mod batch;
 mod probe;
 mod profile;
+mod verify;
 
 pub(crate) use aligned::AlignedArray;
 pub use probe::SearchScratch;

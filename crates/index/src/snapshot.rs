@@ -514,11 +514,19 @@ fn read_index(input: &mut CrcReader) -> io::Result<PdqIndex> {
     for table in &tables {
         check_table(table, count, id_bits(count))?;
     }
-    Ok(PdqIndex {
+    let index = PdqIndex {
         codes,
         tables,
         multi_index_only: flag[0] == 1,
-    })
+    };
+    // The checksum proves the file is as written, not that it was written right: a table
+    // that misplaces a code would hide it from searches without a word.
+    if let Some(slot) = index.first_table_not_built_from_codes() {
+        return Err(bad(format!(
+            "substring table {slot} does not hold the codes as they are"
+        )));
+    }
+    Ok(index)
 }
 
 fn check_table(table: &SubstringTable, count: usize, id_bits: u32) -> io::Result<()> {
@@ -1005,5 +1013,127 @@ mod tests {
             "{refused:?}"
         );
         assert!(read_edited(dir.path(), &file, &header(seq), &header(last_entry)).is_ok());
+    }
+
+    /// A snapshot of `n` pseudo-random PDQ entries in bank `one`, with its file and the
+    /// index it holds; `known` is the value of the entry whose cells a test forges.
+    fn snapshot_of_pdq_entries(dir: &Path, n: usize) -> (Vec<u8>, PdqIndex, Signal) {
+        let (mut store, provenance) = store_of_two_banks(dir);
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let entries: Vec<NewEntry> = (0..n)
+            .map(|_| {
+                let mut bytes = [0u8; 32];
+                for chunk in bytes.chunks_mut(8) {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    chunk.copy_from_slice(&state.to_le_bytes());
+                }
+                NewEntry {
+                    bank: 0,
+                    signal: Signal::from_bytes(crate::SignalType::Pdq, &bytes).unwrap(),
+                    classification: None,
+                    provenance,
+                    line: 0,
+                    metadata: None,
+                }
+            })
+            .collect();
+        let known = entries[n / 2].signal;
+        store.append_entries(&entries).unwrap();
+        store.write_snapshot().unwrap();
+        let file = std::fs::read(dir.join(SNAPSHOT_FILE)).unwrap();
+        let (_, segment) = read_banks(&dir.join(SNAPSHOT_FILE)).unwrap();
+        (file, segment.pdq.unwrap(), known)
+    }
+
+    /// `file` with, in every substring table of `index`, the cell of code `id` and a cell
+    /// of another bucket swapping ids (each keeps its bucket and low bits, so every id is
+    /// still listed once and the table still looks sound), the checksum made right again.
+    fn with_code_hidden(file: &[u8], index: &PdqIndex, id: u32) -> Vec<u8> {
+        let count = index.codes.len();
+        let mut codes_bytes = (count as u64).to_le_bytes().to_vec();
+        codes_bytes.extend(index.codes[0].iter().flat_map(|w| w.to_le_bytes()));
+        let mut at = file
+            .windows(codes_bytes.len())
+            .position(|w| w == codes_bytes)
+            .expect("the index's codes in the file")
+            + 8
+            + 32 * count
+            + 1
+            + 4;
+        let id_mask = (1u32 << id_bits(count)) - 1;
+        let mut file = file.to_vec();
+        for table in &index.tables {
+            let directory_at = at + 12 + 8;
+            let cells_at = directory_at + 4 * table.directory.len() + 8;
+            let bucket_of = |position: usize| {
+                table
+                    .directory
+                    .partition_point(|&start| start as usize <= position)
+                    - 1
+            };
+            let known = table.cells.iter().position(|&c| c & id_mask == id).unwrap();
+            let other = (0..count)
+                .find(|&p| bucket_of(p) != bucket_of(known))
+                .unwrap();
+            let (a, b) = (table.cells[known], table.cells[other]);
+            for (position, cell) in [
+                (known, (a & !id_mask) | (b & id_mask)),
+                (other, (b & !id_mask) | (a & id_mask)),
+            ] {
+                let offset = cells_at + 4 * position;
+                file[offset..offset + 4].copy_from_slice(&cell.to_le_bytes());
+            }
+            at = cells_at + 4 * count;
+        }
+        let body = file.len() - 4;
+        let crc = crc32fast::hash(&file[..body]);
+        file[body..].copy_from_slice(&crc.to_le_bytes());
+        file
+    }
+
+    /// A snapshot whose tables hide a code, checksum and all: opening must notice, rebuild
+    /// from the journal and find the entry, where it used to open without a word and miss it.
+    #[test]
+    fn substring_tables_that_hide_a_code_are_refused_and_rebuilt_from_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let banks = dir.path().join("banks");
+        let (file, index, known) = snapshot_of_pdq_entries(&banks, 40_000);
+        assert!(index.substrings() > 0);
+        let Signal::Pdq(hash) = known else {
+            unreachable!()
+        };
+        let id = (0..index.codes.len() as u32)
+            .find(|&id| index.code(id) == Some(&hash.to_words()))
+            .unwrap();
+        std::fs::write(
+            banks.join(SNAPSHOT_FILE),
+            with_code_hidden(&file, &index, id),
+        )
+        .unwrap();
+        let refused = read_refusal(&banks.join(SNAPSHOT_FILE)).map(|_| ());
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|r| r.contains("does not hold the codes")),
+            "{refused:?}"
+        );
+        let store = BankStore::open(&banks).unwrap();
+        assert!(
+            store
+                .warnings()
+                .iter()
+                .any(|w| w.contains("rebuilding from the journal")),
+            "{:?}",
+            store.warnings()
+        );
+        let found = store
+            .live()
+            .load()
+            .match_signal(&known, &crate::BankFilter::All);
+        assert_eq!(found.hits.len(), 1, "the hidden entry was missed");
+        assert_eq!(found.hits[0].distance, 0);
+        assert_eq!(store.state().entry_count(), 40_000);
     }
 }
