@@ -55,6 +55,10 @@ pub enum StoreError {
     ThresholdTooHigh(u32),
     #[error("no entry {0}")]
     NoSuchEntry(EntryId),
+    /// A list imported by [`crate::BankStore::import_list`] read differently the second time
+    /// (rewritten meanwhile, or unreadable): nothing of it counts once the store is dropped.
+    #[error("the list changed while it was imported: {0}")]
+    ListChanged(String),
     #[error("transaction misuse: {0}")]
     Transaction(String),
     #[error(transparent)]

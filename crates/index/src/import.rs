@@ -5,14 +5,17 @@
 //! line number and the reader carries on, so a caller can list all errors of a file before
 //! deciding to import nothing. A UTF-8 BOM, CRLF line ends, blank lines and `#` comment lines
 //! are accepted everywhere. A classification follows the rule of a bank's (one line of
-//! printable text, see [`crate::bank::check_entry_classification`]) in every format. This
-//! module must not touch the store: the caller decides.
+//! printable text, see [`crate::bank::check_entry_classification`]) in every format. Reading
+//! does not touch the store; [`crate::BankStore::import_list`] is the one way a list becomes
+//! entries (checked whole first, then added in one transaction), and these are its options
+//! and its answer.
 
 use std::io::{BufRead, Read};
 
 use serde_json::{Map, Value};
 
-use crate::bank::check_entry_classification;
+use crate::bank::{BankId, BankSpec, EntryId, TextError, check_entry_classification};
+use crate::error::StoreError;
 use crate::signal::{Signal, SignalType};
 
 /// Longest line accepted; longer lines are reported and skipped. A `vpdq` row carries the
@@ -84,6 +87,97 @@ pub enum ImportError {
 pub struct ReadOptions {
     /// Type of every value (hex lists) or of rows that name none.
     pub signal_type: Option<SignalType>,
+}
+
+/// The bank a list is imported into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportInto {
+    Bank(BankId),
+    /// A bank created by the import, in the same transaction: a list that is refused (or a
+    /// crash mid-import) leaves no empty bank behind.
+    NewBank(BankSpec),
+}
+
+/// How [`crate::BankStore::import_list`] reads a list and what it does with bad rows.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub format: ListFormat,
+    pub read: ReadOptions,
+    /// Classification of rows that carry none (`None`: the bank's).
+    pub classification: Option<String>,
+    /// Import the valid rows of a list that has invalid ones. Without it a list with any
+    /// invalid row imports nothing ([`ImportListError::Refused`]).
+    pub skip_invalid: bool,
+    /// Line errors and duplicates kept in the summary; the rest are only counted.
+    pub keep_problems: usize,
+}
+
+impl ImportOptions {
+    /// All-or-nothing, no default classification, the first [`KEPT_PROBLEMS`] problems kept.
+    pub fn new(format: ListFormat) -> Self {
+        Self {
+            format,
+            read: ReadOptions::default(),
+            classification: None,
+            skip_invalid: false,
+            keep_problems: KEPT_PROBLEMS,
+        }
+    }
+}
+
+/// Problems an import keeps by default (see [`ImportOptions::keep_problems`]).
+pub const KEPT_PROBLEMS: usize = 50;
+
+/// A row whose value an enabled entry of the bank (or an earlier row of the list) holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DuplicateRow {
+    pub line: u64,
+    pub existing: EntryId,
+}
+
+/// What an import found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub bank: BankId,
+    /// Valid rows.
+    pub rows: u64,
+    /// Rows that could not be read (skipped with `skip_invalid`, else the list was refused).
+    pub invalid: u64,
+    pub added: u64,
+    pub duplicates: u64,
+    /// The first invalid rows, in file order.
+    pub errors: Vec<LineError>,
+    /// The first duplicate rows, in file order.
+    pub duplicate_rows: Vec<DuplicateRow>,
+}
+
+/// Why [`crate::BankStore::import_list`] imported nothing. Every variant but `Store` is found
+/// before anything is written: the store is as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportListError {
+    /// No such bank, or a new bank the store would refuse.
+    #[error("the import was refused")]
+    Bank(#[source] StoreError),
+    /// The classification for rows that carry none breaks the rule of a bank's.
+    #[error("the default classification is refused")]
+    Classification(#[source] TextError),
+    #[error("the list could not be read")]
+    Unreadable(#[source] ImportError),
+    /// The list has invalid rows and `skip_invalid` was not given; the summary lists them
+    /// (nothing added).
+    #[error("{} invalid lines; nothing imported", .0.invalid)]
+    Refused(Box<ImportSummary>),
+    /// Writing failed (or the list changed between its two readings) inside the import's
+    /// transaction: drop the store (reopening discards the open transaction).
+    #[error("the import failed")]
+    Store(#[source] StoreError),
+}
+
+impl ImportListError {
+    /// Whether the store was left as it was (every variant but `Store`).
+    pub fn wrote_nothing(&self) -> bool {
+        !matches!(self, Self::Store(_))
+    }
 }
 
 /// Reads `input` in `format`, calling `each` per data row (valid or not), in file order.

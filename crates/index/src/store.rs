@@ -29,6 +29,8 @@ use crate::signal::Signal;
 use crate::snapshot;
 use crate::state::BankState;
 
+mod import_list;
+
 /// File name of the snapshot inside the bank directory.
 pub const SNAPSHOT_FILE: &str = "banks.snapshot";
 pub use crate::bank::ALL_BANKS;
