@@ -33,6 +33,10 @@ pub enum AuditAction {
     Setting,
     /// The audit trail itself was read.
     AuditRead,
+    /// A signed-in user submitted a reported URL as their hotline.
+    ReportAdded,
+    /// An operator corrected a report's status by hand.
+    ReportStatus,
 }
 
 impl AuditAction {
@@ -53,6 +57,8 @@ impl AuditAction {
             AuditAction::SecondFactorReset => "second_factor_reset",
             AuditAction::Setting => "setting",
             AuditAction::AuditRead => "audit_read",
+            AuditAction::ReportAdded => "report_added",
+            AuditAction::ReportStatus => "report_status",
         }
     }
 }

@@ -34,6 +34,7 @@ mod error;
 pub mod facts;
 mod near_duplicates;
 mod queue;
+pub mod reports;
 mod second_factor;
 pub mod thumbnail;
 pub mod totp;
@@ -54,6 +55,7 @@ pub use decisions::{ItemView, PENDING_DECISION_GRACE_MS, PendingDecisions, VoteO
 pub use error::ReviewError;
 pub use facts::Classification;
 pub use queue::{IntakeReport, Wellness};
+pub use reports::{ReportDetail, ReportView, ReportedUrl};
 pub use second_factor::TotpEnrolment;
 pub use vault::{MediaVault, VaultPublicKey, VaultReader, VaultSecretKey};
 pub use verdicts::{Schemes, Verdict};

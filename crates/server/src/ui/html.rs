@@ -47,6 +47,7 @@ pub fn page(title: &str, actor: Option<(&Actor, &str)>, body: &str) -> Response 
             if actor.is_senior() {
                 links.push_str("<a href=\"/ui/disputes\">Disagreements</a>");
             }
+            links.push_str("<a href=\"/ui/reports\">Reports</a>");
             if matches!(
                 actor.role(),
                 UserRole::HotlineOperator | UserRole::PlatformAdmin

@@ -18,7 +18,10 @@ mod account;
 mod admin;
 mod exposure;
 mod html;
+pub(crate) mod intake;
 mod items;
+pub mod report_form;
+mod reports;
 pub mod respond;
 pub(crate) mod session;
 mod video;
@@ -134,17 +137,31 @@ impl aranea_review::BankWriter for crate::LiveBanks {
 }
 
 /// The web UI's routes, merged into the server's router: the review UI once a review service
-/// is installed, the notices' respond page once their link key is.
+/// is installed, the public report form once enabled, the notices' respond page once their
+/// link key is.
 pub fn router(state: AppState) -> Router {
     let ui = match INSTALLED.get() {
         Some((review, secure)) => review_router(review.clone(), *secure)
             .merge(crate::stats::router(state.clone(), review.clone())),
         None => Router::new(),
     };
+    let ui = match REPORT_FORM.get() {
+        Some(config) => ui.merge(report_form::router(state.store().clone(), config.clone())),
+        None => ui,
+    };
     match NOTICE_LINK_KEY.get() {
         Some(secret) => ui.merge(respond::router(state.store().clone(), secret)),
         None => ui,
     }
+}
+
+static REPORT_FORM: OnceLock<report_form::ReportFormConfig> = OnceLock::new();
+
+/// Makes [`router`] serve the public report form ([`report_form::REPORT_PATH`]) as
+/// `config` says (nothing when it is not enabled); called once at start-up by `aranea
+/// serve` and `aranea demo`, after [`report_form::ReportFormConfig::check`].
+pub fn install_report_form(config: report_form::ReportFormConfig) {
+    let _ = REPORT_FORM.set(config);
 }
 
 static NOTICE_LINK_KEY: OnceLock<Vec<u8>> = OnceLock::new();
@@ -186,6 +203,10 @@ pub fn review_router(review: Review, secure_cookies: bool) -> Router {
         .route("/ui/admin/users/{id}/disabled", post(admin::user_disabled))
         .route("/ui/admin/users/{id}/totp-reset", post(admin::totp_reset))
         .route("/ui/audit", get(admin::audit))
+        .route("/ui/reports", get(reports::list).post(reports::submit))
+        .route("/ui/reports/new", get(reports::new_form))
+        .route("/ui/reports/{id}", get(reports::detail))
+        .route("/ui/reports/{id}/status", post(reports::correct_status))
         .route("/ui/account", get(account::account))
         .route("/ui/account/totp/begin", post(account::begin))
         .route("/ui/account/totp/confirm", post(account::confirm))

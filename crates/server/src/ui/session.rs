@@ -116,7 +116,7 @@ pub type Fields = HashMap<String, String>;
 
 /// Why a form was refused (small, so results stay small).
 #[derive(Debug)]
-pub struct Refusal(StatusCode, &'static str);
+pub struct Refusal(pub StatusCode, pub &'static str);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
@@ -125,15 +125,32 @@ impl IntoResponse for Refusal {
 }
 
 pub fn parse_form(body: &Bytes) -> Result<Fields, Refusal> {
-    if body.len() > MAX_FORM_BYTES {
+    parse_form_within(body, MAX_FORM_BYTES)
+}
+
+/// [`parse_form`] for a form allowed up to `max` bytes.
+pub fn parse_form_within(body: &Bytes, max: usize) -> Result<Fields, Refusal> {
+    if body.len() > max {
         return Err(Refusal(StatusCode::PAYLOAD_TOO_LARGE, "form too large"));
     }
     Ok(url::form_urlencoded::parse(body).into_owned().collect())
 }
 
+/// Whether the body is declared a URL-encoded form (what every form here sends).
+pub fn is_urlencoded(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
 /// A browser-sent POST from another site is refused: a cross-site `Sec-Fetch-Site` or an
 /// `Origin` whose host differs from `Host`.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub fn same_origin(headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
         && !matches!(site, "same-origin" | "none")
     {
@@ -158,7 +175,17 @@ pub fn checked_form(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Fields, Refusal> {
-    let fields = parse_form(body)?;
+    checked_form_within(signed_in, headers, body, MAX_FORM_BYTES)
+}
+
+/// [`checked_form`] for a form allowed up to `max` bytes.
+pub fn checked_form_within(
+    signed_in: &SignedIn,
+    headers: &HeaderMap,
+    body: &Bytes,
+    max: usize,
+) -> Result<Fields, Refusal> {
+    let fields = parse_form_within(body, max)?;
     let token = fields.get("csrf").map_or("", String::as_str);
     if !same_origin(headers) || !constant_time_eq(token, &signed_in.csrf) {
         return Err(Refusal(
