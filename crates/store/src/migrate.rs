@@ -107,6 +107,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0010_exposure_mark.sql"),
         then: None,
     },
+    Migration {
+        version: 11,
+        name: "notice_links_revisits",
+        sqlite: include_str!("../migrations/sqlite/0011_notice_links_revisits.sql"),
+        postgres: include_str!("../migrations/postgres/0011_notice_links_revisits.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this build migrates a database to.

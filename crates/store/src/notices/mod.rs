@@ -14,6 +14,7 @@
 mod delivery;
 mod item_lifecycle;
 mod items;
+mod link_key;
 mod notice;
 mod reads;
 mod withdrawals;
