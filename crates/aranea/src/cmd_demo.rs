@@ -173,11 +173,11 @@ async fn demo(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    // The notices' links lead to this server's respond page.
-    aranea_server::ui::install_notice_links(aranea_notice::link_secret(&notice_config(
-        world,
-        &local.to_string(),
-    )));
+    // The notices' links lead to this server's respond page, signed with the database's key
+    // (the notice engine reads the same one).
+    aranea_server::ui::install_notice_links(
+        aranea_notice::link_secret(&notice_config(world, &local.to_string()), &store).await?,
+    );
     let server = tokio::spawn(aranea_server::serve(
         listener,
         state.clone(),
@@ -588,7 +588,6 @@ fn notice_config(world: &RunningWorld, listen: &str) -> NoticeConfig {
         ip_to_asn_path: Some(world.ip_to_asn_path().to_path_buf()),
         rdap_base_urls: vec![rdap],
         respond_base_url: format!("http://{listen}/notice/respond"),
-        link_secret: demo_password("notice-links"),
         allow_cidrs: provider_blocks(world).into_iter().chain(infra).collect(),
         name_servers: vec![world.dns_addr()],
         ca_files: world

@@ -283,7 +283,7 @@ async fn run_worker(
     loop {
         let pass = engine.run_once().await?;
         eprintln!(
-            "notice pass: {} new items, {} composed, {} sent, {} retried, {} failed, {} checked, {} removed, {} re-uploads, {} withdrawn, {} retractions, {} pages to revisit",
+            "notice pass: {} new items, {} composed, {} sent, {} retried, {} failed, {} checked, {} removed, {} re-uploads, {} withdrawn, {} retractions, {} pages to revisit ({} nearby hosts)",
             pass.ingested,
             pass.composed,
             pass.sent,
@@ -294,7 +294,8 @@ async fn run_worker(
             pass.reuploads,
             pass.withdrawn,
             pass.retractions,
-            pass.revisits
+            pass.revisits,
+            pass.revisited_hosts
         );
         if once {
             return Ok(std::process::ExitCode::SUCCESS);

@@ -33,9 +33,14 @@ pub fn run(global: &GlobalOptions, args: ServeArgs) -> anyhow::Result<ExitCode> 
         let banks = global.bank_home_async().await?;
         let state = AppState::open_home(config, banks, store.clone()).await?;
         install_review_ui(global, &store, &listen, &state)?;
-        // Notices sent by `aranea notices run` with the same `[notice]` section link here.
+        // Notices sent by `aranea notices run` with the same `[notice]` section (or, with no
+        // link_secret, the same database) link here.
         let notice: aranea_notice::NoticeConfig = global.config_file()?.section("notice")?;
-        aranea_server::ui::install_notice_links(aranea_notice::link_secret(&notice));
+        aranea_server::ui::install_notice_links(
+            aranea_notice::link_secret(&notice, &store)
+                .await
+                .context("the notices' link key")?,
+        );
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;

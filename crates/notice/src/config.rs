@@ -66,6 +66,17 @@ pub struct NoticeConfig {
     pub police_contact: Option<String>,
     /// Removed URLs stay watched: re-fetched this often. Default: 24 h.
     pub watch_every_secs: u64,
+    /// At each watch of a removed item, the crawler is sent back to at most this many
+    /// known hosts served from the removed copy's neighbourhood (its address's /24, or /120
+    /// for IPv6) that attribute to the same provider, where a re-upload under a new URL
+    /// would be (docs/notices.md, "Re-uploads"). 0 turns it off. Default: 20.
+    pub revisit_hosts: u32,
+    /// Done pages of each such host queued again, those fetched longest ago first.
+    /// Default: 50.
+    pub revisit_pages_per_host: u32,
+    /// A host is sent back to the crawler at most this often, however many removals name
+    /// it. Default: 24 h.
+    pub revisit_host_every_secs: u64,
     /// PDQ distance at or under which a re-check or re-upload counts as the same media.
     /// Default: 31.
     pub pdq_threshold: u32,
@@ -88,7 +99,8 @@ pub struct NoticeConfig {
     /// `http://localhost:8080/notice/respond`.
     pub respond_base_url: String,
     /// HMAC key for the signed links (hex or text). Default: empty — links are then signed
-    /// with a key derived from the hotline name, fine for tests only.
+    /// with a random key made once and kept in the database, shared by every process using
+    /// it (see [`crate::link_secret`]).
     pub link_secret: String,
     /// Signed links expire after this. Default: 30 days.
     pub link_ttl_secs: u64,
@@ -140,6 +152,9 @@ impl Default for NoticeConfig {
             ],
             police_contact: None,
             watch_every_secs: 24 * 3600,
+            revisit_hosts: 20,
+            revisit_pages_per_host: 50,
+            revisit_host_every_secs: 24 * 3600,
             pdq_threshold: 31,
             smtp: SmtpConfig::default(),
             retry_base_secs: 60,

@@ -50,6 +50,9 @@ pub struct PassReport {
     /// Pages queued for the crawler to fetch again, where removed media was seen (a
     /// re-upload under a new URL is found there).
     pub revisits: usize,
+    /// Known hosts near a removal whose pages were queued again (a re-upload on another
+    /// site of the same provider is found there).
+    pub revisited_hosts: usize,
 }
 
 /// The engine with its clients.
@@ -65,7 +68,9 @@ pub struct NoticeEngine {
     webhooks: WebhookClient,
     dkim: Option<lettre::message::dkim::DkimConfig>,
     worker: String,
-    link_secret: Vec<u8>,
+    /// The key signing respond links: the configured `link_secret`, or else the database's
+    /// own, read (or made) on first use so that building an engine touches no database.
+    link_secret: tokio::sync::OnceCell<Vec<u8>>,
     /// Sightings up to here were looked at in this process; attribution failures are
     /// retried hourly (engine clock) by starting over from 0.
     cursor: AtomicI64,
@@ -138,7 +143,6 @@ impl NoticeEngine {
             }
             None => None,
         };
-        let link_secret = link_secret(&config);
         Ok(NoticeEngine {
             store,
             config,
@@ -149,7 +153,7 @@ impl NoticeEngine {
             webhooks,
             dkim,
             worker: worker.to_owned(),
-            link_secret,
+            link_secret: tokio::sync::OnceCell::new(),
             cursor: AtomicI64::new(0),
             last_full_scan: AtomicI64::new(0),
         })
@@ -160,9 +164,12 @@ impl NoticeEngine {
         &self.config
     }
 
-    /// The key that signs respond links (for the server's handler).
-    pub fn link_secret(&self) -> &[u8] {
-        &self.link_secret
+    /// The key that signs respond links (see [`link_secret`]).
+    pub async fn link_secret(&self) -> Result<&[u8], NoticeError> {
+        self.link_secret
+            .get_or_try_init(|| link_secret(&self.config, &self.store))
+            .await
+            .map(Vec::as_slice)
     }
 
     /// Why a replaced data file (ASN table, RDAP bootstrap) was refused while the older
@@ -463,7 +470,7 @@ impl NoticeEngine {
             &self.templates,
             &draft,
             now,
-            &self.link_secret,
+            self.link_secret().await?,
         )?;
         let ids: Vec<ItemId> = group.iter().map(|i| ItemId(i.id)).collect();
         let (notice_id, new) = self
@@ -488,7 +495,7 @@ impl NoticeEngine {
     ) -> Result<Answer, NoticeError> {
         respond(
             &self.store,
-            &self.link_secret,
+            self.link_secret().await?,
             token,
             response,
             note,
@@ -498,15 +505,23 @@ impl NoticeEngine {
     }
 }
 
-/// The key that signs and verifies the links of notices sent with `config`: its
-/// `link_secret`, or when that is empty a key derived from the hotline's name (for tests and
-/// the demo: anyone knowing the name can forge such links).
-pub fn link_secret(config: &NoticeConfig) -> Vec<u8> {
-    if config.link_secret.is_empty() {
-        format!("aranea-test-link-key:{}", config.hotline.name).into_bytes()
-    } else {
-        config.link_secret.clone().into_bytes()
+/// The key that signs and verifies the links of notices sent with `config` from `store`:
+/// the configured `link_secret`, or when that is empty a random 32-byte key kept in the
+/// database, made by the first process that needs it. Every process sharing the database
+/// (`aranea notices run` signing, `aranea serve` verifying, on any machine) gets the same
+/// key without configuration, and no one outside can derive it.
+pub async fn link_secret(config: &NoticeConfig, store: &Store) -> Result<Vec<u8>, NoticeError> {
+    if !config.link_secret.is_empty() {
+        return Ok(config.link_secret.clone().into_bytes());
     }
+    let mut candidate = [0u8; 32];
+    getrandom::fill(&mut candidate).map_err(|e| NoticeError::Setup {
+        message: format!("no system randomness for the respond links' key: {e}"),
+    })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Ok(store.notices().link_key_or_insert(&candidate, now).await?)
 }
 
 /// A provider's answer through a notice's link.

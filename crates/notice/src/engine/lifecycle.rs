@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use aranea_store::{CheckRecord, ItemId, NewItem, NoticeItem, Priority, UrlId};
+use aranea_store::{CheckRecord, HostRevisit, ItemId, NewItem, NoticeItem, Priority, UrlId};
 
 use super::{NoticeEngine, PassReport, ms};
 use crate::NoticeError;
@@ -166,6 +166,7 @@ impl NoticeEngine {
             .record_check(ItemId(item.id), &record)
             .await?;
         report.revisits += self.revisit_pages(item).await?;
+        report.revisits += self.revisit_neighbours(item, at, report).await?;
         if outcome != CheckOutcome::Present {
             return Ok(());
         }
@@ -229,5 +230,94 @@ impl NoticeEngine {
             }
         }
         Ok(queued)
+    }
+
+    /// Sends the crawler back to the known sites of the removed item's provider around its
+    /// server: a provider's customer whose photo was taken down often puts it up again on
+    /// another of their sites there, on pages where nothing was ever noticed. Candidates are
+    /// the hosts the crawler fetched anything from at an address of the removed copy's
+    /// neighbourhood ([`neighbourhood`]); each must attribute to the item's provider now.
+    /// Each host's done pages go back to the frontier at [`Priority::Recheck`] at most once
+    /// per `revisit_host_every_secs` (the store keeps the time, shared by every worker), at
+    /// the crawl's own pace. A site nothing links to, or on another network of the
+    /// provider, stays out of reach. Returns the pages queued.
+    async fn revisit_neighbours(
+        &self,
+        item: &NoticeItem,
+        at: UnixMillis,
+        report: &mut PassReport,
+    ) -> Result<usize, NoticeError> {
+        if self.config.revisit_hosts == 0 {
+            return Ok(0);
+        }
+        let Some(sha256) = crate::recheck::hash32_from_hex(&item.sha256) else {
+            return Ok(0);
+        };
+        let servers: BTreeSet<std::net::IpAddr> = self
+            .store
+            .media()
+            .sightings_of(&sha256)
+            .await?
+            .iter()
+            .filter_map(|s| s.server_ip.as_deref()?.parse().ok())
+            .collect();
+        let addresses: Vec<String> = servers
+            .into_iter()
+            .take(aranea_store::MAX_REVISIT_ADDRESSES / 256)
+            .flat_map(neighbourhood)
+            .collect();
+        let hosts = self
+            .store
+            .frontier()
+            .hosts_served_from(&addresses, self.config.revisit_hosts)
+            .await?;
+        let fetch_at = SystemClock.now();
+        let mut queued = 0;
+        for host in hosts {
+            let same_provider = self
+                .attributor
+                .attribute(&format!("{host}/"), at)
+                .await
+                .is_ok_and(|a| a.provider_key == item.provider_key);
+            if !same_provider {
+                continue;
+            }
+            let revisit = HostRevisit {
+                host_key: &host,
+                at,
+                min_interval_ms: ms(self.config.revisit_host_every_secs),
+                fetch_at,
+                pages: self.config.revisit_pages_per_host,
+                priority: Priority::Recheck,
+            };
+            if let Some(pages) = self.store.frontier().revisit_host(&revisit).await? {
+                report.revisited_hosts += 1;
+                queued += pages;
+            }
+        }
+        Ok(queued)
+    }
+}
+
+/// The addresses sharing all but the last 8 bits with `server`: its /24 for IPv4, /120 for
+/// IPv6. Shared hosting and one customer's servers sit there; a whole announced prefix (a
+/// large provider's /12) would send the crawler to thousands of unrelated sites.
+fn neighbourhood(server: std::net::IpAddr) -> Vec<String> {
+    match server {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            (0..=255u8)
+                .map(|d| std::net::Ipv4Addr::new(a, b, c, d).to_string())
+                .collect()
+        }
+        std::net::IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            (0..=255u8)
+                .map(|last| {
+                    octets[15] = last;
+                    std::net::Ipv6Addr::from(octets).to_string()
+                })
+                .collect()
+        }
     }
 }

@@ -46,15 +46,19 @@ impl NoticeEngine {
         };
         match notice.channel.as_str() {
             "webhook" => {
-                let secret = self
+                let configured = self
                     .config
                     .webhooks
                     .values()
                     .find(|w| w.url == notice.recipient)
-                    .map_or_else(
-                        || self.link_secret.clone(),
-                        |w| w.secret.clone().into_bytes(),
-                    );
+                    .map(|w| w.secret.clone().into_bytes());
+                let secret = match configured {
+                    Some(secret) => secret,
+                    None => match self.link_secret().await {
+                        Ok(key) => key.to_vec(),
+                        Err(e) => return Outcome::Relay(e.to_string()),
+                    },
+                };
                 let now_secs = self.clock.now() / 1000;
                 deliver::send_webhook(&self.webhooks, notice, &secret, now_secs, commit).await
             }

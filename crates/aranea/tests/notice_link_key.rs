@@ -1,0 +1,249 @@
+//! With no `link_secret` configured, `aranea notices run` and `aranea serve`, two separate
+//! processes sharing one database, sign and verify the notices' respond links with the key
+//! the database keeps: the link in a notice the worker sent to the simulated provider is
+//! answered by the server, and the answer recorded. A link signed with the key earlier
+//! versions derived from the hotline's name (known to anyone) is refused as forged.
+
+#[path = "common/postgres.rs"]
+mod postgres;
+#[path = "common/process.rs"]
+mod process;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use aranea_simweb::{ItemStatus, RunningWorld, SimWeb, scenario};
+use aranea_store::{BankMatch, NewSighting, NewUrl, Priority, Store, UrlSource};
+
+#[test]
+fn on_sqlite_the_worker_and_the_server_agree_on_the_link_key_without_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("aranea.db").display());
+    the_worker_and_the_server_agree_on_the_link_key(dir.path(), &db);
+}
+
+#[test]
+fn on_postgres_the_worker_and_the_server_agree_on_the_link_key_without_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = postgres::fresh_database(&format!("aranea_cli_link_key_{}", std::process::id()));
+    the_worker_and_the_server_agree_on_the_link_key(dir.path(), &db);
+}
+
+fn the_worker_and_the_server_agree_on_the_link_key(dir: &Path, db: &str) {
+    let world = SimWeb::start_with(scenario::load("small").unwrap(), 4).unwrap();
+    postgres::block_on(record_a_match(&world, db));
+    let config = dir.join("aranea.toml");
+    std::fs::write(&config, notice_section(&world)).unwrap();
+    let data = dir.join("data");
+
+    // The server first (it makes the key), then the worker in its own process.
+    let (mut server, url) = process::serve(&data, db, &config);
+    let (sent, log) = process::run_bounded(
+        std::process::Command::new(process::BIN)
+            .arg("--data")
+            .arg(&data)
+            .args(["--db", db, "--config", config.to_str().unwrap()])
+            .args(["notices", "run", "--once"]),
+        Duration::from_secs(120),
+    );
+    let notices = world.notices();
+    // The link as the provider reads it: the text part is quoted-printable.
+    let token = notices.iter().find_map(|n| {
+        let text = quoted_printable(&n.raw);
+        let (_, after) = text.split_once("/notice/respond?t=")?;
+        let token: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+            .collect();
+        Some(token)
+    });
+    let addr = url.trim_start_matches("http://").to_owned();
+    let answers = token.as_ref().map(|token| {
+        let shown = request(&addr, &format!("GET /notice/respond?t={token}"), "");
+        let recorded = request(
+            &addr,
+            "POST /notice/respond",
+            &format!("t={token}&answer=acknowledged&note=on+it"),
+        );
+        // The same reference and expiry, signed with the name-derived key of old.
+        let mut parts = token.rsplitn(3, '.');
+        let (_, expires, reference) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+        let expires: i64 = expires.parse().unwrap();
+        let name = aranea_notice::NoticeConfig::default().hotline.name;
+        let old_key = format!("aranea-test-link-key:{name}");
+        let forged = aranea_notice::link::sign(old_key.as_bytes(), reference, expires);
+        let refused = request(
+            &addr,
+            "POST /notice/respond",
+            &format!("t={forged}&answer=disputed"),
+        );
+        let refused_page = request(&addr, &format!("GET /notice/respond?t={forged}"), "");
+        (reference.to_owned(), shown, recorded, refused, refused_page)
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(sent, "{log}");
+    let Some((reference, shown, recorded, refused, refused_page)) = answers else {
+        panic!("no respond link in the notices received: {notices:#?}\n{log}");
+    };
+    assert_eq!(shown.0, 200, "{}", shown.1);
+    assert!(shown.1.contains(&reference), "{}", shown.1);
+    assert_eq!(recorded.0, 200, "{}", recorded.1);
+    assert!(recorded.1.contains("was recorded"), "{}", recorded.1);
+    assert_eq!(refused.0, 400, "{}", refused.1);
+    assert!(refused.1.contains("signature"), "{}", refused.1);
+    assert_eq!(refused_page.0, 400, "{}", refused_page.1);
+
+    let notice = postgres::block_on(async {
+        let store = Store::open(db).await.unwrap();
+        let notice = store.notices().notice_by_report(&reference).await.unwrap();
+        store.close().await;
+        notice.unwrap()
+    });
+    assert_eq!(
+        notice.response.as_deref(),
+        Some("acknowledged"),
+        "{notice:?}"
+    );
+}
+
+/// A `[notice]` section reaching the simulated providers, with no `link_secret`.
+fn notice_section(world: &RunningWorld) -> String {
+    format!(
+        "[notice]\nip_to_asn_path = {:?}\nrdap_base_urls = [{:?}]\n\
+         allow_cidrs = [\"127.10.0.0/16\", \"127.0.53.0/24\"]\nname_servers = [\"{}\"]\n\
+         [notice.smtp]\nhost = \"{}\"\nport = {}\ntls = \"none\"\n",
+        world.ip_to_asn_path().display().to_string(),
+        world.rdap_base_url(),
+        world.dns_addr(),
+        world.smtp_addr().ip(),
+        world.smtp_addr().port()
+    )
+}
+
+/// One known photo of the world, fetched, hashed and matched as the crawler records it.
+async fn record_a_match(world: &RunningWorld, db: &str) {
+    let store = Store::open(db).await.unwrap();
+    let image = world
+        .images_at(world.sim_now())
+        .into_iter()
+        .find(|i| i.known && i.status == ItemStatus::Live && i.host == "oak-forum.sim")
+        .unwrap();
+    let now = 1_767_225_600_000;
+    let url = url::Url::parse(&image.url).unwrap();
+    let host = url.host_str().unwrap().to_owned();
+    let config = aranea_crawl::fetch::FetchConfig {
+        guard: aranea_crawl::ssrf::GuardConfig {
+            allow_cidrs: vec!["127.10.0.0/16".parse().unwrap()],
+            name_servers: aranea_crawl::ssrf::NameServers::Servers(vec![world.dns_addr()]),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let fetcher = aranea_crawl::fetch::Fetcher::new(config).unwrap();
+    let fetched = fetcher.fetch(&url).await.outcome.unwrap();
+    assert!(fetched.is_success(), "{url}");
+    let hashes = aranea_hash::hash_media(&fetched.body, &aranea_hash::Limits::default()).unwrap();
+    store
+        .media()
+        .record(&aranea_crawl::pipeline::media_record(&hashes), now)
+        .await
+        .unwrap();
+    let queued = store
+        .frontier()
+        .enqueue_urls(
+            &[NewUrl::new(
+                &image.url,
+                &host,
+                &host,
+                UrlSource::Link,
+                Priority::Ordinary,
+                now,
+            )],
+            now,
+        )
+        .await
+        .unwrap();
+    let sighting = store
+        .media()
+        .record_sighting(&NewSighting {
+            media_sha256: hashes.sha256,
+            url: queued[0].id,
+            page: None,
+            member_path: None,
+            seen_at: now,
+            server_ip: None,
+        })
+        .await
+        .unwrap();
+    let hit = BankMatch {
+        bank_id: 1,
+        bank_name: "known".into(),
+        entry_id: 1,
+        signal_type: "sha256".into(),
+        distance: 0,
+        classification: "A1".into(),
+    };
+    store
+        .media()
+        .record_matches(sighting, &[hit], now)
+        .await
+        .unwrap();
+    store.close().await;
+}
+
+/// One HTTP/1.1 request (`METHOD PATH`, a form body when not empty): status and whole answer.
+fn request(addr: &str, line: &str, form: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let body = if form.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            form.len()
+        )
+    };
+    write!(
+        stream,
+        "{line} HTTP/1.1\r\nHost: aranea\r\nConnection: close\r\n{body}\r\n{form}"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+/// `raw` with quoted-printable soft line breaks removed and `=XX` escapes decoded.
+fn quoted_printable(raw: &str) -> String {
+    let joined = raw.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'=')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
