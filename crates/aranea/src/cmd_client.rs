@@ -28,6 +28,11 @@ enum ClientCommand {
         /// Requests per second allowed (bursts of as many); default: no limit.
         #[arg(long, value_name = "N")]
         rate: Option<u32>,
+        /// Bind the client to one hotline (a registered hotline's code): it then reports to
+        /// that hotline only and reads only its reports, notices and removal statistics.
+        /// Default: a platform client, for every hotline.
+        #[arg(long, value_name = "CODE")]
+        hotline: Option<String>,
     },
     /// List clients (secrets are never shown).
     List {
@@ -51,6 +56,7 @@ pub fn run(global: &GlobalOptions, args: ClientArgs) -> anyhow::Result<ExitCode>
                 scopes,
                 all_scopes,
                 rate,
+                hotline,
             } => {
                 let scopes: Vec<String> = if all_scopes {
                     aranea_server::clients::scope::ALL.map(str::to_owned).to_vec()
@@ -62,9 +68,21 @@ pub fn run(global: &GlobalOptions, args: ClientArgs) -> anyhow::Result<ExitCode>
                 if rate == Some(0) {
                     bail!("--rate must be at least 1");
                 }
-                let issued = aranea_server::issue_client(&store, &name, &scopes, rate).await?;
+                let issued = aranea_server::issue_hotline_client(
+                    &store,
+                    &name,
+                    &scopes,
+                    rate,
+                    hotline.as_deref(),
+                )
+                .await?;
+                let acts_for = issued
+                    .client
+                    .hotline
+                    .as_ref()
+                    .map_or("every hotline".to_owned(), |code| format!("hotline {code}"));
                 println!(
-                    "client {} created with scopes [{}]; the secret is shown only now:",
+                    "client {} created with scopes [{}] for {acts_for}; the secret is shown only now:",
                     issued.client.name,
                     issued.client.scopes.join(", ")
                 );
@@ -78,7 +96,7 @@ pub fn run(global: &GlobalOptions, args: ClientArgs) -> anyhow::Result<ExitCode>
                         .iter()
                         .map(|c| {
                             json!({"name": c.name, "scopes": c.scopes, "rate_per_second": c.rate_per_second,
-                                   "created_at": c.created_at, "revoked_at": c.revoked_at})
+                                   "hotline": c.hotline, "created_at": c.created_at, "revoked_at": c.revoked_at})
                         })
                         .collect();
                     format.print_records(&rows)?;
@@ -86,7 +104,15 @@ pub fn run(global: &GlobalOptions, args: ClientArgs) -> anyhow::Result<ExitCode>
                     for c in &clients {
                         let rate = c.rate_per_second.map_or("unlimited".to_owned(), |r| format!("{r}/s"));
                         let state = if c.revoked_at.is_some() { "revoked" } else { "active" };
-                        println!("{}\t{}\t[{}]\t{}", c.name, state, c.scopes.join(","), rate);
+                        let hotline = c.hotline.as_deref().unwrap_or("all hotlines");
+                        println!(
+                            "{}\t{}\t[{}]\t{}\t{}",
+                            c.name,
+                            state,
+                            c.scopes.join(","),
+                            rate,
+                            hotline
+                        );
                     }
                 }
                 ExitCode::SUCCESS

@@ -102,13 +102,56 @@ fn clients_list_as_one_json_array_or_as_json_lines_without_their_secrets() {
         );
     }
 
+    assert!(shield["hotline"].is_null(), "a platform client: {shield}");
+
     let text = ok(data, &["client", "list"]);
-    assert!(text.contains("shield-a\tactive\t[shield]\t5/s"), "{text}");
+    assert!(
+        text.contains("shield-a\tactive\t[shield]\t5/s\tall hotlines"),
+        "{text}"
+    );
     assert!(
         text.contains("intake-b\trevoked\t[intake,read]\tunlimited"),
         "{text}"
     );
     refuses_bad_format(data, &["client", "list"]);
+}
+
+#[test]
+fn a_client_bound_to_a_hotline_names_a_registered_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let args = ["client", "add", "se-partner", "--scope", "intake"];
+    let refused = aranea(data, &[&args[..], &["--hotline", "se-hl"]].concat());
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("se-hl"), "{stderr}");
+    assert_eq!(
+        ok(data, &["client", "list", "--format", "json"]).trim(),
+        "[]"
+    );
+
+    ok(
+        data,
+        &[
+            "hotline",
+            "add",
+            "se-hl",
+            "--name",
+            "Hotline SE",
+            "--country",
+            "SE",
+        ],
+    );
+    let added = ok(data, &[&args[..], &["--hotline", "se-hl"]].concat());
+    assert!(added.contains("for hotline se-hl"), "{added}");
+    let clients: Vec<Value> =
+        serde_json::from_str(&ok(data, &["client", "list", "--format", "json"])).unwrap();
+    assert_eq!(clients[0]["hotline"], "se-hl", "{clients:?}");
+    let text = ok(data, &["client", "list"]);
+    assert!(
+        text.contains("se-partner\tactive\t[intake]\tunlimited\tse-hl"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -45,6 +45,9 @@ pub mod scope {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub name: Arc<str>,
+    /// The hotline (its code) the client acts for; `None` for a platform client, which may
+    /// act for and read every hotline.
+    pub hotline: Option<Arc<str>>,
     scopes: Arc<[String]>,
     pub(crate) limiter: Option<Arc<RateLimiter>>,
 }
@@ -52,6 +55,11 @@ pub struct Caller {
 impl Caller {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Whether this client may read what belongs to `hotline`.
+    pub fn may_read_hotline(&self, hotline: &str) -> bool {
+        self.hotline.as_deref().is_none_or(|own| own == hotline)
     }
 }
 
@@ -121,6 +129,7 @@ impl ClientRegistry {
                     digest: row.secret_sha256,
                     caller: Caller {
                         name: row.name.as_str().into(),
+                        hotline: row.hotline.as_deref().map(Arc::from),
                         scopes: row.scopes.into(),
                         limiter,
                     },
@@ -213,12 +222,25 @@ pub enum IssueError {
     Store(#[from] StoreError),
 }
 
-/// Creates a client with a fresh secret.
+/// Creates a platform client (one that may act for every hotline) with a fresh secret.
 pub async fn issue_client(
     store: &Store,
     name: &str,
     scopes: &[String],
     rate_per_second: Option<u32>,
+) -> Result<IssuedClient, IssueError> {
+    issue_hotline_client(store, name, scopes, rate_per_second, None).await
+}
+
+/// Creates a client with a fresh secret, bound to `hotline` (a registered hotline's code)
+/// when given: it then submits reports only to that hotline and reads only its reports,
+/// notices and removal statistics.
+pub async fn issue_hotline_client(
+    store: &Store,
+    name: &str,
+    scopes: &[String],
+    rate_per_second: Option<u32>,
+    hotline: Option<&str>,
 ) -> Result<IssuedClient, IssueError> {
     let name_ok = !name.is_empty()
         && name.len() <= 100
@@ -239,6 +261,7 @@ pub async fn issue_client(
         secret_sha256: Sha256::digest(secret.as_bytes()).into(),
         scopes: scopes.to_vec(),
         rate_per_second,
+        hotline: hotline.map(str::to_owned),
     };
     match store.api_clients().add(&new, now_ms()).await? {
         Some(client) => Ok(IssuedClient { client, secret }),

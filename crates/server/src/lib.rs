@@ -55,7 +55,7 @@ use aranea_hash::{Limits, MediaHashes};
 use aranea_store::Store;
 
 pub use banks::{BankHome, BankWriteLock, LiveBanks};
-pub use clients::{ClientRegistry, IssueError, IssuedClient, issue_client};
+pub use clients::{ClientRegistry, IssueError, IssuedClient, issue_client, issue_hotline_client};
 pub use config::ServerConfig;
 pub use error::ServerError;
 pub use logging::{init_logging, shutdown_signal};

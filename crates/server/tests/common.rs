@@ -138,16 +138,28 @@ pub fn start(name: &str, config: ServerConfig) -> Server {
 }
 
 impl Server {
-    /// Creates a client and returns `NAME:SECRET`.
+    /// Creates a platform client and returns `NAME:SECRET`.
     pub fn client(&self, name: &str, scopes: &[&str], rate: Option<u32>) -> String {
+        self.hotline_client(name, scopes, rate, None)
+    }
+
+    /// Creates a client, bound to `hotline` when given, and returns `NAME:SECRET`.
+    pub fn hotline_client(
+        &self,
+        name: &str,
+        scopes: &[&str],
+        rate: Option<u32>,
+        hotline: Option<&str>,
+    ) -> String {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         let issued = self
             ._runtime
-            .block_on(aranea_server::issue_client(
+            .block_on(aranea_server::issue_hotline_client(
                 &self.store,
                 name,
                 &scopes,
                 rate,
+                hotline,
             ))
             .unwrap();
         // The server re-reads clients every few seconds; a test need not wait for it.

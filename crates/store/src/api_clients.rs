@@ -23,6 +23,8 @@ pub struct NewApiClient {
     pub scopes: Vec<String>,
     /// Requests per second allowed; `None` for no limit.
     pub rate_per_second: Option<u32>,
+    /// The hotline (its code) this client acts for and reads; `None` for a platform client.
+    pub hotline: Option<String>,
 }
 
 /// A recorded client.
@@ -33,6 +35,8 @@ pub struct ApiClient {
     pub secret_sha256: [u8; 32],
     pub scopes: Vec<String>,
     pub rate_per_second: Option<u32>,
+    /// The hotline (its code) this client acts for and reads; `None` for a platform client.
+    pub hotline: Option<String>,
     pub created_at: UnixMillis,
     /// When set, the client may no longer authenticate.
     pub revoked_at: Option<UnixMillis>,
@@ -71,6 +75,7 @@ fn client_from_row(row: &impl Get) -> Result<ApiClient, StoreError> {
             .map(str::to_owned)
             .collect(),
         rate_per_second: rate.map(|r| u32::try_from(r).unwrap_or(u32::MAX)),
+        hotline: row.opt_text("hotline")?,
         created_at: row.i64("created_at")?,
         revoked_at: row.opt_i64("revoked_at")?,
     })
@@ -87,7 +92,8 @@ impl<'a> ApiClients<'a> {
     }
 
     /// Records a client; `None` when the name is taken (revoked names stay taken, so old
-    /// logs keep naming one client).
+    /// logs keep naming one client). A client bound to a hotline that is not registered is
+    /// refused with [`StoreError::UnknownHotline`] and nothing is written.
     pub async fn add(
         &self,
         client: &NewApiClient,
@@ -96,6 +102,9 @@ impl<'a> ApiClients<'a> {
         check_text("client name", &client.name, MAX_CLIENT_NAME_BYTES, false)?;
         let scopes = client.scopes.join(" ");
         check_text("scopes", &scopes, MAX_SCOPES_BYTES, true)?;
+        if let Some(hotline) = &client.hotline {
+            check_text("hotline", hotline, MAX_CLIENT_NAME_BYTES, false)?;
+        }
         if let Some(rate) = client.rate_per_second
             && rate == 0
         {
@@ -106,27 +115,53 @@ impl<'a> ApiClients<'a> {
                 max: i64::from(u32::MAX),
             });
         }
+        // One statement, so a hotline removed meanwhile cannot slip in between the check
+        // and the insert; no row back means the name was taken or the hotline is unknown.
         const SQL: &str = "INSERT INTO api_clients \
-            (name, secret_sha256, scopes, rate_per_second, created_at) VALUES ($1, $2, $3, $4, $5) \
+            (name, secret_sha256, scopes, rate_per_second, hotline, created_at) \
+            SELECT $1, $2, $3, $4, $5, $6 \
+            WHERE $5 IS NULL OR EXISTS (SELECT 1 FROM hotlines WHERE code = $5) \
             ON CONFLICT (name) DO NOTHING \
-            RETURNING id, name, secret_sha256, scopes, rate_per_second, created_at, revoked_at";
-        on_backend!(self.backend, |pool, d| {
+            RETURNING id, name, secret_sha256, scopes, rate_per_second, hotline, created_at, \
+            revoked_at";
+        let added = on_backend!(self.backend, |pool, d| {
             let row = sqlx::query(SQL)
                 .bind(&client.name)
                 .bind(hex(&client.secret_sha256))
                 .bind(&scopes)
                 .bind(client.rate_per_second.map(i64::from))
+                .bind(client.hotline.as_deref())
                 .bind(now)
                 .fetch_optional(pool)
                 .await?;
             row.as_ref().map(client_from_row).transpose()
+        })?;
+        if added.is_some() {
+            return Ok(added);
+        }
+        match &client.hotline {
+            Some(code) if !self.hotline_exists(code).await? => {
+                Err(StoreError::UnknownHotline { code: code.clone() })
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn hotline_exists(&self, code: &str) -> Result<bool, StoreError> {
+        const SQL: &str = "SELECT 1 AS one FROM hotlines WHERE code = $1";
+        on_backend!(self.backend, |pool, d| {
+            Ok(sqlx::query(SQL)
+                .bind(code)
+                .fetch_optional(pool)
+                .await?
+                .is_some())
         })
     }
 
     /// Every client, revoked ones included, by name.
     pub async fn list(&self) -> Result<Vec<ApiClient>, StoreError> {
-        const SQL: &str = "SELECT id, name, secret_sha256, scopes, rate_per_second, created_at, \
-            revoked_at FROM api_clients ORDER BY name";
+        const SQL: &str = "SELECT id, name, secret_sha256, scopes, rate_per_second, hotline, \
+            created_at, revoked_at FROM api_clients ORDER BY name";
         on_backend!(self.backend, |pool, d| {
             let rows = sqlx::query(SQL).fetch_all(pool).await?;
             rows.iter().map(client_from_row).collect()

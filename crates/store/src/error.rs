@@ -67,7 +67,7 @@ pub enum StoreError {
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
     /// A report names a hotline that is not registered (`aranea hotline add`) on a platform
-    /// that has registered hotlines.
+    /// that has registered hotlines, or an API client is bound to one.
     #[error("hotline {code:?} is not registered")]
     UnknownHotline { code: String },
     /// The feature needs PostgreSQL (it exists for several machines sharing one database).

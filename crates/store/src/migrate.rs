@@ -114,6 +114,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0011_notice_links_revisits.sql"),
         then: None,
     },
+    Migration {
+        version: 12,
+        name: "client_hotline",
+        sqlite: include_str!("../migrations/sqlite/0012_client_hotline.sql"),
+        postgres: include_str!("../migrations/postgres/0012_client_hotline.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this build migrates a database to.

@@ -10,6 +10,7 @@ contract_tests!(
     clients_round_trip_and_names_stay_unique,
     revoked_clients_stay_listed_with_their_time,
     hostile_client_fields_are_refused,
+    clients_bound_to_a_hotline_name_a_registered_one,
 );
 
 fn client(name: &str, fill: u8) -> NewApiClient {
@@ -18,6 +19,7 @@ fn client(name: &str, fill: u8) -> NewApiClient {
         secret_sha256: [fill; 32],
         scopes: vec!["shield".to_owned(), "intake".to_owned()],
         rate_per_second: Some(50),
+        hotline: None,
     }
 }
 
@@ -106,4 +108,41 @@ async fn hostile_client_fields_are_refused(db: &TestDb) {
         Err(StoreError::TooLong { .. })
     ));
     assert!(clients.list().await.unwrap().is_empty());
+}
+
+async fn clients_bound_to_a_hotline_name_a_registered_one(db: &TestDb) {
+    use aranea_store::NewHotline;
+    let store = db.open().await;
+    let clients = store.api_clients();
+    let mut bound = client("se-partner", 3);
+    bound.hotline = Some("se".to_owned());
+    let unknown = clients.add(&bound, NOW).await;
+    assert!(
+        matches!(&unknown, Err(StoreError::UnknownHotline { code }) if code == "se"),
+        "{unknown:?}"
+    );
+    assert!(clients.list().await.unwrap().is_empty(), "nothing written");
+    let hotline = NewHotline {
+        code: "se".into(),
+        name: "Hotline se".into(),
+        country: "SE".into(),
+        languages: vec!["sv".into()],
+        jurisdiction: "SE".into(),
+        shares_review_pool: true,
+        shares_banks: true,
+        daily_cap: 100,
+    };
+    store
+        .review_desk()
+        .add_hotline(&hotline, NOW)
+        .await
+        .unwrap();
+    let added = clients.add(&bound, NOW).await.unwrap().unwrap();
+    assert_eq!(added.hotline.as_deref(), Some("se"));
+    let platform = clients.add(&client("ops", 4), NOW).await.unwrap().unwrap();
+    assert_eq!(platform.hotline, None);
+    let listed = clients.list().await.unwrap();
+    assert_eq!(listed, [platform, added]);
+    // A taken name stays `None`, not an unknown hotline, whatever the hotline.
+    assert!(clients.add(&bound, NOW).await.unwrap().is_none());
 }

@@ -157,10 +157,20 @@ async fn submit_report(
             "url: only http and https URLs with a host.",
         ));
     }
+    let hotline = match (&caller.hotline, request.hotline) {
+        (None, requested) => requested.unwrap_or_else(|| "default".to_owned()),
+        (Some(own), None) => own.to_string(),
+        (Some(own), Some(requested)) if **own == *requested => requested,
+        (Some(own), Some(requested)) => {
+            return Err(ApiError::forbidden(format!(
+                "hotline: this client reports to hotline {own:?} only, not {requested:?}."
+            )));
+        }
+    };
     let report = NewReport {
         url: request.url.trim().to_owned(),
         reporter: request.reporter.unwrap_or_else(|| caller.name.to_string()),
-        hotline: request.hotline.unwrap_or_else(|| "default".to_owned()),
+        hotline,
         notes: request.notes,
     };
     let id = state
@@ -208,6 +218,7 @@ async fn get_report(
         .get(ReportId::from_raw(id))
         .await
         .map_err(store_error)?
+        .filter(|report| caller.may_read_hotline(&report.hotline))
         .ok_or_else(ApiError::not_found)?;
     Ok(Json(report_json(&report)))
 }
@@ -313,7 +324,8 @@ async fn statistics(
     })))
 }
 
-/// The statistics page's numbers for every hotline (scope read); see [`crate::stats`].
+/// The statistics page's numbers (scope read): a hotline client's own hotline, a platform
+/// client's every hotline; see [`crate::stats`].
 async fn removal_statistics(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -323,5 +335,7 @@ async fn removal_statistics(
     >,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller, &[scope::READ])?;
-    crate::stats::removals_json(&state, query).await.map(Json)
+    crate::stats::removals_json(&state, query, caller.hotline.as_deref())
+        .await
+        .map(Json)
 }

@@ -84,7 +84,8 @@ fn state_filter(text: &str) -> Result<NoticeState, ApiError> {
         })
 }
 
-fn filter(query: ListQuery) -> Result<(NoticeFilter, Option<NoticeId>), ApiError> {
+/// The page's filter; a client bound to a hotline sees only that hotline's notices.
+fn filter(query: ListQuery, caller: &Caller) -> Result<(NoticeFilter, Option<NoticeId>), ApiError> {
     let limit = match query.limit {
         None => 100,
         Some(n) if (1..=MAX_PAGE).contains(&n) => n,
@@ -106,7 +107,7 @@ fn filter(query: ListQuery) -> Result<(NoticeFilter, Option<NoticeId>), ApiError
     let filter = NoticeFilter {
         state,
         provider_key: query.provider,
-        hotline: None,
+        hotline: caller.hotline.as_deref().map(str::to_owned),
         limit: Some(i64::from(limit)),
     };
     Ok((filter, before))
@@ -120,7 +121,7 @@ async fn list_notices(
     require(&caller, &[scope::READ])?;
     let Query(query) =
         query.map_err(|e| ApiError::bad_request(format!("Bad query: {}", e.body_text())))?;
-    let (filter, before) = filter(query)?;
+    let (filter, before) = filter(query, &caller)?;
     let (rows, next) = state
         .store()
         .notices()
@@ -166,6 +167,8 @@ async fn show_notice(
         .notice(id)
         .await
         .map_err(ApiError::internal)?
+        // Another hotline's notice is not this client's to know of: the same 404 as none.
+        .filter(|notice| caller.may_read_hotline(&notice.hotline))
         .ok_or_else(ApiError::not_found)?;
     let mut items = Vec::new();
     for item in store

@@ -18,7 +18,7 @@ fn error_responses() -> Value {
     json!({
         "400": { "description": "Malformed request", "content": problem["content"] },
         "401": { "description": "Missing or invalid credentials", "content": problem["content"] },
-        "403": { "description": "The key lacks the scope", "content": problem["content"] },
+        "403": { "description": "The key lacks the scope, or is bound to another hotline", "content": problem["content"] },
         "429": { "description": "Rate limit exceeded; see Retry-After", "content": problem["content"] },
     })
 }
@@ -212,7 +212,7 @@ fn schemas() -> Value {
         "ReportRequest": { "type": "object", "required": ["url"], "additionalProperties": false, "properties": {
             "url": at_most_bytes(json!({ "type": "string", "pattern": REPORTED_URL, "description": "An absolute http or https URL with a host, without control characters." }), MAX_URL_BYTES),
             "reporter": at_most_bytes(json!({ "type": ["string", "null"], "minLength": 1, "pattern": NO_NUL, "description": "Absent or null: the API client's name." }), MAX_NAME_BYTES),
-            "hotline": at_most_bytes(json!({ "type": ["string", "null"], "minLength": 1, "pattern": NO_NUL, "description": "Absent or null: \"default\"." }), MAX_NAME_BYTES),
+            "hotline": at_most_bytes(json!({ "type": ["string", "null"], "minLength": 1, "pattern": NO_NUL, "description": "Absent or null: the client's own hotline for a client bound to one (any other is refused with 403), else \"default\"." }), MAX_NAME_BYTES),
             "notes": at_most_bytes(json!({ "type": "string", "pattern": NO_NUL }), MAX_NOTES_BYTES) } },
         "Report": { "type": "object", "required": ["id", "url", "reporter", "hotline", "notes", "reported_at", "status", "reason"], "properties": {
             "id": { "type": "integer" }, "url": { "type": "string" }, "reporter": { "type": "string" }, "hotline": { "type": "string" },

@@ -271,13 +271,15 @@ async fn notice_timeline(
     Html(page::frame(&format!("Notice {id}"), viewer, false, &body)).into_response()
 }
 
-/// `GET /api/v1/statistics/removals` (scope `read`): the page's numbers for every hotline.
+/// `GET /api/v1/statistics/removals` (scope `read`): the page's numbers for `hotline`
+/// (the caller's own, for a client bound to one) or, with `None`, for every hotline.
 pub async fn removals_json(
     app: &AppState,
     query: Result<Query<WindowQuery>, QueryRejection>,
+    hotline: Option<&str>,
 ) -> Result<serde_json::Value, ApiError> {
-    let (window, now) = window_of(app, query, None).await?;
-    let report = report::gather(app.store(), window, None, now)
+    let (window, now) = window_of(app, query, hotline).await?;
+    let report = report::gather(app.store(), window, hotline, now)
         .await
         .map_err(ApiError::internal)?;
     Ok(report::to_json(&report))
