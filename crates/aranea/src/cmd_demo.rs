@@ -37,6 +37,8 @@ use video::{
 
 /// The bank the demo fills from the simulated web's known photos.
 const DEMO_BANK: &str = "simweb-known";
+/// The demo hotline that receives the public report form's reports.
+const DEMO_REPORT_HOTLINE: &str = "demo-ca";
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -168,6 +170,16 @@ async fn demo(
         .with_context(|| format!("listening on {}", args.listen))?;
     let local = listener.local_addr()?;
     println!("serving on http://{local}");
+    // The public report form, as an operator turns it on with [report_form]: the crawler
+    // below takes what it receives like any other report.
+    aranea_server::ui::install_report_form(aranea_server::ui::report_form::ReportFormConfig {
+        enabled: true,
+        hotline: DEMO_REPORT_HOTLINE.to_owned(),
+        ..Default::default()
+    });
+    println!(
+        "public report form: http://{local}/report (reports go to hotline {DEMO_REPORT_HOTLINE})"
+    );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -33,6 +33,11 @@ pub fn run(global: &GlobalOptions, args: ServeArgs) -> anyhow::Result<ExitCode> 
         let banks = global.bank_home_async().await?;
         let state = AppState::open_home(config, banks, store.clone()).await?;
         install_review_ui(global, &store, &listen, &state)?;
+        // The public report form at /report, when [report_form] enables it.
+        let report_form: aranea_server::ui::report_form::ReportFormConfig =
+            global.config_file()?.section("report_form")?;
+        report_form.check(&store).await?;
+        aranea_server::ui::install_report_form(report_form);
         // Notices sent by `aranea notices run` with the same `[notice]` section (or, with no
         // link_secret, the same database) link here.
         let notice: aranea_notice::NoticeConfig = global.config_file()?.section("notice")?;
