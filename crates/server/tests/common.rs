@@ -391,3 +391,58 @@ pub fn documented(doc: &Value, method: &str, path: &str, reply: &Reply, status: 
     conforms(doc, schema, &body, &format!("{method} {path}")).unwrap();
     body
 }
+
+/// A notice item as the notice room opens them, of `hotline`, first seen and due at `at`.
+pub fn notice_item(url: &str, provider: &str, hotline: &str, at: i64) -> aranea_store::NewItem {
+    aranea_store::NewItem {
+        sighting_id: None,
+        url: url.into(),
+        host: "files.example".into(),
+        sha256: "aa".repeat(32),
+        md5: "bb".repeat(16),
+        sha1: "cc".repeat(20),
+        pdq: None,
+        media_kind: "jpeg".into(),
+        classification: "A1".into(),
+        first_seen_at: at,
+        provider_key: provider.into(),
+        provider_name: "Quickhost".into(),
+        asn: Some(64501),
+        prefix: Some("127.10.1.0/24".into()),
+        country: Some("NL".into()),
+        hotline: hotline.into(),
+        via_cdn: None,
+        method: "rdap_abuse".into(),
+        confidence_pct: 90,
+        contacts: r#"[{"channel":"smtp","address":"abuse@q.example","role":"abuse"}]"#.into(),
+        upstream_contact: None,
+        notice_due_at: at,
+        reupload_of: None,
+    }
+}
+
+/// A notice of `hotline` to `provider`; `key` is its idempotency key (at least 2 bytes).
+pub fn new_notice(key: &str, provider: &str, hotline: &str) -> aranea_store::NewNotice {
+    aranea_store::NewNotice {
+        // As the notice room makes them: hex digits and dashes (which links carry).
+        report_id: format!("5eed-{}", &key[1..]),
+        idempotency_key: key.into(),
+        provider_key: provider.into(),
+        provider_name: "Quickhost".into(),
+        hotline: hotline.into(),
+        kind: "initial".into(),
+        escalation_step: None,
+        via_cdn: None,
+        channel: "smtp".into(),
+        recipient: "abuse@q.example".into(),
+        contacts: "[]".into(),
+        contact_index: 0,
+        language: "en".into(),
+        subject: format!("Notice {key}"),
+        body_text: "text".into(),
+        body_html: "<p>text</p>".into(),
+        xarf: "[]".into(),
+        parent_id: None,
+        test: false,
+    }
+}

@@ -5,7 +5,7 @@
 mod common;
 
 use aranea_server::ServerConfig;
-use aranea_store::{NewHotline, NewItem, NewNotice, NoticeId, Store};
+use aranea_store::{NewHotline, NoticeId, Store};
 use common::{documented, get, post_json};
 use serde_json::{Value, json};
 
@@ -35,54 +35,15 @@ async fn add_hotline(store: &Store, code: &str) {
 async fn sent_notice(store: &Store, hotline: &str, n: u8) -> NoticeId {
     let now = now_ms();
     let notices = store.notices();
-    let item = NewItem {
-        sighting_id: None,
-        url: format!("http://files.example/{hotline}/{n}.jpg"),
-        host: "files.example".into(),
-        sha256: format!("{n:02x}").repeat(32),
-        md5: "bb".repeat(16),
-        sha1: "cc".repeat(20),
-        pdq: None,
-        media_kind: "jpeg".into(),
-        classification: "A1".into(),
-        first_seen_at: now,
-        provider_key: "asn:64501".into(),
-        provider_name: "Quickhost".into(),
-        asn: Some(64501),
-        prefix: Some("127.10.1.0/24".into()),
-        country: Some("NL".into()),
-        hotline: hotline.into(),
-        via_cdn: None,
-        method: "rdap_abuse".into(),
-        confidence_pct: 90,
-        contacts: r#"[{"channel":"smtp","address":"abuse@q.example","role":"abuse"}]"#.into(),
-        upstream_contact: None,
-        notice_due_at: now,
-        reupload_of: None,
-    };
+    let mut item = common::notice_item(
+        &format!("http://files.example/{hotline}/{n}.jpg"),
+        "asn:64501",
+        hotline,
+        now,
+    );
+    item.sha256 = format!("{n:02x}").repeat(32);
     let item = notices.open_item(&item, now).await.unwrap().unwrap();
-    let key = format!("k-{hotline}-{n}");
-    let notice = NewNotice {
-        report_id: format!("5eed-{n:02x}"),
-        idempotency_key: key.clone(),
-        provider_key: "asn:64501".into(),
-        provider_name: "Quickhost".into(),
-        hotline: hotline.into(),
-        kind: "initial".into(),
-        escalation_step: None,
-        via_cdn: None,
-        channel: "smtp".into(),
-        recipient: "abuse@q.example".into(),
-        contacts: "[]".into(),
-        contact_index: 0,
-        language: "en".into(),
-        subject: format!("Notice {key}"),
-        body_text: "text".into(),
-        body_html: "<p>text</p>".into(),
-        xarf: "[]".into(),
-        parent_id: None,
-        test: false,
-    };
+    let notice = common::new_notice(&format!("k{n}"), "asn:64501", hotline);
     let (id, _) = notices.create_notice(&notice, &[item], now).await.unwrap();
     // The only queued notice, so the claim takes this one.
     let claimed = notices

@@ -12,56 +12,11 @@ use serde_json::Value;
 const NOW: i64 = 1_750_000_000_000;
 
 fn item(url: &str, provider: &str) -> NewItem {
-    NewItem {
-        sighting_id: None,
-        url: url.into(),
-        host: "files.example".into(),
-        sha256: "aa".repeat(32),
-        md5: "bb".repeat(16),
-        sha1: "cc".repeat(20),
-        pdq: None,
-        media_kind: "jpeg".into(),
-        classification: "A1".into(),
-        first_seen_at: NOW,
-        provider_key: provider.into(),
-        provider_name: "Quickhost".into(),
-        asn: Some(64501),
-        prefix: Some("127.10.1.0/24".into()),
-        country: Some("NL".into()),
-        hotline: "nl".into(),
-        via_cdn: None,
-        method: "rdap_abuse".into(),
-        confidence_pct: 90,
-        contacts: r#"[{"channel":"smtp","address":"abuse@q.example","role":"abuse"}]"#.into(),
-        upstream_contact: None,
-        notice_due_at: NOW,
-        reupload_of: None,
-    }
+    common::notice_item(url, provider, "nl", NOW)
 }
 
 fn notice(key: &str, provider: &str) -> NewNotice {
-    NewNotice {
-        // As the notice room makes them: hex digits and dashes (which links carry).
-        report_id: format!("5eed-{}", &key[1..]),
-        idempotency_key: key.into(),
-        provider_key: provider.into(),
-        provider_name: "Quickhost".into(),
-        hotline: "nl".into(),
-        kind: "initial".into(),
-        escalation_step: None,
-        via_cdn: None,
-        channel: "smtp".into(),
-        recipient: "abuse@q.example".into(),
-        contacts: "[]".into(),
-        contact_index: 0,
-        language: "en".into(),
-        subject: format!("Notice {key}"),
-        body_text: "text".into(),
-        body_html: "<p>text</p>".into(),
-        xarf: "[]".into(),
-        parent_id: None,
-        test: false,
-    }
+    common::new_notice(key, provider, "nl")
 }
 
 /// Three notices: `sent` (one item, re-checked once) and `queued` for asn:64501, and one
