@@ -7,6 +7,7 @@
 //! 100M cells: seconds of cache misses), so both sides are summed instead, each read in order:
 //! the codes give every (bucket, low bits, id) a table must hold, the table gives the ones it
 //! holds, and each is mixed with a key drawn at random for this check before being added up.
+//! The codes are read once for all tables.
 //! Equal sums with every bucket's ids increasing (as `build_table` lays them) mean the table is
 //! the built one; a wrong table sums equal only by chance (about 2^-64), since its writer cannot
 //! know the key.
@@ -18,74 +19,139 @@ use super::{Code, PdqIndex, SubstringTable, substring};
 
 impl PdqIndex {
     /// The position of the first substring table that is not the one [`PdqIndex::build`] makes
-    /// from the codes with its layout, if any. Tables are checked on every core.
+    /// from the codes with its layout, if any. Both sides are split over the cores: the codes
+    /// in ranges (each read once for every table), the tables one by one.
     pub(crate) fn first_table_not_built_from_codes(&self) -> Option<usize> {
-        let key = RandomState::new().hash_one(0x5eed_u64);
+        if self.tables.is_empty() {
+            return None;
+        }
+        let random = RandomState::new();
+        let key = Key(random.hash_one(1u8), random.hash_one(2u8) | 1);
         let id_bits = self.id_bits();
-        let wrong = |slot: usize| !table_holds_codes(&self.codes, &self.tables[slot], id_bits, key);
         let workers = thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(self.tables.len());
-        if workers <= 1 || self.codes.len() < 100_000 {
-            return (0..self.tables.len()).find(|&slot| wrong(slot));
-        }
-        thread::scope(|scope| {
-            let wrong = &wrong;
-            let handles: Vec<_> = (0..workers)
-                .map(|worker| {
-                    scope.spawn(move || {
-                        (worker..self.tables.len())
-                            .step_by(workers)
-                            .find(|&slot| wrong(slot))
-                    })
-                })
+        let (expected, held) = if workers <= 1 || self.codes.len() < 100_000 {
+            let held = (0..self.tables.len())
+                .map(|slot| table_sum(&self.tables[slot], id_bits, key))
                 .collect();
-            handles
-                .into_iter()
-                // A worker that panicked checked nothing: count its tables as wrong.
-                .filter_map(|handle| handle.join().unwrap_or(Some(0)))
-                .min()
-        })
-    }
-}
-
-/// murmur3's 64-bit finalizer: a bijection in which every input bit moves every output bit.
-fn mix(value: u64) -> u64 {
-    let mut x = value;
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
-
-fn table_holds_codes(codes: &[Code], table: &SubstringTable, id_bits: u32, key: u64) -> bool {
-    let low_bits = table.bits - table.dir_bits;
-    let low_mask = (1u64 << low_bits) - 1;
-    // A cell as (bucket << 32 | low bits << id_bits | id): distinct for distinct ids.
-    let mut expected = 0u64;
-    for (id, code) in codes.iter().enumerate() {
-        let key_bits = u64::from(substring(code, table.bit_offset, table.bits));
-        let cell = ((key_bits & low_mask) << id_bits) | id as u64;
-        expected = expected.wrapping_add(mix(((key_bits >> low_bits) << 32 | cell) ^ key));
-    }
-    let id_mask = (1u32 << id_bits) - 1;
-    let mut held = 0u64;
-    for (bucket, bounds) in table.directory.windows(2).enumerate() {
-        let Some(cells) = table.cells.get(bounds[0] as usize..bounds[1] as usize) else {
-            return false;
+            (codes_sums(&self.codes, &self.tables, id_bits, key), held)
+        } else {
+            thread::scope(|scope| {
+                let chunk = self.codes.len().div_ceil(workers);
+                let expected: Vec<_> = self
+                    .codes
+                    .chunks(chunk)
+                    .enumerate()
+                    .map(|(part, codes)| {
+                        let tables = &self.tables;
+                        let first_id = part * chunk;
+                        scope.spawn(move || codes_sums_from(codes, first_id, tables, id_bits, key))
+                    })
+                    .collect();
+                let held: Vec<_> = (0..workers)
+                    .map(|worker| {
+                        scope.spawn(move || {
+                            (worker..self.tables.len())
+                                .step_by(workers)
+                                .map(|slot| (slot, table_sum(&self.tables[slot], id_bits, key)))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                // A worker that panicked summed nothing: its part can match no table.
+                let mut sums = vec![0u64; self.tables.len()];
+                for part in expected {
+                    match part.join() {
+                        Ok(part) => sums
+                            .iter_mut()
+                            .zip(part)
+                            .for_each(|(sum, add)| *sum = sum.wrapping_add(add)),
+                        Err(_) => return (sums, vec![None; self.tables.len()]),
+                    }
+                }
+                let mut tables = vec![None; self.tables.len()];
+                for worker in held {
+                    let Ok(done) = worker.join() else {
+                        return (sums, vec![None; self.tables.len()]);
+                    };
+                    for (slot, sum) in done {
+                        tables[slot] = sum;
+                    }
+                }
+                (sums, tables)
+            })
         };
+        expected
+            .iter()
+            .zip(&held)
+            .position(|(expected, held)| *held != Some(*expected))
+    }
+}
+
+/// The key of one check: cells are mixed as `fold((cell ^ .0) × .1)`, `.1` odd.
+#[derive(Debug, Clone, Copy)]
+struct Key(u64, u64);
+
+/// A folded multiply (as wyhash mixes): the 128-bit product's halves xored, so that every
+/// input bit moves the output in a way no sum of other cells can undo without the key.
+fn mix(cell: u64, key: Key) -> u64 {
+    let product = u128::from(cell ^ key.0) * u128::from(key.1);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+/// A cell as the check sees it: (bucket << 32 | low bits << id_bits | id), distinct for
+/// distinct ids.
+fn cell_key(bucket: u64, cell: u64) -> u64 {
+    (bucket << 32) | cell
+}
+
+fn codes_sums(codes: &[Code], tables: &[SubstringTable], id_bits: u32, key: Key) -> Vec<u64> {
+    codes_sums_from(codes, 0, tables, id_bits, key)
+}
+
+/// For each table, the sum of the cells `codes` (ids from `first_id`) must put in it.
+fn codes_sums_from(
+    codes: &[Code],
+    first_id: usize,
+    tables: &[SubstringTable],
+    id_bits: u32,
+    key: Key,
+) -> Vec<u64> {
+    let layouts: Vec<(u32, u32, u32)> = tables
+        .iter()
+        .map(|t| (t.bit_offset, t.bits, t.bits - t.dir_bits))
+        .collect();
+    let mut sums = vec![0u64; tables.len()];
+    for (id, code) in (first_id..).zip(codes) {
+        for (sum, &(bit_offset, bits, low_bits)) in sums.iter_mut().zip(&layouts) {
+            let value = u64::from(substring(code, bit_offset, bits));
+            let low = value & ((1u64 << low_bits) - 1);
+            let cell = cell_key(value >> low_bits, (low << id_bits) | id as u64);
+            *sum = sum.wrapping_add(mix(cell, key));
+        }
+    }
+    sums
+}
+
+/// The sum of the cells `table` holds, or `None` if a bucket's ids are not increasing (or
+/// the directory points outside the cells).
+fn table_sum(table: &SubstringTable, id_bits: u32, key: Key) -> Option<u64> {
+    let id_mask = (1u32 << id_bits) - 1;
+    let mut sum = 0u64;
+    for (bucket, bounds) in table.directory.windows(2).enumerate() {
+        let cells = table.cells.get(bounds[0] as usize..bounds[1] as usize)?;
         let mut previous = None;
         for &cell in cells {
             let id = cell & id_mask;
             if previous.is_some_and(|previous| previous >= id) {
-                return false;
+                return None;
             }
             previous = Some(id);
-            held = held.wrapping_add(mix(((bucket as u64) << 32 | u64::from(cell)) ^ key));
+            sum = sum.wrapping_add(mix(cell_key(bucket as u64, u64::from(cell)), key));
         }
     }
-    expected == held
+    Some(sum)
 }
 
 #[cfg(test)]
@@ -97,7 +163,7 @@ mod tests {
         let mut state = seed;
         let mut next = || {
             state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            mix(state)
+            mix(state, Key(0, 0xff51_afd7_ed55_8ccd))
         };
         (0..n).map(|_| [next(), next(), next(), next()]).collect()
     }
