@@ -9,19 +9,17 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use aranea_hash::PdqHash;
 use aranea_index::export::{ExportOptions, write_list};
-use aranea_index::import::{ImportRow, LineError, ListFormat, ReadOptions, read_list};
+use aranea_index::import::{ImportInto, ImportListError, ImportSummary, ListFormat};
 use aranea_index::store::ALL_BANKS;
 use aranea_index::{
-    BankFilter, BankKind, BankSpec, BankStore, Hit, MatchResult, NewEntry, Origin, Provenance,
-    Signal, SignalType,
+    BankFilter, BankKind, BankSpec, BankStore, Hit, MatchResult, Origin, Provenance, Signal,
+    SignalType,
 };
 use aranea_server::BankHome;
 use serde_json::{Value, json};
 
 use crate::cli::{GlobalOptions, OutputFormat};
 
-/// Entries appended per journal write during an import.
-const IMPORT_BATCH: usize = 50_000;
 /// Line errors and duplicates printed before the rest are only counted.
 const SHOWN_PROBLEMS: usize = 50;
 
@@ -582,8 +580,9 @@ struct ImportOptions {
     by: String,
 }
 
-/// Two passes over the list: validate everything first (so a file with errors imports
-/// nothing unless --skip-invalid), then add in batches. Memory stays bounded either way.
+/// `bank import`: the index's one import ([`BankStore::import_list`]: every row checked first,
+/// then added in one transaction), its problems printed with line numbers and its summary as
+/// JSON; exit status 1 when invalid rows made it import nothing.
 fn import(
     home: &BankHome,
     store: &mut BankStore,
@@ -593,105 +592,112 @@ fn import(
     options: &ImportOptions,
 ) -> anyhow::Result<ExitCode> {
     let bank = store.bank_id(name)?;
-    let read_options = ReadOptions {
-        signal_type: options.signal_type,
-    };
+    let mut list_options = aranea_index::import::ImportOptions::new(options.format);
+    list_options.read.signal_type = options.signal_type;
+    list_options.classification = options.classification.clone();
+    list_options.skip_invalid = options.skip_invalid;
+    list_options.keep_problems = SHOWN_PROBLEMS;
     let list = ReadTwice::of(file, data_dir)?;
-    let open = || list.open();
-    let mut rows = 0u64;
-    let mut invalid = 0u64;
-    read_list(
-        open()?,
-        options.format,
-        &read_options,
-        &mut |row| match row {
-            Ok(_) => rows += 1,
-            Err(error) => {
-                invalid += 1;
-                if invalid <= SHOWN_PROBLEMS as u64 {
-                    eprintln!("{}: {error}", file.display());
-                }
-            }
-        },
-    )
-    .with_context(|| file.display().to_string())?;
-    if invalid > 0 && !options.skip_invalid {
-        eprintln!(
-            "aranea: {invalid} invalid lines in {}: nothing imported (use --skip-invalid to import the {rows} valid ones)",
-            file.display()
-        );
-        println!(
-            "{}",
-            json!({"bank": name, "file": file, "rows": rows, "invalid": invalid, "added": 0, "duplicates": 0})
-        );
-        return Ok(ExitCode::from(1));
-    }
-    // One transaction: a crash mid-import leaves the bank as it was before.
-    store.begin_transaction()?;
-    let provenance = store.add_provenance(Provenance {
+    let provenance = Provenance {
         added_by: options.by.clone(),
         added_at: now(),
         origin: Origin::Import {
             file: file.display().to_string(),
         },
-    })?;
-    let mut batch: Vec<NewEntry> = Vec::with_capacity(IMPORT_BATCH);
-    let mut added = 0u64;
-    let mut duplicates = 0u64;
-    let mut failure: Option<anyhow::Error> = None;
-    let mut flush = |store: &mut BankStore, batch: &mut Vec<NewEntry>| -> anyhow::Result<()> {
-        let outcome = store.append_entries(batch)?;
-        added += outcome.added.len() as u64;
-        for (position, existing) in outcome.duplicates {
-            duplicates += 1;
-            if duplicates <= SHOWN_PROBLEMS as u64 {
-                let line = batch.get(position).map_or(0, |e| e.line);
-                eprintln!(
-                    "{}: line {line}: duplicate of entry {existing}, not added again",
-                    file.display()
-                );
-            }
-        }
-        batch.clear();
-        Ok(())
     };
-    read_list(
-        open()?,
-        options.format,
-        &read_options,
-        &mut |row: Result<ImportRow, LineError>| {
-            let Ok(row) = row else { return };
-            if failure.is_some() {
-                return;
-            }
-            batch.push(NewEntry {
-                bank,
-                signal: row.signal,
-                classification: row
-                    .classification
-                    .or_else(|| options.classification.clone()),
-                provenance,
-                line: row.line,
-                metadata: row.metadata,
-            });
-            if batch.len() >= IMPORT_BATCH
-                && let Err(error) = flush(store, &mut batch)
-            {
-                failure = Some(error);
-            }
-        },
-    )?;
-    if let Some(error) = failure {
-        return Err(error);
-    }
-    flush(store, &mut batch)?;
-    store.commit_transaction()?;
+    let imported = store.import_list(
+        ImportInto::Bank(bank),
+        &mut || list.open(),
+        &list_options,
+        provenance,
+    );
+    let summary = match imported {
+        Ok(summary) => summary,
+        Err(ImportListError::Refused(summary)) => {
+            print_problems(file, &summary);
+            eprintln!(
+                "aranea: {} invalid lines in {}: nothing imported (use --skip-invalid to import the {} valid ones)",
+                summary.invalid,
+                file.display(),
+                summary.rows
+            );
+            println!(
+                "{}",
+                json!({"bank": name, "file": file, "rows": summary.rows, "invalid": summary.invalid, "added": 0, "duplicates": 0})
+            );
+            return Ok(ExitCode::from(1));
+        }
+        Err(error) => return Err(error).with_context(|| file.display().to_string()),
+    };
+    print_problems(file, &summary);
     home.write_snapshot(store)?;
     println!(
         "{}",
-        json!({"bank": name, "file": file, "rows": rows, "invalid": invalid, "added": added, "duplicates": duplicates})
+        json!({"bank": name, "file": file, "rows": summary.rows, "invalid": summary.invalid, "added": summary.added, "duplicates": summary.duplicates})
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A new bank filled from an HMA CSV list in one transaction (`aranea demo`'s known bank): a
+/// list with any invalid row, or that cannot be read, creates nothing and is the inner error,
+/// naming its first bad lines. Only a failure while writing is a `StoreError`, for a bank
+/// writer to reopen the store on (which discards the open transaction).
+pub(crate) fn create_bank_from_list(
+    store: &mut BankStore,
+    spec: BankSpec,
+    list: &Path,
+    by: &str,
+) -> Result<anyhow::Result<ImportSummary>, aranea_index::StoreError> {
+    let provenance = Provenance {
+        added_by: by.to_owned(),
+        added_at: now(),
+        origin: Origin::Import {
+            file: list.display().to_string(),
+        },
+    };
+    let options = aranea_index::import::ImportOptions::new(ListFormat::HmaCsv);
+    let imported = store.import_list(
+        ImportInto::NewBank(spec),
+        &mut || File::open(list),
+        &options,
+        provenance,
+    );
+    Ok(match imported {
+        Ok(summary) => Ok(summary),
+        Err(ImportListError::Store(error)) => return Err(error),
+        Err(ImportListError::Refused(summary)) => {
+            let lines: Vec<String> = summary.errors.iter().map(ToString::to_string).collect();
+            Err(anyhow::anyhow!(
+                "{}: {} invalid lines, nothing imported: {}",
+                list.display(),
+                summary.invalid,
+                lines.join("; ")
+            ))
+        }
+        Err(error) => Err(anyhow::Error::new(error).context(list.display().to_string())),
+    })
+}
+
+/// The first line errors and duplicates of an import, then how many more there were.
+fn print_problems(file: &Path, summary: &ImportSummary) {
+    let file = file.display();
+    for error in &summary.errors {
+        eprintln!("{file}: {error}");
+    }
+    let unshown = summary.invalid - summary.errors.len() as u64;
+    if unshown > 0 {
+        eprintln!("{file}: {unshown} more invalid lines");
+    }
+    for duplicate in &summary.duplicate_rows {
+        eprintln!(
+            "{file}: line {}: duplicate of entry {}, not added again",
+            duplicate.line, duplicate.existing
+        );
+    }
+    let unshown = summary.duplicates - summary.duplicate_rows.len() as u64;
+    if unshown > 0 {
+        eprintln!("{file}: {unshown} more duplicates");
+    }
 }
 
 /// The import list, opened once per pass. A regular file is read twice where it lies. A pipe
@@ -729,12 +735,12 @@ impl ReadTwice {
         Ok(Self::Copied(copy))
     }
 
-    fn open(&self) -> anyhow::Result<File> {
+    fn open(&self) -> std::io::Result<File> {
         let path = match self {
             Self::InPlace(path) => path,
             Self::Copied(copy) => &copy.0,
         };
-        File::open(path).with_context(|| format!("opening {}", path.display()))
+        File::open(path)
     }
 }
 
@@ -980,6 +986,45 @@ fn result_json(query: Value, result: &MatchResult) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `aranea demo`'s known bank goes through `create_bank_from_list`: a bad list is an
+    /// error naming its lines, and leaves no bank (the next run tries again), where the demo
+    /// used to import the rows it could read and say nothing.
+    #[test]
+    fn a_bad_list_for_a_new_bank_is_reported_and_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = BankStore::open(&dir.path().join("banks")).unwrap();
+        let list = dir.path().join("known.csv");
+        let md5 = "d41d8cd98f00b204e9800998ecf8427e";
+        std::fs::write(
+            &list,
+            format!("signal_type,signal_value\nmd5,{md5}\nmd5,not-hex\n"),
+        )
+        .unwrap();
+        let spec = BankSpec::new("known", "simweb", "csam");
+        let refused = create_bank_from_list(&mut store, spec.clone(), &list, "test").unwrap();
+        let message = format!("{:#}", refused.unwrap_err());
+        assert!(message.contains("1 invalid lines"), "{message}");
+        assert!(message.contains("line 3:"), "{message}");
+        assert!(
+            store.bank_id("known").is_err(),
+            "a refused list left a bank"
+        );
+        assert_eq!(store.state().seq(), 0);
+
+        std::fs::write(&list, "no header here\n").unwrap();
+        let unreadable = create_bank_from_list(&mut store, spec.clone(), &list, "test").unwrap();
+        let message = format!("{:#}", unreadable.unwrap_err());
+        assert!(message.contains("signal_value"), "{message}");
+        assert!(store.bank_id("known").is_err());
+
+        std::fs::write(&list, format!("signal_type,signal_value\nmd5,{md5}\n")).unwrap();
+        let summary = create_bank_from_list(&mut store, spec, &list, "test")
+            .unwrap()
+            .unwrap();
+        assert_eq!(summary.added, 1);
+        assert_eq!(store.bank_id("known").unwrap(), summary.bank);
+    }
 
     #[test]
     fn a_multi_line_description_cannot_forge_a_key_value_line() {

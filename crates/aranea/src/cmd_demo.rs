@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aranea_crawl::{CrawlConfig, Crawler};
-use aranea_index::import::{ListFormat, ReadOptions, read_list};
-use aranea_index::{BankSpec, NewEntry, Origin, Provenance};
+use aranea_index::BankSpec;
 use aranea_notice::config::{CdnConfig, HotlineConfig, WebhookConfig};
 use aranea_notice::{Clock, NoticeConfig, NoticeEngine, UnixMillis};
 use aranea_review::{ReviewConfig, VaultSecretKey};
@@ -283,47 +282,18 @@ fn crawl_config(world: &RunningWorld) -> CrawlConfig {
 async fn load_known_bank(state: &AppState, world: &RunningWorld) -> anyhow::Result<usize> {
     let banks = Arc::clone(state.banks());
     let list = world.bank_path().to_path_buf();
-    let added = tokio::task::spawn_blocking(move || {
+    let loaded = tokio::task::spawn_blocking(move || {
         banks.write(|store| {
             if store.bank_id(DEMO_BANK).is_ok() {
-                return Ok(0);
+                return Ok(Ok(0));
             }
-            let bank = store.create_bank(BankSpec::new(DEMO_BANK, "simweb", "csam"))?;
-            let provenance = store.add_provenance(Provenance {
-                added_by: "aranea demo".into(),
-                added_at: aranea_index::bank::unix_now(),
-                origin: Origin::Import {
-                    file: list.display().to_string(),
-                },
-            })?;
-            let mut entries = Vec::new();
-            let file =
-                std::fs::File::open(&list).map_err(|source| aranea_index::StoreError::Io {
-                    path: list.clone(),
-                    source,
-                })?;
-            let _ = read_list(
-                file,
-                ListFormat::HmaCsv,
-                &ReadOptions::default(),
-                &mut |row| {
-                    if let Ok(row) = row {
-                        entries.push(NewEntry {
-                            bank,
-                            signal: row.signal,
-                            classification: None,
-                            provenance,
-                            line: row.line,
-                            metadata: None,
-                        });
-                    }
-                },
-            );
-            Ok(store.add_entries(&entries)?.added.len())
+            let spec = BankSpec::new(DEMO_BANK, "simweb", "csam");
+            crate::cmd_bank::create_bank_from_list(store, spec, &list, "aranea demo")
+                .map(|imported| imported.map(|summary| summary.added as usize))
         })
     })
     .await??;
-    Ok(added)
+    loaded.with_context(|| format!("loading the known bank {DEMO_BANK}"))
 }
 
 /// Two hotlines with three analysts each (consensus needs three), once; passwords are printed.

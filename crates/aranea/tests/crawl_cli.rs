@@ -13,8 +13,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aranea_index::import::{ListFormat, ReadOptions, read_list};
-use aranea_index::{BankSpec, BankStore, NewEntry, Origin, Provenance};
+use aranea_index::import::{ImportInto, ImportOptions, ListFormat};
+use aranea_index::{BankSpec, BankStore, Origin, Provenance};
 use aranea_simweb::{RunningWorld, SimWeb, scenario};
 use sqlx::{Connection, Row};
 
@@ -40,36 +40,22 @@ fn share_known_bank(world: &RunningWorld, data: &Path, db: &str) {
 }
 
 fn fill_known_bank(world: &RunningWorld, banks: &mut BankStore) {
-    let bank = banks
-        .create_bank(BankSpec::new("known", "simweb", "csam"))
-        .unwrap();
-    let provenance = banks
-        .add_provenance(Provenance {
-            added_by: "test".into(),
-            added_at: 0,
-            origin: Origin::Manual,
-        })
-        .unwrap();
-    let mut entries = Vec::new();
-    let file = std::fs::File::open(world.bank_path()).unwrap();
-    read_list(
-        file,
-        ListFormat::HmaCsv,
-        &ReadOptions::default(),
-        &mut |row| {
-            let row = row.unwrap();
-            entries.push(NewEntry {
-                bank,
-                signal: row.signal,
-                classification: None,
-                provenance,
-                line: row.line,
-                metadata: None,
-            });
+    let list = world.bank_path();
+    let provenance = Provenance {
+        added_by: "test".into(),
+        added_at: 0,
+        origin: Origin::Import {
+            file: list.display().to_string(),
         },
-    )
-    .unwrap();
-    banks.add_entries(&entries).unwrap();
+    };
+    banks
+        .import_list(
+            ImportInto::NewBank(BankSpec::new("known", "simweb", "csam")),
+            &mut || std::fs::File::open(list),
+            &ImportOptions::new(ListFormat::HmaCsv),
+            provenance,
+        )
+        .unwrap();
     banks.write_snapshot().unwrap();
 }
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use aranea_crawl::config::{BudgetConfig, PolitenessConfig};
 use aranea_crawl::{CrawlConfig, CrawlProgress, Crawler, DiscardMedia};
-use aranea_index::import::{ListFormat, ReadOptions, read_list};
-use aranea_index::{BankSpec, BankStore, LiveIndex, NewEntry, Origin, Provenance};
+use aranea_index::import::{ImportInto, ImportOptions, ListFormat};
+use aranea_index::{BankSpec, BankStore, LiveIndex, Origin, Provenance};
 use aranea_simweb::RunningWorld;
 use aranea_simweb::scenario::RobotsVariant;
 use aranea_store::Store;
@@ -115,39 +115,26 @@ pub fn banks(world: &RunningWorld, dir: &Path) -> Arc<LiveIndex> {
     banks_from_list(world.bank_path(), dir)
 }
 
-/// A bank `known` holding the signals of an HMA CSV list, in `dir`.
+/// A bank `known` holding the signals of an HMA CSV list, in `dir`; a list the index would
+/// not import whole fails the test.
 pub fn banks_from_list(list: &Path, dir: &Path) -> Arc<LiveIndex> {
     let mut store = BankStore::open(dir).unwrap();
-    let bank = store
-        .create_bank(BankSpec::new("known", "simweb", "csam"))
-        .unwrap();
-    let provenance = store
-        .add_provenance(Provenance {
-            added_by: "test".into(),
-            added_at: 0,
-            origin: Origin::Manual,
-        })
-        .unwrap();
-    let mut entries = Vec::new();
-    let file = std::fs::File::open(list).unwrap();
-    read_list(
-        file,
-        ListFormat::HmaCsv,
-        &ReadOptions::default(),
-        &mut |row| {
-            let row = row.unwrap();
-            entries.push(NewEntry {
-                bank,
-                signal: row.signal,
-                classification: None,
-                provenance,
-                line: row.line,
-                metadata: None,
-            });
+    let provenance = Provenance {
+        added_by: "test".into(),
+        added_at: 0,
+        origin: Origin::Import {
+            file: list.display().to_string(),
         },
-    )
-    .unwrap();
-    store.add_entries(&entries).unwrap();
+    };
+    store
+        .import_list(
+            ImportInto::NewBank(BankSpec::new("known", "simweb", "csam")),
+            &mut || std::fs::File::open(list),
+            &ImportOptions::new(ListFormat::HmaCsv),
+            provenance,
+        )
+        .unwrap();
+    store.publish().unwrap();
     store.live()
 }
 

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use aranea_index::bank::MAX_CLASSIFICATION_BYTES;
-use aranea_index::import::{ImportRow, ListFormat, ReadOptions, read_list};
-use aranea_index::{BankKind, BankSpec, NewEntry, Origin, Provenance, SignalType, StoreError};
+use aranea_index::import::{ImportInto, ImportListError, ImportOptions, ListFormat};
+use aranea_index::{BankKind, BankSpec, Origin, Provenance, SignalType, StoreError};
 
 use crate::AppState;
 use crate::api::{path_text, require};
@@ -22,8 +22,6 @@ use crate::problem::{ApiError, body_rejection, json_body, with_causes};
 
 /// Line errors quoted in a refused import.
 const SHOWN_ERRORS: usize = 20;
-/// Entries appended per journal write.
-const BATCH: usize = 50_000;
 
 pub fn router(state: AppState) -> Router<AppState> {
     let import_limit = state.config().max_import_bytes;
@@ -299,63 +297,55 @@ async fn import_entries(
         ),
     };
     let body = body.map_err(|r| body_rejection(r, state.config().max_import_bytes))?;
-    let options = ReadOptions { signal_type };
-    // Check every line first: a list with any bad line imports nothing.
-    let mut rows: Vec<ImportRow> = Vec::new();
-    let mut errors: Vec<String> = Vec::new();
-    let mut invalid = 0u64;
-    read_list(&body[..], format, &options, &mut |row| match row {
-        Ok(row) => rows.push(row),
-        Err(error) => {
-            invalid += 1;
-            if errors.len() < SHOWN_ERRORS {
-                errors.push(error.to_string());
-            }
-        }
-    })
-    .map_err(|e| {
-        ApiError::bad_request(format!("The list could not be read: {}.", with_causes(&e)))
-    })?;
-    if invalid > 0 {
-        return Err(ApiError::bad_request(format!(
-            "{invalid} invalid lines; nothing imported. {}",
-            errors.join("; ")
-        )));
-    }
-    let total = rows.len();
-    let by = caller.name.to_string();
-    let (added, duplicates) = write(&state, move |store| {
+    let mut options = ImportOptions::new(format);
+    options.read.signal_type = signal_type;
+    options.keep_problems = SHOWN_ERRORS;
+    let provenance = Provenance {
+        added_by: caller.name.to_string(),
+        added_at: aranea_index::bank::unix_now(),
+        origin: Origin::Import {
+            file: "api".to_owned(),
+        },
+    };
+    // The index's one import: every line checked first (a list with any bad line imports
+    // nothing), then one transaction. Only a failure while writing is the writer's error
+    // (the bank writer then reopens the store, which discards the open transaction); the
+    // others wrote nothing.
+    let imported = write(&state, move |store| {
         let bank = store.bank_id(&name)?;
-        store.begin_transaction()?;
-        let provenance = store.add_provenance(Provenance {
-            added_by: by,
-            added_at: aranea_index::bank::unix_now(),
-            origin: Origin::Import {
-                file: "api".to_owned(),
-            },
-        })?;
-        let (mut added, mut duplicates) = (0usize, 0usize);
-        for chunk in rows.chunks(BATCH) {
-            let entries: Vec<NewEntry> = chunk
-                .iter()
-                .map(|row| NewEntry {
-                    bank,
-                    signal: row.signal,
-                    classification: row.classification.clone(),
-                    provenance,
-                    line: row.line,
-                    metadata: row.metadata.clone(),
-                })
-                .collect();
-            let outcome = store.append_entries(&entries)?;
-            added += outcome.added.len();
-            duplicates += outcome.duplicates.len();
+        match store.import_list(
+            ImportInto::Bank(bank),
+            &mut || Ok(&body[..]),
+            &options,
+            provenance,
+        ) {
+            Err(ImportListError::Store(error)) => Err(error),
+            imported => Ok(imported),
         }
-        store.commit_transaction()?;
-        Ok((added, duplicates))
     })
     .await?;
-    Ok(Json(
-        json!({ "rows": total, "invalid": 0, "added": added, "duplicates": duplicates }),
-    ))
+    match imported {
+        Ok(summary) => Ok(Json(json!({
+            "rows": summary.rows,
+            "invalid": summary.invalid,
+            "added": summary.added,
+            "duplicates": summary.duplicates,
+        }))),
+        Err(ImportListError::Refused(summary)) => {
+            let errors: Vec<String> = summary.errors.iter().map(ToString::to_string).collect();
+            Err(ApiError::bad_request(format!(
+                "{} invalid lines; nothing imported. {}",
+                summary.invalid,
+                errors.join("; ")
+            )))
+        }
+        Err(ImportListError::Unreadable(error)) => Err(ApiError::bad_request(format!(
+            "The list could not be read: {}.",
+            with_causes(&error)
+        ))),
+        Err(ImportListError::Bank(error) | ImportListError::Store(error)) => Err(bank_error(error)),
+        Err(error @ ImportListError::Classification(_)) => {
+            Err(ApiError::bad_request(with_causes(&error)))
+        }
+    }
 }
