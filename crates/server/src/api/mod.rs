@@ -150,13 +150,10 @@ async fn submit_report(
     require(&caller, &[scope::INTAKE])?;
     let body = body.map_err(|r| body_rejection(r, state.config().max_json_bytes))?;
     let request: ReportRequest = json_body(&headers, &body)?;
-    let url = url::Url::parse(request.url.trim())
-        .map_err(|e| ApiError::bad_request(format!("url: not a valid URL ({e}).")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ApiError::bad_request(
-            "url: only http and https URLs with a host.",
-        ));
-    }
+    // The intake's URL rules, shared with the UI's report forms.
+    let url = crate::ui::intake::reported_url(&request.url)
+        .map_err(|refusal| ApiError::bad_request(format!("url: {refusal}.")))?
+        .to_owned();
     let hotline = match (&caller.hotline, request.hotline) {
         (None, requested) => requested.unwrap_or_else(|| "default".to_owned()),
         (Some(own), None) => own.to_string(),
@@ -168,7 +165,7 @@ async fn submit_report(
         }
     };
     let report = NewReport {
-        url: request.url.trim().to_owned(),
+        url,
         reporter: request.reporter.unwrap_or_else(|| caller.name.to_string()),
         hotline,
         notes: request.notes,
