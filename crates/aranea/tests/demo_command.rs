@@ -63,6 +63,18 @@ fn demo_crawls_matches_serves_and_exits_cleanly() {
     let mut reply = String::new();
     stream.read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    // The public report form is on.
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .write_all(b"GET /report HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut form = String::new();
+    stream.read_to_string(&mut form).unwrap();
+    assert!(
+        form.starts_with("HTTP/1.1 200")
+            && form.contains("<form method=\"post\" action=\"/report\">"),
+        "{form}"
+    );
 
     let started = Instant::now();
     let status = loop {
@@ -78,6 +90,10 @@ fn demo_crawls_matches_serves_and_exits_cleanly() {
     stdout.read_to_string(&mut printed).unwrap();
     assert!(status.success(), "{printed}");
     assert!(printed.contains("bank simweb-known:"), "{printed}");
+    assert!(
+        printed.contains("/report (reports go to hotline demo-ca)"),
+        "{printed}"
+    );
     // scripts/test installs ffmpeg: the demo world has its known video.
     assert!(
         printed.contains("bank simweb-known-videos: a generated slideshow"),
