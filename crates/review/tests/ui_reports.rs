@@ -839,6 +839,36 @@ async fn the_public_form_limits_each_client(backend: Backend) {
     assert_eq!(all_reports(&w).await.len(), 3);
 }
 
+/// A platform administrator sees every hotline's reports, with their hotline, and corrects
+/// any of them.
+async fn a_platform_administrator_sees_and_corrects_every_report(backend: Backend) {
+    let w = World::new(backend).await;
+    w.actor(w.gb, "admin", UserRole::PlatformAdmin).await;
+    let addr = serve(&w, ReportFormConfig::default()).await;
+    let mut ids = Vec::new();
+    for (hotline, url) in [("gb", "https://gb.example/"), ("ca", "https://ca.example/")] {
+        let report = NewReport {
+            url: url.into(),
+            reporter: "partner".into(),
+            hotline: hotline.into(),
+            notes: String::new(),
+        };
+        ids.push(w.store.reports().add(&report, NOW).await.unwrap());
+    }
+    let admin = login(&w, "admin").await;
+    let html = call(addr, "GET", "/ui/reports", &admin, "").await.text();
+    assert!(html.contains("<small>(gb)</small>"), "{html}");
+    assert!(
+        html.contains("<small>(ca)</small>") && html.contains("https://ca.example/"),
+        "{html}"
+    );
+    let path = format!("/ui/reports/{}/status", ids[1].get());
+    let r = call(addr, "POST", &path, &admin, "status=crawled&note=checked").await;
+    assert_eq!(r.status, 303);
+    let corrected = w.store.reports().get(ids[1]).await.unwrap().unwrap();
+    assert_eq!(corrected.status, ReportStatus::Crawled);
+}
+
 both_backends!(
     staff_see_and_submit_their_own_hotlines_reports,
     the_list_is_paged_newest_first,
@@ -848,4 +878,5 @@ both_backends!(
     the_public_form_records_a_report,
     the_public_form_refuses_hostile_input,
     the_public_form_limits_each_client,
+    a_platform_administrator_sees_and_corrects_every_report,
 );
