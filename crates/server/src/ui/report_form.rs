@@ -43,6 +43,9 @@ pub const MAX_CONTACT_BYTES: usize = 200;
 pub const MAX_URLS_CEILING: usize = 100;
 /// Client addresses remembered by the rate limit before the idle ones are forgotten.
 const MAX_TRACKED_CLIENTS: usize = 100_000;
+/// How long a new client waits when the rate limit remembers [`MAX_TRACKED_CLIENTS`] that
+/// are all still limited (a flood from many addresses): memory stays bounded.
+const BUSY_WAIT: Duration = Duration::from_secs(60);
 
 /// The `[report_form]` table of the configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +139,7 @@ impl ReportFormConfig {
 
 /// Per-client token buckets: `burst` at once, refilled at `per_hour`.
 struct ClientLimits {
+    capacity: usize,
     burst: f64,
     per_second: f64,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
@@ -144,6 +148,7 @@ struct ClientLimits {
 impl ClientLimits {
     fn new(burst: u32, per_hour: u32) -> ClientLimits {
         ClientLimits {
+            capacity: MAX_TRACKED_CLIENTS,
             burst: f64::from(burst.max(1)),
             per_second: f64::from(per_hour.max(1)) / 3600.0,
             buckets: Mutex::new(HashMap::new()),
@@ -153,12 +158,15 @@ impl ClientLimits {
     /// Takes one token for `client`, or says how long until it has one.
     fn try_acquire(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        if buckets.len() >= MAX_TRACKED_CLIENTS {
+        if buckets.len() >= self.capacity && !buckets.contains_key(&client) {
             // A client whose bucket has refilled is the same as one never seen.
             let (burst, rate) = (self.burst, self.per_second);
             buckets.retain(|_, (tokens, last)| {
                 *tokens + now.saturating_duration_since(*last).as_secs_f64() * rate < burst
             });
+        }
+        if buckets.len() >= self.capacity && !buckets.contains_key(&client) {
+            return Err(BUSY_WAIT);
         }
         let (tokens, last) = buckets.entry(client).or_insert((self.burst, now));
         let elapsed = now.saturating_duration_since(*last).as_secs_f64();
@@ -502,6 +510,29 @@ mod tests {
         assert!(
             limits
                 .try_acquire(rate_key(a), start + Duration::from_secs(1))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_flood_of_new_addresses_is_refused_once_the_table_is_full() {
+        let mut limits = ClientLimits::new(1, 3600);
+        limits.capacity = 2;
+        let start = Instant::now();
+        let client = |n: u8| IpAddr::from([192, 0, 2, n]);
+        assert!(limits.try_acquire(client(1), start).is_ok());
+        assert!(limits.try_acquire(client(2), start).is_ok());
+        assert_eq!(limits.try_acquire(client(3), start), Err(BUSY_WAIT));
+        // Known clients are still answered by their own bucket.
+        assert!(
+            limits
+                .try_acquire(client(1), start)
+                .is_err_and(|w| w < BUSY_WAIT)
+        );
+        // Once a bucket has refilled, its client is forgotten and a new one fits.
+        assert!(
+            limits
+                .try_acquire(client(3), start + Duration::from_secs(2))
                 .is_ok()
         );
     }
