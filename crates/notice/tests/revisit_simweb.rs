@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use aranea_crawl::config::PolitenessConfig;
 use aranea_crawl::{CrawlConfig, Crawler, DiscardMedia};
-use aranea_index::import::{ListFormat, ReadOptions, read_list};
-use aranea_index::{BankSpec, BankStore, LiveIndex, NewEntry, Origin, Provenance};
+use aranea_index::import::{ImportInto, ImportOptions, ListFormat};
+use aranea_index::{BankSpec, BankStore, LiveIndex, Origin, Provenance};
 use aranea_notice::NoticeEngine;
 use aranea_simweb::{RunningWorld, SimWeb, scenario};
 use aranea_store::Store;
@@ -68,36 +68,20 @@ fn crawl_config(world: &RunningWorld) -> CrawlConfig {
 /// A bank `known` holding the world's known photos, in `dir`.
 fn banks(world: &RunningWorld, dir: &Path) -> Arc<LiveIndex> {
     let mut store = BankStore::open(dir).unwrap();
-    let bank = store
-        .create_bank(BankSpec::new("known", "simweb", "csam"))
+    let provenance = Provenance {
+        added_by: "test".into(),
+        added_at: 0,
+        origin: Origin::Manual,
+    };
+    store
+        .import_list(
+            ImportInto::NewBank(BankSpec::new("known", "simweb", "csam")),
+            &mut || std::fs::File::open(world.bank_path()),
+            &ImportOptions::new(ListFormat::HmaCsv),
+            provenance,
+        )
         .unwrap();
-    let provenance = store
-        .add_provenance(Provenance {
-            added_by: "test".into(),
-            added_at: 0,
-            origin: Origin::Manual,
-        })
-        .unwrap();
-    let mut entries = Vec::new();
-    let file = std::fs::File::open(world.bank_path()).unwrap();
-    read_list(
-        file,
-        ListFormat::HmaCsv,
-        &ReadOptions::default(),
-        &mut |row| {
-            let row = row.unwrap();
-            entries.push(NewEntry {
-                bank,
-                signal: row.signal,
-                classification: None,
-                provenance,
-                line: row.line,
-                metadata: None,
-            });
-        },
-    )
-    .unwrap();
-    store.add_entries(&entries).unwrap();
+    store.publish().unwrap();
     store.live()
 }
 
