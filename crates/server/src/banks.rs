@@ -26,8 +26,10 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::shared_journal::{SharedJournal, SharedWriteLock};
 
-/// Journal records after a machine's cached snapshot beyond which opening writes a new one, so
-/// the next open replays fewer rows from the database.
+/// Journal records after the snapshot beyond which a new one is written (at open, and after a
+/// server's change), so the next open replays fewer records: without it a bank directory that
+/// only a server writes (API imports, review decisions), or whose snapshot was refused, would
+/// replay its whole journal at every open, for ever.
 const SNAPSHOT_AFTER_RECORDS: u64 = 100_000;
 
 /// Cryptographic hashes of the media a PDQ entry was computed from, when its import carried
@@ -91,7 +93,19 @@ impl BankHome {
     /// bank takes seconds, and a machine's first open of shared banks replays their journal.
     pub fn open_store(&self) -> Result<BankStore, StoreError> {
         let BankHome::Shared { journal, cache } = self else {
-            return BankStore::open(self.path());
+            let mut store = BankStore::open(self.path())?;
+            // Only if no other process is writing (a writer holding the lock, this process's
+            // own caller included, writes its own snapshot when it needs one).
+            if store.records_since_snapshot() >= SNAPSHOT_AFTER_RECORDS
+                && let Some(_writers) = WriteLock::try_acquire(self.path())?
+                && let Err(error) = store.write_snapshot()
+            {
+                // The banks opened; only the next open's replay stays long.
+                store.add_warning(format!(
+                    "writing a snapshot failed ({error}); the journal is replayed until one is"
+                ));
+            }
+            return Ok(store);
         };
         let end = journal.last_seq()?;
         let mut store = BankStore::open_shared(cache, journal.journal()?)?;
@@ -405,6 +419,12 @@ impl LiveBanks {
             return result;
         }
         writer.store.publish()?;
+        if writer.store.records_since_snapshot() >= SNAPSHOT_AFTER_RECORDS
+            && let Err(error) = self.home.write_snapshot(&mut writer.store)
+        {
+            // The change itself is in the journal: a later change or open tries again.
+            tracing::warn!(%error, banks = %self.dir().display(), "writing a bank snapshot failed");
+        }
         self.install(&mut writer);
         if let BankHome::Dir(dir) = &self.home {
             writer.signature = dir_signature(dir);
