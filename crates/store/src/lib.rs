@@ -47,12 +47,12 @@ pub use bank_journal::{BankJournalRows, BankWritersLock, JournalAppend, JournalR
 pub use crawl_facts::{CrawlFacts, UnmatchedSighting};
 pub use error::{DbError, StoreError};
 pub use frontier::MAX_URL_BYTES;
-pub use frontier::{HostRevisit, MAX_REVISIT_ADDRESSES};
 pub use frontier::{
     Completion, EnqueuedUrl, FetchOutcome, FetchRecord, Frontier, Host, HostId, HostPolicy, Lease,
     LeasedHost, NewUrl, PageSettlement, Priority, RedirectTarget, RobotsCache, SeenMedia,
     SettledLinks, SettledPage, UrlId, UrlNext, UrlRecord, UrlSource, UrlState,
 };
+pub use frontier::{HostRevisit, MAX_REVISIT_ADDRESSES};
 pub use media::{
     BankMatch, Media, MediaRecord, MediaStore, NewSighting, Recorded, Sighting, SightingId,
     TimedMatch,
