@@ -52,7 +52,7 @@ pub use frontier::{
     LeasedHost, NewUrl, PageSettlement, Priority, RedirectTarget, RobotsCache, SeenMedia,
     SettledLinks, SettledPage, UrlId, UrlNext, UrlRecord, UrlSource, UrlState,
 };
-pub use frontier::{HostRevisit, MAX_REVISIT_ADDRESSES};
+pub use frontier::{HostRevisit, MAX_REVISIT_ADDRESSES, revisit_reads};
 pub use media::{
     BankMatch, Media, MediaRecord, MediaStore, NewSighting, Recorded, Sighting, SightingId,
     TimedMatch,

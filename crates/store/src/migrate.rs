@@ -121,6 +121,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0012_client_hotline.sql"),
         then: None,
     },
+    Migration {
+        version: 14,
+        name: "host_addresses_link_keys",
+        sqlite: include_str!("../migrations/sqlite/0014_host_addresses_link_keys.sql"),
+        postgres: include_str!("../migrations/postgres/0014_host_addresses_link_keys.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this build migrates a database to.

@@ -266,10 +266,18 @@ impl NoticeEngine {
             .take(aranea_store::MAX_REVISIT_ADDRESSES / 256)
             .flat_map(neighbourhood)
             .collect();
+        let min_interval_ms = ms(self.config.revisit_host_every_secs);
+        // Hosts revisited within the interval are left out before attribution: the revisit
+        // would refuse them, and every watch check of every removal around them would
+        // otherwise look each up again.
         let hosts = self
             .store
             .frontier()
-            .hosts_served_from(&addresses, self.config.revisit_hosts)
+            .hosts_served_from(
+                &addresses,
+                self.config.revisit_hosts,
+                at.saturating_sub(min_interval_ms.max(0)),
+            )
             .await?;
         let fetch_at = SystemClock.now();
         let mut queued = 0;
@@ -285,7 +293,7 @@ impl NoticeEngine {
             let revisit = HostRevisit {
                 host_key: &host,
                 at,
-                min_interval_ms: ms(self.config.revisit_host_every_secs),
+                min_interval_ms,
                 fetch_at,
                 pages: self.config.revisit_pages_per_host,
                 priority: Priority::Recheck,

@@ -392,6 +392,25 @@ pub(super) fn insert_fetches_sql(rows: usize) -> String {
     sql
 }
 
+/// Records that `rows` hosts were fetched from an address (per row address, host, time):
+/// a new pair is inserted, a known one's last time moves only once it is an hour old, so a
+/// busy host's row is not rewritten at every batch (`host_addresses`, migration 14).
+pub(super) fn record_host_addresses_sql(rows: usize) -> String {
+    let mut sql = String::from("WITH v(server_ip, host_id, at) AS (VALUES ");
+    push_tuples(&mut sql, rows, 3, 1, &["TEXT", "BIGINT", "BIGINT"]);
+    // `WHERE` before `ON CONFLICT`: SQLite's parser needs one after an `INSERT … SELECT`.
+    sql.push_str(&format!(
+        ") INSERT INTO host_addresses (server_ip, host_id, first_seen_at, last_seen_at) \
+         SELECT v.server_ip, v.host_id, v.at, v.at FROM v WHERE true \
+         ON CONFLICT (server_ip, host_id) DO UPDATE SET last_seen_at = excluded.last_seen_at \
+         WHERE host_addresses.last_seen_at <= excluded.last_seen_at - {ADDRESS_SEEN_EVERY_MS}"
+    ));
+    sql
+}
+
+/// How stale a host address's last time may get before a fetch moves it.
+pub(super) const ADDRESS_SEEN_EVERY_MS: i64 = 3_600_000;
+
 /// A URL's completion for `rows` URLs of any leases at once: `$1` now, then per row host,
 /// lease epoch, id, state, next fetch time, unless reported (0/1), fetched (0/1), status,
 /// ETag, Last-Modified. Returns the ids updated, with the state written.
@@ -619,6 +638,21 @@ macro_rules! complete_leased_in {
                 let count = counts.entry(lease.host_id.0).or_insert((0, 0));
                 count.0 = count.0.saturating_add(row.bytes);
                 count.1 += 1;
+            }
+            query.execute(&mut *$tx).await?;
+        }
+        // Each (address, host) once per batch, in key order (the order every writer takes).
+        let addresses: std::collections::BTreeSet<(&str, i64)> = fetches
+            .iter()
+            .filter_map(|(lease, row)| Some((row.server_ip.as_deref()?, lease.host_id.0)))
+            .collect();
+        let addresses: Vec<(&str, i64)> = addresses.into_iter().collect();
+        for chunk in addresses.chunks(ROWS_PER_STATEMENT) {
+            let sql = $crate::frontier::lease::record_host_addresses_sql(chunk.len());
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe($crate::backend::native_sql(&*$tx, sql)));
+            for (address, host) in chunk {
+                query = query.bind(*address).bind(*host).bind(now);
             }
             query.execute(&mut *$tx).await?;
         }
@@ -874,7 +908,7 @@ mod tests {
     };
     use super::{
         complete_leased_urls_sql, count_fetches_sql, hold_leases_sql, insert_fetches_sql,
-        settle_reports_sql, url_hosts_sql,
+        record_host_addresses_sql, settle_reports_sql, url_hosts_sql,
     };
     use crate::backend::positional;
 
@@ -896,6 +930,7 @@ mod tests {
             ("complete leased URLs", complete_leased_urls_sql(3)),
             ("insert fetches", insert_fetches_sql(3)),
             ("count fetches", count_fetches_sql(3)),
+            ("record host addresses", record_host_addresses_sql(3)),
             ("URL hosts", url_hosts_sql(3)),
             ("settle reports", settle_reports_sql(3)),
         ];

@@ -27,7 +27,7 @@ use crate::reports::ReportId;
 pub use enqueue::{EnqueuedUrl, NewUrl};
 pub use lease::{Completion, FetchOutcome, HostPolicy, Lease, LeasedHost, UrlNext};
 pub use reported::RedirectTarget;
-pub use revisit::{HostRevisit, MAX_REVISIT_ADDRESSES};
+pub use revisit::{HostRevisit, MAX_REVISIT_ADDRESSES, revisit_reads};
 pub use settle::{PageSettlement, SeenMedia, SettledLinks, SettledPage};
 
 /// Longest canonical URL accepted, in bytes. Real pages rarely link past 2 KiB; traps do.
