@@ -4,6 +4,8 @@
 //! answered by the server, and the answer recorded. A link signed with the key earlier
 //! versions derived from the hotline's name (known to anyone) is refused as forged.
 
+#[path = "common/notices.rs"]
+mod notices;
 #[path = "common/postgres.rs"]
 mod postgres;
 #[path = "common/process.rs"]
@@ -14,8 +16,8 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use aranea_simweb::{ItemStatus, RunningWorld, SimWeb, scenario};
-use aranea_store::{BankMatch, NewSighting, NewUrl, Priority, Store, UrlSource};
+use aranea_simweb::{SimWeb, scenario};
+use aranea_store::Store;
 
 #[test]
 fn on_sqlite_the_worker_and_the_server_agree_on_the_link_key_without_configuration() {
@@ -33,9 +35,9 @@ fn on_postgres_the_worker_and_the_server_agree_on_the_link_key_without_configura
 
 fn the_worker_and_the_server_agree_on_the_link_key(dir: &Path, db: &str) {
     let world = SimWeb::start_with(scenario::load("small").unwrap(), 4).unwrap();
-    postgres::block_on(record_a_match(&world, db));
+    postgres::block_on(notices::record_a_match(&world, db));
     let config = dir.join("aranea.toml");
-    std::fs::write(&config, notice_section(&world)).unwrap();
+    std::fs::write(&config, notices::notice_section(&world, None)).unwrap();
     let data = dir.join("data");
 
     // The server first (it makes the key), then the worker in its own process.
@@ -107,91 +109,6 @@ fn the_worker_and_the_server_agree_on_the_link_key(dir: &Path, db: &str) {
         Some("acknowledged"),
         "{notice:?}"
     );
-}
-
-/// A `[notice]` section reaching the simulated providers, with no `link_secret`.
-fn notice_section(world: &RunningWorld) -> String {
-    format!(
-        "[notice]\nip_to_asn_path = {:?}\nrdap_base_urls = [{:?}]\n\
-         allow_cidrs = [\"127.10.0.0/16\", \"127.0.53.0/24\"]\nname_servers = [\"{}\"]\n\
-         [notice.smtp]\nhost = \"{}\"\nport = {}\ntls = \"none\"\n",
-        world.ip_to_asn_path().display().to_string(),
-        world.rdap_base_url(),
-        world.dns_addr(),
-        world.smtp_addr().ip(),
-        world.smtp_addr().port()
-    )
-}
-
-/// One known photo of the world, fetched, hashed and matched as the crawler records it.
-async fn record_a_match(world: &RunningWorld, db: &str) {
-    let store = Store::open(db).await.unwrap();
-    let image = world
-        .images_at(world.sim_now())
-        .into_iter()
-        .find(|i| i.known && i.status == ItemStatus::Live && i.host == "oak-forum.sim")
-        .unwrap();
-    let now = 1_767_225_600_000;
-    let url = url::Url::parse(&image.url).unwrap();
-    let host = url.host_str().unwrap().to_owned();
-    let config = aranea_crawl::fetch::FetchConfig {
-        guard: aranea_crawl::ssrf::GuardConfig {
-            allow_cidrs: vec!["127.10.0.0/16".parse().unwrap()],
-            name_servers: aranea_crawl::ssrf::NameServers::Servers(vec![world.dns_addr()]),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let fetcher = aranea_crawl::fetch::Fetcher::new(config).unwrap();
-    let fetched = fetcher.fetch(&url).await.outcome.unwrap();
-    assert!(fetched.is_success(), "{url}");
-    let hashes = aranea_hash::hash_media(&fetched.body, &aranea_hash::Limits::default()).unwrap();
-    store
-        .media()
-        .record(&aranea_crawl::pipeline::media_record(&hashes), now)
-        .await
-        .unwrap();
-    let queued = store
-        .frontier()
-        .enqueue_urls(
-            &[NewUrl::new(
-                &image.url,
-                &host,
-                &host,
-                UrlSource::Link,
-                Priority::Ordinary,
-                now,
-            )],
-            now,
-        )
-        .await
-        .unwrap();
-    let sighting = store
-        .media()
-        .record_sighting(&NewSighting {
-            media_sha256: hashes.sha256,
-            url: queued[0].id,
-            page: None,
-            member_path: None,
-            seen_at: now,
-            server_ip: None,
-        })
-        .await
-        .unwrap();
-    let hit = BankMatch {
-        bank_id: 1,
-        bank_name: "known".into(),
-        entry_id: 1,
-        signal_type: "sha256".into(),
-        distance: 0,
-        classification: "A1".into(),
-    };
-    store
-        .media()
-        .record_matches(sighting, &[hit], now)
-        .await
-        .unwrap();
-    store.close().await;
 }
 
 /// One HTTP/1.1 request (`METHOD PATH`, a form body when not empty): status and whole answer.

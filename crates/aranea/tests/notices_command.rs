@@ -3,10 +3,13 @@
 //! `stats --format csv` read it back. `stats` of a database written on a clock ahead of the
 //! real one (the demo's) shows no negative age.
 
+#[path = "common/notices.rs"]
+mod notices;
+
 use std::process::Command;
 
-use aranea_simweb::{ItemStatus, SimWeb, scenario};
-use aranea_store::{BankMatch, NewSighting, NewUrl, Priority, Store, UrlSource};
+use aranea_simweb::{SimWeb, scenario};
+use aranea_store::Store;
 
 fn aranea(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_aranea"))
@@ -25,96 +28,12 @@ async fn a_worker_pass_sends_and_the_commands_show_it_as_sent() {
     let world = SimWeb::start_with(scenario::load("small").unwrap(), 4).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("aranea.db").display());
-    let store = Store::open(&db).await.unwrap();
 
     // One known image on the ignoring provider's forum, recorded as the crawler would.
-    let image = world
-        .images_at(world.sim_now())
-        .into_iter()
-        .find(|i| i.known && i.status == ItemStatus::Live && i.host == "oak-forum.sim")
-        .unwrap();
-    let now = 1_767_225_600_000;
-    let url = url::Url::parse(&image.url).unwrap();
-    let host = url.host_str().unwrap().to_owned();
-    let bytes = {
-        let path = url.path().to_owned();
-        // Fetched like the crawler does, through the simulated DNS.
-        let config = aranea_crawl::fetch::FetchConfig {
-            guard: aranea_crawl::ssrf::GuardConfig {
-                allow_cidrs: vec!["127.10.0.0/16".parse().unwrap()],
-                name_servers: aranea_crawl::ssrf::NameServers::Servers(vec![world.dns_addr()]),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let fetcher = aranea_crawl::fetch::Fetcher::new(config).unwrap();
-        let fetched = fetcher.fetch(&url).await.outcome.unwrap();
-        assert!(fetched.is_success(), "{path}");
-        fetched.body
-    };
-    let hashes = aranea_hash::hash_media(&bytes, &aranea_hash::Limits::default()).unwrap();
-    store
-        .media()
-        .record(&aranea_crawl::pipeline::media_record(&hashes), now)
-        .await
-        .unwrap();
-    let queued = store
-        .frontier()
-        .enqueue_urls(
-            &[NewUrl::new(
-                &image.url,
-                &host,
-                &host,
-                UrlSource::Link,
-                Priority::Ordinary,
-                now,
-            )],
-            now,
-        )
-        .await
-        .unwrap();
-    let sighting = store
-        .media()
-        .record_sighting(&NewSighting {
-            media_sha256: hashes.sha256,
-            url: queued[0].id,
-            page: None,
-            member_path: None,
-            seen_at: now,
-            server_ip: None,
-        })
-        .await
-        .unwrap();
-    let hit = BankMatch {
-        bank_id: 1,
-        bank_name: "known".into(),
-        entry_id: 1,
-        signal_type: "sha256".into(),
-        distance: 0,
-        classification: "A1".into(),
-    };
-    store
-        .media()
-        .record_matches(sighting, &[hit], now)
-        .await
-        .unwrap();
-    store.close().await;
+    let image_url = notices::record_a_match(&world, &db).await;
 
     let config = dir.path().join("aranea.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[notice]\nip_to_asn_path = {:?}\nrdap_base_urls = [{:?}]\n\
-             allow_cidrs = [\"127.10.0.0/16\", \"127.0.53.0/24\"]\nname_servers = [\"{}\"]\n\
-             link_secret = \"s\"\n[notice.smtp]\nhost = \"{}\"\nport = {}\ntls = \"none\"\n",
-            world.ip_to_asn_path().display().to_string(),
-            world.rdap_base_url(),
-            world.dns_addr(),
-            world.smtp_addr().ip(),
-            world.smtp_addr().port()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, notices::notice_section(&world, Some("s"))).unwrap();
     let config = config.display().to_string();
     let (ok, _, err) = aranea(&["--db", &db, "--config", &config, "notices", "run", "--once"]);
     assert!(ok, "{err}");
@@ -133,7 +52,7 @@ async fn a_worker_pass_sends_and_the_commands_show_it_as_sent() {
     let (ok, xarf, _) = aranea(&["--db", &db, "notices", "show", &id, "--format", "xarf"]);
     assert!(ok);
     let reports: serde_json::Value = serde_json::from_str(&xarf).unwrap();
-    assert_eq!(reports[0]["url"], image.url.as_str());
+    assert_eq!(reports[0]["url"], image_url.as_str());
     assert_eq!(reports[0]["type"], "csam");
     let received = &world.notices()[0].raw;
     assert!(
@@ -144,7 +63,7 @@ async fn a_worker_pass_sends_and_the_commands_show_it_as_sent() {
     let (ok, shown, _) = aranea(&["--db", &db, "notices", "show", &id, "--format", "json"]);
     assert!(ok);
     let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
-    assert_eq!(shown["items"][0]["url"], image.url.as_str());
+    assert_eq!(shown["items"][0]["url"], image_url.as_str());
     assert!(
         shown["timeline"]
             .as_array()
