@@ -7,7 +7,8 @@
 //! report of another hotline is "not found", never shown.
 
 use aranea_store::{
-    NewReport, Report, ReportId, ReportOutcome, ReportStatus, UnixMillis, UrlState, UserRole,
+    NewReport, Report, ReportId, ReportOutcome, ReportReference, ReportStatus, UnixMillis,
+    UrlState, UserRole,
 };
 
 use crate::access::Actor;
@@ -124,6 +125,23 @@ impl crate::Review {
         })
     }
 
+    /// The id of the report with the public `reference` (as typed: case, dashes and spaces
+    /// do not matter), if the actor may see it; "not found" for anything else, a malformed
+    /// reference included.
+    pub async fn find_report(
+        &self,
+        actor: &Actor,
+        reference: &str,
+    ) -> Result<ReportId, ReviewError> {
+        let Some(reference) = ReportReference::parse(reference) else {
+            return Err(ReviewError::NotFound("report"));
+        };
+        match self.store().reports().by_reference(&reference).await? {
+            Some(report) if actor.sees_report(&report) => Ok(report.id),
+            _ => Err(ReviewError::NotFound("report")),
+        }
+    }
+
     async fn visible_report(&self, actor: &Actor, id: ReportId) -> Result<Report, ReviewError> {
         match self.store().reports().get(id).await? {
             Some(report) if actor.sees_report(&report) => Ok(report),
@@ -169,7 +187,8 @@ impl crate::Review {
 
     /// An operator's correction of a report's status (one of [`CORRECTABLE_STATUSES`]),
     /// audited with the old and new status and the operator's note: operators of the
-    /// report's hotline and platform administrators only.
+    /// report's hotline and platform administrators only. The report's reason becomes
+    /// `corrected by USER: NOTE` (shown with its status until it settles again).
     pub async fn correct_report_status(
         &self,
         actor: &Actor,
@@ -196,7 +215,15 @@ impl crate::Review {
                 format!("at most {MAX_CORRECTION_NOTE_BYTES} bytes"),
             ));
         }
-        self.store().reports().set_status(id, status).await?;
+        let reason = if note.trim().is_empty() {
+            format!("corrected by {}", actor.user.username)
+        } else {
+            format!("corrected by {}: {}", actor.user.username, note.trim())
+        };
+        self.store()
+            .reports()
+            .correct_status(id, status, &reason)
+            .await?;
         audit::record(
             self.store(),
             actor.into(),

@@ -412,6 +412,19 @@ async fn operators_correct_a_status_and_it_is_audited(backend: Backend) {
     let r = call(addr, "POST", &path, &op, note).await;
     assert_eq!(r.status, 303);
     assert_eq!(status(&w, id).await, ReportStatus::Rejected);
+    // The note is the report's reason now, on its page and in the list.
+    let page = call(addr, "GET", &format!("/ui/reports/{}", id.get()), &op, "")
+        .await
+        .text();
+    assert!(
+        page.contains("<dd id=\"reason\">corrected by gbop: duplicate of an older report</dd>"),
+        "{page}"
+    );
+    let list = call(addr, "GET", "/ui/reports", &op, "").await.text();
+    assert!(
+        list.contains("rejected <small>(corrected by gbop: duplicate of an older report)</small>"),
+        "{list}"
+    );
     let trail = w
         .review
         .audit_trail(&login(&w, "gbaud").await.actor, 50, NOW)
@@ -427,9 +440,11 @@ async fn operators_correct_a_status_and_it_is_audited(backend: Backend) {
         row.record.detail,
         "status=received->rejected note=duplicate of an older report"
     );
-    // Back to received: the crawler takes it again.
+    // Back to received: the crawler takes it again. No note: who corrected it is the why.
     let r = call(addr, "POST", &path, &op, "status=received").await;
     assert_eq!(r.status, 303);
+    let report = w.store.reports().get(id).await.unwrap().unwrap();
+    assert_eq!(report.reason.as_deref(), Some("corrected by gbop"));
     let waiting = w
         .store
         .reports()
@@ -592,15 +607,16 @@ async fn the_public_form_records_a_report(backend: Backend) {
     let r = public_post(addr, &[("Content-Type", FORM)], body.as_bytes()).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let html = r.text();
-    let recorded = all_reports(&w).await;
+    let mut recorded = all_reports(&w).await;
     assert_eq!(recorded.len(), 2);
-    let mut ids: Vec<i64> = recorded.iter().map(|r| r.id.get()).collect();
-    ids.sort_unstable();
-    assert!(
-        html.contains(&format!(
-            "<strong id=\"reference\">{}, {}</strong>",
-            ids[0], ids[1]
-        )),
+    // The public references, in the order sent; never the sequential ids.
+    recorded.sort_by_key(|r| r.id);
+    assert_eq!(
+        references_in(&html),
+        [
+            recorded[0].reference.as_str(),
+            recorded[1].reference.as_str()
+        ],
         "{html}"
     );
     // Nothing sent is repeated.
@@ -646,6 +662,289 @@ async fn the_public_form_records_a_report(backend: Backend) {
             .len(),
         3
     );
+}
+
+/// The references a public confirmation page gives.
+fn references_in(html: &str) -> Vec<&str> {
+    html.split("<strong id=\"reference\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</strong>").next())
+        .map(|list| list.split(", ").collect())
+        .unwrap_or_default()
+}
+
+/// `XXXX-XXXX-XXXX` in Crockford's base32, as docs/reports.md says.
+fn is_a_reference(text: &str) -> bool {
+    const ALPHABET: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 3
+        && groups
+            .iter()
+            .all(|g| g.len() == 4 && g.chars().all(|c| ALPHABET.contains(c)))
+}
+
+/// A public reporter is told a random reference, not the report's id; the hotline's staff
+/// find the report by it (typed any way), other hotlines' staff do not, and an unknown or
+/// malformed reference is not found.
+async fn staff_find_a_public_report_by_its_reference(backend: Backend) {
+    let w = World::new(backend).await;
+    w.actor(w.ca, "caana", UserRole::Analyst).await;
+    w.actor(w.gb, "gbop", UserRole::HotlineOperator).await;
+    let addr = serve(&w, form_config(10)).await;
+    let mut told = Vec::new();
+    for url in ["https://one.example/", "https://two.example/"] {
+        let body = format!("urls={}", enc(url));
+        let r = public_post(addr, &[("Content-Type", FORM)], body.as_bytes()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let html = r.text();
+        let references = references_in(&html);
+        assert_eq!(references.len(), 1, "{html}");
+        told.push(references[0].to_string());
+    }
+    assert!(told.iter().all(|r| is_a_reference(r)), "{told:?}");
+    assert_ne!(told[0], told[1]);
+    let mut recorded = all_reports(&w).await;
+    recorded.sort_by_key(|r| r.id);
+    let ids: Vec<i64> = recorded.iter().map(|r| r.id.get()).collect();
+    assert_eq!(ids[1], ids[0] + 1, "consecutive reports");
+    // Nothing of the sequence shows: the references share no leading half.
+    assert_ne!(told[0][..7], told[1][..7], "{told:?}");
+    for (reference, report) in told.iter().zip(&recorded) {
+        assert_eq!(report.reference.as_str(), reference);
+        assert_ne!(reference.as_str(), report.id.get().to_string());
+    }
+
+    let ca = login(&w, "caana").await;
+    for (n, reference) in told.iter().enumerate() {
+        // As read out on the telephone: lower case, spaces for dashes.
+        let typed = reference.to_lowercase().replace('-', "+");
+        let r = call(
+            addr,
+            "GET",
+            &format!("/ui/reports/find?reference={typed}"),
+            &ca,
+            "",
+        )
+        .await;
+        assert_eq!(r.status, 303, "{}", r.text());
+        let to = format!("/ui/reports/{}", ids[n]);
+        assert_eq!(r.header("location"), Some(to.as_str()));
+        let page = call(addr, "GET", &to, &ca, "").await.text();
+        assert!(
+            page.contains(&format!("<code id=\"reference\">{reference}</code>")),
+            "{page}"
+        );
+    }
+    let list = call(addr, "GET", "/ui/reports", &ca, "").await.text();
+    assert!(list.contains("action=\"/ui/reports/find\""), "{list}");
+    assert!(
+        list.contains(&format!("<code>{}</code>", told[0])),
+        "{list}"
+    );
+    // Another hotline's staff: not found, nothing shown.
+    let gb = login(&w, "gbop").await;
+    let r = call(
+        addr,
+        "GET",
+        &format!("/ui/reports/find?reference={}", told[0]),
+        &gb,
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert!(!r.text().contains("one.example"));
+    // Unknown, malformed, hostile, absent.
+    for query in [
+        "?reference=0000-0000-0000",
+        "?reference=12",
+        "?reference=%3Cscript%3E",
+        "",
+    ] {
+        let r = call(addr, "GET", &format!("/ui/reports/find{query}"), &ca, "").await;
+        assert_eq!(r.status, 404, "{query}");
+        assert!(!r.text().contains("<script>"), "{query}");
+    }
+}
+
+/// What came of a report counts the pages the crawler reached from it by following links:
+/// a reported thread links to a post holding a known photo, which was matched, noticed and
+/// found removed; a page reached from elsewhere holds another photo, not counted.
+async fn what_came_of_a_report_counts_the_pages_it_links_to(backend: Backend) {
+    let w = World::new(backend).await;
+    w.actor(w.gb, "gbana", UserRole::Analyst).await;
+    let addr = serve(&w, ReportFormConfig::default()).await;
+    let gb = login(&w, "gbana").await;
+    let report = w
+        .store
+        .reports()
+        .add(
+            &NewReport {
+                url: "https://forum.example/thread".into(),
+                reporter: "a partner".into(),
+                hotline: "gb".into(),
+                notes: String::new(),
+            },
+            NOW,
+        )
+        .await
+        .unwrap();
+    let page = |path: &str, source: UrlSource, report: Option<ReportId>| NewUrl {
+        report_id: report,
+        ..NewUrl::new(
+            &format!("https://forum.example{path}"),
+            "https://forum.example",
+            "forum.example",
+            source,
+            Priority::Reported,
+            NOW,
+        )
+    };
+    w.store
+        .frontier()
+        .enqueue_reported(
+            report,
+            &page("/thread", UrlSource::Report, Some(report)),
+            NOW,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    // As the crawler enqueues the links it finds: they carry the page's report.
+    w.store
+        .frontier()
+        .enqueue_urls(
+            &[
+                page("/post/2", UrlSource::Link, Some(report)),
+                page("/elsewhere", UrlSource::Link, None),
+            ],
+            NOW,
+        )
+        .await
+        .unwrap();
+    for path in ["/thread", "/post/2", "/elsewhere"] {
+        common::tamper(
+            &w.url,
+            &format!(
+                "UPDATE urls SET state = 'done', last_status = 200, last_fetched_at = {NOW} \
+                 WHERE url = 'https://forum.example{path}'"
+            ),
+        )
+        .await;
+    }
+    w.queue_photo(2, &["https://forum.example/thread"]).await;
+    let known = w.queue_photo(1, &["https://forum.example/post/2"]).await;
+    w.queue_photo(3, &["https://forum.example/elsewhere"]).await;
+    let sighting = w.store.media().sightings_of(&known).await.unwrap()[0].id;
+    w.store
+        .media()
+        .record_matches(
+            sighting,
+            &[BankMatch {
+                bank_id: 1,
+                bank_name: "test".into(),
+                entry_id: 7,
+                signal_type: "pdq".into(),
+                distance: 3,
+                classification: "csam".into(),
+            }],
+            NOW,
+        )
+        .await
+        .unwrap();
+    let item = w
+        .store
+        .notices()
+        .open_item(&notice_item(sighting.get()), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    w.store
+        .notices()
+        .create_notice(&notice("forum-1"), &[item], NOW)
+        .await
+        .unwrap();
+    // The re-check found it gone.
+    common::tamper(
+        &w.url,
+        &format!(
+            "UPDATE notice_items SET state = 'removed' WHERE id = {}",
+            item.0
+        ),
+    )
+    .await;
+
+    let id = report.get();
+    let html = call(addr, "GET", "/ui/reports", &gb, "").await.text();
+    let row = html
+        .split("<tr>")
+        .find(|row| row.contains(&format!("/ui/reports/{id}\"")))
+        .unwrap();
+    assert!(
+        row.contains("<td>2</td><td>2</td><td>1</td><td>1</td><td>1</td></tr>"),
+        "{row}"
+    );
+    let html = call(addr, "GET", &format!("/ui/reports/{id}"), &gb, "")
+        .await
+        .text();
+    assert!(
+        html.contains(
+            "2 of its URLs fetched; 2 media found on them, 1 matching a bank; \
+             1 notices sent about them, 1 items removed."
+        ),
+        "{html}"
+    );
+}
+
+fn notice_item(sighting: i64) -> aranea_store::NewItem {
+    aranea_store::NewItem {
+        sighting_id: Some(sighting),
+        url: "https://forum.example/files/1.jpg".into(),
+        host: "forum.example".into(),
+        sha256: "aa".repeat(32),
+        md5: "bb".repeat(16),
+        sha1: "cc".repeat(20),
+        pdq: None,
+        media_kind: "jpeg".into(),
+        classification: "csam".into(),
+        first_seen_at: NOW,
+        provider_key: "asn:64501".into(),
+        provider_name: "Quickhost".into(),
+        asn: Some(64501),
+        prefix: Some("192.0.2.0/24".into()),
+        country: Some("GB".into()),
+        hotline: "gb".into(),
+        via_cdn: None,
+        method: "rdap_abuse".into(),
+        confidence_pct: 90,
+        contacts: r#"[{"channel":"smtp","address":"abuse@q.example","role":"abuse"}]"#.into(),
+        upstream_contact: None,
+        notice_due_at: NOW,
+        reupload_of: None,
+    }
+}
+
+fn notice(key: &str) -> aranea_store::NewNotice {
+    aranea_store::NewNotice {
+        report_id: format!("r-{key}"),
+        idempotency_key: key.into(),
+        provider_key: "asn:64501".into(),
+        provider_name: "Quickhost".into(),
+        hotline: "gb".into(),
+        kind: "initial".into(),
+        escalation_step: None,
+        via_cdn: None,
+        channel: "smtp".into(),
+        recipient: "abuse@q.example".into(),
+        contacts: "[]".into(),
+        contact_index: 0,
+        language: "en".into(),
+        subject: "s".into(),
+        body_text: "t".into(),
+        body_html: "<p>t</p>".into(),
+        xarf: "[]".into(),
+        parent_id: None,
+        test: false,
+    }
 }
 
 /// Sends `head` and the first `sent` bytes of a body that claims `claimed`, then closes
@@ -879,4 +1178,6 @@ both_backends!(
     the_public_form_refuses_hostile_input,
     the_public_form_limits_each_client,
     a_platform_administrator_sees_and_corrects_every_report,
+    staff_find_a_public_report_by_its_reference,
+    what_came_of_a_report_counts_the_pages_it_links_to,
 );

@@ -63,7 +63,7 @@ async fn scenario() {
     assert_eq!(received.len(), 2);
     assert_eq!(
         reference.as_str().unwrap(),
-        format!("{}, {}", received[1].id.get(), received[0].id.get())
+        format!("{}, {}", received[1].reference, received[0].reference)
     );
     for report in &received {
         assert_eq!(report.hotline, "ca");
@@ -119,6 +119,10 @@ async fn scenario() {
     assert_eq!(
         staff.property("#status", "textContent").await.as_str(),
         Some("rejected")
+    );
+    assert_eq!(
+        staff.property("#reason", "textContent").await.as_str(),
+        Some("corrected by gbop: not reachable from here")
     );
     staff.quit().await;
 }

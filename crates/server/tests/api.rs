@@ -31,6 +31,26 @@ fn every_endpoint_answers_as_its_openapi_document_says() {
     let fetched = documented(&doc, "get", "/api/v1/reports/{id}", &fetched, 200);
     assert_eq!(fetched, created);
     assert_eq!(created["reason"], serde_json::Value::Null);
+    // Found by its public reference too, as typed or in lower case; not by one unknown.
+    let reference = created["reference"].as_str().unwrap().to_owned();
+    assert_ne!(reference, created["id"].to_string());
+    for path in [
+        format!("/api/v1/reports/{reference}"),
+        format!("/api/v1/reports/{}", reference.to_lowercase()),
+    ] {
+        let by_reference = get(addr, &path, admin);
+        let by_reference = documented(&doc, "get", "/api/v1/reports/{id}", &by_reference, 200);
+        assert_eq!(by_reference, created, "{path}");
+    }
+    let unknown = if reference == "0000-0000-0000" {
+        "0000-0000-0001"
+    } else {
+        "0000-0000-0000"
+    };
+    assert_eq!(
+        get(addr, &format!("/api/v1/reports/{unknown}"), admin).status,
+        404
+    );
     // A rejected report says why.
     let id = aranea_store::ReportId::from_raw(created["id"].as_i64().unwrap());
     let rejected = server.block_on(

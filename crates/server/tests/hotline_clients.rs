@@ -152,6 +152,20 @@ fn a_hotline_client_acts_for_and_reads_only_its_own_hotline() {
     assert_eq!(get(addr, &se_path, nl_client).status, 404);
     let seen = documented(&doc, "get", one, &get(addr, &se_path, platform), 200);
     assert_eq!(seen["hotline"], "se");
+    // By its public reference the same: another hotline's report is not found.
+    let se_by_reference = format!(
+        "/api/v1/reports/{}",
+        se_report["reference"].as_str().unwrap()
+    );
+    assert_eq!(get(addr, &se_by_reference, nl_client).status, 404);
+    let seen = documented(
+        &doc,
+        "get",
+        one,
+        &get(addr, &se_by_reference, platform),
+        200,
+    );
+    assert_eq!(seen["id"], se_report["id"]);
     let own_path = format!("/api/v1/reports/{}", own["id"]);
     let seen = documented(&doc, "get", one, &get(addr, &own_path, nl_client), 200);
     assert_eq!(seen["url"], "http://a.example/1");

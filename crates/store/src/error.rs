@@ -80,6 +80,9 @@ pub enum StoreError {
     /// A row holds a value the code does not know (a newer schema, or a hand edit).
     #[error("unexpected {what} in the database: {value:?}")]
     Corrupt { what: &'static str, value: String },
+    /// The operating system gave no randomness (for a report's public reference).
+    #[error("the system's random number generator is unavailable")]
+    NoRandomness,
 }
 
 /// A database driver error, kept opaque so the driver is not part of the public API.

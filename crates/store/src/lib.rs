@@ -65,7 +65,7 @@ pub use notices::{
 };
 pub use reports::{
     MAX_NAME_BYTES, MAX_NOTES_BYTES, NewReport, Report, ReportId, ReportLink, ReportOutcome,
-    ReportStatus, Reports,
+    ReportReference, ReportStatus, Reports,
 };
 pub use review::{ReviewEntry, ReviewQueue, ReviewReason, ReviewState};
 pub use review_desk::{

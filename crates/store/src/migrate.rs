@@ -28,6 +28,8 @@ struct Migration {
 enum Step {
     /// Every URL's key recomputed by the frontier's `url_hash` (SQLite has no SHA-256).
     RekeyUrls,
+    /// A random public reference for every report without one (SQLite has no CSPRNG).
+    ReferenceReports,
 }
 
 /// URLs read and rewritten per round of [`Step::RekeyUrls`], so a large frontier is not
@@ -122,6 +124,13 @@ const MIGRATIONS: &[Migration] = &[
         then: None,
     },
     Migration {
+        version: 13,
+        name: "report_reach_reference",
+        sqlite: include_str!("../migrations/sqlite/0013_report_reach_reference.sql"),
+        postgres: include_str!("../migrations/postgres/0013_report_reach_reference.sql"),
+        then: Some(Step::ReferenceReports),
+    },
+    Migration {
         version: 14,
         name: "host_addresses_link_keys",
         sqlite: include_str!("../migrations/sqlite/0014_host_addresses_link_keys.sql"),
@@ -209,6 +218,41 @@ impl Backend {
                                     .bind(row.i64("id")?)
                                     .execute(&mut *tx)
                                     .await?;
+                            }
+                        }
+                    }
+                    Some(Step::ReferenceReports) => {
+                        let mut after = 0_i64;
+                        loop {
+                            let rows = sqlx::query(
+                                "SELECT id FROM reports WHERE id > $1 AND reference IS NULL \
+                                 ORDER BY id LIMIT $2",
+                            )
+                            .bind(after)
+                            .bind(REKEY_PAGE)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                            let Some(last) = rows.last() else { break };
+                            after = last.i64("id")?;
+                            for row in &rows {
+                                let id = row.i64("id")?;
+                                // A reference taken already (60 random bits: all but never)
+                                // is drawn again rather than failing the migration.
+                                loop {
+                                    let reference = crate::reports::ReportReference::random()?;
+                                    let set = sqlx::query(
+                                        "UPDATE reports SET reference = $1 WHERE id = $2 AND \
+                                         NOT EXISTS (SELECT 1 FROM reports WHERE reference = $1)",
+                                    )
+                                    .bind(reference.as_str())
+                                    .bind(id)
+                                    .execute(&mut *tx)
+                                    .await?
+                                    .rows_affected();
+                                    if set == 1 {
+                                        break;
+                                    }
+                                }
                             }
                         }
                     }

@@ -9,7 +9,9 @@ use crate::backend::{Backend, Get, on_backend};
 use crate::error::{StoreError, check_line, check_text};
 use crate::frontier::{MAX_URL_BYTES, UrlId, text_enum};
 
+mod reference;
 mod views;
+pub use reference::ReportReference;
 pub use views::ReportOutcome;
 
 /// Longest reporter or hotline name accepted, in bytes.
@@ -74,7 +76,10 @@ pub struct NewReport {
 /// A recorded report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
+    /// The internal id, sequential: for staff only (it tells how many reports there are).
     pub id: ReportId,
+    /// The public reference, random: what a public reporter is told.
+    pub reference: ReportReference,
     pub url: String,
     pub reporter: String,
     pub hotline: String,
@@ -89,6 +94,7 @@ pub struct Report {
 fn report_from_row(row: &impl Get) -> Result<Report, StoreError> {
     Ok(Report {
         id: ReportId(row.i64("id")?),
+        reference: ReportReference::from_stored(row.text("reference")?),
         url: row.text("url")?,
         reporter: row.text("reporter")?,
         hotline: row.text("hotline")?,
@@ -115,38 +121,82 @@ impl<'a> Reports<'a> {
     /// nothing is written, as its items would reach no hotline's desk. Before the first
     /// hotline is registered there is no desk to reach and the name is kept as given.
     pub async fn add(&self, report: &NewReport, now: UnixMillis) -> Result<ReportId, StoreError> {
+        self.add_with_reference(report, now).await.map(|(id, _)| id)
+    }
+
+    /// [`Reports::add`], returning the report's public reference too (what a public
+    /// reporter is told).
+    pub async fn add_with_reference(
+        &self,
+        report: &NewReport,
+        now: UnixMillis,
+    ) -> Result<(ReportId, ReportReference), StoreError> {
         check_line("report URL", &report.url, MAX_URL_BYTES)?;
         check_text("reporter", &report.reporter, MAX_NAME_BYTES, false)?;
         check_text("hotline", &report.hotline, MAX_NAME_BYTES, false)?;
         check_text("notes", &report.notes, MAX_NOTES_BYTES, true)?;
+        // A reference taken already (60 random bits: all but never) is drawn again.
+        let mut draws = 0;
+        loop {
+            draws += 1;
+            let reference = ReportReference::random()?;
+            let inserted = on_backend!(self.backend, |pool, d| {
+                // One statement, so a hotline registered or removed meanwhile cannot slip
+                // in between the check and the insert.
+                let row = sqlx::query(
+                    "INSERT INTO reports (url, reporter, hotline, notes, reported_at, reference) \
+                     SELECT $1, $2, $3, $4, $5, $6 \
+                     WHERE EXISTS (SELECT 1 FROM hotlines WHERE code = $3) \
+                     OR NOT EXISTS (SELECT 1 FROM hotlines) RETURNING id",
+                )
+                .bind(&report.url)
+                .bind(&report.reporter)
+                .bind(&report.hotline)
+                .bind(&report.notes)
+                .bind(now)
+                .bind(reference.as_str())
+                .fetch_optional(pool)
+                .await;
+                match row {
+                    Ok(Some(row)) => Some(ReportId(row.i64("id")?)),
+                    Ok(None) => {
+                        return Err(StoreError::UnknownHotline {
+                            code: report.hotline.clone(),
+                        });
+                    }
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() && draws < 5 => None,
+                    Err(e) => return Err(e.into()),
+                }
+            });
+            if let Some(id) = inserted {
+                return Ok((id, reference));
+            }
+        }
+    }
+
+    /// The report with the public `reference`, if any.
+    pub async fn by_reference(
+        &self,
+        reference: &ReportReference,
+    ) -> Result<Option<Report>, StoreError> {
+        const SQL: &str = "SELECT id, reference, url, reporter, hotline, notes, reported_at, \
+            status, reason FROM reports WHERE reference = $1";
         on_backend!(self.backend, |pool, d| {
-            // One statement, so a hotline registered or removed meanwhile cannot slip in
-            // between the check and the insert.
-            let row = sqlx::query(
-                "INSERT INTO reports (url, reporter, hotline, notes, reported_at) \
-                 SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM hotlines WHERE code = $3) \
-                 OR NOT EXISTS (SELECT 1 FROM hotlines) RETURNING id",
-            )
-            .bind(&report.url)
-            .bind(&report.reporter)
-            .bind(&report.hotline)
-            .bind(&report.notes)
-            .bind(now)
-            .fetch_optional(pool)
-            .await?;
-            match row {
-                Some(row) => Ok(ReportId(row.i64("id")?)),
-                None => Err(StoreError::UnknownHotline {
-                    code: report.hotline.clone(),
-                }),
+            match sqlx::query(SQL)
+                .bind(reference.as_str())
+                .fetch_optional(pool)
+                .await?
+            {
+                Some(row) => report_from_row(&row).map(Some),
+                None => Ok(None),
             }
         })
     }
 
     /// The report, if any.
     pub async fn get(&self, id: ReportId) -> Result<Option<Report>, StoreError> {
-        const SQL: &str = "SELECT id, url, reporter, hotline, notes, reported_at, status, reason \
-            FROM reports WHERE id = $1";
+        const SQL: &str = "SELECT id, reference, url, reporter, hotline, notes, reported_at, \
+            status, reason FROM reports WHERE id = $1";
         on_backend!(self.backend, |pool, d| {
             match sqlx::query(SQL).bind(id.0).fetch_optional(pool).await? {
                 Some(row) => report_from_row(&row).map(Some),
@@ -179,8 +229,8 @@ impl<'a> Reports<'a> {
         status: ReportStatus,
         limit: u32,
     ) -> Result<Vec<Report>, StoreError> {
-        const SQL: &str = "SELECT id, url, reporter, hotline, notes, reported_at, status, \
-            reason FROM reports WHERE status = $1 ORDER BY reported_at, id LIMIT $2";
+        const SQL: &str = "SELECT id, reference, url, reporter, hotline, notes, reported_at, \
+            status, reason FROM reports WHERE status = $1 ORDER BY reported_at, id LIMIT $2";
         on_backend!(self.backend, |pool, d| {
             let rows = sqlx::query(SQL)
                 .bind(status.as_str())
@@ -213,13 +263,37 @@ impl<'a> Reports<'a> {
     /// Moves a report to `status` (an operator's correction; the crawler never calls this
     /// for a queued report, which settles with its URL).
     pub async fn set_status(&self, id: ReportId, status: ReportStatus) -> Result<(), StoreError> {
+        self.set_status_in(id, status, None).await
+    }
+
+    /// Moves a report to `status` by hand, with why as its [`Report::reason`] (it stays
+    /// until the report settles again, when the crawler writes its own or clears it).
+    pub async fn correct_status(
+        &self,
+        id: ReportId,
+        status: ReportStatus,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        check_text("reason", reason, MAX_NOTES_BYTES, true)?;
+        self.set_status_in(id, status, Some(reason)).await
+    }
+
+    async fn set_status_in(
+        &self,
+        id: ReportId,
+        status: ReportStatus,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
         let found = on_backend!(self.backend, |pool, d| {
-            sqlx::query("UPDATE reports SET status = $2 WHERE id = $1")
-                .bind(id.0)
-                .bind(status.as_str())
-                .execute(pool)
-                .await?
-                .rows_affected()
+            sqlx::query(
+                "UPDATE reports SET status = $2, reason = COALESCE($3, reason) WHERE id = $1",
+            )
+            .bind(id.0)
+            .bind(status.as_str())
+            .bind(reason)
+            .execute(pool)
+            .await?
+            .rows_affected()
         });
         if found == 0 {
             return Err(StoreError::NotFound {

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use aranea_store::{NewReport, ReportId};
+use aranea_store::{NewReport, ReportId, ReportReference};
 
 use crate::AppState;
 use crate::clients::{Caller, Refusal, scope};
@@ -190,6 +190,7 @@ async fn submit_report(
 fn report_json(report: &aranea_store::Report) -> Value {
     json!({
         "id": report.id.get(),
+        "reference": report.reference.as_str(),
         "url": report.url,
         "reporter": report.reporter,
         "hotline": report.hotline,
@@ -206,14 +207,18 @@ async fn get_report(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller, &[scope::INTAKE, scope::READ])?;
-    let id: i64 = path_text(path)?
-        .parse()
-        .map_err(|_| ApiError::not_found())?;
-    let report = state
-        .store()
-        .reports()
-        .get(ReportId::from_raw(id))
-        .await
+    let key = path_text(path)?;
+    let reports = state.store().reports();
+    // The internal id (digits), or the public reference (which always holds dashes or
+    // letters as written: `7KQ3-M9XD-2FHA`).
+    let found = match key.parse::<i64>() {
+        Ok(id) => reports.get(ReportId::from_raw(id)).await,
+        Err(_) => match ReportReference::parse(&key) {
+            Some(reference) => reports.by_reference(&reference).await,
+            None => return Err(ApiError::not_found()),
+        },
+    };
+    let report = found
         .map_err(store_error)?
         .filter(|report| caller.may_read_hotline(&report.hotline))
         .ok_or_else(ApiError::not_found)?;

@@ -152,7 +152,7 @@ pub fn spec() -> Value {
         "paths": {
             "/api/v1/reports": { "post": { "summary": "Submit a URL to crawl (scope intake)", "requestBody": json_body("ReportRequest"), "responses": also(created_report, &[408, 413, 415]) } },
             "/api/v1/reports/{id}": { "get": { "summary": "A report and its status (scope intake or read)",
-                "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } } ],
+                "parameters": [ { "name": "id", "in": "path", "required": true, "description": "The report's id, or its public reference (XXXX-XXXX-XXXX; case and dashes do not matter as long as it is not all digits).", "schema": { "type": "string" } } ],
                 "responses": also(ok("The report", "Report"), &[404]) } },
             "/api/v1/banks": {
                 "get": { "summary": "List banks (scope read or banks)", "responses": ok("Banks", "BankList") },
@@ -214,11 +214,13 @@ fn schemas() -> Value {
             "reporter": at_most_bytes(json!({ "type": ["string", "null"], "minLength": 1, "pattern": NO_NUL, "description": "Absent or null: the API client's name." }), MAX_NAME_BYTES),
             "hotline": at_most_bytes(json!({ "type": ["string", "null"], "minLength": 1, "pattern": NO_NUL, "description": "Absent or null: the client's own hotline for a client bound to one (any other is refused with 403), else \"default\"." }), MAX_NAME_BYTES),
             "notes": at_most_bytes(json!({ "type": "string", "pattern": NO_NUL }), MAX_NOTES_BYTES) } },
-        "Report": { "type": "object", "required": ["id", "url", "reporter", "hotline", "notes", "reported_at", "status", "reason"], "properties": {
-            "id": { "type": "integer" }, "url": { "type": "string" }, "reporter": { "type": "string" }, "hotline": { "type": "string" },
+        "Report": { "type": "object", "required": ["id", "reference", "url", "reporter", "hotline", "notes", "reported_at", "status", "reason"], "properties": {
+            "id": { "type": "integer" },
+            "reference": { "type": "string", "pattern": "^[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$", "description": "The public reference: random, unguessable, what to tell a member of the public instead of the sequential id." },
+            "url": { "type": "string" }, "reporter": { "type": "string" }, "hotline": { "type": "string" },
             "notes": { "type": "string" }, "reported_at": { "type": "integer" },
             "status": { "enum": ["received", "queued", "crawled", "rejected"] },
-            "reason": { "type": ["string", "null"], "description": "Why a rejected report was rejected (its URL's error or skip, or where its redirects ended); null for every other status." } } },
+            "reason": { "type": ["string", "null"], "description": "Why a rejected report was rejected (its URL's error or skip, or where its redirects ended), or why an operator set its status by hand (corrected by USER: NOTE) until it settles again; null otherwise." } } },
         "BankRequest": { "type": "object", "required": ["name", "classification"], "additionalProperties": false, "properties": {
             "name": { "type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$" }, "source": one_line(MAX_BANK_SOURCE_BYTES),
             "classification": label(MAX_CLASSIFICATION_BYTES), "description": free_text(MAX_BANK_DESCRIPTION_BYTES), "kind": { "enum": ["ordinary", "allow-list"] },

@@ -205,6 +205,7 @@ pub fn review_router(review: Review, secure_cookies: bool) -> Router {
         .route("/ui/audit", get(admin::audit))
         .route("/ui/reports", get(reports::list).post(reports::submit))
         .route("/ui/reports/new", get(reports::new_form))
+        .route("/ui/reports/find", get(reports::find))
         .route("/ui/reports/{id}", get(reports::detail))
         .route("/ui/reports/{id}/status", post(reports::correct_status))
         .route("/ui/account", get(account::account))

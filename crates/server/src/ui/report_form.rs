@@ -7,7 +7,8 @@
 //! each client address (an IPv6 client's /64) may submit a few times, then waits; a
 //! cross-site post is refused. A report refused is refused whole, and the form shown again
 //! with what was typed (escaped) and why. The confirmation repeats nothing that was sent,
-//! only the reports' references.
+//! only the reports' public references: random ([`ReportReference`]), never the sequential
+//! ids, which would tell anyone how many reports the hotline gets.
 //!
 //! Reporters stay anonymous unless they give a contact: the report keeps the contact as its
 //! reporter only if one was given ("public form" otherwise), and the client's address is
@@ -18,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use aranea_store::{NewReport, Store};
+use aranea_store::{NewReport, ReportReference, Store};
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -411,8 +412,8 @@ async fn submit(State(state): State<FormState>, request: Request) -> Response {
             hotline: config.hotline.clone(),
             notes: typed.description.to_string(),
         };
-        match state.store.reports().add(&report, now).await {
-            Ok(id) => references.push(id.get()),
+        match state.store.reports().add_with_reference(&report, now).await {
+            Ok((_, reference)) => references.push(reference),
             Err(error) => {
                 tracing::warn!(error = %crate::problem::with_causes(&error), "cannot record a public report");
                 let mut problems = Vec::new();
@@ -481,9 +482,10 @@ async fn read_capped(
     }
 }
 
-fn join(ids: &[i64]) -> String {
-    ids.iter()
-        .map(i64::to_string)
+fn join(references: &[ReportReference]) -> String {
+    references
+        .iter()
+        .map(ReportReference::as_str)
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -78,11 +78,18 @@ pub async fn list(State(ui): State<UiState>, s: SignedIn, Query(q): Query<Fields
     if s.actor.role() != aranea_store::UserRole::Auditor {
         body.push_str("<p><a href=\"/ui/reports/new\" id=\"submit-link\">Submit URLs</a></p>");
     }
+    body.push_str(
+        "<form method=\"get\" action=\"/ui/reports/find\" id=\"find\">\
+         <label>Find by reference (as a public reporter was told it) \
+         <input name=\"reference\" id=\"find-reference\" maxlength=\"40\" \
+         placeholder=\"XXXX-XXXX-XXXX\" autocomplete=\"off\"></label>\
+         <button type=\"submit\">Find</button></form>",
+    );
     if views.is_empty() {
         body.push_str("<p id=\"no-reports\">No reports.</p>");
     } else {
         body.push_str(
-            "<table id=\"reports\"><thead><tr><th>Report</th><th>Received (UTC)</th>\
+            "<table id=\"reports\"><thead><tr><th>Report</th><th>Reference</th><th>Received (UTC)</th>\
              <th>URL</th><th>Reporter</th><th>Status</th><th>Fetched</th><th>Media</th>\
              <th>Matched</th><th>Notices</th><th>Removed</th></tr></thead><tbody>",
         );
@@ -95,8 +102,9 @@ pub async fn list(State(ui): State<UiState>, s: SignedIn, Query(q): Query<Fields
                 String::new()
             };
             body.push_str(&format!(
-                "<tr><td><a href=\"/ui/reports/{id}\">{id}</a>{hotline}</td><td>{}</td><td><code>{}</code></td>\
+                "<tr><td><a href=\"/ui/reports/{id}\">{id}</a>{hotline}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td>\
                  <td>{}</td><td class=\"status\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                r.reference,
                 when(r.reported_at),
                 esc(&shortened(&r.url)),
                 esc(&shortened(&r.reporter)),
@@ -130,10 +138,12 @@ pub async fn detail(State(ui): State<UiState>, s: SignedIn, Path(id): Path<i64>)
     let r = &detail.view.report;
     let o = &detail.view.outcome;
     let mut body = format!(
-        "<dl id=\"report\"><dt>URL</dt><dd><code id=\"url\">{}</code></dd>\
+        "<dl id=\"report\"><dt>Reference</dt><dd><code id=\"reference\">{}</code></dd>\
+         <dt>URL</dt><dd><code id=\"url\">{}</code></dd>\
          <dt>Status</dt><dd id=\"status\">{}</dd>{}\
          <dt>Hotline</dt><dd>{}</dd><dt>Reporter</dt><dd id=\"reporter\">{}</dd>\
          <dt>Received (UTC)</dt><dd>{}</dd><dt>Notes</dt><dd><pre id=\"notes\">{}</pre></dd></dl>",
+        r.reference,
         esc(&r.url),
         r.status.as_str(),
         r.reason.as_ref().map_or_else(String::new, |reason| format!(
@@ -148,8 +158,9 @@ pub async fn detail(State(ui): State<UiState>, s: SignedIn, Path(id): Path<i64>)
     body.push_str(&format!(
         "<h2>What came of it</h2><p id=\"outcome\">{} of its URLs fetched; {} media found on them, \
          {} matching a bank; {} notices sent about them, {} items removed.</p>\
-         <p><small>Counts cover the URL reported and the redirects it followed, not pages \
-         crawled further from it.</small></p>",
+         <p><small>Counts cover every URL it reached: the URL reported, the redirects it \
+         followed, and the pages and media found from them by links (a page first reached \
+         through another report counts for that one).</small></p>",
         o.fetched, o.media, o.matched, o.notices, o.removed
     ));
     if !detail.urls.is_empty() {
@@ -181,13 +192,23 @@ pub async fn detail(State(ui): State<UiState>, s: SignedIn, Path(id): Path<i64>)
             &s.csrf,
             &format!(
                 "<label>New status <select name=\"status\" id=\"new-status\">{options}</select></label>\
-                 <label>Why (kept in the audit trail) <input name=\"note\" id=\"status-note\" maxlength=\"{MAX_CORRECTION_NOTE_BYTES}\"></label>\
+                 <label>Why (shown with the status, kept in the audit trail) <input name=\"note\" id=\"status-note\" maxlength=\"{MAX_CORRECTION_NOTE_BYTES}\"></label>\
                  <button type=\"submit\" id=\"correct\">Correct status</button>"
             ),
         ));
     }
     body.push_str("<p><a href=\"/ui/reports\">All reports</a></p>");
     page(&format!("Report {id}"), Some((&s.actor, &s.csrf)), &body)
+}
+
+/// A report by its public reference: to its page, or "not found" (unknown, malformed, or
+/// another hotline's).
+pub async fn find(State(ui): State<UiState>, s: SignedIn, Query(q): Query<Fields>) -> Response {
+    let reference = q.get("reference").map_or("", String::as_str);
+    match ui.review.find_report(&s.actor, reference).await {
+        Ok(id) => Redirect::to(&format!("/ui/reports/{}", id.get())).into_response(),
+        Err(e) => error_response(e),
+    }
 }
 
 pub async fn correct_status(

@@ -1,19 +1,27 @@
 //! What the web UI lists of reports: a hotline's reports newest first, and what came of each
-//! one's URL (the URL reported and the redirect targets it followed). Read-only.
+//! one (every URL it reached). Read-only.
 //!
-//! Cheap by construction: every count starts from the report's own rows in `report_urls`
-//! (its primary key) and follows indexed joins (sightings by page, matches by sighting,
-//! notice items by sighting, notice entries by item). Pages crawled further from the report
-//! (links followed) are not counted: `urls.report_id` has no index.
+//! A report reached the URLs linked to it in `report_urls` (the URL reported, the redirect
+//! targets it followed) and every URL whose `urls.report_id` is the report: the pages and
+//! media the crawler found from there by following links and embeds, which inherit it from
+//! the page they were found on. `urls.report_id` is the first report that led to a URL, so
+//! a page two reports reach through links counts for the first of them only (see
+//! docs/reports.md, "What came of it").
+//!
+//! Cheap by construction: the URLs come from two indexes (`report_urls`' primary key and
+//! `urls_by_report`), deduplicated, and every count follows indexed joins from them
+//! (sightings by page, matches by sighting, notice items by sighting, notice entries by
+//! item). The work is bounded by the report's own crawl, not the frontier's size.
 
 use super::{Report, ReportId, Reports, report_from_row};
 use crate::backend::{Get, on_backend};
 use crate::error::StoreError;
 
-/// What came of one report's URLs so far.
+/// What came of one report so far, over every URL it reached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReportOutcome {
-    /// URLs of the report (the URL reported, redirect targets) fetched at least once.
+    /// URLs the report reached (the URL reported, redirect targets, pages and media found
+    /// from them) fetched at least once.
     pub fetched: i64,
     /// Distinct media seen on those pages, or fetched at those URLs directly.
     pub media: i64,
@@ -25,27 +33,31 @@ pub struct ReportOutcome {
     pub removed: i64,
 }
 
-const LIST_ALL: &str = "SELECT id, url, reporter, hotline, notes, reported_at, status, reason \
-    FROM reports WHERE id < $1 ORDER BY id DESC LIMIT $2";
-const LIST_HOTLINE: &str = "SELECT id, url, reporter, hotline, notes, reported_at, status, \
-    reason FROM reports WHERE hotline = $3 AND id < $1 ORDER BY id DESC LIMIT $2";
+const LIST_ALL: &str = "SELECT id, reference, url, reporter, hotline, notes, reported_at, \
+    status, reason FROM reports WHERE id < $1 ORDER BY id DESC LIMIT $2";
+const LIST_HOTLINE: &str = "SELECT id, reference, url, reporter, hotline, notes, reported_at, \
+    status, reason FROM reports WHERE hotline = $3 AND id < $1 ORDER BY id DESC LIMIT $2";
 
-const PAGE_SIGHTINGS: &str = "FROM report_urls ru JOIN sightings s ON s.page_url_id = ru.url_id";
+/// Every URL the report reached, once: its `report_urls` rows and the URLs that carry it.
+const REACHED: &str = "SELECT ru.url_id FROM report_urls ru WHERE ru.report_id = $1 \
+    UNION SELECT u.id FROM urls u WHERE u.report_id = $1";
 
+// `removed` filters on the state by CASE, not WHERE: a WHERE on it lets SQLite start from
+// the index on `notice_items (state, …)`, every removed item of every report.
 fn outcome_sql() -> String {
+    let sightings = format!("FROM sightings s WHERE s.page_url_id IN ({REACHED})");
     format!(
         "SELECT \
-         (SELECT COUNT(*) FROM report_urls ru JOIN urls u ON u.id = ru.url_id \
-          WHERE ru.report_id = $1 AND u.last_fetched_at IS NOT NULL) AS fetched, \
-         (SELECT COUNT(DISTINCT s.media_sha256) {PAGE_SIGHTINGS} WHERE ru.report_id = $1) AS media, \
-         (SELECT COUNT(DISTINCT s.media_sha256) {PAGE_SIGHTINGS} \
-          JOIN matches m ON m.sighting_id = s.id WHERE ru.report_id = $1) AS matched, \
-         (SELECT COUNT(DISTINCT ne.notice_id) {PAGE_SIGHTINGS} \
-          JOIN notice_items ni ON ni.sighting_id = s.id \
-          JOIN notice_entries ne ON ne.item_id = ni.id WHERE ru.report_id = $1) AS notices, \
-         (SELECT COUNT(DISTINCT ni.id) {PAGE_SIGHTINGS} \
-          JOIN notice_items ni ON ni.sighting_id = s.id \
-          WHERE ru.report_id = $1 AND ni.state = 'removed') AS removed"
+         (SELECT COUNT(*) FROM urls f WHERE f.id IN ({REACHED}) \
+          AND f.last_fetched_at IS NOT NULL) AS fetched, \
+         (SELECT COUNT(DISTINCT s.media_sha256) {sightings}) AS media, \
+         (SELECT COUNT(DISTINCT s.media_sha256) {sightings} \
+          AND EXISTS (SELECT 1 FROM matches m WHERE m.sighting_id = s.id)) AS matched, \
+         (SELECT COUNT(DISTINCT ne.notice_id) FROM notice_items ni \
+          JOIN notice_entries ne ON ne.item_id = ni.id \
+          WHERE ni.sighting_id IN (SELECT s.id {sightings})) AS notices, \
+         (SELECT COUNT(CASE WHEN ni.state = 'removed' THEN 1 END) FROM notice_items ni \
+          WHERE ni.sighting_id IN (SELECT s.id {sightings})) AS removed"
     )
 }
 
@@ -81,7 +93,7 @@ impl Reports<'_> {
         })
     }
 
-    /// What came of the report's URLs so far (all zero for an unknown id).
+    /// What came of the report so far, over every URL it reached (all zero for an unknown id).
     pub async fn outcome(&self, id: ReportId) -> Result<ReportOutcome, StoreError> {
         let sql = outcome_sql();
         on_backend!(self.backend, |pool, d| {
