@@ -22,6 +22,7 @@ use crate::compose::{Templates, compose};
 use crate::config::NoticeConfig;
 use crate::deliver::WebhookClient;
 use crate::rdap::RdapClient;
+use crate::reupload::RemovedMedia;
 
 mod escalation;
 mod lifecycle;
@@ -75,6 +76,11 @@ pub struct NoticeEngine {
     /// retried hourly (engine clock) by starting over from 0.
     cursor: AtomicI64,
     last_full_scan: AtomicI64,
+    /// Removed items indexed for re-upload lookups, with how many removed items there were
+    /// when it was built. Items never leave `removed`, so an unchanged count is an
+    /// unchanged set: the index is rebuilt only after a removal (by any worker), not for
+    /// every batch of new matches.
+    removed_media: tokio::sync::Mutex<Option<(i64, Arc<RemovedMedia>)>>,
 }
 
 fn ms(secs: u64) -> i64 {
@@ -156,6 +162,7 @@ impl NoticeEngine {
             link_secret: tokio::sync::OnceCell::new(),
             cursor: AtomicI64::new(0),
             last_full_scan: AtomicI64::new(0),
+            removed_media: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -176,11 +183,6 @@ impl NoticeEngine {
     /// data stays in use (each also logged at ERROR level when first seen).
     pub fn data_errors(&self) -> Vec<String> {
         self.attributor.data_errors()
-    }
-
-    /// Looks at sightings whose attribution failed again on the next pass.
-    pub fn retry_unattributed(&self) {
-        self.cursor.store(0, Ordering::Relaxed);
     }
 
     /// One pass of every stage.
@@ -223,14 +225,22 @@ impl NoticeEngine {
             self.last_full_scan.store(now, Ordering::Relaxed);
             self.cursor.store(0, Ordering::Relaxed);
         }
+        // Looked up once per pass, and only when there are new matches.
+        let mut removed_this_pass: Option<Arc<RemovedMedia>> = None;
         loop {
             let after = self.cursor.load(Ordering::Relaxed);
             let batch = self.store.notices().unnoticed_matches(after, 200).await?;
             let Some(last) = batch.last().map(|m| m.sighting_id) else {
                 return Ok(());
             };
-            let removed =
-                crate::reupload::RemovedMedia::new(&self.store.notices().watched_items().await?);
+            let removed = match removed_this_pass.clone() {
+                Some(removed) => removed,
+                None => {
+                    let removed = self.removed_media().await?;
+                    removed_this_pass = Some(Arc::clone(&removed));
+                    removed
+                }
+            };
             for matched in &batch {
                 let sha256 = hex(&matched.sha256);
                 let pdq = matched.pdq.as_ref().map(|p| hex(p));
@@ -262,6 +272,25 @@ impl NoticeEngine {
             }
             self.cursor.store(last, Ordering::Relaxed);
         }
+    }
+
+    /// The removed items' media, rebuilt from the store when items were removed since the
+    /// last build (here or by another worker).
+    async fn removed_media(&self) -> Result<Arc<RemovedMedia>, NoticeError> {
+        // Counted before the rows are read: a removal in between makes the next call
+        // rebuild again rather than be missed.
+        let removed_items = self.store.notices().removed_item_count().await?;
+        let mut cached = self.removed_media.lock().await;
+        if let Some((count, media)) = cached.as_ref()
+            && *count == removed_items
+        {
+            return Ok(Arc::clone(media));
+        }
+        let media = Arc::new(RemovedMedia::new(
+            &self.store.notices().watched_items().await?,
+        ));
+        *cached = Some((removed_items, Arc::clone(&media)));
+        Ok(media)
     }
 
     /// The attribution part of an item (the media part is filled by the caller).

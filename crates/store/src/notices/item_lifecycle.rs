@@ -216,6 +216,16 @@ impl NoticeStore<'_> {
         })
     }
 
+    /// How many items are `removed` (the set [`Self::watched_items`] reads; it only grows).
+    pub async fn removed_item_count(&self) -> Result<i64, StoreError> {
+        on_backend!(self.backend, |pool, d| {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM notice_items WHERE state = 'removed'")
+                .fetch_one(pool)
+                .await?;
+            Ok(row.i64("n")?)
+        })
+    }
+
     /// Withdraws the open items of a sighting (a reopened review decision), and every queued
     /// notice left with no open item. Returns the items withdrawn. Notices already sent stay
     /// in the record; the timeline says they were withdrawn.
