@@ -33,12 +33,13 @@ enum ReportCommand {
     },
     /// Show a report: its status, why it was rejected, and the URLs its redirects led to.
     Show {
-        /// The report's id, as `report add` printed it.
-        id: i64,
+        /// The report's id, as `report add` printed it, or its public reference (such as
+        /// `7KQ3-M9XD-2FHA`, as the public report form told the reporter).
+        id: String,
         /// text: one `key: value` line per field, then one `followed:` line per redirect
-        /// target; json and jsonl: one object on one line, `{"report", "url", "reporter",
-        /// "hotline", "notes", "reported_at", "status", "reason", "followed": [{"url",
-        /// "redirects"}]}`.
+        /// target; json and jsonl: one object on one line, `{"report", "reference", "url",
+        /// "reporter", "hotline", "notes", "reported_at", "status", "reason", "followed":
+        /// [{"url", "redirects"}]}`.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
@@ -97,22 +98,43 @@ pub fn run(global: &GlobalOptions, args: ReportArgs) -> anyhow::Result<std::proc
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// Prints one report as `format` says; an unknown id is an error.
+/// Prints one report (by id, or by public reference) as `format` says; an unknown one is
+/// an error.
 fn show(
     global: &GlobalOptions,
-    id: i64,
+    id: String,
     format: OutputFormat,
 ) -> anyhow::Result<std::process::ExitCode> {
+    let by_id = if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+        let Ok(number) = id.parse::<i64>() else {
+            anyhow::bail!("no report {id}");
+        };
+        Some(aranea_store::ReportId::from_raw(number))
+    } else {
+        None
+    };
+    let reference = match by_id {
+        Some(_) => None,
+        None => match aranea_store::ReportReference::parse(&id) {
+            Some(reference) => Some(reference),
+            None => anyhow::bail!("{id:?} is neither a report id nor a report reference"),
+        },
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let found = runtime.block_on(async {
         let store = aranea_store::Store::open(&global.database_url()).await?;
-        let id = aranea_store::ReportId::from_raw(id);
-        let Some(report) = store.reports().get(id).await? else {
+        let found = match (by_id, &reference) {
+            (Some(id), _) => store.reports().get(id).await?,
+            (None, Some(reference)) => store.reports().by_reference(reference).await?,
+            (None, None) => None,
+        };
+        let Some(report) = found else {
             store.close().await;
             return Ok(None);
         };
+        let id = report.id;
         // The URLs its redirects led to, in the order followed (the first link is the URL
         // reported itself).
         let mut followed = Vec::new();
@@ -136,6 +158,7 @@ fn show(
             // strings, so no value can pass for another line.
             let quoted = |text: &str| serde_json::Value::from(text).to_string();
             println!("report: {}", report.id.get());
+            println!("reference: {}", report.reference);
             // Intake refuses control characters in a URL; a row from before that is quoted.
             if report.url.chars().any(char::is_control) {
                 println!("url: {}", quoted(&report.url));
@@ -167,7 +190,8 @@ fn show(
             println!(
                 "{}",
                 serde_json::json!({
-                    "report": report.id.get(), "url": report.url, "reporter": report.reporter,
+                    "report": report.id.get(), "reference": report.reference.as_str(),
+                    "url": report.url, "reporter": report.reporter,
                     "hotline": report.hotline, "notes": report.notes,
                     "reported_at": report.reported_at, "status": report.status.as_str(),
                     "reason": report.reason, "followed": followed,

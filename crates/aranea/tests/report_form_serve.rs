@@ -99,4 +99,7 @@ fn serve_takes_public_reports_only_when_configured() {
     assert_eq!(shown["reporter"], "public form");
     assert_eq!(shown["url"], "https://a.example/p");
     assert_eq!(shown["status"], "received");
+    // The form answered with the report's public reference, which finds it; not its id.
+    assert_eq!(shown["reference"], reference.as_str());
+    assert_ne!(reference, shown["report"].to_string());
 }
