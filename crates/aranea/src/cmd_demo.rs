@@ -187,7 +187,7 @@ async fn demo(
     // The notices' links lead to this server's respond page, signed with the database's key
     // (the notice engine reads the same one).
     aranea_server::ui::install_notice_links(
-        aranea_notice::link_secret(&notice_config(world, &local.to_string()), &store).await?,
+        aranea_notice::LinkKeys::open(&notice_config(world, &local.to_string()), &store).await?,
     );
     let server = tokio::spawn(aranea_server::serve(
         listener,

@@ -1,5 +1,5 @@
 //! `aranea notices`: run the notice worker, list and show notices (XARF exactly as sent),
-//! resend one, and print removal statistics.
+//! resend one, rotate the respond links' key, and print removal statistics.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +64,11 @@ enum NoticesCommand {
         /// The notice's id, as `notices list` prints it.
         id: i64,
     },
+    /// Make a new key sign the respond links (the database's key, when [notice] sets no
+    /// link_secret). Links signed with the previous key still verify until link_ttl_secs,
+    /// the longest a link lives, has passed; running workers and servers pick the new key
+    /// up within a minute, without a restart.
+    RotateLinkKey,
     /// Removal statistics per provider, country and hotline.
     Stats {
         /// text: one line per provider, country and hotline; json: one array; csv: a header
@@ -174,6 +179,22 @@ pub fn run(global: &GlobalOptions, args: NoticesArgs) -> anyhow::Result<std::pro
                 let now = aranea_notice::Clock::now(&SystemClock);
                 let copy = store.notices().resend_notice(NoticeId(id), now).await?;
                 println!("queued notice {} as a resend of {id}", copy.0);
+                Ok(std::process::ExitCode::SUCCESS)
+            }
+            NoticesCommand::RotateLinkKey => {
+                let config: NoticeConfig = global.config_file()?.section("notice")?;
+                let rotation = aranea_notice::link_keys::rotate(&config, &store)
+                    .await
+                    .context("rotating the respond links' key")?;
+                let at = aranea_notice::clock::rfc3339(rotation.at);
+                match rotation.previous_verifies_until {
+                    Some(until) => println!(
+                        "a new key signs the respond links from {at}; links signed with the \
+                         previous key verify until {}",
+                        aranea_notice::clock::rfc3339(until)
+                    ),
+                    None => println!("a new key signs the respond links from {at}"),
+                }
                 Ok(std::process::ExitCode::SUCCESS)
             }
             NoticesCommand::Stats { format } => {

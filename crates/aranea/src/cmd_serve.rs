@@ -42,7 +42,7 @@ pub fn run(global: &GlobalOptions, args: ServeArgs) -> anyhow::Result<ExitCode> 
         // link_secret, the same database) link here.
         let notice: aranea_notice::NoticeConfig = global.config_file()?.section("notice")?;
         aranea_server::ui::install_notice_links(
-            aranea_notice::link_secret(&notice, &store)
+            aranea_notice::LinkKeys::open(&notice, &store)
                 .await
                 .context("the notices' link key")?,
         );

@@ -11,8 +11,6 @@ mod postgres;
 #[path = "common/process.rs"]
 mod process;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
@@ -63,8 +61,8 @@ fn the_worker_and_the_server_agree_on_the_link_key(dir: &Path, db: &str) {
     });
     let addr = url.trim_start_matches("http://").to_owned();
     let answers = token.as_ref().map(|token| {
-        let shown = request(&addr, &format!("GET /notice/respond?t={token}"), "");
-        let recorded = request(
+        let shown = process::http_request(&addr, &format!("GET /notice/respond?t={token}"), "");
+        let recorded = process::http_request(
             &addr,
             "POST /notice/respond",
             &format!("t={token}&answer=acknowledged&note=on+it"),
@@ -76,12 +74,13 @@ fn the_worker_and_the_server_agree_on_the_link_key(dir: &Path, db: &str) {
         let name = aranea_notice::NoticeConfig::default().hotline.name;
         let old_key = format!("aranea-test-link-key:{name}");
         let forged = aranea_notice::link::sign(old_key.as_bytes(), reference, expires);
-        let refused = request(
+        let refused = process::http_request(
             &addr,
             "POST /notice/respond",
             &format!("t={forged}&answer=disputed"),
         );
-        let refused_page = request(&addr, &format!("GET /notice/respond?t={forged}"), "");
+        let refused_page =
+            process::http_request(&addr, &format!("GET /notice/respond?t={forged}"), "");
         (reference.to_owned(), shown, recorded, refused, refused_page)
     });
     let _ = server.kill();
@@ -109,35 +108,6 @@ fn the_worker_and_the_server_agree_on_the_link_key(dir: &Path, db: &str) {
         Some("acknowledged"),
         "{notice:?}"
     );
-}
-
-/// One HTTP/1.1 request (`METHOD PATH`, a form body when not empty): status and whole answer.
-fn request(addr: &str, line: &str, form: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let body = if form.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            form.len()
-        )
-    };
-    write!(
-        stream,
-        "{line} HTTP/1.1\r\nHost: aranea\r\nConnection: close\r\n{body}\r\n{form}"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, answer)
 }
 
 /// `raw` with quoted-printable soft line breaks removed and `=XX` escapes decoded.

@@ -69,9 +69,10 @@ pub struct NoticeEngine {
     webhooks: WebhookClient,
     dkim: Option<lettre::message::dkim::DkimConfig>,
     worker: String,
-    /// The key signing respond links: the configured `link_secret`, or else the database's
-    /// own, read (or made) on first use so that building an engine touches no database.
-    link_secret: tokio::sync::OnceCell<Vec<u8>>,
+    /// The keys of the respond links: the configured `link_secret`, or else the database's
+    /// own, read (or made) on first use so that building an engine touches no database,
+    /// and read again as [`crate::link_keys`] says (a rotated key is picked up).
+    link_keys: tokio::sync::OnceCell<crate::link_keys::LinkKeys>,
     /// Sightings up to here were looked at in this process; attribution failures are
     /// retried hourly (engine clock) by starting over from 0.
     cursor: AtomicI64,
@@ -159,7 +160,7 @@ impl NoticeEngine {
             webhooks,
             dkim,
             worker: worker.to_owned(),
-            link_secret: tokio::sync::OnceCell::new(),
+            link_keys: tokio::sync::OnceCell::new(),
             cursor: AtomicI64::new(0),
             last_full_scan: AtomicI64::new(0),
             removed_media: tokio::sync::Mutex::new(None),
@@ -171,12 +172,16 @@ impl NoticeEngine {
         &self.config
     }
 
-    /// The key that signs respond links (see [`link_secret`]).
-    pub async fn link_secret(&self) -> Result<&[u8], NoticeError> {
-        self.link_secret
-            .get_or_try_init(|| link_secret(&self.config, &self.store))
+    /// The key that signs respond links now (see [`link_secret`] and
+    /// [`crate::link_keys`]).
+    pub async fn link_secret(&self) -> Result<Vec<u8>, NoticeError> {
+        self.link_keys().await?.signing_key().await
+    }
+
+    async fn link_keys(&self) -> Result<&crate::link_keys::LinkKeys, NoticeError> {
+        self.link_keys
+            .get_or_try_init(|| crate::link_keys::LinkKeys::open(&self.config, &self.store))
             .await
-            .map(Vec::as_slice)
     }
 
     /// Why a replaced data file (ASN table, RDAP bootstrap) was refused while the older
@@ -499,7 +504,7 @@ impl NoticeEngine {
             &self.templates,
             &draft,
             now,
-            self.link_secret().await?,
+            &self.link_secret().await?,
         )?;
         let ids: Vec<ItemId> = group.iter().map(|i| ItemId(i.id)).collect();
         let (notice_id, new) = self
@@ -514,8 +519,8 @@ impl NoticeEngine {
         Ok(usize::from(new))
     }
 
-    /// Records a provider's answer given through a signed link (the server's handler calls
-    /// this after [`crate::link::verify`]).
+    /// Records a provider's answer given through a signed link, verified with the current
+    /// key or one rotated out lately.
     pub async fn respond(
         &self,
         token: &str,
@@ -524,7 +529,7 @@ impl NoticeEngine {
     ) -> Result<Answer, NoticeError> {
         respond(
             &self.store,
-            self.link_secret().await?,
+            self.link_keys().await?,
             token,
             response,
             note,
@@ -563,16 +568,16 @@ pub struct Answer {
     pub recorded: bool,
 }
 
-/// Verifies a respond token and records the answer.
+/// Verifies a respond token with `keys` and records the answer.
 pub async fn respond(
     store: &Store,
-    secret: &[u8],
+    keys: &crate::link_keys::LinkKeys,
     token: &str,
     response: aranea_store::ProviderResponse,
     note: &str,
     now: UnixMillis,
 ) -> Result<Answer, NoticeError> {
-    let reference = crate::link::verify(secret, token, now)?;
+    let reference = keys.verify(token, now).await?;
     let notice = store
         .notices()
         .notice_by_report(&reference)

@@ -21,8 +21,8 @@
 //! ```
 //!
 //! Where the seams are: the store module `aranea_store::NoticeStore` holds the tables and
-//! the query API the server uses; the server's respond page calls [`respond`] (which runs
-//! [`link::verify`]); an appeal that reverses a decision writes `match_withdrawals` (review
+//! the query API the server uses; the server's respond page calls [`respond`] (which verifies
+//! with [`LinkKeys`]: the current key or one rotated out lately); an appeal that reverses a decision writes `match_withdrawals` (review
 //! room), which each pass reads: the items stop, and their notices' recipients get a
 //! [`retraction`]. This crate must never send media bytes anywhere.
 
@@ -35,6 +35,7 @@ pub mod deliver;
 mod engine;
 mod error;
 pub mod link;
+pub mod link_keys;
 pub mod rdap;
 pub mod rdap_bootstrap;
 pub mod recheck;
@@ -49,3 +50,4 @@ pub use clock::{Clock, SystemClock, UnixMillis};
 pub use config::NoticeConfig;
 pub use engine::{Answer, NoticeEngine, PassReport, link_secret, respond};
 pub use error::NoticeError;
+pub use link_keys::LinkKeys;

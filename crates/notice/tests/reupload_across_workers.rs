@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aranea_notice::NoticeEngine;
-use aranea_store::{BankMatch, NewSighting, NewUrl, Priority, Store, UrlSource};
+use aranea_store::Store;
 use common::*;
 
 async fn passes(engine: &NoticeEngine, world: &aranea_simweb::RunningWorld, hours: u64) {
@@ -27,42 +27,6 @@ fn sha256_of(hex: &str) -> [u8; 32] {
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
         .collect();
     bytes.try_into().unwrap()
-}
-
-/// A match of already recorded media at `url`, as the crawler records one.
-async fn record_copy(store: &Store, sha256: [u8; 32], url: &str, now: i64) {
-    let host = url::Url::parse(url).unwrap().host_str().unwrap().to_owned();
-    let new_url = NewUrl::new(url, &host, &host, UrlSource::Link, Priority::Ordinary, now);
-    let enqueued = store
-        .frontier()
-        .enqueue_urls(&[new_url], now)
-        .await
-        .unwrap();
-    let sighting = store
-        .media()
-        .record_sighting(&NewSighting {
-            media_sha256: sha256,
-            url: enqueued[0].id,
-            page: None,
-            member_path: None,
-            seen_at: now,
-            server_ip: None,
-        })
-        .await
-        .unwrap();
-    let hit = BankMatch {
-        bank_id: 1,
-        bank_name: "known".into(),
-        entry_id: entry_of(&sha256),
-        signal_type: "pdq".into(),
-        distance: 0,
-        classification: "A1".into(),
-    };
-    store
-        .media()
-        .record_matches(sighting, &[hit], now)
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,11 +75,14 @@ async fn a_removal_recorded_by_another_worker_makes_a_later_copy_a_reupload() {
         removed.id
     );
     let now = aranea_notice::Clock::now(clock.as_ref());
-    record_copy(&store, sha256_of(&removed.sha256), &copy, now).await;
+    record_match(&store, sha256_of(&removed.sha256), &copy, now).await;
     let pass = first.run_once().await.unwrap();
     assert_eq!(pass.ingested, 1, "{pass:?}");
     assert_eq!(pass.reuploads, 1, "{pass:?}");
     let items = store.notices().list_items(None, 10_000).await.unwrap();
-    let item = items.iter().find(|i| i.url == copy).expect("an item for the copy");
+    let item = items
+        .iter()
+        .find(|i| i.url == copy)
+        .expect("an item for the copy");
     assert_eq!(item.reupload_of, Some(removed.id), "{item:?}");
 }

@@ -483,7 +483,7 @@ fn metrics_count_notices_and_items_by_state_so_failed_deliveries_show() {
 #[test]
 fn a_provider_answers_a_notice_through_its_signed_link() {
     const KEY: &[u8] = b"respond-test-link-key";
-    aranea_server::ui::install_notice_links(KEY.to_vec());
+    aranea_server::ui::install_notice_links(aranea_notice::LinkKeys::configured(KEY.to_vec()));
     let server = common::start("notice-respond", ServerConfig::default());
     let addr = server.addr;
     let sent = server.block_on(seed(&server.store));

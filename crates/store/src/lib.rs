@@ -59,9 +59,9 @@ pub use media::{
 };
 pub use migrate::SCHEMA_VERSION;
 pub use notices::{
-    CheckRecord, ItemFact, ItemId, MatchedSighting, NewItem, NewNotice, Notice, NoticeEvent,
-    NoticeFilter, NoticeId, NoticeItem, NoticeState, NoticeStore, ProviderResponse, RetractionOwed,
-    StateCounts, WatchedItem,
+    CheckRecord, ItemFact, ItemId, LinkKeyRing, LinkKeyRotation, MatchedSighting, NewItem,
+    NewNotice, Notice, NoticeEvent, NoticeFilter, NoticeId, NoticeItem, NoticeState, NoticeStore,
+    ProviderResponse, RetiredLinkKey, RetractionOwed, StateCounts, WatchedItem,
 };
 pub use reports::{
     MAX_NAME_BYTES, MAX_NOTES_BYTES, NewReport, Report, ReportId, ReportLink, ReportOutcome,

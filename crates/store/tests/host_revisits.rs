@@ -338,7 +338,7 @@ async fn each_address_a_host_was_fetched_from_is_recorded_once(db: &TestDb) {
             .hosts_served_from(&around("198.51.100"), 10, moved)
             .await
             .unwrap(),
-        [b.clone()]
+        std::slice::from_ref(&b)
     );
     assert_eq!(
         frontier

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -104,4 +104,33 @@ pub fn assert_bad_format_refused(args: &[&str], run: impl FnOnce(&[&str]) -> Out
         "{args:?}: {stderr}"
     );
     assert!(refused.stdout.is_empty(), "{args:?}");
+}
+
+/// One HTTP/1.1 request (`METHOD PATH`, a form body when not empty): status and whole answer.
+pub fn http_request(addr: &str, line: &str, form: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let body = if form.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            form.len()
+        )
+    };
+    write!(
+        stream,
+        "{line} HTTP/1.1\r\nHost: aranea\r\nConnection: close\r\n{body}\r\n{form}"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
 }

@@ -55,7 +55,7 @@ impl NoticeEngine {
                 let secret = match configured {
                     Some(secret) => secret,
                     None => match self.link_secret().await {
-                        Ok(key) => key.to_vec(),
+                        Ok(key) => key,
                         Err(e) => return Outcome::Relay(e.to_string()),
                     },
                 };

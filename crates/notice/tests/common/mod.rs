@@ -225,49 +225,46 @@ impl CrawlStandIn {
             };
             let media = aranea_crawl::pipeline::media_record(&hashes);
             store.media().record(&media, now).await.unwrap();
-            let host = url.host_str().unwrap().to_owned();
-            let enqueued = store
-                .frontier()
-                .enqueue_urls(
-                    &[NewUrl::new(
-                        &image.url,
-                        &host,
-                        &host,
-                        UrlSource::Link,
-                        Priority::Ordinary,
-                        now,
-                    )],
-                    now,
-                )
-                .await
-                .unwrap();
-            let sighting = store
-                .media()
-                .record_sighting(&NewSighting {
-                    media_sha256: hashes.sha256,
-                    url: enqueued[0].id,
-                    page: None,
-                    member_path: None,
-                    seen_at: now,
-                    server_ip: None,
-                })
-                .await
-                .unwrap();
-            let hit = BankMatch {
-                bank_id: 1,
-                bank_name: "known".into(),
-                entry_id: entry_of(&hashes.sha256),
-                signal_type: "pdq".into(),
-                distance: 0,
-                classification: "A1".into(),
-            };
-            store
-                .media()
-                .record_matches(sighting, &[hit], now)
-                .await
-                .unwrap();
+            record_match(store, hashes.sha256, &image.url, now).await;
             new += 1;
         }
         new
     }
+}
+
+/// A sighting at `url` of media already recorded, with its match in the bank of known media
+/// ([`entry_of`]), as the crawler records one.
+pub async fn record_match(store: &Store, sha256: [u8; 32], url: &str, now: UnixMillis) {
+    let host = url::Url::parse(url).unwrap().host_str().unwrap().to_owned();
+    let new_url = NewUrl::new(url, &host, &host, UrlSource::Link, Priority::Ordinary, now);
+    let enqueued = store
+        .frontier()
+        .enqueue_urls(&[new_url], now)
+        .await
+        .unwrap();
+    let sighting = store
+        .media()
+        .record_sighting(&NewSighting {
+            media_sha256: sha256,
+            url: enqueued[0].id,
+            page: None,
+            member_path: None,
+            seen_at: now,
+            server_ip: None,
+        })
+        .await
+        .unwrap();
+    let hit = BankMatch {
+        bank_id: 1,
+        bank_name: "known".into(),
+        entry_id: entry_of(&sha256),
+        signal_type: "pdq".into(),
+        distance: 0,
+        classification: "A1".into(),
+    };
+    store
+        .media()
+        .record_matches(sighting, &[hit], now)
+        .await
+        .unwrap();
 }

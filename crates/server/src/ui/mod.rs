@@ -21,7 +21,7 @@ mod html;
 pub(crate) mod intake;
 mod items;
 pub mod report_form;
-mod reports;
+pub(crate) mod reports;
 pub mod respond;
 pub(crate) mod session;
 mod video;
@@ -149,8 +149,8 @@ pub fn router(state: AppState) -> Router {
         Some(config) => ui.merge(report_form::router(state.store().clone(), config.clone())),
         None => ui,
     };
-    match NOTICE_LINK_KEY.get() {
-        Some(secret) => ui.merge(respond::router(state.store().clone(), secret)),
+    match NOTICE_LINK_KEYS.get() {
+        Some(keys) => ui.merge(respond::router(state.store().clone(), keys.clone())),
         None => ui,
     }
 }
@@ -164,14 +164,15 @@ pub fn install_report_form(config: report_form::ReportFormConfig) {
     let _ = REPORT_FORM.set(config);
 }
 
-static NOTICE_LINK_KEY: OnceLock<Vec<u8>> = OnceLock::new();
+static NOTICE_LINK_KEYS: OnceLock<Arc<aranea_notice::LinkKeys>> = OnceLock::new();
 
 /// Makes [`router`] serve the page hosting providers reach from a notice's signed link
-/// ([`respond::RESPOND_PATH`]), verifying links with `secret`
-/// ([`aranea_notice::link_secret`] of the `[notice]` configuration the notices are sent
-/// with); called once at start-up by `aranea serve` and `aranea demo`.
-pub fn install_notice_links(secret: Vec<u8>) {
-    let _ = NOTICE_LINK_KEY.set(secret);
+/// ([`respond::RESPOND_PATH`]), verifying links with `keys` (of the `[notice]`
+/// configuration the notices are sent with: its `link_secret`, or the database's current
+/// key and those rotated out lately, read again as [`aranea_notice::link_keys`] says);
+/// called once at start-up by `aranea serve` and `aranea demo`.
+pub fn install_notice_links(keys: aranea_notice::LinkKeys) {
+    let _ = NOTICE_LINK_KEYS.set(Arc::new(keys));
 }
 
 /// The review UI under `/ui/`.

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use aranea_notice::NoticeError;
 use aranea_notice::link::LinkError;
+use aranea_notice::{LinkKeys, NoticeError};
 use aranea_store::{ProviderResponse, Store, StoreError};
 use axum::Router;
 use axum::extract::{Query, State};
@@ -26,18 +26,15 @@ const MAX_NOTE_CHARS: usize = 1000;
 #[derive(Clone)]
 struct Links {
     store: Store,
-    secret: Arc<[u8]>,
+    keys: Arc<LinkKeys>,
 }
 
-/// The respond page and its form, answering links signed with `secret`.
-pub fn router(store: Store, secret: &[u8]) -> Router {
+/// The respond page and its form, answering links signed with one of `keys`.
+pub fn router(store: Store, keys: Arc<LinkKeys>) -> Router {
     Router::new()
         .route(RESPOND_PATH, get(respond_form).post(record_answer))
         .layer(axum::middleware::from_fn(super::html::security_headers))
-        .with_state(Links {
-            store,
-            secret: Arc::from(secret),
-        })
+        .with_state(Links { store, keys })
 }
 
 #[derive(serde::Deserialize)]
@@ -47,9 +44,9 @@ struct Token {
 }
 
 async fn respond_form(State(links): State<Links>, Query(token): Query<Token>) -> Response {
-    let reference = match aranea_notice::link::verify(&links.secret, &token.t, now()) {
+    let reference = match links.keys.verify(&token.t, now()).await {
         Ok(reference) => reference,
-        Err(error) => return refusal(&NoticeError::Link(error)),
+        Err(error) => return refusal(&error),
     };
     let notice = match links.store.notices().notice_by_report(&reference).await {
         Ok(Some(notice)) => notice,
@@ -107,8 +104,7 @@ async fn record_answer(State(links): State<Links>, FormBody(body): FormBody) -> 
     }
     let token = fields.get("t").map_or("", String::as_str);
     let answer =
-        match aranea_notice::respond(&links.store, &links.secret, token, response, note, now())
-            .await
+        match aranea_notice::respond(&links.store, &links.keys, token, response, note, now()).await
         {
             Ok(answer) => answer,
             Err(error) => return refusal(&error),

@@ -20,6 +20,7 @@ mod reads;
 mod withdrawals;
 
 pub use items::{CheckRecord, ItemFact, MatchedSighting, NewItem, NoticeItem, WatchedItem};
+pub use link_key::{LinkKeyRing, LinkKeyRotation, RetiredLinkKey};
 pub use notice::{NewNotice, Notice, NoticeEvent, NoticeFilter, NoticeState, ProviderResponse};
 pub use reads::StateCounts;
 pub use withdrawals::RetractionOwed;
