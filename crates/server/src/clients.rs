@@ -84,6 +84,8 @@ pub struct ClientRegistry {
     last_read_ms: AtomicI64,
     /// Reloads run one at a time, so a slow earlier read never replaces a newer one.
     reloading: tokio::sync::Mutex<()>,
+    /// This process's name among the servers sharing the clients' rates (crate::limits).
+    server_name: String,
 }
 
 fn now_ms() -> i64 {
@@ -100,6 +102,7 @@ impl ClientRegistry {
             known: ArcSwap::from_pointee(HashMap::new()),
             last_read_ms: AtomicI64::new(0),
             reloading: tokio::sync::Mutex::new(()),
+            server_name: server_name(),
         };
         registry.reload().await?;
         Ok(registry)
@@ -152,6 +155,68 @@ impl ClientRegistry {
         }
     }
 
+    /// Tells the other servers what each rate-limited client asked of this one over the last
+    /// `over`, and sets this server's share of each client's rate from everyone's demand
+    /// (crate::limits). Rows of servers silent for `stale_after` are ignored and dropped.
+    pub async fn share_rates(
+        &self,
+        over: Duration,
+        stale_after: Duration,
+    ) -> Result<(), StoreError> {
+        let known = self.known.load();
+        let mut limited: Vec<(&str, &RateLimiter, f64)> = Vec::new();
+        let mut demands: Vec<(String, i64)> = Vec::new();
+        for (name, client) in known.iter() {
+            let Some(limiter) = client.caller.limiter.as_deref() else {
+                continue;
+            };
+            let demand = limiter.take_demand(over);
+            if let Some(milli) = demand {
+                demands.push((name.clone(), milli));
+            }
+            limited.push((name, limiter, demand.unwrap_or(0) as f64 / 1000.0));
+        }
+        if limited.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let stale = i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX);
+        let others: HashMap<String, (u32, f64)> = self
+            .store
+            .api_clients()
+            .share_demand(&self.server_name, &demands, now, now.saturating_sub(stale))
+            .await?
+            .into_iter()
+            .map(|o| (o.client, (o.servers, o.demand_milli as f64 / 1000.0)))
+            .collect();
+        for (name, limiter, own) in limited {
+            let (servers, demand) = others.get(name).copied().unwrap_or((0, 0.0));
+            let rate = f64::from(limiter.per_second());
+            limiter.set_share(crate::limits::share_of_rate(rate, own, servers, demand));
+        }
+        Ok(())
+    }
+
+    /// Shares the clients' rates with the other servers every `every` until the task is
+    /// dropped ([`ClientRegistry::share_rates`]); a failed exchange keeps the shares as they
+    /// were until the next one.
+    pub async fn follow_rates(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        let mut last = tokio::time::Instant::now();
+        loop {
+            tick.tick().await;
+            let now = tokio::time::Instant::now();
+            // Three exchanges missed: that server stopped (or cannot reach the database).
+            let stale_after = every.saturating_mul(3).max(Duration::from_secs(3));
+            if let Err(error) = self.share_rates(now - last, stale_after).await {
+                tracing::warn!(%error, "sharing the clients' rates failed; the shares stay");
+            }
+            last = now;
+        }
+    }
+
     /// Checks an `Authorization` header value: `Basic base64(name:secret)` or
     /// `Bearer name:secret`.
     pub async fn authenticate(&self, header: Option<&[u8]>) -> Result<Caller, Refusal> {
@@ -183,6 +248,22 @@ impl ClientRegistry {
             Err(Refusal::Invalid)
         })
     }
+}
+
+/// A name no other server process has: the host's, the process id and random bytes (a
+/// restarted process is a new server; its old rows go stale).
+fn server_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().chars().take(40).collect::<String>())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    let mut salt = [0u8; 6];
+    let salt = match getrandom::fill(&mut salt) {
+        Ok(()) => salt.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        Err(_) => format!("{:x}", now_ms()),
+    };
+    format!("{host}:{}:{salt}", std::process::id())
 }
 
 fn parse_authorization(value: &[u8]) -> Result<(String, String), Refusal> {

@@ -30,6 +30,9 @@ pub struct ServerConfig {
     /// How often API clients are re-read from the database (revocations, new clients), in ms.
     /// Default: 2,000.
     pub client_refresh_ms: u64,
+    /// How often this server tells the others sharing its database what each rate-limited
+    /// client asked of it, and takes its share of the client's rate, in ms. Default: 1,000.
+    pub rate_share_ms: u64,
     /// CIDR blocks `POST /v1/url/` may fetch from although they are not public (the simulated
     /// web in tests and the demo). Default: none.
     pub url_allow_cidrs: Vec<String>,
@@ -75,6 +78,7 @@ impl Default for ServerConfig {
             min_pdq_quality: 50,
             bank_poll_ms: 1000,
             client_refresh_ms: 2000,
+            rate_share_ms: 1000,
             url_allow_cidrs: Vec::new(),
             url_extra_roots: Vec::new(),
             url_timeout_secs: 20,

@@ -33,13 +33,42 @@ pub mod stats;
 pub mod ui;
 pub mod video;
 
-/// The UI's form reader, for the `ui_form` fuzz target in `fuzz/` only: not API (hidden from
-/// the docs, no stability promise). It reads bodies from any client but is otherwise private
-/// to the UI and reached only through HTTP with a session and a CSRF token, too slow and too
-/// narrow a way in for a fuzzer.
+/// Readers of outside input that are private to the server, for the fuzz targets in `fuzz/`
+/// only: not API (hidden from the docs, no stability promise). Each reads bodies from any
+/// client but is reached only through HTTP (with a session and a CSRF token for the UI's
+/// forms), too slow and too narrow a way in for a fuzzer.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::ui::session::{Fields, Refusal, parse_form};
+    use aranea_index::Signal;
+
+    use crate::problem::ApiError;
+
+    /// The UI's form reader (`ui_form`); the public report form reads with its own limit.
+    pub use crate::ui::session::{Fields, Refusal, parse_form, parse_form_within};
+
+    /// The intake's URL rules (`report_urls`): the native API's and the report forms'.
+    pub use crate::ui::intake::{UrlRefusal, form_url, reported_url};
+
+    /// The report forms' URL list check (`report_urls`).
+    pub fn lines_to_urls(
+        text: &str,
+        max_urls: usize,
+        max_url_bytes: usize,
+    ) -> Result<Vec<String>, Vec<String>> {
+        crate::ui::reports::lines_to_urls(text, max_urls, max_url_bytes)
+    }
+
+    /// A `POST /v1/pdq/` body sent as `application/json` (`shield_pdq`): the hashes as sent
+    /// and their values, or the error answered.
+    pub fn pdq_request(body: &[u8], limit: usize) -> Result<(Vec<String>, Vec<Signal>), ApiError> {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+        crate::shield::pdq_request(&headers, body, limit)
+            .map(|(request, signals)| (request.hashes, signals))
+    }
 }
 
 use std::future::Future;
@@ -193,7 +222,8 @@ impl AppState {
         hashed.map_err(hash_refusal)
     }
 
-    /// Starts the background tasks (bank and client refresh); they end with the runtime.
+    /// Starts the background tasks (bank and client refresh, rate sharing); they end with the
+    /// runtime.
     pub fn spawn_background(&self) {
         let banks = Arc::clone(self.banks());
         tokio::spawn(banks.follow(Duration::from_millis(self.config().bank_poll_ms.max(50))));
@@ -201,6 +231,10 @@ impl AppState {
         tokio::spawn(clients.follow(Duration::from_millis(
             self.config().client_refresh_ms.max(50),
         )));
+        let clients = Arc::clone(self.clients());
+        tokio::spawn(
+            clients.follow_rates(Duration::from_millis(self.config().rate_share_ms.max(100))),
+        );
     }
 }
 

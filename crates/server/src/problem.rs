@@ -60,7 +60,9 @@ impl ApiError {
 
     /// 429 with `Retry-After` (whole seconds, at least 1).
     pub fn rate_limited(wait: std::time::Duration) -> ApiError {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let secs = wait
+            .as_secs()
+            .saturating_add(u64::from(wait.subsec_nanos() > 0));
         ApiError {
             retry_after_secs: Some(secs.max(1)),
             ..Self::new(

@@ -80,8 +80,8 @@ struct UrlRequest {
 }
 
 #[derive(Debug, Deserialize)]
-struct PdqRequest {
-    hashes: Vec<String>,
+pub(crate) struct PdqRequest {
+    pub(crate) hashes: Vec<String>,
 }
 
 /// The `/v1/...` routes, behind Basic authentication with the `shield` scope.
@@ -357,14 +357,15 @@ fn search_pdq(generation: &Generation, signals: &[Signal]) -> Vec<MatchResult> {
     }
 }
 
-async fn scan_pdq(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let body = body.map_err(|r| body_rejection(r, state.config().max_json_bytes))?;
-    let request: PdqRequest = json_body(&headers, &body)?;
-    let limit = state.config().max_pdq_hashes;
+/// A `POST /v1/pdq/` body read: the hashes as sent and their PDQ values, in order, or the
+/// error answered (at most `limit` hashes, each the base64 of 32 bytes once trimmed; the first
+/// bad one is named).
+pub(crate) fn pdq_request(
+    headers: &HeaderMap,
+    body: &[u8],
+    limit: usize,
+) -> Result<(PdqRequest, Vec<Signal>), ApiError> {
+    let request: PdqRequest = json_body(headers, body)?;
     if request.hashes.len() > limit {
         return Err(ApiError::bad_request(format!(
             "Too many hashes: at most {limit} per request."
@@ -384,6 +385,16 @@ async fn scan_pdq(
             })?;
         signals.push(signal);
     }
+    Ok((request, signals))
+}
+
+async fn scan_pdq(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|r| body_rejection(r, state.config().max_json_bytes))?;
+    let (request, signals) = pdq_request(&headers, &body, state.config().max_pdq_hashes)?;
     let results = search_pdq(&state.banks().live().load(), &signals);
     // Serialized straight from these types (no `serde_json::Value` tree built per request);
     // sorted by hash, the later of two equal hashes kept, as a JSON object is.

@@ -178,4 +178,64 @@ impl<'a> ApiClients<'a> {
             Ok(done.rows_affected() > 0)
         })
     }
+
+    /// Records what `server` (a process's own name, unique per run) was asked lately: each
+    /// of `demands` is a client's name and the requests per second it sent to this server,
+    /// in thousandths. Rows not written since `fresh_after` (of servers that stopped) are
+    /// deleted. Returns, for every client some other server wrote a row for, how many other
+    /// servers did and the sum of their demands: what a server needs to take its share of
+    /// the client's rate.
+    pub async fn share_demand(
+        &self,
+        server: &str,
+        demands: &[(String, i64)],
+        now: UnixMillis,
+        fresh_after: UnixMillis,
+    ) -> Result<Vec<OthersDemand>, StoreError> {
+        check_text("server name", server, MAX_CLIENT_NAME_BYTES, false)?;
+        const UPSERT: &str = "INSERT INTO api_client_demand (client, server, demand_milli, \
+            seen_at) VALUES ($1, $2, $3, $4) ON CONFLICT (client, server) DO UPDATE SET \
+            demand_milli = excluded.demand_milli, seen_at = excluded.seen_at";
+        const DROP_STALE: &str = "DELETE FROM api_client_demand WHERE seen_at <= $1";
+        const OTHERS: &str = "SELECT client, COUNT(*) AS servers, CAST(SUM(demand_milli) AS BIGINT) AS demand \
+            FROM api_client_demand WHERE server <> $1 GROUP BY client ORDER BY client";
+        on_backend!(self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            for (client, demand_milli) in demands {
+                sqlx::query(UPSERT)
+                    .bind(client)
+                    .bind(server)
+                    .bind((*demand_milli).max(0))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(DROP_STALE)
+                .bind(fresh_after)
+                .execute(&mut *tx)
+                .await?;
+            let rows = sqlx::query(OTHERS).bind(server).fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(OthersDemand {
+                        client: row.text("client")?,
+                        servers: u32::try_from(row.i64("servers")?).unwrap_or(u32::MAX),
+                        demand_milli: row.i64("demand")?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+/// What the other servers of a deployment were asked by one client lately
+/// ([`ApiClients::share_demand`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OthersDemand {
+    pub client: String,
+    /// How many other servers this client sent requests to.
+    pub servers: u32,
+    /// The sum of their demands, in thousandths of a request per second.
+    pub demand_milli: i64,
 }

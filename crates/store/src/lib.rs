@@ -41,7 +41,7 @@ mod server_views;
 mod statistics;
 mod url_key;
 
-pub use api_clients::{ApiClient, ApiClients, NewApiClient};
+pub use api_clients::{ApiClient, ApiClients, NewApiClient, OthersDemand};
 pub use backend::{BackendKind, StoreOptions};
 pub use bank_journal::{BankJournalRows, BankWritersLock, JournalAppend, JournalRow};
 pub use crawl_facts::{CrawlFacts, UnmatchedSighting};

@@ -137,6 +137,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0014_host_addresses_link_keys.sql"),
         then: None,
     },
+    Migration {
+        version: 15,
+        name: "client_demand",
+        sqlite: include_str!("../migrations/sqlite/0015_client_demand.sql"),
+        postgres: include_str!("../migrations/postgres/0015_client_demand.sql"),
+        then: None,
+    },
 ];
 
 /// The schema version this build migrates a database to.

@@ -1,9 +1,10 @@
-//! The server's API clients on both back-ends: names unique, revocation, hostile input.
+//! The server's API clients on both back-ends: names unique, revocation, hostile input, and
+//! the demand the servers of a deployment share to split each client's rate.
 
 #[macro_use]
 mod common;
 
-use aranea_store::{NewApiClient, StoreError};
+use aranea_store::{NewApiClient, OthersDemand, StoreError};
 use common::{NOW, TestDb};
 
 contract_tests!(
@@ -11,6 +12,7 @@ contract_tests!(
     revoked_clients_stay_listed_with_their_time,
     hostile_client_fields_are_refused,
     clients_bound_to_a_hotline_name_a_registered_one,
+    servers_share_their_clients_demand,
 );
 
 fn client(name: &str, fill: u8) -> NewApiClient {
@@ -145,4 +147,58 @@ async fn clients_bound_to_a_hotline_name_a_registered_one(db: &TestDb) {
     assert_eq!(listed, [platform, added]);
     // A taken name stays `None`, not an unknown hotline, whatever the hotline.
     assert!(clients.add(&bound, NOW).await.unwrap().is_none());
+}
+
+fn others(client: &str, servers: u32, demand_milli: i64) -> OthersDemand {
+    OthersDemand {
+        client: client.to_owned(),
+        servers,
+        demand_milli,
+    }
+}
+
+/// Each server sees the others' latest demand per client (never its own), summed; a second
+/// write replaces a server's row; a server silent since the freshness cut is forgotten; a
+/// negative demand is kept as zero.
+async fn servers_share_their_clients_demand(db: &TestDb) {
+    let store = db.open().await;
+    let clients = store.api_clients();
+    let a = clients
+        .share_demand("a", &[("acme".into(), 4_000), ("beta".into(), 500)], NOW, 0)
+        .await
+        .unwrap();
+    assert_eq!(a, []);
+    let b = clients
+        .share_demand("b", &[("acme".into(), 1_000)], NOW + 100, 0)
+        .await
+        .unwrap();
+    assert_eq!(b, [others("acme", 1, 4_000), others("beta", 1, 500)]);
+    let c = clients
+        .share_demand("c", &[("acme".into(), -5)], NOW + 200, 0)
+        .await
+        .unwrap();
+    assert_eq!(c, [others("acme", 2, 5_000), others("beta", 1, 500)]);
+    // a's demand changed: its row is replaced, not added to.
+    let a = clients
+        .share_demand("a", &[("acme".into(), 2_000)], NOW + 1_000, 0)
+        .await
+        .unwrap();
+    assert_eq!(a, [others("acme", 2, 1_000)]);
+    // Rows written at or before the cut are gone, for everyone: b's, and a's for beta
+    // (a wrote beta's at NOW and did not write it again).
+    let c = clients
+        .share_demand("c", &[], NOW + 4_000, NOW + 100)
+        .await
+        .unwrap();
+    assert_eq!(c, [others("acme", 1, 2_000)]);
+    let a = clients
+        .share_demand("a", &[], NOW + 4_100, NOW + 100)
+        .await
+        .unwrap();
+    assert_eq!(a, [others("acme", 1, 0)]);
+    assert!(matches!(
+        clients.share_demand("", &[], NOW, 0).await,
+        Err(StoreError::Empty { .. })
+    ));
+    store.close().await;
 }
