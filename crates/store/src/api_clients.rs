@@ -182,7 +182,7 @@ impl<'a> ApiClients<'a> {
     /// Records what `server` (a process's own name, unique per run) was asked lately: each
     /// of `demands` is a client's name and the requests per second it sent to this server,
     /// in thousandths. Rows not written since `fresh_after` (of servers that stopped) are
-    /// deleted. Returns, for every client some other server wrote a row for, how many other
+    /// ignored, and deleted when this server writes. Returns, for every client some other server wrote a row for, how many other
     /// servers did and the sum of their demands: what a server needs to take its share of
     /// the client's rate.
     pub async fn share_demand(
@@ -197,25 +197,41 @@ impl<'a> ApiClients<'a> {
             seen_at) VALUES ($1, $2, $3, $4) ON CONFLICT (client, server) DO UPDATE SET \
             demand_milli = excluded.demand_milli, seen_at = excluded.seen_at";
         const DROP_STALE: &str = "DELETE FROM api_client_demand WHERE seen_at <= $1";
-        const OTHERS: &str = "SELECT client, COUNT(*) AS servers, CAST(SUM(demand_milli) AS BIGINT) AS demand \
-            FROM api_client_demand WHERE server <> $1 GROUP BY client ORDER BY client";
+        const OTHERS: &str = "SELECT client, COUNT(*) AS servers, \
+            CAST(SUM(demand_milli) AS BIGINT) AS demand FROM api_client_demand \
+            WHERE server <> $1 AND seen_at > $2 GROUP BY client ORDER BY client";
         on_backend!(self.backend, |pool, d| {
-            let mut tx = pool.begin_with(d.begin_write()).await?;
-            for (client, demand_milli) in demands {
-                sqlx::query(UPSERT)
-                    .bind(client)
+            // A server asked nothing has nothing to write: it only reads (no write lock
+            // taken each second on SQLite by idle servers).
+            let rows = if demands.is_empty() {
+                sqlx::query(OTHERS)
                     .bind(server)
-                    .bind((*demand_milli).max(0))
-                    .bind(now)
+                    .bind(fresh_after)
+                    .fetch_all(pool)
+                    .await?
+            } else {
+                let mut tx = pool.begin_with(d.begin_write()).await?;
+                for (client, demand_milli) in demands {
+                    sqlx::query(UPSERT)
+                        .bind(client)
+                        .bind(server)
+                        .bind((*demand_milli).max(0))
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query(DROP_STALE)
+                    .bind(fresh_after)
                     .execute(&mut *tx)
                     .await?;
-            }
-            sqlx::query(DROP_STALE)
-                .bind(fresh_after)
-                .execute(&mut *tx)
-                .await?;
-            let rows = sqlx::query(OTHERS).bind(server).fetch_all(&mut *tx).await?;
-            tx.commit().await?;
+                let rows = sqlx::query(OTHERS)
+                    .bind(server)
+                    .bind(fresh_after)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                rows
+            };
             rows.iter()
                 .map(|row| {
                     Ok(OthersDemand {

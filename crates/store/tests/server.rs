@@ -158,7 +158,7 @@ fn others(client: &str, servers: u32, demand_milli: i64) -> OthersDemand {
 }
 
 /// Each server sees the others' latest demand per client (never its own), summed; a second
-/// write replaces a server's row; a server silent since the freshness cut is forgotten; a
+/// write replaces a server's row; a row not written since the freshness cut is not counted; a
 /// negative demand is kept as zero.
 async fn servers_share_their_clients_demand(db: &TestDb) {
     let store = db.open().await;
@@ -184,8 +184,8 @@ async fn servers_share_their_clients_demand(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(a, [others("acme", 2, 1_000)]);
-    // Rows written at or before the cut are gone, for everyone: b's, and a's for beta
-    // (a wrote beta's at NOW and did not write it again).
+    // Rows written at or before the cut count no more, for everyone: b's, and a's for beta
+    // (a wrote beta's at NOW and did not write it again); a server asked nothing only reads.
     let c = clients
         .share_demand("c", &[], NOW + 4_000, NOW + 100)
         .await
