@@ -166,7 +166,12 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
             python_type_name(&value)
         )));
     }
-    serde_json::from_slice(body)
+    // JSON text is UTF-8 (RFC 8259), but serde skips the strings of fields a request type
+    // ignores (Shield's bodies allow unknown fields) without checking them: checked whole here.
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::bad_request(format!("JSON parse error - the body is not UTF-8: {e}"))
+    })?;
+    serde_json::from_str(text)
         .map_err(|e| ApiError::bad_request(format!("JSON parse error - {e}")))
 }
 

@@ -812,6 +812,20 @@ fn hostile_requests_get_error_answers_never_a_crash() {
             "{path}"
         );
     }
+    // Bytes that are not UTF-8, even in a field the Shield API ignores (found by fuzzing).
+    for (path, body) in [
+        ("/v1/pdq/", &b"{\"hashes\": [], \"other\": {\"\xff\xfex\": 1}}"[..]),
+        ("/v1/pdq/", b"{\"hashes\": [], \"note\": \"caf\xe9\"}"),
+        ("/api/v1/reports", b"{\"url\": \"https://a.example/\xc3\"}"),
+    ] {
+        let r = call(addr, "POST", path, key, Some("application/json"), body);
+        assert_eq!(r.status, 400, "{path} {}", String::from_utf8_lossy(body));
+        assert!(
+            detail(&r).starts_with("JSON parse error - the body is not UTF-8"),
+            "{path}: {}",
+            detail(&r)
+        );
+    }
     assert_eq!(get(addr, "/api/v1/banks", key).json()["banks"], json!([]));
     let r = post_json(
         addr,
