@@ -171,8 +171,7 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::bad_request(format!("JSON parse error - the body is not UTF-8: {e}"))
     })?;
-    serde_json::from_str(text)
-        .map_err(|e| ApiError::bad_request(format!("JSON parse error - {e}")))
+    serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("JSON parse error - {e}")))
 }
 
 /// The name Python gives the type a JSON value decodes to, as Django REST framework's

@@ -814,7 +814,10 @@ fn hostile_requests_get_error_answers_never_a_crash() {
     }
     // Bytes that are not UTF-8, even in a field the Shield API ignores (found by fuzzing).
     for (path, body) in [
-        ("/v1/pdq/", &b"{\"hashes\": [], \"other\": {\"\xff\xfex\": 1}}"[..]),
+        (
+            "/v1/pdq/",
+            &b"{\"hashes\": [], \"other\": {\"\xff\xfex\": 1}}"[..],
+        ),
         ("/v1/pdq/", b"{\"hashes\": [], \"note\": \"caf\xe9\"}"),
         ("/api/v1/reports", b"{\"url\": \"https://a.example/\xc3\"}"),
     ] {
