@@ -8,7 +8,6 @@ mod postgres;
 #[path = "common/process.rs"]
 mod process;
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -122,26 +121,13 @@ fn a_keys_rate_holds_across_two_servers(dir: &Path, db: &str) {
 
 /// `POST /v1/pdq/` with no hashes as the key: the status and `Retry-After` (seconds).
 fn scan_nothing(addr: &str, credentials: &str) -> (u16, Option<u64>) {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let body = r#"{"hashes": []}"#;
-    write!(
-        stream,
-        "POST /v1/pdq/ HTTP/1.1\r\nHost: aranea\r\nConnection: close\r\n\
-         Authorization: Bearer {credentials}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let (status, answer) = process::http_call(
+        addr,
+        "POST /v1/pdq/",
+        &format!("Authorization: Bearer {credentials}\r\n"),
+        "application/json",
+        r#"{"hashes": []}"#,
+    );
     let retry_after = answer
         .lines()
         .take_while(|line| !line.trim().is_empty())

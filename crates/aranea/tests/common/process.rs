@@ -108,21 +108,33 @@ pub fn assert_bad_format_refused(args: &[&str], run: impl FnOnce(&[&str]) -> Out
 
 /// One HTTP/1.1 request (`METHOD PATH`, a form body when not empty): status and whole answer.
 pub fn http_request(addr: &str, line: &str, form: &str) -> (u16, String) {
+    http_call(addr, line, "", "application/x-www-form-urlencoded", form)
+}
+
+/// One HTTP/1.1 request (`METHOD PATH`), with `headers` (each line ending in `\r\n`) and a
+/// body of `content_type` when not empty: status and whole answer.
+pub fn http_call(
+    addr: &str,
+    line: &str,
+    headers: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let body = if form.is_empty() {
+    let content = if body.is_empty() {
         String::new()
     } else {
         format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            form.len()
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+            body.len()
         )
     };
     write!(
         stream,
-        "{line} HTTP/1.1\r\nHost: aranea\r\nConnection: close\r\n{body}\r\n{form}"
+        "{line} HTTP/1.1\r\nHost: aranea\r\nConnection: close\r\n{headers}{content}\r\n{body}"
     )
     .unwrap();
     let mut answer = String::new();
