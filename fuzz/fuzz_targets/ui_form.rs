@@ -5,12 +5,14 @@
 //! skipped, name and value split at the first `=`, `+` a space, `%XX` a byte and any other `%`
 //! itself, the bytes read as UTF-8 with invalid sequences replaced, the last value of a name
 //! kept); padding the body with `&` up to the limit reads the same fields and one byte more is
-//! refused; and the fields encoded again read back as the same fields.
+//! refused; and the fields encoded again read back as the same fields. The public report form
+//! reads with its own limit (`parse_form_within`, from its URL cap): a body exactly at a limit
+//! reads the same fields, one byte over it is refused.
 #![no_main]
 
 use std::collections::HashMap;
 
-use aranea_server::fuzzing::{Fields, parse_form};
+use aranea_server::fuzzing::{Fields, parse_form, parse_form_within};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use bytes::Bytes;
@@ -33,6 +35,15 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(fields, decoded(data));
     let pieces = data.split(|&b| b == b'&').filter(|p| !p.is_empty()).count();
     assert!(fields.len() <= pieces);
+
+    assert_eq!(
+        parse_form_within(&body, data.len()).ok().as_ref(),
+        Some(&fields)
+    );
+    if let Some(under) = data.len().checked_sub(1) {
+        let refused = parse_form_within(&body, under).expect_err("a body over its limit");
+        assert_eq!(refusal_status(refused), StatusCode::PAYLOAD_TOO_LARGE);
+    }
 
     let mut padded = data.to_vec();
     padded.resize(LIMIT, b'&');
