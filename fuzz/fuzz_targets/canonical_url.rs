@@ -2,7 +2,9 @@
 //! length limit, be idempotent, and never panic; the registrable domain must not panic either.
 #![no_main]
 
-use aranea_crawl::canonical::{CanonicalConfig, canonicalize, canonicalize_str, registrable_domain};
+use aranea_crawl::canonical::{
+    CanonicalConfig, canonicalize, canonicalize_str, registrable_domain,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

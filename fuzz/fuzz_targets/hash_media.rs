@@ -6,7 +6,10 @@ use aranea_hash::{Limits, hash_media};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_bytes: 1 << 20, max_pixels: 4_000_000 };
+    let limits = Limits {
+        max_bytes: 1 << 20,
+        max_pixels: 4_000_000,
+    };
     if let Ok(hashes) = hash_media(data, &limits) {
         if let Some(pdq) = &hashes.pdq {
             assert!(pdq.quality <= 100);

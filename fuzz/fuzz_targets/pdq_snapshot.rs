@@ -110,5 +110,8 @@ fn check_hits(codes: &[[u64; 4]], query: &[u64; 4], radius: u32, hits: &[CodeHit
     let within: Vec<u32> = (0..codes.len() as u32)
         .filter(|&id| hamming(&codes[id as usize], query) <= radius)
         .collect();
-    assert_eq!(found, within, "a search missed codes within the radius, or repeated one");
+    assert_eq!(
+        found, within,
+        "a search missed codes within the radius, or repeated one"
+    );
 }
