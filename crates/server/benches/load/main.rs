@@ -20,8 +20,11 @@
 //! - `/v1/media/` on the 1-MP JPEGs of ../shared/bench/images-1mp vs `hash_media` in process
 //!   (what `aranea hash` does per file).
 //!
-//! Every figure carries the 1-minute load average and CPU seconds (server, generator and
-//! in-process), so a run on a shared machine can be read for what it is. The generator shares
+//! Every figure carries the 1-minute load average, the machine's steal time while it ran (CPU
+//! time a virtual machine's hypervisor gave to other guests) and CPU seconds (server,
+//! generator and in-process), so a run on a shared machine can be read for what it is. A run
+//! with more than 5 % steal is run again, up to three attempts (see `MAX_STEAL_PCT`): every
+//! attempt is printed, the last counts. The generator shares
 //! the server's two cores (its CPU per request is printed): the throughput ratio includes its
 //! cost, the per-server-CPU-second ratio does not.
 //!
@@ -49,7 +52,7 @@ use aranea_index::{
 use base64::Engine;
 
 use drive::{LoadResult, Pace, drive, request};
-use server::{Server, load_average, own_cpu_secs};
+use server::{MachineTicks, Server, load_average, own_cpu_secs};
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared");
 
@@ -70,6 +73,33 @@ struct Settings {
 
 /// A latency target of issue 8, for `/v1/pdq/` at every bank size.
 const P99_TARGET_MS: f64 = 10.0;
+
+/// A run during which the hypervisor withheld more than this share of the machine's CPU time
+/// (steal: our virtual CPUs wanted to run and did not) measured the host, not the server: it
+/// is run again, up to [`ATTEMPTS`] times in all, and the last attempt counts whatever its
+/// steal. The rule looks only at steal, never at the figure measured, so it cannot pick a
+/// lucky run. Steal hits the empty-bank run most: woken for every answer, the two processes
+/// leave a virtual CPU idle for a moment many times a millisecond, and each wake-up then waits
+/// for the host (2 Dec 2026: 5-45 % steal there, 12,844-53,884 requests/s, the rate falling as
+/// steal rose; under 1 % in the bank runs, whose CPUs never idle).
+const MAX_STEAL_PCT: f64 = 5.0;
+const ATTEMPTS: usize = 3;
+
+/// `run` (which prints its own figures) until its steal is within [`MAX_STEAL_PCT`] or
+/// [`ATTEMPTS`] are used; the last result and its steal.
+fn undisturbed<T>(what: &str, mut run: impl FnMut() -> (T, f64)) -> (T, f64) {
+    let mut attempt = 1;
+    loop {
+        let (result, steal) = run();
+        if steal <= MAX_STEAL_PCT || attempt == ATTEMPTS {
+            return (result, steal);
+        }
+        attempt += 1;
+        println!(
+            "  ({what}: steal {steal:.1}% over {MAX_STEAL_PCT}%, measured again: attempt {attempt} of {ATTEMPTS})"
+        );
+    }
+}
 
 fn main() {
     if server::run_if_child() {
@@ -126,26 +156,32 @@ fn main() {
         .create_bank(BankSpec::new("bench", "bench", "csam"))
         .unwrap();
     let query = [Signal::from_bytes(SignalType::Pdq, &[0x5a; 32]).unwrap()];
-    let server = Server::spawn(&db, &empty, "{}");
-    let cpu = server.cpu_secs();
-    let http = pdq_load(
-        server.port,
-        &credentials,
-        &query,
-        &settings,
-        settings.connections[0],
-        Pace::ClosedLoop,
-    );
-    let server_cpu = server.cpu_secs() - cpu;
-    server.stop();
+    let (http, steal) = undisturbed("empty bank", || {
+        let server = Server::spawn(&db, &empty, "{}");
+        let cpu = server.cpu_secs();
+        let ticks = MachineTicks::now();
+        let http = pdq_load(
+            server.port,
+            &credentials,
+            &query,
+            &settings,
+            settings.connections[0],
+            Pace::ClosedLoop,
+        );
+        let steal = ticks.steal_pct_since();
+        let server_cpu = server.cpu_secs() - cpu;
+        server.stop();
+        println!(
+            "POST /v1/pdq/, empty bank: {}, {:.0} per server CPU second (load {:.1}, steal {steal:.1}%)",
+            http.describe(),
+            http.requests as f64 / server_cpu,
+            load_average()
+        );
+        (http, steal)
+    });
     let load = load_average();
-    println!(
-        "POST /v1/pdq/, empty bank: {}, {:.0} per server CPU second (load {load:.1})",
-        http.describe(),
-        http.requests as f64 / server_cpu
-    );
     summary.push(format!(
-        "HTTP alone: {:.0} req/s (target >= 30,000: {}), p99 {:.2} ms, load {load:.1}",
+        "HTTP alone: {:.0} req/s (target >= 30,000: {}), p99 {:.2} ms, load {load:.1}, steal {steal:.1}%",
         http.per_second,
         verdict(http.per_second >= 30_000.0),
         http.latency_ms(0.99)
@@ -161,13 +197,16 @@ fn main() {
         let cpu = own_cpu_secs();
         let batch_of_one = match_in_process(&store, &queries, settings.secs, false);
         let batch_cpu = own_cpu_secs() - cpu;
-        let before = in_process_rate(&store, &queries, settings.secs);
+        let before = in_process_rate(&store, &queries, settings.secs, |before| {
+            println!(
+                "bank of {n}, in process (2 threads, match_signal): {:.0} queries/s, {:.0} per CPU second (load {:.1}, steal {:.1}%)",
+                before.per_second,
+                before.per_cpu_second,
+                load_average(),
+                before.steal_pct
+            );
+        });
         drop(store); // the child holds its own copy; two would not fit at 10M
-        let load = load_average();
-        println!(
-            "bank of {n}, in process (2 threads, match_signal): {:.0} queries/s, {:.0} per CPU second (load {load:.1})",
-            before.per_second, before.per_cpu_second
-        );
         println!(
             "  (match_batch of one query: {:.0} queries/s, {:.0} per CPU second)",
             batch_of_one.0,
@@ -192,17 +231,23 @@ fn main() {
         // minute to minute (11,200 to 13,500 per CPU second at 1M on one day), and a
         // reference taken only before them would carry that drift into the ratio.
         let store = BankStore::open(&banks).unwrap();
-        let after = in_process_rate(&store, &queries, settings.secs);
+        let after = in_process_rate(&store, &queries, settings.secs, |after| {
+            println!(
+                "bank of {n}, in process again after the server runs: {:.0} queries/s, {:.0} per CPU second (load {:.1}, steal {:.1}%)",
+                after.per_second,
+                after.per_cpu_second,
+                load_average(),
+                after.steal_pct,
+            );
+        });
         drop(store);
         let reference = InProcess {
             per_second: (before.per_second + after.per_second) / 2.0,
             per_cpu_second: (before.per_cpu_second + after.per_cpu_second) / 2.0,
+            steal_pct: (before.steal_pct + after.steal_pct) / 2.0,
         };
         println!(
-            "bank of {n}, in process again after the server runs: {:.0} queries/s, {:.0} per CPU second (load {:.1}); reference: the mean, {:.0} queries/s ({:+.0}% from before to after)",
-            after.per_second,
-            after.per_cpu_second,
-            load_average(),
+            "  reference: the mean, {:.0} queries/s ({:+.0}% from before to after)",
             reference.per_second,
             100.0 * (after.per_second / before.per_second - 1.0)
         );
@@ -216,27 +261,39 @@ fn main() {
     let cpu = own_cpu_secs();
     let (in_process, hashed) = hash_in_process(&images, settings.secs);
     let in_process_per_cpu = hashed as f64 / (own_cpu_secs() - cpu);
-    let server = Server::spawn(&db, &empty, "{}");
-    let cpu = server.cpu_secs();
     let requests: Vec<Vec<u8>> = images
         .iter()
         .map(|i| request("POST /v1/media/", &credentials, "image/jpeg", i))
         .collect();
-    let http = drive(server.port, requests, 4, settings.secs, Pace::ClosedLoop);
-    let server_cpu = server.cpu_secs() - cpu;
-    server.stop();
+    let ((http, server_cpu), steal) = undisturbed("media", || {
+        let server = Server::spawn(&db, &empty, "{}");
+        let cpu = server.cpu_secs();
+        let ticks = MachineTicks::now();
+        let http = drive(
+            server.port,
+            requests.clone(),
+            4,
+            settings.secs,
+            Pace::ClosedLoop,
+        );
+        let steal = ticks.steal_pct_since();
+        let server_cpu = server.cpu_secs() - cpu;
+        server.stop();
+        println!(
+            "POST /v1/media/, 1-MP JPEGs (4 connections): {} (load {:.1}, steal {steal:.1}%)",
+            http.describe(),
+            load_average()
+        );
+        ((http, server_cpu), steal)
+    });
     let load = load_average();
-    println!(
-        "POST /v1/media/, 1-MP JPEGs (4 connections): {} (load {load:.1})",
-        http.describe()
-    );
     println!(
         "  in process (2 threads, hash_media as `aranea hash`): {in_process:.1} images/s, {in_process_per_cpu:.1} per CPU second; server: {:.1} images per CPU second",
         http.requests as f64 / server_cpu
     );
     let ratio = http.per_second / in_process;
     summary.push(format!(
-        "media: HTTP/in-process = {ratio:.2} (target >= 0.80: {}) ({:.1} vs {in_process:.1} images/s); per CPU second {:.2} ({:.1} vs {in_process_per_cpu:.1}); p99 {:.1} ms; load {load:.1}",
+        "media: HTTP/in-process = {ratio:.2} (target >= 0.80: {}) ({:.1} vs {in_process:.1} images/s); per CPU second {:.2} ({:.1} vs {in_process_per_cpu:.1}); p99 {:.1} ms; load {load:.1}, steal {steal:.1}%",
         verdict(ratio >= 0.8),
         http.per_second,
         (http.requests as f64 / server_cpu) / in_process_per_cpu,
@@ -255,26 +312,51 @@ fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "NOT met" }
 }
 
-/// Single-hash matching in process: queries per wall second and per CPU second.
+/// Single-hash matching in process: queries per wall second and per CPU second, and the
+/// machine's steal meanwhile.
 struct InProcess {
     per_second: f64,
     per_cpu_second: f64,
+    steal_pct: f64,
 }
 
-fn in_process_rate(store: &BankStore, queries: &[Signal], secs: u64) -> InProcess {
-    let cpu = own_cpu_secs();
-    let (per_second, done) = match_in_process(store, queries, secs, true);
-    InProcess {
-        per_second,
-        per_cpu_second: done as f64 / (own_cpu_secs() - cpu),
-    }
+/// The in-process rate, measured again while the machine's steal is too high (see
+/// [`undisturbed`]); `print` shows each attempt.
+fn in_process_rate(
+    store: &BankStore,
+    queries: &[Signal],
+    secs: u64,
+    print: impl Fn(&InProcess),
+) -> InProcess {
+    undisturbed("in process", || {
+        let cpu = own_cpu_secs();
+        let ticks = MachineTicks::now();
+        let (per_second, done) = match_in_process(store, queries, secs, true);
+        let measured = InProcess {
+            per_second,
+            per_cpu_second: done as f64 / (own_cpu_secs() - cpu),
+            steal_pct: ticks.steal_pct_since(),
+        };
+        print(&measured);
+        let steal = measured.steal_pct;
+        (measured, steal)
+    })
+    .0
+}
+
+/// One closed-loop run against a bank.
+struct ClosedRun {
+    connections: usize,
+    result: LoadResult,
+    per_server_cpu_second: f64,
+    load: f64,
+    steal_pct: f64,
 }
 
 /// One server configuration's runs against one bank.
 struct BankRuns {
     variant: String,
-    /// (connections, result, requests per server CPU second, load average after it).
-    closed: Vec<(usize, LoadResult, f64, f64)>,
+    closed: Vec<ClosedRun>,
     paced: LoadResult,
     paced_load: f64,
     rss_mb: f64,
@@ -300,22 +382,34 @@ fn bank_run(
     );
     let mut closed = Vec::new();
     for &connections in &settings.connections {
-        let cpu = server.cpu_secs();
-        let result = pdq_load(
-            server.port,
-            credentials,
-            queries,
-            settings,
-            connections,
-            settings.bank_pace,
-        );
-        let per_server_cpu = result.requests as f64 / (server.cpu_secs() - cpu);
-        let load = load_average();
-        println!(
-            "  closed loop, {connections} connections: {}, {per_server_cpu:.0} per server CPU second (load {load:.1})",
-            result.describe(),
-        );
-        closed.push((connections, result, per_server_cpu, load));
+        let (run, _) = undisturbed(&format!("{connections} connections"), || {
+            let cpu = server.cpu_secs();
+            let ticks = MachineTicks::now();
+            let result = pdq_load(
+                server.port,
+                credentials,
+                queries,
+                settings,
+                connections,
+                settings.bank_pace,
+            );
+            let steal_pct = ticks.steal_pct_since();
+            let per_server_cpu_second = result.requests as f64 / (server.cpu_secs() - cpu);
+            let load = load_average();
+            println!(
+                "  closed loop, {connections} connections: {}, {per_server_cpu_second:.0} per server CPU second (load {load:.1}, steal {steal_pct:.1}%)",
+                result.describe(),
+            );
+            let run = ClosedRun {
+                connections,
+                result,
+                per_server_cpu_second,
+                load,
+                steal_pct,
+            };
+            (run, steal_pct)
+        });
+        closed.push(run);
     }
     let paced = pdq_load(
         server.port,
@@ -348,38 +442,42 @@ impl BankRuns {
     /// connections, failed.
     fn summary(&self, n: usize, reference: &InProcess) -> String {
         let variant = &self.variant;
-        let Some((connections, closed, per_server_cpu, load)) = self
+        let Some(counted) = self
             .closed
             .iter()
-            .filter(|r| r.1.latency_ms(0.99) <= P99_TARGET_MS)
-            .max_by_key(|r| r.0)
-            .or_else(|| self.closed.iter().min_by_key(|r| r.0))
+            .filter(|r| r.result.latency_ms(0.99) <= P99_TARGET_MS)
+            .max_by_key(|r| r.connections)
+            .or_else(|| self.closed.iter().min_by_key(|r| r.connections))
         else {
             return format!("bank of {n}, server {variant}: no closed-loop run");
         };
+        let (connections, closed, load) = (counted.connections, &counted.result, counted.load);
         let ratio = closed.per_second / reference.per_second;
         let p99 = closed.latency_ms(0.99);
         let all: Vec<String> = self
             .closed
             .iter()
-            .map(|(c, r, _, _)| {
+            .map(|r| {
                 format!(
-                    "{c}: {:.2} at p99 {:.2} ms",
-                    r.per_second / reference.per_second,
-                    r.latency_ms(0.99)
+                    "{}: {:.2} at p99 {:.2} ms",
+                    r.connections,
+                    r.result.per_second / reference.per_second,
+                    r.result.latency_ms(0.99)
                 )
             })
             .collect();
         format!(
-            "bank of {n}, server {variant}: HTTP/in-process = {ratio:.2} with p99 {p99:.2} ms in the same closed-loop run of {connections} connections, the most within the latency target (runs by connections: {}) (target >= 0.80 and <= {P99_TARGET_MS} ms: {}); in process: the mean of a run before and one after the server's; per server CPU second {:.2} of in process; generator {:.1} CPU µs/request; paced at 80% of in process (open loop, informational): p99 {:.2} ms, {:.0}/s achieved; peak RSS {:.0} MB; load {load:.1}/{:.1}",
+            "bank of {n}, server {variant}: HTTP/in-process = {ratio:.2} with p99 {p99:.2} ms in the same closed-loop run of {connections} connections, the most within the latency target (runs by connections: {}) (target >= 0.80 and <= {P99_TARGET_MS} ms: {}); in process: the mean of a run before and one after the server's; per server CPU second {:.2} of in process; generator {:.1} CPU µs/request; paced at 80% of in process (open loop, informational): p99 {:.2} ms, {:.0}/s achieved; peak RSS {:.0} MB; load {load:.1}/{:.1}; steal {:.1}% in the counted run, {:.1}% in the in-process runs",
             all.join(", "),
             verdict(ratio >= 0.8 && p99 <= P99_TARGET_MS),
-            per_server_cpu / reference.per_cpu_second,
+            counted.per_server_cpu_second / reference.per_cpu_second,
             closed.generator_us_per_request(),
             self.paced.latency_ms(0.99),
             self.paced.per_second,
             self.rss_mb,
             self.paced_load,
+            counted.steal_pct,
+            reference.steal_pct,
         )
     }
 }

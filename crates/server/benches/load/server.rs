@@ -123,6 +123,44 @@ pub fn cpu_secs_of(path: &str) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The machine's CPU time so far by kind, from the first line of `/proc/stat` (clock ticks of
+/// all CPUs): what a phase's figures are read against. On a virtual machine "steal" is time
+/// the hypervisor gave to other guests while ours wanted to run: a run with much of it
+/// measured a slower machine than its neighbours, whatever the code did.
+#[derive(Clone, Copy)]
+pub struct MachineTicks {
+    total: u64,
+    steal: u64,
+}
+
+impl MachineTicks {
+    pub fn now() -> MachineTicks {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        // cpu user nice system idle iowait irq softirq steal guest guest_nice; guest time is
+        // counted in user already, so the total is the first eight.
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        MachineTicks {
+            total: ticks.iter().sum(),
+            steal: ticks.get(7).copied().unwrap_or(0),
+        }
+    }
+
+    /// The share of the CPU time since `self` that was stolen, in percent.
+    pub fn steal_pct_since(self) -> f64 {
+        let now = MachineTicks::now();
+        let total = now.total.saturating_sub(self.total);
+        100.0 * now.steal.saturating_sub(self.steal) as f64 / total.max(1) as f64
+    }
+}
+
 /// The 1-minute load average.
 pub fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
