@@ -5,8 +5,8 @@
 mod common;
 
 use aranea_store::{
-    Completion, FetchOutcome, HostPolicy, Priority, RobotsCache, SCHEMA_VERSION, Store, StoreError,
-    UrlNext, UrlSource, UrlState,
+    Completion, FetchOutcome, HostPolicy, PageSettlement, Priority, RobotsCache, SCHEMA_VERSION,
+    Store, StoreError, UrlNext, UrlSource, UrlState,
 };
 use common::{NOW, TestDb, url};
 
@@ -431,29 +431,31 @@ async fn rechecks_and_raised_priorities_reorder_known_urls(db: &TestDb) {
     links.sort();
     let (early, late) = (links[0], links[1]);
     let done = FetchOutcome::fetched(200, 1, UrlNext::Done);
-    frontier
-        .complete_url(&lease, page, &done, NOW)
+    // The page matched: settling it with its links raises those already known, so its
+    // link `late` jumps the queue; `early`, which it does not name, keeps its place.
+    let late_url = batch[ids.iter().position(|&id| id == late).unwrap()].clone();
+    let settled = frontier
+        .settle_pages(
+            &[PageSettlement {
+                lease: lease.clone(),
+                seen: Vec::new(),
+                completions: vec![(page, done.clone())],
+                links: vec![late_url],
+                raise_known_to: Some(Priority::MatchLink),
+                requeue_if_matched: None,
+            }],
+            NOW,
+        )
         .await
         .unwrap();
+    let links = &settled[0].as_ref().unwrap().links;
+    assert_eq!((links[0].id, links[0].inserted), (late, false));
     // A queued URL cannot be re-checked; a done one can.
     assert!(
         !frontier
             .schedule_recheck(early, NOW, Priority::Recheck)
             .await
             .unwrap()
-    );
-    // The page matched: its link `late` jumps the queue; the page is done, so not raised.
-    let raised = frontier
-        .raise_priority(&[late, page], Priority::MatchLink)
-        .await
-        .unwrap();
-    assert_eq!(raised, 1);
-    assert_eq!(
-        frontier
-            .raise_priority(&[late], Priority::MatchLink)
-            .await
-            .unwrap(),
-        0
     );
     let next = frontier.next_urls(&lease, 1, NOW).await.unwrap();
     assert_eq!(next[0].id, late);

@@ -16,7 +16,7 @@ contract_tests!(
     notice_is_composed_once_per_key_and_delivered_under_a_lease,
     crashed_sends_are_requeued_resent_with_the_same_key_then_marked_uncertain,
     failures_retry_then_free_items_and_dead_contacts_are_remembered,
-    two_step_removal_and_withdrawal_and_responses,
+    two_step_removal_and_responses,
     hostile_notice_text_is_refused,
     notices_page_newest_first_by_cursor,
     an_escalation_restarts_the_unanswered_count_and_ladder_levels_never_drop,
@@ -326,17 +326,11 @@ async fn failures_retry_then_free_items_and_dead_contacts_are_remembered(db: &Te
     assert!(n.dead_contacts(NOW + 1000).await.unwrap().is_empty());
 }
 
-async fn two_step_removal_and_withdrawal_and_responses(db: &TestDb) {
+async fn two_step_removal_and_responses(db: &TestDb) {
     let store = db.open().await;
     let n = store.notices();
-    let s = matched_sighting(&store, "/w.jpg", 9, NOW).await;
     let a = n
         .open_item(&item(None, "http://x.example/a"), NOW)
-        .await
-        .unwrap()
-        .unwrap();
-    let w = n
-        .open_item(&item(Some(s), "http://x.example/w"), NOW)
         .await
         .unwrap()
         .unwrap();
@@ -395,13 +389,6 @@ async fn two_step_removal_and_withdrawal_and_responses(db: &TestDb) {
         n.notice(id).await.unwrap().unwrap().response.as_deref(),
         Some("disputed")
     );
-    assert_eq!(
-        n.withdraw_sighting(s, "decision reopened", NOW)
-            .await
-            .unwrap(),
-        [w]
-    );
-    assert_eq!(n.item(w).await.unwrap().unwrap().state, "withdrawn");
     let facts = n.item_facts().await.unwrap();
     let fact = facts.iter().find(|f| f.id == a.0).unwrap();
     assert_eq!(

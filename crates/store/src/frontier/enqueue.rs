@@ -92,8 +92,6 @@ const LOCK_URL_SQLITE: &str = "SELECT id FROM urls WHERE id = $1";
 // writes the URL's, so the other way round the two could wait for each other.
 const LOCK_URL_HOST_POSTGRES: &str = "SELECT id FROM hosts \
     WHERE id = (SELECT host_id FROM urls WHERE id = $1) FOR NO KEY UPDATE";
-pub(super) const RAISE_PRIORITY: &str =
-    "UPDATE urls SET priority = $2 WHERE id = $1 AND state = 'queued' AND priority > $2";
 pub(super) const MAKE_HOST_DUE: &str = "UPDATE hosts SET urls_known = urls_known + $2, \
     due_at = CASE \
         WHEN lease_owner IS NOT NULL THEN due_at \
@@ -144,7 +142,7 @@ pub(super) fn select_urls_sql(rows: usize) -> String {
     sql
 }
 
-/// `RAISE_PRIORITY` for `rows` URLs at once: `$1` the priority, then the ids.
+/// Raises `rows` URLs to `$1` (the ids follow) where they are still queued below it.
 pub(super) fn raise_priorities_sql(rows: usize) -> String {
     let mut sql = String::from(
         "UPDATE urls SET priority = $1 WHERE state = 'queued' AND priority > $1 AND id IN ",
@@ -840,32 +838,6 @@ impl super::Frontier<'_> {
             let queued = requeue_in!(tx, url.0, priority, at);
             tx.commit().await?;
             Ok(queued)
-        })
-    }
-
-    /// Raises queued URLs to `priority` (e.g. the links of a page that just matched);
-    /// URLs already at that priority or higher, or no longer queued, are left alone.
-    /// Returns how many were raised.
-    pub async fn raise_priority(
-        &self,
-        urls: &[UrlId],
-        priority: Priority,
-    ) -> Result<u64, StoreError> {
-        let mut sorted = urls.to_vec();
-        sorted.sort();
-        on_backend!(self.backend, |pool, d| {
-            let mut tx = pool.begin_with(d.begin_write()).await?;
-            let mut raised = 0;
-            for url in &sorted {
-                raised += sqlx::query(RAISE_PRIORITY)
-                    .bind(url.0)
-                    .bind(priority as i64)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
-            tx.commit().await?;
-            Ok(raised)
         })
     }
 }

@@ -226,52 +226,6 @@ impl NoticeStore<'_> {
         })
     }
 
-    /// Withdraws the open items of a sighting (a reopened review decision), and every queued
-    /// notice left with no open item. Returns the items withdrawn. Notices already sent stay
-    /// in the record; the timeline says they were withdrawn.
-    pub async fn withdraw_sighting(
-        &self,
-        sighting_id: i64,
-        reason: &str,
-        now: UnixMillis,
-    ) -> Result<Vec<ItemId>, StoreError> {
-        check_text("withdrawal reason", reason, MAX_NOTICE_LABEL_BYTES, false)?;
-        on_backend!(self.backend, |pool, d| {
-            let mut tx = pool.begin_with(d.begin_write()).await?;
-            let rows = sqlx::query(
-                "UPDATE notice_items SET state = 'withdrawn', withdrawn_reason = $2, \
-                 next_check_at = NULL, notice_due_at = NULL \
-                 WHERE sighting_id = $1 AND state = 'open' RETURNING id",
-            )
-            .bind(sighting_id)
-            .bind(reason)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut ids = Vec::new();
-            for row in &rows {
-                let id = row.i64("id")?;
-                ids.push(ItemId(id));
-                sqlx::query(
-                    "INSERT INTO notice_events (item_id, at, kind, detail) VALUES ($1, $2, 'withdrawn', $3)",
-                )
-                .bind(id)
-                .bind(now)
-                .bind(reason)
-                .execute(&mut *tx)
-                .await?;
-            }
-            sqlx::query(
-                "UPDATE notices SET state = 'withdrawn' WHERE state = 'queued' AND NOT EXISTS \
-                 (SELECT 1 FROM notice_entries e JOIN notice_items i ON i.id = e.item_id \
-                  WHERE e.notice_id = notices.id AND i.state = 'open')",
-            )
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(ids)
-        })
-    }
-
     /// Every item with what statistics need (first notice time from the notices sent).
     pub async fn item_facts(&self) -> Result<Vec<ItemFact>, StoreError> {
         on_backend!(self.backend, |pool, d| {
