@@ -157,20 +157,16 @@ fn main() {
         .unwrap();
     let query = [Signal::from_bytes(SignalType::Pdq, &[0x5a; 32]).unwrap()];
     let (http, steal) = undisturbed("empty bank", || {
-        let server = Server::spawn(&db, &empty, "{}");
-        let cpu = server.cpu_secs();
-        let ticks = MachineTicks::now();
-        let http = pdq_load(
-            server.port,
-            &credentials,
-            &query,
-            &settings,
-            settings.connections[0],
-            Pace::ClosedLoop,
-        );
-        let steal = ticks.steal_pct_since();
-        let server_cpu = server.cpu_secs() - cpu;
-        server.stop();
+        let (http, server_cpu, steal) = on_fresh_server(&db, &empty, |port| {
+            pdq_load(
+                port,
+                &credentials,
+                &query,
+                &settings,
+                settings.connections[0],
+                Pace::ClosedLoop,
+            )
+        });
         println!(
             "POST /v1/pdq/, empty bank: {}, {:.0} per server CPU second (load {:.1}, steal {steal:.1}%)",
             http.describe(),
@@ -266,19 +262,9 @@ fn main() {
         .map(|i| request("POST /v1/media/", &credentials, "image/jpeg", i))
         .collect();
     let ((http, server_cpu), steal) = undisturbed("media", || {
-        let server = Server::spawn(&db, &empty, "{}");
-        let cpu = server.cpu_secs();
-        let ticks = MachineTicks::now();
-        let http = drive(
-            server.port,
-            requests.clone(),
-            4,
-            settings.secs,
-            Pace::ClosedLoop,
-        );
-        let steal = ticks.steal_pct_since();
-        let server_cpu = server.cpu_secs() - cpu;
-        server.stop();
+        let (http, server_cpu, steal) = on_fresh_server(&db, &empty, |port| {
+            drive(port, requests.clone(), 4, settings.secs, Pace::ClosedLoop)
+        });
         println!(
             "POST /v1/media/, 1-MP JPEGs (4 connections): {} (load {:.1}, steal {steal:.1}%)",
             http.describe(),
@@ -306,6 +292,23 @@ fn main() {
         println!("  {line}");
     }
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A server started afresh on `banks` and driven by `load` (given its port), then stopped:
+/// the load's result, the server's CPU seconds under it and the machine's steal meanwhile.
+fn on_fresh_server(
+    db: &Path,
+    banks: &Path,
+    load: impl FnOnce(u16) -> LoadResult,
+) -> (LoadResult, f64, f64) {
+    let server = Server::spawn(db, banks, "{}");
+    let cpu = server.cpu_secs();
+    let ticks = MachineTicks::now();
+    let result = load(server.port);
+    let steal = ticks.steal_pct_since();
+    let server_cpu = server.cpu_secs() - cpu;
+    server.stop();
+    (result, server_cpu, steal)
 }
 
 fn verdict(met: bool) -> &'static str {
