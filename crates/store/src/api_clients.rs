@@ -182,9 +182,9 @@ impl<'a> ApiClients<'a> {
     /// Records what `server` (a process's own name, unique per run) was asked lately: each
     /// of `demands` is a client's name and the requests per second it sent to this server,
     /// in thousandths. Rows not written since `fresh_after` (of servers that stopped) are
-    /// ignored, and deleted when this server writes. Returns, for every client some other server wrote a row for, how many other
-    /// servers did and the sum of their demands: what a server needs to take its share of
-    /// the client's rate.
+    /// ignored, and deleted when this server writes. Returns, for every client some other
+    /// server wrote a row for, how many other servers did and the sum of their demands: what
+    /// a server needs to take its share of the client's rate.
     pub async fn share_demand(
         &self,
         server: &str,

@@ -20,13 +20,13 @@
 //! - `/v1/media/` on the 1-MP JPEGs of ../shared/bench/images-1mp vs `hash_media` in process
 //!   (what `aranea hash` does per file).
 //!
-//! Every figure carries the 1-minute load average, the machine's steal time while it ran (CPU
-//! time a virtual machine's hypervisor gave to other guests) and CPU seconds (server,
-//! generator and in-process), so a run on a shared machine can be read for what it is. A run
-//! with more than 5 % steal is run again, up to three attempts (see `MAX_STEAL_PCT`): every
-//! attempt is printed, the last counts. The generator shares
-//! the server's two cores (its CPU per request is printed): the throughput ratio includes its
-//! cost, the per-server-CPU-second ratio does not.
+//! Every figure carries the 1-minute load average and CPU seconds (server, generator and
+//! in-process), and every measured run but the informational paced one the machine's steal
+//! time while it ran (CPU time a virtual machine's hypervisor gave to other guests), so a run
+//! on a shared machine can be read for what it is. A run with more than 5 % steal is run
+//! again, up to three attempts (see `MAX_STEAL_PCT`): every attempt is printed, the last
+//! counts. The generator shares the server's two cores (its CPU per request is printed): the
+//! throughput ratio includes its cost, the per-server-CPU-second ratio does not.
 //!
 //! `cargo bench -p aranea-server --bench load`. Environment: ARANEA_LOAD_SIZES (default
 //! `1000000`; add `10000000` for 10M, which needs ~4 GB), ARANEA_LOAD_SECS (default 5),
