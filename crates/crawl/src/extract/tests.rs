@@ -189,6 +189,22 @@ fn hostile_bodies_end_with_bounded_results() {
     );
     assert!(out.page_links.is_empty());
 
+    // An unterminated value of ampersands reaches the tag-soup scan whole (the parser stops at
+    // its memory limit first): its character references are decoded in one pass, not one
+    // search of the rest per `&` (hours at this size).
+    let ampersands = format!("<a href=\"{}", "&".repeat(4 << 20));
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let out = extract(ampersands.as_bytes(), &page(), None, &small_memory);
+        let _ = done.send(out.page_links.len());
+    });
+    assert_eq!(
+        finished.recv_timeout(std::time::Duration::from_secs(60)),
+        Ok(0),
+        "4 MiB of '&' in an attribute must be decoded in linear time"
+    );
+    assert_eq!(syntax::decode_char_refs("a&&amp;b&#x26;&;&x"), "a&&b&&;&x");
+
     let huge_attr = format!(
         "<a href=\"/{}\">x</a><a href=\"/ok\">y</a>",
         "y".repeat(10_000)
