@@ -87,7 +87,13 @@ impl Robots {
     pub fn from_fetch(fetch: &Fetch, config: &RobotsConfig) -> Robots {
         match &fetch.outcome {
             Ok(response) => {
-                let mut robots = Robots::from_response(response.status, &response.body, config);
+                // A body the fetch cut at the size limit ends mid-line as often as not.
+                let body = if response.truncated {
+                    complete_lines(&response.body)
+                } else {
+                    &response.body
+                };
+                let mut robots = Robots::from_response(response.status, body, config);
                 if response.truncated
                     && let RobotsSource::Parsed { truncated } = &mut robots.source
                 {
@@ -129,10 +135,7 @@ impl Robots {
     pub fn parse(body: &[u8], config: &RobotsConfig) -> Robots {
         let truncated = body.len() > config.max_bytes;
         let text = if truncated {
-            let head = body.get(..config.max_bytes).unwrap_or(body);
-            // Cut after the last complete line, so no rule is read half-way.
-            let end = head.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            head.get(..end).unwrap_or_default()
+            complete_lines(body.get(..config.max_bytes).unwrap_or(body))
         } else {
             body
         };
@@ -181,6 +184,13 @@ impl Robots {
     pub fn source(&self) -> &RobotsSource {
         &self.source
     }
+}
+
+/// `head` up to the end of its last complete line, so no rule of a cut file is read half-way
+/// (`Allow: /private/xy-public` cut to `Allow: /private/xy` would allow more than written).
+fn complete_lines(head: &[u8]) -> &[u8] {
+    let end = head.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    head.get(..end).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -261,6 +271,35 @@ mod tests {
         assert!(!robots.allows(&url("/early")));
         assert!(robots.allows(&url("/late")));
         assert_eq!(robots.source(), &RobotsSource::Parsed { truncated: true });
+    }
+
+    #[test]
+    fn a_body_the_fetch_cut_loses_its_partial_last_line() {
+        // What `fetch_prefix` keeps of a longer file: exactly its limit, ending mid-rule.
+        let kept = "User-agent: *\nDisallow: /private/\nAllow: /private/xy";
+        let fetch = Fetch {
+            requested: url("/robots.txt"),
+            redirects: Vec::new(),
+            outcome: Ok(crate::fetch::Response {
+                final_url: url("/robots.txt"),
+                status: 200,
+                server_ip: None,
+                http_version: crate::fetch::HttpVersion::Http1,
+                content_type: Some("text/plain".into()),
+                retry_after: None,
+                etag: None,
+                last_modified: None,
+                body: bytes::Bytes::from_static(kept.as_bytes()),
+                truncated: true,
+                kind: crate::fetch::BodyKind::Other,
+                tls: crate::fetch::TlsStatus::None,
+            }),
+            elapsed: Duration::ZERO,
+        };
+        let robots = Robots::from_fetch(&fetch, &RobotsConfig::default());
+        assert_eq!(robots.source(), &RobotsSource::Parsed { truncated: true });
+        assert!(!robots.allows(&url("/private/xyz")));
+        assert!(robots.allows(&url("/public")));
     }
 
     #[test]
