@@ -399,6 +399,21 @@ impl Review {
             now,
         )
         .await?;
+        // The decisions this one replaces are carried out first, in order: applied before
+        // them, it would find nothing of theirs to undo, and they, finished later by
+        // `apply_pending`, would override it. If one fails, this one waits with it.
+        let earlier: Vec<DecisionId> = self
+            .store()
+            .review_desk()
+            .unapplied_decisions()
+            .await?
+            .into_iter()
+            .filter(|d| d.item == id && d.id != decision_id)
+            .map(|d| d.id)
+            .collect();
+        for earlier in earlier {
+            self.apply_decision(earlier, now).await?;
+        }
         self.apply_decision(decision_id, now).await?;
         Ok(decision_id)
     }

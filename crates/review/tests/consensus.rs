@@ -16,6 +16,7 @@ both_backends!(
     appeal_disables_the_bank_entry_and_withdraws_matches,
     appeal_to_another_category_reclassifies_entries_and_matches,
     a_failing_decision_holds_back_the_appeal_on_its_item,
+    an_appeal_carries_out_the_unapplied_decision_it_replaces_first,
     racing_analysts_are_counted_or_refused,
     near_duplicates_join_one_item_and_are_banked_together,
     most_exposed_media_is_served_first,
@@ -606,6 +607,36 @@ async fn a_failing_decision_holds_back_the_appeal_on_its_item(backend: Backend) 
         1
     );
     assert!(w.store.review_desk().is_negative(&sha).await.unwrap());
+}
+
+/// An appeal made while the decision it replaces is still unapplied (a crash, a failed bank
+/// write) carries that decision out first: applied alone, the appeal would find nothing to
+/// undo, and the decision, finished later, would bank the media the appeal cleared.
+async fn an_appeal_carries_out_the_unapplied_decision_it_replaces_first(backend: Backend) {
+    let CrashedDecision { w, item, sha, .. } = crashed_decision(backend, 13).await;
+    let senior = w.actor(w.gb, "senior", UserRole::SeniorAnalyst).await;
+    w.review
+        .reopen(
+            &senior,
+            item,
+            &Classification::not_relevant(),
+            "appeal",
+            NOW + 1,
+        )
+        .await
+        .unwrap();
+    let desk = w.store.review_desk();
+    assert!(desk.unapplied_decisions().await.unwrap().is_empty());
+    let later = NOW + 1 + aranea_review::PENDING_DECISION_GRACE_MS;
+    let pending = w.review.apply_pending(later).await.unwrap();
+    assert!(
+        pending.applied.is_empty() && pending.failed.is_empty(),
+        "{pending:?}"
+    );
+    assert_eq!(bank_hits(&w, &sha), 0, "the appeal's outcome stands");
+    assert!(desk.is_negative(&sha).await.unwrap());
+    assert_eq!(matches_of(&w, &sha).await.len(), 1);
+    assert_eq!(desk.withdrawn_matches().await.unwrap().len(), 1);
 }
 
 /// Live bank hits of the media's SHA-256 as (bank name, classification).
