@@ -22,7 +22,8 @@ enum ClientCommand {
         /// What it may call: shield, intake, read, banks (repeat; default: shield).
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
-        /// Every scope.
+        /// Every scope (with --hotline, every scope but banks: only a platform client may
+        /// change the banks every hotline shares).
         #[arg(long, conflicts_with = "scopes")]
         all_scopes: bool,
         /// Requests per second allowed (bursts of as many); default: no limit.
@@ -59,7 +60,12 @@ pub fn run(global: &GlobalOptions, args: ClientArgs) -> anyhow::Result<ExitCode>
                 hotline,
             } => {
                 let scopes: Vec<String> = if all_scopes {
-                    aranea_server::clients::scope::ALL.map(str::to_owned).to_vec()
+                    use aranea_server::clients::scope;
+                    scope::ALL
+                        .iter()
+                        .filter(|&&s| hotline.is_none() || s != scope::BANKS)
+                        .map(|&s| s.to_owned())
+                        .collect()
                 } else if scopes.is_empty() {
                     vec![aranea_server::clients::scope::SHIELD.to_owned()]
                 } else {

@@ -152,6 +152,34 @@ fn a_client_bound_to_a_hotline_names_a_registered_one() {
         text.contains("se-partner\tactive\t[intake]\tunlimited\tse-hl"),
         "{text}"
     );
+
+    // The banks are every hotline's: a bound client is not given the scope to change them.
+    let banker = [
+        "client",
+        "add",
+        "se-banker",
+        "--scope",
+        "banks",
+        "--hotline",
+        "se-hl",
+    ];
+    let refused = aranea(data, &banker);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("banks scope"), "{stderr}");
+    let everything = [
+        "client",
+        "add",
+        "se-tool",
+        "--all-scopes",
+        "--hotline",
+        "se-hl",
+    ];
+    let added = ok(data, &everything);
+    assert!(
+        added.contains("with scopes [shield, intake, read] for hotline se-hl"),
+        "{added}"
+    );
 }
 
 #[test]

@@ -297,6 +297,10 @@ pub enum IssueError {
     BadName(String),
     #[error("unknown scope {0:?} (known: shield, intake, read, banks)")]
     UnknownScope(String),
+    #[error(
+        "a client bound to hotline {0:?} cannot have the banks scope: every hotline's matching reads the banks, so only a platform client may change them"
+    )]
+    BoundBanks(String),
     #[error("no secure random numbers: {0}")]
     Random(String),
     #[error(transparent)]
@@ -315,7 +319,8 @@ pub async fn issue_client(
 
 /// Creates a client with a fresh secret, bound to `hotline` (a registered hotline's code)
 /// when given: it then submits reports only to that hotline and reads only its reports,
-/// notices and removal statistics.
+/// notices and removal statistics, and may not have the `banks` scope (the banks are every
+/// hotline's).
 pub async fn issue_hotline_client(
     store: &Store,
     name: &str,
@@ -333,6 +338,11 @@ pub async fn issue_hotline_client(
     }
     if let Some(unknown) = scopes.iter().find(|s| !scope::ALL.contains(&s.as_str())) {
         return Err(IssueError::UnknownScope(unknown.clone()));
+    }
+    if let Some(hotline) = hotline
+        && scopes.iter().any(|s| s == scope::BANKS)
+    {
+        return Err(IssueError::BoundBanks(hotline.to_owned()));
     }
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).map_err(|e| IssueError::Random(e.to_string()))?;

@@ -214,3 +214,71 @@ fn a_client_cannot_be_bound_to_an_unknown_hotline() {
     let listed = server.block_on(server.store.api_clients().list()).unwrap();
     assert!(listed.is_empty(), "nothing recorded: {listed:?}");
 }
+
+/// The banks are every hotline's: a client bound to one may not be given the `banks` scope,
+/// and one that has it (recorded before this rule, or written to the database by hand) is
+/// refused every bank change, while a platform client makes the same change.
+#[test]
+fn a_hotline_client_cannot_change_the_shared_banks() {
+    use sha2::Digest;
+    let server = common::start("hotline-clients-banks", ServerConfig::default());
+    let addr = server.addr;
+    server.block_on(add_hotline(&server.store, "nl"));
+    let refused = server.block_on(aranea_server::issue_hotline_client(
+        &server.store,
+        "nl-banker",
+        &["banks".to_owned()],
+        None,
+        Some("nl"),
+    ));
+    let error = refused.unwrap_err().to_string();
+    assert!(error.contains("banks scope"), "{error}");
+
+    let secret = "a-secret-of-a-client-recorded-by-hand";
+    let bound = aranea_store::NewApiClient {
+        name: "nl-legacy".into(),
+        secret_sha256: sha2::Sha256::digest(secret.as_bytes()).into(),
+        scopes: vec!["banks".into(), "read".into()],
+        rate_per_second: None,
+        hotline: Some("nl".into()),
+    };
+    server
+        .block_on(server.store.api_clients().add(&bound, now_ms()))
+        .unwrap()
+        .unwrap();
+    server.block_on(server.state.clients().reload()).unwrap();
+    let bound = format!("nl-legacy:{secret}");
+    let bound = Some(bound.as_str());
+    let platform = server.client("ops", &["banks", "read"], None);
+    let platform = Some(platform.as_str());
+    let doc = get(addr, "/api/v1/openapi.json", None).json();
+    let banks = "/api/v1/banks";
+    let allow_list = json!({"name": "quiet", "source": "partner", "classification": "allow", "kind": "allow-list"});
+    let problem = documented(
+        &doc,
+        "post",
+        banks,
+        &post_json(addr, banks, bound, &allow_list),
+        403,
+    );
+    assert!(
+        problem["detail"].as_str().unwrap().contains("platform key"),
+        "{problem}"
+    );
+    let listed = documented(&doc, "get", banks, &get(addr, banks, bound), 200);
+    assert!(
+        !listed.to_string().contains("quiet"),
+        "nothing created: {listed}"
+    );
+    let created = post_json(addr, banks, platform, &allow_list);
+    documented(&doc, "post", banks, &created, 201);
+    let disable = "/api/v1/banks/quiet/disable";
+    let problem = post_json(addr, disable, bound, &json!({}));
+    assert_eq!(
+        problem.status,
+        403,
+        "{}",
+        String::from_utf8_lossy(&problem.body)
+    );
+    assert_eq!(post_json(addr, disable, platform, &json!({})).status, 200);
+}
