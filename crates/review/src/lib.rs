@@ -48,7 +48,9 @@ use aranea_index::BankStore;
 use aranea_store::Store;
 
 pub use access::Actor;
-pub use accounts::{Login, MAX_HOTLINE_CODE_BYTES, NewUserRequest, constant_time_eq};
+pub use accounts::{
+    Login, MAX_HOTLINE_CODE_BYTES, MAX_PASSWORD_BYTES, NewUserRequest, constant_time_eq,
+};
 pub use audit::{AuditAction, AuditActor, ChainReport};
 pub use config::ReviewConfig;
 pub use decisions::{ItemView, PENDING_DECISION_GRACE_MS, PendingDecisions, VoteOutcome};

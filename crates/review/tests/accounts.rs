@@ -15,7 +15,37 @@ both_backends!(
     operators_manage_only_their_own_hotline,
     a_lost_second_factor_is_reset_by_an_operator_and_enrolled_again,
     a_hotline_code_must_be_able_to_name_its_bank,
+    a_refusal_takes_as_long_for_a_real_name_as_for_an_unknown_one,
 );
+
+/// Which names exist does not show in how long a refused login takes: an over-long password
+/// for a real account costs the same password check as any password for an unknown name
+/// (refused without it, it was answered ~100 times sooner).
+async fn a_refusal_takes_as_long_for_a_real_name_as_for_an_unknown_one(backend: Backend) {
+    let w = World::new(backend).await;
+    w.actor(w.gb, "ana", UserRole::Analyst).await;
+    let too_long = "p".repeat(aranea_review::MAX_PASSWORD_BYTES + 1);
+    let mut real = Vec::new();
+    let mut unknown = Vec::new();
+    for round in 0..3 {
+        for (name, times) in [("ana", &mut real), ("nobody-here", &mut unknown)] {
+            let started = std::time::Instant::now();
+            let refused = w.review.login(name, &too_long, None, "", NOW + round).await;
+            times.push(started.elapsed());
+            assert!(
+                matches!(refused, Err(ReviewError::LoginFailed)),
+                "{refused:?}"
+            );
+        }
+    }
+    real.sort();
+    unknown.sort();
+    let (real, unknown) = (real[1], unknown[1]);
+    assert!(
+        real * 3 >= unknown,
+        "medians: {real:?} for a real name, {unknown:?} for an unknown one"
+    );
+}
 
 /// A hotline code names the hotline's own bank (`hotline-CODE`): a code no bank could be
 /// named after is refused when the hotline is added, with nothing recorded, and so is a
