@@ -4,8 +4,9 @@ mod common;
 
 use std::time::Duration;
 
+use aranea_crawl::fetch::{FetchConfig, FetchError, Fetcher};
 use aranea_crawl::robots::{Robots, RobotsConfig, RobotsSource, robots_url};
-use common::{fetcher, url, world};
+use common::{HOSTILE, config, fetcher, url, world};
 
 async fn robots_of(world: &aranea_simweb::RunningWorld, host: &str) -> Robots {
     let robots = robots_url(&url(world, host, "/some/page")).unwrap();
@@ -70,4 +71,41 @@ async fn an_endless_robots_body_is_cut_at_the_size_limit_not_refused() {
     let robots = Robots::from_fetch(&fetch, &config);
     assert_eq!(robots.source(), &RobotsSource::Parsed { truncated: true });
     assert!(robots.allows(&url(&world, "odd-corner.sim", "/")));
+}
+
+/// A robots.txt behind redirects (http to https, or to a `www.` host: common) is read where
+/// they lead, by the crawl's fetcher too, which hands every other redirect back to the
+/// frontier (RFC 9309 asks for at least five); each hop still passes the SSRF guard.
+#[tokio::test]
+async fn a_redirected_robots_txt_is_followed_through_the_guard() {
+    let world = world();
+    let crawl = Fetcher::new(FetchConfig {
+        redirects_to_caller: true,
+        ..config(&world)
+    })
+    .unwrap();
+    let limit = RobotsConfig::default().max_bytes as u64;
+    let chain = url(&world, HOSTILE, "/quirks/redirect/chain/5");
+    let fetch = crawl.fetch_prefix(&chain, limit).await;
+    assert_eq!(fetch.redirects.len(), 6, "{:?}", fetch.outcome);
+    assert_eq!(fetch.outcome.as_ref().unwrap().final_url.path(), "/");
+    let robots = Robots::from_fetch(&fetch, &RobotsConfig::default());
+    assert_eq!(robots.source(), &RobotsSource::Parsed { truncated: false });
+    assert!(robots.allows(&url(&world, HOSTILE, "/anything")));
+
+    for hostile in ["/quirks/redirect/loopback", "/quirks/redirect/metadata"] {
+        let fetch = crawl
+            .fetch_prefix(&url(&world, HOSTILE, hostile), limit)
+            .await;
+        assert!(
+            matches!(fetch.outcome, Err(FetchError::Refused(_))),
+            "{hostile}: {:?}",
+            fetch.outcome
+        );
+    }
+    // The crawl's page fetches still hand their redirects to the frontier.
+    assert!(matches!(
+        crawl.fetch(&chain).await.outcome,
+        Err(FetchError::Redirected { .. })
+    ));
 }

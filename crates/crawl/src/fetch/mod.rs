@@ -213,6 +213,8 @@ enum BodyLimit {
 struct Budget {
     deadline: Instant,
     body: BodyLimit,
+    /// Follow redirects here even when the config hands them to the caller.
+    follow_redirects: bool,
 }
 
 /// A client with the guard, limits and trust of one [`FetchConfig`]. Cheap to share.
@@ -279,23 +281,28 @@ impl Fetcher {
     /// Fetches `url`, following redirects, within the configured limits. A body over
     /// `max_body_bytes` is an error ([`FetchError::BodyTooLarge`]).
     pub async fn fetch(&self, url: &Url) -> Fetch {
-        self.fetch_with(url, BodyLimit::Fail(self.config.max_body_bytes))
+        let follow = !self.config.redirects_to_caller;
+        self.fetch_with(url, BodyLimit::Fail(self.config.max_body_bytes), follow)
             .await
     }
 
     /// Fetches `url` but keeps only its first `max_bytes` (at most `max_body_bytes`) and stops
     /// reading there, marking the response [`Response::truncated`]: for robots.txt, which is
-    /// read up to a size and not refused for being longer.
+    /// read up to a size and not refused for being longer. Redirects are followed (up to
+    /// `max_redirects`, every hop through the guard) even by a fetcher that hands them to its
+    /// caller: a robots.txt is read where it leads (RFC 9309 asks for at least five), and a
+    /// site that sends http to https or to its `www.` host would otherwise have none.
     pub async fn fetch_prefix(&self, url: &Url, max_bytes: u64) -> Fetch {
         let limit = max_bytes.min(self.config.max_body_bytes);
-        self.fetch_with(url, BodyLimit::Truncate(limit)).await
+        self.fetch_with(url, BodyLimit::Truncate(limit), true).await
     }
 
-    async fn fetch_with(&self, url: &Url, body: BodyLimit) -> Fetch {
+    async fn fetch_with(&self, url: &Url, body: BodyLimit, follow_redirects: bool) -> Fetch {
         let started = Instant::now();
         let budget = Budget {
             deadline: started + self.config.total_timeout,
             body,
+            follow_redirects,
         };
         let mut redirects = Vec::new();
         let outcome = self.follow(url.clone(), budget, &mut redirects).await;
@@ -334,7 +341,7 @@ impl Fetcher {
                     location: location.clone(),
                 },
             )?;
-            if self.config.redirects_to_caller {
+            if !budget.follow_redirects {
                 self.policy.check_url(&next).map_err(FetchError::Refused)?;
                 return Err(FetchError::Redirected {
                     status,
