@@ -131,6 +131,9 @@ pub enum SkipReason {
     Corrupt,
     /// An archive nested deeper than [`ArchiveLimits::max_depth`].
     TooDeep,
+    /// A ZIP directory entry pointing at a member an earlier entry already pointed at: one
+    /// member's data is read once, however often the directory lists it.
+    Repeated,
 }
 
 /// What a completed walk saw.

@@ -142,6 +142,10 @@ fn walk_directory(
     depth: u32,
 ) -> Result<(), ArchiveError> {
     let directory = found.entries;
+    // Where the members already read begin: a directory listing one small picture thousands
+    // of times would otherwise have it decoded and hashed that many times, within the byte
+    // and entry limits.
+    let mut read_at = std::collections::HashSet::new();
     let mut at = 0usize;
     while directory.get(at..at + 4) == Some(CENTRAL_SIG) {
         walk.count_entry()?;
@@ -180,6 +184,10 @@ fn walk_directory(
         }
         let path = member_path(prefix, name);
         let local = local.saturating_add(found.shift as u64);
+        if !read_at.insert(local) {
+            walk.skip(path, SkipReason::Repeated);
+            continue;
+        }
         match local_data(bytes, local, compressed_size) {
             Some(compressed) => {
                 let entry = Entry {
