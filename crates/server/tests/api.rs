@@ -875,6 +875,18 @@ fn hostile_requests_get_error_answers_never_a_crash() {
         call(addr, "DELETE", "/api/v1/reports", key, None, b"").status,
         405
     );
+    // The document outside the authenticated routes answers a wrong method the same way.
+    let r = call(addr, "POST", "/api/v1/openapi.json", None, None, b"");
+    assert_eq!(r.status, 405);
+    assert_eq!(detail(&r), "Method \"POST\" not allowed.");
+    // The bank routes' JSON bodies are held to max_json_bytes too.
+    let big_bank =
+        json!({"name": "big", "classification": "csam", "description": "x".repeat(5000)});
+    for (method, path) in [("POST", "/api/v1/banks"), ("PATCH", "/api/v1/banks/big")] {
+        let body = serde_json::to_vec(&big_bank).unwrap();
+        let r = call(addr, method, path, key, Some("application/json"), &body);
+        assert_eq!(r.status, 413, "{method} {path}: {}", detail(&r));
+    }
     assert_eq!(get(addr, "/api/v1/reports/abc", key).status, 404);
     assert_eq!(get(addr, "/api/v1/reports/999999", key).status, 404);
     // A path that names no operation is a 404 with the JSON error body, whatever the method.

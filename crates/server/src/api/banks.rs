@@ -39,9 +39,15 @@ const SHOWN_ERRORS: usize = 20;
 
 pub fn router(state: AppState) -> Router<AppState> {
     let import_limit = state.config().max_import_bytes;
+    // The JSON bodies get the API's JSON limit here: the parent's layer covers only the
+    // routes added before it, so these fell back to axum's 2 MiB.
+    let json_limit = DefaultBodyLimit::max(state.config().max_json_bytes);
     Router::new()
-        .route("/api/v1/banks", get(list_banks).post(create_bank))
-        .route("/api/v1/banks/{name}", patch(change_bank))
+        .route(
+            "/api/v1/banks",
+            get(list_banks).post(create_bank).layer(json_limit),
+        )
+        .route("/api/v1/banks/{name}", patch(change_bank).layer(json_limit))
         .route("/api/v1/banks/{name}/disable", post(disable_bank))
         .route("/api/v1/banks/{name}/enable", post(enable_bank))
         .route(

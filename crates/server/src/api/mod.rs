@@ -43,7 +43,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), api_auth));
     Router::new()
-        .route("/api/v1/openapi.json", get(openapi::document))
+        .route(
+            "/api/v1/openapi.json",
+            get(openapi::document).fallback(method_not_allowed),
+        )
         .route("/api/v1/", any(no_such_operation))
         .route("/api/v1/{*rest}", any(no_such_operation))
         .merge(authed)
