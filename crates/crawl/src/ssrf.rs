@@ -43,7 +43,13 @@ pub enum GuardError {
         range: &'static str,
     },
     #[error("resolving {host} failed: {message}")]
-    Resolution { host: String, message: String },
+    Resolution {
+        host: String,
+        message: String,
+        /// The name servers answered that the name has no such records (NXDOMAIN, or no
+        /// data). False for timeouts, server failures and lost packets, which may pass.
+        no_such_name: bool,
+    },
     #[error("{host} has no A or AAAA records")]
     NoAddresses { host: String },
     #[error("could not build the DNS resolver: {message}")]
@@ -269,6 +275,7 @@ impl GuardedResolver {
             .map_err(|e| GuardError::Resolution {
                 host: host.to_owned(),
                 message: e.to_string(),
+                no_such_name: e.is_no_records_found(),
             })?;
         let addrs: Vec<IpAddr> = lookup.iter().collect();
         if addrs.is_empty() {

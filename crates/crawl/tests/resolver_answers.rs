@@ -38,10 +38,16 @@ async fn serve(socket: UdpSocket) {
         }
         let question_end = at + 5;
         let qtype = u16::from_be_bytes([query[at + 1], query[at + 2]]);
-        let ips = answers(&labels.join("."), qtype);
+        let name = labels.join(".");
+        let ips = answers(&name, qtype);
         let mut reply = query[..question_end].to_vec();
         reply[2] = 0x81; // response, recursion desired
-        reply[3] = 0x80; // recursion available, no error
+        reply[3] = match name.as_str() {
+            "silent.test" => continue, // a name server that never answers
+            "servfail.test" => 0x82,   // recursion available, server failure
+            "nx.test" => 0x83,         // recursion available, no such name
+            _ => 0x80,                 // recursion available, no error
+        };
         reply[6..8].copy_from_slice(&(ips.len() as u16).to_be_bytes());
         reply[8..12].fill(0);
         for ip in ips {
@@ -65,6 +71,7 @@ async fn resolver() -> GuardedResolver {
     tokio::spawn(serve(socket));
     let config = GuardConfig {
         name_servers: NameServers::Servers(vec![addr]),
+        dns_timeout: std::time::Duration::from_millis(300),
         ..GuardConfig::default()
     };
     GuardedResolver::new(&config, Arc::new(AddressPolicy::new(&config))).unwrap()
@@ -128,4 +135,20 @@ async fn a_name_without_addresses_is_a_typed_error() {
         ),
         "{result:?}"
     );
+}
+
+/// A name that does not exist is told from a name server that failed or never answered: the
+/// crawler gives up on the first and tries the others again later.
+#[tokio::test]
+async fn a_missing_name_is_told_from_a_failing_name_server() {
+    let resolver = resolver().await;
+    let no_such_name = |result: Result<Vec<IpAddr>, GuardError>| match result {
+        Err(GuardError::Resolution { no_such_name, .. }) => no_such_name,
+        other => panic!("expected a resolution error, got {other:?}"),
+    };
+    assert!(no_such_name(resolver.resolve_checked("nx.test").await));
+    assert!(!no_such_name(
+        resolver.resolve_checked("servfail.test").await
+    ));
+    assert!(!no_such_name(resolver.resolve_checked("silent.test").await));
 }

@@ -20,6 +20,7 @@ use crate::config::RobotsForReported;
 use crate::fetch::{Fetch, FetchError, Response};
 use crate::politeness::Pace;
 use crate::robots::{Robots, RobotsSource, robots_url};
+use crate::ssrf::GuardError;
 
 /// What a step left to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -497,10 +498,7 @@ impl HostWork {
         server_ip: Option<String>,
         took: Duration,
     ) -> Result<(), StoreError> {
-        let transient = matches!(
-            error,
-            FetchError::Connect { .. } | FetchError::ConnectTimeout | FetchError::ReadTimeout
-        );
+        let transient = may_pass(error);
         let done = now_ms();
         self.error_streak += 1;
         self.next_allowed = done + ms(self.pace.backoff_ms(self.error_streak, took));
@@ -642,4 +640,40 @@ pub(crate) fn outcome_of(response: &Response, next: UrlNext) -> FetchOutcome {
 
 fn ms(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Whether a failed fetch is worth another attempt: the connection or the name server may
+/// answer next time (a name server that timed out or failed is no answer about the name); a
+/// name that does not exist, a refusal by the guard or a broken answer is final.
+fn may_pass(error: &FetchError) -> bool {
+    matches!(
+        error,
+        FetchError::Connect { .. }
+            | FetchError::ConnectTimeout
+            | FetchError::ReadTimeout
+            | FetchError::Refused(GuardError::Resolution {
+                no_such_name: false,
+                ..
+            })
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_name_server_is_tried_again_a_missing_name_is_not() {
+        let resolution = |no_such_name| {
+            FetchError::Refused(GuardError::Resolution {
+                host: "example.org".into(),
+                message: "request timed out".into(),
+                no_such_name,
+            })
+        };
+        assert!(may_pass(&resolution(false)));
+        assert!(!may_pass(&resolution(true)));
+        assert!(may_pass(&FetchError::ConnectTimeout));
+        assert!(!may_pass(&FetchError::Refused(GuardError::NoHost)));
+    }
 }
