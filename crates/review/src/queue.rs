@@ -2,7 +2,7 @@
 //! near-duplicates by PDQ (through an exact index), priority by exposure, serving each item to an analyst at most
 //! once, the daily cap and break reminders.
 
-use aranea_store::{ReviewItemId, UnixMillis};
+use aranea_store::{Attach, ReviewItemId, UnixMillis};
 
 use crate::Review;
 use crate::access::Actor;
@@ -79,18 +79,32 @@ impl Review {
                     continue;
                 }
                 let radius = self.config().near_duplicate_distance;
-                if let Some((item, distance)) =
-                    media.pdq.as_ref().and_then(|p| near.nearest(p, radius))
-                {
-                    desk.attach_media(item, &media.sha256, distance, now)
-                        .await?;
-                    report.grouped += 1;
-                } else {
-                    let item = desk.open_item(&media, now).await?;
-                    if let Some(pdq) = &media.pdq {
-                        near.push(item, pdq)?;
+                loop {
+                    let Some((item, distance)) =
+                        media.pdq.as_ref().and_then(|p| near.nearest(p, radius))
+                    else {
+                        let item = desk.open_item(&media, now).await?;
+                        if let Some(pdq) = &media.pdq {
+                            near.push(item, pdq)?;
+                        }
+                        report.opened += 1;
+                        break;
+                    };
+                    match desk
+                        .attach_media(item, &media.sha256, distance, now)
+                        .await?
+                    {
+                        Attach::Joined => report.grouped += 1,
+                        Attach::AlreadyHeld => {}
+                        // Decided since this intake listed the undecided items (an intake
+                        // can run for minutes): joined to it, the media would never be
+                        // served, decided or purged. Look again among those still open.
+                        Attach::ItemDecided => {
+                            near = NearDuplicates::new(&desk.undecided_item_pdqs().await?)?;
+                            continue;
+                        }
                     }
-                    report.opened += 1;
+                    break;
                 }
                 // Decoded once here, so showing the item never decodes the original.
                 if let Some(vault) = &self.inner.vault

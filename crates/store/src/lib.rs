@@ -69,10 +69,10 @@ pub use reports::{
 };
 pub use review::{ReviewEntry, ReviewQueue, ReviewReason, ReviewState};
 pub use review_desk::{
-    AuditEntry, AuditRecord, BankEntryRef, Decision, DecisionId, DecisionKind, Facts, Hotline,
-    HotlineId, ItemMedia, ItemState, NewDecision, NewHotline, NewUser, QueuedMedia, ReviewDesk,
-    ReviewItem, ReviewItemId, Session, Settlement, User, UserId, UserRole, VaultRecord, Vote,
-    VoteCast,
+    Attach, AuditEntry, AuditRecord, BankEntryRef, Decision, DecisionId, DecisionKind, Facts,
+    Hotline, HotlineId, ItemMedia, ItemState, NewDecision, NewHotline, NewUser, QueuedMedia,
+    ReviewDesk, ReviewItem, ReviewItemId, Session, Settlement, User, UserId, UserRole, VaultRecord,
+    Vote, VoteCast,
 };
 pub use server_views::{MatchView, ServerViews, SightingView};
 pub use statistics::{ProviderNotices, Series, Statistics};

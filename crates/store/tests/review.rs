@@ -6,8 +6,9 @@
 mod common;
 
 use aranea_store::{
-    AuditEntry, AuditRecord, DecisionKind, Facts, ItemState, MediaRecord, NewDecision, NewHotline,
-    NewSighting, NewUser, ReviewReason, Session, Settlement, Store, UserRole, Vote, VoteCast,
+    Attach, AuditEntry, AuditRecord, DecisionKind, Facts, ItemState, MediaRecord, NewDecision,
+    NewHotline, NewSighting, NewUser, ReviewReason, Session, Settlement, Store, UserRole, Vote,
+    VoteCast,
 };
 use common::{NOW, TestDb, url};
 
@@ -201,8 +202,14 @@ async fn queued_media_becomes_an_item_served_once_per_user(db: &TestDb) {
     assert_eq!(row.lead_sha256, sha);
 
     let other = queued_media(&store, 2).await;
-    assert!(desk.attach_media(item, &other, 3, NOW).await.unwrap());
-    assert!(!desk.attach_media(item, &other, 3, NOW).await.unwrap());
+    assert_eq!(
+        desk.attach_media(item, &other, 3, NOW).await.unwrap(),
+        Attach::Joined
+    );
+    assert_eq!(
+        desk.attach_media(item, &other, 3, NOW).await.unwrap(),
+        Attach::AlreadyHeld
+    );
     assert_eq!(desk.item_media(item).await.unwrap().len(), 2);
     assert_eq!(desk.item(item).await.unwrap().unwrap().pages, 2);
 
@@ -272,6 +279,14 @@ async fn one_vote_per_user_and_one_settlement_per_item(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(again, None, "settled once");
+    // A decided item takes no more media: a near-duplicate must find another item.
+    let late = queued_media(&store, 3).await;
+    assert_eq!(
+        desk.attach_media(item, &late, 2, NOW).await.unwrap(),
+        Attach::ItemDecided
+    );
+    assert_eq!(desk.item_media(item).await.unwrap().len(), 1);
+    assert_eq!(desk.unassigned_queued_media(10).await.unwrap().len(), 1);
     assert_eq!(desk.decisions_on(item).await.unwrap().len(), 1);
     let v = desk.add_user(&user(a, "vi"), NOW).await.unwrap();
     assert!(

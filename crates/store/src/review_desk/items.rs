@@ -23,6 +23,17 @@ text_enum!(ItemState, "review item state", {
     Open => "open", Disputed => "disputed", Decided => "decided",
 });
 
+/// What [`ReviewDesk::attach_media`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attach {
+    /// The media joined the item.
+    Joined,
+    /// Some item already holds the media.
+    AlreadyHeld,
+    /// The item was decided (or is gone): it takes no more media, which must find another.
+    ItemDecided,
+}
+
 /// A review item.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReviewItem {
@@ -247,16 +258,33 @@ impl ReviewDesk<'_> {
         Ok(ReviewItemId(id))
     }
 
-    /// Attaches a near-duplicate to an existing item; false if some item already holds it.
+    /// Attaches a near-duplicate to an item that is still undecided.
     pub async fn attach_media(
         &self,
         item: ReviewItemId,
         sha256: &[u8; 32],
         pdq_distance: u32,
         now: UnixMillis,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Attach, StoreError> {
         on_backend!(self.backend, |pool, d| {
             let mut tx = pool.begin_with(d.begin_write()).await?;
+            // The item's row is held until the media is in, so a settlement either comes
+            // first (and the item is found decided) or sees the media with the rest (SQLite's
+            // write lock does the same).
+            let state_sql = if d == Dialect::Postgres {
+                "SELECT state FROM review_items WHERE id = $1 FOR UPDATE"
+            } else {
+                "SELECT state FROM review_items WHERE id = $1"
+            };
+            let state = sqlx::query(state_sql)
+                .bind(item.0)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| row.text("state"))
+                .transpose()?;
+            if !matches!(state.as_deref(), Some("open" | "disputed")) {
+                return Ok(Attach::ItemDecided);
+            }
             let done = sqlx::query(
                 "INSERT INTO review_item_media (media_sha256, item_id, pdq_distance, added_at) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (media_sha256) DO NOTHING",
@@ -274,7 +302,11 @@ impl ReviewDesk<'_> {
                 .await?;
             sqlx::query(EXPOSURE).bind(item.0).execute(&mut *tx).await?;
             tx.commit().await?;
-            Ok(done.rows_affected() == 1)
+            Ok(if done.rows_affected() == 1 {
+                Attach::Joined
+            } else {
+                Attach::AlreadyHeld
+            })
         })
     }
 

@@ -13,7 +13,7 @@ mod votes;
 
 pub use accounts::{Hotline, NewHotline, NewUser, Session, User, UserRole};
 pub use audit::{AuditEntry, AuditRecord};
-pub use items::{ItemMedia, ItemState, QueuedMedia, ReviewItem};
+pub use items::{Attach, ItemMedia, ItemState, QueuedMedia, ReviewItem};
 pub use vault::VaultRecord;
 pub use votes::{
     BankEntryRef, Decision, DecisionKind, Facts, NewDecision, Settlement, Vote, VoteCast,
