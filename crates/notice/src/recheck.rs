@@ -175,9 +175,9 @@ pub async fn check(
 fn failed(error: FetchError) -> Check {
     let detail = error.to_string();
     let outcome = match &error {
-        FetchError::Refused(GuardError::Resolution { message, .. }) if is_nxdomain(message) => {
-            CheckOutcome::Nxdomain
-        }
+        FetchError::Refused(GuardError::Resolution {
+            no_such_name: true, ..
+        }) => CheckOutcome::Nxdomain,
         FetchError::Refused(GuardError::NoAddresses { .. }) => CheckOutcome::Nxdomain,
         FetchError::Connect { message } if message.to_ascii_lowercase().contains("refused") => {
             CheckOutcome::Refused
@@ -189,11 +189,6 @@ fn failed(error: FetchError) -> Check {
         http_status: None,
         detail,
     }
-}
-
-fn is_nxdomain(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("nxdomain") || m.contains("no record") || m.contains("no records")
 }
 
 #[cfg(test)]
@@ -209,6 +204,20 @@ mod tests {
         assert!(!same_media("x", Some(&a), "y", Some(&b), 7));
         assert!(!same_media("x", Some("zz"), "y", Some(&b), 256));
         assert!(!same_media("x", None, "y", Some(&b), 256));
+    }
+
+    #[test]
+    fn a_missing_name_is_gone_a_failing_name_server_proves_nothing() {
+        let resolution = |no_such_name| {
+            failed(FetchError::Refused(GuardError::Resolution {
+                host: "files.example".into(),
+                message: "no records found".into(),
+                no_such_name,
+            }))
+            .outcome
+        };
+        assert_eq!(resolution(true), CheckOutcome::Nxdomain);
+        assert_eq!(resolution(false), CheckOutcome::Inconclusive);
     }
 
     #[test]

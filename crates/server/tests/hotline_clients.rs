@@ -199,17 +199,22 @@ fn a_hotline_client_acts_for_and_reads_only_its_own_hotline() {
     assert_eq!((total_sent(&mine), total_sent(&all)), (1, 3));
 }
 
+/// Why a client with `scope` bound to `hotline` is not issued (it must not be).
+fn refused_client(server: &common::Server, name: &str, scope: &str, hotline: &str) -> String {
+    let refused = server.block_on(aranea_server::issue_hotline_client(
+        &server.store,
+        name,
+        &[scope.to_owned()],
+        None,
+        Some(hotline),
+    ));
+    refused.unwrap_err().to_string()
+}
+
 #[test]
 fn a_client_cannot_be_bound_to_an_unknown_hotline() {
     let server = common::start("hotline-clients-unknown", ServerConfig::default());
-    let refused = server.block_on(aranea_server::issue_hotline_client(
-        &server.store,
-        "ghost",
-        &["intake".to_owned()],
-        None,
-        Some("zz"),
-    ));
-    let error = refused.unwrap_err().to_string();
+    let error = refused_client(&server, "ghost", "intake", "zz");
     assert!(error.contains("zz"), "{error}");
     let listed = server.block_on(server.store.api_clients().list()).unwrap();
     assert!(listed.is_empty(), "nothing recorded: {listed:?}");
@@ -224,14 +229,7 @@ fn a_hotline_client_cannot_change_the_shared_banks() {
     let server = common::start("hotline-clients-banks", ServerConfig::default());
     let addr = server.addr;
     server.block_on(add_hotline(&server.store, "nl"));
-    let refused = server.block_on(aranea_server::issue_hotline_client(
-        &server.store,
-        "nl-banker",
-        &["banks".to_owned()],
-        None,
-        Some("nl"),
-    ));
-    let error = refused.unwrap_err().to_string();
+    let error = refused_client(&server, "nl-banker", "banks", "nl");
     assert!(error.contains("banks scope"), "{error}");
 
     let secret = "a-secret-of-a-client-recorded-by-hand";
